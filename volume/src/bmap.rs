@@ -1,0 +1,253 @@
+//! File block mapping: 12 direct pointers, then single, double and triple indirect blocks of
+//! 1023 pointers each (about 4 TiB a file). Indirect blocks are metadata, journaled.
+
+use crate::cache::Meta;
+use crate::error::{FsError, FsResult};
+use crate::inode::{DiskInode, NDIRECT};
+use crate::layout::{get_u32, put_u32, PTRS_PER_BLOCK};
+use crate::store::BlockStore;
+
+const P: u64 = PTRS_PER_BLOCK;
+
+/// Logical blocks a file can map.
+pub const MAX_BLOCKS: u64 = NDIRECT as u64 + P + P * P + P * P * P;
+
+/// Which tree holds `lblk`, and the index at each level below the inode.
+fn path(lblk: u64) -> FsResult<(usize, Vec<usize>)> {
+    let mut l = lblk;
+    if l < NDIRECT as u64 {
+        return Ok((0, vec![l as usize]));
+    }
+    l -= NDIRECT as u64;
+    if l < P {
+        return Ok((1, vec![l as usize]));
+    }
+    l -= P;
+    if l < P * P {
+        return Ok((2, vec![(l / P) as usize, (l % P) as usize]));
+    }
+    l -= P * P;
+    if l < P * P * P {
+        return Ok((3, vec![(l / (P * P)) as usize, ((l / P) % P) as usize, (l % P) as usize]));
+    }
+    Err(FsError::FileTooBig)
+}
+
+/// Outcome of mapping a block for writing.
+pub struct Mapped {
+    pub phys: u64,
+    /// The block was just allocated: its old contents are garbage and must be overwritten.
+    pub fresh: bool,
+}
+
+/// Physical block of logical block `lblk`, or None for a hole.
+pub fn lookup<S: BlockStore>(m: &mut Meta<S>, ino: &DiskInode, lblk: u64) -> FsResult<Option<u64>> {
+    let (tree, idx) = path(lblk)?;
+    let mut ptr = match tree {
+        0 => ino.direct[idx[0]],
+        1 => ino.ind,
+        2 => ino.dind,
+        _ => ino.tind,
+    } as u64;
+    if tree == 0 {
+        return Ok((ptr != 0).then_some(ptr));
+    }
+    for i in idx {
+        if ptr == 0 {
+            return Ok(None);
+        }
+        check_ptr(m, ptr)?;
+        ptr = get_u32(m.block(ptr)?, i * 4) as u64;
+    }
+    if ptr != 0 {
+        check_ptr(m, ptr)?;
+    }
+    Ok((ptr != 0).then_some(ptr))
+}
+
+fn check_ptr<S: BlockStore>(m: &Meta<S>, ptr: u64) -> FsResult<()> {
+    if m.geo.is_data_block(ptr) {
+        Ok(())
+    } else {
+        Err(FsError::Corrupt(format!("block pointer {ptr} outside the data area")))
+    }
+}
+
+/// Physical block of `lblk`, allocating it (and any indirect blocks on the way) if absent.
+pub fn map_alloc<S: BlockStore>(
+    m: &mut Meta<S>,
+    ino: &mut DiskInode,
+    lblk: u64,
+    goal: Option<u64>,
+) -> FsResult<Mapped> {
+    let (tree, idx) = path(lblk)?;
+    if tree == 0 {
+        let cur = ino.direct[idx[0]] as u64;
+        if cur != 0 {
+            return Ok(Mapped { phys: cur, fresh: false });
+        }
+        let b = m.alloc_block(goal)?;
+        ino.direct[idx[0]] = b as u32;
+        ino.blocks += 1;
+        return Ok(Mapped { phys: b, fresh: true });
+    }
+    let root = match tree {
+        1 => ino.ind,
+        2 => ino.dind,
+        _ => ino.tind,
+    } as u64;
+    let mut ptr = root;
+    if ptr == 0 {
+        ptr = m.alloc_block(goal)?;
+        m.block_new(ptr);
+        ino.blocks += 1;
+        match tree {
+            1 => ino.ind = ptr as u32,
+            2 => ino.dind = ptr as u32,
+            _ => ino.tind = ptr as u32,
+        }
+    }
+    let last = idx.len() - 1;
+    for (level, i) in idx.into_iter().enumerate() {
+        check_ptr(m, ptr)?;
+        let next = get_u32(m.block(ptr)?, i * 4) as u64;
+        if next != 0 {
+            if level == last {
+                return Ok(Mapped { phys: next, fresh: false });
+            }
+            ptr = next;
+            continue;
+        }
+        let b = match m.alloc_block(goal.or(Some(ptr + 1))) {
+            Ok(b) => b,
+            Err(e) => return Err(e),
+        };
+        ino.blocks += 1;
+        put_u32(m.block_mut(ptr)?, i * 4, b as u32);
+        if level == last {
+            return Ok(Mapped { phys: b, fresh: true });
+        }
+        m.block_new(b);
+        ptr = b;
+    }
+    Err(FsError::Corrupt("block map walk ended early".into()))
+}
+
+/// Free every block at logical index `from` and beyond.
+pub fn truncate_blocks<S: BlockStore>(m: &mut Meta<S>, ino: &mut DiskInode, from: u64) -> FsResult<()> {
+    for i in (from.min(NDIRECT as u64) as usize)..NDIRECT {
+        if ino.direct[i] != 0 {
+            m.free_block(ino.direct[i] as u64)?;
+            ino.direct[i] = 0;
+            ino.blocks = ino.blocks.saturating_sub(1);
+        }
+    }
+    let mut base = NDIRECT as u64;
+    let mut span = P;
+    for tree in 1..=3 {
+        let root = match tree {
+            1 => ino.ind,
+            2 => ino.dind,
+            _ => ino.tind,
+        } as u64;
+        if root != 0 && from < base + span {
+            let gone = free_tree(m, ino, root, tree, base, from)?;
+            if gone {
+                match tree {
+                    1 => ino.ind = 0,
+                    2 => ino.dind = 0,
+                    _ => ino.tind = 0,
+                }
+            }
+        }
+        base += span;
+        span *= P;
+    }
+    Ok(())
+}
+
+/// Free the part of the subtree under `ptr` (of `level` levels, first logical block `base`)
+/// at or beyond `from`. Returns true when `ptr` itself was freed.
+fn free_tree<S: BlockStore>(
+    m: &mut Meta<S>,
+    ino: &mut DiskInode,
+    ptr: u64,
+    level: u32,
+    base: u64,
+    from: u64,
+) -> FsResult<bool> {
+    check_ptr(m, ptr)?;
+    let child_span = P.pow(level - 1);
+    let ptrs: Vec<u64> = {
+        let blk = m.block(ptr)?;
+        (0..P as usize).map(|i| get_u32(blk, i * 4) as u64).collect()
+    };
+    let mut all_gone = true;
+    for (i, child) in ptrs.into_iter().enumerate() {
+        let cbase = base + i as u64 * child_span;
+        if child == 0 {
+            continue;
+        }
+        if cbase + child_span <= from {
+            all_gone = false;
+            continue;
+        }
+        let freed = if level == 1 {
+            m.free_block(child)?;
+            ino.blocks = ino.blocks.saturating_sub(1);
+            true
+        } else {
+            free_tree(m, ino, child, level - 1, cbase, from)?
+        };
+        if freed {
+            put_u32(m.block_mut(ptr)?, i * 4, 0);
+        } else {
+            all_gone = false;
+        }
+    }
+    if all_gone {
+        // No child is left: the indirect block itself goes.
+        m.free_block(ptr)?;
+        ino.blocks = ino.blocks.saturating_sub(1);
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// Free the single block at `lblk` if mapped (punching a hole). Indirect blocks stay.
+pub fn free_one<S: BlockStore>(m: &mut Meta<S>, ino: &mut DiskInode, lblk: u64) -> FsResult<()> {
+    let (tree, idx) = path(lblk)?;
+    if tree == 0 {
+        let b = ino.direct[idx[0]] as u64;
+        if b != 0 {
+            m.free_block(b)?;
+            ino.direct[idx[0]] = 0;
+            ino.blocks = ino.blocks.saturating_sub(1);
+        }
+        return Ok(());
+    }
+    let mut ptr = match tree {
+        1 => ino.ind,
+        2 => ino.dind,
+        _ => ino.tind,
+    } as u64;
+    let last = idx.len() - 1;
+    for (level, i) in idx.into_iter().enumerate() {
+        if ptr == 0 {
+            return Ok(());
+        }
+        check_ptr(m, ptr)?;
+        let next = get_u32(m.block(ptr)?, i * 4) as u64;
+        if level == last {
+            if next != 0 {
+                m.free_block(next)?;
+                ino.blocks = ino.blocks.saturating_sub(1);
+                put_u32(m.block_mut(ptr)?, i * 4, 0);
+            }
+            return Ok(());
+        }
+        ptr = next;
+    }
+    Ok(())
+}
+

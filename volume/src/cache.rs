@@ -1,0 +1,285 @@
+//! The engine's in-memory metadata: cached metadata blocks (bitmaps, inode table, directory,
+//! indirect and xattr blocks), which of them are dirty, and the allocator's counts and hints.
+//! Dirty blocks reach the image only through `commit`, as one journal transaction.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use crate::error::{FsError, FsResult};
+use crate::inode::DiskInode;
+use crate::journal;
+use crate::layout::{
+    seal, verify, Geometry, BITS_PER_BITMAP_BLOCK, BLOCK_SIZE, INODE_SIZE,
+};
+use crate::store::BlockStore;
+
+/// Clean blocks beyond this many are dropped from the cache.
+const CACHE_LIMIT: usize = 32 * 1024;
+
+pub(crate) struct Meta<S: BlockStore> {
+    pub store: S,
+    pub geo: Geometry,
+    blocks: HashMap<u64, Box<[u8]>>,
+    dirty: BTreeSet<u64>,
+    /// Blocks freed by the open transaction: not reusable until it commits, so a crash can
+    /// never leave a committed file pointing at a block that already holds someone else's data.
+    quarantine: HashSet<u64>,
+    pub free_blocks: u64,
+    pub free_inodes: u64,
+    block_hint: u64,
+    inode_hint: u64,
+    seq: u64,
+    pub commits: u64,
+}
+
+impl<S: BlockStore> Meta<S> {
+    pub fn new(store: S, geo: Geometry, last_seq: u64) -> Meta<S> {
+        Meta {
+            store,
+            geo,
+            blocks: HashMap::new(),
+            dirty: BTreeSet::new(),
+            quarantine: HashSet::new(),
+            free_blocks: 0,
+            free_inodes: 0,
+            block_hint: geo.data_start,
+            inode_hint: 2,
+            seq: last_seq + 1,
+            commits: 0,
+        }
+    }
+
+    fn load(&mut self, b: u64) -> FsResult<()> {
+        if self.blocks.contains_key(&b) {
+            return Ok(());
+        }
+        if b >= self.geo.total_blocks {
+            return Err(FsError::Corrupt(format!("block {b} is past the end of the volume")));
+        }
+        let mut buf = vec![0u8; BLOCK_SIZE].into_boxed_slice();
+        self.store.read_at(&mut buf, b * BLOCK_SIZE as u64)?;
+        if !verify(&buf, b) {
+            return Err(FsError::Corrupt(format!("checksum mismatch in metadata block {b}")));
+        }
+        if self.blocks.len() >= CACHE_LIMIT {
+            self.evict();
+        }
+        self.blocks.insert(b, buf);
+        Ok(())
+    }
+
+    fn evict(&mut self) {
+        let clean: Vec<u64> = self
+            .blocks
+            .keys()
+            .filter(|k| !self.dirty.contains(k))
+            .take(CACHE_LIMIT / 4)
+            .copied()
+            .collect();
+        for k in clean {
+            self.blocks.remove(&k);
+        }
+    }
+
+    pub fn block(&mut self, b: u64) -> FsResult<&[u8]> {
+        self.load(b)?;
+        Ok(&self.blocks[&b])
+    }
+
+    pub fn block_mut(&mut self, b: u64) -> FsResult<&mut [u8]> {
+        self.load(b)?;
+        self.dirty.insert(b);
+        Ok(self.blocks.get_mut(&b).map(|x| &mut x[..]).unwrap_or(&mut []))
+    }
+
+    /// A freshly allocated metadata block: zeroed, dirty, never read from the store.
+    pub fn block_new(&mut self, b: u64) -> &mut [u8] {
+        self.dirty.insert(b);
+        let e = self.blocks.entry(b).or_insert_with(|| vec![0u8; BLOCK_SIZE].into_boxed_slice());
+        e.fill(0);
+        e
+    }
+
+    /// A metadata block was freed: its contents must not be journaled or written home.
+    pub fn forget(&mut self, b: u64) {
+        self.blocks.remove(&b);
+        self.dirty.remove(&b);
+    }
+
+    pub fn dirty_count(&self) -> usize {
+        self.dirty.len()
+    }
+
+    // ---- inodes ----
+
+    pub fn read_inode(&mut self, index: u32) -> FsResult<DiskInode> {
+        if index as u64 >= self.geo.inode_count || index == 0 {
+            return Err(FsError::Stale);
+        }
+        let (b, off) = self.geo.inode_location(index);
+        let blk = self.block(b)?;
+        Ok(DiskInode::decode(&blk[off..off + INODE_SIZE]))
+    }
+
+    pub fn write_inode(&mut self, index: u32, inode: &DiskInode) -> FsResult<()> {
+        let (b, off) = self.geo.inode_location(index);
+        let blk = self.block_mut(b)?;
+        inode.encode(&mut blk[off..off + INODE_SIZE]);
+        Ok(())
+    }
+
+    // ---- bitmaps ----
+
+    fn bit(&mut self, start: u64, idx: u64) -> FsResult<bool> {
+        let b = start + idx / BITS_PER_BITMAP_BLOCK;
+        let within = (idx % BITS_PER_BITMAP_BLOCK) as usize;
+        Ok(self.block(b)?[within / 8] & (1 << (within % 8)) != 0)
+    }
+
+    fn set_bit(&mut self, start: u64, idx: u64, on: bool) -> FsResult<bool> {
+        let b = start + idx / BITS_PER_BITMAP_BLOCK;
+        let within = (idx % BITS_PER_BITMAP_BLOCK) as usize;
+        let blk = self.block_mut(b)?;
+        let was = blk[within / 8] & (1 << (within % 8)) != 0;
+        if on {
+            blk[within / 8] |= 1 << (within % 8);
+        } else {
+            blk[within / 8] &= !(1 << (within % 8));
+        }
+        Ok(was)
+    }
+
+    /// First clear bit at or after `from` (wrapping once), skipping `skip`.
+    fn find_clear(
+        &mut self,
+        start: u64,
+        nbits: u64,
+        from: u64,
+        skip: &HashSet<u64>,
+    ) -> FsResult<Option<u64>> {
+        let from = if from >= nbits { 0 } else { from };
+        let mut idx = from;
+        let mut wrapped = false;
+        loop {
+            if idx >= nbits {
+                if wrapped {
+                    return Ok(None);
+                }
+                wrapped = true;
+                idx = 0;
+            }
+            if wrapped && idx >= from {
+                return Ok(None);
+            }
+            let bno = start + idx / BITS_PER_BITMAP_BLOCK;
+            let within = (idx % BITS_PER_BITMAP_BLOCK) as usize;
+            let blk = self.block(bno)?;
+            let byte = blk[within / 8];
+            if byte == 0xff {
+                idx += 8 - (within % 8) as u64;
+                continue;
+            }
+            if byte & (1 << (within % 8)) == 0 && !skip.contains(&idx) {
+                return Ok(Some(idx));
+            }
+            idx += 1;
+        }
+    }
+
+    pub fn alloc_block(&mut self, goal: Option<u64>) -> FsResult<u64> {
+        let from = goal.filter(|g| self.geo.is_data_block(*g)).unwrap_or(self.block_hint);
+        let q = std::mem::take(&mut self.quarantine);
+        let found = self.find_clear(self.geo.bbitmap_start, self.geo.total_blocks, from, &q);
+        self.quarantine = q;
+        let b = found?.ok_or(FsError::NoSpace)?;
+        if !self.geo.is_data_block(b) {
+            return Err(FsError::Corrupt(format!("block bitmap marks system block {b} free")));
+        }
+        self.set_bit(self.geo.bbitmap_start, b, true)?;
+        self.free_blocks = self.free_blocks.saturating_sub(1);
+        self.block_hint = b + 1;
+        Ok(b)
+    }
+
+    pub fn free_block(&mut self, b: u64) -> FsResult<()> {
+        if !self.geo.is_data_block(b) {
+            return Err(FsError::Corrupt(format!("freeing block {b} outside the data area")));
+        }
+        self.forget(b);
+        if self.set_bit(self.geo.bbitmap_start, b, false)? {
+            self.free_blocks += 1;
+        }
+        self.quarantine.insert(b);
+        Ok(())
+    }
+
+    pub fn alloc_inode(&mut self) -> FsResult<u32> {
+        let none = HashSet::new();
+        let found =
+            self.find_clear(self.geo.ibitmap_start, self.geo.inode_count, self.inode_hint, &none)?;
+        let i = found.ok_or(FsError::NoSpace)?;
+        if i < 2 {
+            return Err(FsError::Corrupt(format!("inode bitmap marks reserved inode {i} free")));
+        }
+        self.set_bit(self.geo.ibitmap_start, i, true)?;
+        self.free_inodes = self.free_inodes.saturating_sub(1);
+        self.inode_hint = i + 1;
+        Ok(i as u32)
+    }
+
+    pub fn free_inode(&mut self, index: u32) -> FsResult<()> {
+        if self.set_bit(self.geo.ibitmap_start, index as u64, false)? {
+            self.free_inodes += 1;
+        }
+        Ok(())
+    }
+
+    pub fn inode_allocated(&mut self, index: u32) -> FsResult<bool> {
+        self.bit(self.geo.ibitmap_start, index as u64)
+    }
+
+    /// Count free bits in both bitmaps (done once at open).
+    pub fn count_free(&mut self) -> FsResult<()> {
+        let mut free_b = 0;
+        for i in 0..self.geo.bbitmap_blocks {
+            let b = self.geo.bbitmap_start + i;
+            free_b += self.block(b)?.iter().take(crate::layout::PAYLOAD).map(|x| x.count_zeros() as u64).sum::<u64>();
+        }
+        let mut free_i = 0;
+        for i in 0..self.geo.ibitmap_blocks {
+            let b = self.geo.ibitmap_start + i;
+            free_i += self.block(b)?.iter().take(crate::layout::PAYLOAD).map(|x| x.count_zeros() as u64).sum::<u64>();
+        }
+        self.free_blocks = free_b;
+        self.free_inodes = free_i;
+        Ok(())
+    }
+
+    // ---- commit ----
+
+    /// Make every change so far durable: journal the dirty metadata, write it home.
+    pub fn commit(&mut self) -> FsResult<()> {
+        if self.dirty.is_empty() {
+            self.store.flush()?;
+            self.quarantine.clear();
+            return Ok(());
+        }
+        let dirty: Vec<u64> = std::mem::take(&mut self.dirty).into_iter().collect();
+        for b in &dirty {
+            if let Some(img) = self.blocks.get_mut(b) {
+                seal(img, *b);
+            }
+        }
+        let cap = journal::capacity(&self.geo);
+        let imgs: Vec<(u64, &[u8])> =
+            dirty.iter().filter_map(|b| self.blocks.get(b).map(|i| (*b, &i[..]))).collect();
+        // Normally one transaction; only an operation larger than the journal is split.
+        for chunk in imgs.chunks(cap) {
+            journal::write_txn(&self.store, &self.geo, self.seq, chunk)?;
+            self.seq += 1;
+            journal::write_home(&self.store, chunk)?;
+        }
+        self.quarantine.clear();
+        self.commits += 1;
+        Ok(())
+    }
+}

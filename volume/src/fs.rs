@@ -1,0 +1,1068 @@
+//! `Volume`: every operation a file system client needs, over one block store.
+//! Metadata changes are made in the cache and reach the image as journal transactions
+//! (`commit`); file data goes straight to its blocks (ordered mode: data before the metadata
+//! that points at it). Correct as long as this is the store's only writer.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::attr::{Attr, DirEntry, FileKind, SetAttr, SetTime, StatFs, TimeSpec};
+use crate::bmap::{self, MAX_BLOCKS};
+use crate::cache::Meta;
+use crate::dir::DirIndex;
+use crate::error::{FsError, FsResult};
+use crate::inode::DiskInode;
+use crate::journal;
+use crate::layout::{
+    make_ino, split_ino, Superblock, BLOCK_SIZE, MAX_NAME, MAX_SYMLINK, ROOT_INDEX, ROOT_INO,
+};
+use crate::store::BlockStore;
+use crate::xattr;
+
+/// Most hard links one inode may have.
+pub const LINK_MAX: u32 = 65_000;
+/// Largest file size in bytes.
+pub const MAX_FILE_SIZE: u64 = MAX_BLOCKS * BLOCK_SIZE as u64;
+
+pub const XATTR_CREATE: u32 = 1;
+pub const XATTR_REPLACE: u32 = 2;
+pub const FALLOC_KEEP_SIZE: u32 = 0x01;
+pub const FALLOC_PUNCH_HOLE: u32 = 0x02;
+pub const FALLOC_ZERO_RANGE: u32 = 0x10;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RenameFlags {
+    pub noreplace: bool,
+    pub exchange: bool,
+}
+
+pub struct Volume<S: BlockStore> {
+    m: Meta<S>,
+    sb: Superblock,
+    /// Directory indexes built so far, by inode index.
+    dirs: HashMap<u32, DirIndex>,
+    /// Open handles per inode: an unlinked file lives on until its last close.
+    opens: HashMap<u32, u32>,
+    last_commit: Instant,
+}
+
+fn check_name(name: &[u8]) -> FsResult<()> {
+    if name.len() > MAX_NAME {
+        return Err(FsError::NameTooLong);
+    }
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+        return Err(FsError::Invalid);
+    }
+    Ok(())
+}
+
+fn resolve_time(t: SetTime, now: TimeSpec) -> TimeSpec {
+    match t {
+        SetTime::At(t) => t,
+        SetTime::Now => now,
+    }
+}
+
+impl<S: BlockStore> Volume<S> {
+    /// Open a volume: check the superblock, replay the journal, count free space, reclaim
+    /// inodes left unlinked-but-open by a crash.
+    pub fn open(store: S) -> FsResult<Volume<S>> {
+        let mut b0 = vec![0u8; BLOCK_SIZE];
+        store.read_at(&mut b0, 0)?;
+        let sb = Superblock::decode(&b0)?;
+        let need = sb.geometry.total_blocks * BLOCK_SIZE as u64;
+        if store.len() < need {
+            return Err(FsError::NotAnImage(format!(
+                "image is {} bytes but its superblock says {need}: truncated",
+                store.len()
+            )));
+        }
+        let seq = journal::replay(&store, &sb.geometry)?.unwrap_or(0);
+        let mut m = Meta::new(store, sb.geometry, seq);
+        m.count_free()?;
+        let mut v =
+            Volume { m, sb, dirs: HashMap::new(), opens: HashMap::new(), last_commit: Instant::now() };
+        v.reclaim_orphans()?;
+        v.commit()?;
+        Ok(v)
+    }
+
+    pub fn superblock(&self) -> &Superblock {
+        &self.sb
+    }
+
+    pub fn store(&self) -> &S {
+        &self.m.store
+    }
+
+    fn reclaim_orphans(&mut self) -> FsResult<()> {
+        for index in 2..self.sb.geometry.inode_count as u32 {
+            if !self.m.inode_allocated(index)? {
+                continue;
+            }
+            let ino = self.m.read_inode(index)?;
+            if !ino.is_free() && ino.nlink == 0 {
+                self.destroy(index, ino)?;
+            }
+        }
+        Ok(())
+    }
+
+    // ---- helpers ----
+
+    fn get(&mut self, ino: u64) -> FsResult<(u32, DiskInode)> {
+        let (index, gen) = if ino == ROOT_INO { (ROOT_INDEX, None) } else {
+            let (i, g) = split_ino(ino);
+            (i, Some(g))
+        };
+        if index == 0 || index as u64 >= self.sb.geometry.inode_count {
+            return Err(FsError::Stale);
+        }
+        let inode = self.m.read_inode(index)?;
+        if inode.is_free() || gen.is_some_and(|g| g != inode.generation) {
+            return Err(FsError::Stale);
+        }
+        Ok((index, inode))
+    }
+
+    fn get_dir(&mut self, ino: u64) -> FsResult<(u32, DiskInode)> {
+        let (i, d) = self.get(ino)?;
+        if !d.is_dir() {
+            return Err(FsError::NotDir);
+        }
+        Ok((i, d))
+    }
+
+    fn put(&mut self, index: u32, inode: &DiskInode) -> FsResult<()> {
+        self.m.write_inode(index, inode)
+    }
+
+    /// Take a directory's index out of the map (building it if needed); put it back with
+    /// `self.dirs.insert`. An error in between just drops it: it is rebuilt from the blocks.
+    fn take_dir(&mut self, index: u32, dir: &DiskInode) -> FsResult<DirIndex> {
+        match self.dirs.remove(&index) {
+            Some(d) => Ok(d),
+            None => DirIndex::load(&mut self.m, dir),
+        }
+    }
+
+    fn after_op(&mut self) -> FsResult<()> {
+        if self.m.dirty_count() > journal::capacity(&self.sb.geometry) / 2 {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Free an inode whose last link and last open are gone.
+    fn destroy(&mut self, index: u32, mut inode: DiskInode) -> FsResult<()> {
+        bmap::truncate_blocks(&mut self.m, &mut inode, 0)?;
+        if inode.xattr != 0 {
+            self.m.free_block(inode.xattr as u64)?;
+        }
+        let gen = inode.generation;
+        let fresh = DiskInode { generation: gen, ..DiskInode::default() };
+        self.put(index, &fresh)?;
+        self.m.free_inode(index)?;
+        self.dirs.remove(&index);
+        Ok(())
+    }
+
+    fn drop_link(&mut self, index: u32, mut inode: DiskInode, now: TimeSpec) -> FsResult<()> {
+        inode.nlink = if inode.is_dir() { 0 } else { inode.nlink.saturating_sub(1) };
+        inode.ctime = now;
+        if inode.nlink == 0 && self.opens.get(&index).copied().unwrap_or(0) == 0 {
+            self.destroy(index, inode)
+        } else {
+            self.put(index, &inode)
+        }
+    }
+
+    // ---- lookups ----
+
+    pub fn lookup(&mut self, parent: u64, name: &[u8]) -> FsResult<Attr> {
+        if name.len() > MAX_NAME {
+            return Err(FsError::NameTooLong);
+        }
+        let (pi, pd) = self.get_dir(parent)?;
+        if name == b"." {
+            return Ok(pd.attr(pi));
+        }
+        if name == b".." {
+            return self.getattr(if pi == ROOT_INDEX { ROOT_INO } else { pd.parent });
+        }
+        let d = self.take_dir(pi, &pd)?;
+        let slot = d.get(name);
+        self.dirs.insert(pi, d);
+        let slot = slot.ok_or(FsError::NotFound)?;
+        self.getattr(slot.ino).map_err(|e| match e {
+            FsError::Stale => FsError::Corrupt(format!("entry names a free inode {}", slot.ino)),
+            e => e,
+        })
+    }
+
+    pub fn getattr(&mut self, ino: u64) -> FsResult<Attr> {
+        let (i, d) = self.get(ino)?;
+        Ok(d.attr(i))
+    }
+
+    pub fn setattr(&mut self, ino: u64, s: SetAttr) -> FsResult<Attr> {
+        let (i, mut d) = self.get(ino)?;
+        let now = TimeSpec::now();
+        if let Some(size) = s.size {
+            if d.is_dir() {
+                return Err(FsError::IsDir);
+            }
+            if size > MAX_FILE_SIZE {
+                return Err(FsError::FileTooBig);
+            }
+            self.resize(&mut d, size)?;
+            d.mtime = now;
+            d.ctime = now;
+        }
+        if let Some(mode) = s.mode {
+            d.mode = (d.mode & libc::S_IFMT) | (mode & 0o7777);
+            d.ctime = now;
+        }
+        if let Some(uid) = s.uid {
+            d.uid = uid;
+            d.ctime = now;
+        }
+        if let Some(gid) = s.gid {
+            d.gid = gid;
+            d.ctime = now;
+        }
+        if let Some(t) = s.atime {
+            d.atime = resolve_time(t, now);
+            d.ctime = now;
+        }
+        if let Some(t) = s.mtime {
+            d.mtime = resolve_time(t, now);
+            d.ctime = now;
+        }
+        if let Some(t) = s.ctime {
+            d.ctime = t;
+        }
+        self.put(i, &d)?;
+        self.after_op()?;
+        Ok(d.attr(i))
+    }
+
+    /// Change a regular file's size: free blocks past it, zero the tail of a kept partial block.
+    fn resize(&mut self, d: &mut DiskInode, size: u64) -> FsResult<()> {
+        if size < d.size {
+            let keep = size.div_ceil(BLOCK_SIZE as u64);
+            bmap::truncate_blocks(&mut self.m, d, keep)?;
+            let tail = (size % BLOCK_SIZE as u64) as usize;
+            if tail != 0 {
+                if let Some(phys) = bmap::lookup(&mut self.m, d, size / BLOCK_SIZE as u64)? {
+                    let zeros = vec![0u8; BLOCK_SIZE - tail];
+                    self.m.store.write_at(&zeros, phys * BLOCK_SIZE as u64 + tail as u64)?;
+                }
+            }
+        }
+        d.size = size;
+        Ok(())
+    }
+
+    // ---- creation ----
+
+    fn new_inode(
+        &mut self,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        rdev: u32,
+    ) -> FsResult<(u32, DiskInode, u32, DiskInode, DirIndex)> {
+        check_name(name)?;
+        let (pi, pd) = self.get_dir(parent)?;
+        let d = self.take_dir(pi, &pd)?;
+        if d.get(name).is_some() {
+            self.dirs.insert(pi, d);
+            return Err(FsError::Exists);
+        }
+        if FileKind::from_mode(mode).is_none() {
+            self.dirs.insert(pi, d);
+            return Err(FsError::Invalid);
+        }
+        let index = self.m.alloc_inode()?;
+        let old = self.m.read_inode(index)?;
+        let mut generation = old.generation.wrapping_add(1);
+        if generation == 0 {
+            generation = 1;
+        }
+        let now = TimeSpec::now();
+        let mut mode = mode;
+        let mut gid = gid;
+        if pd.mode & libc::S_ISGID != 0 {
+            gid = pd.gid;
+            if mode & libc::S_IFMT == libc::S_IFDIR {
+                mode |= libc::S_ISGID;
+            }
+        }
+        let inode = DiskInode {
+            mode,
+            uid,
+            gid,
+            nlink: 1,
+            atime: now,
+            mtime: now,
+            ctime: now,
+            generation,
+            rdev,
+            ..DiskInode::default()
+        };
+        Ok((index, inode, pi, pd, d))
+    }
+
+    /// Link a new inode into its parent, undoing the inode allocation if the entry won't fit.
+    fn finish_create(
+        &mut self,
+        index: u32,
+        inode: DiskInode,
+        pi: u32,
+        mut pd: DiskInode,
+        mut d: DirIndex,
+        name: &[u8],
+    ) -> FsResult<Attr> {
+        let kind = inode.kind().ok_or(FsError::Invalid)?;
+        let ino = make_ino(index, inode.generation);
+        if let Err(e) = d.insert(&mut self.m, &mut pd, name, ino, kind) {
+            self.put(pi, &pd)?;
+            let fresh = DiskInode { generation: inode.generation, ..DiskInode::default() };
+            self.put(index, &fresh)?;
+            self.m.free_inode(index)?;
+            return Err(e);
+        }
+        self.dirs.insert(pi, d);
+        let now = inode.ctime;
+        pd.mtime = now;
+        pd.ctime = now;
+        if kind == FileKind::Directory {
+            pd.nlink += 1;
+        }
+        self.put(pi, &pd)?;
+        self.put(index, &inode)?;
+        self.after_op()?;
+        Ok(inode.attr(index))
+    }
+
+    pub fn mknod(
+        &mut self,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        rdev: u32,
+    ) -> FsResult<Attr> {
+        if mode & libc::S_IFMT == libc::S_IFDIR || mode & libc::S_IFMT == libc::S_IFLNK {
+            return Err(FsError::Invalid);
+        }
+        let mode = if mode & libc::S_IFMT == 0 { mode | libc::S_IFREG } else { mode };
+        let (index, inode, pi, pd, d) = self.new_inode(parent, name, mode, uid, gid, rdev)?;
+        self.finish_create(index, inode, pi, pd, d, name)
+    }
+
+    pub fn create(&mut self, parent: u64, name: &[u8], mode: u32, uid: u32, gid: u32) -> FsResult<Attr> {
+        self.mknod(parent, name, libc::S_IFREG | (mode & 0o7777), uid, gid, 0)
+    }
+
+    pub fn mkdir(&mut self, parent: u64, name: &[u8], mode: u32, uid: u32, gid: u32) -> FsResult<Attr> {
+        let (index, mut inode, pi, pd, d) =
+            self.new_inode(parent, name, libc::S_IFDIR | (mode & 0o7777), uid, gid, 0)?;
+        if pd.nlink >= LINK_MAX {
+            self.m.free_inode(index)?;
+            self.dirs.insert(pi, d);
+            return Err(FsError::TooManyLinks);
+        }
+        inode.nlink = 2;
+        inode.parent = make_ino(pi, pd.generation);
+        self.finish_create(index, inode, pi, pd, d, name)
+    }
+
+    pub fn symlink(&mut self, parent: u64, name: &[u8], target: &[u8], uid: u32, gid: u32) -> FsResult<Attr> {
+        if target.len() > MAX_SYMLINK {
+            return Err(FsError::NameTooLong);
+        }
+        if target.is_empty() {
+            return Err(FsError::NotFound);
+        }
+        let (index, mut inode, pi, pd, d) =
+            self.new_inode(parent, name, libc::S_IFLNK | 0o777, uid, gid, 0)?;
+        match self.write_data(&mut inode, 0, target) {
+            Ok(_) => {}
+            Err(e) => {
+                bmap::truncate_blocks(&mut self.m, &mut inode, 0)?;
+                self.m.free_inode(index)?;
+                self.dirs.insert(pi, d);
+                return Err(e);
+            }
+        }
+        inode.size = target.len() as u64;
+        self.finish_create(index, inode, pi, pd, d, name)
+    }
+
+    pub fn readlink(&mut self, ino: u64) -> FsResult<Vec<u8>> {
+        let (_, d) = self.get(ino)?;
+        if d.kind() != Some(FileKind::Symlink) {
+            return Err(FsError::Invalid);
+        }
+        self.read_data(&d, 0, d.size.min(MAX_SYMLINK as u64) as usize)
+    }
+
+    pub fn link(&mut self, ino: u64, newparent: u64, newname: &[u8]) -> FsResult<Attr> {
+        check_name(newname)?;
+        let (i, mut inode) = self.get(ino)?;
+        if inode.is_dir() {
+            return Err(FsError::NotPermitted);
+        }
+        if inode.nlink >= LINK_MAX {
+            return Err(FsError::TooManyLinks);
+        }
+        let (pi, mut pd) = self.get_dir(newparent)?;
+        let mut d = self.take_dir(pi, &pd)?;
+        if d.get(newname).is_some() {
+            self.dirs.insert(pi, d);
+            return Err(FsError::Exists);
+        }
+        let kind = inode.kind().ok_or(FsError::Invalid)?;
+        d.insert(&mut self.m, &mut pd, newname, make_ino(i, inode.generation), kind)?;
+        self.dirs.insert(pi, d);
+        let now = TimeSpec::now();
+        pd.mtime = now;
+        pd.ctime = now;
+        self.put(pi, &pd)?;
+        // `pd` may be the same inode only for directories, which cannot be linked.
+        inode.nlink += 1;
+        inode.ctime = now;
+        self.put(i, &inode)?;
+        self.after_op()?;
+        Ok(inode.attr(i))
+    }
+
+    // ---- removal ----
+
+    pub fn unlink(&mut self, parent: u64, name: &[u8]) -> FsResult<()> {
+        self.remove(parent, name, false)
+    }
+
+    pub fn rmdir(&mut self, parent: u64, name: &[u8]) -> FsResult<()> {
+        if name == b"." {
+            return Err(FsError::Invalid);
+        }
+        if name == b".." {
+            return Err(FsError::NotEmpty);
+        }
+        self.remove(parent, name, true)
+    }
+
+    fn remove(&mut self, parent: u64, name: &[u8], want_dir: bool) -> FsResult<()> {
+        if name.len() > MAX_NAME {
+            return Err(FsError::NameTooLong);
+        }
+        let (pi, mut pd) = self.get_dir(parent)?;
+        let mut d = self.take_dir(pi, &pd)?;
+        let Some(slot) = d.get(name) else {
+            self.dirs.insert(pi, d);
+            return Err(FsError::NotFound);
+        };
+        let (ti, td) = match self.get(slot.ino) {
+            Ok(x) => x,
+            Err(e) => {
+                self.dirs.insert(pi, d);
+                return Err(e);
+            }
+        };
+        if want_dir != td.is_dir() {
+            self.dirs.insert(pi, d);
+            return Err(if want_dir { FsError::NotDir } else { FsError::IsDir });
+        }
+        if want_dir {
+            let td_index = self.take_dir(ti, &td)?;
+            let empty = td_index.is_empty();
+            self.dirs.insert(ti, td_index);
+            if !empty {
+                self.dirs.insert(pi, d);
+                return Err(FsError::NotEmpty);
+            }
+        }
+        d.remove(&mut self.m, &pd, name)?;
+        self.dirs.insert(pi, d);
+        let now = TimeSpec::now();
+        pd.mtime = now;
+        pd.ctime = now;
+        if want_dir {
+            pd.nlink = pd.nlink.saturating_sub(1);
+        }
+        self.put(pi, &pd)?;
+        self.drop_link(ti, td, now)?;
+        self.after_op()
+    }
+
+    /// True if directory `ancestor` is `dir` or lies above it.
+    fn is_ancestor(&mut self, ancestor: u32, mut dir: u32) -> FsResult<bool> {
+        for _ in 0..100_000 {
+            if dir == ancestor {
+                return Ok(true);
+            }
+            if dir == ROOT_INDEX {
+                return Ok(false);
+            }
+            let d = self.m.read_inode(dir)?;
+            dir = if d.parent == ROOT_INO { ROOT_INDEX } else { split_ino(d.parent).0 };
+        }
+        Err(FsError::Corrupt("directory parent chain does not reach the root".into()))
+    }
+
+    pub fn rename(
+        &mut self,
+        parent: u64,
+        name: &[u8],
+        newparent: u64,
+        newname: &[u8],
+        flags: RenameFlags,
+    ) -> FsResult<()> {
+        if name.len() > MAX_NAME || newname.len() > MAX_NAME {
+            return Err(FsError::NameTooLong);
+        }
+        check_name(newname)?;
+        if flags.noreplace && flags.exchange {
+            return Err(FsError::Invalid);
+        }
+        let (spi, spd) = self.get_dir(parent)?;
+        let (dpi, _) = self.get_dir(newparent)?;
+        let sd = self.take_dir(spi, &spd)?;
+        let src = sd.get(name);
+        self.dirs.insert(spi, sd);
+        let src = src.ok_or(FsError::NotFound)?;
+        let dpd = self.m.read_inode(dpi)?;
+        let dd = self.take_dir(dpi, &dpd)?;
+        let dst = dd.get(newname);
+        self.dirs.insert(dpi, dd);
+        let (si, sinode) = self.get(src.ino)?;
+        let now = TimeSpec::now();
+
+        if flags.exchange {
+            let dst = dst.ok_or(FsError::NotFound)?;
+            let (di, dinode) = self.get(dst.ino)?;
+            if sinode.is_dir() && self.is_ancestor(si, dpi)? {
+                return Err(FsError::Invalid);
+            }
+            if dinode.is_dir() && self.is_ancestor(di, spi)? {
+                return Err(FsError::Invalid);
+            }
+            let sp = self.m.read_inode(spi)?;
+            let mut sdir = self.take_dir(spi, &sp)?;
+            sdir.replace(&mut self.m, &sp, name, dst.ino, dst.kind)?;
+            self.dirs.insert(spi, sdir);
+            let dp = self.m.read_inode(dpi)?;
+            let mut ddir = self.take_dir(dpi, &dp)?;
+            ddir.replace(&mut self.m, &dp, newname, src.ino, src.kind)?;
+            self.dirs.insert(dpi, ddir);
+            if spi != dpi {
+                let mut sp = self.m.read_inode(spi)?;
+                let mut dp = self.m.read_inode(dpi)?;
+                let sdirs = sinode.is_dir() as i64 - dinode.is_dir() as i64;
+                sp.nlink = (sp.nlink as i64 - sdirs) as u32;
+                dp.nlink = (dp.nlink as i64 + sdirs) as u32;
+                let (spg, dpg) = (sp.generation, dp.generation);
+                for (p, pi) in [(&mut sp, spi), (&mut dp, dpi)] {
+                    p.mtime = now;
+                    p.ctime = now;
+                    self.m.write_inode(pi, p)?;
+                }
+                let mut s2 = self.m.read_inode(si)?;
+                s2.ctime = now;
+                if s2.is_dir() {
+                    s2.parent = make_ino(dpi, dpg);
+                }
+                self.put(si, &s2)?;
+                let mut d2 = self.m.read_inode(di)?;
+                d2.ctime = now;
+                if d2.is_dir() {
+                    d2.parent = make_ino(spi, spg);
+                }
+                self.put(di, &d2)?;
+            } else {
+                let mut p = self.m.read_inode(spi)?;
+                p.mtime = now;
+                p.ctime = now;
+                self.put(spi, &p)?;
+                for i in [si, di] {
+                    let mut x = self.m.read_inode(i)?;
+                    x.ctime = now;
+                    self.put(i, &x)?;
+                }
+            }
+            return self.after_op();
+        }
+
+        if let Some(dst) = dst {
+            if flags.noreplace {
+                return Err(FsError::Exists);
+            }
+            if dst.ino == src.ino {
+                return Ok(());
+            }
+        }
+        if sinode.is_dir() && self.is_ancestor(si, dpi)? {
+            return Err(FsError::Invalid);
+        }
+        // Check and drop the target first, so nothing changes if it may not be replaced.
+        let mut victim = None;
+        if let Some(dst) = dst {
+            let (di, dinode) = self.get(dst.ino)?;
+            if sinode.is_dir() && !dinode.is_dir() {
+                return Err(FsError::NotDir);
+            }
+            if !sinode.is_dir() && dinode.is_dir() {
+                return Err(FsError::IsDir);
+            }
+            if dinode.is_dir() {
+                let di_index = self.take_dir(di, &dinode)?;
+                let empty = di_index.is_empty();
+                self.dirs.insert(di, di_index);
+                if !empty {
+                    return Err(FsError::NotEmpty);
+                }
+            }
+            victim = Some((di, dinode));
+        }
+        // Remove the source entry.
+        let sp = self.m.read_inode(spi)?;
+        let mut sdir = self.take_dir(spi, &sp)?;
+        sdir.remove(&mut self.m, &sp, name)?;
+        self.dirs.insert(spi, sdir);
+        // Point the target name at the source.
+        let mut dp = self.m.read_inode(dpi)?;
+        let mut ddir = self.take_dir(dpi, &dp)?;
+        if victim.is_some() {
+            ddir.replace(&mut self.m, &dp, newname, src.ino, src.kind)?;
+        } else {
+            ddir.insert(&mut self.m, &mut dp, newname, src.ino, src.kind)?;
+            self.put(dpi, &dp)?;
+        }
+        self.dirs.insert(dpi, ddir);
+        // Link counts and times.
+        let is_dir = sinode.is_dir();
+        let mut sp = self.m.read_inode(spi)?;
+        sp.mtime = now;
+        sp.ctime = now;
+        if is_dir && spi != dpi {
+            sp.nlink = sp.nlink.saturating_sub(1);
+        }
+        self.put(spi, &sp)?;
+        let mut dp = self.m.read_inode(dpi)?;
+        dp.mtime = now;
+        dp.ctime = now;
+        if is_dir && spi != dpi {
+            dp.nlink += 1;
+        }
+        if let Some((_, vin)) = &victim {
+            if vin.is_dir() {
+                dp.nlink = dp.nlink.saturating_sub(1);
+            }
+        }
+        self.put(dpi, &dp)?;
+        let mut s2 = self.m.read_inode(si)?;
+        s2.ctime = now;
+        if is_dir {
+            s2.parent = make_ino(dpi, dp.generation);
+        }
+        self.put(si, &s2)?;
+        if let Some((vi, _)) = victim {
+            let vin = self.m.read_inode(vi)?;
+            self.drop_link(vi, vin, now)?;
+        }
+        self.after_op()
+    }
+
+    // ---- directories ----
+
+    /// Entries after cookie `offset` (0 starts; `.` is 1, `..` is 2), at most `max` of them.
+    pub fn readdir(&mut self, ino: u64, offset: u64, max: usize) -> FsResult<Vec<DirEntry>> {
+        let (i, d) = self.get_dir(ino)?;
+        let mut out = Vec::new();
+        if offset < 1 {
+            out.push(DirEntry { ino, offset: 1, kind: FileKind::Directory, name: b".".to_vec() });
+        }
+        if offset < 2 {
+            let parent = if i == ROOT_INDEX { ROOT_INO } else { d.parent };
+            out.push(DirEntry { ino: parent, offset: 2, kind: FileKind::Directory, name: b"..".to_vec() });
+        }
+        let start = offset.saturating_sub(2) as u32;
+        let idx = self.take_dir(i, &d)?;
+        for (name, slot) in idx.from_pos(start) {
+            if out.len() >= max {
+                break;
+            }
+            out.push(DirEntry { ino: slot.ino, offset: slot.pos as u64 + 3, kind: slot.kind, name: name.clone() });
+        }
+        self.dirs.insert(i, idx);
+        out.truncate(max.max(1));
+        Ok(out)
+    }
+
+    /// Like `readdir`, with each entry's attributes (`.` and `..` included).
+    pub fn readdirplus(&mut self, ino: u64, offset: u64, max: usize) -> FsResult<Vec<(DirEntry, Attr)>> {
+        let entries = self.readdir(ino, offset, max)?;
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            let a = self.getattr(e.ino)?;
+            out.push((e, a));
+        }
+        Ok(out)
+    }
+
+    /// Entries in a directory (`.` and `..` excluded).
+    pub fn dir_len(&mut self, ino: u64) -> FsResult<usize> {
+        let (i, d) = self.get_dir(ino)?;
+        let idx = self.take_dir(i, &d)?;
+        let n = idx.len();
+        self.dirs.insert(i, idx);
+        Ok(n)
+    }
+
+    // ---- open files ----
+
+    pub fn open_file(&mut self, ino: u64) -> FsResult<Attr> {
+        let (i, d) = self.get(ino)?;
+        *self.opens.entry(i).or_insert(0) += 1;
+        Ok(d.attr(i))
+    }
+
+    /// Last close of an unlinked file frees it.
+    pub fn release_file(&mut self, ino: u64) -> FsResult<()> {
+        let (index, _) = split_ino(ino);
+        let index = if ino == ROOT_INO { ROOT_INDEX } else { index };
+        let left = match self.opens.get_mut(&index) {
+            Some(n) => {
+                *n = n.saturating_sub(1);
+                *n
+            }
+            None => return Ok(()),
+        };
+        if left == 0 {
+            self.opens.remove(&index);
+            if let Ok((i, d)) = self.get(ino) {
+                if d.nlink == 0 {
+                    self.destroy(i, d)?;
+                    self.after_op()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ---- data ----
+
+    fn read_data(&mut self, d: &DiskInode, offset: u64, size: usize) -> FsResult<Vec<u8>> {
+        if offset >= d.size {
+            return Ok(Vec::new());
+        }
+        let n = (size as u64).min(d.size - offset) as usize;
+        let mut out = vec![0u8; n];
+        let bs = BLOCK_SIZE as u64;
+        let mut pos = 0usize;
+        // (disk offset, out range) runs of contiguous mapped blocks.
+        let mut run: Option<(u64, usize, usize)> = None;
+        while pos < n {
+            let abs = offset + pos as u64;
+            let lblk = abs / bs;
+            let within = abs % bs;
+            let len = ((bs - within) as usize).min(n - pos);
+            let phys = bmap::lookup(&mut self.m, d, lblk)?;
+            match phys {
+                Some(p) => {
+                    let disk = p * bs + within;
+                    match &mut run {
+                        Some((start, s, e)) if *start + (*e - *s) as u64 == disk => *e += len,
+                        _ => {
+                            if let Some((start, s, e)) = run.take() {
+                                self.m.store.read_at(&mut out[s..e], start)?;
+                            }
+                            run = Some((disk, pos, pos + len));
+                        }
+                    }
+                }
+                None => {
+                    if let Some((start, s, e)) = run.take() {
+                        self.m.store.read_at(&mut out[s..e], start)?;
+                    }
+                }
+            }
+            pos += len;
+        }
+        if let Some((start, s, e)) = run.take() {
+            self.m.store.read_at(&mut out[s..e], start)?;
+        }
+        Ok(out)
+    }
+
+    /// Write `data` at `offset` into the inode's blocks (not the size). Returns bytes written;
+    /// short only if space ran out part way.
+    fn write_data(&mut self, d: &mut DiskInode, offset: u64, data: &[u8]) -> FsResult<usize> {
+        let bs = BLOCK_SIZE as u64;
+        let end = offset.checked_add(data.len() as u64).ok_or(FsError::FileTooBig)?;
+        if end > MAX_FILE_SIZE {
+            return Err(FsError::FileTooBig);
+        }
+        enum Piece {
+            Data(u64, usize, usize),
+            Owned(u64, Vec<u8>),
+        }
+        let mut pieces: Vec<Piece> = Vec::new();
+        let mut pos = 0usize;
+        let mut goal = None;
+        let mut failed = None;
+        while pos < data.len() {
+            let abs = offset + pos as u64;
+            let lblk = abs / bs;
+            let within = (abs % bs) as usize;
+            let len = (BLOCK_SIZE - within).min(data.len() - pos);
+            let mapped = match bmap::map_alloc(&mut self.m, d, lblk, goal) {
+                Ok(m) => m,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            };
+            goal = Some(mapped.phys + 1);
+            if mapped.fresh && len < BLOCK_SIZE {
+                let mut blk = vec![0u8; BLOCK_SIZE];
+                blk[within..within + len].copy_from_slice(&data[pos..pos + len]);
+                pieces.push(Piece::Owned(mapped.phys * bs, blk));
+            } else {
+                let disk = mapped.phys * bs + within as u64;
+                match pieces.last_mut() {
+                    Some(Piece::Data(start, s, e)) if *start + (*e - *s) as u64 == disk && *e == pos => {
+                        *e += len
+                    }
+                    _ => pieces.push(Piece::Data(disk, pos, pos + len)),
+                }
+            }
+            pos += len;
+        }
+        for p in &pieces {
+            match p {
+                Piece::Data(disk, s, e) => self.m.store.write_at(&data[*s..*e], *disk)?,
+                Piece::Owned(disk, blk) => self.m.store.write_at(blk, *disk)?,
+            }
+        }
+        match failed {
+            Some(e) if pos == 0 => Err(e),
+            _ => Ok(pos),
+        }
+    }
+
+    pub fn read(&mut self, ino: u64, offset: u64, size: usize) -> FsResult<Vec<u8>> {
+        let (_, d) = self.get(ino)?;
+        if d.is_dir() {
+            return Err(FsError::IsDir);
+        }
+        self.read_data(&d, offset, size)
+    }
+
+    pub fn write(&mut self, ino: u64, offset: u64, data: &[u8]) -> FsResult<usize> {
+        let (i, mut d) = self.get(ino)?;
+        if d.is_dir() {
+            return Err(FsError::IsDir);
+        }
+        let res = self.write_data(&mut d, offset, data);
+        let n = *res.as_ref().unwrap_or(&0);
+        if n > 0 {
+            d.size = d.size.max(offset + n as u64);
+            let now = TimeSpec::now();
+            d.mtime = now;
+            d.ctime = now;
+        }
+        self.put(i, &d)?;
+        self.after_op()?;
+        res
+    }
+
+    pub fn fallocate(&mut self, ino: u64, offset: u64, len: u64, mode: u32) -> FsResult<()> {
+        let (i, mut d) = self.get(ino)?;
+        if d.is_dir() {
+            return Err(FsError::IsDir);
+        }
+        if mode & !(FALLOC_KEEP_SIZE | FALLOC_PUNCH_HOLE | FALLOC_ZERO_RANGE) != 0 {
+            return Err(FsError::NotSupported);
+        }
+        let end = offset.checked_add(len).ok_or(FsError::FileTooBig)?;
+        if end > MAX_FILE_SIZE {
+            return Err(FsError::FileTooBig);
+        }
+        if len == 0 {
+            return Err(FsError::Invalid);
+        }
+        let bs = BLOCK_SIZE as u64;
+        let now = TimeSpec::now();
+        if mode & (FALLOC_PUNCH_HOLE | FALLOC_ZERO_RANGE) != 0 {
+            if mode & FALLOC_PUNCH_HOLE != 0 && mode & FALLOC_KEEP_SIZE == 0 {
+                return Err(FsError::Invalid);
+            }
+            let zend = end.min(d.size.max(if mode & FALLOC_ZERO_RANGE != 0 { end } else { 0 }));
+            let mut pos = offset;
+            while pos < zend {
+                let lblk = pos / bs;
+                let within = pos % bs;
+                let n = (bs - within).min(zend - pos);
+                if within == 0 && n == bs {
+                    bmap::free_one(&mut self.m, &mut d, lblk)?;
+                } else if let Some(p) = bmap::lookup(&mut self.m, &d, lblk)? {
+                    self.m.store.write_at(&vec![0u8; n as usize], p * bs + within)?;
+                }
+                pos += n;
+            }
+            if mode & FALLOC_ZERO_RANGE != 0 && mode & FALLOC_KEEP_SIZE == 0 && end > d.size {
+                d.size = end;
+            }
+        } else {
+            let mut goal = None;
+            for lblk in offset / bs..end.div_ceil(bs) {
+                let m = bmap::map_alloc(&mut self.m, &mut d, lblk, goal);
+                let m = match m {
+                    Ok(m) => m,
+                    Err(e) => {
+                        self.put(i, &d)?;
+                        return Err(e);
+                    }
+                };
+                goal = Some(m.phys + 1);
+                if m.fresh {
+                    self.m.store.write_at(&[0u8; BLOCK_SIZE], m.phys * bs)?;
+                }
+            }
+            if mode & FALLOC_KEEP_SIZE == 0 && end > d.size {
+                d.size = end;
+            }
+        }
+        d.mtime = now;
+        d.ctime = now;
+        self.put(i, &d)?;
+        self.after_op()
+    }
+
+    // ---- xattrs ----
+
+    fn load_xattrs(&mut self, d: &DiskInode) -> FsResult<xattr::Xattrs> {
+        if d.xattr == 0 {
+            return Ok(Default::default());
+        }
+        if !self.sb.geometry.is_data_block(d.xattr as u64) {
+            return Err(FsError::Corrupt("xattr block outside the data area".into()));
+        }
+        xattr::decode(self.m.block(d.xattr as u64)?)
+    }
+
+    pub fn getxattr(&mut self, ino: u64, name: &[u8]) -> FsResult<Vec<u8>> {
+        let (_, d) = self.get(ino)?;
+        self.load_xattrs(&d)?.remove(name).ok_or(FsError::NoAttr)
+    }
+
+    pub fn listxattr(&mut self, ino: u64) -> FsResult<Vec<Vec<u8>>> {
+        let (_, d) = self.get(ino)?;
+        Ok(self.load_xattrs(&d)?.into_keys().collect())
+    }
+
+    pub fn setxattr(&mut self, ino: u64, name: &[u8], value: &[u8], flags: u32) -> FsResult<()> {
+        if name.is_empty() || name.len() > 255 {
+            return Err(FsError::Range);
+        }
+        let (i, mut d) = self.get(ino)?;
+        let mut x = self.load_xattrs(&d)?;
+        let exists = x.contains_key(name);
+        if flags & XATTR_CREATE != 0 && exists {
+            return Err(FsError::Exists);
+        }
+        if flags & XATTR_REPLACE != 0 && !exists {
+            return Err(FsError::NoAttr);
+        }
+        x.insert(name.to_vec(), value.to_vec());
+        if xattr::encoded_len(&x) > crate::layout::PAYLOAD {
+            return Err(FsError::NoSpace);
+        }
+        self.store_xattrs(i, &mut d, &x)
+    }
+
+    pub fn removexattr(&mut self, ino: u64, name: &[u8]) -> FsResult<()> {
+        let (i, mut d) = self.get(ino)?;
+        let mut x = self.load_xattrs(&d)?;
+        if x.remove(name).is_none() {
+            return Err(FsError::NoAttr);
+        }
+        self.store_xattrs(i, &mut d, &x)
+    }
+
+    fn store_xattrs(&mut self, i: u32, d: &mut DiskInode, x: &xattr::Xattrs) -> FsResult<()> {
+        if x.is_empty() {
+            if d.xattr != 0 {
+                self.m.free_block(d.xattr as u64)?;
+                d.xattr = 0;
+                d.blocks = d.blocks.saturating_sub(1);
+            }
+        } else {
+            if d.xattr == 0 {
+                let b = self.m.alloc_block(None)?;
+                self.m.block_new(b);
+                d.xattr = b as u32;
+                d.blocks += 1;
+            }
+            let b = self.m.block_mut(d.xattr as u64)?;
+            xattr::encode(x, b)?;
+        }
+        d.ctime = TimeSpec::now();
+        self.put(i, d)?;
+        self.after_op()
+    }
+
+    // ---- volume ----
+
+    pub fn statfs(&mut self) -> StatFs {
+        let g = &self.sb.geometry;
+        StatFs {
+            blocks: g.data_blocks(),
+            bfree: self.m.free_blocks,
+            bavail: self.m.free_blocks,
+            files: g.inode_count - 2,
+            ffree: self.m.free_inodes,
+            bsize: BLOCK_SIZE as u32,
+            namelen: MAX_NAME as u32,
+        }
+    }
+
+    /// Make everything done so far durable (one journal transaction and a flush).
+    pub fn commit(&mut self) -> FsResult<()> {
+        self.m.commit()?;
+        self.last_commit = Instant::now();
+        Ok(())
+    }
+
+    /// Commit if the last commit is older than `interval` and something is pending.
+    pub fn commit_if_older(&mut self, interval: Duration) -> FsResult<bool> {
+        if self.m.dirty_count() > 0 && self.last_commit.elapsed() >= interval {
+            self.commit()?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// fsync: file data and all metadata durable.
+    pub fn fsync(&mut self, ino: u64) -> FsResult<()> {
+        self.get(ino)?;
+        self.commit()
+    }
+
+    /// Transactions committed since open.
+    pub fn commits(&self) -> u64 {
+        self.m.commits
+    }
+
+    /// Metadata blocks changed and not yet committed.
+    pub fn pending_blocks(&self) -> usize {
+        self.m.dirty_count()
+    }
+}

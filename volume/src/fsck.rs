@@ -1,0 +1,376 @@
+//! fsck: an independent check of an image, read straight from the store (as it will be after
+//! journal replay), reporting damage by kind. It never writes and never panics on bad bytes.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use serde::Serialize;
+
+use crate::attr::FileKind;
+use crate::dir::parse_block;
+use crate::error::{FsError, FsResult};
+use crate::inode::{DiskInode, NDIRECT};
+use crate::journal;
+use crate::layout::{
+    get_u32, split_ino, verify, Geometry, Superblock, BITS_PER_BITMAP_BLOCK, BLOCK_SIZE,
+    INODE_SIZE, INODES_PER_BLOCK, PTRS_PER_BLOCK, ROOT_INDEX, ROOT_INO,
+};
+use crate::store::BlockStore;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A metadata block whose checksum does not match.
+    BadChecksum,
+    /// One block held by two files (or twice by one).
+    BlockClaimedTwice,
+    /// Block bitmap says free for a used block, or used for a free one.
+    BlockBitmap,
+    /// Inode bitmap disagrees with the inode table.
+    InodeBitmap,
+    /// A directory entry names a free, reused or out-of-range inode, or the wrong kind.
+    BadEntry,
+    /// An inode's link count differs from the entries naming it.
+    LinkCount,
+    /// An inode in use that no directory names.
+    Orphan,
+    /// A directory reachable twice, or whose `..` names another directory.
+    DirectoryLoop,
+    /// A block pointer outside the data area.
+    BadPointer,
+    /// A directory block whose records do not parse.
+    BadDirectoryBlock,
+    /// The image is shorter than its superblock says.
+    Truncated,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub kind: Kind,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+    pub by_kind: BTreeMap<Kind, u64>,
+    pub inodes_used: u64,
+    pub blocks_used: u64,
+    pub directories: u64,
+    pub files: u64,
+    pub journal_replayed: bool,
+}
+
+/// Details kept per kind; counts are always complete.
+const DETAILS_PER_KIND: u64 = 50;
+
+impl Report {
+    fn add(&mut self, kind: Kind, detail: String) {
+        let n = self.by_kind.entry(kind).or_insert(0);
+        *n += 1;
+        if *n <= DETAILS_PER_KIND {
+            self.findings.push(Finding { kind, detail });
+        }
+    }
+    pub fn errors(&self) -> u64 {
+        self.by_kind.values().sum()
+    }
+    pub fn is_clean(&self) -> bool {
+        self.errors() == 0
+    }
+    /// e2fsck's convention: 0 clean, 4 errors left uncorrected.
+    pub fn exit_code(&self) -> i32 {
+        if self.is_clean() {
+            0
+        } else {
+            4
+        }
+    }
+}
+
+struct Reader<'a, S: BlockStore> {
+    store: &'a S,
+    overlay: HashMap<u64, Vec<u8>>,
+    geo: Geometry,
+}
+
+impl<S: BlockStore> Reader<'_, S> {
+    fn raw(&self, b: u64) -> FsResult<Vec<u8>> {
+        if let Some(img) = self.overlay.get(&b) {
+            return Ok(img.clone());
+        }
+        let mut buf = vec![0u8; BLOCK_SIZE];
+        self.store.read_at(&mut buf, b * BLOCK_SIZE as u64)?;
+        Ok(buf)
+    }
+    /// A metadata block; a checksum failure is reported and the block still returned.
+    fn meta(&self, b: u64, r: &mut Report, what: &str) -> FsResult<Vec<u8>> {
+        let img = self.raw(b)?;
+        if !verify(&img, b) {
+            r.add(Kind::BadChecksum, format!("{what} block {b}"));
+        }
+        Ok(img)
+    }
+}
+
+/// Check the image in `store`. Err only when it cannot be checked at all (not rwxfs, I/O).
+pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
+    let mut r = Report::default();
+    let mut b0 = vec![0u8; BLOCK_SIZE];
+    if store.len() < BLOCK_SIZE as u64 {
+        return Err(FsError::NotAnImage(format!("only {} bytes long", store.len())));
+    }
+    store.read_at(&mut b0, 0)?;
+    let sb = Superblock::decode(&b0)?;
+    let geo = sb.geometry;
+    let want = geo.total_blocks * BLOCK_SIZE as u64;
+    if store.len() < want {
+        r.add(Kind::Truncated, format!("image is {} bytes, superblock says {want}", store.len()));
+    }
+    let mut overlay = HashMap::new();
+    if let Some((_, blocks)) = journal::read_txn(store, &geo)? {
+        r.journal_replayed = true;
+        overlay.extend(blocks);
+    }
+    let rd = Reader { store, overlay, geo };
+
+    // Bitmaps.
+    let mut ibits = Vec::new();
+    for i in 0..geo.ibitmap_blocks {
+        ibits.push(rd.meta(geo.ibitmap_start + i, &mut r, "inode bitmap")?);
+    }
+    let mut bbits = Vec::new();
+    for i in 0..geo.bbitmap_blocks {
+        bbits.push(rd.meta(geo.bbitmap_start + i, &mut r, "block bitmap")?);
+    }
+    let bit = |bm: &Vec<Vec<u8>>, idx: u64| {
+        let blk = &bm[(idx / BITS_PER_BITMAP_BLOCK) as usize];
+        let w = (idx % BITS_PER_BITMAP_BLOCK) as usize;
+        blk[w / 8] & (1 << (w % 8)) != 0
+    };
+
+    // Inode table.
+    let mut inodes: HashMap<u32, DiskInode> = HashMap::new();
+    for tb in 0..geo.itable_blocks {
+        let b = geo.itable_start + tb;
+        let img = rd.meta(b, &mut r, "inode table")?;
+        for k in 0..INODES_PER_BLOCK {
+            let index = tb * INODES_PER_BLOCK + k;
+            if index >= geo.inode_count || index == 0 {
+                continue;
+            }
+            let off = k as usize * INODE_SIZE;
+            let d = DiskInode::decode(&img[off..off + INODE_SIZE]);
+            let used = !d.is_free();
+            if used != bit(&ibits, index) {
+                r.add(
+                    Kind::InodeBitmap,
+                    format!("inode {index} is {} but its bitmap bit says otherwise", if used { "in use" } else { "free" }),
+                );
+            }
+            if used {
+                inodes.insert(index as u32, d);
+            }
+        }
+    }
+    r.inodes_used = inodes.len() as u64;
+    if !inodes.get(&ROOT_INDEX).is_some_and(|d| d.is_dir()) {
+        r.add(Kind::BadEntry, "root inode is missing or not a directory".into());
+    }
+
+    // Blocks held by each inode.
+    let mut claimed: HashMap<u64, u32> = HashMap::new();
+    let mut maps: HashMap<u32, Vec<u64>> = HashMap::new(); // directories' logical→physical
+    let mut indexes: Vec<u32> = inodes.keys().copied().collect();
+    indexes.sort_unstable();
+    for index in &indexes {
+        let d = &inodes[index];
+        let mut claim = |b: u64, r: &mut Report| {
+            if let Some(other) = claimed.insert(b, *index) {
+                r.add(Kind::BlockClaimedTwice, format!("block {b} held by inode {other} and inode {index}"));
+            }
+        };
+        let mut data = Vec::new();
+        walk_file(&rd, d, *index, &mut r, &mut |b, _is_meta, r| claim(b, r), &mut data)?;
+        if d.xattr != 0 {
+            if geo.is_data_block(d.xattr as u64) {
+                claim(d.xattr as u64, &mut r);
+                rd.meta(d.xattr as u64, &mut r, "xattr")?;
+            } else {
+                r.add(Kind::BadPointer, format!("inode {index} xattr block {}", d.xattr));
+            }
+        }
+        if d.is_dir() {
+            maps.insert(*index, data);
+        }
+    }
+    for b in 0..geo.total_blocks {
+        let used = b < geo.data_start || claimed.contains_key(&b);
+        if used != bit(&bbits, b) {
+            r.add(
+                Kind::BlockBitmap,
+                format!("block {b} is {} but the bitmap says {}", if used { "in use" } else { "free" }, if used { "free" } else { "in use" }),
+            );
+        }
+    }
+    r.blocks_used = claimed.len() as u64;
+
+    // Directory tree from the root.
+    let mut refs: HashMap<u32, u32> = HashMap::new();
+    let mut subdirs: HashMap<u32, u32> = HashMap::new();
+    let mut seen: HashSet<u32> = HashSet::new();
+    let mut queue = VecDeque::new();
+    if inodes.contains_key(&ROOT_INDEX) {
+        queue.push_back(ROOT_INDEX);
+        seen.insert(ROOT_INDEX);
+    }
+    while let Some(di) = queue.pop_front() {
+        r.directories += 1;
+        let dino = &inodes[&di];
+        let nblocks = dino.size / BLOCK_SIZE as u64;
+        let map = maps.get(&di).cloned().unwrap_or_default();
+        for lblk in 0..nblocks {
+            let Some(&phys) = map.get(lblk as usize).filter(|p| **p != 0) else {
+                r.add(Kind::BadDirectoryBlock, format!("directory inode {di} has a hole at block {lblk}"));
+                continue;
+            };
+            let img = rd.meta(phys, &mut r, "directory")?;
+            let recs = match parse_block(&img) {
+                Ok(recs) => recs,
+                Err(e) => {
+                    r.add(Kind::BadDirectoryBlock, format!("directory inode {di} block {phys}: {e}"));
+                    continue;
+                }
+            };
+            for rec in recs.into_iter().filter(|x| x.ino != 0) {
+                let name = String::from_utf8_lossy(&rec.name).into_owned();
+                let (ci, cgen) = split_ino(rec.ino);
+                let ci = if rec.ino == ROOT_INO { ROOT_INDEX } else { ci };
+                let Some(child) = inodes.get(&ci) else {
+                    r.add(Kind::BadEntry, format!("entry {name:?} in directory {di} names free or invalid inode {ci}"));
+                    continue;
+                };
+                if rec.ino != ROOT_INO && cgen != child.generation {
+                    r.add(Kind::BadEntry, format!("entry {name:?} in directory {di} names inode {ci} generation {cgen}, which now has generation {}", child.generation));
+                    continue;
+                }
+                let kind = FileKind::from_code(rec.kind);
+                if kind != child.kind() {
+                    r.add(Kind::BadEntry, format!("entry {name:?} in directory {di}: kind differs from inode {ci}"));
+                }
+                *refs.entry(ci).or_insert(0) += 1;
+                if child.is_dir() {
+                    *subdirs.entry(di).or_insert(0) += 1;
+                    if !seen.insert(ci) {
+                        r.add(Kind::DirectoryLoop, format!("directory inode {ci} is reachable twice (again as {name:?} in {di})"));
+                        continue;
+                    }
+                    let parent_index = if child.parent == ROOT_INO { ROOT_INDEX } else { split_ino(child.parent).0 };
+                    if parent_index != di {
+                        r.add(Kind::DirectoryLoop, format!("directory inode {ci} ({name:?}) says its parent is {parent_index}, found in {di}"));
+                    }
+                    queue.push_back(ci);
+                } else {
+                    r.files += 1;
+                }
+            }
+        }
+    }
+    for index in &indexes {
+        let d = &inodes[index];
+        if *index != ROOT_INDEX && !refs.contains_key(index) && !seen.contains(index) {
+            r.add(Kind::Orphan, format!("inode {index} (nlink {}) is in use but no directory names it", d.nlink));
+            continue;
+        }
+        let expect = if d.is_dir() { 2 + subdirs.get(index).copied().unwrap_or(0) } else { refs.get(index).copied().unwrap_or(0) };
+        if d.nlink != expect {
+            r.add(Kind::LinkCount, format!("inode {index} has link count {} but {expect} links", d.nlink));
+        }
+    }
+    Ok(r)
+}
+
+/// Visit every block of a file (`f(block, is_indirect)`), checking pointers; for directories,
+/// collect the logical→physical map of the first blocks into `data`.
+fn walk_file<S: BlockStore>(
+    rd: &Reader<S>,
+    d: &DiskInode,
+    index: u32,
+    r: &mut Report,
+    f: &mut dyn FnMut(u64, bool, &mut Report),
+    data: &mut Vec<u64>,
+) -> FsResult<()> {
+    let geo = rd.geo;
+    let want_map = d.is_dir();
+    for (i, p) in d.direct.iter().enumerate() {
+        let p = *p as u64;
+        if p == 0 {
+            continue;
+        }
+        if !geo.is_data_block(p) {
+            r.add(Kind::BadPointer, format!("inode {index} direct block {i} points at {p}"));
+            continue;
+        }
+        f(p, false, r);
+        if want_map {
+            if data.len() <= i {
+                data.resize(i + 1, 0);
+            }
+            data[i] = p;
+        }
+    }
+    let mut base = NDIRECT as u64;
+    let mut span = PTRS_PER_BLOCK;
+    for (level, root) in [(1u32, d.ind), (2, d.dind), (3, d.tind)] {
+        if root != 0 {
+            walk_tree(rd, root as u64, level, base, index, r, f, data, want_map)?;
+        }
+        base += span;
+        span *= PTRS_PER_BLOCK;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn walk_tree<S: BlockStore>(
+    rd: &Reader<S>,
+    ptr: u64,
+    level: u32,
+    base: u64,
+    index: u32,
+    r: &mut Report,
+    f: &mut dyn FnMut(u64, bool, &mut Report),
+    data: &mut Vec<u64>,
+    want_map: bool,
+) -> FsResult<()> {
+    if !rd.geo.is_data_block(ptr) {
+        r.add(Kind::BadPointer, format!("inode {index} indirect block points at {ptr}"));
+        return Ok(());
+    }
+    f(ptr, true, r);
+    let img = rd.meta(ptr, r, "indirect")?;
+    let span = PTRS_PER_BLOCK.pow(level - 1);
+    for i in 0..PTRS_PER_BLOCK as usize {
+        let p = get_u32(&img, i * 4) as u64;
+        if p == 0 {
+            continue;
+        }
+        let cbase = base + i as u64 * span;
+        if level == 1 {
+            if !rd.geo.is_data_block(p) {
+                r.add(Kind::BadPointer, format!("inode {index} block {cbase} points at {p}"));
+                continue;
+            }
+            f(p, false, r);
+            if want_map && cbase < 1 << 20 {
+                let c = cbase as usize;
+                if data.len() <= c {
+                    data.resize(c + 1, 0);
+                }
+                data[c] = p;
+            }
+        } else {
+            walk_tree(rd, p, level - 1, cbase, index, r, f, data, want_map)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! The on-disk inode (256 bytes, 15 to a table block) and its encoding.
+
+use crate::attr::{Attr, FileKind, TimeSpec};
+use crate::layout::{get_u32, get_u64, make_ino, put_u32, put_u64, INODE_SIZE};
+
+pub const NDIRECT: usize = 12;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiskInode {
+    /// File type and permission bits; 0 means the slot is free.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlink: u32,
+    pub size: u64,
+    /// 4 KiB blocks held, indirect and xattr blocks included.
+    pub blocks: u64,
+    pub atime: TimeSpec,
+    pub mtime: TimeSpec,
+    pub ctime: TimeSpec,
+    /// Bumped each time the slot is reused, so an old inode number goes stale.
+    pub generation: u32,
+    pub rdev: u32,
+    pub xattr: u32,
+    /// Inode number of the parent, for directories (their `..`).
+    pub parent: u64,
+    pub direct: [u32; NDIRECT],
+    pub ind: u32,
+    pub dind: u32,
+    pub tind: u32,
+}
+
+fn put_time(b: &mut [u8], off: usize, t: TimeSpec) {
+    put_u64(b, off, t.sec as u64);
+    put_u32(b, off + 8, t.nsec);
+}
+
+fn get_time(b: &[u8], off: usize) -> TimeSpec {
+    TimeSpec { sec: get_u64(b, off) as i64, nsec: get_u32(b, off + 8).min(999_999_999) }
+}
+
+impl DiskInode {
+    pub fn is_free(&self) -> bool {
+        self.mode == 0
+    }
+
+    pub fn kind(&self) -> Option<FileKind> {
+        FileKind::from_mode(self.mode)
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFDIR
+    }
+
+    pub fn encode(&self, b: &mut [u8]) {
+        let b = &mut b[..INODE_SIZE];
+        b.fill(0);
+        put_u32(b, 0, self.mode);
+        put_u32(b, 4, self.uid);
+        put_u32(b, 8, self.gid);
+        put_u32(b, 12, self.nlink);
+        put_u64(b, 16, self.size);
+        put_u64(b, 24, self.blocks);
+        put_time(b, 32, self.atime);
+        put_time(b, 44, self.mtime);
+        put_time(b, 56, self.ctime);
+        put_u32(b, 68, self.generation);
+        put_u32(b, 72, self.rdev);
+        put_u32(b, 76, self.xattr);
+        put_u64(b, 80, self.parent);
+        for (i, d) in self.direct.iter().enumerate() {
+            put_u32(b, 88 + i * 4, *d);
+        }
+        put_u32(b, 136, self.ind);
+        put_u32(b, 140, self.dind);
+        put_u32(b, 144, self.tind);
+    }
+
+    pub fn decode(b: &[u8]) -> DiskInode {
+        let mut direct = [0u32; NDIRECT];
+        for (i, d) in direct.iter_mut().enumerate() {
+            *d = get_u32(b, 88 + i * 4);
+        }
+        DiskInode {
+            mode: get_u32(b, 0),
+            uid: get_u32(b, 4),
+            gid: get_u32(b, 8),
+            nlink: get_u32(b, 12),
+            size: get_u64(b, 16),
+            blocks: get_u64(b, 24),
+            atime: get_time(b, 32),
+            mtime: get_time(b, 44),
+            ctime: get_time(b, 56),
+            generation: get_u32(b, 68),
+            rdev: get_u32(b, 72),
+            xattr: get_u32(b, 76),
+            parent: get_u64(b, 80),
+            direct,
+            ind: get_u32(b, 136),
+            dind: get_u32(b, 140),
+            tind: get_u32(b, 144),
+        }
+    }
+
+    pub fn attr(&self, index: u32) -> Attr {
+        Attr {
+            ino: make_ino(index, self.generation),
+            generation: self.generation,
+            size: self.size,
+            blocks: self.blocks * 8,
+            atime: self.atime,
+            mtime: self.mtime,
+            ctime: self.ctime,
+            kind: self.kind().unwrap_or(FileKind::RegularFile),
+            perm: (self.mode & 0o7777) as u16,
+            nlink: self.nlink,
+            uid: self.uid,
+            gid: self.gid,
+            rdev: self.rdev,
+        }
+    }
+}

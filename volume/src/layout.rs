@@ -1,0 +1,232 @@
+//! The image format: 4 KiB blocks laid out as
+//! `superblock | journal | inode bitmap | block bitmap | inode table | data`.
+//! Every metadata block ends in a crc32c of its payload, seeded with its block number, so a
+//! block written to the wrong place is caught as surely as a flipped bit.
+
+use crate::error::{FsError, FsResult};
+
+pub const BLOCK_SIZE: usize = 4096;
+/// Bytes of a metadata block before its checksum.
+pub const PAYLOAD: usize = BLOCK_SIZE - 4;
+pub const MAGIC: &[u8; 8] = b"RWXFS\0\0\x01";
+pub const FORMAT_VERSION: u32 = 1;
+pub const INODE_SIZE: usize = 256;
+pub const INODES_PER_BLOCK: u64 = (PAYLOAD / INODE_SIZE) as u64;
+pub const BITS_PER_BITMAP_BLOCK: u64 = (PAYLOAD * 8) as u64;
+pub const PTRS_PER_BLOCK: u64 = (PAYLOAD / 4) as u64;
+pub const ROOT_INDEX: u32 = 1;
+pub const ROOT_INO: u64 = 1;
+pub const MAX_NAME: usize = 255;
+pub const MAX_SYMLINK: usize = 4095;
+/// Bytes of inodes per inode the mkfs default provisions.
+pub const BYTES_PER_INODE: u64 = 16 * 1024;
+
+/// Where each region starts and how long it is, in blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    pub total_blocks: u64,
+    pub inode_count: u64,
+    pub journal_start: u64,
+    pub journal_blocks: u64,
+    pub ibitmap_start: u64,
+    pub ibitmap_blocks: u64,
+    pub bbitmap_start: u64,
+    pub bbitmap_blocks: u64,
+    pub itable_start: u64,
+    pub itable_blocks: u64,
+    pub data_start: u64,
+}
+
+impl Geometry {
+    /// The layout mkfs gives a store of `total_blocks` blocks.
+    pub fn for_size(total_blocks: u64, inode_count: Option<u64>) -> FsResult<Geometry> {
+        let inode_count = inode_count
+            .unwrap_or(total_blocks * BLOCK_SIZE as u64 / BYTES_PER_INODE)
+            .clamp(64, u32::MAX as u64 - 1);
+        let journal_blocks = (total_blocks / 64).clamp(64, 4096);
+        let journal_start = 1;
+        let ibitmap_start = journal_start + journal_blocks;
+        let ibitmap_blocks = inode_count.div_ceil(BITS_PER_BITMAP_BLOCK);
+        let bbitmap_start = ibitmap_start + ibitmap_blocks;
+        let bbitmap_blocks = total_blocks.div_ceil(BITS_PER_BITMAP_BLOCK);
+        let itable_start = bbitmap_start + bbitmap_blocks;
+        let itable_blocks = inode_count.div_ceil(INODES_PER_BLOCK);
+        let data_start = itable_start + itable_blocks;
+        if total_blocks > u32::MAX as u64 {
+            return Err(FsError::Invalid);
+        }
+        if data_start + 64 > total_blocks {
+            return Err(FsError::NoSpace);
+        }
+        Ok(Geometry {
+            total_blocks,
+            inode_count,
+            journal_start,
+            journal_blocks,
+            ibitmap_start,
+            ibitmap_blocks,
+            bbitmap_start,
+            bbitmap_blocks,
+            itable_start,
+            itable_blocks,
+            data_start,
+        })
+    }
+
+    pub fn data_blocks(&self) -> u64 {
+        self.total_blocks - self.data_start
+    }
+
+    /// Block and byte offset holding inode `index`.
+    pub fn inode_location(&self, index: u32) -> (u64, usize) {
+        let i = index as u64;
+        (self.itable_start + i / INODES_PER_BLOCK, (i % INODES_PER_BLOCK) as usize * INODE_SIZE)
+    }
+
+    pub fn is_data_block(&self, b: u64) -> bool {
+        b >= self.data_start && b < self.total_blocks
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let expect = Geometry::for_size(self.total_blocks, Some(self.inode_count))
+            .map_err(|e| format!("impossible geometry: {e}"))?;
+        if expect.journal_blocks != self.journal_blocks {
+            // A different journal size is allowed only if the regions still line up.
+        }
+        let ok = self.journal_start == 1
+            && self.ibitmap_start == self.journal_start + self.journal_blocks
+            && self.ibitmap_blocks == self.inode_count.div_ceil(BITS_PER_BITMAP_BLOCK)
+            && self.bbitmap_start == self.ibitmap_start + self.ibitmap_blocks
+            && self.bbitmap_blocks == self.total_blocks.div_ceil(BITS_PER_BITMAP_BLOCK)
+            && self.itable_start == self.bbitmap_start + self.bbitmap_blocks
+            && self.itable_blocks == self.inode_count.div_ceil(INODES_PER_BLOCK)
+            && self.data_start == self.itable_start + self.itable_blocks
+            && self.data_start < self.total_blocks;
+        if ok {
+            Ok(())
+        } else {
+            Err("superblock regions do not line up".into())
+        }
+    }
+}
+
+/// Block 0. Written by mkfs and never again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Superblock {
+    pub geometry: Geometry,
+    pub created: i64,
+    pub volume_id: u64,
+}
+
+impl Superblock {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = vec![0u8; BLOCK_SIZE];
+        b[0..8].copy_from_slice(MAGIC);
+        put_u32(&mut b, 8, FORMAT_VERSION);
+        let g = &self.geometry;
+        let fields = [
+            g.total_blocks,
+            g.inode_count,
+            g.journal_start,
+            g.journal_blocks,
+            g.ibitmap_start,
+            g.ibitmap_blocks,
+            g.bbitmap_start,
+            g.bbitmap_blocks,
+            g.itable_start,
+            g.itable_blocks,
+            g.data_start,
+            self.created as u64,
+            self.volume_id,
+        ];
+        for (i, f) in fields.iter().enumerate() {
+            put_u64(&mut b, 16 + i * 8, *f);
+        }
+        seal(&mut b, 0);
+        b
+    }
+
+    /// Parse block 0, refusing anything that is not a sound rwxfs superblock with a reason.
+    pub fn decode(b: &[u8]) -> FsResult<Superblock> {
+        if b.len() < BLOCK_SIZE || &b[0..8] != MAGIC {
+            return Err(FsError::NotAnImage("no rwxfs signature in block 0".into()));
+        }
+        let version = get_u32(b, 8);
+        if version != FORMAT_VERSION {
+            return Err(FsError::NotAnImage(format!(
+                "format version {version}, this build reads version {FORMAT_VERSION}"
+            )));
+        }
+        if !verify(b, 0) {
+            return Err(FsError::NotAnImage("superblock checksum mismatch".into()));
+        }
+        let f = |i: usize| get_u64(b, 16 + i * 8);
+        let geometry = Geometry {
+            total_blocks: f(0),
+            inode_count: f(1),
+            journal_start: f(2),
+            journal_blocks: f(3),
+            ibitmap_start: f(4),
+            ibitmap_blocks: f(5),
+            bbitmap_start: f(6),
+            bbitmap_blocks: f(7),
+            itable_start: f(8),
+            itable_blocks: f(9),
+            data_start: f(10),
+        };
+        geometry.check().map_err(FsError::NotAnImage)?;
+        Ok(Superblock { geometry, created: f(11) as i64, volume_id: f(12) })
+    }
+}
+
+fn crc_of(b: &[u8], blockno: u64) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(&blockno.to_le_bytes()), &b[..PAYLOAD])
+}
+
+/// Stamp the checksum of a metadata block that will live at `blockno`.
+pub fn seal(b: &mut [u8], blockno: u64) {
+    let c = crc_of(b, blockno);
+    b[PAYLOAD..BLOCK_SIZE].copy_from_slice(&c.to_le_bytes());
+}
+
+/// True when the checksum matches, or the block was never written (all zeros).
+pub fn verify(b: &[u8], blockno: u64) -> bool {
+    let stored = get_u32(b, PAYLOAD);
+    stored == crc_of(b, blockno) || (stored == 0 && b.iter().all(|&x| x == 0))
+}
+
+pub fn get_u16(b: &[u8], off: usize) -> u16 {
+    u16::from_le_bytes([b[off], b[off + 1]])
+}
+pub fn get_u32(b: &[u8], off: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[off..off + 4]);
+    u32::from_le_bytes(a)
+}
+pub fn get_u64(b: &[u8], off: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[off..off + 8]);
+    u64::from_le_bytes(a)
+}
+pub fn put_u16(b: &mut [u8], off: usize, v: u16) {
+    b[off..off + 2].copy_from_slice(&v.to_le_bytes());
+}
+pub fn put_u32(b: &mut [u8], off: usize, v: u32) {
+    b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+}
+pub fn put_u64(b: &mut [u8], off: usize, v: u64) {
+    b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Inode numbers carry a generation: `gen << 32 | index`. The root is always 1.
+pub fn make_ino(index: u32, generation: u32) -> u64 {
+    if index == ROOT_INDEX {
+        ROOT_INO
+    } else {
+        ((generation as u64) << 32) | index as u64
+    }
+}
+
+pub fn split_ino(ino: u64) -> (u32, u32) {
+    ((ino & 0xffff_ffff) as u32, (ino >> 32) as u32)
+}

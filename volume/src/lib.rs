@@ -1,0 +1,24 @@
+//! The rwxfs engine: one file system on one block store, correct as long as it is the image's
+//! only writer. Synchronous, no threads, no network; generic over where its blocks live.
+//!
+//! Nothing here knows whether it runs behind the server or directly on a shared image.
+
+pub mod attr;
+mod bmap;
+mod cache;
+mod dir;
+pub mod error;
+pub mod fs;
+pub mod fsck;
+mod inode;
+mod journal;
+pub mod layout;
+pub mod mkfs;
+pub mod store;
+mod xattr;
+
+pub use attr::{Attr, DirEntry, FileKind, SetAttr, StatFs, TimeSpec};
+pub use error::{FsError, FsResult};
+pub use fs::{RenameFlags, Volume};
+pub use mkfs::{mkfs, MkfsOptions};
+pub use store::{BlockStore, FileStore, MemStore};

@@ -1,0 +1,82 @@
+//! mkfs: lay out an empty volume (superblock, empty journal, bitmaps, root directory).
+
+use crate::attr::TimeSpec;
+use crate::error::{FsError, FsResult};
+use crate::inode::DiskInode;
+use crate::layout::{
+    seal, Geometry, Superblock, BITS_PER_BITMAP_BLOCK, BLOCK_SIZE, INODE_SIZE, MAGIC,
+    ROOT_INDEX, ROOT_INO,
+};
+use crate::store::BlockStore;
+
+#[derive(Debug, Clone, Default)]
+pub struct MkfsOptions {
+    /// Inodes to provision; default one per 16 KiB.
+    pub inodes: Option<u64>,
+    /// Overwrite an existing rwxfs image.
+    pub force: bool,
+}
+
+/// True if the store already starts with an rwxfs signature.
+pub fn has_rwxfs_signature<S: BlockStore>(store: &S) -> FsResult<bool> {
+    let mut b = vec![0u8; 8];
+    store.read_at(&mut b, 0)?;
+    Ok(b == MAGIC)
+}
+
+/// Bitmap blocks with bits `[0, used)` and `[nbits, capacity)` set.
+fn bitmap_blocks(nblocks: u64, nbits: u64, used: u64, start: u64) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    for bi in 0..nblocks {
+        let mut b = vec![0u8; BLOCK_SIZE];
+        for bit in 0..BITS_PER_BITMAP_BLOCK {
+            let idx = bi * BITS_PER_BITMAP_BLOCK + bit;
+            if idx < used || idx >= nbits {
+                b[(bit / 8) as usize] |= 1 << (bit % 8);
+            }
+        }
+        seal(&mut b, start + bi);
+        out.push((start + bi, b));
+    }
+    out
+}
+
+pub fn mkfs<S: BlockStore>(store: &S, opts: &MkfsOptions) -> FsResult<Geometry> {
+    if !opts.force && has_rwxfs_signature(store)? {
+        return Err(FsError::Exists);
+    }
+    let total = store.len() / BLOCK_SIZE as u64;
+    let geo = Geometry::for_size(total, opts.inodes)?;
+    let now = TimeSpec::now();
+    let sb = Superblock {
+        geometry: geo,
+        created: now.sec,
+        volume_id: (now.sec as u64) << 20 ^ now.nsec as u64 ^ std::process::id() as u64,
+    };
+    // Clear the journal head so no stale transaction from an older image is replayed.
+    store.write_at(&vec![0u8; BLOCK_SIZE * 2], geo.journal_start * BLOCK_SIZE as u64)?;
+    for (b, img) in bitmap_blocks(geo.ibitmap_blocks, geo.inode_count, 2, geo.ibitmap_start) {
+        store.write_at(&img, b * BLOCK_SIZE as u64)?;
+    }
+    for (b, img) in bitmap_blocks(geo.bbitmap_blocks, geo.total_blocks, geo.data_start, geo.bbitmap_start) {
+        store.write_at(&img, b * BLOCK_SIZE as u64)?;
+    }
+    let root = DiskInode {
+        mode: libc::S_IFDIR | 0o755,
+        nlink: 2,
+        atime: now,
+        mtime: now,
+        ctime: now,
+        parent: ROOT_INO,
+        ..DiskInode::default()
+    };
+    let (rb, roff) = geo.inode_location(ROOT_INDEX);
+    let mut itb = vec![0u8; BLOCK_SIZE];
+    root.encode(&mut itb[roff..roff + INODE_SIZE]);
+    seal(&mut itb, rb);
+    store.write_at(&itb, rb * BLOCK_SIZE as u64)?;
+    // Other inode table blocks stay sparse: an all-zero block is a valid block of free inodes.
+    store.write_at(&sb.encode(), 0)?;
+    store.flush()?;
+    Ok(geo)
+}

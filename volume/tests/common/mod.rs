@@ -1,0 +1,26 @@
+use std::sync::Arc;
+
+use volume::{fsck, mkfs, MemStore, MkfsOptions, Volume};
+
+pub const MIB: u64 = 1024 * 1024;
+
+pub fn fresh(size: u64) -> Arc<MemStore> {
+    let store = Arc::new(MemStore::new(size));
+    mkfs(&store, &MkfsOptions::default()).unwrap();
+    store
+}
+
+pub fn fresh_with_inodes(size: u64, inodes: u64) -> Arc<MemStore> {
+    let store = Arc::new(MemStore::new(size));
+    mkfs(&store, &MkfsOptions { inodes: Some(inodes), force: false }).unwrap();
+    store
+}
+
+pub fn open(store: &Arc<MemStore>) -> Volume<Arc<MemStore>> {
+    Volume::open(store.clone()).unwrap()
+}
+
+pub fn assert_clean(store: &Arc<MemStore>) {
+    let r = fsck::check(store).unwrap();
+    assert!(r.is_clean(), "fsck found: {:#?}", r.findings);
+}

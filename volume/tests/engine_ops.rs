@@ -1,0 +1,237 @@
+//! Engine operations one by one, each followed by fsck.
+
+mod common;
+use common::*;
+use volume::fs::{FALLOC_KEEP_SIZE, FALLOC_PUNCH_HOLE, XATTR_CREATE, XATTR_REPLACE};
+use volume::{FileKind, FsError, RenameFlags, SetAttr};
+
+const ROOT: u64 = 1;
+
+#[test]
+fn create_write_read_survives_reopen() {
+    let s = fresh(64 * MIB);
+    let mut v = open(&s);
+    let a = v.create(ROOT, b"hello", 0o644, 1000, 1000).unwrap();
+    assert_eq!(a.kind, FileKind::RegularFile);
+    assert_eq!(v.write(a.ino, 0, b"hello world").unwrap(), 11);
+    v.commit().unwrap();
+    drop(v);
+    let mut v = open(&s);
+    let a2 = v.lookup(ROOT, b"hello").unwrap();
+    assert_eq!(a2.ino, a.ino);
+    assert_eq!(a2.size, 11);
+    assert_eq!(a2.uid, 1000);
+    assert_eq!(v.read(a.ino, 0, 100).unwrap(), b"hello world");
+    assert_eq!(v.read(a.ino, 6, 3).unwrap(), b"wor");
+    assert_clean(&s);
+}
+
+#[test]
+fn sparse_files_and_offsets_past_4gib() {
+    let s = fresh(64 * MIB);
+    let mut v = open(&s);
+    let a = v.create(ROOT, b"sparse", 0o644, 0, 0).unwrap();
+    let far = 5 * 1024 * MIB + 123;
+    v.write(a.ino, far, b"far away").unwrap();
+    v.write(a.ino, 10, b"near").unwrap();
+    let at = v.getattr(a.ino).unwrap();
+    assert_eq!(at.size, far + 8);
+    assert_eq!(v.read(a.ino, far, 8).unwrap(), b"far away");
+    assert_eq!(v.read(a.ino, 0, 14).unwrap(), b"\0\0\0\0\0\0\0\0\0\0near");
+    assert!(v.read(a.ino, 1 << 30, 4096).unwrap().iter().all(|&b| b == 0));
+    v.setattr(a.ino, SetAttr { size: Some(12), ..Default::default() }).unwrap();
+    assert_eq!(v.read(a.ino, 0, 100).unwrap(), b"\0\0\0\0\0\0\0\0\0\0ne");
+    v.setattr(a.ino, SetAttr { size: Some(100), ..Default::default() }).unwrap();
+    assert_eq!(v.read(a.ino, 10, 4).unwrap(), b"ne\0\0", "truncate must zero the tail");
+    v.commit().unwrap();
+    assert_clean(&s);
+}
+
+#[test]
+fn directories_rename_and_errors() {
+    let s = fresh(64 * MIB);
+    let mut v = open(&s);
+    let d1 = v.mkdir(ROOT, b"d1", 0o755, 0, 0).unwrap();
+    let d2 = v.mkdir(d1.ino, b"d2", 0o755, 0, 0).unwrap();
+    let f = v.create(d2.ino, b"f", 0o644, 0, 0).unwrap();
+    assert_eq!(v.getattr(ROOT).unwrap().nlink, 3);
+    assert_eq!(v.getattr(d1.ino).unwrap().nlink, 3);
+    assert!(matches!(v.rmdir(ROOT, b"d1"), Err(FsError::NotEmpty)));
+    assert!(matches!(v.rename(ROOT, b"d1", d2.ino, b"loop", RenameFlags::default()), Err(FsError::Invalid)));
+    assert!(matches!(v.create(ROOT, b"d1", 0o644, 0, 0), Err(FsError::Exists)));
+    assert!(matches!(v.create(ROOT, &[b'x'; 256], 0o644, 0, 0), Err(FsError::NameTooLong)));
+    v.rename(d1.ino, b"d2", ROOT, b"d2moved", RenameFlags::default()).unwrap();
+    assert_eq!(v.getattr(ROOT).unwrap().nlink, 4);
+    assert_eq!(v.getattr(d1.ino).unwrap().nlink, 2);
+    assert_eq!(v.lookup(d2.ino, b"..").unwrap().ino, ROOT);
+    let g = v.create(ROOT, b"g", 0o644, 0, 0).unwrap();
+    assert!(matches!(
+        v.rename(ROOT, b"g", d2.ino, b"f", RenameFlags { noreplace: true, exchange: false }),
+        Err(FsError::Exists)
+    ));
+    v.rename(ROOT, b"g", d2.ino, b"f", RenameFlags { noreplace: false, exchange: true }).unwrap();
+    assert_eq!(v.lookup(d2.ino, b"f").unwrap().ino, g.ino);
+    assert_eq!(v.lookup(ROOT, b"g").unwrap().ino, f.ino);
+    v.rename(ROOT, b"g", d2.ino, b"f", RenameFlags::default()).unwrap();
+    assert!(matches!(v.getattr(g.ino), Err(FsError::Stale)), "replaced target is freed");
+    v.link(f.ino, ROOT, b"hard").unwrap();
+    assert_eq!(v.getattr(f.ino).unwrap().nlink, 2);
+    v.unlink(d2.ino, b"f").unwrap();
+    assert_eq!(v.getattr(f.ino).unwrap().nlink, 1);
+    let l = v.symlink(ROOT, b"ln", b"/some/where", 0, 0).unwrap();
+    assert_eq!(v.readlink(l.ino).unwrap(), b"/some/where");
+    let names: Vec<Vec<u8>> = v.readdir(ROOT, 0, 100).unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(names.len(), 6, "{names:?}"); // . .. d1 d2moved hard ln
+    v.commit().unwrap();
+    assert_clean(&s);
+}
+
+#[test]
+fn reused_inode_numbers_go_stale() {
+    let s = fresh(64 * MIB);
+    let mut v = open(&s);
+    let a = v.create(ROOT, b"a", 0o644, 0, 0).unwrap();
+    v.unlink(ROOT, b"a").unwrap();
+    let mut b = v.create(ROOT, b"b", 0o644, 0, 0).unwrap();
+    for _ in 0..10_000 {
+        if a.ino & 0xffff_ffff == b.ino & 0xffff_ffff {
+            break;
+        }
+        v.unlink(ROOT, b"b").unwrap();
+        b = v.create(ROOT, b"b", 0o644, 0, 0).unwrap();
+    }
+    assert_eq!(a.ino & 0xffff_ffff, b.ino & 0xffff_ffff, "slot is reused");
+    assert_ne!(a.ino, b.ino);
+    assert!(matches!(v.getattr(a.ino), Err(FsError::Stale)));
+}
+
+#[test]
+fn unlinked_open_file_lives_until_release() {
+    let s = fresh(64 * MIB);
+    let mut v = open(&s);
+    let a = v.create(ROOT, b"a", 0o644, 0, 0).unwrap();
+    v.open_file(a.ino).unwrap();
+    v.write(a.ino, 0, b"still here").unwrap();
+    v.unlink(ROOT, b"a").unwrap();
+    assert_eq!(v.read(a.ino, 0, 100).unwrap(), b"still here");
+    v.release_file(a.ino).unwrap();
+    assert!(v.getattr(a.ino).is_err());
+    v.commit().unwrap();
+    assert_clean(&s);
+}
+
+#[test]
+fn readdir_cookies_stay_valid_while_entries_change() {
+    let s = fresh(64 * MIB);
+    let mut v = open(&s);
+    for i in 0..300 {
+        v.create(ROOT, format!("f{i:03}").as_bytes(), 0o644, 0, 0).unwrap();
+    }
+    let first = v.readdir(ROOT, 0, 102).unwrap();
+    let cookie = first.last().unwrap().offset;
+    for i in (0..300).step_by(3) {
+        v.unlink(ROOT, format!("f{i:03}").as_bytes()).unwrap();
+    }
+    let mut seen: Vec<Vec<u8>> = first.iter().map(|e| e.name.clone()).collect();
+    let mut off = cookie;
+    loop {
+        let more = v.readdir(ROOT, off, 50).unwrap();
+        if more.is_empty() {
+            break;
+        }
+        off = more.last().unwrap().offset;
+        seen.extend(more.into_iter().map(|e| e.name));
+    }
+    let mut uniq = seen.clone();
+    uniq.sort();
+    uniq.dedup();
+    assert_eq!(uniq.len(), seen.len(), "no entry returned twice");
+    for i in 0..300 {
+        let n = format!("f{i:03}").into_bytes();
+        if i % 3 != 0 {
+            assert!(seen.contains(&n), "surviving entry f{i:03} was skipped");
+        }
+    }
+}
+
+#[test]
+fn large_directory_lookups() {
+    let s = fresh_with_inodes(512 * MIB, 110_000);
+    let mut v = open(&s);
+    let d = v.mkdir(ROOT, b"big", 0o755, 0, 0).unwrap();
+    for i in 0..100_000 {
+        v.create(d.ino, format!("entry-{i}").as_bytes(), 0o644, 0, 0).unwrap();
+    }
+    v.commit().unwrap();
+    drop(v);
+    let mut v = open(&s);
+    assert_eq!(v.dir_len(d.ino).unwrap(), 100_000);
+    for i in (0..100_000).step_by(997) {
+        v.lookup(d.ino, format!("entry-{i}").as_bytes()).unwrap();
+    }
+    assert_clean(&s);
+}
+
+#[test]
+fn xattrs() {
+    let s = fresh(64 * MIB);
+    let mut v = open(&s);
+    let a = v.create(ROOT, b"a", 0o644, 0, 0).unwrap();
+    assert!(matches!(v.getxattr(a.ino, b"user.x"), Err(FsError::NoAttr)));
+    assert!(matches!(v.setxattr(a.ino, b"user.x", b"1", XATTR_REPLACE), Err(FsError::NoAttr)));
+    v.setxattr(a.ino, b"user.x", b"1", XATTR_CREATE).unwrap();
+    assert!(matches!(v.setxattr(a.ino, b"user.x", b"2", XATTR_CREATE), Err(FsError::Exists)));
+    v.setxattr(a.ino, b"user.y", b"22", 0).unwrap();
+    assert_eq!(v.getxattr(a.ino, b"user.y").unwrap(), b"22");
+    assert_eq!(v.listxattr(a.ino).unwrap().len(), 2);
+    v.removexattr(a.ino, b"user.x").unwrap();
+    v.removexattr(a.ino, b"user.y").unwrap();
+    assert!(v.listxattr(a.ino).unwrap().is_empty());
+    v.commit().unwrap();
+    assert_clean(&s);
+}
+
+#[test]
+fn fallocate_and_punch_hole() {
+    let s = fresh(64 * MIB);
+    let mut v = open(&s);
+    let a = v.create(ROOT, b"a", 0o644, 0, 0).unwrap();
+    v.write(a.ino, 0, &vec![7u8; 5 * 4096]).unwrap();
+    v.fallocate(a.ino, 100, 3 * 4096, FALLOC_PUNCH_HOLE | FALLOC_KEEP_SIZE).unwrap();
+    let d = v.read(a.ino, 0, 5 * 4096).unwrap();
+    assert!(d[..100].iter().all(|&b| b == 7));
+    assert!(d[100..100 + 3 * 4096].iter().all(|&b| b == 0));
+    assert!(d[100 + 3 * 4096..].iter().all(|&b| b == 7));
+    v.fallocate(a.ino, 0, 10 * 4096, 0).unwrap();
+    assert_eq!(v.getattr(a.ino).unwrap().size, 10 * 4096);
+    v.commit().unwrap();
+    assert_clean(&s);
+}
+
+#[test]
+fn running_out_of_space_harms_nothing() {
+    let s = fresh(8 * MIB);
+    let mut v = open(&s);
+    let keep = v.create(ROOT, b"keep", 0o644, 0, 0).unwrap();
+    v.write(keep.ino, 0, b"precious").unwrap();
+    let a = v.create(ROOT, b"fill", 0o644, 0, 0).unwrap();
+    let chunk = vec![1u8; 1 << 20];
+    let mut off = 0;
+    loop {
+        match v.write(a.ino, off, &chunk) {
+            Ok(n) => off += n as u64,
+            Err(FsError::NoSpace) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(v.statfs().bfree < 4);
+    v.commit().unwrap();
+    assert_clean(&s);
+    assert_eq!(v.read(keep.ino, 0, 8).unwrap(), b"precious");
+    v.unlink(ROOT, b"fill").unwrap();
+    v.commit().unwrap();
+    let b = v.create(ROOT, b"again", 0o644, 0, 0).unwrap();
+    assert_eq!(v.write(b.ino, 0, &chunk).unwrap(), chunk.len());
+    v.commit().unwrap();
+    assert_clean(&s);
+}
