@@ -1,1 +1,12 @@
-//! placeholder
+//! The rwxfs FUSE client: a thin `fuser::Filesystem` over a `Backend` — `Raw` (the engine,
+//! in this process, on an image) or `Remote` (the server, over the protocol).
+
+pub mod backend;
+pub mod fuse;
+pub mod mount;
+pub mod raw;
+
+pub use backend::Backend;
+pub use fuse::RwxFuse;
+pub use mount::{mount_foreground, MountConfig};
+pub use raw::RawBackend;

@@ -77,7 +77,10 @@ impl TimeSpec {
         let d = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        TimeSpec { sec: d.as_secs() as i64, nsec: d.subsec_nanos() }
+        TimeSpec {
+            sec: d.as_secs() as i64,
+            nsec: d.subsec_nanos(),
+        }
     }
 }
 

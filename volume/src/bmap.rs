@@ -28,7 +28,14 @@ fn path(lblk: u64) -> FsResult<(usize, Vec<usize>)> {
     }
     l -= P * P;
     if l < P * P * P {
-        return Ok((3, vec![(l / (P * P)) as usize, ((l / P) % P) as usize, (l % P) as usize]));
+        return Ok((
+            3,
+            vec![
+                (l / (P * P)) as usize,
+                ((l / P) % P) as usize,
+                (l % P) as usize,
+            ],
+        ));
     }
     Err(FsError::FileTooBig)
 }
@@ -69,7 +76,9 @@ fn check_ptr<S: BlockStore>(m: &Meta<S>, ptr: u64) -> FsResult<()> {
     if m.geo.is_data_block(ptr) {
         Ok(())
     } else {
-        Err(FsError::Corrupt(format!("block pointer {ptr} outside the data area")))
+        Err(FsError::Corrupt(format!(
+            "block pointer {ptr} outside the data area"
+        )))
     }
 }
 
@@ -84,12 +93,18 @@ pub fn map_alloc<S: BlockStore>(
     if tree == 0 {
         let cur = ino.direct[idx[0]] as u64;
         if cur != 0 {
-            return Ok(Mapped { phys: cur, fresh: false });
+            return Ok(Mapped {
+                phys: cur,
+                fresh: false,
+            });
         }
         let b = m.alloc_block(goal)?;
         ino.direct[idx[0]] = b as u32;
         ino.blocks += 1;
-        return Ok(Mapped { phys: b, fresh: true });
+        return Ok(Mapped {
+            phys: b,
+            fresh: true,
+        });
     }
     let root = match tree {
         1 => ino.ind,
@@ -113,7 +128,10 @@ pub fn map_alloc<S: BlockStore>(
         let next = get_u32(m.block(ptr)?, i * 4) as u64;
         if next != 0 {
             if level == last {
-                return Ok(Mapped { phys: next, fresh: false });
+                return Ok(Mapped {
+                    phys: next,
+                    fresh: false,
+                });
             }
             ptr = next;
             continue;
@@ -125,7 +143,10 @@ pub fn map_alloc<S: BlockStore>(
         ino.blocks += 1;
         put_u32(m.block_mut(ptr)?, i * 4, b as u32);
         if level == last {
-            return Ok(Mapped { phys: b, fresh: true });
+            return Ok(Mapped {
+                phys: b,
+                fresh: true,
+            });
         }
         m.block_new(b);
         ptr = b;
@@ -134,7 +155,11 @@ pub fn map_alloc<S: BlockStore>(
 }
 
 /// Free every block at logical index `from` and beyond.
-pub fn truncate_blocks<S: BlockStore>(m: &mut Meta<S>, ino: &mut DiskInode, from: u64) -> FsResult<()> {
+pub fn truncate_blocks<S: BlockStore>(
+    m: &mut Meta<S>,
+    ino: &mut DiskInode,
+    from: u64,
+) -> FsResult<()> {
     for i in (from.min(NDIRECT as u64) as usize)..NDIRECT {
         if ino.direct[i] != 0 {
             m.free_block(ino.direct[i] as u64)?;
@@ -180,7 +205,9 @@ fn free_tree<S: BlockStore>(
     let child_span = P.pow(level - 1);
     let ptrs: Vec<u64> = {
         let blk = m.block(ptr)?;
-        (0..P as usize).map(|i| get_u32(blk, i * 4) as u64).collect()
+        (0..P as usize)
+            .map(|i| get_u32(blk, i * 4) as u64)
+            .collect()
     };
     let mut all_gone = true;
     for (i, child) in ptrs.into_iter().enumerate() {
@@ -250,4 +277,3 @@ pub fn free_one<S: BlockStore>(m: &mut Meta<S>, ino: &mut DiskInode, lblk: u64) 
     }
     Ok(())
 }
-

@@ -7,9 +7,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use crate::error::{FsError, FsResult};
 use crate::inode::DiskInode;
 use crate::journal;
-use crate::layout::{
-    seal, verify, Geometry, BITS_PER_BITMAP_BLOCK, BLOCK_SIZE, INODE_SIZE,
-};
+use crate::layout::{seal, verify, Geometry, BITS_PER_BITMAP_BLOCK, BLOCK_SIZE, INODE_SIZE};
 use crate::store::BlockStore;
 
 /// Clean blocks beyond this many are dropped from the cache.
@@ -53,12 +51,16 @@ impl<S: BlockStore> Meta<S> {
             return Ok(());
         }
         if b >= self.geo.total_blocks {
-            return Err(FsError::Corrupt(format!("block {b} is past the end of the volume")));
+            return Err(FsError::Corrupt(format!(
+                "block {b} is past the end of the volume"
+            )));
         }
         let mut buf = vec![0u8; BLOCK_SIZE].into_boxed_slice();
         self.store.read_at(&mut buf, b * BLOCK_SIZE as u64)?;
         if !verify(&buf, b) {
-            return Err(FsError::Corrupt(format!("checksum mismatch in metadata block {b}")));
+            return Err(FsError::Corrupt(format!(
+                "checksum mismatch in metadata block {b}"
+            )));
         }
         if self.blocks.len() >= CACHE_LIMIT {
             self.evict();
@@ -88,13 +90,20 @@ impl<S: BlockStore> Meta<S> {
     pub fn block_mut(&mut self, b: u64) -> FsResult<&mut [u8]> {
         self.load(b)?;
         self.dirty.insert(b);
-        Ok(self.blocks.get_mut(&b).map(|x| &mut x[..]).unwrap_or(&mut []))
+        Ok(self
+            .blocks
+            .get_mut(&b)
+            .map(|x| &mut x[..])
+            .unwrap_or(&mut []))
     }
 
     /// A freshly allocated metadata block: zeroed, dirty, never read from the store.
     pub fn block_new(&mut self, b: u64) -> &mut [u8] {
         self.dirty.insert(b);
-        let e = self.blocks.entry(b).or_insert_with(|| vec![0u8; BLOCK_SIZE].into_boxed_slice());
+        let e = self
+            .blocks
+            .entry(b)
+            .or_insert_with(|| vec![0u8; BLOCK_SIZE].into_boxed_slice());
         e.fill(0);
         e
     }
@@ -186,13 +195,17 @@ impl<S: BlockStore> Meta<S> {
     }
 
     pub fn alloc_block(&mut self, goal: Option<u64>) -> FsResult<u64> {
-        let from = goal.filter(|g| self.geo.is_data_block(*g)).unwrap_or(self.block_hint);
+        let from = goal
+            .filter(|g| self.geo.is_data_block(*g))
+            .unwrap_or(self.block_hint);
         let q = std::mem::take(&mut self.quarantine);
         let found = self.find_clear(self.geo.bbitmap_start, self.geo.total_blocks, from, &q);
         self.quarantine = q;
         let b = found?.ok_or(FsError::NoSpace)?;
         if !self.geo.is_data_block(b) {
-            return Err(FsError::Corrupt(format!("block bitmap marks system block {b} free")));
+            return Err(FsError::Corrupt(format!(
+                "block bitmap marks system block {b} free"
+            )));
         }
         self.set_bit(self.geo.bbitmap_start, b, true)?;
         self.free_blocks = self.free_blocks.saturating_sub(1);
@@ -202,7 +215,9 @@ impl<S: BlockStore> Meta<S> {
 
     pub fn free_block(&mut self, b: u64) -> FsResult<()> {
         if !self.geo.is_data_block(b) {
-            return Err(FsError::Corrupt(format!("freeing block {b} outside the data area")));
+            return Err(FsError::Corrupt(format!(
+                "freeing block {b} outside the data area"
+            )));
         }
         self.forget(b);
         if self.set_bit(self.geo.bbitmap_start, b, false)? {
@@ -214,11 +229,17 @@ impl<S: BlockStore> Meta<S> {
 
     pub fn alloc_inode(&mut self) -> FsResult<u32> {
         let none = HashSet::new();
-        let found =
-            self.find_clear(self.geo.ibitmap_start, self.geo.inode_count, self.inode_hint, &none)?;
+        let found = self.find_clear(
+            self.geo.ibitmap_start,
+            self.geo.inode_count,
+            self.inode_hint,
+            &none,
+        )?;
         let i = found.ok_or(FsError::NoSpace)?;
         if i < 2 {
-            return Err(FsError::Corrupt(format!("inode bitmap marks reserved inode {i} free")));
+            return Err(FsError::Corrupt(format!(
+                "inode bitmap marks reserved inode {i} free"
+            )));
         }
         self.set_bit(self.geo.ibitmap_start, i, true)?;
         self.free_inodes = self.free_inodes.saturating_sub(1);
@@ -242,12 +263,22 @@ impl<S: BlockStore> Meta<S> {
         let mut free_b = 0;
         for i in 0..self.geo.bbitmap_blocks {
             let b = self.geo.bbitmap_start + i;
-            free_b += self.block(b)?.iter().take(crate::layout::PAYLOAD).map(|x| x.count_zeros() as u64).sum::<u64>();
+            free_b += self
+                .block(b)?
+                .iter()
+                .take(crate::layout::PAYLOAD)
+                .map(|x| x.count_zeros() as u64)
+                .sum::<u64>();
         }
         let mut free_i = 0;
         for i in 0..self.geo.ibitmap_blocks {
             let b = self.geo.ibitmap_start + i;
-            free_i += self.block(b)?.iter().take(crate::layout::PAYLOAD).map(|x| x.count_zeros() as u64).sum::<u64>();
+            free_i += self
+                .block(b)?
+                .iter()
+                .take(crate::layout::PAYLOAD)
+                .map(|x| x.count_zeros() as u64)
+                .sum::<u64>();
         }
         self.free_blocks = free_b;
         self.free_inodes = free_i;
@@ -270,8 +301,10 @@ impl<S: BlockStore> Meta<S> {
             }
         }
         let cap = journal::capacity(&self.geo);
-        let imgs: Vec<(u64, &[u8])> =
-            dirty.iter().filter_map(|b| self.blocks.get(b).map(|i| (*b, &i[..]))).collect();
+        let imgs: Vec<(u64, &[u8])> = dirty
+            .iter()
+            .filter_map(|b| self.blocks.get(b).map(|i| (*b, &i[..])))
+            .collect();
         // Normally one transaction; only an operation larger than the journal is split.
         for chunk in imgs.chunks(cap) {
             journal::write_txn(&self.store, &self.geo, self.seq, chunk)?;

@@ -106,7 +106,9 @@ impl DirIndex {
         };
         for lblk in 0..nblocks {
             let Some(phys) = bmap::lookup(m, dir, lblk)? else {
-                return Err(FsError::Corrupt(format!("directory has a hole at block {lblk}")));
+                return Err(FsError::Corrupt(format!(
+                    "directory has a hole at block {lblk}"
+                )));
             };
             let recs = parse_block(m.block(phys)?)
                 .map_err(|e| FsError::Corrupt(format!("directory block {phys}: {e}")))?;
@@ -123,7 +125,14 @@ impl DirIndex {
                 }
                 let pos = (lblk * BLOCK_SIZE as u64 + r.off as u64) as u32;
                 idx.order.insert(pos, r.name.clone());
-                idx.map.insert(r.name, Slot { ino: r.ino, kind, pos });
+                idx.map.insert(
+                    r.name,
+                    Slot {
+                        ino: r.ino,
+                        kind,
+                        pos,
+                    },
+                );
             }
         }
         Ok(idx)
@@ -143,7 +152,9 @@ impl DirIndex {
 
     /// Entries whose position is at or after `pos`, in position order.
     pub fn from_pos(&self, pos: u32) -> impl Iterator<Item = (&Vec<u8>, Slot)> + '_ {
-        self.order.range(pos..).filter_map(move |(_, n)| self.map.get(n).map(|s| (n, *s)))
+        self.order
+            .range(pos..)
+            .filter_map(move |(_, n)| self.map.get(n).map(|s| (n, *s)))
     }
 
     pub fn insert<S: BlockStore>(
@@ -166,7 +177,11 @@ impl DirIndex {
             Some(l) => l,
             None => {
                 let lblk = dir.size / BLOCK_SIZE as u64;
-                let goal = if lblk > 0 { bmap::lookup(m, dir, lblk - 1)?.map(|b| b + 1) } else { None };
+                let goal = if lblk > 0 {
+                    bmap::lookup(m, dir, lblk - 1)?.map(|b| b + 1)
+                } else {
+                    None
+                };
                 let mapped = bmap::map_alloc(m, dir, lblk, goal)?;
                 let b = m.block_new(mapped.phys);
                 write_rec(b, 0, PAYLOAD, 0, 0, &[]);
@@ -262,7 +277,14 @@ impl DirIndex {
         if kind == FileKind::Directory {
             self.subdirs += 1;
         }
-        self.map.insert(name.to_vec(), Slot { ino, kind, pos: slot.pos });
+        self.map.insert(
+            name.to_vec(),
+            Slot {
+                ino,
+                kind,
+                pos: slot.pos,
+            },
+        );
         Ok(())
     }
 }

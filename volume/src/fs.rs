@@ -50,7 +50,8 @@ fn check_name(name: &[u8]) -> FsResult<()> {
     if name.len() > MAX_NAME {
         return Err(FsError::NameTooLong);
     }
-    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
+    {
         return Err(FsError::Invalid);
     }
     Ok(())
@@ -80,8 +81,13 @@ impl<S: BlockStore> Volume<S> {
         let seq = journal::replay(&store, &sb.geometry)?.unwrap_or(0);
         let mut m = Meta::new(store, sb.geometry, seq);
         m.count_free()?;
-        let mut v =
-            Volume { m, sb, dirs: HashMap::new(), opens: HashMap::new(), last_commit: Instant::now() };
+        let mut v = Volume {
+            m,
+            sb,
+            dirs: HashMap::new(),
+            opens: HashMap::new(),
+            last_commit: Instant::now(),
+        };
         v.reclaim_orphans()?;
         v.commit()?;
         Ok(v)
@@ -111,7 +117,9 @@ impl<S: BlockStore> Volume<S> {
     // ---- helpers ----
 
     fn get(&mut self, ino: u64) -> FsResult<(u32, DiskInode)> {
-        let (index, gen) = if ino == ROOT_INO { (ROOT_INDEX, None) } else {
+        let (index, gen) = if ino == ROOT_INO {
+            (ROOT_INDEX, None)
+        } else {
             let (i, g) = split_ino(ino);
             (i, Some(g))
         };
@@ -160,7 +168,10 @@ impl<S: BlockStore> Volume<S> {
             self.m.free_block(inode.xattr as u64)?;
         }
         let gen = inode.generation;
-        let fresh = DiskInode { generation: gen, ..DiskInode::default() };
+        let fresh = DiskInode {
+            generation: gen,
+            ..DiskInode::default()
+        };
         self.put(index, &fresh)?;
         self.m.free_inode(index)?;
         self.dirs.remove(&index);
@@ -168,7 +179,11 @@ impl<S: BlockStore> Volume<S> {
     }
 
     fn drop_link(&mut self, index: u32, mut inode: DiskInode, now: TimeSpec) -> FsResult<()> {
-        inode.nlink = if inode.is_dir() { 0 } else { inode.nlink.saturating_sub(1) };
+        inode.nlink = if inode.is_dir() {
+            0
+        } else {
+            inode.nlink.saturating_sub(1)
+        };
         inode.ctime = now;
         if inode.nlink == 0 && self.opens.get(&index).copied().unwrap_or(0) == 0 {
             self.destroy(index, inode)
@@ -188,7 +203,11 @@ impl<S: BlockStore> Volume<S> {
             return Ok(pd.attr(pi));
         }
         if name == b".." {
-            return self.getattr(if pi == ROOT_INDEX { ROOT_INO } else { pd.parent });
+            return self.getattr(if pi == ROOT_INDEX {
+                ROOT_INO
+            } else {
+                pd.parent
+            });
         }
         let d = self.take_dir(pi, &pd)?;
         let slot = d.get(name);
@@ -256,7 +275,9 @@ impl<S: BlockStore> Volume<S> {
             if tail != 0 {
                 if let Some(phys) = bmap::lookup(&mut self.m, d, size / BLOCK_SIZE as u64)? {
                     let zeros = vec![0u8; BLOCK_SIZE - tail];
-                    self.m.store.write_at(&zeros, phys * BLOCK_SIZE as u64 + tail as u64)?;
+                    self.m
+                        .store
+                        .write_at(&zeros, phys * BLOCK_SIZE as u64 + tail as u64)?;
                 }
             }
         }
@@ -330,7 +351,10 @@ impl<S: BlockStore> Volume<S> {
         let ino = make_ino(index, inode.generation);
         if let Err(e) = d.insert(&mut self.m, &mut pd, name, ino, kind) {
             self.put(pi, &pd)?;
-            let fresh = DiskInode { generation: inode.generation, ..DiskInode::default() };
+            let fresh = DiskInode {
+                generation: inode.generation,
+                ..DiskInode::default()
+            };
             self.put(index, &fresh)?;
             self.m.free_inode(index)?;
             return Err(e);
@@ -360,16 +384,34 @@ impl<S: BlockStore> Volume<S> {
         if mode & libc::S_IFMT == libc::S_IFDIR || mode & libc::S_IFMT == libc::S_IFLNK {
             return Err(FsError::Invalid);
         }
-        let mode = if mode & libc::S_IFMT == 0 { mode | libc::S_IFREG } else { mode };
+        let mode = if mode & libc::S_IFMT == 0 {
+            mode | libc::S_IFREG
+        } else {
+            mode
+        };
         let (index, inode, pi, pd, d) = self.new_inode(parent, name, mode, uid, gid, rdev)?;
         self.finish_create(index, inode, pi, pd, d, name)
     }
 
-    pub fn create(&mut self, parent: u64, name: &[u8], mode: u32, uid: u32, gid: u32) -> FsResult<Attr> {
+    pub fn create(
+        &mut self,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> FsResult<Attr> {
         self.mknod(parent, name, libc::S_IFREG | (mode & 0o7777), uid, gid, 0)
     }
 
-    pub fn mkdir(&mut self, parent: u64, name: &[u8], mode: u32, uid: u32, gid: u32) -> FsResult<Attr> {
+    pub fn mkdir(
+        &mut self,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> FsResult<Attr> {
         let (index, mut inode, pi, pd, d) =
             self.new_inode(parent, name, libc::S_IFDIR | (mode & 0o7777), uid, gid, 0)?;
         if pd.nlink >= LINK_MAX {
@@ -382,7 +424,14 @@ impl<S: BlockStore> Volume<S> {
         self.finish_create(index, inode, pi, pd, d, name)
     }
 
-    pub fn symlink(&mut self, parent: u64, name: &[u8], target: &[u8], uid: u32, gid: u32) -> FsResult<Attr> {
+    pub fn symlink(
+        &mut self,
+        parent: u64,
+        name: &[u8],
+        target: &[u8],
+        uid: u32,
+        gid: u32,
+    ) -> FsResult<Attr> {
         if target.len() > MAX_SYMLINK {
             return Err(FsError::NameTooLong);
         }
@@ -428,7 +477,13 @@ impl<S: BlockStore> Volume<S> {
             return Err(FsError::Exists);
         }
         let kind = inode.kind().ok_or(FsError::Invalid)?;
-        d.insert(&mut self.m, &mut pd, newname, make_ino(i, inode.generation), kind)?;
+        d.insert(
+            &mut self.m,
+            &mut pd,
+            newname,
+            make_ino(i, inode.generation),
+            kind,
+        )?;
         self.dirs.insert(pi, d);
         let now = TimeSpec::now();
         pd.mtime = now;
@@ -477,7 +532,11 @@ impl<S: BlockStore> Volume<S> {
         };
         if want_dir != td.is_dir() {
             self.dirs.insert(pi, d);
-            return Err(if want_dir { FsError::NotDir } else { FsError::IsDir });
+            return Err(if want_dir {
+                FsError::NotDir
+            } else {
+                FsError::IsDir
+            });
         }
         if want_dir {
             let td_index = self.take_dir(ti, &td)?;
@@ -511,9 +570,15 @@ impl<S: BlockStore> Volume<S> {
                 return Ok(false);
             }
             let d = self.m.read_inode(dir)?;
-            dir = if d.parent == ROOT_INO { ROOT_INDEX } else { split_ino(d.parent).0 };
+            dir = if d.parent == ROOT_INO {
+                ROOT_INDEX
+            } else {
+                split_ino(d.parent).0
+            };
         }
-        Err(FsError::Corrupt("directory parent chain does not reach the root".into()))
+        Err(FsError::Corrupt(
+            "directory parent chain does not reach the root".into(),
+        ))
     }
 
     pub fn rename(
@@ -686,11 +751,21 @@ impl<S: BlockStore> Volume<S> {
         let (i, d) = self.get_dir(ino)?;
         let mut out = Vec::new();
         if offset < 1 {
-            out.push(DirEntry { ino, offset: 1, kind: FileKind::Directory, name: b".".to_vec() });
+            out.push(DirEntry {
+                ino,
+                offset: 1,
+                kind: FileKind::Directory,
+                name: b".".to_vec(),
+            });
         }
         if offset < 2 {
             let parent = if i == ROOT_INDEX { ROOT_INO } else { d.parent };
-            out.push(DirEntry { ino: parent, offset: 2, kind: FileKind::Directory, name: b"..".to_vec() });
+            out.push(DirEntry {
+                ino: parent,
+                offset: 2,
+                kind: FileKind::Directory,
+                name: b"..".to_vec(),
+            });
         }
         let start = offset.saturating_sub(2) as u32;
         let idx = self.take_dir(i, &d)?;
@@ -698,7 +773,12 @@ impl<S: BlockStore> Volume<S> {
             if out.len() >= max {
                 break;
             }
-            out.push(DirEntry { ino: slot.ino, offset: slot.pos as u64 + 3, kind: slot.kind, name: name.clone() });
+            out.push(DirEntry {
+                ino: slot.ino,
+                offset: slot.pos as u64 + 3,
+                kind: slot.kind,
+                name: name.clone(),
+            });
         }
         self.dirs.insert(i, idx);
         out.truncate(max.max(1));
@@ -706,7 +786,12 @@ impl<S: BlockStore> Volume<S> {
     }
 
     /// Like `readdir`, with each entry's attributes (`.` and `..` included).
-    pub fn readdirplus(&mut self, ino: u64, offset: u64, max: usize) -> FsResult<Vec<(DirEntry, Attr)>> {
+    pub fn readdirplus(
+        &mut self,
+        ino: u64,
+        offset: u64,
+        max: usize,
+    ) -> FsResult<Vec<(DirEntry, Attr)>> {
         let entries = self.readdir(ino, offset, max)?;
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
@@ -805,7 +890,9 @@ impl<S: BlockStore> Volume<S> {
     /// short only if space ran out part way.
     fn write_data(&mut self, d: &mut DiskInode, offset: u64, data: &[u8]) -> FsResult<usize> {
         let bs = BLOCK_SIZE as u64;
-        let end = offset.checked_add(data.len() as u64).ok_or(FsError::FileTooBig)?;
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or(FsError::FileTooBig)?;
         if end > MAX_FILE_SIZE {
             return Err(FsError::FileTooBig);
         }
@@ -837,7 +924,9 @@ impl<S: BlockStore> Volume<S> {
             } else {
                 let disk = mapped.phys * bs + within as u64;
                 match pieces.last_mut() {
-                    Some(Piece::Data(start, s, e)) if *start + (*e - *s) as u64 == disk && *e == pos => {
+                    Some(Piece::Data(start, s, e))
+                        if *start + (*e - *s) as u64 == disk && *e == pos =>
+                    {
                         *e += len
                     }
                     _ => pieces.push(Piece::Data(disk, pos, pos + len)),
@@ -904,7 +993,11 @@ impl<S: BlockStore> Volume<S> {
             if mode & FALLOC_PUNCH_HOLE != 0 && mode & FALLOC_KEEP_SIZE == 0 {
                 return Err(FsError::Invalid);
             }
-            let zend = end.min(d.size.max(if mode & FALLOC_ZERO_RANGE != 0 { end } else { 0 }));
+            let zend = end.min(d.size.max(if mode & FALLOC_ZERO_RANGE != 0 {
+                end
+            } else {
+                0
+            }));
             let mut pos = offset;
             while pos < zend {
                 let lblk = pos / bs;
@@ -913,7 +1006,9 @@ impl<S: BlockStore> Volume<S> {
                 if within == 0 && n == bs {
                     bmap::free_one(&mut self.m, &mut d, lblk)?;
                 } else if let Some(p) = bmap::lookup(&mut self.m, &d, lblk)? {
-                    self.m.store.write_at(&vec![0u8; n as usize], p * bs + within)?;
+                    self.m
+                        .store
+                        .write_at(&vec![0u8; n as usize], p * bs + within)?;
                 }
                 pos += n;
             }

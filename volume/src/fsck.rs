@@ -12,7 +12,7 @@ use crate::inode::{DiskInode, NDIRECT};
 use crate::journal;
 use crate::layout::{
     get_u32, split_ino, verify, Geometry, Superblock, BITS_PER_BITMAP_BLOCK, BLOCK_SIZE,
-    INODE_SIZE, INODES_PER_BLOCK, PTRS_PER_BLOCK, ROOT_INDEX, ROOT_INO,
+    INODES_PER_BLOCK, INODE_SIZE, PTRS_PER_BLOCK, ROOT_INDEX, ROOT_INO,
 };
 use crate::store::BlockStore;
 
@@ -117,21 +117,31 @@ pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
     let mut r = Report::default();
     let mut b0 = vec![0u8; BLOCK_SIZE];
     if store.len() < BLOCK_SIZE as u64 {
-        return Err(FsError::NotAnImage(format!("only {} bytes long", store.len())));
+        return Err(FsError::NotAnImage(format!(
+            "only {} bytes long",
+            store.len()
+        )));
     }
     store.read_at(&mut b0, 0)?;
     let sb = Superblock::decode(&b0)?;
     let geo = sb.geometry;
     let want = geo.total_blocks * BLOCK_SIZE as u64;
     if store.len() < want {
-        r.add(Kind::Truncated, format!("image is {} bytes, superblock says {want}", store.len()));
+        r.add(
+            Kind::Truncated,
+            format!("image is {} bytes, superblock says {want}", store.len()),
+        );
     }
     let mut overlay = HashMap::new();
     if let Some((_, blocks)) = journal::read_txn(store, &geo)? {
         r.journal_replayed = true;
         overlay.extend(blocks);
     }
-    let rd = Reader { store, overlay, geo };
+    let rd = Reader {
+        store,
+        overlay,
+        geo,
+    };
 
     // Bitmaps.
     let mut ibits = Vec::new();
@@ -164,7 +174,10 @@ pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
             if used != bit(&ibits, index) {
                 r.add(
                     Kind::InodeBitmap,
-                    format!("inode {index} is {} but its bitmap bit says otherwise", if used { "in use" } else { "free" }),
+                    format!(
+                        "inode {index} is {} but its bitmap bit says otherwise",
+                        if used { "in use" } else { "free" }
+                    ),
                 );
             }
             if used {
@@ -174,7 +187,10 @@ pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
     }
     r.inodes_used = inodes.len() as u64;
     if !inodes.get(&ROOT_INDEX).is_some_and(|d| d.is_dir()) {
-        r.add(Kind::BadEntry, "root inode is missing or not a directory".into());
+        r.add(
+            Kind::BadEntry,
+            "root inode is missing or not a directory".into(),
+        );
     }
 
     // Blocks held by each inode.
@@ -186,17 +202,30 @@ pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
         let d = &inodes[index];
         let mut claim = |b: u64, r: &mut Report| {
             if let Some(other) = claimed.insert(b, *index) {
-                r.add(Kind::BlockClaimedTwice, format!("block {b} held by inode {other} and inode {index}"));
+                r.add(
+                    Kind::BlockClaimedTwice,
+                    format!("block {b} held by inode {other} and inode {index}"),
+                );
             }
         };
         let mut data = Vec::new();
-        walk_file(&rd, d, *index, &mut r, &mut |b, _is_meta, r| claim(b, r), &mut data)?;
+        walk_file(
+            &rd,
+            d,
+            *index,
+            &mut r,
+            &mut |b, _is_meta, r| claim(b, r),
+            &mut data,
+        )?;
         if d.xattr != 0 {
             if geo.is_data_block(d.xattr as u64) {
                 claim(d.xattr as u64, &mut r);
                 rd.meta(d.xattr as u64, &mut r, "xattr")?;
             } else {
-                r.add(Kind::BadPointer, format!("inode {index} xattr block {}", d.xattr));
+                r.add(
+                    Kind::BadPointer,
+                    format!("inode {index} xattr block {}", d.xattr),
+                );
             }
         }
         if d.is_dir() {
@@ -208,7 +237,11 @@ pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
         if used != bit(&bbits, b) {
             r.add(
                 Kind::BlockBitmap,
-                format!("block {b} is {} but the bitmap says {}", if used { "in use" } else { "free" }, if used { "free" } else { "in use" }),
+                format!(
+                    "block {b} is {} but the bitmap says {}",
+                    if used { "in use" } else { "free" },
+                    if used { "free" } else { "in use" }
+                ),
             );
         }
     }
@@ -230,14 +263,20 @@ pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
         let map = maps.get(&di).cloned().unwrap_or_default();
         for lblk in 0..nblocks {
             let Some(&phys) = map.get(lblk as usize).filter(|p| **p != 0) else {
-                r.add(Kind::BadDirectoryBlock, format!("directory inode {di} has a hole at block {lblk}"));
+                r.add(
+                    Kind::BadDirectoryBlock,
+                    format!("directory inode {di} has a hole at block {lblk}"),
+                );
                 continue;
             };
             let img = rd.meta(phys, &mut r, "directory")?;
             let recs = match parse_block(&img) {
                 Ok(recs) => recs,
                 Err(e) => {
-                    r.add(Kind::BadDirectoryBlock, format!("directory inode {di} block {phys}: {e}"));
+                    r.add(
+                        Kind::BadDirectoryBlock,
+                        format!("directory inode {di} block {phys}: {e}"),
+                    );
                     continue;
                 }
             };
@@ -246,7 +285,12 @@ pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
                 let (ci, cgen) = split_ino(rec.ino);
                 let ci = if rec.ino == ROOT_INO { ROOT_INDEX } else { ci };
                 let Some(child) = inodes.get(&ci) else {
-                    r.add(Kind::BadEntry, format!("entry {name:?} in directory {di} names free or invalid inode {ci}"));
+                    r.add(
+                        Kind::BadEntry,
+                        format!(
+                            "entry {name:?} in directory {di} names free or invalid inode {ci}"
+                        ),
+                    );
                     continue;
                 };
                 if rec.ino != ROOT_INO && cgen != child.generation {
@@ -255,7 +299,10 @@ pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
                 }
                 let kind = FileKind::from_code(rec.kind);
                 if kind != child.kind() {
-                    r.add(Kind::BadEntry, format!("entry {name:?} in directory {di}: kind differs from inode {ci}"));
+                    r.add(
+                        Kind::BadEntry,
+                        format!("entry {name:?} in directory {di}: kind differs from inode {ci}"),
+                    );
                 }
                 *refs.entry(ci).or_insert(0) += 1;
                 if child.is_dir() {
@@ -264,7 +311,11 @@ pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
                         r.add(Kind::DirectoryLoop, format!("directory inode {ci} is reachable twice (again as {name:?} in {di})"));
                         continue;
                     }
-                    let parent_index = if child.parent == ROOT_INO { ROOT_INDEX } else { split_ino(child.parent).0 };
+                    let parent_index = if child.parent == ROOT_INO {
+                        ROOT_INDEX
+                    } else {
+                        split_ino(child.parent).0
+                    };
                     if parent_index != di {
                         r.add(Kind::DirectoryLoop, format!("directory inode {ci} ({name:?}) says its parent is {parent_index}, found in {di}"));
                     }
@@ -278,12 +329,28 @@ pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
     for index in &indexes {
         let d = &inodes[index];
         if *index != ROOT_INDEX && !refs.contains_key(index) && !seen.contains(index) {
-            r.add(Kind::Orphan, format!("inode {index} (nlink {}) is in use but no directory names it", d.nlink));
+            r.add(
+                Kind::Orphan,
+                format!(
+                    "inode {index} (nlink {}) is in use but no directory names it",
+                    d.nlink
+                ),
+            );
             continue;
         }
-        let expect = if d.is_dir() { 2 + subdirs.get(index).copied().unwrap_or(0) } else { refs.get(index).copied().unwrap_or(0) };
+        let expect = if d.is_dir() {
+            2 + subdirs.get(index).copied().unwrap_or(0)
+        } else {
+            refs.get(index).copied().unwrap_or(0)
+        };
         if d.nlink != expect {
-            r.add(Kind::LinkCount, format!("inode {index} has link count {} but {expect} links", d.nlink));
+            r.add(
+                Kind::LinkCount,
+                format!(
+                    "inode {index} has link count {} but {expect} links",
+                    d.nlink
+                ),
+            );
         }
     }
     Ok(r)
@@ -307,7 +374,10 @@ fn walk_file<S: BlockStore>(
             continue;
         }
         if !geo.is_data_block(p) {
-            r.add(Kind::BadPointer, format!("inode {index} direct block {i} points at {p}"));
+            r.add(
+                Kind::BadPointer,
+                format!("inode {index} direct block {i} points at {p}"),
+            );
             continue;
         }
         f(p, false, r);
@@ -343,7 +413,10 @@ fn walk_tree<S: BlockStore>(
     want_map: bool,
 ) -> FsResult<()> {
     if !rd.geo.is_data_block(ptr) {
-        r.add(Kind::BadPointer, format!("inode {index} indirect block points at {ptr}"));
+        r.add(
+            Kind::BadPointer,
+            format!("inode {index} indirect block points at {ptr}"),
+        );
         return Ok(());
     }
     f(ptr, true, r);
@@ -357,7 +430,10 @@ fn walk_tree<S: BlockStore>(
         let cbase = base + i as u64 * span;
         if level == 1 {
             if !rd.geo.is_data_block(p) {
-                r.add(Kind::BadPointer, format!("inode {index} block {cbase} points at {p}"));
+                r.add(
+                    Kind::BadPointer,
+                    format!("inode {index} block {cbase} points at {p}"),
+                );
                 continue;
             }
             f(p, false, r);

@@ -36,7 +36,10 @@ fn put_time(b: &mut [u8], off: usize, t: TimeSpec) {
 }
 
 fn get_time(b: &[u8], off: usize) -> TimeSpec {
-    TimeSpec { sec: get_u64(b, off) as i64, nsec: get_u32(b, off + 8).min(999_999_999) }
+    TimeSpec {
+        sec: get_u64(b, off) as i64,
+        nsec: get_u32(b, off + 8).min(999_999_999),
+    }
 }
 
 impl DiskInode {

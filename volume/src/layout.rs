@@ -80,7 +80,10 @@ impl Geometry {
     /// Block and byte offset holding inode `index`.
     pub fn inode_location(&self, index: u32) -> (u64, usize) {
         let i = index as u64;
-        (self.itable_start + i / INODES_PER_BLOCK, (i % INODES_PER_BLOCK) as usize * INODE_SIZE)
+        (
+            self.itable_start + i / INODES_PER_BLOCK,
+            (i % INODES_PER_BLOCK) as usize * INODE_SIZE,
+        )
     }
 
     pub fn is_data_block(&self, b: u64) -> bool {
@@ -175,7 +178,11 @@ impl Superblock {
             data_start: f(10),
         };
         geometry.check().map_err(FsError::NotAnImage)?;
-        Ok(Superblock { geometry, created: f(11) as i64, volume_id: f(12) })
+        Ok(Superblock {
+            geometry,
+            created: f(11) as i64,
+            volume_id: f(12),
+        })
     }
 }
 

@@ -4,8 +4,8 @@ use crate::attr::TimeSpec;
 use crate::error::{FsError, FsResult};
 use crate::inode::DiskInode;
 use crate::layout::{
-    seal, Geometry, Superblock, BITS_PER_BITMAP_BLOCK, BLOCK_SIZE, INODE_SIZE, MAGIC,
-    ROOT_INDEX, ROOT_INO,
+    seal, Geometry, Superblock, BITS_PER_BITMAP_BLOCK, BLOCK_SIZE, INODE_SIZE, MAGIC, ROOT_INDEX,
+    ROOT_INO,
 };
 use crate::store::BlockStore;
 
@@ -54,11 +54,19 @@ pub fn mkfs<S: BlockStore>(store: &S, opts: &MkfsOptions) -> FsResult<Geometry> 
         volume_id: (now.sec as u64) << 20 ^ now.nsec as u64 ^ std::process::id() as u64,
     };
     // Clear the journal head so no stale transaction from an older image is replayed.
-    store.write_at(&vec![0u8; BLOCK_SIZE * 2], geo.journal_start * BLOCK_SIZE as u64)?;
+    store.write_at(
+        &vec![0u8; BLOCK_SIZE * 2],
+        geo.journal_start * BLOCK_SIZE as u64,
+    )?;
     for (b, img) in bitmap_blocks(geo.ibitmap_blocks, geo.inode_count, 2, geo.ibitmap_start) {
         store.write_at(&img, b * BLOCK_SIZE as u64)?;
     }
-    for (b, img) in bitmap_blocks(geo.bbitmap_blocks, geo.total_blocks, geo.data_start, geo.bbitmap_start) {
+    for (b, img) in bitmap_blocks(
+        geo.bbitmap_blocks,
+        geo.total_blocks,
+        geo.data_start,
+        geo.bbitmap_start,
+    ) {
         store.write_at(&img, b * BLOCK_SIZE as u64)?;
     }
     let root = DiskInode {

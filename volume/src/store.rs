@@ -98,13 +98,23 @@ pub struct MemStore {
 
 impl MemStore {
     pub fn new(len: u64) -> MemStore {
-        MemStore { blocks: Mutex::new(HashMap::new()), len }
+        MemStore {
+            blocks: Mutex::new(HashMap::new()),
+            len,
+        }
     }
 
     /// A copy of the current contents (a snapshot of the disk).
     pub fn snapshot(&self) -> MemStore {
-        let blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        MemStore { blocks: Mutex::new(blocks), len: self.len }
+        let blocks = self
+            .blocks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        MemStore {
+            blocks: Mutex::new(blocks),
+            len: self.len,
+        }
     }
 }
 
@@ -118,7 +128,9 @@ impl BlockStore for MemStore {
             let within = (abs % BLOCK_SIZE as u64) as usize;
             let n = (BLOCK_SIZE - within).min(buf.len() - pos);
             match blocks.get(&bno) {
-                Some(b) if abs < self.len => buf[pos..pos + n].copy_from_slice(&b[within..within + n]),
+                Some(b) if abs < self.len => {
+                    buf[pos..pos + n].copy_from_slice(&b[within..within + n])
+                }
                 _ => buf[pos..pos + n].fill(0),
             }
             pos += n;
@@ -136,7 +148,9 @@ impl BlockStore for MemStore {
             let bno = abs / BLOCK_SIZE as u64;
             let within = (abs % BLOCK_SIZE as u64) as usize;
             let n = (BLOCK_SIZE - within).min(buf.len() - pos);
-            let b = blocks.entry(bno).or_insert_with(|| vec![0u8; BLOCK_SIZE].into_boxed_slice());
+            let b = blocks
+                .entry(bno)
+                .or_insert_with(|| vec![0u8; BLOCK_SIZE].into_boxed_slice());
             b[within..within + n].copy_from_slice(&buf[pos..pos + n]);
             pos += n;
         }
@@ -160,7 +174,11 @@ pub struct CrashStore<S: BlockStore> {
 
 impl<S: BlockStore> CrashStore<S> {
     pub fn new(inner: S, limit: u64) -> CrashStore<S> {
-        CrashStore { inner, writes: AtomicU64::new(0), limit: AtomicU64::new(limit) }
+        CrashStore {
+            inner,
+            writes: AtomicU64::new(0),
+            limit: AtomicU64::new(limit),
+        }
     }
     /// Writes issued so far (dropped ones included).
     pub fn writes(&self) -> u64 {

@@ -22,7 +22,10 @@ pub fn decode(b: &[u8]) -> FsResult<Xattrs> {
         if off + nl + vl > PAYLOAD {
             return Err(FsError::Corrupt("xattr block overrun".into()));
         }
-        out.insert(b[off..off + nl].to_vec(), b[off + nl..off + nl + vl].to_vec());
+        out.insert(
+            b[off..off + nl].to_vec(),
+            b[off + nl..off + nl + vl].to_vec(),
+        );
         off += nl + vl;
     }
     Ok(out)

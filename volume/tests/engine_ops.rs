@@ -38,11 +38,33 @@ fn sparse_files_and_offsets_past_4gib() {
     assert_eq!(at.size, far + 8);
     assert_eq!(v.read(a.ino, far, 8).unwrap(), b"far away");
     assert_eq!(v.read(a.ino, 0, 14).unwrap(), b"\0\0\0\0\0\0\0\0\0\0near");
-    assert!(v.read(a.ino, 1 << 30, 4096).unwrap().iter().all(|&b| b == 0));
-    v.setattr(a.ino, SetAttr { size: Some(12), ..Default::default() }).unwrap();
+    assert!(v
+        .read(a.ino, 1 << 30, 4096)
+        .unwrap()
+        .iter()
+        .all(|&b| b == 0));
+    v.setattr(
+        a.ino,
+        SetAttr {
+            size: Some(12),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(v.read(a.ino, 0, 100).unwrap(), b"\0\0\0\0\0\0\0\0\0\0ne");
-    v.setattr(a.ino, SetAttr { size: Some(100), ..Default::default() }).unwrap();
-    assert_eq!(v.read(a.ino, 10, 4).unwrap(), b"ne\0\0", "truncate must zero the tail");
+    v.setattr(
+        a.ino,
+        SetAttr {
+            size: Some(100),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        v.read(a.ino, 10, 4).unwrap(),
+        b"ne\0\0",
+        "truncate must zero the tail"
+    );
     v.commit().unwrap();
     assert_clean(&s);
 }
@@ -57,30 +79,68 @@ fn directories_rename_and_errors() {
     assert_eq!(v.getattr(ROOT).unwrap().nlink, 3);
     assert_eq!(v.getattr(d1.ino).unwrap().nlink, 3);
     assert!(matches!(v.rmdir(ROOT, b"d1"), Err(FsError::NotEmpty)));
-    assert!(matches!(v.rename(ROOT, b"d1", d2.ino, b"loop", RenameFlags::default()), Err(FsError::Invalid)));
-    assert!(matches!(v.create(ROOT, b"d1", 0o644, 0, 0), Err(FsError::Exists)));
-    assert!(matches!(v.create(ROOT, &[b'x'; 256], 0o644, 0, 0), Err(FsError::NameTooLong)));
-    v.rename(d1.ino, b"d2", ROOT, b"d2moved", RenameFlags::default()).unwrap();
+    assert!(matches!(
+        v.rename(ROOT, b"d1", d2.ino, b"loop", RenameFlags::default()),
+        Err(FsError::Invalid)
+    ));
+    assert!(matches!(
+        v.create(ROOT, b"d1", 0o644, 0, 0),
+        Err(FsError::Exists)
+    ));
+    assert!(matches!(
+        v.create(ROOT, &[b'x'; 256], 0o644, 0, 0),
+        Err(FsError::NameTooLong)
+    ));
+    v.rename(d1.ino, b"d2", ROOT, b"d2moved", RenameFlags::default())
+        .unwrap();
     assert_eq!(v.getattr(ROOT).unwrap().nlink, 4);
     assert_eq!(v.getattr(d1.ino).unwrap().nlink, 2);
     assert_eq!(v.lookup(d2.ino, b"..").unwrap().ino, ROOT);
     let g = v.create(ROOT, b"g", 0o644, 0, 0).unwrap();
     assert!(matches!(
-        v.rename(ROOT, b"g", d2.ino, b"f", RenameFlags { noreplace: true, exchange: false }),
+        v.rename(
+            ROOT,
+            b"g",
+            d2.ino,
+            b"f",
+            RenameFlags {
+                noreplace: true,
+                exchange: false
+            }
+        ),
         Err(FsError::Exists)
     ));
-    v.rename(ROOT, b"g", d2.ino, b"f", RenameFlags { noreplace: false, exchange: true }).unwrap();
+    v.rename(
+        ROOT,
+        b"g",
+        d2.ino,
+        b"f",
+        RenameFlags {
+            noreplace: false,
+            exchange: true,
+        },
+    )
+    .unwrap();
     assert_eq!(v.lookup(d2.ino, b"f").unwrap().ino, g.ino);
     assert_eq!(v.lookup(ROOT, b"g").unwrap().ino, f.ino);
-    v.rename(ROOT, b"g", d2.ino, b"f", RenameFlags::default()).unwrap();
-    assert!(matches!(v.getattr(g.ino), Err(FsError::Stale)), "replaced target is freed");
+    v.rename(ROOT, b"g", d2.ino, b"f", RenameFlags::default())
+        .unwrap();
+    assert!(
+        matches!(v.getattr(g.ino), Err(FsError::Stale)),
+        "replaced target is freed"
+    );
     v.link(f.ino, ROOT, b"hard").unwrap();
     assert_eq!(v.getattr(f.ino).unwrap().nlink, 2);
     v.unlink(d2.ino, b"f").unwrap();
     assert_eq!(v.getattr(f.ino).unwrap().nlink, 1);
     let l = v.symlink(ROOT, b"ln", b"/some/where", 0, 0).unwrap();
     assert_eq!(v.readlink(l.ino).unwrap(), b"/some/where");
-    let names: Vec<Vec<u8>> = v.readdir(ROOT, 0, 100).unwrap().into_iter().map(|e| e.name).collect();
+    let names: Vec<Vec<u8>> = v
+        .readdir(ROOT, 0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
     assert_eq!(names.len(), 6, "{names:?}"); // . .. d1 d2moved hard ln
     v.commit().unwrap();
     assert_clean(&s);
@@ -125,7 +185,8 @@ fn readdir_cookies_stay_valid_while_entries_change() {
     let s = fresh(64 * MIB);
     let mut v = open(&s);
     for i in 0..300 {
-        v.create(ROOT, format!("f{i:03}").as_bytes(), 0o644, 0, 0).unwrap();
+        v.create(ROOT, format!("f{i:03}").as_bytes(), 0o644, 0, 0)
+            .unwrap();
     }
     let first = v.readdir(ROOT, 0, 102).unwrap();
     let cookie = first.last().unwrap().offset;
@@ -160,7 +221,8 @@ fn large_directory_lookups() {
     let mut v = open(&s);
     let d = v.mkdir(ROOT, b"big", 0o755, 0, 0).unwrap();
     for i in 0..100_000 {
-        v.create(d.ino, format!("entry-{i}").as_bytes(), 0o644, 0, 0).unwrap();
+        v.create(d.ino, format!("entry-{i}").as_bytes(), 0o644, 0, 0)
+            .unwrap();
     }
     v.commit().unwrap();
     drop(v);
@@ -178,9 +240,15 @@ fn xattrs() {
     let mut v = open(&s);
     let a = v.create(ROOT, b"a", 0o644, 0, 0).unwrap();
     assert!(matches!(v.getxattr(a.ino, b"user.x"), Err(FsError::NoAttr)));
-    assert!(matches!(v.setxattr(a.ino, b"user.x", b"1", XATTR_REPLACE), Err(FsError::NoAttr)));
+    assert!(matches!(
+        v.setxattr(a.ino, b"user.x", b"1", XATTR_REPLACE),
+        Err(FsError::NoAttr)
+    ));
     v.setxattr(a.ino, b"user.x", b"1", XATTR_CREATE).unwrap();
-    assert!(matches!(v.setxattr(a.ino, b"user.x", b"2", XATTR_CREATE), Err(FsError::Exists)));
+    assert!(matches!(
+        v.setxattr(a.ino, b"user.x", b"2", XATTR_CREATE),
+        Err(FsError::Exists)
+    ));
     v.setxattr(a.ino, b"user.y", b"22", 0).unwrap();
     assert_eq!(v.getxattr(a.ino, b"user.y").unwrap(), b"22");
     assert_eq!(v.listxattr(a.ino).unwrap().len(), 2);
@@ -197,7 +265,8 @@ fn fallocate_and_punch_hole() {
     let mut v = open(&s);
     let a = v.create(ROOT, b"a", 0o644, 0, 0).unwrap();
     v.write(a.ino, 0, &vec![7u8; 5 * 4096]).unwrap();
-    v.fallocate(a.ino, 100, 3 * 4096, FALLOC_PUNCH_HOLE | FALLOC_KEEP_SIZE).unwrap();
+    v.fallocate(a.ino, 100, 3 * 4096, FALLOC_PUNCH_HOLE | FALLOC_KEEP_SIZE)
+        .unwrap();
     let d = v.read(a.ino, 0, 5 * 4096).unwrap();
     assert!(d[..100].iter().all(|&b| b == 7));
     assert!(d[100..100 + 3 * 4096].iter().all(|&b| b == 0));

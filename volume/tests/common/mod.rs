@@ -12,7 +12,14 @@ pub fn fresh(size: u64) -> Arc<MemStore> {
 
 pub fn fresh_with_inodes(size: u64, inodes: u64) -> Arc<MemStore> {
     let store = Arc::new(MemStore::new(size));
-    mkfs(&store, &MkfsOptions { inodes: Some(inodes), force: false }).unwrap();
+    mkfs(
+        &store,
+        &MkfsOptions {
+            inodes: Some(inodes),
+            force: false,
+        },
+    )
+    .unwrap();
     store
 }
 

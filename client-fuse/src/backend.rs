@@ -1,0 +1,61 @@
+//! What the FUSE adapter needs from wherever the file system lives. Every method is one
+//! operation; errors are the engine's, so errno is decided in one place (`FsError::errno`).
+
+use volume::{Attr, DirEntry, FsResult, RenameFlags, SetAttr, StatFs};
+
+pub trait Backend: Send + Sync + 'static {
+    fn lookup(&self, parent: u64, name: &[u8]) -> FsResult<Attr>;
+    fn getattr(&self, ino: u64) -> FsResult<Attr>;
+    fn setattr(&self, ino: u64, set: SetAttr) -> FsResult<Attr>;
+    #[allow(clippy::too_many_arguments)]
+    fn mknod(
+        &self,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        rdev: u32,
+        uid: u32,
+        gid: u32,
+    ) -> FsResult<Attr>;
+    fn mkdir(&self, parent: u64, name: &[u8], mode: u32, uid: u32, gid: u32) -> FsResult<Attr>;
+    fn symlink(
+        &self,
+        parent: u64,
+        name: &[u8],
+        target: &[u8],
+        uid: u32,
+        gid: u32,
+    ) -> FsResult<Attr>;
+    fn link(&self, ino: u64, newparent: u64, newname: &[u8]) -> FsResult<Attr>;
+    fn unlink(&self, parent: u64, name: &[u8]) -> FsResult<()>;
+    fn rmdir(&self, parent: u64, name: &[u8]) -> FsResult<()>;
+    fn rename(
+        &self,
+        parent: u64,
+        name: &[u8],
+        newparent: u64,
+        newname: &[u8],
+        flags: RenameFlags,
+    ) -> FsResult<()>;
+    fn readlink(&self, ino: u64) -> FsResult<Vec<u8>>;
+    fn readdir(&self, ino: u64, offset: u64, max: usize) -> FsResult<Vec<DirEntry>>;
+    fn readdirplus(&self, ino: u64, offset: u64, max: usize) -> FsResult<Vec<(DirEntry, Attr)>>;
+    /// Create and open in one step.
+    fn create(&self, parent: u64, name: &[u8], mode: u32, uid: u32, gid: u32) -> FsResult<Attr>;
+    fn open(&self, ino: u64, flags: i32) -> FsResult<Attr>;
+    fn release(&self, ino: u64) -> FsResult<()>;
+    fn read(&self, ino: u64, offset: u64, size: u32) -> FsResult<Vec<u8>>;
+    fn write(&self, ino: u64, offset: u64, data: &[u8]) -> FsResult<u32>;
+    /// Written data reaches the volume (close-to-open); not necessarily the disk.
+    fn flush(&self, ino: u64) -> FsResult<()>;
+    /// Durable on disk.
+    fn fsync(&self, ino: u64) -> FsResult<()>;
+    fn fallocate(&self, ino: u64, offset: u64, len: u64, mode: u32) -> FsResult<()>;
+    fn statfs(&self) -> FsResult<StatFs>;
+    fn getxattr(&self, ino: u64, name: &[u8]) -> FsResult<Vec<u8>>;
+    fn setxattr(&self, ino: u64, name: &[u8], value: &[u8], flags: u32) -> FsResult<()>;
+    fn listxattr(&self, ino: u64) -> FsResult<Vec<Vec<u8>>>;
+    fn removexattr(&self, ino: u64, name: &[u8]) -> FsResult<()>;
+    /// The mount is going away: make everything durable.
+    fn shutdown(&self) -> FsResult<()>;
+}

@@ -1,0 +1,106 @@
+//! Mounting: options every mode shares, foreground serving until unmount or SIGTERM/SIGINT.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fuser::{Config, MountOption, SessionACL};
+
+use crate::backend::Backend;
+use crate::fuse::RwxFuse;
+
+#[derive(Debug, Clone)]
+pub struct MountConfig {
+    pub mountpoint: PathBuf,
+    /// What `mount` shows as the source (image path or HOST:PORT).
+    pub source: String,
+    pub read_only: bool,
+    pub ttl: Duration,
+    pub threads: usize,
+}
+
+/// Refuse a mount point that cannot work, with the reason.
+pub fn check_mountpoint(mp: &Path) -> Result<(), String> {
+    let meta = std::fs::metadata(mp).map_err(|e| format!("mount point {}: {e}", mp.display()))?;
+    if !meta.is_dir() {
+        return Err(format!("mount point {} is not a directory", mp.display()));
+    }
+    let canon = std::fs::canonicalize(mp).unwrap_or_else(|_| mp.to_path_buf());
+    if let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") {
+        for line in mounts.lines() {
+            if line.split(' ').nth(4) == Some(canon.to_string_lossy().as_ref())
+                && line.contains(" - fuse.rwxfs ")
+            {
+                return Err(format!(
+                    "mount point {} is busy: rwxfs is already mounted there",
+                    mp.display()
+                ));
+            }
+        }
+    }
+    if std::fs::metadata("/dev/fuse").is_err() {
+        return Err("FUSE is unavailable: /dev/fuse does not exist (load the fuse module)".into());
+    }
+    Ok(())
+}
+
+/// True once a FUSE rwxfs mount is live at `mp`.
+pub fn is_mounted(mp: &Path) -> bool {
+    let canon = std::fs::canonicalize(mp).unwrap_or_else(|_| mp.to_path_buf());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|m| {
+            m.lines().any(|l| {
+                l.split(' ').nth(4) == Some(canon.to_string_lossy().as_ref())
+                    && l.contains(" - fuse.rwxfs ")
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// Mount and serve until the file system is unmounted or the process gets SIGTERM/SIGINT;
+/// then everything is made durable. `on_ready` runs once the mount is live.
+pub fn mount_foreground(
+    backend: Arc<dyn Backend>,
+    cfg: &MountConfig,
+    on_ready: impl FnOnce(),
+) -> std::io::Result<()> {
+    let mut options = vec![
+        MountOption::FSName(cfg.source.clone()),
+        MountOption::Subtype("rwxfs".into()),
+        MountOption::DefaultPermissions,
+        MountOption::Dev,
+        MountOption::Suid,
+    ];
+    if cfg.read_only {
+        options.push(MountOption::RO);
+    }
+    let mut config = Config::default();
+    config.mount_options = options;
+    config.acl = SessionACL::All;
+    config.n_threads = Some(cfg.threads.max(1));
+    config.clone_fd = true;
+    let fs = RwxFuse::new(backend.clone(), cfg.ttl, cfg.read_only);
+    let session = fuser::Session::new(fs, &cfg.mountpoint, &config)?;
+    let bg = session.spawn()?;
+    on_ready();
+    let mp = cfg.mountpoint.clone();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ])?;
+    let handle = signals.handle();
+    let waiter = std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            tracing::info!("signal received: unmounting {}", mp.display());
+            let c = std::ffi::CString::new(mp.as_os_str().as_encoded_bytes()).unwrap_or_default();
+            // SAFETY: plain syscall on a NUL-terminated path.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    });
+    let r = bg.join();
+    handle.close();
+    let _ = waiter.join();
+    backend.shutdown().map_err(std::io::Error::other)?;
+    r
+}

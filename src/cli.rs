@@ -1,0 +1,96 @@
+//! Subcommands and their arguments; each dispatches to the crate that owns the work.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+mod fsck_cmd;
+mod mkfs_cmd;
+mod mount_cmd;
+
+#[derive(Parser)]
+#[command(
+    name = "rwxfs",
+    version,
+    about = "A shared file system: one server, many read-write FUSE mounts"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create an empty volume in an image file (sparse) or on a block device.
+    Mkfs {
+        image: PathBuf,
+        /// Size with K/M/G/T suffix, e.g. 4G (ignored for block devices).
+        #[arg(long)]
+        size: Option<String>,
+        /// Overwrite an existing rwxfs volume.
+        #[arg(long)]
+        force: bool,
+        /// Inodes to provision (default: one per 16 KiB).
+        #[arg(long)]
+        inodes: Option<u64>,
+    },
+    /// Check a volume. Exit status: 0 clean, 4 errors found, 8 could not check.
+    Fsck {
+        image: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mount a volume: `rwxfs mount HOST:PORT MOUNTPOINT`, or `--raw-image IMAGE MOUNTPOINT`.
+    Mount {
+        /// HOST:PORT of the server, then the mount point (or just the mount point with --raw-image).
+        #[arg(num_args = 1..=2, required = true)]
+        args: Vec<String>,
+        /// Run the engine in this process directly on IMAGE (unsafe with several writers).
+        #[arg(long, value_name = "IMAGE")]
+        raw_image: Option<PathBuf>,
+        /// Stay attached instead of serving in the background.
+        #[arg(long)]
+        foreground: bool,
+        #[arg(long)]
+        read_only: bool,
+        /// Node identity (default: /etc/machine-id, else the hostname).
+        #[arg(long)]
+        node_id: Option<String>,
+    },
+}
+
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.cmd {
+        Cmd::Mkfs {
+            image,
+            size,
+            force,
+            inodes,
+        } => mkfs_cmd::run(&image, size.as_deref(), force, inodes),
+        Cmd::Fsck { image, json } => fsck_cmd::run(&image, json),
+        Cmd::Mount {
+            args,
+            raw_image,
+            foreground,
+            read_only,
+            node_id,
+        } => mount_cmd::run(mount_cmd::Args {
+            args,
+            raw_image,
+            foreground,
+            read_only,
+            node_id,
+        }),
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RWXFS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,176 @@
+//! `rwxfs mount`: validate, then serve in the background (a child in --foreground) and return
+//! once the mount is live, as sshfs does.
+
+use std::io::{Read, Write};
+use std::os::fd::FromRawFd;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use client_fuse::mount::check_mountpoint;
+use client_fuse::{mount_foreground, Backend, MountConfig, RawBackend};
+use volume::{FileStore, Volume};
+
+pub struct Args {
+    pub args: Vec<String>,
+    pub raw_image: Option<PathBuf>,
+    pub foreground: bool,
+    pub read_only: bool,
+    pub node_id: Option<String>,
+}
+
+const READY_FD: &str = "RWXFS_READY_FD";
+
+pub fn run(a: Args) -> i32 {
+    let ready_fd: Option<i32> = std::env::var(READY_FD).ok().and_then(|v| v.parse().ok());
+    // SAFETY: the fd number was handed to us by our parent for this purpose only.
+    let mut ready = ready_fd.map(|fd| unsafe { std::fs::File::from_raw_fd(fd) });
+    let fail = |ready: &mut Option<std::fs::File>, msg: String| {
+        if let Some(f) = ready.as_mut() {
+            let _ = writeln!(f, "error: {msg}");
+        }
+        eprintln!("rwxfs mount: {msg}");
+        1
+    };
+    let (mountpoint, source) = match (&a.raw_image, a.args.as_slice()) {
+        (Some(img), [mp]) => (PathBuf::from(mp), img.display().to_string()),
+        (Some(_), _) => {
+            return fail(
+                &mut ready,
+                "with --raw-image give only the mount point".into(),
+            )
+        }
+        (None, [server, mp]) => (PathBuf::from(mp), server.clone()),
+        (None, _) => return fail(&mut ready, "usage: rwxfs mount HOST:PORT MOUNTPOINT".into()),
+    };
+    if let Err(e) = check_mountpoint(&mountpoint) {
+        return fail(&mut ready, e);
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return fail(
+            &mut ready,
+            "mounting needs root (CAP_SYS_ADMIN) on this system".into(),
+        );
+    }
+    let backend: Arc<dyn Backend> = match &a.raw_image {
+        Some(img) => {
+            let store = match if a.read_only {
+                FileStore::open_read_only(img)
+            } else {
+                FileStore::open(img)
+            } {
+                Ok(s) => s,
+                Err(e) => return fail(&mut ready, format!("{}: {e}", img.display())),
+            };
+            match Volume::open(store) {
+                Ok(v) => Arc::new(RawBackend::new(v)),
+                Err(e) => return fail(&mut ready, format!("{}: {e}", img.display())),
+            }
+        }
+        None => {
+            return fail(
+                &mut ready,
+                "shared mode (HOST:PORT) is not built yet; use --raw-image".into(),
+            )
+        }
+    };
+    if a.raw_image.is_some() && ready.is_none() {
+        eprintln!(
+            "rwxfs: WARNING: raw shared-image mode. This mount runs its own engine on {source}; \
+             with more than one writer on the same image, data and metadata WILL be corrupted. \
+             It exists to show why a server is needed."
+        );
+    }
+    if !a.foreground {
+        drop(backend);
+        return spawn_background(&mountpoint);
+    }
+    let cfg = MountConfig {
+        mountpoint: mountpoint.clone(),
+        source,
+        read_only: a.read_only,
+        ttl: Duration::from_secs(1),
+        threads: 4,
+    };
+    let _ = a.node_id;
+    let res = mount_foreground(backend, &cfg, || {
+        if let Some(f) = ready.as_mut() {
+            let _ = writeln!(f, "ok");
+        }
+        ready = None;
+    });
+    match res {
+        Ok(()) => 0,
+        Err(e) => {
+            let msg = match e.kind() {
+                std::io::ErrorKind::PermissionDenied => format!(
+                    "{}: permission denied (are you root?)",
+                    mountpoint.display()
+                ),
+                _ => format!("{}: {e}", mountpoint.display()),
+            };
+            fail(&mut ready, msg)
+        }
+    }
+}
+
+/// Re-run this command in the foreground as a detached child; return once it reports the
+/// mount live (0) or fails (its message, 1).
+fn spawn_background(mountpoint: &std::path::Path) -> i32 {
+    let mut fds = [0i32; 2];
+    // SAFETY: fds is a valid 2-element array; plain pipe(2) leaves both ends inheritable.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        eprintln!("rwxfs mount: pipe: {}", std::io::Error::last_os_error());
+        return 1;
+    }
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("rwxfs"));
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    args.push("--foreground".into());
+    let log = std::env::var_os("RWXFS_LOG_FILE").and_then(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .ok()
+    });
+    let mut cmd = Command::new(exe);
+    cmd.args(&args)
+        .env(READY_FD, fds[1].to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log.map(Stdio::from).unwrap_or_else(Stdio::null));
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let child = cmd.spawn();
+    // SAFETY: closing our copy of the write end; the child holds its own.
+    unsafe { libc::close(fds[1]) };
+    // SAFETY: fds[0] is the pipe's read end, owned from here on.
+    let mut rd = unsafe { std::fs::File::from_raw_fd(fds[0]) };
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rwxfs mount: cannot start the mount process: {e}");
+            return 1;
+        }
+    };
+    let mut msg = String::new();
+    let _ = rd.read_to_string(&mut msg);
+    let msg = msg.trim();
+    if msg.starts_with("ok") {
+        println!(
+            "rwxfs: mounted on {} (pid {})",
+            mountpoint.display(),
+            child.id()
+        );
+        return 0;
+    }
+    let status = child.wait().ok();
+    let reason = msg.strip_prefix("error: ").unwrap_or(msg);
+    if reason.is_empty() {
+        eprintln!("rwxfs mount: the mount process exited ({status:?}) before the mount was live");
+    } else {
+        eprintln!("rwxfs mount: {reason}");
+    }
+    1
+}
