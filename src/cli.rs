@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod fsck_cmd;
 mod mkfs_cmd;
 mod mount_cmd;
+mod serve_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -57,6 +58,17 @@ enum Cmd {
         #[arg(long)]
         node_id: Option<String>,
     },
+    /// Serve a volume to any number of mounts.
+    Serve {
+        #[arg(long)]
+        image: PathBuf,
+        /// Address to listen on, HOST:PORT.
+        #[arg(long)]
+        listen: String,
+        /// Seconds a silent client keeps its session.
+        #[arg(long, default_value_t = 15)]
+        lease_secs: u64,
+    },
 }
 
 pub fn run() -> i32 {
@@ -83,6 +95,11 @@ pub fn run() -> i32 {
             read_only,
             node_id,
         }),
+        Cmd::Serve {
+            image,
+            listen,
+            lease_secs,
+        } => serve_cmd::run(&image, &listen, lease_secs),
     }
 }
 

@@ -5,8 +5,10 @@ pub mod backend;
 pub mod fuse;
 pub mod mount;
 pub mod raw;
+pub mod remote;
 
 pub use backend::Backend;
 pub use fuse::RwxFuse;
 pub use mount::{mount_foreground, MountConfig};
 pub use raw::RawBackend;
+pub use remote::RemoteBackend;

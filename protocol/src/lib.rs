@@ -1,1 +1,10 @@
-//! placeholder
+//! The rwxfs wire protocol: messages, framing and the version handshake. No policy, no engine.
+//!
+//! A frame is a 4-byte big-endian length, then a 4-byte little-endian header length, the
+//! bincode header, and raw bulk bytes (write data, read data) that never pass through serde.
+
+pub mod codec;
+pub mod messages;
+
+pub use codec::{decode_body, encode_frame, ProtoError, MAX_FRAME};
+pub use messages::{ClientMsg, Push, Request, Response, ServerMsg, PROTOCOL_VERSION};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use client_fuse::mount::check_mountpoint;
-use client_fuse::{mount_foreground, Backend, MountConfig, RawBackend};
+use client_fuse::{mount_foreground, Backend, MountConfig, RawBackend, RemoteBackend};
 use volume::{FileStore, Volume};
 
 pub struct Args {
@@ -70,10 +70,11 @@ pub fn run(a: Args) -> i32 {
             }
         }
         None => {
-            return fail(
-                &mut ready,
-                "shared mode (HOST:PORT) is not built yet; use --raw-image".into(),
-            )
+            let node = a.node_id.clone().unwrap_or_else(node_id);
+            match RemoteBackend::connect(&source, &node, a.read_only) {
+                Ok(r) => Arc::new(r),
+                Err(e) => return fail(&mut ready, e),
+            }
         }
     };
     if a.raw_image.is_some() && ready.is_none() {
@@ -94,7 +95,6 @@ pub fn run(a: Args) -> i32 {
         ttl: Duration::from_secs(1),
         threads: 4,
     };
-    let _ = a.node_id;
     let res = mount_foreground(backend, &cfg, || {
         if let Some(f) = ready.as_mut() {
             let _ = writeln!(f, "ok");
@@ -114,6 +114,17 @@ pub fn run(a: Args) -> i32 {
             fail(&mut ready, msg)
         }
     }
+}
+
+/// This machine's identity: /etc/machine-id, else the hostname.
+pub fn node_id() -> String {
+    if let Ok(id) = std::fs::read_to_string("/etc/machine-id") {
+        let id = id.trim();
+        if !id.is_empty() {
+            return id.to_string();
+        }
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "unknown".into())
 }
 
 /// Re-run this command in the foreground as a detached child; return once it reports the

@@ -1,0 +1,188 @@
+//! Frame bodies: `[header length u32 LE][bincode header][raw bulk bytes]`. The only place
+//! bincode is named, so swapping it touches one file. Decoding never panics and never
+//! allocates more than the frame it was given.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use thiserror::Error;
+
+/// Largest frame body accepted: a 1 MiB write plus its header, with room to spare.
+pub const MAX_FRAME: usize = (1 << 20) + 64 * 1024;
+
+#[derive(Debug, Error)]
+pub enum ProtoError {
+    #[error("frame of {0} bytes exceeds the {MAX_FRAME}-byte limit")]
+    TooLarge(usize),
+    #[error("frame too short for its header")]
+    Truncated,
+    #[error("undecodable header: {0}")]
+    Malformed(String),
+    #[error("encoding failed: {0}")]
+    Encode(String),
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_little_endian().with_fixed_int_encoding().with_limit::<MAX_FRAME>()
+}
+
+pub fn encode_header<T: Serialize>(msg: &T) -> Result<Vec<u8>, ProtoError> {
+    bincode::serde::encode_to_vec(msg, config()).map_err(|e| ProtoError::Encode(e.to_string()))
+}
+
+/// A whole frame, length prefix included, ready for the socket.
+pub fn encode_frame<T: Serialize>(msg: &T, bulk: &[u8]) -> Result<Vec<u8>, ProtoError> {
+    let hdr = encode_header(msg)?;
+    let body = 4 + hdr.len() + bulk.len();
+    if body > MAX_FRAME {
+        return Err(ProtoError::TooLarge(body));
+    }
+    let mut out = Vec::with_capacity(4 + body);
+    out.extend_from_slice(&(body as u32).to_be_bytes());
+    out.extend_from_slice(&(hdr.len() as u32).to_le_bytes());
+    out.extend_from_slice(&hdr);
+    out.extend_from_slice(bulk);
+    Ok(out)
+}
+
+/// Length prefix and header of a frame whose bulk bytes the caller sends separately.
+pub fn encode_frame_head<T: Serialize>(msg: &T, bulk_len: usize) -> Result<Vec<u8>, ProtoError> {
+    let hdr = encode_header(msg)?;
+    let body = 4 + hdr.len() + bulk_len;
+    if body > MAX_FRAME {
+        return Err(ProtoError::TooLarge(body));
+    }
+    let mut out = Vec::with_capacity(8 + hdr.len());
+    out.extend_from_slice(&(body as u32).to_be_bytes());
+    out.extend_from_slice(&(hdr.len() as u32).to_le_bytes());
+    out.extend_from_slice(&hdr);
+    Ok(out)
+}
+
+/// Split a frame body (length prefix already removed) into its header and bulk bytes.
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<(T, &[u8]), ProtoError> {
+    if body.len() > MAX_FRAME {
+        return Err(ProtoError::TooLarge(body.len()));
+    }
+    if body.len() < 4 {
+        return Err(ProtoError::Truncated);
+    }
+    let hlen = u32::from_le_bytes([body[0], body[1], body[2], body[3]]) as usize;
+    if hlen > body.len() - 4 {
+        return Err(ProtoError::Truncated);
+    }
+    let hdr = &body[4..4 + hlen];
+    let (msg, used) = bincode::serde::decode_from_slice::<T, _>(hdr, config())
+        .map_err(|e| ProtoError::Malformed(e.to_string()))?;
+    if used != hlen {
+        return Err(ProtoError::Malformed(format!("{} trailing header bytes", hlen - used)));
+    }
+    Ok((msg, &body[4 + hlen..]))
+}
+
+/// Blocking read of one frame body from a stream (the FUSE side is synchronous).
+pub fn read_frame<R: std::io::Read>(r: &mut R) -> Result<Vec<u8>, ProtoError> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)?;
+    let n = u32::from_be_bytes(len) as usize;
+    if n > MAX_FRAME {
+        return Err(ProtoError::TooLarge(n));
+    }
+    let mut body = vec![0u8; n];
+    r.read_exact(&mut body)?;
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::*;
+
+    fn body_of(frame: &[u8]) -> &[u8] {
+        &frame[4..]
+    }
+
+    #[test]
+    fn golden_hello() {
+        let m = ClientMsg::Hello { version: 1, node_id: "n1".into(), mount_id: 7, read_only: false };
+        let f = encode_frame(&m, &[]).unwrap();
+        #[rustfmt::skip]
+        let want: Vec<u8> = vec![
+            0, 0, 0, 31,                // frame length, big-endian
+            27, 0, 0, 0,                // header length
+            0, 0, 0, 0,                 // ClientMsg::Hello (variant 0)
+            1, 0, 0, 0,                 // version 1
+            2, 0, 0, 0, 0, 0, 0, 0,     // node_id length
+            b'n', b'1',                 // node_id
+            7, 0, 0, 0, 0, 0, 0, 0,     // mount_id
+            0,                          // read_only
+        ];
+        assert_eq!(f, want);
+        let (back, bulk): (ClientMsg, _) = decode_body(body_of(&f)).unwrap();
+        assert_eq!(back, m);
+        assert!(bulk.is_empty());
+    }
+
+    #[test]
+    fn golden_write_call_carries_raw_bulk() {
+        let m = ClientMsg::Call { id: 5, req: Request::Write { ino: 9, offset: 4096 } };
+        let f = encode_frame(&m, b"DATA").unwrap();
+        #[rustfmt::skip]
+        let want: Vec<u8> = vec![
+            0, 0, 0, 40,                // frame length
+            32, 0, 0, 0,                // header length
+            1, 0, 0, 0,                 // ClientMsg::Call
+            5, 0, 0, 0, 0, 0, 0, 0,     // id
+            17, 0, 0, 0,                // Request::Write (variant 17)
+            9, 0, 0, 0, 0, 0, 0, 0,     // ino
+            0, 16, 0, 0, 0, 0, 0, 0,    // offset 4096
+            b'D', b'A', b'T', b'A',     // bulk bytes, not serde-encoded
+        ];
+        assert_eq!(f, want);
+        let (back, bulk): (ClientMsg, _) = decode_body(body_of(&f)).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(bulk, b"DATA");
+    }
+
+    #[test]
+    fn golden_error_reply() {
+        let m = ServerMsg::Reply { id: 3, result: Err(2) };
+        let f = encode_frame(&m, &[]).unwrap();
+        #[rustfmt::skip]
+        let want: Vec<u8> = vec![
+            0, 0, 0, 24,
+            20, 0, 0, 0,
+            2, 0, 0, 0,                 // ServerMsg::Reply
+            3, 0, 0, 0, 0, 0, 0, 0,     // id
+            1, 0, 0, 0,                 // Err
+            2, 0, 0, 0,                 // ENOENT
+        ];
+        assert_eq!(f, want);
+    }
+
+    #[test]
+    fn refuses_oversized_and_truncated() {
+        assert!(matches!(decode_body::<ClientMsg>(&[1, 0]), Err(ProtoError::Truncated)));
+        assert!(matches!(decode_body::<ClientMsg>(&[200, 0, 0, 0, 1]), Err(ProtoError::Truncated)));
+        let mut r: &[u8] = &[0xff, 0xff, 0xff, 0xff];
+        assert!(matches!(read_frame(&mut r), Err(ProtoError::TooLarge(_))));
+        // A string length claiming 2^60 bytes must be refused, not allocated.
+        let mut body = vec![0u8; 4];
+        let hdr = [0u8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10];
+        body[0] = hdr.len() as u8;
+        body.extend_from_slice(&hdr);
+        assert!(matches!(decode_body::<ClientMsg>(&body), Err(ProtoError::Malformed(_))));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_decode_or_fail_cleanly(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = decode_body::<ClientMsg>(&bytes);
+            let _ = decode_body::<ServerMsg>(&bytes);
+            let mut framed = (bytes.len() as u32).to_le_bytes().to_vec();
+            framed.extend_from_slice(&bytes);
+            let _ = decode_body::<ClientMsg>(&framed);
+        }
+    }
+}
