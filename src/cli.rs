@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod demo_cmd;
 mod fsck_cmd;
 mod mkfs_cmd;
 mod mount_cmd;
@@ -58,6 +59,18 @@ enum Cmd {
         #[arg(long)]
         node_id: Option<String>,
     },
+    /// Run one concurrent-writer workload through the server and on a raw shared image,
+    /// and show side by side what each lost.
+    Demo {
+        #[arg(long, default_value_t = 3)]
+        clients: usize,
+        /// Files each client writes.
+        #[arg(long, default_value_t = 200)]
+        files: usize,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve a volume to any number of mounts.
     Serve {
         #[arg(long)]
@@ -100,12 +113,17 @@ pub fn run() -> i32 {
             listen,
             lease_secs,
         } => serve_cmd::run(&image, &listen, lease_secs),
+        Cmd::Demo {
+            clients,
+            files,
+            json,
+        } => demo_cmd::run(clients, files, json),
     }
 }
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RWXFS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,fuser=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -29,7 +29,7 @@ pub fn check_mountpoint(mp: &Path) -> Result<(), String> {
     if let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") {
         for line in mounts.lines() {
             if line.split(' ').nth(4) == Some(canon.to_string_lossy().as_ref())
-                && line.contains(" - fuse.rwxfs ")
+                && is_fuse_line(line)
             {
                 return Err(format!(
                     "mount point {} is busy: rwxfs is already mounted there",
@@ -50,8 +50,7 @@ pub fn is_mounted(mp: &Path) -> bool {
     std::fs::read_to_string("/proc/self/mountinfo")
         .map(|m| {
             m.lines().any(|l| {
-                l.split(' ').nth(4) == Some(canon.to_string_lossy().as_ref())
-                    && l.contains(" - fuse.rwxfs ")
+                l.split(' ').nth(4) == Some(canon.to_string_lossy().as_ref()) && is_fuse_line(l)
             })
         })
         .unwrap_or(false)
@@ -103,4 +102,9 @@ pub fn mount_foreground(
     let _ = waiter.join();
     backend.shutdown().map_err(std::io::Error::other)?;
     r
+}
+
+/// A mountinfo line of a FUSE mount (the type reads `fuse` or `fuse.rwxfs`).
+fn is_fuse_line(l: &str) -> bool {
+    l.contains(" - fuse ") || l.contains(" - fuse.rwxfs ")
 }

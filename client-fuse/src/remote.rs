@@ -46,18 +46,34 @@ impl RemoteBackend {
         let mut stream = TcpStream::connect_timeout(&sock, Duration::from_secs(10))
             .map_err(|e| format!("cannot reach the server at {addr}: {e}"))?;
         stream.set_nodelay(true).ok();
-        let mount_id = std::process::id() as u64 ^ (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64);
-        let hello = ClientMsg::Hello { version: PROTOCOL_VERSION, node_id: node_id.into(), mount_id, read_only };
+        let mount_id = std::process::id() as u64
+            ^ (std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos() as u64);
+        let hello = ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            node_id: node_id.into(),
+            mount_id,
+            read_only,
+        };
         stream
             .write_all(&encode_frame(&hello, &[]).map_err(|e| e.to_string())?)
             .map_err(|e| format!("{addr}: {e}"))?;
         stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
-        let body = read_frame(&mut stream).map_err(|e| format!("{addr}: no answer to hello: {e}"))?;
+        let body =
+            read_frame(&mut stream).map_err(|e| format!("{addr}: no answer to hello: {e}"))?;
         stream.set_read_timeout(None).ok();
         let (msg, _) = decode_body::<ServerMsg>(&body).map_err(|e| format!("{addr}: {e}"))?;
         let (session, lease) = match msg {
-            ServerMsg::Welcome { session, lease_secs, .. } => (session, lease_secs),
-            ServerMsg::Refused { reason } => return Err(format!("the server refused the mount: {reason}")),
+            ServerMsg::Welcome {
+                session,
+                lease_secs,
+                ..
+            } => (session, lease_secs),
+            ServerMsg::Refused { reason } => {
+                return Err(format!("the server refused the mount: {reason}"))
+            }
             other => return Err(format!("{addr}: unexpected answer to hello: {other:?}")),
         };
         let reader = stream.try_clone().map_err(|e| e.to_string())?;
@@ -83,7 +99,11 @@ impl RemoteBackend {
                     return;
                 }
                 if let Ok(f) = encode_frame(&ClientMsg::Heartbeat, &[]) {
-                    let _ = c.writer.lock().unwrap_or_else(|e| e.into_inner()).write_all(&f);
+                    let _ = c
+                        .writer
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .write_all(&f);
                 }
             })
             .map_err(|e| e.to_string())?;
@@ -96,14 +116,29 @@ impl RemoteBackend {
         }
         let id = self.conn.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = channel();
-        self.conn.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(id, tx);
-        let head = encode_frame_head(&ClientMsg::Call { id, req }, bulk.len()).map_err(|_| FsError::Invalid)?;
+        self.conn
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, tx);
+        let head = encode_frame_head(&ClientMsg::Call { id, req }, bulk.len())
+            .map_err(|_| FsError::Invalid)?;
         {
             let mut w = self.conn.writer.lock().unwrap_or_else(|e| e.into_inner());
-            let sent = w.write_all(&head).and_then(|_| if bulk.is_empty() { Ok(()) } else { w.write_all(bulk) });
+            let sent = w.write_all(&head).and_then(|_| {
+                if bulk.is_empty() {
+                    Ok(())
+                } else {
+                    w.write_all(bulk)
+                }
+            });
             if sent.is_err() {
                 self.conn.dead.store(true, Ordering::Relaxed);
-                self.conn.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                self.conn
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
                 return Err(io_err());
             }
         }
@@ -148,7 +183,11 @@ fn reader_loop(mut stream: TcpStream, conn: Arc<Conn>) {
         };
         match msg {
             ServerMsg::Reply { id, result } => {
-                let tx = conn.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                let tx = conn
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
                 if let Some(tx) = tx {
                     let _ = tx.send((result, bulk.to_vec()));
                 }
@@ -159,12 +198,18 @@ fn reader_loop(mut stream: TcpStream, conn: Arc<Conn>) {
     }
     conn.dead.store(true, Ordering::Relaxed);
     // Fail every waiting call: dropping the senders wakes them with an error.
-    conn.pending.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    conn.pending
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
 }
 
 impl Backend for RemoteBackend {
     fn lookup(&self, parent: u64, name: &[u8]) -> FsResult<Attr> {
-        self.attr(Request::Lookup { parent, name: name.to_vec() })
+        self.attr(Request::Lookup {
+            parent,
+            name: name.to_vec(),
+        })
     }
     fn getattr(&self, ino: u64) -> FsResult<Attr> {
         self.attr(Request::Getattr { ino })
@@ -172,25 +217,76 @@ impl Backend for RemoteBackend {
     fn setattr(&self, ino: u64, set: SetAttr) -> FsResult<Attr> {
         self.attr(Request::Setattr { ino, set })
     }
-    fn mknod(&self, parent: u64, name: &[u8], mode: u32, rdev: u32, uid: u32, gid: u32) -> FsResult<Attr> {
-        self.attr(Request::Mknod { parent, name: name.to_vec(), mode, rdev, uid, gid })
+    fn mknod(
+        &self,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        rdev: u32,
+        uid: u32,
+        gid: u32,
+    ) -> FsResult<Attr> {
+        self.attr(Request::Mknod {
+            parent,
+            name: name.to_vec(),
+            mode,
+            rdev,
+            uid,
+            gid,
+        })
     }
     fn mkdir(&self, parent: u64, name: &[u8], mode: u32, uid: u32, gid: u32) -> FsResult<Attr> {
-        self.attr(Request::Mkdir { parent, name: name.to_vec(), mode, uid, gid })
+        self.attr(Request::Mkdir {
+            parent,
+            name: name.to_vec(),
+            mode,
+            uid,
+            gid,
+        })
     }
-    fn symlink(&self, parent: u64, name: &[u8], target: &[u8], uid: u32, gid: u32) -> FsResult<Attr> {
-        self.attr(Request::Symlink { parent, name: name.to_vec(), target: target.to_vec(), uid, gid })
+    fn symlink(
+        &self,
+        parent: u64,
+        name: &[u8],
+        target: &[u8],
+        uid: u32,
+        gid: u32,
+    ) -> FsResult<Attr> {
+        self.attr(Request::Symlink {
+            parent,
+            name: name.to_vec(),
+            target: target.to_vec(),
+            uid,
+            gid,
+        })
     }
     fn link(&self, ino: u64, newparent: u64, newname: &[u8]) -> FsResult<Attr> {
-        self.attr(Request::Link { ino, newparent, newname: newname.to_vec() })
+        self.attr(Request::Link {
+            ino,
+            newparent,
+            newname: newname.to_vec(),
+        })
     }
     fn unlink(&self, parent: u64, name: &[u8]) -> FsResult<()> {
-        self.empty(Request::Unlink { parent, name: name.to_vec() })
+        self.empty(Request::Unlink {
+            parent,
+            name: name.to_vec(),
+        })
     }
     fn rmdir(&self, parent: u64, name: &[u8]) -> FsResult<()> {
-        self.empty(Request::Rmdir { parent, name: name.to_vec() })
+        self.empty(Request::Rmdir {
+            parent,
+            name: name.to_vec(),
+        })
     }
-    fn rename(&self, parent: u64, name: &[u8], newparent: u64, newname: &[u8], flags: RenameFlags) -> FsResult<()> {
+    fn rename(
+        &self,
+        parent: u64,
+        name: &[u8],
+        newparent: u64,
+        newname: &[u8],
+        flags: RenameFlags,
+    ) -> FsResult<()> {
         self.empty(Request::Rename {
             parent,
             name: name.to_vec(),
@@ -207,19 +303,33 @@ impl Backend for RemoteBackend {
         }
     }
     fn readdir(&self, ino: u64, offset: u64, max: usize) -> FsResult<Vec<DirEntry>> {
-        match self.call(Request::Readdir { ino, offset, max: max as u32 })? {
+        match self.call(Request::Readdir {
+            ino,
+            offset,
+            max: max as u32,
+        })? {
             Response::Entries(e) => Ok(e),
             _ => Err(io_err()),
         }
     }
     fn readdirplus(&self, ino: u64, offset: u64, max: usize) -> FsResult<Vec<(DirEntry, Attr)>> {
-        match self.call(Request::Readdirplus { ino, offset, max: max as u32 })? {
+        match self.call(Request::Readdirplus {
+            ino,
+            offset,
+            max: max as u32,
+        })? {
             Response::EntriesPlus(e) => Ok(e),
             _ => Err(io_err()),
         }
     }
     fn create(&self, parent: u64, name: &[u8], mode: u32, uid: u32, gid: u32) -> FsResult<Attr> {
-        self.attr(Request::Create { parent, name: name.to_vec(), mode, uid, gid })
+        self.attr(Request::Create {
+            parent,
+            name: name.to_vec(),
+            mode,
+            uid,
+            gid,
+        })
     }
     fn open(&self, ino: u64, flags: i32) -> FsResult<Attr> {
         self.attr(Request::Open { ino, flags })
@@ -247,7 +357,12 @@ impl Backend for RemoteBackend {
         self.empty(Request::Fsync { ino })
     }
     fn fallocate(&self, ino: u64, offset: u64, len: u64, mode: u32) -> FsResult<()> {
-        self.empty(Request::Fallocate { ino, offset, len, mode })
+        self.empty(Request::Fallocate {
+            ino,
+            offset,
+            len,
+            mode,
+        })
     }
     fn statfs(&self) -> FsResult<StatFs> {
         match self.call(Request::Statfs)? {
@@ -256,13 +371,21 @@ impl Backend for RemoteBackend {
         }
     }
     fn getxattr(&self, ino: u64, name: &[u8]) -> FsResult<Vec<u8>> {
-        match self.call(Request::Getxattr { ino, name: name.to_vec() })? {
+        match self.call(Request::Getxattr {
+            ino,
+            name: name.to_vec(),
+        })? {
             Response::Bytes(b) => Ok(b),
             _ => Err(io_err()),
         }
     }
     fn setxattr(&self, ino: u64, name: &[u8], value: &[u8], flags: u32) -> FsResult<()> {
-        self.empty(Request::Setxattr { ino, name: name.to_vec(), value: value.to_vec(), flags })
+        self.empty(Request::Setxattr {
+            ino,
+            name: name.to_vec(),
+            value: value.to_vec(),
+            flags,
+        })
     }
     fn listxattr(&self, ino: u64) -> FsResult<Vec<Vec<u8>>> {
         match self.call(Request::Listxattr { ino })? {
@@ -271,7 +394,10 @@ impl Backend for RemoteBackend {
         }
     }
     fn removexattr(&self, ino: u64, name: &[u8]) -> FsResult<()> {
-        self.empty(Request::Removexattr { ino, name: name.to_vec() })
+        self.empty(Request::Removexattr {
+            ino,
+            name: name.to_vec(),
+        })
     }
     fn shutdown(&self) -> FsResult<()> {
         if let Ok(w) = self.conn.writer.lock() {

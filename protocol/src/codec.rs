@@ -24,7 +24,10 @@ pub enum ProtoError {
 }
 
 fn config() -> impl bincode::config::Config {
-    bincode::config::standard().with_little_endian().with_fixed_int_encoding().with_limit::<MAX_FRAME>()
+    bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+        .with_limit::<MAX_FRAME>()
 }
 
 pub fn encode_header<T: Serialize>(msg: &T) -> Result<Vec<u8>, ProtoError> {
@@ -76,7 +79,10 @@ pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<(T, &[u8]), Proto
     let (msg, used) = bincode::serde::decode_from_slice::<T, _>(hdr, config())
         .map_err(|e| ProtoError::Malformed(e.to_string()))?;
     if used != hlen {
-        return Err(ProtoError::Malformed(format!("{} trailing header bytes", hlen - used)));
+        return Err(ProtoError::Malformed(format!(
+            "{} trailing header bytes",
+            hlen - used
+        )));
     }
     Ok((msg, &body[4 + hlen..]))
 }
@@ -105,7 +111,12 @@ mod tests {
 
     #[test]
     fn golden_hello() {
-        let m = ClientMsg::Hello { version: 1, node_id: "n1".into(), mount_id: 7, read_only: false };
+        let m = ClientMsg::Hello {
+            version: 1,
+            node_id: "n1".into(),
+            mount_id: 7,
+            read_only: false,
+        };
         let f = encode_frame(&m, &[]).unwrap();
         #[rustfmt::skip]
         let want: Vec<u8> = vec![
@@ -126,7 +137,13 @@ mod tests {
 
     #[test]
     fn golden_write_call_carries_raw_bulk() {
-        let m = ClientMsg::Call { id: 5, req: Request::Write { ino: 9, offset: 4096 } };
+        let m = ClientMsg::Call {
+            id: 5,
+            req: Request::Write {
+                ino: 9,
+                offset: 4096,
+            },
+        };
         let f = encode_frame(&m, b"DATA").unwrap();
         #[rustfmt::skip]
         let want: Vec<u8> = vec![
@@ -147,7 +164,10 @@ mod tests {
 
     #[test]
     fn golden_error_reply() {
-        let m = ServerMsg::Reply { id: 3, result: Err(2) };
+        let m = ServerMsg::Reply {
+            id: 3,
+            result: Err(2),
+        };
         let f = encode_frame(&m, &[]).unwrap();
         #[rustfmt::skip]
         let want: Vec<u8> = vec![
@@ -163,8 +183,14 @@ mod tests {
 
     #[test]
     fn refuses_oversized_and_truncated() {
-        assert!(matches!(decode_body::<ClientMsg>(&[1, 0]), Err(ProtoError::Truncated)));
-        assert!(matches!(decode_body::<ClientMsg>(&[200, 0, 0, 0, 1]), Err(ProtoError::Truncated)));
+        assert!(matches!(
+            decode_body::<ClientMsg>(&[1, 0]),
+            Err(ProtoError::Truncated)
+        ));
+        assert!(matches!(
+            decode_body::<ClientMsg>(&[200, 0, 0, 0, 1]),
+            Err(ProtoError::Truncated)
+        ));
         let mut r: &[u8] = &[0xff, 0xff, 0xff, 0xff];
         assert!(matches!(read_frame(&mut r), Err(ProtoError::TooLarge(_))));
         // A string length claiming 2^60 bytes must be refused, not allocated.
@@ -172,7 +198,10 @@ mod tests {
         let hdr = [0u8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10];
         body[0] = hdr.len() as u8;
         body.extend_from_slice(&hdr);
-        assert!(matches!(decode_body::<ClientMsg>(&body), Err(ProtoError::Malformed(_))));
+        assert!(matches!(
+            decode_body::<ClientMsg>(&body),
+            Err(ProtoError::Malformed(_))
+        ));
     }
 
     proptest::proptest! {

@@ -10,7 +10,12 @@ pub const PROTOCOL_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientMsg {
     /// First message on a connection.
-    Hello { version: u32, node_id: String, mount_id: u64, read_only: bool },
+    Hello {
+        version: u32,
+        node_id: String,
+        mount_id: u64,
+        read_only: bool,
+    },
     /// An operation; `id` matches the reply. Bulk data (Write) follows the header raw.
     Call { id: u64, req: Request },
     /// Keeps the session's lease alive.
@@ -20,10 +25,19 @@ pub enum ClientMsg {
 /// From server to client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ServerMsg {
-    Welcome { version: u32, session: u64, lease_secs: u32 },
-    Refused { reason: String },
+    Welcome {
+        version: u32,
+        session: u64,
+        lease_secs: u32,
+    },
+    Refused {
+        reason: String,
+    },
     /// Reply to `Call { id }`: a response, or an errno. Read data follows the header raw.
-    Reply { id: u64, result: Result<Response, i32> },
+    Reply {
+        id: u64,
+        result: Result<Response, i32>,
+    },
     /// Unrequested news from the server.
     Push(Push),
 }
@@ -40,32 +54,124 @@ pub enum Push {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
-    Lookup { parent: u64, name: Vec<u8> },
-    Getattr { ino: u64 },
-    Setattr { ino: u64, set: SetAttr },
-    Mknod { parent: u64, name: Vec<u8>, mode: u32, rdev: u32, uid: u32, gid: u32 },
-    Mkdir { parent: u64, name: Vec<u8>, mode: u32, uid: u32, gid: u32 },
-    Symlink { parent: u64, name: Vec<u8>, target: Vec<u8>, uid: u32, gid: u32 },
-    Link { ino: u64, newparent: u64, newname: Vec<u8> },
-    Unlink { parent: u64, name: Vec<u8> },
-    Rmdir { parent: u64, name: Vec<u8> },
-    Rename { parent: u64, name: Vec<u8>, newparent: u64, newname: Vec<u8>, noreplace: bool, exchange: bool },
-    Readlink { ino: u64 },
-    Readdir { ino: u64, offset: u64, max: u32 },
-    Readdirplus { ino: u64, offset: u64, max: u32 },
-    Create { parent: u64, name: Vec<u8>, mode: u32, uid: u32, gid: u32 },
-    Open { ino: u64, flags: i32 },
-    Release { ino: u64 },
-    Read { ino: u64, offset: u64, size: u32 },
+    Lookup {
+        parent: u64,
+        name: Vec<u8>,
+    },
+    Getattr {
+        ino: u64,
+    },
+    Setattr {
+        ino: u64,
+        set: SetAttr,
+    },
+    Mknod {
+        parent: u64,
+        name: Vec<u8>,
+        mode: u32,
+        rdev: u32,
+        uid: u32,
+        gid: u32,
+    },
+    Mkdir {
+        parent: u64,
+        name: Vec<u8>,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    Symlink {
+        parent: u64,
+        name: Vec<u8>,
+        target: Vec<u8>,
+        uid: u32,
+        gid: u32,
+    },
+    Link {
+        ino: u64,
+        newparent: u64,
+        newname: Vec<u8>,
+    },
+    Unlink {
+        parent: u64,
+        name: Vec<u8>,
+    },
+    Rmdir {
+        parent: u64,
+        name: Vec<u8>,
+    },
+    Rename {
+        parent: u64,
+        name: Vec<u8>,
+        newparent: u64,
+        newname: Vec<u8>,
+        noreplace: bool,
+        exchange: bool,
+    },
+    Readlink {
+        ino: u64,
+    },
+    Readdir {
+        ino: u64,
+        offset: u64,
+        max: u32,
+    },
+    Readdirplus {
+        ino: u64,
+        offset: u64,
+        max: u32,
+    },
+    Create {
+        parent: u64,
+        name: Vec<u8>,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    Open {
+        ino: u64,
+        flags: i32,
+    },
+    Release {
+        ino: u64,
+    },
+    Read {
+        ino: u64,
+        offset: u64,
+        size: u32,
+    },
     /// Data follows the header raw.
-    Write { ino: u64, offset: u64 },
-    Fsync { ino: u64 },
-    Fallocate { ino: u64, offset: u64, len: u64, mode: u32 },
+    Write {
+        ino: u64,
+        offset: u64,
+    },
+    Fsync {
+        ino: u64,
+    },
+    Fallocate {
+        ino: u64,
+        offset: u64,
+        len: u64,
+        mode: u32,
+    },
     Statfs,
-    Getxattr { ino: u64, name: Vec<u8> },
-    Setxattr { ino: u64, name: Vec<u8>, value: Vec<u8>, flags: u32 },
-    Listxattr { ino: u64 },
-    Removexattr { ino: u64, name: Vec<u8> },
+    Getxattr {
+        ino: u64,
+        name: Vec<u8>,
+    },
+    Setxattr {
+        ino: u64,
+        name: Vec<u8>,
+        value: Vec<u8>,
+        flags: u32,
+    },
+    Listxattr {
+        ino: u64,
+    },
+    Removexattr {
+        ino: u64,
+        name: Vec<u8>,
+    },
 }
 
 impl Request {

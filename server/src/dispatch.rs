@@ -4,33 +4,85 @@ use protocol::{Request, Response};
 use volume::{BlockStore, FsError, RenameFlags, Volume};
 
 /// Run `req` (with its bulk bytes) and return the response and any bulk bytes to send back.
-pub fn execute<S: BlockStore>(v: &mut Volume<S>, req: Request, bulk: &[u8]) -> (Result<Response, FsError>, Vec<u8>) {
+pub fn execute<S: BlockStore>(
+    v: &mut Volume<S>,
+    req: Request,
+    bulk: &[u8],
+) -> (Result<Response, FsError>, Vec<u8>) {
     let mut out = Vec::new();
     let r = match req {
         Request::Lookup { parent, name } => v.lookup(parent, &name).map(Response::Attr),
         Request::Getattr { ino } => v.getattr(ino).map(Response::Attr),
         Request::Setattr { ino, set } => v.setattr(ino, set).map(Response::Attr),
-        Request::Mknod { parent, name, mode, rdev, uid, gid } => {
-            v.mknod(parent, &name, mode, uid, gid, rdev).map(Response::Attr)
-        }
-        Request::Mkdir { parent, name, mode, uid, gid } => v.mkdir(parent, &name, mode, uid, gid).map(Response::Attr),
-        Request::Symlink { parent, name, target, uid, gid } => {
-            v.symlink(parent, &name, &target, uid, gid).map(Response::Attr)
-        }
-        Request::Link { ino, newparent, newname } => v.link(ino, newparent, &newname).map(Response::Attr),
+        Request::Mknod {
+            parent,
+            name,
+            mode,
+            rdev,
+            uid,
+            gid,
+        } => v
+            .mknod(parent, &name, mode, uid, gid, rdev)
+            .map(Response::Attr),
+        Request::Mkdir {
+            parent,
+            name,
+            mode,
+            uid,
+            gid,
+        } => v.mkdir(parent, &name, mode, uid, gid).map(Response::Attr),
+        Request::Symlink {
+            parent,
+            name,
+            target,
+            uid,
+            gid,
+        } => v
+            .symlink(parent, &name, &target, uid, gid)
+            .map(Response::Attr),
+        Request::Link {
+            ino,
+            newparent,
+            newname,
+        } => v.link(ino, newparent, &newname).map(Response::Attr),
         Request::Unlink { parent, name } => v.unlink(parent, &name).map(|_| Response::Empty),
         Request::Rmdir { parent, name } => v.rmdir(parent, &name).map(|_| Response::Empty),
-        Request::Rename { parent, name, newparent, newname, noreplace, exchange } => v
-            .rename(parent, &name, newparent, &newname, RenameFlags { noreplace, exchange })
+        Request::Rename {
+            parent,
+            name,
+            newparent,
+            newname,
+            noreplace,
+            exchange,
+        } => v
+            .rename(
+                parent,
+                &name,
+                newparent,
+                &newname,
+                RenameFlags {
+                    noreplace,
+                    exchange,
+                },
+            )
             .map(|_| Response::Empty),
         Request::Readlink { ino } => v.readlink(ino).map(Response::Bytes),
-        Request::Readdir { ino, offset, max } => v.readdir(ino, offset, max.min(4096) as usize).map(Response::Entries),
-        Request::Readdirplus { ino, offset, max } => {
-            v.readdirplus(ino, offset, max.min(4096) as usize).map(Response::EntriesPlus)
-        }
-        Request::Create { parent, name, mode, uid, gid } => {
-            v.create(parent, &name, mode, uid, gid).and_then(|a| v.open_file(a.ino)).map(Response::Attr)
-        }
+        Request::Readdir { ino, offset, max } => v
+            .readdir(ino, offset, max.min(4096) as usize)
+            .map(Response::Entries),
+        Request::Readdirplus { ino, offset, max } => v
+            .readdirplus(ino, offset, max.min(4096) as usize)
+            .map(Response::EntriesPlus),
+        Request::Create {
+            parent,
+            name,
+            mode,
+            uid,
+            gid,
+        } => v
+            .create(parent, &name, mode, uid, gid)
+            .and_then(|a| v.open_file(a.ino))
+            .map(Response::Attr),
         Request::Open { ino, .. } => v.open_file(ino).map(Response::Attr),
         Request::Release { ino } => v.release_file(ino).map(|_| Response::Empty),
         Request::Read { ino, offset, size } => {
@@ -39,12 +91,26 @@ pub fn execute<S: BlockStore>(v: &mut Volume<S>, req: Request, bulk: &[u8]) -> (
                 Response::Data
             })
         }
-        Request::Write { ino, offset } => v.write(ino, offset, bulk).map(|n| Response::Written(n as u32)),
+        Request::Write { ino, offset } => v
+            .write(ino, offset, bulk)
+            .map(|n| Response::Written(n as u32)),
         Request::Fsync { ino } => v.fsync(ino).map(|_| Response::Empty),
-        Request::Fallocate { ino, offset, len, mode } => v.fallocate(ino, offset, len, mode).map(|_| Response::Empty),
+        Request::Fallocate {
+            ino,
+            offset,
+            len,
+            mode,
+        } => v.fallocate(ino, offset, len, mode).map(|_| Response::Empty),
         Request::Statfs => Ok(Response::StatFs(v.statfs())),
         Request::Getxattr { ino, name } => v.getxattr(ino, &name).map(Response::Bytes),
-        Request::Setxattr { ino, name, value, flags } => v.setxattr(ino, &name, &value, flags).map(|_| Response::Empty),
+        Request::Setxattr {
+            ino,
+            name,
+            value,
+            flags,
+        } => v
+            .setxattr(ino, &name, &value, flags)
+            .map(|_| Response::Empty),
         Request::Listxattr { ino } => v.listxattr(ino).map(Response::Names),
         Request::Removexattr { ino, name } => v.removexattr(ino, &name).map(|_| Response::Empty),
     };

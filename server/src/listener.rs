@@ -35,7 +35,11 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { lease: Duration::from_secs(15), max_in_flight: 64, commit_interval: Duration::from_secs(1) }
+        ServerConfig {
+            lease: Duration::from_secs(15),
+            max_in_flight: 64,
+            commit_interval: Duration::from_secs(1),
+        }
     }
 }
 
@@ -78,7 +82,10 @@ pub async fn serve(
                     _ = tick.tick() => {}
                 }
                 let s = shared.clone();
-                let r = tokio::task::spawn_blocking(move || lock(&s.vol).commit_if_older(s.cfg.commit_interval)).await;
+                let r = tokio::task::spawn_blocking(move || {
+                    lock(&s.vol).commit_if_older(s.cfg.commit_interval)
+                })
+                .await;
                 if let Ok(Err(e)) = r {
                     tracing::error!("periodic commit failed: {e}");
                 }
@@ -128,7 +135,9 @@ async fn handle(
 ) -> Result<(), String> {
     stream.set_nodelay(true).ok();
     let (rd, mut wr) = stream.into_split();
-    let codec = LengthDelimitedCodec::builder().max_frame_length(MAX_FRAME).new_codec();
+    let codec = LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_FRAME)
+        .new_codec();
     let mut frames = FramedRead::new(rd, codec);
     let lease = shared.cfg.lease;
 
@@ -139,21 +148,47 @@ async fn handle(
         .ok_or("closed before hello")?
         .map_err(|e| format!("bad frame: {e}"))?;
     let (hello, _) = decode_body::<ClientMsg>(&first).map_err(|e| format!("bad hello: {e}"))?;
-    let ClientMsg::Hello { version, node_id, mount_id, read_only } = hello else {
+    let ClientMsg::Hello {
+        version,
+        node_id,
+        mount_id,
+        read_only,
+    } = hello
+    else {
         return Err("first message was not hello".into());
     };
     if version != PROTOCOL_VERSION {
-        let reason = format!("protocol version {version} not supported; this server speaks {PROTOCOL_VERSION}");
-        let f = encode_frame(&ServerMsg::Refused { reason: reason.clone() }, &[]).map_err(|e| e.to_string())?;
+        let reason = format!(
+            "protocol version {version} not supported; this server speaks {PROTOCOL_VERSION}"
+        );
+        let f = encode_frame(
+            &ServerMsg::Refused {
+                reason: reason.clone(),
+            },
+            &[],
+        )
+        .map_err(|e| e.to_string())?;
         let _ = wr.write_all(&f).await;
         return Err(reason);
     }
     let session = shared.next_session.fetch_add(1, Ordering::Relaxed);
-    let welcome = ServerMsg::Welcome { version: PROTOCOL_VERSION, session, lease_secs: lease.as_secs() as u32 };
-    wr.write_all(&encode_frame(&welcome, &[]).map_err(|e| e.to_string())?).await.map_err(|e| e.to_string())?;
+    let welcome = ServerMsg::Welcome {
+        version: PROTOCOL_VERSION,
+        session,
+        lease_secs: lease.as_secs() as u32,
+    };
+    wr.write_all(&encode_frame(&welcome, &[]).map_err(|e| e.to_string())?)
+        .await
+        .map_err(|e| e.to_string())?;
     shared.sessions.insert(
         session,
-        SessionInfo { node_id: node_id.clone(), mount_id, addr, read_only, started: Instant::now() },
+        SessionInfo {
+            node_id: node_id.clone(),
+            mount_id,
+            addr,
+            read_only,
+            started: Instant::now(),
+        },
     );
     tracing::info!(%addr, session, node = %node_id, "session started");
 
@@ -191,7 +226,9 @@ async fn handle(
             ClientMsg::Hello { .. } => break Err("second hello".into()),
             ClientMsg::Call { id, req } => (id, req),
         };
-        let Ok(permit) = limit.clone().acquire_owned().await else { break Ok(()) };
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            break Ok(());
+        };
         let shared = shared.clone();
         let tx = tx.clone();
         let opens = opens.clone();
@@ -205,7 +242,11 @@ async fn handle(
                     Request::Release { .. } => -1,
                     _ => 0,
                 };
-                let rel_ino = if let Request::Release { ino } = &req { Some(*ino) } else { None };
+                let rel_ino = if let Request::Release { ino } = &req {
+                    Some(*ino)
+                } else {
+                    None
+                };
                 let (r, out) = execute(&mut lock(&shared.vol), req, &bulk);
                 let mut o = opens.lock().unwrap_or_else(|e| e.into_inner());
                 match (&r, tracked) {
@@ -225,15 +266,28 @@ async fn handle(
                 (r, out)
             })
             .await;
-            let (r, out) = reply.unwrap_or_else(|e| (Err(FsError::Io(std::io::Error::other(e.to_string()))), Vec::new()));
+            let (r, out) = reply.unwrap_or_else(|e| {
+                (
+                    Err(FsError::Io(std::io::Error::other(e.to_string()))),
+                    Vec::new(),
+                )
+            });
             let result = r.map_err(|e| {
                 if matches!(e, FsError::Corrupt(_) | FsError::Io(_)) {
                     tracing::error!("request {id} failed: {e}");
                 }
                 e.errno()
             });
-            let frame = encode_frame(&ServerMsg::Reply { id, result }, &out)
-                .unwrap_or_else(|_| encode_frame(&ServerMsg::Reply { id, result: Err(libc_eio()) }, &[]).unwrap_or_default());
+            let frame = encode_frame(&ServerMsg::Reply { id, result }, &out).unwrap_or_else(|_| {
+                encode_frame(
+                    &ServerMsg::Reply {
+                        id,
+                        result: Err(libc_eio()),
+                    },
+                    &[],
+                )
+                .unwrap_or_default()
+            });
             let _ = tx.send(frame).await;
             drop(permit);
         });
@@ -241,7 +295,11 @@ async fn handle(
     drop(tx);
     let _ = writer.await;
     // Release what this session left open.
-    let left: Vec<(u64, u32)> = opens.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
+    let left: Vec<(u64, u32)> = opens
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain()
+        .collect();
     if !left.is_empty() {
         let s = shared.clone();
         let _ = tokio::task::spawn_blocking(move || {

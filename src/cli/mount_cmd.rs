@@ -124,7 +124,9 @@ pub fn node_id() -> String {
             return id.to_string();
         }
     }
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "unknown".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// Re-run this command in the foreground as a detached child; return once it reports the

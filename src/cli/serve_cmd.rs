@@ -22,7 +22,10 @@ pub fn run(image: &Path, listen: &str, lease_secs: u64) -> i32 {
             return 1;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rwxfs serve: {e}");
@@ -37,22 +40,29 @@ pub fn run(image: &Path, listen: &str, lease_secs: u64) -> i32 {
                 return 1;
             }
         };
-        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| listen.to_string());
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| listen.to_string());
         eprintln!("rwxfs: serving {} on {addr}", image.display());
         let token = CancellationToken::new();
         let t = token.clone();
         tokio::spawn(async move {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return,
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => return,
+                };
             tokio::select! {
                 _ = term.recv() => {}
                 _ = tokio::signal::ctrl_c() => {}
             }
             t.cancel();
         });
-        let cfg = ServerConfig { lease: Duration::from_secs(lease_secs.max(1)), ..ServerConfig::default() };
+        let cfg = ServerConfig {
+            lease: Duration::from_secs(lease_secs.max(1)),
+            ..ServerConfig::default()
+        };
         match serve(vol, listener, cfg, token).await {
             Ok(()) => 0,
             Err(e) => {

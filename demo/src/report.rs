@@ -1,0 +1,232 @@
+//! The demo's verdict: numbers side by side, and what happened in plain words, drawn from the
+//! evidence (fsck findings and the files themselves).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use volume::fsck::{Kind, Report};
+
+use crate::workload::Verification;
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct SideReport {
+    pub files_written: u64,
+    pub expected_files: u64,
+    pub missing: u64,
+    pub wrong_content: u64,
+    pub unreadable: u64,
+    pub fsck_errors: u64,
+    pub fsck_by_kind: BTreeMap<String, u64>,
+    /// Operations that failed while the workload ran.
+    pub op_errors: u64,
+    pub seconds: f64,
+    pub mb_per_s: f64,
+    pub explanations: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoReport {
+    pub clients: usize,
+    pub files_per_client: usize,
+    pub shared: SideReport,
+    pub raw: SideReport,
+}
+
+impl SideReport {
+    pub fn is_perfect(&self) -> bool {
+        self.missing == 0
+            && self.wrong_content == 0
+            && self.unreadable == 0
+            && self.fsck_errors == 0
+            && self.op_errors == 0
+    }
+}
+
+fn first(r: &Report, k: Kind) -> Option<&str> {
+    r.findings
+        .iter()
+        .find(|f| f.kind == k)
+        .map(|f| f.detail.as_str())
+}
+
+/// Plain sentences about what went wrong, each backed by a count and an example.
+pub fn explain(r: &Report, v: &Verification) -> Vec<String> {
+    let mut out = Vec::new();
+    let n = |k: Kind| r.by_kind.get(&k).copied().unwrap_or(0);
+    if n(Kind::BlockClaimedTwice) > 0 {
+        out.push(format!(
+            "{} blocks are held by two files at once ({}): each client allocated them from its own copy of the block bitmap.",
+            n(Kind::BlockClaimedTwice),
+            first(r, Kind::BlockClaimedTwice).unwrap_or("")
+        ));
+    }
+    if n(Kind::BlockBitmap) + n(Kind::InodeBitmap) > 0 {
+        out.push(format!(
+            "{} bitmap bits disagree with what is in use: every client wrote back its own bitmap blocks, erasing the others' allocations.",
+            n(Kind::BlockBitmap) + n(Kind::InodeBitmap)
+        ));
+    }
+    if n(Kind::BadEntry) > 0 {
+        out.push(format!(
+            "{} directory entries name free or reused inodes ({}): one client's inode table block overwrote another's.",
+            n(Kind::BadEntry),
+            first(r, Kind::BadEntry).unwrap_or("")
+        ));
+    }
+    if n(Kind::Orphan) + n(Kind::LinkCount) > 0 {
+        out.push(format!(
+            "{} inodes are orphaned or miscounted: their directory entries were lost when another client wrote its version of the same directory block.",
+            n(Kind::Orphan) + n(Kind::LinkCount)
+        ));
+    }
+    if n(Kind::BadChecksum)
+        + n(Kind::BadDirectoryBlock)
+        + n(Kind::BadPointer)
+        + n(Kind::DirectoryLoop)
+        > 0
+    {
+        out.push(format!(
+            "{} metadata blocks are damaged (bad checksums, unparseable directories, wild pointers): blocks one client used for metadata were reused by another for file data.",
+            n(Kind::BadChecksum) + n(Kind::BadDirectoryBlock) + n(Kind::BadPointer) + n(Kind::DirectoryLoop)
+        ));
+    }
+    if v.missing > 0 {
+        let per: Vec<String> = v
+            .missing_by_client
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| **m > 0)
+            .map(|(c, m)| format!("client {c}: {m}"))
+            .collect();
+        out.push(format!(
+            "{} files that were written and closed are gone ({}; e.g. {}): the last client to write back a directory block erased the entries the others had added.",
+            v.missing,
+            per.join(", "),
+            v.missing_examples.first().map(String::as_str).unwrap_or("")
+        ));
+    }
+    if v.wrong_content > 0 {
+        out.push(format!(
+            "{} files hold the wrong bytes (e.g. {}): their blocks were handed to another client's file as well.",
+            v.wrong_content,
+            v.wrong_examples.first().map(String::as_str).unwrap_or("")
+        ));
+    }
+    if v.unreadable > 0 {
+        out.push(format!(
+            "{} files or directories cannot be read at all (e.g. {}).",
+            v.unreadable,
+            v.unreadable_examples
+                .first()
+                .map(String::as_str)
+                .unwrap_or("")
+        ));
+    }
+    out
+}
+
+/// The side-by-side table people read.
+pub fn render(d: &DemoReport) -> String {
+    let mut s = String::new();
+    let w = 34;
+    s.push_str(&format!(
+        "\nrwxfs demo: {} clients, {} files each, written at the same time\n\n",
+        d.clients, d.files_per_client
+    ));
+    s.push_str(&format!(
+        "{:<w$}{:>18}{:>22}\n",
+        "", "through the server", "raw shared image"
+    ));
+    let row = |s: &mut String, name: &str, a: String, b: String| {
+        s.push_str(&format!("{name:<w$}{a:>18}{b:>22}\n"))
+    };
+    row(
+        &mut s,
+        "files written",
+        d.shared.files_written.to_string(),
+        d.raw.files_written.to_string(),
+    );
+    row(
+        &mut s,
+        "files expected afterwards",
+        d.shared.expected_files.to_string(),
+        d.raw.expected_files.to_string(),
+    );
+    row(
+        &mut s,
+        "files missing",
+        d.shared.missing.to_string(),
+        d.raw.missing.to_string(),
+    );
+    row(
+        &mut s,
+        "files with wrong content",
+        d.shared.wrong_content.to_string(),
+        d.raw.wrong_content.to_string(),
+    );
+    row(
+        &mut s,
+        "unreadable files or directories",
+        d.shared.unreadable.to_string(),
+        d.raw.unreadable.to_string(),
+    );
+    row(
+        &mut s,
+        "operations failed while writing",
+        d.shared.op_errors.to_string(),
+        d.raw.op_errors.to_string(),
+    );
+    row(
+        &mut s,
+        "fsck errors",
+        d.shared.fsck_errors.to_string(),
+        d.raw.fsck_errors.to_string(),
+    );
+    let mut kinds: Vec<&String> = d
+        .shared
+        .fsck_by_kind
+        .keys()
+        .chain(d.raw.fsck_by_kind.keys())
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    for k in kinds {
+        row(
+            &mut s,
+            &format!("  {}", k.replace('_', " ")),
+            d.shared
+                .fsck_by_kind
+                .get(k)
+                .copied()
+                .unwrap_or(0)
+                .to_string(),
+            d.raw.fsck_by_kind.get(k).copied().unwrap_or(0).to_string(),
+        );
+    }
+    row(
+        &mut s,
+        "throughput, MiB/s",
+        format!("{:.1}", d.shared.mb_per_s),
+        format!("{:.1}", d.raw.mb_per_s),
+    );
+    s.push('\n');
+    if d.shared.is_perfect() {
+        s.push_str("Through the server: nothing lost, every file exact, fsck clean.\n");
+    } else {
+        s.push_str("Through the server: DAMAGE — this is a bug in rwxfs:\n");
+        for e in &d.shared.explanations {
+            s.push_str(&format!("  - {e}\n"));
+        }
+    }
+    if d.raw.is_perfect() {
+        s.push_str("Raw shared image: no damage this time (the clients happened not to collide; run again or with more --files).\n");
+    } else {
+        s.push_str(
+            "Raw shared image: each client ran its own copy of the same honest engine, and:\n",
+        );
+        for e in &d.raw.explanations {
+            s.push_str(&format!("  - {e}\n"));
+        }
+    }
+    s
+}

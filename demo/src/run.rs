@@ -1,0 +1,195 @@
+//! One workload, run twice — through the server, and with every client's own engine on one
+//! shared image — then verified from a fresh single mount and with fsck.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use volume::fsck;
+use volume::{FileStore, Volume};
+
+use crate::harness::Harness;
+use crate::report::{explain, DemoReport, SideReport};
+use crate::workload::{layout, run_all, verify, Verification};
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// The rwxfs binary to start servers and mounts with.
+    pub bin: PathBuf,
+    pub clients: usize,
+    pub files: usize,
+    pub image_size: String,
+    pub progress: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// One server owns the image; every client mounts it over TCP.
+    Shared,
+    /// Every client runs its own engine directly on the one image.
+    Raw,
+}
+
+fn prepare(image: &Path, clients: usize) -> Result<(), String> {
+    let store = FileStore::open(image).map_err(|e| e.to_string())?;
+    let mut v = Volume::open(store).map_err(|e| e.to_string())?;
+    for d in layout(clients) {
+        v.mkdir(volume::layout::ROOT_INO, d.as_bytes(), 0o777, 0, 0)
+            .map_err(|e| e.to_string())?;
+    }
+    v.commit().map_err(|e| e.to_string())
+}
+
+/// Run the workload in one placement and judge the result.
+pub fn run_side(
+    h: &mut Harness,
+    placement: Placement,
+    opts: &DemoOptions,
+    stop: &Arc<AtomicBool>,
+) -> Result<SideReport, String> {
+    let name = match placement {
+        Placement::Shared => "shared.img",
+        Placement::Raw => "raw.img",
+    };
+    let image = h.mkfs(name, &opts.image_size)?;
+    prepare(&image, opts.clients)?;
+    let mut mounts = Vec::new();
+    if placement == Placement::Shared {
+        let addr = h.start_server(&image, &[])?;
+        for _ in 0..opts.clients {
+            mounts.push(h.mount_remote(&addr)?);
+        }
+    } else {
+        for _ in 0..opts.clients {
+            mounts.push(h.mount_raw(&image)?);
+        }
+    }
+    let label = match placement {
+        Placement::Shared => "shared (server)",
+        Placement::Raw => "raw (one image)",
+    };
+    let total = (opts.clients * opts.files) as u64;
+    let bar = if opts.progress {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix:>16} [{bar:40}] {pos}/{len} files {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        b.set_prefix(label);
+        Some(b)
+    } else {
+        None
+    };
+    let progress = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let done = Arc::new(AtomicBool::new(false));
+    let ticker = bar.clone().map(|b| {
+        let p = progress.clone();
+        let d = done.clone();
+        std::thread::spawn(move || {
+            while !d.load(Ordering::Relaxed) {
+                b.set_position(p.load(Ordering::Relaxed));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    });
+    let results = run_all(
+        &mounts,
+        opts.clients,
+        opts.files,
+        progress.clone(),
+        stop.clone(),
+    );
+    let seconds = started.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    if let Some(t) = ticker {
+        let _ = t.join();
+    }
+    if stop.load(Ordering::Relaxed) {
+        return Err("interrupted".into());
+    }
+    if let Some(b) = &bar {
+        b.set_message("verifying");
+    }
+    h.unmount_all()?;
+    h.stop_server()?;
+
+    // fsck first (it only reads), then a fresh single mount: the honest engine alone.
+    let fsck_report = FileStore::open_read_only(&image)
+        .map_err(volume::FsError::from)
+        .and_then(|s| fsck::check(&s));
+    let verification = match h.mount_raw(&image) {
+        Ok(mp) => {
+            let v = verify(&mp, &results, &layout(opts.clients));
+            h.unmount(&mp)?;
+            v
+        }
+        Err(e) => {
+            let n: u64 = results.iter().map(|r| r.expected.len() as u64).sum();
+            Verification {
+                expected: n,
+                unreadable: n,
+                unreadable_examples: vec![format!("the volume does not mount any more: {e}")],
+                missing_by_client: vec![0; results.len()],
+                ..Default::default()
+            }
+        }
+    };
+    if let Some(b) = bar {
+        b.finish_with_message(format!("done in {seconds:.1} s"));
+    }
+    let bytes: u64 = results.iter().map(|r| r.bytes_written).sum();
+    let mut side = SideReport {
+        files_written: results.iter().map(|r| r.files_written).sum(),
+        expected_files: verification.expected,
+        missing: verification.missing,
+        wrong_content: verification.wrong_content,
+        unreadable: verification.unreadable,
+        op_errors: results.iter().map(|r| r.op_errors).sum(),
+        seconds,
+        mb_per_s: bytes as f64 / (1 << 20) as f64 / seconds.max(1e-9),
+        ..Default::default()
+    };
+    match fsck_report {
+        Ok(r) => {
+            side.fsck_errors = r.errors();
+            for (k, n) in &r.by_kind {
+                let key = serde_json::to_value(k)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default();
+                side.fsck_by_kind.insert(key, *n);
+            }
+            side.explanations = explain(&r, &verification);
+        }
+        Err(e) => {
+            side.fsck_errors = 1;
+            side.fsck_by_kind.insert("unreadable_image".into(), 1);
+            side.explanations = vec![format!("fsck cannot even read the volume: {e}")];
+            side.explanations
+                .extend(explain(&fsck::Report::default(), &verification));
+        }
+    }
+    Ok(side)
+}
+
+/// The whole demo: both placements, one after the other, each in its own scratch image.
+pub fn run_demo(opts: &DemoOptions) -> Result<DemoReport, String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(sig, stop.clone());
+    }
+    let mut h = Harness::new(opts.bin.clone()).map_err(|e| format!("scratch directory: {e}"))?;
+    let shared = run_side(&mut h, Placement::Shared, opts, &stop)?;
+    let raw = run_side(&mut h, Placement::Raw, opts, &stop)?;
+    Ok(DemoReport {
+        clients: opts.clients,
+        files_per_client: opts.files,
+        shared,
+        raw,
+    })
+}

@@ -1,0 +1,244 @@
+//! What users do on a shared volume, from several clients at once: files created in a shared
+//! directory and in each client's own, per-client logs that grow by appends (each record
+//! fsynced, as a log is), files that grow,
+//! renames and deletes. Every client records what the volume should hold afterwards.
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// What the volume should hold: relative path → exact contents.
+pub type Expected = BTreeMap<String, Vec<u8>>;
+
+#[derive(Debug, Default)]
+pub struct ClientResult {
+    pub expected: Expected,
+    pub files_written: u64,
+    pub bytes_written: u64,
+    /// Operations the mount refused (damage already visible while writing).
+    pub op_errors: u64,
+}
+
+/// Deterministic contents for client `c`, file `j`: 1 to 16 KiB.
+pub fn contents(c: usize, j: usize) -> Vec<u8> {
+    let mut x = (c as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (j as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let len = 1024 + (next() % (15 * 1024)) as usize;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        v.extend_from_slice(&next().to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+/// Directories the workload needs, made before any client starts.
+pub fn layout(clients: usize) -> Vec<String> {
+    let mut d = vec!["shared".to_string()];
+    d.extend((0..clients).map(|c| format!("c{c}")));
+    d
+}
+
+/// Run client `c`'s share of the workload on mount `root`.
+pub fn run_client(
+    root: &Path,
+    c: usize,
+    files: usize,
+    progress: &AtomicU64,
+    stop: &AtomicBool,
+) -> ClientResult {
+    let mut r = ClientResult::default();
+    let mut names: Vec<Option<String>> = Vec::with_capacity(files);
+    let log = format!("shared/log-c{c}");
+    let mut log_data = Vec::new();
+    for j in 0..files {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let rel = if j % 2 == 0 {
+            format!("shared/c{c}-f{j}")
+        } else {
+            format!("c{c}/f{j}")
+        };
+        let data = contents(c, j);
+        // Like an editor or a database, some files are made durable as soon as written.
+        let write = |p: &Path| -> std::io::Result<()> {
+            let mut f = fs::File::create(p)?;
+            f.write_all(&data)?;
+            if j % 25 == 24 {
+                f.sync_all()?;
+            }
+            Ok(())
+        };
+        match write(&root.join(&rel)) {
+            Ok(()) => {
+                r.files_written += 1;
+                r.bytes_written += data.len() as u64;
+                r.expected.insert(rel.clone(), data);
+                names.push(Some(rel));
+            }
+            Err(_) => {
+                r.op_errors += 1;
+                names.push(None);
+            }
+        }
+        if j % 10 == 9 {
+            let rec = format!("client {c} record {j}\n").into_bytes();
+            let ok = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(root.join(&log))
+                .and_then(|mut f| f.write_all(&rec).and_then(|_| f.sync_all()));
+            match ok {
+                Ok(()) => {
+                    log_data.extend_from_slice(&rec);
+                    r.expected.insert(log.clone(), log_data.clone());
+                    r.bytes_written += rec.len() as u64;
+                }
+                Err(_) => r.op_errors += 1,
+            }
+        }
+        if j % 5 == 4 {
+            if let Some(Some(old)) = names.get(j).cloned() {
+                let new = format!("{old}.renamed");
+                match fs::rename(root.join(&old), root.join(&new)) {
+                    Ok(()) => {
+                        if let Some(d) = r.expected.remove(&old) {
+                            r.expected.insert(new.clone(), d);
+                        }
+                        names[j] = Some(new);
+                    }
+                    Err(_) => r.op_errors += 1,
+                }
+            }
+        }
+        if j % 7 == 6 && j >= 3 {
+            if let Some(Some(victim)) = names.get(j - 3).cloned() {
+                match fs::remove_file(root.join(&victim)) {
+                    Ok(()) => {
+                        r.expected.remove(&victim);
+                        names[j - 3] = None;
+                    }
+                    Err(_) => r.op_errors += 1,
+                }
+            }
+        }
+        if j % 20 == 19 && j >= 10 {
+            if let Some(Some(grow)) = names.get(j - 10).cloned() {
+                let extra = contents(c + 1000, j);
+                let ok = OpenOptions::new()
+                    .append(true)
+                    .open(root.join(&grow))
+                    .and_then(|mut f| f.write_all(&extra));
+                match ok {
+                    Ok(()) => {
+                        if let Some(d) = r.expected.get_mut(&grow) {
+                            d.extend_from_slice(&extra);
+                        }
+                        r.bytes_written += extra.len() as u64;
+                    }
+                    Err(_) => r.op_errors += 1,
+                }
+            }
+        }
+        progress.fetch_add(1, Ordering::Relaxed);
+    }
+    r
+}
+
+/// Run `clients` clients at once; client `c` works through `mounts[c % mounts.len()]`.
+pub fn run_all(
+    mounts: &[PathBuf],
+    clients: usize,
+    files: usize,
+    progress: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) -> Vec<ClientResult> {
+    let handles: Vec<_> = (0..clients)
+        .map(|c| {
+            let root = mounts[c % mounts.len()].clone();
+            let p = progress.clone();
+            let s = stop.clone();
+            std::thread::spawn(move || run_client(&root, c, files, &p, &s))
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().unwrap_or_default())
+        .collect()
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Verification {
+    pub expected: u64,
+    pub missing: u64,
+    pub wrong_content: u64,
+    pub unreadable: u64,
+    /// Examples, at most a few per kind.
+    pub missing_examples: Vec<String>,
+    pub wrong_examples: Vec<String>,
+    pub unreadable_examples: Vec<String>,
+    /// Missing files per client.
+    pub missing_by_client: Vec<u64>,
+}
+
+/// Compare what `root` holds with what every client expects; directories that cannot be
+/// listed count as unreadable too.
+pub fn verify(root: &Path, results: &[ClientResult], dirs: &[String]) -> Verification {
+    let mut v = Verification {
+        missing_by_client: vec![0; results.len()],
+        ..Default::default()
+    };
+    for d in dirs {
+        if let Err(e) = fs::read_dir(root.join(d)).and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        {
+            v.unreadable += 1;
+            if v.unreadable_examples.len() < 5 {
+                v.unreadable_examples.push(format!("directory {d}: {e}"));
+            }
+        }
+    }
+    for (c, r) in results.iter().enumerate() {
+        for (rel, want) in &r.expected {
+            v.expected += 1;
+            match fs::read(root.join(rel)) {
+                Ok(got) if &got == want => {}
+                Ok(got) => {
+                    v.wrong_content += 1;
+                    if v.wrong_examples.len() < 5 {
+                        v.wrong_examples.push(format!(
+                            "{rel}: {} bytes, expected {} (crc {:08x} vs {:08x})",
+                            got.len(),
+                            want.len(),
+                            crc32c::crc32c(&got),
+                            crc32c::crc32c(want)
+                        ));
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    v.missing += 1;
+                    v.missing_by_client[c] += 1;
+                    if v.missing_examples.len() < 5 {
+                        v.missing_examples.push(rel.clone());
+                    }
+                }
+                Err(e) => {
+                    v.unreadable += 1;
+                    if v.unreadable_examples.len() < 5 {
+                        v.unreadable_examples.push(format!("{rel}: {e}"));
+                    }
+                }
+            }
+        }
+    }
+    v
+}
