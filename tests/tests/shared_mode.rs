@@ -1,0 +1,93 @@
+//! Shared mode with real FUSE mounts of one server.
+
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+use std::time::Duration;
+
+use demo::workload::{contents, run_all, verify};
+use rwxfs_tests::{assert_fsck_clean, harness};
+
+#[test]
+fn a_file_written_on_one_mount_reads_the_same_on_the_others() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "256M").unwrap();
+    let addr = h.start_server(&img, &[]).unwrap();
+    let a = h.mount_remote(&addr).unwrap();
+    let b = h.mount_remote(&addr).unwrap();
+    let c = h.mount_remote(&addr).unwrap();
+    let mut data = Vec::new();
+    for j in 0..300 {
+        data.extend(contents(7, j));
+    }
+    std::fs::write(a.join("big"), &data).unwrap();
+    assert_eq!(std::fs::read(b.join("big")).unwrap(), data);
+    assert_eq!(std::fs::read(c.join("big")).unwrap(), data);
+    std::fs::create_dir(b.join("dir")).unwrap();
+    std::fs::write(b.join("dir/x"), b"from b").unwrap();
+    assert_eq!(std::fs::read(c.join("dir/x")).unwrap(), b"from b");
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
+
+#[test]
+fn four_mounts_times_four_writers_lose_nothing() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "512M").unwrap();
+    let addr = h.start_server(&img, &[]).unwrap();
+    let mounts: Vec<_> = (0..4).map(|_| h.mount_remote(&addr).unwrap()).collect();
+    let clients = 16;
+    for d in demo::workload::layout(clients) {
+        std::fs::create_dir(mounts[0].join(d)).unwrap();
+    }
+    let results = run_all(
+        &mounts,
+        clients,
+        125,
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let written: u64 = results.iter().map(|r| r.files_written).sum();
+    assert_eq!(written, 2000);
+    assert_eq!(results.iter().map(|r| r.op_errors).sum::<u64>(), 0);
+    // Attribute and entry caches expire after their TTL; then every mount agrees.
+    std::thread::sleep(Duration::from_millis(1100));
+    let listing = |m: &std::path::Path| {
+        let mut all = Vec::new();
+        for d in demo::workload::layout(clients) {
+            let mut names: Vec<String> = std::fs::read_dir(m.join(&d))
+                .unwrap()
+                .map(|e| format!("{d}/{}", e.unwrap().file_name().to_string_lossy()))
+                .collect();
+            names.sort();
+            all.extend(names);
+        }
+        all
+    };
+    let first = listing(&mounts[0]);
+    for m in &mounts[1..] {
+        assert_eq!(listing(m), first, "mounts disagree about the tree");
+    }
+    for m in &mounts {
+        let v = verify(m, &results, &demo::workload::layout(clients));
+        assert_eq!(
+            (v.missing, v.wrong_content, v.unreadable),
+            (0, 0, 0),
+            "{v:?}"
+        );
+    }
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
+
+#[test]
+fn server_refuses_a_missing_or_foreign_image_clearly() {
+    let mut h = harness();
+    let junk = h.path("junk.img");
+    std::fs::write(&junk, vec![7u8; 1 << 20]).unwrap();
+    let e = h.start_server(&junk, &[]).unwrap_err();
+    assert!(e.contains("not an rwxfs image"), "{e}");
+    let e = h.start_server(&h.path("nope.img"), &[]).unwrap_err();
+    assert!(e.contains("No such file"), "{e}");
+}
