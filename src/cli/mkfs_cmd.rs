@@ -85,7 +85,7 @@ fn mkfs_image(
     Ok(format!(
         "rwxfs: {}: {} MiB, {} data blocks of 4 KiB, {} inodes, journal {} blocks",
         image.display(),
-        geo.total_blocks * 4096 >> 20,
+        (geo.total_blocks * 4096) >> 20,
         geo.data_blocks(),
         geo.inode_count - 2,
         geo.journal_blocks

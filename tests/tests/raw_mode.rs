@@ -15,7 +15,7 @@ fn one_raw_mount_with_many_writer_threads_is_perfect() {
         std::fs::create_dir(mp.join(d)).unwrap();
     }
     let results = run_all(
-        &[mp.clone()],
+        std::slice::from_ref(&mp),
         3,
         200,
         Arc::new(AtomicU64::new(0)),

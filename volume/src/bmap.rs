@@ -136,10 +136,7 @@ pub fn map_alloc<S: BlockStore>(
             ptr = next;
             continue;
         }
-        let b = match m.alloc_block(goal.or(Some(ptr + 1))) {
-            Ok(b) => b,
-            Err(e) => return Err(e),
-        };
+        let b = m.alloc_block(goal.or(Some(ptr + 1)))?;
         ino.blocks += 1;
         put_u32(m.block_mut(ptr)?, i * 4, b as u32);
         if level == last {

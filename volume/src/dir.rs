@@ -49,7 +49,7 @@ pub(crate) fn parse_block(b: &[u8]) -> Result<Vec<Rec>, String> {
         let rec_len = get_u16(b, off) as usize;
         let name_len = b[off + 2] as usize;
         let ino = get_u64(b, off + 4);
-        if rec_len < HDR || rec_len % 4 != 0 || off + rec_len > PAYLOAD {
+        if rec_len < HDR || !rec_len.is_multiple_of(4) || off + rec_len > PAYLOAD {
             return Err(format!("bad record length {rec_len} at {off}"));
         }
         if ino != 0 && (name_len == 0 || rec_size(name_len) > rec_len) {
@@ -151,7 +151,7 @@ impl DirIndex {
     }
 
     /// Entries whose position is at or after `pos`, in position order.
-    pub fn from_pos(&self, pos: u32) -> impl Iterator<Item = (&Vec<u8>, Slot)> + '_ {
+    pub fn entries_from(&self, pos: u32) -> impl Iterator<Item = (&Vec<u8>, Slot)> + '_ {
         self.order
             .range(pos..)
             .filter_map(move |(_, n)| self.map.get(n).map(|s| (n, *s)))

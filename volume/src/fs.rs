@@ -769,7 +769,7 @@ impl<S: BlockStore> Volume<S> {
         }
         let start = offset.saturating_sub(2) as u32;
         let idx = self.take_dir(i, &d)?;
-        for (name, slot) in idx.from_pos(start) {
+        for (name, slot) in idx.entries_from(start) {
             if out.len() >= max {
                 break;
             }

@@ -73,10 +73,10 @@ pub fn write_txn<S: BlockStore>(
 
 /// The committed transaction at the journal's start, if there is a whole one:
 /// its sequence number and its blocks with their homes.
-pub fn read_txn<S: BlockStore>(
-    store: &S,
-    geo: &Geometry,
-) -> FsResult<Option<(u64, Vec<(u64, Vec<u8>)>)>> {
+/// A committed transaction: its sequence number and its blocks with their homes.
+pub type Txn = (u64, Vec<(u64, Vec<u8>)>);
+
+pub fn read_txn<S: BlockStore>(store: &S, geo: &Geometry) -> FsResult<Option<Txn>> {
     let mut pos = 0u64;
     let mut seq = None;
     let mut out = Vec::new();

@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each test file uses a different part of this module
 use std::sync::Arc;
 
 use volume::{fsck, mkfs, MemStore, MkfsOptions, Volume};
