@@ -50,15 +50,20 @@ struct Model {
     next: usize,
 }
 
-fn check_same(v: &mut Volume<Arc<MemStore>>, m: &Model) {
-    let listed: Vec<Vec<u8>> = v
+/// Names in the root, sorted (`.` and `..` skipped).
+fn listing(v: &mut Volume<Arc<MemStore>>) -> Vec<Vec<u8>> {
+    let mut names: Vec<Vec<u8>> = v
         .readdir(ROOT, 2, 1000)
         .unwrap()
         .into_iter()
         .map(|e| e.name)
         .collect();
-    let mut listed = listed;
-    listed.sort();
+    names.sort();
+    names
+}
+
+fn check_same(v: &mut Volume<Arc<MemStore>>, m: &Model) {
+    let listed = listing(v);
     let want: Vec<Vec<u8>> = m.names.keys().cloned().collect();
     assert_eq!(listed, want, "listing");
     for (n, id) in &m.names {
@@ -168,14 +173,7 @@ fn run(ops: Vec<Op>) {
                 v = open(&s);
                 // Metadata returns to the last commit; data blocks written in place since may
                 // hold newer bytes (ordered mode), so only names and sizes are compared.
-                let listed: Vec<Vec<u8>> = v
-                    .readdir(ROOT, 2, 1000)
-                    .unwrap()
-                    .into_iter()
-                    .map(|e| e.name)
-                    .collect();
-                let mut listed = listed;
-                listed.sort();
+                let listed = listing(&mut v);
                 assert_eq!(
                     listed,
                     durable.names.keys().cloned().collect::<Vec<_>>(),
