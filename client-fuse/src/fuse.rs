@@ -357,14 +357,17 @@ impl Filesystem for RwxFuse {
         offset: u64,
         data: &[u8],
         _write_flags: WriteFlags,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self
-            .writable()
-            .and_then(|_| self.backend.write(ino.0, offset, data))
-        {
+        match self.writable().and_then(|_| {
+            if flags.0 & libc::O_APPEND != 0 {
+                self.backend.append(ino.0, data)
+            } else {
+                self.backend.write(ino.0, offset, data)
+            }
+        }) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(errno(e)),
         }

@@ -121,6 +121,9 @@ impl<S: BlockStore + 'static> Backend for RawBackend<S> {
     fn write(&self, ino: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
         self.v().write(ino, offset, data).map(|n| n as u32)
     }
+    fn append(&self, ino: u64, data: &[u8]) -> FsResult<u32> {
+        self.v().append(ino, data).map(|n| n as u32)
+    }
     fn flush(&self, _ino: u64) -> FsResult<()> {
         Ok(())
     }

@@ -349,6 +349,12 @@ impl Backend for RemoteBackend {
             _ => Err(io_err()),
         }
     }
+    fn append(&self, ino: u64, data: &[u8]) -> FsResult<u32> {
+        match self.call_bulk(Request::Append { ino }, data)? {
+            (Response::Written(n), _) => Ok(n),
+            _ => Err(io_err()),
+        }
+    }
     fn flush(&self, _ino: u64) -> FsResult<()> {
         // Writes are sent synchronously: by close they are on the server.
         Ok(())

@@ -18,9 +18,14 @@ pub struct ClientResult {
     pub expected: Expected,
     pub files_written: u64,
     pub bytes_written: u64,
+    /// Records this client appended to the one log every client shares.
+    pub shared_log: Vec<Vec<u8>>,
     /// Operations the mount refused (damage already visible while writing).
     pub op_errors: u64,
 }
+
+/// The log all clients append to at once.
+pub const SHARED_LOG: &str = "shared/log";
 
 /// Deterministic contents for client `c`, file `j`: 1 to 16 KiB.
 pub fn contents(c: usize, j: usize) -> Vec<u8> {
@@ -103,6 +108,21 @@ pub fn run_client(
                     log_data.extend_from_slice(&rec);
                     r.expected.insert(log.clone(), log_data.clone());
                     r.bytes_written += rec.len() as u64;
+                }
+                Err(_) => r.op_errors += 1,
+            }
+        }
+        if j % 10 == 4 {
+            let rec = format!("shared log: client {c} record {j}\n").into_bytes();
+            let ok = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(root.join(SHARED_LOG))
+                .and_then(|mut f| f.write_all(&rec));
+            match ok {
+                Ok(()) => {
+                    r.bytes_written += rec.len() as u64;
+                    r.shared_log.push(rec);
                 }
                 Err(_) => r.op_errors += 1,
             }
@@ -204,6 +224,37 @@ pub fn verify(root: &Path, results: &[ClientResult], dirs: &[String]) -> Verific
             v.unreadable += 1;
             if v.unreadable_examples.len() < 5 {
                 v.unreadable_examples.push(format!("directory {d}: {e}"));
+            }
+        }
+    }
+    // The shared log: every record exactly once, whole, in any order.
+    let records: Vec<&Vec<u8>> = results.iter().flat_map(|r| r.shared_log.iter()).collect();
+    if !records.is_empty() {
+        v.expected += 1;
+        match fs::read(root.join(SHARED_LOG)) {
+            Ok(got) => {
+                let mut lines: Vec<&[u8]> = got.split_inclusive(|b| *b == b'\n').collect();
+                let mut want: Vec<&[u8]> = records.iter().map(|r| r.as_slice()).collect();
+                lines.sort();
+                want.sort();
+                if lines != want {
+                    v.wrong_content += 1;
+                    if v.wrong_examples.len() < 5 {
+                        v.wrong_examples.push(format!(
+                            "{SHARED_LOG}: {} records found, {} appended",
+                            lines.len(),
+                            want.len()
+                        ));
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                v.missing += 1;
+                v.missing_examples.push(SHARED_LOG.into());
+            }
+            Err(e) => {
+                v.unreadable += 1;
+                v.unreadable_examples.push(format!("{SHARED_LOG}: {e}"));
             }
         }
     }

@@ -172,6 +172,10 @@ pub enum Request {
         ino: u64,
         name: Vec<u8>,
     },
+    /// Data follows the header raw; written at the file's end as the server sees it.
+    Append {
+        ino: u64,
+    },
 }
 
 impl Request {

@@ -112,6 +112,7 @@ pub fn execute<S: BlockStore>(
             .setxattr(ino, &name, &value, flags)
             .map(|_| Response::Empty),
         Request::Listxattr { ino } => v.listxattr(ino).map(Response::Names),
+        Request::Append { ino } => v.append(ino, bulk).map(|n| Response::Written(n as u32)),
         Request::Removexattr { ino, name } => v.removexattr(ino, &name).map(|_| Response::Empty),
     };
     (r, out)

@@ -972,6 +972,12 @@ impl<S: BlockStore> Volume<S> {
         res
     }
 
+    /// Write at the current end of the file, wherever other writers left it (O_APPEND).
+    pub fn append(&mut self, ino: u64, data: &[u8]) -> FsResult<usize> {
+        let (_, d) = self.get(ino)?;
+        self.write(ino, d.size, data)
+    }
+
     pub fn fallocate(&mut self, ino: u64, offset: u64, len: u64, mode: u32) -> FsResult<()> {
         let (i, mut d) = self.get(ino)?;
         if d.is_dir() {
