@@ -148,12 +148,6 @@ impl Filesystem for RwxFuse {
         Ok(())
     }
 
-    fn destroy(&mut self) {
-        if let Err(e) = self.backend.shutdown() {
-            tracing::error!("final commit failed: {e}");
-        }
-    }
-
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         self.entry(self.backend.lookup(parent.0, name.as_bytes()), reply)
     }

@@ -25,18 +25,11 @@ pub fn check_mountpoint(mp: &Path) -> Result<(), String> {
     if !meta.is_dir() {
         return Err(format!("mount point {} is not a directory", mp.display()));
     }
-    let canon = std::fs::canonicalize(mp).unwrap_or_else(|_| mp.to_path_buf());
-    if let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") {
-        for line in mounts.lines() {
-            if line.split(' ').nth(4) == Some(canon.to_string_lossy().as_ref())
-                && is_fuse_line(line)
-            {
-                return Err(format!(
-                    "mount point {} is busy: rwxfs is already mounted there",
-                    mp.display()
-                ));
-            }
-        }
+    if is_mounted(mp) {
+        return Err(format!(
+            "mount point {} is busy: a FUSE file system is already mounted there",
+            mp.display()
+        ));
     }
     if std::fs::metadata("/dev/fuse").is_err() {
         return Err("FUSE is unavailable: /dev/fuse does not exist (load the fuse module)".into());
@@ -44,7 +37,7 @@ pub fn check_mountpoint(mp: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// True once a FUSE rwxfs mount is live at `mp`.
+/// True while a FUSE mount (rwxfs's or another's) is live at `mp`.
 pub fn is_mounted(mp: &Path) -> bool {
     let canon = std::fs::canonicalize(mp).unwrap_or_else(|_| mp.to_path_buf());
     std::fs::read_to_string("/proc/self/mountinfo")

@@ -167,15 +167,15 @@ impl RemoteBackend {
 
 fn reader_loop(mut stream: TcpStream, conn: Arc<Conn>) {
     loop {
-        let body = match read_frame(&mut stream) {
+        let mut body = match read_frame(&mut stream) {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!("connection to the server lost: {e}");
                 break;
             }
         };
-        let (msg, bulk) = match decode_body::<ServerMsg>(&body) {
-            Ok(x) => x,
+        let (msg, bulk_start) = match decode_body::<ServerMsg>(&body) {
+            Ok((m, bulk)) => (m, body.len() - bulk.len()),
             Err(e) => {
                 tracing::error!("malformed message from the server: {e}");
                 break;
@@ -189,7 +189,9 @@ fn reader_loop(mut stream: TcpStream, conn: Arc<Conn>) {
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&id);
                 if let Some(tx) = tx {
-                    let _ = tx.send((result, bulk.to_vec()));
+                    // Read data is handed over in the frame's own buffer, not copied out.
+                    body.drain(..bulk_start);
+                    let _ = tx.send((result, body));
                 }
             }
             ServerMsg::Push(p) => tracing::debug!("push: {p:?}"),

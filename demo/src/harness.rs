@@ -6,24 +6,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use client_fuse::mount::is_mounted;
+
+/// A live mount and the `rwxfs mount --foreground` process serving it.
+struct Mount {
+    path: PathBuf,
+    process: Child,
+}
+
 pub struct Harness {
     pub bin: PathBuf,
     pub dir: tempfile::TempDir,
-    children: Vec<Child>,
-    mounts: Vec<PathBuf>,
-    server: Option<usize>,
-    next: usize,
-}
-
-pub fn is_mounted(mp: &Path) -> bool {
-    let canon = std::fs::canonicalize(mp).unwrap_or_else(|_| mp.to_path_buf());
-    let want = canon.to_string_lossy().into_owned();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .map(|m| {
-            m.lines()
-                .any(|l| l.split(' ').nth(4) == Some(want.as_str()) && is_fuse_line(l))
-        })
-        .unwrap_or(false)
+    server: Option<Child>,
+    mounts: Vec<Mount>,
+    /// Mount points made so far, to name the next one.
+    made: usize,
 }
 
 fn umount(mp: &Path, lazy: bool) -> bool {
@@ -34,17 +31,34 @@ fn umount(mp: &Path, lazy: bool) -> bool {
     unsafe { libc::umount2(c.as_ptr(), if lazy { libc::MNT_DETACH } else { 0 }) == 0 }
 }
 
+/// Wait for `child` to exit until `deadline`, then kill it. True if it exited by itself.
+fn wait_or_kill(child: &mut Child, deadline: Instant) -> bool {
+    while child.try_wait().ok().flatten().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+fn terminate(child: &Child) {
+    // SAFETY: signalling our own child by pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+}
+
 impl Harness {
-    /// A harness whose scratch space lives under `parent` (default: the system temp dir).
+    /// A harness with its own scratch directory under the system temp dir.
     pub fn new(bin: PathBuf) -> std::io::Result<Harness> {
         let dir = tempfile::Builder::new().prefix("rwxfs-").tempdir()?;
         Ok(Harness {
             bin,
             dir,
-            children: Vec::new(),
-            mounts: Vec::new(),
             server: None,
-            next: 0,
+            mounts: Vec::new(),
+            made: 0,
         })
     }
 
@@ -70,6 +84,7 @@ impl Harness {
 
     /// Start `rwxfs serve` on a free loopback port; returns HOST:PORT.
     pub fn start_server(&mut self, image: &Path, extra: &[&str]) -> Result<String, String> {
+        self.stop_server()?;
         let mut cmd = Command::new(&self.bin);
         cmd.args([
             "serve",
@@ -84,15 +99,13 @@ impl Harness {
         .stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| format!("serve: {e}"))?;
         let stderr = child.stderr.take().ok_or("serve: no stderr")?;
-        self.children.push(child);
-        self.server = Some(self.children.len() - 1);
+        self.server = Some(child);
         let mut lines = BufReader::new(stderr).lines();
         for line in lines.by_ref() {
             let line = line.map_err(|e| e.to_string())?;
             if let Some(addr) = line
-                .rsplit(" on ")
-                .next()
-                .filter(|_| line.starts_with("rwxfs: serving"))
+                .strip_prefix("rwxfs: serving")
+                .and_then(|l| l.rsplit(" on ").next())
             {
                 let addr = addr.trim().to_string();
                 // Keep draining the server's log so it never blocks on a full pipe.
@@ -100,25 +113,20 @@ impl Harness {
                 return Ok(addr);
             }
             if line.contains("rwxfs serve:") {
+                let _ = self.stop_server();
                 return Err(line);
             }
         }
+        let _ = self.stop_server();
         Err("server exited before listening".into())
-    }
-
-    /// Pid of the server, if one runs.
-    pub fn server_pid(&self) -> Option<u32> {
-        self.server.map(|i| self.children[i].id())
     }
 
     /// Stop the server with SIGTERM and wait for it (it commits everything first).
     pub fn stop_server(&mut self) -> Result<(), String> {
-        let Some(i) = self.server.take() else {
+        let Some(mut c) = self.server.take() else {
             return Ok(());
         };
-        let c = &mut self.children[i];
-        // SAFETY: signalling our own child by pid.
-        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        terminate(&c);
         let status = c.wait().map_err(|e| e.to_string())?;
         if status.success() {
             Ok(())
@@ -128,8 +136,8 @@ impl Harness {
     }
 
     fn mount_with(&mut self, args: &[String]) -> Result<PathBuf, String> {
-        self.next += 1;
-        let mp = self.path(&format!("mnt{}", self.next));
+        self.made += 1;
+        let mp = self.path(&format!("mnt{}", self.made));
         std::fs::create_dir_all(&mp).map_err(|e| e.to_string())?;
         let mut cmd = Command::new(&self.bin);
         cmd.arg("mount").args(args).arg(&mp).arg("--foreground");
@@ -138,10 +146,7 @@ impl Harness {
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| format!("mount: {e}"))?;
         let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if is_mounted(&mp) {
-                break;
-            }
+        while !is_mounted(&mp) {
             if let Ok(Some(status)) = child.try_wait() {
                 let mut err = String::new();
                 if let Some(mut e) = child.stderr.take() {
@@ -160,8 +165,10 @@ impl Harness {
         if let Some(e) = child.stderr.take() {
             std::thread::spawn(move || for _ in BufReader::new(e).lines() {});
         }
-        self.children.push(child);
-        self.mounts.push(mp.clone());
+        self.mounts.push(Mount {
+            path: mp.clone(),
+            process: child,
+        });
         Ok(mp)
     }
 
@@ -177,9 +184,10 @@ impl Harness {
 
     /// Unmount and wait for that mount's process to finish its final commit.
     pub fn unmount(&mut self, mp: &Path) -> Result<(), String> {
-        let Some(pos) = self.mounts.iter().position(|m| m == mp) else {
+        let Some(pos) = self.mounts.iter().position(|m| m.path == mp) else {
             return Ok(());
         };
+        let mut m = self.mounts.remove(pos);
         let mut ok = false;
         for _ in 0..100 {
             if umount(mp, false) {
@@ -191,32 +199,19 @@ impl Harness {
         if !ok {
             umount(mp, true);
         }
-        self.mounts.remove(pos);
         // The mount's process exits once the kernel drops the connection.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for c in self.children.iter_mut() {
-            if c.try_wait().ok().flatten().is_some() {
-                continue;
-            }
-            let pid = c.id();
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            if !String::from_utf8_lossy(&cmdline).contains(&*mp.to_string_lossy()) {
-                continue;
-            }
-            while c.try_wait().ok().flatten().is_none() {
-                if Instant::now() > deadline {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                    return Err(format!("mount process {pid} did not exit after unmount"));
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+        if wait_or_kill(&mut m.process, Instant::now() + Duration::from_secs(30)) {
+            Ok(())
+        } else {
+            Err(format!(
+                "mount process {} did not exit after unmount",
+                m.process.id()
+            ))
         }
-        Ok(())
     }
 
     pub fn unmount_all(&mut self) -> Result<(), String> {
-        let mps = self.mounts.clone();
+        let mps: Vec<PathBuf> = self.mounts.iter().map(|m| m.path.clone()).collect();
         let mut first_err = Ok(());
         for mp in mps.iter().rev() {
             if let Err(e) = self.unmount(mp) {
@@ -229,32 +224,19 @@ impl Harness {
 
 impl Drop for Harness {
     fn drop(&mut self) {
-        for mp in self.mounts.drain(..).rev() {
-            if !umount(&mp, false) {
-                umount(&mp, true);
+        for m in self.mounts.iter().rev() {
+            if !umount(&m.path, false) {
+                umount(&m.path, true);
             }
         }
-        for c in self.children.iter_mut() {
-            if c.try_wait().ok().flatten().is_none() {
-                // SAFETY: signalling our own child by pid.
-                unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            }
+        let mut children: Vec<Child> = self.mounts.drain(..).map(|m| m.process).collect();
+        children.extend(self.server.take());
+        for c in &children {
+            terminate(c);
         }
         let deadline = Instant::now() + Duration::from_secs(10);
-        for c in self.children.iter_mut() {
-            while c.try_wait().ok().flatten().is_none() {
-                if Instant::now() > deadline {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+        for c in children.iter_mut() {
+            wait_or_kill(c, deadline);
         }
     }
-}
-
-/// A mountinfo line of a FUSE mount (the type reads `fuse` or `fuse.rwxfs`).
-fn is_fuse_line(l: &str) -> bool {
-    l.contains(" - fuse ") || l.contains(" - fuse.rwxfs ")
 }

@@ -193,7 +193,8 @@ pub fn run_all(
         .collect();
     handles
         .into_iter()
-        .map(|h| h.join().unwrap_or_default())
+        // A client that panicked is a bug in the workload: never let it pass as "nothing written".
+        .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
         .collect()
 }
 

@@ -203,7 +203,7 @@ async fn handle(
     });
     let limit = Arc::new(Semaphore::new(shared.cfg.max_in_flight));
     // Files this session holds open, released if it goes away.
-    let opens: Arc<Mutex<HashMap<u64, u32>>> = Arc::new(Mutex::new(HashMap::new()));
+    let opens: Arc<Opens> = Arc::new(Mutex::new(HashMap::new()));
     let result = loop {
         let next = tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
@@ -232,63 +232,11 @@ async fn handle(
         let shared = shared.clone();
         let tx = tx.clone();
         let opens = opens.clone();
-        tokio::spawn(async move {
-            let reply = tokio::task::spawn_blocking(move || {
-                if read_only && req.mutates() {
-                    return (Err(FsError::ReadOnly), Vec::new());
-                }
-                let tracked = match &req {
-                    Request::Open { .. } | Request::Create { .. } => 1,
-                    Request::Release { .. } => -1,
-                    _ => 0,
-                };
-                let rel_ino = if let Request::Release { ino } = &req {
-                    Some(*ino)
-                } else {
-                    None
-                };
-                let (r, out) = execute(&mut lock(&shared.vol), req, &bulk);
-                let mut o = opens.lock().unwrap_or_else(|e| e.into_inner());
-                match (&r, tracked) {
-                    (Ok(Response::Attr(a)), 1) => *o.entry(a.ino).or_insert(0) += 1,
-                    (_, -1) => {
-                        if let Some(ino) = rel_ino {
-                            if let Some(n) = o.get_mut(&ino) {
-                                *n -= 1;
-                                if *n == 0 {
-                                    o.remove(&ino);
-                                }
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-                (r, out)
-            })
-            .await;
-            let (r, out) = reply.unwrap_or_else(|e| {
-                (
-                    Err(FsError::Io(std::io::Error::other(e.to_string()))),
-                    Vec::new(),
-                )
-            });
-            let result = r.map_err(|e| {
-                if matches!(e, FsError::Corrupt(_) | FsError::Io(_)) {
-                    tracing::error!("request {id} failed: {e}");
-                }
-                e.errno()
-            });
-            let frame = encode_frame(&ServerMsg::Reply { id, result }, &out).unwrap_or_else(|_| {
-                encode_frame(
-                    &ServerMsg::Reply {
-                        id,
-                        result: Err(libc_eio()),
-                    },
-                    &[],
-                )
-                .unwrap_or_default()
-            });
-            let _ = tx.send(frame).await;
+        // One blocking task per call: the engine is synchronous, and its reply goes straight
+        // to the writer task from there.
+        tokio::task::spawn_blocking(move || {
+            let frame = answer(&shared, &opens, id, req, &bulk, read_only);
+            let _ = tx.blocking_send(frame);
             drop(permit);
         });
     };
@@ -317,6 +265,57 @@ async fn handle(
     result
 }
 
-fn libc_eio() -> i32 {
-    FsError::Io(std::io::Error::from_raw_os_error(5)).errno()
+/// Files a session holds open, by inode: how many opens each.
+type Opens = Mutex<HashMap<u64, u32>>;
+
+/// Run one call against the engine and encode its reply frame.
+fn answer(
+    shared: &Shared,
+    opens: &Opens,
+    id: u64,
+    req: Request,
+    bulk: &[u8],
+    read_only: bool,
+) -> Vec<u8> {
+    let (r, out) = if read_only && req.mutates() {
+        (Err(FsError::ReadOnly), Vec::new())
+    } else {
+        let counts_open = matches!(req, Request::Open { .. } | Request::Create { .. });
+        let released = match req {
+            Request::Release { ino } => Some(ino),
+            _ => None,
+        };
+        let (r, out) = execute(&mut lock(&shared.vol), req, bulk);
+        let mut o = opens.lock().unwrap_or_else(|e| e.into_inner());
+        if let (true, Ok(Response::Attr(a))) = (counts_open, &r) {
+            *o.entry(a.ino).or_insert(0) += 1;
+        }
+        if let Some(ino) = released {
+            if let Some(n) = o.get_mut(&ino) {
+                *n -= 1;
+                if *n == 0 {
+                    o.remove(&ino);
+                }
+            }
+        }
+        (r, out)
+    };
+    let result = r.map_err(|e| {
+        if matches!(e, FsError::Corrupt(_) | FsError::Io(_)) {
+            tracing::error!("request {id} failed: {e}");
+        }
+        e.errno()
+    });
+    encode_frame(&ServerMsg::Reply { id, result }, &out).unwrap_or_else(|e| {
+        tracing::error!("reply {id} not encodable: {e}");
+        let eio = FsError::Io(std::io::Error::other("reply not encodable")).errno();
+        encode_frame(
+            &ServerMsg::Reply {
+                id,
+                result: Err(eio),
+            },
+            &[],
+        )
+        .unwrap_or_default()
+    })
 }

@@ -54,6 +54,18 @@ pub fn run(a: Args) -> i32 {
             "mounting needs root (CAP_SYS_ADMIN) on this system".into(),
         );
     }
+    if a.raw_image.is_some() && ready.is_none() {
+        eprintln!(
+            "rwxfs: WARNING: raw shared-image mode. This mount runs its own engine on {source}; \
+             with more than one writer on the same image, data and metadata WILL be corrupted. \
+             It exists to show why a server is needed."
+        );
+    }
+    // The background child opens the image or connects, and reports any failure through the
+    // readiness pipe: opening here too would replay and commit (or say hello) twice.
+    if !a.foreground {
+        return spawn_background(&mountpoint);
+    }
     let backend: Arc<dyn Backend> = match &a.raw_image {
         Some(img) => {
             let store = match if a.read_only {
@@ -77,17 +89,6 @@ pub fn run(a: Args) -> i32 {
             }
         }
     };
-    if a.raw_image.is_some() && ready.is_none() {
-        eprintln!(
-            "rwxfs: WARNING: raw shared-image mode. This mount runs its own engine on {source}; \
-             with more than one writer on the same image, data and metadata WILL be corrupted. \
-             It exists to show why a server is needed."
-        );
-    }
-    if !a.foreground {
-        drop(backend);
-        return spawn_background(&mountpoint);
-    }
     let cfg = MountConfig {
         mountpoint: mountpoint.clone(),
         source,

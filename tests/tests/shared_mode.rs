@@ -91,3 +91,18 @@ fn server_refuses_a_missing_or_foreign_image_clearly() {
     let e = h.start_server(&h.path("nope.img"), &[]).unwrap_err();
     assert!(e.contains("No such file"), "{e}");
 }
+
+#[test]
+fn unmounting_one_of_many_mounts_leaves_the_others_serving() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "64M").unwrap();
+    let addr = h.start_server(&img, &[]).unwrap();
+    let mounts: Vec<_> = (0..11).map(|_| h.mount_remote(&addr).unwrap()).collect();
+    // mnt1 is a prefix of mnt10 and mnt11: unmounting it must stop only its own process.
+    h.unmount(&mounts[0]).unwrap();
+    std::fs::write(mounts[9].join("still"), b"here").unwrap();
+    assert_eq!(std::fs::read(mounts[10].join("still")).unwrap(), b"here");
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}

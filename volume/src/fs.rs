@@ -821,7 +821,6 @@ impl<S: BlockStore> Volume<S> {
     /// Last close of an unlinked file frees it.
     pub fn release_file(&mut self, ino: u64) -> FsResult<()> {
         let (index, _) = split_ino(ino);
-        let index = if ino == ROOT_INO { ROOT_INDEX } else { index };
         let left = match self.opens.get_mut(&index) {
             Some(n) => {
                 *n = n.saturating_sub(1);
