@@ -142,8 +142,12 @@ fn run(ops: Vec<Op>) {
                 match m.names.get(&name(a)).copied() {
                     Some(id) => {
                         r.unwrap();
-                        m.names.remove(&name(a));
-                        m.names.insert(name(b), id);
+                        // POSIX: renaming a name onto another link of the same file does
+                        // nothing; both names stay.
+                        if m.names.get(&name(b)) != Some(&id) {
+                            m.names.remove(&name(a));
+                            m.names.insert(name(b), id);
+                        }
                     }
                     None => assert!(matches!(r, Err(FsError::NotFound))),
                 }
@@ -194,6 +198,16 @@ fn run(ops: Vec<Op>) {
     v.commit().unwrap();
     let r = fsck::check(&s).unwrap();
     assert!(r.is_clean(), "{:#?}", r.findings);
+}
+
+/// Shrunk from a proptest failure: rename onto a hard link of the same file keeps both names.
+#[test]
+fn regression_rename_onto_own_hard_link_keeps_both_names() {
+    run(vec![
+        Op::Create(250),
+        Op::Link(154, 172),
+        Op::Rename(124, 106),
+    ]);
 }
 
 proptest! {
