@@ -104,6 +104,18 @@ fn file_attr(a: &Attr) -> FileAttr {
     }
 }
 
+/// How the kernel should treat an open file. O_APPEND files bypass the page cache: through
+/// the cache the kernel splits a write at the first partial page, and each piece would be
+/// appended on its own, interleaved with other clients' appends; direct I/O sends the whole
+/// write as one request (up to `MAX_WRITE`), which the volume appends in one piece.
+fn fopen_flags(open_flags: i32) -> FopenFlags {
+    if open_flags & libc::O_APPEND != 0 {
+        FopenFlags::FOPEN_DIRECT_IO
+    } else {
+        FopenFlags::empty()
+    }
+}
+
 fn set_time(t: TimeOrNow) -> SetTime {
     match t {
         TimeOrNow::Now => SetTime::Now,
@@ -321,7 +333,7 @@ impl Filesystem for RwxFuse {
             return reply.error(Errno::from_i32(libc::EROFS));
         }
         match self.backend.open(ino.0, flags.0) {
-            Ok(_) => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Ok(_) => reply.opened(FileHandle(0), fopen_flags(flags.0)),
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -546,12 +558,34 @@ impl Filesystem for RwxFuse {
         name: &OsStr,
         mode: u32,
         _umask: u32,
-        _flags: i32,
+        flags: i32,
         reply: ReplyCreate,
     ) {
         let r = self.writable().and_then(|_| {
-            self.backend
+            match self
+                .backend
                 .create(parent.0, name.as_bytes(), mode, req.uid(), req.gid())
+            {
+                // Another client created the name since the kernel looked it up: without
+                // O_EXCL, open(O_CREAT) opens the existing file (truncating it for O_TRUNC,
+                // which the kernel leaves to us once it asked to create).
+                Err(FsError::Exists) if flags & libc::O_EXCL == 0 => {
+                    let a = self.backend.lookup(parent.0, name.as_bytes())?;
+                    let a = self.backend.open(a.ino, flags)?;
+                    if flags & libc::O_TRUNC != 0 && a.size != 0 {
+                        let truncate = SetAttr {
+                            size: Some(0),
+                            ..SetAttr::default()
+                        };
+                        if let Err(e) = self.backend.setattr(a.ino, truncate) {
+                            let _ = self.backend.release(a.ino);
+                            return Err(e);
+                        }
+                    }
+                    Ok(a)
+                }
+                r => r,
+            }
         });
         match r {
             Ok(a) => reply.created(
@@ -559,7 +593,7 @@ impl Filesystem for RwxFuse {
                 &file_attr(&a),
                 Generation(a.generation as u64),
                 FileHandle(0),
-                FopenFlags::empty(),
+                fopen_flags(flags),
             ),
             Err(e) => reply.error(errno(e)),
         }

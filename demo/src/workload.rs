@@ -241,8 +241,13 @@ pub fn verify(root: &Path, results: &[ClientResult], dirs: &[String]) -> Verific
                 if lines != want {
                     v.wrong_content += 1;
                     if v.wrong_examples.len() < 5 {
+                        let odd = lines
+                            .iter()
+                            .find(|l| !want.contains(l))
+                            .map(|l| String::from_utf8_lossy(l).into_owned())
+                            .unwrap_or_default();
                         v.wrong_examples.push(format!(
-                            "{SHARED_LOG}: {} records found, {} appended",
+                            "{SHARED_LOG}: {} records found, {} appended; e.g. {odd:?}",
                             lines.len(),
                             want.len()
                         ));

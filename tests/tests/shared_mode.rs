@@ -106,3 +106,48 @@ fn unmounting_one_of_many_mounts_leaves_the_others_serving() {
     h.stop_server().unwrap();
     assert_fsck_clean(&img);
 }
+
+#[test]
+fn appends_from_many_mounts_land_whole_and_once() {
+    use std::io::Write;
+    let mut h = harness();
+    let img = h.mkfs("v.img", "64M").unwrap();
+    let addr = h.start_server(&img, &[]).unwrap();
+    let mounts: Vec<_> = (0..4).map(|_| h.mount_remote(&addr).unwrap()).collect();
+    std::fs::write(mounts[0].join("log"), b"").unwrap();
+    let writers: Vec<_> = (0..16)
+        .map(|c| {
+            let m = mounts[c % 4].clone();
+            std::thread::spawn(move || {
+                for j in 0..50 {
+                    // Records of odd lengths, so many straddle a page boundary.
+                    let rec = format!("client {c} record {j} {}\n", "x".repeat(j * 7));
+                    let mut f = std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(m.join("log"))
+                        .unwrap();
+                    f.write_all(rec.as_bytes()).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let fresh = h.mount_remote(&addr).unwrap();
+    let log = std::fs::read(fresh.join("log")).unwrap();
+    let mut got: Vec<&[u8]> = log.split_inclusive(|b| *b == b'\n').collect();
+    got.sort();
+    let want_owned: Vec<String> = (0..16)
+        .flat_map(|c| {
+            (0..50).map(move |j| format!("client {c} record {j} {}\n", "x".repeat(j * 7)))
+        })
+        .collect();
+    let mut want: Vec<&[u8]> = want_owned.iter().map(|s| s.as_bytes()).collect();
+    want.sort();
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "some records were split, lost or overlapped");
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
