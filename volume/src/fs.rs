@@ -271,17 +271,27 @@ impl<S: BlockStore> Volume<S> {
         if size < d.size {
             let keep = size.div_ceil(BLOCK_SIZE as u64);
             bmap::truncate_blocks(&mut self.m, d, keep)?;
-            let tail = (size % BLOCK_SIZE as u64) as usize;
-            if tail != 0 {
-                if let Some(phys) = bmap::lookup(&mut self.m, d, size / BLOCK_SIZE as u64)? {
-                    let zeros = vec![0u8; BLOCK_SIZE - tail];
-                    self.m
-                        .store
-                        .write_at(&zeros, phys * BLOCK_SIZE as u64 + tail as u64)?;
-                }
-            }
+            self.zero_past_eof(d, size, u64::MAX)?;
+        } else {
+            self.zero_past_eof(d, d.size, size)?;
         }
         d.size = size;
+        Ok(())
+    }
+
+    /// Zero bytes `[eof, upto)` of the block holding `eof`, before they become part of the
+    /// file. They should already be zero, but data written past the committed size by a write
+    /// a crash took back (ordered mode writes data in place first) may still be there.
+    fn zero_past_eof(&mut self, d: &DiskInode, eof: u64, upto: u64) -> FsResult<()> {
+        let bs = BLOCK_SIZE as u64;
+        let within = eof % bs;
+        if within == 0 || upto <= eof {
+            return Ok(());
+        }
+        if let Some(phys) = bmap::lookup(&mut self.m, d, eof / bs)? {
+            let n = (bs - within).min(upto - eof) as usize;
+            self.m.store.write_at(&vec![0u8; n], phys * bs + within)?;
+        }
         Ok(())
     }
 
@@ -958,6 +968,9 @@ impl<S: BlockStore> Volume<S> {
         if d.is_dir() {
             return Err(FsError::IsDir);
         }
+        if offset > d.size {
+            self.zero_past_eof(&d, d.size, offset)?;
+        }
         let res = self.write_data(&mut d, offset, data);
         let n = *res.as_ref().unwrap_or(&0);
         if n > 0 {
@@ -1018,6 +1031,7 @@ impl<S: BlockStore> Volume<S> {
                 pos += n;
             }
             if mode & FALLOC_ZERO_RANGE != 0 && mode & FALLOC_KEEP_SIZE == 0 && end > d.size {
+                self.zero_past_eof(&d, d.size, end)?;
                 d.size = end;
             }
         } else {
@@ -1037,6 +1051,7 @@ impl<S: BlockStore> Volume<S> {
                 }
             }
             if mode & FALLOC_KEEP_SIZE == 0 && end > d.size {
+                self.zero_past_eof(&d, d.size, end)?;
                 d.size = end;
             }
         }

@@ -210,6 +210,20 @@ fn regression_rename_onto_own_hard_link_keeps_both_names() {
     ]);
 }
 
+/// Shrunk from a proptest failure: bytes a crash took back past the committed size must read as
+/// zeros once a later write extends the file over them.
+#[test]
+fn regression_extension_after_crash_reads_zeros_past_old_eof() {
+    run(vec![
+        Op::Create(8),
+        Op::Write(104, 6116, vec![1; 100]),
+        Op::Reboot,
+        Op::Write(176, 8000, vec![2; 100]),
+        Op::Crash,
+        Op::Write(16, 39900, vec![3; 10]),
+    ]);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
     #[test]
