@@ -225,7 +225,11 @@ fn regression_extension_after_crash_reads_zeros_past_old_eof() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    // 64 cases a run; PROPTEST_CASES asks for more.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+        ..ProptestConfig::default()
+    })]
     #[test]
     fn engine_matches_model(ops in proptest::collection::vec(op(), 1..60)) {
         run(ops);
