@@ -39,8 +39,14 @@ pub fn check_mountpoint(mp: &Path) -> Result<(), String> {
 
 /// True while a FUSE mount (rwxfs's or another's) is live at `mp`.
 pub fn is_mounted(mp: &Path) -> bool {
+    is_mounted_in(Path::new("/proc/self/mountinfo"), mp)
+}
+
+/// True while a FUSE mount is live at `mp` in the mount namespace whose mount table is
+/// `mountinfo` (`/proc/PID/mountinfo` for another process's namespace).
+pub fn is_mounted_in(mountinfo: &Path, mp: &Path) -> bool {
     let canon = std::fs::canonicalize(mp).unwrap_or_else(|_| mp.to_path_buf());
-    std::fs::read_to_string("/proc/self/mountinfo")
+    std::fs::read_to_string(mountinfo)
         .map(|m| {
             m.lines().any(|l| {
                 l.split(' ').nth(4) == Some(canon.to_string_lossy().as_ref()) && is_fuse_line(l)

@@ -1,16 +1,27 @@
 //! Child processes and mounts that always go away: every mount is unmounted and every child
 //! stopped (by pid) when the `Harness` drops — on success, on error and on panic.
+//!
+//! As root, each mount runs in a mount namespace of its own (`unshare --mount`), as a
+//! container's would: no other process sees it, and it cannot outlive its process, since the
+//! namespace goes when its last process does. The harness hands out the path by which this
+//! process reaches it, `/proc/PID/root/MOUNTPOINT`, and `Harness::command_in` runs a program
+//! inside the namespace for what needs the plain path.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use client_fuse::mount::is_mounted;
+use client_fuse::mount::is_mounted_in;
 
 /// A live mount and the `rwxfs mount --foreground` process serving it.
 struct Mount {
+    /// How this process reaches the mount.
     path: PathBuf,
+    /// The mount point inside the mount's namespace.
+    inner: PathBuf,
+    /// Whether the mount lives in a namespace of its own.
+    isolated: bool,
     process: Child,
 }
 
@@ -21,6 +32,8 @@ pub struct Harness {
     mounts: Vec<Mount>,
     /// Mount points made so far, to name the next one.
     made: usize,
+    /// Each mount in a mount namespace of its own.
+    isolate: bool,
 }
 
 fn umount(mp: &Path, lazy: bool) -> bool {
@@ -44,6 +57,19 @@ fn wait_or_kill(child: &mut Child, deadline: Instant) -> bool {
     true
 }
 
+/// Mount namespaces need root and `unshare` (util-linux).
+fn can_isolate() -> bool {
+    // SAFETY: getuid has no preconditions.
+    let root = unsafe { libc::getuid() } == 0;
+    root && Command::new("unshare")
+        .args(["--mount", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
 fn terminate(child: &Child) {
     // SAFETY: signalling our own child by pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -59,7 +85,13 @@ impl Harness {
             server: None,
             mounts: Vec::new(),
             made: 0,
+            isolate: can_isolate(),
         })
+    }
+
+    /// Mount in this process's own namespace instead (where a test needs a plain path).
+    pub fn share_namespace(&mut self) {
+        self.isolate = false;
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -139,14 +171,23 @@ impl Harness {
         self.made += 1;
         let mp = self.path(&format!("mnt{}", self.made));
         std::fs::create_dir_all(&mp).map_err(|e| e.to_string())?;
-        let mut cmd = Command::new(&self.bin);
+        let mut cmd = if self.isolate {
+            // unshare execs rwxfs in the new namespace: the child's pid is the mount's.
+            let mut c = Command::new("unshare");
+            c.args(["--mount", "--propagation", "private"])
+                .arg(&self.bin);
+            c
+        } else {
+            Command::new(&self.bin)
+        };
         cmd.arg("mount").args(args).arg(&mp).arg("--foreground");
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| format!("mount: {e}"))?;
+        let mountinfo = PathBuf::from(format!("/proc/{}/mountinfo", child.id()));
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !is_mounted(&mp) {
+        while !is_mounted_in(&mountinfo, &mp) {
             if let Ok(Some(status)) = child.try_wait() {
                 let mut err = String::new();
                 if let Some(mut e) = child.stderr.take() {
@@ -155,9 +196,11 @@ impl Harness {
                 return Err(format!("mount exited ({status}): {}", err.trim()));
             }
             if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                umount(&mp, true);
+                terminate(&child);
+                wait_or_kill(&mut child, Instant::now() + Duration::from_secs(5));
+                if !self.isolate {
+                    umount(&mp, true);
+                }
                 return Err("mount did not become live within 20 s".into());
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -165,11 +208,44 @@ impl Harness {
         if let Some(e) = child.stderr.take() {
             std::thread::spawn(move || for _ in BufReader::new(e).lines() {});
         }
+        let path = if self.isolate {
+            PathBuf::from(format!("/proc/{}/root", child.id()))
+                .join(mp.strip_prefix("/").unwrap_or(&mp))
+        } else {
+            mp.clone()
+        };
         self.mounts.push(Mount {
-            path: mp.clone(),
+            path: path.clone(),
+            inner: mp,
+            isolated: self.isolate,
             process: child,
         });
-        Ok(mp)
+        Ok(path)
+    }
+
+    /// `program` set up to run in the mount namespace of the mount reached at `mp`, and the
+    /// mount point as that program sees it.
+    pub fn command_in(&self, mp: &Path, program: &str) -> Option<(Command, PathBuf)> {
+        let m = self.mounts.iter().find(|m| m.path == mp)?;
+        if m.isolated {
+            let mut c = Command::new("nsenter");
+            c.arg("--mount")
+                .arg("--target")
+                .arg(m.process.id().to_string())
+                .arg("--")
+                .arg(program);
+            Some((c, m.inner.clone()))
+        } else {
+            Some((Command::new(program), m.inner.clone()))
+        }
+    }
+
+    /// The pid of the process serving the mount reached at `mp`.
+    pub fn mount_pid(&self, mp: &Path) -> Option<u32> {
+        self.mounts
+            .iter()
+            .find(|m| m.path == mp)
+            .map(|m| m.process.id())
     }
 
     /// A shared-mode mount of the server at `addr`.
@@ -182,7 +258,8 @@ impl Harness {
         self.mount_with(&["--raw-image".into(), image.to_string_lossy().into_owned()])
     }
 
-    /// Unmount and wait for that mount's process to finish its final commit.
+    /// Unmount (with `umount`, as a user would) and wait for that mount's process to finish
+    /// its final commit.
     pub fn unmount(&mut self, mp: &Path) -> Result<(), String> {
         let Some(pos) = self.mounts.iter().position(|m| m.path == mp) else {
             return Ok(());
@@ -190,19 +267,37 @@ impl Harness {
         let mut m = self.mounts.remove(pos);
         let mut ok = false;
         for _ in 0..100 {
-            if umount(mp, false) {
-                ok = true;
+            ok = if m.isolated {
+                Command::new("nsenter")
+                    .arg("--mount")
+                    .arg("--target")
+                    .arg(m.process.id().to_string())
+                    .arg("--")
+                    .arg("umount")
+                    .arg(&m.inner)
+                    .stderr(Stdio::null())
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false)
+            } else {
+                umount(&m.inner, false)
+            };
+            if ok || m.process.try_wait().ok().flatten().is_some() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         if !ok {
-            umount(mp, true);
+            // Busy: SIGTERM makes the mount detach itself and commit.
+            terminate(&m.process);
         }
         // The mount's process exits once the kernel drops the connection.
         if wait_or_kill(&mut m.process, Instant::now() + Duration::from_secs(30)) {
             Ok(())
         } else {
+            if !m.isolated {
+                umount(&m.inner, true);
+            }
             Err(format!(
                 "mount process {} did not exit after unmount",
                 m.process.id()
@@ -224,9 +319,10 @@ impl Harness {
 
 impl Drop for Harness {
     fn drop(&mut self) {
-        for m in self.mounts.iter().rev() {
-            if !umount(&m.path, false) {
-                umount(&m.path, true);
+        // A namespaced mount goes with its process; the others are unmounted here.
+        for m in self.mounts.iter().rev().filter(|m| !m.isolated) {
+            if !umount(&m.inner, false) {
+                umount(&m.inner, true);
             }
         }
         let mut children: Vec<Child> = self.mounts.drain(..).map(|m| m.process).collect();
