@@ -8,6 +8,7 @@ mod demo_cmd;
 mod fsck_cmd;
 mod mkfs_cmd;
 mod mount_cmd;
+mod mount_helper;
 mod serve_cmd;
 
 #[derive(Parser)]
@@ -85,7 +86,27 @@ enum Cmd {
 }
 
 pub fn run() -> i32 {
-    let cli = Cli::parse();
+    let argv: Vec<String> = std::env::args().collect();
+    // Installed as /sbin/mount.rwxfs, this binary is mount(8)'s helper for `mount -t rwxfs`
+    // and /etc/fstab lines.
+    let invoked_as = argv
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    let cli = if invoked_as.as_deref() == Some(mount_helper::NAME) {
+        match mount_helper::translate(&argv[1..]) {
+            Ok(mount_helper::Helper::Mount(args)) => {
+                Cli::parse_from(std::iter::once("rwxfs".to_string()).chain(args))
+            }
+            Ok(mount_helper::Helper::Nothing) => return 0,
+            Err(e) => {
+                eprintln!("{}: {e}", mount_helper::NAME);
+                return 1;
+            }
+        }
+    } else {
+        Cli::parse()
+    };
     init_tracing();
     match cli.cmd {
         Cmd::Mkfs {

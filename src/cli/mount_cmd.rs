@@ -64,7 +64,7 @@ pub fn run(a: Args) -> i32 {
     // The background child opens the image or connects, and reports any failure through the
     // readiness pipe: opening here too would replay and commit (or say hello) twice.
     if !a.foreground {
-        return spawn_background(&mountpoint);
+        return spawn_background(&a, &mountpoint);
     }
     let backend: Arc<dyn Backend> = match &a.raw_image {
         Some(img) => {
@@ -132,7 +132,7 @@ pub fn node_id() -> String {
 
 /// Re-run this command in the foreground as a detached child; return once it reports the
 /// mount live (0) or fails (its message, 1).
-fn spawn_background(mountpoint: &std::path::Path) -> i32 {
+fn spawn_background(a: &Args, mountpoint: &std::path::Path) -> i32 {
     let mut fds = [0i32; 2];
     // SAFETY: fds is a valid 2-element array; plain pipe(2) leaves both ends inheritable.
     if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
@@ -140,8 +140,21 @@ fn spawn_background(mountpoint: &std::path::Path) -> i32 {
         return 1;
     }
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("rwxfs"));
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = vec!["mount".into()];
+    if let Some(img) = &a.raw_image {
+        args.push("--raw-image".into());
+        args.push(img.display().to_string());
+    }
+    if a.read_only {
+        args.push("--read-only".into());
+    }
+    if let Some(n) = &a.node_id {
+        args.push("--node-id".into());
+        args.push(n.clone());
+    }
     args.push("--foreground".into());
+    args.push("--".into());
+    args.extend(a.args.iter().cloned());
     let log = std::env::var_os("RWXFS_LOG_FILE").and_then(|p| {
         std::fs::OpenOptions::new()
             .create(true)

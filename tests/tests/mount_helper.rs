@@ -1,0 +1,98 @@
+//! `mount -t rwxfs` and an /etc/fstab line, through the `mount.rwxfs` helper, as an admin
+//! would use them. The helper is installed only inside a private mount namespace (a tmpfs over
+//! /usr/sbin holding the one link), so the machine's /sbin is never touched.
+
+use std::process::Command;
+
+use rwxfs_tests::{assert_fsck_clean, bin, harness};
+
+/// Stops, by pid, the background mount processes a script reported ("(pid N)"), even when
+/// the test fails before the script unmounted them.
+struct Reported(Vec<i32>);
+
+impl Drop for Reported {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            // SAFETY: signalling a process this test started.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+    }
+}
+
+fn pids(out: &str) -> Vec<i32> {
+    out.split("(pid ")
+        .skip(1)
+        .filter_map(|s| s.split(')').next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn mount_t_rwxfs_and_an_fstab_line_work_through_the_helper() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "256M").unwrap();
+    let addr = h.start_server(&img, &[]).unwrap();
+    let mp = h.path("mp");
+    std::fs::create_dir(&mp).unwrap();
+    let fstab = h.path("fstab");
+    std::fs::write(
+        &fstab,
+        format!(
+            "# rwxfs volume\n{addr} {} rwxfs defaults,_netdev,node_id=fstab-node 0 0\n",
+            mp.display()
+        ),
+    )
+    .unwrap();
+    let script = r#"
+        mount -t tmpfs helpers /usr/sbin
+        ln -s "$RWXFS" /usr/sbin/mount.rwxfs
+        mount -t rwxfs "$ADDR" "$MP"
+        echo written-through-mount-t > "$MP/a"
+        grep "^$ADDR $MP fuse" /proc/self/mounts
+        umount "$MP"
+        mount -T "$FSTAB" "$MP"
+        cat "$MP/a"
+        mount -t rwxfs -o ro "$ADDR" "$MP/../ro" 2>&1 || true
+        if echo x > "$MP/../ro/b" 2>/dev/null; then echo "read-only mount took a write"; exit 1; fi
+        if mount -t rwxfs -o bogus "$ADDR" "$MP" 2>&1; then exit 1; fi
+        umount "$MP/../ro"
+        umount "$MP"
+    "#;
+    std::fs::create_dir(h.path("ro")).unwrap();
+    let out = Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-ex",
+            "-c",
+            script,
+        ])
+        .env("RWXFS", bin())
+        .env("ADDR", &addr)
+        .env("MP", &mp)
+        .env("FSTAB", &fstab)
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let _guard = Reported(pids(&stdout));
+    assert!(out.status.success(), "script failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("written-through-mount-t"), "{stdout}");
+    assert!(
+        stdout.contains("mount.rwxfs: unknown option bogus")
+            || stderr.contains("unknown option bogus"),
+        "{stdout}\n{stderr}"
+    );
+    // Every background mount process the script started has exited after its umount.
+    for pid in pids(&stdout) {
+        let gone = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        });
+        assert!(gone, "mount process {pid} still running after umount");
+    }
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
