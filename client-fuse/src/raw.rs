@@ -3,11 +3,13 @@
 //! on one image, each has its own metadata and they overwrite each other (the point of
 //! `rwxfs demo`).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
-use volume::{Attr, BlockStore, DirEntry, FsResult, RenameFlags, SetAttr, StatFs, Volume};
+use volume::{
+    Attr, BlockStore, DirEntry, FsResult, RenameFlags, SetAttr, SharedVolume, StatFs, Volume,
+};
 
 use crate::backend::Backend;
 
@@ -15,20 +17,19 @@ use crate::backend::Backend;
 pub const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct RawBackend<S: BlockStore + 'static> {
-    vol: Arc<Mutex<Volume<S>>>,
+    vol: Arc<SharedVolume<S>>,
 }
 
 impl<S: BlockStore + 'static> RawBackend<S> {
     /// Wrap an opened volume and start the periodic commit.
     pub fn new(vol: Volume<S>) -> RawBackend<S> {
-        let vol = Arc::new(Mutex::new(vol));
+        let vol = Arc::new(SharedVolume::new(vol));
         let weak = Arc::downgrade(&vol);
         thread::Builder::new()
             .name("rwxfs-commit".into())
             .spawn(move || loop {
                 thread::sleep(COMMIT_INTERVAL / 2);
                 let Some(v) = weak.upgrade() else { return };
-                let mut v = v.lock().unwrap_or_else(|e| e.into_inner());
                 if let Err(e) = v.commit_if_older(COMMIT_INTERVAL) {
                     tracing::error!("periodic commit failed: {e}");
                 }
@@ -38,7 +39,7 @@ impl<S: BlockStore + 'static> RawBackend<S> {
     }
 
     fn v(&self) -> MutexGuard<'_, Volume<S>> {
-        self.vol.lock().unwrap_or_else(|e| e.into_inner())
+        self.vol.lock()
     }
 }
 
@@ -128,7 +129,7 @@ impl<S: BlockStore + 'static> Backend for RawBackend<S> {
         Ok(())
     }
     fn fsync(&self, ino: u64) -> FsResult<()> {
-        self.v().fsync(ino)
+        self.vol.fsync(ino)
     }
     fn fallocate(&self, ino: u64, offset: u64, len: u64, mode: u32) -> FsResult<()> {
         self.v().fallocate(ino, offset, len, mode)
@@ -149,6 +150,6 @@ impl<S: BlockStore + 'static> Backend for RawBackend<S> {
         self.v().removexattr(ino, name)
     }
     fn shutdown(&self) -> FsResult<()> {
-        self.v().commit()
+        self.vol.commit()
     }
 }

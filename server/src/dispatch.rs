@@ -1,10 +1,23 @@
 //! One request against the engine. The only place requests meet the `Volume` API.
 
 use protocol::{Request, Response};
-use volume::{BlockStore, FsError, RenameFlags, Volume};
+use volume::{BlockStore, FsError, RenameFlags, SharedVolume, Volume};
 
 /// Run `req` (with its bulk bytes) and return the response and any bulk bytes to send back.
+/// fsync commits without holding the engine for the disk writes; everything else runs with
+/// the engine to itself.
 pub fn execute<S: BlockStore>(
+    vol: &SharedVolume<S>,
+    req: Request,
+    bulk: &[u8],
+) -> (Result<Response, FsError>, Vec<u8>) {
+    match req {
+        Request::Fsync { ino } => (vol.fsync(ino).map(|_| Response::Empty), Vec::new()),
+        req => vol.with(|v| execute_locked(v, req, bulk)),
+    }
+}
+
+fn execute_locked<S: BlockStore>(
     v: &mut Volume<S>,
     req: Request,
     bulk: &[u8],
@@ -94,7 +107,7 @@ pub fn execute<S: BlockStore>(
         Request::Write { ino, offset } => v
             .write(ino, offset, bulk)
             .map(|n| Response::Written(n as u32)),
-        Request::Fsync { ino } => v.fsync(ino).map(|_| Response::Empty),
+        Request::Fsync { ino } => v.fsync(ino).map(|_| Response::Empty), // see `execute`
         Request::Fallocate {
             ino,
             offset,

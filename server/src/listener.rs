@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use volume::{FileStore, FsError, Volume};
+use volume::{FileStore, FsError, SharedVolume, Volume};
 
 use crate::dispatch::execute;
 use crate::session::SessionInfo;
@@ -44,17 +44,11 @@ impl Default for ServerConfig {
 }
 
 struct Shared {
-    vol: Mutex<Volume<FileStore>>,
+    vol: SharedVolume<FileStore>,
     /// Live sessions, for status and access decisions.
     sessions: DashMap<u64, SessionInfo>,
     next_session: AtomicU64,
     cfg: ServerConfig,
-}
-
-type Vol = Mutex<Volume<FileStore>>;
-
-fn lock(v: &Vol) -> std::sync::MutexGuard<'_, Volume<FileStore>> {
-    v.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Serve the volume on `listener` until `shutdown` is cancelled; then commit everything.
@@ -65,7 +59,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let shared = Arc::new(Shared {
-        vol: Mutex::new(vol),
+        vol: SharedVolume::new(vol),
         sessions: DashMap::new(),
         next_session: AtomicU64::new(1),
         cfg,
@@ -83,7 +77,7 @@ pub async fn serve(
                 }
                 let s = shared.clone();
                 let r = tokio::task::spawn_blocking(move || {
-                    lock(&s.vol).commit_if_older(s.cfg.commit_interval)
+                    s.vol.commit_if_older(s.cfg.commit_interval)
                 })
                 .await;
                 if let Ok(Err(e)) = r {
@@ -119,7 +113,7 @@ pub async fn serve(
     tracker.close();
     tracker.wait().await;
     let s = shared.clone();
-    tokio::task::spawn_blocking(move || lock(&s.vol).commit())
+    tokio::task::spawn_blocking(move || s.vol.commit())
         .await
         .map_err(std::io::Error::other)?
         .map_err(std::io::Error::other)?;
@@ -251,12 +245,13 @@ async fn handle(
     if !left.is_empty() {
         let s = shared.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            let mut v = lock(&s.vol);
-            for (ino, n) in left {
-                for _ in 0..n {
-                    let _ = v.release_file(ino);
+            s.vol.with(|v| {
+                for (ino, n) in left {
+                    for _ in 0..n {
+                        let _ = v.release_file(ino);
+                    }
                 }
-            }
+            })
         })
         .await;
     }
@@ -285,7 +280,7 @@ fn answer(
             Request::Release { ino } => Some(ino),
             _ => None,
         };
-        let (r, out) = execute(&mut lock(&shared.vol), req, bulk);
+        let (r, out) = execute(&shared.vol, req, bulk);
         let mut o = opens.lock().unwrap_or_else(|e| e.into_inner());
         if let (true, Ok(Response::Attr(a))) = (counts_open, &r) {
             *o.entry(a.ino).or_insert(0) += 1;

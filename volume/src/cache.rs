@@ -3,6 +3,7 @@
 //! Dirty blocks reach the image only through `commit`, as one journal transaction.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::error::{FsError, FsResult};
 use crate::inode::DiskInode;
@@ -14,13 +15,16 @@ use crate::store::BlockStore;
 const CACHE_LIMIT: usize = 32 * 1024;
 
 pub(crate) struct Meta<S: BlockStore> {
-    pub store: S,
+    pub store: Arc<S>,
     pub geo: Geometry,
     blocks: HashMap<u64, Box<[u8]>>,
     dirty: BTreeSet<u64>,
     /// Blocks freed by the open transaction: not reusable until it commits, so a crash can
     /// never leave a committed file pointing at a block that already holds someone else's data.
     quarantine: HashSet<u64>,
+    /// The transaction being written by `PreparedCommit::write`, if any: its blocks (kept in
+    /// the cache until they are home) and the freed blocks it makes reusable.
+    in_flight: Option<InFlight>,
     pub free_blocks: u64,
     pub free_inodes: u64,
     block_hint: u64,
@@ -32,11 +36,12 @@ pub(crate) struct Meta<S: BlockStore> {
 impl<S: BlockStore> Meta<S> {
     pub fn new(store: S, geo: Geometry, last_seq: u64) -> Meta<S> {
         Meta {
-            store,
+            store: Arc::new(store),
             geo,
             blocks: HashMap::new(),
             dirty: BTreeSet::new(),
             quarantine: HashSet::new(),
+            in_flight: None,
             free_blocks: 0,
             free_inodes: 0,
             block_hint: geo.data_start,
@@ -74,6 +79,12 @@ impl<S: BlockStore> Meta<S> {
             .blocks
             .keys()
             .filter(|k| !self.dirty.contains(k))
+            .filter(|k| {
+                !self
+                    .in_flight
+                    .as_ref()
+                    .is_some_and(|f| f.blocks.contains(k))
+            })
             .take(CACHE_LIMIT / 4)
             .copied()
             .collect();
@@ -289,30 +300,104 @@ impl<S: BlockStore> Meta<S> {
 
     /// Make every change so far durable: journal the dirty metadata, write it home.
     pub fn commit(&mut self) -> FsResult<()> {
-        if self.dirty.is_empty() {
-            self.store.flush()?;
-            self.quarantine.clear();
-            return Ok(());
-        }
+        let p = self.prepare_commit();
+        let r = p.write();
+        self.finish_commit(p, r)
+    }
+
+    /// Take the dirty metadata as one transaction to be written by `PreparedCommit::write`,
+    /// which needs no access to `self`: the caller may let other operations proceed while the
+    /// transaction goes to disk. At most one may be in flight; `finish_commit` ends it.
+    pub fn prepare_commit(&mut self) -> PreparedCommit<S> {
+        assert!(
+            self.in_flight.is_none(),
+            "a commit is already in flight (commits must be serialized)"
+        );
         let dirty: Vec<u64> = std::mem::take(&mut self.dirty).into_iter().collect();
+        let mut blocks = Vec::with_capacity(dirty.len());
         for b in &dirty {
             if let Some(img) = self.blocks.get_mut(b) {
                 seal(img, *b);
+                blocks.push((*b, img.clone()));
             }
         }
-        let cap = journal::capacity(&self.geo);
-        let imgs: Vec<(u64, &[u8])> = dirty
-            .iter()
-            .filter_map(|b| self.blocks.get(b).map(|i| (*b, &i[..])))
-            .collect();
-        // Normally one transaction; only an operation larger than the journal is split.
-        for chunk in imgs.chunks(cap) {
-            journal::write_txn(&self.store, &self.geo, self.seq, chunk)?;
-            self.seq += 1;
-            journal::write_home(&self.store, chunk)?;
+        let chunks = blocks.len().div_ceil(journal::capacity(&self.geo)) as u64;
+        let first_seq = self.seq;
+        self.seq += chunks;
+        self.in_flight = Some(InFlight {
+            blocks: dirty.into_iter().collect(),
+            freed: self.quarantine.clone(),
+        });
+        PreparedCommit {
+            store: self.store.clone(),
+            geo: self.geo,
+            first_seq,
+            blocks,
         }
-        self.quarantine.clear();
-        self.commits += 1;
+    }
+
+    /// End the transaction `prepare_commit` began, with the outcome of its `write`. After a
+    /// failure its blocks are dirty again, so the next commit writes them.
+    pub fn finish_commit(&mut self, p: PreparedCommit<S>, written: FsResult<()>) -> FsResult<()> {
+        let f = self
+            .in_flight
+            .take()
+            .expect("finish_commit without prepare_commit");
+        match written {
+            Ok(()) => {
+                for b in &f.freed {
+                    self.quarantine.remove(b);
+                }
+                if !p.blocks.is_empty() {
+                    self.commits += 1;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.dirty
+                    .extend(f.blocks.iter().filter(|b| self.blocks.contains_key(b)));
+                Err(e)
+            }
+        }
+    }
+}
+
+struct InFlight {
+    blocks: HashSet<u64>,
+    freed: HashSet<u64>,
+}
+
+/// A transaction taken from the cache, ready to be made durable without the engine's lock.
+pub struct PreparedCommit<S: BlockStore> {
+    store: Arc<S>,
+    geo: Geometry,
+    first_seq: u64,
+    blocks: Vec<(u64, Box<[u8]>)>,
+}
+
+impl<S: BlockStore> PreparedCommit<S> {
+    /// Journal the transaction, make it durable (with all file data written before it was
+    /// prepared), then write its blocks home.
+    pub fn write(&self) -> FsResult<()> {
+        if self.blocks.is_empty() {
+            self.store.flush()?;
+            return Ok(());
+        }
+        let imgs: Vec<(u64, &[u8])> = self.blocks.iter().map(|(b, i)| (*b, &i[..])).collect();
+        // Normally one transaction; only an operation larger than the journal is split.
+        for (n, chunk) in imgs.chunks(journal::capacity(&self.geo)).enumerate() {
+            journal::write_txn(&*self.store, &self.geo, self.first_seq + n as u64, chunk)?;
+            journal::write_home(&*self.store, chunk)?;
+        }
         Ok(())
+    }
+
+    /// Metadata blocks in the transaction.
+    pub fn len(&self) -> usize {
+        self.blocks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
     }
 }

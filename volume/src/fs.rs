@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::attr::{Attr, DirEntry, FileKind, SetAttr, SetTime, StatFs, TimeSpec};
 use crate::bmap::{self, MAX_BLOCKS};
 use crate::cache::Meta;
+use crate::cache::PreparedCommit;
 use crate::dir::DirIndex;
 use crate::error::{FsError, FsResult};
 use crate::inode::DiskInode;
@@ -1154,6 +1155,23 @@ impl<S: BlockStore> Volume<S> {
         self.m.commit()?;
         self.last_commit = Instant::now();
         Ok(())
+    }
+
+    /// The first half of a commit: take what is pending as one transaction, to be written
+    /// (`PreparedCommit::write`) while other operations go on, then ended by `finish_commit`.
+    /// `SharedVolume` does this dance; commits must not overlap.
+    pub fn prepare_commit(&mut self) -> PreparedCommit<S> {
+        self.last_commit = Instant::now();
+        self.m.prepare_commit()
+    }
+
+    pub fn finish_commit(&mut self, p: PreparedCommit<S>, written: FsResult<()>) -> FsResult<()> {
+        self.m.finish_commit(p, written)
+    }
+
+    /// True if something is pending and the last commit is older than `interval`.
+    pub fn commit_due(&self, interval: Duration) -> bool {
+        self.m.dirty_count() > 0 && self.last_commit.elapsed() >= interval
     }
 
     /// Commit if the last commit is older than `interval` and something is pending.

@@ -14,11 +14,14 @@ mod inode;
 mod journal;
 pub mod layout;
 pub mod mkfs;
+pub mod shared;
 pub mod store;
 mod xattr;
 
 pub use attr::{Attr, DirEntry, FileKind, SetAttr, StatFs, TimeSpec};
+pub use cache::PreparedCommit;
 pub use error::{FsError, FsResult};
 pub use fs::{RenameFlags, Volume};
 pub use mkfs::{mkfs, MkfsOptions};
+pub use shared::SharedVolume;
 pub use store::{BlockStore, FileStore, MemStore};
