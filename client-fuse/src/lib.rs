@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod fuse;
+pub mod link;
 pub mod mount;
 pub mod raw;
 pub mod remote;

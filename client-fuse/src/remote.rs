@@ -1,34 +1,14 @@
-//! The Remote backend: the server over one TCP connection with many calls in flight.
-//! FUSE callbacks are synchronous: each sends its frame and waits on its own channel; one
-//! reader thread routes replies by id.
+//! The Remote backend: every operation is a call to the server over the mount's `Link`,
+//! which keeps many calls in flight on one connection and carries them across reconnects.
 
-use std::collections::HashMap;
-use std::io::Write;
-use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{channel, Sender};
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::Duration;
-
-use protocol::codec::{decode_body, encode_frame, encode_frame_head, read_frame};
-use protocol::{ClientMsg, Request, Response, ServerMsg, PROTOCOL_VERSION};
+use protocol::{Request, Response};
 use volume::{Attr, DirEntry, FsError, FsResult, RenameFlags, SetAttr, StatFs};
 
 use crate::backend::Backend;
-
-type Reply = (Result<Response, i32>, Vec<u8>);
-
-struct Conn {
-    writer: Mutex<TcpStream>,
-    pending: Mutex<HashMap<u64, Sender<Reply>>>,
-    next_id: AtomicU64,
-    dead: AtomicBool,
-}
+use crate::link::{Link, LinkError};
 
 pub struct RemoteBackend {
-    conn: Arc<Conn>,
-    pub session: u64,
+    link: Link,
 }
 
 fn io_err() -> FsError {
@@ -38,114 +18,21 @@ fn io_err() -> FsError {
 impl RemoteBackend {
     /// Connect and say hello; a refusal comes back as its reason.
     pub fn connect(addr: &str, node_id: &str, read_only: bool) -> Result<RemoteBackend, String> {
-        let sock = addr
-            .to_socket_addrs()
-            .map_err(|e| format!("{addr}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("{addr}: no address"))?;
-        let mut stream = TcpStream::connect_timeout(&sock, Duration::from_secs(10))
-            .map_err(|e| format!("cannot reach the server at {addr}: {e}"))?;
-        stream.set_nodelay(true).ok();
-        let mount_id = std::process::id() as u64
-            ^ (std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos() as u64);
-        let hello = ClientMsg::Hello {
-            version: PROTOCOL_VERSION,
-            node_id: node_id.into(),
-            mount_id,
-            read_only,
-        };
-        stream
-            .write_all(&encode_frame(&hello, &[]).map_err(|e| e.to_string())?)
-            .map_err(|e| format!("{addr}: {e}"))?;
-        stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
-        let body =
-            read_frame(&mut stream).map_err(|e| format!("{addr}: no answer to hello: {e}"))?;
-        stream.set_read_timeout(None).ok();
-        let (msg, _) = decode_body::<ServerMsg>(&body).map_err(|e| format!("{addr}: {e}"))?;
-        let (session, lease) = match msg {
-            ServerMsg::Welcome {
-                session,
-                lease_secs,
-                ..
-            } => (session, lease_secs),
-            ServerMsg::Refused { reason } => {
-                return Err(format!("the server refused the mount: {reason}"))
-            }
-            other => return Err(format!("{addr}: unexpected answer to hello: {other:?}")),
-        };
-        let reader = stream.try_clone().map_err(|e| e.to_string())?;
-        let conn = Arc::new(Conn {
-            writer: Mutex::new(stream),
-            pending: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(1),
-            dead: AtomicBool::new(false),
-        });
-        let c = conn.clone();
-        thread::Builder::new()
-            .name("rwxfs-reader".into())
-            .spawn(move || reader_loop(reader, c))
-            .map_err(|e| e.to_string())?;
-        let weak = Arc::downgrade(&conn);
-        let every = Duration::from_secs((lease as u64 / 3).max(1));
-        thread::Builder::new()
-            .name("rwxfs-heartbeat".into())
-            .spawn(move || loop {
-                thread::sleep(every);
-                let Some(c) = weak.upgrade() else { return };
-                if c.dead.load(Ordering::Relaxed) {
-                    return;
-                }
-                if let Ok(f) = encode_frame(&ClientMsg::Heartbeat, &[]) {
-                    let _ = c
-                        .writer
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .write_all(&f);
-                }
-            })
-            .map_err(|e| e.to_string())?;
-        Ok(RemoteBackend { conn, session })
+        Ok(RemoteBackend {
+            link: Link::connect(addr, node_id, read_only)?,
+        })
+    }
+
+    pub fn session(&self) -> u64 {
+        self.link.session()
     }
 
     fn call_bulk(&self, req: Request, bulk: &[u8]) -> FsResult<(Response, Vec<u8>)> {
-        if self.conn.dead.load(Ordering::Relaxed) {
-            return Err(io_err());
-        }
-        let id = self.conn.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = channel();
-        self.conn
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, tx);
-        let head = encode_frame_head(&ClientMsg::Call { id, req }, bulk.len())
-            .map_err(|_| FsError::Invalid)?;
-        {
-            let mut w = self.conn.writer.lock().unwrap_or_else(|e| e.into_inner());
-            let sent = w.write_all(&head).and_then(|_| {
-                if bulk.is_empty() {
-                    Ok(())
-                } else {
-                    w.write_all(bulk)
-                }
-            });
-            if sent.is_err() {
-                self.conn.dead.store(true, Ordering::Relaxed);
-                self.conn
-                    .pending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&id);
-                return Err(io_err());
-            }
-        }
-        let (r, data) = rx.recv().map_err(|_| io_err())?;
-        match r {
-            Ok(resp) => Ok((resp, data)),
-            Err(errno) => Err(FsError::from_errno(errno)),
+        match self.link.call(req, bulk) {
+            Ok((Ok(resp), data)) => Ok((resp, data)),
+            Ok((Err(errno), _)) => Err(FsError::from_errno(errno)),
+            Err(LinkError::Closed) => Err(io_err()),
+            Err(LinkError::Encode) => Err(FsError::Invalid),
         }
     }
 
@@ -163,47 +50,6 @@ impl RemoteBackend {
     fn empty(&self, req: Request) -> FsResult<()> {
         self.call(req).map(|_| ())
     }
-}
-
-fn reader_loop(mut stream: TcpStream, conn: Arc<Conn>) {
-    loop {
-        let mut body = match read_frame(&mut stream) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!("connection to the server lost: {e}");
-                break;
-            }
-        };
-        let (msg, bulk_start) = match decode_body::<ServerMsg>(&body) {
-            Ok((m, bulk)) => (m, body.len() - bulk.len()),
-            Err(e) => {
-                tracing::error!("malformed message from the server: {e}");
-                break;
-            }
-        };
-        match msg {
-            ServerMsg::Reply { id, result } => {
-                let tx = conn
-                    .pending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&id);
-                if let Some(tx) = tx {
-                    // Read data is handed over in the frame's own buffer, not copied out.
-                    body.drain(..bulk_start);
-                    let _ = tx.send((result, body));
-                }
-            }
-            ServerMsg::Push(p) => tracing::debug!("push: {p:?}"),
-            other => tracing::warn!("unexpected message: {other:?}"),
-        }
-    }
-    conn.dead.store(true, Ordering::Relaxed);
-    // Fail every waiting call: dropping the senders wakes them with an error.
-    conn.pending
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clear();
 }
 
 impl Backend for RemoteBackend {
@@ -408,9 +254,7 @@ impl Backend for RemoteBackend {
         })
     }
     fn shutdown(&self) -> FsResult<()> {
-        if let Ok(w) = self.conn.writer.lock() {
-            let _ = w.shutdown(std::net::Shutdown::Both);
-        }
+        self.link.close();
         Ok(())
     }
 }

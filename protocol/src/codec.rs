@@ -163,6 +163,42 @@ mod tests {
     }
 
     #[test]
+    fn golden_resume_and_ack() {
+        let m = ClientMsg::Resume {
+            version: 1,
+            node_id: "n".into(),
+            mount_id: 2,
+            read_only: true,
+            session: 9,
+        };
+        let f = encode_frame(&m, &[]).unwrap();
+        #[rustfmt::skip]
+        let want: Vec<u8> = vec![
+            0, 0, 0, 38,
+            34, 0, 0, 0,
+            3, 0, 0, 0,                 // ClientMsg::Resume (variant 3)
+            1, 0, 0, 0,                 // version
+            1, 0, 0, 0, 0, 0, 0, 0,     // node_id length
+            b'n',
+            2, 0, 0, 0, 0, 0, 0, 0,     // mount_id
+            1,                          // read_only
+            9, 0, 0, 0, 0, 0, 0, 0,     // session
+        ];
+        assert_eq!(f, want);
+        let ack = encode_frame(&ClientMsg::Ack { below: 300 }, &[]).unwrap();
+        #[rustfmt::skip]
+        let want: Vec<u8> = vec![
+            0, 0, 0, 16,
+            12, 0, 0, 0,
+            4, 0, 0, 0,                 // ClientMsg::Ack
+            44, 1, 0, 0, 0, 0, 0, 0,    // below 300
+        ];
+        assert_eq!(ack, want);
+        let bye = encode_frame(&ClientMsg::Goodbye, &[]).unwrap();
+        assert_eq!(bye, vec![0, 0, 0, 8, 4, 0, 0, 0, 5, 0, 0, 0]);
+    }
+
+    #[test]
     fn golden_error_reply() {
         let m = ServerMsg::Reply {
             id: 3,

@@ -20,6 +20,21 @@ pub enum ClientMsg {
     Call { id: u64, req: Request },
     /// Keeps the session's lease alive.
     Heartbeat,
+    /// First message on a connection that replaces a lost one: the session continues if the
+    /// server still holds it (its open files and the replies to calls it may not have
+    /// received); otherwise the server starts a new one, as for `Hello`.
+    Resume {
+        version: u32,
+        node_id: String,
+        mount_id: u64,
+        read_only: bool,
+        session: u64,
+    },
+    /// The client has the replies to every call with an id below `below`: the server may
+    /// forget them.
+    Ack { below: u64 },
+    /// The client is unmounting: end the session now rather than at the end of its lease.
+    Goodbye,
 }
 
 /// From server to client.

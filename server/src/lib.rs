@@ -1,9 +1,12 @@
 //! The rwxfs server: owns one volume's engine, serves many clients over TCP.
 //! A task per connection; each request runs on the blocking pool against the engine, so a
-//! slow disk never stalls the network side; sessions live while their connection and lease do.
+//! slow disk never stalls the network side; a session outlives a lost
+//! connection by its lease, so a client that reconnects carries on where it was.
 
+mod connection;
 pub mod dispatch;
 pub mod listener;
+pub mod reply_cache;
 pub mod session;
 
 pub use listener::{serve, ServerConfig};

@@ -1,13 +1,138 @@
-//! Who is connected: one session per client connection, alive while its lease is renewed.
+//! A session: one mount's standing with the server. It outlives any one connection: if the
+//! connection drops, the session waits out its lease for the client to come back (`Resume`)
+//! with its open files and the replies it may have missed; after the lease it ends and its
+//! open files are released. A clean unmount (`Goodbye`) ends it at once.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::reply_cache::ReplyCache;
 
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
     pub node_id: String,
     pub mount_id: u64,
-    pub addr: SocketAddr,
     pub read_only: bool,
     pub started: Instant,
+}
+
+/// The connection a session currently answers on.
+#[derive(Default)]
+struct Link {
+    /// Reply frames go here, to the connection's writer task; `None` while detached.
+    tx: Option<mpsc::Sender<Vec<u8>>>,
+    /// Counts attachments: a connection may only detach the session it attached.
+    epoch: u64,
+    /// Cancels the attached connection (when another one resumes the session).
+    cancel: Option<CancellationToken>,
+    addr: Option<SocketAddr>,
+    last_heard: Option<Instant>,
+}
+
+pub struct Session {
+    pub id: u64,
+    pub info: SessionInfo,
+    link: Mutex<Link>,
+    /// Files this session holds open: how many opens of each inode.
+    opens: Mutex<HashMap<u64, u32>>,
+    pub replies: Mutex<ReplyCache>,
+}
+
+fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Session {
+    pub fn new(id: u64, info: SessionInfo) -> Arc<Session> {
+        Arc::new(Session {
+            id,
+            info,
+            link: Mutex::new(Link::default()),
+            opens: Mutex::new(HashMap::new()),
+            replies: Mutex::new(ReplyCache::default()),
+        })
+    }
+
+    /// Answer on this connection from now on; the one before, if any, is cancelled.
+    /// Returns the attachment's epoch.
+    pub fn attach(
+        &self,
+        tx: mpsc::Sender<Vec<u8>>,
+        cancel: CancellationToken,
+        addr: SocketAddr,
+    ) -> u64 {
+        let mut l = relock(&self.link);
+        if let Some(old) = l.cancel.take() {
+            old.cancel();
+        }
+        l.epoch += 1;
+        l.tx = Some(tx);
+        l.cancel = Some(cancel);
+        l.addr = Some(addr);
+        l.last_heard = Some(Instant::now());
+        l.epoch
+    }
+
+    /// The connection of attachment `epoch` is gone. False if another one took over since.
+    pub fn detach(&self, epoch: u64) -> bool {
+        let mut l = relock(&self.link);
+        if l.epoch != epoch {
+            return false;
+        }
+        l.tx = None;
+        l.cancel = None;
+        true
+    }
+
+    /// True while attachment `epoch` is the latest and no connection has come since: the
+    /// session is still waiting for its client.
+    pub fn detached_since(&self, epoch: u64) -> bool {
+        let l = relock(&self.link);
+        l.epoch == epoch && l.tx.is_none()
+    }
+
+    pub fn heard(&self) {
+        relock(&self.link).last_heard = Some(Instant::now());
+    }
+
+    pub fn last_heard(&self) -> Option<Instant> {
+        relock(&self.link).last_heard
+    }
+
+    pub fn addr(&self) -> Option<SocketAddr> {
+        relock(&self.link).addr
+    }
+
+    /// The sender of the attached connection's writer, if one is attached.
+    pub fn sender(&self) -> Option<mpsc::Sender<Vec<u8>>> {
+        relock(&self.link).tx.clone()
+    }
+
+    pub fn opened(&self, ino: u64) {
+        *relock(&self.opens).entry(ino).or_insert(0) += 1;
+    }
+
+    pub fn released(&self, ino: u64) {
+        let mut o = relock(&self.opens);
+        if let Some(n) = o.get_mut(&ino) {
+            *n -= 1;
+            if *n == 0 {
+                o.remove(&ino);
+            }
+        }
+    }
+
+    /// Everything this session holds open, forgotten by it: the caller releases them.
+    pub fn take_opens(&self) -> Vec<(u64, u32)> {
+        relock(&self.opens).drain().collect()
+    }
+
+    pub fn open_count(&self) -> usize {
+        relock(&self.opens).values().map(|n| *n as usize).sum()
+    }
 }

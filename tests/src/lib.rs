@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 pub use demo::Harness;
 
+pub mod proxy;
+pub use proxy::Proxy;
+
 /// The `rwxfs` binary under test: `$RWXFS_BIN`, else the workspace's release or debug build.
 pub fn bin() -> PathBuf {
     if let Ok(p) = std::env::var("RWXFS_BIN") {

@@ -1,0 +1,462 @@
+//! The client's connection to the server, kept up across failures.
+//!
+//! Many calls are in flight at once: each caller sends its frame and waits on its own channel,
+//! and a reader thread routes replies by call id. Every call stays in `pending`, with its
+//! frame, until its reply arrives. When the connection breaks, callers keep waiting while a
+//! reconnect thread dials again with backoff, resumes the session (`Resume`), and sends every
+//! pending frame again in id order; the server answers a repeat of a call that changes the
+//! volume from its reply cache, so it takes effect once. If the server no longer knows the
+//! session (it restarted, or the lease ran out), the files this mount holds open are opened
+//! again before the pending calls go out.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::Duration;
+
+use protocol::codec::{decode_body, encode_frame, encode_frame_head, read_frame};
+use protocol::{ClientMsg, Request, Response, ServerMsg, PROTOCOL_VERSION};
+
+/// A reply: the response or an errno, and the bulk bytes that came with it.
+pub type Reply = (Result<Response, i32>, Vec<u8>);
+
+/// Why a call got no reply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkError {
+    /// The link is closed (unmounting) or the server refused to take the mount back.
+    Closed,
+    /// The request could not be encoded.
+    Encode,
+}
+
+/// Acknowledge replies to the server after this many calls (and with every heartbeat).
+const ACK_EVERY: u64 = 512;
+/// Longest wait between reconnect attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+struct Pending {
+    tx: Sender<Reply>,
+    frame: Arc<Vec<u8>>,
+}
+
+/// The socket calls are written to, and which connection it is.
+struct Writer {
+    stream: Option<TcpStream>,
+    epoch: u64,
+}
+
+struct Hello {
+    addr: String,
+    node_id: String,
+    mount_id: u64,
+    read_only: bool,
+}
+
+struct Inner {
+    hello: Hello,
+    writer: Mutex<Writer>,
+    pending: Mutex<BTreeMap<u64, Pending>>,
+    next_id: AtomicU64,
+    session: AtomicU64,
+    lease_secs: AtomicU64,
+    /// Set when the connection breaks; the reconnect thread waits on `broken_cv`.
+    broken: Mutex<bool>,
+    broken_cv: Condvar,
+    closed: AtomicBool,
+    /// Files this mount holds open (inode → opens), to open again on a new session.
+    opens: Mutex<HashMap<u64, u32>>,
+    /// Times the connection was re-established.
+    reconnects: AtomicU64,
+}
+
+pub struct Link {
+    inner: Arc<Inner>,
+}
+
+fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Dial and greet; returns the stream and the server's session and lease.
+fn dial(h: &Hello, resume: Option<u64>) -> Result<(TcpStream, u64, u32), String> {
+    let addr = &h.addr;
+    let sock = addr
+        .to_socket_addrs()
+        .map_err(|e| format!("{addr}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{addr}: no address"))?;
+    let mut stream = TcpStream::connect_timeout(&sock, Duration::from_secs(10))
+        .map_err(|e| format!("cannot reach the server at {addr}: {e}"))?;
+    stream.set_nodelay(true).ok();
+    let hello = match resume {
+        None => ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            node_id: h.node_id.clone(),
+            mount_id: h.mount_id,
+            read_only: h.read_only,
+        },
+        Some(session) => ClientMsg::Resume {
+            version: PROTOCOL_VERSION,
+            node_id: h.node_id.clone(),
+            mount_id: h.mount_id,
+            read_only: h.read_only,
+            session,
+        },
+    };
+    stream
+        .write_all(&encode_frame(&hello, &[]).map_err(|e| e.to_string())?)
+        .map_err(|e| format!("{addr}: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let body = read_frame(&mut stream).map_err(|e| format!("{addr}: no answer to hello: {e}"))?;
+    stream.set_read_timeout(None).ok();
+    let (msg, _) = decode_body::<ServerMsg>(&body).map_err(|e| format!("{addr}: {e}"))?;
+    match msg {
+        ServerMsg::Welcome {
+            session,
+            lease_secs,
+            ..
+        } => Ok((stream, session, lease_secs)),
+        ServerMsg::Refused { reason } => Err(format!("the server refused the mount: {reason}")),
+        other => Err(format!("{addr}: unexpected answer to hello: {other:?}")),
+    }
+}
+
+impl Link {
+    /// Connect and say hello; a refusal comes back as its reason.
+    pub fn connect(addr: &str, node_id: &str, read_only: bool) -> Result<Link, String> {
+        let mount_id = std::process::id() as u64
+            ^ (std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos() as u64);
+        let hello = Hello {
+            addr: addr.to_string(),
+            node_id: node_id.to_string(),
+            mount_id,
+            read_only,
+        };
+        let (stream, session, lease) = dial(&hello, None)?;
+        let reader = stream.try_clone().map_err(|e| e.to_string())?;
+        let inner = Arc::new(Inner {
+            hello,
+            writer: Mutex::new(Writer {
+                stream: Some(stream),
+                epoch: 1,
+            }),
+            pending: Mutex::new(BTreeMap::new()),
+            next_id: AtomicU64::new(1),
+            session: AtomicU64::new(session),
+            lease_secs: AtomicU64::new(lease as u64),
+            broken: Mutex::new(false),
+            broken_cv: Condvar::new(),
+            closed: AtomicBool::new(false),
+            opens: Mutex::new(HashMap::new()),
+            reconnects: AtomicU64::new(0),
+        });
+        spawn_reader(&inner, reader, 1)?;
+        let weak = Arc::downgrade(&inner);
+        thread::Builder::new()
+            .name("rwxfs-reconnect".into())
+            .spawn(move || reconnect_loop(weak))
+            .map_err(|e| e.to_string())?;
+        let weak = Arc::downgrade(&inner);
+        thread::Builder::new()
+            .name("rwxfs-heartbeat".into())
+            .spawn(move || loop {
+                let every = {
+                    let Some(i) = weak.upgrade() else { return };
+                    Duration::from_secs((i.lease_secs.load(Ordering::Relaxed) / 3).max(1))
+                };
+                thread::sleep(every);
+                let Some(i) = weak.upgrade() else { return };
+                if i.closed.load(Ordering::Relaxed) {
+                    return;
+                }
+                i.send_control(&ClientMsg::Heartbeat);
+                i.send_control(&ClientMsg::Ack {
+                    below: i.acked_below(),
+                });
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(Link { inner })
+    }
+
+    pub fn session(&self) -> u64 {
+        self.inner.session.load(Ordering::Relaxed)
+    }
+
+    /// Times the connection was lost and re-established.
+    pub fn reconnects(&self) -> u64 {
+        self.inner.reconnects.load(Ordering::Relaxed)
+    }
+
+    /// Send one call and wait for its reply, across reconnects.
+    pub fn call(&self, req: Request, bulk: &[u8]) -> Result<Reply, LinkError> {
+        let inner = &self.inner;
+        if inner.closed.load(Ordering::Relaxed) {
+            return Err(LinkError::Closed);
+        }
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        // Which files this mount holds open, kept for reopening on a new session.
+        let opens_change = match &req {
+            Request::Open { .. } | Request::Create { .. } => Some(None),
+            Request::Release { ino } => Some(Some(*ino)),
+            _ => None,
+        };
+        let mut frame = encode_frame_head(&ClientMsg::Call { id, req }, bulk.len())
+            .map_err(|_| LinkError::Encode)?;
+        frame.extend_from_slice(bulk);
+        let frame = Arc::new(frame);
+        let (tx, rx) = channel();
+        {
+            // Registered and written under the writer's lock: a reconnect either sees this
+            // call pending (and sends it) or runs after it was written on the new socket.
+            let mut w = relock(&inner.writer);
+            relock(&inner.pending).insert(
+                id,
+                Pending {
+                    tx,
+                    frame: frame.clone(),
+                },
+            );
+            if let Some(s) = w.stream.as_mut() {
+                if s.write_all(&frame).is_err() {
+                    let _ = s.shutdown(Shutdown::Both);
+                    w.stream = None;
+                    inner.mark_broken();
+                }
+            }
+        }
+        if id.is_multiple_of(ACK_EVERY) {
+            inner.send_control(&ClientMsg::Ack {
+                below: inner.acked_below(),
+            });
+        }
+        let reply = rx.recv().map_err(|_| LinkError::Closed)?;
+        if let (Some(change), Ok(r)) = (opens_change, &reply.0) {
+            let mut o = relock(&inner.opens);
+            match (change, r) {
+                (None, Response::Attr(a)) => *o.entry(a.ino).or_insert(0) += 1,
+                (Some(ino), _) => {
+                    if let Some(n) = o.get_mut(&ino) {
+                        *n -= 1;
+                        if *n == 0 {
+                            o.remove(&ino);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(reply)
+    }
+
+    /// Unmounting: tell the server (it ends the session at once), close, and fail any call
+    /// still waiting.
+    pub fn close(&self) {
+        let inner = &self.inner;
+        if inner.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        inner.send_control(&ClientMsg::Goodbye);
+        {
+            let mut w = relock(&inner.writer);
+            if let Some(s) = w.stream.take() {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+        }
+        relock(&inner.pending).clear();
+        inner.mark_broken();
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Inner {
+    fn mark_broken(&self) {
+        *relock(&self.broken) = true;
+        self.broken_cv.notify_all();
+    }
+
+    /// The lowest call id still waiting for its reply (or the next id if none).
+    fn acked_below(&self) -> u64 {
+        relock(&self.pending)
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or_else(|| self.next_id.load(Ordering::Relaxed))
+    }
+
+    /// A message that expects no reply, if connected.
+    fn send_control(&self, msg: &ClientMsg) {
+        let Ok(f) = encode_frame(msg, &[]) else {
+            return;
+        };
+        let mut w = relock(&self.writer);
+        if let Some(s) = w.stream.as_mut() {
+            if s.write_all(&f).is_err() {
+                let _ = s.shutdown(Shutdown::Both);
+                w.stream = None;
+                self.mark_broken();
+            }
+        }
+    }
+}
+
+fn spawn_reader(inner: &Arc<Inner>, stream: TcpStream, epoch: u64) -> Result<(), String> {
+    let weak = Arc::downgrade(inner);
+    thread::Builder::new()
+        .name("rwxfs-reader".into())
+        .spawn(move || reader_loop(stream, weak, epoch))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn reader_loop(mut stream: TcpStream, inner: std::sync::Weak<Inner>, epoch: u64) {
+    let why = loop {
+        let mut body = match read_frame(&mut stream) {
+            Ok(b) => b,
+            Err(e) => break format!("{e}"),
+        };
+        let (msg, bulk_start) = match decode_body::<ServerMsg>(&body) {
+            Ok((m, bulk)) => (m, body.len() - bulk.len()),
+            Err(e) => break format!("malformed message from the server: {e}"),
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        match msg {
+            ServerMsg::Reply { id, result } => {
+                let p = relock(&inner.pending).remove(&id);
+                if let Some(p) = p {
+                    // Read data is handed over in the frame's own buffer, not copied out.
+                    body.drain(..bulk_start);
+                    let _ = p.tx.send((result, body));
+                }
+            }
+            ServerMsg::Push(p) => tracing::debug!("push: {p:?}"),
+            other => tracing::warn!("unexpected message: {other:?}"),
+        }
+    };
+    let Some(inner) = inner.upgrade() else { return };
+    if inner.closed.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut w = relock(&inner.writer);
+    if w.epoch == epoch {
+        tracing::warn!("connection to the server lost: {why}; reconnecting");
+        if let Some(s) = w.stream.take() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        inner.mark_broken();
+    }
+}
+
+fn reconnect_loop(weak: std::sync::Weak<Inner>) {
+    loop {
+        // Wait until the connection breaks.
+        {
+            let Some(inner) = weak.upgrade() else { return };
+            let mut b = relock(&inner.broken);
+            while !*b {
+                let (g, _) = inner
+                    .broken_cv
+                    .wait_timeout(b, Duration::from_secs(1))
+                    .unwrap_or_else(|e| e.into_inner());
+                b = g;
+                if inner.closed.load(Ordering::Relaxed) {
+                    return;
+                }
+            }
+            *b = false;
+        }
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let Some(inner) = weak.upgrade() else { return };
+            if inner.closed.load(Ordering::Relaxed) {
+                return;
+            }
+            match reestablish(&inner) {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::info!("reconnect failed: {e}; next try in {backoff:?}");
+                    drop(inner);
+                    thread::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+}
+
+/// Dial, resume (or start again and reopen what was open), then send every pending call again.
+fn reestablish(inner: &Arc<Inner>) -> Result<(), String> {
+    let old = inner.session.load(Ordering::Relaxed);
+    let (mut stream, session, lease) = dial(&inner.hello, Some(old))?;
+    if session != old {
+        tracing::warn!(
+            "the server no longer knew session {old}; new session {session}: reopening files"
+        );
+        reopen(inner, &mut stream)?;
+    }
+    let reader = stream.try_clone().map_err(|e| e.to_string())?;
+    let mut w = relock(&inner.writer);
+    let frames: Vec<Arc<Vec<u8>>> = relock(&inner.pending)
+        .values()
+        .map(|p| p.frame.clone())
+        .collect();
+    for f in &frames {
+        stream.write_all(f).map_err(|e| e.to_string())?;
+    }
+    w.epoch += 1;
+    w.stream = Some(stream);
+    spawn_reader(inner, reader, w.epoch)?;
+    inner.session.store(session, Ordering::Relaxed);
+    inner.lease_secs.store(lease as u64, Ordering::Relaxed);
+    inner.reconnects.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(
+        session,
+        resent = frames.len(),
+        "reconnected to {}",
+        inner.hello.addr
+    );
+    Ok(())
+}
+
+/// Open again, on a new session, every file this mount holds open, one call at a time on the
+/// new connection before anything else goes out on it.
+fn reopen(inner: &Arc<Inner>, stream: &mut TcpStream) -> Result<(), String> {
+    let opens: Vec<(u64, u32)> = relock(&inner.opens).iter().map(|(i, n)| (*i, *n)).collect();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    for (ino, n) in opens {
+        for _ in 0..n {
+            let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+            let req = Request::Open {
+                ino,
+                flags: libc::O_RDONLY,
+            };
+            let f = encode_frame(&ClientMsg::Call { id, req }, &[]).map_err(|e| e.to_string())?;
+            stream.write_all(&f).map_err(|e| e.to_string())?;
+            loop {
+                let body = read_frame(stream).map_err(|e| e.to_string())?;
+                let (msg, _) = decode_body::<ServerMsg>(&body).map_err(|e| e.to_string())?;
+                if let ServerMsg::Reply { id: got, result } = msg {
+                    if got == id {
+                        if let Err(errno) = result {
+                            tracing::warn!("file {ino} could not be opened again: errno {errno}");
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    stream.set_read_timeout(None).ok();
+    Ok(())
+}

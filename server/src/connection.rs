@@ -1,0 +1,315 @@
+//! One client connection: `Hello` (a new session) or `Resume` (the session continues), then
+//! calls until the connection closes, falls silent past the lease, or the server shuts down.
+//! A malformed frame closes that one connection; everyone else is unaffected.
+//!
+//! Each call runs on the blocking pool against the engine and hands its reply frame to the
+//! session's current writer, so calls complete in any order and a reply outlives the
+//! connection its call came on. Replies to calls that change the volume are kept in the
+//! session's reply cache until the client acknowledges them.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use protocol::codec::{decode_body, encode_frame};
+use protocol::{ClientMsg, Request, Response, ServerMsg, MAX_FRAME, PROTOCOL_VERSION};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+use tokio_util::sync::CancellationToken;
+use volume::FsError;
+
+use crate::dispatch::execute;
+use crate::listener::Shared;
+use crate::reply_cache::Seen;
+use crate::session::{Session, SessionInfo};
+
+/// How a connection ended, which decides what becomes of its session.
+enum End {
+    /// The client unmounted, or the server is stopping: end the session now.
+    Final,
+    /// Lost (closed, broken, malformed, silent): the session waits out its lease.
+    Lost(String),
+    /// Another connection resumed the session.
+    Replaced,
+}
+
+pub(crate) async fn handle(
+    stream: TcpStream,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) -> Result<(), String> {
+    stream.set_nodelay(true).ok();
+    let (rd, mut wr) = stream.into_split();
+    let codec = LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_FRAME)
+        .new_codec();
+    let mut frames = FramedRead::new(rd, codec);
+    let lease = shared.cfg.lease;
+
+    let first = tokio::time::timeout(Duration::from_secs(10), frames.next())
+        .await
+        .map_err(|_| "no hello within 10 s".to_string())?
+        .ok_or("closed before hello")?
+        .map_err(|e| format!("bad frame: {e}"))?;
+    let (hello, _) = decode_body::<ClientMsg>(&first).map_err(|e| format!("bad hello: {e}"))?;
+    let (version, node_id, mount_id, read_only, resume) = match hello {
+        ClientMsg::Hello {
+            version,
+            node_id,
+            mount_id,
+            read_only,
+        } => (version, node_id, mount_id, read_only, None),
+        ClientMsg::Resume {
+            version,
+            node_id,
+            mount_id,
+            read_only,
+            session,
+        } => (version, node_id, mount_id, read_only, Some(session)),
+        _ => return Err("first message was not hello".into()),
+    };
+    if version != PROTOCOL_VERSION {
+        let reason = format!(
+            "protocol version {version} not supported; this server speaks {PROTOCOL_VERSION}"
+        );
+        let f = encode_frame(
+            &ServerMsg::Refused {
+                reason: reason.clone(),
+            },
+            &[],
+        )
+        .map_err(|e| e.to_string())?;
+        let _ = wr.write_all(&f).await;
+        return Err(reason);
+    }
+    // The session continues only for the very mount that held it.
+    let resumed = resume
+        .and_then(|id| shared.sessions.get(&id).map(|s| s.clone()))
+        .filter(|s| s.info.mount_id == mount_id && s.info.node_id == node_id);
+    let session = match resumed {
+        Some(s) => {
+            tracing::info!(%addr, session = s.id, "session resumed");
+            s
+        }
+        None => {
+            let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
+            let s = Session::new(
+                id,
+                SessionInfo {
+                    node_id: node_id.clone(),
+                    mount_id,
+                    read_only,
+                    started: Instant::now(),
+                },
+            );
+            shared.sessions.insert(id, s.clone());
+            tracing::info!(%addr, session = id, node = %node_id, resume = ?resume, "session started");
+            s
+        }
+    };
+    let welcome = ServerMsg::Welcome {
+        version: PROTOCOL_VERSION,
+        session: session.id,
+        lease_secs: lease.as_secs() as u32,
+    };
+    wr.write_all(&encode_frame(&welcome, &[]).map_err(|e| e.to_string())?)
+        .await
+        .map_err(|e| e.to_string())?;
+
+    // Replies go through one writer task so calls complete in any order.
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(shared.cfg.max_in_flight);
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if wr.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+    });
+    let replaced = CancellationToken::new();
+    let epoch = session.attach(tx, replaced.clone(), addr);
+    let limit = Arc::new(Semaphore::new(shared.cfg.max_in_flight));
+    let end = loop {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => break End::Final,
+            _ = replaced.cancelled() => break End::Replaced,
+            n = tokio::time::timeout(lease, frames.next()) => n,
+        };
+        let body = match next {
+            Err(_) => break End::Lost(format!("silent past the lease of {lease:?}")),
+            Ok(None) => break End::Lost("closed".into()),
+            Ok(Some(Err(e))) => break End::Lost(format!("bad frame: {e}")),
+            Ok(Some(Ok(b))) => b,
+        };
+        session.heard();
+        let (msg, bulk_start) = match decode_body::<ClientMsg>(&body) {
+            Ok((m, bulk)) => (m, body.len() - bulk.len()),
+            Err(e) => break End::Lost(format!("malformed message: {e}")),
+        };
+        // Bulk bytes stay in the frame buffer: no copy on their way to the engine.
+        let bulk = body.freeze().slice(bulk_start..);
+        let (id, req) = match msg {
+            ClientMsg::Heartbeat => continue,
+            ClientMsg::Ack { below } => {
+                session
+                    .replies
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .ack(below);
+                continue;
+            }
+            ClientMsg::Goodbye => break End::Final,
+            ClientMsg::Hello { .. } | ClientMsg::Resume { .. } => {
+                break End::Lost("second hello".into())
+            }
+            ClientMsg::Call { id, req } => (id, req),
+        };
+        let remembered = req.mutates();
+        if remembered {
+            let seen = session
+                .replies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .begin(id);
+            match seen {
+                Seen::New => {}
+                Seen::Running | Seen::Stale => continue,
+                Seen::Done(frame) => {
+                    tracing::debug!(
+                        session = session.id,
+                        id,
+                        "repeated call: sending the kept reply"
+                    );
+                    if let Some(tx) = session.sender() {
+                        let _ = tx.send(frame.to_vec()).await;
+                    }
+                    continue;
+                }
+            }
+        }
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            break End::Final;
+        };
+        let shared = shared.clone();
+        let session = session.clone();
+        // One blocking task per call: the engine is synchronous, and its reply goes straight
+        // to the session's writer from there.
+        tokio::task::spawn_blocking(move || {
+            let frame = answer(&shared, &session, id, req, &bulk);
+            if remembered {
+                let kept = Arc::new(frame.clone());
+                session
+                    .replies
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .finish(id, kept);
+            }
+            if let Some(tx) = session.sender() {
+                let _ = tx.blocking_send(frame);
+            }
+            drop(permit);
+        });
+    };
+    session.detach(epoch);
+    let _ = writer.await;
+    match end {
+        End::Final => {
+            end_session(&shared, &session).await;
+            Ok(())
+        }
+        End::Replaced => Ok(()),
+        End::Lost(why) => {
+            tracing::info!(%addr, session = session.id, "connection lost ({why}); the session waits out its lease");
+            let (shared2, session2) = (shared.clone(), session.clone());
+            shared
+                .tracker
+                .spawn(async move { expire_after_lease(shared2, session2, epoch, shutdown).await });
+            Err(why)
+        }
+    }
+}
+
+/// End a detached session once its lease runs out, unless its client came back.
+async fn expire_after_lease(
+    shared: Arc<Shared>,
+    session: Arc<Session>,
+    epoch: u64,
+    shutdown: CancellationToken,
+) {
+    let lease = shared.cfg.lease;
+    let since = session.last_heard().unwrap_or_else(Instant::now);
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = tokio::time::sleep_until((since + lease).into()) => {}
+    }
+    if session.detached_since(epoch) {
+        tracing::info!(
+            session = session.id,
+            "lease ended without the client returning"
+        );
+        end_session(&shared, &session).await;
+    }
+}
+
+/// Forget a session and release the files it held open.
+async fn end_session(shared: &Arc<Shared>, session: &Arc<Session>) {
+    shared.sessions.remove(&session.id);
+    let left = session.take_opens();
+    if !left.is_empty() {
+        let s = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            s.vol.with(|v| {
+                for (ino, n) in left {
+                    for _ in 0..n {
+                        let _ = v.release_file(ino);
+                    }
+                }
+            })
+        })
+        .await;
+    }
+    tracing::info!(session = session.id, "session ended");
+}
+
+/// Run one call against the engine and encode its reply frame.
+fn answer(shared: &Shared, session: &Session, id: u64, req: Request, bulk: &[u8]) -> Vec<u8> {
+    let (r, out) = if session.info.read_only && req.mutates() {
+        (Err(FsError::ReadOnly), Vec::new())
+    } else {
+        let counts_open = matches!(req, Request::Open { .. } | Request::Create { .. });
+        let released = match req {
+            Request::Release { ino } => Some(ino),
+            _ => None,
+        };
+        let (r, out) = execute(&shared.vol, req, bulk);
+        if let (true, Ok(Response::Attr(a))) = (counts_open, &r) {
+            session.opened(a.ino);
+        }
+        if let (Some(ino), Ok(_)) = (released, &r) {
+            session.released(ino);
+        }
+        (r, out)
+    };
+    let result = r.map_err(|e| {
+        if matches!(e, FsError::Corrupt(_) | FsError::Io(_)) {
+            tracing::error!("request {id} failed: {e}");
+        }
+        e.errno()
+    });
+    encode_frame(&ServerMsg::Reply { id, result }, &out).unwrap_or_else(|e| {
+        tracing::error!("reply {id} not encodable: {e}");
+        let eio = FsError::Io(std::io::Error::other("reply not encodable")).errno();
+        encode_frame(
+            &ServerMsg::Reply {
+                id,
+                result: Err(eio),
+            },
+            &[],
+        )
+        .unwrap_or_default()
+    })
+}

@@ -1,0 +1,111 @@
+//! A TCP proxy between mounts and the server that a test can cut: every connection through it
+//! is torn down at once, as a network fault would, while the proxy keeps accepting new ones.
+//! Its threads stop and its sockets close when it drops.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub struct Proxy {
+    pub addr: String,
+    live: Arc<Mutex<Vec<TcpStream>>>,
+    stop: Arc<AtomicBool>,
+    accepted: Arc<AtomicUsize>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream) {
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Both);
+    let _ = from.shutdown(Shutdown::Both);
+}
+
+impl Proxy {
+    /// Listen on a free loopback port and forward each connection to `upstream`.
+    pub fn start(upstream: &str) -> std::io::Result<Proxy> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?.to_string();
+        let live: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let upstream = upstream.to_string();
+        let acceptor = {
+            let (live, stop, accepted) = (live.clone(), stop.clone(), accepted.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let client = match listener.accept() {
+                        Ok((c, _)) => c,
+                        Err(_) => {
+                            std::thread::sleep(Duration::from_millis(5));
+                            continue;
+                        }
+                    };
+                    let _ = client.set_nonblocking(false);
+                    let Ok(server) = TcpStream::connect(&upstream) else {
+                        continue;
+                    };
+                    let _ = client.set_nodelay(true);
+                    let _ = server.set_nodelay(true);
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+                        continue;
+                    };
+                    {
+                        let mut l = live.lock().unwrap_or_else(|e| e.into_inner());
+                        l.retain(|s| s.peer_addr().is_ok());
+                        if let (Ok(a), Ok(b)) = (client.try_clone(), server.try_clone()) {
+                            l.push(a);
+                            l.push(b);
+                        }
+                    }
+                    std::thread::spawn(move || pump(client, s2));
+                    std::thread::spawn(move || pump(server, c2));
+                }
+            })
+        };
+        Ok(Proxy {
+            addr,
+            live,
+            stop,
+            accepted,
+            acceptor: Some(acceptor),
+        })
+    }
+
+    /// Tear down every connection through the proxy now.
+    pub fn cut(&self) {
+        let mut l = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        for s in l.drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.cut();
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
+    }
+}
