@@ -116,14 +116,33 @@ impl Harness {
 
     /// Start `rwxfs serve` on a free loopback port; returns HOST:PORT.
     pub fn start_server(&mut self, image: &Path, extra: &[&str]) -> Result<String, String> {
+        self.start_server_in(&[], image, "127.0.0.1:0", extra)
+    }
+
+    /// Start `rwxfs serve` listening on `listen`, run through `prefix` (e.g. `ip netns exec
+    /// NS`, which execs, so the child's pid stays the server's); returns the address it bound.
+    pub fn start_server_in(
+        &mut self,
+        prefix: &[&str],
+        image: &Path,
+        listen: &str,
+        extra: &[&str],
+    ) -> Result<String, String> {
         self.stop_server()?;
-        let mut cmd = Command::new(&self.bin);
+        let mut cmd = match prefix.split_first() {
+            Some((p, rest)) => {
+                let mut c = Command::new(p);
+                c.args(rest).arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
         cmd.args([
             "serve",
             "--image",
             &image.to_string_lossy(),
             "--listen",
-            "127.0.0.1:0",
+            listen,
         ])
         .args(extra)
         .stdin(Stdio::null())
@@ -168,18 +187,23 @@ impl Harness {
     }
 
     fn mount_with(&mut self, args: &[String]) -> Result<PathBuf, String> {
+        self.mount_with_prefix(&[], args)
+    }
+
+    /// Mount through `prefix` (e.g. `ip netns exec NS`, which execs): each program in it must
+    /// exec the next, so the child's pid stays the mount's.
+    fn mount_with_prefix(&mut self, prefix: &[&str], args: &[String]) -> Result<PathBuf, String> {
         self.made += 1;
         let mp = self.path(&format!("mnt{}", self.made));
         std::fs::create_dir_all(&mp).map_err(|e| e.to_string())?;
-        let mut cmd = if self.isolate {
+        let mut words: Vec<std::ffi::OsString> = prefix.iter().map(|p| p.into()).collect();
+        if self.isolate {
             // unshare execs rwxfs in the new namespace: the child's pid is the mount's.
-            let mut c = Command::new("unshare");
-            c.args(["--mount", "--propagation", "private"])
-                .arg(&self.bin);
-            c
-        } else {
-            Command::new(&self.bin)
-        };
+            words.extend(["unshare", "--mount", "--propagation", "private"].map(Into::into));
+        }
+        words.push(self.bin.clone().into_os_string());
+        let mut cmd = Command::new(&words[0]);
+        cmd.args(&words[1..]);
         cmd.arg("mount").args(args).arg(&mp).arg("--foreground");
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -251,6 +275,12 @@ impl Harness {
     /// A shared-mode mount of the server at `addr`.
     pub fn mount_remote(&mut self, addr: &str) -> Result<PathBuf, String> {
         self.mount_with(&[addr.to_string()])
+    }
+
+    /// A shared-mode mount started through `prefix`, e.g. `["ip", "netns", "exec", "host1"]`
+    /// to mount from inside a network namespace playing another host.
+    pub fn mount_remote_in(&mut self, prefix: &[&str], addr: &str) -> Result<PathBuf, String> {
+        self.mount_with_prefix(prefix, &[addr.to_string()])
     }
 
     /// A raw-mode mount: this mount's own engine on `image`.

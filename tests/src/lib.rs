@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 pub use demo::Harness;
 
+pub mod netns;
 pub mod proxy;
+pub use netns::Hosts;
 pub use proxy::Proxy;
 
 /// The `rwxfs` binary under test: `$RWXFS_BIN`, else the workspace's release or debug build.

@@ -151,3 +151,67 @@ fn appends_from_many_mounts_land_whole_and_once() {
     h.stop_server().unwrap();
     assert_fsck_clean(&img);
 }
+
+#[test]
+fn two_mounts_on_two_hosts_behave_as_on_loopback() {
+    // Three network namespaces play three machines: the server's and two clients', each
+    // client with its own address and its own veth link to the server.
+    let hosts = rwxfs_tests::Hosts::star(2).unwrap();
+    let mut h = harness();
+    let img = h.mkfs("v.img", "256M").unwrap();
+    let bound = h
+        .start_server_in(
+            &rwxfs_tests::Hosts::exec(&hosts.server),
+            &img,
+            "0.0.0.0:0",
+            &[],
+        )
+        .unwrap();
+    let port = bound.rsplit(':').next().unwrap();
+    let a = h
+        .mount_remote_in(
+            &rwxfs_tests::Hosts::exec(&hosts.clients[0]),
+            &format!("{}:{port}", hosts.server_ip_for(1)),
+        )
+        .unwrap();
+    let b = h
+        .mount_remote_in(
+            &rwxfs_tests::Hosts::exec(&hosts.clients[1]),
+            &format!("{}:{port}", hosts.server_ip_for(2)),
+        )
+        .unwrap();
+    // Loopback is not a way in: the server is reachable only inside its namespace.
+    assert!(std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err());
+    let mut data = Vec::new();
+    for j in 0..300 {
+        data.extend(contents(9, j));
+    }
+    std::fs::write(a.join("big"), &data).unwrap();
+    assert_eq!(std::fs::read(b.join("big")).unwrap(), data);
+    let mounts = vec![a.clone(), b.clone()];
+    let clients = 4;
+    for d in demo::workload::layout(clients) {
+        std::fs::create_dir(a.join(d)).unwrap();
+    }
+    let results = run_all(
+        &mounts,
+        clients,
+        100,
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    assert_eq!(results.iter().map(|r| r.op_errors).sum::<u64>(), 0);
+    std::thread::sleep(Duration::from_millis(1100));
+    for m in &mounts {
+        let v = verify(m, &results, &demo::workload::layout(clients));
+        assert_eq!(
+            (v.missing, v.wrong_content, v.unreadable),
+            (0, 0, 0),
+            "{v:?}"
+        );
+    }
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    drop(hosts);
+    assert_fsck_clean(&img);
+}
