@@ -31,9 +31,9 @@ fn a_file_written_on_one_mount_reads_the_same_on_the_others() {
 }
 
 #[test]
-fn four_mounts_times_four_writers_lose_nothing() {
+fn four_mounts_times_four_writers_of_2000_files_each_lose_nothing() {
     let mut h = harness();
-    let img = h.mkfs("v.img", "512M").unwrap();
+    let img = h.mkfs("v.img", "2G").unwrap();
     let addr = h.start_server(&img, &[]).unwrap();
     let mounts: Vec<_> = (0..4).map(|_| h.mount_remote(&addr).unwrap()).collect();
     let clients = 16;
@@ -43,12 +43,12 @@ fn four_mounts_times_four_writers_lose_nothing() {
     let results = run_all(
         &mounts,
         clients,
-        125,
+        2000,
         Arc::new(AtomicU64::new(0)),
         Arc::new(AtomicBool::new(false)),
     );
     let written: u64 = results.iter().map(|r| r.files_written).sum();
-    assert_eq!(written, 2000);
+    assert_eq!(written, 16 * 2000);
     assert_eq!(results.iter().map(|r| r.op_errors).sum::<u64>(), 0);
     // Attribute and entry caches expire after their TTL; then every mount agrees.
     std::thread::sleep(Duration::from_millis(1100));
