@@ -1,7 +1,7 @@
 //! What the FUSE adapter needs from wherever the file system lives. Every method is one
 //! operation; errors are the engine's, so errno is decided in one place (`FsError::errno`).
 
-use volume::{Attr, DirEntry, FsResult, RenameFlags, SetAttr, StatFs};
+use volume::{Attr, DirEntry, FsError, FsResult, RenameFlags, SetAttr, StatFs};
 
 pub trait Backend: Send + Sync + 'static {
     fn lookup(&self, parent: u64, name: &[u8]) -> FsResult<Attr>;
@@ -60,4 +60,40 @@ pub trait Backend: Send + Sync + 'static {
     fn removexattr(&self, ino: u64, name: &[u8]) -> FsResult<()>;
     /// The mount is going away: make everything durable.
     fn shutdown(&self) -> FsResult<()>;
+
+    // ---- locks, where the backend holds them for every client (the server) ----
+
+    /// True if locks are this backend's to keep; otherwise the kernel keeps them, locally.
+    fn supports_locks(&self) -> bool {
+        false
+    }
+    /// F_GETLK: the conflicting lock (start, end, type, pid), or type F_UNLCK.
+    fn getlk(&self, _ino: u64, _lock: LockArgs) -> FsResult<(u64, u64, i32, u32)> {
+        Err(FsError::NotSupported)
+    }
+    /// F_SETLK, or F_SETLKW when `wait`: then `interrupted` is polled while blocked, and a
+    /// true answer ends the wait with `FsError::Interrupted`.
+    fn setlk(
+        &self,
+        _ino: u64,
+        _lock: LockArgs,
+        _wait: bool,
+        _interrupted: &dyn Fn() -> bool,
+    ) -> FsResult<()> {
+        Err(FsError::NotSupported)
+    }
+    /// A close by `owner`: its locks on `ino` go.
+    fn release_locks(&self, _ino: u64, _owner: u64) -> FsResult<()> {
+        Err(FsError::NotSupported)
+    }
+}
+
+/// One lock request as the kernel gives it: its owner, inclusive range, type and pid.
+#[derive(Debug, Clone, Copy)]
+pub struct LockArgs {
+    pub owner: u64,
+    pub start: u64,
+    pub end: u64,
+    pub typ: i32,
+    pub pid: u32,
 }

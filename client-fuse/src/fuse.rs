@@ -15,22 +15,35 @@ use fuser::{
 use volume::attr::SetTime;
 use volume::{Attr, FileKind, FsError, RenameFlags, SetAttr, TimeSpec};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, LockArgs};
+use crate::signals::{gone, signal_pending};
 
 /// Largest write the kernel sends in one request.
 pub const MAX_WRITE: u32 = 1 << 20;
 
 pub struct RwxFuse {
     backend: Arc<dyn Backend>,
+    /// Files this mount has sent lock requests for: only their closes need to tell the
+    /// server to drop the closing owner's locks (a round trip spared on every other close).
+    locked: std::sync::Mutex<std::collections::HashSet<u64>>,
+    /// Tells the kernel to drop what it caches of an inode (set once the session exists).
+    notifier: Arc<std::sync::OnceLock<fuser::Notifier>>,
     /// How long the kernel may trust attributes and entries without asking again.
     ttl: Duration,
     read_only: bool,
 }
 
 impl RwxFuse {
-    pub fn new(backend: Arc<dyn Backend>, ttl: Duration, read_only: bool) -> RwxFuse {
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        ttl: Duration,
+        read_only: bool,
+        notifier: Arc<std::sync::OnceLock<fuser::Notifier>>,
+    ) -> RwxFuse {
         RwxFuse {
             backend,
+            locked: Default::default(),
+            notifier,
             ttl,
             read_only,
         }
@@ -138,6 +151,20 @@ impl RwxFuse {
         }
     }
 
+    fn note_locked(&self, ino: u64) {
+        self.locked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(ino);
+    }
+
+    fn ever_locked(&self, ino: u64) -> bool {
+        self.locked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&ino)
+    }
+
     fn writable(&self) -> Result<(), FsError> {
         if self.read_only {
             Err(FsError::ReadOnly)
@@ -157,6 +184,12 @@ impl Filesystem for RwxFuse {
                 | InitFlags::FUSE_PARALLEL_DIROPS
                 | InitFlags::FUSE_BIG_WRITES,
         );
+        // With the server keeping locks, fcntl and flock locks go to it; otherwise (one
+        // engine per mount) the kernel keeps them, for this node only.
+        if self.backend.supports_locks() {
+            let _ =
+                config.add_capabilities(InitFlags::FUSE_POSIX_LOCKS | InitFlags::FUSE_FLOCK_LOCKS);
+        }
         Ok(())
     }
 
@@ -384,10 +417,18 @@ impl Filesystem for RwxFuse {
         _req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
-        _lock_owner: LockOwner,
+        lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        Self::empty(self.backend.flush(ino.0), reply)
+        // POSIX: any close by a process drops that process's locks on the file.
+        let r = self.backend.flush(ino.0).and_then(|_| {
+            if self.ever_locked(ino.0) {
+                self.backend.release_locks(ino.0, lock_owner.0)
+            } else {
+                Ok(())
+            }
+        });
+        Self::empty(r, reply)
     }
 
     fn release(
@@ -396,10 +437,16 @@ impl Filesystem for RwxFuse {
         ino: INodeNo,
         _fh: FileHandle,
         _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
+        lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        // The last close of an open file drops its flock (the kernel names the owner then).
+        if let Some(owner) = lock_owner.filter(|_| self.ever_locked(ino.0)) {
+            if let Err(e) = self.backend.release_locks(ino.0, owner.0) {
+                tracing::warn!("dropping the flock on {} failed: {e}", ino.0);
+            }
+        }
         Self::empty(self.backend.release(ino.0), reply)
     }
 
@@ -647,6 +694,97 @@ impl Filesystem for RwxFuse {
         match r {
             Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn getlk(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        pid: u32,
+        reply: fuser::ReplyLock,
+    ) {
+        let lock = LockArgs {
+            owner: lock_owner.0,
+            start,
+            end,
+            typ,
+            pid,
+        };
+        match self.backend.getlk(ino.0, lock) {
+            Ok((start, end, typ, pid)) => reply.locked(start, end, typ, pid),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn setlk(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        pid: u32,
+        sleep: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.note_locked(ino.0);
+        let lock = LockArgs {
+            owner: lock_owner.0,
+            start,
+            end,
+            typ,
+            pid,
+        };
+        // Taking a lock revalidates, as NFS does: what this node caches of the file (its
+        // pages, its size) may predate the last holder's writes.
+        let revalidate = {
+            let notifier = self.notifier.clone();
+            move || {
+                if typ != libc::F_UNLCK {
+                    if let Some(n) = notifier.get() {
+                        let _ = n.inval_inode(ino, 0, 0);
+                    }
+                }
+            }
+        };
+        if !sleep {
+            let r = self.backend.setlk(ino.0, lock, false, &|| false);
+            if r.is_ok() {
+                revalidate();
+            }
+            return Self::empty(r, reply);
+        }
+        // A blocked F_SETLKW must not hold one of the few FUSE threads: it waits on a thread
+        // of its own. fuser does not pass FUSE_INTERRUPT on, so the waiter watches the
+        // requesting thread for a pending signal (EINTR) or its end.
+        let backend = self.backend.clone();
+        let tid = req.pid();
+        let spawned = std::thread::Builder::new()
+            .name("rwxfs-lock-wait".into())
+            .spawn(move || {
+                let r = backend.setlk(ino.0, lock, true, &|| signal_pending(tid) || gone(tid));
+                if r.is_ok() && gone(tid) {
+                    // Granted to a process that died waiting: give it back.
+                    let unlock = LockArgs {
+                        typ: libc::F_UNLCK,
+                        ..lock
+                    };
+                    let _ = backend.setlk(ino.0, unlock, false, &|| false);
+                } else if r.is_ok() {
+                    revalidate();
+                }
+                Self::empty(r, reply)
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start a lock waiter: {e}");
         }
     }
 }

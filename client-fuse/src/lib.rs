@@ -7,6 +7,7 @@ pub mod link;
 pub mod mount;
 pub mod raw;
 pub mod remote;
+pub mod signals;
 
 pub use backend::Backend;
 pub use fuse::RwxFuse;

@@ -19,7 +19,7 @@ use std::thread;
 use std::time::Duration;
 
 use protocol::codec::{decode_body, encode_frame, encode_frame_head, read_frame};
-use protocol::{ClientMsg, Request, Response, ServerMsg, PROTOCOL_VERSION};
+use protocol::{ClientMsg, Push, Request, Response, ServerMsg, PROTOCOL_VERSION};
 
 /// A reply: the response or an errno, and the bulk bytes that came with it.
 pub type Reply = (Result<Response, i32>, Vec<u8>);
@@ -40,7 +40,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 struct Pending {
     tx: Sender<Reply>,
-    frame: Arc<Vec<u8>>,
+    /// `None` between the id's allocation and the frame's first write.
+    frame: Option<Arc<Vec<u8>>>,
 }
 
 /// The socket calls are written to, and which connection it is.
@@ -71,6 +72,8 @@ struct Inner {
     opens: Mutex<HashMap<u64, u32>>,
     /// Times the connection was re-established.
     reconnects: AtomicU64,
+    /// Blocked lock requests, by wait id (their call id): told when the server grants them.
+    grants: Mutex<HashMap<u64, Sender<()>>>,
 }
 
 pub struct Link {
@@ -156,6 +159,7 @@ impl Link {
             closed: AtomicBool::new(false),
             opens: Mutex::new(HashMap::new()),
             reconnects: AtomicU64::new(0),
+            grants: Mutex::new(HashMap::new()),
         });
         spawn_reader(&inner, reader, 1)?;
         let weak = Arc::downgrade(&inner);
@@ -196,33 +200,69 @@ impl Link {
 
     /// Send one call and wait for its reply, across reconnects.
     pub fn call(&self, req: Request, bulk: &[u8]) -> Result<Reply, LinkError> {
+        let (tx, rx) = channel();
+        let id = self.inner.allocate(tx);
+        self.call_as(id, rx, req, bulk)
+    }
+
+    /// A call whose id doubles as a lock wait id: the receiver hears when the server grants
+    /// the wait (a `LockGranted` push), which may come before or after the reply.
+    pub fn call_lock_wait(
+        &self,
+        req: Request,
+    ) -> Result<(Reply, u64, std::sync::mpsc::Receiver<()>), LinkError> {
+        let (tx, rx) = channel();
+        let id = self.inner.allocate(tx);
+        let (gtx, grx) = channel();
+        relock(&self.inner.grants).insert(id, gtx);
+        match self.call_as(id, rx, req, &[]) {
+            Ok(reply) => Ok((reply, id, grx)),
+            Err(e) => {
+                self.forget_wait(id);
+                Err(e)
+            }
+        }
+    }
+
+    /// The lock wait `id` is over (granted, refused or cancelled): stop listening for it.
+    pub fn forget_wait(&self, id: u64) {
+        relock(&self.inner.grants).remove(&id);
+    }
+
+    fn call_as(
+        &self,
+        id: u64,
+        rx: std::sync::mpsc::Receiver<Reply>,
+        req: Request,
+        bulk: &[u8],
+    ) -> Result<Reply, LinkError> {
         let inner = &self.inner;
         if inner.closed.load(Ordering::Relaxed) {
+            relock(&inner.pending).remove(&id);
             return Err(LinkError::Closed);
         }
-        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         // Which files this mount holds open, kept for reopening on a new session.
         let opens_change = match &req {
             Request::Open { .. } | Request::Create { .. } => Some(None),
             Request::Release { ino } => Some(Some(*ino)),
             _ => None,
         };
-        let mut frame = encode_frame_head(&ClientMsg::Call { id, req }, bulk.len())
-            .map_err(|_| LinkError::Encode)?;
-        frame.extend_from_slice(bulk);
-        let frame = Arc::new(frame);
-        let (tx, rx) = channel();
+        let frame = encode_frame_head(&ClientMsg::Call { id, req }, bulk.len()).map(|mut f| {
+            f.extend_from_slice(bulk);
+            Arc::new(f)
+        });
+        let Ok(frame) = frame else {
+            relock(&inner.pending).remove(&id);
+            return Err(LinkError::Encode);
+        };
         {
-            // Registered and written under the writer's lock: a reconnect either sees this
-            // call pending (and sends it) or runs after it was written on the new socket.
+            // Written under the writer's lock: a reconnect either finds the frame pending
+            // (and sends it) or runs before this, and this goes out on the new socket.
             let mut w = relock(&inner.writer);
-            relock(&inner.pending).insert(
-                id,
-                Pending {
-                    tx,
-                    frame: frame.clone(),
-                },
-            );
+            match relock(&inner.pending).get_mut(&id) {
+                Some(p) => p.frame = Some(frame.clone()),
+                None => return Err(LinkError::Closed),
+            }
             if let Some(s) = w.stream.as_mut() {
                 if s.write_all(&frame).is_err() {
                     let _ = s.shutdown(Shutdown::Both);
@@ -270,6 +310,7 @@ impl Link {
             }
         }
         relock(&inner.pending).clear();
+        relock(&inner.grants).clear();
         inner.mark_broken();
     }
 }
@@ -281,15 +322,25 @@ impl Drop for Link {
 }
 
 impl Inner {
+    /// A new call id, pending from this moment: allocated under the pending map's lock, so
+    /// `acked_below` never counts an id whose call has not been registered yet.
+    fn allocate(&self, tx: Sender<Reply>) -> u64 {
+        let mut p = relock(&self.pending);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        p.insert(id, Pending { tx, frame: None });
+        id
+    }
+
     fn mark_broken(&self) {
         *relock(&self.broken) = true;
         self.broken_cv.notify_all();
     }
 
-    /// The lowest call id still waiting for its reply (or the next id if none).
+    /// The lowest call id still waiting for its reply (or the next id if none). Ids are
+    /// allocated under the same lock, so every id below this one has its reply.
     fn acked_below(&self) -> u64 {
-        relock(&self.pending)
-            .keys()
+        let p = relock(&self.pending);
+        p.keys()
             .next()
             .copied()
             .unwrap_or_else(|| self.next_id.load(Ordering::Relaxed))
@@ -338,6 +389,11 @@ fn reader_loop(mut stream: TcpStream, inner: std::sync::Weak<Inner>, epoch: u64)
                     // Read data is handed over in the frame's own buffer, not copied out.
                     body.drain(..bulk_start);
                     let _ = p.tx.send((result, body));
+                }
+            }
+            ServerMsg::Push(Push::LockGranted { wait }) => {
+                if let Some(tx) = relock(&inner.grants).remove(&wait) {
+                    let _ = tx.send(());
                 }
             }
             ServerMsg::Push(p) => tracing::debug!("push: {p:?}"),
@@ -409,7 +465,7 @@ fn reestablish(inner: &Arc<Inner>) -> Result<(), String> {
     let mut w = relock(&inner.writer);
     let frames: Vec<Arc<Vec<u8>>> = relock(&inner.pending)
         .values()
-        .map(|p| p.frame.clone())
+        .filter_map(|p| p.frame.clone())
         .collect();
     for f in &frames {
         stream.write_all(f).map_err(|e| e.to_string())?;

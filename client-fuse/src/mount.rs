@@ -77,8 +77,10 @@ pub fn mount_foreground(
     config.acl = SessionACL::All;
     config.n_threads = Some(cfg.threads.max(1));
     config.clone_fd = true;
-    let fs = RwxFuse::new(backend.clone(), cfg.ttl, cfg.read_only);
+    let notifier = Arc::new(std::sync::OnceLock::new());
+    let fs = RwxFuse::new(backend.clone(), cfg.ttl, cfg.read_only, notifier.clone());
     let session = fuser::Session::new(fs, &cfg.mountpoint, &config)?;
+    let _ = notifier.set(session.notifier());
     let bg = session.spawn()?;
     on_ready();
     let mp = cfg.mountpoint.clone();

@@ -4,7 +4,7 @@
 use protocol::{Request, Response};
 use volume::{Attr, DirEntry, FsError, FsResult, RenameFlags, SetAttr, StatFs};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, LockArgs};
 use crate::link::{Link, LinkError};
 
 pub struct RemoteBackend {
@@ -256,5 +256,91 @@ impl Backend for RemoteBackend {
     fn shutdown(&self) -> FsResult<()> {
         self.link.close();
         Ok(())
+    }
+
+    fn supports_locks(&self) -> bool {
+        true
+    }
+
+    fn getlk(&self, ino: u64, l: LockArgs) -> FsResult<(u64, u64, i32, u32)> {
+        match self.call(Request::Getlk {
+            ino,
+            owner: l.owner,
+            start: l.start,
+            end: l.end,
+            typ: l.typ,
+            pid: l.pid,
+        })? {
+            Response::Lock {
+                start,
+                end,
+                typ,
+                pid,
+            } => Ok((start, end, typ, pid)),
+            _ => Err(io_err()),
+        }
+    }
+
+    fn setlk(
+        &self,
+        ino: u64,
+        l: LockArgs,
+        wait: bool,
+        interrupted: &dyn Fn() -> bool,
+    ) -> FsResult<()> {
+        let req = Request::Setlk {
+            ino,
+            owner: l.owner,
+            start: l.start,
+            end: l.end,
+            typ: l.typ,
+            pid: l.pid,
+            wait,
+        };
+        if !wait {
+            return self.empty(req);
+        }
+        let ((result, _), id, granted) = self.link.call_lock_wait(req).map_err(|e| match e {
+            LinkError::Closed => io_err(),
+            LinkError::Encode => FsError::Invalid,
+        })?;
+        match result {
+            Ok(Response::LockQueued) => {}
+            Ok(_) => {
+                self.link.forget_wait(id);
+                return Ok(());
+            }
+            Err(errno) => {
+                self.link.forget_wait(id);
+                return Err(FsError::from_errno(errno));
+            }
+        }
+        loop {
+            match granted.recv_timeout(std::time::Duration::from_millis(20)) {
+                Ok(()) => return Ok(()),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Err(io_err()),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            if !interrupted() {
+                continue;
+            }
+            match self.call(Request::CancelLock { wait: id })? {
+                Response::Cancelled(true) => {
+                    self.link.forget_wait(id);
+                    return Err(FsError::Interrupted);
+                }
+                // Granted before the cancel arrived: the wait is over, the lock is ours.
+                _ => {
+                    return match granted.recv_timeout(std::time::Duration::from_secs(30)) {
+                        Ok(()) => Ok(()),
+                        Err(_) => Err(io_err()),
+                    }
+                }
+            }
+        }
+    }
+
+    fn release_locks(&self, ino: u64, owner: u64) -> FsResult<()> {
+        self.empty(Request::ReleaseLocks { ino, owner })
     }
 }

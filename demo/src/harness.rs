@@ -335,6 +335,20 @@ impl Harness {
         }
     }
 
+    /// Kill the process serving the mount at `mp` with SIGKILL, as a crash would, and reap
+    /// it. A mount in its own namespace goes with it; any other is detached.
+    pub fn kill_mount(&mut self, mp: &Path) {
+        let Some(pos) = self.mounts.iter().position(|m| m.path == mp) else {
+            return;
+        };
+        let mut m = self.mounts.remove(pos);
+        let _ = m.process.kill();
+        let _ = m.process.wait();
+        if !m.isolated {
+            umount(&m.inner, true);
+        }
+    }
+
     pub fn unmount_all(&mut self) -> Result<(), String> {
         let mps: Vec<PathBuf> = self.mounts.iter().map(|m| m.path.clone()).collect();
         let mut first_err = Ok(());

@@ -7,4 +7,4 @@ pub mod codec;
 pub mod messages;
 
 pub use codec::{decode_body, encode_frame, ProtoError, MAX_FRAME};
-pub use messages::{ClientMsg, Push, Request, Response, ServerMsg, PROTOCOL_VERSION};
+pub use messages::{lock_type, ClientMsg, Push, Request, Response, ServerMsg, PROTOCOL_VERSION};

@@ -6,6 +6,13 @@ use volume::{Attr, DirEntry, SetAttr, StatFs};
 
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// Lock types on the wire: Linux's `F_RDLCK`, `F_WRLCK` and `F_UNLCK` values.
+pub mod lock_type {
+    pub const READ: i32 = 0;
+    pub const WRITE: i32 = 1;
+    pub const UNLOCK: i32 = 2;
+}
+
 /// From client to server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientMsg {
@@ -65,6 +72,8 @@ pub enum Push {
     InvalEntry { parent: u64, name: Vec<u8> },
     /// The server is going away; reconnect later.
     Shutdown,
+    /// The lock request queued as wait `wait` (its call id) is granted.
+    LockGranted { wait: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -191,9 +200,51 @@ pub enum Request {
     Append {
         ino: u64,
     },
+    /// F_GETLK: the first lock that would stop this one. `typ` is F_RDLCK or F_WRLCK;
+    /// `end` is inclusive (u64::MAX: to the end of the file). `owner` is the kernel's lock
+    /// owner id on the client.
+    Getlk {
+        ino: u64,
+        owner: u64,
+        start: u64,
+        end: u64,
+        typ: i32,
+        pid: u32,
+    },
+    /// F_SETLK (`wait: false`) or F_SETLKW; `typ` F_UNLCK unlocks. A blocked F_SETLKW is
+    /// answered `LockQueued` and granted later by `Push::LockGranted` with this call's id.
+    Setlk {
+        ino: u64,
+        owner: u64,
+        start: u64,
+        end: u64,
+        typ: i32,
+        pid: u32,
+        wait: bool,
+    },
+    /// The process waiting for lock wait `wait` was interrupted: answered `Cancelled(true)`
+    /// if it was still queued, `Cancelled(false)` if it was granted meanwhile.
+    CancelLock {
+        wait: u64,
+    },
+    /// A close: drop every lock `owner` holds on `ino`.
+    ReleaseLocks {
+        ino: u64,
+        owner: u64,
+    },
 }
 
 impl Request {
+    /// True for calls that must not run twice: a repeat after a reconnect is answered from
+    /// the session's reply cache.
+    pub fn remembered(&self) -> bool {
+        self.mutates()
+            || matches!(
+                self,
+                Request::Setlk { .. } | Request::CancelLock { .. } | Request::ReleaseLocks { .. }
+            )
+    }
+
     /// True for operations that change the volume (refused on read-only sessions).
     pub fn mutates(&self) -> bool {
         !matches!(
@@ -210,6 +261,10 @@ impl Request {
                 | Request::Statfs
                 | Request::Getxattr { .. }
                 | Request::Listxattr { .. }
+                | Request::Getlk { .. }
+                | Request::Setlk { .. }
+                | Request::CancelLock { .. }
+                | Request::ReleaseLocks { .. }
         )
     }
 }
@@ -226,4 +281,14 @@ pub enum Response {
     Bytes(Vec<u8>),
     Names(Vec<Vec<u8>>),
     StatFs(StatFs),
+    /// F_GETLK's answer: the conflicting lock, or `typ` F_UNLCK if none.
+    Lock {
+        start: u64,
+        end: u64,
+        typ: i32,
+        pid: u32,
+    },
+    /// F_SETLKW blocked: a `Push::LockGranted` follows.
+    LockQueued,
+    Cancelled(bool),
 }

@@ -168,7 +168,7 @@ pub(crate) async fn handle(
             }
             ClientMsg::Call { id, req } => (id, req),
         };
-        let remembered = req.mutates();
+        let remembered = req.remembered();
         if remembered {
             let seen = session
                 .replies
@@ -177,7 +177,21 @@ pub(crate) async fn handle(
                 .begin(id);
             match seen {
                 Seen::New => {}
-                Seen::Running | Seen::Stale => continue,
+                Seen::Running => continue,
+                Seen::Stale => {
+                    // Below what the client acknowledged: it cannot be waiting for this one
+                    // unless it miscounted; an error beats a call that never returns.
+                    tracing::warn!(session = session.id, id, "call below the acknowledged id");
+                    let eio = FsError::Io(std::io::Error::other("stale call")).errno();
+                    let reply = ServerMsg::Reply {
+                        id,
+                        result: Err(eio),
+                    };
+                    if let (Some(tx), Ok(f)) = (session.sender(), encode_frame(&reply, &[])) {
+                        let _ = tx.send(f).await;
+                    }
+                    continue;
+                }
                 Seen::Done(frame) => {
                     tracing::debug!(
                         session = session.id,
@@ -255,23 +269,24 @@ async fn expire_after_lease(
     }
 }
 
-/// Forget a session and release the files it held open.
+/// Forget a session: release the files it held open, drop its locks and lock waits (the
+/// waiters they held back are granted).
 async fn end_session(shared: &Arc<Shared>, session: &Arc<Session>) {
     shared.sessions.remove(&session.id);
     let left = session.take_opens();
-    if !left.is_empty() {
-        let s = shared.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            s.vol.with(|v| {
-                for (ino, n) in left {
-                    for _ in 0..n {
-                        let _ = v.release_file(ino);
-                    }
+    let (s, id) = (shared.clone(), session.id);
+    let _ = tokio::task::spawn_blocking(move || {
+        let grants = s.locks.drop_session(id);
+        crate::lock_calls::deliver(&s, grants);
+        s.vol.with(|v| {
+            for (ino, n) in left {
+                for _ in 0..n {
+                    let _ = v.release_file(ino);
                 }
-            })
+            }
         })
-        .await;
-    }
+    })
+    .await;
     tracing::info!(session = session.id, "session ended");
 }
 
@@ -279,6 +294,8 @@ async fn end_session(shared: &Arc<Shared>, session: &Arc<Session>) {
 fn answer(shared: &Shared, session: &Session, id: u64, req: Request, bulk: &[u8]) -> Vec<u8> {
     let (r, out) = if session.info.read_only && req.mutates() {
         (Err(FsError::ReadOnly), Vec::new())
+    } else if let Some(r) = crate::lock_calls::execute(shared, session.id, id, &req) {
+        (r, Vec::new())
     } else {
         let counts_open = matches!(req, Request::Open { .. } | Request::Create { .. });
         let released = match req {

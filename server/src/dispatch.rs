@@ -127,6 +127,11 @@ fn execute_locked<S: BlockStore>(
         Request::Listxattr { ino } => v.listxattr(ino).map(Response::Names),
         Request::Append { ino } => v.append(ino, bulk).map(|n| Response::Written(n as u32)),
         Request::Removexattr { ino, name } => v.removexattr(ino, &name).map(|_| Response::Empty),
+        // Locks are the lock manager's (`lock_calls`), never the engine's.
+        Request::Getlk { .. }
+        | Request::Setlk { .. }
+        | Request::CancelLock { .. }
+        | Request::ReleaseLocks { .. } => Err(FsError::NotSupported),
     };
     (r, out)
 }

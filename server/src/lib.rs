@@ -6,6 +6,7 @@
 mod connection;
 pub mod dispatch;
 pub mod listener;
+mod lock_calls;
 pub mod reply_cache;
 pub mod session;
 

@@ -36,6 +36,8 @@ impl Default for ServerConfig {
 
 pub(crate) struct Shared {
     pub vol: SharedVolume<FileStore>,
+    /// Every byte-range and whole-file lock, across all sessions.
+    pub locks: locks::LockManager,
     /// Sessions, attached to a connection or waiting out their lease for their client.
     pub sessions: DashMap<u64, Arc<Session>>,
     pub next_session: AtomicU64,
@@ -53,6 +55,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let shared = Arc::new(Shared {
         vol: SharedVolume::new(vol),
+        locks: locks::LockManager::new(),
         sessions: DashMap::new(),
         next_session: AtomicU64::new(first_session_id()),
         cfg,

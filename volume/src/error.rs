@@ -38,6 +38,12 @@ pub enum FsError {
     NotPermitted,
     #[error("read-only file system")]
     ReadOnly,
+    #[error("a conflicting lock is held")]
+    WouldBlock,
+    #[error("waiting for the lock would deadlock")]
+    Deadlock,
+    #[error("interrupted")]
+    Interrupted,
     #[error("metadata damaged: {0}")]
     Corrupt(String),
     #[error("not an rwxfs image: {0}")]
@@ -66,6 +72,9 @@ impl FsError {
             FsError::NotSupported => libc::EOPNOTSUPP,
             FsError::NotPermitted => libc::EPERM,
             FsError::ReadOnly => libc::EROFS,
+            FsError::WouldBlock => libc::EAGAIN,
+            FsError::Deadlock => libc::EDEADLK,
+            FsError::Interrupted => libc::EINTR,
             FsError::Corrupt(_) | FsError::NotAnImage(_) => libc::EIO,
             FsError::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
         }
@@ -90,6 +99,9 @@ impl FsError {
             libc::EOPNOTSUPP => FsError::NotSupported,
             libc::EPERM => FsError::NotPermitted,
             libc::EROFS => FsError::ReadOnly,
+            libc::EAGAIN => FsError::WouldBlock,
+            libc::EDEADLK => FsError::Deadlock,
+            libc::EINTR => FsError::Interrupted,
             other => FsError::Io(std::io::Error::from_raw_os_error(other)),
         }
     }

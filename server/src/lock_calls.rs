@@ -1,0 +1,129 @@
+//! Lock requests from clients, run against the lock manager; the grants they cause go out as
+//! pushes to the sessions that were waiting.
+
+use locks::{Grant, Kind, LockError, LockManager, LockReq, Owner, WaitOutcome};
+use protocol::codec::encode_frame;
+use protocol::{lock_type, Push, Request, Response, ServerMsg};
+use volume::FsError;
+
+use crate::listener::Shared;
+
+fn kind(typ: i32) -> Result<Option<Kind>, FsError> {
+    match typ {
+        lock_type::READ => Ok(Some(Kind::Read)),
+        lock_type::WRITE => Ok(Some(Kind::Write)),
+        lock_type::UNLOCK => Ok(None),
+        _ => Err(FsError::Invalid),
+    }
+}
+
+fn lock_err(e: LockError) -> FsError {
+    match e {
+        LockError::Conflict(_) => FsError::WouldBlock,
+        LockError::Deadlock => FsError::Deadlock,
+        LockError::BadRange => FsError::Invalid,
+    }
+}
+
+/// Run a lock request of `session` (call `id`); `None` if `req` is not a lock request.
+pub(crate) fn execute(
+    shared: &Shared,
+    session: u64,
+    id: u64,
+    req: &Request,
+) -> Option<Result<Response, FsError>> {
+    let m: &LockManager = &shared.locks;
+    let r = match *req {
+        Request::Getlk {
+            ino,
+            owner,
+            start,
+            end,
+            typ,
+            pid,
+        } => (|| {
+            let req = LockReq {
+                owner: Owner { session, owner },
+                kind: kind(typ)?,
+                start,
+                end,
+                pid,
+            };
+            Ok(match m.test(ino, &req) {
+                Some(h) => Response::Lock {
+                    start: h.start,
+                    end: h.end,
+                    typ: match h.kind {
+                        Kind::Read => lock_type::READ,
+                        Kind::Write => lock_type::WRITE,
+                    },
+                    pid: h.pid,
+                },
+                None => Response::Lock {
+                    start,
+                    end,
+                    typ: lock_type::UNLOCK,
+                    pid: 0,
+                },
+            })
+        })(),
+        Request::Setlk {
+            ino,
+            owner,
+            start,
+            end,
+            typ,
+            pid,
+            wait,
+        } => (|| {
+            let req = LockReq {
+                owner: Owner { session, owner },
+                kind: kind(typ)?,
+                start,
+                end,
+                pid,
+            };
+            if wait {
+                let (outcome, grants) = m.set_wait(ino, id, req).map_err(lock_err)?;
+                deliver(shared, grants);
+                Ok(match outcome {
+                    WaitOutcome::Granted => Response::Empty,
+                    WaitOutcome::Queued => Response::LockQueued,
+                })
+            } else {
+                deliver(shared, m.set(ino, req).map_err(lock_err)?);
+                Ok(Response::Empty)
+            }
+        })(),
+        Request::CancelLock { wait } => {
+            let (cancelled, grants) = m.cancel(session, wait);
+            deliver(shared, grants);
+            Ok(Response::Cancelled(cancelled))
+        }
+        Request::ReleaseLocks { ino, owner } => {
+            deliver(shared, m.release_owner(ino, Owner { session, owner }));
+            Ok(Response::Empty)
+        }
+        _ => return None,
+    };
+    Some(r)
+}
+
+/// Tell each granted waiter's session. A session with no connection right now misses it.
+pub(crate) fn deliver(shared: &Shared, grants: Vec<Grant>) {
+    for g in grants {
+        let Some(tx) = shared.sessions.get(&g.session).and_then(|s| s.sender()) else {
+            tracing::warn!(
+                session = g.session,
+                wait = g.wait,
+                "lock granted to a detached session"
+            );
+            continue;
+        };
+        let push = ServerMsg::Push(Push::LockGranted { wait: g.wait });
+        if let Ok(frame) = encode_frame(&push, &[]) {
+            // A session's writer drains its queue; blocking here is the caller's thread.
+            let _ = tx.blocking_send(frame);
+        }
+    }
+}

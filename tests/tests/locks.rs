@@ -1,0 +1,275 @@
+//! fcntl and flock locks across mounts, each mount in its own namespace and each lock owner
+//! its own process (`tests/scripts/locker.py`), as applications on different machines.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Stdio};
+use std::time::{Duration, Instant};
+
+use rwxfs_tests::{assert_fsck_clean, harness, Harness};
+
+/// One locker process: its stdin (closing it ends a hold) and its output lines.
+struct Locker {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Locker {
+    fn start(h: &Harness, mp: &Path, args: &[&str]) -> Locker {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/locker.py");
+        let (mut cmd, inner) = h.command_in(mp, "python3").expect("a mount");
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.replace("$MNT", &inner.to_string_lossy()))
+            .collect();
+        let mut child = cmd
+            .arg(script)
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3");
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        Locker {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+        }
+    }
+
+    /// The next line, waiting up to `secs`.
+    fn line(&self, secs: u64) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(secs))
+            .unwrap_or_else(|_| "(nothing)".into())
+    }
+
+    fn no_line_for(&self, ms: u64) -> bool {
+        self.lines.recv_timeout(Duration::from_millis(ms)).is_err()
+    }
+
+    fn send(&mut self, s: &str) {
+        let w = self.stdin.as_mut().unwrap();
+        w.write_all(s.as_bytes()).unwrap();
+        w.flush().unwrap();
+    }
+
+    /// Close stdin: a hold unlocks and exits.
+    fn finish(&mut self) {
+        self.stdin.take();
+    }
+}
+
+impl Drop for Locker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn time_of(line: &str, word: &str) -> f64 {
+    line.strip_prefix(word)
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or_else(|| panic!("expected `{word} T`, got `{line}`"))
+}
+
+fn two_mounts(h: &mut Harness, extra: &[&str]) -> (PathBuf, Vec<PathBuf>) {
+    let img = h.mkfs("v.img", "128M").unwrap();
+    let addr = h.start_server(&img, extra).unwrap();
+    let m: Vec<PathBuf> = (0..3).map(|_| h.mount_remote(&addr).unwrap()).collect();
+    std::fs::write(m[0].join("f"), vec![0u8; 4096]).unwrap();
+    std::fs::write(m[0].join("g"), vec![0u8; 4096]).unwrap();
+    (img, m)
+}
+
+fn finish(mut h: Harness, img: &Path) {
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(img);
+}
+
+fn conflict_then_wait_granted_quickly(style: &str) {
+    let mut h = harness();
+    let (img, m) = two_mounts(&mut h, &[]);
+    let mut a = Locker::start(&h, &m[0], &["hold", "$MNT/f", style, "w", "0", "100"]);
+    assert!(a.line(10).starts_with("held"));
+    if style == "posix" {
+        let t = Locker::start(&h, &m[1], &["test", "$MNT/f", "w", "10", "5"]);
+        let seen = t.line(10);
+        assert!(seen.starts_with("held w "), "F_GETLK through B: {seen}");
+        let t = Locker::start(&h, &m[1], &["try", "$MNT/f", style, "r", "200", "10"]);
+        assert_eq!(t.line(10), "ok", "a range nobody holds");
+    }
+    let t = Locker::start(&h, &m[1], &["try", "$MNT/f", style, "w", "50", "10"]);
+    assert_eq!(
+        t.line(10),
+        "EAGAIN",
+        "a lock held through A, tried through B"
+    );
+    let b = Locker::start(&h, &m[1], &["wait", "$MNT/f", style, "w", "0", "100"]);
+    assert!(b.no_line_for(500), "B was granted while A held the lock");
+    a.finish();
+    let released = time_of(&a.line(10), "released");
+    let granted = time_of(&b.line(10), "granted");
+    let delay = granted - released;
+    println!(
+        "{style}: granted {:.1} ms after the release",
+        delay * 1000.0
+    );
+    assert!(
+        delay >= 0.0 && delay < 0.1,
+        "granted {delay:.3} s after the release"
+    );
+    drop((a, b));
+    finish(h, &img);
+}
+
+#[test]
+fn fcntl_locks_conflict_across_mounts_and_a_waiter_gets_the_lock_within_100ms() {
+    conflict_then_wait_granted_quickly("posix");
+}
+
+#[test]
+fn flock_conflicts_across_mounts_and_a_waiter_gets_it_within_100ms() {
+    conflict_then_wait_granted_quickly("flock");
+}
+
+#[test]
+fn a_two_client_cycle_gets_edeadlk() {
+    let mut h = harness();
+    let (img, m) = two_mounts(&mut h, &[]);
+    let mut a = Locker::start(&h, &m[0], &["cycle", "$MNT/f", "$MNT/g"]);
+    let mut b = Locker::start(&h, &m[1], &["cycle", "$MNT/g", "$MNT/f"]);
+    assert_eq!(a.line(10), "first");
+    assert_eq!(b.line(10), "first");
+    a.send("\n"); // A now waits for g, held by B
+    assert!(a.no_line_for(300));
+    b.send("\n"); // B would wait for f, held by A: a cycle
+                  // Python names errno 35 EDEADLOCK, its other name.
+    let out = b.line(10);
+    assert!(out == "EDEADLK" || out == "EDEADLOCK", "{out}");
+    b.send("\n"); // B exits; closing its files drops its locks
+    assert_eq!(a.line(10), "granted");
+    a.send("\n");
+    drop((a, b));
+    finish(h, &img);
+}
+
+#[test]
+fn an_interrupted_wait_ends_with_eintr_and_leaves_nothing_queued() {
+    let mut h = harness();
+    let (img, m) = two_mounts(&mut h, &[]);
+    let mut a = Locker::start(&h, &m[0], &["hold", "$MNT/f", "posix", "w", "0", "0"]);
+    assert!(a.line(10).starts_with("held"));
+    let b = Locker::start(
+        &h,
+        &m[1],
+        &["alarm", "$MNT/f", "posix", "w", "0", "0", "0.3"],
+    );
+    let out = b.line(10);
+    assert!(out.starts_with("EINTR"), "{out}");
+    a.finish();
+    assert!(a.line(10).starts_with("released"));
+    // The cancelled wait was not granted behind anyone's back.
+    let c = Locker::start(&h, &m[2], &["try", "$MNT/f", "posix", "w", "0", "0"]);
+    assert_eq!(c.line(10), "ok");
+    drop((a, b, c));
+    finish(h, &img);
+}
+
+#[test]
+fn a_killed_clients_lock_goes_when_its_lease_ends() {
+    let mut h = harness();
+    let (img, m) = two_mounts(&mut h, &["--lease-secs", "3"]);
+    let a = Locker::start(&h, &m[0], &["hold", "$MNT/f", "posix", "w", "0", "0"]);
+    assert!(a.line(10).starts_with("held"));
+    let b = Locker::start(&h, &m[1], &["wait", "$MNT/f", "posix", "w", "0", "0"]);
+    assert!(b.no_line_for(300));
+    let killed = Instant::now();
+    h.kill_mount(&m[0]);
+    let got = b.line(15);
+    let after = killed.elapsed();
+    assert!(got.starts_with("granted"), "{got}");
+    println!("granted {after:?} after the holder's client was killed (lease 3 s)");
+    assert!(
+        after >= Duration::from_secs(2) && after < Duration::from_secs(8),
+        "granted after {after:?}"
+    );
+    drop((a, b));
+    finish(h, &img);
+}
+
+#[test]
+fn sqlite_writers_on_different_mounts_lose_no_update() {
+    let mut h = harness();
+    let (img, m) = two_mounts(&mut h, &[]);
+    let setup = r#"
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1] + "/counter.db")
+db.execute("PRAGMA journal_mode=DELETE")
+db.execute("CREATE TABLE c(n INTEGER)")
+db.execute("INSERT INTO c VALUES (0)")
+db.commit()
+"#;
+    let (mut cmd, inner) = h.command_in(&m[0], "python3").unwrap();
+    assert!(cmd
+        .args(["-c", setup])
+        .arg(&inner)
+        .status()
+        .unwrap()
+        .success());
+    let bump = r#"
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1] + "/counter.db", timeout=60, isolation_level=None)
+for _ in range(int(sys.argv[2])):
+    db.execute("BEGIN IMMEDIATE")
+    (n,) = db.execute("SELECT n FROM c").fetchone()
+    db.execute("UPDATE c SET n = ?", (n + 1,))
+    db.execute("COMMIT")
+print("done", flush=True)
+"#;
+    let per = 60;
+    let mut writers = Vec::new();
+    for w in 0..6 {
+        let (mut cmd, inner) = h.command_in(&m[w % 3], "python3").unwrap();
+        writers.push(
+            cmd.args(["-c", bump])
+                .arg(&inner)
+                .arg(per.to_string())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    for w in writers {
+        let out = w.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "writer failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let check = r#"
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1] + "/counter.db")
+print(db.execute("PRAGMA integrity_check").fetchone()[0], db.execute("SELECT n FROM c").fetchone()[0])
+"#;
+    let (mut cmd, inner) = h.command_in(&m[2], "python3").unwrap();
+    let out = cmd.args(["-c", check]).arg(&inner).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("ok {}", 6 * per),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    finish(h, &img);
+}
