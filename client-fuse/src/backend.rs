@@ -82,6 +82,10 @@ pub trait Backend: Send + Sync + 'static {
     ) -> FsResult<()> {
         Err(FsError::NotSupported)
     }
+    /// Where to send invalidations the backend learns of (another client changed something
+    /// this mount may cache). Backends that cannot learn of any ignore it.
+    fn on_invalidate(&self, _sink: std::sync::mpsc::Sender<Invalidate>) {}
+
     /// A close by `owner`: its locks on `ino` go.
     fn release_locks(&self, _ino: u64, _owner: u64) -> FsResult<()> {
         Err(FsError::NotSupported)
@@ -96,4 +100,13 @@ pub struct LockArgs {
     pub end: u64,
     pub typ: i32,
     pub pid: u32,
+}
+
+/// Something another client changed that this mount's kernel may cache.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Invalidate {
+    /// Attributes and data of an inode.
+    Inode(u64),
+    /// A name in a directory.
+    Entry { parent: u64, name: Vec<u8> },
 }

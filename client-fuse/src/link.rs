@@ -74,6 +74,8 @@ struct Inner {
     reconnects: AtomicU64,
     /// Blocked lock requests, by wait id (their call id): told when the server grants them.
     grants: Mutex<HashMap<u64, Sender<()>>>,
+    /// Where invalidation pushes go.
+    invalidations: Mutex<Option<Sender<crate::backend::Invalidate>>>,
 }
 
 pub struct Link {
@@ -160,6 +162,7 @@ impl Link {
             opens: Mutex::new(HashMap::new()),
             reconnects: AtomicU64::new(0),
             grants: Mutex::new(HashMap::new()),
+            invalidations: Mutex::new(None),
         });
         spawn_reader(&inner, reader, 1)?;
         let weak = Arc::downgrade(&inner);
@@ -222,6 +225,11 @@ impl Link {
                 Err(e)
             }
         }
+    }
+
+    /// Send invalidation pushes from the server to `sink`.
+    pub fn on_invalidate(&self, sink: Sender<crate::backend::Invalidate>) {
+        *relock(&self.inner.invalidations) = Some(sink);
     }
 
     /// The lock wait `id` is over (granted, refused or cancelled): stop listening for it.
@@ -331,6 +339,12 @@ impl Inner {
         id
     }
 
+    fn invalidate(&self, i: crate::backend::Invalidate) {
+        if let Some(tx) = relock(&self.invalidations).as_ref() {
+            let _ = tx.send(i);
+        }
+    }
+
     fn mark_broken(&self) {
         *relock(&self.broken) = true;
         self.broken_cv.notify_all();
@@ -395,6 +409,12 @@ fn reader_loop(mut stream: TcpStream, inner: std::sync::Weak<Inner>, epoch: u64)
                 if let Some(tx) = relock(&inner.grants).remove(&wait) {
                     let _ = tx.send(());
                 }
+            }
+            ServerMsg::Push(Push::InvalInode { ino }) => {
+                inner.invalidate(crate::backend::Invalidate::Inode(ino))
+            }
+            ServerMsg::Push(Push::InvalEntry { parent, name }) => {
+                inner.invalidate(crate::backend::Invalidate::Entry { parent, name })
             }
             ServerMsg::Push(p) => tracing::debug!("push: {p:?}"),
             other => tracing::warn!("unexpected message: {other:?}"),

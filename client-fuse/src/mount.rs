@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use fuser::{Config, MountOption, SessionACL};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Invalidate};
 use crate::fuse::RwxFuse;
 
 #[derive(Debug, Clone)]
@@ -81,6 +81,7 @@ pub fn mount_foreground(
     let fs = RwxFuse::new(backend.clone(), cfg.ttl, cfg.read_only, notifier.clone());
     let session = fuser::Session::new(fs, &cfg.mountpoint, &config)?;
     let _ = notifier.set(session.notifier());
+    start_invalidator(&*backend, session.notifier());
     let bg = session.spawn()?;
     on_ready();
     let mp = cfg.mountpoint.clone();
@@ -108,4 +109,28 @@ pub fn mount_foreground(
 /// A mountinfo line of a FUSE mount (the type reads `fuse` or `fuse.rwxfs`).
 fn is_fuse_line(l: &str) -> bool {
     l.contains(" - fuse ") || l.contains(" - fuse.rwxfs ")
+}
+
+/// Hand the backend's invalidations to the kernel, on a thread of their own: the kernel may
+/// wait for page locks that a FUSE request in progress holds until its reply arrives, so this
+/// must never run on the thread that delivers replies.
+fn start_invalidator(backend: &dyn Backend, notifier: fuser::Notifier) {
+    use std::os::unix::ffi::OsStrExt;
+    let (tx, rx) = std::sync::mpsc::channel::<Invalidate>();
+    backend.on_invalidate(tx);
+    let spawned = std::thread::Builder::new()
+        .name("rwxfs-inval".into())
+        .spawn(move || {
+            for i in rx {
+                // ENOENT: the kernel does not hold that inode or name; nothing to drop.
+                let _ = match &i {
+                    Invalidate::Inode(ino) => notifier.inval_inode(fuser::INodeNo(*ino), 0, 0),
+                    Invalidate::Entry { parent, name } => notifier
+                        .inval_entry(fuser::INodeNo(*parent), std::ffi::OsStr::from_bytes(name)),
+                };
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the invalidation thread: {e}");
+    }
 }

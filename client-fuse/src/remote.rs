@@ -262,6 +262,10 @@ impl Backend for RemoteBackend {
         true
     }
 
+    fn on_invalidate(&self, sink: std::sync::mpsc::Sender<crate::backend::Invalidate>) {
+        self.link.on_invalidate(sink);
+    }
+
     fn getlk(&self, ino: u64, l: LockArgs) -> FsResult<(u64, u64, i32, u32)> {
         match self.call(Request::Getlk {
             ino,

@@ -302,7 +302,17 @@ fn answer(shared: &Shared, session: &Session, id: u64, req: Request, bulk: &[u8]
             Request::Release { ino } => Some(ino),
             _ => None,
         };
+        let targets = crate::coherence::targets_before(shared, &req);
+        let changes = req
+            .mutates()
+            .then(|| crate::coherence::changes(&req, targets));
         let (r, out) = execute(&shared.vol, req, bulk);
+        if let Ok(resp) = &r {
+            crate::coherence::note_seen(session, resp);
+            if let Some(c) = &changes {
+                crate::coherence::notify(shared, session.id, c);
+            }
+        }
         if let (true, Ok(Response::Attr(a))) = (counts_open, &r) {
             session.opened(a.ino);
         }

@@ -3,6 +3,7 @@
 //! slow disk never stalls the network side; a session outlives a lost
 //! connection by its lease, so a client that reconnects carries on where it was.
 
+mod coherence;
 mod connection;
 pub mod dispatch;
 pub mod listener;

@@ -3,7 +3,7 @@
 //! with its open files and the replies it may have missed; after the lease it ends and its
 //! open files are released. A clean unmount (`Goodbye`) ends it at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -41,7 +41,14 @@ pub struct Session {
     /// Files this session holds open: how many opens of each inode.
     opens: Mutex<HashMap<u64, u32>>,
     pub replies: Mutex<ReplyCache>,
+    /// Inodes whose attributes this session has been sent, and so may cache: other
+    /// sessions' changes to them are pushed to it as invalidations.
+    cache: Mutex<HashSet<u64>>,
 }
+
+/// Most inodes remembered per session; past it the set starts over (the client's TTL still
+/// bounds how stale a forgotten entry can get).
+const MAX_CACHED: usize = 1 << 20;
 
 fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -55,6 +62,7 @@ impl Session {
             link: Mutex::new(Link::default()),
             opens: Mutex::new(HashMap::new()),
             replies: Mutex::new(ReplyCache::default()),
+            cache: Mutex::new(HashSet::new()),
         })
     }
 
@@ -111,6 +119,18 @@ impl Session {
     /// The sender of the attached connection's writer, if one is attached.
     pub fn sender(&self) -> Option<mpsc::Sender<Vec<u8>>> {
         relock(&self.link).tx.clone()
+    }
+
+    pub fn cached(&self, inos: &[u64]) {
+        let mut c = relock(&self.cache);
+        if c.len() + inos.len() > MAX_CACHED {
+            c.clear();
+        }
+        c.extend(inos);
+    }
+
+    pub fn may_cache(&self, ino: u64) -> bool {
+        relock(&self.cache).contains(&ino)
     }
 
     pub fn opened(&self, ino: u64) {

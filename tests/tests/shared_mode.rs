@@ -215,3 +215,51 @@ fn two_mounts_on_two_hosts_behave_as_on_loopback() {
     drop(hosts);
     assert_fsck_clean(&img);
 }
+
+#[test]
+fn changes_on_one_mount_show_on_another_at_once_by_server_push() {
+    // B caches attributes and entries for a second; the server's invalidations make A's
+    // changes visible on B well before that, without B reopening anything.
+    let mut h = harness();
+    let img = h.mkfs("v.img", "64M").unwrap();
+    let addr = h.start_server(&img, &[]).unwrap();
+    let a = h.mount_remote(&addr).unwrap();
+    let b = h.mount_remote(&addr).unwrap();
+    std::fs::write(a.join("f"), b"1234").unwrap();
+    std::fs::write(a.join("x"), b"moving").unwrap();
+    // B looks, and so caches: the size, the names.
+    assert_eq!(std::fs::metadata(b.join("f")).unwrap().len(), 4);
+    assert!(b.join("x").exists());
+    assert!(!b.join("y").exists());
+    let seen_within = |what: &str, check: &dyn Fn() -> bool| {
+        let t = std::time::Instant::now();
+        while !check() {
+            assert!(
+                t.elapsed() < Duration::from_millis(300),
+                "{what}: not visible on B after {:?}",
+                t.elapsed()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        t.elapsed()
+    };
+    std::fs::write(a.join("f"), b"123456789").unwrap();
+    let d1 = seen_within("size", &|| {
+        std::fs::metadata(b.join("f")).map(|m| m.len()).ok() == Some(9)
+    });
+    std::fs::rename(a.join("x"), a.join("y")).unwrap();
+    let d2 = seen_within("rename", &|| !b.join("x").exists() && b.join("y").exists());
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(a.join("y"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, b" on").unwrap();
+    let d3 = seen_within("content", &|| {
+        std::fs::read(b.join("y")).ok().as_deref() == Some(&b"moving on"[..])
+    });
+    println!("seen on B after {d1:?} (size), {d2:?} (rename), {d3:?} (content)");
+    drop(f);
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}

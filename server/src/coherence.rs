@@ -1,0 +1,137 @@
+//! Cache coherence: the server remembers which inodes each session has been told about
+//! (attributes it may cache), and when one session changes an inode or a directory entry,
+//! pushes an invalidation to every other session that may cache it. Clients hand those to
+//! the kernel (FUSE notify_inval_inode / notify_inval_entry), so their caches follow changes
+//! made elsewhere at once instead of after a TTL.
+
+use protocol::codec::encode_frame;
+use protocol::{Push, Request, Response, ServerMsg};
+
+use crate::listener::Shared;
+use crate::session::Session;
+
+/// What a call changed, as other sessions' caches see it.
+#[derive(Debug, Default)]
+pub(crate) struct Changes {
+    /// Attributes or data changed.
+    pub inodes: Vec<u64>,
+    /// A name in a directory now means something else (or nothing).
+    pub entries: Vec<(u64, Vec<u8>)>,
+}
+
+/// Inodes a call is about to take a name from, looked up before it runs: their link count
+/// and ctime change, which only the server can tell other sessions about.
+pub(crate) fn targets_before(shared: &Shared, req: &Request) -> Vec<u64> {
+    let names: Vec<(u64, &[u8])> = match req {
+        Request::Unlink { parent, name } | Request::Rmdir { parent, name } => {
+            vec![(*parent, name)]
+        }
+        Request::Rename {
+            parent,
+            name,
+            newparent,
+            newname,
+            ..
+        } => vec![(*parent, name), (*newparent, newname)],
+        _ => return Vec::new(),
+    };
+    shared.vol.with(|v| {
+        names
+            .into_iter()
+            .filter_map(|(p, n)| v.lookup(p, n).ok().map(|a| a.ino))
+            .collect()
+    })
+}
+
+/// What `req` changed, given that it succeeded.
+pub(crate) fn changes(req: &Request, targets: Vec<u64>) -> Changes {
+    let mut c = Changes {
+        inodes: targets,
+        entries: Vec::new(),
+    };
+    match req {
+        Request::Setattr { ino, .. }
+        | Request::Write { ino, .. }
+        | Request::Append { ino }
+        | Request::Fallocate { ino, .. }
+        | Request::Setxattr { ino, .. }
+        | Request::Removexattr { ino, .. } => c.inodes.push(*ino),
+        Request::Create { parent, name, .. }
+        | Request::Mknod { parent, name, .. }
+        | Request::Mkdir { parent, name, .. }
+        | Request::Symlink { parent, name, .. } => {
+            c.inodes.push(*parent);
+            c.entries.push((*parent, name.clone()));
+        }
+        Request::Link {
+            ino,
+            newparent,
+            newname,
+        } => {
+            c.inodes.extend([*ino, *newparent]);
+            c.entries.push((*newparent, newname.clone()));
+        }
+        Request::Unlink { parent, name } | Request::Rmdir { parent, name } => {
+            c.inodes.push(*parent);
+            c.entries.push((*parent, name.clone()));
+        }
+        Request::Rename {
+            parent,
+            name,
+            newparent,
+            newname,
+            ..
+        } => {
+            c.inodes.extend([*parent, *newparent]);
+            c.entries.push((*parent, name.clone()));
+            c.entries.push((*newparent, newname.clone()));
+        }
+        _ => {}
+    }
+    c
+}
+
+/// Remember what a reply tells its session, which it may now cache.
+pub(crate) fn note_seen(session: &Session, resp: &Response) {
+    match resp {
+        Response::Attr(a) => session.cached(&[a.ino]),
+        Response::EntriesPlus(es) => {
+            let inos: Vec<u64> = es.iter().map(|(_, a)| a.ino).collect();
+            session.cached(&inos);
+        }
+        _ => {}
+    }
+}
+
+/// Push invalidations for `changes` to every session but `origin` that may cache them.
+/// Never blocks: a session whose queue is full misses the push and falls back on its TTL.
+pub(crate) fn notify(shared: &Shared, origin: u64, changes: &Changes) {
+    if changes.inodes.is_empty() && changes.entries.is_empty() {
+        return;
+    }
+    for s in shared.sessions.iter() {
+        if s.id == origin {
+            continue;
+        }
+        let Some(tx) = s.sender() else { continue };
+        let mut pushes = Vec::new();
+        for ino in &changes.inodes {
+            if s.may_cache(*ino) {
+                pushes.push(Push::InvalInode { ino: *ino });
+            }
+        }
+        for (parent, name) in &changes.entries {
+            if s.may_cache(*parent) {
+                pushes.push(Push::InvalEntry {
+                    parent: *parent,
+                    name: name.clone(),
+                });
+            }
+        }
+        for p in pushes {
+            if let Ok(f) = encode_frame(&ServerMsg::Push(p), &[]) {
+                let _ = tx.try_send(f);
+            }
+        }
+    }
+}
