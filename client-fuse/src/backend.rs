@@ -86,6 +86,11 @@ pub trait Backend: Send + Sync + 'static {
     /// this mount may cache). Backends that cannot learn of any ignore it.
     fn on_invalidate(&self, _sink: std::sync::mpsc::Sender<Invalidate>) {}
 
+    /// Counts the times this mount's locks were all lost at once (its session expired).
+    fn lock_epoch(&self) -> u64 {
+        0
+    }
+
     /// A close by `owner`: its locks on `ino` go.
     fn release_locks(&self, _ino: u64, _owner: u64) -> FsResult<()> {
         Err(FsError::NotSupported)

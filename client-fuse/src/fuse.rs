@@ -26,6 +26,10 @@ pub struct RwxFuse {
     /// Files this mount has sent lock requests for: only their closes need to tell the
     /// server to drop the closing owner's locks (a round trip spared on every other close).
     locked: std::sync::Mutex<std::collections::HashSet<u64>>,
+    /// Files locked through this mount and still open, with the lock epoch they were locked
+    /// in: if the epoch moved on, the server dropped those locks (lease over) and I/O on the
+    /// file fails with EIO rather than go on unprotected.
+    lock_epochs: Arc<std::sync::Mutex<std::collections::HashMap<u64, u64>>>,
     /// Tells the kernel to drop what it caches of an inode (set once the session exists).
     notifier: Arc<std::sync::OnceLock<fuser::Notifier>>,
     /// How long the kernel may trust attributes and entries without asking again.
@@ -43,6 +47,7 @@ impl RwxFuse {
         RwxFuse {
             backend,
             locked: Default::default(),
+            lock_epochs: Default::default(),
             notifier,
             ttl,
             read_only,
@@ -156,6 +161,27 @@ impl RwxFuse {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(ino);
+    }
+
+    /// A lock on `ino` was granted: remember in which lock epoch.
+    fn note_granted(&self, ino: u64) {
+        let epoch = self.backend.lock_epoch();
+        self.lock_epochs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(ino)
+            .or_insert(epoch);
+    }
+
+    /// EIO if the locks taken on `ino` were lost with an expired session.
+    fn locks_intact(&self, ino: u64) -> Result<(), FsError> {
+        let epochs = self.lock_epochs.lock().unwrap_or_else(|e| e.into_inner());
+        match epochs.get(&ino) {
+            Some(e) if *e != self.backend.lock_epoch() => {
+                Err(FsError::Io(std::io::Error::from_raw_os_error(libc::EIO)))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn ever_locked(&self, ino: u64) -> bool {
@@ -382,7 +408,10 @@ impl Filesystem for RwxFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.backend.read(ino.0, offset, size) {
+        match self
+            .locks_intact(ino.0)
+            .and_then(|_| self.backend.read(ino.0, offset, size))
+        {
             Ok(d) => reply.data(&d),
             Err(e) => reply.error(errno(e)),
         }
@@ -400,13 +429,16 @@ impl Filesystem for RwxFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.writable().and_then(|_| {
-            if flags.0 & libc::O_APPEND != 0 {
-                self.backend.append(ino.0, data)
-            } else {
-                self.backend.write(ino.0, offset, data)
-            }
-        }) {
+        match self
+            .writable()
+            .and_then(|_| self.locks_intact(ino.0))
+            .and_then(|_| {
+                if flags.0 & libc::O_APPEND != 0 {
+                    self.backend.append(ino.0, data)
+                } else {
+                    self.backend.write(ino.0, offset, data)
+                }
+            }) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(errno(e)),
         }
@@ -441,6 +473,11 @@ impl Filesystem for RwxFuse {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        // Its locks went with the close; a lost lock no longer poisons the next open.
+        self.lock_epochs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&ino.0);
         // The last close of an open file drops its flock (the kernel names the owner then).
         if let Some(owner) = lock_owner.filter(|_| self.ever_locked(ino.0)) {
             if let Err(e) = self.backend.release_locks(ino.0, owner.0) {
@@ -758,6 +795,9 @@ impl Filesystem for RwxFuse {
         if !sleep {
             let r = self.backend.setlk(ino.0, lock, false, &|| false);
             if r.is_ok() {
+                if typ != libc::F_UNLCK {
+                    self.note_granted(ino.0);
+                }
                 revalidate();
             }
             return Self::empty(r, reply);
@@ -766,6 +806,7 @@ impl Filesystem for RwxFuse {
         // of its own. fuser does not pass FUSE_INTERRUPT on, so the waiter watches the
         // requesting thread for a pending signal (EINTR) or its end.
         let backend = self.backend.clone();
+        let epochs = self.lock_epochs.clone();
         let tid = req.pid();
         let spawned = std::thread::Builder::new()
             .name("rwxfs-lock-wait".into())
@@ -779,6 +820,14 @@ impl Filesystem for RwxFuse {
                     };
                     let _ = backend.setlk(ino.0, unlock, false, &|| false);
                 } else if r.is_ok() {
+                    if typ != libc::F_UNLCK {
+                        let epoch = backend.lock_epoch();
+                        epochs
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .entry(ino.0)
+                            .or_insert(epoch);
+                    }
                     revalidate();
                 }
                 Self::empty(r, reply)

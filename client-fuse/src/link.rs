@@ -72,6 +72,9 @@ struct Inner {
     opens: Mutex<HashMap<u64, u32>>,
     /// Times the connection was re-established.
     reconnects: AtomicU64,
+    /// Times the server had forgotten the session (its lease ran out, or the server
+    /// restarted): each time, every lock this mount held was lost.
+    sessions_lost: AtomicU64,
     /// Blocked lock requests, by wait id (their call id): told when the server grants them.
     grants: Mutex<HashMap<u64, Sender<()>>>,
     /// Where invalidation pushes go.
@@ -161,6 +164,7 @@ impl Link {
             closed: AtomicBool::new(false),
             opens: Mutex::new(HashMap::new()),
             reconnects: AtomicU64::new(0),
+            sessions_lost: AtomicU64::new(0),
             grants: Mutex::new(HashMap::new()),
             invalidations: Mutex::new(None),
         });
@@ -194,6 +198,11 @@ impl Link {
 
     pub fn session(&self) -> u64 {
         self.inner.session.load(Ordering::Relaxed)
+    }
+
+    /// Times the server forgot this mount's session (and with it its locks).
+    pub fn sessions_lost(&self) -> u64 {
+        self.inner.sessions_lost.load(Ordering::Relaxed)
     }
 
     /// Times the connection was lost and re-established.
@@ -477,9 +486,11 @@ fn reestablish(inner: &Arc<Inner>) -> Result<(), String> {
     let (mut stream, session, lease) = dial(&inner.hello, Some(old))?;
     if session != old {
         tracing::warn!(
-            "the server no longer knew session {old}; new session {session}: reopening files"
+            "the server no longer knew session {old} (lease over or server restarted): \
+             new session {session}; reopening files; locks held before are lost"
         );
         reopen(inner, &mut stream)?;
+        inner.sessions_lost.fetch_add(1, Ordering::Relaxed);
     }
     let reader = stream.try_clone().map_err(|e| e.to_string())?;
     let mut w = relock(&inner.writer);

@@ -262,6 +262,10 @@ impl Backend for RemoteBackend {
         true
     }
 
+    fn lock_epoch(&self) -> u64 {
+        self.link.sessions_lost()
+    }
+
     fn on_invalidate(&self, sink: std::sync::mpsc::Sender<crate::backend::Invalidate>) {
         self.link.on_invalidate(sink);
     }

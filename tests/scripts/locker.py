@@ -8,6 +8,8 @@
     locker.py try   PATH posix|flock r|w START LEN   lock without waiting: "ok" or "EAGAIN"
     locker.py test  PATH r|w START LEN               F_GETLK: "free" or "held TYPE PID"
     locker.py alarm PATH r|w START LEN SECS          F_SETLKW interrupted by SIGALRM: "EINTR"
+    locker.py holdio PATH                            write-lock the file: "held"; on each stdin
+                                                     line write a byte: "ok" or the errno name
     locker.py cycle PATH1 PATH2                      lock PATH1, then wait for PATH2:
                                                      "EDEADLK" or "granted"
 T is time.time(). Exit status 0 unless something unexpected happened.
@@ -57,6 +59,16 @@ def main():
         sys.stdin.readline()
         return
     f = open(path, "r+")
+    if cmd == "holdio":
+        fcntl.lockf(f, fcntl.LOCK_EX)
+        say("held")
+        for _ in sys.stdin:
+            try:
+                os.pwrite(f.fileno(), b"x", 0)
+                say("ok")
+            except OSError as e:
+                say(errno.errorcode[e.errno])
+        return
     if cmd == "test":
         k, start, length = sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
         arg = struct.pack("hhqqi", kind(k), os.SEEK_SET, start, length, 0)

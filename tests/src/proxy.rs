@@ -13,6 +13,8 @@ pub struct Proxy {
     pub addr: String,
     live: Arc<Mutex<Vec<TcpStream>>>,
     stop: Arc<AtomicBool>,
+    /// While set, new connections are closed at once: the network is down.
+    refuse: Arc<AtomicBool>,
     accepted: Arc<AtomicUsize>,
     acceptor: Option<JoinHandle<()>>,
 }
@@ -41,10 +43,12 @@ impl Proxy {
         let addr = listener.local_addr()?.to_string();
         let live: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
+        let refuse = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicUsize::new(0));
         let upstream = upstream.to_string();
         let acceptor = {
             let (live, stop, accepted) = (live.clone(), stop.clone(), accepted.clone());
+            let refuse = refuse.clone();
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
                     let client = match listener.accept() {
@@ -54,6 +58,10 @@ impl Proxy {
                             continue;
                         }
                     };
+                    if refuse.load(Ordering::SeqCst) {
+                        let _ = client.shutdown(Shutdown::Both);
+                        continue;
+                    }
                     let _ = client.set_nonblocking(false);
                     let Ok(server) = TcpStream::connect(&upstream) else {
                         continue;
@@ -81,6 +89,7 @@ impl Proxy {
             addr,
             live,
             stop,
+            refuse,
             accepted,
             acceptor: Some(acceptor),
         })
@@ -91,6 +100,14 @@ impl Proxy {
         let mut l = self.live.lock().unwrap_or_else(|e| e.into_inner());
         for s in l.drain(..) {
             let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Take the network down (every connection cut, new ones refused) or bring it back.
+    pub fn set_down(&self, down: bool) {
+        self.refuse.store(down, Ordering::SeqCst);
+        if down {
+            self.cut();
         }
     }
 

@@ -273,3 +273,39 @@ print(db.execute("PRAGMA integrity_check").fetchone()[0], db.execute("SELECT n F
     );
     finish(h, &img);
 }
+
+#[test]
+fn a_client_cut_off_past_its_lease_loses_its_locks_and_gets_eio() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "64M").unwrap();
+    let addr = h.start_server(&img, &["--lease-secs", "2"]).unwrap();
+    let proxy = rwxfs_tests::Proxy::start(&addr).unwrap();
+    let a = h.mount_remote(&proxy.addr).unwrap();
+    let b = h.mount_remote(&addr).unwrap();
+    std::fs::write(a.join("f"), b"data").unwrap();
+    let mut holder = Locker::start(&h, &a, &["holdio", "$MNT/f"]);
+    assert_eq!(holder.line(10), "held");
+    holder.send("\n");
+    assert_eq!(holder.line(10), "ok", "I/O under the lock before the cut");
+
+    proxy.set_down(true);
+    let mut waiter = Locker::start(&h, &b, &["hold", "$MNT/f", "posix", "w", "0", "0"]);
+    let got = waiter.line(10);
+    assert!(got.starts_with("held"), "B never got the lock: {got}");
+    waiter.finish();
+    assert!(waiter.line(10).starts_with("released"));
+    proxy.set_down(false);
+    // A lookup through A waits for its reconnect, which tells it its session is gone.
+    assert!(!a.join("no-such-name").exists());
+    holder.send("\n");
+    assert_eq!(
+        holder.line(10),
+        "EIO",
+        "I/O on a file whose lock was lost must fail, not go on unprotected"
+    );
+    drop((holder, waiter));
+    h.unmount_all().unwrap();
+    drop(proxy);
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
