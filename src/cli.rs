@@ -10,6 +10,7 @@ mod mkfs_cmd;
 mod mount_cmd;
 mod mount_helper;
 mod serve_cmd;
+mod status_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +60,12 @@ enum Cmd {
         /// Node identity (default: /etc/machine-id, else the hostname).
         #[arg(long)]
         node_id: Option<String>,
+        /// File holding the export's shared token (proven, never sent).
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// If the server makes the mount wait (a ReadWriteOncePod volume in use), fail at once.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Run one concurrent-writer workload through the server and on a raw shared image,
     /// and show side by side what each lost.
@@ -82,7 +89,42 @@ enum Cmd {
         /// Seconds a silent client keeps its session.
         #[arg(long, default_value_t = 15)]
         lease_secs: u64,
+        /// Kubernetes access mode enforced for every mount: rwx, rox, rwo or rwop.
+        #[arg(long, default_value = "rwx", value_parser = parse_access_mode)]
+        access_mode: server::AccessMode,
+        /// File holding a shared token every client must prove (challenge-response).
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// Export read-only: every mount is.
+        #[arg(long)]
+        read_only: bool,
+        /// Client addresses allowed to connect (CIDR, repeatable); default: any.
+        #[arg(long = "allow", value_name = "CIDR", value_parser = parse_cidr)]
+        allow: Vec<ipnet::IpNet>,
+        /// Keep uid and gid 0 from clients as they are (default: map to nobody/nogroup).
+        #[arg(long)]
+        no_root_squash: bool,
     },
+    /// List a server's sessions: node, mount, access, address, lease, open files, locks.
+    Status {
+        /// HOST:PORT of the server.
+        server: String,
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_access_mode(s: &str) -> Result<server::AccessMode, String> {
+    s.parse()
+}
+
+fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is not an address range like 10.0.0.0/8"))
 }
 
 pub fn run() -> i32 {
@@ -122,18 +164,41 @@ pub fn run() -> i32 {
             foreground,
             read_only,
             node_id,
+            token_file,
+            no_wait,
         } => mount_cmd::run(mount_cmd::Args {
             args,
             raw_image,
             foreground,
             read_only,
             node_id,
+            token_file,
+            no_wait,
         }),
         Cmd::Serve {
             image,
             listen,
             lease_secs,
-        } => serve_cmd::run(&image, &listen, lease_secs),
+            access_mode,
+            token_file,
+            read_only,
+            allow,
+            no_root_squash,
+        } => serve_cmd::run(serve_cmd::Args {
+            image,
+            listen,
+            lease_secs,
+            access_mode,
+            token_file,
+            read_only,
+            allow,
+            no_root_squash,
+        }),
+        Cmd::Status {
+            server,
+            token_file,
+            json,
+        } => status_cmd::run(&server, token_file.as_deref(), json),
         Cmd::Demo {
             clients,
             files,
@@ -147,6 +212,7 @@ fn init_tracing() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,fuser=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }

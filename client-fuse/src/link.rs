@@ -55,6 +55,18 @@ struct Hello {
     node_id: String,
     mount_id: u64,
     read_only: bool,
+    /// The export's shared secret, proven on every (re)connection.
+    token: Option<Vec<u8>>,
+}
+
+/// How a mount connects: its identity, what it asks for, and how it waits.
+#[derive(Clone, Default)]
+pub struct ConnectOptions {
+    pub node_id: String,
+    pub read_only: bool,
+    pub token: Option<Vec<u8>>,
+    /// Refuse at once instead of waiting when the server says the mount must wait.
+    pub no_wait: bool,
 }
 
 struct Inner {
@@ -89,17 +101,70 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Dial and greet; returns the stream and the server's session and lease.
-fn dial(h: &Hello, resume: Option<u64>) -> Result<(TcpStream, u64, u32), String> {
-    let addr = &h.addr;
+fn connect_tcp(addr: &str) -> Result<TcpStream, String> {
     let sock = addr
         .to_socket_addrs()
         .map_err(|e| format!("{addr}: {e}"))?
         .next()
         .ok_or_else(|| format!("{addr}: no address"))?;
-    let mut stream = TcpStream::connect_timeout(&sock, Duration::from_secs(10))
+    let stream = TcpStream::connect_timeout(&sock, Duration::from_secs(10))
         .map_err(|e| format!("cannot reach the server at {addr}: {e}"))?;
     stream.set_nodelay(true).ok();
+    Ok(stream)
+}
+
+fn send_msg(stream: &mut TcpStream, msg: &ClientMsg) -> Result<(), String> {
+    stream
+        .write_all(&encode_frame(msg, &[]).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())
+}
+
+/// The next handshake message from the server (waiting at most `timeout`, or forever).
+fn recv_msg(stream: &mut TcpStream, timeout: Option<Duration>) -> Result<ServerMsg, String> {
+    stream.set_read_timeout(timeout).ok();
+    let body = read_frame(stream).map_err(|e| format!("no answer from the server: {e}"))?;
+    stream.set_read_timeout(None).ok();
+    decode_body::<ServerMsg>(&body)
+        .map(|(m, _)| m)
+        .map_err(|e| e.to_string())
+}
+
+/// Answer a challenge, if that is what `msg` is; returns the message after it.
+fn answer_challenge(
+    stream: &mut TcpStream,
+    msg: ServerMsg,
+    token: Option<&[u8]>,
+    node_id: &str,
+    mount_id: u64,
+) -> Result<ServerMsg, String> {
+    let ServerMsg::Challenge { nonce } = msg else {
+        return Ok(msg);
+    };
+    let Some(token) = token else {
+        return Err(
+            "the server requires a token: give the export's token file (--token-file)".into(),
+        );
+    };
+    send_msg(
+        stream,
+        &ClientMsg::Proof {
+            mac: protocol::auth::proof(token, &nonce, node_id, mount_id),
+        },
+    )?;
+    recv_msg(stream, Some(Duration::from_secs(10)))
+}
+
+/// Dial and greet; returns the stream and the server's session and lease. While the server
+/// says the mount must wait, `pending` hears why (once) and the wait goes on, unless
+/// `no_wait`.
+fn dial(
+    h: &Hello,
+    resume: Option<u64>,
+    no_wait: bool,
+    pending: &dyn Fn(&str),
+) -> Result<(TcpStream, u64, u32), String> {
+    let addr = &h.addr;
+    let mut stream = connect_tcp(addr)?;
     let hello = match resume {
         None => ClientMsg::Hello {
             version: PROTOCOL_VERSION,
@@ -115,27 +180,68 @@ fn dial(h: &Hello, resume: Option<u64>) -> Result<(TcpStream, u64, u32), String>
             session,
         },
     };
-    stream
-        .write_all(&encode_frame(&hello, &[]).map_err(|e| e.to_string())?)
-        .map_err(|e| format!("{addr}: {e}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let body = read_frame(&mut stream).map_err(|e| format!("{addr}: no answer to hello: {e}"))?;
-    stream.set_read_timeout(None).ok();
-    let (msg, _) = decode_body::<ServerMsg>(&body).map_err(|e| format!("{addr}: {e}"))?;
-    match msg {
-        ServerMsg::Welcome {
-            session,
-            lease_secs,
-            ..
-        } => Ok((stream, session, lease_secs)),
-        ServerMsg::Refused { reason } => Err(format!("the server refused the mount: {reason}")),
-        other => Err(format!("{addr}: unexpected answer to hello: {other:?}")),
+    send_msg(&mut stream, &hello).map_err(|e| format!("{addr}: {e}"))?;
+    let first =
+        recv_msg(&mut stream, Some(Duration::from_secs(10))).map_err(|e| format!("{addr}: {e}"))?;
+    let mut msg = answer_challenge(
+        &mut stream,
+        first,
+        h.token.as_deref(),
+        &h.node_id,
+        h.mount_id,
+    )?;
+    loop {
+        match msg {
+            ServerMsg::Welcome {
+                session,
+                lease_secs,
+                ..
+            } => return Ok((stream, session, lease_secs)),
+            ServerMsg::Refused { reason } => {
+                return Err(format!("the server refused the mount: {reason}"))
+            }
+            ServerMsg::Pending { reason } if no_wait => {
+                return Err(format!(
+                    "the server refused the mount (--no-wait): {reason}"
+                ))
+            }
+            ServerMsg::Pending { reason } => {
+                pending(&reason);
+                msg = recv_msg(&mut stream, None).map_err(|e| format!("{addr}: {e}"))?;
+            }
+            other => return Err(format!("{addr}: unexpected answer to hello: {other:?}")),
+        }
+    }
+}
+
+/// `rwxfs status`: the server's sessions.
+pub fn query_status(
+    addr: &str,
+    token: Option<&[u8]>,
+) -> Result<Vec<protocol::SessionStatus>, String> {
+    let mut stream = connect_tcp(addr)?;
+    send_msg(
+        &mut stream,
+        &ClientMsg::Status {
+            version: PROTOCOL_VERSION,
+        },
+    )?;
+    let first = recv_msg(&mut stream, Some(Duration::from_secs(10)))?;
+    match answer_challenge(&mut stream, first, token, "", 0)? {
+        ServerMsg::Status(list) => Ok(list),
+        ServerMsg::Refused { reason } => Err(format!("the server refused: {reason}")),
+        other => Err(format!("unexpected answer: {other:?}")),
     }
 }
 
 impl Link {
-    /// Connect and say hello; a refusal comes back as its reason.
-    pub fn connect(addr: &str, node_id: &str, read_only: bool) -> Result<Link, String> {
+    /// Connect and say hello; a refusal comes back as its reason. `pending` hears why the
+    /// server makes the mount wait, if it does.
+    pub fn connect(
+        addr: &str,
+        opts: &ConnectOptions,
+        pending: &dyn Fn(&str),
+    ) -> Result<Link, String> {
         let mount_id = std::process::id() as u64
             ^ (std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -143,11 +249,12 @@ impl Link {
                 .as_nanos() as u64);
         let hello = Hello {
             addr: addr.to_string(),
-            node_id: node_id.to_string(),
+            node_id: opts.node_id.clone(),
             mount_id,
-            read_only,
+            read_only: opts.read_only,
+            token: opts.token.clone(),
         };
-        let (stream, session, lease) = dial(&hello, None)?;
+        let (stream, session, lease) = dial(&hello, None, opts.no_wait, pending)?;
         let reader = stream.try_clone().map_err(|e| e.to_string())?;
         let inner = Arc::new(Inner {
             hello,
@@ -483,7 +590,9 @@ fn reconnect_loop(weak: std::sync::Weak<Inner>) {
 /// Dial, resume (or start again and reopen what was open), then send every pending call again.
 fn reestablish(inner: &Arc<Inner>) -> Result<(), String> {
     let old = inner.session.load(Ordering::Relaxed);
-    let (mut stream, session, lease) = dial(&inner.hello, Some(old))?;
+    let (mut stream, session, lease) = dial(&inner.hello, Some(old), false, &|why| {
+        tracing::warn!("reconnecting: pending: {why}")
+    })?;
     if session != old {
         tracing::warn!(
             "the server no longer knew session {old} (lease over or server restarted): \

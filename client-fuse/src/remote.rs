@@ -16,10 +16,15 @@ fn io_err() -> FsError {
 }
 
 impl RemoteBackend {
-    /// Connect and say hello; a refusal comes back as its reason.
-    pub fn connect(addr: &str, node_id: &str, read_only: bool) -> Result<RemoteBackend, String> {
+    /// Connect and say hello; a refusal comes back as its reason. `pending` hears why the
+    /// server makes the mount wait, if it does.
+    pub fn connect(
+        addr: &str,
+        opts: &crate::link::ConnectOptions,
+        pending: &dyn Fn(&str),
+    ) -> Result<RemoteBackend, String> {
         Ok(RemoteBackend {
-            link: Link::connect(addr, node_id, read_only)?,
+            link: Link::connect(addr, opts, pending)?,
         })
     }
 

@@ -277,6 +277,13 @@ impl Harness {
         self.mount_with(&[addr.to_string()])
     }
 
+    /// A shared-mode mount with extra `rwxfs mount` options (`--node-id`, `--token-file`...).
+    pub fn mount_remote_with(&mut self, addr: &str, extra: &[&str]) -> Result<PathBuf, String> {
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        args.push(addr.to_string());
+        self.mount_with(&args)
+    }
+
     /// A shared-mode mount started through `prefix`, e.g. `["ip", "netns", "exec", "host1"]`
     /// to mount from inside a network namespace playing another host.
     pub fn mount_remote_in(&mut self, prefix: &[&str], addr: &str) -> Result<PathBuf, String> {

@@ -3,8 +3,11 @@
 //! A frame is a 4-byte big-endian length, then a 4-byte little-endian header length, the
 //! bincode header, and raw bulk bytes (write data, read data) that never pass through serde.
 
+pub mod auth;
 pub mod codec;
 pub mod messages;
 
 pub use codec::{decode_body, encode_frame, ProtoError, MAX_FRAME};
-pub use messages::{lock_type, ClientMsg, Push, Request, Response, ServerMsg, PROTOCOL_VERSION};
+pub use messages::{
+    lock_type, ClientMsg, Push, Request, Response, ServerMsg, SessionStatus, PROTOCOL_VERSION,
+};

@@ -42,6 +42,11 @@ pub enum ClientMsg {
     Ack { below: u64 },
     /// The client is unmounting: end the session now rather than at the end of its lease.
     Goodbye,
+    /// The answer to `ServerMsg::Challenge`: HMAC-SHA256 of the challenge under the shared
+    /// token (`auth::proof`). The token itself never travels.
+    Proof { mac: Vec<u8> },
+    /// First message of a `rwxfs status` connection: list the sessions, then close.
+    Status { version: u32 },
 }
 
 /// From server to client.
@@ -62,6 +67,33 @@ pub enum ServerMsg {
     },
     /// Unrequested news from the server.
     Push(Push),
+    /// Prove you hold the export's token: answer with `ClientMsg::Proof`.
+    Challenge {
+        nonce: Vec<u8>,
+    },
+    /// The mount must wait (an RWOP volume in use); `Welcome` follows when it may proceed.
+    Pending {
+        reason: String,
+    },
+    /// The answer to `ClientMsg::Status`.
+    Status(Vec<SessionStatus>),
+}
+
+/// One session as `rwxfs status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionStatus {
+    pub session: u64,
+    pub node_id: String,
+    pub mount_id: u64,
+    pub read_only: bool,
+    /// The client's address, as the server sees it.
+    pub addr: String,
+    /// Milliseconds since the client was last heard from.
+    pub last_heard_ms: u64,
+    /// False while the session waits out its lease for its client to come back.
+    pub connected: bool,
+    pub open_files: u32,
+    pub locks: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -8,9 +8,8 @@
 //! session's reply cache until the client acknowledges them.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::StreamExt;
 use protocol::codec::{decode_body, encode_frame};
@@ -25,7 +24,7 @@ use volume::FsError;
 use crate::dispatch::execute;
 use crate::listener::Shared;
 use crate::reply_cache::Seen;
-use crate::session::{Session, SessionInfo};
+use crate::session::Session;
 
 /// How a connection ended, which decides what becomes of its session.
 enum End {
@@ -51,66 +50,9 @@ pub(crate) async fn handle(
     let mut frames = FramedRead::new(rd, codec);
     let lease = shared.cfg.lease;
 
-    let first = tokio::time::timeout(Duration::from_secs(10), frames.next())
-        .await
-        .map_err(|_| "no hello within 10 s".to_string())?
-        .ok_or("closed before hello")?
-        .map_err(|e| format!("bad frame: {e}"))?;
-    let (hello, _) = decode_body::<ClientMsg>(&first).map_err(|e| format!("bad hello: {e}"))?;
-    let (version, node_id, mount_id, read_only, resume) = match hello {
-        ClientMsg::Hello {
-            version,
-            node_id,
-            mount_id,
-            read_only,
-        } => (version, node_id, mount_id, read_only, None),
-        ClientMsg::Resume {
-            version,
-            node_id,
-            mount_id,
-            read_only,
-            session,
-        } => (version, node_id, mount_id, read_only, Some(session)),
-        _ => return Err("first message was not hello".into()),
-    };
-    if version != PROTOCOL_VERSION {
-        let reason = format!(
-            "protocol version {version} not supported; this server speaks {PROTOCOL_VERSION}"
-        );
-        let f = encode_frame(
-            &ServerMsg::Refused {
-                reason: reason.clone(),
-            },
-            &[],
-        )
-        .map_err(|e| e.to_string())?;
-        let _ = wr.write_all(&f).await;
-        return Err(reason);
-    }
-    // The session continues only for the very mount that held it.
-    let resumed = resume
-        .and_then(|id| shared.sessions.get(&id).map(|s| s.clone()))
-        .filter(|s| s.info.mount_id == mount_id && s.info.node_id == node_id);
-    let session = match resumed {
-        Some(s) => {
-            tracing::info!(%addr, session = s.id, "session resumed");
-            s
-        }
-        None => {
-            let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
-            let s = Session::new(
-                id,
-                SessionInfo {
-                    node_id: node_id.clone(),
-                    mount_id,
-                    read_only,
-                    started: Instant::now(),
-                },
-            );
-            shared.sessions.insert(id, s.clone());
-            tracing::info!(%addr, session = id, node = %node_id, resume = ?resume, "session started");
-            s
-        }
+    let Some(session) = crate::handshake::admit(&shared, addr, &mut frames, &mut wr).await? else {
+        // A status query, answered.
+        return Ok(());
     };
     let welcome = ServerMsg::Welcome {
         version: PROTOCOL_VERSION,
@@ -152,7 +94,7 @@ pub(crate) async fn handle(
         };
         // Bulk bytes stay in the frame buffer: no copy on their way to the engine.
         let bulk = body.freeze().slice(bulk_start..);
-        let (id, req) = match msg {
+        let (id, mut req) = match msg {
             ClientMsg::Heartbeat => continue,
             ClientMsg::Ack { below } => {
                 session
@@ -163,11 +105,15 @@ pub(crate) async fn handle(
                 continue;
             }
             ClientMsg::Goodbye => break End::Final,
-            ClientMsg::Hello { .. } | ClientMsg::Resume { .. } => {
-                break End::Lost("second hello".into())
+            ClientMsg::Hello { .. }
+            | ClientMsg::Resume { .. }
+            | ClientMsg::Status { .. }
+            | ClientMsg::Proof { .. } => {
+                break End::Lost("handshake message after the handshake".into())
             }
             ClientMsg::Call { id, req } => (id, req),
         };
+        shared.cfg.export.squash(&mut req);
         let remembered = req.remembered();
         if remembered {
             let seen = session
@@ -273,6 +219,8 @@ async fn expire_after_lease(
 /// waiters they held back are granted).
 async fn end_session(shared: &Arc<Shared>, session: &Arc<Session>) {
     shared.sessions.remove(&session.id);
+    // A mount waiting for this one to go (RWOP, RWO) may proceed.
+    shared.sessions_changed.notify_waiters();
     let left = session.take_opens();
     let (s, id) = (shared.clone(), session.id);
     let _ = tokio::task::spawn_blocking(move || {

@@ -6,9 +6,12 @@
 mod coherence;
 mod connection;
 pub mod dispatch;
+pub mod export;
+mod handshake;
 pub mod listener;
 mod lock_calls;
 pub mod reply_cache;
 pub mod session;
 
+pub use export::{AccessMode, Export};
 pub use listener::{serve, ServerConfig};

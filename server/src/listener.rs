@@ -22,6 +22,8 @@ pub struct ServerConfig {
     pub max_in_flight: usize,
     /// Pending metadata is committed at least this often.
     pub commit_interval: Duration,
+    /// Who may mount, and how.
+    pub export: crate::export::Export,
 }
 
 impl Default for ServerConfig {
@@ -30,6 +32,7 @@ impl Default for ServerConfig {
             lease: Duration::from_secs(15),
             max_in_flight: 64,
             commit_interval: Duration::from_secs(1),
+            export: crate::export::Export::default(),
         }
     }
 }
@@ -44,6 +47,10 @@ pub(crate) struct Shared {
     pub cfg: ServerConfig,
     /// Tasks to wait for at shutdown.
     pub tracker: TaskTracker,
+    /// Held while a new mount is admitted, so admissions see each other.
+    pub admission: std::sync::Mutex<()>,
+    /// Woken when a session ends: mounts waiting to be admitted check again.
+    pub sessions_changed: tokio::sync::Notify,
 }
 
 /// Serve the volume on `listener` until `shutdown` is cancelled; then commit everything.
@@ -60,6 +67,8 @@ pub async fn serve(
         next_session: AtomicU64::new(first_session_id()),
         cfg,
         tracker: TaskTracker::new(),
+        admission: std::sync::Mutex::new(()),
+        sessions_changed: tokio::sync::Notify::new(),
     });
     let tracker = shared.tracker.clone();
     {

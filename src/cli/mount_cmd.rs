@@ -1,13 +1,14 @@
 //! `rwxfs mount`: validate, then serve in the background (a child in --foreground) and return
 //! once the mount is live, as sshfs does.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::FromRawFd;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use client_fuse::link::ConnectOptions;
 use client_fuse::mount::check_mountpoint;
 use client_fuse::{mount_foreground, Backend, MountConfig, RawBackend, RemoteBackend};
 use volume::{FileStore, Volume};
@@ -18,6 +19,8 @@ pub struct Args {
     pub foreground: bool,
     pub read_only: bool,
     pub node_id: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub no_wait: bool,
 }
 
 const READY_FD: &str = "RWXFS_READY_FD";
@@ -82,8 +85,26 @@ pub fn run(a: Args) -> i32 {
             }
         }
         None => {
-            let node = a.node_id.clone().unwrap_or_else(node_id);
-            match RemoteBackend::connect(&source, &node, a.read_only) {
+            let token = match a.token_file.as_deref().map(read_token).transpose() {
+                Ok(t) => t,
+                Err(e) => return fail(&mut ready, e),
+            };
+            let opts = ConnectOptions {
+                node_id: a.node_id.clone().unwrap_or_else(node_id),
+                read_only: a.read_only,
+                token,
+                no_wait: a.no_wait,
+            };
+            // Waiting to be admitted (an RWOP volume in use): say so, as a Pending pod would.
+            let pending = |why: &str| {
+                if let Some(f) = ready.as_ref() {
+                    let mut f: &std::fs::File = f;
+                    let _ = writeln!(f, "pending: {why}");
+                } else {
+                    eprintln!("rwxfs mount: pending: {why}");
+                }
+            };
+            match RemoteBackend::connect(&source, &opts, &pending) {
                 Ok(r) => Arc::new(r),
                 Err(e) => return fail(&mut ready, e),
             }
@@ -115,6 +136,13 @@ pub fn run(a: Args) -> i32 {
             fail(&mut ready, msg)
         }
     }
+}
+
+/// A token file's secret, or why it cannot be used.
+pub fn read_token(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("token file {}: {e}", path.display()))?;
+    protocol::auth::token_from_file(&bytes)
+        .map_err(|e| format!("token file {}: {e}", path.display()))
 }
 
 /// This machine's identity: /etc/machine-id, else the hostname.
@@ -152,6 +180,13 @@ fn spawn_background(a: &Args, mountpoint: &std::path::Path) -> i32 {
         args.push("--node-id".into());
         args.push(n.clone());
     }
+    if let Some(t) = &a.token_file {
+        args.push("--token-file".into());
+        args.push(t.display().to_string());
+    }
+    if a.no_wait {
+        args.push("--no-wait".into());
+    }
     args.push("--foreground".into());
     args.push("--".into());
     args.extend(a.args.iter().cloned());
@@ -181,8 +216,17 @@ fn spawn_background(a: &Args, mountpoint: &std::path::Path) -> i32 {
             return 1;
         }
     };
+    // The child reports "pending: WHY" while it waits to be admitted, then "ok" or "error: WHY".
     let mut msg = String::new();
-    let _ = rd.read_to_string(&mut msg);
+    for line in std::io::BufRead::lines(std::io::BufReader::new(&mut rd)) {
+        let Ok(line) = line else { break };
+        if let Some(why) = line.strip_prefix("pending: ") {
+            eprintln!("rwxfs mount: pending: {why}");
+            continue;
+        }
+        msg = line;
+        break;
+    }
     let msg = msg.trim();
     if msg.starts_with("ok") {
         println!(

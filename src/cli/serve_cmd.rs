@@ -1,13 +1,44 @@
-//! `rwxfs serve --image IMAGE --listen HOST:PORT`
+//! `rwxfs serve --image IMAGE --listen HOST:PORT [export options]`
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use server::{serve, ServerConfig};
+use server::{serve, AccessMode, Export, ServerConfig};
 use tokio_util::sync::CancellationToken;
 use volume::{FileStore, Volume};
 
-pub fn run(image: &Path, listen: &str, lease_secs: u64) -> i32 {
+pub struct Args {
+    pub image: PathBuf,
+    pub listen: String,
+    pub lease_secs: u64,
+    pub access_mode: AccessMode,
+    pub token_file: Option<PathBuf>,
+    pub read_only: bool,
+    pub allow: Vec<ipnet::IpNet>,
+    pub no_root_squash: bool,
+}
+
+pub fn run(a: Args) -> i32 {
+    let (image, listen) = (a.image.as_path(), a.listen.as_str());
+    let token = match a
+        .token_file
+        .as_deref()
+        .map(super::mount_cmd::read_token)
+        .transpose()
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("rwxfs serve: {e}");
+            return 1;
+        }
+    };
+    let export = Export {
+        mode: a.access_mode,
+        read_only: a.read_only,
+        allow: a.allow.clone(),
+        root_squash: !a.no_root_squash,
+        token,
+    };
     let store = match FileStore::open(image) {
         Ok(s) => s,
         Err(e) => {
@@ -60,7 +91,8 @@ pub fn run(image: &Path, listen: &str, lease_secs: u64) -> i32 {
             t.cancel();
         });
         let cfg = ServerConfig {
-            lease: Duration::from_secs(lease_secs.max(1)),
+            lease: Duration::from_secs(a.lease_secs.max(1)),
+            export,
             ..ServerConfig::default()
         };
         match serve(vol, listener, cfg, token).await {

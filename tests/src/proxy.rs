@@ -16,15 +16,26 @@ pub struct Proxy {
     /// While set, new connections are closed at once: the network is down.
     refuse: Arc<AtomicBool>,
     accepted: Arc<AtomicUsize>,
+    capture: Capture,
     acceptor: Option<JoinHandle<()>>,
 }
 
-fn pump(mut from: TcpStream, mut to: TcpStream) {
+/// Everything that crossed the proxy, both ways (up to 64 MiB).
+type Capture = Arc<Mutex<Vec<u8>>>;
+const CAPTURE_MAX: usize = 64 << 20;
+
+fn pump(mut from: TcpStream, mut to: TcpStream, capture: Capture) {
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                {
+                    let mut c = capture.lock().unwrap_or_else(|e| e.into_inner());
+                    if c.len() + n <= CAPTURE_MAX {
+                        c.extend_from_slice(&buf[..n]);
+                    }
+                }
                 if to.write_all(&buf[..n]).is_err() {
                     break;
                 }
@@ -45,10 +56,12 @@ impl Proxy {
         let stop = Arc::new(AtomicBool::new(false));
         let refuse = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicUsize::new(0));
+        let capture: Capture = Arc::default();
         let upstream = upstream.to_string();
         let acceptor = {
             let (live, stop, accepted) = (live.clone(), stop.clone(), accepted.clone());
             let refuse = refuse.clone();
+            let capture = capture.clone();
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
                     let client = match listener.accept() {
@@ -80,8 +93,10 @@ impl Proxy {
                             l.push(b);
                         }
                     }
-                    std::thread::spawn(move || pump(client, s2));
-                    std::thread::spawn(move || pump(server, c2));
+                    let cap = capture.clone();
+                    std::thread::spawn(move || pump(client, s2, cap));
+                    let cap = capture.clone();
+                    std::thread::spawn(move || pump(server, c2, cap));
                 }
             })
         };
@@ -91,6 +106,7 @@ impl Proxy {
             stop,
             refuse,
             accepted,
+            capture,
             acceptor: Some(acceptor),
         })
     }
@@ -109,6 +125,14 @@ impl Proxy {
         if down {
             self.cut();
         }
+    }
+
+    /// Every byte that crossed the proxy so far, both directions.
+    pub fn captured(&self) -> Vec<u8> {
+        self.capture
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Connections accepted so far.

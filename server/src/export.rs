@@ -1,0 +1,253 @@
+//! Who may mount this volume, and how: the export's access mode (as Kubernetes defines them),
+//! read-only exports, client address ranges, the shared token, root squash. Decisions only;
+//! the connection handler asks and carries them out.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use protocol::Request;
+
+use crate::session::Session;
+
+/// Kubernetes' access modes, enforced by the server for every client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessMode {
+    /// ReadWriteMany: any number of read-write mounts, anywhere.
+    #[default]
+    Rwx,
+    /// ReadOnlyMany: every mount is read-only.
+    Rox,
+    /// ReadWriteOnce: mounts from one node at a time (any number on that node).
+    Rwo,
+    /// ReadWriteOncePod: one mount in the whole cluster; the next one waits.
+    Rwop,
+}
+
+impl FromStr for AccessMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<AccessMode, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "rwx" | "readwritemany" => Ok(AccessMode::Rwx),
+            "rox" | "readonlymany" => Ok(AccessMode::Rox),
+            "rwo" | "readwriteonce" => Ok(AccessMode::Rwo),
+            "rwop" | "readwriteoncepod" => Ok(AccessMode::Rwop),
+            other => Err(format!(
+                "unknown access mode {other:?} (expected rwx, rox, rwo or rwop)"
+            )),
+        }
+    }
+}
+
+/// The uid and gid root is squashed to (nobody, nogroup).
+pub const NOBODY: u32 = 65534;
+
+#[derive(Debug, Clone)]
+pub struct Export {
+    pub mode: AccessMode,
+    /// Every mount read-only, whatever it asks.
+    pub read_only: bool,
+    /// Client addresses allowed to connect; empty means any.
+    pub allow: Vec<IpNet>,
+    /// uid and gid 0 from clients become nobody and nogroup.
+    pub root_squash: bool,
+    /// The shared secret clients must prove, if any.
+    pub token: Option<Vec<u8>>,
+}
+
+impl Default for Export {
+    fn default() -> Export {
+        Export {
+            mode: AccessMode::Rwx,
+            read_only: false,
+            allow: Vec::new(),
+            root_squash: true,
+            token: None,
+        }
+    }
+}
+
+/// What a new mount gets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Admission {
+    /// In, read-only or not.
+    Admit { read_only: bool },
+    /// Refused, with the reason the user sees.
+    Refuse(String),
+    /// Not yet: the reason, shown while it waits.
+    Wait(String),
+}
+
+impl Export {
+    /// May a client at `addr` connect at all?
+    pub fn allows(&self, addr: IpAddr) -> bool {
+        let addr = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(addr),
+            v4 => v4,
+        };
+        self.allow.is_empty() || self.allow.iter().any(|n| n.contains(&addr))
+    }
+
+    /// Admit a mount of `node` (asking for read-only or not) given the sessions that hold the
+    /// volume now, attached or waiting out their lease.
+    pub fn admit<'a>(
+        &self,
+        node: &str,
+        wants_read_only: bool,
+        sessions: impl Iterator<Item = &'a Session>,
+    ) -> Admission {
+        let read_only = wants_read_only || self.read_only || self.mode == AccessMode::Rox;
+        match self.mode {
+            AccessMode::Rwx | AccessMode::Rox => Admission::Admit { read_only },
+            AccessMode::Rwo => {
+                let mut holders = sessions.filter(|s| s.info.node_id != node);
+                match holders.next() {
+                    Some(s) => Admission::Refuse(format!(
+                        "the volume is ReadWriteOnce and node {} holds it",
+                        s.info.node_id
+                    )),
+                    None => Admission::Admit { read_only },
+                }
+            }
+            AccessMode::Rwop => {
+                let mut holders = sessions;
+                match holders.next() {
+                    Some(s) => Admission::Wait(format!(
+                        "the volume is ReadWriteOncePod and is mounted on node {}",
+                        s.info.node_id
+                    )),
+                    None => Admission::Admit { read_only },
+                }
+            }
+        }
+    }
+
+    /// Root squash: a request's uid and gid 0 become nobody and nogroup.
+    pub fn squash(&self, req: &mut Request) {
+        if !self.root_squash {
+            return;
+        }
+        let sq = |id: &mut u32| {
+            if *id == 0 {
+                *id = NOBODY;
+            }
+        };
+        match req {
+            Request::Create { uid, gid, .. }
+            | Request::Mknod { uid, gid, .. }
+            | Request::Mkdir { uid, gid, .. }
+            | Request::Symlink { uid, gid, .. } => {
+                sq(uid);
+                sq(gid);
+            }
+            Request::Setattr { set, .. } => {
+                if let Some(u) = set.uid.as_mut() {
+                    sq(u);
+                }
+                if let Some(g) = set.gid.as_mut() {
+                    sq(g);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::SessionInfo;
+
+    fn session(node: &str) -> std::sync::Arc<Session> {
+        Session::new(
+            1,
+            SessionInfo {
+                node_id: node.into(),
+                mount_id: 1,
+                read_only: false,
+                started: std::time::Instant::now(),
+            },
+        )
+    }
+
+    #[test]
+    fn access_modes() {
+        let a = session("a");
+        let held = [a.as_ref()];
+        let e = |mode| Export {
+            mode,
+            ..Export::default()
+        };
+        assert_eq!(
+            e(AccessMode::Rwx).admit("b", false, held.into_iter()),
+            Admission::Admit { read_only: false }
+        );
+        assert_eq!(
+            e(AccessMode::Rox).admit("b", false, held.into_iter()),
+            Admission::Admit { read_only: true }
+        );
+        assert_eq!(
+            e(AccessMode::Rwo).admit("a", false, held.into_iter()),
+            Admission::Admit { read_only: false }
+        );
+        assert!(matches!(
+            e(AccessMode::Rwo).admit("b", false, held.into_iter()),
+            Admission::Refuse(r) if r.contains("node a")
+        ));
+        assert!(matches!(
+            e(AccessMode::Rwop).admit("a", false, held.into_iter()),
+            Admission::Wait(r) if r.contains("node a")
+        ));
+        assert_eq!(
+            e(AccessMode::Rwop).admit("a", false, [].into_iter()),
+            Admission::Admit { read_only: false }
+        );
+    }
+
+    #[test]
+    fn allow_lists_and_modes_parse() {
+        let e = Export {
+            allow: vec!["10.1.0.0/16".parse().unwrap()],
+            ..Export::default()
+        };
+        assert!(e.allows("10.1.2.3".parse().unwrap()));
+        assert!(e.allows("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!e.allows("10.2.0.1".parse().unwrap()));
+        assert!(Export::default().allows("192.0.2.1".parse().unwrap()));
+        assert_eq!("RWOP".parse::<AccessMode>(), Ok(AccessMode::Rwop));
+        assert!("rw".parse::<AccessMode>().unwrap_err().contains("expected"));
+    }
+
+    #[test]
+    fn root_squash_maps_root_to_nobody() {
+        let mut r = Request::Mkdir {
+            parent: 1,
+            name: b"d".to_vec(),
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        };
+        Export::default().squash(&mut r);
+        assert!(matches!(
+            r,
+            Request::Mkdir {
+                uid: NOBODY,
+                gid: NOBODY,
+                ..
+            }
+        ));
+        let mut r = Request::Mkdir {
+            parent: 1,
+            name: b"d".to_vec(),
+            mode: 0o755,
+            uid: 0,
+            gid: 5,
+        };
+        Export {
+            root_squash: false,
+            ..Export::default()
+        }
+        .squash(&mut r);
+        assert!(matches!(r, Request::Mkdir { uid: 0, gid: 5, .. }));
+    }
+}

@@ -1,0 +1,63 @@
+//! `rwxfs status HOST:PORT`: the server's sessions, as a table or JSON.
+
+use std::path::Path;
+
+pub fn run(server: &str, token_file: Option<&Path>, json: bool) -> i32 {
+    let token = match token_file.map(super::mount_cmd::read_token).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("rwxfs status: {e}");
+            return 1;
+        }
+    };
+    let list = match client_fuse::link::query_status(server, token.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("rwxfs status: {e}");
+            return 1;
+        }
+    };
+    if json {
+        let rows: Vec<serde_json::Value> = list
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "session": s.session,
+                    "node": s.node_id,
+                    "mount": format!("{:016x}", s.mount_id),
+                    "access": if s.read_only { "ro" } else { "rw" },
+                    "address": s.addr,
+                    "last_heard_ms": s.last_heard_ms,
+                    "connected": s.connected,
+                    "open_files": s.open_files,
+                    "locks": s.locks,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+        return 0;
+    }
+    println!(
+        "{:<20} {:<32} {:<16} {:<6} {:<22} {:>10} {:>6} {:>6}",
+        "session", "node", "mount", "access", "address", "heard", "open", "locks"
+    );
+    for s in &list {
+        let heard = if s.connected {
+            format!("{:.1}s ago", s.last_heard_ms as f64 / 1000.0)
+        } else {
+            format!("lost {:.0}s", s.last_heard_ms as f64 / 1000.0)
+        };
+        println!(
+            "{:<20} {:<32} {:016x} {:<6} {:<22} {:>10} {:>6} {:>6}",
+            s.session,
+            s.node_id,
+            s.mount_id,
+            if s.read_only { "ro" } else { "rw" },
+            s.addr,
+            heard,
+            s.open_files,
+            s.locks
+        );
+    }
+    0
+}
