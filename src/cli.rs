@@ -66,6 +66,9 @@ enum Cmd {
         /// If the server makes the mount wait (a ReadWriteOncePod volume in use), fail at once.
         #[arg(long)]
         no_wait: bool,
+        /// Speak TLS, trusting the certificates in FILE (the server's, or its CA's), PEM.
+        #[arg(long, value_name = "FILE")]
+        tls_ca: Option<PathBuf>,
     },
     /// Run one concurrent-writer workload through the server and on a raw shared image,
     /// and show side by side what each lost.
@@ -104,6 +107,12 @@ enum Cmd {
         /// Keep uid and gid 0 from clients as they are (default: map to nobody/nogroup).
         #[arg(long)]
         no_root_squash: bool,
+        /// Speak TLS with this certificate chain (PEM); needs --tls-key.
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key of --tls-cert (PEM).
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// List a server's sessions: node, mount, access, address, lease, open files, locks.
     Status {
@@ -114,6 +123,8 @@ enum Cmd {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        #[arg(long, value_name = "FILE")]
+        tls_ca: Option<PathBuf>,
     },
 }
 
@@ -166,6 +177,7 @@ pub fn run() -> i32 {
             node_id,
             token_file,
             no_wait,
+            tls_ca,
         } => mount_cmd::run(mount_cmd::Args {
             args,
             raw_image,
@@ -174,6 +186,7 @@ pub fn run() -> i32 {
             node_id,
             token_file,
             no_wait,
+            tls_ca,
         }),
         Cmd::Serve {
             image,
@@ -184,6 +197,8 @@ pub fn run() -> i32 {
             read_only,
             allow,
             no_root_squash,
+            tls_cert,
+            tls_key,
         } => serve_cmd::run(serve_cmd::Args {
             image,
             listen,
@@ -193,12 +208,14 @@ pub fn run() -> i32 {
             read_only,
             allow,
             no_root_squash,
+            tls: tls_cert.zip(tls_key),
         }),
         Cmd::Status {
             server,
             token_file,
             json,
-        } => status_cmd::run(&server, token_file.as_deref(), json),
+            tls_ca,
+        } => status_cmd::run(&server, token_file.as_deref(), tls_ca.as_deref(), json),
         Cmd::Demo {
             clients,
             files,

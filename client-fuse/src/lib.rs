@@ -8,6 +8,7 @@ pub mod mount;
 pub mod raw;
 pub mod remote;
 pub mod signals;
+pub mod transport;
 
 pub use backend::Backend;
 pub use fuse::RwxFuse;

@@ -11,7 +11,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -20,6 +19,8 @@ use std::time::Duration;
 
 use protocol::codec::{decode_body, encode_frame, encode_frame_head, read_frame};
 use protocol::{ClientMsg, Push, Request, Response, ServerMsg, PROTOCOL_VERSION};
+
+use crate::transport::Stream;
 
 /// A reply: the response or an errno, and the bulk bytes that came with it.
 pub type Reply = (Result<Response, i32>, Vec<u8>);
@@ -46,7 +47,7 @@ struct Pending {
 
 /// The socket calls are written to, and which connection it is.
 struct Writer {
-    stream: Option<TcpStream>,
+    stream: Option<Stream>,
     epoch: u64,
 }
 
@@ -57,6 +58,8 @@ struct Hello {
     read_only: bool,
     /// The export's shared secret, proven on every (re)connection.
     token: Option<Vec<u8>>,
+    /// TLS, if the server speaks it.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// How a mount connects: its identity, what it asks for, and how it waits.
@@ -67,6 +70,8 @@ pub struct ConnectOptions {
     pub token: Option<Vec<u8>>,
     /// Refuse at once instead of waiting when the server says the mount must wait.
     pub no_wait: bool,
+    /// TLS (`transport::client_config`), if the server speaks it.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 struct Inner {
@@ -101,29 +106,17 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn connect_tcp(addr: &str) -> Result<TcpStream, String> {
-    let sock = addr
-        .to_socket_addrs()
-        .map_err(|e| format!("{addr}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{addr}: no address"))?;
-    let stream = TcpStream::connect_timeout(&sock, Duration::from_secs(10))
-        .map_err(|e| format!("cannot reach the server at {addr}: {e}"))?;
-    stream.set_nodelay(true).ok();
-    Ok(stream)
-}
-
-fn send_msg(stream: &mut TcpStream, msg: &ClientMsg) -> Result<(), String> {
+fn send_msg(stream: &mut Stream, msg: &ClientMsg) -> Result<(), String> {
     stream
         .write_all(&encode_frame(msg, &[]).map_err(|e| e.to_string())?)
         .map_err(|e| e.to_string())
 }
 
 /// The next handshake message from the server (waiting at most `timeout`, or forever).
-fn recv_msg(stream: &mut TcpStream, timeout: Option<Duration>) -> Result<ServerMsg, String> {
-    stream.set_read_timeout(timeout).ok();
+fn recv_msg(stream: &mut Stream, timeout: Option<Duration>) -> Result<ServerMsg, String> {
+    stream.set_read_timeout(timeout);
     let body = read_frame(stream).map_err(|e| format!("no answer from the server: {e}"))?;
-    stream.set_read_timeout(None).ok();
+    stream.set_read_timeout(None);
     decode_body::<ServerMsg>(&body)
         .map(|(m, _)| m)
         .map_err(|e| e.to_string())
@@ -131,7 +124,7 @@ fn recv_msg(stream: &mut TcpStream, timeout: Option<Duration>) -> Result<ServerM
 
 /// Answer a challenge, if that is what `msg` is; returns the message after it.
 fn answer_challenge(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     msg: ServerMsg,
     token: Option<&[u8]>,
     node_id: &str,
@@ -162,9 +155,9 @@ fn dial(
     resume: Option<u64>,
     no_wait: bool,
     pending: &dyn Fn(&str),
-) -> Result<(TcpStream, u64, u32), String> {
+) -> Result<(Stream, u64, u32), String> {
     let addr = &h.addr;
-    let mut stream = connect_tcp(addr)?;
+    let mut stream = Stream::connect(addr, h.tls.as_ref())?;
     let hello = match resume {
         None => ClientMsg::Hello {
             version: PROTOCOL_VERSION,
@@ -181,8 +174,16 @@ fn dial(
         },
     };
     send_msg(&mut stream, &hello).map_err(|e| format!("{addr}: {e}"))?;
-    let first =
-        recv_msg(&mut stream, Some(Duration::from_secs(10))).map_err(|e| format!("{addr}: {e}"))?;
+    let first = recv_msg(&mut stream, Some(Duration::from_secs(10))).map_err(|e| {
+        if h.tls.is_none() && e.contains("exceeds") {
+            format!(
+                "{addr}: the server does not answer in plain rwxfs \
+                 (does it use TLS? then give --tls-ca)"
+            )
+        } else {
+            format!("{addr}: {e}")
+        }
+    })?;
     let mut msg = answer_challenge(
         &mut stream,
         first,
@@ -218,8 +219,9 @@ fn dial(
 pub fn query_status(
     addr: &str,
     token: Option<&[u8]>,
+    tls: Option<&Arc<rustls::ClientConfig>>,
 ) -> Result<Vec<protocol::SessionStatus>, String> {
-    let mut stream = connect_tcp(addr)?;
+    let mut stream = Stream::connect(addr, tls)?;
     send_msg(
         &mut stream,
         &ClientMsg::Status {
@@ -253,6 +255,7 @@ impl Link {
             mount_id,
             read_only: opts.read_only,
             token: opts.token.clone(),
+            tls: opts.tls.clone(),
         };
         let (stream, session, lease) = dial(&hello, None, opts.no_wait, pending)?;
         let reader = stream.try_clone().map_err(|e| e.to_string())?;
@@ -389,7 +392,7 @@ impl Link {
             }
             if let Some(s) = w.stream.as_mut() {
                 if s.write_all(&frame).is_err() {
-                    let _ = s.shutdown(Shutdown::Both);
+                    let _ = s.shutdown();
                     w.stream = None;
                     inner.mark_broken();
                 }
@@ -430,7 +433,7 @@ impl Link {
         {
             let mut w = relock(&inner.writer);
             if let Some(s) = w.stream.take() {
-                let _ = s.shutdown(Shutdown::Both);
+                let _ = s.shutdown();
             }
         }
         relock(&inner.pending).clear();
@@ -484,7 +487,7 @@ impl Inner {
         let mut w = relock(&self.writer);
         if let Some(s) = w.stream.as_mut() {
             if s.write_all(&f).is_err() {
-                let _ = s.shutdown(Shutdown::Both);
+                let _ = s.shutdown();
                 w.stream = None;
                 self.mark_broken();
             }
@@ -492,7 +495,7 @@ impl Inner {
     }
 }
 
-fn spawn_reader(inner: &Arc<Inner>, stream: TcpStream, epoch: u64) -> Result<(), String> {
+fn spawn_reader(inner: &Arc<Inner>, stream: Stream, epoch: u64) -> Result<(), String> {
     let weak = Arc::downgrade(inner);
     thread::Builder::new()
         .name("rwxfs-reader".into())
@@ -501,7 +504,7 @@ fn spawn_reader(inner: &Arc<Inner>, stream: TcpStream, epoch: u64) -> Result<(),
         .map_err(|e| e.to_string())
 }
 
-fn reader_loop(mut stream: TcpStream, inner: std::sync::Weak<Inner>, epoch: u64) {
+fn reader_loop(mut stream: Stream, inner: std::sync::Weak<Inner>, epoch: u64) {
     let why = loop {
         let mut body = match read_frame(&mut stream) {
             Ok(b) => b,
@@ -544,7 +547,7 @@ fn reader_loop(mut stream: TcpStream, inner: std::sync::Weak<Inner>, epoch: u64)
     if w.epoch == epoch {
         tracing::warn!("connection to the server lost: {why}; reconnecting");
         if let Some(s) = w.stream.take() {
-            let _ = s.shutdown(Shutdown::Both);
+            let _ = s.shutdown();
         }
         inner.mark_broken();
     }
@@ -627,9 +630,9 @@ fn reestablish(inner: &Arc<Inner>) -> Result<(), String> {
 
 /// Open again, on a new session, every file this mount holds open, one call at a time on the
 /// new connection before anything else goes out on it.
-fn reopen(inner: &Arc<Inner>, stream: &mut TcpStream) -> Result<(), String> {
+fn reopen(inner: &Arc<Inner>, stream: &mut Stream) -> Result<(), String> {
     let opens: Vec<(u64, u32)> = relock(&inner.opens).iter().map(|(i, n)| (*i, *n)).collect();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    stream.set_read_timeout(Some(Duration::from_secs(10)));
     for (ino, n) in opens {
         for _ in 0..n {
             let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
@@ -653,6 +656,6 @@ fn reopen(inner: &Arc<Inner>, stream: &mut TcpStream) -> Result<(), String> {
             }
         }
     }
-    stream.set_read_timeout(None).ok();
+    stream.set_read_timeout(None);
     Ok(())
 }

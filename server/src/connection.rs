@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use volume::FsError;
 
 use crate::dispatch::execute;
+use crate::handshake::{Reader, Writer};
 use crate::listener::Shared;
 use crate::reply_cache::Seen;
 use crate::session::Session;
@@ -43,7 +44,21 @@ pub(crate) async fn handle(
     shutdown: CancellationToken,
 ) -> Result<(), String> {
     stream.set_nodelay(true).ok();
-    let (rd, mut wr) = stream.into_split();
+    let (rd, mut wr): (Reader, Writer) = match &shared.cfg.tls {
+        None => {
+            let (r, w) = stream.into_split();
+            (Box::new(r), Box::new(w))
+        }
+        Some(acceptor) => {
+            let tls =
+                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream))
+                    .await
+                    .map_err(|_| "TLS handshake timed out".to_string())?
+                    .map_err(|e| format!("TLS handshake failed: {e}"))?;
+            let (r, w) = tokio::io::split(tls);
+            (Box::new(r), Box::new(w))
+        }
+    };
     let codec = LengthDelimitedCodec::builder()
         .max_frame_length(MAX_FRAME)
         .new_codec();

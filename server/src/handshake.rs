@@ -12,24 +12,26 @@ use futures::StreamExt;
 use protocol::codec::{decode_body, encode_frame};
 use protocol::{auth, ClientMsg, ServerMsg, SessionStatus, PROTOCOL_VERSION};
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
 use crate::export::Admission;
 use crate::listener::Shared;
 use crate::session::{Session, SessionInfo};
 
-type Frames = FramedRead<OwnedReadHalf, LengthDelimitedCodec>;
+/// A connection's two directions, plain TCP or TLS.
+pub(crate) type Reader = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+pub(crate) type Writer = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
+pub(crate) type Frames = FramedRead<Reader, LengthDelimitedCodec>;
 
 /// How long a client has for each step of the handshake.
 const STEP: Duration = Duration::from_secs(10);
 
-async fn send(wr: &mut OwnedWriteHalf, msg: &ServerMsg) -> Result<(), String> {
+async fn send(wr: &mut Writer, msg: &ServerMsg) -> Result<(), String> {
     let f = encode_frame(msg, &[]).map_err(|e| e.to_string())?;
     wr.write_all(&f).await.map_err(|e| e.to_string())
 }
 
-async fn refuse(wr: &mut OwnedWriteHalf, reason: String) -> Result<Option<Arc<Session>>, String> {
+async fn refuse(wr: &mut Writer, reason: String) -> Result<Option<Arc<Session>>, String> {
     let _ = send(
         wr,
         &ServerMsg::Refused {
@@ -57,7 +59,7 @@ pub(crate) async fn admit(
     shared: &Arc<Shared>,
     addr: SocketAddr,
     frames: &mut Frames,
-    wr: &mut OwnedWriteHalf,
+    wr: &mut Writer,
 ) -> Result<Option<Arc<Session>>, String> {
     let export = &shared.cfg.export;
     if !export.allows(addr.ip()) {

@@ -14,7 +14,7 @@ use volume::{FileStore, SharedVolume, Volume};
 use crate::connection::handle;
 use crate::session::Session;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerConfig {
     /// A session whose client sends nothing for this long is ended.
     pub lease: Duration,
@@ -24,6 +24,8 @@ pub struct ServerConfig {
     pub commit_interval: Duration,
     /// Who may mount, and how.
     pub export: crate::export::Export,
+    /// TLS for every connection, if set (`tls::acceptor`).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Default for ServerConfig {
@@ -33,6 +35,7 @@ impl Default for ServerConfig {
             max_in_flight: 64,
             commit_interval: Duration::from_secs(1),
             export: crate::export::Export::default(),
+            tls: None,
         }
     }
 }

@@ -21,6 +21,7 @@ pub struct Args {
     pub node_id: Option<String>,
     pub token_file: Option<PathBuf>,
     pub no_wait: bool,
+    pub tls_ca: Option<PathBuf>,
 }
 
 const READY_FD: &str = "RWXFS_READY_FD";
@@ -89,7 +90,17 @@ pub fn run(a: Args) -> i32 {
                 Ok(t) => t,
                 Err(e) => return fail(&mut ready, e),
             };
+            let tls = match a
+                .tls_ca
+                .as_deref()
+                .map(client_fuse::transport::client_config)
+                .transpose()
+            {
+                Ok(t) => t,
+                Err(e) => return fail(&mut ready, e),
+            };
             let opts = ConnectOptions {
+                tls,
                 node_id: a.node_id.clone().unwrap_or_else(node_id),
                 read_only: a.read_only,
                 token,
@@ -186,6 +197,10 @@ fn spawn_background(a: &Args, mountpoint: &std::path::Path) -> i32 {
     }
     if a.no_wait {
         args.push("--no-wait".into());
+    }
+    if let Some(c) = &a.tls_ca {
+        args.push("--tls-ca".into());
+        args.push(c.display().to_string());
     }
     args.push("--foreground".into());
     args.push("--".into());

@@ -16,6 +16,8 @@ pub struct Args {
     pub read_only: bool,
     pub allow: Vec<ipnet::IpNet>,
     pub no_root_squash: bool,
+    /// Certificate chain and key files, for TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 pub fn run(a: Args) -> i32 {
@@ -24,6 +26,18 @@ pub fn run(a: Args) -> i32 {
         .token_file
         .as_deref()
         .map(super::mount_cmd::read_token)
+        .transpose()
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("rwxfs serve: {e}");
+            return 1;
+        }
+    };
+    let tls = match a
+        .tls
+        .as_ref()
+        .map(|(c, k)| server::tls::acceptor(c, k))
         .transpose()
     {
         Ok(t) => t,
@@ -93,6 +107,7 @@ pub fn run(a: Args) -> i32 {
         let cfg = ServerConfig {
             lease: Duration::from_secs(a.lease_secs.max(1)),
             export,
+            tls,
             ..ServerConfig::default()
         };
         match serve(vol, listener, cfg, token).await {

@@ -2,7 +2,17 @@
 
 use std::path::Path;
 
-pub fn run(server: &str, token_file: Option<&Path>, json: bool) -> i32 {
+pub fn run(server: &str, token_file: Option<&Path>, tls_ca: Option<&Path>, json: bool) -> i32 {
+    let tls = match tls_ca
+        .map(client_fuse::transport::client_config)
+        .transpose()
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("rwxfs status: {e}");
+            return 1;
+        }
+    };
     let token = match token_file.map(super::mount_cmd::read_token).transpose() {
         Ok(t) => t,
         Err(e) => {
@@ -10,7 +20,7 @@ pub fn run(server: &str, token_file: Option<&Path>, json: bool) -> i32 {
             return 1;
         }
     };
-    let list = match client_fuse::link::query_status(server, token.as_deref()) {
+    let list = match client_fuse::link::query_status(server, token.as_deref(), tls.as_ref()) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("rwxfs status: {e}");

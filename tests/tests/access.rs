@@ -262,3 +262,94 @@ fn root_is_squashed_by_default_and_not_with_the_flag() {
         finish(h, &img);
     }
 }
+
+/// A self-signed server certificate for 127.0.0.1 and its key, made with openssl.
+fn certificate(h: &Harness, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (
+        h.path(&format!("{name}.crt")),
+        h.path(&format!("{name}.key")),
+    );
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=rwxfs-test",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "openssl could not make a certificate");
+    (cert, key)
+}
+
+#[test]
+fn tls_carries_the_volume_and_plain_or_untrusting_clients_are_refused() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "64M").unwrap();
+    let (cert, key) = certificate(&h, "server");
+    let (other, _) = certificate(&h, "other");
+    let addr = h
+        .start_server(
+            &img,
+            &[
+                "--tls-cert",
+                &cert.to_string_lossy(),
+                "--tls-key",
+                &key.to_string_lossy(),
+            ],
+        )
+        .unwrap();
+    let proxy = Proxy::start(&addr).unwrap();
+    let e = h.mount_remote(&proxy.addr).unwrap_err();
+    assert!(e.contains("TLS"), "a plain client: {e}");
+    let e = h
+        .mount_remote_with(&proxy.addr, &["--tls-ca", &other.to_string_lossy()])
+        .unwrap_err();
+    assert!(
+        e.contains("TLS handshake failed"),
+        "an untrusting client: {e}"
+    );
+    let m = h
+        .mount_remote_with(&proxy.addr, &["--tls-ca", &cert.to_string_lossy()])
+        .unwrap();
+    let secret = b"plain text that must not be seen on the wire ".repeat(50_000);
+    std::fs::write(m.join("f"), &secret).unwrap();
+    let b = h
+        .mount_remote_with(&proxy.addr, &["--tls-ca", &cert.to_string_lossy()])
+        .unwrap();
+    assert_eq!(std::fs::read(b.join("f")).unwrap(), secret);
+    let wire = proxy.captured();
+    assert!(
+        wire.len() > secret.len(),
+        "the data did not cross the proxy"
+    );
+    assert!(
+        !wire.windows(45).any(|w| w == &secret[..45]),
+        "file data crossed the wire in clear"
+    );
+    let s = status(&addr, &["--tls-ca", &cert.to_string_lossy()]);
+    assert_eq!(s.len(), 2);
+    h.unmount_all().unwrap();
+    drop(proxy);
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
