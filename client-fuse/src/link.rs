@@ -392,7 +392,7 @@ impl Link {
             }
             if let Some(s) = w.stream.as_mut() {
                 if s.write_all(&frame).is_err() {
-                    let _ = s.shutdown();
+                    s.shutdown();
                     w.stream = None;
                     inner.mark_broken();
                 }
@@ -433,7 +433,7 @@ impl Link {
         {
             let mut w = relock(&inner.writer);
             if let Some(s) = w.stream.take() {
-                let _ = s.shutdown();
+                s.shutdown();
             }
         }
         relock(&inner.pending).clear();
@@ -487,7 +487,7 @@ impl Inner {
         let mut w = relock(&self.writer);
         if let Some(s) = w.stream.as_mut() {
             if s.write_all(&f).is_err() {
-                let _ = s.shutdown();
+                s.shutdown();
                 w.stream = None;
                 self.mark_broken();
             }
@@ -547,7 +547,7 @@ fn reader_loop(mut stream: Stream, inner: std::sync::Weak<Inner>, epoch: u64) {
     if w.epoch == epoch {
         tracing::warn!("connection to the server lost: {why}; reconnecting");
         if let Some(s) = w.stream.take() {
-            let _ = s.shutdown();
+            s.shutdown();
         }
         inner.mark_broken();
     }
