@@ -117,7 +117,7 @@ impl<S: BlockStore + 'static> Backend for RawBackend<S> {
         self.v().release_file(ino)
     }
     fn read(&self, ino: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
-        self.v().read(ino, offset, size as usize)
+        self.vol.read(ino, offset, size as usize)
     }
     fn write(&self, ino: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
         self.v().write(ino, offset, data).map(|n| n as u32)

@@ -10,6 +10,25 @@ use crate::attr::{Attr, DirEntry, FileKind, SetAttr, SetTime, StatFs, TimeSpec};
 use crate::bmap::{self, MAX_BLOCKS};
 use crate::cache::Meta;
 use crate::cache::PreparedCommit;
+
+/// Where a read's bytes are on disk (`Volume::plan_read`).
+#[derive(Debug, Default)]
+pub struct ReadPlan {
+    len: usize,
+    /// (disk offset, start, end in the output); the rest of the output is holes (zeros).
+    runs: Vec<(u64, usize, usize)>,
+}
+
+impl ReadPlan {
+    /// Read the planned bytes from `store`.
+    pub fn execute<S: BlockStore + ?Sized>(&self, store: &S) -> FsResult<Vec<u8>> {
+        let mut out = vec![0u8; self.len];
+        for &(disk, s, e) in &self.runs {
+            store.read_at(&mut out[s..e], disk)?;
+        }
+        Ok(out)
+    }
+}
 use crate::dir::DirIndex;
 use crate::error::{FsError, FsResult};
 use crate::inode::DiskInode;
@@ -854,46 +873,61 @@ impl<S: BlockStore> Volume<S> {
     // ---- data ----
 
     fn read_data(&mut self, d: &DiskInode, offset: u64, size: usize) -> FsResult<Vec<u8>> {
+        self.plan_data(d, offset, size)?.execute(&*self.m.store)
+    }
+
+    /// Where the bytes of a read are on disk: the block-map work, done with the engine to
+    /// oneself; the reading itself (`ReadPlan::execute`) needs only the store.
+    fn plan_data(&mut self, d: &DiskInode, offset: u64, size: usize) -> FsResult<ReadPlan> {
         if offset >= d.size {
-            return Ok(Vec::new());
+            return Ok(ReadPlan::default());
         }
         let n = (size as u64).min(d.size - offset) as usize;
-        let mut out = vec![0u8; n];
         let bs = BLOCK_SIZE as u64;
+        let mut plan = ReadPlan {
+            len: n,
+            runs: Vec::new(),
+        };
         let mut pos = 0usize;
-        // (disk offset, out range) runs of contiguous mapped blocks.
+        // (disk offset, out range) runs of contiguous mapped blocks; holes stay zero.
         let mut run: Option<(u64, usize, usize)> = None;
         while pos < n {
             let abs = offset + pos as u64;
             let lblk = abs / bs;
             let within = abs % bs;
             let len = ((bs - within) as usize).min(n - pos);
-            let phys = bmap::lookup(&mut self.m, d, lblk)?;
-            match phys {
+            match bmap::lookup(&mut self.m, d, lblk)? {
                 Some(p) => {
                     let disk = p * bs + within;
                     match &mut run {
                         Some((start, s, e)) if *start + (*e - *s) as u64 == disk => *e += len,
                         _ => {
-                            if let Some((start, s, e)) = run.take() {
-                                self.m.store.read_at(&mut out[s..e], start)?;
-                            }
+                            plan.runs.extend(run.take());
                             run = Some((disk, pos, pos + len));
                         }
                     }
                 }
-                None => {
-                    if let Some((start, s, e)) = run.take() {
-                        self.m.store.read_at(&mut out[s..e], start)?;
-                    }
-                }
+                None => plan.runs.extend(run.take()),
             }
             pos += len;
         }
-        if let Some((start, s, e)) = run.take() {
-            self.m.store.read_at(&mut out[s..e], start)?;
+        plan.runs.extend(run.take());
+        Ok(plan)
+    }
+
+    /// The first half of a read: where its bytes are. `SharedVolume` reads them without
+    /// holding the engine.
+    pub fn plan_read(&mut self, ino: u64, offset: u64, size: usize) -> FsResult<ReadPlan> {
+        let (_, d) = self.get(ino)?;
+        if d.is_dir() {
+            return Err(FsError::IsDir);
         }
-        Ok(out)
+        self.plan_data(&d, offset, size)
+    }
+
+    /// The store, shared: what `ReadPlan::execute` reads from.
+    pub fn shared_store(&self) -> std::sync::Arc<S> {
+        self.m.store.clone()
     }
 
     /// Write `data` at `offset` into the inode's blocks (not the size). Returns bytes written;

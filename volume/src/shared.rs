@@ -1,10 +1,16 @@
 //! `SharedVolume`: one engine used by many threads at once. Operations take the engine's lock
-//! for their in-memory work and the page-cache reads and writes of file data; a commit holds
-//! it only to take the pending transaction and to end it. The journal write and its flushes to
-//! disk, the slow part, happen outside it, so other operations proceed meanwhile. Commits are
-//! serialized among themselves.
+//! for their in-memory work (and writes of file data, which land in the page cache); reads of
+//! file data and commits do their disk I/O without it:
+//! - a read plans under the lock (the block map says where its bytes are), then reads them
+//!   with the lock released;
+//! - a commit holds it only to take the pending transaction and to end it; the journal write
+//!   and its flushes happen outside, and commits are serialized among themselves.
+//!
+//! A block freed by a truncate or unlink is not reused until the commit that frees it is
+//! durable and ends; ending it first waits for reads in flight, so no read planned before the
+//! free can land on a block that already holds another file's data.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use crate::error::FsResult;
@@ -15,6 +21,9 @@ pub struct SharedVolume<S: BlockStore> {
     vol: Mutex<Volume<S>>,
     /// Held for a whole commit, taken before `vol`.
     committing: Mutex<()>,
+    /// Held (shared) by reads doing their I/O; taken (exclusive) with `vol` held to end a
+    /// commit. Readers never wait for `vol` while holding it, so the order is deadlock-free.
+    reads: RwLock<()>,
 }
 
 fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -28,6 +37,7 @@ impl<S: BlockStore> SharedVolume<S> {
         SharedVolume {
             vol: Mutex::new(vol),
             committing: Mutex::new(()),
+            reads: RwLock::new(()),
         }
     }
 
@@ -46,7 +56,22 @@ impl<S: BlockStore> SharedVolume<S> {
         let _serial = relock(&self.committing);
         let p = relock(&self.vol).prepare_commit();
         let written = p.write();
-        relock(&self.vol).finish_commit(p, written)
+        let mut v = relock(&self.vol);
+        // Blocks this commit frees become reusable now: no read planned before may still
+        // be reading them.
+        let _no_reads = self.reads.write().unwrap_or_else(|e| e.into_inner());
+        v.finish_commit(p, written)
+    }
+
+    /// Read file data, the disk I/O without the engine's lock.
+    pub fn read(&self, ino: u64, offset: u64, size: usize) -> FsResult<Vec<u8>> {
+        let (plan, store, _reading) = {
+            let mut v = relock(&self.vol);
+            let plan = v.plan_read(ino, offset, size)?;
+            let reading = self.reads.read().unwrap_or_else(|e| e.into_inner());
+            (plan, v.shared_store(), reading)
+        };
+        plan.execute(&*store)
     }
 
     /// Commit if something is pending and the last commit is older than `interval`.

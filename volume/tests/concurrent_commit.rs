@@ -20,6 +20,8 @@ struct GatedStore {
     closed: Mutex<bool>,
     opened: Condvar,
     waiting: AtomicBool,
+    /// Reads of data blocks wait at the gate too.
+    gate_reads: AtomicBool,
 }
 
 impl GatedStore {
@@ -32,20 +34,31 @@ impl GatedStore {
     }
 }
 
-impl BlockStore for GatedStore {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.inner.read_at(buf, offset)
-    }
-    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.inner.write_at(buf, offset)
-    }
-    fn flush(&self) -> io::Result<()> {
+impl GatedStore {
+    fn wait_gate(&self) {
         let mut closed = self.closed.lock().unwrap();
         while *closed {
             self.waiting.store(true, Ordering::SeqCst);
             closed = self.opened.wait(closed).unwrap();
         }
         self.waiting.store(false, Ordering::SeqCst);
+    }
+}
+
+impl BlockStore for GatedStore {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        if self.gate_reads.load(Ordering::SeqCst) && buf.len() > 4096 {
+            self.wait_gate();
+        }
+        self.inner.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.inner.write_at(buf, offset)
+    }
+    fn flush(&self) -> io::Result<()> {
+        if !self.gate_reads.load(Ordering::SeqCst) {
+            self.wait_gate();
+        }
         self.inner.flush()
     }
     fn len(&self) -> u64 {
@@ -61,6 +74,7 @@ fn operations_proceed_while_a_commit_waits_for_the_disk() {
         closed: Mutex::new(false),
         opened: Condvar::new(),
         waiting: AtomicBool::new(false),
+        gate_reads: AtomicBool::new(false),
     });
     let vol = Arc::new(SharedVolume::new(Volume::open(store.clone()).unwrap()));
     // Committed state: a file with data, which is then deleted (its blocks freed) so that the
@@ -172,4 +186,64 @@ fn a_crash_after_commits_overlapping_operations_keeps_only_whole_files() {
     }
     assert!(present > 0, "no commit finished during the run");
     assert!(v.lookup(ROOT, b"uncommitted").is_err());
+}
+
+#[test]
+fn reads_wait_for_the_disk_without_the_engine_and_hold_back_block_reuse() {
+    let mem = fresh(64 * MIB);
+    let store = Arc::new(GatedStore {
+        inner: mem.clone(),
+        closed: Mutex::new(false),
+        opened: Condvar::new(),
+        waiting: AtomicBool::new(false),
+        gate_reads: AtomicBool::new(true),
+    });
+    let vol = Arc::new(SharedVolume::new(Volume::open(store.clone()).unwrap()));
+    let data = vec![0x3C; 256 * 1024];
+    let f = vol
+        .with(|v| {
+            let a = v.create(ROOT, b"f", 0o644, 0, 0)?;
+            v.write(a.ino, 0, &data).map(|_| a.ino)
+        })
+        .unwrap();
+    vol.commit().unwrap();
+    store.close();
+    let reader = {
+        let vol = vol.clone();
+        std::thread::spawn(move || vol.read(f, 0, 1 << 20))
+    };
+    while !store.waiting.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // The read waits for the disk; the engine serves others meanwhile.
+    let other = {
+        let vol = vol.clone();
+        std::thread::spawn(move || vol.with(|v| v.create(ROOT, b"g", 0o644, 0, 0).map(|_| ())))
+    };
+    let t = std::time::Instant::now();
+    while !other.is_finished() {
+        if t.elapsed() > Duration::from_secs(5) {
+            store.open();
+            panic!("another operation waited for the read's disk I/O");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    other.join().unwrap().unwrap();
+    // Freeing the read's blocks and committing: the commit may not end (and hand the blocks
+    // out again) while the read is still reading them.
+    vol.with(|v| v.unlink(ROOT, b"f")).unwrap();
+    let committer = {
+        let vol = vol.clone();
+        std::thread::spawn(move || vol.commit())
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        !committer.is_finished(),
+        "the commit ended under a read in flight"
+    );
+    store.open();
+    assert_eq!(reader.join().unwrap().unwrap(), data);
+    committer.join().unwrap().unwrap();
+    drop(vol);
+    assert_clean(&mem);
 }
