@@ -172,6 +172,11 @@ impl Harness {
         Err("server exited before listening".into())
     }
 
+    /// The running server's pid.
+    pub fn server_pid(&self) -> Option<u32> {
+        self.server.as_ref().map(|c| c.id())
+    }
+
     /// Stop the server with SIGTERM and wait for it (it commits everything first).
     pub fn stop_server(&mut self) -> Result<(), String> {
         let Some(mut c) = self.server.take() else {
