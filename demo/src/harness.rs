@@ -172,6 +172,14 @@ impl Harness {
         Err("server exited before listening".into())
     }
 
+    /// Kill the server with SIGKILL, as a crash would, and reap it.
+    pub fn kill_server(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// The running server's pid.
     pub fn server_pid(&self) -> Option<u32> {
         self.server.as_ref().map(|c| c.id())

@@ -99,8 +99,14 @@ impl<S: BlockStore> Volume<S> {
             )));
         }
         let seq = journal::replay(&store, &sb.geometry)?.unwrap_or(0);
+        // Replay may have brought a newer superblock home.
+        store.read_at(&mut b0, 0)?;
+        let mut sb = Superblock::decode(&b0)?;
         let mut m = Meta::new(store, sb.geometry, seq);
         m.count_free()?;
+        // A new incarnation: counted in the superblock, journaled with the open's commit.
+        sb.mounts += 1;
+        m.block_mut(0)?.copy_from_slice(&sb.encode());
         let mut v = Volume {
             m,
             sb,
@@ -339,10 +345,15 @@ impl<S: BlockStore> Volume<S> {
         }
         let index = self.m.alloc_inode()?;
         let old = self.m.read_inode(index)?;
-        let mut generation = old.generation.wrapping_add(1);
-        if generation == 0 {
-            generation = 1;
-        }
+        // Generation = this incarnation (16 bits) | a per-slot counter (16 bits): numbers an
+        // earlier incarnation handed out, even ones lost uncommitted in a crash, never recur.
+        let epoch = (self.sb.mounts & 0xFFFF) as u32;
+        let counter = if old.generation >> 16 == epoch {
+            (old.generation & 0xFFFF) + 1
+        } else {
+            1
+        };
+        let generation = (epoch << 16) | (counter & 0xFFFF).max(1);
         let now = TimeSpec::now();
         let mut mode = mode;
         let mut gid = gid;

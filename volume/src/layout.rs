@@ -117,6 +117,9 @@ pub struct Superblock {
     pub geometry: Geometry,
     pub created: i64,
     pub volume_id: u64,
+    /// Times the volume was opened for writing. New inode generations carry it, so an inode
+    /// number handed out (and lost uncommitted) before a crash is never handed out again.
+    pub mounts: u64,
 }
 
 impl Superblock {
@@ -139,6 +142,7 @@ impl Superblock {
             g.data_start,
             self.created as u64,
             self.volume_id,
+            self.mounts,
         ];
         for (i, f) in fields.iter().enumerate() {
             put_u64(&mut b, 16 + i * 8, *f);
@@ -180,6 +184,7 @@ impl Superblock {
             geometry,
             created: f(11) as i64,
             volume_id: f(12),
+            mounts: f(13),
         })
     }
 }

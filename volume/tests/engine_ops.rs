@@ -304,3 +304,26 @@ fn running_out_of_space_harms_nothing() {
     v.commit().unwrap();
     assert_clean(&s);
 }
+
+#[test]
+fn inode_numbers_lost_in_a_crash_are_never_handed_out_again() {
+    // A file created and never committed, then a crash: the next incarnation must not give its
+    // number to another file, or a client still holding it would read and write that one.
+    let s = fresh(64 * MIB);
+    let mut v = open(&s);
+    v.create(1, b"kept", 0o644, 0, 0).unwrap();
+    v.commit().unwrap();
+    let lost = v.create(1, b"lost", 0o644, 0, 0).unwrap().ino;
+    drop(v); // crash: "lost" was never committed
+    let mut v = open(&s);
+    let again = v.create(1, b"new", 0o644, 0, 0).unwrap().ino;
+    assert_ne!(again, lost, "an inode number was handed out twice");
+    assert!(v.getattr(lost).is_err());
+    assert_eq!(
+        again & 0xFFFF_FFFF,
+        lost & 0xFFFF_FFFF,
+        "the same slot, reused"
+    );
+    drop(v);
+    assert_clean(&s);
+}
