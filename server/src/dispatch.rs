@@ -19,6 +19,19 @@ pub fn execute<S: BlockStore>(
                 Err(e) => (Err(e), Vec::new()),
             }
         }
+        req if req.mutates() => {
+            // Space freed by a delete a moment ago is held back until its commit ends; a
+            // writer who runs out before then gets it after one commit, not ENOSPC.
+            let retry = req.clone();
+            let (r, out) = vol.with(|v| execute_locked(v, req, bulk));
+            if matches!(r, Err(FsError::NoSpace)) && vol.with(|v| v.quarantined_blocks()) > 0 {
+                if let Err(e) = vol.commit() {
+                    return (Err(e), Vec::new());
+                }
+                return vol.with(|v| execute_locked(v, retry, bulk));
+            }
+            (r, out)
+        }
         req => vol.with(|v| execute_locked(v, req, bulk)),
     }
 }

@@ -125,6 +125,11 @@ impl<S: BlockStore> Meta<S> {
         self.dirty.remove(&b);
     }
 
+    /// Blocks freed but not reusable until the next commit ends.
+    pub fn quarantined(&self) -> usize {
+        self.quarantine.len()
+    }
+
     pub fn dirty_count(&self) -> usize {
         self.dirty.len()
     }

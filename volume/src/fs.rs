@@ -1239,6 +1239,11 @@ impl<S: BlockStore> Volume<S> {
         self.m.commits
     }
 
+    /// Blocks freed by changes not yet committed: free again once a commit ends.
+    pub fn quarantined_blocks(&self) -> usize {
+        self.m.quarantined()
+    }
+
     /// Metadata blocks changed and not yet committed.
     pub fn pending_blocks(&self) -> usize {
         self.m.dirty_count()
