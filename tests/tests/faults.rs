@@ -102,3 +102,89 @@ fn a_killed_client_is_unmounted_with_a_plain_umount_and_its_session_ends_with_th
     h.stop_server().unwrap();
     assert_fsck_clean(&img);
 }
+
+/// A small tmpfs, unmounted (lazily if busy) when dropped, even after a failure.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(at: std::path::PathBuf, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(&at).unwrap();
+        let ok = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "rwxfs-test-disk",
+            ])
+            .arg(&at)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot mount a tmpfs");
+        SmallDisk(at)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_under_a_sparse_image_fails_the_writer_and_keeps_the_volume_consistent() {
+    // The volume (64 MiB, sparse) is larger than the disk under it (24 MiB): file data fills
+    // the disk first. mkfs reserved the journal and metadata area, so what is committed stays
+    // consistent: the writer gets ENOSPC, earlier files are intact, fsck is clean.
+    let scratch = tempfile::Builder::new()
+        .prefix("rwxfs-disk-")
+        .tempdir()
+        .unwrap();
+    let disk = SmallDisk::mount(scratch.path().join("disk"), "24m");
+    let mut h = harness();
+    let img = disk.0.join("v.img");
+    let out = Command::new(bin())
+        .args(["mkfs"])
+        .arg(&img)
+        .args(["--size", "64M"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let addr = h.start_server(&img, &[]).unwrap();
+    let m = h.mount_remote(&addr).unwrap();
+    let mut f = std::fs::File::create(m.join("precious")).unwrap();
+    f.write_all(b"fsynced before the disk filled").unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    let (written, e) = fill(&m.join("hog"));
+    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+    assert!(written < 24 << 20, "{written}");
+    assert_eq!(
+        std::fs::read(m.join("precious")).unwrap(),
+        b"fsynced before the disk filled"
+    );
+    // Metadata changes still commit with the disk full: the journal and the inode table
+    // (new blocks of it, for these 60 inodes) had their space reserved at mkfs.
+    for i in 0..60 {
+        std::fs::File::create(m.join(format!("after-{i}"))).unwrap();
+    }
+    std::fs::remove_file(m.join("hog")).unwrap();
+    h.unmount_all().unwrap();
+    // Its final commit may fail writing freed space home; the journal holds what it needs.
+    let _ = h.stop_server();
+    assert_fsck_clean(&img);
+    let store = volume::FileStore::open_read_only(&img).unwrap();
+    let r = volume::fsck::check(&store).unwrap();
+    assert_eq!(
+        (r.files, r.directories),
+        (61, 1),
+        "the volume should hold precious and the 60 files made after the disk filled, not hog"
+    );
+    drop(h);
+    drop(disk);
+}

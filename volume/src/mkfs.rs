@@ -86,6 +86,9 @@ pub fn mkfs<S: BlockStore>(store: &S, opts: &MkfsOptions) -> FsResult<Geometry> 
     store.write_at(&itb, rb * BLOCK_SIZE as u64)?;
     // Other inode table blocks stay sparse: an all-zero block is a valid block of free inodes.
     store.write_at(&sb.encode(), 0)?;
+    // Space for the journal and every metadata block, taken now: a commit must never fail
+    // because the disk under a sparse image filled up with file data.
+    store.reserve(0, geo.data_start * BLOCK_SIZE as u64)?;
     store.flush()?;
     Ok(geo)
 }

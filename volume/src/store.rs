@@ -22,6 +22,11 @@ pub trait BlockStore: Send + Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Make sure `len` bytes at `offset` have space under them (a sparse image file gets its
+    /// blocks allocated), so writing there later cannot fail for want of space.
+    fn reserve(&self, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl<T: BlockStore + ?Sized> BlockStore for Arc<T> {
@@ -36,6 +41,9 @@ impl<T: BlockStore + ?Sized> BlockStore for Arc<T> {
     }
     fn len(&self) -> u64 {
         (**self).len()
+    }
+    fn reserve(&self, offset: u64, len: u64) -> io::Result<()> {
+        (**self).reserve(offset, len)
     }
 }
 
@@ -87,6 +95,26 @@ impl BlockStore for FileStore {
     }
     fn len(&self) -> u64 {
         self.device_len().unwrap_or(0)
+    }
+    fn reserve(&self, offset: u64, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        if !self.file.metadata()?.is_file() {
+            return Ok(()); // a block device has its space already
+        }
+        // SAFETY: plain syscall on an open descriptor; it writes nothing to memory.
+        let r = unsafe {
+            libc::posix_fallocate(
+                self.file.as_raw_fd(),
+                offset as libc::off_t,
+                len as libc::off_t,
+            )
+        };
+        match r {
+            0 => Ok(()),
+            // The file system cannot preallocate: stay sparse.
+            libc::EOPNOTSUPP | libc::EINVAL => Ok(()),
+            e => Err(io::Error::from_raw_os_error(e)),
+        }
     }
 }
 
