@@ -30,6 +30,10 @@ pub struct RwxFuse {
     /// in: if the epoch moved on, the server dropped those locks (lease over) and I/O on the
     /// file fails with EIO rather than go on unprotected.
     lock_epochs: Arc<std::sync::Mutex<std::collections::HashMap<u64, u64>>>,
+    /// Files written since their last fsync, with the epoch of the first such write: if the
+    /// server forgot the session since (it restarted), those writes may be gone, and fsync
+    /// and close say so (EIO) instead of vouching for data the server no longer has.
+    unsynced: std::sync::Mutex<std::collections::HashMap<u64, u64>>,
     /// Tells the kernel to drop what it caches of an inode (set once the session exists).
     notifier: Arc<std::sync::OnceLock<fuser::Notifier>>,
     /// How long the kernel may trust attributes and entries without asking again.
@@ -48,6 +52,7 @@ impl RwxFuse {
             backend,
             locked: Default::default(),
             lock_epochs: Default::default(),
+            unsynced: Default::default(),
             notifier,
             ttl,
             read_only,
@@ -171,6 +176,30 @@ impl RwxFuse {
             .unwrap_or_else(|e| e.into_inner())
             .entry(ino)
             .or_insert(epoch);
+    }
+
+    fn note_written(&self, ino: u64) {
+        let epoch = self.backend.lock_epoch();
+        self.unsynced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(ino)
+            .or_insert(epoch);
+    }
+
+    /// After an fsync or a close: EIO if writes since the last fsync went to a server session
+    /// that is gone. Either way the slate is clean afterwards.
+    fn writes_survived(&self, ino: u64, durable: bool) -> Result<(), FsError> {
+        let mut u = self.unsynced.lock().unwrap_or_else(|e| e.into_inner());
+        let lost = u.get(&ino).is_some_and(|e| *e != self.backend.lock_epoch());
+        if lost || durable {
+            u.remove(&ino);
+        }
+        if lost {
+            tracing::warn!("writes to {ino} may be lost: the server restarted before an fsync");
+            return Err(FsError::Io(std::io::Error::from_raw_os_error(libc::EIO)));
+        }
+        Ok(())
     }
 
     /// EIO if the locks taken on `ino` were lost with an expired session.
@@ -439,7 +468,10 @@ impl Filesystem for RwxFuse {
                     self.backend.write(ino.0, offset, data)
                 }
             }) {
-            Ok(n) => reply.written(n),
+            Ok(n) => {
+                self.note_written(ino.0);
+                reply.written(n)
+            }
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -453,7 +485,9 @@ impl Filesystem for RwxFuse {
         reply: ReplyEmpty,
     ) {
         // POSIX: any close by a process drops that process's locks on the file.
-        let r = self.backend.flush(ino.0).and_then(|_| {
+        let r = self.backend.flush(ino.0);
+        let r = r.and_then(|_| self.writes_survived(ino.0, false));
+        let r = r.and_then(|_| {
             if self.ever_locked(ino.0) {
                 self.backend.release_locks(ino.0, lock_owner.0)
             } else {
@@ -495,7 +529,9 @@ impl Filesystem for RwxFuse {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        Self::empty(self.backend.fsync(ino.0), reply)
+        let r = self.backend.fsync(ino.0);
+        let r = r.and_then(|_| self.writes_survived(ino.0, true));
+        Self::empty(r, reply)
     }
 
     fn readdir(
