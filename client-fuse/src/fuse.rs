@@ -16,6 +16,7 @@ use volume::attr::SetTime;
 use volume::{Attr, FileKind, FsError, RenameFlags, SetAttr, TimeSpec};
 
 use crate::backend::{Backend, LockArgs};
+use crate::epochs::EpochMarks;
 use crate::signals::{gone, signal_pending};
 
 /// Largest write the kernel sends in one request.
@@ -29,11 +30,11 @@ pub struct RwxFuse {
     /// Files locked through this mount and still open, with the lock epoch they were locked
     /// in: if the epoch moved on, the server dropped those locks (lease over) and I/O on the
     /// file fails with EIO rather than go on unprotected.
-    lock_epochs: Arc<std::sync::Mutex<std::collections::HashMap<u64, u64>>>,
+    lock_epochs: Arc<EpochMarks>,
     /// Files written since their last fsync, with the epoch of the first such write: if the
     /// server forgot the session since (it restarted), those writes may be gone, and fsync
     /// and close say so (EIO) instead of vouching for data the server no longer has.
-    unsynced: std::sync::Mutex<std::collections::HashMap<u64, u64>>,
+    unsynced: EpochMarks,
     /// Tells the kernel to drop what it caches of an inode (set once the session exists).
     notifier: Arc<std::sync::OnceLock<fuser::Notifier>>,
     /// How long the kernel may trust attributes and entries without asking again.
@@ -58,6 +59,10 @@ impl RwxFuse {
             read_only,
         }
     }
+}
+
+fn eio() -> FsError {
+    FsError::Io(std::io::Error::from_raw_os_error(libc::EIO))
 }
 
 fn errno(e: FsError) -> Errno {
@@ -168,49 +173,25 @@ impl RwxFuse {
             .insert(ino);
     }
 
-    /// A lock on `ino` was granted: remember in which lock epoch.
-    fn note_granted(&self, ino: u64) {
-        let epoch = self.backend.lock_epoch();
-        self.lock_epochs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(ino)
-            .or_insert(epoch);
-    }
-
-    fn note_written(&self, ino: u64) {
-        let epoch = self.backend.lock_epoch();
-        self.unsynced
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(ino)
-            .or_insert(epoch);
-    }
-
     /// After an fsync or a close: EIO if writes since the last fsync went to a server session
-    /// that is gone. Either way the slate is clean afterwards.
+    /// that is gone. Either way the slate is clean after an fsync.
     fn writes_survived(&self, ino: u64, durable: bool) -> Result<(), FsError> {
-        let mut u = self.unsynced.lock().unwrap_or_else(|e| e.into_inner());
-        let lost = u.get(&ino).is_some_and(|e| *e != self.backend.lock_epoch());
-        if lost || durable {
-            u.remove(&ino);
-        }
-        if lost {
+        if self
+            .unsynced
+            .take_stale(ino, self.backend.lock_epoch(), durable)
+        {
             tracing::warn!("writes to {ino} may be lost: the server restarted before an fsync");
-            return Err(FsError::Io(std::io::Error::from_raw_os_error(libc::EIO)));
+            return Err(eio());
         }
         Ok(())
     }
 
     /// EIO if the locks taken on `ino` were lost with an expired session.
     fn locks_intact(&self, ino: u64) -> Result<(), FsError> {
-        let epochs = self.lock_epochs.lock().unwrap_or_else(|e| e.into_inner());
-        match epochs.get(&ino) {
-            Some(e) if *e != self.backend.lock_epoch() => {
-                Err(FsError::Io(std::io::Error::from_raw_os_error(libc::EIO)))
-            }
-            _ => Ok(()),
+        if self.lock_epochs.stale(ino, self.backend.lock_epoch()) {
+            return Err(eio());
         }
+        Ok(())
     }
 
     fn ever_locked(&self, ino: u64) -> bool {
@@ -469,7 +450,7 @@ impl Filesystem for RwxFuse {
                 }
             }) {
             Ok(n) => {
-                self.note_written(ino.0);
+                self.unsynced.mark(ino.0, self.backend.lock_epoch());
                 reply.written(n)
             }
             Err(e) => reply.error(errno(e)),
@@ -508,10 +489,7 @@ impl Filesystem for RwxFuse {
         reply: ReplyEmpty,
     ) {
         // Its locks went with the close; a lost lock no longer poisons the next open.
-        self.lock_epochs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&ino.0);
+        self.lock_epochs.clear(ino.0);
         // The last close of an open file drops its flock (the kernel names the owner then).
         if let Some(owner) = lock_owner.filter(|_| self.ever_locked(ino.0)) {
             if let Err(e) = self.backend.release_locks(ino.0, owner.0) {
@@ -832,7 +810,7 @@ impl Filesystem for RwxFuse {
             let r = self.backend.setlk(ino.0, lock, false, &|| false);
             if r.is_ok() {
                 if typ != libc::F_UNLCK {
-                    self.note_granted(ino.0);
+                    self.lock_epochs.mark(ino.0, self.backend.lock_epoch());
                 }
                 revalidate();
             }
@@ -857,12 +835,7 @@ impl Filesystem for RwxFuse {
                     let _ = backend.setlk(ino.0, unlock, false, &|| false);
                 } else if r.is_ok() {
                     if typ != libc::F_UNLCK {
-                        let epoch = backend.lock_epoch();
-                        epochs
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .entry(ino.0)
-                            .or_insert(epoch);
+                        epochs.mark(ino.0, backend.lock_epoch());
                     }
                     revalidate();
                 }

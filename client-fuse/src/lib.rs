@@ -2,6 +2,7 @@
 //! in this process, on an image) or `Remote` (the server, over the protocol).
 
 pub mod backend;
+mod epochs;
 pub mod fuse;
 pub mod link;
 pub mod mount;

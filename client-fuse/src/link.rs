@@ -87,8 +87,6 @@ struct Inner {
     closed: AtomicBool,
     /// Files this mount holds open (inode → opens), to open again on a new session.
     opens: Mutex<HashMap<u64, u32>>,
-    /// Times the connection was re-established.
-    reconnects: AtomicU64,
     /// Times the server had forgotten the session (its lease ran out, or the server
     /// restarted): each time, every lock this mount held was lost.
     sessions_lost: AtomicU64,
@@ -273,7 +271,6 @@ impl Link {
             broken_cv: Condvar::new(),
             closed: AtomicBool::new(false),
             opens: Mutex::new(HashMap::new()),
-            reconnects: AtomicU64::new(0),
             sessions_lost: AtomicU64::new(0),
             grants: Mutex::new(HashMap::new()),
             invalidations: Mutex::new(None),
@@ -306,18 +303,9 @@ impl Link {
         Ok(Link { inner })
     }
 
-    pub fn session(&self) -> u64 {
-        self.inner.session.load(Ordering::Relaxed)
-    }
-
     /// Times the server forgot this mount's session (and with it its locks).
     pub fn sessions_lost(&self) -> u64 {
         self.inner.sessions_lost.load(Ordering::Relaxed)
-    }
-
-    /// Times the connection was lost and re-established.
-    pub fn reconnects(&self) -> u64 {
-        self.inner.reconnects.load(Ordering::Relaxed)
     }
 
     /// Send one call and wait for its reply, across reconnects.
@@ -618,7 +606,6 @@ fn reestablish(inner: &Arc<Inner>) -> Result<(), String> {
     spawn_reader(inner, reader, w.epoch)?;
     inner.session.store(session, Ordering::Relaxed);
     inner.lease_secs.store(lease as u64, Ordering::Relaxed);
-    inner.reconnects.fetch_add(1, Ordering::Relaxed);
     tracing::info!(
         session,
         resent = frames.len(),

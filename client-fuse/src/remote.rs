@@ -28,10 +28,6 @@ impl RemoteBackend {
         })
     }
 
-    pub fn session(&self) -> u64 {
-        self.link.session()
-    }
-
     fn call_bulk(&self, req: Request, bulk: &[u8]) -> FsResult<(Response, Vec<u8>)> {
         match self.link.call(req, bulk) {
             Ok((Ok(resp), data)) => Ok((resp, data)),

@@ -163,12 +163,13 @@ impl Read for Stream {
                 continue;
             }
             drop(c);
-            let mut chunk = vec![0u8; 64 * 1024];
-            let n = (&t.sock).read(&mut chunk)?;
-            if n == 0 {
+            // Read straight into the spare room of `raw` (it is empty here): no copy.
+            raw.resize(64 * 1024, 0);
+            let n = (&t.sock).read(&mut raw[..]);
+            raw.truncate(*n.as_ref().unwrap_or(&0));
+            if n? == 0 {
                 return Ok(0);
             }
-            raw.extend_from_slice(&chunk[..n]);
         }
     }
 }

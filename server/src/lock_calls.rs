@@ -17,6 +17,23 @@ fn kind(typ: i32) -> Result<Option<Kind>, FsError> {
     }
 }
 
+fn lock_req(
+    session: u64,
+    owner: u64,
+    typ: i32,
+    start: u64,
+    end: u64,
+    pid: u32,
+) -> Result<LockReq, FsError> {
+    Ok(LockReq {
+        owner: Owner { session, owner },
+        kind: kind(typ)?,
+        start,
+        end,
+        pid,
+    })
+}
+
 fn lock_err(e: LockError) -> FsError {
     match e {
         LockError::Conflict(_) => FsError::WouldBlock,
@@ -41,32 +58,23 @@ pub(crate) fn execute(
             end,
             typ,
             pid,
-        } => (|| {
-            let req = LockReq {
-                owner: Owner { session, owner },
-                kind: kind(typ)?,
+        } => lock_req(session, owner, typ, start, end, pid).map(|req| match m.test(ino, &req) {
+            Some(h) => Response::Lock {
+                start: h.start,
+                end: h.end,
+                typ: match h.kind {
+                    Kind::Read => lock_type::READ,
+                    Kind::Write => lock_type::WRITE,
+                },
+                pid: h.pid,
+            },
+            None => Response::Lock {
                 start,
                 end,
-                pid,
-            };
-            Ok(match m.test(ino, &req) {
-                Some(h) => Response::Lock {
-                    start: h.start,
-                    end: h.end,
-                    typ: match h.kind {
-                        Kind::Read => lock_type::READ,
-                        Kind::Write => lock_type::WRITE,
-                    },
-                    pid: h.pid,
-                },
-                None => Response::Lock {
-                    start,
-                    end,
-                    typ: lock_type::UNLOCK,
-                    pid: 0,
-                },
-            })
-        })(),
+                typ: lock_type::UNLOCK,
+                pid: 0,
+            },
+        }),
         Request::Setlk {
             ino,
             owner,
@@ -76,13 +84,7 @@ pub(crate) fn execute(
             pid,
             wait,
         } => (|| {
-            let req = LockReq {
-                owner: Owner { session, owner },
-                kind: kind(typ)?,
-                start,
-                end,
-                pid,
-            };
+            let req = lock_req(session, owner, typ, start, end, pid)?;
             if wait {
                 let (outcome, grants) = m.set_wait(ino, id, req).map_err(lock_err)?;
                 deliver(shared, grants);

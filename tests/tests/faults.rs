@@ -30,6 +30,7 @@ fn a_full_volume_gives_enospc_harms_nothing_else_and_recovers() {
     std::fs::write(a.join("precious"), b"keep me").unwrap();
     let (written, e) = fill(&b.join("hog"));
     assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+    println!("{} MiB written before ENOSPC", written >> 20);
     assert!(written > 20 << 20, "only {written} bytes before ENOSPC");
     // Others are unharmed: their data reads back, and small metadata work still goes.
     assert_eq!(std::fs::read(a.join("precious")).unwrap(), b"keep me");

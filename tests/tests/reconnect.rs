@@ -67,6 +67,7 @@ fn creates_renames_and_appends_take_effect_once_across_cut_connections() {
     }
     done.store(true, Ordering::SeqCst);
     let (cuts, proxy) = cutter.join().unwrap();
+    println!("{cuts} cuts, {} connections", proxy.accepted());
     assert!(cuts >= 3, "only {cuts} cuts happened during the workload");
     assert!(
         proxy.accepted() > 1,
