@@ -113,6 +113,14 @@ enum Cmd {
         /// The private key of --tls-cert (PEM).
         #[arg(long, value_name = "FILE", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Where sessions and the replies they may ask for again are kept across restarts
+        /// (default: the image's path with `.sessions` appended).
+        #[arg(long, value_name = "FILE")]
+        state_file: Option<PathBuf>,
+        /// After a restart, seconds the clients have to reclaim their locks before anyone
+        /// else's lock is granted.
+        #[arg(long, default_value_t = 30)]
+        grace_secs: u64,
     },
     /// List a server's sessions: node, mount, access, address, lease, open files, locks.
     Status {
@@ -199,6 +207,8 @@ pub fn run() -> i32 {
             no_root_squash,
             tls_cert,
             tls_key,
+            state_file,
+            grace_secs,
         } => serve_cmd::run(serve_cmd::Args {
             image,
             listen,
@@ -209,6 +219,8 @@ pub fn run() -> i32 {
             allow,
             no_root_squash,
             tls: tls_cert.zip(tls_key),
+            state_file,
+            grace_secs,
         }),
         Cmd::Status {
             server,

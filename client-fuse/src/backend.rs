@@ -86,8 +86,15 @@ pub trait Backend: Send + Sync + 'static {
     /// this mount may cache). Backends that cannot learn of any ignore it.
     fn on_invalidate(&self, _sink: std::sync::mpsc::Sender<Invalidate>) {}
 
-    /// Counts the times this mount's locks were all lost at once (its session expired).
+    /// Counts the times this mount's locks were all lost at once (its session expired, or
+    /// they could not be reclaimed after a server restart).
     fn lock_epoch(&self) -> u64 {
+        0
+    }
+
+    /// Counts the server's restarts under this mount: writes acknowledged but not yet
+    /// fsynced before one may be gone.
+    fn write_epoch(&self) -> u64 {
         0
     }
 

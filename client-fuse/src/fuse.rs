@@ -178,7 +178,7 @@ impl RwxFuse {
     fn writes_survived(&self, ino: u64, durable: bool) -> Result<(), FsError> {
         if self
             .unsynced
-            .take_stale(ino, self.backend.lock_epoch(), durable)
+            .take_stale(ino, self.backend.write_epoch(), durable)
         {
             tracing::warn!("writes to {ino} may be lost: the server restarted before an fsync");
             return Err(eio());
@@ -450,7 +450,7 @@ impl Filesystem for RwxFuse {
                 }
             }) {
             Ok(n) => {
-                self.unsynced.mark(ino.0, self.backend.lock_epoch());
+                self.unsynced.mark(ino.0, self.backend.write_epoch());
                 reply.written(n)
             }
             Err(e) => reply.error(errno(e)),

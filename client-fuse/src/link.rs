@@ -6,8 +6,10 @@
 //! reconnect thread dials again with backoff, resumes the session (`Resume`), and sends every
 //! pending frame again in id order; the server answers a repeat of a call that changes the
 //! volume from its reply cache, so it takes effect once. If the server no longer knows the
-//! session (it restarted, or the lease ran out), the files this mount holds open are opened
-//! again before the pending calls go out.
+//! session (the lease ran out), the files this mount holds open are opened again before the
+//! pending calls go out, and its locks are lost. If the server restarted and kept the session
+//! (its state log), the mount reclaims the locks it holds within the server's grace period.
+//! Either way, lock waits the server forgot are sent again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -38,6 +40,16 @@ pub enum LinkError {
 const ACK_EVERY: u64 = 512;
 /// Longest wait between reconnect attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Where a queued lock wait hears how it ended: granted, or an errno.
+pub type WaitOutcome = std::sync::mpsc::Receiver<Result<(), i32>>;
+
+/// A lock wait the server queued: told its outcome (granted, or an errno if the wait had
+/// to be sent again and failed).
+struct Wait {
+    tx: Sender<Result<(), i32>>,
+    req: Request,
+}
 
 struct Pending {
     tx: Sender<Reply>,
@@ -91,7 +103,13 @@ struct Inner {
     /// restarted): each time, every lock this mount held was lost.
     sessions_lost: AtomicU64,
     /// Blocked lock requests, by wait id (their call id): told when the server grants them.
-    grants: Mutex<HashMap<u64, Sender<()>>>,
+    grants: Mutex<HashMap<u64, Wait>>,
+    /// The locks this mount holds, as the server granted them: reclaimed after a restart.
+    held: Mutex<locks::LockTable>,
+    /// The server's start this connection is to (`Welcome::boot`).
+    boot: AtomicU64,
+    /// Server restarts seen: each may have lost writes not yet fsynced.
+    restarts: AtomicU64,
     /// Where invalidation pushes go.
     invalidations: Mutex<Option<Sender<crate::backend::Invalidate>>>,
 }
@@ -153,7 +171,7 @@ fn dial(
     resume: Option<u64>,
     no_wait: bool,
     pending: &dyn Fn(&str),
-) -> Result<(Stream, u64, u32), String> {
+) -> Result<(Stream, u64, u32, u64), String> {
     let addr = &h.addr;
     let mut stream = Stream::connect(addr, h.tls.as_ref())?;
     let hello = match resume {
@@ -194,8 +212,9 @@ fn dial(
             ServerMsg::Welcome {
                 session,
                 lease_secs,
+                boot,
                 ..
-            } => return Ok((stream, session, lease_secs)),
+            } => return Ok((stream, session, lease_secs, boot)),
             ServerMsg::Refused { reason } => {
                 return Err(format!("the server refused the mount: {reason}"))
             }
@@ -255,7 +274,7 @@ impl Link {
             token: opts.token.clone(),
             tls: opts.tls.clone(),
         };
-        let (stream, session, lease) = dial(&hello, None, opts.no_wait, pending)?;
+        let (stream, session, lease, boot) = dial(&hello, None, opts.no_wait, pending)?;
         let reader = stream.try_clone().map_err(|e| e.to_string())?;
         let inner = Arc::new(Inner {
             hello,
@@ -273,6 +292,9 @@ impl Link {
             opens: Mutex::new(HashMap::new()),
             sessions_lost: AtomicU64::new(0),
             grants: Mutex::new(HashMap::new()),
+            held: Mutex::new(locks::LockTable::default()),
+            boot: AtomicU64::new(boot),
+            restarts: AtomicU64::new(0),
             invalidations: Mutex::new(None),
         });
         spawn_reader(&inner, reader, 1)?;
@@ -308,6 +330,34 @@ impl Link {
         self.inner.sessions_lost.load(Ordering::Relaxed)
     }
 
+    /// Times the server restarted under this mount (writes not yet fsynced may be gone).
+    pub fn restarts(&self) -> u64 {
+        self.inner.restarts.load(Ordering::Relaxed)
+    }
+
+    /// The server granted (or, `typ` F_UNLCK, released) a lock: remember it for reclaiming.
+    pub fn note_lock(&self, ino: u64, owner: u64, typ: i32, start: u64, end: u64, pid: u32) {
+        let kind = match typ {
+            protocol::lock_type::READ => Some(locks::Kind::Read),
+            protocol::lock_type::WRITE => Some(locks::Kind::Write),
+            _ => None,
+        };
+        let req = locks::LockReq {
+            owner: locks::Owner { session: 0, owner },
+            kind,
+            start,
+            end,
+            pid,
+        };
+        let _ = relock(&self.inner.held).set(ino, req);
+    }
+
+    /// A close dropped every lock `owner` held on `ino`.
+    pub fn note_release(&self, ino: u64, owner: u64) {
+        let owner = locks::Owner { session: 0, owner };
+        relock(&self.inner.held).release_owner(ino, owner);
+    }
+
     /// Send one call and wait for its reply, across reconnects.
     pub fn call(&self, req: Request, bulk: &[u8]) -> Result<Reply, LinkError> {
         let (tx, rx) = channel();
@@ -320,11 +370,17 @@ impl Link {
     pub fn call_lock_wait(
         &self,
         req: Request,
-    ) -> Result<(Reply, u64, std::sync::mpsc::Receiver<()>), LinkError> {
+    ) -> Result<(Reply, u64, WaitOutcome), LinkError> {
         let (tx, rx) = channel();
         let id = self.inner.allocate(tx);
         let (gtx, grx) = channel();
-        relock(&self.inner.grants).insert(id, gtx);
+        relock(&self.inner.grants).insert(
+            id,
+            Wait {
+                tx: gtx,
+                req: req.clone(),
+            },
+        );
         match self.call_as(id, rx, req, &[]) {
             Ok(reply) => Ok((reply, id, grx)),
             Err(e) => {
@@ -513,8 +569,8 @@ fn reader_loop(mut stream: Stream, inner: std::sync::Weak<Inner>, epoch: u64) {
                 }
             }
             ServerMsg::Push(Push::LockGranted { wait }) => {
-                if let Some(tx) = relock(&inner.grants).remove(&wait) {
-                    let _ = tx.send(());
+                if let Some(w) = relock(&inner.grants).remove(&wait) {
+                    let _ = w.tx.send(Ok(()));
                 }
             }
             ServerMsg::Push(Push::InvalInode { ino }) => {
@@ -578,26 +634,35 @@ fn reconnect_loop(weak: std::sync::Weak<Inner>) {
     }
 }
 
-/// Dial, resume (or start again and reopen what was open), then send every pending call again.
+/// Dial, resume (or start again and reopen what was open), reclaim locks after a server
+/// restart, then send every pending call again.
 fn reestablish(inner: &Arc<Inner>) -> Result<(), String> {
     let old = inner.session.load(Ordering::Relaxed);
-    let (mut stream, session, lease) = dial(&inner.hello, Some(old), false, &|why| {
+    let (mut stream, session, lease, boot) = dial(&inner.hello, Some(old), false, &|why| {
         tracing::warn!("reconnecting: pending: {why}")
     })?;
+    let restarted = boot != inner.boot.load(Ordering::Relaxed);
     if session != old {
         tracing::warn!(
-            "the server no longer knew session {old} (lease over or server restarted): \
+            "the server no longer knew session {old} (lease over, or restarted without it): \
              new session {session}; reopening files; locks held before are lost"
         );
         reopen(inner, &mut stream)?;
+        *relock(&inner.held) = locks::LockTable::default();
         inner.sessions_lost.fetch_add(1, Ordering::Relaxed);
+    } else if restarted {
+        reclaim(inner, &mut stream)?;
     }
     let reader = stream.try_clone().map_err(|e| e.to_string())?;
     let mut w = relock(&inner.writer);
-    let frames: Vec<Arc<Vec<u8>>> = relock(&inner.pending)
+    let mut frames: Vec<Arc<Vec<u8>>> = relock(&inner.pending)
         .values()
         .filter_map(|p| p.frame.clone())
         .collect();
+    if restarted || session != old {
+        // The server forgot the lock waits it had queued: ask again, under the same ids.
+        frames.extend(requeue_waits(inner));
+    }
     for f in &frames {
         stream.write_all(f).map_err(|e| e.to_string())?;
     }
@@ -606,13 +671,117 @@ fn reestablish(inner: &Arc<Inner>) -> Result<(), String> {
     spawn_reader(inner, reader, w.epoch)?;
     inner.session.store(session, Ordering::Relaxed);
     inner.lease_secs.store(lease as u64, Ordering::Relaxed);
+    if restarted {
+        inner.boot.store(boot, Ordering::Relaxed);
+        inner.restarts.fetch_add(1, Ordering::Relaxed);
+    }
     tracing::info!(
         session,
         resent = frames.len(),
+        restarted,
         "reconnected to {}",
         inner.hello.addr
     );
     Ok(())
+}
+
+/// One call on `stream` before anything else goes out on it; its reply.
+fn call_on(
+    inner: &Inner,
+    stream: &mut Stream,
+    req: Request,
+) -> Result<Result<Response, i32>, String> {
+    let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+    let f = encode_frame(&ClientMsg::Call { id, req }, &[]).map_err(|e| e.to_string())?;
+    stream.write_all(&f).map_err(|e| e.to_string())?;
+    loop {
+        let body = read_frame(stream).map_err(|e| e.to_string())?;
+        let (msg, _) = decode_body::<ServerMsg>(&body).map_err(|e| e.to_string())?;
+        if let ServerMsg::Reply { id: got, result } = msg {
+            if got == id {
+                return Ok(result);
+            }
+        }
+    }
+}
+
+/// After a server restart that kept the session: take again every lock this mount holds.
+/// If any is refused (the grace period was over), the mount's locks count as lost: files
+/// locked before answer EIO, as after a lost session.
+fn reclaim(inner: &Arc<Inner>, stream: &mut Stream) -> Result<(), String> {
+    let held = relock(&inner.held).all_held();
+    // The grace period may hold our calls while others reclaim; wait as long as it lasts.
+    stream.set_read_timeout(Some(Duration::from_secs(120)));
+    let mut refused = 0usize;
+    for (ino, h) in &held {
+        let req = Request::ReclaimLock {
+            ino: *ino,
+            owner: h.owner.owner,
+            start: h.start,
+            end: h.end,
+            typ: match h.kind {
+                locks::Kind::Read => protocol::lock_type::READ,
+                locks::Kind::Write => protocol::lock_type::WRITE,
+            },
+            pid: h.pid,
+        };
+        if let Err(errno) = call_on(inner, stream, req)? {
+            tracing::warn!("lock on file {ino} could not be reclaimed: errno {errno}");
+            refused += 1;
+        }
+    }
+    let done = call_on(inner, stream, Request::ReclaimDone);
+    stream.set_read_timeout(None);
+    done?.map_err(|e| format!("reclaim not confirmed: errno {e}"))?;
+    if refused > 0 {
+        *relock(&inner.held) = locks::LockTable::default();
+        inner.sessions_lost.fetch_add(1, Ordering::Relaxed);
+    } else {
+        tracing::info!("server restarted: {} locks reclaimed", held.len());
+    }
+    Ok(())
+}
+
+/// Frames asking again for every queued lock wait; their replies are routed by a thread per
+/// wait: granted at once, queued again (a push follows), or failed.
+fn requeue_waits(inner: &Arc<Inner>) -> Vec<Arc<Vec<u8>>> {
+    let waits: Vec<(u64, Request)> = relock(&inner.grants)
+        .iter()
+        .map(|(id, w)| (*id, w.req.clone()))
+        .collect();
+    let mut frames = Vec::new();
+    for (id, req) in waits {
+        let Ok(f) = encode_frame(&ClientMsg::Call { id, req }, &[]) else {
+            continue;
+        };
+        let f = Arc::new(f);
+        let (tx, rx) = channel::<Reply>();
+        relock(&inner.pending).insert(
+            id,
+            Pending {
+                tx,
+                frame: Some(f.clone()),
+            },
+        );
+        let weak = Arc::downgrade(inner);
+        let _ = thread::Builder::new()
+            .name("rwxfs-lock-requeue".into())
+            .spawn(move || {
+                let Ok((result, _)) = rx.recv() else { return };
+                let Some(inner) = weak.upgrade() else { return };
+                let outcome = match result {
+                    Ok(Response::LockQueued) => return,
+                    Ok(_) => Ok(()),
+                    Err(errno) => Err(errno),
+                };
+                let w = relock(&inner.grants).remove(&id);
+                if let Some(w) = w {
+                    let _ = w.tx.send(outcome);
+                }
+            });
+        frames.push(f);
+    }
+    frames
 }
 
 /// Open again, on a new session, every file this mount holds open, one call at a time on the
@@ -622,24 +791,12 @@ fn reopen(inner: &Arc<Inner>, stream: &mut Stream) -> Result<(), String> {
     stream.set_read_timeout(Some(Duration::from_secs(10)));
     for (ino, n) in opens {
         for _ in 0..n {
-            let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
             let req = Request::Open {
                 ino,
                 flags: libc::O_RDONLY,
             };
-            let f = encode_frame(&ClientMsg::Call { id, req }, &[]).map_err(|e| e.to_string())?;
-            stream.write_all(&f).map_err(|e| e.to_string())?;
-            loop {
-                let body = read_frame(stream).map_err(|e| e.to_string())?;
-                let (msg, _) = decode_body::<ServerMsg>(&body).map_err(|e| e.to_string())?;
-                if let ServerMsg::Reply { id: got, result } = msg {
-                    if got == id {
-                        if let Err(errno) = result {
-                            tracing::warn!("file {ino} could not be opened again: errno {errno}");
-                        }
-                        break;
-                    }
-                }
+            if let Err(errno) = call_on(inner, stream, req)? {
+                tracing::warn!("file {ino} could not be opened again: errno {errno}");
             }
         }
     }

@@ -267,6 +267,10 @@ impl Backend for RemoteBackend {
         self.link.sessions_lost()
     }
 
+    fn write_epoch(&self) -> u64 {
+        self.link.restarts()
+    }
+
     fn on_invalidate(&self, sink: std::sync::mpsc::Sender<crate::backend::Invalidate>) {
         self.link.on_invalidate(sink);
     }
@@ -291,6 +295,29 @@ impl Backend for RemoteBackend {
     }
 
     fn setlk(
+        &self,
+        ino: u64,
+        l: LockArgs,
+        wait: bool,
+        interrupted: &dyn Fn() -> bool,
+    ) -> FsResult<()> {
+        let r = self.setlk_on_server(ino, l, wait, interrupted);
+        if r.is_ok() {
+            self.link
+                .note_lock(ino, l.owner, l.typ, l.start, l.end, l.pid);
+        }
+        r
+    }
+
+    fn release_locks(&self, ino: u64, owner: u64) -> FsResult<()> {
+        self.empty(Request::ReleaseLocks { ino, owner })?;
+        self.link.note_release(ino, owner);
+        Ok(())
+    }
+}
+
+impl RemoteBackend {
+    fn setlk_on_server(
         &self,
         ino: u64,
         l: LockArgs,
@@ -326,7 +353,7 @@ impl Backend for RemoteBackend {
         }
         loop {
             match granted.recv_timeout(std::time::Duration::from_millis(20)) {
-                Ok(()) => return Ok(()),
+                Ok(r) => return r.map_err(FsError::from_errno),
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Err(io_err()),
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             }
@@ -341,15 +368,11 @@ impl Backend for RemoteBackend {
                 // Granted before the cancel arrived: the wait is over, the lock is ours.
                 _ => {
                     return match granted.recv_timeout(std::time::Duration::from_secs(30)) {
-                        Ok(()) => Ok(()),
+                        Ok(r) => r.map_err(FsError::from_errno),
                         Err(_) => Err(io_err()),
                     }
                 }
             }
         }
-    }
-
-    fn release_locks(&self, ino: u64, owner: u64) -> FsResult<()> {
-        self.empty(Request::ReleaseLocks { ino, owner })
     }
 }

@@ -309,6 +309,17 @@ impl LockTable {
             .unwrap_or_default()
     }
 
+    /// Every lock held, over all files.
+    pub fn all_held(&self) -> Vec<(u64, Held)> {
+        let mut out: Vec<(u64, Held)> = self
+            .files
+            .iter()
+            .flat_map(|(ino, f)| f.held.iter().map(move |h| (*ino, *h)))
+            .collect();
+        out.sort_by_key(|(ino, h)| (*ino, h.start));
+        out
+    }
+
     /// Locks a session holds, over all files.
     pub fn held_by_session(&self, session: u64) -> usize {
         self.files

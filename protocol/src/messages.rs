@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use volume::{Attr, DirEntry, SetAttr, StatFs};
 
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Lock types on the wire: Linux's `F_RDLCK`, `F_WRLCK` and `F_UNLCK` values.
 pub mod lock_type {
@@ -56,6 +56,9 @@ pub enum ServerMsg {
         version: u32,
         session: u64,
         lease_secs: u32,
+        /// Differs for every start of the server: a client that sees it change knows the
+        /// server restarted, and reclaims its locks (`ReclaimLock`) if its session survived.
+        boot: u64,
     },
     Refused {
         reason: String,
@@ -264,6 +267,18 @@ pub enum Request {
         ino: u64,
         owner: u64,
     },
+    /// After a server restart, within its grace period: a lock this session held before,
+    /// taken again. Refused (ENOLCK) once the grace period is over.
+    ReclaimLock {
+        ino: u64,
+        owner: u64,
+        start: u64,
+        end: u64,
+        typ: i32,
+        pid: u32,
+    },
+    /// After a server restart: this session has reclaimed every lock it held.
+    ReclaimDone,
 }
 
 impl Request {
@@ -273,7 +288,10 @@ impl Request {
         self.mutates()
             || matches!(
                 self,
-                Request::Setlk { .. } | Request::CancelLock { .. } | Request::ReleaseLocks { .. }
+                Request::Setlk { .. }
+                    | Request::CancelLock { .. }
+                    | Request::ReleaseLocks { .. }
+                    | Request::ReclaimLock { .. }
             )
     }
 
@@ -297,6 +315,8 @@ impl Request {
                 | Request::Setlk { .. }
                 | Request::CancelLock { .. }
                 | Request::ReleaseLocks { .. }
+                | Request::ReclaimLock { .. }
+                | Request::ReclaimDone
         )
     }
 }

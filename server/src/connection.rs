@@ -29,8 +29,11 @@ use crate::session::Session;
 
 /// How a connection ended, which decides what becomes of its session.
 enum End {
-    /// The client unmounted, or the server is stopping: end the session now.
+    /// The client unmounted: end the session now.
     Final,
+    /// The server is stopping: end the session here, but keep it in the state log so its
+    /// client can resume it (and reclaim its locks) when the server is back.
+    Shutdown,
     /// Lost (closed, broken, malformed, silent): the session waits out its lease.
     Lost(String),
     /// Another connection resumed the session.
@@ -73,6 +76,7 @@ pub(crate) async fn handle(
         version: PROTOCOL_VERSION,
         session: session.id,
         lease_secs: lease.as_secs() as u32,
+        boot: shared.boot,
     };
     wr.write_all(&encode_frame(&welcome, &[]).map_err(|e| e.to_string())?)
         .await
@@ -88,11 +92,19 @@ pub(crate) async fn handle(
         }
     });
     let replaced = CancellationToken::new();
-    let epoch = session.attach(tx, replaced.clone(), addr);
+    let epoch = session.attach(tx.clone(), replaced.clone(), addr);
+    // Grants pushed while the client was away (or while its connection was failing).
+    for wait in session.recent_grants() {
+        let push = ServerMsg::Push(protocol::Push::LockGranted { wait });
+        if let Ok(frame) = encode_frame(&push, &[]) {
+            let _ = tx.send(frame).await;
+        }
+    }
+    drop(tx);
     let limit = Arc::new(Semaphore::new(shared.cfg.max_in_flight));
     let end = loop {
         let next = tokio::select! {
-            _ = shutdown.cancelled() => break End::Final,
+            _ = shutdown.cancelled() => break End::Shutdown,
             _ = replaced.cancelled() => break End::Replaced,
             n = tokio::time::timeout(lease, frames.next()) => n,
         };
@@ -117,6 +129,9 @@ pub(crate) async fn handle(
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .ack(below);
+                if let Some(log) = &shared.state {
+                    log.acked(session.id, below);
+                }
                 continue;
             }
             ClientMsg::Goodbye => break End::Final,
@@ -167,7 +182,7 @@ pub(crate) async fn handle(
             }
         }
         let Ok(permit) = limit.clone().acquire_owned().await else {
-            break End::Final;
+            break End::Shutdown;
         };
         let shared = shared.clone();
         let session = session.clone();
@@ -193,47 +208,59 @@ pub(crate) async fn handle(
     let _ = writer.await;
     match end {
         End::Final => {
-            end_session(&shared, &session).await;
+            end_session(&shared, &session, true).await;
+            Ok(())
+        }
+        End::Shutdown => {
+            end_session(&shared, &session, false).await;
             Ok(())
         }
         End::Replaced => Ok(()),
         End::Lost(why) => {
             tracing::info!(%addr, session = session.id, "connection lost ({why}); the session waits out its lease");
             let (shared2, session2) = (shared.clone(), session.clone());
-            shared
-                .tracker
-                .spawn(async move { expire_after_lease(shared2, session2, epoch, shutdown).await });
+            shared.tracker.spawn(async move {
+                expire_after(shared2, session2, epoch, lease, shutdown).await
+            });
             Err(why)
         }
     }
 }
 
-/// End a detached session once its lease runs out, unless its client came back.
-async fn expire_after_lease(
+/// End a detached session `wait` after its client was last heard (or now), unless its client
+/// came back. At shutdown it ends at once, but stays in the state log.
+pub(crate) async fn expire_after(
     shared: Arc<Shared>,
     session: Arc<Session>,
     epoch: u64,
+    wait: std::time::Duration,
     shutdown: CancellationToken,
 ) {
-    let lease = shared.cfg.lease;
     let since = session.last_heard().unwrap_or_else(Instant::now);
-    tokio::select! {
-        _ = shutdown.cancelled() => {}
-        _ = tokio::time::sleep_until((since + lease).into()) => {}
-    }
+    let expired = tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep_until((since + wait).into()) => true,
+    };
     if session.detached_since(epoch) {
-        tracing::info!(
-            session = session.id,
-            "lease ended without the client returning"
-        );
-        end_session(&shared, &session).await;
+        if expired {
+            tracing::info!(
+                session = session.id,
+                "lease ended without the client returning"
+            );
+        }
+        end_session(&shared, &session, expired).await;
     }
 }
 
 /// Forget a session: release the files it held open, drop its locks and lock waits (the
-/// waiters they held back are granted).
-async fn end_session(shared: &Arc<Shared>, session: &Arc<Session>) {
+/// waiters they held back are granted). `for_good`: also from the state log (not so when the
+/// server stops: the client may resume it from the next start).
+async fn end_session(shared: &Arc<Shared>, session: &Arc<Session>, for_good: bool) {
     shared.sessions.remove(&session.id);
+    shared.grace.done(session.id);
+    if let (true, Some(log)) = (for_good, &shared.state) {
+        log.ended(session.id);
+    }
     // A mount waiting for this one to go (RWOP, RWO) may proceed.
     shared.sessions_changed.notify_waiters();
     let left = session.take_opens();
@@ -269,7 +296,20 @@ fn answer(shared: &Shared, session: &Session, id: u64, req: Request, bulk: &[u8]
         let changes = req
             .mutates()
             .then(|| crate::coherence::changes(&req, targets));
-        let (r, out) = execute(&shared.vol, req, bulk);
+        // Replies that changed the volume go to the state log, under the engine's lock and
+        // tagged with the transaction their changes are in (see `state_log`).
+        let record = |seq: u64, resp: &Response, out: &[u8]| {
+            if let Some(log) = &shared.state {
+                let reply = ServerMsg::Reply {
+                    id,
+                    result: Ok(resp.clone()),
+                };
+                if let Ok(frame) = encode_frame(&reply, out) {
+                    log.reply(session.id, id, seq, &frame);
+                }
+            }
+        };
+        let (r, out) = execute(&shared.vol, req, bulk, &record);
         if let Ok(resp) = &r {
             crate::coherence::note_seen(session, resp);
             if let Some(c) = &changes {

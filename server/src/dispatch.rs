@@ -5,12 +5,22 @@ use volume::{BlockStore, FsError, RenameFlags, SharedVolume, Volume};
 
 /// Run `req` (with its bulk bytes) and return the response and any bulk bytes to send back.
 /// fsync commits and reads read without holding the engine for their disk I/O; everything
-/// else runs with the engine to itself.
+/// else runs with the engine to itself. A call that changed the volume is handed to
+/// `record` with the engine still held: its transaction's number, its response, its bulk.
 pub fn execute<S: BlockStore>(
     vol: &SharedVolume<S>,
     req: Request,
     bulk: &[u8],
+    record: &dyn Fn(u64, &Response, &[u8]),
 ) -> (Result<Response, FsError>, Vec<u8>) {
+    let recorded = |v: &mut Volume<S>, req: Request| {
+        let seq = v.next_seq();
+        let (r, out) = execute_locked(v, req, bulk);
+        if let Ok(resp) = &r {
+            record(seq, resp, &out);
+        }
+        (r, out)
+    };
     match req {
         Request::Fsync { ino } => (vol.fsync(ino).map(|_| Response::Empty), Vec::new()),
         Request::Read { ino, offset, size } => {
@@ -23,12 +33,12 @@ pub fn execute<S: BlockStore>(
             // Space freed by a delete a moment ago is held back until its commit ends; a
             // writer who runs out before then gets it after one commit, not ENOSPC.
             let retry = req.clone();
-            let (r, out) = vol.with(|v| execute_locked(v, req, bulk));
+            let (r, out) = vol.with(|v| recorded(v, req));
             if matches!(r, Err(FsError::NoSpace)) && vol.with(|v| v.quarantined_blocks()) > 0 {
                 if let Err(e) = vol.commit() {
                     return (Err(e), Vec::new());
                 }
-                return vol.with(|v| execute_locked(v, retry, bulk));
+                return vol.with(|v| recorded(v, retry));
             }
             (r, out)
         }
@@ -150,6 +160,8 @@ fn execute_locked<S: BlockStore>(
         // Locks are the lock manager's (`lock_calls`), never the engine's.
         Request::Getlk { .. }
         | Request::Setlk { .. }
+        | Request::ReclaimLock { .. }
+        | Request::ReclaimDone
         | Request::CancelLock { .. }
         | Request::ReleaseLocks { .. } => Err(FsError::NotSupported),
     };

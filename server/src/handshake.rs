@@ -148,6 +148,9 @@ pub(crate) async fn admit(
                         },
                     );
                     shared.sessions.insert(id, s.clone());
+                    if let Some(log) = &shared.state {
+                        log.started(id, &node_id, mount_id, read_only);
+                    }
                     tracing::info!(%addr, session = id, node = %node_id, read_only, "session started");
                     return Ok(Some(s));
                 }

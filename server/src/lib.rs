@@ -12,6 +12,7 @@ pub mod listener;
 mod lock_calls;
 pub mod reply_cache;
 pub mod session;
+pub mod state_log;
 pub mod tls;
 
 pub use export::{AccessMode, Export};

@@ -1,9 +1,10 @@
 //! The accept loop, the periodic commit and graceful shutdown. Each connection is handled by
 //! `connection::handle`; what outlives a connection lives in its `Session`.
 
+use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use tokio::net::TcpListener;
@@ -12,7 +13,8 @@ use tokio_util::task::TaskTracker;
 use volume::{FileStore, SharedVolume, Volume};
 
 use crate::connection::handle;
-use crate::session::Session;
+use crate::session::{Session, SessionInfo};
+use crate::state_log::StateLog;
 
 #[derive(Clone)]
 pub struct ServerConfig {
@@ -26,6 +28,12 @@ pub struct ServerConfig {
     pub export: crate::export::Export,
     /// TLS for every connection, if set (`tls::acceptor`).
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Where the server keeps its sessions and their kept replies across restarts
+    /// (`state_log`); `None` keeps them in memory only.
+    pub state_log: Option<std::path::PathBuf>,
+    /// After a restart that brought sessions back, how long their clients have to reclaim
+    /// their locks; no other lock is granted meanwhile.
+    pub grace: Duration,
 }
 
 impl Default for ServerConfig {
@@ -36,6 +44,8 @@ impl Default for ServerConfig {
             commit_interval: Duration::from_secs(1),
             export: crate::export::Export::default(),
             tls: None,
+            state_log: None,
+            grace: Duration::from_secs(30),
         }
     }
 }
@@ -54,6 +64,53 @@ pub(crate) struct Shared {
     pub admission: std::sync::Mutex<()>,
     /// Woken when a session ends: mounts waiting to be admitted check again.
     pub sessions_changed: tokio::sync::Notify,
+    /// The durable record of sessions and kept replies, if the server keeps one.
+    pub state: Option<Arc<StateLog>>,
+    /// This start of the server, as clients see it in `Welcome`.
+    pub boot: u64,
+    pub grace: Grace,
+}
+
+/// The lock grace period after a restart: until it ends, only locks held before the restart
+/// are granted (reclaimed), so no one else takes a lock its holder is about to reclaim.
+pub(crate) struct Grace {
+    until: Instant,
+    /// Restored sessions that have not yet said they are done reclaiming.
+    waiting: std::sync::Mutex<HashSet<u64>>,
+}
+
+impl Grace {
+    fn new(until: Instant, waiting: HashSet<u64>) -> Grace {
+        Grace {
+            until,
+            waiting: std::sync::Mutex::new(waiting),
+        }
+    }
+
+    /// True until every restored session has reclaimed its locks, or the period ran out.
+    pub fn active(&self) -> bool {
+        Instant::now() < self.until
+            && !self
+                .waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty()
+    }
+
+    /// Session `id` is done reclaiming (or gone).
+    pub fn done(&self, id: u64) {
+        let mut w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if w.remove(&id) && w.is_empty() {
+            tracing::info!("every restored session has reclaimed its locks: grace period over");
+        }
+    }
+
+    /// Wait (on a blocking thread) until the grace period is over.
+    pub fn wait_out(&self) {
+        while self.active() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 /// Serve the volume on `listener` until `shutdown` is cancelled; then commit everything.
@@ -63,17 +120,69 @@ pub async fn serve(
     cfg: ServerConfig,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let mut vol = vol;
+    let (state, restored) = match &cfg.state_log {
+        Some(path) => {
+            let (log, restored) =
+                StateLog::open(path, vol.superblock().volume_id, vol.recovered_seq()).map_err(
+                    |e| std::io::Error::other(format!("session log {}: {e}", path.display())),
+                )?;
+            let log = Arc::new(log);
+            let hook = log.clone();
+            // Kept replies reach the disk before the changes they answer for.
+            vol.set_durability_hook(Arc::new(move || Ok(hook.sync()?)));
+            (Some(log), restored)
+        }
+        None => (None, Default::default()),
+    };
+    let sessions = DashMap::new();
+    let mut next = first_session_id();
+    for (id, s) in restored {
+        next = next.max(id + 1);
+        let info = SessionInfo {
+            node_id: s.node_id,
+            mount_id: s.mount_id,
+            read_only: s.read_only,
+            started: Instant::now(),
+        };
+        let replies = s.replies.into_iter().map(|(call, (_, f))| (call, f));
+        sessions.insert(id, Session::restored(id, info, replies));
+    }
+    let waiting: HashSet<u64> = sessions.iter().map(|s| *s.key()).collect();
+    if !waiting.is_empty() {
+        tracing::info!(
+            "{} sessions restored from before the restart; lock grace period {:?}",
+            waiting.len(),
+            cfg.grace
+        );
+    }
+    let mut boot = [0u8; 8];
+    getrandom::getrandom(&mut boot).map_err(|e| std::io::Error::other(e.to_string()))?;
     let shared = Arc::new(Shared {
         vol: SharedVolume::new(vol),
         locks: locks::LockManager::new(),
-        sessions: DashMap::new(),
-        next_session: AtomicU64::new(first_session_id()),
+        sessions,
+        next_session: AtomicU64::new(next),
+        grace: Grace::new(Instant::now() + cfg.grace, waiting),
         cfg,
         tracker: TaskTracker::new(),
         admission: std::sync::Mutex::new(()),
         sessions_changed: tokio::sync::Notify::new(),
+        state,
+        boot: u64::from_le_bytes(boot),
     });
     let tracker = shared.tracker.clone();
+    // Restored sessions whose clients do not come back end like any detached session.
+    for s in shared
+        .sessions
+        .iter()
+        .map(|s| s.clone())
+        .collect::<Vec<_>>()
+    {
+        let (sh, sd) = (shared.clone(), shutdown.clone());
+        let wait = sh.cfg.lease.max(sh.cfg.grace);
+        tracker.spawn(async move { crate::connection::expire_after(sh, s, 0, wait, sd).await });
+    }
     {
         let shared = shared.clone();
         let shutdown = shutdown.clone();

@@ -50,7 +50,36 @@ pub(crate) fn execute(
     req: &Request,
 ) -> Option<Result<Response, FsError>> {
     let m: &LockManager = &shared.locks;
+    // Until the locks held before a restart are reclaimed, no one else's lock is granted
+    // (or reported free).
+    if matches!(req, Request::Getlk { .. } | Request::Setlk { .. }) {
+        shared.grace.wait_out();
+    }
     let r = match *req {
+        Request::ReclaimLock {
+            ino,
+            owner,
+            start,
+            end,
+            typ,
+            pid,
+        } => (|| {
+            if !shared.grace.active() {
+                return Err(FsError::NoLock);
+            }
+            let req = lock_req(session, owner, typ, start, end, pid)?;
+            if req.kind.is_none() {
+                return Err(FsError::Invalid);
+            }
+            // Reclaims match what was held before, so they cannot conflict; one that does
+            // (a client claiming what it never held) is refused.
+            deliver(shared, m.set(ino, req).map_err(|_| FsError::NoLock)?);
+            Ok(Response::Empty)
+        })(),
+        Request::ReclaimDone => {
+            shared.grace.done(session);
+            Ok(Response::Empty)
+        }
         Request::Getlk {
             ino,
             owner,
@@ -111,14 +140,19 @@ pub(crate) fn execute(
     Some(r)
 }
 
-/// Tell each granted waiter's session. A session with no connection right now misses it.
+/// Tell each granted waiter's session. A session with no connection right now hears of it
+/// when its client resumes.
 pub(crate) fn deliver(shared: &Shared, grants: Vec<Grant>) {
     for g in grants {
-        let Some(tx) = shared.sessions.get(&g.session).and_then(|s| s.sender()) else {
-            tracing::warn!(
+        let Some(session) = shared.sessions.get(&g.session).map(|s| s.clone()) else {
+            continue;
+        };
+        session.granted(g.wait);
+        let Some(tx) = session.sender() else {
+            tracing::info!(
                 session = g.session,
                 wait = g.wait,
-                "lock granted to a detached session"
+                "lock granted to a detached session: pushed when it resumes"
             );
             continue;
         };

@@ -48,6 +48,16 @@ impl ReplyCache {
         }
     }
 
+    /// A cache holding `replies`, restored after a server restart. The floor starts at zero:
+    /// a client resending a lock wait it was told was queued (the restarted server forgot
+    /// it) must have it run, even below what it had acknowledged.
+    pub fn restored(replies: impl IntoIterator<Item = (u64, Arc<Vec<u8>>)>) -> ReplyCache {
+        ReplyCache {
+            entries: replies.into_iter().map(|(id, f)| (id, Some(f))).collect(),
+            floor: 0,
+        }
+    }
+
     /// Keep the reply of call `id`.
     pub fn finish(&mut self, id: u64, frame: Arc<Vec<u8>>) {
         if let Some(e) = self.entries.get_mut(&id) {

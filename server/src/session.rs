@@ -3,7 +3,7 @@
 //! with its open files and the replies it may have missed; after the lease it ends and its
 //! open files are released. A clean unmount (`Goodbye`) ends it at once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -44,7 +44,14 @@ pub struct Session {
     /// Inodes whose attributes this session has been sent, and so may cache: other
     /// sessions' changes to them are pushed to it as invalidations.
     cache: Mutex<HashSet<u64>>,
+    /// Lock waits granted lately: pushed again whenever the client resumes, since a push
+    /// sent while the connection was failing may never have arrived (the client ignores
+    /// grants of waits it no longer has).
+    granted: Mutex<VecDeque<u64>>,
 }
+
+/// Grants remembered per session for pushing again on resume.
+const RECENT_GRANTS: usize = 256;
 
 /// Most inodes remembered per session; past it the set starts over (the client's TTL still
 /// bounds how stale a forgotten entry can get).
@@ -63,7 +70,32 @@ impl Session {
             opens: Mutex::new(HashMap::new()),
             replies: Mutex::new(ReplyCache::default()),
             cache: Mutex::new(HashSet::new()),
+            granted: Mutex::new(VecDeque::new()),
         })
+    }
+
+    /// A session the server's state log brought back after a restart, with its kept replies.
+    pub fn restored(
+        id: u64,
+        info: SessionInfo,
+        replies: impl IntoIterator<Item = (u64, Arc<Vec<u8>>)>,
+    ) -> Arc<Session> {
+        let s = Session::new(id, info);
+        *relock(&s.replies) = ReplyCache::restored(replies);
+        s
+    }
+
+    /// Lock wait `wait` was granted.
+    pub fn granted(&self, wait: u64) {
+        let mut g = relock(&self.granted);
+        if g.len() == RECENT_GRANTS {
+            g.pop_front();
+        }
+        g.push_back(wait);
+    }
+
+    pub fn recent_grants(&self) -> Vec<u64> {
+        relock(&self.granted).iter().copied().collect()
     }
 
     /// Answer on this connection from now on; the one before, if any, is cancelled.

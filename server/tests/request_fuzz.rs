@@ -156,7 +156,7 @@ proptest! {
         let vol = SharedVolume::new(Volume::open(store.clone()).unwrap());
         let bulk = vec![0x5Au8; 5000];
         for r in reqs {
-            let _ = execute(&vol, r, &bulk);
+            let _ = execute(&vol, r, &bulk, &|_, _, _| {});
         }
         vol.commit().unwrap();
         drop(vol);

@@ -18,10 +18,17 @@ pub struct Args {
     pub no_root_squash: bool,
     /// Certificate chain and key files, for TLS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    pub state_file: Option<PathBuf>,
+    pub grace_secs: u64,
 }
 
 pub fn run(a: Args) -> i32 {
     let (image, listen) = (a.image.as_path(), a.listen.as_str());
+    let state_file = a.state_file.clone().unwrap_or_else(|| {
+        let mut p = a.image.clone().into_os_string();
+        p.push(".sessions");
+        PathBuf::from(p)
+    });
     let token = match a
         .token_file
         .as_deref()
@@ -108,6 +115,8 @@ pub fn run(a: Args) -> i32 {
             lease: Duration::from_secs(a.lease_secs.max(1)),
             export,
             tls,
+            state_log: Some(state_file),
+            grace: Duration::from_secs(a.grace_secs),
             ..ServerConfig::default()
         };
         match serve(vol, listener, cfg, token).await {

@@ -16,6 +16,8 @@ pub struct Proxy {
     /// While set, new connections are closed at once: the network is down.
     refuse: Arc<AtomicBool>,
     accepted: Arc<AtomicUsize>,
+    /// While set, what the server sends is swallowed: calls arrive and run, replies are lost.
+    mute: Arc<AtomicBool>,
     capture: Capture,
     acceptor: Option<JoinHandle<()>>,
 }
@@ -24,11 +26,12 @@ pub struct Proxy {
 type Capture = Arc<Mutex<Vec<u8>>>;
 const CAPTURE_MAX: usize = 64 << 20;
 
-fn pump(mut from: TcpStream, mut to: TcpStream, capture: Capture) {
+fn pump(mut from: TcpStream, mut to: TcpStream, capture: Capture, mute: Option<Arc<AtomicBool>>) {
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
+            Ok(_) if mute.as_ref().is_some_and(|m| m.load(Ordering::SeqCst)) => continue,
             Ok(n) => {
                 {
                     let mut c = capture.lock().unwrap_or_else(|e| e.into_inner());
@@ -57,11 +60,13 @@ impl Proxy {
         let refuse = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicUsize::new(0));
         let capture: Capture = Arc::default();
+        let mute = Arc::new(AtomicBool::new(false));
         let upstream = upstream.to_string();
         let acceptor = {
             let (live, stop, accepted) = (live.clone(), stop.clone(), accepted.clone());
             let refuse = refuse.clone();
             let capture = capture.clone();
+            let mute = mute.clone();
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
                     let client = match listener.accept() {
@@ -94,9 +99,10 @@ impl Proxy {
                         }
                     }
                     let cap = capture.clone();
-                    std::thread::spawn(move || pump(client, s2, cap));
+                    std::thread::spawn(move || pump(client, s2, cap, None));
                     let cap = capture.clone();
-                    std::thread::spawn(move || pump(server, c2, cap));
+                    let m = Some(mute.clone());
+                    std::thread::spawn(move || pump(server, c2, cap, m));
                 }
             })
         };
@@ -106,6 +112,7 @@ impl Proxy {
             stop,
             refuse,
             accepted,
+            mute,
             capture,
             acceptor: Some(acceptor),
         })
@@ -125,6 +132,12 @@ impl Proxy {
         if down {
             self.cut();
         }
+    }
+
+    /// Swallow (or stop swallowing) everything the server sends: calls still reach it and
+    /// run, but their replies are lost, as with a server that dies before its replies leave.
+    pub fn set_mute(&self, mute: bool) {
+        self.mute.store(mute, Ordering::SeqCst);
     }
 
     /// Every byte that crossed the proxy so far, both directions.

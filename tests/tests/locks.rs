@@ -309,3 +309,69 @@ fn a_client_cut_off_past_its_lease_loses_its_locks_and_gets_eio() {
     h.stop_server().unwrap();
     assert_fsck_clean(&img);
 }
+
+#[test]
+fn locks_held_across_a_server_kill_are_reclaimed_and_no_one_else_gets_them_meanwhile() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "64M").unwrap();
+    let grace = ["--grace-secs", "20"];
+    let addr = h.start_server(&img, &grace).unwrap();
+    let a = h.mount_remote(&addr).unwrap();
+    let b = h.mount_remote(&addr).unwrap();
+    for name in ["f", "g"] {
+        let mut file = std::fs::File::create(a.join(name)).unwrap();
+        file.write_all(b"data").unwrap();
+        // Durable: the kill below must not take the files themselves.
+        file.sync_all().unwrap();
+    }
+    let mut holder = Locker::start(&h, &a, &["holdio", "$MNT/f"]);
+    assert_eq!(holder.line(10), "held");
+    let mut g_holder = Locker::start(&h, &a, &["hold", "$MNT/g", "posix", "w", "0", "0"]);
+    assert!(g_holder.line(10).starts_with("held"));
+    // Blocked on g when the server dies: its wait must survive the restart.
+    let g_waiter = Locker::start(&h, &b, &["wait", "$MNT/g", "posix", "w", "0", "0"]);
+    assert!(g_waiter.no_line_for(300), "B got g while A held it");
+
+    h.kill_server();
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    h.start_server_in(&[], &img, &addr, &grace).unwrap();
+    // A reconnects and reclaims; B's try must never win in between (it waits out the grace
+    // period, which ends early once both restored sessions are done reclaiming).
+    let t = Locker::start(&h, &b, &["try", "$MNT/f", "posix", "w", "0", "0"]);
+    assert_eq!(t.line(30), "EAGAIN", "f was granted to B while A held it");
+    let reclaimed_in = t0.elapsed();
+    println!("reclaimed and answered {reclaimed_in:?} after the restart");
+    assert!(
+        reclaimed_in < Duration::from_secs(15),
+        "the grace period did not end when every session had reclaimed: {reclaimed_in:?}"
+    );
+    holder.send("\n");
+    assert_eq!(
+        holder.line(10),
+        "ok",
+        "I/O under a reclaimed lock must go on without a remount"
+    );
+    assert!(g_waiter.no_line_for(300), "B got g while A held it");
+    g_holder.finish();
+    assert!(g_holder.line(10).starts_with("released"));
+    let got = g_waiter.line(10);
+    assert!(
+        got.starts_with("granted"),
+        "B's wait on g, queued before the restart: {got}"
+    );
+    holder.finish();
+    let t = Locker::start(&h, &b, &["try", "$MNT/f", "posix", "w", "0", "0"]);
+    // The holder's close released f.
+    let mut got = t.line(10);
+    for _ in 0..20 {
+        if got == "ok" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        got = Locker::start(&h, &b, &["try", "$MNT/f", "posix", "w", "0", "0"]).line(10);
+    }
+    assert_eq!(got, "ok", "f still locked after its holder ended");
+    drop((holder, g_holder, g_waiter));
+    finish(h, &img);
+}

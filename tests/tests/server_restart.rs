@@ -92,3 +92,98 @@ fn a_killed_server_restarts_and_mounts_carry_on_with_nothing_acknowledged_lost()
     h.stop_server().unwrap();
     assert_fsck_clean(&img);
 }
+
+/// A helper in the mount's namespace: opens `log` for appending, then on "go" appends a
+/// record and unlinks `x` from two threads at once, and prints how each ended.
+const REPEATER: &str = r#"
+import os, sys, threading
+d = sys.argv[1]
+fd = os.open(os.path.join(d, "log"), os.O_WRONLY | os.O_APPEND)
+os.stat(os.path.join(d, "x"))
+print("ready", flush=True)
+sys.stdin.readline()
+os.stat(os.path.join(d, "x"))
+out = {}
+def append():
+    try:
+        os.write(fd, b"record\n"); out["append"] = "ok"
+    except OSError as e:
+        out["append"] = os.strerror(e.errno)
+def unlink():
+    try:
+        os.unlink(os.path.join(d, "x")); out["unlink"] = "ok"
+    except OSError as e:
+        out["unlink"] = os.strerror(e.errno)
+ts = [threading.Thread(target=append), threading.Thread(target=unlink)]
+for t in ts: t.start()
+for t in ts: t.join()
+print("append", out["append"], "unlink", out["unlink"], flush=True)
+"#;
+
+#[test]
+fn calls_whose_replies_died_with_the_server_take_effect_once_after_its_restart() {
+    use std::io::{BufRead, BufReader};
+    let mut h = harness();
+    let img = h.mkfs("v.img", "64M").unwrap();
+    let addr = h.start_server(&img, &[]).unwrap();
+    let proxy = rwxfs_tests::Proxy::start(&addr).unwrap();
+    let a = h.mount_remote(&proxy.addr).unwrap();
+    let b = h.mount_remote(&addr).unwrap();
+    for name in ["log", "x"] {
+        let f = std::fs::File::create(a.join(name)).unwrap();
+        f.sync_all().unwrap();
+    }
+    let (mut cmd, inner) = h.command_in(&a, "python3").unwrap();
+    let mut child = cmd
+        .args(["-c", REPEATER])
+        .arg(&inner)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(out.next().unwrap().unwrap(), "ready");
+    // From here the server's replies to A are lost; its calls still arrive and run.
+    proxy.set_mute(true);
+    stdin.write_all(b"go\n").unwrap();
+    let ran = Instant::now();
+    loop {
+        let appended = std::fs::read(b.join("log")).unwrap_or_default() == b"record\n";
+        let unlinked = !b.join("x").exists();
+        if appended && unlinked {
+            break;
+        }
+        assert!(
+            ran.elapsed() < Duration::from_secs(10),
+            "A's calls never ran (appended {appended}, unlinked {unlinked})"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Make their changes durable (an fsync through B commits everything), then kill.
+    std::fs::File::open(b.join("log"))
+        .unwrap()
+        .sync_all()
+        .unwrap();
+    h.kill_server();
+    proxy.set_mute(false);
+    h.start_server_in(&[], &img, &addr, &[]).unwrap();
+    // A resends both calls; the restarted server must answer them from its kept replies.
+    let line = out.next().unwrap().unwrap();
+    let _ = child.wait();
+    assert_eq!(
+        line, "append ok unlink ok",
+        "a call repeated after the restart ran again"
+    );
+    let log = std::fs::read(b.join("log")).unwrap();
+    assert_eq!(
+        log,
+        b"record\n",
+        "the append took effect {} times",
+        log.len() / 7
+    );
+    h.unmount_all().unwrap();
+    drop(proxy);
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}

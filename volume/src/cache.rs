@@ -130,6 +130,11 @@ impl<S: BlockStore> Meta<S> {
         self.quarantine.len()
     }
 
+    /// The sequence number the next transaction will carry.
+    pub fn next_seq(&self) -> u64 {
+        self.seq
+    }
+
     pub fn dirty_count(&self) -> usize {
         self.dirty.len()
     }

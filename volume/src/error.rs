@@ -44,6 +44,8 @@ pub enum FsError {
     Deadlock,
     #[error("interrupted")]
     Interrupted,
+    #[error("the lock could not be reclaimed")]
+    NoLock,
     #[error("metadata damaged: {0}")]
     Corrupt(String),
     #[error("not an rwxfs image: {0}")]
@@ -75,6 +77,7 @@ impl FsError {
             FsError::WouldBlock => libc::EAGAIN,
             FsError::Deadlock => libc::EDEADLK,
             FsError::Interrupted => libc::EINTR,
+            FsError::NoLock => libc::ENOLCK,
             FsError::Corrupt(_) | FsError::NotAnImage(_) => libc::EIO,
             FsError::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
         }
@@ -102,6 +105,7 @@ impl FsError {
             libc::EAGAIN => FsError::WouldBlock,
             libc::EDEADLK => FsError::Deadlock,
             libc::EINTR => FsError::Interrupted,
+            libc::ENOLCK => FsError::NoLock,
             other => FsError::Io(std::io::Error::from_raw_os_error(other)),
         }
     }

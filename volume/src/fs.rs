@@ -64,7 +64,15 @@ pub struct Volume<S: BlockStore> {
     /// Open handles per inode: an unlinked file lives on until its last close.
     opens: HashMap<u32, u32>,
     last_commit: Instant,
+    /// The sequence number of the newest transaction found durable at open.
+    recovered_seq: u64,
+    /// Run before any transaction is made durable (`set_durability_hook`).
+    durability_hook: Option<DurabilityHook>,
 }
+
+/// Something that must be durable before any later transaction is: called at every commit,
+/// before the journal write; an error fails the commit.
+pub type DurabilityHook = std::sync::Arc<dyn Fn() -> FsResult<()> + Send + Sync>;
 
 fn check_name(name: &[u8]) -> FsResult<()> {
     if name.len() > MAX_NAME {
@@ -113,6 +121,8 @@ impl<S: BlockStore> Volume<S> {
             dirs: HashMap::new(),
             opens: HashMap::new(),
             last_commit: Instant::now(),
+            recovered_seq: seq,
+            durability_hook: None,
         };
         v.reclaim_orphans()?;
         v.commit()?;
@@ -1197,6 +1207,9 @@ impl<S: BlockStore> Volume<S> {
 
     /// Make everything done so far durable (one journal transaction and a flush).
     pub fn commit(&mut self) -> FsResult<()> {
+        if let Some(hook) = &self.durability_hook {
+            hook()?;
+        }
         self.m.commit()?;
         self.last_commit = Instant::now();
         Ok(())
@@ -1232,6 +1245,27 @@ impl<S: BlockStore> Volume<S> {
     pub fn fsync(&mut self, ino: u64) -> FsResult<()> {
         self.get(ino)?;
         self.commit()
+    }
+
+    /// The sequence number of the transaction the changes made now will be committed in
+    /// (or a later one, if that commit fails and is retried).
+    pub fn next_seq(&self) -> u64 {
+        self.m.next_seq()
+    }
+
+    /// The newest transaction that was durable when the volume was opened: the changes
+    /// made before the last stop or crash in transactions up to this one survived it.
+    pub fn recovered_seq(&self) -> u64 {
+        self.recovered_seq
+    }
+
+    /// Have `hook` run before every commit's journal write from now on.
+    pub fn set_durability_hook(&mut self, hook: DurabilityHook) {
+        self.durability_hook = Some(hook);
+    }
+
+    pub fn durability_hook(&self) -> Option<DurabilityHook> {
+        self.durability_hook.clone()
     }
 
     /// Transactions committed since open.

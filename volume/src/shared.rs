@@ -54,8 +54,14 @@ impl<S: BlockStore> SharedVolume<S> {
     /// Everything done before this call is durable when it returns.
     pub fn commit(&self) -> FsResult<()> {
         let _serial = relock(&self.committing);
-        let p = relock(&self.vol).prepare_commit();
-        let written = p.write();
+        let (p, hook) = {
+            let mut v = relock(&self.vol);
+            (v.prepare_commit(), v.durability_hook())
+        };
+        let written = match hook {
+            Some(hook) => hook().and_then(|_| p.write()),
+            None => p.write(),
+        };
         let mut v = relock(&self.vol);
         // Blocks this commit frees become reusable now: no read planned before may still
         // be reading them.

@@ -1,0 +1,429 @@
+//! The server's durable memory of its sessions, kept in a file beside the image: which
+//! sessions exist, and the replies to their calls that changed the volume. A server restarted
+//! after a crash restores those sessions: a client resuming one gets the replies it missed
+//! (a create or an append whose reply was lost with the crash is not run a second time), and
+//! it may reclaim its locks within the grace period.
+//!
+//! Ordering is what makes this honest. A reply is recorded under the engine's lock together
+//! with the journal transaction its changes went into (`Volume::next_seq`), and the log is
+//! written and flushed before every commit (the volume's durability hook). At restart, only
+//! replies whose transaction turned out durable are kept: a call whose changes died with the
+//! crash runs again when its client sends it again, and one whose changes survived does not.
+//!
+//! Format: `RWXSLOG1`, the volume id (u64 LE), then records, each `crc32c (u32 LE)` of a
+//! frame followed by the frame (the wire codec's, its length prefix big-endian). A torn or damaged tail ends the log.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use protocol::codec::{decode_body, encode_frame};
+use serde::{Deserialize, Serialize};
+
+const MAGIC: &[u8; 8] = b"RWXSLOG1";
+/// Past this size the log is rewritten with only what is still live.
+const COMPACT_AT: u64 = 8 << 20;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Record {
+    Started {
+        session: u64,
+        node_id: String,
+        mount_id: u64,
+        read_only: bool,
+    },
+    Ended {
+        session: u64,
+    },
+    Reply {
+        session: u64,
+        id: u64,
+        /// The journal transaction the call's changes went into.
+        seq: u64,
+        frame: Vec<u8>,
+    },
+    /// The client holds every reply below `below`.
+    Acked {
+        session: u64,
+        below: u64,
+    },
+}
+
+/// A session as the log remembers it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoggedSession {
+    pub node_id: String,
+    pub mount_id: u64,
+    pub read_only: bool,
+    /// Kept replies by call id, with their transaction.
+    pub replies: BTreeMap<u64, (u64, Arc<Vec<u8>>)>,
+}
+
+#[derive(Default)]
+struct State {
+    sessions: HashMap<u64, LoggedSession>,
+}
+
+impl State {
+    fn apply(&mut self, r: Record) {
+        match r {
+            Record::Started {
+                session,
+                node_id,
+                mount_id,
+                read_only,
+            } => {
+                self.sessions.insert(
+                    session,
+                    LoggedSession {
+                        node_id,
+                        mount_id,
+                        read_only,
+                        replies: BTreeMap::new(),
+                    },
+                );
+            }
+            Record::Ended { session } => {
+                self.sessions.remove(&session);
+            }
+            Record::Reply {
+                session,
+                id,
+                seq,
+                frame,
+            } => {
+                if let Some(s) = self.sessions.get_mut(&session) {
+                    s.replies.insert(id, (seq, Arc::new(frame)));
+                }
+            }
+            Record::Acked { session, below } => {
+                if let Some(s) = self.sessions.get_mut(&session) {
+                    s.replies = s.replies.split_off(&below);
+                }
+            }
+        }
+    }
+
+    /// Records that rebuild this state.
+    fn records(&self) -> Vec<Record> {
+        let mut out = Vec::new();
+        let mut ids: Vec<&u64> = self.sessions.keys().collect();
+        ids.sort();
+        for id in ids {
+            let s = &self.sessions[id];
+            out.push(Record::Started {
+                session: *id,
+                node_id: s.node_id.clone(),
+                mount_id: s.mount_id,
+                read_only: s.read_only,
+            });
+            for (call, (seq, frame)) in &s.replies {
+                out.push(Record::Reply {
+                    session: *id,
+                    id: *call,
+                    seq: *seq,
+                    frame: frame.to_vec(),
+                });
+            }
+        }
+        out
+    }
+}
+
+struct Inner {
+    file: File,
+    /// Records not yet written to the file.
+    buf: Vec<u8>,
+    /// Bytes in the file.
+    size: u64,
+    state: State,
+}
+
+pub struct StateLog {
+    path: PathBuf,
+    volume_id: u64,
+    inner: Mutex<Inner>,
+}
+
+fn encode(r: &Record, out: &mut Vec<u8>) {
+    // Records are small and their fields plain: encoding cannot fail.
+    let frame = encode_frame(r, &[]).unwrap_or_default();
+    out.extend_from_slice(&crc32c::crc32c(&frame).to_le_bytes());
+    out.extend_from_slice(&frame);
+}
+
+/// Decode records from `data` until the end or the first torn or damaged one.
+fn decode_all(mut data: &[u8]) -> Vec<Record> {
+    let mut out = Vec::new();
+    while data.len() >= 8 {
+        let crc = u32::from_le_bytes(data[0..4].try_into().unwrap_or_default());
+        let len = u32::from_be_bytes(data[4..8].try_into().unwrap_or_default()) as usize;
+        let Some(frame) = data.get(4..8 + len) else {
+            break;
+        };
+        if crc32c::crc32c(frame) != crc {
+            break;
+        }
+        match decode_body::<Record>(&frame[4..]) {
+            Ok((r, _)) => out.push(r),
+            Err(_) => break,
+        }
+        data = &data[8 + len..];
+    }
+    out
+}
+
+fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Write `records` as a complete new log at `path` (through a temporary file and a rename).
+fn write_fresh(path: &Path, volume_id: u64, records: &[Record]) -> std::io::Result<(File, u64)> {
+    let tmp = path.with_extension("tmp");
+    let mut data = Vec::with_capacity(16);
+    data.extend_from_slice(MAGIC);
+    data.extend_from_slice(&volume_id.to_le_bytes());
+    for r in records {
+        encode(r, &mut data);
+    }
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(&data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        File::open(dir)?.sync_all()?;
+    }
+    let file = OpenOptions::new().append(true).open(path)?;
+    Ok((file, data.len() as u64))
+}
+
+impl StateLog {
+    /// Open the log at `path` for the volume `volume_id`, whose newest durable transaction
+    /// at open was `recovered_seq`. Returns the log and the sessions it restores (with only
+    /// the replies whose changes survived). A log of another volume, or none, restores nothing.
+    pub fn open(
+        path: &Path,
+        volume_id: u64,
+        recovered_seq: u64,
+    ) -> std::io::Result<(StateLog, HashMap<u64, LoggedSession>)> {
+        if let Ok(m) = std::fs::symlink_metadata(path) {
+            if !m.file_type().is_file() {
+                return Err(std::io::Error::other(
+                    "exists and is not a regular file (the session log is rewritten in place)",
+                ));
+            }
+        }
+        let mut state = State::default();
+        match File::open(path) {
+            Ok(mut f) => {
+                let mut data = Vec::new();
+                f.read_to_end(&mut data)?;
+                if data.len() >= 16
+                    && &data[0..8] == MAGIC
+                    && data[8..16] == volume_id.to_le_bytes()
+                {
+                    for r in decode_all(&data[16..]) {
+                        state.apply(r);
+                    }
+                } else {
+                    tracing::warn!(
+                        "{}: not this volume's session log; starting without it",
+                        path.display()
+                    );
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let mut dropped = 0usize;
+        for s in state.sessions.values_mut() {
+            let before = s.replies.len();
+            s.replies.retain(|_, (seq, _)| *seq <= recovered_seq);
+            dropped += before - s.replies.len();
+        }
+        if dropped > 0 {
+            tracing::info!("{dropped} kept replies belonged to changes lost in the crash");
+        }
+        let restored = state.sessions.clone();
+        // Start the file over: replies dropped here must not come back to life when the
+        // volume's transaction numbers pass theirs again.
+        let (file, size) = write_fresh(path, volume_id, &state.records())?;
+        Ok((
+            StateLog {
+                path: path.to_path_buf(),
+                volume_id,
+                inner: Mutex::new(Inner {
+                    file,
+                    buf: Vec::new(),
+                    size,
+                    state,
+                }),
+            },
+            restored,
+        ))
+    }
+
+    fn record(&self, r: Record) {
+        let mut i = relock(&self.inner);
+        encode(&r, &mut i.buf);
+        i.state.apply(r);
+    }
+
+    pub fn started(&self, session: u64, node_id: &str, mount_id: u64, read_only: bool) {
+        self.record(Record::Started {
+            session,
+            node_id: node_id.to_string(),
+            mount_id,
+            read_only,
+        });
+    }
+
+    pub fn ended(&self, session: u64) {
+        self.record(Record::Ended { session });
+    }
+
+    /// The reply `frame` to call `id`, whose changes went into transaction `seq`. Must be
+    /// called with the engine's lock still held from the call.
+    pub fn reply(&self, session: u64, id: u64, seq: u64, frame: &[u8]) {
+        self.record(Record::Reply {
+            session,
+            id,
+            seq,
+            frame: frame.to_vec(),
+        });
+    }
+
+    pub fn acked(&self, session: u64, below: u64) {
+        let mut i = relock(&self.inner);
+        let known = i
+            .state
+            .sessions
+            .get(&session)
+            .is_some_and(|s| s.replies.first_key_value().is_some_and(|(k, _)| *k < below));
+        if known {
+            let r = Record::Acked { session, below };
+            encode(&r, &mut i.buf);
+            i.state.apply(r);
+        }
+    }
+
+    /// Write out and flush everything recorded so far; rewrite the log if it grew large.
+    pub fn sync(&self) -> std::io::Result<()> {
+        let mut i = relock(&self.inner);
+        if i.size + i.buf.len() as u64 > COMPACT_AT {
+            let records = i.state.records();
+            let (file, size) = write_fresh(&self.path, self.volume_id, &records)?;
+            i.file = file;
+            i.size = size;
+            i.buf.clear();
+            return Ok(());
+        }
+        if i.buf.is_empty() {
+            return Ok(());
+        }
+        let buf = std::mem::take(&mut i.buf);
+        i.file.write_all(&buf)?;
+        i.file.sync_data()?;
+        i.size += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Sessions the log holds now.
+    pub fn sessions(&self) -> usize {
+        relock(&self.inner).state.sessions.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("rwxfs-slog-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_file(&d);
+        d
+    }
+
+    #[test]
+    fn only_replies_of_durable_transactions_come_back() {
+        let p = tmp("durable");
+        let (log, none) = StateLog::open(&p, 7, 0).unwrap();
+        assert!(none.is_empty());
+        log.started(11, "node-a", 5, false);
+        log.reply(11, 1, 3, b"one");
+        log.reply(11, 2, 4, b"two");
+        log.reply(11, 3, 5, b"three");
+        log.acked(11, 2);
+        log.started(12, "node-b", 6, true);
+        log.ended(12);
+        log.sync().unwrap();
+        drop(log);
+        // Transaction 4 was the last durable one: call 3's changes were lost.
+        let (_log, back) = StateLog::open(&p, 7, 4).unwrap();
+        assert_eq!(back.len(), 1);
+        let s = &back[&11];
+        assert_eq!(
+            (s.node_id.as_str(), s.mount_id, s.read_only),
+            ("node-a", 5, false)
+        );
+        let kept: Vec<u64> = s.replies.keys().copied().collect();
+        assert_eq!(kept, vec![2]);
+        assert_eq!(s.replies[&2].1.as_slice(), b"two");
+        drop(_log);
+        // The dropped reply stays dropped even once the volume's transactions pass 5.
+        let (_log, again) = StateLog::open(&p, 7, 100).unwrap();
+        assert_eq!(again[&11].replies.len(), 1);
+        let _ = std::fs::remove_file(&p);
+    }
+
+    #[test]
+    fn a_torn_tail_or_another_volume_restores_what_it_can() {
+        let p = tmp("torn");
+        let (log, _) = StateLog::open(&p, 7, 0).unwrap();
+        log.started(1, "n", 1, false);
+        log.reply(1, 9, 1, b"x");
+        log.sync().unwrap();
+        drop(log);
+        let mut data = std::fs::read(&p).unwrap();
+        let whole = data.len();
+        // A record cut short, then garbage.
+        data.extend_from_slice(&[0xAB; 3]);
+        std::fs::write(&p, &data).unwrap();
+        let (log, back) = StateLog::open(&p, 7, 5).unwrap();
+        assert_eq!(back[&1].replies.len(), 1);
+        drop(log);
+        // Damage inside the last record: it and what follows are ignored.
+        let mut data = std::fs::read(&p).unwrap();
+        data[whole - 1] ^= 0xFF;
+        std::fs::write(&p, &data).unwrap();
+        let (log, back) = StateLog::open(&p, 7, 5).unwrap();
+        assert!(back[&1].replies.is_empty());
+        drop(log);
+        let (_log, other) = StateLog::open(&p, 8, 5).unwrap();
+        assert!(other.is_empty());
+        let _ = std::fs::remove_file(&p);
+    }
+
+    #[test]
+    fn a_large_log_is_compacted_to_what_is_live() {
+        let p = tmp("compact");
+        let (log, _) = StateLog::open(&p, 1, 0).unwrap();
+        log.started(1, "n", 1, false);
+        let big = vec![0u8; 64 * 1024];
+        for id in 0..200u64 {
+            log.reply(1, id, 1, &big);
+            log.acked(1, id);
+            log.sync().unwrap();
+        }
+        let len = std::fs::metadata(&p).unwrap().len();
+        assert!(len < COMPACT_AT + (1 << 20), "log of {len} bytes");
+        drop(log);
+        let (_log, back) = StateLog::open(&p, 1, 1).unwrap();
+        assert_eq!(back[&1].replies.len(), 1);
+        let _ = std::fs::remove_file(&p);
+    }
+}
