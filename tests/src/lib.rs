@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 pub use demo::Harness;
 
+pub mod locker;
 pub mod netns;
 pub mod proxy;
+pub use locker::{time_of, Locker};
 pub use netns::Hosts;
 pub use proxy::Proxy;
 

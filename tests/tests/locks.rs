@@ -1,85 +1,12 @@
 //! fcntl and flock locks across mounts, each mount in its own namespace and each lock owner
 //! its own process (`tests/scripts/locker.py`), as applications on different machines.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use rwxfs_tests::{assert_fsck_clean, harness, Harness};
-
-/// One locker process: its stdin (closing it ends a hold) and its output lines.
-struct Locker {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Locker {
-    fn start(h: &Harness, mp: &Path, args: &[&str]) -> Locker {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/locker.py");
-        let (mut cmd, inner) = h.command_in(mp, "python3").expect("a mount");
-        let args: Vec<String> = args
-            .iter()
-            .map(|a| a.replace("$MNT", &inner.to_string_lossy()))
-            .collect();
-        let mut child = cmd
-            .arg(script)
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3");
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        Locker {
-            stdin: child.stdin.take(),
-            child,
-            lines,
-        }
-    }
-
-    /// The next line, waiting up to `secs`.
-    fn line(&self, secs: u64) -> String {
-        self.lines
-            .recv_timeout(Duration::from_secs(secs))
-            .unwrap_or_else(|_| "(nothing)".into())
-    }
-
-    fn no_line_for(&self, ms: u64) -> bool {
-        self.lines.recv_timeout(Duration::from_millis(ms)).is_err()
-    }
-
-    fn send(&mut self, s: &str) {
-        let w = self.stdin.as_mut().unwrap();
-        w.write_all(s.as_bytes()).unwrap();
-        w.flush().unwrap();
-    }
-
-    /// Close stdin: a hold unlocks and exits.
-    fn finish(&mut self) {
-        self.stdin.take();
-    }
-}
-
-impl Drop for Locker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn time_of(line: &str, word: &str) -> f64 {
-    line.strip_prefix(word)
-        .and_then(|t| t.trim().parse().ok())
-        .unwrap_or_else(|| panic!("expected `{word} T`, got `{line}`"))
-}
+use rwxfs_tests::{assert_fsck_clean, harness, time_of, Harness, Locker};
 
 fn two_mounts(h: &mut Harness, extra: &[&str]) -> (PathBuf, Vec<PathBuf>) {
     let img = h.mkfs("v.img", "128M").unwrap();
