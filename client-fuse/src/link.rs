@@ -651,6 +651,8 @@ fn reestablish(inner: &Arc<Inner>) -> Result<(), String> {
         *relock(&inner.held) = locks::LockTable::default();
         inner.sessions_lost.fetch_add(1, Ordering::Relaxed);
     } else if restarted {
+        // The restarted server kept the session but not its open files.
+        reopen(inner, &mut stream)?;
         reclaim(inner, &mut stream)?;
     }
     let reader = stream.try_clone().map_err(|e| e.to_string())?;
