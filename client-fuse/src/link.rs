@@ -367,10 +367,7 @@ impl Link {
 
     /// A call whose id doubles as a lock wait id: the receiver hears when the server grants
     /// the wait (a `LockGranted` push), which may come before or after the reply.
-    pub fn call_lock_wait(
-        &self,
-        req: Request,
-    ) -> Result<(Reply, u64, WaitOutcome), LinkError> {
+    pub fn call_lock_wait(&self, req: Request) -> Result<(Reply, u64, WaitOutcome), LinkError> {
         let (tx, rx) = channel();
         let id = self.inner.allocate(tx);
         let (gtx, grx) = channel();

@@ -240,7 +240,109 @@ mod tests {
         ));
     }
 
+    /// Cases per fuzz property: `RWXFS_FUZZ_CASES` (CI runs the default, a bounded time).
+    fn fuzz_cases() -> u32 {
+        std::env::var("RWXFS_FUZZ_CASES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(2048)
+    }
+
+    /// Valid frames of many kinds, as the fuzzer's seeds.
+    fn seeds() -> Vec<Vec<u8>> {
+        use crate::messages::Push;
+        let calls = [
+            ClientMsg::Hello {
+                version: PROTOCOL_VERSION,
+                node_id: "node-a".into(),
+                mount_id: 7,
+                read_only: false,
+            },
+            ClientMsg::Resume {
+                version: PROTOCOL_VERSION,
+                node_id: "n".into(),
+                mount_id: 1,
+                read_only: true,
+                session: 99,
+            },
+            ClientMsg::Ack { below: 1 << 40 },
+            ClientMsg::Proof { mac: vec![1; 32] },
+            ClientMsg::Call {
+                id: 3,
+                req: Request::Lookup {
+                    parent: 1,
+                    name: b"a-name".to_vec(),
+                },
+            },
+            ClientMsg::Call {
+                id: 4,
+                req: Request::Write {
+                    ino: 5,
+                    offset: 4096,
+                },
+            },
+            ClientMsg::Call {
+                id: 5,
+                req: Request::Setlk {
+                    ino: 5,
+                    owner: 9,
+                    start: 0,
+                    end: u64::MAX,
+                    typ: 1,
+                    pid: 4,
+                    wait: true,
+                },
+            },
+            ClientMsg::Call {
+                id: 6,
+                req: Request::Rename {
+                    parent: 1,
+                    name: b"x".to_vec(),
+                    newparent: 2,
+                    newname: b"y".to_vec(),
+                    noreplace: false,
+                    exchange: true,
+                },
+            },
+        ];
+        let mut out: Vec<Vec<u8>> = calls
+            .iter()
+            .map(|m| encode_frame(m, b"bulk bytes").unwrap())
+            .collect();
+        let replies = [
+            ServerMsg::Welcome {
+                version: PROTOCOL_VERSION,
+                session: 1,
+                lease_secs: 15,
+                boot: 2,
+            },
+            ServerMsg::Push(Push::InvalEntry {
+                parent: 1,
+                name: b"n".to_vec(),
+            }),
+            ServerMsg::Reply {
+                id: 1,
+                result: Ok(Response::Names(vec![b"a".to_vec(), b"b".to_vec()])),
+            },
+            ServerMsg::Reply {
+                id: 2,
+                result: Err(2),
+            },
+        ];
+        out.extend(replies.iter().map(|m| encode_frame(m, &[]).unwrap()));
+        out
+    }
+
+    fn decode_all_ways(frame: &[u8]) {
+        let _ = read_frame(&mut &frame[..]);
+        let body = frame.get(4..).unwrap_or_default();
+        let _ = decode_body::<ClientMsg>(body);
+        let _ = decode_body::<ServerMsg>(body);
+    }
+
     proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(fuzz_cases()))]
+
         #[test]
         fn any_bytes_decode_or_fail_cleanly(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
             let _ = decode_body::<ClientMsg>(&bytes);
@@ -248,6 +350,35 @@ mod tests {
             let mut framed = (bytes.len() as u32).to_le_bytes().to_vec();
             framed.extend_from_slice(&bytes);
             let _ = decode_body::<ClientMsg>(&framed);
+            decode_all_ways(&framed);
+        }
+
+        /// Valid frames with bytes changed, cut short, or their lengths lied about: each
+        /// decodes to something or fails with an error; nothing panics or allocates wildly.
+        #[test]
+        fn mutated_valid_frames_decode_or_fail_cleanly(
+            seed in 0usize..12,
+            flips in proptest::collection::vec((proptest::num::usize::ANY, proptest::num::u8::ANY), 0..8),
+            cut in proptest::option::of(proptest::num::usize::ANY),
+            lie in proptest::option::of((0usize..3, proptest::num::u32::ANY)),
+        ) {
+            let seeds = seeds();
+            let mut f = seeds[seed % seeds.len()].clone();
+            for (at, b) in flips {
+                let n = f.len();
+                f[at % n] ^= b;
+            }
+            if let Some((which, v)) = lie {
+                // The frame length, the header length, or a length inside the header.
+                let at = [0usize, 4, 12][which];
+                if f.len() >= at + 4 {
+                    f[at..at + 4].copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            if let Some(c) = cut {
+                f.truncate(c % (f.len() + 1));
+            }
+            decode_all_ways(&f);
         }
     }
 }

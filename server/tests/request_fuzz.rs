@@ -146,7 +146,9 @@ fn request() -> impl Strategy<Value = Request> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("RWXFS_FUZZ_CASES").ok().and_then(|s| s.parse::<u32>().ok()).map_or(64, |n| n / 16)
+    ))]
     #[test]
     fn arbitrary_requests_never_panic_and_leave_a_clean_volume(
         reqs in prop::collection::vec(request(), 1..80)

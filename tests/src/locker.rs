@@ -81,4 +81,3 @@ pub fn time_of(line: &str, word: &str) -> f64 {
         .and_then(|t| t.trim().parse().ok())
         .unwrap_or_else(|| panic!("expected `{word} T`, got `{line}`"))
 }
-

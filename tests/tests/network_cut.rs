@@ -68,12 +68,19 @@ fn a_ten_second_cut_is_waited_out_and_the_client_resumes_with_its_locks() {
         write_synced(&b.join(format!("b{j}")), &contents(2, j)).unwrap();
     }
     let t = Locker::start(&h, &b, &["try", "$MNT/f", "posix", "w", "0", "0"]);
-    assert_eq!(t.line(10), "EAGAIN", "A's lock was given away during a short cut");
+    assert_eq!(
+        t.line(10),
+        "EAGAIN",
+        "A's lock was given away during a short cut"
+    );
     std::thread::sleep(Duration::from_secs(10).saturating_sub(cut.elapsed()));
     assert!(!writer.is_finished(), "a write went through a cut network");
     hosts.set_link(1, true).unwrap();
     let up = Instant::now();
-    let done = writer.join().unwrap().expect("the write waited out the cut");
+    let done = writer
+        .join()
+        .unwrap()
+        .expect("the write waited out the cut");
     println!(
         "cut {:.1} s; the waiting write and fsync finished {:.2} s after the link came back",
         (up - cut).as_secs_f64(),
@@ -81,7 +88,11 @@ fn a_ten_second_cut_is_waited_out_and_the_client_resumes_with_its_locks() {
     );
     assert_eq!(std::fs::read(b.join("during")).unwrap(), data);
     holder.send("\n");
-    assert_eq!(holder.line(20), "ok", "I/O under the lock after a short cut");
+    assert_eq!(
+        holder.line(20),
+        "ok",
+        "I/O under the lock after a short cut"
+    );
     let t = Locker::start(&h, &b, &["try", "$MNT/f", "posix", "w", "0", "0"]);
     assert_eq!(t.line(10), "EAGAIN", "A's lock was lost in a short cut");
     for j in 0..20 {
@@ -116,7 +127,10 @@ fn a_cut_longer_than_the_lease_loses_the_locks_and_the_application_sees_eio() {
     assert!(got.starts_with("held"), "B never got the lock: {got}");
     let granted_after = cut.elapsed();
     println!("B got the lock {granted_after:?} into the cut (lease 3 s)");
-    assert!(granted_after >= Duration::from_secs(2), "granted before the lease ran out");
+    assert!(
+        granted_after >= Duration::from_secs(2),
+        "granted before the lease ran out"
+    );
     std::thread::sleep(Duration::from_secs(6).saturating_sub(cut.elapsed()));
     hosts.set_link(1, true).unwrap();
     // A's next I/O on the file it had locked fails: its lock is gone.

@@ -98,7 +98,11 @@ fn writer(w: usize, mounts: Vec<PathBuf>, stop: Arc<AtomicBool>, keepers: Keeper
             }
         }
         // Rename an acknowledged file, then make it durable with an fsync.
-        if j % 3 == 0 && l.names.get(&format!("{dir}/f{}", j - 1)).is_some_and(|c| c.is_some()) {
+        if j % 3 == 0
+            && l.names
+                .get(&format!("{dir}/f{}", j - 1))
+                .is_some_and(|c| c.is_some())
+        {
             l.ops += 1;
             let (from, to) = (format!("{dir}/f{}", j - 1), format!("{dir}/r{}", j - 1));
             let content = l.names[&from].clone();
@@ -173,11 +177,16 @@ fn eight_mounts_through_two_server_kills_lose_nothing_acknowledged() {
     let mut h = harness();
     let img = h.mkfs("v.img", "1G").unwrap();
     let addr = h.start_server(&img, &[]).unwrap();
-    let mounts: Vec<PathBuf> = (0..MOUNTS).map(|_| h.mount_remote(&addr).unwrap()).collect();
+    let mounts: Vec<PathBuf> = (0..MOUNTS)
+        .map(|_| h.mount_remote(&addr).unwrap())
+        .collect();
     for w in 0..MOUNTS {
         std::fs::create_dir(mounts[0].join(format!("w{w}"))).unwrap();
     }
-    std::fs::File::open(mounts[0].join("w0")).unwrap().sync_all().unwrap();
+    std::fs::File::open(mounts[0].join("w0"))
+        .unwrap()
+        .sync_all()
+        .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let keepers: Keepers = Arc::default();
     let started = Instant::now();
