@@ -51,8 +51,26 @@ struct Wait {
     req: Request,
 }
 
+/// Where a call's reply goes: a caller waiting on a channel, or a callback (a call nobody
+/// waits for, such as a write-behind write).
+enum Sink {
+    Chan(Sender<Reply>),
+    Callback(Box<dyn FnOnce(Reply) + Send>),
+}
+
+impl Sink {
+    fn deliver(self, reply: Reply) {
+        match self {
+            Sink::Chan(tx) => {
+                let _ = tx.send(reply);
+            }
+            Sink::Callback(f) => f(reply),
+        }
+    }
+}
+
 struct Pending {
-    tx: Sender<Reply>,
+    tx: Sink,
     /// `None` between the id's allocation and the frame's first write.
     frame: Option<Arc<Vec<u8>>>,
 }
@@ -361,7 +379,7 @@ impl Link {
     /// Send one call and wait for its reply, across reconnects.
     pub fn call(&self, req: Request, bulk: &[u8]) -> Result<Reply, LinkError> {
         let (tx, rx) = channel();
-        let id = self.inner.allocate(tx);
+        let id = self.inner.allocate(Sink::Chan(tx));
         self.call_as(id, rx, req, bulk)
     }
 
@@ -369,7 +387,7 @@ impl Link {
     /// the wait (a `LockGranted` push), which may come before or after the reply.
     pub fn call_lock_wait(&self, req: Request) -> Result<(Reply, u64, WaitOutcome), LinkError> {
         let (tx, rx) = channel();
-        let id = self.inner.allocate(tx);
+        let id = self.inner.allocate(Sink::Chan(tx));
         let (gtx, grx) = channel();
         relock(&self.inner.grants).insert(
             id,
@@ -405,16 +423,54 @@ impl Link {
         bulk: &[u8],
     ) -> Result<Reply, LinkError> {
         let inner = &self.inner;
-        if inner.closed.load(Ordering::Relaxed) {
-            relock(&inner.pending).remove(&id);
-            return Err(LinkError::Closed);
-        }
         // Which files this mount holds open, kept for reopening on a new session.
         let opens_change = match &req {
             Request::Open { .. } | Request::Create { .. } => Some(None),
             Request::Release { ino } => Some(Some(*ino)),
             _ => None,
         };
+        self.send_call(id, req, bulk)?;
+        let reply = rx.recv().map_err(|_| LinkError::Closed)?;
+        if let (Some(change), Ok(r)) = (opens_change, &reply.0) {
+            let mut o = relock(&inner.opens);
+            match (change, r) {
+                (None, Response::Attr(a)) => *o.entry(a.ino).or_insert(0) += 1,
+                (Some(ino), _) => {
+                    if let Some(n) = o.get_mut(&ino) {
+                        *n -= 1;
+                        if *n == 0 {
+                            o.remove(&ino);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(reply)
+    }
+
+    /// Send a call nobody waits for: `done` gets its reply (on the link's reader thread: it
+    /// must be quick), or EIO if the link closes first.
+    pub fn call_async(
+        &self,
+        req: Request,
+        bulk: &[u8],
+        done: Box<dyn FnOnce(Reply) + Send>,
+    ) -> Result<(), LinkError> {
+        let id = self.inner.allocate(Sink::Callback(done));
+        self.send_call(id, req, bulk)
+    }
+
+    /// Write call `id` (allocated, pending) to the connection, or leave it pending for the
+    /// reconnect to send.
+    fn send_call(&self, id: u64, req: Request, bulk: &[u8]) -> Result<(), LinkError> {
+        let inner = &self.inner;
+        if inner.closed.load(Ordering::Relaxed) {
+            if let Some(p) = relock(&inner.pending).remove(&id) {
+                p.tx.deliver((Err(libc::EIO), Vec::new()));
+            }
+            return Err(LinkError::Closed);
+        }
         let frame = encode_frame_head(&ClientMsg::Call { id, req }, bulk.len()).map(|mut f| {
             f.extend_from_slice(bulk);
             Arc::new(f)
@@ -444,23 +500,7 @@ impl Link {
                 below: inner.acked_below(),
             });
         }
-        let reply = rx.recv().map_err(|_| LinkError::Closed)?;
-        if let (Some(change), Ok(r)) = (opens_change, &reply.0) {
-            let mut o = relock(&inner.opens);
-            match (change, r) {
-                (None, Response::Attr(a)) => *o.entry(a.ino).or_insert(0) += 1,
-                (Some(ino), _) => {
-                    if let Some(n) = o.get_mut(&ino) {
-                        *n -= 1;
-                        if *n == 0 {
-                            o.remove(&ino);
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(reply)
+        Ok(())
     }
 
     /// Unmounting: tell the server (it ends the session at once), close, and fail any call
@@ -477,7 +517,12 @@ impl Link {
                 s.shutdown();
             }
         }
-        relock(&inner.pending).clear();
+        let left: Vec<Pending> = std::mem::take(&mut *relock(&inner.pending))
+            .into_values()
+            .collect();
+        for p in left {
+            p.tx.deliver((Err(libc::EIO), Vec::new()));
+        }
         relock(&inner.grants).clear();
         inner.mark_broken();
     }
@@ -492,7 +537,7 @@ impl Drop for Link {
 impl Inner {
     /// A new call id, pending from this moment: allocated under the pending map's lock, so
     /// `acked_below` never counts an id whose call has not been registered yet.
-    fn allocate(&self, tx: Sender<Reply>) -> u64 {
+    fn allocate(&self, tx: Sink) -> u64 {
         let mut p = relock(&self.pending);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         p.insert(id, Pending { tx, frame: None });
@@ -562,7 +607,7 @@ fn reader_loop(mut stream: Stream, inner: std::sync::Weak<Inner>, epoch: u64) {
                 if let Some(p) = p {
                     // Read data is handed over in the frame's own buffer, not copied out.
                     body.drain(..bulk_start);
-                    let _ = p.tx.send((result, body));
+                    p.tx.deliver((result, body));
                 }
             }
             ServerMsg::Push(Push::LockGranted { wait }) => {
@@ -758,7 +803,7 @@ fn requeue_waits(inner: &Arc<Inner>) -> Vec<Arc<Vec<u8>>> {
         relock(&inner.pending).insert(
             id,
             Pending {
-                tx,
+                tx: Sink::Chan(tx),
                 frame: Some(f.clone()),
             },
         );

@@ -159,8 +159,16 @@ impl Harness {
                 .and_then(|l| l.rsplit(" on ").next())
             {
                 let addr = addr.trim().to_string();
-                // Keep draining the server's log so it never blocks on a full pipe.
-                std::thread::spawn(move || for _ in lines {});
+                // Keep draining the server's log so it never blocks on a full pipe; with
+                // RWXFS_SERVER_LOG set, show it.
+                let show = std::env::var_os("RWXFS_SERVER_LOG").is_some();
+                std::thread::spawn(move || {
+                    for l in lines.map_while(Result::ok) {
+                        if show {
+                            eprintln!("server: {l}");
+                        }
+                    }
+                });
                 return Ok(addr);
             }
             if line.contains("rwxfs serve:") {

@@ -123,15 +123,23 @@ pub async fn serve(
     let mut vol = vol;
     let (state, restored) = match &cfg.state_log {
         Some(path) => {
-            let (log, restored) =
-                StateLog::open(path, vol.superblock().volume_id, vol.recovered_seq()).map_err(
-                    |e| std::io::Error::other(format!("session log {}: {e}", path.display())),
-                )?;
-            let log = Arc::new(log);
-            let hook = log.clone();
-            // Kept replies reach the disk before the changes they answer for.
-            vol.set_durability_hook(Arc::new(move || Ok(hook.sync()?)));
-            (Some(log), restored)
+            match StateLog::open(path, vol.superblock().volume_id, vol.recovered_seq()) {
+                Ok((log, restored)) => {
+                    let log = Arc::new(log);
+                    let hook = log.clone();
+                    // Kept replies reach the disk before the changes they answer for.
+                    vol.set_durability_hook(Arc::new(move || Ok(hook.sync()?)));
+                    (Some(log), restored)
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "session log {}: {e}; serving without one: sessions will not \
+                         survive a restart",
+                        path.display()
+                    );
+                    (None, Default::default())
+                }
+            }
         }
         None => (None, Default::default()),
     };

@@ -25,6 +25,9 @@ use serde::{Deserialize, Serialize};
 const MAGIC: &[u8; 8] = b"RWXSLOG1";
 /// Past this size the log is rewritten with only what is still live.
 const COMPACT_AT: u64 = 8 << 20;
+/// Disk space taken for the log up front, so a disk that fills up with the volume's data
+/// (a sparse image on the same disk) leaves the log room to grow to its compaction size.
+const RESERVE: u64 = COMPACT_AT + (1 << 20);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum Record {
@@ -133,6 +136,9 @@ impl State {
 }
 
 struct Inner {
+    /// Set once the log could not be written: it stops recording (the volume goes on; the
+    /// log's promise — a repeat after a crash runs once — no longer holds until restart).
+    broken: bool,
     file: File,
     /// Records not yet written to the file.
     buf: Vec<u8>,
@@ -175,6 +181,26 @@ fn decode_all(mut data: &[u8]) -> Vec<Record> {
     out
 }
 
+/// Take the log's disk space up front (without changing its size); best effort.
+fn reserve(file: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fallocate on an open descriptor with plain integer arguments.
+    let r = unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_KEEP_SIZE,
+            0,
+            RESERVE as libc::off_t,
+        )
+    };
+    if r != 0 {
+        tracing::debug!(
+            "session log: space not reserved: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -198,6 +224,7 @@ fn write_fresh(path: &Path, volume_id: u64, records: &[Record]) -> std::io::Resu
         File::open(dir)?.sync_all()?;
     }
     let file = OpenOptions::new().append(true).open(path)?;
+    reserve(&file);
     Ok((file, data.len() as u64))
 }
 
@@ -257,6 +284,7 @@ impl StateLog {
                 path: path.to_path_buf(),
                 volume_id,
                 inner: Mutex::new(Inner {
+                    broken: false,
                     file,
                     buf: Vec::new(),
                     size,
@@ -269,7 +297,9 @@ impl StateLog {
 
     fn record(&self, r: Record) {
         let mut i = relock(&self.inner);
-        encode(&r, &mut i.buf);
+        if !i.broken {
+            encode(&r, &mut i.buf);
+        }
         i.state.apply(r);
     }
 
@@ -312,15 +342,38 @@ impl StateLog {
     }
 
     /// Write out and flush everything recorded so far; rewrite the log if it grew large.
+    /// A log that cannot be written does not stop the volume's commit: it is reported once
+    /// and recording stops (see `Inner::broken`).
     pub fn sync(&self) -> std::io::Result<()> {
         let mut i = relock(&self.inner);
+        if i.broken {
+            return Ok(());
+        }
+        if let Err(e) = Self::write_out(&self.path, self.volume_id, &mut i) {
+            tracing::error!(
+                "session log {}: {e}; no longer recorded: calls repeated after a server crash \
+                 may run twice until the server restarts",
+                self.path.display()
+            );
+            i.broken = true;
+            i.buf = Vec::new();
+        }
+        Ok(())
+    }
+
+    fn write_out(path: &Path, volume_id: u64, i: &mut Inner) -> std::io::Result<()> {
         if i.size + i.buf.len() as u64 > COMPACT_AT {
             let records = i.state.records();
-            let (file, size) = write_fresh(&self.path, self.volume_id, &records)?;
-            i.file = file;
-            i.size = size;
-            i.buf.clear();
-            return Ok(());
+            match write_fresh(path, volume_id, &records) {
+                Ok((file, size)) => {
+                    i.file = file;
+                    i.size = size;
+                    i.buf.clear();
+                    return Ok(());
+                }
+                // No room for a second copy: append to this one while its reserve lasts.
+                Err(e) => tracing::warn!("session log not compacted: {e}"),
+            }
         }
         if i.buf.is_empty() {
             return Ok(());
