@@ -53,7 +53,7 @@ fn writer(w: usize, mounts: Vec<PathBuf>, stop: Arc<AtomicBool>, keepers: Keeper
         j += 1;
         l.ops += 1;
         // A new file, durable.
-        let keep = j % 4 == 0;
+        let keep = j.is_multiple_of(4);
         let name = format!("{dir}/{}{j}", if keep { "k" } else { "f" });
         let data = contents(w, j);
         match synced(&m.join(&name), &data) {
@@ -98,7 +98,7 @@ fn writer(w: usize, mounts: Vec<PathBuf>, stop: Arc<AtomicBool>, keepers: Keeper
             }
         }
         // Rename an acknowledged file, then make it durable with an fsync.
-        if j % 3 == 0
+        if j.is_multiple_of(3)
             && l.names
                 .get(&format!("{dir}/f{}", j - 1))
                 .is_some_and(|c| c.is_some())
@@ -122,7 +122,7 @@ fn writer(w: usize, mounts: Vec<PathBuf>, stop: Arc<AtomicBool>, keepers: Keeper
             }
         }
         // Unlink the oldest renamed file.
-        if j % 5 == 0 && !renamed.is_empty() {
+        if j.is_multiple_of(5) && !renamed.is_empty() {
             l.ops += 1;
             let victim = renamed.remove(0);
             let r = std::fs::remove_file(m.join(&victim))
@@ -138,7 +138,7 @@ fn writer(w: usize, mounts: Vec<PathBuf>, stop: Arc<AtomicBool>, keepers: Keeper
             }
         }
         // Directory churn.
-        if j % 7 == 0 {
+        if j.is_multiple_of(7) {
             l.ops += 1;
             let d = m.join(format!("{dir}/d{j}"));
             if std::fs::create_dir(&d)
@@ -151,7 +151,7 @@ fn writer(w: usize, mounts: Vec<PathBuf>, stop: Arc<AtomicBool>, keepers: Keeper
             }
         }
         // Another writer's kept file, through this mount.
-        if j % 2 == 0 {
+        if j.is_multiple_of(2) {
             let pick = {
                 let k = keepers.lock().unwrap();
                 (!k.is_empty()).then(|| k[(j * 7919 + w) % k.len()].clone())
