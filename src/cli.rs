@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod bench_cmd;
 mod demo_cmd;
 mod fsck_cmd;
 mod mkfs_cmd;
@@ -82,6 +83,35 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Measure throughput and metadata rates, verifying every byte: on existing mount points
+    /// of any file system (--mounts), or on a server and mounts of its own.
+    Bench {
+        /// Mount points of one shared volume, comma-separated (writer i uses mount i, reads
+        /// back go through another); default: start an image, a server and mounts.
+        #[arg(long, value_delimiter = ',', value_name = "M1,M2,...")]
+        mounts: Vec<PathBuf>,
+        /// Concurrent writers.
+        #[arg(long, default_value_t = 4)]
+        writers: usize,
+        /// Size of the large file (K, M, G suffixes); the multi-writer runs share it.
+        #[arg(long, default_value = "512M", value_parser = parse_bytes)]
+        size: u64,
+        /// Small files per process.
+        #[arg(long, default_value_t = 2000)]
+        files: usize,
+        /// Seconds of random 4 KiB writes.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Only these workloads: sequential, writers, small, random, scaling.
+        #[arg(long, value_delimiter = ',', value_name = "W,...")]
+        only: Vec<String>,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Plot throughput against concurrent writers to this SVG file.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
+    },
     /// Serve a volume to any number of mounts.
     Serve {
         #[arg(long)]
@@ -138,6 +168,10 @@ enum Cmd {
 
 fn parse_access_mode(s: &str) -> Result<server::AccessMode, String> {
     s.parse()
+}
+
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    mkfs_cmd::parse_size(s)
 }
 
 fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
@@ -233,6 +267,25 @@ pub fn run() -> i32 {
             files,
             json,
         } => demo_cmd::run(clients, files, json),
+        Cmd::Bench {
+            mounts,
+            writers,
+            size,
+            files,
+            seconds,
+            only,
+            json,
+            plot,
+        } => bench_cmd::run(bench_cmd::Args {
+            mounts,
+            writers,
+            size,
+            files,
+            seconds,
+            only,
+            json,
+            plot,
+        }),
     }
 }
 

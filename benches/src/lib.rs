@@ -1,2 +1,148 @@
-//! Benchmarks live in `benches/` (criterion). `rwxfs bench`, the end-to-end benchmark over
-//! real mounts, is not built yet.
+//! `rwxfs bench`: the benchmark users run. On mount points of any file system (`--mounts`),
+//! so the same command measures rwxfs, sshfs, MooseFS or a local disk; or, without them, on a
+//! cluster of its own (image, server, mounts) that it removes afterwards. Every workload
+//! verifies what it wrote. The criterion micro-benchmarks of the engine, codec and lock table
+//! are in `benches/`.
+
+pub mod cluster;
+pub mod pattern;
+pub mod report;
+pub mod workloads;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use cluster::Cluster;
+use workloads::{Outcome, Settings, WorkDir};
+
+pub struct Options {
+    /// Existing mount points; none: a cluster of the benchmark's own.
+    pub mounts: Vec<PathBuf>,
+    pub settings: Settings,
+    pub json: bool,
+    pub plot: Option<PathBuf>,
+    /// Which workloads (names from `WORKLOADS`); empty: all.
+    pub only: Vec<String>,
+    /// The rwxfs binary, for a cluster of its own.
+    pub bin: PathBuf,
+}
+
+type Workload = fn(&Cluster, &WorkDir, &Settings, &ProgressBar) -> Vec<Outcome>;
+
+/// The workloads, by the names `--only` takes.
+pub const WORKLOADS: [(&str, Workload); 5] = [
+    ("sequential", workloads::sequential),
+    ("writers", workloads::many_writers),
+    ("small", workloads::small),
+    ("random", workloads::random_writes),
+    ("scaling", workloads::scaling),
+];
+
+/// Run the benchmark; the process exit code (0: ran and every workload's data verified).
+pub fn run(o: Options) -> i32 {
+    match run_inner(o) {
+        Ok(all_verified) => {
+            if all_verified {
+                0
+            } else {
+                2
+            }
+        }
+        Err(e) => {
+            eprintln!("rwxfs bench: {e}");
+            1
+        }
+    }
+}
+
+fn run_inner(o: Options) -> Result<bool, String> {
+    for w in &o.only {
+        if !WORKLOADS.iter().any(|(n, _)| n == w) {
+            let names: Vec<&str> = WORKLOADS.iter().map(|(n, _)| *n).collect();
+            return Err(format!(
+                "unknown workload {w:?}; there are: {}",
+                names.join(", ")
+            ));
+        }
+    }
+    if let Some(p) = &o.plot {
+        if p.extension().and_then(|e| e.to_str()) != Some("svg") {
+            return Err(format!(
+                "{}: the plot is written as SVG: name it FILE.svg",
+                p.display()
+            ));
+        }
+    }
+    let s = &o.settings;
+    if s.writers == 0 || s.size < (1 << 20) || s.files == 0 {
+        return Err("--writers and --files must be at least 1, --size at least 1M".into());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(sig, stop.clone());
+    }
+    let (cluster, system) = if o.mounts.is_empty() {
+        let n = s.writers.max(s.scaling.iter().copied().max().unwrap_or(1)) + 1;
+        // Room for every workload's files at once, and then some.
+        let image = (s.size * 4 + (512 << 20)).next_power_of_two();
+        let c = Cluster::own(o.bin.clone(), image, n)?;
+        eprintln!(
+            "rwxfs bench: a server on {} and {n} mounts of a {} MiB image",
+            c.addr.as_deref().unwrap_or("?"),
+            image >> 20
+        );
+        (c, format!("rwxfs (own server, {n} mounts)"))
+    } else {
+        let names: Vec<String> = o.mounts.iter().map(|m| m.display().to_string()).collect();
+        (Cluster::given(o.mounts.clone())?, names.join(", "))
+    };
+    let dir = WorkDir::create(&cluster)?;
+    let mut outcomes = Vec::new();
+    for (name, run) in WORKLOADS {
+        if !o.only.is_empty() && !o.only.iter().any(|w| w == name) {
+            continue;
+        }
+        if stop.load(Ordering::SeqCst) {
+            eprintln!("rwxfs bench: interrupted; cleaning up");
+            break;
+        }
+        let bar = ProgressBar::new(0).with_message(name);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg:<10} [{bar:30}] {percent:>3}% {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        let got = run(&cluster, &dir, &o.settings, &bar);
+        bar.finish_and_clear();
+        for g in &got {
+            let status = if g.wrong.is_some() {
+                "WRONG DATA"
+            } else {
+                "verified"
+            };
+            eprintln!(
+                "  {:<45} {:>10.1} {:<9} {status}",
+                g.workload, g.value, g.unit
+            );
+        }
+        outcomes.extend(got);
+    }
+    let rss = cluster.peak_rss_kib();
+    dir.remove(&cluster);
+    let finished = cluster.finish();
+    if o.json {
+        println!("{}", report::json(&system, &outcomes, rss));
+    } else {
+        println!("{}", report::table(&system, &outcomes, rss));
+    }
+    if let Some(p) = &o.plot {
+        report::plot(p, &system, &outcomes)?;
+        eprintln!("rwxfs bench: plot written to {}", p.display());
+    }
+    finished?;
+    Ok(outcomes.iter().all(|o| o.wrong.is_none()))
+}

@@ -1,0 +1,89 @@
+//! Where the benchmark runs: mount points the user gave (of any file system), or a cluster of
+//! its own — an image, an `rwxfs serve` and mounts — that goes away when the run ends, on
+//! error and on Ctrl-C too (the process harness stops everything it started, by pid).
+
+use std::path::PathBuf;
+
+use demo::Harness;
+
+pub struct Cluster {
+    pub mounts: Vec<PathBuf>,
+    /// The server's address, when the cluster is the benchmark's own.
+    pub addr: Option<String>,
+    /// The server and mount processes, when the cluster is the benchmark's own.
+    own: Option<Harness>,
+}
+
+impl Cluster {
+    /// Existing mount points: each must be a directory.
+    pub fn given(mounts: Vec<PathBuf>) -> Result<Cluster, String> {
+        if mounts.is_empty() {
+            return Err("--mounts lists no mount point".into());
+        }
+        for m in &mounts {
+            if !m.is_dir() {
+                return Err(format!("{}: not a directory", m.display()));
+            }
+        }
+        Ok(Cluster {
+            mounts,
+            addr: None,
+            own: None,
+        })
+    }
+
+    /// A fresh image of `size` bytes, a server, and `n` mounts of it.
+    pub fn own(bin: PathBuf, size: u64, n: usize) -> Result<Cluster, String> {
+        let mut h = Harness::new(bin).map_err(|e| format!("scratch directory: {e}"))?;
+        let img = h.mkfs("bench.img", &format!("{}M", size >> 20))?;
+        let addr = h.start_server(&img, &[])?;
+        let mut mounts = Vec::with_capacity(n);
+        for _ in 0..n {
+            mounts.push(h.mount_remote(&addr)?);
+        }
+        Ok(Cluster {
+            mounts,
+            addr: Some(addr),
+            own: Some(h),
+        })
+    }
+
+    pub fn mount(&self, i: usize) -> &PathBuf {
+        &self.mounts[i % self.mounts.len()]
+    }
+
+    /// A mount other than `i`'s, to read back through (the same one if there is only one).
+    pub fn other(&self, i: usize) -> &PathBuf {
+        self.mount(i + 1)
+    }
+
+    /// Peak resident memory (KiB) of the server and of the largest mount process, for a
+    /// cluster of its own.
+    pub fn peak_rss_kib(&self) -> Option<(u64, u64)> {
+        let h = self.own.as_ref()?;
+        let server = h.server_pid().and_then(vm_hwm)?;
+        let client = self
+            .mounts
+            .iter()
+            .filter_map(|m| h.mount_pid(m).and_then(vm_hwm))
+            .max()?;
+        Some((server, client))
+    }
+
+    /// Unmount and stop what the cluster started, reporting a failure to do so.
+    pub fn finish(mut self) -> Result<(), String> {
+        if let Some(mut h) = self.own.take() {
+            h.unmount_all()?;
+            h.stop_server()?;
+        }
+        Ok(())
+    }
+}
+
+fn vm_hwm(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
