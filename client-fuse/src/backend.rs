@@ -45,9 +45,10 @@ pub trait Backend: Send + Sync + 'static {
     fn open(&self, ino: u64, flags: i32) -> FsResult<Attr>;
     fn release(&self, ino: u64) -> FsResult<()>;
     fn read(&self, ino: u64, offset: u64, size: u32) -> FsResult<Vec<u8>>;
-    fn write(&self, ino: u64, offset: u64, data: &[u8]) -> FsResult<u32>;
+    /// `kill_priv`: the writer may not keep setuid, setgid and capabilities (they go).
+    fn write(&self, ino: u64, offset: u64, data: &[u8], kill_priv: bool) -> FsResult<u32>;
     /// Write at the file's current end on the volume (O_APPEND), atomically.
-    fn append(&self, ino: u64, data: &[u8]) -> FsResult<u32>;
+    fn append(&self, ino: u64, data: &[u8], kill_priv: bool) -> FsResult<u32>;
     /// Written data reaches the volume (close-to-open); not necessarily the disk.
     fn flush(&self, ino: u64) -> FsResult<()>;
     /// Durable on disk.

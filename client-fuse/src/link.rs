@@ -590,7 +590,9 @@ fn spawn_reader(inner: &Arc<Inner>, stream: Stream, epoch: u64) -> Result<(), St
         .map_err(|e| e.to_string())
 }
 
-fn reader_loop(mut stream: Stream, inner: std::sync::Weak<Inner>, epoch: u64) {
+fn reader_loop(stream: Stream, inner: std::sync::Weak<Inner>, epoch: u64) {
+    // Buffered: a small reply (and often several) comes in one read from the socket.
+    let mut stream = std::io::BufReader::with_capacity(64 * 1024, stream);
     let why = loop {
         let mut body = match read_frame(&mut stream) {
             Ok(b) => b,

@@ -14,7 +14,13 @@ pub struct RemoteBackend {
     link: Link,
     /// Writes answered before the server has them (see `write_behind`).
     wb: Arc<WriteBehind>,
+    /// Files found without file capabilities, and when: the kernel asks before every write
+    /// (to drop them), and the answer is kept for as long as attributes are (`CAPS_TTL`).
+    no_caps: std::sync::Mutex<std::collections::HashMap<u64, std::time::Instant>>,
 }
+
+const CAPS: &[u8] = b"security.capability";
+const CAPS_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Most bytes of written data one mount has on their way to the server at once.
 const WRITE_BEHIND_BYTES: usize = 32 << 20;
@@ -34,6 +40,7 @@ impl RemoteBackend {
         Ok(RemoteBackend {
             link: Link::connect(addr, opts, pending)?,
             wb: Arc::new(WriteBehind::new(WRITE_BEHIND_BYTES)),
+            no_caps: Default::default(),
         })
     }
 
@@ -45,6 +52,20 @@ impl RemoteBackend {
         }
         self.wb.settle(a.ino);
         self.attr(Request::Getattr { ino: a.ino })
+    }
+
+    fn known_without_caps(&self, ino: u64) -> bool {
+        let m = self.no_caps.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(&ino).is_some_and(|t| t.elapsed() < CAPS_TTL)
+    }
+
+    fn forget_caps(&self, ino: u64, name: &[u8]) {
+        if name == CAPS {
+            self.no_caps
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&ino);
+        }
     }
 
     /// Wait for `ino`'s writes to reach the server; report a refused one.
@@ -225,7 +246,7 @@ impl Backend for RemoteBackend {
             _ => Err(io_err()),
         }
     }
-    fn write(&self, ino: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+    fn write(&self, ino: u64, offset: u64, data: &[u8], kill_priv: bool) -> FsResult<u32> {
         let len = data.len();
         let token = self
             .wb
@@ -242,18 +263,23 @@ impl Backend for RemoteBackend {
             };
             wb.end(ino, token, len, r);
         });
-        match self
-            .link
-            .call_async(Request::Write { ino, offset }, data, done)
-        {
+        match self.link.call_async(
+            Request::Write {
+                ino,
+                offset,
+                kill_priv,
+            },
+            data,
+            done,
+        ) {
             Ok(()) => Ok(len as u32),
             Err(LinkError::Closed) => Err(io_err()),
             Err(LinkError::Encode) => Err(FsError::Invalid),
         }
     }
-    fn append(&self, ino: u64, data: &[u8]) -> FsResult<u32> {
+    fn append(&self, ino: u64, data: &[u8], kill_priv: bool) -> FsResult<u32> {
         self.settled(ino)?;
-        match self.call_bulk(Request::Append { ino }, data)? {
+        match self.call_bulk(Request::Append { ino, kill_priv }, data)? {
             (Response::Written(n), _) => Ok(n),
             _ => Err(io_err()),
         }
@@ -282,15 +308,29 @@ impl Backend for RemoteBackend {
         }
     }
     fn getxattr(&self, ino: u64, name: &[u8]) -> FsResult<Vec<u8>> {
-        match self.call(Request::Getxattr {
+        let caps = name == CAPS;
+        if caps && self.known_without_caps(ino) {
+            return Err(FsError::NoAttr);
+        }
+        let r = match self.call(Request::Getxattr {
             ino,
             name: name.to_vec(),
-        })? {
-            Response::Bytes(b) => Ok(b),
-            _ => Err(io_err()),
+        }) {
+            Ok(Response::Bytes(b)) => Ok(b),
+            Ok(_) => Err(io_err()),
+            Err(e) => Err(e),
+        };
+        if caps && matches!(r, Err(FsError::NoAttr)) {
+            let mut m = self.no_caps.lock().unwrap_or_else(|e| e.into_inner());
+            if m.len() >= 1 << 16 {
+                m.clear();
+            }
+            m.insert(ino, std::time::Instant::now());
         }
+        r
     }
     fn setxattr(&self, ino: u64, name: &[u8], value: &[u8], flags: u32) -> FsResult<()> {
+        self.forget_caps(ino, name);
         self.empty(Request::Setxattr {
             ino,
             name: name.to_vec(),
@@ -305,6 +345,7 @@ impl Backend for RemoteBackend {
         }
     }
     fn removexattr(&self, ino: u64, name: &[u8]) -> FsResult<()> {
+        self.forget_caps(ino, name);
         self.empty(Request::Removexattr {
             ino,
             name: name.to_vec(),

@@ -134,9 +134,16 @@ fn execute_locked<S: BlockStore>(
                 Response::Data
             })
         }
-        Request::Write { ino, offset } => v
-            .write(ino, offset, bulk)
-            .map(|n| Response::Written(n as u32)),
+        Request::Write {
+            ino,
+            offset,
+            kill_priv,
+        } => v.write(ino, offset, bulk).and_then(|n| {
+            if kill_priv && n > 0 {
+                v.kill_priv(ino)?;
+            }
+            Ok(Response::Written(n as u32))
+        }),
         Request::Fsync { ino } => v.fsync(ino).map(|_| Response::Empty), // see `execute`
         Request::Fallocate {
             ino,
@@ -155,7 +162,12 @@ fn execute_locked<S: BlockStore>(
             .setxattr(ino, &name, &value, flags)
             .map(|_| Response::Empty),
         Request::Listxattr { ino } => v.listxattr(ino).map(Response::Names),
-        Request::Append { ino } => v.append(ino, bulk).map(|n| Response::Written(n as u32)),
+        Request::Append { ino, kill_priv } => v.append(ino, bulk).and_then(|n| {
+            if kill_priv && n > 0 {
+                v.kill_priv(ino)?;
+            }
+            Ok(Response::Written(n as u32))
+        }),
         Request::Removexattr { ino, name } => v.removexattr(ino, &name).map(|_| Response::Empty),
         // Locks are the lock manager's (`lock_calls`), never the engine's.
         Request::Getlk { .. }

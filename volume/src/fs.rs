@@ -297,9 +297,37 @@ impl<S: BlockStore> Volume<S> {
         if let Some(t) = s.ctime {
             d.ctime = t;
         }
+        // A change of owner drops setuid (and setgid on a group-executable file), as Linux
+        // does, unless the same call sets the mode; a truncation by an unprivileged caller
+        // drops them too.
+        let chown = (s.uid.is_some() || s.gid.is_some()) && s.mode.is_none();
+        let kill = (chown || (s.kill_priv && s.size.is_some())) && !d.is_dir();
         self.put(i, &d)?;
+        if kill {
+            self.kill_priv(ino)?;
+        }
         self.after_op()?;
+        let (i, d) = self.get(ino)?;
         Ok(d.attr(i))
+    }
+
+    /// Drop what an unprivileged write, truncation or change of owner takes from a file:
+    /// setuid, setgid if the group may execute it, and file capabilities.
+    pub fn kill_priv(&mut self, ino: u64) -> FsResult<()> {
+        let (i, mut d) = self.get(ino)?;
+        let mut mode = d.mode & !libc::S_ISUID;
+        if mode & libc::S_IXGRP != 0 {
+            mode &= !libc::S_ISGID;
+        }
+        if mode != d.mode {
+            d.mode = mode;
+            d.ctime = TimeSpec::now();
+            self.put(i, &d)?;
+        }
+        match self.removexattr(ino, b"security.capability") {
+            Ok(()) | Err(FsError::NoAttr) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Change a regular file's size: free blocks past it, zero the tail of a kept partial block.
