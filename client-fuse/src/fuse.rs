@@ -15,7 +15,7 @@ use fuser::{
 use volume::attr::SetTime;
 use volume::{Attr, FileKind, FsError, RenameFlags, SetAttr, TimeSpec};
 
-use crate::backend::{Backend, LockArgs};
+use crate::backend::{Backend, LockArgs, WriteHow};
 use crate::epochs::EpochMarks;
 use crate::signals::{gone, signal_pending};
 
@@ -470,15 +470,18 @@ impl Filesystem for RwxFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let kill = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
+        let how = WriteHow {
+            kill_priv: write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID),
+            under_lock: self.lock_epochs.marked(ino.0),
+        };
         match self
             .writable()
             .and_then(|_| self.locks_intact(ino.0))
             .and_then(|_| {
                 if flags.0 & libc::O_APPEND != 0 {
-                    self.backend.append(ino.0, data, kill)
+                    self.backend.append(ino.0, data, how)
                 } else {
-                    self.backend.write(ino.0, offset, data, kill)
+                    self.backend.write(ino.0, offset, data, how)
                 }
             }) {
             Ok(n) => {
@@ -766,10 +769,13 @@ impl Filesystem for RwxFuse {
                 if data.is_empty() {
                     break;
                 }
-                let kill = req.uid() != 0;
+                let how = WriteHow {
+                    kill_priv: req.uid() != 0,
+                    under_lock: self.lock_epochs.marked(ino_out.0),
+                };
                 let n = self
                     .backend
-                    .write(ino_out.0, offset_out + done, &data, kill)?;
+                    .write(ino_out.0, offset_out + done, &data, how)?;
                 self.unsynced.mark(ino_out.0, self.backend.write_epoch());
                 done += n as u64;
                 if (n as usize) < data.len() {

@@ -71,6 +71,8 @@ impl Sink {
 
 struct Pending {
     tx: Sink,
+    /// Fails instead of being sent again if the session's locks are lost meanwhile.
+    bound: bool,
     /// `None` between the id's allocation and the frame's first write.
     frame: Option<Arc<Vec<u8>>>,
 }
@@ -450,14 +452,21 @@ impl Link {
     }
 
     /// Send a call nobody waits for: `done` gets its reply (on the link's reader thread: it
-    /// must be quick), or EIO if the link closes first.
+    /// must be quick), or EIO if the link closes first — or, for a `bound` call, if this
+    /// mount's locks are lost before it got its reply (it is not sent again then).
     pub fn call_async(
         &self,
         req: Request,
         bulk: &[u8],
         done: Box<dyn FnOnce(Reply) + Send>,
+        bound: bool,
     ) -> Result<(), LinkError> {
         let id = self.inner.allocate(Sink::Callback(done));
+        if bound {
+            if let Some(p) = relock(&self.inner.pending).get_mut(&id) {
+                p.bound = true;
+            }
+        }
         self.send_call(id, req, bulk)
     }
 
@@ -540,7 +549,14 @@ impl Inner {
     fn allocate(&self, tx: Sink) -> u64 {
         let mut p = relock(&self.pending);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        p.insert(id, Pending { tx, frame: None });
+        p.insert(
+            id,
+            Pending {
+                tx,
+                frame: None,
+                bound: false,
+            },
+        );
         id
     }
 
@@ -682,6 +698,7 @@ fn reconnect_loop(weak: std::sync::Weak<Inner>) {
 /// restart, then send every pending call again.
 fn reestablish(inner: &Arc<Inner>) -> Result<(), String> {
     let old = inner.session.load(Ordering::Relaxed);
+    let lost_before = inner.sessions_lost.load(Ordering::Relaxed);
     let (mut stream, session, lease, boot) = dial(&inner.hello, Some(old), false, &|why| {
         tracing::warn!("reconnecting: pending: {why}")
     })?;
@@ -698,6 +715,20 @@ fn reestablish(inner: &Arc<Inner>) -> Result<(), String> {
         // The restarted server kept the session but not its open files.
         reopen(inner, &mut stream)?;
         reclaim(inner, &mut stream)?;
+    }
+    if inner.sessions_lost.load(Ordering::Relaxed) != lost_before {
+        // Writes made under locks now lost must not reach the server unprotected.
+        let bound: Vec<u64> = relock(&inner.pending)
+            .iter()
+            .filter(|(_, p)| p.bound)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in bound {
+            let p = relock(&inner.pending).remove(&id);
+            if let Some(p) = p {
+                p.tx.deliver((Err(libc::EIO), Vec::new()));
+            }
+        }
     }
     let reader = stream.try_clone().map_err(|e| e.to_string())?;
     let mut w = relock(&inner.writer);
@@ -806,6 +837,7 @@ fn requeue_waits(inner: &Arc<Inner>) -> Vec<Arc<Vec<u8>>> {
             id,
             Pending {
                 tx: Sink::Chan(tx),
+                bound: false,
                 frame: Some(f.clone()),
             },
         );

@@ -6,7 +6,7 @@ use volume::{Attr, DirEntry, FsError, FsResult, RenameFlags, SetAttr, StatFs};
 
 use std::sync::Arc;
 
-use crate::backend::{Backend, LockArgs};
+use crate::backend::{Backend, LockArgs, WriteHow};
 use crate::link::{Link, LinkError};
 use crate::write_behind::WriteBehind;
 
@@ -246,7 +246,7 @@ impl Backend for RemoteBackend {
             _ => Err(io_err()),
         }
     }
-    fn write(&self, ino: u64, offset: u64, data: &[u8], kill_priv: bool) -> FsResult<u32> {
+    fn write(&self, ino: u64, offset: u64, data: &[u8], how: WriteHow) -> FsResult<u32> {
         let len = data.len();
         let token = self
             .wb
@@ -267,19 +267,24 @@ impl Backend for RemoteBackend {
             Request::Write {
                 ino,
                 offset,
-                kill_priv,
+                kill_priv: how.kill_priv,
             },
             data,
             done,
+            how.under_lock,
         ) {
             Ok(()) => Ok(len as u32),
             Err(LinkError::Closed) => Err(io_err()),
             Err(LinkError::Encode) => Err(FsError::Invalid),
         }
     }
-    fn append(&self, ino: u64, data: &[u8], kill_priv: bool) -> FsResult<u32> {
+    fn append(&self, ino: u64, data: &[u8], how: WriteHow) -> FsResult<u32> {
         self.settled(ino)?;
-        match self.call_bulk(Request::Append { ino, kill_priv }, data)? {
+        let req = Request::Append {
+            ino,
+            kill_priv: how.kill_priv,
+        };
+        match self.call_bulk(req, data)? {
             (Response::Written(n), _) => Ok(n),
             _ => Err(io_err()),
         }
@@ -352,7 +357,12 @@ impl Backend for RemoteBackend {
         })
     }
     fn shutdown(&self) -> FsResult<()> {
-        self.wb.settle_all();
+        // Unmounting: give writes on their way time to land; a server that stays away
+        // cannot hold the unmount forever (what is left is reported, and lost).
+        let left = self.wb.settle_all(std::time::Duration::from_secs(20));
+        if left > 0 {
+            tracing::error!("unmounting with {left} writes the server never acknowledged: lost");
+        }
         self.link.close();
         Ok(())
     }

@@ -125,11 +125,22 @@ impl WriteBehind {
         e.map_or(Ok(()), Err)
     }
 
-    /// Wait until every write of the mount is on the server.
-    pub fn settle_all(&self) {
+    /// Wait until every write of the mount is on the server, or `limit` has passed; how
+    /// many are still on their way.
+    pub fn settle_all(&self, limit: std::time::Duration) -> usize {
+        let until = std::time::Instant::now() + limit;
         let mut g = self.lock();
-        while g.files.values().any(|f| !f.inflight.is_empty()) {
-            g = self.wait(g);
+        loop {
+            let left: usize = g.files.values().map(|f| f.inflight.len()).sum();
+            let now = std::time::Instant::now();
+            if left == 0 || now >= until {
+                return left;
+            }
+            g = self
+                .cv
+                .wait_timeout(g, until - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 }
@@ -186,6 +197,8 @@ mod tests {
         wb.end(1, t1, 80, Ok(()));
         let t2 = h.join().unwrap();
         wb.end(2, t2, 80, Ok(()));
-        wb.settle_all();
+        assert_eq!(wb.settle_all(Duration::from_secs(1)), 0);
+        let _t3 = wb.begin(3, 0, 10).unwrap();
+        assert_eq!(wb.settle_all(Duration::from_millis(50)), 1);
     }
 }
