@@ -474,6 +474,9 @@ impl Filesystem for RwxFuse {
             kill_priv: write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID),
             under_lock: self.lock_epochs.marked(ino.0),
         };
+        // The epoch before the call: if the server restarts while it is under way, the
+        // write counts as one the old server may have lost.
+        let epoch = self.backend.write_epoch();
         match self
             .writable()
             .and_then(|_| self.locks_intact(ino.0))
@@ -485,7 +488,7 @@ impl Filesystem for RwxFuse {
                 }
             }) {
             Ok(n) => {
-                self.unsynced.mark(ino.0, self.backend.write_epoch());
+                self.unsynced.mark(ino.0, epoch);
                 reply.written(n)
             }
             Err(e) => reply.error(errno(e)),
@@ -773,10 +776,11 @@ impl Filesystem for RwxFuse {
                     kill_priv: req.uid() != 0,
                     under_lock: self.lock_epochs.marked(ino_out.0),
                 };
+                let epoch = self.backend.write_epoch();
                 let n = self
                     .backend
                     .write(ino_out.0, offset_out + done, &data, how)?;
-                self.unsynced.mark(ino_out.0, self.backend.write_epoch());
+                self.unsynced.mark(ino_out.0, epoch);
                 done += n as u64;
                 if (n as usize) < data.len() {
                     break;

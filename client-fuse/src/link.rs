@@ -352,7 +352,7 @@ impl Link {
 
     /// Times the server restarted under this mount (writes not yet fsynced may be gone).
     pub fn restarts(&self) -> u64 {
-        self.inner.restarts.load(Ordering::Relaxed)
+        self.inner.restarts.load(Ordering::SeqCst)
     }
 
     /// The server granted (or, `typ` F_UNLCK, released) a lock: remember it for reclaiming.
@@ -730,6 +730,12 @@ fn reestablish(inner: &Arc<Inner>) -> Result<(), String> {
             }
         }
     }
+    if restarted {
+        // Counted before any call is sent again: a reply from the new server must never be
+        // taken for one from the old (an fsync answered by it vouches only for what it has).
+        inner.boot.store(boot, Ordering::Relaxed);
+        inner.restarts.fetch_add(1, Ordering::SeqCst);
+    }
     let reader = stream.try_clone().map_err(|e| e.to_string())?;
     let mut w = relock(&inner.writer);
     let mut frames: Vec<Arc<Vec<u8>>> = relock(&inner.pending)
@@ -748,10 +754,6 @@ fn reestablish(inner: &Arc<Inner>) -> Result<(), String> {
     spawn_reader(inner, reader, w.epoch)?;
     inner.session.store(session, Ordering::Relaxed);
     inner.lease_secs.store(lease as u64, Ordering::Relaxed);
-    if restarted {
-        inner.boot.store(boot, Ordering::Relaxed);
-        inner.restarts.fetch_add(1, Ordering::Relaxed);
-    }
     tracing::info!(
         session,
         resent = frames.len(),
