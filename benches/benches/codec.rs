@@ -60,7 +60,11 @@ fn codec(c: &mut Criterion) {
     let data = vec![0x5au8; 1 << 20];
     let write = ClientMsg::Call {
         id: 9,
-        req: Request::Write { ino: 5, offset: 0 },
+        req: Request::Write {
+            ino: 5,
+            offset: 0,
+            kill_priv: false,
+        },
     };
     g.throughput(Throughput::Bytes(data.len() as u64));
     g.bench_function("frame a 1 MiB write", |b| {

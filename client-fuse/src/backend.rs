@@ -3,6 +3,17 @@
 
 use volume::{Attr, DirEntry, FsError, FsResult, RenameFlags, SetAttr, StatFs};
 
+/// What comes with a write besides its data.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteHow {
+    /// The writer may not keep setuid, setgid and capabilities: they go.
+    pub kill_priv: bool,
+    /// Made under a lock this mount holds on the file: if the session (and with it the
+    /// lock) is lost before the write reaches the server, it must fail, not be sent again
+    /// on a new session where nothing protects it.
+    pub under_lock: bool,
+}
+
 pub trait Backend: Send + Sync + 'static {
     fn lookup(&self, parent: u64, name: &[u8]) -> FsResult<Attr>;
     fn getattr(&self, ino: u64) -> FsResult<Attr>;
@@ -45,9 +56,9 @@ pub trait Backend: Send + Sync + 'static {
     fn open(&self, ino: u64, flags: i32) -> FsResult<Attr>;
     fn release(&self, ino: u64) -> FsResult<()>;
     fn read(&self, ino: u64, offset: u64, size: u32) -> FsResult<Vec<u8>>;
-    fn write(&self, ino: u64, offset: u64, data: &[u8]) -> FsResult<u32>;
+    fn write(&self, ino: u64, offset: u64, data: &[u8], how: WriteHow) -> FsResult<u32>;
     /// Write at the file's current end on the volume (O_APPEND), atomically.
-    fn append(&self, ino: u64, data: &[u8]) -> FsResult<u32>;
+    fn append(&self, ino: u64, data: &[u8], how: WriteHow) -> FsResult<u32>;
     /// Written data reaches the volume (close-to-open); not necessarily the disk.
     fn flush(&self, ino: u64) -> FsResult<()>;
     /// Durable on disk.

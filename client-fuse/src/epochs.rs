@@ -34,6 +34,11 @@ impl EpochMarks {
         stale
     }
 
+    /// True if `ino` carries a mark (of any epoch).
+    pub fn marked(&self, ino: u64) -> bool {
+        self.map().contains_key(&ino)
+    }
+
     pub fn clear(&self, ino: u64) {
         self.map().remove(&ino);
     }

@@ -15,7 +15,7 @@ use fuser::{
 use volume::attr::SetTime;
 use volume::{Attr, FileKind, FsError, RenameFlags, SetAttr, TimeSpec};
 
-use crate::backend::{Backend, LockArgs};
+use crate::backend::{Backend, LockArgs, WriteHow};
 use crate::epochs::EpochMarks;
 use crate::signals::{gone, signal_pending};
 
@@ -218,7 +218,11 @@ impl Filesystem for RwxFuse {
             InitFlags::FUSE_DO_READDIRPLUS
                 | InitFlags::FUSE_READDIRPLUS_AUTO
                 | InitFlags::FUSE_PARALLEL_DIROPS
-                | InitFlags::FUSE_BIG_WRITES,
+                | InitFlags::FUSE_BIG_WRITES
+                // We drop setuid, setgid and capabilities on unprivileged writes and
+                // truncations and on chown: the kernel then stops asking for
+                // security.capability before every write.
+                | InitFlags::FUSE_HANDLE_KILLPRIV_V2,
         );
         // With the server keeping locks, fcntl and flock locks go to it; otherwise (one
         // engine per mount) the kernel keeps them, for this node only.
@@ -230,7 +234,32 @@ impl Filesystem for RwxFuse {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        self.entry(self.backend.lookup(parent.0, name.as_bytes()), reply)
+        match self.backend.lookup(parent.0, name.as_bytes()) {
+            // A name that is not there is cached as absent for the TTL, like a name that
+            // is: the create that usually follows spares a lookup, and a create on another
+            // mount drops the negative entry here (the server pushes entry invalidations).
+            Err(FsError::NotFound) => {
+                let absent = FileAttr {
+                    ino: INodeNo(0),
+                    size: 0,
+                    blocks: 0,
+                    atime: UNIX_EPOCH,
+                    mtime: UNIX_EPOCH,
+                    ctime: UNIX_EPOCH,
+                    crtime: UNIX_EPOCH,
+                    kind: FileType::RegularFile,
+                    perm: 0,
+                    nlink: 0,
+                    uid: 0,
+                    gid: 0,
+                    rdev: 0,
+                    blksize: 4096,
+                    flags: 0,
+                };
+                reply.entry(&self.ttl, &absent, Generation(0))
+            }
+            r => self.entry(r, reply),
+        }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -242,7 +271,7 @@ impl Filesystem for RwxFuse {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -266,6 +295,8 @@ impl Filesystem for RwxFuse {
             atime: atime.map(set_time),
             mtime: mtime.map(set_time),
             ctime: ctime.map(from_time),
+            // Only the superuser keeps setuid and setgid through a truncation.
+            kill_priv: size.is_some() && req.uid() != 0,
         };
         match self
             .writable()
@@ -434,23 +465,30 @@ impl Filesystem for RwxFuse {
         _fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        let how = WriteHow {
+            kill_priv: write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID),
+            under_lock: self.lock_epochs.marked(ino.0),
+        };
+        // The epoch before the call: if the server restarts while it is under way, the
+        // write counts as one the old server may have lost.
+        let epoch = self.backend.write_epoch();
         match self
             .writable()
             .and_then(|_| self.locks_intact(ino.0))
             .and_then(|_| {
                 if flags.0 & libc::O_APPEND != 0 {
-                    self.backend.append(ino.0, data)
+                    self.backend.append(ino.0, data, how)
                 } else {
-                    self.backend.write(ino.0, offset, data)
+                    self.backend.write(ino.0, offset, data, how)
                 }
             }) {
             Ok(n) => {
-                self.unsynced.mark(ino.0, self.backend.write_epoch());
+                self.unsynced.mark(ino.0, epoch);
                 reply.written(n)
             }
             Err(e) => reply.error(errno(e)),
@@ -715,7 +753,7 @@ impl Filesystem for RwxFuse {
 
     fn copy_file_range(
         &self,
-        _req: &Request,
+        req: &Request,
         ino_in: INodeNo,
         _fh_in: FileHandle,
         offset_in: u64,
@@ -734,7 +772,15 @@ impl Filesystem for RwxFuse {
                 if data.is_empty() {
                     break;
                 }
-                let n = self.backend.write(ino_out.0, offset_out + done, &data)?;
+                let how = WriteHow {
+                    kill_priv: req.uid() != 0,
+                    under_lock: self.lock_epochs.marked(ino_out.0),
+                };
+                let epoch = self.backend.write_epoch();
+                let n = self
+                    .backend
+                    .write(ino_out.0, offset_out + done, &data, how)?;
+                self.unsynced.mark(ino_out.0, epoch);
                 done += n as u64;
                 if (n as usize) < data.len() {
                     break;

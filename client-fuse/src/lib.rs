@@ -10,6 +10,7 @@ pub mod raw;
 pub mod remote;
 pub mod signals;
 pub mod transport;
+pub mod write_behind;
 
 pub use backend::Backend;
 pub use fuse::RwxFuse;

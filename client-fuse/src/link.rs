@@ -51,8 +51,28 @@ struct Wait {
     req: Request,
 }
 
+/// Where a call's reply goes: a caller waiting on a channel, or a callback (a call nobody
+/// waits for, such as a write-behind write).
+enum Sink {
+    Chan(Sender<Reply>),
+    Callback(Box<dyn FnOnce(Reply) + Send>),
+}
+
+impl Sink {
+    fn deliver(self, reply: Reply) {
+        match self {
+            Sink::Chan(tx) => {
+                let _ = tx.send(reply);
+            }
+            Sink::Callback(f) => f(reply),
+        }
+    }
+}
+
 struct Pending {
-    tx: Sender<Reply>,
+    tx: Sink,
+    /// Fails instead of being sent again if the session's locks are lost meanwhile.
+    bound: bool,
     /// `None` between the id's allocation and the frame's first write.
     frame: Option<Arc<Vec<u8>>>,
 }
@@ -332,7 +352,7 @@ impl Link {
 
     /// Times the server restarted under this mount (writes not yet fsynced may be gone).
     pub fn restarts(&self) -> u64 {
-        self.inner.restarts.load(Ordering::Relaxed)
+        self.inner.restarts.load(Ordering::SeqCst)
     }
 
     /// The server granted (or, `typ` F_UNLCK, released) a lock: remember it for reclaiming.
@@ -361,7 +381,7 @@ impl Link {
     /// Send one call and wait for its reply, across reconnects.
     pub fn call(&self, req: Request, bulk: &[u8]) -> Result<Reply, LinkError> {
         let (tx, rx) = channel();
-        let id = self.inner.allocate(tx);
+        let id = self.inner.allocate(Sink::Chan(tx));
         self.call_as(id, rx, req, bulk)
     }
 
@@ -369,7 +389,7 @@ impl Link {
     /// the wait (a `LockGranted` push), which may come before or after the reply.
     pub fn call_lock_wait(&self, req: Request) -> Result<(Reply, u64, WaitOutcome), LinkError> {
         let (tx, rx) = channel();
-        let id = self.inner.allocate(tx);
+        let id = self.inner.allocate(Sink::Chan(tx));
         let (gtx, grx) = channel();
         relock(&self.inner.grants).insert(
             id,
@@ -405,16 +425,61 @@ impl Link {
         bulk: &[u8],
     ) -> Result<Reply, LinkError> {
         let inner = &self.inner;
-        if inner.closed.load(Ordering::Relaxed) {
-            relock(&inner.pending).remove(&id);
-            return Err(LinkError::Closed);
-        }
         // Which files this mount holds open, kept for reopening on a new session.
         let opens_change = match &req {
             Request::Open { .. } | Request::Create { .. } => Some(None),
             Request::Release { ino } => Some(Some(*ino)),
             _ => None,
         };
+        self.send_call(id, req, bulk)?;
+        let reply = rx.recv().map_err(|_| LinkError::Closed)?;
+        if let (Some(change), Ok(r)) = (opens_change, &reply.0) {
+            let mut o = relock(&inner.opens);
+            match (change, r) {
+                (None, Response::Attr(a)) => *o.entry(a.ino).or_insert(0) += 1,
+                (Some(ino), _) => {
+                    if let Some(n) = o.get_mut(&ino) {
+                        *n -= 1;
+                        if *n == 0 {
+                            o.remove(&ino);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(reply)
+    }
+
+    /// Send a call nobody waits for: `done` gets its reply (on the link's reader thread: it
+    /// must be quick), or EIO if the link closes first — or, for a `bound` call, if this
+    /// mount's locks are lost before it got its reply (it is not sent again then).
+    pub fn call_async(
+        &self,
+        req: Request,
+        bulk: &[u8],
+        done: Box<dyn FnOnce(Reply) + Send>,
+        bound: bool,
+    ) -> Result<(), LinkError> {
+        let id = self.inner.allocate(Sink::Callback(done));
+        if bound {
+            if let Some(p) = relock(&self.inner.pending).get_mut(&id) {
+                p.bound = true;
+            }
+        }
+        self.send_call(id, req, bulk)
+    }
+
+    /// Write call `id` (allocated, pending) to the connection, or leave it pending for the
+    /// reconnect to send.
+    fn send_call(&self, id: u64, req: Request, bulk: &[u8]) -> Result<(), LinkError> {
+        let inner = &self.inner;
+        if inner.closed.load(Ordering::Relaxed) {
+            if let Some(p) = relock(&inner.pending).remove(&id) {
+                p.tx.deliver((Err(libc::EIO), Vec::new()));
+            }
+            return Err(LinkError::Closed);
+        }
         let frame = encode_frame_head(&ClientMsg::Call { id, req }, bulk.len()).map(|mut f| {
             f.extend_from_slice(bulk);
             Arc::new(f)
@@ -444,23 +509,7 @@ impl Link {
                 below: inner.acked_below(),
             });
         }
-        let reply = rx.recv().map_err(|_| LinkError::Closed)?;
-        if let (Some(change), Ok(r)) = (opens_change, &reply.0) {
-            let mut o = relock(&inner.opens);
-            match (change, r) {
-                (None, Response::Attr(a)) => *o.entry(a.ino).or_insert(0) += 1,
-                (Some(ino), _) => {
-                    if let Some(n) = o.get_mut(&ino) {
-                        *n -= 1;
-                        if *n == 0 {
-                            o.remove(&ino);
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(reply)
+        Ok(())
     }
 
     /// Unmounting: tell the server (it ends the session at once), close, and fail any call
@@ -477,7 +526,12 @@ impl Link {
                 s.shutdown();
             }
         }
-        relock(&inner.pending).clear();
+        let left: Vec<Pending> = std::mem::take(&mut *relock(&inner.pending))
+            .into_values()
+            .collect();
+        for p in left {
+            p.tx.deliver((Err(libc::EIO), Vec::new()));
+        }
         relock(&inner.grants).clear();
         inner.mark_broken();
     }
@@ -492,10 +546,17 @@ impl Drop for Link {
 impl Inner {
     /// A new call id, pending from this moment: allocated under the pending map's lock, so
     /// `acked_below` never counts an id whose call has not been registered yet.
-    fn allocate(&self, tx: Sender<Reply>) -> u64 {
+    fn allocate(&self, tx: Sink) -> u64 {
         let mut p = relock(&self.pending);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        p.insert(id, Pending { tx, frame: None });
+        p.insert(
+            id,
+            Pending {
+                tx,
+                frame: None,
+                bound: false,
+            },
+        );
         id
     }
 
@@ -545,7 +606,9 @@ fn spawn_reader(inner: &Arc<Inner>, stream: Stream, epoch: u64) -> Result<(), St
         .map_err(|e| e.to_string())
 }
 
-fn reader_loop(mut stream: Stream, inner: std::sync::Weak<Inner>, epoch: u64) {
+fn reader_loop(stream: Stream, inner: std::sync::Weak<Inner>, epoch: u64) {
+    // Buffered: a small reply (and often several) comes in one read from the socket.
+    let mut stream = std::io::BufReader::with_capacity(64 * 1024, stream);
     let why = loop {
         let mut body = match read_frame(&mut stream) {
             Ok(b) => b,
@@ -562,7 +625,7 @@ fn reader_loop(mut stream: Stream, inner: std::sync::Weak<Inner>, epoch: u64) {
                 if let Some(p) = p {
                     // Read data is handed over in the frame's own buffer, not copied out.
                     body.drain(..bulk_start);
-                    let _ = p.tx.send((result, body));
+                    p.tx.deliver((result, body));
                 }
             }
             ServerMsg::Push(Push::LockGranted { wait }) => {
@@ -635,6 +698,7 @@ fn reconnect_loop(weak: std::sync::Weak<Inner>) {
 /// restart, then send every pending call again.
 fn reestablish(inner: &Arc<Inner>) -> Result<(), String> {
     let old = inner.session.load(Ordering::Relaxed);
+    let lost_before = inner.sessions_lost.load(Ordering::Relaxed);
     let (mut stream, session, lease, boot) = dial(&inner.hello, Some(old), false, &|why| {
         tracing::warn!("reconnecting: pending: {why}")
     })?;
@@ -651,6 +715,26 @@ fn reestablish(inner: &Arc<Inner>) -> Result<(), String> {
         // The restarted server kept the session but not its open files.
         reopen(inner, &mut stream)?;
         reclaim(inner, &mut stream)?;
+    }
+    if inner.sessions_lost.load(Ordering::Relaxed) != lost_before {
+        // Writes made under locks now lost must not reach the server unprotected.
+        let bound: Vec<u64> = relock(&inner.pending)
+            .iter()
+            .filter(|(_, p)| p.bound)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in bound {
+            let p = relock(&inner.pending).remove(&id);
+            if let Some(p) = p {
+                p.tx.deliver((Err(libc::EIO), Vec::new()));
+            }
+        }
+    }
+    if restarted {
+        // Counted before any call is sent again: a reply from the new server must never be
+        // taken for one from the old (an fsync answered by it vouches only for what it has).
+        inner.boot.store(boot, Ordering::Relaxed);
+        inner.restarts.fetch_add(1, Ordering::SeqCst);
     }
     let reader = stream.try_clone().map_err(|e| e.to_string())?;
     let mut w = relock(&inner.writer);
@@ -670,10 +754,6 @@ fn reestablish(inner: &Arc<Inner>) -> Result<(), String> {
     spawn_reader(inner, reader, w.epoch)?;
     inner.session.store(session, Ordering::Relaxed);
     inner.lease_secs.store(lease as u64, Ordering::Relaxed);
-    if restarted {
-        inner.boot.store(boot, Ordering::Relaxed);
-        inner.restarts.fetch_add(1, Ordering::Relaxed);
-    }
     tracing::info!(
         session,
         resent = frames.len(),
@@ -758,7 +838,8 @@ fn requeue_waits(inner: &Arc<Inner>) -> Vec<Arc<Vec<u8>>> {
         relock(&inner.pending).insert(
             id,
             Pending {
-                tx,
+                tx: Sink::Chan(tx),
+                bound: false,
                 frame: Some(f.clone()),
             },
         );

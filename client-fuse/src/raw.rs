@@ -11,7 +11,7 @@ use volume::{
     Attr, BlockStore, DirEntry, FsResult, RenameFlags, SetAttr, SharedVolume, StatFs, Volume,
 };
 
-use crate::backend::Backend;
+use crate::backend::{Backend, WriteHow};
 
 /// How often pending metadata is committed if nothing forces it sooner.
 pub const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
@@ -119,11 +119,21 @@ impl<S: BlockStore + 'static> Backend for RawBackend<S> {
     fn read(&self, ino: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
         self.vol.read(ino, offset, size as usize)
     }
-    fn write(&self, ino: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
-        self.v().write(ino, offset, data).map(|n| n as u32)
+    fn write(&self, ino: u64, offset: u64, data: &[u8], how: WriteHow) -> FsResult<u32> {
+        let mut v = self.v();
+        let n = v.write(ino, offset, data)?;
+        if how.kill_priv && n > 0 {
+            v.kill_priv(ino)?;
+        }
+        Ok(n as u32)
     }
-    fn append(&self, ino: u64, data: &[u8]) -> FsResult<u32> {
-        self.v().append(ino, data).map(|n| n as u32)
+    fn append(&self, ino: u64, data: &[u8], how: WriteHow) -> FsResult<u32> {
+        let mut v = self.v();
+        let n = v.append(ino, data)?;
+        if how.kill_priv && n > 0 {
+            v.kill_priv(ino)?;
+        }
+        Ok(n as u32)
     }
     fn flush(&self, _ino: u64) -> FsResult<()> {
         Ok(())

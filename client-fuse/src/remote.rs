@@ -4,12 +4,26 @@
 use protocol::{Request, Response};
 use volume::{Attr, DirEntry, FsError, FsResult, RenameFlags, SetAttr, StatFs};
 
-use crate::backend::{Backend, LockArgs};
+use std::sync::Arc;
+
+use crate::backend::{Backend, LockArgs, WriteHow};
 use crate::link::{Link, LinkError};
+use crate::write_behind::WriteBehind;
 
 pub struct RemoteBackend {
     link: Link,
+    /// Writes answered before the server has them (see `write_behind`).
+    wb: Arc<WriteBehind>,
+    /// Files found without file capabilities, and when: the kernel asks before every write
+    /// (to drop them), and the answer is kept for as long as attributes are (`CAPS_TTL`).
+    no_caps: std::sync::Mutex<std::collections::HashMap<u64, std::time::Instant>>,
 }
+
+const CAPS: &[u8] = b"security.capability";
+const CAPS_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Most bytes of written data one mount has on their way to the server at once.
+const WRITE_BEHIND_BYTES: usize = 32 << 20;
 
 fn io_err() -> FsError {
     FsError::Io(std::io::Error::from_raw_os_error(libc::EIO))
@@ -25,7 +39,38 @@ impl RemoteBackend {
     ) -> Result<RemoteBackend, String> {
         Ok(RemoteBackend {
             link: Link::connect(addr, opts, pending)?,
+            wb: Arc::new(WriteBehind::new(WRITE_BEHIND_BYTES)),
+            no_caps: Default::default(),
         })
+    }
+
+    /// An attribute reply for a file with writes still on their way may predate them (its
+    /// size short of what this mount wrote): wait for them and ask again.
+    fn current(&self, a: Attr) -> FsResult<Attr> {
+        if !self.wb.pending(a.ino) {
+            return Ok(a);
+        }
+        self.wb.settle(a.ino);
+        self.attr(Request::Getattr { ino: a.ino })
+    }
+
+    fn known_without_caps(&self, ino: u64) -> bool {
+        let m = self.no_caps.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(&ino).is_some_and(|t| t.elapsed() < CAPS_TTL)
+    }
+
+    fn forget_caps(&self, ino: u64, name: &[u8]) {
+        if name == CAPS {
+            self.no_caps
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&ino);
+        }
+    }
+
+    /// Wait for `ino`'s writes to reach the server; report a refused one.
+    fn settled(&self, ino: u64) -> FsResult<()> {
+        self.wb.settle_and_report(ino).map_err(FsError::from_errno)
     }
 
     fn call_bulk(&self, req: Request, bulk: &[u8]) -> FsResult<(Response, Vec<u8>)> {
@@ -55,15 +100,18 @@ impl RemoteBackend {
 
 impl Backend for RemoteBackend {
     fn lookup(&self, parent: u64, name: &[u8]) -> FsResult<Attr> {
-        self.attr(Request::Lookup {
+        let a = self.attr(Request::Lookup {
             parent,
             name: name.to_vec(),
-        })
+        })?;
+        self.current(a)
     }
     fn getattr(&self, ino: u64) -> FsResult<Attr> {
+        self.wb.settle(ino);
         self.attr(Request::Getattr { ino })
     }
     fn setattr(&self, ino: u64, set: SetAttr) -> FsResult<Attr> {
+        self.wb.settle(ino);
         self.attr(Request::Setattr { ino, set })
     }
     fn mknod(
@@ -167,7 +215,10 @@ impl Backend for RemoteBackend {
             offset,
             max: max as u32,
         })? {
-            Response::EntriesPlus(e) => Ok(e),
+            Response::EntriesPlus(e) => e
+                .into_iter()
+                .map(|(d, a)| Ok((d, self.current(a)?)))
+                .collect(),
             _ => Err(io_err()),
         }
     }
@@ -181,37 +232,73 @@ impl Backend for RemoteBackend {
         })
     }
     fn open(&self, ino: u64, flags: i32) -> FsResult<Attr> {
-        self.attr(Request::Open { ino, flags })
+        let a = self.attr(Request::Open { ino, flags })?;
+        self.current(a)
     }
     fn release(&self, ino: u64) -> FsResult<()> {
+        self.wb.settle(ino);
         self.empty(Request::Release { ino })
     }
     fn read(&self, ino: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        self.wb.settle(ino);
         match self.call_bulk(Request::Read { ino, offset, size }, &[])? {
             (Response::Data, d) => Ok(d),
             _ => Err(io_err()),
         }
     }
-    fn write(&self, ino: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
-        match self.call_bulk(Request::Write { ino, offset }, data)? {
+    fn write(&self, ino: u64, offset: u64, data: &[u8], how: WriteHow) -> FsResult<u32> {
+        let len = data.len();
+        let token = self
+            .wb
+            .begin(ino, offset, len)
+            .map_err(FsError::from_errno)?;
+        let wb = self.wb.clone();
+        let done = Box::new(move |(result, _): crate::link::Reply| {
+            let r = match result {
+                Ok(Response::Written(n)) if n as usize == len => Ok(()),
+                // Short: the volume filled up part way.
+                Ok(Response::Written(_)) => Err(libc::ENOSPC),
+                Ok(_) => Err(libc::EIO),
+                Err(errno) => Err(errno),
+            };
+            wb.end(ino, token, len, r);
+        });
+        match self.link.call_async(
+            Request::Write {
+                ino,
+                offset,
+                kill_priv: how.kill_priv,
+            },
+            data,
+            done,
+            how.under_lock,
+        ) {
+            Ok(()) => Ok(len as u32),
+            Err(LinkError::Closed) => Err(io_err()),
+            Err(LinkError::Encode) => Err(FsError::Invalid),
+        }
+    }
+    fn append(&self, ino: u64, data: &[u8], how: WriteHow) -> FsResult<u32> {
+        self.settled(ino)?;
+        let req = Request::Append {
+            ino,
+            kill_priv: how.kill_priv,
+        };
+        match self.call_bulk(req, data)? {
             (Response::Written(n), _) => Ok(n),
             _ => Err(io_err()),
         }
     }
-    fn append(&self, ino: u64, data: &[u8]) -> FsResult<u32> {
-        match self.call_bulk(Request::Append { ino }, data)? {
-            (Response::Written(n), _) => Ok(n),
-            _ => Err(io_err()),
-        }
-    }
-    fn flush(&self, _ino: u64) -> FsResult<()> {
-        // Writes are sent synchronously: by close they are on the server.
-        Ok(())
+    fn flush(&self, ino: u64) -> FsResult<()> {
+        // Close-to-open: by the time close returns, the file's writes are on the server.
+        self.settled(ino)
     }
     fn fsync(&self, ino: u64) -> FsResult<()> {
+        self.settled(ino)?;
         self.empty(Request::Fsync { ino })
     }
     fn fallocate(&self, ino: u64, offset: u64, len: u64, mode: u32) -> FsResult<()> {
+        self.settled(ino)?;
         self.empty(Request::Fallocate {
             ino,
             offset,
@@ -226,15 +313,29 @@ impl Backend for RemoteBackend {
         }
     }
     fn getxattr(&self, ino: u64, name: &[u8]) -> FsResult<Vec<u8>> {
-        match self.call(Request::Getxattr {
+        let caps = name == CAPS;
+        if caps && self.known_without_caps(ino) {
+            return Err(FsError::NoAttr);
+        }
+        let r = match self.call(Request::Getxattr {
             ino,
             name: name.to_vec(),
-        })? {
-            Response::Bytes(b) => Ok(b),
-            _ => Err(io_err()),
+        }) {
+            Ok(Response::Bytes(b)) => Ok(b),
+            Ok(_) => Err(io_err()),
+            Err(e) => Err(e),
+        };
+        if caps && matches!(r, Err(FsError::NoAttr)) {
+            let mut m = self.no_caps.lock().unwrap_or_else(|e| e.into_inner());
+            if m.len() >= 1 << 16 {
+                m.clear();
+            }
+            m.insert(ino, std::time::Instant::now());
         }
+        r
     }
     fn setxattr(&self, ino: u64, name: &[u8], value: &[u8], flags: u32) -> FsResult<()> {
+        self.forget_caps(ino, name);
         self.empty(Request::Setxattr {
             ino,
             name: name.to_vec(),
@@ -249,12 +350,19 @@ impl Backend for RemoteBackend {
         }
     }
     fn removexattr(&self, ino: u64, name: &[u8]) -> FsResult<()> {
+        self.forget_caps(ino, name);
         self.empty(Request::Removexattr {
             ino,
             name: name.to_vec(),
         })
     }
     fn shutdown(&self) -> FsResult<()> {
+        // Unmounting: give writes on their way time to land; a server that stays away
+        // cannot hold the unmount forever (what is left is reported, and lost).
+        let left = self.wb.settle_all(std::time::Duration::from_secs(20));
+        if left > 0 {
+            tracing::error!("unmounting with {left} writes the server never acknowledged: lost");
+        }
         self.link.close();
         Ok(())
     }
@@ -276,6 +384,7 @@ impl Backend for RemoteBackend {
     }
 
     fn getlk(&self, ino: u64, l: LockArgs) -> FsResult<(u64, u64, i32, u32)> {
+        self.wb.settle(ino);
         match self.call(Request::Getlk {
             ino,
             owner: l.owner,
@@ -301,6 +410,8 @@ impl Backend for RemoteBackend {
         wait: bool,
         interrupted: &dyn Fn() -> bool,
     ) -> FsResult<()> {
+        // What was written under a lock is on the server before the lock changes hands.
+        self.wb.settle(ino);
         let r = self.setlk_on_server(ino, l, wait, interrupted);
         if r.is_ok() {
             self.link
@@ -310,6 +421,7 @@ impl Backend for RemoteBackend {
     }
 
     fn release_locks(&self, ino: u64, owner: u64) -> FsResult<()> {
+        self.wb.settle(ino);
         self.empty(Request::ReleaseLocks { ino, owner })?;
         self.link.note_release(ino, owner);
         Ok(())

@@ -7,7 +7,7 @@
 //! process reaches it, `/proc/PID/root/MOUNTPOINT`, and `Harness::command_in` runs a program
 //! inside the namespace for what needs the plain path.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,6 +29,8 @@ pub struct Harness {
     pub bin: PathBuf,
     pub dir: tempfile::TempDir,
     server: Option<Child>,
+    /// A shell forked while the server was up, waiting for the next server's command line.
+    standby: Option<Child>,
     mounts: Vec<Mount>,
     /// Mount points made so far, to name the next one.
     made: usize,
@@ -70,6 +72,47 @@ fn can_isolate() -> bool {
         .unwrap_or(false)
 }
 
+/// Reads a count and that many NUL-terminated arguments on stdin, then execs them.
+const STANDBY: &str = r#"IFS= read -r -d '' n || exit 0
+args=()
+for ((i = 0; i < n; i++)); do IFS= read -r -d '' a || exit 0; args+=("$a"); done
+exec "${args[@]}""#;
+
+/// A shell that will exec the next server, forked now while the server is up. A process
+/// that forks while a server is down can hang: exec closes the child's copies of files open
+/// on the mounts, and each close is a FUSE flush, which waits for that file's writes to reach
+/// the server (as a close does on a hard NFS mount). A test whose own threads write through
+/// the mounts must never fork the server that those flushes wait for.
+fn spawn_standby() -> Option<Child> {
+    Command::new("bash")
+        .args(["-c", STANDBY])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()
+}
+
+/// Hand `argv` to a standby shell, which execs it (keeping its pid and its stderr pipe).
+fn exec_standby(mut standby: Child, argv: &[&str]) -> Option<Child> {
+    let mut msg = format!("{}\0", argv.len()).into_bytes();
+    for a in argv {
+        msg.extend_from_slice(a.as_bytes());
+        msg.push(0);
+    }
+    let sent = standby
+        .stdin
+        .take()
+        .is_some_and(|mut i| i.write_all(&msg).is_ok());
+    if sent {
+        Some(standby)
+    } else {
+        let _ = standby.kill();
+        let _ = standby.wait();
+        None
+    }
+}
+
 fn terminate(child: &Child) {
     // SAFETY: signalling our own child by pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -83,6 +126,7 @@ impl Harness {
             bin,
             dir,
             server: None,
+            standby: None,
             mounts: Vec::new(),
             made: 0,
             isolate: can_isolate(),
@@ -129,31 +173,30 @@ impl Harness {
         extra: &[&str],
     ) -> Result<String, String> {
         self.stop_server()?;
-        let mut cmd = match prefix.split_first() {
-            Some((p, rest)) => {
-                let mut c = Command::new(p);
-                c.args(rest).arg(&self.bin);
-                c
-            }
-            None => Command::new(&self.bin),
+        let bin = self.bin.to_string_lossy().into_owned();
+        let image = image.to_string_lossy().into_owned();
+        let mut argv: Vec<&str> = prefix.to_vec();
+        argv.extend([bin.as_str(), "serve", "--image", &image, "--listen", listen]);
+        argv.extend(extra);
+        let mut child = match self.standby.take().and_then(|s| exec_standby(s, &argv)) {
+            Some(c) => c,
+            None => Command::new(argv[0])
+                .args(&argv[1..])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("serve: {e}"))?,
         };
-        cmd.args([
-            "serve",
-            "--image",
-            &image.to_string_lossy(),
-            "--listen",
-            listen,
-        ])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| format!("serve: {e}"))?;
         let stderr = child.stderr.take().ok_or("serve: no stderr")?;
         self.server = Some(child);
         let mut lines = BufReader::new(stderr).lines();
+        let show = std::env::var_os("RWXFS_SERVER_LOG").is_some();
         for line in lines.by_ref() {
             let line = line.map_err(|e| e.to_string())?;
+            if show {
+                eprintln!("server: {line}");
+            }
             if let Some(addr) = line
                 .strip_prefix("rwxfs: serving")
                 .and_then(|l| l.rsplit(" on ").next())
@@ -161,7 +204,6 @@ impl Harness {
                 let addr = addr.trim().to_string();
                 // Keep draining the server's log so it never blocks on a full pipe; with
                 // RWXFS_SERVER_LOG set, show it.
-                let show = std::env::var_os("RWXFS_SERVER_LOG").is_some();
                 std::thread::spawn(move || {
                     for l in lines.map_while(Result::ok) {
                         if show {
@@ -169,6 +211,7 @@ impl Harness {
                         }
                     }
                 });
+                self.standby = spawn_standby();
                 return Ok(addr);
             }
             if line.contains("rwxfs serve:") {
@@ -399,6 +442,10 @@ impl Drop for Harness {
         }
         let mut children: Vec<Child> = self.mounts.drain(..).map(|m| m.process).collect();
         children.extend(self.server.take());
+        if let Some(mut s) = self.standby.take() {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
         for c in &children {
             terminate(c);
         }

@@ -142,18 +142,20 @@ mod tests {
             req: Request::Write {
                 ino: 9,
                 offset: 4096,
+                kill_priv: true,
             },
         };
         let f = encode_frame(&m, b"DATA").unwrap();
         #[rustfmt::skip]
         let want: Vec<u8> = vec![
-            0, 0, 0, 40,                // frame length
-            32, 0, 0, 0,                // header length
+            0, 0, 0, 41,                // frame length
+            33, 0, 0, 0,                // header length
             1, 0, 0, 0,                 // ClientMsg::Call
             5, 0, 0, 0, 0, 0, 0, 0,     // id
             17, 0, 0, 0,                // Request::Write (variant 17)
             9, 0, 0, 0, 0, 0, 0, 0,     // ino
             0, 16, 0, 0, 0, 0, 0, 0,    // offset 4096
+            1,                          // kill_priv
             b'D', b'A', b'T', b'A',     // bulk bytes, not serde-encoded
         ];
         assert_eq!(f, want);
@@ -279,6 +281,7 @@ mod tests {
                 req: Request::Write {
                     ino: 5,
                     offset: 4096,
+                    kill_priv: false,
                 },
             },
             ClientMsg::Call {

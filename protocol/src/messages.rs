@@ -199,10 +199,12 @@ pub enum Request {
         offset: u64,
         size: u32,
     },
-    /// Data follows the header raw.
+    /// Data follows the header raw. `kill_priv`: the writer may not keep the file's setuid,
+    /// setgid and capabilities, which go with the write (the kernel leaves that to us).
     Write {
         ino: u64,
         offset: u64,
+        kill_priv: bool,
     },
     Fsync {
         ino: u64,
@@ -234,6 +236,7 @@ pub enum Request {
     /// Data follows the header raw; written at the file's end as the server sees it.
     Append {
         ino: u64,
+        kill_priv: bool,
     },
     /// F_GETLK: the first lock that would stop this one. `typ` is F_RDLCK or F_WRLCK;
     /// `end` is inclusive (u64::MAX: to the end of the file). `owner` is the kernel's lock

@@ -52,7 +52,7 @@ pub(crate) fn changes(req: &Request, targets: Vec<u64>) -> Changes {
     match req {
         Request::Setattr { ino, .. }
         | Request::Write { ino, .. }
-        | Request::Append { ino }
+        | Request::Append { ino, .. }
         | Request::Fallocate { ino, .. }
         | Request::Setxattr { ino, .. }
         | Request::Removexattr { ino, .. } => c.inodes.push(*ino),

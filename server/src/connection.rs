@@ -85,14 +85,31 @@ pub(crate) async fn handle(
     // Replies go through one writer task so calls complete in any order.
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(shared.cfg.max_in_flight);
     let writer = tokio::spawn(async move {
+        // Replies that queued up meanwhile go out in one write.
+        let mut batch: Vec<u8> = Vec::new();
         while let Some(frame) = rx.recv().await {
-            if wr.write_all(&frame).await.is_err() {
+            if rx.is_empty() {
+                if wr.write_all(&frame).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            batch.clear();
+            batch.extend_from_slice(&frame);
+            while batch.len() < 256 * 1024 {
+                match rx.try_recv() {
+                    Ok(f) => batch.extend_from_slice(&f),
+                    Err(_) => break,
+                }
+            }
+            if wr.write_all(&batch).await.is_err() {
                 break;
             }
         }
     });
     let replaced = CancellationToken::new();
     let epoch = session.attach(tx.clone(), replaced.clone(), addr);
+    let inline_tx = tx.clone();
     // Grants pushed while the client was away (or while its connection was failing).
     for wait in session.recent_grants() {
         let push = ServerMsg::Push(protocol::Push::LockGranted { wait });
@@ -181,6 +198,20 @@ pub(crate) async fn handle(
                 }
             }
         }
+        if runs_inline(&req) {
+            // Quick in-memory work: done here, sparing two thread hand-offs per call.
+            let frame = answer(&shared, &session, id, req, &bulk);
+            if remembered {
+                let kept = Arc::new(frame.clone());
+                session
+                    .replies
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .finish(id, kept);
+            }
+            let _ = inline_tx.send(frame).await;
+            continue;
+        }
         let Ok(permit) = limit.clone().acquire_owned().await else {
             break End::Shutdown;
         };
@@ -205,6 +236,7 @@ pub(crate) async fn handle(
         });
     };
     session.detach(epoch);
+    drop(inline_tx);
     let _ = writer.await;
     match end {
         End::Final => {
@@ -225,6 +257,25 @@ pub(crate) async fn handle(
             Err(why)
         }
     }
+}
+
+/// Calls answered on the connection's task: their engine work is in memory (page-cache
+/// writes included) and short. Reads, fsyncs, directory listings and lock calls (which may
+/// wait out a grace period) go to the blocking pool.
+fn runs_inline(req: &Request) -> bool {
+    !matches!(
+        req,
+        Request::Read { .. }
+            | Request::Fsync { .. }
+            | Request::Readdir { .. }
+            | Request::Readdirplus { .. }
+            | Request::Getlk { .. }
+            | Request::Setlk { .. }
+            | Request::CancelLock { .. }
+            | Request::ReleaseLocks { .. }
+            | Request::ReclaimLock { .. }
+            | Request::ReclaimDone
+    )
 }
 
 /// End a detached session `wait` after its client was last heard (or now), unless its client

@@ -23,6 +23,30 @@ pub fn execute<S: BlockStore>(
     };
     match req {
         Request::Fsync { ino } => (vol.fsync(ino).map(|_| Response::Empty), Vec::new()),
+        Request::Write {
+            ino,
+            offset,
+            kill_priv,
+        } => {
+            let write = || {
+                vol.write(ino, offset, bulk, |v, n| {
+                    if kill_priv && n > 0 {
+                        v.kill_priv(ino)?;
+                    }
+                    // Tagged now: the size lands in this transaction, the blocks earlier.
+                    record(v.next_seq(), &Response::Written(n as u32), &[]);
+                    Ok(())
+                })
+            };
+            let mut r = write();
+            if matches!(r, Err(FsError::NoSpace)) && vol.with(|v| v.quarantined_blocks()) > 0 {
+                if let Err(e) = vol.commit() {
+                    return (Err(e), Vec::new());
+                }
+                r = write();
+            }
+            (r.map(|n| Response::Written(n as u32)), Vec::new())
+        }
         Request::Read { ino, offset, size } => {
             match vol.read(ino, offset, size.min(1 << 20) as usize) {
                 Ok(d) => (Ok(Response::Data), d),
@@ -134,9 +158,16 @@ fn execute_locked<S: BlockStore>(
                 Response::Data
             })
         }
-        Request::Write { ino, offset } => v
-            .write(ino, offset, bulk)
-            .map(|n| Response::Written(n as u32)),
+        Request::Write {
+            ino,
+            offset,
+            kill_priv,
+        } => v.write(ino, offset, bulk).and_then(|n| {
+            if kill_priv && n > 0 {
+                v.kill_priv(ino)?;
+            }
+            Ok(Response::Written(n as u32))
+        }),
         Request::Fsync { ino } => v.fsync(ino).map(|_| Response::Empty), // see `execute`
         Request::Fallocate {
             ino,
@@ -155,7 +186,12 @@ fn execute_locked<S: BlockStore>(
             .setxattr(ino, &name, &value, flags)
             .map(|_| Response::Empty),
         Request::Listxattr { ino } => v.listxattr(ino).map(Response::Names),
-        Request::Append { ino } => v.append(ino, bulk).map(|n| Response::Written(n as u32)),
+        Request::Append { ino, kill_priv } => v.append(ino, bulk).and_then(|n| {
+            if kill_priv && n > 0 {
+                v.kill_priv(ino)?;
+            }
+            Ok(Response::Written(n as u32))
+        }),
         Request::Removexattr { ino, name } => v.removexattr(ino, &name).map(|_| Response::Empty),
         // Locks are the lock manager's (`lock_calls`), never the engine's.
         Request::Getlk { .. }

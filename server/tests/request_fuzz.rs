@@ -110,8 +110,12 @@ fn data_and_attrs() -> impl Strategy<Value = Request> {
             offset,
             size
         }),
-        (ino(), offset()).prop_map(|(ino, offset)| Request::Write { ino, offset }),
-        ino().prop_map(|ino| Request::Append { ino }),
+        (ino(), offset(), any::<bool>()).prop_map(|(ino, offset, kill_priv)| Request::Write {
+            ino,
+            offset,
+            kill_priv
+        }),
+        (ino(), any::<bool>()).prop_map(|(ino, kill_priv)| Request::Append { ino, kill_priv }),
         (ino(), prop::option::of(offset())).prop_map(|(ino, size)| Request::Setattr {
             ino,
             set: SetAttr {

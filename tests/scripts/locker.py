@@ -9,7 +9,8 @@
     locker.py test  PATH r|w START LEN               F_GETLK: "free" or "held TYPE PID"
     locker.py alarm PATH r|w START LEN SECS          F_SETLKW interrupted by SIGALRM: "EINTR"
     locker.py holdio PATH                            write-lock the file: "held"; on each stdin
-                                                     line write a byte: "ok" or the errno name
+                                                     line write a byte and fsync: "ok" or the
+                                                     errno name
     locker.py cycle PATH1 PATH2                      lock PATH1, then wait for PATH2:
                                                      "EDEADLK" or "granted"
 T is time.time(). Exit status 0 unless something unexpected happened.
@@ -65,6 +66,7 @@ def main():
         for _ in sys.stdin:
             try:
                 os.pwrite(f.fileno(), b"x", 0)
+                os.fsync(f.fileno())
                 say("ok")
             except OSError as e:
                 say(errno.errorcode[e.errno])

@@ -130,6 +130,7 @@ fn bad_frames_and_calls_close_or_fail_cleanly_while_a_mount_keeps_working() {
         Request::Write {
             ino: 1,
             offset: u64::MAX - 3,
+            kill_priv: false,
         },
         Request::Readdirplus {
             ino: 1,

@@ -85,7 +85,28 @@ fn a_killed_server_restarts_and_mounts_carry_on_with_nothing_acknowledged_lost()
         for &(j, _) in js {
             let got = std::fs::read(mounts[(w + 1) % 3].join(format!("w{w}/f{j}")))
                 .unwrap_or_else(|e| panic!("w{w}/f{j} acknowledged but unreadable: {e}"));
-            assert!(got == contents(w, j), "w{w}/f{j} has the wrong content");
+            let want = contents(w, j);
+            let first = got.iter().zip(&want).position(|(a, b)| a != b);
+            if got != want {
+                let others: Vec<String> = (0..3)
+                    .map(
+                        |m| match std::fs::read(mounts[m].join(format!("w{w}/f{j}"))) {
+                            Ok(b) => format!(
+                                "mount {m}: {} bytes, right: {}, first difference {:?}",
+                                b.len(),
+                                b == want,
+                                b.iter().zip(&want).position(|(a, b)| a != b)
+                            ),
+                            Err(e) => format!("mount {m}: {e}"),
+                        },
+                    )
+                    .collect();
+                panic!(
+                    "w{w}/f{j} has the wrong content: {} bytes, want {}, first difference at {first:?}; {others:?}",
+                    got.len(),
+                    want.len()
+                );
+            }
         }
     }
     h.unmount_all().unwrap();

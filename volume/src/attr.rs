@@ -119,6 +119,8 @@ pub struct SetAttr {
     pub atime: Option<SetTime>,
     pub mtime: Option<SetTime>,
     pub ctime: Option<TimeSpec>,
+    /// A truncation by a caller who may not keep setuid, setgid and capabilities: they go.
+    pub kill_priv: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -29,6 +29,76 @@ impl ReadPlan {
         Ok(out)
     }
 }
+/// Writes of file data planned and not yet on the store: a commit waits until there are none,
+/// so no transaction makes blocks part of a file before their data is written (ordered mode).
+#[derive(Default)]
+pub(crate) struct DataInFlight {
+    count: std::sync::Mutex<usize>,
+    done: std::sync::Condvar,
+}
+
+impl DataInFlight {
+    fn begin(self: &std::sync::Arc<Self>) -> InFlightToken {
+        *self.count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        InFlightToken(Some(self.clone()))
+    }
+
+    fn wait_none(&self) {
+        let mut n = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        while *n > 0 {
+            n = self.done.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// One planned write's place among the writes in flight; dropping it ends it.
+struct InFlightToken(Option<std::sync::Arc<DataInFlight>>);
+
+impl Drop for InFlightToken {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            *f.count.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+            f.done.notify_all();
+        }
+    }
+}
+
+enum Piece {
+    /// Bytes `start..end` of the data go to this disk offset.
+    Data(u64, usize, usize),
+    /// A freshly allocated block written partially: its whole image, zero-padded.
+    Owned(u64, Vec<u8>),
+}
+
+/// A write whose blocks are allocated and mapped (`Volume::plan_write`): its data goes to the
+/// store without the engine (`execute`), then `Volume::finish_write` sets the size and times.
+pub struct WritePlan {
+    ino: u64,
+    offset: u64,
+    /// Bytes of the data that have blocks: all, unless space ran out part way.
+    n: usize,
+    failed: Option<FsError>,
+    pieces: Vec<Piece>,
+    token: InFlightToken,
+}
+
+impl WritePlan {
+    /// Write the data where the plan says; the commit that waits for it may then go on.
+    pub fn execute<S: BlockStore + ?Sized>(&mut self, store: &S, data: &[u8]) -> FsResult<()> {
+        let r = (|| {
+            for p in &self.pieces {
+                match p {
+                    Piece::Data(disk, s, e) => store.write_at(&data[*s..*e], *disk)?,
+                    Piece::Owned(disk, blk) => store.write_at(blk, *disk)?,
+                }
+            }
+            Ok(())
+        })();
+        drop(self.token.0.take().map(|f| InFlightToken(Some(f))));
+        r
+    }
+}
+
 use crate::dir::DirIndex;
 use crate::error::{FsError, FsResult};
 use crate::inode::DiskInode;
@@ -68,6 +138,8 @@ pub struct Volume<S: BlockStore> {
     recovered_seq: u64,
     /// Run before any transaction is made durable (`set_durability_hook`).
     durability_hook: Option<DurabilityHook>,
+    /// Planned writes whose data is not yet on the store.
+    data_in_flight: std::sync::Arc<DataInFlight>,
 }
 
 /// Something that must be durable before any later transaction is: called at every commit,
@@ -123,6 +195,7 @@ impl<S: BlockStore> Volume<S> {
             last_commit: Instant::now(),
             recovered_seq: seq,
             durability_hook: None,
+            data_in_flight: Default::default(),
         };
         v.reclaim_orphans()?;
         v.commit()?;
@@ -297,9 +370,37 @@ impl<S: BlockStore> Volume<S> {
         if let Some(t) = s.ctime {
             d.ctime = t;
         }
+        // A change of owner drops setuid (and setgid on a group-executable file), as Linux
+        // does, unless the same call sets the mode; a truncation by an unprivileged caller
+        // drops them too.
+        let chown = (s.uid.is_some() || s.gid.is_some()) && s.mode.is_none();
+        let kill = (chown || (s.kill_priv && s.size.is_some())) && !d.is_dir();
         self.put(i, &d)?;
+        if kill {
+            self.kill_priv(ino)?;
+        }
         self.after_op()?;
+        let (i, d) = self.get(ino)?;
         Ok(d.attr(i))
+    }
+
+    /// Drop what an unprivileged write, truncation or change of owner takes from a file:
+    /// setuid, setgid if the group may execute it, and file capabilities.
+    pub fn kill_priv(&mut self, ino: u64) -> FsResult<()> {
+        let (i, mut d) = self.get(ino)?;
+        let mut mode = d.mode & !libc::S_ISUID;
+        if mode & libc::S_IXGRP != 0 {
+            mode &= !libc::S_ISGID;
+        }
+        if mode != d.mode {
+            d.mode = mode;
+            d.ctime = TimeSpec::now();
+            self.put(i, &d)?;
+        }
+        match self.removexattr(ino, b"security.capability") {
+            Ok(()) | Err(FsError::NoAttr) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Change a regular file's size: free blocks past it, zero the tail of a kept partial block.
@@ -951,29 +1052,31 @@ impl<S: BlockStore> Volume<S> {
         self.m.store.clone()
     }
 
-    /// Write `data` at `offset` into the inode's blocks (not the size). Returns bytes written;
-    /// short only if space ran out part way.
-    fn write_data(&mut self, d: &mut DiskInode, offset: u64, data: &[u8]) -> FsResult<usize> {
+    /// Allocate and map the blocks for `len` bytes at `offset` (not the size): where each
+    /// piece of the data goes. Short only if space ran out part way.
+    fn map_for_write(
+        &mut self,
+        d: &mut DiskInode,
+        offset: u64,
+        data_len: usize,
+        data: Option<&[u8]>,
+    ) -> FsResult<(Vec<Piece>, usize, Option<FsError>)> {
         let bs = BLOCK_SIZE as u64;
         let end = offset
-            .checked_add(data.len() as u64)
+            .checked_add(data_len as u64)
             .ok_or(FsError::FileTooBig)?;
         if end > MAX_FILE_SIZE {
             return Err(FsError::FileTooBig);
-        }
-        enum Piece {
-            Data(u64, usize, usize),
-            Owned(u64, Vec<u8>),
         }
         let mut pieces: Vec<Piece> = Vec::new();
         let mut pos = 0usize;
         let mut goal = None;
         let mut failed = None;
-        while pos < data.len() {
+        while pos < data_len {
             let abs = offset + pos as u64;
             let lblk = abs / bs;
             let within = (abs % bs) as usize;
-            let len = (BLOCK_SIZE - within).min(data.len() - pos);
+            let len = (BLOCK_SIZE - within).min(data_len - pos);
             let mapped = match bmap::map_alloc(&mut self.m, d, lblk, goal) {
                 Ok(m) => m,
                 Err(e) => {
@@ -983,9 +1086,19 @@ impl<S: BlockStore> Volume<S> {
             };
             goal = Some(mapped.phys + 1);
             if mapped.fresh && len < BLOCK_SIZE {
+                // The rest of a fresh block must read as zeros, whatever it held before.
                 let mut blk = vec![0u8; BLOCK_SIZE];
-                blk[within..within + len].copy_from_slice(&data[pos..pos + len]);
-                pieces.push(Piece::Owned(mapped.phys * bs, blk));
+                if let Some(data) = data {
+                    blk[within..within + len].copy_from_slice(&data[pos..pos + len]);
+                    pieces.push(Piece::Owned(mapped.phys * bs, blk));
+                } else {
+                    pieces.push(Piece::Owned(mapped.phys * bs, blk));
+                    pieces.push(Piece::Data(
+                        mapped.phys * bs + within as u64,
+                        pos,
+                        pos + len,
+                    ));
+                }
             } else {
                 let disk = mapped.phys * bs + within as u64;
                 match pieces.last_mut() {
@@ -999,16 +1112,23 @@ impl<S: BlockStore> Volume<S> {
             }
             pos += len;
         }
+        if failed.is_some() && pos == 0 {
+            return Err(failed.unwrap_or(FsError::NoSpace));
+        }
+        Ok((pieces, pos, failed))
+    }
+
+    /// Write `data` at `offset` into the inode's blocks (not the size). Returns bytes written;
+    /// short only if space ran out part way.
+    fn write_data(&mut self, d: &mut DiskInode, offset: u64, data: &[u8]) -> FsResult<usize> {
+        let (pieces, n, _) = self.map_for_write(d, offset, data.len(), Some(data))?;
         for p in &pieces {
             match p {
                 Piece::Data(disk, s, e) => self.m.store.write_at(&data[*s..*e], *disk)?,
                 Piece::Owned(disk, blk) => self.m.store.write_at(blk, *disk)?,
             }
         }
-        match failed {
-            Some(e) if pos == 0 => Err(e),
-            _ => Ok(pos),
-        }
+        Ok(n)
     }
 
     pub fn read(&mut self, ino: u64, offset: u64, size: usize) -> FsResult<Vec<u8>> {
@@ -1020,6 +1140,15 @@ impl<S: BlockStore> Volume<S> {
     }
 
     pub fn write(&mut self, ino: u64, offset: u64, data: &[u8]) -> FsResult<usize> {
+        let mut plan = self.plan_write(ino, offset, data.len())?;
+        let written = plan.execute(&*self.m.store.clone(), data);
+        self.finish_write(plan, written)
+    }
+
+    /// The first half of a write, with the engine: map (allocating) the blocks for `len`
+    /// bytes at `offset`. The data goes to the store without it (`WritePlan::execute`); a
+    /// commit meanwhile waits for it. `finish_write` then sets the size and times.
+    pub fn plan_write(&mut self, ino: u64, offset: u64, len: usize) -> FsResult<WritePlan> {
         let (i, mut d) = self.get(ino)?;
         if d.is_dir() {
             return Err(FsError::IsDir);
@@ -1027,17 +1156,42 @@ impl<S: BlockStore> Volume<S> {
         if offset > d.size {
             self.zero_past_eof(&d, d.size, offset)?;
         }
-        let res = self.write_data(&mut d, offset, data);
-        let n = *res.as_ref().unwrap_or(&0);
-        if n > 0 {
-            d.size = d.size.max(offset + n as u64);
+        let (pieces, n, failed) = match self.map_for_write(&mut d, offset, len, None) {
+            Ok(p) => p,
+            Err(e) => {
+                self.put(i, &d)?;
+                return Err(e);
+            }
+        };
+        self.put(i, &d)?;
+        Ok(WritePlan {
+            ino,
+            offset,
+            n,
+            failed,
+            pieces,
+            token: self.data_in_flight.begin(),
+        })
+    }
+
+    /// The second half of a write: its data is on the store (or `written` says why not);
+    /// the size grows to cover it and the times move.
+    pub fn finish_write(&mut self, plan: WritePlan, written: FsResult<()>) -> FsResult<usize> {
+        drop(plan.token);
+        written?;
+        let (i, mut d) = self.get(plan.ino)?;
+        if plan.n > 0 {
+            d.size = d.size.max(plan.offset + plan.n as u64);
             let now = TimeSpec::now();
             d.mtime = now;
             d.ctime = now;
         }
         self.put(i, &d)?;
         self.after_op()?;
-        res
+        match plan.failed {
+            Some(e) if plan.n == 0 => Err(e),
+            _ => Ok(plan.n),
+        }
     }
 
     /// Write at the current end of the file, wherever other writers left it (O_APPEND).
@@ -1207,6 +1361,7 @@ impl<S: BlockStore> Volume<S> {
 
     /// Make everything done so far durable (one journal transaction and a flush).
     pub fn commit(&mut self) -> FsResult<()> {
+        self.data_in_flight.wait_none();
         if let Some(hook) = &self.durability_hook {
             hook()?;
         }
@@ -1219,6 +1374,9 @@ impl<S: BlockStore> Volume<S> {
     /// (`PreparedCommit::write`) while other operations go on, then ended by `finish_commit`.
     /// `SharedVolume` does this dance; commits must not overlap.
     pub fn prepare_commit(&mut self) -> PreparedCommit<S> {
+        // Planned writes run their data I/O without the engine (no new one can start while
+        // the caller holds it): wait for them, so this transaction maps no unwritten block.
+        self.data_in_flight.wait_none();
         self.last_commit = Instant::now();
         self.m.prepare_commit()
     }

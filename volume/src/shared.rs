@@ -3,6 +3,9 @@
 //! file data and commits do their disk I/O without it:
 //! - a read plans under the lock (the block map says where its bytes are), then reads them
 //!   with the lock released;
+//! - a write maps its blocks under the lock, writes its data with the lock released, and sets
+//!   the size under it again; a commit waits for data writes in flight before it takes its
+//!   transaction, so no transaction maps a block whose data is not yet written;
 //! - a commit holds it only to take the pending transaction and to end it; the journal write
 //!   and its flushes happen outside, and commits are serialized among themselves.
 //!
@@ -78,6 +81,27 @@ impl<S: BlockStore> SharedVolume<S> {
             (plan, v.shared_store(), reading)
         };
         plan.execute(&*store)
+    }
+
+    /// Write file data, its disk I/O without the engine's lock: blocks are mapped under it,
+    /// the data written outside, then the size and times set under it again, where `then`
+    /// also runs (with the bytes written).
+    pub fn write(
+        &self,
+        ino: u64,
+        offset: u64,
+        data: &[u8],
+        then: impl FnOnce(&mut Volume<S>, usize) -> FsResult<()>,
+    ) -> FsResult<usize> {
+        let (mut plan, store) = {
+            let mut v = relock(&self.vol);
+            (v.plan_write(ino, offset, data.len())?, v.shared_store())
+        };
+        let written = plan.execute(&*store, data);
+        let mut v = relock(&self.vol);
+        let n = v.finish_write(plan, written)?;
+        then(&mut v, n)?;
+        Ok(n)
     }
 
     /// Commit if something is pending and the last commit is older than `interval`.

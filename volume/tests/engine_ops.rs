@@ -327,3 +327,50 @@ fn inode_numbers_lost_in_a_crash_are_never_handed_out_again() {
     drop(v);
     assert_clean(&s);
 }
+
+#[test]
+fn unprivileged_writes_truncations_and_chown_drop_setuid_setgid_and_capabilities() {
+    let s = fresh(64 * MIB);
+    let mut v = open(&s);
+    let a = v.create(ROOT, b"tool", 0o6755, 1000, 1000).unwrap();
+    v.setxattr(a.ino, b"security.capability", b"caps", 0)
+        .unwrap();
+    let mode = |v: &mut volume::Volume<_>| v.getattr(a.ino).unwrap().perm;
+    // A privileged write keeps everything.
+    v.write(a.ino, 0, b"x").unwrap();
+    assert_eq!(mode(&mut v), 0o6755);
+    // An unprivileged one drops setuid, setgid (group may execute) and the capabilities.
+    v.write(a.ino, 0, b"y").unwrap();
+    v.kill_priv(a.ino).unwrap();
+    assert_eq!(mode(&mut v), 0o755);
+    assert!(matches!(
+        v.getxattr(a.ino, b"security.capability"),
+        Err(FsError::NoAttr)
+    ));
+    // setgid without group execute is mandatory locking, not privilege: it stays.
+    let set = |mode: Option<u32>, uid: Option<u32>, size: Option<u64>, kill_priv: bool| SetAttr {
+        mode,
+        uid,
+        size,
+        kill_priv,
+        ..SetAttr::default()
+    };
+    v.setattr(a.ino, set(Some(0o6745), None, None, false))
+        .unwrap();
+    v.setattr(a.ino, set(None, None, Some(0), true)).unwrap();
+    assert_eq!(mode(&mut v), 0o2745);
+    // A privileged truncation keeps them; a change of owner drops setuid...
+    v.setattr(a.ino, set(Some(0o6755), None, None, false))
+        .unwrap();
+    v.setattr(a.ino, set(None, None, Some(10), false)).unwrap();
+    assert_eq!(mode(&mut v), 0o6755);
+    v.setattr(a.ino, set(None, Some(7), None, false)).unwrap();
+    assert_eq!(mode(&mut v), 0o755);
+    // ...unless the same call sets the mode.
+    v.setattr(a.ino, set(Some(0o4755), Some(8), None, false))
+        .unwrap();
+    assert_eq!(mode(&mut v), 0o4755);
+    v.commit().unwrap();
+    drop(v);
+    assert_clean(&s);
+}
