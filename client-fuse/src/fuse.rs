@@ -22,6 +22,9 @@ use crate::signals::{gone, signal_pending};
 /// Largest write the kernel sends in one request.
 pub const MAX_WRITE: u32 = 1 << 20;
 
+/// The key under which `unsynced` marks this mount's name changes not yet fsynced.
+const VOLUME_MARK: u64 = u64::MAX;
+
 pub struct RwxFuse {
     backend: Arc<dyn Backend>,
     /// Files this mount has sent lock requests for: only their closes need to tell the
@@ -176,6 +179,16 @@ impl RwxFuse {
     /// After an fsync or a close: EIO if writes since the last fsync went to a server session
     /// that is gone. Either way the slate is clean after an fsync.
     fn writes_survived(&self, ino: u64, durable: bool) -> Result<(), FsError> {
+        // An fsync commits the whole volume, so it also vouches for this mount's names
+        // created, renamed and removed since the last one: not if the server restarted since.
+        if durable
+            && self
+                .unsynced
+                .take_stale(VOLUME_MARK, self.backend.write_epoch(), true)
+        {
+            tracing::warn!("name changes may be lost: the server restarted before an fsync");
+            return Err(eio());
+        }
         if self
             .unsynced
             .take_stale(ino, self.backend.write_epoch(), durable)
@@ -184,6 +197,17 @@ impl RwxFuse {
             return Err(eio());
         }
         Ok(())
+    }
+
+    /// Run a call that changes names in the volume; mark the mount's unsynced name changes
+    /// with the epoch it started in.
+    fn names_changed<T>(&self, call: impl FnOnce() -> Result<T, FsError>) -> Result<T, FsError> {
+        let epoch = self.backend.write_epoch();
+        let r = call();
+        if r.is_ok() {
+            self.unsynced.mark(VOLUME_MARK, epoch);
+        }
+        r
     }
 
     /// EIO if the locks taken on `ino` were lost with an expired session.
@@ -325,8 +349,10 @@ impl Filesystem for RwxFuse {
         reply: ReplyEntry,
     ) {
         let r = self.writable().and_then(|_| {
-            self.backend
-                .mknod(parent.0, name.as_bytes(), mode, rdev, req.uid(), req.gid())
+            self.names_changed(|| {
+                self.backend
+                    .mknod(parent.0, name.as_bytes(), mode, rdev, req.uid(), req.gid())
+            })
         });
         self.entry(r, reply)
     }
@@ -341,16 +367,19 @@ impl Filesystem for RwxFuse {
         reply: ReplyEntry,
     ) {
         let r = self.writable().and_then(|_| {
-            self.backend
-                .mkdir(parent.0, name.as_bytes(), mode, req.uid(), req.gid())
+            self.names_changed(|| {
+                self.backend
+                    .mkdir(parent.0, name.as_bytes(), mode, req.uid(), req.gid())
+            })
         });
         self.entry(r, reply)
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         Self::empty(
-            self.writable()
-                .and_then(|_| self.backend.unlink(parent.0, name.as_bytes())),
+            self.writable().and_then(|_| {
+                self.names_changed(|| self.backend.unlink(parent.0, name.as_bytes()))
+            }),
             reply,
         )
     }
@@ -358,7 +387,7 @@ impl Filesystem for RwxFuse {
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         Self::empty(
             self.writable()
-                .and_then(|_| self.backend.rmdir(parent.0, name.as_bytes())),
+                .and_then(|_| self.names_changed(|| self.backend.rmdir(parent.0, name.as_bytes()))),
             reply,
         )
     }
@@ -372,13 +401,15 @@ impl Filesystem for RwxFuse {
         reply: ReplyEntry,
     ) {
         let r = self.writable().and_then(|_| {
-            self.backend.symlink(
-                parent.0,
-                link_name.as_bytes(),
-                target.as_os_str().as_bytes(),
-                req.uid(),
-                req.gid(),
-            )
+            self.names_changed(|| {
+                self.backend.symlink(
+                    parent.0,
+                    link_name.as_bytes(),
+                    target.as_os_str().as_bytes(),
+                    req.uid(),
+                    req.gid(),
+                )
+            })
         });
         self.entry(r, reply)
     }
@@ -401,13 +432,15 @@ impl Filesystem for RwxFuse {
             exchange: flags.contains(fuser::RenameFlags::RENAME_EXCHANGE),
         };
         let r = self.writable().and_then(|_| {
-            self.backend.rename(
-                parent.0,
-                name.as_bytes(),
-                newparent.0,
-                newname.as_bytes(),
-                f,
-            )
+            self.names_changed(|| {
+                self.backend.rename(
+                    parent.0,
+                    name.as_bytes(),
+                    newparent.0,
+                    newname.as_bytes(),
+                    f,
+                )
+            })
         });
         Self::empty(r, reply)
     }
@@ -420,9 +453,9 @@ impl Filesystem for RwxFuse {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        let r = self
-            .writable()
-            .and_then(|_| self.backend.link(ino.0, newparent.0, newname.as_bytes()));
+        let r = self.writable().and_then(|_| {
+            self.names_changed(|| self.backend.link(ino.0, newparent.0, newname.as_bytes()))
+        });
         self.entry(r, reply)
     }
 
@@ -698,10 +731,10 @@ impl Filesystem for RwxFuse {
         reply: ReplyCreate,
     ) {
         let r = self.writable().and_then(|_| {
-            match self
-                .backend
-                .create(parent.0, name.as_bytes(), mode, req.uid(), req.gid())
-            {
+            match self.names_changed(|| {
+                self.backend
+                    .create(parent.0, name.as_bytes(), mode, req.uid(), req.gid())
+            }) {
                 // Another client created the name since the kernel looked it up: without
                 // O_EXCL, open(O_CREAT) opens the existing file (truncating it for O_TRUNC,
                 // which the kernel leaves to us once it asked to create).
