@@ -179,20 +179,14 @@ impl RwxFuse {
     /// After an fsync or a close: EIO if writes since the last fsync went to a server session
     /// that is gone. Either way the slate is clean after an fsync.
     fn writes_survived(&self, ino: u64, durable: bool) -> Result<(), FsError> {
+        let now = self.backend.write_epoch();
         // An fsync commits the whole volume, so it also vouches for this mount's names
         // created, renamed and removed since the last one: not if the server restarted since.
-        if durable
-            && self
-                .unsynced
-                .take_stale(VOLUME_MARK, self.backend.write_epoch(), true)
-        {
+        if durable && self.unsynced.take_stale(VOLUME_MARK, now, true) {
             tracing::warn!("name changes may be lost: the server restarted before an fsync");
             return Err(eio());
         }
-        if self
-            .unsynced
-            .take_stale(ino, self.backend.write_epoch(), durable)
-        {
+        if self.unsynced.take_stale(ino, now, durable) {
             tracing::warn!("writes to {ino} may be lost: the server restarted before an fsync");
             return Err(eio());
         }

@@ -381,7 +381,7 @@ impl Link {
     /// Send one call and wait for its reply, across reconnects.
     pub fn call(&self, req: Request, bulk: &[u8]) -> Result<Reply, LinkError> {
         let (tx, rx) = channel();
-        let id = self.inner.allocate(Sink::Chan(tx));
+        let id = self.inner.allocate(Sink::Chan(tx), false);
         self.call_as(id, rx, req, bulk)
     }
 
@@ -389,7 +389,7 @@ impl Link {
     /// the wait (a `LockGranted` push), which may come before or after the reply.
     pub fn call_lock_wait(&self, req: Request) -> Result<(Reply, u64, WaitOutcome), LinkError> {
         let (tx, rx) = channel();
-        let id = self.inner.allocate(Sink::Chan(tx));
+        let id = self.inner.allocate(Sink::Chan(tx), false);
         let (gtx, grx) = channel();
         relock(&self.inner.grants).insert(
             id,
@@ -461,12 +461,7 @@ impl Link {
         done: Box<dyn FnOnce(Reply) + Send>,
         bound: bool,
     ) -> Result<(), LinkError> {
-        let id = self.inner.allocate(Sink::Callback(done));
-        if bound {
-            if let Some(p) = relock(&self.inner.pending).get_mut(&id) {
-                p.bound = true;
-            }
-        }
+        let id = self.inner.allocate(Sink::Callback(done), bound);
         self.send_call(id, req, bulk)
     }
 
@@ -546,7 +541,7 @@ impl Drop for Link {
 impl Inner {
     /// A new call id, pending from this moment: allocated under the pending map's lock, so
     /// `acked_below` never counts an id whose call has not been registered yet.
-    fn allocate(&self, tx: Sink) -> u64 {
+    fn allocate(&self, tx: Sink, bound: bool) -> u64 {
         let mut p = relock(&self.pending);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         p.insert(
@@ -554,7 +549,7 @@ impl Inner {
             Pending {
                 tx,
                 frame: None,
-                bound: false,
+                bound,
             },
         );
         id
@@ -718,16 +713,18 @@ fn reestablish(inner: &Arc<Inner>) -> Result<(), String> {
     }
     if inner.sessions_lost.load(Ordering::Relaxed) != lost_before {
         // Writes made under locks now lost must not reach the server unprotected.
-        let bound: Vec<u64> = relock(&inner.pending)
-            .iter()
-            .filter(|(_, p)| p.bound)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in bound {
-            let p = relock(&inner.pending).remove(&id);
-            if let Some(p) = p {
-                p.tx.deliver((Err(libc::EIO), Vec::new()));
-            }
+        let bound: Vec<Pending> = {
+            let mut pending = relock(&inner.pending);
+            let ids: Vec<u64> = pending
+                .iter()
+                .filter(|(_, p)| p.bound)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.iter().filter_map(|id| pending.remove(id)).collect()
+        };
+        // Delivered outside the lock: a callback may call the link again.
+        for p in bound {
+            p.tx.deliver((Err(libc::EIO), Vec::new()));
         }
     }
     if restarted {

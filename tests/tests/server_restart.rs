@@ -83,27 +83,24 @@ fn a_killed_server_restarts_and_mounts_carry_on_with_nothing_acknowledged_lost()
     // Every acknowledged file, read through a mount that lived through the restart.
     for (w, js) in acked.iter().enumerate() {
         for &(j, _) in js {
+            let want = contents(w, j);
             let got = std::fs::read(mounts[(w + 1) % 3].join(format!("w{w}/f{j}")))
                 .unwrap_or_else(|e| panic!("w{w}/f{j} acknowledged but unreadable: {e}"));
-            let want = contents(w, j);
-            let first = got.iter().zip(&want).position(|(a, b)| a != b);
             if got != want {
-                let others: Vec<String> = (0..3)
-                    .map(
-                        |m| match std::fs::read(mounts[m].join(format!("w{w}/f{j}"))) {
-                            Ok(b) => format!(
-                                "mount {m}: {} bytes, right: {}, first difference {:?}",
-                                b.len(),
-                                b == want,
-                                b.iter().zip(&want).position(|(a, b)| a != b)
-                            ),
-                            Err(e) => format!("mount {m}: {e}"),
-                        },
-                    )
+                // What every mount sees, to tell a lost write from a stale cache.
+                let seen: Vec<String> = mounts
+                    .iter()
+                    .map(|m| match std::fs::read(m.join(format!("w{w}/f{j}"))) {
+                        Ok(b) => format!(
+                            "{} bytes, first difference at {:?}",
+                            b.len(),
+                            b.iter().zip(&want).position(|(x, y)| x != y)
+                        ),
+                        Err(e) => e.to_string(),
+                    })
                     .collect();
                 panic!(
-                    "w{w}/f{j} has the wrong content: {} bytes, want {}, first difference at {first:?}; {others:?}",
-                    got.len(),
+                    "w{w}/f{j} has the wrong content (want {} bytes); per mount: {seen:?}",
                     want.len()
                 );
             }
