@@ -75,6 +75,7 @@ fn mkfs_image(
         &MkfsOptions {
             inodes,
             force: true,
+            ..Default::default()
         },
     )
     .map_err(|e| match e {

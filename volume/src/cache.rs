@@ -308,21 +308,15 @@ impl<S: BlockStore> Meta<S> {
 
     // ---- commit ----
 
-    /// Make every change so far durable: journal the dirty metadata, write it home.
-    pub fn commit(&mut self) -> FsResult<()> {
-        let p = self.prepare_commit();
-        let r = p.write();
-        self.finish_commit(p, r)
-    }
-
     /// Take the dirty metadata as one transaction to be written by `PreparedCommit::write`,
     /// which needs no access to `self`: the caller may let other operations proceed while the
     /// transaction goes to disk. At most one may be in flight; `finish_commit` ends it.
-    pub fn prepare_commit(&mut self) -> PreparedCommit<S> {
-        assert!(
-            self.in_flight.is_none(),
-            "a commit is already in flight (commits must be serialized)"
-        );
+    pub fn prepare_commit(&mut self) -> FsResult<PreparedCommit<S>> {
+        if self.in_flight.is_some() {
+            return Err(FsError::Io(std::io::Error::other(
+                "a commit is already in flight (commits must be serialized)",
+            )));
+        }
         let dirty: Vec<u64> = std::mem::take(&mut self.dirty).into_iter().collect();
         let mut blocks = Vec::with_capacity(dirty.len());
         for b in &dirty {
@@ -338,12 +332,12 @@ impl<S: BlockStore> Meta<S> {
             blocks: dirty.into_iter().collect(),
             freed: self.quarantine.clone(),
         });
-        PreparedCommit {
+        Ok(PreparedCommit {
             store: self.store.clone(),
             geo: self.geo,
             first_seq,
             blocks,
-        }
+        })
     }
 
     /// End the transaction `prepare_commit` began, with the outcome of its `write`. After a

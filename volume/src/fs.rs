@@ -11,12 +11,14 @@ use crate::bmap::{self, MAX_BLOCKS};
 use crate::cache::Meta;
 use crate::cache::PreparedCommit;
 
-/// Where a read's bytes are on disk (`Volume::plan_read`).
+/// Where a read's bytes are on disk (`Volume::plan_read`). While it lives, no commit ends:
+/// blocks freed since it was planned are not handed out again under it.
 #[derive(Debug, Default)]
 pub struct ReadPlan {
     len: usize,
     /// (disk offset, start, end in the output); the rest of the output is holes (zeros).
     runs: Vec<(u64, usize, usize)>,
+    _token: InFlightToken,
 }
 
 impl ReadPlan {
@@ -29,8 +31,10 @@ impl ReadPlan {
         Ok(out)
     }
 }
-/// Writes of file data planned and not yet on the store: a commit waits until there are none,
-/// so no transaction makes blocks part of a file before their data is written (ordered mode).
+/// Disk I/O planned with the engine and done without it. For writes of file data, a commit
+/// waits until there are none, so no transaction makes blocks part of a file before their
+/// data is written (ordered mode); for reads, the end of a commit waits, so no block a read
+/// was planned on is handed out again (to another file) while it is being read.
 #[derive(Default)]
 pub(crate) struct DataInFlight {
     count: std::sync::Mutex<usize>,
@@ -51,8 +55,15 @@ impl DataInFlight {
     }
 }
 
-/// One planned write's place among the writes in flight; dropping it ends it.
+/// One planned I/O's place among those in flight; dropping it ends it.
+#[derive(Default)]
 struct InFlightToken(Option<std::sync::Arc<DataInFlight>>);
+
+impl std::fmt::Debug for InFlightToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InFlightToken")
+    }
+}
 
 impl Drop for InFlightToken {
     fn drop(&mut self) {
@@ -140,6 +151,11 @@ pub struct Volume<S: BlockStore> {
     durability_hook: Option<DurabilityHook>,
     /// Planned writes whose data is not yet on the store.
     data_in_flight: std::sync::Arc<DataInFlight>,
+    /// Planned reads not yet done.
+    reads_in_flight: std::sync::Arc<DataInFlight>,
+    /// Commits are made by the caller (`SharedVolume::commit`), never inside an operation:
+    /// operations only let `commit_urgent` say that one is due.
+    commits_outside: bool,
 }
 
 /// Something that must be durable before any later transaction is: called at every commit,
@@ -196,6 +212,8 @@ impl<S: BlockStore> Volume<S> {
             recovered_seq: seq,
             durability_hook: None,
             data_in_flight: Default::default(),
+            reads_in_flight: Default::default(),
+            commits_outside: false,
         };
         v.reclaim_orphans()?;
         v.commit()?;
@@ -263,8 +281,11 @@ impl<S: BlockStore> Volume<S> {
         }
     }
 
+    /// The end of an operation: used alone, the engine commits once half the journal is
+    /// pending; behind `SharedVolume`, which commits outside the engine's lock, it only lets
+    /// `commit_urgent` say so (a commit here could overlap the one in flight).
     fn after_op(&mut self) -> FsResult<()> {
-        if self.m.dirty_count() > journal::capacity(&self.sb.geometry) / 2 {
+        if self.commit_urgent() && !self.commits_outside {
             self.commit()?;
         }
         Ok(())
@@ -1009,6 +1030,7 @@ impl<S: BlockStore> Volume<S> {
         let mut plan = ReadPlan {
             len: n,
             runs: Vec::new(),
+            _token: self.reads_in_flight.begin(),
         };
         let mut pos = 0usize;
         // (disk offset, out range) runs of contiguous mapped blocks; holes stay zero.
@@ -1360,20 +1382,20 @@ impl<S: BlockStore> Volume<S> {
     }
 
     /// Make everything done so far durable (one journal transaction and a flush).
+    /// Behind `SharedVolume`, use its `commit`: this one fails while that one is in flight.
     pub fn commit(&mut self) -> FsResult<()> {
-        self.data_in_flight.wait_none();
-        if let Some(hook) = &self.durability_hook {
-            hook()?;
-        }
-        self.m.commit()?;
-        self.last_commit = Instant::now();
-        Ok(())
+        let p = self.prepare_commit()?;
+        let written = match &self.durability_hook {
+            Some(hook) => hook().and_then(|_| p.write()),
+            None => p.write(),
+        };
+        self.finish_commit(p, written)
     }
 
     /// The first half of a commit: take what is pending as one transaction, to be written
     /// (`PreparedCommit::write`) while other operations go on, then ended by `finish_commit`.
-    /// `SharedVolume` does this dance; commits must not overlap.
-    pub fn prepare_commit(&mut self) -> PreparedCommit<S> {
+    /// `SharedVolume` does this dance; commits must not overlap (a second one is refused).
+    pub fn prepare_commit(&mut self) -> FsResult<PreparedCommit<S>> {
         // Planned writes run their data I/O without the engine (no new one can start while
         // the caller holds it): wait for them, so this transaction maps no unwritten block.
         self.data_in_flight.wait_none();
@@ -1381,8 +1403,23 @@ impl<S: BlockStore> Volume<S> {
         self.m.prepare_commit()
     }
 
+    /// The end of a commit. The blocks it frees become reusable: it first waits for reads in
+    /// flight (planned before, perhaps on those blocks; none can start while the caller holds
+    /// the engine).
     pub fn finish_commit(&mut self, p: PreparedCommit<S>, written: FsResult<()>) -> FsResult<()> {
+        self.reads_in_flight.wait_none();
         self.m.finish_commit(p, written)
+    }
+
+    /// More than half the journal is pending: commit before the next operation (it could
+    /// not fit otherwise). Behind `SharedVolume`, which commits outside the engine's lock.
+    pub fn commit_urgent(&self) -> bool {
+        self.m.dirty_count() > journal::capacity(&self.sb.geometry) / 2
+    }
+
+    /// From now on commits are the caller's alone (`SharedVolume`): operations never start one.
+    pub(crate) fn commit_outside(&mut self) {
+        self.commits_outside = true;
     }
 
     /// True if something is pending and the last commit is older than `interval`.

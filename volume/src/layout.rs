@@ -20,6 +20,8 @@ pub const MAX_NAME: usize = 255;
 pub const MAX_SYMLINK: usize = 4095;
 /// Bytes of inodes per inode the mkfs default provisions.
 pub const BYTES_PER_INODE: u64 = 16 * 1024;
+/// The smallest journal: every single step of an operation must fit in half of it.
+pub const MIN_JOURNAL_BLOCKS: u64 = 32;
 
 /// Where each region starts and how long it is, in blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,10 +42,24 @@ pub struct Geometry {
 impl Geometry {
     /// The layout mkfs gives a store of `total_blocks` blocks.
     pub fn for_size(total_blocks: u64, inode_count: Option<u64>) -> FsResult<Geometry> {
+        Geometry::with_journal(total_blocks, inode_count, None)
+    }
+
+    /// The layout of `for_size`, with a journal of `journal_blocks` (at least
+    /// `MIN_JOURNAL_BLOCKS`) instead of the default one sixty-fourth of the volume.
+    pub fn with_journal(
+        total_blocks: u64,
+        inode_count: Option<u64>,
+        journal_blocks: Option<u64>,
+    ) -> FsResult<Geometry> {
         let inode_count = inode_count
             .unwrap_or(total_blocks * BLOCK_SIZE as u64 / BYTES_PER_INODE)
             .clamp(64, u32::MAX as u64 - 1);
-        let journal_blocks = (total_blocks / 64).clamp(64, 4096);
+        let journal_blocks = match journal_blocks {
+            Some(j) if j < MIN_JOURNAL_BLOCKS => return Err(FsError::Invalid),
+            Some(j) => j,
+            None => (total_blocks / 64).clamp(64, 4096),
+        };
         let journal_start = 1;
         let ibitmap_start = journal_start + journal_blocks;
         let ibitmap_blocks = inode_count.div_ceil(BITS_PER_BITMAP_BLOCK);

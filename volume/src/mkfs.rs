@@ -15,6 +15,8 @@ pub struct MkfsOptions {
     pub inodes: Option<u64>,
     /// Overwrite an existing rwxfs image.
     pub force: bool,
+    /// Journal size in blocks; default one sixty-fourth of the volume, 64 to 4096.
+    pub journal_blocks: Option<u64>,
 }
 
 /// True if the store already starts with an rwxfs signature.
@@ -46,7 +48,7 @@ pub fn mkfs<S: BlockStore>(store: &S, opts: &MkfsOptions) -> FsResult<Geometry> 
         return Err(FsError::Exists);
     }
     let total = store.len() / BLOCK_SIZE as u64;
-    let geo = Geometry::for_size(total, opts.inodes)?;
+    let geo = Geometry::with_journal(total, opts.inodes, opts.journal_blocks)?;
     let now = TimeSpec::now();
     let sb = Superblock {
         geometry: geo,

@@ -9,11 +9,15 @@
 //! - a commit holds it only to take the pending transaction and to end it; the journal write
 //!   and its flushes happen outside, and commits are serialized among themselves.
 //!
+//! Commits are made here alone (`commit`): operations never start one inside the lock (one
+//! could overlap the commit in flight); once half the journal is pending, the next caller of
+//! `lock` commits before it goes on.
+//!
 //! A block freed by a truncate or unlink is not reused until the commit that frees it is
 //! durable and ends; ending it first waits for reads in flight, so no read planned before the
 //! free can land on a block that already holds another file's data.
 
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::error::FsResult;
@@ -24,9 +28,6 @@ pub struct SharedVolume<S: BlockStore> {
     vol: Mutex<Volume<S>>,
     /// Held for a whole commit, taken before `vol`.
     committing: Mutex<()>,
-    /// Held (shared) by reads doing their I/O; taken (exclusive) with `vol` held to end a
-    /// commit. Readers never wait for `vol` while holding it, so the order is deadlock-free.
-    reads: RwLock<()>,
 }
 
 fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -36,22 +37,29 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<S: BlockStore> SharedVolume<S> {
-    pub fn new(vol: Volume<S>) -> SharedVolume<S> {
+    pub fn new(mut vol: Volume<S>) -> SharedVolume<S> {
+        vol.commit_outside();
         SharedVolume {
             vol: Mutex::new(vol),
             committing: Mutex::new(()),
-            reads: RwLock::new(()),
         }
     }
 
-    /// The engine to this caller alone until the guard drops.
+    /// The engine to this caller alone until the guard drops; if a commit is due (half the
+    /// journal pending), it is made first. Its failure is left to the next commit to report.
     pub fn lock(&self) -> MutexGuard<'_, Volume<S>> {
+        let v = relock(&self.vol);
+        if !v.commit_urgent() {
+            return v;
+        }
+        drop(v);
+        let _ = self.commit();
         relock(&self.vol)
     }
 
     /// Run one operation with the engine to itself.
     pub fn with<R>(&self, f: impl FnOnce(&mut Volume<S>) -> R) -> R {
-        f(&mut relock(&self.vol))
+        f(&mut self.lock())
     }
 
     /// Everything done before this call is durable when it returns.
@@ -59,26 +67,21 @@ impl<S: BlockStore> SharedVolume<S> {
         let _serial = relock(&self.committing);
         let (p, hook) = {
             let mut v = relock(&self.vol);
-            (v.prepare_commit(), v.durability_hook())
+            (v.prepare_commit()?, v.durability_hook())
         };
         let written = match hook {
             Some(hook) => hook().and_then(|_| p.write()),
             None => p.write(),
         };
-        let mut v = relock(&self.vol);
-        // Blocks this commit frees become reusable now: no read planned before may still
-        // be reading them.
-        let _no_reads = self.reads.write().unwrap_or_else(|e| e.into_inner());
-        v.finish_commit(p, written)
+        // Ending it waits for reads in flight before the blocks it frees become reusable.
+        relock(&self.vol).finish_commit(p, written)
     }
 
     /// Read file data, the disk I/O without the engine's lock.
     pub fn read(&self, ino: u64, offset: u64, size: usize) -> FsResult<Vec<u8>> {
-        let (plan, store, _reading) = {
+        let (plan, store) = {
             let mut v = relock(&self.vol);
-            let plan = v.plan_read(ino, offset, size)?;
-            let reading = self.reads.read().unwrap_or_else(|e| e.into_inner());
-            (plan, v.shared_store(), reading)
+            (v.plan_read(ino, offset, size)?, v.shared_store())
         };
         plan.execute(&*store)
     }
@@ -94,11 +97,11 @@ impl<S: BlockStore> SharedVolume<S> {
         then: impl FnOnce(&mut Volume<S>, usize) -> FsResult<()>,
     ) -> FsResult<usize> {
         let (mut plan, store) = {
-            let mut v = relock(&self.vol);
+            let mut v = self.lock();
             (v.plan_write(ino, offset, data.len())?, v.shared_store())
         };
         let written = plan.execute(&*store, data);
-        let mut v = relock(&self.vol);
+        let mut v = self.lock();
         let n = v.finish_write(plan, written)?;
         then(&mut v, n)?;
         Ok(n)

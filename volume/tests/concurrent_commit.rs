@@ -354,3 +354,129 @@ fn a_crash_amid_writes_outside_the_engine_keeps_whole_writes_only() {
     }
     assert!(whole > 0, "no write was committed during the run");
 }
+
+fn gated(mem: &Arc<MemStore>, gate_reads: bool) -> Arc<GatedStore> {
+    Arc::new(GatedStore {
+        inner: mem.clone(),
+        closed: Mutex::new(false),
+        opened: Condvar::new(),
+        waiting: AtomicBool::new(false),
+        gate_reads: AtomicBool::new(gate_reads),
+        gate_writes: AtomicBool::new(false),
+    })
+}
+
+fn wait_for_gate(store: &GatedStore) {
+    while !store.waiting.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn operations_that_fill_half_the_journal_while_a_commit_is_in_flight_go_on() {
+    // A small journal: a few dozen creates make a commit due. One commit is stuck on the disk
+    // (outside the engine's lock) while creates go on; none of them may start a second one.
+    let mem = fresh_with_journal(64 * MIB, 32);
+    let store = gated(&mem, false);
+    let vol = Arc::new(SharedVolume::new(Volume::open(store.clone()).unwrap()));
+    vol.with(|v| v.create(ROOT, b"first", 0o644, 0, 0)).unwrap();
+    store.close();
+    let committer = {
+        let vol = vol.clone();
+        std::thread::spawn(move || vol.commit())
+    };
+    wait_for_gate(&store);
+    let made = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut v = vol.lock();
+            let mut made = 0;
+            // Half the journal's capacity (29 blocks) and a little more: a commit is due.
+            while v.pending_blocks() <= 16 {
+                let a = v.create(ROOT, format!("f{made}").as_bytes(), 0o644, 0, 0)?;
+                v.write(a.ino, 0, &[made as u8; 100])?;
+                made += 1;
+            }
+            Ok::<_, volume::FsError>(made)
+        })
+        .join()
+    });
+    store.open();
+    committer.join().unwrap().unwrap();
+    let made = made
+        .expect("an operation panicked while a commit was in flight")
+        .unwrap();
+    vol.commit().unwrap();
+    drop(vol);
+    assert_clean(&mem);
+    let mut v = open(&mem);
+    for j in 0..made {
+        let a = v.lookup(ROOT, format!("f{j}").as_bytes()).unwrap();
+        assert_eq!(v.read(a.ino, 0, 200).unwrap(), vec![j as u8; 100]);
+    }
+}
+
+#[test]
+fn a_commit_made_due_by_operations_waits_for_reads_planned_before_it() {
+    // A small, full volume: the only blocks that can come free are those of "f", whose read
+    // is in flight. Deleting f and then making a commit due by creates must not hand f's
+    // blocks to a new file's data while the read is still reading them.
+    let mem = fresh_with_journal(8 * MIB, 32);
+    let data = vec![0x3C; 256 * 1024];
+    let f = {
+        let mut v = open(&mem);
+        let a = v.create(ROOT, b"f", 0o644, 0, 0).unwrap();
+        v.write(a.ino, 0, &data).unwrap();
+        let fill = v.create(ROOT, b"fill", 0o644, 0, 0).unwrap();
+        let mut off = 0;
+        while let Ok(n) = v.write(fill.ino, off, &[1u8; 1 << 20]) {
+            off += n as u64;
+        }
+        // A few blocks free for the directory to grow into.
+        v.setattr(
+            fill.ino,
+            volume::SetAttr {
+                size: Some(off - 64 * 1024),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        v.commit().unwrap();
+        a.ino
+    };
+    let store = gated(&mem, true);
+    let vol = Arc::new(SharedVolume::new(Volume::open(store.clone()).unwrap()));
+    store.close();
+    let reader = {
+        let vol = vol.clone();
+        std::thread::spawn(move || vol.read(f, 0, 1 << 20))
+    };
+    wait_for_gate(&store);
+    {
+        let mut v = vol.lock();
+        v.unlink(ROOT, b"f").unwrap();
+        let mut j = 0;
+        // Until a commit is due (more than half the journal's 29 blocks pending), or one was
+        // made by the operations themselves.
+        let commits = v.commits();
+        while v.pending_blocks() <= 16 && v.commits() == commits {
+            v.create(ROOT, format!("n{j}").as_bytes(), 0o644, 0, 0)
+                .unwrap();
+            j += 1;
+        }
+        for k in 0..j {
+            let a = v.lookup(ROOT, format!("n{k}").as_bytes()).unwrap();
+            if v.write(a.ino, 0, &[0xEE; 16 * 1024]).is_err() {
+                break;
+            }
+        }
+    }
+    store.open();
+    let read = reader.join().unwrap().unwrap();
+    assert!(
+        read == data,
+        "a read planned before a delete saw other data"
+    );
+    vol.commit().unwrap();
+    drop(vol);
+    assert_clean(&mem);
+}

@@ -17,7 +17,21 @@ pub fn fresh_with_inodes(size: u64, inodes: u64) -> Arc<MemStore> {
         &store,
         &MkfsOptions {
             inodes: Some(inodes),
-            force: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    store
+}
+
+/// A volume whose journal is only `journal_blocks` long: small transactions already fill it.
+pub fn fresh_with_journal(size: u64, journal_blocks: u64) -> Arc<MemStore> {
+    let store = Arc::new(MemStore::new(size));
+    mkfs(
+        &store,
+        &MkfsOptions {
+            journal_blocks: Some(journal_blocks),
+            ..Default::default()
         },
     )
     .unwrap();
