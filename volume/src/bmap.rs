@@ -82,13 +82,102 @@ fn check_ptr<S: BlockStore>(m: &Meta<S>, ptr: u64) -> FsResult<()> {
     }
 }
 
+/// Blocks that can be allocated now: free ones, less those freed by changes not yet committed.
+pub fn available<S: BlockStore>(m: &Meta<S>) -> u64 {
+    m.free_blocks.saturating_sub(m.quarantined() as u64)
+}
+
+/// Refuse with `NoSpace`, before anything changes, an operation that needs `n` new blocks.
+pub fn reserve<S: BlockStore>(m: &Meta<S>, n: u64) -> FsResult<()> {
+    if available(m) < n {
+        return Err(FsError::NoSpace);
+    }
+    Ok(())
+}
+
+/// Blocks `map_alloc` would allocate for `lblk`: the block and any indirect blocks on its way.
+pub fn alloc_cost<S: BlockStore>(m: &mut Meta<S>, ino: &DiskInode, lblk: u64) -> FsResult<u64> {
+    alloc_cost_range(m, ino, lblk, lblk + 1)
+}
+
+/// Blocks mapping every logical block in `[from, to)` would allocate, indirect ones included.
+pub fn alloc_cost_range<S: BlockStore>(
+    m: &mut Meta<S>,
+    ino: &DiskInode,
+    from: u64,
+    to: u64,
+) -> FsResult<u64> {
+    if to > MAX_BLOCKS {
+        return Err(FsError::FileTooBig);
+    }
+    let n = NDIRECT as u64;
+    let mut cost = (from.min(n)..to.min(n))
+        .filter(|&l| ino.direct[l as usize] == 0)
+        .count() as u64;
+    let mut base = n;
+    let mut span = P;
+    for (level, root) in [(1, ino.ind), (2, ino.dind), (3, ino.tind)] {
+        let (lo, hi) = (from.max(base), to.min(base + span));
+        if lo < hi {
+            cost += subtree_cost(m, root as u64, level, base, lo, hi)?;
+        }
+        base += span;
+        span *= P;
+    }
+    Ok(cost)
+}
+
+/// Blocks missing to map `[lo, hi)` under the indirect block `ptr` (0: absent) of `level`
+/// levels whose first logical block is `base`.
+fn subtree_cost<S: BlockStore>(
+    m: &mut Meta<S>,
+    ptr: u64,
+    level: u32,
+    base: u64,
+    lo: u64,
+    hi: u64,
+) -> FsResult<u64> {
+    if ptr == 0 && level == 1 {
+        return Ok(1 + hi - lo);
+    }
+    let child_span = P.pow(level - 1);
+    let ptrs: Vec<u64> = if ptr == 0 {
+        Vec::new()
+    } else {
+        check_ptr(m, ptr)?;
+        let blk = m.block(ptr)?;
+        (0..P as usize)
+            .map(|i| get_u32(blk, i * 4) as u64)
+            .collect()
+    };
+    let mut cost = (ptr == 0) as u64;
+    for i in (lo - base) / child_span..=(hi - 1 - base) / child_span {
+        let child = ptrs.get(i as usize).copied().unwrap_or(0);
+        let cbase = base + i * child_span;
+        let (clo, chi) = (lo.max(cbase), hi.min(cbase + child_span));
+        cost += if level == 1 {
+            (child == 0) as u64
+        } else {
+            subtree_cost(m, child, level - 1, cbase, clo, chi)?
+        };
+    }
+    Ok(cost)
+}
+
 /// Physical block of `lblk`, allocating it (and any indirect blocks on the way) if absent.
+/// All or nothing: refused with `NoSpace` before anything is allocated if the blocks it needs
+/// are not all there.
 pub fn map_alloc<S: BlockStore>(
     m: &mut Meta<S>,
     ino: &mut DiskInode,
     lblk: u64,
     goal: Option<u64>,
 ) -> FsResult<Mapped> {
+    // A walk needs at most four blocks; count them only when that many may not be there.
+    if available(m) < 4 {
+        let cost = alloc_cost(m, ino, lblk)?;
+        reserve(m, cost)?;
+    }
     let (tree, idx) = path(lblk)?;
     if tree == 0 {
         let cur = ino.direct[idx[0]] as u64;

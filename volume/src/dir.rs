@@ -157,6 +157,30 @@ impl DirIndex {
             .filter_map(move |(_, n)| self.map.get(n).map(|s| (n, *s)))
     }
 
+    /// The directory block with room for an entry named `name`, if any.
+    fn block_with_room(&self, name: &[u8]) -> Option<u64> {
+        let need = rec_size(name.len());
+        self.slack
+            .iter()
+            .position(|&s| s as usize >= need)
+            .map(|l| l as u64)
+    }
+
+    /// New blocks (a directory block and any indirect ones) `insert` of `name` would take.
+    pub fn insert_cost<S: BlockStore>(
+        &self,
+        m: &mut Meta<S>,
+        dir: &DiskInode,
+        name: &[u8],
+    ) -> FsResult<u64> {
+        match self.block_with_room(name) {
+            Some(_) => Ok(0),
+            None => bmap::alloc_cost(m, dir, dir.size / BLOCK_SIZE as u64),
+        }
+    }
+
+    /// Add an entry. All or nothing: refused with `NoSpace` before any change if it needs a
+    /// new block that is not there.
     pub fn insert<S: BlockStore>(
         &mut self,
         m: &mut Meta<S>,
@@ -166,14 +190,7 @@ impl DirIndex {
         kind: FileKind,
     ) -> FsResult<()> {
         let need = rec_size(name.len());
-        let mut target = None;
-        for (lblk, s) in self.slack.iter().enumerate() {
-            if *s as usize >= need {
-                target = Some(lblk as u64);
-                break;
-            }
-        }
-        let lblk = match target {
+        let lblk = match self.block_with_room(name) {
             Some(l) => l,
             None => {
                 let lblk = dir.size / BLOCK_SIZE as u64;

@@ -162,6 +162,16 @@ pub struct Volume<S: BlockStore> {
 /// before the journal write; an error fails the commit.
 pub type DurabilityHook = std::sync::Arc<dyn Fn() -> FsResult<()> + Send + Sync>;
 
+/// What a create makes: the new inode's mode, owner and device, and the blocks of its own it
+/// needs at once (a symlink's target).
+struct NewInode {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    rdev: u32,
+    data_blocks: u64,
+}
+
 fn check_name(name: &[u8]) -> FsResult<()> {
     if name.len() > MAX_NAME {
         return Err(FsError::NameTooLong);
@@ -455,25 +465,50 @@ impl<S: BlockStore> Volume<S> {
 
     // ---- creation ----
 
+    /// Everything a create checks before it changes anything: the name, the parent, and room
+    /// for the entry plus `data_blocks` blocks of the new inode's own.
+    fn check_create(
+        &mut self,
+        pd: &DiskInode,
+        d: &DirIndex,
+        name: &[u8],
+        mode: u32,
+        data_blocks: u64,
+    ) -> FsResult<()> {
+        if d.get(name).is_some() {
+            return Err(FsError::Exists);
+        }
+        if FileKind::from_mode(mode).is_none() {
+            return Err(FsError::Invalid);
+        }
+        if mode & libc::S_IFMT == libc::S_IFDIR && pd.nlink >= LINK_MAX {
+            return Err(FsError::TooManyLinks);
+        }
+        let entry = d.insert_cost(&mut self.m, pd, name)?;
+        bmap::reserve(&self.m, entry + data_blocks)
+    }
+
+    /// Allocate and fill in a new inode for `name` in `parent`, once everything it needs is
+    /// known to be there (`check_create`): what follows cannot fail for want of space.
     fn new_inode(
         &mut self,
         parent: u64,
         name: &[u8],
-        mode: u32,
-        uid: u32,
-        gid: u32,
-        rdev: u32,
+        spec: NewInode,
     ) -> FsResult<(u32, DiskInode, u32, DiskInode, DirIndex)> {
+        let NewInode {
+            mode,
+            uid,
+            gid,
+            rdev,
+            data_blocks,
+        } = spec;
         check_name(name)?;
         let (pi, pd) = self.get_dir(parent)?;
         let d = self.take_dir(pi, &pd)?;
-        if d.get(name).is_some() {
+        if let Err(e) = self.check_create(&pd, &d, name, mode, data_blocks) {
             self.dirs.insert(pi, d);
-            return Err(FsError::Exists);
-        }
-        if FileKind::from_mode(mode).is_none() {
-            self.dirs.insert(pi, d);
-            return Err(FsError::Invalid);
+            return Err(e);
         }
         let index = self.m.alloc_inode()?;
         let old = self.m.read_inode(index)?;
@@ -562,7 +597,14 @@ impl<S: BlockStore> Volume<S> {
         } else {
             mode
         };
-        let (index, inode, pi, pd, d) = self.new_inode(parent, name, mode, uid, gid, rdev)?;
+        let spec = NewInode {
+            mode,
+            uid,
+            gid,
+            rdev,
+            data_blocks: 0,
+        };
+        let (index, inode, pi, pd, d) = self.new_inode(parent, name, spec)?;
         self.finish_create(index, inode, pi, pd, d, name)
     }
 
@@ -585,13 +627,14 @@ impl<S: BlockStore> Volume<S> {
         uid: u32,
         gid: u32,
     ) -> FsResult<Attr> {
-        let (index, mut inode, pi, pd, d) =
-            self.new_inode(parent, name, libc::S_IFDIR | (mode & 0o7777), uid, gid, 0)?;
-        if pd.nlink >= LINK_MAX {
-            self.m.free_inode(index)?;
-            self.dirs.insert(pi, d);
-            return Err(FsError::TooManyLinks);
-        }
+        let spec = NewInode {
+            mode: libc::S_IFDIR | (mode & 0o7777),
+            uid,
+            gid,
+            rdev: 0,
+            data_blocks: 0,
+        };
+        let (index, mut inode, pi, pd, d) = self.new_inode(parent, name, spec)?;
         inode.nlink = 2;
         inode.parent = make_ino(pi, pd.generation);
         self.finish_create(index, inode, pi, pd, d, name)
@@ -611,8 +654,14 @@ impl<S: BlockStore> Volume<S> {
         if target.is_empty() {
             return Err(FsError::NotFound);
         }
-        let (index, mut inode, pi, pd, d) =
-            self.new_inode(parent, name, libc::S_IFLNK | 0o777, uid, gid, 0)?;
+        let spec = NewInode {
+            mode: libc::S_IFLNK | 0o777,
+            uid,
+            gid,
+            rdev: 0,
+            data_blocks: target.len().div_ceil(BLOCK_SIZE) as u64,
+        };
+        let (index, mut inode, pi, pd, d) = self.new_inode(parent, name, spec)?;
         match self.write_data(&mut inode, 0, target) {
             Ok(_) => {}
             Err(e) => {
@@ -868,12 +917,9 @@ impl<S: BlockStore> Volume<S> {
             }
             victim = Some((di, dinode));
         }
-        // Remove the source entry.
-        let sp = self.m.read_inode(spi)?;
-        let mut sdir = self.take_dir(spi, &sp)?;
-        sdir.remove(&mut self.m, &sp, name)?;
-        self.dirs.insert(spi, sdir);
-        // Point the target name at the source.
+        // Point the target name at the source first: adding a name is the one step that may
+        // need a new block, and it is all or nothing, so a full volume refuses the rename
+        // before the source entry is touched.
         let mut dp = self.m.read_inode(dpi)?;
         let mut ddir = self.take_dir(dpi, &dp)?;
         if victim.is_some() {
@@ -883,6 +929,11 @@ impl<S: BlockStore> Volume<S> {
             self.put(dpi, &dp)?;
         }
         self.dirs.insert(dpi, ddir);
+        // Then remove the source entry.
+        let sp = self.m.read_inode(spi)?;
+        let mut sdir = self.take_dir(spi, &sp)?;
+        sdir.remove(&mut self.m, &sp, name)?;
+        self.dirs.insert(spi, sdir);
         // Link counts and times.
         let is_dir = sinode.is_dir();
         let mut sp = self.m.read_inode(spi)?;
@@ -1267,6 +1318,9 @@ impl<S: BlockStore> Volume<S> {
                 d.size = end;
             }
         } else {
+            // All the blocks the range lacks, or none: a refused fallocate changes nothing.
+            let cost = bmap::alloc_cost_range(&mut self.m, &d, offset / bs, end.div_ceil(bs))?;
+            bmap::reserve(&self.m, cost)?;
             let mut goal = None;
             for lblk in offset / bs..end.div_ceil(bs) {
                 let m = bmap::map_alloc(&mut self.m, &mut d, lblk, goal);
