@@ -109,7 +109,6 @@ pub(crate) async fn handle(
     });
     let replaced = CancellationToken::new();
     let epoch = session.attach(tx.clone(), replaced.clone(), addr);
-    let inline_tx = tx.clone();
     // Grants pushed while the client was away (or while its connection was failing).
     for wait in session.recent_grants() {
         let push = ServerMsg::Push(protocol::Push::LockGranted { wait });
@@ -201,15 +200,9 @@ pub(crate) async fn handle(
         if runs_inline(&req) {
             // Quick in-memory work: done here, sparing two thread hand-offs per call.
             let frame = answer(&shared, &session, id, req, &bulk);
-            if remembered {
-                let kept = Arc::new(frame.clone());
-                session
-                    .replies
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .finish(id, kept);
+            if let Some(tx) = finish(&session, id, remembered, &frame) {
+                let _ = tx.send(frame).await;
             }
-            let _ = inline_tx.send(frame).await;
             continue;
         }
         let Ok(permit) = limit.clone().acquire_owned().await else {
@@ -221,22 +214,13 @@ pub(crate) async fn handle(
         // to the session's writer from there.
         tokio::task::spawn_blocking(move || {
             let frame = answer(&shared, &session, id, req, &bulk);
-            if remembered {
-                let kept = Arc::new(frame.clone());
-                session
-                    .replies
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .finish(id, kept);
-            }
-            if let Some(tx) = session.sender() {
+            if let Some(tx) = finish(&session, id, remembered, &frame) {
                 let _ = tx.blocking_send(frame);
             }
             drop(permit);
         });
     };
     session.detach(epoch);
-    drop(inline_tx);
     let _ = writer.await;
     match end {
         End::Final => {
@@ -259,13 +243,39 @@ pub(crate) async fn handle(
     }
 }
 
+/// A call ended: keep its reply if the client may ask again, and say where to send it: the
+/// session's connection as it is now, not the one the call came on. A copy resent on a new
+/// connection while this one ran was dropped as running (under the same lock as `finish`),
+/// and that new connection was attached before, so it is the one returned (or a newer one).
+fn finish(
+    session: &Session,
+    id: u64,
+    remembered: bool,
+    frame: &[u8],
+) -> Option<mpsc::Sender<Vec<u8>>> {
+    if remembered {
+        let kept = Arc::new(frame.to_vec());
+        session
+            .replies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .finish(id, kept);
+    }
+    session.sender()
+}
+
 /// Calls answered on the connection's task: their engine work is in memory (page-cache
-/// writes included) and short. Reads, fsyncs, directory listings and lock calls (which may
-/// wait out a grace period) go to the blocking pool.
+/// writes included) and short. Reads, fsyncs, directory listings, lock calls (which may
+/// wait out a grace period), and allocations or truncations (as long as their length)
+/// go to the blocking pool.
 fn runs_inline(req: &Request) -> bool {
+    if let Request::Setattr { set, .. } = req {
+        return set.size.is_none();
+    }
     !matches!(
         req,
         Request::Read { .. }
+            | Request::Fallocate { .. }
             | Request::Fsync { .. }
             | Request::Readdir { .. }
             | Request::Readdirplus { .. }

@@ -1,0 +1,235 @@
+//! A server in this process and a client speaking the wire protocol by hand: what a session
+//! keeps across connections (reply routing, calls answered once, open files).
+
+use std::net::TcpStream;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use protocol::codec::{decode_body, encode_frame, read_frame};
+use protocol::{ClientMsg, Request, Response, ServerMsg, PROTOCOL_VERSION};
+use server::{serve, ServerConfig};
+use tokio_util::sync::CancellationToken;
+use volume::layout::ROOT_INO;
+use volume::{mkfs, FileStore, MkfsOptions, Volume};
+
+/// A server on a fresh image, on its own runtime; stopped (SIGTERM's path) on drop.
+struct Server {
+    addr: String,
+    image: PathBuf,
+    stop: CancellationToken,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rwxfs-sessions-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn make_image(dir: &Path, size: u64) -> PathBuf {
+    let image = dir.join("v.img");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&image)
+        .unwrap();
+    f.set_len(size).unwrap();
+    mkfs(&FileStore::from_file(f), &MkfsOptions::default()).unwrap();
+    image
+}
+
+impl Server {
+    fn start(image: &Path) -> Server {
+        let vol = Volume::open(FileStore::open(image).unwrap()).unwrap();
+        let cfg = ServerConfig {
+            state_log: Some(image.with_extension("sessions")),
+            ..ServerConfig::default()
+        };
+        let stop = CancellationToken::new();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            // More workers than the machine has cores: a call that keeps one busy must not
+            // be what hides a lost reply.
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(4)
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                let _ = tx.send(l.local_addr()?.to_string());
+                serve(vol, l, cfg, s).await
+            })
+        });
+        let addr = rx.recv().unwrap();
+        Server {
+            addr,
+            image: image.to_path_buf(),
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A hand-driven client connection.
+struct Client {
+    s: TcpStream,
+    session: u64,
+}
+
+impl Client {
+    fn hello(addr: &str, resume: Option<u64>) -> Client {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let (node_id, mount_id) = ("test-node".to_string(), 42);
+        let msg = match resume {
+            None => ClientMsg::Hello {
+                version: PROTOCOL_VERSION,
+                node_id,
+                mount_id,
+                read_only: false,
+            },
+            Some(session) => ClientMsg::Resume {
+                version: PROTOCOL_VERSION,
+                node_id,
+                mount_id,
+                read_only: false,
+                session,
+            },
+        };
+        std::io::Write::write_all(&mut s, &encode_frame(&msg, &[]).unwrap()).unwrap();
+        let mut c = Client { s, session: 0 };
+        match c.next(Duration::from_secs(30)) {
+            Some(ServerMsg::Welcome { session, .. }) => c.session = session,
+            other => panic!("no welcome: {other:?}"),
+        }
+        c
+    }
+
+    fn send(&mut self, id: u64, req: Request) {
+        let f = encode_frame(&ClientMsg::Call { id, req }, &[]).unwrap();
+        std::io::Write::write_all(&mut self.s, &f).unwrap();
+    }
+
+    /// The next message, or `None` once `wait` passed without one.
+    fn next(&mut self, wait: Duration) -> Option<ServerMsg> {
+        self.s.set_read_timeout(Some(wait)).unwrap();
+        let body = read_frame(&mut self.s).ok()?;
+        Some(decode_body::<ServerMsg>(&body).unwrap().0)
+    }
+
+    /// The reply to call `id` (pushes skipped), or `None` if none came within `wait`. The
+    /// lease is kept alive meanwhile.
+    fn reply(&mut self, id: u64, wait: Duration) -> Option<Result<Response, i32>> {
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let mut beat = self.s.try_clone().unwrap();
+        std::thread::scope(|sc| {
+            sc.spawn(|| {
+                let f = encode_frame(&ClientMsg::Heartbeat, &[]).unwrap();
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    if std::io::Write::write_all(&mut beat, &f).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            });
+            let r = self.reply_within(id, wait);
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            r
+        })
+    }
+
+    fn reply_within(&mut self, id: u64, wait: Duration) -> Option<Result<Response, i32>> {
+        let until = Instant::now() + wait;
+        loop {
+            let left = until.checked_duration_since(Instant::now())?;
+            match self.next(left.max(Duration::from_millis(1)))? {
+                ServerMsg::Reply { id: i, result } if i == id => return Some(result),
+                _ => {}
+            }
+        }
+    }
+
+    fn call(&mut self, id: u64, req: Request) -> Result<Response, i32> {
+        self.send(id, req);
+        self.reply(id, Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("no reply to call {id}"))
+    }
+}
+
+fn create(c: &mut Client, id: u64, name: &str) -> u64 {
+    let req = Request::Create {
+        parent: ROOT_INO,
+        name: name.as_bytes().to_vec(),
+        mode: libc::S_IFREG | 0o644,
+        uid: 0,
+        gid: 0,
+    };
+    match c.call(id, req) {
+        Ok(Response::Attr(a)) => a.ino,
+        other => panic!("create {name}: {other:?}"),
+    }
+}
+
+#[test]
+fn a_call_resent_while_its_first_copy_runs_gets_its_reply_on_the_new_connection() {
+    let dir = scratch("resent");
+    let image = make_image(&dir, 8 << 30);
+    let srv = Server::start(&image);
+    let mut c = Client::hello(&srv.addr, None);
+    let ino = create(&mut c, 1, "big");
+    let on_disk = || {
+        std::fs::metadata(&srv.image)
+            .map(|m| m.blocks())
+            .unwrap_or(0)
+    };
+    let before = on_disk();
+    // Long enough to still run when the client is back: every block it takes is zeroed in
+    // the image, which is how the test sees it running.
+    let slow = Request::Fallocate {
+        ino,
+        offset: 0,
+        len: 3 << 30,
+        mode: 0,
+    };
+    c.send(2, slow.clone());
+    let started = Instant::now();
+    while on_disk() < before + 2 * 64 * 1024 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the fallocate never ran"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let session = c.session;
+    drop(c);
+    let mut c = Client::hello(&srv.addr, Some(session));
+    assert_eq!(c.session, session, "the session was not resumed");
+    c.send(2, slow);
+    let grown = on_disk();
+    let r = c.reply(2, Duration::from_secs(300));
+    assert!(
+        grown < (3u64 << 30) / 512,
+        "the fallocate had ended before it was resent: the test proves nothing"
+    );
+    assert_eq!(
+        r,
+        Some(Ok(Response::Empty)),
+        "the resent call never got its reply"
+    );
+    drop(c);
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&dir);
+}
