@@ -85,6 +85,8 @@ enum Piece {
 /// store without the engine (`execute`), then `Volume::finish_write` sets the size and times.
 pub struct WritePlan {
     ino: u64,
+    /// Its place among the inode's pending writes (`Volume::pending_writes`).
+    id: u64,
     offset: u64,
     /// Bytes of the data that have blocks: all, unless space ran out part way.
     n: usize,
@@ -153,6 +155,10 @@ pub struct Volume<S: BlockStore> {
     data_in_flight: std::sync::Arc<DataInFlight>,
     /// Planned reads not yet done.
     reads_in_flight: std::sync::Arc<DataInFlight>,
+    /// Writes planned and not yet finished, by inode index: (plan id, end of its range). An
+    /// operation that changes the size or zeroes bytes settles them first (`settle_writes`).
+    pending_writes: HashMap<u32, Vec<(u64, u64)>>,
+    next_write_id: u64,
     /// Commits are made by the caller (`SharedVolume::commit`), never inside an operation:
     /// operations only let `commit_urgent` say that one is due.
     commits_outside: bool,
@@ -223,6 +229,8 @@ impl<S: BlockStore> Volume<S> {
             durability_hook: None,
             data_in_flight: Default::default(),
             reads_in_flight: Default::default(),
+            pending_writes: HashMap::new(),
+            next_write_id: 0,
             commits_outside: false,
         };
         v.reclaim_orphans()?;
@@ -374,6 +382,7 @@ impl<S: BlockStore> Volume<S> {
             if size > MAX_FILE_SIZE {
                 return Err(FsError::FileTooBig);
             }
+            self.settle_writes(i, &mut d);
             self.resize(&mut d, size)?;
             d.mtime = now;
             d.ctime = now;
@@ -1237,8 +1246,15 @@ impl<S: BlockStore> Volume<S> {
             }
         };
         self.put(i, &d)?;
+        let id = self.next_write_id;
+        self.next_write_id += 1;
+        if n > 0 {
+            let end = offset + n as u64;
+            self.pending_writes.entry(i).or_default().push((id, end));
+        }
         Ok(WritePlan {
             ino,
+            id,
             offset,
             n,
             failed,
@@ -1247,14 +1263,46 @@ impl<S: BlockStore> Volume<S> {
         })
     }
 
+    /// Give the writes planned on inode `i` and not yet finished their effect now: wait for
+    /// their data, then grow the size over them. What changes the size or zeroes bytes
+    /// (truncate, fallocate) does this first, so each such write appears to have happened
+    /// wholly before it: its data is not zeroed by it, and its end does not then set the size
+    /// back over what it cut. The data I/O waited for runs without the engine.
+    fn settle_writes(&mut self, i: u32, d: &mut DiskInode) {
+        if let Some(writes) = self.pending_writes.remove(&i) {
+            self.data_in_flight.wait_none();
+            for (_, end) in writes {
+                d.size = d.size.max(end);
+            }
+        }
+    }
+
+    /// Take a write off its inode's pending list; false if something settled it already.
+    fn unpend_write(&mut self, ino: u64, id: u64) -> bool {
+        let index = split_ino(ino).0;
+        let Some(writes) = self.pending_writes.get_mut(&index) else {
+            return false;
+        };
+        let before = writes.len();
+        writes.retain(|&(w, _)| w != id);
+        let found = writes.len() < before;
+        if writes.is_empty() {
+            self.pending_writes.remove(&index);
+        }
+        found
+    }
+
     /// The second half of a write: its data is on the store (or `written` says why not);
     /// the size grows to cover it and the times move.
     pub fn finish_write(&mut self, plan: WritePlan, written: FsResult<()>) -> FsResult<usize> {
         drop(plan.token);
+        let pending = self.unpend_write(plan.ino, plan.id);
         written?;
         let (i, mut d) = self.get(plan.ino)?;
         if plan.n > 0 {
-            d.size = d.size.max(plan.offset + plan.n as u64);
+            if pending {
+                d.size = d.size.max(plan.offset + plan.n as u64);
+            }
             let now = TimeSpec::now();
             d.mtime = now;
             d.ctime = now;
@@ -1288,6 +1336,7 @@ impl<S: BlockStore> Volume<S> {
         if len == 0 {
             return Err(FsError::Invalid);
         }
+        self.settle_writes(i, &mut d);
         let bs = BLOCK_SIZE as u64;
         let now = TimeSpec::now();
         if mode & (FALLOC_PUNCH_HOLE | FALLOC_ZERO_RANGE) != 0 {
