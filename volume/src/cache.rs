@@ -380,11 +380,14 @@ pub struct PreparedCommit<S: BlockStore> {
 }
 
 impl<S: BlockStore> PreparedCommit<S> {
-    /// Journal the transaction, make it durable (with all file data written before it was
-    /// prepared), then write its blocks home.
+    /// Make the file data written before it was prepared durable, then journal the
+    /// transaction and make it durable, then write its blocks home. The first flush is the
+    /// barrier ordered mode needs: a disk may persist writes between flushes in any order, and
+    /// a commit block durable before the data would map blocks that still hold what a deleted
+    /// file left there.
     pub fn write(&self) -> FsResult<()> {
+        self.store.flush()?;
         if self.blocks.is_empty() {
-            self.store.flush()?;
             return Ok(());
         }
         let imgs: Vec<(u64, &[u8])> = self.blocks.iter().map(|(b, i)| (*b, &i[..])).collect();

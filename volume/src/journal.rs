@@ -2,10 +2,15 @@
 //! written as one run at the journal's start (`descriptor, blocks..., descriptor, ..., commit`),
 //! made durable, then written home. Only a transaction whose commit block carries the matching
 //! sequence number and a checksum over all its blocks is ever replayed, so a torn one is ignored.
+//! The checksum covers the blocks' payloads, not their seals: a CRC over blocks that each end
+//! in their own CRC is the same whatever they hold, so a mix of two transactions' images
+//! would pass it.
 //! Replay is idempotent: the journal always holds the newest committed transaction.
 
 use crate::error::{FsError, FsResult};
-use crate::layout::{get_u32, get_u64, put_u32, put_u64, seal, verify, Geometry, BLOCK_SIZE};
+use crate::layout::{
+    get_u32, get_u64, put_u32, put_u64, seal, verify, Geometry, BLOCK_SIZE, PAYLOAD,
+};
 use crate::store::BlockStore;
 
 const DESC_MAGIC: &[u8; 8] = b"RWXJDESC";
@@ -52,10 +57,11 @@ pub fn write_txn<S: BlockStore>(
             put_u64(d, 24 + i * 8, *home);
         }
         seal(d, jblock);
+        crc = crc32c::crc32c_append(crc, &d[..PAYLOAD]);
         pos += 1;
         for (_, img) in chunk {
             buf[pos * BLOCK_SIZE..(pos + 1) * BLOCK_SIZE].copy_from_slice(img);
-            crc = crc32c::crc32c_append(crc, img);
+            crc = crc32c::crc32c_append(crc, &img[..PAYLOAD]);
             pos += 1;
         }
     }
@@ -107,6 +113,7 @@ pub fn read_txn<S: BlockStore>(store: &S, geo: &Geometry) -> FsResult<Option<Txn
             return Ok(None);
         }
         let homes: Vec<u64> = (0..n).map(|i| get_u64(&b, 24 + i * 8)).collect();
+        crc = crc32c::crc32c_append(crc, &b[..PAYLOAD]);
         pos += 1;
         for home in homes {
             if home >= geo.total_blocks {
@@ -114,7 +121,7 @@ pub fn read_txn<S: BlockStore>(store: &S, geo: &Geometry) -> FsResult<Option<Txn
             }
             let mut img = vec![0u8; BLOCK_SIZE];
             store.read_at(&mut img, (geo.journal_start + pos) * BLOCK_SIZE as u64)?;
-            crc = crc32c::crc32c_append(crc, &img);
+            crc = crc32c::crc32c_append(crc, &img[..PAYLOAD]);
             out.push((home, img));
             pos += 1;
         }
@@ -154,5 +161,41 @@ pub fn replay<S: BlockStore>(store: &S, geo: &Geometry) -> FsResult<Option<u64>>
             write_home(store, &refs)?;
             Ok(Some(seq))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemStore;
+
+    fn image(home: u64, fill: u8) -> Vec<u8> {
+        let mut b = vec![fill; BLOCK_SIZE];
+        seal(&mut b, home);
+        b
+    }
+
+    #[test]
+    fn a_transaction_with_an_image_of_another_is_not_replayed() {
+        // A torn write can leave a journal slot with an older, validly sealed image of the
+        // same home block: the transaction's checksum must see it.
+        let geo = Geometry::for_size(8192, None).unwrap();
+        let store = MemStore::new(8192 * BLOCK_SIZE as u64);
+        let home = geo.data_start;
+        let (a, b) = (image(home, 0xA1), image(home, 0xB2));
+        write_txn(
+            &store,
+            &geo,
+            5,
+            &[(home, &a), (home + 1, &image(home + 1, 3))],
+        )
+        .unwrap();
+        let (seq, blocks) = read_txn(&store, &geo).unwrap().unwrap();
+        assert_eq!((seq, blocks[0].1.as_slice()), (5, a.as_slice()));
+        // The first image's slot (after the descriptor) now holds the other image.
+        store
+            .write_at(&b, (geo.journal_start + 1) * BLOCK_SIZE as u64)
+            .unwrap();
+        assert!(read_txn(&store, &geo).unwrap().is_none());
     }
 }

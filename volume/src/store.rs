@@ -1,12 +1,12 @@
 //! Where blocks live: an image file or block device (positional I/O), or memory for tests.
 //! Reads past the end of the store return zeros, as a sparse image would.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::layout::BLOCK_SIZE;
@@ -192,44 +192,167 @@ impl BlockStore for MemStore {
     }
 }
 
-/// Test store that plays a power cut: every write after the first `limit` is silently dropped.
-/// Writes reach the inner store in issue order, so what survives is a prefix of them.
+/// Which of the writes made since the last flush a power cut keeps (`CrashStore`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Survivors {
+    /// All of them, in issue order: what survives is a prefix of the writes.
+    All,
+    /// None: only what a flush made durable.
+    Nothing,
+    /// A subset chosen by the seed, block by block (a write of several blocks may tear),
+    /// landing in an order chosen by the seed: a disk's cache reorders and drops at will.
+    /// Each piece survives with a probability (1/8 to 7/8) the seed also chooses.
+    Seeded(u64),
+}
+
+/// Test store that plays a power cut. Writes go to a volatile cache (reads see them); a
+/// flush makes the cache durable, in issue order, on the inner store. Writes and flushes are
+/// counted as events; at the `limit`th the power goes: of the writes since the last flush,
+/// those `Survivors` says reach the inner store, and nothing after reaches it (the engine
+/// goes on, seeing its own writes, as a process would until it notices).
 pub struct CrashStore<S: BlockStore> {
     inner: S,
-    writes: AtomicU64,
-    limit: AtomicU64,
+    state: Mutex<CrashState>,
+}
+
+struct CrashState {
+    events: u64,
+    limit: u64,
+    survivors: Survivors,
+    crashed: bool,
+    /// Block-sized pieces written since the last flush: (offset, bytes), in issue order.
+    pending: Vec<(u64, Vec<u8>)>,
+    /// What reads see that the inner store does not hold: block number to its image.
+    volatile: HashMap<u64, Box<[u8]>>,
 }
 
 impl<S: BlockStore> CrashStore<S> {
+    /// A power cut at event `limit` that keeps every write issued before it.
     pub fn new(inner: S, limit: u64) -> CrashStore<S> {
+        CrashStore::with_survivors(inner, limit, Survivors::All)
+    }
+
+    pub fn with_survivors(inner: S, limit: u64, survivors: Survivors) -> CrashStore<S> {
         CrashStore {
             inner,
-            writes: AtomicU64::new(0),
-            limit: AtomicU64::new(limit),
+            state: Mutex::new(CrashState {
+                events: 0,
+                limit,
+                survivors,
+                crashed: false,
+                pending: Vec::new(),
+                volatile: HashMap::new(),
+            }),
         }
     }
-    /// Writes issued so far (dropped ones included).
+
+    /// Events (writes and flushes) issued so far, those after the power cut included.
     pub fn writes(&self) -> u64 {
-        self.writes.load(Ordering::SeqCst)
+        self.lock().events
     }
+
     pub fn into_inner(self) -> S {
         self.inner
     }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CrashState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Count one event; true if the power is still on for it.
+    fn event(&self, st: &mut CrashState) -> io::Result<bool> {
+        let n = st.events;
+        st.events += 1;
+        if !st.crashed && n >= st.limit {
+            st.crashed = true;
+            let pending = std::mem::take(&mut st.pending);
+            for (off, buf) in survivors(pending, st.survivors) {
+                self.inner.write_at(&buf, off)?;
+            }
+        }
+        Ok(!st.crashed)
+    }
+}
+
+/// The pieces a power cut keeps, in the order they land.
+fn survivors(mut pending: Vec<(u64, Vec<u8>)>, which: Survivors) -> Vec<(u64, Vec<u8>)> {
+    let seed = match which {
+        Survivors::All => return pending,
+        Survivors::Nothing => return Vec::new(),
+        Survivors::Seeded(seed) => seed,
+    };
+    // xorshift64*: deterministic for a seed, no dependency.
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    for i in (1..pending.len()).rev() {
+        let j = (next() % (i as u64 + 1)) as usize;
+        pending.swap(i, j);
+    }
+    let keep = 1 + seed % 7;
+    pending.retain(|_| next() % 8 < keep);
+    pending
 }
 
 impl<S: BlockStore> BlockStore for CrashStore<S> {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.inner.read_at(buf, offset)
+        let st = self.lock();
+        self.inner.read_at(buf, offset)?;
+        let bs = BLOCK_SIZE as u64;
+        let mut pos = 0usize;
+        while pos < buf.len() {
+            let abs = offset + pos as u64;
+            let within = (abs % bs) as usize;
+            let n = (BLOCK_SIZE - within).min(buf.len() - pos);
+            if let Some(img) = st.volatile.get(&(abs / bs)) {
+                buf[pos..pos + n].copy_from_slice(&img[within..within + n]);
+            }
+            pos += n;
+        }
+        Ok(())
     }
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        let n = self.writes.fetch_add(1, Ordering::SeqCst);
-        if n < self.limit.load(Ordering::SeqCst) {
-            self.inner.write_at(buf, offset)
-        } else {
-            Ok(())
+        if offset + buf.len() as u64 > self.inner.len() {
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
         }
+        let mut st = self.lock();
+        let on = self.event(&mut st)?;
+        let bs = BLOCK_SIZE as u64;
+        let mut pos = 0usize;
+        while pos < buf.len() {
+            let abs = offset + pos as u64;
+            let bno = abs / bs;
+            let within = (abs % bs) as usize;
+            let n = (BLOCK_SIZE - within).min(buf.len() - pos);
+            let img = match st.volatile.entry(bno) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
+                    let mut img = vec![0u8; BLOCK_SIZE].into_boxed_slice();
+                    self.inner.read_at(&mut img, bno * bs)?;
+                    e.insert(img)
+                }
+            };
+            img[within..within + n].copy_from_slice(&buf[pos..pos + n]);
+            if on {
+                st.pending.push((abs, buf[pos..pos + n].to_vec()));
+            }
+            pos += n;
+        }
+        Ok(())
     }
     fn flush(&self) -> io::Result<()> {
+        let mut st = self.lock();
+        if !self.event(&mut st)? {
+            return Ok(());
+        }
+        for (off, buf) in std::mem::take(&mut st.pending) {
+            self.inner.write_at(&buf, off)?;
+        }
+        st.volatile.clear();
         self.inner.flush()
     }
     fn len(&self) -> u64 {
