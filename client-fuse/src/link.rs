@@ -112,6 +112,8 @@ struct Inner {
     pending: Mutex<BTreeMap<u64, Pending>>,
     next_id: AtomicU64,
     session: AtomicU64,
+    /// The session's secret, issued by the server with it: needed to resume it.
+    secret: Mutex<Vec<u8>>,
     lease_secs: AtomicU64,
     /// Set when the connection breaks; the reconnect thread waits on `broken_cv`.
     broken: Mutex<bool>,
@@ -158,15 +160,24 @@ fn recv_msg(stream: &mut Stream, timeout: Option<Duration>) -> Result<ServerMsg,
         .map_err(|e| e.to_string())
 }
 
-/// Answer a challenge, if that is what `msg` is; returns the message after it.
+/// Answer a challenge, if that is what `msg` is; returns the message after it. With a
+/// token, the server must first prove it holds it too (over `my_nonce`, the client's nonce
+/// in its first message): a server that does not is refused before the client proves
+/// anything.
 fn answer_challenge(
     stream: &mut Stream,
     msg: ServerMsg,
     token: Option<&[u8]>,
+    my_nonce: &[u8],
     node_id: &str,
     mount_id: u64,
 ) -> Result<ServerMsg, String> {
-    let ServerMsg::Challenge { nonce } = msg else {
+    let ServerMsg::Challenge { nonce, mac } = msg else {
+        if token.is_some() && !matches!(msg, ServerMsg::Refused { .. }) {
+            return Err("refusing the server: it did not prove it holds the token \
+                 (it has none, or it is not the server it claims to be)"
+                .into());
+        }
         return Ok(msg);
     };
     let Some(token) = token else {
@@ -174,39 +185,53 @@ fn answer_challenge(
             "the server requires a token: give the export's token file (--token-file)".into(),
         );
     };
+    let binding = stream.binding()?;
+    if !protocol::auth::verify_server(token, my_nonce, &nonce, &binding, &mac) {
+        return Err("refusing the server: its proof of the token is wrong \
+             (a different token, or not the server it claims to be)"
+            .into());
+    }
     send_msg(
         stream,
         &ClientMsg::Proof {
-            mac: protocol::auth::proof(token, &nonce, node_id, mount_id),
+            mac: protocol::auth::proof(token, &nonce, node_id, mount_id, &binding),
         },
     )?;
     recv_msg(stream, Some(Duration::from_secs(10)))
 }
 
-/// Dial and greet; returns the stream and the server's session and lease. While the server
-/// says the mount must wait, `pending` hears why (once) and the wait goes on, unless
-/// `no_wait`.
+/// What a greeting brings back: the stream, the session, its lease, the server's start, and
+/// the session's secret if the session is new (empty if resumed).
+type Greeted = (Stream, u64, u32, u64, Vec<u8>);
+
+/// Dial and greet (resuming `resume`, a session and its secret); returns the stream, the
+/// server's session and lease. While the server says the mount must wait, `pending` hears
+/// why (once) and the wait goes on, unless `no_wait`.
 fn dial(
     h: &Hello,
-    resume: Option<u64>,
+    resume: Option<(u64, Vec<u8>)>,
     no_wait: bool,
     pending: &dyn Fn(&str),
-) -> Result<(Stream, u64, u32, u64), String> {
+) -> Result<Greeted, String> {
     let addr = &h.addr;
     let mut stream = Stream::connect(addr, h.tls.as_ref())?;
+    let nonce = protocol::auth::random_bytes(protocol::auth::NONCE_LEN)?;
     let hello = match resume {
         None => ClientMsg::Hello {
             version: PROTOCOL_VERSION,
             node_id: h.node_id.clone(),
             mount_id: h.mount_id,
             read_only: h.read_only,
+            nonce: nonce.clone(),
         },
-        Some(session) => ClientMsg::Resume {
+        Some((session, secret)) => ClientMsg::Resume {
             version: PROTOCOL_VERSION,
             node_id: h.node_id.clone(),
             mount_id: h.mount_id,
             read_only: h.read_only,
             session,
+            secret,
+            nonce: nonce.clone(),
         },
     };
     send_msg(&mut stream, &hello).map_err(|e| format!("{addr}: {e}"))?;
@@ -224,6 +249,7 @@ fn dial(
         &mut stream,
         first,
         h.token.as_deref(),
+        &nonce,
         &h.node_id,
         h.mount_id,
     )?;
@@ -233,8 +259,9 @@ fn dial(
                 session,
                 lease_secs,
                 boot,
+                secret,
                 ..
-            } => return Ok((stream, session, lease_secs, boot)),
+            } => return Ok((stream, session, lease_secs, boot, secret)),
             ServerMsg::Refused { reason } => {
                 return Err(format!("the server refused the mount: {reason}"))
             }
@@ -259,14 +286,16 @@ pub fn query_status(
     tls: Option<&Arc<rustls::ClientConfig>>,
 ) -> Result<Vec<protocol::SessionStatus>, String> {
     let mut stream = Stream::connect(addr, tls)?;
+    let nonce = protocol::auth::random_bytes(protocol::auth::NONCE_LEN)?;
     send_msg(
         &mut stream,
         &ClientMsg::Status {
             version: PROTOCOL_VERSION,
+            nonce: nonce.clone(),
         },
     )?;
     let first = recv_msg(&mut stream, Some(Duration::from_secs(10)))?;
-    match answer_challenge(&mut stream, first, token, "", 0)? {
+    match answer_challenge(&mut stream, first, token, &nonce, "", 0)? {
         ServerMsg::Status(list) => Ok(list),
         ServerMsg::Refused { reason } => Err(format!("the server refused: {reason}")),
         other => Err(format!("unexpected answer: {other:?}")),
@@ -294,7 +323,7 @@ impl Link {
             token: opts.token.clone(),
             tls: opts.tls.clone(),
         };
-        let (stream, session, lease, boot) = dial(&hello, None, opts.no_wait, pending)?;
+        let (stream, session, lease, boot, secret) = dial(&hello, None, opts.no_wait, pending)?;
         let reader = stream.try_clone().map_err(|e| e.to_string())?;
         let inner = Arc::new(Inner {
             hello,
@@ -305,6 +334,7 @@ impl Link {
             pending: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
             session: AtomicU64::new(session),
+            secret: Mutex::new(secret),
             lease_secs: AtomicU64::new(lease as u64),
             broken: Mutex::new(false),
             broken_cv: Condvar::new(),
@@ -694,9 +724,14 @@ fn reconnect_loop(weak: std::sync::Weak<Inner>) {
 fn reestablish(inner: &Arc<Inner>) -> Result<(), String> {
     let old = inner.session.load(Ordering::Relaxed);
     let lost_before = inner.sessions_lost.load(Ordering::Relaxed);
-    let (mut stream, session, lease, boot) = dial(&inner.hello, Some(old), false, &|why| {
-        tracing::warn!("reconnecting: pending: {why}")
-    })?;
+    let resume = (old, relock(&inner.secret).clone());
+    let (mut stream, session, lease, boot, secret) =
+        dial(&inner.hello, Some(resume), false, &|why| {
+            tracing::warn!("reconnecting: pending: {why}")
+        })?;
+    if !secret.is_empty() {
+        *relock(&inner.secret) = secret;
+    }
     let restarted = boot != inner.boot.load(Ordering::Relaxed);
     if session != old {
         tracing::warn!(

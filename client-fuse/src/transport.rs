@@ -115,6 +115,20 @@ impl Stream {
         let _ = sock.shutdown(Shutdown::Both);
     }
 
+    /// The TLS exporter value token proofs are bound to (`protocol::auth`); empty without TLS.
+    pub fn binding(&self) -> Result<Vec<u8>, String> {
+        let Stream::Tls(t) = self else {
+            return Ok(Vec::new());
+        };
+        relock(&t.conn)
+            .export_keying_material(
+                vec![0u8; protocol::auth::TLS_BINDING_LEN],
+                protocol::auth::TLS_EXPORTER_LABEL,
+                None,
+            )
+            .map_err(|e| format!("TLS exporter: {e}"))
+    }
+
     pub fn set_read_timeout(&self, d: Option<Duration>) {
         let sock = match self {
             Stream::Plain(s) => s,

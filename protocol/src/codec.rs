@@ -116,18 +116,21 @@ mod tests {
             node_id: "n1".into(),
             mount_id: 7,
             read_only: false,
+            nonce: vec![0xAB],
         };
         let f = encode_frame(&m, &[]).unwrap();
         #[rustfmt::skip]
         let want: Vec<u8> = vec![
-            0, 0, 0, 31,                // frame length, big-endian
-            27, 0, 0, 0,                // header length
+            0, 0, 0, 40,                // frame length, big-endian
+            36, 0, 0, 0,                // header length
             0, 0, 0, 0,                 // ClientMsg::Hello (variant 0)
             1, 0, 0, 0,                 // version 1
             2, 0, 0, 0, 0, 0, 0, 0,     // node_id length
             b'n', b'1',                 // node_id
             7, 0, 0, 0, 0, 0, 0, 0,     // mount_id
             0,                          // read_only
+            1, 0, 0, 0, 0, 0, 0, 0,     // nonce length
+            0xAB,                       // nonce
         ];
         assert_eq!(f, want);
         let (back, bulk): (ClientMsg, _) = decode_body(body_of(&f)).unwrap();
@@ -172,12 +175,14 @@ mod tests {
             mount_id: 2,
             read_only: true,
             session: 9,
+            secret: vec![0x5E],
+            nonce: vec![],
         };
         let f = encode_frame(&m, &[]).unwrap();
         #[rustfmt::skip]
         let want: Vec<u8> = vec![
-            0, 0, 0, 38,
-            34, 0, 0, 0,
+            0, 0, 0, 55,
+            51, 0, 0, 0,
             3, 0, 0, 0,                 // ClientMsg::Resume (variant 3)
             1, 0, 0, 0,                 // version
             1, 0, 0, 0, 0, 0, 0, 0,     // node_id length
@@ -185,6 +190,9 @@ mod tests {
             2, 0, 0, 0, 0, 0, 0, 0,     // mount_id
             1,                          // read_only
             9, 0, 0, 0, 0, 0, 0, 0,     // session
+            1, 0, 0, 0, 0, 0, 0, 0,     // secret length
+            0x5E,                       // secret
+            0, 0, 0, 0, 0, 0, 0, 0,     // nonce length (empty)
         ];
         assert_eq!(f, want);
         let ack = encode_frame(&ClientMsg::Ack { below: 300 }, &[]).unwrap();
@@ -259,6 +267,7 @@ mod tests {
                 node_id: "node-a".into(),
                 mount_id: 7,
                 read_only: false,
+                nonce: vec![3; 32],
             },
             ClientMsg::Resume {
                 version: PROTOCOL_VERSION,
@@ -266,6 +275,8 @@ mod tests {
                 mount_id: 1,
                 read_only: true,
                 session: 99,
+                secret: vec![4; 32],
+                nonce: vec![5; 32],
             },
             ClientMsg::Ack { below: 1 << 40 },
             ClientMsg::Proof { mac: vec![1; 32] },
@@ -318,6 +329,7 @@ mod tests {
                 session: 1,
                 lease_secs: 15,
                 boot: 2,
+                secret: vec![6; 32],
             },
             ServerMsg::Push(Push::InvalEntry {
                 parent: 1,

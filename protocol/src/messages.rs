@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use volume::{Attr, DirEntry, SetAttr, StatFs};
 
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Lock types on the wire: Linux's `F_RDLCK`, `F_WRLCK` and `F_UNLCK` values.
 pub mod lock_type {
@@ -16,12 +16,14 @@ pub mod lock_type {
 /// From client to server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientMsg {
-    /// First message on a connection.
+    /// First message on a connection. `nonce`: the client's challenge to the server (see
+    /// `ServerMsg::Challenge`).
     Hello {
         version: u32,
         node_id: String,
         mount_id: u64,
         read_only: bool,
+        nonce: Vec<u8>,
     },
     /// An operation; `id` matches the reply. Bulk data (Write) follows the header raw.
     Call { id: u64, req: Request },
@@ -29,13 +31,16 @@ pub enum ClientMsg {
     Heartbeat,
     /// First message on a connection that replaces a lost one: the session continues if the
     /// server still holds it (its open files and the replies to calls it may not have
-    /// received); otherwise the server starts a new one, as for `Hello`.
+    /// received); otherwise the server starts a new one, as for `Hello`. `secret` is the one
+    /// `Welcome` issued with the session: without it the session is not resumed.
     Resume {
         version: u32,
         node_id: String,
         mount_id: u64,
         read_only: bool,
         session: u64,
+        secret: Vec<u8>,
+        nonce: Vec<u8>,
     },
     /// The client has the replies to every call with an id below `below`: the server may
     /// forget them.
@@ -46,7 +51,7 @@ pub enum ClientMsg {
     /// token (`auth::proof`). The token itself never travels.
     Proof { mac: Vec<u8> },
     /// First message of a `rwxfs status` connection: list the sessions, then close.
-    Status { version: u32 },
+    Status { version: u32, nonce: Vec<u8> },
 }
 
 /// From server to client.
@@ -59,6 +64,9 @@ pub enum ServerMsg {
         /// Differs for every start of the server: a client that sees it change knows the
         /// server restarted, and reclaims its locks (`ReclaimLock`) if its session survived.
         boot: u64,
+        /// The session's secret, needed to resume it (`Resume::secret`): sent when the
+        /// session is created, empty when it is resumed.
+        secret: Vec<u8>,
     },
     Refused {
         reason: String,
@@ -70,9 +78,12 @@ pub enum ServerMsg {
     },
     /// Unrequested news from the server.
     Push(Push),
-    /// Prove you hold the export's token: answer with `ClientMsg::Proof`.
+    /// Prove you hold the export's token: answer with `ClientMsg::Proof`. `mac` is the
+    /// server's own proof, over the client's nonce (`auth::server_proof`): a client refuses a
+    /// server that cannot give it, before it proves anything itself.
     Challenge {
         nonce: Vec<u8>,
+        mac: Vec<u8>,
     },
     /// The mount must wait (an RWOP volume in use); `Welcome` follows when it may proceed.
     Pending {

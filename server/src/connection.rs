@@ -47,10 +47,10 @@ pub(crate) async fn handle(
     shutdown: CancellationToken,
 ) -> Result<(), String> {
     stream.set_nodelay(true).ok();
-    let (rd, mut wr): (Reader, Writer) = match &shared.cfg.tls {
+    let (rd, mut wr, binding): (Reader, Writer, Vec<u8>) = match &shared.cfg.tls {
         None => {
             let (r, w) = stream.into_split();
-            (Box::new(r), Box::new(w))
+            (Box::new(r), Box::new(w), Vec::new())
         }
         Some(acceptor) => {
             let tls =
@@ -58,8 +58,9 @@ pub(crate) async fn handle(
                     .await
                     .map_err(|_| "TLS handshake timed out".to_string())?
                     .map_err(|e| format!("TLS handshake failed: {e}"))?;
+            let binding = crate::tls::binding(tls.get_ref().1)?;
             let (r, w) = tokio::io::split(tls);
-            (Box::new(r), Box::new(w))
+            (Box::new(r), Box::new(w), binding)
         }
     };
     let codec = LengthDelimitedCodec::builder()
@@ -68,15 +69,22 @@ pub(crate) async fn handle(
     let mut frames = FramedRead::new(rd, codec);
     let lease = shared.cfg.lease;
 
-    let Some(session) = crate::handshake::admit(&shared, addr, &mut frames, &mut wr).await? else {
+    let Some(admitted) =
+        crate::handshake::admit(&shared, addr, &binding, &mut frames, &mut wr).await?
+    else {
         // A status query, answered.
         return Ok(());
     };
+    let session = admitted.session;
     let welcome = ServerMsg::Welcome {
         version: PROTOCOL_VERSION,
         session: session.id,
         lease_secs: lease.as_secs() as u32,
         boot: shared.boot,
+        secret: match admitted.new {
+            true => session.info.secret.as_bytes().to_vec(),
+            false => Vec::new(),
+        },
     };
     wr.write_all(&encode_frame(&welcome, &[]).map_err(|e| e.to_string())?)
         .await

@@ -166,6 +166,7 @@ mod tests {
                 mount_id: 1,
                 read_only: false,
                 started: std::time::Instant::now(),
+                secret: Default::default(),
             },
         )
     }

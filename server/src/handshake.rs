@@ -1,7 +1,9 @@
 //! A connection's first exchange: the client's address is checked against the export, the
 //! client says `Hello` (a new mount), `Resume` (a mount coming back) or `Status` (a query);
-//! the version must match; if the export has a token, the client proves it holds it; then the
-//! access mode admits the mount, refuses it, or makes it wait (`Pending`) until it may.
+//! the version must match; if the export has a token, the server and then the client prove
+//! they hold it (`protocol::auth`, bound to the TLS session when there is one); a session is
+//! resumed only with its secret; then the access mode admits the mount, refuses it, or makes
+//! it wait (`Pending`) until it may.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -31,7 +33,7 @@ async fn send(wr: &mut Writer, msg: &ServerMsg) -> Result<(), String> {
     wr.write_all(&f).await.map_err(|e| e.to_string())
 }
 
-async fn refuse(wr: &mut Writer, reason: String) -> Result<Option<Arc<Session>>, String> {
+async fn refuse(wr: &mut Writer, reason: String) -> Result<Option<Admitted>, String> {
     let _ = send(
         wr,
         &ServerMsg::Refused {
@@ -42,25 +44,144 @@ async fn refuse(wr: &mut Writer, reason: String) -> Result<Option<Arc<Session>>,
     Err(reason)
 }
 
+/// The first message, or why not. A first message of another protocol version may not
+/// decode as this one's: its version is read where every version put it.
+enum First {
+    Msg(ClientMsg),
+    OtherVersion(u32),
+}
+
 async fn next(frames: &mut Frames) -> Result<ClientMsg, String> {
+    match next_first(frames).await? {
+        First::Msg(m) => Ok(m),
+        First::OtherVersion(v) => Err(format!("a message of protocol version {v}")),
+    }
+}
+
+async fn next_first(frames: &mut Frames) -> Result<First, String> {
     let body = tokio::time::timeout(STEP, frames.next())
         .await
         .map_err(|_| "handshake timed out".to_string())?
         .ok_or("closed during the handshake")?
         .map_err(|e| format!("bad frame: {e}"))?;
-    decode_body::<ClientMsg>(&body)
-        .map(|(m, _)| m)
-        .map_err(|e| format!("bad handshake message: {e}"))
+    match decode_body::<ClientMsg>(&body) {
+        Ok((m, _)) => Ok(First::Msg(m)),
+        Err(e) => {
+            // [header length][variant u32][version u32]: Hello, Resume and Status.
+            let word = |at: usize| {
+                body.get(at..at + 4)
+                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            };
+            match (word(4), word(8)) {
+                (Some(0 | 3 | 7), Some(v)) if v != PROTOCOL_VERSION => Ok(First::OtherVersion(v)),
+                _ => Err(format!("bad handshake message: {e}")),
+            }
+        }
+    }
 }
 
-/// Run the handshake. `Ok(Some(session))`: the mount is in (Welcome not yet sent);
+/// What the first message asks for.
+struct Greeting {
+    version: u32,
+    node_id: String,
+    mount_id: u64,
+    read_only: bool,
+    /// The session to resume, and the secret offered for it.
+    resume: Option<(u64, Vec<u8>)>,
+    status: bool,
+    /// The client's challenge to the server.
+    nonce: Vec<u8>,
+}
+
+fn greeting(first: First) -> Result<Greeting, String> {
+    let g = |version, node_id, mount_id, read_only, resume, status, nonce| Greeting {
+        version,
+        node_id,
+        mount_id,
+        read_only,
+        resume,
+        status,
+        nonce,
+    };
+    Ok(match first {
+        First::OtherVersion(v) => g(v, String::new(), 0, true, None, false, Vec::new()),
+        First::Msg(ClientMsg::Hello {
+            version,
+            node_id,
+            mount_id,
+            read_only,
+            nonce,
+        }) => g(version, node_id, mount_id, read_only, None, false, nonce),
+        First::Msg(ClientMsg::Resume {
+            version,
+            node_id,
+            mount_id,
+            read_only,
+            session,
+            secret,
+            nonce,
+        }) => g(
+            version,
+            node_id,
+            mount_id,
+            read_only,
+            Some((session, secret)),
+            false,
+            nonce,
+        ),
+        First::Msg(ClientMsg::Status { version, nonce }) => {
+            g(version, String::new(), 0, true, None, true, nonce)
+        }
+        First::Msg(_) => return Err("first message was not hello".into()),
+    })
+}
+
+/// Token proofs both ways: the server's first (over the client's nonce), then the client's.
+/// `binding`: the TLS exporter value of this connection, empty without TLS.
+async fn prove(
+    token: &[u8],
+    g: &Greeting,
+    binding: &[u8],
+    frames: &mut Frames,
+    wr: &mut Writer,
+) -> Result<bool, String> {
+    let nonce = auth::random_bytes(auth::NONCE_LEN)?;
+    let mac = auth::server_proof(token, &g.nonce, &nonce, binding);
+    send(
+        wr,
+        &ServerMsg::Challenge {
+            nonce: nonce.clone(),
+            mac,
+        },
+    )
+    .await?;
+    Ok(match next(frames).await {
+        Ok(ClientMsg::Proof { mac }) => {
+            auth::verify(token, &nonce, &g.node_id, g.mount_id, binding, &mac)
+        }
+        Ok(_) => false,
+        Err(e) => return Err(format!("no answer to the challenge: {e}")),
+    })
+}
+
+/// A mount let in: its session, and whether it was made now (its secret goes to the client
+/// in `Welcome`) or resumed.
+pub(crate) struct Admitted {
+    pub session: Arc<Session>,
+    pub new: bool,
+}
+
+/// Run the handshake. `Ok(Some(_))`: the mount is in (Welcome not yet sent);
 /// `Ok(None)`: a status query was answered; `Err`: refused or broken (the reason).
+/// `binding`: the TLS exporter value of the connection (`auth::TLS_EXPORTER_LABEL`), empty
+/// without TLS.
 pub(crate) async fn admit(
     shared: &Arc<Shared>,
     addr: SocketAddr,
+    binding: &[u8],
     frames: &mut Frames,
     wr: &mut Writer,
-) -> Result<Option<Arc<Session>>, String> {
+) -> Result<Option<Admitted>, String> {
     let export = &shared.cfg.export;
     if !export.allows(addr.ip()) {
         tracing::warn!(%addr, "refused: address not allowed by the export");
@@ -70,23 +191,8 @@ pub(crate) async fn admit(
         )
         .await;
     }
-    let (version, node_id, mount_id, read_only, resume, status) = match next(frames).await? {
-        ClientMsg::Hello {
-            version,
-            node_id,
-            mount_id,
-            read_only,
-        } => (version, node_id, mount_id, read_only, None, false),
-        ClientMsg::Resume {
-            version,
-            node_id,
-            mount_id,
-            read_only,
-            session,
-        } => (version, node_id, mount_id, read_only, Some(session), false),
-        ClientMsg::Status { version } => (version, String::new(), 0, true, None, true),
-        _ => return Err("first message was not hello".into()),
-    };
+    let g = greeting(next_first(frames).await?)?;
+    let version = g.version;
     if version != PROTOCOL_VERSION {
         return refuse(
             wr,
@@ -97,36 +203,42 @@ pub(crate) async fn admit(
         .await;
     }
     if let Some(token) = &export.token {
-        let mut nonce = vec![0u8; auth::NONCE_LEN];
-        getrandom::getrandom(&mut nonce).map_err(|e| format!("no randomness: {e}"))?;
-        send(
-            wr,
-            &ServerMsg::Challenge {
-                nonce: nonce.clone(),
-            },
-        )
-        .await?;
-        let ok = match next(frames).await {
-            Ok(ClientMsg::Proof { mac }) => auth::verify(token, &nonce, &node_id, mount_id, &mac),
-            Ok(_) => false,
-            Err(e) => return Err(format!("no answer to the challenge: {e}")),
-        };
-        if !ok {
-            tracing::warn!(%addr, node = %node_id, "refused: authentication failed");
+        if !prove(token, &g, binding, frames, wr).await? {
+            tracing::warn!(%addr, node = %g.node_id, "refused: authentication failed");
             return refuse(wr, "authentication failed: wrong token".into()).await;
         }
     }
-    if status {
+    if g.status {
         send(wr, &ServerMsg::Status(statuses(shared))).await?;
         return Ok(None);
     }
-    // The session continues only for the very mount that held it.
-    let resumed = resume
-        .and_then(|id| shared.sessions.get(&id).map(|s| s.clone()))
-        .filter(|s| s.info.mount_id == mount_id && s.info.node_id == node_id);
-    if let Some(s) = resumed {
-        tracing::info!(%addr, session = s.id, "session resumed");
-        return Ok(Some(s));
+    let Greeting {
+        node_id,
+        mount_id,
+        read_only,
+        resume,
+        ..
+    } = g;
+    if let Some((id, offered)) = resume {
+        if let Some(s) = shared.sessions.get(&id).map(|s| s.clone()) {
+            // Only the client that holds the session's secret may take it over.
+            if !s.info.secret.matches(&offered) {
+                tracing::warn!(%addr, session = id, node = %node_id, "refused: resume without the session's secret");
+                return refuse(
+                    wr,
+                    format!("session {id} cannot be resumed: wrong session secret"),
+                )
+                .await;
+            }
+            // The session continues only for the very mount that held it.
+            if s.info.mount_id == mount_id && s.info.node_id == node_id {
+                tracing::info!(%addr, session = s.id, "session resumed");
+                return Ok(Some(Admitted {
+                    session: s,
+                    new: false,
+                }));
+            }
+        }
     }
     let mut told_pending = false;
     loop {
@@ -138,6 +250,10 @@ pub(crate) async fn admit(
             match export.admit(&node_id, read_only, held.iter().map(|s| s.as_ref())) {
                 Admission::Admit { read_only } => {
                     let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
+                    let secret = auth::SessionSecret::generate()?;
+                    if let Some(log) = &shared.state {
+                        log.started(id, &node_id, mount_id, read_only, secret.as_bytes());
+                    }
                     let s = Session::new(
                         id,
                         SessionInfo {
@@ -145,14 +261,15 @@ pub(crate) async fn admit(
                             mount_id,
                             read_only,
                             started: Instant::now(),
+                            secret,
                         },
                     );
                     shared.sessions.insert(id, s.clone());
-                    if let Some(log) = &shared.state {
-                        log.started(id, &node_id, mount_id, read_only);
-                    }
                     tracing::info!(%addr, session = id, node = %node_id, read_only, "session started");
-                    return Ok(Some(s));
+                    return Ok(Some(Admitted {
+                        session: s,
+                        new: true,
+                    }));
                 }
                 other => other,
             }

@@ -152,6 +152,7 @@ pub async fn serve(
             mount_id: s.mount_id,
             read_only: s.read_only,
             started: Instant::now(),
+            secret: protocol::auth::SessionSecret::from_bytes(s.secret),
         };
         let replies = s.replies.into_iter().map(|(call, (_, f))| (call, f));
         sessions.insert(id, Session::restored(id, info, replies));

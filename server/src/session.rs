@@ -19,6 +19,8 @@ pub struct SessionInfo {
     pub mount_id: u64,
     pub read_only: bool,
     pub started: Instant,
+    /// Only this session's client holds it: needed to resume the session.
+    pub secret: protocol::auth::SessionSecret,
 }
 
 /// The connection a session currently answers on.

@@ -52,6 +52,11 @@ enum Record {
         session: u64,
         below: u64,
     },
+    /// The session's secret (`auth::SessionSecret`), written right after `Started`.
+    Secret {
+        session: u64,
+        secret: Vec<u8>,
+    },
 }
 
 /// A session as the log remembers it.
@@ -60,6 +65,8 @@ pub struct LoggedSession {
     pub node_id: String,
     pub mount_id: u64,
     pub read_only: bool,
+    /// What its client must show to resume it (empty from a log that had none).
+    pub secret: Vec<u8>,
     /// Kept replies by call id, with their transaction.
     pub replies: BTreeMap<u64, (u64, Arc<Vec<u8>>)>,
 }
@@ -84,6 +91,7 @@ impl State {
                         node_id,
                         mount_id,
                         read_only,
+                        secret: Vec::new(),
                         replies: BTreeMap::new(),
                     },
                 );
@@ -106,6 +114,11 @@ impl State {
                     s.replies = s.replies.split_off(&below);
                 }
             }
+            Record::Secret { session, secret } => {
+                if let Some(s) = self.sessions.get_mut(&session) {
+                    s.secret = secret;
+                }
+            }
         }
     }
 
@@ -121,6 +134,10 @@ impl State {
                 node_id: s.node_id.clone(),
                 mount_id: s.mount_id,
                 read_only: s.read_only,
+            });
+            out.push(Record::Secret {
+                session: *id,
+                secret: s.secret.clone(),
             });
             for (call, (seq, frame)) in &s.replies {
                 out.push(Record::Reply {
@@ -303,12 +320,23 @@ impl StateLog {
         i.state.apply(r);
     }
 
-    pub fn started(&self, session: u64, node_id: &str, mount_id: u64, read_only: bool) {
+    pub fn started(
+        &self,
+        session: u64,
+        node_id: &str,
+        mount_id: u64,
+        read_only: bool,
+        secret: &[u8],
+    ) {
         self.record(Record::Started {
             session,
             node_id: node_id.to_string(),
             mount_id,
             read_only,
+        });
+        self.record(Record::Secret {
+            session,
+            secret: secret.to_vec(),
         });
     }
 
@@ -406,12 +434,12 @@ mod tests {
         let p = tmp("durable");
         let (log, none) = StateLog::open(&p, 7, 0).unwrap();
         assert!(none.is_empty());
-        log.started(11, "node-a", 5, false);
+        log.started(11, "node-a", 5, false, b"secret-a");
         log.reply(11, 1, 3, b"one");
         log.reply(11, 2, 4, b"two");
         log.reply(11, 3, 5, b"three");
         log.acked(11, 2);
-        log.started(12, "node-b", 6, true);
+        log.started(12, "node-b", 6, true, b"secret-b");
         log.ended(12);
         log.sync().unwrap();
         drop(log);
@@ -422,6 +450,10 @@ mod tests {
         assert_eq!(
             (s.node_id.as_str(), s.mount_id, s.read_only),
             ("node-a", 5, false)
+        );
+        assert_eq!(
+            s.secret, b"secret-a",
+            "a restarted server checks the same secret"
         );
         let kept: Vec<u64> = s.replies.keys().copied().collect();
         assert_eq!(kept, vec![2]);
@@ -437,7 +469,7 @@ mod tests {
     fn a_torn_tail_or_another_volume_restores_what_it_can() {
         let p = tmp("torn");
         let (log, _) = StateLog::open(&p, 7, 0).unwrap();
-        log.started(1, "n", 1, false);
+        log.started(1, "n", 1, false, b"s");
         log.reply(1, 9, 1, b"x");
         log.sync().unwrap();
         drop(log);
@@ -465,7 +497,7 @@ mod tests {
     fn a_large_log_is_compacted_to_what_is_live() {
         let p = tmp("compact");
         let (log, _) = StateLog::open(&p, 1, 0).unwrap();
-        log.started(1, "n", 1, false);
+        log.started(1, "n", 1, false, b"s");
         let big = vec![0u8; 64 * 1024];
         for id in 0..200u64 {
             log.reply(1, id, 1, &big);
@@ -477,6 +509,7 @@ mod tests {
         drop(log);
         let (_log, back) = StateLog::open(&p, 1, 1).unwrap();
         assert_eq!(back[&1].replies.len(), 1);
+        assert_eq!(back[&1].secret, b"s", "compaction keeps the secret");
         let _ = std::fs::remove_file(&p);
     }
 }

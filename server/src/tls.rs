@@ -1,4 +1,5 @@
-//! TLS for the server's transport: a certificate chain and its private key from PEM files.
+//! TLS for the server's transport: a certificate chain and its private key from PEM files,
+//! and the value token proofs are bound to.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -29,4 +30,14 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, St
     .with_single_cert(chain, key)
     .map_err(|e| format!("TLS certificate and key: {e}"))?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The connection's exporter value that token proofs are bound to (`protocol::auth`).
+pub(crate) fn binding(conn: &rustls::ServerConnection) -> Result<Vec<u8>, String> {
+    conn.export_keying_material(
+        vec![0u8; protocol::auth::TLS_BINDING_LEN],
+        protocol::auth::TLS_EXPORTER_LABEL,
+        None,
+    )
+    .map_err(|e| format!("TLS exporter: {e}"))
 }

@@ -4,9 +4,11 @@ use std::path::PathBuf;
 
 pub use demo::Harness;
 
+pub mod certs;
 pub mod locker;
 pub mod netns;
 pub mod proxy;
+pub use certs::certificate;
 pub use locker::{time_of, Locker};
 pub use netns::Hosts;
 pub use proxy::Proxy;

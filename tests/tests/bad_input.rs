@@ -48,6 +48,7 @@ fn hello(addr: &str) -> TcpStream {
         node_id: "fuzzer".into(),
         mount_id: 99,
         read_only: false,
+        nonce: Vec::new(),
     };
     s.write_all(&encode_frame(&h, &[]).unwrap()).unwrap();
     assert!(matches!(read_msg(&mut s), ServerMsg::Welcome { .. }));
@@ -90,6 +91,7 @@ fn bad_frames_and_calls_close_or_fail_cleanly_while_a_mount_keeps_working() {
         node_id: "fuzzer".into(),
         mount_id: 99,
         read_only: false,
+        nonce: Vec::new(),
     };
     s.write_all(&encode_frame(&again, &[]).unwrap()).unwrap();
     assert!(closed_by_server(&mut s, 15));
@@ -105,6 +107,7 @@ fn bad_frames_and_calls_close_or_fail_cleanly_while_a_mount_keeps_working() {
         node_id: "n".into(),
         mount_id: 1,
         read_only: false,
+        nonce: Vec::new(),
     };
     s.write_all(&encode_frame(&old, &[]).unwrap()).unwrap();
     match read_msg(&mut s) {
