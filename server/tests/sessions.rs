@@ -88,10 +88,12 @@ impl Drop for Server {
 struct Client {
     s: TcpStream,
     session: u64,
+    /// The session's secret, from `Welcome`: resuming needs it.
+    secret: Vec<u8>,
 }
 
 impl Client {
-    fn hello(addr: &str, resume: Option<u64>) -> Client {
+    fn hello(addr: &str, resume: Option<(u64, Vec<u8>)>) -> Client {
         let mut s = TcpStream::connect(addr).unwrap();
         let (node_id, mount_id) = ("test-node".to_string(), 42);
         let msg = match resume {
@@ -100,19 +102,31 @@ impl Client {
                 node_id,
                 mount_id,
                 read_only: false,
+                nonce: Vec::new(),
             },
-            Some(session) => ClientMsg::Resume {
+            Some((session, secret)) => ClientMsg::Resume {
                 version: PROTOCOL_VERSION,
                 node_id,
                 mount_id,
                 read_only: false,
                 session,
+                secret,
+                nonce: Vec::new(),
             },
         };
         std::io::Write::write_all(&mut s, &encode_frame(&msg, &[]).unwrap()).unwrap();
-        let mut c = Client { s, session: 0 };
+        let mut c = Client {
+            s,
+            session: 0,
+            secret: Vec::new(),
+        };
         match c.next(Duration::from_secs(30)) {
-            Some(ServerMsg::Welcome { session, .. }) => c.session = session,
+            Some(ServerMsg::Welcome {
+                session, secret, ..
+            }) => {
+                c.session = session;
+                c.secret = secret;
+            }
             other => panic!("no welcome: {other:?}"),
         }
         c
@@ -213,9 +227,9 @@ fn a_call_resent_while_its_first_copy_runs_gets_its_reply_on_the_new_connection(
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let session = c.session;
+    let (session, secret) = (c.session, c.secret.clone());
     drop(c);
-    let mut c = Client::hello(&srv.addr, Some(session));
+    let mut c = Client::hello(&srv.addr, Some((session, secret)));
     assert_eq!(c.session, session, "the session was not resumed");
     c.send(2, slow);
     let grown = on_disk();
