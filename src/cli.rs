@@ -58,6 +58,10 @@ enum Cmd {
         foreground: bool,
         #[arg(long)]
         read_only: bool,
+        /// mount(8) options, comma-separated: ro, rw, nosuid, nodev, noexec (suid, dev, exec
+        /// undo them; the last one given wins).
+        #[arg(short = 'o', value_name = "OPTIONS")]
+        options: Vec<String>,
         /// Node identity (default: /etc/machine-id, else the hostname).
         #[arg(long)]
         node_id: Option<String>,
@@ -216,6 +220,7 @@ pub fn run() -> i32 {
             raw_image,
             foreground,
             read_only,
+            options,
             node_id,
             token_file,
             no_wait,
@@ -225,6 +230,7 @@ pub fn run() -> i32 {
             raw_image,
             foreground,
             read_only,
+            options,
             node_id,
             token_file,
             no_wait,

@@ -14,6 +14,6 @@ pub mod write_behind;
 
 pub use backend::Backend;
 pub use fuse::RwxFuse;
-pub use mount::{mount_foreground, MountConfig};
+pub use mount::{mount_foreground, MountConfig, MountFlags};
 pub use raw::RawBackend;
 pub use remote::RemoteBackend;

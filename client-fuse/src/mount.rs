@@ -15,8 +15,81 @@ pub struct MountConfig {
     /// What `mount` shows as the source (image path or HOST:PORT).
     pub source: String,
     pub read_only: bool,
+    pub flags: MountFlags,
     pub ttl: Duration,
     pub threads: usize,
+}
+
+/// The kernel's per-mount restrictions (mount(8)'s `nosuid`, `nodev`, `noexec`): off unless
+/// asked for, as on a local file system mounted by root.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MountFlags {
+    /// setuid and setgid bits (and file capabilities) do nothing on executables here.
+    pub nosuid: bool,
+    /// Device nodes here cannot be opened.
+    pub nodev: bool,
+    /// Nothing here can be executed.
+    pub noexec: bool,
+}
+
+impl MountFlags {
+    /// Apply one mount(8) option; false if it is not one of these flags or their opposites.
+    pub fn apply(&mut self, option: &str) -> bool {
+        match option {
+            "nosuid" => self.nosuid = true,
+            "suid" => self.nosuid = false,
+            "nodev" => self.nodev = true,
+            "dev" => self.nodev = false,
+            "noexec" => self.noexec = true,
+            "exec" => self.noexec = false,
+            _ => return false,
+        }
+        true
+    }
+
+    /// These flags as mount(8) options, restrictions only (`nosuid,nodev`); empty if none.
+    pub fn to_options(&self) -> String {
+        let on = [
+            (self.nosuid, "nosuid"),
+            (self.nodev, "nodev"),
+            (self.noexec, "noexec"),
+        ];
+        on.iter()
+            .filter(|(set, _)| *set)
+            .map(|(_, name)| *name)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// The options the kernel mount is made with.
+pub fn mount_options(cfg: &MountConfig) -> Vec<MountOption> {
+    let f = cfg.flags;
+    let mut options = vec![
+        MountOption::FSName(cfg.source.clone()),
+        MountOption::Subtype("rwxfs".into()),
+        MountOption::DefaultPermissions,
+        // Leaving out `Dev` and `Suid` is what makes the mount nodev and nosuid.
+        if f.nodev {
+            MountOption::NoDev
+        } else {
+            MountOption::Dev
+        },
+        if f.nosuid {
+            MountOption::NoSuid
+        } else {
+            MountOption::Suid
+        },
+        if f.noexec {
+            MountOption::NoExec
+        } else {
+            MountOption::Exec
+        },
+    ];
+    if cfg.read_only {
+        options.push(MountOption::RO);
+    }
+    options
 }
 
 /// Refuse a mount point that cannot work, with the reason.
@@ -62,18 +135,8 @@ pub fn mount_foreground(
     cfg: &MountConfig,
     on_ready: impl FnOnce(),
 ) -> std::io::Result<()> {
-    let mut options = vec![
-        MountOption::FSName(cfg.source.clone()),
-        MountOption::Subtype("rwxfs".into()),
-        MountOption::DefaultPermissions,
-        MountOption::Dev,
-        MountOption::Suid,
-    ];
-    if cfg.read_only {
-        options.push(MountOption::RO);
-    }
     let mut config = Config::default();
-    config.mount_options = options;
+    config.mount_options = mount_options(cfg);
     config.acl = SessionACL::All;
     config.n_threads = Some(cfg.threads.max(1));
     config.clone_fd = true;
@@ -132,5 +195,65 @@ fn start_invalidator(backend: &dyn Backend, notifier: fuser::Notifier) {
         });
     if let Err(e) = spawned {
         tracing::error!("cannot start the invalidation thread: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(read_only: bool, flags: MountFlags) -> MountConfig {
+        MountConfig {
+            mountpoint: "/mnt".into(),
+            source: "h:1".into(),
+            read_only,
+            flags,
+            ttl: Duration::from_secs(1),
+            threads: 1,
+        }
+    }
+
+    #[test]
+    fn flags_asked_for_reach_the_kernel_options_and_others_stay_permissive() {
+        let plain = mount_options(&cfg(false, MountFlags::default()));
+        for o in [MountOption::Dev, MountOption::Suid, MountOption::Exec] {
+            assert!(plain.contains(&o), "{o:?} missing from {plain:?}");
+        }
+        assert!(!plain.contains(&MountOption::RO));
+        let mut f = MountFlags::default();
+        for o in "nosuid,nodev,noexec".split(',') {
+            assert!(f.apply(o));
+        }
+        let strict = mount_options(&cfg(true, f));
+        for o in [
+            MountOption::NoDev,
+            MountOption::NoSuid,
+            MountOption::NoExec,
+            MountOption::RO,
+        ] {
+            assert!(strict.contains(&o), "{o:?} missing from {strict:?}");
+        }
+        for o in [MountOption::Dev, MountOption::Suid, MountOption::Exec] {
+            assert!(!strict.contains(&o), "{o:?} in {strict:?}");
+        }
+    }
+
+    #[test]
+    fn the_last_of_opposite_options_wins_and_others_are_not_flags() {
+        let mut f = MountFlags::default();
+        for o in ["noexec", "nodev", "exec"] {
+            assert!(f.apply(o));
+        }
+        assert_eq!(
+            f,
+            MountFlags {
+                nodev: true,
+                ..Default::default()
+            }
+        );
+        assert_eq!(f.to_options(), "nodev");
+        assert!(!f.apply("ro"));
+        assert!(!f.apply("bogus"));
+        assert_eq!(MountFlags::default().to_options(), "");
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use client_fuse::link::ConnectOptions;
 use client_fuse::mount::check_mountpoint;
-use client_fuse::{mount_foreground, Backend, MountConfig, RawBackend, RemoteBackend};
+use client_fuse::{mount_foreground, Backend, MountConfig, MountFlags, RawBackend, RemoteBackend};
 use volume::{FileStore, Volume};
 
 pub struct Args {
@@ -18,6 +18,8 @@ pub struct Args {
     pub raw_image: Option<PathBuf>,
     pub foreground: bool,
     pub read_only: bool,
+    /// `-o` values: mount(8) options (`ro`, `nosuid`, ...), comma-separated.
+    pub options: Vec<String>,
     pub node_id: Option<String>,
     pub token_file: Option<PathBuf>,
     pub no_wait: bool,
@@ -26,7 +28,27 @@ pub struct Args {
 
 const READY_FD: &str = "RWXFS_READY_FD";
 
-pub fn run(a: Args) -> i32 {
+/// The `-o` options: whether the mount is read-only (given `read_only` before them), and its
+/// kernel flags. Any other option is refused, naming it.
+pub fn parse_options(options: &[String], read_only: bool) -> Result<(bool, MountFlags), String> {
+    let mut ro = read_only;
+    let mut flags = MountFlags::default();
+    for o in options
+        .iter()
+        .flat_map(|o| o.split(','))
+        .filter(|o| !o.is_empty())
+    {
+        match o {
+            "ro" => ro = true,
+            "rw" => ro = false,
+            o if flags.apply(o) => {}
+            o => return Err(format!("unknown mount option {o}")),
+        }
+    }
+    Ok((ro, flags))
+}
+
+pub fn run(mut a: Args) -> i32 {
     let ready_fd: Option<i32> = std::env::var(READY_FD).ok().and_then(|v| v.parse().ok());
     // SAFETY: the fd number was handed to us by our parent for this purpose only.
     let mut ready = ready_fd.map(|fd| unsafe { std::fs::File::from_raw_fd(fd) });
@@ -48,6 +70,13 @@ pub fn run(a: Args) -> i32 {
         (None, [server, mp]) => (PathBuf::from(mp), server.clone()),
         (None, _) => return fail(&mut ready, "usage: rwxfs mount HOST:PORT MOUNTPOINT".into()),
     };
+    let flags = match parse_options(&a.options, a.read_only) {
+        Ok((ro, flags)) => {
+            a.read_only = ro;
+            flags
+        }
+        Err(e) => return fail(&mut ready, e),
+    };
     if let Err(e) = check_mountpoint(&mountpoint) {
         return fail(&mut ready, e);
     }
@@ -68,7 +97,7 @@ pub fn run(a: Args) -> i32 {
     // The background child opens the image or connects, and reports any failure through the
     // readiness pipe: opening here too would replay and commit (or say hello) twice.
     if !a.foreground {
-        return spawn_background(&a, &mountpoint);
+        return spawn_background(&a, flags, &mountpoint);
     }
     let backend: Arc<dyn Backend> = match &a.raw_image {
         Some(img) => {
@@ -125,6 +154,7 @@ pub fn run(a: Args) -> i32 {
         mountpoint: mountpoint.clone(),
         source,
         read_only: a.read_only,
+        flags,
         ttl: Duration::from_secs(1),
         threads: 4,
     };
@@ -171,7 +201,7 @@ pub fn node_id() -> String {
 
 /// Re-run this command in the foreground as a detached child; return once it reports the
 /// mount live (0) or fails (its message, 1).
-fn spawn_background(a: &Args, mountpoint: &std::path::Path) -> i32 {
+fn spawn_background(a: &Args, flags: MountFlags, mountpoint: &std::path::Path) -> i32 {
     let mut fds = [0i32; 2];
     // SAFETY: fds is a valid 2-element array; plain pipe(2) leaves both ends inheritable.
     if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
@@ -186,6 +216,11 @@ fn spawn_background(a: &Args, mountpoint: &std::path::Path) -> i32 {
     }
     if a.read_only {
         args.push("--read-only".into());
+    }
+    let flags = flags.to_options();
+    if !flags.is_empty() {
+        args.push("-o".into());
+        args.push(flags);
     }
     if let Some(n) = &a.node_id {
         args.push("--node-id".into());

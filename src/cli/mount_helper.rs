@@ -3,8 +3,11 @@
 //!
 //! mount(8) calls `mount.rwxfs SOURCE DIR [-sfnv] [-o OPTIONS] [-t TYPE]`. SOURCE is the
 //! server's HOST:PORT, or with the `raw` option an image file. Options: `ro`/`rw`, `raw`,
-//! `node_id=ID`; the generic ones that mount(8) and fstab use (defaults, _netdev, noauto,
-//! nofail, x-*, ...) are accepted and have nothing to do here.
+//! `node_id=ID`, and the kernel flags `nosuid`, `nodev`, `noexec` (with `suid`, `dev`, `exec`),
+//! which go to the mount as given; the generic ones that mount(8) and fstab use (defaults,
+//! _netdev, noauto, nofail, x-*, ...) are accepted and have nothing to do here.
+
+use client_fuse::MountFlags;
 
 /// The name this binary answers to as the helper.
 pub const NAME: &str = "mount.rwxfs";
@@ -31,12 +34,6 @@ const GENERIC: &[&str] = &[
     "nofail",
     "async",
     "sync",
-    "exec",
-    "noexec",
-    "suid",
-    "nosuid",
-    "dev",
-    "nodev",
     "atime",
     "noatime",
     "relatime",
@@ -82,6 +79,7 @@ pub fn translate(argv: &[String]) -> Result<Helper, String> {
     let mut read_only = false;
     let mut raw = false;
     let mut node_id = None;
+    let mut flags = MountFlags::default();
     for o in options
         .iter()
         .flat_map(|o| o.split(','))
@@ -95,6 +93,7 @@ pub fn translate(argv: &[String]) -> Result<Helper, String> {
                 "ro" => read_only = true,
                 "rw" => read_only = false,
                 "raw" => raw = true,
+                o if flags.apply(o) => {}
                 o if o.starts_with("x-") || GENERIC.contains(&o) => {}
                 o => return Err(format!("unknown option {o}")),
             },
@@ -110,6 +109,11 @@ pub fn translate(argv: &[String]) -> Result<Helper, String> {
     }
     if read_only {
         args.push("--read-only".into());
+    }
+    let flags = flags.to_options();
+    if !flags.is_empty() {
+        args.push("-o".into());
+        args.push(flags);
     }
     if let Some(n) = node_id {
         args.push("--node-id".into());
@@ -166,6 +170,29 @@ mod tests {
                 "--read-only",
                 "--",
                 "/mnt/v"
+            ]))
+        );
+    }
+
+    #[test]
+    fn kernel_flags_go_to_the_mount_the_last_of_opposites_winning() {
+        assert_eq!(
+            t(&[
+                "h:1",
+                "/m",
+                "-o",
+                "defaults,nosuid,exec,noexec,nodev",
+                "-o",
+                "suid,ro"
+            ]),
+            Ok(mount(&[
+                "mount",
+                "--read-only",
+                "-o",
+                "nodev,noexec",
+                "--",
+                "h:1",
+                "/m"
             ]))
         );
     }
