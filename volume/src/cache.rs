@@ -8,7 +8,10 @@ use std::sync::Arc;
 use crate::error::{FsError, FsResult};
 use crate::inode::DiskInode;
 use crate::journal;
-use crate::layout::{seal, verify, Geometry, BITS_PER_BITMAP_BLOCK, BLOCK_SIZE, INODE_SIZE};
+use crate::layout::{
+    put_u64, seal, verify, Geometry, BITS_PER_BITMAP_BLOCK, BLOCK_SIZE, INODE_SIZE,
+    SB_LAST_SEQ_OFFSET,
+};
 use crate::store::BlockStore;
 
 /// Clean blocks beyond this many are dropped from the cache.
@@ -316,6 +319,11 @@ impl<S: BlockStore> Meta<S> {
             return Err(FsError::Io(std::io::Error::other(
                 "a commit is already in flight (commits must be serialized)",
             )));
+        }
+        if !self.dirty.is_empty() {
+            // The superblock goes with every transaction, carrying its number home.
+            let seq = self.seq;
+            put_u64(self.block_mut(0)?, SB_LAST_SEQ_OFFSET, seq);
         }
         let dirty: Vec<u64> = std::mem::take(&mut self.dirty).into_iter().collect();
         let mut blocks = Vec::with_capacity(dirty.len());

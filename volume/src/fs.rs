@@ -210,10 +210,12 @@ impl<S: BlockStore> Volume<S> {
                 store.len()
             )));
         }
-        let seq = journal::replay(&store, &sb.geometry)?.unwrap_or(0);
-        // Replay may have brought a newer superblock home.
+        let replayed = journal::replay(&store, &sb.geometry)?.unwrap_or(0);
+        // Replay may have brought a newer superblock home. Its number is that of the newest
+        // whole transaction, whether the journal still holds it or a torn successor does.
         store.read_at(&mut b0, 0)?;
         let mut sb = Superblock::decode(&b0)?;
+        let seq = replayed.max(sb.last_seq);
         let mut m = Meta::new(store, sb.geometry, seq);
         m.count_free()?;
         // A new incarnation: counted in the superblock, journaled with the open's commit.

@@ -127,7 +127,7 @@ impl Geometry {
     }
 }
 
-/// Block 0. Written by mkfs and never again.
+/// Block 0. Written by mkfs, then by every journal transaction (which carries its number).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Superblock {
     pub geometry: Geometry,
@@ -136,7 +136,14 @@ pub struct Superblock {
     /// Times the volume was opened for writing. New inode generations carry it, so an inode
     /// number handed out (and lost uncommitted) before a crash is never handed out again.
     pub mounts: u64,
+    /// The sequence number of the transaction that wrote this superblock: at home, the
+    /// newest transaction known whole, even once the journal's copy of it has been torn by
+    /// the next one. 0 on images whose transactions did not record it.
+    pub last_seq: u64,
 }
+
+/// Where `Superblock::last_seq` lives in block 0.
+pub const SB_LAST_SEQ_OFFSET: usize = 16 + 14 * 8;
 
 impl Superblock {
     pub fn encode(&self) -> Vec<u8> {
@@ -159,6 +166,7 @@ impl Superblock {
             self.created as u64,
             self.volume_id,
             self.mounts,
+            self.last_seq,
         ];
         for (i, f) in fields.iter().enumerate() {
             put_u64(&mut b, 16 + i * 8, *f);
@@ -201,6 +209,7 @@ impl Superblock {
             created: f(11) as i64,
             volume_id: f(12),
             mounts: f(13),
+            last_seq: f(14),
         })
     }
 }

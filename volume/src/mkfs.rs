@@ -55,6 +55,7 @@ pub fn mkfs<S: BlockStore>(store: &S, opts: &MkfsOptions) -> FsResult<Geometry> 
         created: now.sec,
         volume_id: (now.sec as u64) << 20 ^ now.nsec as u64 ^ std::process::id() as u64,
         mounts: 0,
+        last_seq: 0,
     };
     // Clear the journal head so no stale transaction from an older image is replayed.
     store.write_at(
