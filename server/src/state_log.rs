@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use protocol::codec::{decode_body, encode_frame};
@@ -152,22 +153,31 @@ impl State {
     }
 }
 
+/// What records are made under: taken (briefly) by every call that changes the volume, with
+/// the engine's lock held, so never held across disk I/O.
 struct Inner {
-    /// Set once the log could not be written: it stops recording (the volume goes on; the
-    /// log's promise — a repeat after a crash runs once — no longer holds until restart).
-    broken: bool,
-    file: File,
-    /// Records not yet written to the file.
+    /// Records not yet handed to the file.
     buf: Vec<u8>,
+    state: State,
+}
+
+/// The file, written and flushed by one sync at a time without `Inner`'s lock: a sync takes
+/// the records made so far, and calls go on recording the next ones meanwhile. Syncs that
+/// queue up behind one find their records already written by it (a group commit).
+struct Io {
+    file: File,
     /// Bytes in the file.
     size: u64,
-    state: State,
 }
 
 pub struct StateLog {
     path: PathBuf,
     volume_id: u64,
     inner: Mutex<Inner>,
+    io: Mutex<Io>,
+    /// Set once the log could not be written: it stops recording (the volume goes on; the
+    /// log's promise — a repeat after a crash runs once — no longer holds until restart).
+    broken: AtomicBool,
 }
 
 fn encode(r: &Record, out: &mut Vec<u8>) {
@@ -301,12 +311,11 @@ impl StateLog {
                 path: path.to_path_buf(),
                 volume_id,
                 inner: Mutex::new(Inner {
-                    broken: false,
-                    file,
                     buf: Vec::new(),
-                    size,
                     state,
                 }),
+                io: Mutex::new(Io { file, size }),
+                broken: AtomicBool::new(false),
             },
             restored,
         ))
@@ -314,7 +323,7 @@ impl StateLog {
 
     fn record(&self, r: Record) {
         let mut i = relock(&self.inner);
-        if !i.broken {
+        if !self.broken.load(Ordering::Relaxed) {
             encode(&r, &mut i.buf);
         }
         i.state.apply(r);
@@ -364,52 +373,60 @@ impl StateLog {
             .is_some_and(|s| s.replies.first_key_value().is_some_and(|(k, _)| *k < below));
         if known {
             let r = Record::Acked { session, below };
-            encode(&r, &mut i.buf);
+            if !self.broken.load(Ordering::Relaxed) {
+                encode(&r, &mut i.buf);
+            }
             i.state.apply(r);
         }
     }
 
     /// Write out and flush everything recorded so far; rewrite the log if it grew large.
+    /// Records go on being made meanwhile (only the file is held across the I/O).
     /// A log that cannot be written does not stop the volume's commit: it is reported once
-    /// and recording stops (see `Inner::broken`).
+    /// and recording stops (see `broken`).
     pub fn sync(&self) -> std::io::Result<()> {
-        let mut i = relock(&self.inner);
-        if i.broken {
+        let mut io = relock(&self.io);
+        if self.broken.load(Ordering::Relaxed) {
             return Ok(());
         }
-        if let Err(e) = Self::write_out(&self.path, self.volume_id, &mut i) {
+        if let Err(e) = self.write_out(&mut io) {
             tracing::error!(
                 "session log {}: {e}; no longer recorded: calls repeated after a server crash \
                  may run twice until the server restarts",
                 self.path.display()
             );
-            i.broken = true;
-            i.buf = Vec::new();
+            self.broken.store(true, Ordering::Relaxed);
+            relock(&self.inner).buf = Vec::new();
         }
         Ok(())
     }
 
-    fn write_out(path: &Path, volume_id: u64, i: &mut Inner) -> std::io::Result<()> {
-        if i.size + i.buf.len() as u64 > COMPACT_AT {
-            let records = i.state.records();
-            match write_fresh(path, volume_id, &records) {
+    fn write_out(&self, io: &mut Io) -> std::io::Result<()> {
+        let (buf, live) = {
+            let mut i = relock(&self.inner);
+            let buf = std::mem::take(&mut i.buf);
+            // Past the compaction size, what is live replaces the file (and `buf`, which it
+            // includes): taken in the same breath, so no record falls between the two.
+            let live = (io.size + buf.len() as u64 > COMPACT_AT).then(|| i.state.records());
+            (buf, live)
+        };
+        if let Some(records) = live {
+            match write_fresh(&self.path, self.volume_id, &records) {
                 Ok((file, size)) => {
-                    i.file = file;
-                    i.size = size;
-                    i.buf.clear();
+                    io.file = file;
+                    io.size = size;
                     return Ok(());
                 }
                 // No room for a second copy: append to this one while its reserve lasts.
                 Err(e) => tracing::warn!("session log not compacted: {e}"),
             }
         }
-        if i.buf.is_empty() {
+        if buf.is_empty() {
             return Ok(());
         }
-        let buf = std::mem::take(&mut i.buf);
-        i.file.write_all(&buf)?;
-        i.file.sync_data()?;
-        i.size += buf.len() as u64;
+        io.file.write_all(&buf)?;
+        io.file.sync_data()?;
+        io.size += buf.len() as u64;
         Ok(())
     }
 
