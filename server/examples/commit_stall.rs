@@ -31,6 +31,7 @@ impl Client {
             node_id: format!("bench-{n}"),
             mount_id: n,
             read_only: false,
+            nonce: Vec::new(),
         };
         s.write_all(&encode_frame(&hello, &[]).expect("encode"))
             .expect("hello");
