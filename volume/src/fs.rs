@@ -155,10 +155,14 @@ pub struct Volume<S: BlockStore> {
     data_in_flight: std::sync::Arc<DataInFlight>,
     /// Planned reads not yet done.
     reads_in_flight: std::sync::Arc<DataInFlight>,
-    /// Writes planned and not yet finished, by inode index: (plan id, end of its range). An
-    /// operation that changes the size or zeroes bytes settles them first (`settle_writes`).
-    pending_writes: HashMap<u32, Vec<(u64, u64)>>,
+    /// Writes planned and not yet finished, by inode index. An operation that changes the size
+    /// or zeroes bytes settles them first (`settle_writes`).
+    pending_writes: HashMap<u32, Vec<PendingWrite>>,
     next_write_id: u64,
+    /// Blocks just allocated to pending writes, their data not yet known to be written: a
+    /// read reads them as the hole they were, never their old contents (a deleted file's).
+    /// Counted: a block freed under a pending write may be given to a second one.
+    unwritten: HashMap<u64, u32>,
     /// Commits are made by the caller (`SharedVolume::commit`), never inside an operation:
     /// operations only let `commit_urgent` say that one is due.
     commits_outside: bool,
@@ -167,6 +171,25 @@ pub struct Volume<S: BlockStore> {
 /// Something that must be durable before any later transaction is: called at every commit,
 /// before the journal write; an error fails the commit.
 pub type DurabilityHook = std::sync::Arc<dyn Fn() -> FsResult<()> + Send + Sync>;
+
+/// A write planned and not yet finished (`Volume::plan_write`).
+struct PendingWrite {
+    id: u64,
+    /// The end of its range: the size it grows the file to.
+    end: u64,
+    /// Blocks allocated for it, holding garbage until its data is written.
+    fresh: Vec<u64>,
+}
+
+/// Where a write's data goes (`Volume::map_for_write`).
+struct Mapping {
+    pieces: Vec<Piece>,
+    /// Bytes of the data that have blocks: all, unless space ran out part way.
+    n: usize,
+    failed: Option<FsError>,
+    /// Blocks allocated for it.
+    fresh: Vec<u64>,
+}
 
 /// What a create makes: the new inode's mode, owner and device, and the blocks of its own it
 /// needs at once (a symlink's target).
@@ -233,6 +256,7 @@ impl<S: BlockStore> Volume<S> {
             reads_in_flight: Default::default(),
             pending_writes: HashMap::new(),
             next_write_id: 0,
+            unwritten: Default::default(),
             commits_outside: false,
         };
         v.reclaim_orphans()?;
@@ -1103,7 +1127,7 @@ impl<S: BlockStore> Volume<S> {
             let within = abs % bs;
             let len = ((bs - within) as usize).min(n - pos);
             match bmap::lookup(&mut self.m, d, lblk)? {
-                Some(p) => {
+                Some(p) if !self.unwritten.contains_key(&p) => {
                     let disk = p * bs + within;
                     match &mut run {
                         Some((start, s, e)) if *start + (*e - *s) as u64 == disk => *e += len,
@@ -1113,7 +1137,8 @@ impl<S: BlockStore> Volume<S> {
                         }
                     }
                 }
-                None => plan.runs.extend(run.take()),
+                // A hole, or a block a pending write has not filled yet: zeros.
+                _ => plan.runs.extend(run.take()),
             }
             pos += len;
         }
@@ -1144,7 +1169,7 @@ impl<S: BlockStore> Volume<S> {
         offset: u64,
         data_len: usize,
         data: Option<&[u8]>,
-    ) -> FsResult<(Vec<Piece>, usize, Option<FsError>)> {
+    ) -> FsResult<Mapping> {
         let bs = BLOCK_SIZE as u64;
         let end = offset
             .checked_add(data_len as u64)
@@ -1156,6 +1181,7 @@ impl<S: BlockStore> Volume<S> {
         let mut pos = 0usize;
         let mut goal = None;
         let mut failed = None;
+        let mut fresh = Vec::new();
         while pos < data_len {
             let abs = offset + pos as u64;
             let lblk = abs / bs;
@@ -1169,6 +1195,9 @@ impl<S: BlockStore> Volume<S> {
                 }
             };
             goal = Some(mapped.phys + 1);
+            if mapped.fresh {
+                fresh.push(mapped.phys);
+            }
             if mapped.fresh && len < BLOCK_SIZE {
                 // The rest of a fresh block must read as zeros, whatever it held before.
                 let mut blk = vec![0u8; BLOCK_SIZE];
@@ -1199,13 +1228,18 @@ impl<S: BlockStore> Volume<S> {
         if failed.is_some() && pos == 0 {
             return Err(failed.unwrap_or(FsError::NoSpace));
         }
-        Ok((pieces, pos, failed))
+        Ok(Mapping {
+            pieces,
+            n: pos,
+            failed,
+            fresh,
+        })
     }
 
     /// Write `data` at `offset` into the inode's blocks (not the size). Returns bytes written;
     /// short only if space ran out part way.
     fn write_data(&mut self, d: &mut DiskInode, offset: u64, data: &[u8]) -> FsResult<usize> {
-        let (pieces, n, _) = self.map_for_write(d, offset, data.len(), Some(data))?;
+        let Mapping { pieces, n, .. } = self.map_for_write(d, offset, data.len(), Some(data))?;
         for p in &pieces {
             match p {
                 Piece::Data(disk, s, e) => self.m.store.write_at(&data[*s..*e], *disk)?,
@@ -1240,7 +1274,12 @@ impl<S: BlockStore> Volume<S> {
         if offset > d.size {
             self.zero_past_eof(&d, d.size, offset)?;
         }
-        let (pieces, n, failed) = match self.map_for_write(&mut d, offset, len, None) {
+        let Mapping {
+            pieces,
+            n,
+            failed,
+            fresh,
+        } = match self.map_for_write(&mut d, offset, len, None) {
             Ok(p) => p,
             Err(e) => {
                 self.put(i, &d)?;
@@ -1252,7 +1291,13 @@ impl<S: BlockStore> Volume<S> {
         self.next_write_id += 1;
         if n > 0 {
             let end = offset + n as u64;
-            self.pending_writes.entry(i).or_default().push((id, end));
+            for &b in &fresh {
+                *self.unwritten.entry(b).or_insert(0) += 1;
+            }
+            self.pending_writes
+                .entry(i)
+                .or_default()
+                .push(PendingWrite { id, end, fresh });
         }
         Ok(WritePlan {
             ino,
@@ -1273,8 +1318,22 @@ impl<S: BlockStore> Volume<S> {
     fn settle_writes(&mut self, i: u32, d: &mut DiskInode) {
         if let Some(writes) = self.pending_writes.remove(&i) {
             self.data_in_flight.wait_none();
-            for (_, end) in writes {
-                d.size = d.size.max(end);
+            for w in writes {
+                d.size = d.size.max(w.end);
+                self.forget_unwritten(&w);
+            }
+        }
+    }
+
+    /// A pending write's data is on the store (or never will be): its fresh blocks may be
+    /// read from now on.
+    fn forget_unwritten(&mut self, w: &PendingWrite) {
+        for b in &w.fresh {
+            if let Some(n) = self.unwritten.get_mut(b) {
+                *n -= 1;
+                if *n == 0 {
+                    self.unwritten.remove(b);
+                }
             }
         }
     }
@@ -1285,13 +1344,15 @@ impl<S: BlockStore> Volume<S> {
         let Some(writes) = self.pending_writes.get_mut(&index) else {
             return false;
         };
-        let before = writes.len();
-        writes.retain(|&(w, _)| w != id);
-        let found = writes.len() < before;
+        let Some(at) = writes.iter().position(|w| w.id == id) else {
+            return false;
+        };
+        let w = writes.swap_remove(at);
         if writes.is_empty() {
             self.pending_writes.remove(&index);
         }
-        found
+        self.forget_unwritten(&w);
+        true
     }
 
     /// The second half of a write: its data is on the store (or `written` says why not);

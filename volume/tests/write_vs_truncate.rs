@@ -207,3 +207,38 @@ fn a_truncate_while_a_writes_data_is_on_its_way_to_disk_is_ordered_with_it() {
     drop(vol);
     assert_clean(&mem);
 }
+
+#[test]
+fn a_read_while_a_write_fills_a_hole_sees_zeros_or_the_data_never_old_bytes() {
+    let s = fresh_with_inodes(8 * MIB, 256);
+    let mut v = open(&s);
+    // Every free block holds someone's deleted secret.
+    let secret = v.create(ROOT, b"secret", 0o600, 0, 0).unwrap().ino;
+    let chunk = vec![b'S'; 64 * 1024];
+    let mut off = 0;
+    while let Ok(n) = v.write(secret, off, &chunk) {
+        off += n as u64;
+    }
+    v.unlink(ROOT, b"secret").unwrap();
+    v.commit().unwrap();
+    let f = v.create(ROOT, b"sparse", 0o644, 0, 0).unwrap().ino;
+    truncate(&mut v, f, 1 << 20);
+    let data = vec![b'w'; 8192];
+    let mut plan = v.plan_write(f, 4096, data.len()).unwrap();
+    // The write's blocks are mapped; its data is not on the store yet. A read now:
+    let read = v.plan_read(f, 0, 16384).unwrap().execute(&*s).unwrap();
+    let written = plan.execute(&*v.shared_store(), &data);
+    v.finish_write(plan, written).unwrap();
+    let leaked = read.iter().filter(|&&b| b == b'S').count();
+    assert_eq!(leaked, 0, "a read saw {leaked} bytes of a deleted file");
+    let before = vec![0u8; 16384];
+    let mut after = before.clone();
+    after[4096..12288].copy_from_slice(&data);
+    assert!(
+        read == before || read == after,
+        "a torn read of a hole being filled"
+    );
+    v.commit().unwrap();
+    drop(v);
+    assert_clean(&s);
+}
