@@ -14,21 +14,20 @@ const ROOT: u64 = 1;
 const BS: u64 = BLOCK_SIZE as u64;
 
 type Vol = Volume<Arc<MemStore>>;
+type FsResult = Result<(), FsError>;
 
 /// A volume made by `setup`, then filled so that exactly `free` blocks are left.
 fn full_volume(free: usize, setup: impl FnOnce(&mut Vol)) -> (Arc<MemStore>, Vol) {
     let s = fresh_with_inodes(8 * MIB, 1024);
     let mut v = open(&s);
     setup(&mut v);
-    let spares: Vec<u64> = (0..free)
-        .map(|i| {
-            let a = v
-                .create(ROOT, format!("spare{i}").as_bytes(), 0o644, 0, 0)
-                .unwrap();
-            assert_eq!(v.write(a.ino, 0, b"s").unwrap(), 1);
-            a.ino
-        })
-        .collect();
+    // One-block files, deleted once the volume is full to leave exactly `free` blocks.
+    for i in 0..free {
+        let a = v
+            .create(ROOT, format!("spare{i}").as_bytes(), 0o644, 0, 0)
+            .unwrap();
+        assert_eq!(v.write(a.ino, 0, b"s").unwrap(), 1);
+    }
     // Empty files whose first block takes whatever single blocks the filler could not use.
     let pads: Vec<u64> = (0..32)
         .map(|i| {
@@ -59,7 +58,6 @@ fn full_volume(free: usize, setup: impl FnOnce(&mut Vol)) -> (Arc<MemStore>, Vol
     for i in 0..free {
         v.unlink(ROOT, format!("spare{i}").as_bytes()).unwrap();
     }
-    drop(spares);
     v.commit().unwrap();
     assert_eq!(v.statfs().bfree, free as u64);
     (s, v)
@@ -234,8 +232,6 @@ fn creates_needing_an_indirect_block_with_one_block_free_change_nothing() {
     drop(v);
     assert_clean(&s);
 }
-
-type FsResult = Result<(), FsError>;
 
 #[test]
 fn creates_into_a_directory_needing_a_block_on_a_full_volume_change_nothing() {
