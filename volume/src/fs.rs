@@ -151,6 +151,8 @@ pub struct Volume<S: BlockStore> {
     recovered_seq: u64,
     /// Run before any transaction is made durable (`set_durability_hook`).
     durability_hook: Option<DurabilityHook>,
+    /// Inodes left unlinked-but-open by the last run, kept until `reclaim_orphans`.
+    orphans: Vec<u32>,
     /// Planned writes whose data is not yet on the store.
     data_in_flight: std::sync::Arc<DataInFlight>,
     /// Planned reads not yet done.
@@ -221,8 +223,17 @@ fn resolve_time(t: SetTime, now: TimeSpec) -> TimeSpec {
 
 impl<S: BlockStore> Volume<S> {
     /// Open a volume: check the superblock, replay the journal, count free space, reclaim
-    /// inodes left unlinked-but-open by a crash.
+    /// inodes left unlinked-but-open by the last run.
     pub fn open(store: S) -> FsResult<Volume<S>> {
+        let mut v = Volume::open_keeping_orphans(store)?;
+        v.reclaim_orphans()?;
+        Ok(v)
+    }
+
+    /// Open a volume as `open` does, but keep the inodes left unlinked-but-open by the last
+    /// run (`orphans`): a server whose clients may still hold them open reclaims them with
+    /// `reclaim_orphans` once it knows which are held (`open_file`).
+    pub fn open_keeping_orphans(store: S) -> FsResult<Volume<S>> {
         let mut b0 = vec![0u8; BLOCK_SIZE];
         store.read_at(&mut b0, 0)?;
         let sb = Superblock::decode(&b0)?;
@@ -258,8 +269,9 @@ impl<S: BlockStore> Volume<S> {
             next_write_id: 0,
             unwritten: Default::default(),
             commits_outside: false,
+            orphans: Vec::new(),
         };
-        v.reclaim_orphans()?;
+        v.orphans = v.find_orphans()?;
         v.commit()?;
         Ok(v)
     }
@@ -272,17 +284,43 @@ impl<S: BlockStore> Volume<S> {
         &self.m.store
     }
 
-    fn reclaim_orphans(&mut self) -> FsResult<()> {
+    fn find_orphans(&mut self) -> FsResult<Vec<u32>> {
+        let mut found = Vec::new();
         for index in 2..self.sb.geometry.inode_count as u32 {
             if !self.m.inode_allocated(index)? {
                 continue;
             }
             let ino = self.m.read_inode(index)?;
             if !ino.is_free() && ino.nlink == 0 {
-                self.destroy(index, ino)?;
+                found.push(index);
             }
         }
-        Ok(())
+        Ok(found)
+    }
+
+    /// Inodes (by index) left unlinked-but-open by the last run and not yet reclaimed.
+    pub fn orphans(&self) -> &[u32] {
+        &self.orphans
+    }
+
+    /// Free the orphans found at open that nothing holds open now, and commit; those held
+    /// are freed at their last close. Returns how many were freed.
+    pub fn reclaim_orphans(&mut self) -> FsResult<usize> {
+        let mut freed = 0;
+        for index in std::mem::take(&mut self.orphans) {
+            if self.opens.contains_key(&index) {
+                continue;
+            }
+            let ino = self.m.read_inode(index)?;
+            if !ino.is_free() && ino.nlink == 0 {
+                self.destroy(index, ino)?;
+                freed += 1;
+            }
+        }
+        if freed > 0 {
+            self.commit()?;
+        }
+        Ok(freed)
     }
 
     // ---- helpers ----
@@ -547,15 +585,7 @@ impl<S: BlockStore> Volume<S> {
         }
         let index = self.m.alloc_inode()?;
         let old = self.m.read_inode(index)?;
-        // Generation = this incarnation (16 bits) | a per-slot counter (16 bits): numbers an
-        // earlier incarnation handed out, even ones lost uncommitted in a crash, never recur.
-        let epoch = (self.sb.mounts & 0xFFFF) as u32;
-        let counter = if old.generation >> 16 == epoch {
-            (old.generation & 0xFFFF) + 1
-        } else {
-            1
-        };
-        let generation = (epoch << 16) | (counter & 0xFFFF).max(1);
+        let generation = self.next_generation(old.generation)?;
         let now = TimeSpec::now();
         let mut mode = mode;
         let mut gid = gid;
@@ -578,6 +608,23 @@ impl<S: BlockStore> Volume<S> {
             ..DiskInode::default()
         };
         Ok((index, inode, pi, pd, d))
+    }
+
+    /// The generation for a slot whose last one was `old`: this incarnation (16 bits) | a
+    /// per-slot counter (16 bits), so numbers an earlier incarnation handed out, even ones
+    /// lost uncommitted in a crash, never recur. A slot that used up its counter starts a new
+    /// incarnation (journaled with this transaction) rather than wrap onto an old handle.
+    fn next_generation(&mut self, old: u32) -> FsResult<u32> {
+        let epoch = (self.sb.mounts & 0xFFFF) as u32;
+        if old >> 16 != epoch {
+            return Ok((epoch << 16) | 1);
+        }
+        if old & 0xFFFF < 0xFFFF {
+            return Ok(old + 1);
+        }
+        self.sb.mounts += 1;
+        self.m.block_mut(0)?.copy_from_slice(&self.sb.encode());
+        Ok((((self.sb.mounts & 0xFFFF) as u32) << 16) | 1)
     }
 
     /// Link a new inode into its parent, undoing the inode allocation if the entry won't fit.

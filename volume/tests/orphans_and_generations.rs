@@ -1,0 +1,86 @@
+//! Inode numbers never come back to name another file (generations do not wrap), and files
+//! left unlinked-but-open by a run are kept at open until their holder is known.
+
+use std::sync::Arc;
+
+use volume::layout::ROOT_INO;
+use volume::{fsck, mkfs, FsError, MemStore, MkfsOptions, Volume};
+
+fn fresh(size: u64, inodes: Option<u64>) -> Arc<MemStore> {
+    let store = Arc::new(MemStore::new(size));
+    let opts = MkfsOptions {
+        inodes,
+        ..MkfsOptions::default()
+    };
+    mkfs(&store, &opts).unwrap();
+    store
+}
+
+#[test]
+fn a_slot_reused_past_its_counter_never_hands_out_an_old_number() {
+    let store = fresh(16 << 20, Some(64));
+    let mut v = Volume::open(store.clone()).unwrap();
+    // Every slot but one taken, so each create below reuses that one.
+    while v.statfs().ffree > 1 {
+        let name = format!("keep{}", v.statfs().ffree);
+        v.create(ROOT_INO, name.as_bytes(), 0o100644, 0, 0).unwrap();
+    }
+    let first = v.create(ROOT_INO, b"f", 0o100644, 0, 0).unwrap().ino;
+    v.unlink(ROOT_INO, b"f").unwrap();
+    let mut seen_slot_again = 0u32;
+    // More reuses of one slot than a 16-bit counter holds.
+    for _ in 0..70_000u32 {
+        let a = v.create(ROOT_INO, b"f", 0o100644, 0, 0).unwrap();
+        assert_ne!(a.ino, first, "a reused inode number names a new file");
+        if a.ino as u32 == first as u32 {
+            seen_slot_again += 1;
+        }
+        v.unlink(ROOT_INO, b"f").unwrap();
+    }
+    assert!(
+        seen_slot_again > 65_536,
+        "the slot was not reused: {seen_slot_again}"
+    );
+    assert!(matches!(v.getattr(first), Err(FsError::Stale)));
+    v.commit().unwrap();
+    drop(v);
+    // The incarnations a slot used up are durable: after a reopen no number recurs either.
+    let mut v = Volume::open(store.clone()).unwrap();
+    let a = v.create(ROOT_INO, b"f", 0o100644, 0, 0).unwrap();
+    assert_ne!(a.ino, first);
+}
+
+#[test]
+fn orphans_are_kept_at_open_until_their_holders_are_known() {
+    let store = fresh(16 << 20, None);
+    let mut v = Volume::open(store.clone()).unwrap();
+    let held = v.create(ROOT_INO, b"held", 0o100644, 0, 0).unwrap().ino;
+    let gone = v.create(ROOT_INO, b"gone", 0o100644, 0, 0).unwrap().ino;
+    for ino in [held, gone] {
+        v.open_file(ino).unwrap();
+        v.write(ino, 0, &vec![7u8; 64 * 1024]).unwrap();
+    }
+    v.unlink(ROOT_INO, b"held").unwrap();
+    v.unlink(ROOT_INO, b"gone").unwrap();
+    v.commit().unwrap();
+    let free_with_both = v.statfs().bfree;
+    drop(v);
+    let mut v = Volume::open_keeping_orphans(store.clone()).unwrap();
+    assert_eq!(v.orphans().len(), 2);
+    assert_eq!(
+        v.statfs().bfree,
+        free_with_both,
+        "an orphan was freed at open"
+    );
+    // The server learns that `held` is still open somewhere; `gone` is nobody's.
+    v.open_file(held).unwrap();
+    assert_eq!(v.reclaim_orphans().unwrap(), 1);
+    assert!(matches!(v.getattr(gone), Err(FsError::Stale)));
+    assert_eq!(v.read(held, 0, 4).unwrap(), vec![7u8; 4]);
+    v.release_file(held).unwrap();
+    v.commit().unwrap();
+    assert!(matches!(v.getattr(held), Err(FsError::Stale)));
+    drop(v);
+    let report = fsck::check(&store).unwrap();
+    assert!(report.is_clean(), "{:#?}", report.findings);
+}
