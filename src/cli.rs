@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod bench_cmd;
 mod demo_cmd;
 mod fsck_cmd;
+mod image_lock;
 mod mkfs_cmd;
 mod mount_cmd;
 mod mount_helper;

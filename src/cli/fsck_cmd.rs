@@ -4,7 +4,30 @@ use std::path::Path;
 
 use volume::{fsck, FileStore};
 
+use super::image_lock::{self, Hold, LockError};
+
 pub fn run(image: &Path, json: bool) -> i32 {
+    // What a running server or raw mount has not written back yet would show as damage:
+    // refuse a served image; check one that raw mounts hold, with a warning.
+    let _hold = match image_lock::lock(image, Hold::Shared) {
+        Ok(l) => l,
+        Err(LockError::InUse(e)) => {
+            eprintln!("rwxfs fsck: {e}; stop the server to check the image");
+            return 8;
+        }
+        Err(LockError::Io(e)) => {
+            eprintln!("rwxfs fsck: {e}");
+            return 8;
+        }
+    };
+    let others = image_lock::others(image);
+    if !others.is_empty() {
+        eprintln!(
+            "rwxfs fsck: warning: {} is also {}: what they have not written back yet shows as damage",
+            image.display(),
+            image_lock::describe(&others, std::process::id())
+        );
+    }
     let store = match FileStore::open_read_only(image) {
         Ok(s) => s,
         Err(e) => {

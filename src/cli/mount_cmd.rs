@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::os::fd::FromRawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +12,8 @@ use client_fuse::link::ConnectOptions;
 use client_fuse::mount::check_mountpoint;
 use client_fuse::{mount_foreground, Backend, MountConfig, MountFlags, RawBackend, RemoteBackend};
 use volume::{FileStore, Volume};
+
+use super::image_lock::{self, Hold, ImageLock, LockError};
 
 pub struct Args {
     pub args: Vec<String>,
@@ -99,6 +101,20 @@ pub fn run(mut a: Args) -> i32 {
     if !a.foreground {
         return spawn_background(&a, flags, &mountpoint);
     }
+    // A raw mount holds its image shared for as long as it runs: refused while a server
+    // owns it, beside other raw mounts with a warning.
+    let _raw_lock = match a.raw_image.as_deref().map(hold_raw).transpose() {
+        Ok(l) => l,
+        Err(e) => return fail(&mut ready, e),
+    };
+    if let Some(w) = a.raw_image.as_deref().and_then(other_raw_mounts) {
+        match ready.as_ref() {
+            Some(mut f) => {
+                let _ = writeln!(f, "warning: {w}");
+            }
+            None => eprintln!("rwxfs mount: warning: {w}"),
+        }
+    }
     let backend: Arc<dyn Backend> = match &a.raw_image {
         Some(img) => {
             let store = match if a.read_only {
@@ -177,6 +193,30 @@ pub fn run(mut a: Args) -> i32 {
             fail(&mut ready, msg)
         }
     }
+}
+
+/// The shared hold of a raw mount on its image, or why it is refused.
+fn hold_raw(image: &Path) -> Result<ImageLock, String> {
+    image_lock::lock(image, Hold::Shared).map_err(|e| match e {
+        LockError::InUse(e) => format!(
+            "{e}; a served image is mounted through its server (rwxfs mount HOST:PORT MOUNTPOINT)"
+        ),
+        LockError::Io(e) => e,
+    })
+}
+
+/// A warning when other processes hold the image raw as well (the demonstration of what that
+/// does), naming them.
+fn other_raw_mounts(image: &Path) -> Option<String> {
+    let others = image_lock::others(image);
+    if others.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{} is also {}: with more than one writer, this image WILL be corrupted",
+        image.display(),
+        image_lock::describe(&others, std::process::id())
+    ))
 }
 
 /// A token file's secret, or why it cannot be used.
@@ -266,10 +306,15 @@ fn spawn_background(a: &Args, flags: MountFlags, mountpoint: &std::path::Path) -
             return 1;
         }
     };
-    // The child reports "pending: WHY" while it waits to be admitted, then "ok" or "error: WHY".
+    // The child reports "pending: WHY" while it waits to be admitted and "warning: WHY" for
+    // what the user should know, then "ok" or "error: WHY".
     let mut msg = String::new();
     for line in std::io::BufRead::lines(std::io::BufReader::new(&mut rd)) {
         let Ok(line) = line else { break };
+        if let Some(why) = line.strip_prefix("warning: ") {
+            eprintln!("rwxfs mount: warning: {why}");
+            continue;
+        }
         if let Some(why) = line.strip_prefix("pending: ") {
             eprintln!("rwxfs mount: pending: {why}");
             continue;

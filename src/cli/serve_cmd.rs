@@ -1,11 +1,13 @@
 //! `rwxfs serve --image IMAGE --listen HOST:PORT [export options]`
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use server::{serve, AccessMode, Export, ServerConfig};
 use tokio_util::sync::CancellationToken;
 use volume::{FileStore, Volume};
+
+use super::image_lock::{self, Hold, ImageLock, LockError};
 
 pub struct Args {
     pub image: PathBuf,
@@ -59,6 +61,14 @@ pub fn run(a: Args) -> i32 {
         allow: a.allow.clone(),
         root_squash: !a.no_root_squash,
         token,
+    };
+    // Held until the server exits; the kernel drops both if it dies.
+    let _owner = match own_image(image, &state_file) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("rwxfs serve: {e}");
+            return 1;
+        }
     };
     let store = match FileStore::open(image) {
         Ok(s) => s,
@@ -127,4 +137,18 @@ pub fn run(a: Args) -> i32 {
             }
         }
     })
+}
+
+/// The image and the session log, exclusively this server's: another server, a raw mount or
+/// fsck of the image is refused while it runs, with this server named.
+fn own_image(image: &Path, state_file: &Path) -> Result<[ImageLock; 2], String> {
+    let image_lock = image_lock::lock(image, Hold::Owner).map_err(|e| match e {
+        LockError::InUse(e) => format!("{e}; one image has one server, and no raw mount beside it"),
+        LockError::Io(e) => e,
+    })?;
+    let mut companion = state_file.as_os_str().to_owned();
+    companion.push(".lock");
+    let log_lock = image_lock::lock_companion(Path::new(&companion), Hold::Owner)
+        .map_err(|e| format!("session log {}: {e}", state_file.display()))?;
+    Ok([image_lock, log_lock])
 }

@@ -13,24 +13,33 @@ pub use locker::{time_of, Locker};
 pub use netns::Hosts;
 pub use proxy::Proxy;
 
-/// The `rwxfs` binary under test: `$RWXFS_BIN`, else the workspace's release or debug build.
+/// The `rwxfs` binary under test: `$RWXFS_BIN`, else the one cargo built beside this test
+/// executable. Cargo puts a test in `<target>/<profile>/deps/` and the workspace's binaries in
+/// `<target>/<profile>/`, wherever `<target>` is (`CARGO_TARGET_DIR`, `--target`, a profile of
+/// its own): the binary is looked up there, never under a fixed `target/debug`.
 pub fn bin() -> PathBuf {
     if let Ok(p) = std::env::var("RWXFS_BIN") {
         return PathBuf::from(p);
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
-    let p = root.join("target").join(profile).join("rwxfs");
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let p = beside_deps(&exe).join("rwxfs");
     assert!(
         p.exists(),
-        "{} is missing: run `cargo build --bins` first",
+        "{} is missing: run `cargo build --bins` first (with the same profile and target dir)",
         p.display()
     );
     p
+}
+
+/// `<target>/<profile>` for an executable in `<target>/<profile>/deps/` (a test) or in
+/// `<target>/<profile>/` (a binary).
+fn beside_deps(exe: &std::path::Path) -> PathBuf {
+    let dir = exe.parent().expect("an executable lives in a directory");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().expect("deps/ has a parent").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 pub fn harness() -> Harness {
@@ -42,4 +51,27 @@ pub fn assert_fsck_clean(image: &std::path::Path) {
     let store = volume::FileStore::open_read_only(image).expect("open image");
     let r = volume::fsck::check(&store).expect("fsck runs");
     assert!(r.is_clean(), "fsck found damage: {:#?}", r.findings);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_binary_is_found_in_this_tests_own_target_dir() {
+        // Wherever cargo put this test (CARGO_TARGET_DIR or not), `cargo build --bins` put the
+        // binary in the same profile directory.
+        let exe = std::env::current_exe().unwrap();
+        let found = beside_deps(&exe).join("rwxfs");
+        assert!(found.is_file(), "{} is missing", found.display());
+        assert!(found.starts_with(exe.parent().unwrap().parent().unwrap()));
+    }
+
+    #[test]
+    fn any_target_dir_is_followed() {
+        let t = std::path::Path::new("/elsewhere/t/debug/deps/shared_mode-0123abcd");
+        assert_eq!(beside_deps(t), PathBuf::from("/elsewhere/t/debug"));
+        let b = std::path::Path::new("/x/release/rwxfs");
+        assert_eq!(beside_deps(b), PathBuf::from("/x/release"));
+    }
 }

@@ -2,27 +2,18 @@
 //! file system exerciser, with fallocate, hole punching and copy_file_range), each on a raw
 //! single mount and on a shared-mode mount, each mount in its own mount namespace.
 //!
-//! The runners and configs are `../shared/yardsticks/` (`$RWXFS_YARDSTICKS` overrides);
-//! `cargo install pjdfstest fsx` provides the binaries. `$RWXFS_FSX_OPS` changes the number of
-//! fsx operations (default 100,000).
+//! Their configurations and runners are the project's own, in `tests/yardsticks/`;
+//! `.ci/setup` installs the two programs (`cargo install pjdfstest fsx`). `$RWXFS_FSX_OPS`
+//! changes the number of fsx operations (default 100,000).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use rwxfs_tests::{assert_fsck_clean, harness, Harness};
 
+/// The runners and configurations, committed beside this test.
 fn yardsticks() -> PathBuf {
-    let dir = std::env::var("RWXFS_YARDSTICKS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/yardsticks")
-        });
-    assert!(
-        dir.join("run_pjdfstest.sh").exists(),
-        "the yardstick runners are missing from {} (set RWXFS_YARDSTICKS)",
-        dir.display()
-    );
-    dir
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("yardsticks")
 }
 
 /// A tool from PATH or cargo's bin directory.
@@ -77,7 +68,7 @@ fn pjdfstest(h: &Harness, mp: &Path) {
     let other = h.path("other");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let (out, ok) = run_in(h, mp, "run_pjdfstest.sh", &["-s", &other.to_string_lossy()]);
+    let (out, ok) = run_in(h, mp, "pjdfstest.sh", &["-o", &other.to_string_lossy()]);
     let summary = out.lines().last().unwrap_or_default().to_string();
     println!("{summary}");
     assert!(ok, "pjdfstest failed:\n{out}");
@@ -96,16 +87,13 @@ fn pjdfstest(h: &Harness, mp: &Path) {
 fn fsx(h: &Harness, mp: &Path) {
     open_root(mp);
     let ops = std::env::var("RWXFS_FSX_OPS").unwrap_or_else(|_| "100000".into());
-    let config = yardsticks().join("fsx-full.toml");
-    let (out, ok) = run_in(
-        h,
-        mp,
-        "run_fsx.sh",
-        &["-n", &ops, "-f", &config.to_string_lossy()],
-    );
+    let (out, ok) = run_in(h, mp, "fsx.sh", &["-n", &ops]);
     let summary = out.lines().last().unwrap_or_default().to_string();
     println!("{summary}");
-    assert!(ok && summary.starts_with("fsx: PASS"), "fsx failed:\n{out}");
+    assert!(
+        ok && summary.starts_with("fsx: passed "),
+        "fsx failed:\n{out}"
+    );
     assert!(summary.contains(&format!("ops={ops} ")), "{out}");
 }
 
