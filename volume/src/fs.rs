@@ -93,6 +93,8 @@ pub struct WritePlan {
     failed: Option<FsError>,
     pieces: Vec<Piece>,
     token: InFlightToken,
+    /// Set if `execute` failed: whatever settles the write then unmaps its fresh blocks.
+    io_failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl WritePlan {
@@ -107,6 +109,11 @@ impl WritePlan {
             }
             Ok(())
         })();
+        if r.is_err() {
+            // Before the token goes: whoever waits for it then sees the failure.
+            self.io_failed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         drop(self.token.0.take().map(|f| InFlightToken(Some(f))));
         r
     }
@@ -179,8 +186,10 @@ struct PendingWrite {
     id: u64,
     /// The end of its range: the size it grows the file to.
     end: u64,
-    /// Blocks allocated for it, holding garbage until its data is written.
-    fresh: Vec<u64>,
+    /// Blocks allocated for it (logical, physical), holding garbage until its data is written.
+    fresh: Vec<(u64, u64)>,
+    /// Its data failed to reach the store (`WritePlan::io_failed`).
+    io_failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Where a write's data goes (`Volume::map_for_write`).
@@ -189,8 +198,8 @@ struct Mapping {
     /// Bytes of the data that have blocks: all, unless space ran out part way.
     n: usize,
     failed: Option<FsError>,
-    /// Blocks allocated for it.
-    fresh: Vec<u64>,
+    /// Blocks allocated for it (logical, physical).
+    fresh: Vec<(u64, u64)>,
 }
 
 /// What a create makes: the new inode's mode, owner and device, and the blocks of its own it
@@ -446,7 +455,7 @@ impl<S: BlockStore> Volume<S> {
             if size > MAX_FILE_SIZE {
                 return Err(FsError::FileTooBig);
             }
-            self.settle_writes(i, &mut d);
+            self.settle_writes(i, &mut d)?;
             self.resize(&mut d, size)?;
             d.mtime = now;
             d.ctime = now;
@@ -1243,7 +1252,7 @@ impl<S: BlockStore> Volume<S> {
             };
             goal = Some(mapped.phys + 1);
             if mapped.fresh {
-                fresh.push(mapped.phys);
+                fresh.push((lblk, mapped.phys));
             }
             if mapped.fresh && len < BLOCK_SIZE {
                 // The rest of a fresh block must read as zeros, whatever it held before.
@@ -1336,17 +1345,24 @@ impl<S: BlockStore> Volume<S> {
         self.put(i, &d)?;
         let id = self.next_write_id;
         self.next_write_id += 1;
+        let io_failed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         if n > 0 {
             let end = offset + n as u64;
-            for &b in &fresh {
+            for &(_, b) in &fresh {
                 *self.unwritten.entry(b).or_insert(0) += 1;
             }
             self.pending_writes
                 .entry(i)
                 .or_default()
-                .push(PendingWrite { id, end, fresh });
+                .push(PendingWrite {
+                    id,
+                    end,
+                    fresh,
+                    io_failed: io_failed.clone(),
+                });
         }
         Ok(WritePlan {
+            io_failed,
             ino,
             id,
             offset,
@@ -1362,20 +1378,36 @@ impl<S: BlockStore> Volume<S> {
     /// (truncate, fallocate) does this first, so each such write appears to have happened
     /// wholly before it: its data is not zeroed by it, and its end does not then set the size
     /// back over what it cut. The data I/O waited for runs without the engine.
-    fn settle_writes(&mut self, i: u32, d: &mut DiskInode) {
+    fn settle_writes(&mut self, i: u32, d: &mut DiskInode) -> FsResult<()> {
         if let Some(writes) = self.pending_writes.remove(&i) {
             self.data_in_flight.wait_none();
             for w in writes {
-                d.size = d.size.max(w.end);
+                if w.io_failed.load(std::sync::atomic::Ordering::SeqCst) {
+                    self.unmap_unwritten(d, &w)?;
+                } else {
+                    d.size = d.size.max(w.end);
+                }
                 self.forget_unwritten(&w);
             }
         }
+        Ok(())
+    }
+
+    /// A write whose data failed: the blocks it was given go back, so its range reads as the
+    /// hole it was, not as what those blocks held before.
+    fn unmap_unwritten(&mut self, d: &mut DiskInode, w: &PendingWrite) -> FsResult<()> {
+        for &(lblk, phys) in &w.fresh {
+            if bmap::lookup(&mut self.m, d, lblk)? == Some(phys) {
+                bmap::free_one(&mut self.m, d, lblk)?;
+            }
+        }
+        Ok(())
     }
 
     /// A pending write's data is on the store (or never will be): its fresh blocks may be
     /// read from now on.
     fn forget_unwritten(&mut self, w: &PendingWrite) {
-        for b in &w.fresh {
+        for (_, b) in &w.fresh {
             if let Some(n) = self.unwritten.get_mut(b) {
                 *n -= 1;
                 if *n == 0 {
@@ -1385,21 +1417,17 @@ impl<S: BlockStore> Volume<S> {
         }
     }
 
-    /// Take a write off its inode's pending list; false if something settled it already.
-    fn unpend_write(&mut self, ino: u64, id: u64) -> bool {
+    /// Take a write off its inode's pending list; None if something settled it already.
+    fn unpend_write(&mut self, ino: u64, id: u64) -> Option<PendingWrite> {
         let index = split_ino(ino).0;
-        let Some(writes) = self.pending_writes.get_mut(&index) else {
-            return false;
-        };
-        let Some(at) = writes.iter().position(|w| w.id == id) else {
-            return false;
-        };
+        let writes = self.pending_writes.get_mut(&index)?;
+        let at = writes.iter().position(|w| w.id == id)?;
         let w = writes.swap_remove(at);
         if writes.is_empty() {
             self.pending_writes.remove(&index);
         }
         self.forget_unwritten(&w);
-        true
+        Some(w)
     }
 
     /// The second half of a write: its data is on the store (or `written` says why not);
@@ -1407,10 +1435,16 @@ impl<S: BlockStore> Volume<S> {
     pub fn finish_write(&mut self, plan: WritePlan, written: FsResult<()>) -> FsResult<usize> {
         drop(plan.token);
         let pending = self.unpend_write(plan.ino, plan.id);
-        written?;
+        if let Err(e) = written {
+            if let (Some(w), Ok((i, mut d))) = (&pending, self.get(plan.ino)) {
+                self.unmap_unwritten(&mut d, w)?;
+                self.put(i, &d)?;
+            }
+            return Err(e);
+        }
         let (i, mut d) = self.get(plan.ino)?;
         if plan.n > 0 {
-            if pending {
+            if pending.is_some() {
                 d.size = d.size.max(plan.offset + plan.n as u64);
             }
             let now = TimeSpec::now();
@@ -1446,7 +1480,7 @@ impl<S: BlockStore> Volume<S> {
         if len == 0 {
             return Err(FsError::Invalid);
         }
-        self.settle_writes(i, &mut d);
+        self.settle_writes(i, &mut d)?;
         let bs = BLOCK_SIZE as u64;
         let now = TimeSpec::now();
         if mode & (FALLOC_PUNCH_HOLE | FALLOC_ZERO_RANGE) != 0 {

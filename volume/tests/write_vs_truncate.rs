@@ -242,3 +242,74 @@ fn a_read_while_a_write_fills_a_hole_sees_zeros_or_the_data_never_old_bytes() {
     drop(v);
     assert_clean(&s);
 }
+
+/// File data starting with this byte fails to reach the store (EIO).
+const FAILING: u8 = 0xEE;
+
+/// A store on which writes of `FAILING` data fail: a disk error under one write.
+struct FailingStore(Arc<MemStore>);
+
+impl BlockStore for FailingStore {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.0.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        if buf.first() == Some(&FAILING) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        self.0.write_at(buf, offset)
+    }
+    fn flush(&self) -> io::Result<()> {
+        self.0.flush()
+    }
+    fn len(&self) -> u64 {
+        self.0.len()
+    }
+}
+
+/// A volume whose every free block holds a deleted file's bytes (`S`), and a sparse file.
+fn volume_of_deleted_secrets(mem: &Arc<MemStore>) -> (Volume<Arc<FailingStore>>, u64) {
+    let mut v = Volume::open(Arc::new(FailingStore(mem.clone()))).unwrap();
+    let secret = v.create(ROOT, b"secret", 0o600, 0, 0).unwrap().ino;
+    let chunk = vec![b'S'; 64 * 1024];
+    let mut off = 0;
+    while let Ok(n) = v.write(secret, off, &chunk) {
+        off += n as u64;
+    }
+    v.unlink(ROOT, b"secret").unwrap();
+    v.commit().unwrap();
+    let f = v.create(ROOT, b"sparse", 0o644, 0, 0).unwrap().ino;
+    truncate(&mut v, f, 1 << 20);
+    (v, f)
+}
+
+#[test]
+fn a_write_whose_data_fails_leaves_its_hole_a_hole() {
+    let mem = fresh_with_inodes(8 * MIB, 256);
+    let (mut v, f) = volume_of_deleted_secrets(&mem);
+    let r = v.write(f, 4096, &[FAILING; 8192]);
+    assert!(r.is_err(), "{r:?}");
+    let read = v.read(f, 0, 16384).unwrap();
+    let leaked = read.iter().filter(|&&b| b == b'S').count();
+    assert_eq!(
+        leaked, 0,
+        "after a failed write a read saw {leaked} bytes of a deleted file"
+    );
+    assert_eq!(read, vec![0u8; 16384]);
+    // The same when a truncate settles the failed write before it ends.
+    let mut plan = v.plan_write(f, 4096, 8192).unwrap();
+    let store = v.shared_store();
+    let written = plan.execute(&*store, &[FAILING; 8192]);
+    assert!(written.is_err());
+    truncate(&mut v, f, 2 << 20);
+    assert!(v.finish_write(plan, written).is_err());
+    let read = v.read(f, 0, 16384).unwrap();
+    assert_eq!(
+        read,
+        vec![0u8; 16384],
+        "a settled failed write left old bytes"
+    );
+    v.commit().unwrap();
+    drop(v);
+    assert_clean(&mem);
+}
