@@ -103,10 +103,11 @@ pub trait Backend: Send + Sync + 'static {
         0
     }
 
-    /// Counts the server's restarts under this mount: writes acknowledged but not yet
-    /// fsynced before one may be gone.
-    fn write_epoch(&self) -> u64 {
-        0
+    /// True (once) if a server restart lost changes made through this mount to `ino` (with
+    /// `names`, or to the volume's names) that nothing could bring back: the next fsync (or
+    /// close) says EIO.
+    fn take_lost(&self, _ino: u64, _names: bool) -> bool {
+        false
     }
 
     /// A close by `owner`: its locks on `ino` go.

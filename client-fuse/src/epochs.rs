@@ -1,7 +1,6 @@
 //! Per-file marks of the session epoch (`Backend::lock_epoch`) in which something happened
-//! that only the server's memory of this mount's session vouches for: a lock granted, a write
-//! not yet fsynced. If the epoch moved on (the server forgot the session), the mark says the
-//! file's locks or unsynced writes may be gone.
+//! that only the server's memory of this mount's session vouches for: a lock granted. If the
+//! epoch moved on (the server forgot the session), the mark says the file's locks are gone.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -22,16 +21,6 @@ impl EpochMarks {
     /// True if `ino` was marked in an epoch other than `now`.
     pub fn stale(&self, ino: u64, now: u64) -> bool {
         self.map().get(&ino).is_some_and(|e| *e != now)
-    }
-
-    /// Like `stale`, and forget the mark if it was stale or `clear` asks to.
-    pub fn take_stale(&self, ino: u64, now: u64, clear: bool) -> bool {
-        let mut m = self.map();
-        let stale = m.get(&ino).is_some_and(|e| *e != now);
-        if stale || clear {
-            m.remove(&ino);
-        }
-        stale
     }
 
     /// True if `ino` carries a mark (of any epoch).
@@ -56,10 +45,10 @@ mod tests {
         assert!(!m.stale(5, 0));
         assert!(m.stale(5, 1));
         assert!(!m.stale(6, 1));
-        assert!(m.take_stale(5, 1, false));
+        m.clear(5);
         assert!(!m.stale(5, 1));
         m.mark(5, 1);
-        assert!(!m.take_stale(5, 1, true));
-        assert!(!m.stale(5, 2));
+        assert!(!m.stale(5, 1));
+        assert!(m.stale(5, 2));
     }
 }

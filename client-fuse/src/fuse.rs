@@ -22,9 +22,6 @@ use crate::signals::{gone, signal_pending};
 /// Largest write the kernel sends in one request.
 pub const MAX_WRITE: u32 = 1 << 20;
 
-/// The key under which `unsynced` marks this mount's name changes not yet fsynced.
-const VOLUME_MARK: u64 = u64::MAX;
-
 pub struct RwxFuse {
     backend: Arc<dyn Backend>,
     /// Files this mount has sent lock requests for: only their closes need to tell the
@@ -34,10 +31,6 @@ pub struct RwxFuse {
     /// in: if the epoch moved on, the server dropped those locks (lease over) and I/O on the
     /// file fails with EIO rather than go on unprotected.
     lock_epochs: Arc<EpochMarks>,
-    /// Files written since their last fsync, with the epoch of the first such write: if the
-    /// server forgot the session since (it restarted), those writes may be gone, and fsync
-    /// and close say so (EIO) instead of vouching for data the server no longer has.
-    unsynced: EpochMarks,
     /// Tells the kernel to drop what it caches of an inode (set once the session exists).
     notifier: Arc<std::sync::OnceLock<fuser::Notifier>>,
     /// How long the kernel may trust attributes and entries without asking again.
@@ -56,7 +49,6 @@ impl RwxFuse {
             backend,
             locked: Default::default(),
             lock_epochs: Default::default(),
-            unsynced: Default::default(),
             notifier,
             ttl,
             read_only,
@@ -176,32 +168,15 @@ impl RwxFuse {
             .insert(ino);
     }
 
-    /// After an fsync or a close: EIO if writes since the last fsync went to a server session
-    /// that is gone. Either way the slate is clean after an fsync.
-    fn writes_survived(&self, ino: u64, durable: bool) -> Result<(), FsError> {
-        let now = self.backend.write_epoch();
-        // An fsync commits the whole volume, so it also vouches for this mount's names
-        // created, renamed and removed since the last one: not if the server restarted since.
-        if durable && self.unsynced.take_stale(VOLUME_MARK, now, true) {
-            tracing::warn!("name changes may be lost: the server restarted before an fsync");
-            return Err(eio());
-        }
-        if self.unsynced.take_stale(ino, now, durable) {
-            tracing::warn!("writes to {ino} may be lost: the server restarted before an fsync");
+    /// After an fsync or a close: EIO if a server restart lost changes to `ino` that could
+    /// not be sent again (the backend notes them as it sends them). An fsync commits the
+    /// whole volume, so it also answers for this mount's lost name changes.
+    fn writes_survived(&self, ino: u64, fsync: bool) -> Result<(), FsError> {
+        if self.backend.take_lost(ino, fsync) {
+            tracing::warn!("changes to {ino} (or to names) were lost in a server restart");
             return Err(eio());
         }
         Ok(())
-    }
-
-    /// Run a call that changes names in the volume; mark the mount's unsynced name changes
-    /// with the epoch it started in.
-    fn names_changed<T>(&self, call: impl FnOnce() -> Result<T, FsError>) -> Result<T, FsError> {
-        let epoch = self.backend.write_epoch();
-        let r = call();
-        if r.is_ok() {
-            self.unsynced.mark(VOLUME_MARK, epoch);
-        }
-        r
     }
 
     /// EIO if the locks taken on `ino` were lost with an expired session.
@@ -343,10 +318,10 @@ impl Filesystem for RwxFuse {
         reply: ReplyEntry,
     ) {
         let r = self.writable().and_then(|_| {
-            self.names_changed(|| {
+            {
                 self.backend
                     .mknod(parent.0, name.as_bytes(), mode, rdev, req.uid(), req.gid())
-            })
+            }
         });
         self.entry(r, reply)
     }
@@ -361,19 +336,18 @@ impl Filesystem for RwxFuse {
         reply: ReplyEntry,
     ) {
         let r = self.writable().and_then(|_| {
-            self.names_changed(|| {
+            {
                 self.backend
                     .mkdir(parent.0, name.as_bytes(), mode, req.uid(), req.gid())
-            })
+            }
         });
         self.entry(r, reply)
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         Self::empty(
-            self.writable().and_then(|_| {
-                self.names_changed(|| self.backend.unlink(parent.0, name.as_bytes()))
-            }),
+            self.writable()
+                .and_then(|_| self.backend.unlink(parent.0, name.as_bytes())),
             reply,
         )
     }
@@ -381,7 +355,7 @@ impl Filesystem for RwxFuse {
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         Self::empty(
             self.writable()
-                .and_then(|_| self.names_changed(|| self.backend.rmdir(parent.0, name.as_bytes()))),
+                .and_then(|_| self.backend.rmdir(parent.0, name.as_bytes())),
             reply,
         )
     }
@@ -395,7 +369,7 @@ impl Filesystem for RwxFuse {
         reply: ReplyEntry,
     ) {
         let r = self.writable().and_then(|_| {
-            self.names_changed(|| {
+            {
                 self.backend.symlink(
                     parent.0,
                     link_name.as_bytes(),
@@ -403,7 +377,7 @@ impl Filesystem for RwxFuse {
                     req.uid(),
                     req.gid(),
                 )
-            })
+            }
         });
         self.entry(r, reply)
     }
@@ -426,7 +400,7 @@ impl Filesystem for RwxFuse {
             exchange: flags.contains(fuser::RenameFlags::RENAME_EXCHANGE),
         };
         let r = self.writable().and_then(|_| {
-            self.names_changed(|| {
+            {
                 self.backend.rename(
                     parent.0,
                     name.as_bytes(),
@@ -434,7 +408,7 @@ impl Filesystem for RwxFuse {
                     newname.as_bytes(),
                     f,
                 )
-            })
+            }
         });
         Self::empty(r, reply)
     }
@@ -447,9 +421,9 @@ impl Filesystem for RwxFuse {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        let r = self.writable().and_then(|_| {
-            self.names_changed(|| self.backend.link(ino.0, newparent.0, newname.as_bytes()))
-        });
+        let r = self
+            .writable()
+            .and_then(|_| self.backend.link(ino.0, newparent.0, newname.as_bytes()));
         self.entry(r, reply)
     }
 
@@ -501,9 +475,6 @@ impl Filesystem for RwxFuse {
             kill_priv: write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID),
             under_lock: self.lock_epochs.marked(ino.0),
         };
-        // The epoch before the call: if the server restarts while it is under way, the
-        // write counts as one the old server may have lost.
-        let epoch = self.backend.write_epoch();
         match self
             .writable()
             .and_then(|_| self.locks_intact(ino.0))
@@ -514,10 +485,7 @@ impl Filesystem for RwxFuse {
                     self.backend.write(ino.0, offset, data, how)
                 }
             }) {
-            Ok(n) => {
-                self.unsynced.mark(ino.0, epoch);
-                reply.written(n)
-            }
+            Ok(n) => reply.written(n),
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -725,10 +693,10 @@ impl Filesystem for RwxFuse {
         reply: ReplyCreate,
     ) {
         let r = self.writable().and_then(|_| {
-            match self.names_changed(|| {
+            match {
                 self.backend
                     .create(parent.0, name.as_bytes(), mode, req.uid(), req.gid())
-            }) {
+            } {
                 // Another client created the name since the kernel looked it up: without
                 // O_EXCL, open(O_CREAT) opens the existing file (truncating it for O_TRUNC,
                 // which the kernel leaves to us once it asked to create).
@@ -803,11 +771,9 @@ impl Filesystem for RwxFuse {
                     kill_priv: req.uid() != 0,
                     under_lock: self.lock_epochs.marked(ino_out.0),
                 };
-                let epoch = self.backend.write_epoch();
                 let n = self
                     .backend
                     .write(ino_out.0, offset_out + done, &data, how)?;
-                self.unsynced.mark(ino_out.0, epoch);
                 done += n as u64;
                 if (n as usize) < data.len() {
                     break;

@@ -4,6 +4,7 @@
 pub mod backend;
 mod epochs;
 pub mod fuse;
+mod kept;
 pub mod link;
 pub mod mount;
 pub mod raw;

@@ -10,6 +10,13 @@
 //! pending calls go out, and its locks are lost. If the server restarted and kept the session
 //! (its state log), the mount reclaims the locks it holds within the server's grace period.
 //! Either way, lock waits the server forgot are sent again.
+//!
+//! Calls that changed the volume are kept (`kept`) until the server says they are durable.
+//! After a restart that kept the session, they go out first, in order, before the locks are
+//! reclaimed and before anything else: the server runs again only those the crash lost, and
+//! holds every other session's calls until each restored session has done so. At most
+//! `KEPT_BYTES` are kept: past it, new calls that change the volume wait for a commit (and
+//! ask for one).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -22,6 +29,7 @@ use std::time::Duration;
 use protocol::codec::{decode_body, encode_frame, encode_frame_head, read_frame};
 use protocol::{ClientMsg, Push, Request, Response, ServerMsg, PROTOCOL_VERSION};
 
+use crate::kept::Kept;
 use crate::transport::Stream;
 
 /// A reply: the response or an errno, and the bulk bytes that came with it.
@@ -38,6 +46,10 @@ pub enum LinkError {
 
 /// Acknowledge replies to the server after this many calls (and with every heartbeat).
 const ACK_EVERY: u64 = 512;
+/// Most bytes of calls kept until the server makes them durable (the write-behind budget).
+pub const KEPT_BYTES: usize = 32 << 20;
+/// Calls sent again to a restarted server before their replies are read.
+const REPLAY_WINDOW: usize = 32;
 /// Longest wait between reconnect attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -134,6 +146,10 @@ struct Inner {
     restarts: AtomicU64,
     /// Where invalidation pushes go.
     invalidations: Mutex<Option<Sender<crate::backend::Invalidate>>>,
+    /// Calls that changed the volume, until the server says they are durable.
+    kept: Mutex<Kept>,
+    /// Signalled when kept calls are forgotten (room for more).
+    kept_cv: Condvar,
 }
 
 pub struct Link {
@@ -346,6 +362,8 @@ impl Link {
             boot: AtomicU64::new(boot),
             restarts: AtomicU64::new(0),
             invalidations: Mutex::new(None),
+            kept: Mutex::new(Kept::default()),
+            kept_cv: Condvar::new(),
         });
         spawn_reader(&inner, reader, 1)?;
         let weak = Arc::downgrade(&inner);
@@ -380,9 +398,47 @@ impl Link {
         self.inner.sessions_lost.load(Ordering::Relaxed)
     }
 
-    /// Times the server restarted under this mount (writes not yet fsynced may be gone).
+    /// Times the server restarted under this mount.
     pub fn restarts(&self) -> u64 {
         self.inner.restarts.load(Ordering::SeqCst)
+    }
+
+    /// True (once) if a server restart lost changes this mount made to `ino` (with `names`,
+    /// or to the volume's names) and nothing could bring them back.
+    pub fn take_lost(&self, ino: u64, names: bool) -> bool {
+        relock(&self.inner.kept).take_lost(ino, names)
+    }
+
+    /// Calls kept for a replay, and their bytes.
+    pub fn kept(&self) -> (usize, usize) {
+        let k = relock(&self.inner.kept);
+        (k.len(), k.bytes())
+    }
+
+    /// Before a call that changes the volume: wait while the kept calls fill the budget,
+    /// asking the server for a commit (which makes them durable).
+    fn room_for(&self, req: &Request, len: usize) {
+        if !req.mutates() {
+            return;
+        }
+        let inner = &self.inner;
+        let mut k = relock(&inner.kept);
+        while k.bytes() > 0 && k.bytes() + len > KEPT_BYTES && !inner.closed.load(Ordering::Relaxed)
+        {
+            drop(k);
+            let commit = Request::Fsync {
+                ino: volume::layout::ROOT_INO,
+            };
+            let _ = self.call_async(commit, &[], Box::new(|_| {}), false);
+            k = relock(&inner.kept);
+            if k.bytes() > 0 && k.bytes() + len > KEPT_BYTES {
+                k = inner
+                    .kept_cv
+                    .wait_timeout(k, Duration::from_secs(1))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        }
     }
 
     /// The server granted (or, `typ` F_UNLCK, released) a lock: remember it for reclaiming.
@@ -410,6 +466,7 @@ impl Link {
 
     /// Send one call and wait for its reply, across reconnects.
     pub fn call(&self, req: Request, bulk: &[u8]) -> Result<Reply, LinkError> {
+        self.room_for(&req, bulk.len());
         let (tx, rx) = channel();
         let id = self.inner.allocate(Sink::Chan(tx), false);
         self.call_as(id, rx, req, bulk)
@@ -491,6 +548,7 @@ impl Link {
         done: Box<dyn FnOnce(Reply) + Send>,
         bound: bool,
     ) -> Result<(), LinkError> {
+        self.room_for(&req, bulk.len());
         let id = self.inner.allocate(Sink::Callback(done), bound);
         self.send_call(id, req, bulk)
     }
@@ -505,6 +563,7 @@ impl Link {
             }
             return Err(LinkError::Closed);
         }
+        let keep = req.mutates().then(|| req.clone());
         let frame = encode_frame_head(&ClientMsg::Call { id, req }, bulk.len()).map(|mut f| {
             f.extend_from_slice(bulk);
             Arc::new(f)
@@ -520,6 +579,9 @@ impl Link {
             match relock(&inner.pending).get_mut(&id) {
                 Some(p) => p.frame = Some(frame.clone()),
                 None => return Err(LinkError::Closed),
+            }
+            if let Some(req) = &keep {
+                relock(&inner.kept).keep(id, req, &frame);
             }
             if let Some(s) = w.stream.as_mut() {
                 if s.write_all(&frame).is_err() {
@@ -598,12 +660,23 @@ impl Inner {
 
     /// The lowest call id still waiting for its reply (or the next id if none). Ids are
     /// allocated under the same lock, so every id below this one has its reply.
+    /// Calls kept for a replay count as unacknowledged: the server keeps their replies, so
+    /// that a replay of one it made durable is answered, not run again.
     fn acked_below(&self) -> u64 {
         let p = relock(&self.pending);
-        p.keys()
+        let below = p
+            .keys()
             .next()
             .copied()
-            .unwrap_or_else(|| self.next_id.load(Ordering::Relaxed))
+            .unwrap_or_else(|| self.next_id.load(Ordering::Relaxed));
+        relock(&self.kept).first().map_or(below, |k| k.min(below))
+    }
+
+    /// The server says every call below `below` that reached it is durable.
+    fn durable(&self, below: u64) {
+        if relock(&self.kept).durable(below) {
+            self.kept_cv.notify_all();
+        }
     }
 
     /// A message that expects no reply, if connected.
@@ -646,6 +719,7 @@ fn reader_loop(stream: Stream, inner: std::sync::Weak<Inner>, epoch: u64) {
         let Some(inner) = inner.upgrade() else { return };
         match msg {
             ServerMsg::Reply { id, result } => {
+                relock(&inner.kept).answered(id, &result);
                 let p = relock(&inner.pending).remove(&id);
                 if let Some(p) = p {
                     // Read data is handed over in the frame's own buffer, not copied out.
@@ -664,6 +738,7 @@ fn reader_loop(stream: Stream, inner: std::sync::Weak<Inner>, epoch: u64) {
             ServerMsg::Push(Push::InvalEntry { parent, name }) => {
                 inner.invalidate(crate::backend::Invalidate::Entry { parent, name })
             }
+            ServerMsg::Push(Push::Durable { below }) => inner.durable(below),
             ServerMsg::Push(p) => tracing::debug!("push: {p:?}"),
             other => tracing::warn!("unexpected message: {other:?}"),
         }
@@ -738,12 +813,20 @@ fn reestablish(inner: &Arc<Inner>) -> Result<(), String> {
             "the server no longer knew session {old} (lease over, or restarted without it): \
              new session {session}; reopening files; locks held before are lost"
         );
-        reopen(inner, &mut stream)?;
+        reopen(inner, &mut stream, None)?;
         *relock(&inner.held) = locks::LockTable::default();
         inner.sessions_lost.fetch_add(1, Ordering::Relaxed);
+        // Without the session, nothing can be sent again exactly once.
+        relock(&inner.kept).forget_answered(restarted);
+        inner.kept_cv.notify_all();
     } else if restarted {
-        // The restarted server kept the session but not its open files.
-        reopen(inner, &mut stream)?;
+        // The open files the restart forgot (before any replayed unlink could free one),
+        // what the crash lost, the files only a replay brought back, then the locks.
+        let missing = reopen(inner, &mut stream, None)?;
+        replay(inner, &mut stream)?;
+        if !missing.is_empty() {
+            reopen(inner, &mut stream, Some(&missing))?;
+        }
         reclaim(inner, &mut stream)?;
     }
     if inner.sessions_lost.load(Ordering::Relaxed) != lost_before {
@@ -808,12 +891,71 @@ fn call_on(
     loop {
         let body = read_frame(stream).map_err(|e| e.to_string())?;
         let (msg, _) = decode_body::<ServerMsg>(&body).map_err(|e| e.to_string())?;
-        if let ServerMsg::Reply { id: got, result } = msg {
-            if got == id {
-                return Ok(result);
+        match msg {
+            ServerMsg::Reply { id: got, result } if got == id => return Ok(result),
+            ServerMsg::Push(Push::Durable { below }) => inner.durable(below),
+            _ => {}
+        }
+    }
+}
+
+/// After a restart that kept the session: send every kept call again, in order, a window
+/// at a time, before anything else goes out. The server answers those it had made durable
+/// from its session log and runs the others again. A caller still waiting gets its reply; a
+/// call that succeeded before and fails now is lost (its next fsync or close says so). A
+/// commit then makes the replays durable.
+fn replay(inner: &Arc<Inner>, stream: &mut Stream) -> Result<(), String> {
+    if relock(&inner.kept).is_empty() {
+        return Ok(());
+    }
+    let calls = relock(&inner.kept).frames();
+    // The grace period may hold our calls while others replay; wait as long as it lasts.
+    stream.set_read_timeout(Some(Duration::from_secs(120)));
+    let mut failed = 0usize;
+    for window in calls.chunks(REPLAY_WINDOW) {
+        let mut waiting: std::collections::HashSet<u64> =
+            window.iter().map(|(id, _)| *id).collect();
+        for (_, f) in window {
+            stream.write_all(f).map_err(|e| e.to_string())?;
+        }
+        while !waiting.is_empty() {
+            let body = read_frame(stream).map_err(|e| e.to_string())?;
+            let (msg, bulk) = decode_body::<ServerMsg>(&body).map_err(|e| e.to_string())?;
+            match msg {
+                ServerMsg::Reply { id, result } if waiting.remove(&id) => {
+                    let pending = relock(&inner.pending).remove(&id);
+                    let mut k = relock(&inner.kept);
+                    if let (Err(errno), None) = (&result, &pending) {
+                        tracing::warn!("call {id} could not be made again: errno {errno}");
+                        k.failed(id);
+                        failed += 1;
+                    } else {
+                        k.answered(id, &result);
+                    }
+                    drop(k);
+                    if let Some(p) = pending {
+                        p.tx.deliver((result, bulk.to_vec()));
+                    }
+                }
+                ServerMsg::Push(Push::Durable { below }) => inner.durable(below),
+                _ => {}
             }
         }
     }
+    let commit = call_on(
+        inner,
+        stream,
+        Request::Fsync {
+            ino: volume::layout::ROOT_INO,
+        },
+    );
+    stream.set_read_timeout(None);
+    commit?.map_err(|e| format!("commit after the replay: errno {e}"))?;
+    tracing::info!(
+        "server restarted: {} calls sent again, {failed} lost",
+        calls.len()
+    );
+    Ok(())
 }
 
 /// After a server restart that kept the session: take again every lock this mount holds.
@@ -898,20 +1040,35 @@ fn requeue_waits(inner: &Arc<Inner>) -> Vec<Arc<Vec<u8>>> {
 
 /// Open again, on a new session, every file this mount holds open, one call at a time on the
 /// new connection before anything else goes out on it.
-fn reopen(inner: &Arc<Inner>, stream: &mut Stream) -> Result<(), String> {
-    let opens: Vec<(u64, u32)> = relock(&inner.opens).iter().map(|(i, n)| (*i, *n)).collect();
+/// `only`: just these files (ones a replay brought back). Returns the files not found.
+fn reopen(
+    inner: &Arc<Inner>,
+    stream: &mut Stream,
+    only: Option<&[u64]>,
+) -> Result<Vec<u64>, String> {
+    let opens: Vec<(u64, u32)> = relock(&inner.opens)
+        .iter()
+        .filter(|(i, _)| only.is_none_or(|o| o.contains(i)))
+        .map(|(i, n)| (*i, *n))
+        .collect();
     stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut missing = Vec::new();
     for (ino, n) in opens {
         for _ in 0..n {
             let req = Request::Open {
                 ino,
                 flags: libc::O_RDONLY,
             };
-            if let Err(errno) = call_on(inner, stream, req)? {
-                tracing::warn!("file {ino} could not be opened again: errno {errno}");
+            match call_on(inner, stream, req)? {
+                Err(libc::ESTALE) if only.is_none() => {
+                    missing.push(ino);
+                    break;
+                }
+                Err(errno) => tracing::warn!("file {ino} could not be opened again: errno {errno}"),
+                Ok(_) => {}
             }
         }
     }
     stream.set_read_timeout(None);
-    Ok(())
+    Ok(missing)
 }

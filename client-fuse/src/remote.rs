@@ -22,8 +22,9 @@ pub struct RemoteBackend {
 const CAPS: &[u8] = b"security.capability";
 const CAPS_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Most bytes of written data one mount has on their way to the server at once.
-const WRITE_BEHIND_BYTES: usize = 32 << 20;
+/// Most bytes of written data one mount has on their way to the server at once: the same
+/// budget as for calls kept until durable.
+const WRITE_BEHIND_BYTES: usize = crate::link::KEPT_BYTES;
 
 fn io_err() -> FsError {
     FsError::Io(std::io::Error::from_raw_os_error(libc::EIO))
@@ -375,8 +376,8 @@ impl Backend for RemoteBackend {
         self.link.sessions_lost()
     }
 
-    fn write_epoch(&self) -> u64 {
-        self.link.restarts()
+    fn take_lost(&self, ino: u64, names: bool) -> bool {
+        self.link.take_lost(ino, names)
     }
 
     fn on_invalidate(&self, sink: std::sync::mpsc::Sender<crate::backend::Invalidate>) {

@@ -120,6 +120,10 @@ pub enum Push {
     Shutdown,
     /// The lock request queued as wait `wait` (its call id) is granted.
     LockGranted { wait: u64 },
+    /// Every call of this session that changes the volume, with an id below `below`, that
+    /// reached the server is durable: the client need not keep it for sending again after
+    /// a crash. Sent after commits and on every (re)connection; each one supersedes the last.
+    Durable { below: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -291,8 +295,16 @@ pub enum Request {
         typ: i32,
         pid: u32,
     },
-    /// After a server restart: this session has reclaimed every lock it held.
+    /// After a server restart: this session has reclaimed every lock it held (and sent
+    /// again every call the server had not made durable).
     ReclaimDone,
+    /// A create (`Create`, `Mkdir`, `Mknod` or `Symlink`) sent again to a restarted server
+    /// that lost it: made at the inode number `ino` (generation included) its first run
+    /// gave it, so handles to it stay valid. A replayed `Create` does not open the file.
+    CreateAgain {
+        ino: u64,
+        req: Box<Request>,
+    },
 }
 
 impl Request {

@@ -124,6 +124,10 @@ pub(crate) async fn handle(
             let _ = tx.send(frame).await;
         }
     }
+    // Which of its calls are durable, in case the last notice was lost with a connection.
+    if let Some(frame) = crate::durability::notice(&session) {
+        let _ = tx.send(frame).await;
+    }
     drop(tx);
     let limit = Arc::new(Semaphore::new(shared.cfg.max_in_flight));
     let end = loop {
@@ -168,6 +172,9 @@ pub(crate) async fn handle(
             ClientMsg::Call { id, req } => (id, req),
         };
         shared.cfg.export.squash(&mut req);
+        if let Request::CreateAgain { req: first, .. } = &mut req {
+            shared.cfg.export.squash(first);
+        }
         let remembered = req.remembered();
         if remembered {
             let seen = session
@@ -176,6 +183,7 @@ pub(crate) async fn handle(
                 .unwrap_or_else(|e| e.into_inner())
                 .begin(id);
             match seen {
+                Seen::New if req.mutates() => session.unsafe_calls().begin(id),
                 Seen::New => {}
                 Seen::Running => continue,
                 Seen::Stale => {
@@ -193,6 +201,7 @@ pub(crate) async fn handle(
                     continue;
                 }
                 Seen::Done(frame) => {
+                    session.unsafe_calls().seen(id);
                     tracing::debug!(
                         session = session.id,
                         id,
@@ -205,7 +214,9 @@ pub(crate) async fn handle(
                 }
             }
         }
-        if runs_inline(&req) {
+        // After a restart, calls wait until the restored sessions have sent theirs again.
+        let held = shared.grace.holds(session.id) && !is_reclaim(&req);
+        if runs_inline(&req) && !held {
             // Quick in-memory work: done here, sparing two thread hand-offs per call.
             let frame = answer(&shared, &session, id, req, &bulk);
             if let Some(tx) = finish(&session, id, remembered, &frame) {
@@ -221,6 +232,9 @@ pub(crate) async fn handle(
         // One blocking task per call: the engine is synchronous, and its reply goes straight
         // to the session's writer from there.
         tokio::task::spawn_blocking(move || {
+            if held {
+                shared.grace.wait_out();
+            }
             let frame = answer(&shared, &session, id, req, &bulk);
             if let Some(tx) = finish(&session, id, remembered, &frame) {
                 let _ = tx.blocking_send(frame);
@@ -296,6 +310,10 @@ fn runs_inline(req: &Request) -> bool {
     )
 }
 
+fn is_reclaim(req: &Request) -> bool {
+    matches!(req, Request::ReclaimLock { .. } | Request::ReclaimDone)
+}
+
 /// End a detached session `wait` after its client was last heard (or now), unless its client
 /// came back. At shutdown it ends at once, but stays in the state log.
 pub(crate) async fn expire_after(
@@ -351,6 +369,7 @@ async fn end_session(shared: &Arc<Shared>, session: &Arc<Session>, for_good: boo
 
 /// Run one call against the engine and encode its reply frame.
 fn answer(shared: &Shared, session: &Session, id: u64, req: Request, bulk: &[u8]) -> Vec<u8> {
+    let mutates = req.mutates();
     let (r, out) = if session.info.read_only && req.mutates() {
         (Err(FsError::ReadOnly), Vec::new())
     } else if let Some(r) = crate::lock_calls::execute(shared, session.id, id, &req) {
@@ -361,13 +380,19 @@ fn answer(shared: &Shared, session: &Session, id: u64, req: Request, bulk: &[u8]
             Request::Release { ino } => Some(ino),
             _ => None,
         };
-        let targets = crate::coherence::targets_before(shared, &req);
+        // A create made again changes what the create did.
+        let shown = match &req {
+            Request::CreateAgain { req, .. } => req.as_ref(),
+            req => req,
+        };
+        let targets = crate::coherence::targets_before(shared, shown);
         let changes = req
             .mutates()
-            .then(|| crate::coherence::changes(&req, targets));
+            .then(|| crate::coherence::changes(shown, targets));
         // Replies that changed the volume go to the state log, under the engine's lock and
         // tagged with the transaction their changes are in (see `state_log`).
         let record = |seq: u64, resp: &Response, out: &[u8]| {
+            session.unsafe_calls().ran(id, seq);
             if let Some(log) = &shared.state {
                 let reply = ServerMsg::Reply {
                     id,
@@ -393,6 +418,9 @@ fn answer(shared: &Shared, session: &Session, id: u64, req: Request, bulk: &[u8]
         }
         (r, out)
     };
+    if mutates {
+        session.unsafe_calls().end(id);
+    }
     let result = r.map_err(|e| {
         if matches!(e, FsError::Corrupt(_) | FsError::Io(_)) {
             tracing::error!("request {id} failed: {e}");

@@ -1,7 +1,7 @@
 //! One request against the engine. The only place requests meet the `Volume` API.
 
 use protocol::{Request, Response};
-use volume::{BlockStore, FsError, RenameFlags, SharedVolume, Volume};
+use volume::{Attr, BlockStore, FsError, RenameFlags, SharedVolume, Volume};
 
 /// Run `req` (with its bulk bytes) and return the response and any bulk bytes to send back.
 /// fsync commits and reads read without holding the engine for their disk I/O; everything
@@ -149,6 +149,9 @@ fn execute_locked<S: BlockStore>(
             .create(parent, &name, mode, uid, gid)
             .and_then(|a| v.open_file(a.ino))
             .map(Response::Attr),
+        Request::CreateAgain { ino, req } => v
+            .create_again(ino, |v| create_again(v, *req))
+            .map(Response::Attr),
         Request::Open { ino, .. } => v.open_file(ino).map(Response::Attr),
         Request::Release { ino } => v.release_file(ino).map(|_| Response::Empty),
         // See `execute`: these do their disk I/O outside the engine's lock.
@@ -202,4 +205,41 @@ fn execute_locked<S: BlockStore>(
         | Request::ReleaseLocks { .. } => Err(FsError::NotSupported),
     };
     (r, out)
+}
+
+/// The create `req` run again at the inode number its first run gave (the engine holds it
+/// there); a replayed `Create` leaves the file unopened: its client opens what it holds.
+fn create_again<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Result<Attr, FsError> {
+    match req {
+        Request::Create {
+            parent,
+            name,
+            mode,
+            uid,
+            gid,
+        } => v.create(parent, &name, mode, uid, gid),
+        Request::Mknod {
+            parent,
+            name,
+            mode,
+            rdev,
+            uid,
+            gid,
+        } => v.mknod(parent, &name, mode, uid, gid, rdev),
+        Request::Mkdir {
+            parent,
+            name,
+            mode,
+            uid,
+            gid,
+        } => v.mkdir(parent, &name, mode, uid, gid),
+        Request::Symlink {
+            parent,
+            name,
+            target,
+            uid,
+            gid,
+        } => v.symlink(parent, &name, &target, uid, gid),
+        _ => Err(FsError::Invalid),
+    }
 }

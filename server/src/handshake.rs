@@ -253,6 +253,9 @@ pub(crate) async fn admit(
                     let secret = auth::SessionSecret::generate()?;
                     if let Some(log) = &shared.state {
                         log.started(id, &node_id, mount_id, read_only, secret.as_bytes());
+                        // Durable now: a crash before the next commit must not lose the
+                        // session, or its client could not send again what the crash lost.
+                        let _ = log.sync();
                     }
                     let s = Session::new(
                         id,

@@ -6,6 +6,7 @@
 mod coherence;
 mod connection;
 pub mod dispatch;
+pub mod durability;
 pub mod export;
 mod handshake;
 pub mod listener;

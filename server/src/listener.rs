@@ -69,10 +69,14 @@ pub(crate) struct Shared {
     /// This start of the server, as clients see it in `Welcome`.
     pub boot: u64,
     pub grace: Grace,
+    /// The newest durable transaction, for telling clients which calls are durable.
+    pub commits: Arc<crate::durability::Commits>,
 }
 
-/// The lock grace period after a restart: until it ends, only locks held before the restart
-/// are granted (reclaimed), so no one else takes a lock its holder is about to reclaim.
+/// The grace period after a restart: until it ends, only locks held before the restart are
+/// granted (reclaimed), so no one else takes a lock its holder is about to reclaim; and
+/// restored sessions send again the calls the crash lost before anyone else's call runs, so
+/// no one takes the inode numbers and names those calls had, nor sees them missing.
 pub(crate) struct Grace {
     until: Instant,
     /// Restored sessions that have not yet said they are done reclaiming.
@@ -95,6 +99,15 @@ impl Grace {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .is_empty()
+    }
+
+    /// True if a call of session `id` must wait for the grace period to end: it is not one
+    /// of the restored sessions still sending again what the crash lost.
+    pub fn holds(&self, id: u64) -> bool {
+        Instant::now() < self.until && {
+            let w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            !w.is_empty() && !w.contains(&id)
+        }
     }
 
     /// Session `id` is done reclaiming (or gone).
@@ -143,6 +156,9 @@ pub async fn serve(
         }
         None => (None, Default::default()),
     };
+    let commits = Arc::new(crate::durability::Commits::default());
+    let told = commits.clone();
+    vol.set_commit_hook(Arc::new(move |upto| told.committed(upto)));
     let sessions = DashMap::new();
     let mut next = first_session_id();
     for (id, s) in restored {
@@ -179,6 +195,7 @@ pub async fn serve(
         sessions_changed: tokio::sync::Notify::new(),
         state,
         boot: u64::from_le_bytes(boot),
+        commits,
     });
     let tracker = shared.tracker.clone();
     // Restored sessions whose clients do not come back end like any detached session.
@@ -192,6 +209,10 @@ pub async fn serve(
         let wait = sh.cfg.lease.max(sh.cfg.grace);
         tracker.spawn(async move { crate::connection::expire_after(sh, s, 0, wait, sd).await });
     }
+    tracker.spawn(crate::durability::tell_clients(
+        shared.clone(),
+        shutdown.clone(),
+    ));
     {
         let shared = shared.clone();
         let shutdown = shutdown.clone();

@@ -50,6 +50,8 @@ pub struct Session {
     /// sent while the connection was failing may never have arrived (the client ignores
     /// grants of waits it no longer has).
     granted: Mutex<VecDeque<u64>>,
+    /// Its calls whose changes may not be durable yet (`durability`).
+    unsafe_calls: Mutex<crate::durability::Unsafe>,
 }
 
 /// Grants remembered per session for pushing again on resume.
@@ -73,6 +75,7 @@ impl Session {
             replies: Mutex::new(ReplyCache::default()),
             cache: Mutex::new(HashSet::new()),
             granted: Mutex::new(VecDeque::new()),
+            unsafe_calls: Mutex::default(),
         })
     }
 
@@ -85,6 +88,10 @@ impl Session {
         let s = Session::new(id, info);
         *relock(&s.replies) = ReplyCache::restored(replies);
         s
+    }
+
+    pub fn unsafe_calls(&self) -> MutexGuard<'_, crate::durability::Unsafe> {
+        relock(&self.unsafe_calls)
     }
 
     /// Lock wait `wait` was granted.

@@ -271,6 +271,19 @@ impl<S: BlockStore> Meta<S> {
         Ok(i as u32)
     }
 
+    /// Allocate inode slot `index` itself; `Exists` if it is taken (or reserved).
+    pub fn alloc_inode_at(&mut self, index: u32) -> FsResult<()> {
+        if index < 2 || index as u64 >= self.geo.inode_count {
+            return Err(FsError::Invalid);
+        }
+        if self.bit(self.geo.ibitmap_start, index as u64)? {
+            return Err(FsError::Exists);
+        }
+        self.set_bit(self.geo.ibitmap_start, index as u64, true)?;
+        self.free_inodes = self.free_inodes.saturating_sub(1);
+        Ok(())
+    }
+
     pub fn free_inode(&mut self, index: u32) -> FsResult<()> {
         if self.set_bit(self.geo.ibitmap_start, index as u64, false)? {
             self.free_inodes += 1;

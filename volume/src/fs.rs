@@ -175,7 +175,16 @@ pub struct Volume<S: BlockStore> {
     /// Commits are made by the caller (`SharedVolume::commit`), never inside an operation:
     /// operations only let `commit_urgent` say that one is due.
     commits_outside: bool,
+    /// The inode number (generation included) the next create must take (`create_again`).
+    again: Option<u64>,
+    /// Told after every commit that succeeded (`set_commit_hook`).
+    commit_hook: Option<CommitHook>,
+    /// The newest transaction of the commit in flight.
+    commit_upto: u64,
 }
+
+/// Told, after every commit that succeeded, the newest transaction now durable.
+pub type CommitHook = std::sync::Arc<dyn Fn(u64) + Send + Sync>;
 
 /// Something that must be durable before any later transaction is: called at every commit,
 /// before the journal write; an error fails the commit.
@@ -279,6 +288,9 @@ impl<S: BlockStore> Volume<S> {
             unwritten: Default::default(),
             commits_outside: false,
             orphans: Vec::new(),
+            again: None,
+            commit_hook: None,
+            commit_upto: 0,
         };
         v.orphans = v.find_orphans()?;
         v.commit()?;
@@ -592,9 +604,17 @@ impl<S: BlockStore> Volume<S> {
             self.dirs.insert(pi, d);
             return Err(e);
         }
-        let index = self.m.alloc_inode()?;
-        let old = self.m.read_inode(index)?;
-        let generation = self.next_generation(old.generation)?;
+        let (index, generation) = match self.again.take() {
+            Some(ino) => {
+                let (index, generation) = split_ino(ino);
+                if let Err(e) = self.m.alloc_inode_at(index) {
+                    self.dirs.insert(pi, d);
+                    return Err(e);
+                }
+                (index, generation)
+            }
+            None => self.fresh_inode()?,
+        };
         let now = TimeSpec::now();
         let mut mode = mode;
         let mut gid = gid;
@@ -634,6 +654,30 @@ impl<S: BlockStore> Volume<S> {
         self.sb.mounts += 1;
         self.m.block_mut(0)?.copy_from_slice(&self.sb.encode());
         Ok((((self.sb.mounts & 0xFFFF) as u32) << 16) | 1)
+    }
+
+    /// A free inode slot and the generation it gets now.
+    fn fresh_inode(&mut self) -> FsResult<(u32, u32)> {
+        let index = self.m.alloc_inode()?;
+        let old = self.m.read_inode(index)?;
+        Ok((index, self.next_generation(old.generation)?))
+    }
+
+    /// Run `create` (a create, mknod, mkdir or symlink) so that it makes inode number `ino`
+    /// (its slot and generation): a create a crash lost, made again as its client first saw
+    /// it. `Exists` if that slot is taken meanwhile.
+    pub fn create_again<R>(
+        &mut self,
+        ino: u64,
+        create: impl FnOnce(&mut Self) -> FsResult<R>,
+    ) -> FsResult<R> {
+        if ino == ROOT_INO {
+            return Err(FsError::Invalid);
+        }
+        self.again = Some(ino);
+        let r = create(self);
+        self.again = None;
+        r
     }
 
     /// Link a new inode into its parent, undoing the inode allocation if the entry won't fit.
@@ -1647,7 +1691,10 @@ impl<S: BlockStore> Volume<S> {
         // the caller holds it): wait for them, so this transaction maps no unwritten block.
         self.data_in_flight.wait_none();
         self.last_commit = Instant::now();
-        self.m.prepare_commit()
+        let p = self.m.prepare_commit()?;
+        // The transaction just taken is the newest one once it is written.
+        self.commit_upto = self.m.next_seq() - 1;
+        Ok(p)
     }
 
     /// The end of a commit. The blocks it frees become reusable: it first waits for reads in
@@ -1655,7 +1702,11 @@ impl<S: BlockStore> Volume<S> {
     /// the engine).
     pub fn finish_commit(&mut self, p: PreparedCommit<S>, written: FsResult<()>) -> FsResult<()> {
         self.reads_in_flight.wait_none();
-        self.m.finish_commit(p, written)
+        self.m.finish_commit(p, written)?;
+        if let Some(hook) = &self.commit_hook {
+            hook(self.commit_upto);
+        }
+        Ok(())
     }
 
     /// More than half the journal is pending: commit before the next operation (it could
@@ -1708,6 +1759,15 @@ impl<S: BlockStore> Volume<S> {
 
     pub fn durability_hook(&self) -> Option<DurabilityHook> {
         self.durability_hook.clone()
+    }
+
+    /// Have `hook` told the newest durable transaction after every commit from now on.
+    pub fn set_commit_hook(&mut self, hook: CommitHook) {
+        self.commit_hook = Some(hook);
+    }
+
+    pub fn commit_hook(&self) -> Option<CommitHook> {
+        self.commit_hook.clone()
     }
 
     /// Transactions committed since open.

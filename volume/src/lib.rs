@@ -21,7 +21,7 @@ mod xattr;
 pub use attr::{Attr, DirEntry, FileKind, SetAttr, StatFs, TimeSpec};
 pub use cache::PreparedCommit;
 pub use error::{FsError, FsResult};
-pub use fs::{DurabilityHook, ReadPlan, RenameFlags, Volume, WritePlan};
+pub use fs::{CommitHook, DurabilityHook, ReadPlan, RenameFlags, Volume, WritePlan};
 pub use mkfs::{mkfs, MkfsOptions};
 pub use shared::SharedVolume;
 pub use store::{BlockStore, FileStore, MemStore};

@@ -1,0 +1,264 @@
+//! The calls of a mount that changed the volume and that the server has not yet said are
+//! durable (`Push::Durable`), with their frames (a write's data included): if the server
+//! crashes, they are sent again, in order, to the restarted server, whose session log makes
+//! each take effect once. A create answered with its inode number is kept as a `CreateAgain`
+//! of that number, so that a replay gives it back. Calls refused by the server changed
+//! nothing and are not kept. What a replay cannot bring back is noted as lost, by the inodes
+//! it touched (`VOLUME` for names): their next fsync or close says EIO.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use protocol::codec::encode_frame;
+use protocol::{ClientMsg, Request, Response};
+
+/// Stands for "the names of the volume": a name change lost is reported by the next fsync.
+pub const VOLUME: u64 = u64::MAX;
+
+struct Call {
+    frame: Arc<Vec<u8>>,
+    /// Inodes (or `VOLUME`) whose next fsync or close must report the call lost.
+    affects: Vec<u64>,
+    /// True once the reply came: only then may a durability notice cover it.
+    answered: bool,
+    /// The request of a create, to send again as a `CreateAgain` of the inode it made.
+    create: Option<Request>,
+}
+
+#[derive(Default)]
+pub struct Kept {
+    calls: BTreeMap<u64, Call>,
+    /// Bytes of frames kept.
+    bytes: usize,
+    /// What a restart lost for good, reported once each (`take_lost`).
+    lost: HashSet<u64>,
+}
+
+/// What a call changes, as fsync and close report it.
+fn affects(req: &Request) -> Vec<u64> {
+    match req {
+        Request::Setattr { ino, .. }
+        | Request::Write { ino, .. }
+        | Request::Append { ino, .. }
+        | Request::Fallocate { ino, .. }
+        | Request::Setxattr { ino, .. }
+        | Request::Removexattr { ino, .. } => vec![*ino],
+        Request::Link { ino, .. } => vec![*ino, VOLUME],
+        _ => vec![VOLUME],
+    }
+}
+
+fn is_create(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::Create { .. }
+            | Request::Mkdir { .. }
+            | Request::Mknod { .. }
+            | Request::Symlink { .. }
+    )
+}
+
+impl Kept {
+    /// Keep call `id` (`req`, sent as `frame`) if it changes the volume.
+    pub fn keep(&mut self, id: u64, req: &Request, frame: &Arc<Vec<u8>>) {
+        if !req.mutates() {
+            return;
+        }
+        let call = Call {
+            frame: frame.clone(),
+            affects: affects(req),
+            answered: false,
+            create: is_create(req).then(|| req.clone()),
+        };
+        self.bytes += frame.len();
+        if let Some(old) = self.calls.insert(id, call) {
+            self.bytes -= old.frame.len();
+        }
+    }
+
+    /// The reply to call `id` came. A refusal changed nothing: the call is dropped.
+    pub fn answered(&mut self, id: u64, result: &Result<Response, i32>) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        match result {
+            Err(_) => self.remove(id),
+            Ok(r) => {
+                c.answered = true;
+                if let (Some(req), Response::Attr(a)) = (c.create.take(), r) {
+                    let again = Request::CreateAgain {
+                        ino: a.ino,
+                        req: Box::new(req),
+                    };
+                    if let Ok(f) = encode_frame(&ClientMsg::Call { id, req: again }, &[]) {
+                        self.bytes = self.bytes - c.frame.len() + f.len();
+                        c.frame = Arc::new(f);
+                    }
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Some(c) = self.calls.remove(&id) {
+            self.bytes -= c.frame.len();
+        }
+    }
+
+    /// The server made every call below `below` that reached it durable; returns true if
+    /// that freed anything.
+    pub fn durable(&mut self, below: u64) -> bool {
+        let done: Vec<u64> = self
+            .calls
+            .range(..below)
+            .filter(|(_, c)| c.answered)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &done {
+            self.remove(*id);
+        }
+        !done.is_empty()
+    }
+
+    /// The lowest call id kept.
+    pub fn first(&self) -> Option<u64> {
+        self.calls.keys().next().copied()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// Every kept call's id and frame, in id order: what to send a restarted server.
+    pub fn frames(&self) -> Vec<(u64, Arc<Vec<u8>>)> {
+        self.calls
+            .iter()
+            .map(|(id, c)| (*id, c.frame.clone()))
+            .collect()
+    }
+
+    /// Call `id`, answered before, could not be made again: what it changed is lost.
+    pub fn failed(&mut self, id: u64) {
+        if let Some(c) = self.calls.get(&id) {
+            if c.answered {
+                self.lost.extend(c.affects.iter().copied());
+            }
+        }
+        self.remove(id);
+    }
+
+    /// The server lost the session with its memory of these calls: the answered ones are
+    /// lost (if the server crashed) or done (if it only forgot the session). Calls still
+    /// waiting for their reply stay, to be sent again.
+    pub fn forget_answered(&mut self, crashed: bool) {
+        let answered: Vec<u64> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.answered)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in answered {
+            if crashed {
+                self.failed(id);
+            } else {
+                self.remove(id);
+            }
+        }
+    }
+
+    /// True (once) if a restart lost changes to `ino`, or with `names`, to the volume's names.
+    pub fn take_lost(&mut self, ino: u64, names: bool) -> bool {
+        let mut hit = self.lost.remove(&ino);
+        if names {
+            hit |= self.lost.remove(&VOLUME);
+        }
+        hit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use volume::{Attr, FileKind, TimeSpec};
+
+    fn frame(n: usize) -> Arc<Vec<u8>> {
+        Arc::new(vec![0; n])
+    }
+
+    fn attr(ino: u64) -> Attr {
+        Attr {
+            ino,
+            size: 0,
+            blocks: 0,
+            atime: TimeSpec::default(),
+            mtime: TimeSpec::default(),
+            ctime: TimeSpec::default(),
+            kind: FileKind::RegularFile,
+            perm: 0o644,
+            nlink: 1,
+            uid: 0,
+            gid: 0,
+            rdev: 0,
+            generation: 0,
+        }
+    }
+
+    #[test]
+    fn only_answered_calls_below_the_notice_are_forgotten() {
+        let mut k = Kept::default();
+        let w = Request::Write {
+            ino: 5,
+            offset: 0,
+            kill_priv: false,
+        };
+        k.keep(1, &w, &frame(100));
+        k.keep(2, &w, &frame(50));
+        k.keep(3, &Request::Getattr { ino: 5 }, &frame(10));
+        assert_eq!((k.len(), k.bytes()), (2, 150));
+        k.answered(2, &Ok(Response::Written(50)));
+        assert!(k.durable(3));
+        // 1 has no reply yet: it may not have reached the server.
+        assert_eq!((k.first(), k.bytes()), (Some(1), 100));
+        k.answered(1, &Err(libc::ENOSPC));
+        assert!(k.is_empty() && k.bytes() == 0);
+    }
+
+    #[test]
+    fn a_create_is_kept_as_a_create_at_its_inode_and_failures_are_lost_once() {
+        let mut k = Kept::default();
+        let c = Request::Create {
+            parent: 1,
+            name: b"x".to_vec(),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        };
+        k.keep(7, &c, &frame(40));
+        k.answered(7, &Ok(Response::Attr(attr(42 << 32 | 9))));
+        let (id, f) = k.frames().pop().unwrap();
+        let (msg, _) = protocol::codec::decode_body::<ClientMsg>(&f[4..]).unwrap();
+        assert_eq!(
+            msg,
+            ClientMsg::Call {
+                id,
+                req: Request::CreateAgain {
+                    ino: 42 << 32 | 9,
+                    req: Box::new(c)
+                }
+            }
+        );
+        k.failed(7);
+        assert!(k.is_empty());
+        assert!(!k.take_lost(3, false));
+        assert!(k.take_lost(3, true));
+        assert!(!k.take_lost(3, true));
+    }
+}

@@ -1,0 +1,143 @@
+//! Which of a session's calls that changed the volume are durable, told to its client
+//! (`Push::Durable { below }`) so that it stops keeping them to send again after a crash.
+//!
+//! Each call that may change the volume is noted when it starts, tagged with the journal
+//! transaction its changes went into when it ran, and forgotten once that transaction is
+//! durable (or at once if it changed nothing). `below` is then the lowest id still noted, or
+//! one past the highest id seen: every call below it that reached the server is durable. A
+//! call that has not reached the server yet is not covered, since its client has no reply
+//! to it: the client forgets only calls it has the reply to.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use protocol::codec::encode_frame;
+use protocol::{Push, ServerMsg};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::listener::Shared;
+use crate::session::Session;
+
+/// One session's calls whose changes may not be durable yet.
+#[derive(Debug, Default)]
+pub struct Unsafe {
+    /// Call id → the transaction its changes went into (`None` while it runs).
+    calls: BTreeMap<u64, Option<u64>>,
+    /// The highest call id seen.
+    seen: u64,
+}
+
+impl Unsafe {
+    /// Call `id` starts running.
+    pub fn begin(&mut self, id: u64) {
+        self.calls.insert(id, None);
+        self.seen = self.seen.max(id);
+    }
+
+    /// Call `id` put its changes into transaction `seq`.
+    pub fn ran(&mut self, id: u64, seq: u64) {
+        if let Some(s) = self.calls.get_mut(&id) {
+            *s = Some(seq);
+        }
+    }
+
+    /// Call `id` is over; if it changed nothing, nothing of it needs keeping.
+    pub fn end(&mut self, id: u64) {
+        if let Some(None) = self.calls.get(&id) {
+            self.calls.remove(&id);
+        }
+    }
+
+    /// Call `id` was answered from kept replies: it ran before, durably or still noted.
+    pub fn seen(&mut self, id: u64) {
+        self.seen = self.seen.max(id);
+    }
+
+    /// Transactions up to `upto` are durable.
+    pub fn durable(&mut self, upto: u64) {
+        self.calls
+            .retain(|_, s| !matches!(s, Some(seq) if *seq <= upto));
+    }
+
+    /// Every call below this id that reached the server is durable.
+    pub fn below(&self) -> u64 {
+        self.calls
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(self.seen.saturating_add(1))
+    }
+}
+
+/// The newest durable transaction, as the volume's commits report it.
+#[derive(Default)]
+pub struct Commits {
+    upto: AtomicU64,
+    wake: Notify,
+}
+
+impl Commits {
+    /// The volume's commit hook: called with the engine held, so only notes and wakes.
+    pub fn committed(&self, upto: u64) {
+        self.upto.fetch_max(upto, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+}
+
+/// The frame telling a client which of its calls are durable.
+pub(crate) fn notice(session: &Session) -> Option<Vec<u8>> {
+    let below = session.unsafe_calls().below();
+    encode_frame(&ServerMsg::Push(Push::Durable { below }), &[]).ok()
+}
+
+/// After every commit, tell each connected session which of its calls are now durable.
+pub(crate) async fn tell_clients(shared: Arc<Shared>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = shared.commits.wake.notified() => {}
+        }
+        let upto = shared.commits.upto.load(Ordering::SeqCst);
+        let sessions: Vec<Arc<Session>> = shared.sessions.iter().map(|s| s.clone()).collect();
+        for s in sessions {
+            s.unsafe_calls().durable(upto);
+            if let (Some(tx), Some(frame)) = (s.sender(), notice(&s)) {
+                // A full queue drops this notice; the next one says as much and more.
+                let _ = tx.try_send(frame);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn below_stops_at_the_first_call_not_yet_durable() {
+        let mut u = Unsafe::default();
+        assert_eq!(u.below(), 1);
+        for id in 1..=4 {
+            u.begin(id);
+        }
+        u.ran(1, 10);
+        u.ran(2, 11);
+        u.end(1);
+        u.end(2);
+        // 3 changed nothing; 4 still runs.
+        u.end(3);
+        assert_eq!(u.below(), 1);
+        u.durable(10);
+        assert_eq!(u.below(), 2);
+        u.durable(11);
+        assert_eq!(u.below(), 4);
+        u.ran(4, 12);
+        u.end(4);
+        u.seen(7);
+        assert_eq!(u.below(), 4);
+        u.durable(12);
+        assert_eq!(u.below(), 8);
+    }
+}
