@@ -693,10 +693,10 @@ impl Filesystem for RwxFuse {
         reply: ReplyCreate,
     ) {
         let r = self.writable().and_then(|_| {
-            match {
-                self.backend
-                    .create(parent.0, name.as_bytes(), mode, req.uid(), req.gid())
-            } {
+            match self
+                .backend
+                .create(parent.0, name.as_bytes(), mode, req.uid(), req.gid())
+            {
                 // Another client created the name since the kernel looked it up: without
                 // O_EXCL, open(O_CREAT) opens the existing file (truncating it for O_TRUNC,
                 // which the kernel leaves to us once it asked to create).

@@ -23,6 +23,19 @@ struct Call {
     answered: bool,
     /// The request of a create, to send again as a `CreateAgain` of the inode it made.
     create: Option<Request>,
+    /// Sent again on its own (`alone`).
+    alone: bool,
+}
+
+/// A call to send again only once the calls before it are answered, and to have answered
+/// before the next goes: the server runs truncations and allocations on its blocking pool,
+/// out of order with the calls that follow them on the connection.
+fn alone(req: &Request) -> bool {
+    match req {
+        Request::Setattr { set, .. } => set.size.is_some(),
+        Request::Fallocate { .. } => true,
+        _ => false,
+    }
 }
 
 #[derive(Default)]
@@ -69,6 +82,7 @@ impl Kept {
             affects: affects(req),
             answered: false,
             create: is_create(req).then(|| req.clone()),
+            alone: alone(req),
         };
         self.bytes += frame.len();
         if let Some(old) = self.calls.insert(id, call) {
@@ -137,12 +151,24 @@ impl Kept {
         self.calls.is_empty()
     }
 
-    /// Every kept call's id and frame, in id order: what to send a restarted server.
-    pub fn frames(&self) -> Vec<(u64, Arc<Vec<u8>>)> {
-        self.calls
-            .iter()
-            .map(|(id, c)| (*id, c.frame.clone()))
-            .collect()
+    /// Every kept call's id and frame, in id order, in runs to send together (see `alone`):
+    /// what to send a restarted server.
+    pub fn runs(&self, most: usize) -> Vec<Vec<(u64, Arc<Vec<u8>>)>> {
+        let mut runs: Vec<Vec<(u64, Arc<Vec<u8>>)>> = Vec::new();
+        let mut run = Vec::new();
+        for (id, c) in &self.calls {
+            if (c.alone || run.len() == most) && !run.is_empty() {
+                runs.push(std::mem::take(&mut run));
+            }
+            run.push((*id, c.frame.clone()));
+            if c.alone {
+                runs.push(std::mem::take(&mut run));
+            }
+        }
+        if !run.is_empty() {
+            runs.push(run);
+        }
+        runs
     }
 
     /// Call `id`, answered before, could not be made again: what it changed is lost.
@@ -232,6 +258,39 @@ mod tests {
     }
 
     #[test]
+    fn truncations_are_sent_again_on_their_own() {
+        let mut k = Kept::default();
+        let w = |ino| Request::Write {
+            ino,
+            offset: 0,
+            kill_priv: false,
+        };
+        let cut = Request::Setattr {
+            ino: 1,
+            set: volume::SetAttr {
+                size: Some(0),
+                ..Default::default()
+            },
+        };
+        for (id, req) in [
+            (1, w(1)),
+            (2, w(2)),
+            (3, cut),
+            (4, w(1)),
+            (5, w(2)),
+            (6, w(3)),
+        ] {
+            k.keep(id, &req, &frame(10));
+        }
+        let ids: Vec<Vec<u64>> = k
+            .runs(2)
+            .iter()
+            .map(|r| r.iter().map(|(id, _)| *id).collect())
+            .collect();
+        assert_eq!(ids, vec![vec![1, 2], vec![3], vec![4, 5], vec![6]]);
+    }
+
+    #[test]
     fn a_create_is_kept_as_a_create_at_its_inode_and_failures_are_lost_once() {
         let mut k = Kept::default();
         let c = Request::Create {
@@ -243,7 +302,7 @@ mod tests {
         };
         k.keep(7, &c, &frame(40));
         k.answered(7, &Ok(Response::Attr(attr(42 << 32 | 9))));
-        let (id, f) = k.frames().pop().unwrap();
+        let (id, f) = k.runs(8).pop().unwrap().pop().unwrap();
         let (msg, _) = protocol::codec::decode_body::<ClientMsg>(&f[4..]).unwrap();
         assert_eq!(
             msg,

@@ -813,20 +813,17 @@ fn reestablish(inner: &Arc<Inner>) -> Result<(), String> {
             "the server no longer knew session {old} (lease over, or restarted without it): \
              new session {session}; reopening files; locks held before are lost"
         );
-        reopen(inner, &mut stream, None)?;
+        reopen(inner, &mut stream)?;
         *relock(&inner.held) = locks::LockTable::default();
         inner.sessions_lost.fetch_add(1, Ordering::Relaxed);
         // Without the session, nothing can be sent again exactly once.
         relock(&inner.kept).forget_answered(restarted);
         inner.kept_cv.notify_all();
     } else if restarted {
-        // The open files the restart forgot (before any replayed unlink could free one),
-        // what the crash lost, the files only a replay brought back, then the locks.
-        let missing = reopen(inner, &mut stream, None)?;
+        // The open files the restart forgot (before any replayed unlink could free one;
+        // the server opens those a replay brings back then), what the crash lost, the locks.
+        reopen(inner, &mut stream)?;
         replay(inner, &mut stream)?;
-        if !missing.is_empty() {
-            reopen(inner, &mut stream, Some(&missing))?;
-        }
         reclaim(inner, &mut stream)?;
     }
     if inner.sessions_lost.load(Ordering::Relaxed) != lost_before {
@@ -908,11 +905,12 @@ fn replay(inner: &Arc<Inner>, stream: &mut Stream) -> Result<(), String> {
     if relock(&inner.kept).is_empty() {
         return Ok(());
     }
-    let calls = relock(&inner.kept).frames();
+    let runs = relock(&inner.kept).runs(REPLAY_WINDOW);
+    let total: usize = runs.iter().map(|r| r.len()).sum();
     // The grace period may hold our calls while others replay; wait as long as it lasts.
     stream.set_read_timeout(Some(Duration::from_secs(120)));
     let mut failed = 0usize;
-    for window in calls.chunks(REPLAY_WINDOW) {
+    for window in &runs {
         let mut waiting: std::collections::HashSet<u64> =
             window.iter().map(|(id, _)| *id).collect();
         for (_, f) in window {
@@ -951,10 +949,7 @@ fn replay(inner: &Arc<Inner>, stream: &mut Stream) -> Result<(), String> {
     );
     stream.set_read_timeout(None);
     commit?.map_err(|e| format!("commit after the replay: errno {e}"))?;
-    tracing::info!(
-        "server restarted: {} calls sent again, {failed} lost",
-        calls.len()
-    );
+    tracing::info!("server restarted: {total} calls sent again, {failed} lost");
     Ok(())
 }
 
@@ -1040,35 +1035,20 @@ fn requeue_waits(inner: &Arc<Inner>) -> Vec<Arc<Vec<u8>>> {
 
 /// Open again, on a new session, every file this mount holds open, one call at a time on the
 /// new connection before anything else goes out on it.
-/// `only`: just these files (ones a replay brought back). Returns the files not found.
-fn reopen(
-    inner: &Arc<Inner>,
-    stream: &mut Stream,
-    only: Option<&[u64]>,
-) -> Result<Vec<u64>, String> {
-    let opens: Vec<(u64, u32)> = relock(&inner.opens)
-        .iter()
-        .filter(|(i, _)| only.is_none_or(|o| o.contains(i)))
-        .map(|(i, n)| (*i, *n))
-        .collect();
+fn reopen(inner: &Arc<Inner>, stream: &mut Stream) -> Result<(), String> {
+    let opens: Vec<(u64, u32)> = relock(&inner.opens).iter().map(|(i, n)| (*i, *n)).collect();
     stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut missing = Vec::new();
     for (ino, n) in opens {
         for _ in 0..n {
             let req = Request::Open {
                 ino,
                 flags: libc::O_RDONLY,
             };
-            match call_on(inner, stream, req)? {
-                Err(libc::ESTALE) if only.is_none() => {
-                    missing.push(ino);
-                    break;
-                }
-                Err(errno) => tracing::warn!("file {ino} could not be opened again: errno {errno}"),
-                Ok(_) => {}
+            if let Err(errno) = call_on(inner, stream, req)? {
+                tracing::info!("file {ino} not opened again (yet): errno {errno}");
             }
         }
     }
     stream.set_read_timeout(None);
-    Ok(missing)
+    Ok(())
 }

@@ -403,7 +403,20 @@ fn answer(shared: &Shared, session: &Session, id: u64, req: Request, bulk: &[u8]
                 }
             }
         };
+        let reopen = match &req {
+            Request::Open { ino, .. } if shared.grace.active() => Some(*ino),
+            _ => None,
+        };
+        let again = match &req {
+            Request::CreateAgain { ino, .. } => Some(*ino),
+            _ => None,
+        };
         let (r, out) = execute(&shared.vol, req, bulk, &record);
+        match (reopen, again, &r) {
+            (Some(ino), _, Err(FsError::Stale)) => shared.reopens.wait_for(ino, session.id),
+            (_, Some(ino), Ok(_)) => shared.reopens.made(shared, ino),
+            _ => {}
+        }
         if let Ok(resp) = &r {
             crate::coherence::note_seen(session, resp);
             if let Some(c) = &changes {

@@ -8,7 +8,7 @@
 //! call that has not reached the server yet is not covered, since its client has no reply
 //! to it: the client forgets only calls it has the reply to.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -83,6 +83,35 @@ impl Commits {
     pub fn committed(&self, upto: u64) {
         self.upto.fetch_max(upto, Ordering::SeqCst);
         self.wake.notify_one();
+    }
+}
+
+/// Files restored sessions hold open that do not exist yet: a crash lost their creation,
+/// which another session's replay may bring back. Opened for them when it does, so that an
+/// unlink replayed after it does not free a file still open.
+#[derive(Default)]
+pub struct Reopens(std::sync::Mutex<HashMap<u64, Vec<u64>>>);
+
+impl Reopens {
+    fn relock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Vec<u64>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Session `session` holds `ino` open, which is not there (yet).
+    pub fn wait_for(&self, ino: u64, session: u64) {
+        self.relock().entry(ino).or_default().push(session);
+    }
+
+    /// A replay made `ino` again: open it for the sessions that hold it.
+    pub(crate) fn made(&self, shared: &Shared, ino: u64) {
+        let waiting = self.relock().remove(&ino).unwrap_or_default();
+        for id in waiting {
+            if let Some(s) = shared.sessions.get(&id) {
+                if shared.vol.with(|v| v.open_file(ino)).is_ok() {
+                    s.opened(ino);
+                }
+            }
+        }
     }
 }
 

@@ -71,6 +71,8 @@ pub(crate) struct Shared {
     pub grace: Grace,
     /// The newest durable transaction, for telling clients which calls are durable.
     pub commits: Arc<crate::durability::Commits>,
+    /// Files restored sessions hold open that a replay may bring back.
+    pub reopens: crate::durability::Reopens,
 }
 
 /// The grace period after a restart: until it ends, only locks held before the restart are
@@ -196,6 +198,7 @@ pub async fn serve(
         state,
         boot: u64::from_le_bytes(boot),
         commits,
+        reopens: Default::default(),
     });
     let tracker = shared.tracker.clone();
     // Restored sessions whose clients do not come back end like any detached session.

@@ -55,6 +55,19 @@ pub(crate) fn execute(
     if matches!(req, Request::Getlk { .. } | Request::Setlk { .. }) {
         shared.grace.wait_out();
     }
+    // What was changed under a lock is durable before the lock can change hands: a crash
+    // then never makes its next holder's changes (sent again by their client) land before
+    // the ones made under it earlier, which nobody would send again in the same order.
+    let unlocks = match req {
+        Request::Setlk { typ, .. } => *typ == lock_type::UNLOCK,
+        Request::ReleaseLocks { .. } => true,
+        _ => false,
+    };
+    if unlocks {
+        if let Err(e) = shared.vol.commit_if_older(std::time::Duration::ZERO) {
+            return Some(Err(e));
+        }
+    }
     let r = match *req {
         Request::ReclaimLock {
             ino,
