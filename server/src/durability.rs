@@ -61,6 +61,11 @@ impl Unsafe {
             .retain(|_, s| !matches!(s, Some(seq) if *seq <= upto));
     }
 
+    /// True if every call that reached the server is durable.
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
     /// Every call below this id that reached the server is durable.
     pub fn below(&self) -> u64 {
         self.calls

@@ -55,16 +55,22 @@ pub(crate) fn execute(
     if matches!(req, Request::Getlk { .. } | Request::Setlk { .. }) {
         shared.grace.wait_out();
     }
-    // What was changed under a lock is durable before the lock can change hands: a crash
-    // then never makes its next holder's changes (sent again by their client) land before
-    // the ones made under it earlier, which nobody would send again in the same order.
+    // What a session changed (under a lock, perhaps) is durable before it lets a lock go: a
+    // crash then never makes the lock's next holder's changes (sent again by their client)
+    // land before the ones made under it earlier.
     let unlocks = match req {
         Request::Setlk { typ, .. } => *typ == lock_type::UNLOCK,
         Request::ReleaseLocks { .. } => true,
         _ => false,
     };
-    if unlocks {
-        if let Err(e) = shared.vol.commit_if_older(std::time::Duration::ZERO) {
+    let pending = |id| {
+        shared
+            .sessions
+            .get(&id)
+            .is_some_and(|s| !s.unsafe_calls().is_empty())
+    };
+    if unlocks && pending(session) {
+        if let Err(e) = shared.vol.commit() {
             return Some(Err(e));
         }
     }
