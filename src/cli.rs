@@ -75,6 +75,10 @@ enum Cmd {
         /// Speak TLS, trusting the certificates in FILE (the server's, or its CA's), PEM.
         #[arg(long, value_name = "FILE")]
         tls_ca: Option<PathBuf>,
+        /// How long the kernel may reuse attributes and names without asking the server, in
+        /// seconds; the server's invalidations refresh what another mount changed sooner.
+        #[arg(long, default_value_t = 1, value_name = "SECS")]
+        cache_secs: u64,
     },
     /// Run one concurrent-writer workload through the server and on a raw shared image,
     /// and show side by side what each lost.
@@ -226,6 +230,7 @@ pub fn run() -> i32 {
             token_file,
             no_wait,
             tls_ca,
+            cache_secs,
         } => mount_cmd::run(mount_cmd::Args {
             args,
             raw_image,
@@ -236,6 +241,7 @@ pub fn run() -> i32 {
             token_file,
             no_wait,
             tls_ca,
+            cache_secs,
         }),
         Cmd::Serve {
             image,

@@ -26,6 +26,8 @@ pub struct Args {
     pub token_file: Option<PathBuf>,
     pub no_wait: bool,
     pub tls_ca: Option<PathBuf>,
+    /// Seconds the kernel may reuse attributes and names without asking.
+    pub cache_secs: u64,
 }
 
 const READY_FD: &str = "RWXFS_READY_FD";
@@ -171,7 +173,7 @@ pub fn run(mut a: Args) -> i32 {
         source,
         read_only: a.read_only,
         flags,
-        ttl: Duration::from_secs(1),
+        ttl: Duration::from_secs(a.cache_secs),
         threads: 4,
     };
     let res = mount_foreground(backend, &cfg, || {
@@ -277,6 +279,8 @@ fn spawn_background(a: &Args, flags: MountFlags, mountpoint: &std::path::Path) -
         args.push("--tls-ca".into());
         args.push(c.display().to_string());
     }
+    args.push("--cache-secs".into());
+    args.push(a.cache_secs.to_string());
     args.push("--foreground".into());
     args.push("--".into());
     args.extend(a.args.iter().cloned());
