@@ -142,7 +142,7 @@ impl<S: BlockStore + 'static> Backend for RawBackend<S> {
         self.vol.fsync(ino)
     }
     fn fallocate(&self, ino: u64, offset: u64, len: u64, mode: u32) -> FsResult<()> {
-        self.v().fallocate(ino, offset, len, mode)
+        self.vol.run(|v| v.fallocate(ino, offset, len, mode))
     }
     fn statfs(&self) -> FsResult<StatFs> {
         Ok(self.v().statfs())

@@ -57,7 +57,15 @@ pub fn execute<S: BlockStore>(
             // Space freed by a delete a moment ago is held back until its commit ends; a
             // writer who runs out before then gets it after one commit, not ENOSPC.
             let retry = req.clone();
-            let (r, out) = vol.with(|v| recorded(v, req));
+            let (mut r, mut out) = vol.with(|v| recorded(v, req));
+            // An operation too large for one transaction stops after each step to have it
+            // committed, and goes on when called again.
+            while matches!(r, Err(FsError::Again)) {
+                if let Err(e) = vol.commit() {
+                    return (Err(e), Vec::new());
+                }
+                (r, out) = vol.with(|v| recorded(v, retry.clone()));
+            }
             if matches!(r, Err(FsError::NoSpace)) && vol.with(|v| v.quarantined_blocks()) > 0 {
                 if let Err(e) = vol.commit() {
                     return (Err(e), Vec::new());

@@ -346,9 +346,10 @@ impl<S: BlockStore> Meta<S> {
                 blocks.push((*b, img.clone()));
             }
         }
-        let chunks = blocks.len().div_ceil(journal::capacity(&self.geo)) as u64;
-        let first_seq = self.seq;
-        self.seq += chunks;
+        let seq = self.seq;
+        if !blocks.is_empty() {
+            self.seq += 1;
+        }
         self.in_flight = Some(InFlight {
             blocks: dirty.into_iter().collect(),
             freed: self.quarantine.clone(),
@@ -356,7 +357,7 @@ impl<S: BlockStore> Meta<S> {
         Ok(PreparedCommit {
             store: self.store.clone(),
             geo: self.geo,
-            first_seq,
+            seq,
             blocks,
         })
     }
@@ -396,7 +397,7 @@ struct InFlight {
 pub struct PreparedCommit<S: BlockStore> {
     store: Arc<S>,
     geo: Geometry,
-    first_seq: u64,
+    seq: u64,
     blocks: Vec<(u64, Box<[u8]>)>,
 }
 
@@ -412,11 +413,11 @@ impl<S: BlockStore> PreparedCommit<S> {
             return Ok(());
         }
         let imgs: Vec<(u64, &[u8])> = self.blocks.iter().map(|(b, i)| (*b, &i[..])).collect();
-        // Normally one transaction; only an operation larger than the journal is split.
-        for (n, chunk) in imgs.chunks(journal::capacity(&self.geo)).enumerate() {
-            journal::write_txn(&*self.store, &self.geo, self.first_seq + n as u64, chunk)?;
-            journal::write_home(&*self.store, chunk)?;
-        }
+        // One transaction, never split (a split one would not be atomic): operations are
+        // cut into steps that each fit (`Volume::commit_urgent`); one that does not fit is
+        // refused here, its changes kept pending.
+        journal::write_txn(&*self.store, &self.geo, self.seq, &imgs)?;
+        journal::write_home(&*self.store, &imgs)?;
         Ok(())
     }
 

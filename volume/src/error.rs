@@ -46,6 +46,10 @@ pub enum FsError {
     Interrupted,
     #[error("the lock could not be reclaimed")]
     NoLock,
+    /// A long operation stopped at a step boundary for a commit; `SharedVolume::run` commits
+    /// and calls it again. Never meant to reach a caller.
+    #[error("operation stopped for a commit; call it again")]
+    Again,
     #[error("metadata damaged: {0}")]
     Corrupt(String),
     #[error("not an rwxfs image: {0}")]
@@ -78,6 +82,7 @@ impl FsError {
             FsError::Deadlock => libc::EDEADLK,
             FsError::Interrupted => libc::EINTR,
             FsError::NoLock => libc::ENOLCK,
+            FsError::Again => libc::EAGAIN,
             FsError::Corrupt(_) | FsError::NotAnImage(_) => libc::EIO,
             FsError::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
         }

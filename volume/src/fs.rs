@@ -335,10 +335,12 @@ impl<S: BlockStore> Volume<S> {
             let ino = self.m.read_inode(index)?;
             if !ino.is_free() && ino.nlink == 0 {
                 self.destroy(index, ino)?;
+                self.after_op()?;
                 freed += 1;
             }
         }
-        if freed > 0 {
+        // Behind `SharedVolume` its commit path makes this durable, as any other change.
+        if freed > 0 && !self.commits_outside {
             self.commit()?;
         }
         Ok(freed)
@@ -392,6 +394,21 @@ impl<S: BlockStore> Volume<S> {
             self.commit()?;
         }
         Ok(())
+    }
+
+    /// A long operation's step boundary, where it has left the volume consistent: once a
+    /// commit is due, the engine used alone commits and goes on; behind `SharedVolume` it
+    /// stops with `Again`, and `SharedVolume::run` commits and calls the operation again,
+    /// which goes on from where it stopped. No transaction outgrows the journal, so every
+    /// one is atomic.
+    fn step(&mut self) -> FsResult<()> {
+        if !self.commit_urgent() {
+            return Ok(());
+        }
+        if self.commits_outside {
+            return Err(FsError::Again);
+        }
+        self.commit()
     }
 
     /// Free an inode whose last link and last open are gone.
@@ -1541,6 +1558,11 @@ impl<S: BlockStore> Volume<S> {
                 let lblk = pos / bs;
                 let within = pos % bs;
                 let n = (bs - within).min(zend - pos);
+                if self.commit_urgent() {
+                    // The blocks freed so far are a consistent, smaller hole.
+                    self.put(i, &d)?;
+                    self.step()?;
+                }
                 if within == 0 && n == bs {
                     bmap::free_one(&mut self.m, &mut d, lblk)?;
                 } else if let Some(p) = bmap::lookup(&mut self.m, &d, lblk)? {
@@ -1560,6 +1582,16 @@ impl<S: BlockStore> Volume<S> {
             bmap::reserve(&self.m, cost)?;
             let mut goal = None;
             for lblk in offset / bs..end.div_ceil(bs) {
+                if self.commit_urgent() {
+                    // What is allocated so far, the size grown over it: a shorter fallocate.
+                    let upto = (lblk * bs).min(end);
+                    if mode & FALLOC_KEEP_SIZE == 0 && upto > d.size {
+                        self.zero_past_eof(&d, d.size, upto)?;
+                        d.size = upto;
+                    }
+                    self.put(i, &d)?;
+                    self.step()?;
+                }
                 let m = bmap::map_alloc(&mut self.m, &mut d, lblk, goal);
                 let m = match m {
                     Ok(m) => m,

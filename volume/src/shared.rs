@@ -20,7 +20,7 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::error::FsResult;
+use crate::error::{FsError, FsResult};
 use crate::fs::Volume;
 use crate::store::BlockStore;
 
@@ -60,6 +60,19 @@ impl<S: BlockStore> SharedVolume<S> {
     /// Run one operation with the engine to itself.
     pub fn with<R>(&self, f: impl FnOnce(&mut Volume<S>) -> R) -> R {
         f(&mut self.lock())
+    }
+
+    /// Run an operation that may be too large for one transaction (fallocate, truncate):
+    /// each time it stops at a step boundary (`FsError::Again`), the steps so far are
+    /// committed and it is called again, to go on from where it stopped.
+    pub fn run<R>(&self, mut op: impl FnMut(&mut Volume<S>) -> FsResult<R>) -> FsResult<R> {
+        loop {
+            let r = op(&mut self.lock());
+            match r {
+                Err(FsError::Again) => self.commit()?,
+                r => return r,
+            }
+        }
     }
 
     /// Everything done before this call is durable when it returns.

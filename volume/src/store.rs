@@ -176,11 +176,15 @@ impl BlockStore for MemStore {
             let bno = abs / BLOCK_SIZE as u64;
             let within = (abs % BLOCK_SIZE as u64) as usize;
             let n = (BLOCK_SIZE - within).min(buf.len() - pos);
+            let piece = &buf[pos..pos + n];
+            pos += n;
+            if !blocks.contains_key(&bno) && piece.iter().all(|&x| x == 0) {
+                continue; // zeros over a hole: the hole already reads as zeros
+            }
             let b = blocks
                 .entry(bno)
                 .or_insert_with(|| vec![0u8; BLOCK_SIZE].into_boxed_slice());
-            b[within..within + n].copy_from_slice(&buf[pos..pos + n]);
-            pos += n;
+            b[within..within + n].copy_from_slice(piece);
         }
         Ok(())
     }
@@ -217,6 +221,8 @@ pub struct CrashStore<S: BlockStore> {
 
 struct CrashState {
     events: u64,
+    /// The events that were flushes.
+    flushes: Vec<u64>,
     limit: u64,
     survivors: Survivors,
     crashed: bool,
@@ -237,6 +243,7 @@ impl<S: BlockStore> CrashStore<S> {
             inner,
             state: Mutex::new(CrashState {
                 events: 0,
+                flushes: Vec::new(),
                 limit,
                 survivors,
                 crashed: false,
@@ -249,6 +256,11 @@ impl<S: BlockStore> CrashStore<S> {
     /// Events (writes and flushes) issued so far, those after the power cut included.
     pub fn writes(&self) -> u64 {
         self.lock().events
+    }
+
+    /// The event numbers of the flushes issued so far: where power cuts hurt most.
+    pub fn flushes(&self) -> Vec<u64> {
+        self.lock().flushes.clone()
     }
 
     pub fn into_inner(self) -> S {
@@ -328,6 +340,14 @@ impl<S: BlockStore> BlockStore for CrashStore<S> {
             let bno = abs / bs;
             let within = (abs % bs) as usize;
             let n = (BLOCK_SIZE - within).min(buf.len() - pos);
+            if buf[pos..pos + n].iter().all(|&x| x == 0) && !st.volatile.contains_key(&bno) {
+                let mut cur = vec![0u8; n];
+                self.inner.read_at(&mut cur, abs)?;
+                if cur.iter().all(|&x| x == 0) {
+                    pos += n;
+                    continue; // zeros over zeros, kept or lost alike
+                }
+            }
             let img = match st.volatile.entry(bno) {
                 Entry::Occupied(e) => e.into_mut(),
                 Entry::Vacant(e) => {
@@ -346,6 +366,8 @@ impl<S: BlockStore> BlockStore for CrashStore<S> {
     }
     fn flush(&self) -> io::Result<()> {
         let mut st = self.lock();
+        let n = st.events;
+        st.flushes.push(n);
         if !self.event(&mut st)? {
             return Ok(());
         }
