@@ -330,6 +330,7 @@ mod tests {
                 lease_secs: 15,
                 boot: 2,
                 secret: vec![6; 32],
+                clean_restart: true,
             },
             ServerMsg::Push(Push::InvalEntry {
                 parent: 1,

@@ -67,6 +67,10 @@ pub enum ServerMsg {
         /// The session's secret, needed to resume it (`Resume::secret`): sent when the
         /// session is created, empty when it is resumed.
         secret: Vec<u8>,
+        /// The server before this one stopped cleanly (SIGTERM): it committed everything
+        /// and this one restored every kept reply and open file exactly; nothing any client
+        /// sent it was lost, so nothing needs replaying.
+        clean_restart: bool,
     },
     Refused {
         reason: String,
@@ -315,6 +319,8 @@ impl Request {
             || matches!(
                 self,
                 Request::Setlk { .. }
+                    | Request::Open { .. }
+                    | Request::Release { .. }
                     | Request::CancelLock { .. }
                     | Request::ReleaseLocks { .. }
                     | Request::ReclaimLock { .. }

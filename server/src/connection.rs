@@ -85,6 +85,7 @@ pub(crate) async fn handle(
             true => session.info.secret.as_bytes().to_vec(),
             false => Vec::new(),
         },
+        clean_restart: shared.clean_start,
     };
     wr.write_all(&encode_frame(&welcome, &[]).map_err(|e| e.to_string())?)
         .await
@@ -350,7 +351,13 @@ async fn end_session(shared: &Arc<Shared>, session: &Arc<Session>, for_good: boo
     }
     // A mount waiting for this one to go (RWOP, RWO) may proceed.
     shared.sessions_changed.notify_waiters();
-    let left = session.take_opens();
+    // At a stop its files stay open: the session's client may resume it from the next
+    // start, and files it holds unlinked must still be there (the log keeps its opens).
+    let left = if for_good {
+        session.take_opens()
+    } else {
+        Vec::new()
+    };
     let (s, id) = (shared.clone(), session.id);
     let _ = tokio::task::spawn_blocking(move || {
         let grants = s.locks.drop_session(id);
@@ -374,12 +381,10 @@ fn answer(shared: &Shared, session: &Session, id: u64, req: Request, bulk: &[u8]
         (Err(FsError::ReadOnly), Vec::new())
     } else if let Some(r) = crate::lock_calls::execute(shared, session.id, id, &req) {
         (r, Vec::new())
+    } else if let Some(r) = crate::open_calls::execute(shared, session, id, &req) {
+        (r, Vec::new())
     } else {
-        let counts_open = matches!(req, Request::Open { .. } | Request::Create { .. });
-        let released = match req {
-            Request::Release { ino } => Some(ino),
-            _ => None,
-        };
+        let creates = matches!(req, Request::Create { .. });
         // A create made again changes what the create did.
         let shown = match &req {
             Request::CreateAgain { req, .. } => req.as_ref(),
@@ -394,6 +399,9 @@ fn answer(shared: &Shared, session: &Session, id: u64, req: Request, bulk: &[u8]
         let record = |seq: u64, resp: &Response, out: &[u8]| {
             session.unsafe_calls().ran(id, seq);
             if let Some(log) = &shared.state {
+                if let (true, Response::Attr(a)) = (creates, resp) {
+                    log.opened(session.id, a.ino);
+                }
                 let reply = ServerMsg::Reply {
                     id,
                     result: Ok(resp.clone()),
@@ -423,11 +431,8 @@ fn answer(shared: &Shared, session: &Session, id: u64, req: Request, bulk: &[u8]
                 crate::coherence::notify(shared, session.id, c);
             }
         }
-        if let (true, Ok(Response::Attr(a))) = (counts_open, &r) {
+        if let (true, Ok(Response::Attr(a))) = (creates, &r) {
             session.opened(a.ino);
-        }
-        if let (Some(ino), Ok(_)) = (released, &r) {
-            session.released(ino);
         }
         (r, out)
     };

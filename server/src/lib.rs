@@ -11,6 +11,7 @@ pub mod export;
 mod handshake;
 pub mod listener;
 mod lock_calls;
+mod open_calls;
 pub mod reply_cache;
 pub mod session;
 pub mod state_log;

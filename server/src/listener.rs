@@ -68,6 +68,8 @@ pub(crate) struct Shared {
     pub state: Option<Arc<StateLog>>,
     /// This start of the server, as clients see it in `Welcome`.
     pub boot: u64,
+    /// The server before this one stopped cleanly: nothing a client sent it was lost.
+    pub clean_start: bool,
     pub grace: Grace,
     /// The newest durable transaction, for telling clients which calls are durable.
     pub commits: Arc<crate::durability::Commits>,
@@ -161,6 +163,7 @@ pub async fn serve(
     let commits = Arc::new(crate::durability::Commits::default());
     let told = commits.clone();
     vol.set_commit_hook(Arc::new(move |upto| told.committed(upto)));
+    let clean_start = state.as_ref().is_some_and(|l| l.clean());
     let sessions = DashMap::new();
     let mut next = first_session_id();
     for (id, s) in restored {
@@ -173,7 +176,16 @@ pub async fn serve(
             secret: protocol::auth::SessionSecret::from_bytes(s.secret),
         };
         let replies = s.replies.into_iter().map(|(call, (_, f))| (call, f));
-        sessions.insert(id, Session::restored(id, info, replies));
+        let session = Session::restored(id, info, replies);
+        restore_opens(&mut vol, &session, &s.opens);
+        sessions.insert(id, session);
+    }
+    // Files left unlinked-but-open that no restored session holds are nobody's now; those
+    // held are freed at their last close, or when their session ends.
+    match vol.reclaim_orphans() {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("{n} files unlinked while open and held by no session freed"),
+        Err(e) => tracing::error!("files unlinked while open not freed: {e}"),
     }
     let waiting: HashSet<u64> = sessions.iter().map(|s| *s.key()).collect();
     if !waiting.is_empty() {
@@ -199,6 +211,7 @@ pub async fn serve(
         boot: u64::from_le_bytes(boot),
         commits,
         reopens: Default::default(),
+        clean_start,
     });
     let tracker = shared.tracker.clone();
     // Restored sessions whose clients do not come back end like any detached session.
@@ -268,8 +281,31 @@ pub async fn serve(
         .await
         .map_err(std::io::Error::other)?
         .map_err(std::io::Error::other)?;
+    if let Some(log) = &shared.state {
+        // Last: the next start knows every kept reply and open it restores is exact.
+        log.stopped()?;
+    }
     tracing::info!("volume committed; server stopped");
     Ok(())
+}
+
+/// Open again in the engine the files a restored session held open.
+fn restore_opens(
+    vol: &mut Volume<FileStore>,
+    session: &Session,
+    opens: &std::collections::BTreeMap<u64, u32>,
+) {
+    for (&ino, &n) in opens {
+        for _ in 0..n {
+            match vol.open_file(ino) {
+                Ok(_) => session.restore_open(ino),
+                Err(e) => {
+                    tracing::info!(session = session.id, ino, "open file not restored: {e}");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// Session ids start at a value unlikely to repeat across server restarts, so a client

@@ -42,6 +42,8 @@ pub struct Session {
     link: Mutex<Link>,
     /// Files this session holds open: how many opens of each inode.
     opens: Mutex<HashMap<u64, u32>>,
+    /// Opens restored from the session log that the client has not opened again yet.
+    restored: Mutex<HashMap<u64, u32>>,
     pub replies: Mutex<ReplyCache>,
     /// Inodes whose attributes this session has been sent, and so may cache: other
     /// sessions' changes to them are pushed to it as invalidations.
@@ -72,6 +74,7 @@ impl Session {
             info,
             link: Mutex::new(Link::default()),
             opens: Mutex::new(HashMap::new()),
+            restored: Mutex::new(HashMap::new()),
             replies: Mutex::new(ReplyCache::default()),
             cache: Mutex::new(HashSet::new()),
             granted: Mutex::new(VecDeque::new()),
@@ -178,14 +181,48 @@ impl Session {
         *relock(&self.opens).entry(ino).or_insert(0) += 1;
     }
 
-    pub fn released(&self, ino: u64) {
+    /// The session log restored `n` opens of `ino` for this session.
+    pub fn restore_open(&self, ino: u64) {
+        self.opened(ino);
+        *relock(&self.restored).entry(ino).or_insert(0) += 1;
+    }
+
+    /// True (once per restored open) if an open of `ino` is its client opening again what
+    /// it held before the restart: the restored open stands for it.
+    pub fn take_restored(&self, ino: u64) -> bool {
+        let mut r = relock(&self.restored);
+        let Some(n) = r.get_mut(&ino) else {
+            return false;
+        };
+        *n -= 1;
+        if *n == 0 {
+            r.remove(&ino);
+        }
+        true
+    }
+
+    /// One of this session's opens of `ino` is closed. False if it held none: a release
+    /// by one session never drops another's open.
+    pub fn released(&self, ino: u64) -> bool {
         let mut o = relock(&self.opens);
-        if let Some(n) = o.get_mut(&ino) {
-            *n -= 1;
-            if *n == 0 {
-                o.remove(&ino);
+        let Some(n) = o.get_mut(&ino) else {
+            return false;
+        };
+        *n -= 1;
+        let left = *n;
+        if left == 0 {
+            o.remove(&ino);
+        }
+        // No more opens restored than are held.
+        let mut r = relock(&self.restored);
+        if r.get(&ino).is_some_and(|k| *k > left) {
+            if left == 0 {
+                r.remove(&ino);
+            } else {
+                r.insert(ino, left);
             }
         }
+        true
     }
 
     /// Everything this session holds open, forgotten by it: the caller releases them.

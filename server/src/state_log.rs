@@ -58,6 +58,18 @@ enum Record {
         session: u64,
         secret: Vec<u8>,
     },
+    /// The session opened file `ino` (once more).
+    Opened {
+        session: u64,
+        ino: u64,
+    },
+    /// The session closed one of its opens of `ino`.
+    Released {
+        session: u64,
+        ino: u64,
+    },
+    /// The server stopped cleanly: everything before was committed, nothing is missing.
+    Stopped,
 }
 
 /// A session as the log remembers it.
@@ -70,15 +82,20 @@ pub struct LoggedSession {
     pub secret: Vec<u8>,
     /// Kept replies by call id, with their transaction.
     pub replies: BTreeMap<u64, (u64, Arc<Vec<u8>>)>,
+    /// Files the session holds open: how many opens of each inode.
+    pub opens: BTreeMap<u64, u32>,
 }
 
 #[derive(Default)]
 struct State {
     sessions: HashMap<u64, LoggedSession>,
+    /// The last record read was `Stopped`.
+    stopped: bool,
 }
 
 impl State {
     fn apply(&mut self, r: Record) {
+        self.stopped = matches!(r, Record::Stopped);
         match r {
             Record::Started {
                 session,
@@ -94,6 +111,7 @@ impl State {
                         read_only,
                         secret: Vec::new(),
                         replies: BTreeMap::new(),
+                        opens: BTreeMap::new(),
                     },
                 );
             }
@@ -120,6 +138,22 @@ impl State {
                     s.secret = secret;
                 }
             }
+            Record::Opened { session, ino } => {
+                if let Some(s) = self.sessions.get_mut(&session) {
+                    *s.opens.entry(ino).or_insert(0) += 1;
+                }
+            }
+            Record::Released { session, ino } => {
+                if let Some(s) = self.sessions.get_mut(&session) {
+                    if let Some(n) = s.opens.get_mut(&ino) {
+                        *n -= 1;
+                        if *n == 0 {
+                            s.opens.remove(&ino);
+                        }
+                    }
+                }
+            }
+            Record::Stopped => {}
         }
     }
 
@@ -140,6 +174,14 @@ impl State {
                 session: *id,
                 secret: s.secret.clone(),
             });
+            for (ino, n) in &s.opens {
+                for _ in 0..*n {
+                    out.push(Record::Opened {
+                        session: *id,
+                        ino: *ino,
+                    });
+                }
+            }
             for (call, (seq, frame)) in &s.replies {
                 out.push(Record::Reply {
                     session: *id,
@@ -178,6 +220,9 @@ pub struct StateLog {
     /// Set once the log could not be written: it stops recording (the volume goes on; the
     /// log's promise — a repeat after a crash runs once — no longer holds until restart).
     broken: AtomicBool,
+    /// The server before this one stopped cleanly (`stopped`): every kept reply and open
+    /// the log restored is exact, none was lost.
+    clean: bool,
 }
 
 fn encode(r: &Record, out: &mut Vec<u8>) {
@@ -293,6 +338,7 @@ impl StateLog {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
+        let clean = std::mem::take(&mut state.stopped);
         let mut dropped = 0usize;
         for s in state.sessions.values_mut() {
             let before = s.replies.len();
@@ -316,6 +362,7 @@ impl StateLog {
                 }),
                 io: Mutex::new(Io { file, size }),
                 broken: AtomicBool::new(false),
+                clean,
             },
             restored,
         ))
@@ -362,6 +409,27 @@ impl StateLog {
             seq,
             frame: frame.to_vec(),
         });
+    }
+
+    /// Session `session` opened `ino`. Recorded with the engine's lock held from the open.
+    pub fn opened(&self, session: u64, ino: u64) {
+        self.record(Record::Opened { session, ino });
+    }
+
+    /// Session `session` closed one of its opens of `ino`, under the engine's lock.
+    pub fn released(&self, session: u64, ino: u64) {
+        self.record(Record::Released { session, ino });
+    }
+
+    /// The server is stopping and committed everything: say so, durably, last.
+    pub fn stopped(&self) -> std::io::Result<()> {
+        self.record(Record::Stopped);
+        self.sync()
+    }
+
+    /// True if the server before this one stopped cleanly (see `stopped`).
+    pub fn clean(&self) -> bool {
+        self.clean
     }
 
     pub fn acked(&self, session: u64, below: u64) {

@@ -247,3 +247,40 @@ fn a_call_resent_while_its_first_copy_runs_gets_its_reply_on_the_new_connection(
     drop(srv);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn opens_and_releases_count_once_per_session_across_resends() {
+    let dir = scratch("opens");
+    let image = make_image(&dir, 64 << 20);
+    let srv = Server::start(&image);
+    let mut a = Client::hello(&srv.addr, None);
+    let ino = create(&mut a, 1, "f");
+    assert!(matches!(
+        a.call(2, Request::Open { ino, flags: 0 }),
+        Ok(Response::Attr(_))
+    ));
+    // Another session releases a file it never opened: A's opens must stand.
+    let mut b = Client::hello(&srv.addr, None);
+    assert_eq!(b.call(1, Request::Release { ino }), Ok(Response::Empty));
+    let unlink = Request::Unlink {
+        parent: ROOT_INO,
+        name: b"f".to_vec(),
+    };
+    assert_eq!(a.call(3, unlink), Ok(Response::Empty));
+    // A closes one of its two opens, and sends that release again (as after a reconnect).
+    assert_eq!(a.call(4, Request::Release { ino }), Ok(Response::Empty));
+    assert_eq!(a.call(4, Request::Release { ino }), Ok(Response::Empty));
+    let read = Request::Read {
+        ino,
+        offset: 0,
+        size: 16,
+    };
+    assert!(
+        matches!(a.call(5, read), Ok(Response::Data)),
+        "the file A still holds open is gone"
+    );
+    assert_eq!(a.call(6, Request::Release { ino }), Ok(Response::Empty));
+    drop((a, b));
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&dir);
+}

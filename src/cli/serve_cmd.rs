@@ -77,7 +77,8 @@ pub fn run(a: Args) -> i32 {
             return 1;
         }
     };
-    let vol = match Volume::open(store) {
+    // Files left unlinked-but-open are kept until the sessions that may hold them are known.
+    let vol = match Volume::open_keeping_orphans(store) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("rwxfs serve: {}: {e}", image.display());

@@ -67,3 +67,134 @@ fn a_call_resent_while_its_first_copy_runs_returns() {
     h.stop_server().unwrap();
     assert_fsck_clean(&img);
 }
+
+/// Free blocks on the file system at `mp`.
+fn free_blocks(mp: &std::path::Path) -> u64 {
+    let c = std::ffi::CString::new(mp.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: statvfs fills the zeroed struct we pass; the path is a valid C string.
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::statvfs(c.as_ptr(), &mut s) };
+    assert_eq!(r, 0, "statvfs: {}", std::io::Error::last_os_error());
+    s.f_bfree as u64
+}
+
+fn pattern(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// Read all of `f` through its descriptor and check it is `want`; then write `more` after it
+/// and read that back.
+fn check_and_extend(f: &std::fs::File, want: &[u8], more: &[u8], when: &str) {
+    use std::os::unix::fs::FileExt;
+    let mut got = vec![0u8; want.len() + 16];
+    let n = f
+        .read_at(&mut got, 0)
+        .unwrap_or_else(|e| panic!("{when}: read through the descriptor: {e}"));
+    assert!(
+        n == want.len() && &got[..n] == want,
+        "{when}: the descriptor reads {n} wrong bytes"
+    );
+    f.write_all_at(more, want.len() as u64)
+        .unwrap_or_else(|e| panic!("{when}: write through the descriptor: {e}"));
+    let mut back = vec![0u8; more.len()];
+    f.read_exact_at(&mut back, want.len() as u64)
+        .unwrap_or_else(|e| panic!("{when}: read back: {e}"));
+    assert!(back == more, "{when}: wrote bytes that read back wrong");
+}
+
+#[test]
+fn a_file_unlinked_while_open_lives_through_restarts_and_is_freed_at_its_close() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "256M").unwrap();
+    let addr = h.start_server(&img, &[]).unwrap();
+    let a = h.mount_remote(&addr).unwrap();
+    // The directory's first block is taken by a name that stays.
+    std::fs::File::create(a.join("stays"))
+        .unwrap()
+        .sync_all()
+        .unwrap();
+    let free_at_start = free_blocks(&a);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(a.join("held"))
+        .unwrap();
+    std::fs::remove_file(a.join("held")).unwrap();
+    let mut want = Vec::new();
+    let more = pattern(1, 4 << 20);
+    check_and_extend(&f, &want, &more, "before any restart");
+    let b = h.mount_remote(&addr).unwrap();
+    want.extend_from_slice(&more);
+
+    // A planned restart.
+    h.stop_server().unwrap();
+    h.start_server_in(&[], &img, &addr, &[]).unwrap();
+    let more = pattern(2, 1 << 20);
+    check_and_extend(&f, &want, &more, "after SIGTERM and a new start");
+    want.extend_from_slice(&more);
+
+    // A crash restart: what the descriptor wrote is made durable first (by a commit another
+    // mount asks for).
+    std::fs::File::create(b.join("sync"))
+        .unwrap()
+        .sync_all()
+        .unwrap();
+    h.kill_server();
+    h.start_server_in(&[], &img, &addr, &[]).unwrap();
+    let more = pattern(3, 1 << 20);
+    check_and_extend(&f, &want, &more, "after kill -9 and a new start");
+
+    // The last close frees the blocks.
+    drop(f);
+    wait_for(
+        60,
+        "the file's blocks were not freed at its last close",
+        || free_blocks(&a) == free_at_start,
+    );
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
+
+#[test]
+fn a_file_unlinked_while_open_is_freed_once_its_holder_is_gone_for_good() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "256M").unwrap();
+    let addr = h.start_server(&img, &[]).unwrap();
+    let a = h.mount_remote(&addr).unwrap();
+    // The directory's first block is taken by a name that stays.
+    std::fs::File::create(a.join("stays"))
+        .unwrap()
+        .sync_all()
+        .unwrap();
+    let free_at_start = free_blocks(&a);
+    {
+        let mut f = std::fs::File::create(a.join("held")).unwrap();
+        std::io::Write::write_all(&mut f, &pattern(4, 4 << 20)).unwrap();
+        f.sync_all().unwrap();
+        std::fs::remove_file(a.join("held")).unwrap();
+        // The mount dies holding it (its process killed), the server stops meanwhile.
+        h.stop_server().unwrap();
+        h.kill_mount(&a);
+    }
+    h.start_server_in(
+        &[],
+        &img,
+        &addr,
+        &["--lease-secs", "2", "--grace-secs", "2"],
+    )
+    .unwrap();
+    let b = h.mount_remote(&addr).unwrap();
+    wait_for(
+        120,
+        "the orphan of a holder that never came back was not freed",
+        || free_blocks(&b) == free_at_start,
+    );
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}

@@ -1,0 +1,76 @@
+//! `Open` and `Release`: counted per session (a release by one session never drops another
+//! session's open), recorded in the session log with the engine's lock held (so open files,
+//! unlinked ones included, survive a restart), and answered once across resends.
+
+use protocol::codec::encode_frame;
+use protocol::{Request, Response, ServerMsg};
+use volume::FsError;
+
+use crate::listener::Shared;
+use crate::session::Session;
+
+/// Run `req` if it is an open or a release; `None` for any other call.
+pub(crate) fn execute(
+    shared: &Shared,
+    session: &Session,
+    id: u64,
+    req: &Request,
+) -> Option<Result<Response, FsError>> {
+    let log = shared.state.as_deref();
+    match *req {
+        Request::Open { ino, .. } => {
+            let r = shared.vol.with(|v| {
+                // A client opens again what it held when it finds the server restarted: an
+                // open the session log restored already stands for it.
+                let a = if session.take_restored(ino) {
+                    v.getattr(ino)?
+                } else {
+                    let a = v.open_file(ino)?;
+                    session.opened(a.ino);
+                    if let Some(log) = log {
+                        log.opened(session.id, a.ino);
+                    }
+                    a
+                };
+                let resp = Response::Attr(a);
+                keep(shared, session, id, &resp);
+                Ok(resp)
+            });
+            match &r {
+                Ok(resp) => crate::coherence::note_seen(session, resp),
+                // A file the crash lost, which a replayed create may bring back.
+                Err(FsError::Stale) if shared.grace.active() => {
+                    shared.reopens.wait_for(ino, session.id)
+                }
+                Err(_) => {}
+            }
+            Some(r)
+        }
+        Request::Release { ino } => Some(shared.vol.with(|v| {
+            if session.released(ino) {
+                if let Some(log) = log {
+                    log.released(session.id, ino);
+                }
+                v.release_file(ino)?;
+            }
+            keep(shared, session, id, &Response::Empty);
+            Ok(Response::Empty)
+        })),
+        _ => None,
+    }
+}
+
+/// Keep the reply in the session log. An open or a release depends on no journal
+/// transaction: its reply holds whenever the log holds it (transaction 0).
+fn keep(shared: &Shared, session: &Session, id: u64, resp: &Response) {
+    let Some(log) = &shared.state else {
+        return;
+    };
+    let reply = ServerMsg::Reply {
+        id,
+        result: Ok(resp.clone()),
+    };
+    if let Ok(frame) = encode_frame(&reply, &[]) {
+        log.reply(session.id, id, 0, &frame);
+    }
+}
