@@ -100,13 +100,13 @@ fn rwop_makes_the_next_mount_wait_until_the_first_goes() {
     let img = h.mkfs("v.img", "64M").unwrap();
     let addr = h.start_server(&img, &["--access-mode", "rwop"]).unwrap();
     let first = h.mount_remote_with(&addr, &["--node-id", "pod-1"]).unwrap();
-    // --no-wait: refused at once, naming the holder.
-    let t = Instant::now();
+    // --no-wait: refused while the first mount still holds the volume, naming the holder. (A
+    // mount that waited instead would fail the harness's wait for it to go live, without
+    // that reason: no clock needed.)
     let e = h
         .mount_remote_with(&addr, &["--node-id", "pod-2", "--no-wait"])
         .unwrap_err();
     assert!(e.contains("ReadWriteOncePod") && e.contains("pod-1"), "{e}");
-    assert!(t.elapsed() < Duration::from_secs(5));
     // Without it, `rwxfs mount` says it is pending and returns once the first is gone.
     let mp = h.path("second");
     std::fs::create_dir(&mp).unwrap();
