@@ -226,7 +226,8 @@ impl Filesystem for RwxFuse {
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let _as = crate::caller::acting_as(req);
         match self.backend.lookup(parent.0, name.as_bytes()) {
             // A name that is not there is cached as absent for the TTL, like a name that
             // is: the create that usually follows spares a lookup, and a create on another
@@ -255,7 +256,8 @@ impl Filesystem for RwxFuse {
         }
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let _as = crate::caller::acting_as(req);
         match self.backend.getattr(ino.0) {
             Ok(a) => reply.attr(&self.ttl, &file_attr(&a)),
             Err(e) => reply.error(errno(e)),
@@ -280,6 +282,7 @@ impl Filesystem for RwxFuse {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let _as = crate::caller::acting_as(req);
         let set = SetAttr {
             mode,
             uid,
@@ -300,7 +303,8 @@ impl Filesystem for RwxFuse {
         }
     }
 
-    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        let _as = crate::caller::acting_as(req);
         match self.backend.readlink(ino.0) {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(errno(e)),
@@ -317,6 +321,7 @@ impl Filesystem for RwxFuse {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        let _as = crate::caller::acting_as(req);
         let r = self.writable().and_then(|_| {
             {
                 self.backend
@@ -335,6 +340,7 @@ impl Filesystem for RwxFuse {
         _umask: u32,
         reply: ReplyEntry,
     ) {
+        let _as = crate::caller::acting_as(req);
         let r = self.writable().and_then(|_| {
             {
                 self.backend
@@ -344,7 +350,8 @@ impl Filesystem for RwxFuse {
         self.entry(r, reply)
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _as = crate::caller::acting_as(req);
         Self::empty(
             self.writable()
                 .and_then(|_| self.backend.unlink(parent.0, name.as_bytes())),
@@ -352,7 +359,8 @@ impl Filesystem for RwxFuse {
         )
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _as = crate::caller::acting_as(req);
         Self::empty(
             self.writable()
                 .and_then(|_| self.backend.rmdir(parent.0, name.as_bytes())),
@@ -368,6 +376,7 @@ impl Filesystem for RwxFuse {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        let _as = crate::caller::acting_as(req);
         let r = self.writable().and_then(|_| {
             {
                 self.backend.symlink(
@@ -384,7 +393,7 @@ impl Filesystem for RwxFuse {
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -392,6 +401,7 @@ impl Filesystem for RwxFuse {
         flags: fuser::RenameFlags,
         reply: ReplyEmpty,
     ) {
+        let _as = crate::caller::acting_as(req);
         if flags.contains(fuser::RenameFlags::RENAME_WHITEOUT) {
             return reply.error(Errno::from_i32(libc::EINVAL));
         }
@@ -415,19 +425,21 @@ impl Filesystem for RwxFuse {
 
     fn link(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         newparent: INodeNo,
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        let _as = crate::caller::acting_as(req);
         let r = self
             .writable()
             .and_then(|_| self.backend.link(ino.0, newparent.0, newname.as_bytes()));
         self.entry(r, reply)
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let _as = crate::caller::acting_as(req);
         let wants_write =
             flags.0 & libc::O_ACCMODE != libc::O_RDONLY || flags.0 & libc::O_TRUNC != 0;
         if wants_write && self.read_only {
@@ -441,7 +453,7 @@ impl Filesystem for RwxFuse {
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
@@ -450,6 +462,7 @@ impl Filesystem for RwxFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let _as = crate::caller::acting_as(req);
         match self
             .locks_intact(ino.0)
             .and_then(|_| self.backend.read(ino.0, offset, size))
@@ -461,7 +474,7 @@ impl Filesystem for RwxFuse {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
@@ -471,6 +484,7 @@ impl Filesystem for RwxFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        let _as = crate::caller::acting_as_writer(req, ino.0);
         let how = WriteHow {
             kill_priv: write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID),
             under_lock: self.lock_epochs.marked(ino.0),
@@ -492,12 +506,13 @@ impl Filesystem for RwxFuse {
 
     fn flush(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        let _as = crate::caller::acting_as(req);
         // POSIX: any close by a process drops that process's locks on the file.
         let r = self.backend.flush(ino.0);
         let r = r.and_then(|_| self.writes_survived(ino.0, false));
@@ -513,7 +528,7 @@ impl Filesystem for RwxFuse {
 
     fn release(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         _flags: OpenFlags,
@@ -521,6 +536,7 @@ impl Filesystem for RwxFuse {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        let _as = crate::caller::acting_as(req);
         // Its locks went with the close; a lost lock no longer poisons the next open.
         self.lock_epochs.clear(ino.0);
         // The last close of an open file drops its flock (the kernel names the owner then).
@@ -534,12 +550,13 @@ impl Filesystem for RwxFuse {
 
     fn fsync(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let _as = crate::caller::acting_as(req);
         let r = self.backend.fsync(ino.0);
         let r = r.and_then(|_| self.writes_survived(ino.0, true));
         Self::empty(r, reply)
@@ -547,12 +564,13 @@ impl Filesystem for RwxFuse {
 
     fn readdir(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        let _as = crate::caller::acting_as(req);
         match self.backend.readdir(ino.0, offset, 512) {
             Ok(entries) => {
                 for e in entries {
@@ -573,12 +591,13 @@ impl Filesystem for RwxFuse {
 
     fn readdirplus(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        let _as = crate::caller::acting_as(req);
         match self.backend.readdirplus(ino.0, offset, 256) {
             Ok(entries) => {
                 for (e, a) in entries {
@@ -602,16 +621,18 @@ impl Filesystem for RwxFuse {
 
     fn fsyncdir(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let _as = crate::caller::acting_as(req);
         Self::empty(self.backend.fsync(ino.0), reply)
     }
 
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+    fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let _as = crate::caller::acting_as(req);
         match self.backend.statfs() {
             Ok(s) => reply.statfs(
                 s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.bsize,
@@ -622,7 +643,7 @@ impl Filesystem for RwxFuse {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -630,6 +651,7 @@ impl Filesystem for RwxFuse {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        let _as = crate::caller::acting_as(req);
         let r = self.writable().and_then(|_| {
             self.backend
                 .setxattr(ino.0, name.as_bytes(), value, flags as u32)
@@ -637,7 +659,8 @@ impl Filesystem for RwxFuse {
         Self::empty(r, reply)
     }
 
-    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let _as = crate::caller::acting_as(req);
         match self.backend.getxattr(ino.0, name.as_bytes()) {
             Ok(v) if size == 0 => reply.size(v.len() as u32),
             Ok(v) if v.len() > size as usize => reply.error(Errno::from_i32(libc::ERANGE)),
@@ -646,7 +669,8 @@ impl Filesystem for RwxFuse {
         }
     }
 
-    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let _as = crate::caller::acting_as(req);
         match self.backend.listxattr(ino.0) {
             Ok(names) => {
                 let mut buf = Vec::new();
@@ -666,14 +690,16 @@ impl Filesystem for RwxFuse {
         }
     }
 
-    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _as = crate::caller::acting_as(req);
         let r = self
             .writable()
             .and_then(|_| self.backend.removexattr(ino.0, name.as_bytes()));
         Self::empty(r, reply)
     }
 
-    fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+    fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        let _as = crate::caller::acting_as(req);
         // The kernel checks permissions (default_permissions); this only confirms existence
         // and refuses writes on a read-only mount.
         if self.read_only && mask.contains(AccessFlags::W_OK) {
@@ -692,6 +718,7 @@ impl Filesystem for RwxFuse {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        let _as = crate::caller::acting_as(req);
         let r = self.writable().and_then(|_| {
             match self
                 .backend
@@ -732,7 +759,7 @@ impl Filesystem for RwxFuse {
 
     fn fallocate(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
@@ -740,6 +767,7 @@ impl Filesystem for RwxFuse {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        let _as = crate::caller::acting_as(req);
         let r = self
             .writable()
             .and_then(|_| self.backend.fallocate(ino.0, offset, length, mode as u32));
@@ -759,6 +787,7 @@ impl Filesystem for RwxFuse {
         _flags: CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
+        let _as = crate::caller::acting_as(req);
         let r = self.writable().and_then(|_| {
             let mut done = 0u64;
             while done < len {
@@ -789,7 +818,7 @@ impl Filesystem for RwxFuse {
 
     fn getlk(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         lock_owner: LockOwner,
@@ -799,6 +828,7 @@ impl Filesystem for RwxFuse {
         pid: u32,
         reply: fuser::ReplyLock,
     ) {
+        let _as = crate::caller::acting_as(req);
         let lock = LockArgs {
             owner: lock_owner.0,
             start,
@@ -825,6 +855,7 @@ impl Filesystem for RwxFuse {
         sleep: bool,
         reply: ReplyEmpty,
     ) {
+        let _as = crate::caller::acting_as(req);
         self.note_locked(ino.0);
         let lock = LockArgs {
             owner: lock_owner.0,

@@ -2,6 +2,7 @@
 //! in this process, on an image) or `Remote` (the server, over the protocol).
 
 pub mod backend;
+pub mod caller;
 mod epochs;
 pub mod fuse;
 mod kept;

@@ -564,7 +564,12 @@ impl Link {
             return Err(LinkError::Closed);
         }
         let keep = req.mutates().then(|| req.clone());
-        let frame = encode_frame_head(&ClientMsg::Call { id, req }, bulk.len()).map(|mut f| {
+        // Made for the FUSE request this thread serves, if any; otherwise anonymous.
+        let msg = match crate::caller::current() {
+            Some(cred) => ClientMsg::CallAs { id, req, cred },
+            None => ClientMsg::Call { id, req },
+        };
+        let frame = encode_frame_head(&msg, bulk.len()).map(|mut f| {
             f.extend_from_slice(bulk);
             Arc::new(f)
         });

@@ -9,5 +9,6 @@ pub mod messages;
 
 pub use codec::{decode_body, encode_frame, ProtoError, MAX_FRAME};
 pub use messages::{
-    lock_type, ClientMsg, Push, Request, Response, ServerMsg, SessionStatus, PROTOCOL_VERSION,
+    lock_type, ClientMsg, Cred, Push, Request, Response, ServerMsg, SessionStatus, MAX_GROUPS,
+    PROTOCOL_VERSION,
 };

@@ -52,6 +52,21 @@ pub enum ClientMsg {
     Proof { mac: Vec<u8> },
     /// First message of a `rwxfs status` connection: list the sessions, then close.
     Status { version: u32, nonce: Vec<u8> },
+    /// `Call` made on behalf of `cred`. A plain `Call` is anonymous (nobody).
+    CallAs { id: u64, req: Request, cred: Cred },
+}
+
+/// Most supplementary groups a call carries (as NFS's AUTH_SYS).
+pub const MAX_GROUPS: usize = 16;
+
+/// Who makes a call, as the client's kernel says: the server squashes it per its export and
+/// checks every call's permissions with it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Cred {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups, at most `MAX_GROUPS`.
+    pub groups: Vec<u32>,
 }
 
 /// From server to client.

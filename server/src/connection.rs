@@ -24,6 +24,7 @@ use volume::FsError;
 use crate::dispatch::execute;
 use crate::handshake::{Reader, Writer};
 use crate::listener::Shared;
+use crate::permissions::Caller;
 use crate::reply_cache::Seen;
 use crate::session::Session;
 
@@ -150,7 +151,7 @@ pub(crate) async fn handle(
         };
         // Bulk bytes stay in the frame buffer: no copy on their way to the engine.
         let bulk = body.freeze().slice(bulk_start..);
-        let (id, mut req) = match msg {
+        let (id, req, cred) = match msg {
             ClientMsg::Heartbeat => continue,
             ClientMsg::Ack { below } => {
                 session
@@ -170,12 +171,10 @@ pub(crate) async fn handle(
             | ClientMsg::Proof { .. } => {
                 break End::Lost("handshake message after the handshake".into())
             }
-            ClientMsg::Call { id, req } => (id, req),
+            ClientMsg::Call { id, req } => (id, req, None),
+            ClientMsg::CallAs { id, req, cred } => (id, req, Some(cred)),
         };
-        shared.cfg.export.squash(&mut req);
-        if let Request::CreateAgain { req: first, .. } = &mut req {
-            shared.cfg.export.squash(first);
-        }
+        let caller = Caller::new(cred, &shared.cfg.export);
         let remembered = req.remembered();
         if remembered {
             let seen = session
@@ -219,7 +218,7 @@ pub(crate) async fn handle(
         let held = shared.grace.holds(session.id) && !is_reclaim(&req);
         if runs_inline(&req) && !held {
             // Quick in-memory work: done here, sparing two thread hand-offs per call.
-            let frame = answer(&shared, &session, id, req, &bulk);
+            let frame = answer(&shared, &session, &caller, id, req, &bulk);
             if let Some(tx) = finish(&session, id, remembered, &frame) {
                 let _ = tx.send(frame).await;
             }
@@ -236,7 +235,7 @@ pub(crate) async fn handle(
             if held {
                 shared.grace.wait_out();
             }
-            let frame = answer(&shared, &session, id, req, &bulk);
+            let frame = answer(&shared, &session, &caller, id, req, &bulk);
             if let Some(tx) = finish(&session, id, remembered, &frame) {
                 let _ = tx.blocking_send(frame);
             }
@@ -375,10 +374,22 @@ async fn end_session(shared: &Arc<Shared>, session: &Arc<Session>, for_good: boo
 }
 
 /// Run one call against the engine and encode its reply frame.
-fn answer(shared: &Shared, session: &Session, id: u64, req: Request, bulk: &[u8]) -> Vec<u8> {
+fn answer(
+    shared: &Shared,
+    session: &Session,
+    caller: &Caller,
+    id: u64,
+    mut req: Request,
+    bulk: &[u8],
+) -> Vec<u8> {
     let mutates = req.mutates();
     let (r, out) = if session.info.read_only && req.mutates() {
         (Err(FsError::ReadOnly), Vec::new())
+    } else if let Err(e) = shared
+        .vol
+        .with(|v| crate::permissions::check(caller, &mut req, v))
+    {
+        (Err(e), Vec::new())
     } else if let Some(r) = crate::lock_calls::execute(shared, session.id, id, &req) {
         (r, Vec::new())
     } else if let Some(r) = crate::open_calls::execute(shared, session, id, &req) {
@@ -438,6 +449,10 @@ fn answer(shared: &Shared, session: &Session, id: u64, req: Request, bulk: &[u8]
     };
     if mutates {
         session.unsafe_calls().end(id);
+    }
+    let mut r = r;
+    if let Ok(Response::Names(names)) = &mut r {
+        crate::permissions::visible_names(caller, names);
     }
     let result = r.map_err(|e| {
         if matches!(e, FsError::Corrupt(_) | FsError::Io(_)) {

@@ -6,7 +6,6 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use ipnet::IpNet;
-use protocol::Request;
 
 use crate::session::Session;
 
@@ -49,7 +48,7 @@ pub struct Export {
     pub read_only: bool,
     /// Client addresses allowed to connect; empty means any.
     pub allow: Vec<IpNet>,
-    /// uid and gid 0 from clients become nobody and nogroup.
+    /// uid and gid 0 from clients become nobody and nogroup (`permissions::Caller`).
     pub root_squash: bool,
     /// The shared secret clients must prove, if any.
     pub token: Option<Vec<u8>>,
@@ -121,36 +120,6 @@ impl Export {
             }
         }
     }
-
-    /// Root squash: a request's uid and gid 0 become nobody and nogroup.
-    pub fn squash(&self, req: &mut Request) {
-        if !self.root_squash {
-            return;
-        }
-        let sq = |id: &mut u32| {
-            if *id == 0 {
-                *id = NOBODY;
-            }
-        };
-        match req {
-            Request::Create { uid, gid, .. }
-            | Request::Mknod { uid, gid, .. }
-            | Request::Mkdir { uid, gid, .. }
-            | Request::Symlink { uid, gid, .. } => {
-                sq(uid);
-                sq(gid);
-            }
-            Request::Setattr { set, .. } => {
-                if let Some(u) = set.uid.as_mut() {
-                    sq(u);
-                }
-                if let Some(g) = set.gid.as_mut() {
-                    sq(g);
-                }
-            }
-            _ => {}
-        }
-    }
 }
 
 #[cfg(test)]
@@ -217,38 +186,5 @@ mod tests {
         assert!(Export::default().allows("192.0.2.1".parse().unwrap()));
         assert_eq!("RWOP".parse::<AccessMode>(), Ok(AccessMode::Rwop));
         assert!("rw".parse::<AccessMode>().unwrap_err().contains("expected"));
-    }
-
-    #[test]
-    fn root_squash_maps_root_to_nobody() {
-        let mut r = Request::Mkdir {
-            parent: 1,
-            name: b"d".to_vec(),
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-        };
-        Export::default().squash(&mut r);
-        assert!(matches!(
-            r,
-            Request::Mkdir {
-                uid: NOBODY,
-                gid: NOBODY,
-                ..
-            }
-        ));
-        let mut r = Request::Mkdir {
-            parent: 1,
-            name: b"d".to_vec(),
-            mode: 0o755,
-            uid: 0,
-            gid: 5,
-        };
-        Export {
-            root_squash: false,
-            ..Export::default()
-        }
-        .squash(&mut r);
-        assert!(matches!(r, Request::Mkdir { uid: 0, gid: 5, .. }));
     }
 }

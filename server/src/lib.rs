@@ -12,6 +12,7 @@ mod handshake;
 pub mod listener;
 mod lock_calls;
 mod open_calls;
+pub mod permissions;
 pub mod reply_cache;
 pub mod session;
 pub mod state_log;

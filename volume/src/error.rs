@@ -36,6 +36,8 @@ pub enum FsError {
     NotSupported,
     #[error("operation not permitted")]
     NotPermitted,
+    #[error("permission denied")]
+    AccessDenied,
     #[error("read-only file system")]
     ReadOnly,
     #[error("a conflicting lock is held")]
@@ -77,6 +79,7 @@ impl FsError {
             FsError::TooManyLinks => libc::EMLINK,
             FsError::NotSupported => libc::EOPNOTSUPP,
             FsError::NotPermitted => libc::EPERM,
+            FsError::AccessDenied => libc::EACCES,
             FsError::ReadOnly => libc::EROFS,
             FsError::WouldBlock => libc::EAGAIN,
             FsError::Deadlock => libc::EDEADLK,
@@ -106,6 +109,7 @@ impl FsError {
             libc::EMLINK => FsError::TooManyLinks,
             libc::EOPNOTSUPP => FsError::NotSupported,
             libc::EPERM => FsError::NotPermitted,
+            libc::EACCES => FsError::AccessDenied,
             libc::EROFS => FsError::ReadOnly,
             libc::EAGAIN => FsError::WouldBlock,
             libc::EDEADLK => FsError::Deadlock,

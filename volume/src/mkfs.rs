@@ -73,8 +73,10 @@ pub fn mkfs<S: BlockStore>(store: &S, opts: &MkfsOptions) -> FsResult<Geometry> 
     ) {
         store.write_at(&img, b * BLOCK_SIZE as u64)?;
     }
+    // Like /tmp: anyone may create at the top of a shared volume (root squashed to nobody
+    // included), and only an entry's owner may remove or rename it.
     let root = DiskInode {
-        mode: libc::S_IFDIR | 0o755,
+        mode: libc::S_IFDIR | 0o1777,
         nlink: 2,
         atime: now,
         mtime: now,
