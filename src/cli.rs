@@ -8,6 +8,7 @@ mod bench_cmd;
 mod demo_cmd;
 mod fsck_cmd;
 mod image_lock;
+mod limits;
 mod mkfs_cmd;
 mod mount_cmd;
 mod mount_helper;
@@ -160,6 +161,8 @@ enum Cmd {
         /// else's lock is granted.
         #[arg(long, default_value_t = 30)]
         grace_secs: u64,
+        #[command(flatten)]
+        limits: limits::Limits,
     },
     /// List a server's sessions: node, mount, access, address, lease, open files, locks.
     Status {
@@ -256,6 +259,7 @@ pub fn run() -> i32 {
             tls_key,
             state_file,
             grace_secs,
+            limits,
         } => serve_cmd::run(serve_cmd::Args {
             image,
             listen,
@@ -268,6 +272,7 @@ pub fn run() -> i32 {
             tls: tls_cert.zip(tls_key),
             state_file,
             grace_secs,
+            limits,
         }),
         Cmd::Status {
             server,

@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use protocol::codec::{decode_body, encode_frame};
@@ -48,6 +48,15 @@ pub(crate) async fn handle(
     shutdown: CancellationToken,
 ) -> Result<(), String> {
     stream.set_nodelay(true).ok();
+    let Ok(handshaking) = shared.handshakes.clone().try_acquire_owned() else {
+        let why = format!(
+            "too many connections in their handshake (the server's limit is {})",
+            shared.cfg.max_handshakes
+        );
+        tracing::warn!(%addr, "refused: {why}");
+        crate::handshake::refuse_early(stream, why.clone()).await;
+        return Err(why);
+    };
     let (rd, mut wr, binding): (Reader, Writer, Vec<u8>) = match &shared.cfg.tls {
         None => {
             let (r, w) = stream.into_split();
@@ -76,6 +85,7 @@ pub(crate) async fn handle(
         // A status query, answered.
         return Ok(());
     };
+    drop(handshaking);
     let session = admitted.session;
     let welcome = ServerMsg::Welcome {
         version: PROTOCOL_VERSION,
@@ -93,7 +103,9 @@ pub(crate) async fn handle(
         .map_err(|e| e.to_string())?;
 
     // Replies go through one writer task so calls complete in any order.
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(shared.cfg.max_in_flight);
+    // Bounded: a client that stops reading its replies has its connection cut (`deliver`)
+    // rather than hold the threads that answer it.
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(2 * shared.cfg.max_in_flight);
     let writer = tokio::spawn(async move {
         // Replies that queued up meanwhile go out in one write.
         let mut batch: Vec<u8> = Vec::new();
@@ -196,7 +208,7 @@ pub(crate) async fn handle(
                         result: Err(eio),
                     };
                     if let (Some(tx), Ok(f)) = (session.sender(), encode_frame(&reply, &[])) {
-                        let _ = tx.send(f).await;
+                        queue(&session, &tx, f, lease).await;
                     }
                     continue;
                 }
@@ -208,7 +220,7 @@ pub(crate) async fn handle(
                         "repeated call: sending the kept reply"
                     );
                     if let Some(tx) = session.sender() {
-                        let _ = tx.send(frame.to_vec()).await;
+                        queue(&session, &tx, frame.to_vec(), lease).await;
                     }
                     continue;
                 }
@@ -220,11 +232,15 @@ pub(crate) async fn handle(
             // Quick in-memory work: done here, sparing two thread hand-offs per call.
             let frame = answer(&shared, &session, &caller, id, req, &bulk);
             if let Some(tx) = finish(&session, id, remembered, &frame) {
-                let _ = tx.send(frame).await;
+                queue(&session, &tx, frame, lease).await;
             }
             continue;
         }
         let Ok(permit) = limit.clone().acquire_owned().await else {
+            break End::Shutdown;
+        };
+        // A share of the pool for all connections together: one cannot take all of it.
+        let Ok(pooled) = shared.blocking.clone().acquire_owned().await else {
             break End::Shutdown;
         };
         let shared = shared.clone();
@@ -237,13 +253,24 @@ pub(crate) async fn handle(
             }
             let frame = answer(&shared, &session, &caller, id, req, &bulk);
             if let Some(tx) = finish(&session, id, remembered, &frame) {
-                let _ = tx.blocking_send(frame);
+                deliver(&session, &tx, frame);
             }
-            drop(permit);
+            drop((permit, pooled));
         });
     };
-    session.detach(epoch);
-    let _ = writer.await;
+    // Cancelled as if replaced, but nobody took the session over: it was cut (`deliver`).
+    let end = match (end, session.detach(epoch)) {
+        (End::Replaced, true) => End::Lost("it stopped reading its replies".into()),
+        (end, _) => end,
+    };
+    // Replies already queued go out, unless the client does not take them.
+    let mut writer = writer;
+    if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
     match end {
         End::Final => {
             end_session(&shared, &session, true).await;
@@ -269,6 +296,31 @@ pub(crate) async fn handle(
 /// session's connection as it is now, not the one the call came on. A copy resent on a new
 /// connection while this one ran was dropped as running (under the same lock as `finish`),
 /// and that new connection was attached before, so it is the one returned (or a newer one).
+/// Hand a reply to the session's connection without waiting (from the blocking pool): if its
+/// queue is full, its client stopped reading, and the connection is cut — the client
+/// reconnects and gets its kept replies — instead of this thread waiting on it.
+pub(crate) fn deliver(session: &Session, tx: &mpsc::Sender<Vec<u8>>, frame: Vec<u8>) {
+    if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(frame) {
+        tracing::warn!(
+            session = session.id,
+            "the client does not read its replies: its connection is cut"
+        );
+        session.cut();
+    }
+}
+
+/// Queue a reply from the connection's own task, waiting at most `wait` for room; a queue
+/// still full then is cut as in `deliver`.
+async fn queue(session: &Session, tx: &mpsc::Sender<Vec<u8>>, frame: Vec<u8>, wait: Duration) {
+    if let Err(mpsc::error::SendTimeoutError::Timeout(_)) = tx.send_timeout(frame, wait).await {
+        tracing::warn!(
+            session = session.id,
+            "the client does not read its replies: its connection is cut"
+        );
+        session.cut();
+    }
+}
+
 fn finish(
     session: &Session,
     id: u64,

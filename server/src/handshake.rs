@@ -51,6 +51,17 @@ enum First {
     OtherVersion(u32),
 }
 
+/// Refuse a connection before its handshake (a limit reached): the reason as a `Refused`
+/// frame, sent without waiting long for a client that does not read it, then close.
+pub(crate) async fn refuse_early(stream: tokio::net::TcpStream, reason: String) {
+    let mut wr: Writer = Box::new(stream);
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        send(&mut wr, &ServerMsg::Refused { reason }),
+    )
+    .await;
+}
+
 async fn next(frames: &mut Frames) -> Result<ClientMsg, String> {
     match next_first(frames).await? {
         First::Msg(m) => Ok(m),
@@ -247,6 +258,15 @@ pub(crate) async fn admit(
         let decision = {
             let _one_at_a_time = shared.admission.lock().unwrap_or_else(|e| e.into_inner());
             let held: Vec<Arc<Session>> = shared.sessions.iter().map(|s| s.clone()).collect();
+            if held.len() >= shared.cfg.max_sessions {
+                let why = format!(
+                    "too many sessions (the server's limit is {})",
+                    shared.cfg.max_sessions
+                );
+                tracing::warn!(%addr, node = %node_id, "refused: {why}");
+                drop(_one_at_a_time);
+                return refuse(wr, why).await;
+            }
             match export.admit(&node_id, read_only, held.iter().map(|s| s.as_ref())) {
                 Admission::Admit { read_only } => {
                     let id = shared.next_session.fetch_add(1, Ordering::Relaxed);

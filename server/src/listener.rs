@@ -34,6 +34,17 @@ pub struct ServerConfig {
     /// After a restart that brought sessions back, how long their clients have to reclaim
     /// their locks; no other lock is granted meanwhile.
     pub grace: Duration,
+    /// Most connections open at once; past it a new one is refused.
+    pub max_connections: usize,
+    /// Most connections in their handshake at once (TLS included); past it, refused.
+    pub max_handshakes: usize,
+    /// Most sessions (attached or waiting for their client); past it a new mount is refused.
+    pub max_sessions: usize,
+    /// Most locks one session holds; past it a lock request gets ENOLCK.
+    pub max_locks_per_session: usize,
+    /// Most calls running on the blocking pool at once, all connections together; a
+    /// connection's calls past it wait on that connection alone.
+    pub max_blocking: usize,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +57,11 @@ impl Default for ServerConfig {
             tls: None,
             state_log: None,
             grace: Duration::from_secs(30),
+            max_connections: 1024,
+            max_handshakes: 64,
+            max_sessions: 4096,
+            max_locks_per_session: 4096,
+            max_blocking: 256,
         }
     }
 }
@@ -75,6 +91,11 @@ pub(crate) struct Shared {
     pub commits: Arc<crate::durability::Commits>,
     /// Files restored sessions hold open that a replay may bring back.
     pub reopens: crate::durability::Reopens,
+    /// Connections open (`max_connections`) and in their handshake (`max_handshakes`).
+    pub connections: Arc<tokio::sync::Semaphore>,
+    pub handshakes: Arc<tokio::sync::Semaphore>,
+    /// Calls on the blocking pool (`max_blocking`).
+    pub blocking: Arc<tokio::sync::Semaphore>,
 }
 
 /// The grace period after a restart: until it ends, only locks held before the restart are
@@ -203,6 +224,9 @@ pub async fn serve(
         sessions,
         next_session: AtomicU64::new(next),
         grace: Grace::new(Instant::now() + cfg.grace, waiting),
+        connections: Arc::new(tokio::sync::Semaphore::new(cfg.max_connections)),
+        handshakes: Arc::new(tokio::sync::Semaphore::new(cfg.max_handshakes)),
+        blocking: Arc::new(tokio::sync::Semaphore::new(cfg.max_blocking.max(1))),
         cfg,
         tracker: TaskTracker::new(),
         admission: std::sync::Mutex::new(()),
@@ -259,12 +283,22 @@ pub async fn serve(
         match accepted {
             Ok((stream, addr)) => {
                 backoff = Duration::from_millis(10);
+                let Ok(open) = shared.connections.clone().try_acquire_owned() else {
+                    let why = format!(
+                        "too many connections (the server's limit is {})",
+                        shared.cfg.max_connections
+                    );
+                    tracing::warn!(%addr, "refused: {why}");
+                    tracker.spawn(crate::handshake::refuse_early(stream, why));
+                    continue;
+                };
                 let shared = shared.clone();
                 let shutdown = shutdown.clone();
                 tracker.spawn(async move {
                     if let Err(e) = handle(stream, addr, shared, shutdown).await {
                         tracing::info!(%addr, "connection ended: {e}");
                     }
+                    drop(open);
                 });
             }
             Err(e) => {

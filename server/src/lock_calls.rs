@@ -133,6 +133,16 @@ pub(crate) fn execute(
             wait,
         } => (|| {
             let req = lock_req(session, owner, typ, start, end, pid)?;
+            // A storm of locks from one session stops at its limit.
+            if req.kind.is_some() && m.held_by_session(session) >= shared.cfg.max_locks_per_session
+            {
+                tracing::warn!(
+                    session,
+                    limit = shared.cfg.max_locks_per_session,
+                    "lock refused: the session holds as many as it may"
+                );
+                return Err(FsError::NoLock);
+            }
             if wait {
                 let (outcome, grants) = m.set_wait(ino, id, req).map_err(lock_err)?;
                 deliver(shared, grants);
@@ -177,8 +187,7 @@ pub(crate) fn deliver(shared: &Shared, grants: Vec<Grant>) {
         };
         let push = ServerMsg::Push(Push::LockGranted { wait: g.wait });
         if let Ok(frame) = encode_frame(&push, &[]) {
-            // A session's writer drains its queue; blocking here is the caller's thread.
-            let _ = tx.blocking_send(frame);
+            crate::connection::deliver(&session, &tx, frame);
         }
     }
 }

@@ -130,6 +130,14 @@ impl Session {
         l.epoch
     }
 
+    /// Close the connection the session answers on (its client stopped reading replies);
+    /// the session stays, for its client to resume.
+    pub fn cut(&self) {
+        if let Some(c) = &relock(&self.link).cancel {
+            c.cancel();
+        }
+    }
+
     /// The connection of attachment `epoch` is gone. False if another one took over since.
     pub fn detach(&self, epoch: u64) -> bool {
         let mut l = relock(&self.link);

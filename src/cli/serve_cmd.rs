@@ -22,6 +22,7 @@ pub struct Args {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub state_file: Option<PathBuf>,
     pub grace_secs: u64,
+    pub limits: super::limits::Limits,
 }
 
 pub fn run(a: Args) -> i32 {
@@ -122,14 +123,14 @@ pub fn run(a: Args) -> i32 {
             }
             t.cancel();
         });
-        let cfg = ServerConfig {
+        let cfg = a.limits.apply(ServerConfig {
             lease: Duration::from_secs(a.lease_secs.max(1)),
             export,
             tls,
             state_log: Some(state_file),
             grace: Duration::from_secs(a.grace_secs),
             ..ServerConfig::default()
-        };
+        });
         match serve(vol, listener, cfg, token).await {
             Ok(()) => 0,
             Err(e) => {

@@ -1,0 +1,222 @@
+//! Bounds on what one client can take from the server: a client that stops reading its
+//! replies, a flood of connections, a storm of lock requests. Each is a hand-made client
+//! over real TCP while a real mount keeps working.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use protocol::codec::{decode_body, encode_frame, read_frame};
+use protocol::{ClientMsg, Request, Response, ServerMsg, PROTOCOL_VERSION};
+use rwxfs_tests::{assert_fsck_clean, harness};
+
+/// A hand-made session: greeted, nothing else yet.
+fn hello(addr: &str, node: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let hello = ClientMsg::Hello {
+        version: PROTOCOL_VERSION,
+        node_id: node.into(),
+        mount_id: 1,
+        read_only: false,
+        nonce: Vec::new(),
+    };
+    s.write_all(&encode_frame(&hello, &[]).unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let body = read_frame(&mut s).unwrap();
+    let m = decode_body::<ServerMsg>(&body).unwrap().0;
+    assert!(matches!(m, ServerMsg::Welcome { .. }), "{m:?}");
+    s
+}
+
+/// One call and its result (pushes and other replies skipped).
+fn call(s: &mut TcpStream, id: u64, req: Request) -> Result<Response, i32> {
+    s.write_all(&encode_frame(&ClientMsg::Call { id, req }, &[]).unwrap())
+        .unwrap();
+    loop {
+        let body = read_frame(s).unwrap();
+        if let ServerMsg::Reply { id: got, result } = decode_body::<ServerMsg>(&body).unwrap().0 {
+            if got == id {
+                return result;
+            }
+        }
+    }
+}
+
+/// Run `f` on a thread; its result, or a panic naming `what` if it never comes back (a
+/// server stalled for good, not a slow one: the bound is far above any honest run).
+fn completes<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(120))
+        .unwrap_or_else(|_| panic!("{what}: the server stalled"))
+}
+
+/// The mount still answers: a new file written, fsynced and read back through another mount.
+fn mount_works(a: &Path, b: &Path, name: &str) {
+    let (a, b, name) = (a.to_path_buf(), b.to_path_buf(), name.to_string());
+    completes("the real mounts", move || {
+        let data = vec![7u8; 256 * 1024];
+        let mut f = std::fs::File::create(a.join(&name)).unwrap();
+        f.write_all(&data).unwrap();
+        f.sync_all().unwrap();
+        assert_eq!(std::fs::read(b.join(&name)).unwrap(), data);
+        assert!(std::fs::read_dir(&b).unwrap().count() > 0);
+    });
+}
+
+#[test]
+fn clients_that_stop_reading_replies_are_cut_off_and_stall_no_one_else() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "256M").unwrap();
+    let addr = h.start_server(&img, &[]).unwrap();
+    let a = h.mount_remote(&addr).unwrap();
+    let b = h.mount_remote(&addr).unwrap();
+    std::fs::write(a.join("big"), vec![1u8; 1 << 20]).unwrap();
+    let mut deaf = Vec::new();
+    for i in 0..10 {
+        let mut s = hello(&addr, &format!("deaf-{i}"));
+        let ino = match call(
+            &mut s,
+            1,
+            Request::Lookup {
+                parent: 1,
+                name: b"big".to_vec(),
+            },
+        ) {
+            Ok(Response::Attr(a)) => a.ino,
+            other => panic!("{other:?}"),
+        };
+        // Many reads, and never a reply read: the socket's buffers fill, then the server's.
+        let mut burst = Vec::new();
+        for id in 2..1200u64 {
+            let req = Request::Read {
+                ino,
+                offset: 0,
+                size: 64 * 1024,
+            };
+            burst.extend(encode_frame(&ClientMsg::Call { id, req }, &[]).unwrap());
+        }
+        s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(&burst);
+        deaf.push(s);
+    }
+    mount_works(&a, &b, "after-the-deaf");
+    // Each deaf connection was closed by the server: what it had sent, then the end.
+    for s in &mut deaf {
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!("a deaf connection was left open: {e}"),
+            }
+        }
+    }
+    drop(deaf);
+    mount_works(&a, &b, "after-the-cut");
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
+
+/// The reason in a `Refused` the server sends on `s` before closing it, if it does.
+fn refusal(s: &mut TcpStream) -> Option<String> {
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let body = read_frame(s).ok()?;
+    match decode_body::<ServerMsg>(&body).ok()?.0 {
+        ServerMsg::Refused { reason } => Some(reason),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_connection_flood_is_refused_past_the_limits_while_mounts_keep_working() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "64M").unwrap();
+    let limits = ["--max-connections", "6", "--max-handshakes", "3"];
+    let addr = h.start_server(&img, &limits).unwrap();
+    let a = h.mount_remote(&addr).unwrap();
+    let b = h.mount_remote(&addr).unwrap();
+    // Connections that never say hello: three hold the handshake slots, the rest are
+    // refused at once with the reason.
+    let mut flood: Vec<TcpStream> = (0..40)
+        .map(|_| TcpStream::connect(&addr).unwrap())
+        .collect();
+    let reasons: Vec<String> = flood.iter_mut().skip(3).filter_map(refusal).collect();
+    assert!(
+        reasons.len() >= 30,
+        "only {} of 37 refused: {reasons:?}",
+        reasons.len()
+    );
+    assert!(
+        reasons.iter().all(|r| r.contains("too many connections")),
+        "{reasons:?}"
+    );
+    mount_works(&a, &b, "during-the-flood");
+    drop(flood);
+    // Once the flood is gone, new mounts get in again.
+    let c = h.mount_remote(&addr).unwrap();
+    mount_works(&c, &a, "after-the-flood");
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
+
+#[test]
+fn a_lock_storm_from_one_session_gets_enolck_past_its_limit() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "64M").unwrap();
+    let addr = h
+        .start_server(&img, &["--max-locks-per-session", "100"])
+        .unwrap();
+    let m = h.mount_remote(&addr).unwrap();
+    std::fs::write(m.join("other"), b"x").unwrap();
+    let mut s = hello(&addr, "storm");
+    let create = Request::Create {
+        parent: 1,
+        name: b"stormy".to_vec(),
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+    };
+    let ino = match call(&mut s, 1, create) {
+        Ok(Response::Attr(a)) => a.ino,
+        other => panic!("{other:?}"),
+    };
+    let mut refused = 0;
+    for i in 0..300u64 {
+        let lock = Request::Setlk {
+            ino,
+            owner: 9,
+            start: 2 * i,
+            end: 2 * i,
+            typ: protocol::lock_type::WRITE,
+            pid: 1,
+            wait: false,
+        };
+        match call(&mut s, 2 + i, lock) {
+            Ok(_) => assert!(i < 100, "lock {i} granted past the limit"),
+            Err(e) => {
+                assert_eq!(e, libc::ENOLCK, "lock {i}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(refused, 200);
+    // Everyone else's locks are unaffected.
+    let t = rwxfs_tests::Locker::start(&h, &m, &["try", "$MNT/other", "posix", "w", "0", "0"]);
+    assert_eq!(t.line(30), "ok");
+    drop(t);
+    s.write_all(&encode_frame(&ClientMsg::Goodbye, &[]).unwrap())
+        .unwrap();
+    drop(s);
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
