@@ -70,7 +70,10 @@ pub fn current() -> Option<Cred> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
-static GROUPS: OnceLock<Mutex<HashMap<u32, (Instant, Vec<u32>)>>> = OnceLock::new();
+/// Groups by process, with when they were read.
+type GroupCache = HashMap<u32, (Instant, Vec<u32>)>;
+
+static GROUPS: OnceLock<Mutex<GroupCache>> = OnceLock::new();
 static WRITERS: OnceLock<Mutex<HashMap<u64, Cred>>> = OnceLock::new();
 
 fn cred_of(uid: u32, gid: u32, pid: u32) -> Cred {
