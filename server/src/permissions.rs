@@ -23,6 +23,8 @@ pub struct Caller {
     pub uid: u32,
     pub gid: u32,
     pub groups: Vec<u32>,
+    /// The export squashes root: a chown to uid or gid 0 is one to nobody, as the caller is.
+    pub squash: bool,
 }
 
 impl Caller {
@@ -34,6 +36,7 @@ impl Caller {
                 uid: NOBODY,
                 gid: NOBODY,
                 groups: Vec::new(),
+                squash: export.root_squash,
             };
         };
         let sq = |id: u32| match id {
@@ -52,6 +55,7 @@ impl Caller {
             uid: sq(cred.uid),
             gid: sq(cred.gid),
             groups,
+            squash: export.root_squash,
         }
     }
 
@@ -267,6 +271,15 @@ fn sticky(c: &Caller, dir: &Attr, entry: Option<&Attr>) -> Result<(), FsError> {
 }
 
 fn setattr(c: &Caller, a: &Attr, set: &mut SetAttr) -> Result<(), FsError> {
+    if c.squash {
+        // Root's ids are nobody's here, as targets too: a squashed root's `chown 0:0` (tar,
+        // cp -a) of its own file leaves it its own.
+        for id in [set.uid.as_mut(), set.gid.as_mut()].into_iter().flatten() {
+            if *id == 0 {
+                *id = NOBODY;
+            }
+        }
+    }
     if let Some(mode) = set.mode.as_mut() {
         c.owner_or_root(a)?;
         if !c.is_root() && !c.in_group(set.gid.unwrap_or(a.gid)) {

@@ -149,6 +149,18 @@ fn a_squashed_root_is_just_nobody() {
     assert_eq!(errno(&root(false), read), 0);
     assert_eq!(errno(&nobody, chmod(3, 0o777)), libc::EPERM);
     assert_eq!(errno(&nobody, chown(3, Some(NOBODY), None)), libc::EPERM);
+    assert_eq!(errno(&nobody, chown(3, Some(0), Some(0))), libc::EPERM);
+    // Its own file "given" to root stays its own: root is nobody, as a target too.
+    let mut t = table();
+    t.add(7, FileKind::RegularFile, 0o644, NOBODY, NOBODY);
+    let mut own = chown(7, Some(0), Some(0));
+    check(&nobody, &mut own, &mut t).unwrap();
+    match own {
+        Request::Setattr { set, .. } => {
+            assert_eq!((set.uid, set.gid), (Some(NOBODY), Some(NOBODY)))
+        }
+        other => panic!("{other:?}"),
+    }
     let unlink = |parent, name: &str| Request::Unlink {
         parent,
         name: name.into(),
