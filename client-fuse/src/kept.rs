@@ -21,8 +21,9 @@ struct Call {
     affects: Vec<u64>,
     /// True once the reply came: only then may a durability notice cover it.
     answered: bool,
-    /// The request of a create, to send again as a `CreateAgain` of the inode it made.
-    create: Option<Request>,
+    /// The request of a create, to send again as a `CreateAgain` of the inode it made, and
+    /// the caller it was made for (the server makes it that caller's again).
+    create: Option<(Request, Option<protocol::Cred>)>,
     /// Sent again on its own (`alone`).
     alone: bool,
 }
@@ -81,7 +82,7 @@ impl Kept {
             frame: frame.clone(),
             affects: affects(req),
             answered: false,
-            create: is_create(req).then(|| req.clone()),
+            create: is_create(req).then(|| (req.clone(), crate::caller::current())),
             alone: alone(req),
         };
         self.bytes += frame.len();
@@ -99,12 +100,20 @@ impl Kept {
             Err(_) => self.remove(id),
             Ok(r) => {
                 c.answered = true;
-                if let (Some(req), Response::Attr(a)) = (c.create.take(), r) {
+                if let (Some((req, cred)), Response::Attr(a)) = (c.create.take(), r) {
                     let again = Request::CreateAgain {
                         ino: a.ino,
                         req: Box::new(req),
                     };
-                    if let Ok(f) = encode_frame(&ClientMsg::Call { id, req: again }, &[]) {
+                    let msg = match cred {
+                        Some(cred) => ClientMsg::CallAs {
+                            id,
+                            req: again,
+                            cred,
+                        },
+                        None => ClientMsg::Call { id, req: again },
+                    };
+                    if let Ok(f) = encode_frame(&msg, &[]) {
                         self.bytes = self.bytes - c.frame.len() + f.len();
                         c.frame = Arc::new(f);
                     }
