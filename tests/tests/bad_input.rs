@@ -35,10 +35,16 @@ fn closed_by_server(s: &mut TcpStream, secs: u64) -> bool {
     }
 }
 
+/// The next message from the server that is not a push (durability notices come unasked).
 fn read_msg(s: &mut TcpStream) -> ServerMsg {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let body = protocol::codec::read_frame(s).expect("a frame from the server");
-    decode_body::<ServerMsg>(&body).unwrap().0
+    loop {
+        let body = protocol::codec::read_frame(s).expect("a frame from the server");
+        match decode_body::<ServerMsg>(&body).unwrap().0 {
+            ServerMsg::Push(_) => continue,
+            m => return m,
+        }
+    }
 }
 
 fn hello(addr: &str) -> TcpStream {

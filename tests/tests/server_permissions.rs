@@ -2,7 +2,7 @@
 //! squashed to nobody, cannot read or change another user's files, whatever its kernel
 //! lets it try; a hand-made client gets exactly what the uid it claims may do.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -226,6 +226,8 @@ fn a_hand_made_client_gets_what_the_uid_it_claims_may_and_root_is_squashed() {
         assert_eq!(c.call(Some(uid(0)), chmod).is_ok(), root_reads, "{flags:?}");
         c.s.write_all(&encode_frame(&ClientMsg::Goodbye, &[]).unwrap())
             .unwrap();
+        // The server ends the session, then closes: the next start has none to restore.
+        let _ = c.s.read_to_end(&mut Vec::new());
         drop(c);
         h.stop_server().unwrap();
     }
