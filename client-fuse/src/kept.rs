@@ -160,12 +160,14 @@ impl Kept {
         self.calls.is_empty()
     }
 
-    /// Every kept call's id and frame, in id order, in runs to send together (see `alone`):
-    /// what to send a restarted server.
+    /// Every kept call answered before, id and frame, in id order, in runs to send together
+    /// (see `alone`): what to send a restarted server first. Calls never answered go out
+    /// later with the other calls waiting for a reply: none of those answered can depend on
+    /// them, and a create among them must not take an inode number a replayed one needs.
     pub fn runs(&self, most: usize) -> Vec<Vec<(u64, Arc<Vec<u8>>)>> {
         let mut runs: Vec<Vec<(u64, Arc<Vec<u8>>)>> = Vec::new();
         let mut run = Vec::new();
-        for (id, c) in &self.calls {
+        for (id, c) in self.calls.iter().filter(|(_, c)| c.answered) {
             if (c.alone || run.len() == most) && !run.is_empty() {
                 runs.push(std::mem::take(&mut run));
             }
@@ -290,7 +292,10 @@ mod tests {
             (6, w(3)),
         ] {
             k.keep(id, &req, &frame(10));
+            k.answered(id, &Ok(Response::Empty));
         }
+        // Not answered: sent again with the calls still waiting for a reply.
+        k.keep(7, &w(4), &frame(10));
         let ids: Vec<Vec<u64>> = k
             .runs(2)
             .iter()

@@ -901,16 +901,20 @@ fn call_on(
     }
 }
 
-/// After a restart that kept the session: send every kept call again, in order, a window
-/// at a time, before anything else goes out. The server answers those it had made durable
-/// from its session log and runs the others again. A caller still waiting gets its reply; a
-/// call that succeeded before and fails now is lost (its next fsync or close says so). A
+/// After a restart that kept the session: send every kept call answered before again, in
+/// order, a window at a time, before anything else goes out (calls still waiting for their
+/// reply follow with the rest, once the locks are reclaimed). The server answers those it
+/// had made durable from its session log and runs the others again. A call that succeeded
+/// before and fails now is lost (its next fsync or close says so). A
 /// commit then makes the replays durable.
 fn replay(inner: &Arc<Inner>, stream: &mut Stream) -> Result<(), String> {
     if relock(&inner.kept).is_empty() {
         return Ok(());
     }
     let runs = relock(&inner.kept).runs(REPLAY_WINDOW);
+    if runs.is_empty() {
+        return Ok(());
+    }
     let total: usize = runs.iter().map(|r| r.len()).sum();
     // The grace period may hold our calls while others replay; wait as long as it lasts.
     stream.set_read_timeout(Some(Duration::from_secs(120)));
