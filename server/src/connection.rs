@@ -457,10 +457,26 @@ fn answer(
         let changes = req
             .mutates()
             .then(|| crate::coherence::changes(shown, targets));
+        let makes = matches!(
+            shown,
+            Request::Create { .. }
+                | Request::Mkdir { .. }
+                | Request::Mknod { .. }
+                | Request::Symlink { .. }
+        );
+        if req.mutates() && shared.made.depends(session.id, &req) {
+            // Made durable first what this call builds on (see `durability::Made`).
+            if let Err(e) = shared.vol.commit() {
+                tracing::warn!("commit before a dependent call failed: {e}");
+            }
+        }
         // Replies that changed the volume go to the state log, under the engine's lock and
         // tagged with the transaction their changes are in (see `state_log`).
         let record = |seq: u64, resp: &Response, out: &[u8]| {
             session.unsafe_calls().ran(id, seq);
+            if let (true, Response::Attr(a)) = (makes, resp) {
+                shared.made.made(a.ino, session.id, seq);
+            }
             if let Some(log) = &shared.state {
                 if let (true, Response::Attr(a)) = (creates, resp) {
                     log.opened(session.id, a.ino);
@@ -474,19 +490,13 @@ fn answer(
                 }
             }
         };
-        let reopen = match &req {
-            Request::Open { ino, .. } if shared.grace.active() => Some(*ino),
-            _ => None,
-        };
         let again = match &req {
             Request::CreateAgain { ino, .. } => Some(*ino),
             _ => None,
         };
         let (r, out) = execute(&shared.vol, req, bulk, &record);
-        match (reopen, again, &r) {
-            (Some(ino), _, Err(FsError::Stale)) => shared.reopens.wait_for(ino, session.id),
-            (_, Some(ino), Ok(_)) => shared.reopens.made(shared, ino),
-            _ => {}
+        if let (Some(ino), Ok(_)) = (again, &r) {
+            shared.reopens.made(shared, ino);
         }
         if let Ok(resp) = &r {
             crate::coherence::note_seen(session, resp);

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use protocol::codec::encode_frame;
-use protocol::{Push, ServerMsg};
+use protocol::{Push, Request, ServerMsg};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -120,6 +120,62 @@ impl Reopens {
     }
 }
 
+/// Inodes made by calls not yet durable, with their session and transaction. A call of
+/// another session that builds on one of them (creates in a directory it made, writes a file
+/// it made...) first commits: replays after a crash run session by session, and its own
+/// could otherwise land before the one it depends on.
+#[derive(Default)]
+pub struct Made(std::sync::Mutex<HashMap<u64, (u64, u64)>>);
+
+impl Made {
+    fn relock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (u64, u64)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Session `session` made `ino` in transaction `seq`.
+    pub fn made(&self, ino: u64, session: u64, seq: u64) {
+        self.relock().insert(ino, (session, seq));
+    }
+
+    /// Transactions up to `upto` are durable.
+    pub fn durable(&self, upto: u64) {
+        self.relock().retain(|_, (_, seq)| *seq > upto);
+    }
+
+    /// True if `req` of `session` builds on an inode another session made, not yet durable.
+    pub fn depends(&self, session: u64, req: &Request) -> bool {
+        let m = self.relock();
+        !m.is_empty()
+            && refs(req)
+                .iter()
+                .any(|i| m.get(i).is_some_and(|(s, _)| *s != session))
+    }
+}
+
+/// The inodes a call that changes the volume acts on or in.
+fn refs(req: &Request) -> Vec<u64> {
+    match req {
+        Request::Setattr { ino, .. }
+        | Request::Write { ino, .. }
+        | Request::Append { ino, .. }
+        | Request::Fallocate { ino, .. }
+        | Request::Setxattr { ino, .. }
+        | Request::Removexattr { ino, .. } => vec![*ino],
+        Request::Create { parent, .. }
+        | Request::Mknod { parent, .. }
+        | Request::Mkdir { parent, .. }
+        | Request::Symlink { parent, .. }
+        | Request::Unlink { parent, .. }
+        | Request::Rmdir { parent, .. } => vec![*parent],
+        Request::Link { ino, newparent, .. } => vec![*ino, *newparent],
+        Request::Rename {
+            parent, newparent, ..
+        } => vec![*parent, *newparent],
+        Request::CreateAgain { req, .. } => refs(req),
+        _ => Vec::new(),
+    }
+}
+
 /// The frame telling a client which of its calls are durable.
 pub(crate) fn notice(session: &Session) -> Option<Vec<u8>> {
     let below = session.unsafe_calls().below();
@@ -134,6 +190,7 @@ pub(crate) async fn tell_clients(shared: Arc<Shared>, shutdown: CancellationToke
             _ = shared.commits.wake.notified() => {}
         }
         let upto = shared.commits.upto.load(Ordering::SeqCst);
+        shared.made.durable(upto);
         let sessions: Vec<Arc<Session>> = shared.sessions.iter().map(|s| s.clone()).collect();
         for s in sessions {
             s.unsafe_calls().durable(upto);

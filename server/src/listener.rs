@@ -96,6 +96,8 @@ pub(crate) struct Shared {
     pub handshakes: Arc<tokio::sync::Semaphore>,
     /// Calls on the blocking pool (`max_blocking`).
     pub blocking: Arc<tokio::sync::Semaphore>,
+    /// Inodes made by calls not yet durable (`durability::Made`).
+    pub made: crate::durability::Made,
 }
 
 /// The grace period after a restart: until it ends, only locks held before the restart are
@@ -235,6 +237,7 @@ pub async fn serve(
         boot: u64::from_le_bytes(boot),
         commits,
         reopens: Default::default(),
+        made: Default::default(),
         clean_start,
     });
     let tracker = shared.tracker.clone();
