@@ -1,5 +1,6 @@
 //! Bounds on what one client can take from the server: a client that stops reading its
-//! replies, a flood of connections, a storm of lock requests. Each is a hand-made client
+//! replies, a flood of connections, too many sessions, a storm of lock requests, a flood of
+//! reads against a single blocking slot. Each is a hand-made client
 //! over real TCP while a real mount keeps working.
 
 use std::io::{Read, Write};
@@ -216,6 +217,162 @@ fn a_lock_storm_from_one_session_gets_enolck_past_its_limit() {
     s.write_all(&encode_frame(&ClientMsg::Goodbye, &[]).unwrap())
         .unwrap();
     drop(s);
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
+
+/// Greet the server as `node`: the stream once welcomed, else the reason it refused.
+fn greet(addr: &str, node: &str) -> Result<TcpStream, String> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let hello = ClientMsg::Hello {
+        version: PROTOCOL_VERSION,
+        node_id: node.into(),
+        mount_id: 1,
+        read_only: false,
+        nonce: Vec::new(),
+    };
+    s.write_all(&encode_frame(&hello, &[]).unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let body = read_frame(&mut s).map_err(|e| format!("no answer: {e}"))?;
+    match decode_body::<ServerMsg>(&body).unwrap().0 {
+        ServerMsg::Welcome { .. } => Ok(s),
+        ServerMsg::Refused { reason } => Err(reason),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn sessions_past_the_limit_are_refused_and_a_session_that_ends_frees_its_place() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "64M").unwrap();
+    let addr = h.start_server(&img, &["--max-sessions", "3"]).unwrap();
+    let a = h.mount_remote(&addr).unwrap();
+    let b = h.mount_remote(&addr).unwrap();
+    let mut third = greet(&addr, "third").expect("the third session fits");
+    let refused = greet(&addr, "fourth").expect_err("a fourth session is refused");
+    assert!(refused.contains("too many sessions"), "{refused}");
+    assert!(
+        refused.contains('3'),
+        "the refusal names the limit: {refused}"
+    );
+    mount_works(&a, &b, "at-the-limit");
+    // A session that says goodbye ends at once: its place is free for the next.
+    third
+        .write_all(&encode_frame(&ClientMsg::Goodbye, &[]).unwrap())
+        .unwrap();
+    let mut buf = [0u8; 64];
+    while third.read(&mut buf).map(|n| n > 0).unwrap_or(false) {}
+    drop(third);
+    let mut fourth = admitted_within(&addr, "fourth", Duration::from_secs(60));
+    fourth
+        .write_all(&encode_frame(&ClientMsg::Goodbye, &[]).unwrap())
+        .unwrap();
+    drop(fourth);
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
+
+/// Greet until welcomed (a place freed is seen a moment after the goodbye's connection
+/// closes); panics with the last refusal if `limit` passes first.
+fn admitted_within(addr: &str, node: &str, limit: Duration) -> TcpStream {
+    let start = std::time::Instant::now();
+    loop {
+        match greet(addr, node) {
+            Ok(s) => return s,
+            Err(why) if start.elapsed() > limit => panic!("never admitted: {why}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+#[test]
+fn one_blocking_slot_serves_every_client_with_a_read_flood_in_the_queue() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "128M").unwrap();
+    let addr = h.start_server(&img, &["--max-blocking", "1"]).unwrap();
+    let a = h.mount_remote(&addr).unwrap();
+    let b = h.mount_remote(&addr).unwrap();
+    let mut s = hello(&addr, "flood");
+    let create = Request::Create {
+        parent: 1,
+        name: b"flooded".to_vec(),
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+    };
+    let ino = match call(&mut s, 1, create) {
+        Ok(Response::Attr(a)) => a.ino,
+        other => panic!("{other:?}"),
+    };
+    let write = ClientMsg::Call {
+        id: 2,
+        req: Request::Write {
+            ino,
+            offset: 0,
+            kill_priv: false,
+        },
+    };
+    s.write_all(&encode_frame(&write, &[5u8; 128 * 1024]).unwrap())
+        .unwrap();
+    // Two hundred reads queued at once, none of their replies read yet.
+    let flood = 200u64;
+    let mut frames = Vec::new();
+    for i in 0..flood {
+        let req = Request::Read {
+            ino,
+            offset: 0,
+            size: 128 * 1024,
+        };
+        frames.extend(encode_frame(&ClientMsg::Call { id: 10 + i, req }, &[]).unwrap());
+    }
+    s.write_all(&frames).unwrap();
+    // Its replies read as they come, as a client does (one that stops reading is cut off).
+    let mut replies = s.try_clone().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut answered = std::collections::BTreeSet::new();
+        while answered.len() < flood as usize {
+            let body = read_frame(&mut replies).unwrap();
+            let msg = decode_body::<ServerMsg>(&body).unwrap().0;
+            if let ServerMsg::Reply {
+                id: id @ 10..,
+                result,
+            } = msg
+            {
+                assert!(matches!(result, Ok(Response::Data)), "{result:?}");
+                answered.insert(id);
+            }
+        }
+        answered
+    });
+    // Meanwhile writers on both mounts, each file fsynced, every one read back from the other.
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (from, to) = if w % 2 == 0 { (&a, &b) } else { (&b, &a) };
+            let (from, to) = (from.clone(), to.clone());
+            std::thread::spawn(move || {
+                for f in 0..10 {
+                    let name = format!("w{w}-{f}");
+                    let data = vec![(w * 10 + f) as u8; 64 * 1024];
+                    let mut file = std::fs::File::create(from.join(&name)).unwrap();
+                    file.write_all(&data).unwrap();
+                    file.sync_all().unwrap();
+                    assert_eq!(std::fs::read(to.join(&name)).unwrap(), data, "{name}");
+                }
+            })
+        })
+        .collect();
+    completes("the writers", move || {
+        for w in writers {
+            w.join().unwrap();
+        }
+    });
+    // Every read of the flood was answered too.
+    let answered = completes("the flood's replies", move || reader.join().unwrap());
+    s.write_all(&encode_frame(&ClientMsg::Goodbye, &[]).unwrap())
+        .unwrap();
+    assert_eq!(answered, (10..10 + flood).collect());
     h.unmount_all().unwrap();
     h.stop_server().unwrap();
     assert_fsck_clean(&img);
