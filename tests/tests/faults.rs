@@ -74,7 +74,10 @@ fn a_killed_client_is_unmounted_with_a_plain_umount_and_its_session_ends_with_th
     drop(f);
     let t = Instant::now();
     while std::path::Path::new(&format!("/proc/{pid}")).exists() {
-        assert!(t.elapsed() < Duration::from_secs(10));
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "SIGKILL did not end the mount"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // The mount point is stale ("transport endpoint is not connected") until a plain umount.
@@ -91,10 +94,12 @@ fn a_killed_client_is_unmounted_with_a_plain_umount_and_its_session_ends_with_th
             .unwrap();
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
+    // Waited for, not timed: the bound only tells "never" from "late" on a loaded machine
+    // (the lease is 2 s; a session that is never ended stays listed for good).
     let t = Instant::now();
     while !status(&addr).as_array().unwrap().is_empty() {
         assert!(
-            t.elapsed() < Duration::from_secs(8),
+            t.elapsed() < Duration::from_secs(90),
             "the dead client's session outlived its lease: {}",
             status(&addr)
         );
