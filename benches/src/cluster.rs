@@ -3,6 +3,7 @@
 //! error and on Ctrl-C too (the process harness stops everything it started, by pid).
 
 use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
 
 use demo::Harness;
 
@@ -10,8 +11,11 @@ pub struct Cluster {
     pub mounts: Vec<PathBuf>,
     /// The server's address, when the cluster is the benchmark's own.
     pub addr: Option<String>,
-    /// The server and mount processes, when the cluster is the benchmark's own.
-    own: Option<Harness>,
+    /// The server and mount processes, when the cluster is the benchmark's own (behind a
+    /// lock: a restart replaces the server while the workloads hold the cluster shared).
+    own: Option<Mutex<Harness>>,
+    /// The image the own server serves.
+    image: Option<PathBuf>,
 }
 
 impl Cluster {
@@ -29,6 +33,7 @@ impl Cluster {
             mounts,
             addr: None,
             own: None,
+            image: None,
         })
     }
 
@@ -44,7 +49,8 @@ impl Cluster {
         Ok(Cluster {
             mounts,
             addr: Some(addr),
-            own: Some(h),
+            own: Some(Mutex::new(h)),
+            image: Some(img),
         })
     }
 
@@ -60,7 +66,7 @@ impl Cluster {
     /// Peak resident memory (KiB) of the server and of the largest mount process, for a
     /// cluster of its own.
     pub fn peak_rss_kib(&self) -> Option<(u64, u64)> {
-        let h = self.own.as_ref()?;
+        let h = self.harness()?;
         let server = h.server_pid().and_then(vm_hwm)?;
         let client = self
             .mounts
@@ -70,9 +76,38 @@ impl Cluster {
         Some((server, client))
     }
 
+    /// Whether `restart_server` can: the cluster is the benchmark's own.
+    pub fn restartable(&self) -> bool {
+        self.own.is_some()
+    }
+
+    /// Stop the server, with SIGKILL as a crash would (`crash`) or with SIGTERM as a planned
+    /// stop does, and start it again on the same image and address; returns once it serves.
+    pub fn restart_server(&self, crash: bool) -> Result<(), String> {
+        let (Some(mut h), Some(image), Some(addr)) = (self.harness(), &self.image, &self.addr)
+        else {
+            return Err("only the benchmark's own server can be restarted".into());
+        };
+        if crash {
+            h.kill_server();
+        } else {
+            h.stop_server()?;
+        }
+        h.start_server_in(&[], image, addr, &[]).map(|_| ())
+    }
+
+    fn harness(&self) -> Option<MutexGuard<'_, Harness>> {
+        let h = self.own.as_ref()?;
+        Some(h.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// Unmount and stop what the cluster started, reporting a failure to do so.
     pub fn finish(mut self) -> Result<(), String> {
-        if let Some(mut h) = self.own.take() {
+        if let Some(mut h) = self
+            .own
+            .take()
+            .map(|h| h.into_inner().unwrap_or_else(|e| e.into_inner()))
+        {
             h.unmount_all()?;
             h.stop_server()?;
         }

@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod pattern;
 pub mod report;
+pub mod restart;
 pub mod workloads;
 
 use std::path::PathBuf;
@@ -33,12 +34,13 @@ pub struct Options {
 type Workload = fn(&Cluster, &WorkDir, &Settings, &ProgressBar) -> Vec<Outcome>;
 
 /// The workloads, by the names `--only` takes.
-pub const WORKLOADS: [(&str, Workload); 5] = [
+pub const WORKLOADS: [(&str, Workload); 6] = [
     ("sequential", workloads::sequential),
     ("writers", workloads::many_writers),
     ("small", workloads::small),
     ("random", workloads::random_writes),
     ("scaling", workloads::scaling),
+    ("restart", restart::restarts),
 ];
 
 /// Run the benchmark; the process exit code (0: ran and every workload's data verified).

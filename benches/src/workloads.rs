@@ -47,7 +47,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn new(workload: impl Into<String>, value: f64, unit: &'static str) -> Outcome {
+    pub(crate) fn new(workload: impl Into<String>, value: f64, unit: &'static str) -> Outcome {
         Outcome {
             workload: workload.into(),
             value,
@@ -58,7 +58,7 @@ impl Outcome {
         }
     }
 
-    fn checked(mut self, r: Result<(), String>) -> Outcome {
+    pub(crate) fn checked(mut self, r: Result<(), String>) -> Outcome {
         self.wrong = r.err();
         self
     }
@@ -100,7 +100,7 @@ fn write_file(p: &Path, stream: u64, len: u64, bar: &ProgressBar) -> std::io::Re
 }
 
 /// Check `len` bytes at `start` of `p` against `stream`.
-fn verify_range(p: &Path, stream: u64, start: u64, len: u64) -> Result<(), String> {
+pub(crate) fn verify_range(p: &Path, stream: u64, start: u64, len: u64) -> Result<(), String> {
     let f = File::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
     let mut buf = vec![0u8; IO];
     let mut at = start;
@@ -116,7 +116,7 @@ fn verify_range(p: &Path, stream: u64, start: u64, len: u64) -> Result<(), Strin
     Ok(())
 }
 
-fn verify_len(p: &Path, len: u64) -> Result<(), String> {
+pub(crate) fn verify_len(p: &Path, len: u64) -> Result<(), String> {
     let got = std::fs::metadata(p)
         .map_err(|e| format!("{}: {e}", p.display()))?
         .len();

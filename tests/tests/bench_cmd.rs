@@ -58,6 +58,10 @@ fn bench_on_its_own_cluster_verifies_every_workload_and_leaves_nothing_behind() 
         "random 4 KiB writes",
         "scaling: 1 writer",
         "scaling: 8 writers",
+        "restart, planned (SIGTERM): serving again",
+        "restart, planned (SIGTERM): a call returned on all 9 mounts, after it",
+        "restart, crash (SIGKILL): a call returned on all 9 mounts, before it",
+        "restart, crash (SIGKILL): a call returned on all 9 mounts, after it",
     ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
