@@ -1,14 +1,18 @@
-//! The Raw backend: this process runs the engine itself on an image. Exactly what the server
-//! does, only placed in the client — with one writer it is a local file system; with several
-//! on one image, each has its own metadata and they overwrite each other (the point of
-//! `rwxfs demo`).
+//! The Raw backend: this process runs the engine itself on an image, a local transport to
+//! it. Each call is built as the same `Request` a remote mount sends and run through the same
+//! table of operations (`ops`) the server runs it through — only placed in the client. With
+//! one writer it is a local file system; with several on one image, each has its own
+//! metadata and they overwrite each other (the point of `rwxfs demo`).
 
-use std::sync::{Arc, MutexGuard};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use ops::Trusted;
+use protocol::{Request, Response};
 use volume::{
-    Attr, BlockStore, DirEntry, FsResult, RenameFlags, SetAttr, SharedVolume, StatFs, Volume,
+    Attr, BlockStore, DirEntry, FsError, FsResult, RenameFlags, SetAttr, SharedVolume, StatFs,
+    Volume,
 };
 
 use crate::backend::{Backend, WriteHow};
@@ -38,20 +42,49 @@ impl<S: BlockStore + 'static> RawBackend<S> {
         RawBackend { vol }
     }
 
-    fn v(&self) -> MutexGuard<'_, Volume<S>> {
-        self.vol.lock()
+    /// Run `req` through the table of operations. Permissions were checked by this mount's
+    /// kernel (default_permissions), as a local file system leaves them to it.
+    fn call(&self, req: Request, bulk: &[u8]) -> FsResult<(Response, Vec<u8>)> {
+        let (r, out) = ops::execute(&self.vol, req, bulk, &Trusted);
+        r.map(|resp| (resp, out))
+    }
+
+    fn attr(&self, req: Request) -> FsResult<Attr> {
+        match self.call(req, &[])?.0 {
+            Response::Attr(a) => Ok(a),
+            _ => Err(FsError::Invalid),
+        }
+    }
+
+    fn empty(&self, req: Request) -> FsResult<()> {
+        self.call(req, &[]).map(|_| ())
+    }
+
+    fn written(&self, req: Request, data: &[u8]) -> FsResult<u32> {
+        match self.call(req, data)?.0 {
+            Response::Written(n) => Ok(n),
+            _ => Err(FsError::Invalid),
+        }
+    }
+
+    fn bytes(&self, req: Request) -> FsResult<Vec<u8>> {
+        match self.call(req, &[])? {
+            (Response::Bytes(b), _) | (Response::Data, b) => Ok(b),
+            _ => Err(FsError::Invalid),
+        }
     }
 }
 
 impl<S: BlockStore + 'static> Backend for RawBackend<S> {
     fn lookup(&self, parent: u64, name: &[u8]) -> FsResult<Attr> {
-        self.v().lookup(parent, name)
+        let name = name.to_vec();
+        self.attr(Request::Lookup { parent, name })
     }
     fn getattr(&self, ino: u64) -> FsResult<Attr> {
-        self.v().getattr(ino)
+        self.attr(Request::Getattr { ino })
     }
     fn setattr(&self, ino: u64, set: SetAttr) -> FsResult<Attr> {
-        self.v().setattr(ino, set)
+        self.attr(Request::Setattr { ino, set })
     }
     fn mknod(
         &self,
@@ -62,10 +95,25 @@ impl<S: BlockStore + 'static> Backend for RawBackend<S> {
         uid: u32,
         gid: u32,
     ) -> FsResult<Attr> {
-        self.v().mknod(parent, name, mode, uid, gid, rdev)
+        let name = name.to_vec();
+        self.attr(Request::Mknod {
+            parent,
+            name,
+            mode,
+            rdev,
+            uid,
+            gid,
+        })
     }
     fn mkdir(&self, parent: u64, name: &[u8], mode: u32, uid: u32, gid: u32) -> FsResult<Attr> {
-        self.v().mkdir(parent, name, mode, uid, gid)
+        let name = name.to_vec();
+        self.attr(Request::Mkdir {
+            parent,
+            name,
+            mode,
+            uid,
+            gid,
+        })
     }
     fn symlink(
         &self,
@@ -75,16 +123,30 @@ impl<S: BlockStore + 'static> Backend for RawBackend<S> {
         uid: u32,
         gid: u32,
     ) -> FsResult<Attr> {
-        self.v().symlink(parent, name, target, uid, gid)
+        let (name, target) = (name.to_vec(), target.to_vec());
+        self.attr(Request::Symlink {
+            parent,
+            name,
+            target,
+            uid,
+            gid,
+        })
     }
     fn link(&self, ino: u64, newparent: u64, newname: &[u8]) -> FsResult<Attr> {
-        self.v().link(ino, newparent, newname)
+        let newname = newname.to_vec();
+        self.attr(Request::Link {
+            ino,
+            newparent,
+            newname,
+        })
     }
     fn unlink(&self, parent: u64, name: &[u8]) -> FsResult<()> {
-        self.v().unlink(parent, name)
+        let name = name.to_vec();
+        self.empty(Request::Unlink { parent, name })
     }
     fn rmdir(&self, parent: u64, name: &[u8]) -> FsResult<()> {
-        self.v().rmdir(parent, name)
+        let name = name.to_vec();
+        self.empty(Request::Rmdir { parent, name })
     }
     fn rename(
         &self,
@@ -94,70 +156,107 @@ impl<S: BlockStore + 'static> Backend for RawBackend<S> {
         newname: &[u8],
         flags: RenameFlags,
     ) -> FsResult<()> {
-        self.v().rename(parent, name, newparent, newname, flags)
+        let (name, newname) = (name.to_vec(), newname.to_vec());
+        self.empty(Request::Rename {
+            parent,
+            name,
+            newparent,
+            newname,
+            noreplace: flags.noreplace,
+            exchange: flags.exchange,
+        })
     }
     fn readlink(&self, ino: u64) -> FsResult<Vec<u8>> {
-        self.v().readlink(ino)
+        self.bytes(Request::Readlink { ino })
     }
     fn readdir(&self, ino: u64, offset: u64, max: usize) -> FsResult<Vec<DirEntry>> {
-        self.v().readdir(ino, offset, max)
+        let max = max.min(u32::MAX as usize) as u32;
+        match self.call(Request::Readdir { ino, offset, max }, &[])?.0 {
+            Response::Entries(es) => Ok(es),
+            _ => Err(FsError::Invalid),
+        }
     }
     fn readdirplus(&self, ino: u64, offset: u64, max: usize) -> FsResult<Vec<(DirEntry, Attr)>> {
-        self.v().readdirplus(ino, offset, max)
+        let max = max.min(u32::MAX as usize) as u32;
+        match self.call(Request::Readdirplus { ino, offset, max }, &[])?.0 {
+            Response::EntriesPlus(es) => Ok(es),
+            _ => Err(FsError::Invalid),
+        }
     }
     fn create(&self, parent: u64, name: &[u8], mode: u32, uid: u32, gid: u32) -> FsResult<Attr> {
-        let mut v = self.v();
-        let a = v.create(parent, name, mode, uid, gid)?;
-        v.open_file(a.ino)
+        let name = name.to_vec();
+        self.attr(Request::Create {
+            parent,
+            name,
+            mode,
+            uid,
+            gid,
+        })
     }
-    fn open(&self, ino: u64, _flags: i32) -> FsResult<Attr> {
-        self.v().open_file(ino)
+    fn open(&self, ino: u64, flags: i32) -> FsResult<Attr> {
+        self.attr(Request::Open { ino, flags })
     }
     fn release(&self, ino: u64) -> FsResult<()> {
-        self.v().release_file(ino)
+        self.empty(Request::Release { ino })
     }
     fn read(&self, ino: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
-        self.vol.read(ino, offset, size as usize)
+        self.bytes(Request::Read { ino, offset, size })
     }
     fn write(&self, ino: u64, offset: u64, data: &[u8], how: WriteHow) -> FsResult<u32> {
-        let mut v = self.v();
-        let n = v.write(ino, offset, data)?;
-        if how.kill_priv && n > 0 {
-            v.kill_priv(ino)?;
-        }
-        Ok(n as u32)
+        let kill_priv = how.kill_priv;
+        let req = Request::Write {
+            ino,
+            offset,
+            kill_priv,
+        };
+        self.written(req, data)
     }
     fn append(&self, ino: u64, data: &[u8], how: WriteHow) -> FsResult<u32> {
-        let mut v = self.v();
-        let n = v.append(ino, data)?;
-        if how.kill_priv && n > 0 {
-            v.kill_priv(ino)?;
-        }
-        Ok(n as u32)
+        let kill_priv = how.kill_priv;
+        self.written(Request::Append { ino, kill_priv }, data)
     }
     fn flush(&self, _ino: u64) -> FsResult<()> {
         Ok(())
     }
     fn fsync(&self, ino: u64) -> FsResult<()> {
-        self.vol.fsync(ino)
+        self.empty(Request::Fsync { ino })
     }
     fn fallocate(&self, ino: u64, offset: u64, len: u64, mode: u32) -> FsResult<()> {
-        self.vol.run(|v| v.fallocate(ino, offset, len, mode))
+        self.empty(Request::Fallocate {
+            ino,
+            offset,
+            len,
+            mode,
+        })
     }
     fn statfs(&self) -> FsResult<StatFs> {
-        Ok(self.v().statfs())
+        match self.call(Request::Statfs, &[])?.0 {
+            Response::StatFs(s) => Ok(s),
+            _ => Err(FsError::Invalid),
+        }
     }
     fn getxattr(&self, ino: u64, name: &[u8]) -> FsResult<Vec<u8>> {
-        self.v().getxattr(ino, name)
+        let name = name.to_vec();
+        self.bytes(Request::Getxattr { ino, name })
     }
     fn setxattr(&self, ino: u64, name: &[u8], value: &[u8], flags: u32) -> FsResult<()> {
-        self.v().setxattr(ino, name, value, flags)
+        let (name, value) = (name.to_vec(), value.to_vec());
+        self.empty(Request::Setxattr {
+            ino,
+            name,
+            value,
+            flags,
+        })
     }
     fn listxattr(&self, ino: u64) -> FsResult<Vec<Vec<u8>>> {
-        self.v().listxattr(ino)
+        match self.call(Request::Listxattr { ino }, &[])?.0 {
+            Response::Names(names) => Ok(names),
+            _ => Err(FsError::Invalid),
+        }
     }
     fn removexattr(&self, ino: u64, name: &[u8]) -> FsResult<()> {
-        self.v().removexattr(ino, name)
+        let name = name.to_vec();
+        self.empty(Request::Removexattr { ino, name })
     }
     fn shutdown(&self) -> FsResult<()> {
         self.vol.commit()

@@ -7,6 +7,8 @@
 use protocol::codec::encode_frame;
 use protocol::{Push, Request, Response, ServerMsg};
 
+use volume::{FileStore, Volume};
+
 use crate::listener::Shared;
 use crate::session::Session;
 
@@ -19,9 +21,10 @@ pub(crate) struct Changes {
     pub entries: Vec<(u64, Vec<u8>)>,
 }
 
-/// Inodes a call is about to take a name from, looked up before it runs: their link count
-/// and ctime change, which only the server can tell other sessions about.
-pub(crate) fn targets_before(shared: &Shared, req: &Request) -> Vec<u64> {
+/// Inodes a call is about to take a name from, looked up (in the hold that runs it) before
+/// it runs: their link count and ctime change, which only the server can tell other sessions
+/// about.
+pub(crate) fn targets_before(v: &mut Volume<FileStore>, req: &Request) -> Vec<u64> {
     let names: Vec<(u64, &[u8])> = match req {
         Request::Unlink { parent, name } | Request::Rmdir { parent, name } => {
             vec![(*parent, name)]
@@ -35,12 +38,10 @@ pub(crate) fn targets_before(shared: &Shared, req: &Request) -> Vec<u64> {
         } => vec![(*parent, name), (*newparent, newname)],
         _ => return Vec::new(),
     };
-    shared.vol.with(|v| {
-        names
-            .into_iter()
-            .filter_map(|(p, n)| v.lookup(p, n).ok().map(|a| a.ino))
-            .collect()
-    })
+    names
+        .into_iter()
+        .filter_map(|(p, n)| v.lookup(p, n).ok().map(|a| a.ino))
+        .collect()
 }
 
 /// What `req` changed, given that it succeeded.

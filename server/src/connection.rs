@@ -13,19 +13,17 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use protocol::codec::{decode_body, encode_frame};
-use protocol::{ClientMsg, Request, Response, ServerMsg, MAX_FRAME, PROTOCOL_VERSION};
+use protocol::{ClientMsg, Request, ServerMsg, MAX_FRAME, PROTOCOL_VERSION};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
-use volume::FsError;
 
-use crate::dispatch::execute;
+use crate::call::{self, Dedupe};
 use crate::handshake::{Reader, Writer};
 use crate::listener::Shared;
 use crate::permissions::Caller;
-use crate::reply_cache::Seen;
 use crate::session::Session;
 
 /// How a connection ended, which decides what becomes of its session.
@@ -188,50 +186,23 @@ pub(crate) async fn handle(
         };
         let caller = Caller::new(cred, &shared.cfg.export);
         let remembered = req.remembered();
-        if remembered {
-            let seen = session
-                .replies
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .begin(id);
-            match seen {
-                Seen::New if req.mutates() => session.unsafe_calls().begin(id),
-                Seen::New => {}
-                Seen::Running => continue,
-                Seen::Stale => {
-                    // Below what the client acknowledged: it cannot be waiting for this one
-                    // unless it miscounted; an error beats a call that never returns.
-                    tracing::warn!(session = session.id, id, "call below the acknowledged id");
-                    let eio = FsError::Io(std::io::Error::other("stale call")).errno();
-                    let reply = ServerMsg::Reply {
-                        id,
-                        result: Err(eio),
-                    };
-                    if let (Some(tx), Ok(f)) = (session.sender(), encode_frame(&reply, &[])) {
-                        queue(&session, &tx, f, lease).await;
-                    }
-                    continue;
+        match crate::call::dedupe(&session, id, &req) {
+            Dedupe::Run => {}
+            Dedupe::Running => continue,
+            Dedupe::Reply(frame) => {
+                if let Some(tx) = session.sender() {
+                    queue(&session, &tx, frame, lease).await;
                 }
-                Seen::Done(frame) => {
-                    session.unsafe_calls().seen(id);
-                    tracing::debug!(
-                        session = session.id,
-                        id,
-                        "repeated call: sending the kept reply"
-                    );
-                    if let Some(tx) = session.sender() {
-                        queue(&session, &tx, frame.to_vec(), lease).await;
-                    }
-                    continue;
-                }
+                continue;
             }
         }
         // After a restart, calls wait until the restored sessions have sent theirs again.
         let held = shared.grace.holds(session.id) && !is_reclaim(&req);
         if runs_inline(&req) && !held {
             // Quick in-memory work: done here, sparing two thread hand-offs per call.
-            let frame = answer(&shared, &session, &caller, id, req, &bulk);
-            if let Some(tx) = finish(&session, id, remembered, &frame) {
+            let frame = call::answer(&shared, &session, &caller, id, req, &bulk);
+            call::keep(&session, id, remembered, &frame);
+            if let Some(tx) = session.sender() {
                 queue(&session, &tx, frame, lease).await;
             }
             continue;
@@ -251,8 +222,9 @@ pub(crate) async fn handle(
             if held {
                 shared.grace.wait_out();
             }
-            let frame = answer(&shared, &session, &caller, id, req, &bulk);
-            if let Some(tx) = finish(&session, id, remembered, &frame) {
+            let frame = call::answer(&shared, &session, &caller, id, req, &bulk);
+            call::keep(&session, id, remembered, &frame);
+            if let Some(tx) = session.sender() {
                 deliver(&session, &tx, frame);
             }
             drop((permit, pooled));
@@ -319,23 +291,6 @@ async fn queue(session: &Session, tx: &mpsc::Sender<Vec<u8>>, frame: Vec<u8>, wa
         );
         session.cut();
     }
-}
-
-fn finish(
-    session: &Session,
-    id: u64,
-    remembered: bool,
-    frame: &[u8],
-) -> Option<mpsc::Sender<Vec<u8>>> {
-    if remembered {
-        let kept = Arc::new(frame.to_vec());
-        session
-            .replies
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .finish(id, kept);
-    }
-    session.sender()
 }
 
 /// Calls answered on the connection's task: their engine work is in memory (page-cache
@@ -423,115 +378,4 @@ async fn end_session(shared: &Arc<Shared>, session: &Arc<Session>, for_good: boo
     })
     .await;
     tracing::info!(session = session.id, "session ended");
-}
-
-/// Run one call against the engine and encode its reply frame.
-fn answer(
-    shared: &Shared,
-    session: &Session,
-    caller: &Caller,
-    id: u64,
-    mut req: Request,
-    bulk: &[u8],
-) -> Vec<u8> {
-    let mutates = req.mutates();
-    let (r, out) = if session.info.read_only && req.mutates() {
-        (Err(FsError::ReadOnly), Vec::new())
-    } else if let Err(e) = shared
-        .vol
-        .with(|v| crate::permissions::check(caller, &mut req, v))
-    {
-        (Err(e), Vec::new())
-    } else if let Some(r) = crate::lock_calls::execute(shared, session.id, id, &req) {
-        (r, Vec::new())
-    } else if let Some(r) = crate::open_calls::execute(shared, session, id, &req) {
-        (r, Vec::new())
-    } else {
-        let creates = matches!(req, Request::Create { .. });
-        // A create made again changes what the create did.
-        let shown = match &req {
-            Request::CreateAgain { req, .. } => req.as_ref(),
-            req => req,
-        };
-        let targets = crate::coherence::targets_before(shared, shown);
-        let changes = req
-            .mutates()
-            .then(|| crate::coherence::changes(shown, targets));
-        let makes = matches!(
-            shown,
-            Request::Create { .. }
-                | Request::Mkdir { .. }
-                | Request::Mknod { .. }
-                | Request::Symlink { .. }
-        );
-        if req.mutates() && shared.made.depends(session.id, &req) {
-            // Made durable first what this call builds on (see `durability::Made`).
-            if let Err(e) = shared.vol.commit() {
-                tracing::warn!("commit before a dependent call failed: {e}");
-            }
-        }
-        // Replies that changed the volume go to the state log, under the engine's lock and
-        // tagged with the transaction their changes are in (see `state_log`).
-        let record = |seq: u64, resp: &Response, out: &[u8]| {
-            session.unsafe_calls().ran(id, seq);
-            if let (true, Response::Attr(a)) = (makes, resp) {
-                shared.made.made(a.ino, session.id, seq);
-            }
-            if let Some(log) = &shared.state {
-                if let (true, Response::Attr(a)) = (creates, resp) {
-                    log.opened(session.id, a.ino);
-                }
-                let reply = ServerMsg::Reply {
-                    id,
-                    result: Ok(resp.clone()),
-                };
-                if let Ok(frame) = encode_frame(&reply, out) {
-                    log.reply(session.id, id, seq, &frame);
-                }
-            }
-        };
-        let again = match &req {
-            Request::CreateAgain { ino, .. } => Some(*ino),
-            _ => None,
-        };
-        let (r, out) = execute(&shared.vol, req, bulk, &record);
-        if let (Some(ino), Ok(_)) = (again, &r) {
-            shared.reopens.made(shared, ino);
-        }
-        if let Ok(resp) = &r {
-            crate::coherence::note_seen(session, resp);
-            if let Some(c) = &changes {
-                crate::coherence::notify(shared, session.id, c);
-            }
-        }
-        if let (true, Ok(Response::Attr(a))) = (creates, &r) {
-            session.opened(a.ino);
-        }
-        (r, out)
-    };
-    if mutates {
-        session.unsafe_calls().end(id);
-    }
-    let mut r = r;
-    if let Ok(Response::Names(names)) = &mut r {
-        crate::permissions::visible_names(caller, names);
-    }
-    let result = r.map_err(|e| {
-        if matches!(e, FsError::Corrupt(_) | FsError::Io(_)) {
-            tracing::error!("request {id} failed: {e}");
-        }
-        e.errno()
-    });
-    encode_frame(&ServerMsg::Reply { id, result }, &out).unwrap_or_else(|e| {
-        tracing::error!("reply {id} not encodable: {e}");
-        let eio = FsError::Io(std::io::Error::other("reply not encodable")).errno();
-        encode_frame(
-            &ServerMsg::Reply {
-                id,
-                result: Err(eio),
-            },
-            &[],
-        )
-        .unwrap_or_default()
-    })
 }

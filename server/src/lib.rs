@@ -3,9 +3,9 @@
 //! slow disk never stalls the network side; a session outlives a lost
 //! connection by its lease, so a client that reconnects carries on where it was.
 
+mod call;
 mod coherence;
 mod connection;
-pub mod dispatch;
 pub mod durability;
 pub mod export;
 mod handshake;
@@ -17,6 +17,9 @@ pub mod reply_cache;
 pub mod session;
 pub mod state_log;
 pub mod tls;
+
+#[cfg(test)]
+mod tests;
 
 pub use export::{AccessMode, Export};
 pub use listener::{serve, ServerConfig};

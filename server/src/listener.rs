@@ -98,6 +98,10 @@ pub(crate) struct Shared {
     pub blocking: Arc<tokio::sync::Semaphore>,
     /// Inodes made by calls not yet durable (`durability::Made`).
     pub made: crate::durability::Made,
+    /// Run right after a call's permission check: where tests land another connection's
+    /// call between the check and the call.
+    #[cfg(test)]
+    pub after_check: std::sync::Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
 }
 
 /// The grace period after a restart: until it ends, only locks held before the restart are
@@ -111,7 +115,7 @@ pub(crate) struct Grace {
 }
 
 impl Grace {
-    fn new(until: Instant, waiting: HashSet<u64>) -> Grace {
+    pub(crate) fn new(until: Instant, waiting: HashSet<u64>) -> Grace {
         Grace {
             until,
             waiting: std::sync::Mutex::new(waiting),
@@ -239,6 +243,8 @@ pub async fn serve(
         reopens: Default::default(),
         made: Default::default(),
         clean_start,
+        #[cfg(test)]
+        after_check: Default::default(),
     });
     let tracker = shared.tracker.clone();
     // Restored sessions whose clients do not come back end like any detached session.

@@ -2,24 +2,28 @@
 //! session's open), recorded in the session log with the engine's lock held (so open files,
 //! unlinked ones included, survive a restart), and answered once across resends.
 
+use ops::Hooks;
 use protocol::codec::encode_frame;
 use protocol::{Request, Response, ServerMsg};
-use volume::FsError;
+use volume::{FileStore, FsError};
 
 use crate::listener::Shared;
 use crate::session::Session;
 
-/// Run `req` if it is an open or a release; `None` for any other call.
+/// Run `req` if it is an open or a release; `None` for any other call. `hooks` checks the
+/// caller's permissions in the hold that opens.
 pub(crate) fn execute(
     shared: &Shared,
     session: &Session,
     id: u64,
     req: &Request,
+    hooks: &dyn Hooks<FileStore>,
 ) -> Option<Result<Response, FsError>> {
     let log = shared.state.as_deref();
     match *req {
         Request::Open { ino, .. } => {
             let r = shared.vol.with(|v| {
+                hooks.authorize(v, &mut req.clone())?;
                 // A client opens again what it held when it finds the server restarted: an
                 // open the session log restored already stands for it.
                 let a = if session.take_restored(ino) {
@@ -47,6 +51,7 @@ pub(crate) fn execute(
             Some(r)
         }
         Request::Release { ino } => Some(shared.vol.with(|v| {
+            hooks.authorize(v, &mut req.clone())?;
             if session.released(ino) {
                 if let Some(log) = log {
                     log.released(session.id, ino);

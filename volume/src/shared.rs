@@ -62,6 +62,16 @@ impl<S: BlockStore> SharedVolume<S> {
         f(&mut self.lock())
     }
 
+    /// Run `f` if nobody holds the engine right now (this thread included); `None` if
+    /// someone does.
+    pub fn try_with<R>(&self, f: impl FnOnce(&mut Volume<S>) -> R) -> Option<R> {
+        match self.vol.try_lock() {
+            Ok(mut v) => Some(f(&mut v)),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(f(&mut e.into_inner())),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// Run an operation that may be too large for one transaction (fallocate, truncate):
     /// each time it stops at a step boundary (`FsError::Again`), the steps so far are
     /// committed and it is called again, to go on from where it stopped.
@@ -92,8 +102,21 @@ impl<S: BlockStore> SharedVolume<S> {
 
     /// Read file data, the disk I/O without the engine's lock.
     pub fn read(&self, ino: u64, offset: u64, size: usize) -> FsResult<Vec<u8>> {
+        self.read_checked(ino, offset, size, |_| Ok(()))
+    }
+
+    /// `read`, with `check` run first in the same hold of the engine that plans the read: what
+    /// it allowed still holds when the read is planned.
+    pub fn read_checked(
+        &self,
+        ino: u64,
+        offset: u64,
+        size: usize,
+        check: impl FnOnce(&mut Volume<S>) -> FsResult<()>,
+    ) -> FsResult<Vec<u8>> {
         let (plan, store) = {
             let mut v = relock(&self.vol);
+            check(&mut v)?;
             (v.plan_read(ino, offset, size)?, v.shared_store())
         };
         plan.execute(&*store)
@@ -109,8 +132,22 @@ impl<S: BlockStore> SharedVolume<S> {
         data: &[u8],
         then: impl FnOnce(&mut Volume<S>, usize) -> FsResult<()>,
     ) -> FsResult<usize> {
+        self.write_checked(ino, offset, data, |_| Ok(()), then)
+    }
+
+    /// `write`, with `check` run first in the same hold of the engine that maps the blocks:
+    /// what it allowed still holds when the write is planned.
+    pub fn write_checked(
+        &self,
+        ino: u64,
+        offset: u64,
+        data: &[u8],
+        check: impl FnOnce(&mut Volume<S>) -> FsResult<()>,
+        then: impl FnOnce(&mut Volume<S>, usize) -> FsResult<()>,
+    ) -> FsResult<usize> {
         let (mut plan, store) = {
             let mut v = self.lock();
+            check(&mut v)?;
             (v.plan_write(ino, offset, data.len())?, v.shared_store())
         };
         let written = plan.execute(&*store, data);

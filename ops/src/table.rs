@@ -1,84 +1,12 @@
-//! One request against the engine. The only place requests meet the `Volume` API.
+//! The table itself: each request as the engine calls that make it, with the engine held.
+//! Reads, writes and fsyncs are here so the table is whole; `execute` runs them itself, with
+//! their disk I/O outside the hold.
 
 use protocol::{Request, Response};
-use volume::{Attr, BlockStore, FsError, RenameFlags, SharedVolume, Volume};
+use volume::{Attr, BlockStore, FsError, RenameFlags, Volume};
 
-/// Run `req` (with its bulk bytes) and return the response and any bulk bytes to send back.
-/// fsync commits and reads read without holding the engine for their disk I/O; everything
-/// else runs with the engine to itself. A call that changed the volume is handed to
-/// `record` with the engine still held: its transaction's number, its response, its bulk.
-pub fn execute<S: BlockStore>(
-    vol: &SharedVolume<S>,
-    req: Request,
-    bulk: &[u8],
-    record: &dyn Fn(u64, &Response, &[u8]),
-) -> (Result<Response, FsError>, Vec<u8>) {
-    let recorded = |v: &mut Volume<S>, req: Request| {
-        let seq = v.next_seq();
-        let (r, out) = execute_locked(v, req, bulk);
-        if let Ok(resp) = &r {
-            record(seq, resp, &out);
-        }
-        (r, out)
-    };
-    match req {
-        Request::Fsync { ino } => (vol.fsync(ino).map(|_| Response::Empty), Vec::new()),
-        Request::Write {
-            ino,
-            offset,
-            kill_priv,
-        } => {
-            let write = || {
-                vol.write(ino, offset, bulk, |v, n| {
-                    if kill_priv && n > 0 {
-                        v.kill_priv(ino)?;
-                    }
-                    // Tagged now: the size lands in this transaction, the blocks earlier.
-                    record(v.next_seq(), &Response::Written(n as u32), &[]);
-                    Ok(())
-                })
-            };
-            let mut r = write();
-            if matches!(r, Err(FsError::NoSpace)) && vol.with(|v| v.quarantined_blocks()) > 0 {
-                if let Err(e) = vol.commit() {
-                    return (Err(e), Vec::new());
-                }
-                r = write();
-            }
-            (r.map(|n| Response::Written(n as u32)), Vec::new())
-        }
-        Request::Read { ino, offset, size } => {
-            match vol.read(ino, offset, size.min(1 << 20) as usize) {
-                Ok(d) => (Ok(Response::Data), d),
-                Err(e) => (Err(e), Vec::new()),
-            }
-        }
-        req if req.mutates() => {
-            // Space freed by a delete a moment ago is held back until its commit ends; a
-            // writer who runs out before then gets it after one commit, not ENOSPC.
-            let retry = req.clone();
-            let (mut r, mut out) = vol.with(|v| recorded(v, req));
-            // An operation too large for one transaction stops after each step to have it
-            // committed, and goes on when called again.
-            while matches!(r, Err(FsError::Again)) {
-                if let Err(e) = vol.commit() {
-                    return (Err(e), Vec::new());
-                }
-                (r, out) = vol.with(|v| recorded(v, retry.clone()));
-            }
-            if matches!(r, Err(FsError::NoSpace)) && vol.with(|v| v.quarantined_blocks()) > 0 {
-                if let Err(e) = vol.commit() {
-                    return (Err(e), Vec::new());
-                }
-                return vol.with(|v| recorded(v, retry));
-            }
-            (r, out)
-        }
-        req => vol.with(|v| execute_locked(v, req, bulk)),
-    }
-}
-
-fn execute_locked<S: BlockStore>(
+/// Run `req` (with its bulk bytes) on the engine held.
+pub(crate) fn run<S: BlockStore>(
     v: &mut Volume<S>,
     req: Request,
     bulk: &[u8],
@@ -163,12 +91,12 @@ fn execute_locked<S: BlockStore>(
         Request::Open { ino, .. } => v.open_file(ino).map(Response::Attr),
         Request::Release { ino } => v.release_file(ino).map(|_| Response::Empty),
         // See `execute`: these do their disk I/O outside the engine's lock.
-        Request::Read { ino, offset, size } => {
-            v.read(ino, offset, size.min(1 << 20) as usize).map(|d| {
+        Request::Read { ino, offset, size } => v
+            .read(ino, offset, size.min(crate::MAX_READ) as usize)
+            .map(|d| {
                 out = d;
                 Response::Data
-            })
-        }
+            }),
         Request::Write {
             ino,
             offset,

@@ -1,0 +1,175 @@
+//! The one table of operations: a `Request` against a `SharedVolume` becomes engine calls and
+//! a `Response` (with any bulk bytes). The server runs every call of its clients through it,
+//! and a raw mount runs its own through it in its process: nothing differs between the two
+//! but where the engine sits.
+//!
+//! What every placement needs is done here once: a call too large for one transaction is
+//! stepped (`FsError::Again`: commit, go on); a call that ran out of space while blocks freed
+//! a moment ago wait for their commit commits and runs once more; a write that may not keep
+//! setuid and setgid drops them in the same transaction. The placement adds what it needs
+//! through `Hooks`, called with the engine held: a permission check right before the engine
+//! work (so nothing can change what it allowed in between), and a record of each change.
+
+mod table;
+
+use protocol::{Request, Response};
+use volume::{BlockStore, FsError, FsResult, SharedVolume, Volume};
+
+/// What a placement does around a call, with the engine held.
+pub trait Hooks<S: BlockStore> {
+    /// Right before the call's engine work, in the same hold: refuse the call (the error is
+    /// its answer) or adjust it (a create made the caller's own). Called again for each step
+    /// or retry, each time under the hold that does the work.
+    fn authorize(&self, v: &mut Volume<S>, req: &mut Request) -> FsResult<()>;
+    /// A call that changes the volume succeeded: its changes are in transaction `seq`; its
+    /// response and bulk bytes as they will be answered.
+    fn record(&self, seq: u64, resp: &Response, out: &[u8]);
+}
+
+/// A placement that neither checks nor records: a raw mount, where the caller's kernel
+/// checked permissions and nothing outlives the process but the volume.
+pub struct Trusted;
+
+impl<S: BlockStore> Hooks<S> for Trusted {
+    fn authorize(&self, _: &mut Volume<S>, _: &mut Request) -> FsResult<()> {
+        Ok(())
+    }
+    fn record(&self, _: u64, _: &Response, _: &[u8]) {}
+}
+
+/// A call's answer: its response or error, and bulk bytes (read data) to send with it.
+pub type Answer = (FsResult<Response>, Vec<u8>);
+
+/// Largest read one call answers.
+pub const MAX_READ: u32 = 1 << 20;
+
+/// Run `req` (with its bulk bytes). Reads and fsyncs do their disk I/O without holding the
+/// engine, and so do writes (their blocks mapped under it, their data written outside);
+/// everything else runs with the engine to itself.
+pub fn execute<S: BlockStore>(
+    vol: &SharedVolume<S>,
+    req: Request,
+    bulk: &[u8],
+    hooks: &dyn Hooks<S>,
+) -> Answer {
+    match req {
+        Request::Fsync { ino } => (fsync(vol, req, ino, hooks), Vec::new()),
+        Request::Write {
+            ino,
+            offset,
+            kill_priv,
+        } => {
+            let r = with_space(vol, || {
+                write(vol, &req, ino, offset, kill_priv, bulk, hooks)
+            });
+            (r.map(|n| Response::Written(n as u32)), Vec::new())
+        }
+        Request::Read { ino, offset, size } => {
+            let size = size.min(MAX_READ) as usize;
+            let check = |v: &mut Volume<S>| hooks.authorize(v, &mut req.clone());
+            match vol.read_checked(ino, offset, size, check) {
+                Ok(d) => (Ok(Response::Data), d),
+                Err(e) => (Err(e), Vec::new()),
+            }
+        }
+        req if req.mutates() => mutation(vol, req, bulk, hooks),
+        mut req => vol.with(|v| match hooks.authorize(v, &mut req) {
+            Ok(()) => table::run(v, req, bulk),
+            Err(e) => (Err(e), Vec::new()),
+        }),
+    }
+}
+
+/// A call that changes the volume: checked and run in one hold, recorded in it if it
+/// succeeded; stepped while it is too large for one transaction; run once more after a
+/// commit if it ran out of space while freed blocks waited for one.
+fn mutation<S: BlockStore>(
+    vol: &SharedVolume<S>,
+    req: Request,
+    bulk: &[u8],
+    hooks: &dyn Hooks<S>,
+) -> Answer {
+    let once = || {
+        vol.with(|v| {
+            let mut req = req.clone();
+            if let Err(e) = hooks.authorize(v, &mut req) {
+                return (Err(e), Vec::new());
+            }
+            let seq = v.next_seq();
+            let (r, out) = table::run(v, req, bulk);
+            if let Ok(resp) = &r {
+                hooks.record(seq, resp, &out);
+            }
+            (r, out)
+        })
+    };
+    let stepped = || {
+        let (mut r, mut out) = once();
+        // Each step stopped at a boundary that leaves the volume consistent: commit it, and
+        // the call goes on from where it stopped.
+        while matches!(r, Err(FsError::Again)) {
+            vol.commit()?;
+            (r, out) = once();
+        }
+        r.map(|resp| (resp, out))
+    };
+    match with_space(vol, stepped) {
+        Ok((resp, out)) => (Ok(resp), out),
+        Err(e) => (Err(e), Vec::new()),
+    }
+}
+
+/// Run `op`; if it ran out of space while blocks freed a moment ago wait for their commit to
+/// end, commit and run it once more: the writer gets that space, not ENOSPC.
+fn with_space<S: BlockStore, R>(
+    vol: &SharedVolume<S>,
+    op: impl Fn() -> FsResult<R>,
+) -> FsResult<R> {
+    match op() {
+        Err(FsError::NoSpace) if vol.with(|v| v.quarantined_blocks()) > 0 => {
+            vol.commit()?;
+            op()
+        }
+        r => r,
+    }
+}
+
+/// A write: checked and its blocks mapped in one hold, its data written outside it, its size
+/// set (and setuid and setgid dropped, and the change recorded) in the next.
+fn write<S: BlockStore>(
+    vol: &SharedVolume<S>,
+    req: &Request,
+    ino: u64,
+    offset: u64,
+    kill_priv: bool,
+    bulk: &[u8],
+    hooks: &dyn Hooks<S>,
+) -> FsResult<usize> {
+    let check = |v: &mut Volume<S>| hooks.authorize(v, &mut req.clone());
+    vol.write_checked(ino, offset, bulk, check, |v, n| {
+        if kill_priv && n > 0 {
+            v.kill_priv(ino)?;
+        }
+        // Tagged now: the size lands in this transaction, the blocks earlier.
+        hooks.record(v.next_seq(), &Response::Written(n as u32), &[]);
+        Ok(())
+    })
+}
+
+/// fsync: checked in the hold that finds the file, then everything committed.
+fn fsync<S: BlockStore>(
+    vol: &SharedVolume<S>,
+    mut req: Request,
+    ino: u64,
+    hooks: &dyn Hooks<S>,
+) -> FsResult<Response> {
+    vol.with(|v| {
+        hooks.authorize(v, &mut req)?;
+        v.getattr(ino)
+    })?;
+    vol.commit()?;
+    Ok(Response::Empty)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,153 @@
+//! A few calls through the table on a volume in memory, as any placement makes them.
+
+use std::sync::{Arc, Mutex};
+
+use protocol::{Request, Response};
+use volume::layout::ROOT_INO;
+use volume::{mkfs, FsError, FsResult, MemStore, MkfsOptions, SharedVolume, Volume};
+
+use crate::{execute, Hooks, Trusted};
+
+fn volume() -> SharedVolume<Arc<MemStore>> {
+    let store = Arc::new(MemStore::new(16 << 20));
+    mkfs(&store, &MkfsOptions::default()).unwrap();
+    SharedVolume::new(Volume::open(store).unwrap())
+}
+
+fn create(name: &[u8], mode: u32) -> Request {
+    Request::Create {
+        parent: ROOT_INO,
+        name: name.to_vec(),
+        mode: libc::S_IFREG | mode,
+        uid: 7,
+        gid: 7,
+    }
+}
+
+fn attr(r: FsResult<Response>) -> volume::Attr {
+    match r {
+        Ok(Response::Attr(a)) => a,
+        r => panic!("not attributes: {r:?}"),
+    }
+}
+
+#[test]
+fn a_file_made_written_read_listed_and_removed() {
+    let vol = volume();
+    let f = attr(execute(&vol, create(b"f", 0o644), &[], &Trusted).0);
+    assert_eq!((f.uid, f.gid, f.perm), (7, 7, 0o644));
+    let write = Request::Write {
+        ino: f.ino,
+        offset: 3,
+        kill_priv: false,
+    };
+    let (r, _) = execute(&vol, write, b"hello", &Trusted);
+    assert!(matches!(r, Ok(Response::Written(5))), "{r:?}");
+    let read = Request::Read {
+        ino: f.ino,
+        offset: 0,
+        size: 100,
+    };
+    let (r, data) = execute(&vol, read, &[], &Trusted);
+    assert!(matches!(r, Ok(Response::Data)));
+    assert_eq!(data, b"\0\0\0hello");
+    let list = Request::Readdir {
+        ino: ROOT_INO,
+        offset: 0,
+        max: 100,
+    };
+    match execute(&vol, list, &[], &Trusted).0 {
+        Ok(Response::Entries(es)) => assert!(es.iter().any(|e| e.name == b"f")),
+        r => panic!("readdir: {r:?}"),
+    }
+    let unlink = Request::Unlink {
+        parent: ROOT_INO,
+        name: b"f".to_vec(),
+    };
+    assert!(matches!(
+        execute(&vol, unlink, &[], &Trusted).0,
+        Ok(Response::Empty)
+    ));
+    let lookup = Request::Lookup {
+        parent: ROOT_INO,
+        name: b"f".to_vec(),
+    };
+    assert!(matches!(
+        execute(&vol, lookup, &[], &Trusted).0,
+        Err(FsError::NotFound)
+    ));
+}
+
+#[test]
+fn a_write_by_one_who_may_not_keep_setuid_drops_it() {
+    let vol = volume();
+    let f = attr(execute(&vol, create(b"s", 0o4755), &[], &Trusted).0);
+    assert_eq!(f.perm, 0o4755);
+    let write = |kill_priv| Request::Write {
+        ino: f.ino,
+        offset: 0,
+        kill_priv,
+    };
+    execute(&vol, write(false), b"x", &Trusted).0.unwrap();
+    let get = Request::Getattr { ino: f.ino };
+    assert_eq!(
+        attr(execute(&vol, get.clone(), &[], &Trusted).0).perm,
+        0o4755
+    );
+    execute(&vol, write(true), b"x", &Trusted).0.unwrap();
+    assert_eq!(attr(execute(&vol, get, &[], &Trusted).0).perm, 0o755);
+}
+
+/// Refuses creates, makes every other call uid 9's, and notes what it records.
+#[derive(Default)]
+struct Strict {
+    recorded: Mutex<Vec<(u64, Response)>>,
+}
+
+impl Hooks<Arc<MemStore>> for Strict {
+    fn authorize(&self, _: &mut Volume<Arc<MemStore>>, req: &mut Request) -> FsResult<()> {
+        match req {
+            Request::Create { .. } => Err(FsError::AccessDenied),
+            Request::Mkdir { uid, .. } => {
+                *uid = 9;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+    fn record(&self, seq: u64, resp: &Response, _: &[u8]) {
+        self.recorded.lock().unwrap().push((seq, resp.clone()));
+    }
+}
+
+#[test]
+fn the_hooks_refuse_adjust_and_record_with_the_engine_held() {
+    let vol = volume();
+    let hooks = Strict::default();
+    let (r, _) = execute(&vol, create(b"no", 0o644), &[], &hooks);
+    assert!(matches!(r, Err(FsError::AccessDenied)));
+    let lookup = Request::Lookup {
+        parent: ROOT_INO,
+        name: b"no".to_vec(),
+    };
+    assert!(matches!(
+        execute(&vol, lookup, &[], &hooks).0,
+        Err(FsError::NotFound)
+    ));
+    let mkdir = Request::Mkdir {
+        parent: ROOT_INO,
+        name: b"d".to_vec(),
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+    };
+    let d = attr(execute(&vol, mkdir, &[], &hooks).0);
+    assert_eq!(d.uid, 9);
+    execute(&vol, Request::Getattr { ino: d.ino }, &[], &hooks)
+        .0
+        .unwrap();
+    // Only the change is recorded, tagged with the transaction it went into.
+    let recorded = hooks.recorded.lock().unwrap();
+    assert_eq!(recorded.len(), 1);
+    assert!(matches!(&recorded[0], (seq, Response::Attr(a)) if *seq > 0 && a.ino == d.ino));
+}

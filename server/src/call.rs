@@ -1,0 +1,302 @@
+//! One call, through one pipeline: authorize → dedupe → run → record → notify → encode. Each
+//! step is a function that returns what the next needs. The connection (`connection`) reads
+//! frames and hands each call here; what runs against the engine goes through the one table
+//! of operations (`ops`), with the permission check and the record of its change made in the
+//! same hold of the engine as the change itself (`InHold`).
+
+use std::cell::RefCell;
+
+use protocol::codec::encode_frame;
+use protocol::{Request, Response, ServerMsg};
+use volume::{FileStore, FsError, FsResult, Volume};
+
+use crate::coherence::Changes;
+use crate::listener::Shared;
+use crate::permissions::Caller;
+use crate::reply_cache::Seen;
+use crate::session::Session;
+
+/// What a call that reached the server needs before it runs.
+pub(crate) enum Dedupe {
+    /// New: run it.
+    Run,
+    /// Already running (sent again on a new connection): its reply goes out when it ends.
+    Running,
+    /// Answered already, or not answerable: send this frame.
+    Reply(Vec<u8>),
+}
+
+/// A call's run: its answer, bulk bytes, and what it changed that others may cache.
+pub(crate) struct Ran {
+    result: FsResult<Response>,
+    out: Vec<u8>,
+    changes: Option<Changes>,
+    /// The inode a create sent again after a restart made anew.
+    again: Option<u64>,
+    /// A create (opened by the call): the session holds the file open.
+    creates: bool,
+}
+
+impl Ran {
+    fn failed(e: FsError) -> Ran {
+        Ran {
+            result: Err(e),
+            out: Vec::new(),
+            changes: None,
+            again: None,
+            creates: false,
+        }
+    }
+}
+
+/// Run call `id` of `session` and return its reply frame: the whole pipeline once the call
+/// was admitted (`dedupe`). The caller keeps the reply (`keep`) and sends it.
+pub(crate) fn answer(
+    shared: &Shared,
+    session: &Session,
+    caller: &Caller,
+    id: u64,
+    req: Request,
+    bulk: &[u8],
+) -> Vec<u8> {
+    let mutates = req.mutates();
+    let ran = match authorize(session, &req) {
+        Ok(()) => run(shared, session, caller, id, req, bulk),
+        Err(e) => Ran::failed(e),
+    };
+    if mutates {
+        session.unsafe_calls().end(id);
+    }
+    record(shared, session, &ran);
+    notify(shared, session, &ran);
+    encode(id, caller, ran)
+}
+
+/// What may be refused before the engine is involved: a change on a read-only mount. Who
+/// may do what to which inode is decided in the engine's hold (`InHold::authorize`).
+fn authorize(session: &Session, req: &Request) -> FsResult<()> {
+    match session.info.read_only && req.mutates() {
+        true => Err(FsError::ReadOnly),
+        false => Ok(()),
+    }
+}
+
+/// A call the client may send again (after a reconnect) runs once: a repeat gets the kept
+/// reply, or nothing while the first still runs.
+pub(crate) fn dedupe(session: &Session, id: u64, req: &Request) -> Dedupe {
+    if !req.remembered() {
+        return Dedupe::Run;
+    }
+    let seen = session
+        .replies
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .begin(id);
+    match seen {
+        Seen::New => {
+            if req.mutates() {
+                session.unsafe_calls().begin(id);
+            }
+            Dedupe::Run
+        }
+        Seen::Running => Dedupe::Running,
+        Seen::Stale => {
+            // Below what the client acknowledged: it cannot be waiting for this one unless
+            // it miscounted; an error beats a call that never returns.
+            tracing::warn!(session = session.id, id, "call below the acknowledged id");
+            let eio = FsError::Io(std::io::Error::other("stale call")).errno();
+            let reply = ServerMsg::Reply {
+                id,
+                result: Err(eio),
+            };
+            encode_frame(&reply, &[]).map_or(Dedupe::Running, Dedupe::Reply)
+        }
+        Seen::Done(frame) => {
+            session.unsafe_calls().seen(id);
+            tracing::debug!(session = session.id, id, "repeated call: the kept reply");
+            Dedupe::Reply(frame.to_vec())
+        }
+    }
+}
+
+/// Keep the reply to a call the client may send again, until it acknowledges it.
+pub(crate) fn keep(session: &Session, id: u64, req_remembered: bool, frame: &[u8]) {
+    if req_remembered {
+        session
+            .replies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .finish(id, std::sync::Arc::new(frame.to_vec()));
+    }
+}
+
+/// Run the call: on the lock manager, as an open or a release of the session, or through
+/// the table of operations.
+fn run(
+    shared: &Shared,
+    session: &Session,
+    caller: &Caller,
+    id: u64,
+    req: Request,
+    bulk: &[u8],
+) -> Ran {
+    let hold = InHold::new(shared, session, caller, id, &req);
+    let plain = |result| Ran {
+        result,
+        ..Ran::failed(FsError::Invalid)
+    };
+    if let Some(r) = crate::lock_calls::execute(shared, session.id, id, &req) {
+        return plain(r);
+    }
+    if let Some(r) = crate::open_calls::execute(shared, session, id, &req, &hold) {
+        return plain(r);
+    }
+    if req.mutates() && shared.made.depends(session.id, &req) {
+        // Made durable first what this call builds on (see `durability::Made`).
+        if let Err(e) = shared.vol.commit() {
+            tracing::warn!("commit before a dependent call failed: {e}");
+        }
+    }
+    let mutates = req.mutates();
+    let again = match &req {
+        Request::CreateAgain { ino, .. } => Some(*ino),
+        _ => None,
+    };
+    let creates = matches!(req, Request::Create { .. });
+    let (result, out) = ops::execute(&shared.vol, req, bulk, &hold);
+    let targets = hold.targets.take();
+    Ran {
+        changes: mutates.then(|| crate::coherence::changes(&hold.shown, targets)),
+        result,
+        out,
+        again,
+        creates,
+    }
+}
+
+/// After a call ran: what the session now holds open, and opens waiting for a create the
+/// crash lost.
+fn record(shared: &Shared, session: &Session, ran: &Ran) {
+    if let (Some(ino), Ok(_)) = (ran.again, &ran.result) {
+        shared.reopens.made(shared, ino);
+    }
+    if let (true, Ok(Response::Attr(a))) = (ran.creates, &ran.result) {
+        session.opened(a.ino);
+    }
+}
+
+/// Tell other sessions what the call changed, and note what its reply lets this one cache.
+fn notify(shared: &Shared, session: &Session, ran: &Ran) {
+    if let Ok(resp) = &ran.result {
+        crate::coherence::note_seen(session, resp);
+        if let Some(c) = &ran.changes {
+            crate::coherence::notify(shared, session.id, c);
+        }
+    }
+}
+
+/// The reply frame, with the call's result as the caller may see it.
+fn encode(id: u64, caller: &Caller, ran: Ran) -> Vec<u8> {
+    let mut r = ran.result;
+    if let Ok(Response::Names(names)) = &mut r {
+        crate::permissions::visible_names(caller, names);
+    }
+    let result = r.map_err(|e| {
+        if matches!(e, FsError::Corrupt(_) | FsError::Io(_)) {
+            tracing::error!("request {id} failed: {e}");
+        }
+        e.errno()
+    });
+    encode_frame(&ServerMsg::Reply { id, result }, &ran.out).unwrap_or_else(|e| {
+        tracing::error!("reply {id} not encodable: {e}");
+        let eio = FsError::Io(std::io::Error::other("reply not encodable")).errno();
+        let reply = ServerMsg::Reply {
+            id,
+            result: Err(eio),
+        };
+        encode_frame(&reply, &[]).unwrap_or_default()
+    })
+}
+
+/// What the server does with the engine held, around the table's engine work: the caller's
+/// permissions checked (and creates made its own) in the hold that does the work, so no
+/// other call can change what the check allowed; the change recorded in the hold that
+/// makes it, tagged with its transaction (see `state_log`).
+pub(crate) struct InHold<'a> {
+    shared: &'a Shared,
+    session: &'a Session,
+    caller: &'a Caller,
+    id: u64,
+    /// The call as other sessions see its effect: a create made again is the create.
+    shown: Request,
+    /// A create, which opens what it makes (not one made again: its client opens that).
+    creates: bool,
+    /// Inodes the call is about to take a name from, looked up in the hold that runs it.
+    targets: RefCell<Vec<u64>>,
+}
+
+impl<'a> InHold<'a> {
+    fn new(
+        shared: &'a Shared,
+        session: &'a Session,
+        caller: &'a Caller,
+        id: u64,
+        req: &Request,
+    ) -> InHold<'a> {
+        let shown = match req {
+            Request::CreateAgain { req, .. } => req.as_ref().clone(),
+            req => req.clone(),
+        };
+        InHold {
+            shared,
+            session,
+            caller,
+            id,
+            shown,
+            creates: matches!(req, Request::Create { .. }),
+            targets: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+impl ops::Hooks<FileStore> for InHold<'_> {
+    fn authorize(&self, v: &mut Volume<FileStore>, req: &mut Request) -> FsResult<()> {
+        crate::permissions::check(self.caller, req, v)?;
+        #[cfg(test)]
+        crate::tests::after_check(self.shared);
+        if req.mutates() {
+            *self.targets.borrow_mut() = crate::coherence::targets_before(v, &self.shown);
+        }
+        Ok(())
+    }
+
+    fn record(&self, seq: u64, resp: &Response, out: &[u8]) {
+        let (shared, session, id) = (self.shared, self.session, self.id);
+        session.unsafe_calls().ran(id, seq);
+        if let (true, Response::Attr(a)) = (makes(&self.shown), resp) {
+            shared.made.made(a.ino, session.id, seq);
+        }
+        let Some(log) = &shared.state else { return };
+        if let (true, Response::Attr(a)) = (self.creates, resp) {
+            log.opened(session.id, a.ino);
+        }
+        let reply = ServerMsg::Reply {
+            id,
+            result: Ok(resp.clone()),
+        };
+        if let Ok(frame) = encode_frame(&reply, out) {
+            log.reply(session.id, id, seq, &frame);
+        }
+    }
+}
+
+/// A call that makes an inode.
+fn makes(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::Create { .. }
+            | Request::Mkdir { .. }
+            | Request::Mknod { .. }
+            | Request::Symlink { .. }
+    )
+}
