@@ -2,18 +2,27 @@
 
 use serde::{Deserialize, Serialize};
 
+/// What kind of file an inode is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum FileKind {
+    /// A regular file.
     RegularFile,
+    /// A directory.
     Directory,
+    /// A symbolic link.
     Symlink,
+    /// A FIFO.
     NamedPipe,
+    /// A Unix domain socket.
     Socket,
+    /// A character device node.
     CharDevice,
+    /// A block device node.
     BlockDevice,
 }
 
 impl FileKind {
+    /// The kind a mode's `S_IFMT` bits name; None for none.
     pub fn from_mode(mode: u32) -> Option<FileKind> {
         Some(match mode & libc::S_IFMT {
             libc::S_IFREG => FileKind::RegularFile,
@@ -27,6 +36,7 @@ impl FileKind {
         })
     }
 
+    /// The `S_IFMT` bits of this kind.
     pub fn mode_bits(self) -> u32 {
         match self {
             FileKind::RegularFile => libc::S_IFREG,
@@ -52,6 +62,7 @@ impl FileKind {
         }
     }
 
+    /// The kind a directory entry's type byte names; None for an unknown byte.
     pub fn from_code(c: u8) -> Option<FileKind> {
         Some(match c {
             1 => FileKind::RegularFile,
@@ -66,13 +77,17 @@ impl FileKind {
     }
 }
 
+/// A point in time: seconds and nanoseconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TimeSpec {
+    /// Seconds since the epoch (negative before it).
     pub sec: i64,
+    /// Nanoseconds within the second.
     pub nsec: u32,
 }
 
 impl TimeSpec {
+    /// The engine's clock now.
     pub fn now() -> TimeSpec {
         let d = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -84,61 +99,95 @@ impl TimeSpec {
     }
 }
 
+/// What stat reports about an inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attr {
+    /// Inode number, generation included (`layout::make_ino`).
     pub ino: u64,
+    /// The generation of the inode's slot.
     pub generation: u32,
+    /// Size in bytes.
     pub size: u64,
     /// 512-byte units, as stat reports.
     pub blocks: u64,
+    /// Last access.
     pub atime: TimeSpec,
+    /// Last change of the data.
     pub mtime: TimeSpec,
+    /// Last change of the inode.
     pub ctime: TimeSpec,
+    /// The kind of file.
     pub kind: FileKind,
     /// Permission bits, setuid/setgid/sticky included.
     pub perm: u16,
+    /// Hard links.
     pub nlink: u32,
+    /// Owner.
     pub uid: u32,
+    /// Group.
     pub gid: u32,
+    /// Device number of a device node; 0 otherwise.
     pub rdev: u32,
 }
 
 /// A time to set: a given one, or the engine's clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SetTime {
+    /// This time.
     At(TimeSpec),
+    /// The engine's clock at the call.
     Now,
 }
 
+/// The attributes a setattr changes: those that are Some.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SetAttr {
+    /// Permission bits (the file kind is kept).
     pub mode: Option<u32>,
+    /// New owner.
     pub uid: Option<u32>,
+    /// New group.
     pub gid: Option<u32>,
+    /// New size: truncate or extend.
     pub size: Option<u64>,
+    /// Access time.
     pub atime: Option<SetTime>,
+    /// Data change time.
     pub mtime: Option<SetTime>,
+    /// Inode change time (otherwise now, if anything changes).
     pub ctime: Option<TimeSpec>,
     /// A truncation by a caller who may not keep setuid, setgid and capabilities: they go.
     pub kill_priv: bool,
 }
 
+/// One directory entry as readdir returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirEntry {
+    /// The inode it names.
     pub ino: u64,
     /// Cookie to resume after this entry; stable while other entries come and go.
     pub offset: u64,
+    /// The kind of that inode.
     pub kind: FileKind,
+    /// The name, without a terminator.
     pub name: Vec<u8>,
 }
 
+/// What statfs reports about the volume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatFs {
+    /// Data blocks in all.
     pub blocks: u64,
+    /// Free data blocks.
     pub bfree: u64,
+    /// Free data blocks an unprivileged caller may use.
     pub bavail: u64,
+    /// Inodes in all.
     pub files: u64,
+    /// Free inodes.
     pub ffree: u64,
+    /// Block size in bytes.
     pub bsize: u32,
+    /// Longest name in bytes.
     pub namelen: u32,
 }

@@ -10,7 +10,7 @@ use crate::store::BlockStore;
 const P: u64 = PTRS_PER_BLOCK;
 
 /// Logical blocks a file can map.
-pub const MAX_BLOCKS: u64 = NDIRECT as u64 + P + P * P + P * P * P;
+pub(crate) const MAX_BLOCKS: u64 = NDIRECT as u64 + P + P * P + P * P * P;
 
 /// Which tree holds `lblk`, and the index at each level below the inode.
 fn path(lblk: u64) -> FsResult<(usize, Vec<usize>)> {
@@ -41,14 +41,18 @@ fn path(lblk: u64) -> FsResult<(usize, Vec<usize>)> {
 }
 
 /// Outcome of mapping a block for writing.
-pub struct Mapped {
+pub(crate) struct Mapped {
     pub phys: u64,
     /// The block was just allocated: its old contents are garbage and must be overwritten.
     pub fresh: bool,
 }
 
 /// Physical block of logical block `lblk`, or None for a hole.
-pub fn lookup<S: BlockStore>(m: &mut Meta<S>, ino: &DiskInode, lblk: u64) -> FsResult<Option<u64>> {
+pub(crate) fn lookup<S: BlockStore>(
+    m: &mut Meta<S>,
+    ino: &DiskInode,
+    lblk: u64,
+) -> FsResult<Option<u64>> {
     let (tree, idx) = path(lblk)?;
     let mut ptr = match tree {
         0 => ino.direct[idx[0]],
@@ -83,12 +87,12 @@ fn check_ptr<S: BlockStore>(m: &Meta<S>, ptr: u64) -> FsResult<()> {
 }
 
 /// Blocks that can be allocated now: free ones, less those freed by changes not yet committed.
-pub fn available<S: BlockStore>(m: &Meta<S>) -> u64 {
+pub(crate) fn available<S: BlockStore>(m: &Meta<S>) -> u64 {
     m.free_blocks.saturating_sub(m.quarantined() as u64)
 }
 
 /// Refuse with `NoSpace`, before anything changes, an operation that needs `n` new blocks.
-pub fn reserve<S: BlockStore>(m: &Meta<S>, n: u64) -> FsResult<()> {
+pub(crate) fn reserve<S: BlockStore>(m: &Meta<S>, n: u64) -> FsResult<()> {
     if available(m) < n {
         return Err(FsError::NoSpace);
     }
@@ -96,12 +100,16 @@ pub fn reserve<S: BlockStore>(m: &Meta<S>, n: u64) -> FsResult<()> {
 }
 
 /// Blocks `map_alloc` would allocate for `lblk`: the block and any indirect blocks on its way.
-pub fn alloc_cost<S: BlockStore>(m: &mut Meta<S>, ino: &DiskInode, lblk: u64) -> FsResult<u64> {
+pub(crate) fn alloc_cost<S: BlockStore>(
+    m: &mut Meta<S>,
+    ino: &DiskInode,
+    lblk: u64,
+) -> FsResult<u64> {
     alloc_cost_range(m, ino, lblk, lblk + 1)
 }
 
 /// Blocks mapping every logical block in `[from, to)` would allocate, indirect ones included.
-pub fn alloc_cost_range<S: BlockStore>(
+pub(crate) fn alloc_cost_range<S: BlockStore>(
     m: &mut Meta<S>,
     ino: &DiskInode,
     from: u64,
@@ -167,7 +175,7 @@ fn subtree_cost<S: BlockStore>(
 /// Physical block of `lblk`, allocating it (and any indirect blocks on the way) if absent.
 /// All or nothing: refused with `NoSpace` before anything is allocated if the blocks it needs
 /// are not all there.
-pub fn map_alloc<S: BlockStore>(
+pub(crate) fn map_alloc<S: BlockStore>(
     m: &mut Meta<S>,
     ino: &mut DiskInode,
     lblk: u64,
@@ -241,7 +249,7 @@ pub fn map_alloc<S: BlockStore>(
 }
 
 /// Free every block at logical index `from` and beyond.
-pub fn truncate_blocks<S: BlockStore>(
+pub(crate) fn truncate_blocks<S: BlockStore>(
     m: &mut Meta<S>,
     ino: &mut DiskInode,
     from: u64,
@@ -328,7 +336,11 @@ fn free_tree<S: BlockStore>(
 }
 
 /// Free the single block at `lblk` if mapped (punching a hole). Indirect blocks stay.
-pub fn free_one<S: BlockStore>(m: &mut Meta<S>, ino: &mut DiskInode, lblk: u64) -> FsResult<()> {
+pub(crate) fn free_one<S: BlockStore>(
+    m: &mut Meta<S>,
+    ino: &mut DiskInode,
+    lblk: u64,
+) -> FsResult<()> {
     let (tree, idx) = path(lblk)?;
     if tree == 0 {
         let b = ino.direct[idx[0]] as u64;

@@ -37,7 +37,7 @@ pub(crate) struct Meta<S: BlockStore> {
 }
 
 impl<S: BlockStore> Meta<S> {
-    pub fn new(store: S, geo: Geometry, last_seq: u64) -> Meta<S> {
+    pub(crate) fn new(store: S, geo: Geometry, last_seq: u64) -> Meta<S> {
         Meta {
             store: Arc::new(store),
             geo,
@@ -96,12 +96,12 @@ impl<S: BlockStore> Meta<S> {
         }
     }
 
-    pub fn block(&mut self, b: u64) -> FsResult<&[u8]> {
+    pub(crate) fn block(&mut self, b: u64) -> FsResult<&[u8]> {
         self.load(b)?;
         Ok(&self.blocks[&b])
     }
 
-    pub fn block_mut(&mut self, b: u64) -> FsResult<&mut [u8]> {
+    pub(crate) fn block_mut(&mut self, b: u64) -> FsResult<&mut [u8]> {
         self.load(b)?;
         self.dirty.insert(b);
         Ok(self
@@ -112,7 +112,7 @@ impl<S: BlockStore> Meta<S> {
     }
 
     /// A freshly allocated metadata block: zeroed, dirty, never read from the store.
-    pub fn block_new(&mut self, b: u64) -> &mut [u8] {
+    pub(crate) fn block_new(&mut self, b: u64) -> &mut [u8] {
         self.dirty.insert(b);
         let e = self
             .blocks
@@ -123,28 +123,28 @@ impl<S: BlockStore> Meta<S> {
     }
 
     /// A metadata block was freed: its contents must not be journaled or written home.
-    pub fn forget(&mut self, b: u64) {
+    pub(crate) fn forget(&mut self, b: u64) {
         self.blocks.remove(&b);
         self.dirty.remove(&b);
     }
 
     /// Blocks freed but not reusable until the next commit ends.
-    pub fn quarantined(&self) -> usize {
+    pub(crate) fn quarantined(&self) -> usize {
         self.quarantine.len()
     }
 
     /// The sequence number the next transaction will carry.
-    pub fn next_seq(&self) -> u64 {
+    pub(crate) fn next_seq(&self) -> u64 {
         self.seq
     }
 
-    pub fn dirty_count(&self) -> usize {
+    pub(crate) fn dirty_count(&self) -> usize {
         self.dirty.len()
     }
 
     // ---- inodes ----
 
-    pub fn read_inode(&mut self, index: u32) -> FsResult<DiskInode> {
+    pub(crate) fn read_inode(&mut self, index: u32) -> FsResult<DiskInode> {
         if index as u64 >= self.geo.inode_count || index == 0 {
             return Err(FsError::Stale);
         }
@@ -153,7 +153,7 @@ impl<S: BlockStore> Meta<S> {
         Ok(DiskInode::decode(&blk[off..off + INODE_SIZE]))
     }
 
-    pub fn write_inode(&mut self, index: u32, inode: &DiskInode) -> FsResult<()> {
+    pub(crate) fn write_inode(&mut self, index: u32, inode: &DiskInode) -> FsResult<()> {
         let (b, off) = self.geo.inode_location(index);
         let blk = self.block_mut(b)?;
         inode.encode(&mut blk[off..off + INODE_SIZE]);
@@ -218,7 +218,7 @@ impl<S: BlockStore> Meta<S> {
         }
     }
 
-    pub fn alloc_block(&mut self, goal: Option<u64>) -> FsResult<u64> {
+    pub(crate) fn alloc_block(&mut self, goal: Option<u64>) -> FsResult<u64> {
         let from = goal
             .filter(|g| self.geo.is_data_block(*g))
             .unwrap_or(self.block_hint);
@@ -237,7 +237,7 @@ impl<S: BlockStore> Meta<S> {
         Ok(b)
     }
 
-    pub fn free_block(&mut self, b: u64) -> FsResult<()> {
+    pub(crate) fn free_block(&mut self, b: u64) -> FsResult<()> {
         if !self.geo.is_data_block(b) {
             return Err(FsError::Corrupt(format!(
                 "freeing block {b} outside the data area"
@@ -251,7 +251,7 @@ impl<S: BlockStore> Meta<S> {
         Ok(())
     }
 
-    pub fn alloc_inode(&mut self) -> FsResult<u32> {
+    pub(crate) fn alloc_inode(&mut self) -> FsResult<u32> {
         let none = HashSet::new();
         let found = self.find_clear(
             self.geo.ibitmap_start,
@@ -272,7 +272,7 @@ impl<S: BlockStore> Meta<S> {
     }
 
     /// Allocate inode slot `index` itself; `Exists` if it is taken (or reserved).
-    pub fn alloc_inode_at(&mut self, index: u32) -> FsResult<()> {
+    pub(crate) fn alloc_inode_at(&mut self, index: u32) -> FsResult<()> {
         if index < 2 || index as u64 >= self.geo.inode_count {
             return Err(FsError::Invalid);
         }
@@ -284,19 +284,19 @@ impl<S: BlockStore> Meta<S> {
         Ok(())
     }
 
-    pub fn free_inode(&mut self, index: u32) -> FsResult<()> {
+    pub(crate) fn free_inode(&mut self, index: u32) -> FsResult<()> {
         if self.set_bit(self.geo.ibitmap_start, index as u64, false)? {
             self.free_inodes += 1;
         }
         Ok(())
     }
 
-    pub fn inode_allocated(&mut self, index: u32) -> FsResult<bool> {
+    pub(crate) fn inode_allocated(&mut self, index: u32) -> FsResult<bool> {
         self.bit(self.geo.ibitmap_start, index as u64)
     }
 
     /// Count free bits in both bitmaps (done once at open).
-    pub fn count_free(&mut self) -> FsResult<()> {
+    pub(crate) fn count_free(&mut self) -> FsResult<()> {
         let mut free_b = 0;
         for i in 0..self.geo.bbitmap_blocks {
             let b = self.geo.bbitmap_start + i;
@@ -327,7 +327,7 @@ impl<S: BlockStore> Meta<S> {
     /// Take the dirty metadata as one transaction to be written by `PreparedCommit::write`,
     /// which needs no access to `self`: the caller may let other operations proceed while the
     /// transaction goes to disk. At most one may be in flight; `finish_commit` ends it.
-    pub fn prepare_commit(&mut self) -> FsResult<PreparedCommit<S>> {
+    pub(crate) fn prepare_commit(&mut self) -> FsResult<PreparedCommit<S>> {
         if self.in_flight.is_some() {
             return Err(FsError::Io(std::io::Error::other(
                 "a commit is already in flight (commits must be serialized)",
@@ -364,7 +364,11 @@ impl<S: BlockStore> Meta<S> {
 
     /// End the transaction `prepare_commit` began, with the outcome of its `write`. After a
     /// failure its blocks are dirty again, so the next commit writes them.
-    pub fn finish_commit(&mut self, p: PreparedCommit<S>, written: FsResult<()>) -> FsResult<()> {
+    pub(crate) fn finish_commit(
+        &mut self,
+        p: PreparedCommit<S>,
+        written: FsResult<()>,
+    ) -> FsResult<()> {
         let f = self
             .in_flight
             .take()
@@ -426,6 +430,7 @@ impl<S: BlockStore> PreparedCommit<S> {
         self.blocks.len()
     }
 
+    /// True if the transaction changes no metadata block.
     pub fn is_empty(&self) -> bool {
         self.blocks.is_empty()
     }

@@ -96,7 +96,7 @@ pub(crate) struct DirIndex {
 }
 
 impl DirIndex {
-    pub fn load<S: BlockStore>(m: &mut Meta<S>, dir: &DiskInode) -> FsResult<DirIndex> {
+    pub(crate) fn load<S: BlockStore>(m: &mut Meta<S>, dir: &DiskInode) -> FsResult<DirIndex> {
         let nblocks = dir.size / BLOCK_SIZE as u64;
         let mut idx = DirIndex {
             map: HashMap::new(),
@@ -138,20 +138,20 @@ impl DirIndex {
         Ok(idx)
     }
 
-    pub fn get(&self, name: &[u8]) -> Option<Slot> {
+    pub(crate) fn get(&self, name: &[u8]) -> Option<Slot> {
         self.map.get(name).copied()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
 
     /// Entries whose position is at or after `pos`, in position order.
-    pub fn entries_from(&self, pos: u32) -> impl Iterator<Item = (&Vec<u8>, Slot)> + '_ {
+    pub(crate) fn entries_from(&self, pos: u32) -> impl Iterator<Item = (&Vec<u8>, Slot)> + '_ {
         self.order
             .range(pos..)
             .filter_map(move |(_, n)| self.map.get(n).map(|s| (n, *s)))
@@ -167,7 +167,7 @@ impl DirIndex {
     }
 
     /// New blocks (a directory block and any indirect ones) `insert` of `name` would take.
-    pub fn insert_cost<S: BlockStore>(
+    pub(crate) fn insert_cost<S: BlockStore>(
         &self,
         m: &mut Meta<S>,
         dir: &DiskInode,
@@ -181,7 +181,7 @@ impl DirIndex {
 
     /// Add an entry. All or nothing: refused with `NoSpace` before any change if it needs a
     /// new block that is not there.
-    pub fn insert<S: BlockStore>(
+    pub(crate) fn insert<S: BlockStore>(
         &mut self,
         m: &mut Meta<S>,
         dir: &mut DiskInode,
@@ -236,7 +236,7 @@ impl DirIndex {
         Ok(())
     }
 
-    pub fn remove<S: BlockStore>(
+    pub(crate) fn remove<S: BlockStore>(
         &mut self,
         m: &mut Meta<S>,
         dir: &DiskInode,
@@ -272,7 +272,7 @@ impl DirIndex {
     }
 
     /// Point an existing entry at another inode, in place (rename over a target).
-    pub fn replace<S: BlockStore>(
+    pub(crate) fn replace<S: BlockStore>(
         &mut self,
         m: &mut Meta<S>,
         dir: &DiskInode,

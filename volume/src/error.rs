@@ -2,60 +2,86 @@
 
 use thiserror::Error;
 
+/// The result of an engine call.
 pub type FsResult<T> = Result<T, FsError>;
 
+/// Why an engine call failed; `errno` maps each to one errno.
 #[derive(Debug, Error)]
 pub enum FsError {
+    /// No entry by that name, or no such inode.
     #[error("no such file or directory")]
     NotFound,
+    /// The name (or attribute) exists already.
     #[error("file exists")]
     Exists,
+    /// A directory was needed.
     #[error("not a directory")]
     NotDir,
+    /// The call does not apply to a directory.
     #[error("is a directory")]
     IsDir,
+    /// The directory still has entries.
     #[error("directory not empty")]
     NotEmpty,
+    /// A name or symlink target is too long.
     #[error("name too long (more than 255 bytes)")]
     NameTooLong,
+    /// No free block or inode left.
     #[error("no space left on volume")]
     NoSpace,
+    /// Past the largest file size.
     #[error("file too large")]
     FileTooBig,
+    /// The inode number names a freed or reused inode.
     #[error("stale file handle")]
     Stale,
+    /// An argument makes no sense here.
     #[error("invalid argument")]
     Invalid,
+    /// No extended attribute by that name.
     #[error("no such extended attribute")]
     NoAttr,
+    /// A value or name outside its allowed size.
     #[error("buffer or value too large")]
     Range,
+    /// The inode has the most links it may have.
     #[error("too many links")]
     TooManyLinks,
+    /// A mode or flag the engine does not implement.
     #[error("operation not supported")]
     NotSupported,
+    /// Not allowed to anyone (EPERM).
     #[error("operation not permitted")]
     NotPermitted,
+    /// The caller lacks the permission (EACCES).
     #[error("permission denied")]
     AccessDenied,
+    /// The volume or export is read-only.
     #[error("read-only file system")]
     ReadOnly,
+    /// A conflicting lock is held and the caller does not wait.
     #[error("a conflicting lock is held")]
     WouldBlock,
+    /// Waiting for the lock would deadlock.
     #[error("waiting for the lock would deadlock")]
     Deadlock,
+    /// The wait was interrupted.
     #[error("interrupted")]
     Interrupted,
+    /// A lock held before a restart could not be reclaimed.
     #[error("the lock could not be reclaimed")]
     NoLock,
     /// A long operation stopped at a step boundary for a commit; `SharedVolume::run` commits
     /// and calls it again. Never meant to reach a caller.
     #[error("operation stopped for a commit; call it again")]
     Again,
+    /// The metadata on the image is damaged; says where.
     #[error("metadata damaged: {0}")]
     Corrupt(String),
+    /// The store holds no sound rwxfs image; says why.
     #[error("not an rwxfs image: {0}")]
     NotAnImage(String),
+    /// The store failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -38,18 +38,27 @@ pub const LINK_MAX: u32 = 65_000;
 /// Largest file size in bytes.
 pub const MAX_FILE_SIZE: u64 = MAX_BLOCKS * BLOCK_SIZE as u64;
 
+/// `setxattr` flag: fail with `Exists` if the attribute exists.
 pub const XATTR_CREATE: u32 = 1;
+/// `setxattr` flag: fail with `NoAttr` if the attribute does not exist.
 pub const XATTR_REPLACE: u32 = 2;
+/// `fallocate` mode bit: leave the size as it is.
 pub const FALLOC_KEEP_SIZE: u32 = 0x01;
+/// `fallocate` mode bit: free the range (with `FALLOC_KEEP_SIZE`).
 pub const FALLOC_PUNCH_HOLE: u32 = 0x02;
+/// `fallocate` mode bit: make the range read as zeros.
 pub const FALLOC_ZERO_RANGE: u32 = 0x10;
 
+/// How a rename treats an existing target (`renameat2` flags).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RenameFlags {
+    /// Fail with `Exists` rather than replace the target.
     pub noreplace: bool,
+    /// Swap source and target; both must exist.
     pub exchange: bool,
 }
 
+/// One file system on one block store: every operation, its state and its commits.
 pub struct Volume<S: BlockStore> {
     m: Meta<S>,
     sb: Superblock,
@@ -145,10 +154,12 @@ impl<S: BlockStore> Volume<S> {
         Ok(v)
     }
 
+    /// The superblock as this run knows it.
     pub fn superblock(&self) -> &Superblock {
         &self.sb
     }
 
+    /// The store the volume lives on.
     pub fn store(&self) -> &S {
         &self.m.store
     }
@@ -267,6 +278,7 @@ impl<S: BlockStore> Volume<S> {
 
     // ---- open files ----
 
+    /// Count an open handle on the inode: unlinked, it lives on until `release_file`.
     pub fn open_file(&mut self, ino: u64) -> FsResult<Attr> {
         let (i, d) = self.get(ino)?;
         *self.opens.entry(i).or_insert(0) += 1;
@@ -297,6 +309,7 @@ impl<S: BlockStore> Volume<S> {
 
     // ---- volume ----
 
+    /// Blocks and inodes, in all and free.
     pub fn statfs(&mut self) -> StatFs {
         let g = &self.sb.geometry;
         StatFs {

@@ -16,6 +16,7 @@ use crate::layout::{
 };
 use crate::store::BlockStore;
 
+/// A kind of damage fsck finds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
@@ -43,20 +44,31 @@ pub enum Kind {
     Truncated,
 }
 
+/// One piece of damage.
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
+    /// What kind.
     pub kind: Kind,
+    /// Where, and what was found.
     pub detail: String,
 }
 
+/// What a check found, and what it counted.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
+    /// Details, up to a bound per kind.
     pub findings: Vec<Finding>,
+    /// Every finding counted, by kind.
     pub by_kind: BTreeMap<Kind, u64>,
+    /// Inodes in use.
     pub inodes_used: u64,
+    /// Blocks in use.
     pub blocks_used: u64,
+    /// Directories.
     pub directories: u64,
+    /// Non-directories.
     pub files: u64,
+    /// The journal held a transaction, checked as if replayed.
     pub journal_replayed: bool,
 }
 
@@ -71,9 +83,11 @@ impl Report {
             self.findings.push(Finding { kind, detail });
         }
     }
+    /// Findings in all.
     pub fn errors(&self) -> u64 {
         self.by_kind.values().sum()
     }
+    /// True if nothing was found.
     pub fn is_clean(&self) -> bool {
         self.errors() == 0
     }

@@ -3,10 +3,10 @@
 use crate::attr::{Attr, FileKind, TimeSpec};
 use crate::layout::{get_u32, get_u64, make_ino, put_u32, put_u64, INODE_SIZE};
 
-pub const NDIRECT: usize = 12;
+pub(crate) const NDIRECT: usize = 12;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DiskInode {
+pub(crate) struct DiskInode {
     /// File type and permission bits; 0 means the slot is free.
     pub mode: u32,
     pub uid: u32,
@@ -43,19 +43,19 @@ fn get_time(b: &[u8], off: usize) -> TimeSpec {
 }
 
 impl DiskInode {
-    pub fn is_free(&self) -> bool {
+    pub(crate) fn is_free(&self) -> bool {
         self.mode == 0
     }
 
-    pub fn kind(&self) -> Option<FileKind> {
+    pub(crate) fn kind(&self) -> Option<FileKind> {
         FileKind::from_mode(self.mode)
     }
 
-    pub fn is_dir(&self) -> bool {
+    pub(crate) fn is_dir(&self) -> bool {
         self.mode & libc::S_IFMT == libc::S_IFDIR
     }
 
-    pub fn encode(&self, b: &mut [u8]) {
+    pub(crate) fn encode(&self, b: &mut [u8]) {
         let b = &mut b[..INODE_SIZE];
         b.fill(0);
         put_u32(b, 0, self.mode);
@@ -79,7 +79,7 @@ impl DiskInode {
         put_u32(b, 144, self.tind);
     }
 
-    pub fn decode(b: &[u8]) -> DiskInode {
+    pub(crate) fn decode(b: &[u8]) -> DiskInode {
         let mut direct = [0u32; NDIRECT];
         for (i, d) in direct.iter_mut().enumerate() {
             *d = get_u32(b, 88 + i * 4);
@@ -105,7 +105,7 @@ impl DiskInode {
         }
     }
 
-    pub fn attr(&self, index: u32) -> Attr {
+    pub(crate) fn attr(&self, index: u32) -> Attr {
         Attr {
             ino: make_ino(index, self.generation),
             generation: self.generation,

@@ -19,18 +19,18 @@ const COMMIT_MAGIC: &[u8; 8] = b"RWXJCMIT";
 const PER_DESC: usize = (crate::layout::PAYLOAD - 24) / 8;
 
 /// Blocks of journal a transaction of `n` metadata blocks needs.
-pub fn blocks_needed(n: usize) -> u64 {
+pub(crate) fn blocks_needed(n: usize) -> u64 {
     (n + n.div_ceil(PER_DESC).max(1) + 1) as u64
 }
 
 /// Largest transaction (in metadata blocks) the journal holds.
-pub fn capacity(geo: &Geometry) -> usize {
+pub(crate) fn capacity(geo: &Geometry) -> usize {
     let j = geo.journal_blocks as usize;
     j - j.div_ceil(PER_DESC) - 2
 }
 
 /// Write one transaction and make it durable. `blocks` are sealed images with their home.
-pub fn write_txn<S: BlockStore>(
+pub(crate) fn write_txn<S: BlockStore>(
     store: &S,
     geo: &Geometry,
     seq: u64,
@@ -80,9 +80,9 @@ pub fn write_txn<S: BlockStore>(
 /// The committed transaction at the journal's start, if there is a whole one:
 /// its sequence number and its blocks with their homes.
 /// A committed transaction: its sequence number and its blocks with their homes.
-pub type Txn = (u64, Vec<(u64, Vec<u8>)>);
+pub(crate) type Txn = (u64, Vec<(u64, Vec<u8>)>);
 
-pub fn read_txn<S: BlockStore>(store: &S, geo: &Geometry) -> FsResult<Option<Txn>> {
+pub(crate) fn read_txn<S: BlockStore>(store: &S, geo: &Geometry) -> FsResult<Option<Txn>> {
     let mut pos = 0u64;
     let mut seq = None;
     let mut out = Vec::new();
@@ -130,7 +130,7 @@ pub fn read_txn<S: BlockStore>(store: &S, geo: &Geometry) -> FsResult<Option<Txn
 }
 
 /// Write each block home, coalescing runs of consecutive blocks into one write, then flush.
-pub fn write_home<S: BlockStore>(store: &S, blocks: &[(u64, &[u8])]) -> FsResult<()> {
+pub(crate) fn write_home<S: BlockStore>(store: &S, blocks: &[(u64, &[u8])]) -> FsResult<()> {
     let mut i = 0;
     while i < blocks.len() {
         let mut j = i + 1;
@@ -153,7 +153,7 @@ pub fn write_home<S: BlockStore>(store: &S, blocks: &[(u64, &[u8])]) -> FsResult
 }
 
 /// Replay the journal's transaction onto the home blocks. Returns its sequence number.
-pub fn replay<S: BlockStore>(store: &S, geo: &Geometry) -> FsResult<Option<u64>> {
+pub(crate) fn replay<S: BlockStore>(store: &S, geo: &Geometry) -> FsResult<Option<u64>> {
     match read_txn(store, geo)? {
         None => Ok(None),
         Some((seq, blocks)) => {

@@ -5,18 +5,29 @@
 
 use crate::error::{FsError, FsResult};
 
+/// Bytes in a block.
 pub const BLOCK_SIZE: usize = 4096;
 /// Bytes of a metadata block before its checksum.
 pub const PAYLOAD: usize = BLOCK_SIZE - 4;
+/// The signature at the start of block 0.
 pub const MAGIC: &[u8; 8] = b"RWXFS\0\0\x01";
+/// The on-disk format this build writes.
 pub const FORMAT_VERSION: u32 = 1;
+/// Bytes of one inode in the inode table.
 pub const INODE_SIZE: usize = 256;
+/// Inodes in one inode-table block.
 pub const INODES_PER_BLOCK: u64 = (PAYLOAD / INODE_SIZE) as u64;
+/// Blocks or inodes one bitmap block covers.
 pub const BITS_PER_BITMAP_BLOCK: u64 = (PAYLOAD * 8) as u64;
+/// Block pointers in one indirect block.
 pub const PTRS_PER_BLOCK: u64 = (PAYLOAD / 4) as u64;
+/// The root directory's inode slot.
 pub const ROOT_INDEX: u32 = 1;
+/// The root directory's inode number.
 pub const ROOT_INO: u64 = 1;
+/// Longest name in bytes.
 pub const MAX_NAME: usize = 255;
+/// Longest symlink target in bytes.
 pub const MAX_SYMLINK: usize = 4095;
 /// Bytes of inodes per inode the mkfs default provisions.
 pub const BYTES_PER_INODE: u64 = 16 * 1024;
@@ -26,16 +37,27 @@ pub const MIN_JOURNAL_BLOCKS: u64 = 32;
 /// Where each region starts and how long it is, in blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {
+    /// Blocks in the image.
     pub total_blocks: u64,
+    /// Inode slots.
     pub inode_count: u64,
+    /// First journal block.
     pub journal_start: u64,
+    /// Journal length.
     pub journal_blocks: u64,
+    /// First inode-bitmap block.
     pub ibitmap_start: u64,
+    /// Inode-bitmap length.
     pub ibitmap_blocks: u64,
+    /// First block-bitmap block.
     pub bbitmap_start: u64,
+    /// Block-bitmap length.
     pub bbitmap_blocks: u64,
+    /// First inode-table block.
     pub itable_start: u64,
+    /// Inode-table length.
     pub itable_blocks: u64,
+    /// First data block; data runs to the end.
     pub data_start: u64,
 }
 
@@ -89,6 +111,7 @@ impl Geometry {
         })
     }
 
+    /// Blocks in the data area.
     pub fn data_blocks(&self) -> u64 {
         self.total_blocks - self.data_start
     }
@@ -102,6 +125,7 @@ impl Geometry {
         )
     }
 
+    /// True if block `b` lies in the data area.
     pub fn is_data_block(&self, b: u64) -> bool {
         b >= self.data_start && b < self.total_blocks
     }
@@ -130,8 +154,11 @@ impl Geometry {
 /// Block 0. Written by mkfs, then by every journal transaction (which carries its number).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Superblock {
+    /// Where the regions are.
     pub geometry: Geometry,
+    /// mkfs time, seconds since the epoch.
     pub created: i64,
+    /// A number naming this volume, taken from the clock and process at mkfs.
     pub volume_id: u64,
     /// Times the volume was opened for writing. New inode generations carry it, so an inode
     /// number handed out (and lost uncommitted) before a crash is never handed out again.
@@ -146,6 +173,7 @@ pub struct Superblock {
 pub const SB_LAST_SEQ_OFFSET: usize = 16 + 14 * 8;
 
 impl Superblock {
+    /// Block 0 as it is written, sealed.
     pub fn encode(&self) -> Vec<u8> {
         let mut b = vec![0u8; BLOCK_SIZE];
         b[0..8].copy_from_slice(MAGIC);
@@ -230,25 +258,31 @@ pub fn verify(b: &[u8], blockno: u64) -> bool {
     stored == crc_of(b, blockno) || (stored == 0 && b.iter().all(|&x| x == 0))
 }
 
+/// Little-endian u16 at `off`.
 pub fn get_u16(b: &[u8], off: usize) -> u16 {
     u16::from_le_bytes([b[off], b[off + 1]])
 }
+/// Little-endian u32 at `off`.
 pub fn get_u32(b: &[u8], off: usize) -> u32 {
     let mut a = [0u8; 4];
     a.copy_from_slice(&b[off..off + 4]);
     u32::from_le_bytes(a)
 }
+/// Little-endian u64 at `off`.
 pub fn get_u64(b: &[u8], off: usize) -> u64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[off..off + 8]);
     u64::from_le_bytes(a)
 }
+/// Store little-endian u16 at `off`.
 pub fn put_u16(b: &mut [u8], off: usize, v: u16) {
     b[off..off + 2].copy_from_slice(&v.to_le_bytes());
 }
+/// Store little-endian u32 at `off`.
 pub fn put_u32(b: &mut [u8], off: usize, v: u32) {
     b[off..off + 4].copy_from_slice(&v.to_le_bytes());
 }
+/// Store little-endian u64 at `off`.
 pub fn put_u64(b: &mut [u8], off: usize, v: u64) {
     b[off..off + 8].copy_from_slice(&v.to_le_bytes());
 }
@@ -262,6 +296,7 @@ pub fn make_ino(index: u32, generation: u32) -> u64 {
     }
 }
 
+/// An inode number's (slot index, generation); the inverse of `make_ino` but for the root.
 pub fn split_ino(ino: u64) -> (u32, u32) {
     ((ino & 0xffff_ffff) as u32, (ino >> 32) as u32)
 }

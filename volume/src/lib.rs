@@ -3,6 +3,9 @@
 //!
 //! Nothing here knows whether it runs behind the server or directly on a shared image.
 
+#![warn(missing_docs)]
+#![warn(unreachable_pub)]
+
 pub mod attr;
 mod bmap;
 mod cache;

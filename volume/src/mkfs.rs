@@ -9,6 +9,7 @@ use crate::layout::{
 };
 use crate::store::BlockStore;
 
+/// How mkfs lays out a volume.
 #[derive(Debug, Clone, Default)]
 pub struct MkfsOptions {
     /// Inodes to provision; default one per 16 KiB.
@@ -43,6 +44,7 @@ fn bitmap_blocks(nblocks: u64, nbits: u64, used: u64, start: u64) -> Vec<(u64, V
     out
 }
 
+/// Lay out an empty volume on `store` (refusing an existing rwxfs image unless `force`); its geometry.
 pub fn mkfs<S: BlockStore>(store: &S, opts: &MkfsOptions) -> FsResult<Geometry> {
     if !opts.force && has_rwxfs_signature(store)? {
         return Err(FsError::Exists);

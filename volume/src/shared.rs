@@ -24,6 +24,7 @@ use crate::error::{FsError, FsResult};
 use crate::fs::Volume;
 use crate::store::BlockStore;
 
+/// A `Volume` shared by threads, with the commit path that serves them all.
 pub struct SharedVolume<S: BlockStore> {
     vol: Mutex<Volume<S>>,
     /// Held for a whole commit, taken before `vol`.
@@ -37,6 +38,7 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<S: BlockStore> SharedVolume<S> {
+    /// Share `vol`: from now on only this commits it.
     pub fn new(mut vol: Volume<S>) -> SharedVolume<S> {
         vol.commit_outside();
         SharedVolume {
@@ -172,6 +174,7 @@ impl<S: BlockStore> SharedVolume<S> {
         self.commit()
     }
 
+    /// The engine back, for a caller alone.
     pub fn into_inner(self) -> Volume<S> {
         self.vol.into_inner().unwrap_or_else(|e| e.into_inner())
     }

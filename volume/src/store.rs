@@ -11,14 +11,17 @@ use std::sync::{Arc, Mutex};
 
 use crate::layout::BLOCK_SIZE;
 
+/// Where an image's bytes live: a file, memory, or a wrapper that injects faults.
 pub trait BlockStore: Send + Sync {
     /// Fill `buf` from `offset`; bytes past the end read as zeros.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Write `buf` at `offset`.
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     /// Make every completed write durable (a barrier: nothing written later overtakes it).
     fn flush(&self) -> io::Result<()>;
     /// Current length in bytes.
     fn len(&self) -> u64;
+    /// True if the store holds no bytes.
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -53,16 +56,19 @@ pub struct FileStore {
 }
 
 impl FileStore {
+    /// Open an image file for reading and writing.
     pub fn open(path: &Path) -> io::Result<FileStore> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         Ok(FileStore { file })
     }
 
+    /// Open an image file for reading only.
     pub fn open_read_only(path: &Path) -> io::Result<FileStore> {
         let file = OpenOptions::new().read(true).open(path)?;
         Ok(FileStore { file })
     }
 
+    /// A store over a file already open.
     pub fn from_file(file: File) -> FileStore {
         FileStore { file }
     }
@@ -125,6 +131,7 @@ pub struct MemStore {
 }
 
 impl MemStore {
+    /// A zeroed in-memory store of `len` bytes.
     pub fn new(len: u64) -> MemStore {
         MemStore {
             blocks: Mutex::new(HashMap::new()),
@@ -238,6 +245,7 @@ impl<S: BlockStore> CrashStore<S> {
         CrashStore::with_survivors(inner, limit, Survivors::All)
     }
 
+    /// A power cut at event `limit`; `survivors` says which writes not yet flushed outlive it.
     pub fn with_survivors(inner: S, limit: u64, survivors: Survivors) -> CrashStore<S> {
         CrashStore {
             inner,
@@ -263,6 +271,7 @@ impl<S: BlockStore> CrashStore<S> {
         self.lock().flushes.clone()
     }
 
+    /// The wrapped store.
     pub fn into_inner(self) -> S {
         self.inner
     }

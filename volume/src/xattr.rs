@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use crate::error::{FsError, FsResult};
 use crate::layout::{get_u16, put_u16, PAYLOAD};
 
-pub type Xattrs = BTreeMap<Vec<u8>, Vec<u8>>;
+pub(crate) type Xattrs = BTreeMap<Vec<u8>, Vec<u8>>;
 
-pub fn decode(b: &[u8]) -> FsResult<Xattrs> {
+pub(crate) fn decode(b: &[u8]) -> FsResult<Xattrs> {
     let mut out = BTreeMap::new();
     let n = get_u16(b, 0) as usize;
     let mut off = 2;
@@ -32,11 +32,11 @@ pub fn decode(b: &[u8]) -> FsResult<Xattrs> {
 }
 
 /// Bytes the set takes in its block.
-pub fn encoded_len(x: &Xattrs) -> usize {
+pub(crate) fn encoded_len(x: &Xattrs) -> usize {
     2 + x.iter().map(|(k, v)| 3 + k.len() + v.len()).sum::<usize>()
 }
 
-pub fn encode(x: &Xattrs, b: &mut [u8]) -> FsResult<()> {
+pub(crate) fn encode(x: &Xattrs, b: &mut [u8]) -> FsResult<()> {
     if encoded_len(x) > PAYLOAD {
         return Err(FsError::NoSpace);
     }

@@ -17,11 +17,13 @@ fn resolve_time(t: SetTime, now: TimeSpec) -> TimeSpec {
 }
 
 impl<S: BlockStore> Volume<S> {
+    /// The inode's attributes.
     pub fn getattr(&mut self, ino: u64) -> FsResult<Attr> {
         let (i, d) = self.get(ino)?;
         Ok(d.attr(i))
     }
 
+    /// Change what `s` sets (size, mode, owner, times), as one change; the attributes after.
     pub fn setattr(&mut self, ino: u64, s: SetAttr) -> FsResult<Attr> {
         let (i, mut d) = self.get(ino)?;
         let now = TimeSpec::now();

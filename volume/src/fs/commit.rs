@@ -133,6 +133,7 @@ impl<S: BlockStore> Volume<S> {
         self.durability_hook = Some(hook);
     }
 
+    /// The hook `set_durability_hook` set, if any.
     pub fn durability_hook(&self) -> Option<DurabilityHook> {
         self.durability_hook.clone()
     }
@@ -142,6 +143,7 @@ impl<S: BlockStore> Volume<S> {
         self.commit_hook = Some(hook);
     }
 
+    /// The hook `set_commit_hook` set, if any.
     pub fn commit_hook(&self) -> Option<CommitHook> {
         self.commit_hook.clone()
     }

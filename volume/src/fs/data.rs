@@ -201,6 +201,7 @@ impl<S: BlockStore> Volume<S> {
         Ok(n)
     }
 
+    /// Up to `size` bytes at `offset`; short at the end of the file.
     pub fn read(&mut self, ino: u64, offset: u64, size: usize) -> FsResult<Vec<u8>> {
         let (_, d) = self.get(ino)?;
         if d.is_dir() {
@@ -209,6 +210,7 @@ impl<S: BlockStore> Volume<S> {
         self.read_data(&d, offset, size)
     }
 
+    /// Write `data` at `offset`, growing the size; the bytes written (short only on a full volume).
     pub fn write(&mut self, ino: u64, offset: u64, data: &[u8]) -> FsResult<usize> {
         let mut plan = self.plan_write(ino, offset, data.len())?;
         let written = plan.execute(&*self.m.store.clone(), data);

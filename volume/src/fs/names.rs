@@ -35,6 +35,7 @@ pub(super) fn check_name(name: &[u8]) -> FsResult<()> {
 }
 
 impl<S: BlockStore> Volume<S> {
+    /// The attributes of `name` in directory `parent` (`.` and `..` included).
     pub fn lookup(&mut self, parent: u64, name: &[u8]) -> FsResult<Attr> {
         if name.len() > MAX_NAME {
             return Err(FsError::NameTooLong);
@@ -218,6 +219,7 @@ impl<S: BlockStore> Volume<S> {
         Ok(inode.attr(index))
     }
 
+    /// Make a file, FIFO, socket or device node `name` in `parent`.
     pub fn mknod(
         &mut self,
         parent: u64,
@@ -246,6 +248,7 @@ impl<S: BlockStore> Volume<S> {
         self.finish_create(index, inode, pi, pd, d, name)
     }
 
+    /// Make an empty regular file `name` in `parent`.
     pub fn create(
         &mut self,
         parent: u64,
@@ -257,6 +260,7 @@ impl<S: BlockStore> Volume<S> {
         self.mknod(parent, name, libc::S_IFREG | (mode & 0o7777), uid, gid, 0)
     }
 
+    /// Make an empty directory `name` in `parent`.
     pub fn mkdir(
         &mut self,
         parent: u64,
@@ -278,6 +282,7 @@ impl<S: BlockStore> Volume<S> {
         self.finish_create(index, inode, pi, pd, d, name)
     }
 
+    /// Make a symbolic link `name` in `parent` pointing at `target`.
     pub fn symlink(
         &mut self,
         parent: u64,
@@ -313,6 +318,7 @@ impl<S: BlockStore> Volume<S> {
         self.finish_create(index, inode, pi, pd, d, name)
     }
 
+    /// A symbolic link's target.
     pub fn readlink(&mut self, ino: u64) -> FsResult<Vec<u8>> {
         let (_, d) = self.get(ino)?;
         if d.kind() != Some(FileKind::Symlink) {
@@ -321,6 +327,7 @@ impl<S: BlockStore> Volume<S> {
         self.read_data(&d, 0, d.size.min(MAX_SYMLINK as u64) as usize)
     }
 
+    /// Give inode `ino` another name, `newname` in `newparent`.
     pub fn link(&mut self, ino: u64, newparent: u64, newname: &[u8]) -> FsResult<Attr> {
         check_name(newname)?;
         let (i, mut inode) = self.get(ino)?;
@@ -359,10 +366,12 @@ impl<S: BlockStore> Volume<S> {
 
     // ---- removal ----
 
+    /// Remove the name of a non-directory; the inode goes with its last link and close.
     pub fn unlink(&mut self, parent: u64, name: &[u8]) -> FsResult<()> {
         self.remove(parent, name, false)
     }
 
+    /// Remove an empty directory.
     pub fn rmdir(&mut self, parent: u64, name: &[u8]) -> FsResult<()> {
         if name == b"." {
             return Err(FsError::Invalid);

@@ -20,16 +20,19 @@ impl<S: BlockStore> Volume<S> {
         xattr::decode(self.m.block(d.xattr as u64)?)
     }
 
+    /// The value of extended attribute `name`.
     pub fn getxattr(&mut self, ino: u64, name: &[u8]) -> FsResult<Vec<u8>> {
         let (_, d) = self.get(ino)?;
         self.load_xattrs(&d)?.remove(name).ok_or(FsError::NoAttr)
     }
 
+    /// The names of the inode's extended attributes.
     pub fn listxattr(&mut self, ino: u64) -> FsResult<Vec<Vec<u8>>> {
         let (_, d) = self.get(ino)?;
         Ok(self.load_xattrs(&d)?.into_keys().collect())
     }
 
+    /// Set extended attribute `name` (`XATTR_CREATE` / `XATTR_REPLACE` in `flags`).
     pub fn setxattr(&mut self, ino: u64, name: &[u8], value: &[u8], flags: u32) -> FsResult<()> {
         if name.is_empty() || name.len() > 255 {
             return Err(FsError::Range);
@@ -50,6 +53,7 @@ impl<S: BlockStore> Volume<S> {
         self.store_xattrs(i, &mut d, &x)
     }
 
+    /// Remove extended attribute `name`.
     pub fn removexattr(&mut self, ino: u64, name: &[u8]) -> FsResult<()> {
         let (i, mut d) = self.get(ino)?;
         let mut x = self.load_xattrs(&d)?;
