@@ -5,17 +5,46 @@
 use protocol::{Request, Response};
 use volume::{Attr, BlockStore, FsError, RenameFlags, Volume};
 
+use crate::Answer;
+
 /// Run `req` (with its bulk bytes) on the engine held.
-pub(crate) fn run<S: BlockStore>(
-    v: &mut Volume<S>,
-    req: Request,
-    bulk: &[u8],
-) -> (Result<Response, FsError>, Vec<u8>) {
-    let mut out = Vec::new();
-    let r = match req {
+pub(crate) fn run<S: BlockStore>(v: &mut Volume<S>, req: Request, bulk: &[u8]) -> Answer {
+    match req {
+        // See `execute`: it does their disk I/O outside the engine's lock.
+        Request::Read { ino, offset, size } => {
+            match v.read(ino, offset, size.min(crate::MAX_READ) as usize) {
+                Ok(d) => (Ok(Response::Data), d),
+                Err(e) => (Err(e), Vec::new()),
+            }
+        }
+        Request::Open { .. }
+        | Request::Release { .. }
+        | Request::Write { .. }
+        | Request::Append { .. }
+        | Request::Fsync { .. }
+        | Request::Fallocate { .. } => (data(v, req, bulk), Vec::new()),
+        Request::Getattr { .. }
+        | Request::Setattr { .. }
+        | Request::Statfs
+        | Request::Getxattr { .. }
+        | Request::Setxattr { .. }
+        | Request::Listxattr { .. }
+        | Request::Removexattr { .. } => (attrs(v, req), Vec::new()),
+        // Locks are the lock manager's, never the engine's.
+        Request::Getlk { .. }
+        | Request::Setlk { .. }
+        | Request::ReclaimLock { .. }
+        | Request::ReclaimDone
+        | Request::CancelLock { .. }
+        | Request::ReleaseLocks { .. } => (Err(FsError::NotSupported), Vec::new()),
+        req => (names(v, req), Vec::new()),
+    }
+}
+
+/// Names: lookups, listings, and calls that make, link, remove or rename them.
+fn names<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Result<Response, FsError> {
+    match req {
         Request::Lookup { parent, name } => v.lookup(parent, &name).map(Response::Attr),
-        Request::Getattr { ino } => v.getattr(ino).map(Response::Attr),
-        Request::Setattr { ino, set } => v.setattr(ino, set).map(Response::Attr),
         Request::Mknod {
             parent,
             name,
@@ -88,15 +117,15 @@ pub(crate) fn run<S: BlockStore>(
         Request::CreateAgain { ino, req } => v
             .create_again(ino, |v| create_again(v, *req))
             .map(Response::Attr),
+        _ => Err(FsError::Invalid),
+    }
+}
+
+/// A file's data, and its opens and closes.
+fn data<S: BlockStore>(v: &mut Volume<S>, req: Request, bulk: &[u8]) -> Result<Response, FsError> {
+    match req {
         Request::Open { ino, .. } => v.open_file(ino).map(Response::Attr),
         Request::Release { ino } => v.release_file(ino).map(|_| Response::Empty),
-        // See `execute`: these do their disk I/O outside the engine's lock.
-        Request::Read { ino, offset, size } => v
-            .read(ino, offset, size.min(crate::MAX_READ) as usize)
-            .map(|d| {
-                out = d;
-                Response::Data
-            }),
         Request::Write {
             ino,
             offset,
@@ -114,6 +143,21 @@ pub(crate) fn run<S: BlockStore>(
             len,
             mode,
         } => v.fallocate(ino, offset, len, mode).map(|_| Response::Empty),
+        Request::Append { ino, kill_priv } => v.append(ino, bulk).and_then(|n| {
+            if kill_priv && n > 0 {
+                v.kill_priv(ino)?;
+            }
+            Ok(Response::Written(n as u32))
+        }),
+        _ => Err(FsError::Invalid),
+    }
+}
+
+/// Attributes, extended attributes, and the volume's statistics.
+fn attrs<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Result<Response, FsError> {
+    match req {
+        Request::Getattr { ino } => v.getattr(ino).map(Response::Attr),
+        Request::Setattr { ino, set } => v.setattr(ino, set).map(Response::Attr),
         Request::Statfs => Ok(Response::StatFs(v.statfs())),
         Request::Getxattr { ino, name } => v.getxattr(ino, &name).map(Response::Bytes),
         Request::Setxattr {
@@ -125,22 +169,9 @@ pub(crate) fn run<S: BlockStore>(
             .setxattr(ino, &name, &value, flags)
             .map(|_| Response::Empty),
         Request::Listxattr { ino } => v.listxattr(ino).map(Response::Names),
-        Request::Append { ino, kill_priv } => v.append(ino, bulk).and_then(|n| {
-            if kill_priv && n > 0 {
-                v.kill_priv(ino)?;
-            }
-            Ok(Response::Written(n as u32))
-        }),
         Request::Removexattr { ino, name } => v.removexattr(ino, &name).map(|_| Response::Empty),
-        // Locks are the lock manager's (`lock_calls`), never the engine's.
-        Request::Getlk { .. }
-        | Request::Setlk { .. }
-        | Request::ReclaimLock { .. }
-        | Request::ReclaimDone
-        | Request::CancelLock { .. }
-        | Request::ReleaseLocks { .. } => Err(FsError::NotSupported),
-    };
-    (r, out)
+        _ => Err(FsError::Invalid),
+    }
 }
 
 /// The create `req` run again at the inode number its first run gave (the engine holds it

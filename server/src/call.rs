@@ -119,9 +119,12 @@ pub(crate) fn dedupe(session: &Session, id: u64, req: &Request) -> Dedupe {
     }
 }
 
-/// Keep the reply to a call the client may send again, until it acknowledges it.
-pub(crate) fn keep(session: &Session, id: u64, req_remembered: bool, frame: &[u8]) {
-    if req_remembered {
+/// Keep the reply to a call the client may send again, until it acknowledges it. Send it
+/// after this, to the session's connection as it is then (`Session::sender`), not the one the
+/// call came on: a copy resent on a new connection while the call ran was dropped as running
+/// (`dedupe`, under the lock this takes), and that connection was attached before.
+pub(crate) fn keep(session: &Session, id: u64, remembered: bool, frame: &[u8]) {
+    if remembered {
         session
             .replies
             .lock()

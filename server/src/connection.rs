@@ -1,16 +1,19 @@
-//! One client connection: `Hello` (a new session) or `Resume` (the session continues), then
-//! calls until the connection closes, falls silent past the lease, or the server shuts down.
-//! A malformed frame closes that one connection; everyone else is unaffected.
+//! One client connection, frames only: `Hello` (a new session) or `Resume` (the session
+//! continues), then frames until the connection closes, falls silent past the lease, or the
+//! server shuts down (`Handler::run`). A malformed frame closes that one connection; everyone
+//! else is unaffected.
 //!
-//! Each call runs on the blocking pool against the engine and hands its reply frame to the
-//! session's current writer, so calls complete in any order and a reply outlives the
-//! connection its call came on. Replies to calls that change the volume are kept in the
-//! session's reply cache until the client acknowledges them.
+//! Each call goes through the call pipeline (`call`): quick ones on the connection's task,
+//! the rest on the blocking pool, tracked for shutdown. Its reply frame goes to the session's
+//! current writer, so calls complete in any order and a reply outlives the connection its
+//! call came on. Replies to calls that change the volume are kept in the session's reply
+//! cache until the client acknowledges them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures::StreamExt;
 use protocol::codec::{decode_body, encode_frame};
 use protocol::{ClientMsg, Request, ServerMsg, MAX_FRAME, PROTOCOL_VERSION};
@@ -21,7 +24,7 @@ use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
 use crate::call::{self, Dedupe};
-use crate::handshake::{Reader, Writer};
+use crate::handshake::{Frames, Reader, Writer};
 use crate::listener::Shared;
 use crate::permissions::Caller;
 use crate::session::Session;
@@ -55,28 +58,11 @@ pub(crate) async fn handle(
         crate::handshake::refuse_early(stream, why.clone()).await;
         return Err(why);
     };
-    let (rd, mut wr, binding): (Reader, Writer, Vec<u8>) = match &shared.cfg.tls {
-        None => {
-            let (r, w) = stream.into_split();
-            (Box::new(r), Box::new(w), Vec::new())
-        }
-        Some(acceptor) => {
-            let tls =
-                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream))
-                    .await
-                    .map_err(|_| "TLS handshake timed out".to_string())?
-                    .map_err(|e| format!("TLS handshake failed: {e}"))?;
-            let binding = crate::tls::binding(tls.get_ref().1)?;
-            let (r, w) = tokio::io::split(tls);
-            (Box::new(r), Box::new(w), binding)
-        }
-    };
+    let (rd, mut wr, binding) = open(stream, &shared).await?;
     let codec = LengthDelimitedCodec::builder()
         .max_frame_length(MAX_FRAME)
         .new_codec();
     let mut frames = FramedRead::new(rd, codec);
-    let lease = shared.cfg.lease;
-
     let Some(admitted) =
         crate::handshake::admit(&shared, addr, &binding, &mut frames, &mut wr).await?
     else {
@@ -85,12 +71,53 @@ pub(crate) async fn handle(
     };
     drop(handshaking);
     let session = admitted.session;
+    welcome(&shared, &session, admitted.new, &mut wr).await?;
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(2 * shared.cfg.max_in_flight);
+    let writer = tokio::spawn(write_replies(wr, rx));
+    let replaced = CancellationToken::new();
+    let epoch = session.attach(tx.clone(), replaced.clone(), addr);
+    catch_up(&session, tx).await;
+    let mut handler = Handler {
+        limit: Arc::new(Semaphore::new(shared.cfg.max_in_flight)),
+        lease: shared.cfg.lease,
+        shared,
+        session,
+        frames,
+        shutdown,
+        replaced,
+    };
+    let end = handler.run().await;
+    handler.close(end, addr, epoch, writer).await
+}
+
+/// The connection's byte streams, through TLS when the server uses it, and the TLS
+/// session's binding for the token proof (empty without TLS).
+async fn open(stream: TcpStream, shared: &Shared) -> Result<(Reader, Writer, Vec<u8>), String> {
+    let Some(acceptor) = &shared.cfg.tls else {
+        let (r, w) = stream.into_split();
+        return Ok((Box::new(r), Box::new(w), Vec::new()));
+    };
+    let tls = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+        .await
+        .map_err(|_| "TLS handshake timed out".to_string())?
+        .map_err(|e| format!("TLS handshake failed: {e}"))?;
+    let binding = crate::tls::binding(tls.get_ref().1)?;
+    let (r, w) = tokio::io::split(tls);
+    Ok((Box::new(r), Box::new(w), binding))
+}
+
+async fn welcome(
+    shared: &Shared,
+    session: &Session,
+    new: bool,
+    wr: &mut Writer,
+) -> Result<(), String> {
     let welcome = ServerMsg::Welcome {
         version: PROTOCOL_VERSION,
         session: session.id,
-        lease_secs: lease.as_secs() as u32,
+        lease_secs: shared.cfg.lease.as_secs() as u32,
         boot: shared.boot,
-        secret: match admitted.new {
+        secret: match new {
             true => session.info.secret.as_bytes().to_vec(),
             false => Vec::new(),
         },
@@ -98,127 +125,161 @@ pub(crate) async fn handle(
     };
     wr.write_all(&encode_frame(&welcome, &[]).map_err(|e| e.to_string())?)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+}
 
-    // Replies go through one writer task so calls complete in any order.
-    // Bounded: a client that stops reading its replies has its connection cut (`deliver`)
-    // rather than hold the threads that answer it.
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(2 * shared.cfg.max_in_flight);
-    let writer = tokio::spawn(async move {
-        // Replies that queued up meanwhile go out in one write.
-        let mut batch: Vec<u8> = Vec::new();
-        while let Some(frame) = rx.recv().await {
-            if rx.is_empty() {
-                if wr.write_all(&frame).await.is_err() {
-                    break;
-                }
-                continue;
-            }
-            batch.clear();
-            batch.extend_from_slice(&frame);
-            while batch.len() < 256 * 1024 {
-                match rx.try_recv() {
-                    Ok(f) => batch.extend_from_slice(&f),
-                    Err(_) => break,
-                }
-            }
-            if wr.write_all(&batch).await.is_err() {
+/// Replies go through one writer task so calls complete in any order; those that queued up
+/// meanwhile go out in one write. The queue is bounded: a client that stops reading its
+/// replies has its connection cut (`deliver`) rather than hold the threads that answer it.
+async fn write_replies(mut wr: Writer, mut rx: mpsc::Receiver<Vec<u8>>) {
+    let mut batch: Vec<u8> = Vec::new();
+    while let Some(frame) = rx.recv().await {
+        if rx.is_empty() {
+            if wr.write_all(&frame).await.is_err() {
                 break;
             }
+            continue;
         }
-    });
-    let replaced = CancellationToken::new();
-    let epoch = session.attach(tx.clone(), replaced.clone(), addr);
-    // Grants pushed while the client was away (or while its connection was failing).
+        batch.clear();
+        batch.extend_from_slice(&frame);
+        while batch.len() < 256 * 1024 {
+            match rx.try_recv() {
+                Ok(f) => batch.extend_from_slice(&f),
+                Err(_) => break,
+            }
+        }
+        if wr.write_all(&batch).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// What a (re)attached client may have missed: lock grants pushed while it was away (or
+/// while its connection was failing), and which of its calls are durable.
+async fn catch_up(session: &Session, tx: mpsc::Sender<Vec<u8>>) {
     for wait in session.recent_grants() {
         let push = ServerMsg::Push(protocol::Push::LockGranted { wait });
         if let Ok(frame) = encode_frame(&push, &[]) {
             let _ = tx.send(frame).await;
         }
     }
-    // Which of its calls are durable, in case the last notice was lost with a connection.
-    if let Some(frame) = crate::durability::notice(&session) {
+    if let Some(frame) = crate::durability::notice(session) {
         let _ = tx.send(frame).await;
     }
-    drop(tx);
-    let limit = Arc::new(Semaphore::new(shared.cfg.max_in_flight));
-    let end = loop {
-        let next = tokio::select! {
-            _ = shutdown.cancelled() => break End::Shutdown,
-            _ = replaced.cancelled() => break End::Replaced,
-            n = tokio::time::timeout(lease, frames.next()) => n,
-        };
-        let body = match next {
-            Err(_) => break End::Lost(format!("silent past the lease of {lease:?}")),
-            Ok(None) => break End::Lost("closed".into()),
-            Ok(Some(Err(e))) => break End::Lost(format!("bad frame: {e}")),
-            Ok(Some(Ok(b))) => b,
-        };
-        session.heard();
+}
+
+/// One attached connection's frames, read until it ends; each call goes to the pipeline
+/// (`call`), inline or on the blocking pool.
+struct Handler {
+    shared: Arc<Shared>,
+    session: Arc<Session>,
+    frames: Frames,
+    shutdown: CancellationToken,
+    /// Cancelled when another connection resumes the session (or this one is cut).
+    replaced: CancellationToken,
+    /// This connection's calls in flight (`max_in_flight`).
+    limit: Arc<Semaphore>,
+    lease: Duration,
+}
+
+impl Handler {
+    /// Read frames until the connection ends, the server stops, or the client falls silent
+    /// past its lease.
+    async fn run(&mut self) -> End {
+        loop {
+            let next = tokio::select! {
+                _ = self.shutdown.cancelled() => return End::Shutdown,
+                _ = self.replaced.cancelled() => return End::Replaced,
+                n = tokio::time::timeout(self.lease, self.frames.next()) => n,
+            };
+            let body = match next {
+                Err(_) => return End::Lost(format!("silent past the lease of {:?}", self.lease)),
+                Ok(None) => return End::Lost("closed".into()),
+                Ok(Some(Err(e))) => return End::Lost(format!("bad frame: {e}")),
+                Ok(Some(Ok(b))) => b,
+            };
+            self.session.heard();
+            if let Some(end) = self.frame(body).await {
+                return end;
+            }
+        }
+    }
+
+    /// One frame from the client; `Some` if it ends the connection.
+    async fn frame(&mut self, body: bytes::BytesMut) -> Option<End> {
         let (msg, bulk_start) = match decode_body::<ClientMsg>(&body) {
             Ok((m, bulk)) => (m, body.len() - bulk.len()),
-            Err(e) => break End::Lost(format!("malformed message: {e}")),
+            Err(e) => return Some(End::Lost(format!("malformed message: {e}"))),
         };
         // Bulk bytes stay in the frame buffer: no copy on their way to the engine.
         let bulk = body.freeze().slice(bulk_start..);
         let (id, req, cred) = match msg {
-            ClientMsg::Heartbeat => continue,
+            ClientMsg::Heartbeat => return None,
             ClientMsg::Ack { below } => {
-                session
-                    .replies
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .ack(below);
-                if let Some(log) = &shared.state {
-                    log.acked(session.id, below);
-                }
-                continue;
+                self.ack(below);
+                return None;
             }
-            ClientMsg::Goodbye => break End::Final,
+            ClientMsg::Goodbye => return Some(End::Final),
             ClientMsg::Hello { .. }
             | ClientMsg::Resume { .. }
             | ClientMsg::Status { .. }
             | ClientMsg::Proof { .. } => {
-                break End::Lost("handshake message after the handshake".into())
+                return Some(End::Lost("handshake message after the handshake".into()))
             }
             ClientMsg::Call { id, req } => (id, req, None),
             ClientMsg::CallAs { id, req, cred } => (id, req, Some(cred)),
         };
-        let caller = Caller::new(cred, &shared.cfg.export);
-        let remembered = req.remembered();
-        match crate::call::dedupe(&session, id, &req) {
+        let caller = Caller::new(cred, &self.shared.cfg.export);
+        self.call(id, req, caller, bulk).await
+    }
+
+    /// The client has the replies below `below`: they need not be kept.
+    fn ack(&self, below: u64) {
+        self.session
+            .replies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ack(below);
+        if let Some(log) = &self.shared.state {
+            log.acked(self.session.id, below);
+        }
+    }
+
+    /// A call: answered from the reply cache, run here (quick in-memory work, sparing two
+    /// thread hand-offs), or run on the blocking pool, tracked for shutdown.
+    async fn call(&mut self, id: u64, req: Request, caller: Caller, bulk: Bytes) -> Option<End> {
+        let (shared, session) = (&self.shared, &self.session);
+        match call::dedupe(session, id, &req) {
             Dedupe::Run => {}
-            Dedupe::Running => continue,
+            Dedupe::Running => return None,
             Dedupe::Reply(frame) => {
                 if let Some(tx) = session.sender() {
-                    queue(&session, &tx, frame, lease).await;
+                    queue(session, &tx, frame, self.lease).await;
                 }
-                continue;
+                return None;
             }
         }
+        let remembered = req.remembered();
         // After a restart, calls wait until the restored sessions have sent theirs again.
         let held = shared.grace.holds(session.id) && !is_reclaim(&req);
         if runs_inline(&req) && !held {
-            // Quick in-memory work: done here, sparing two thread hand-offs per call.
-            let frame = call::answer(&shared, &session, &caller, id, req, &bulk);
-            call::keep(&session, id, remembered, &frame);
+            let frame = call::answer(shared, session, &caller, id, req, &bulk);
+            call::keep(session, id, remembered, &frame);
             if let Some(tx) = session.sender() {
-                queue(&session, &tx, frame, lease).await;
+                queue(session, &tx, frame, self.lease).await;
             }
-            continue;
+            return None;
         }
-        let Ok(permit) = limit.clone().acquire_owned().await else {
-            break End::Shutdown;
+        let Ok(permit) = self.limit.clone().acquire_owned().await else {
+            return Some(End::Shutdown);
         };
         // A share of the pool for all connections together: one cannot take all of it.
         let Ok(pooled) = shared.blocking.clone().acquire_owned().await else {
-            break End::Shutdown;
+            return Some(End::Shutdown);
         };
-        let shared = shared.clone();
-        let session = session.clone();
-        // One blocking task per call: the engine is synchronous, and its reply goes straight
-        // to the session's writer from there.
-        tokio::task::spawn_blocking(move || {
+        let (shared, session) = (shared.clone(), session.clone());
+        // The engine is synchronous; the reply goes straight to the session's writer.
+        self.shared.tracker.spawn_blocking(move || {
             if held {
                 shared.grace.wait_out();
             }
@@ -229,45 +290,46 @@ pub(crate) async fn handle(
             }
             drop((permit, pooled));
         });
-    };
-    // Cancelled as if replaced, but nobody took the session over: it was cut (`deliver`).
-    let end = match (end, session.detach(epoch)) {
-        (End::Replaced, true) => End::Lost("it stopped reading its replies".into()),
-        (end, _) => end,
-    };
-    // Replies already queued go out, unless the client does not take them.
-    let mut writer = writer;
-    if tokio::time::timeout(Duration::from_secs(5), &mut writer)
-        .await
-        .is_err()
-    {
-        writer.abort();
+        None
     }
-    match end {
-        End::Final => {
-            end_session(&shared, &session, true).await;
-            Ok(())
+
+    /// The connection ended: its queued replies go out (unless the client does not take
+    /// them), and its session ends, or waits out its lease for the client to come back.
+    async fn close(
+        self,
+        end: End,
+        addr: SocketAddr,
+        epoch: u64,
+        mut writer: tokio::task::JoinHandle<()>,
+    ) -> Result<(), String> {
+        let (shared, session) = (self.shared, self.session);
+        // Cancelled as if replaced, but nobody took the session over: it was cut (`deliver`).
+        let end = match (end, session.detach(epoch)) {
+            (End::Replaced, true) => End::Lost("it stopped reading its replies".into()),
+            (end, _) => end,
+        };
+        if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+            .await
+            .is_err()
+        {
+            writer.abort();
         }
-        End::Shutdown => {
-            end_session(&shared, &session, false).await;
-            Ok(())
+        match end {
+            End::Final => end_session(&shared, &session, true).await,
+            End::Shutdown => end_session(&shared, &session, false).await,
+            End::Replaced => {}
+            End::Lost(why) => {
+                tracing::info!(%addr, session = session.id, "connection lost ({why}); the session waits out its lease");
+                let (lease, shutdown) = (shared.cfg.lease, self.shutdown);
+                let tracker = shared.tracker.clone();
+                tracker.spawn(expire_after(shared, session, epoch, lease, shutdown));
+                return Err(why);
+            }
         }
-        End::Replaced => Ok(()),
-        End::Lost(why) => {
-            tracing::info!(%addr, session = session.id, "connection lost ({why}); the session waits out its lease");
-            let (shared2, session2) = (shared.clone(), session.clone());
-            shared.tracker.spawn(async move {
-                expire_after(shared2, session2, epoch, lease, shutdown).await
-            });
-            Err(why)
-        }
+        Ok(())
     }
 }
 
-/// A call ended: keep its reply if the client may ask again, and say where to send it: the
-/// session's connection as it is now, not the one the call came on. A copy resent on a new
-/// connection while this one ran was dropped as running (under the same lock as `finish`),
-/// and that new connection was attached before, so it is the one returned (or a newer one).
 /// Hand a reply to the session's connection without waiting (from the blocking pool): if its
 /// queue is full, its client stopped reading, and the connection is cut — the client
 /// reconnects and gets its kept replies — instead of this thread waiting on it.
@@ -365,17 +427,19 @@ async fn end_session(shared: &Arc<Shared>, session: &Arc<Session>, for_good: boo
         Vec::new()
     };
     let (s, id) = (shared.clone(), session.id);
-    let _ = tokio::task::spawn_blocking(move || {
-        let grants = s.locks.drop_session(id);
-        crate::lock_calls::deliver(&s, grants);
-        s.vol.with(|v| {
-            for (ino, n) in left {
-                for _ in 0..n {
-                    let _ = v.release_file(ino);
+    let _ = shared
+        .tracker
+        .spawn_blocking(move || {
+            let grants = s.locks.drop_session(id);
+            crate::lock_calls::deliver(&s, grants);
+            s.vol.with(|v| {
+                for (ino, n) in left {
+                    for _ in 0..n {
+                        let _ = v.release_file(ino);
+                    }
                 }
-            }
+            })
         })
-    })
-    .await;
+        .await;
     tracing::info!(session = session.id, "session ended");
 }

@@ -273,10 +273,11 @@ pub async fn serve(
                     _ = tick.tick() => {}
                 }
                 let s = shared.clone();
-                let r = tokio::task::spawn_blocking(move || {
-                    s.vol.commit_if_older(s.cfg.commit_interval)
-                })
-                .await;
+                let r = s
+                    .tracker
+                    .clone()
+                    .spawn_blocking(move || s.vol.commit_if_older(s.cfg.commit_interval))
+                    .await;
                 if let Ok(Err(e)) = r {
                     tracing::error!("periodic commit failed: {e}");
                 }
