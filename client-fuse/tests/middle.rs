@@ -1,0 +1,230 @@
+//! The middle of rwxfs in one process, without root and without FUSE: the real server on
+//! `127.0.0.1` over a temporary image, the real remote client (the mount's backend and its
+//! link) against it, through a proxy that cuts connections. Reconnects, the reply cache,
+//! lock reclaim, restarts and a malformed frame, each in a second or two.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use client_fuse::backend::{Backend, LockArgs, WriteHow};
+use protocol::codec::{decode_body, encode_frame, read_frame};
+use protocol::{ClientMsg, ServerMsg, PROTOCOL_VERSION};
+use support::proxy::Proxy;
+use support::{client, content, wait_for, Place, Server};
+use volume::layout::ROOT_INO;
+
+fn create(c: &impl Backend, name: &str) -> u64 {
+    c.create(ROOT_INO, name.as_bytes(), 0o644, 0, 0)
+        .expect("create")
+        .ino
+}
+
+/// Calls made while the connection is cut three times all come back, and each took effect
+/// exactly once: appends (which a second run would repeat) from three threads, each its own
+/// numbered records, end up in their files once each and in order.
+#[test]
+fn calls_resume_after_the_connection_is_cut_none_lost_none_twice() {
+    let place = Place::new();
+    let server = Server::start(&place, "127.0.0.1:0");
+    let proxy = Proxy::start(&server.addr.to_string()).expect("proxy");
+    let a = Arc::new(client(&proxy.addr, "a"));
+    const THREADS: usize = 3;
+    const RECORDS: usize = 300;
+    let done = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (a, done) = (a.clone(), done.clone());
+            let ino = create(&*a, &format!("f{t}"));
+            std::thread::spawn(move || {
+                for i in 0..RECORDS {
+                    let rec = format!("{t}:{i:05}\n");
+                    let n = a.append(ino, rec.as_bytes(), WriteHow::default());
+                    assert_eq!(n.expect("append"), rec.len() as u32);
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
+                ino
+            })
+        })
+        .collect();
+    for (cut, after) in [100, 350, 650].into_iter().enumerate() {
+        wait_for("appends before the cut", || {
+            done.load(Ordering::SeqCst) >= after
+        });
+        proxy.cut();
+        wait_for("the link reconnected", || proxy.accepted() >= cut + 2);
+    }
+    let inos: Vec<u64> = workers
+        .into_iter()
+        .map(|w| w.join().expect("worker"))
+        .collect();
+    let observer = client(&server.addr.to_string(), "observer");
+    for (t, ino) in inos.into_iter().enumerate() {
+        let want: String = (0..RECORDS).map(|i| format!("{t}:{i:05}\n")).collect();
+        let got = String::from_utf8(content(&observer, ino)).expect("text");
+        assert_eq!(got, want, "file f{t}");
+    }
+    assert_eq!(proxy.accepted(), 4);
+}
+
+/// A call that ran on the server but whose reply was lost is sent again after the
+/// reconnect and answered from the reply cache: an append runs once, a mkdir does not fail
+/// with EEXIST.
+#[test]
+fn a_call_whose_reply_was_lost_is_answered_once_from_the_reply_cache() {
+    let place = Place::new();
+    let server = Server::start(&place, "127.0.0.1:0");
+    let proxy = Proxy::start(&server.addr.to_string()).expect("proxy");
+    let a = Arc::new(client(&proxy.addr, "a"));
+    let observer = client(&server.addr.to_string(), "observer");
+    let ino = create(&*a, "log");
+    proxy.set_mute(true);
+    // Two threads: each call waits for its reply, which never comes while muted.
+    let append = {
+        let a = a.clone();
+        std::thread::spawn(move || a.append(ino, b"once\n", WriteHow::default()))
+    };
+    let mkdir = {
+        let a = a.clone();
+        std::thread::spawn(move || a.mkdir(ROOT_INO, b"dir", 0o755, 0, 0))
+    };
+    wait_for("both calls ran on the server", || {
+        observer.lookup(ROOT_INO, b"dir").is_ok()
+            && observer.getattr(ino).is_ok_and(|at| at.size == 5)
+    });
+    proxy.set_mute(false);
+    proxy.cut();
+    let n = append.join().expect("append thread");
+    let d = mkdir.join().expect("mkdir thread");
+    assert_eq!(n.expect("append"), 5);
+    assert!(d.is_ok(), "mkdir sent again: {:?}", d.err());
+    assert_eq!(content(&a, ino), b"once\n");
+    assert_eq!(observer.getattr(ino).expect("getattr").size, 5);
+    assert_eq!(proxy.accepted(), 2);
+}
+
+fn write_lock(owner: u64, typ: i32) -> LockArgs {
+    LockArgs {
+        owner,
+        start: 0,
+        end: 99,
+        typ,
+        pid: 1,
+    }
+}
+
+/// After a planned restart, a mount takes back the locks it held (within the grace period)
+/// before anyone else may lock: another mount's conflicting lock is refused until the
+/// holder unlocks. The files the mount had open and its calls go on.
+#[test]
+fn locks_are_reclaimed_after_a_planned_restart() {
+    let place = Place::new();
+    let server = Server::start(&place, "127.0.0.1:0");
+    let addr = server.addr.to_string();
+    let proxy = Proxy::start(&addr).expect("proxy");
+    let a = client(&proxy.addr, "a");
+    let ino = create(&a, "locked");
+    let never = || false;
+    a.setlk(ino, write_lock(7, libc::F_WRLCK), false, &never)
+        .expect("lock");
+    a.write(ino, 0, b"before", WriteHow::default())
+        .expect("write");
+    a.flush(ino).expect("flush");
+    server.stop();
+    let server = Server::start(&place, &addr);
+    let b = client(&addr, "b");
+    // Held back by the grace period until the restored session has reclaimed its locks.
+    let refused = b.setlk(ino, write_lock(9, libc::F_WRLCK), false, &never);
+    assert!(
+        refused.is_err(),
+        "the lock went to another mount: {refused:?}"
+    );
+    assert!(proxy.accepted() >= 2, "the holder reconnected");
+    assert_eq!(a.lock_epoch(), 0, "the holder's locks were lost");
+    assert_eq!(content(&a, ino), b"before");
+    a.setlk(ino, write_lock(7, libc::F_UNLCK), false, &never)
+        .expect("unlock");
+    b.setlk(ino, write_lock(9, libc::F_WRLCK), false, &never)
+        .expect("lock once free");
+    drop(server);
+}
+
+/// A write the server answered but had not made durable when it crashed is kept by the
+/// client and sent again to the restarted server, which runs it again: the data is back.
+#[test]
+fn a_write_not_yet_durable_is_replayed_after_a_crash_restart() {
+    let place = Place::new();
+    let server = Server::start(&place, "127.0.0.1:0");
+    let addr = server.addr.to_string();
+    let a = client(&addr, "a");
+    let ino = create(&a, "data");
+    a.fsync(ino).expect("fsync");
+    let data: Vec<u8> = (0..8192u32).map(|i| (i % 251) as u8).collect();
+    a.write(ino, 0, &data, WriteHow::default()).expect("write");
+    a.flush(ino).expect("flush");
+    server.crash();
+    // What the crash left on disk: the file, without the write.
+    {
+        let store = volume::FileStore::open(&place.image()).expect("image");
+        let mut vol = volume::Volume::open(store).expect("volume");
+        assert_eq!(
+            vol.getattr(ino).expect("the file").size,
+            0,
+            "durable already"
+        );
+    }
+    let server = Server::start(&place, &addr);
+    assert_eq!(content(&a, ino), data);
+    let b = client(&addr, "b");
+    assert_eq!(content(&b, ino), data);
+    a.fsync(ino).expect("fsync after the replay");
+    drop(server);
+}
+
+/// A frame that does not decode ends the connection it came on, and only that one: a mount
+/// on another connection carries on without reconnecting.
+#[test]
+fn a_malformed_frame_closes_only_its_connection() {
+    let place = Place::new();
+    let server = Server::start(&place, "127.0.0.1:0");
+    let proxy = Proxy::start(&server.addr.to_string()).expect("proxy");
+    let a = client(&proxy.addr, "a");
+    let ino = create(&a, "f");
+    let mut raw = std::net::TcpStream::connect(server.addr).expect("connect");
+    let hello = ClientMsg::Hello {
+        version: PROTOCOL_VERSION,
+        node_id: "raw".into(),
+        mount_id: 1,
+        read_only: false,
+        nonce: vec![7; 32],
+    };
+    raw.write_all(&encode_frame(&hello, &[]).expect("encode"))
+        .expect("hello");
+    let body = read_frame(&mut raw).expect("welcome");
+    let (msg, _) = decode_body::<ServerMsg>(&body).expect("decode");
+    assert!(matches!(msg, ServerMsg::Welcome { .. }), "{msg:?}");
+    // A header of four bytes that name no message.
+    let mut bad = 8u32.to_be_bytes().to_vec();
+    bad.extend_from_slice(&4u32.to_le_bytes());
+    bad.extend_from_slice(&[0xff; 4]);
+    raw.write_all(&bad).expect("bad frame");
+    // The server closes it (a bound only so that a server that does not fails the test).
+    raw.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let end = raw.read_to_end(&mut Vec::new());
+    assert!(
+        !matches!(&end, Err(e) if matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        )),
+        "the connection stayed open: {end:?}"
+    );
+    assert_eq!(a.getattr(ino).expect("getattr").ino, ino);
+    a.write(ino, 0, b"still here", WriteHow::default())
+        .expect("write");
+    a.flush(ino).expect("flush");
+    assert_eq!(content(&a, ino), b"still here");
+    assert_eq!(proxy.accepted(), 1, "the other connection was cut");
+}

@@ -1,0 +1,147 @@
+//! What the in-process tests of the middle share: a real server on `127.0.0.1` over a
+//! temporary image, in this process, that a test stops cleanly or crashes and starts again on
+//! the same image, port and session log; the cutting proxy of the mount tests; clients.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use client_fuse::link::ConnectOptions;
+use client_fuse::RemoteBackend;
+use tokio_util::sync::CancellationToken;
+use volume::{FileStore, MkfsOptions, Volume};
+
+#[allow(dead_code)]
+#[path = "../../../tests/src/proxy.rs"]
+pub mod proxy;
+
+/// A temporary directory holding an image of 64 MiB and the server's session log.
+pub struct Place {
+    pub dir: tempfile::TempDir,
+}
+
+impl Place {
+    pub fn new() -> Place {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let file = std::fs::File::create(dir.path().join("image")).expect("image");
+        file.set_len(64 << 20).expect("image size");
+        let store = FileStore::from_file(file);
+        volume::mkfs(
+            &store,
+            &MkfsOptions {
+                force: true,
+                ..Default::default()
+            },
+        )
+        .expect("mkfs");
+        Place { dir }
+    }
+
+    pub fn image(&self) -> PathBuf {
+        self.dir.path().join("image")
+    }
+
+    fn state_log(&self) -> PathBuf {
+        self.dir.path().join("sessions")
+    }
+}
+
+/// The server, serving in its own runtime until stopped or crashed.
+pub struct Server {
+    rt: Option<tokio::runtime::Runtime>,
+    token: CancellationToken,
+    done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    /// Serve the place's image on `addr` (`127.0.0.1:0` for any free port). Nothing is
+    /// committed on a timer: what is not fsynced stays in memory until a clean stop.
+    pub fn start(place: &Place, addr: &str) -> Server {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let store = FileStore::open(&place.image()).expect("open image");
+        let vol = Volume::open_keeping_orphans(store).expect("open volume");
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind(addr))
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let cfg = server::ServerConfig {
+            commit_interval: Duration::from_secs(3600),
+            state_log: Some(place.state_log()),
+            grace: Duration::from_secs(20),
+            ..Default::default()
+        };
+        let token = CancellationToken::new();
+        let done = rt.spawn(server::serve(vol, listener, cfg, token.clone()));
+        Server {
+            rt: Some(rt),
+            token,
+            done: Some(done),
+            addr,
+        }
+    }
+
+    /// A planned stop: every connection ends, everything is committed, the sessions are
+    /// kept in the session log for the next start.
+    pub fn stop(mut self) {
+        self.token.cancel();
+        let (Some(rt), Some(done)) = (self.rt.take(), self.done.take()) else {
+            return;
+        };
+        rt.block_on(done).expect("server task").expect("clean stop");
+    }
+
+    /// A crash: every task is dropped where it stands, nothing more is committed.
+    pub fn crash(mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.token.cancel();
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+/// A remote client (the mount's backend, without FUSE) of the server at `addr`.
+pub fn client(addr: &str, node: &str) -> RemoteBackend {
+    let opts = ConnectOptions {
+        node_id: node.into(),
+        ..Default::default()
+    };
+    RemoteBackend::connect(addr, &opts, &|_| {}).expect("connect")
+}
+
+/// Wait until `cond` holds, checking every few milliseconds; panics after a minute.
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never happened: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The whole content of `ino` as `c` reads it.
+pub fn content(c: &RemoteBackend, ino: u64) -> Vec<u8> {
+    use client_fuse::Backend;
+    let mut out = Vec::new();
+    loop {
+        let d = c.read(ino, out.len() as u64, 1 << 20).expect("read");
+        if d.is_empty() {
+            return out;
+        }
+        out.extend_from_slice(&d);
+    }
+}
