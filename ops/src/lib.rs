@@ -10,6 +10,9 @@
 //! through `Hooks`, called with the engine held: a permission check right before the engine
 //! work (so nothing can change what it allowed in between), and a record of each change.
 
+#![warn(missing_docs)]
+#![warn(unreachable_pub)]
+
 mod table;
 
 use protocol::{Request, Response};

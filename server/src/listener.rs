@@ -1,7 +1,7 @@
 //! The accept loop, the periodic commit and graceful shutdown. Each connection is handled by
 //! `connection::handle`; what outlives a connection lives in its `Session`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use volume::{FileStore, SharedVolume, Volume};
 
 use crate::connection::handle;
 use crate::session::{Session, SessionInfo};
-use crate::state_log::StateLog;
+use crate::state_log::{LoggedSession, StateLog};
 
 #[derive(Clone)]
 pub struct ServerConfig {
@@ -164,29 +164,57 @@ pub async fn serve(
     cfg: ServerConfig,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let mut vol = vol;
-    let (state, restored) = match &cfg.state_log {
-        Some(path) => {
-            match StateLog::open(path, vol.superblock().volume_id, vol.recovered_seq()) {
-                Ok((log, restored)) => {
-                    let log = Arc::new(log);
-                    let hook = log.clone();
-                    // Kept replies reach the disk before the changes they answer for.
-                    vol.set_durability_hook(Arc::new(move || Ok(hook.sync()?)));
-                    (Some(log), restored)
-                }
-                Err(e) => {
-                    tracing::error!(
-                        "session log {}: {e}; serving without one: sessions will not \
-                         survive a restart",
-                        path.display()
-                    );
-                    (None, Default::default())
-                }
-            }
-        }
-        None => (None, Default::default()),
+    let shared = start(vol, cfg)?;
+    let tracker = shared.tracker.clone();
+    background(&shared, &shutdown);
+    accept(&listener, &shared, &shutdown).await;
+    // Every connection and every call it started (`TaskTracker`) ends before the last commit.
+    tracker.close();
+    tracker.wait().await;
+    let s = shared.clone();
+    tokio::task::spawn_blocking(move || s.vol.commit())
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(std::io::Error::other)?;
+    if let Some(log) = &shared.state {
+        // Last: the next start knows every kept reply and open it restores is exact.
+        log.stopped()?;
+    }
+    tracing::info!("volume committed; server stopped");
+    Ok(())
+}
+
+/// The session log, if the server keeps one, and the sessions it brings back; the volume
+/// then makes kept replies durable before the changes they answer for.
+fn open_state_log(
+    vol: &mut Volume<FileStore>,
+    cfg: &ServerConfig,
+) -> (Option<Arc<StateLog>>, HashMap<u64, LoggedSession>) {
+    let Some(path) = &cfg.state_log else {
+        return (None, Default::default());
     };
+    match StateLog::open(path, vol.superblock().volume_id, vol.recovered_seq()) {
+        Ok((log, restored)) => {
+            let log = Arc::new(log);
+            let hook = log.clone();
+            vol.set_durability_hook(Arc::new(move || Ok(hook.sync()?)));
+            (Some(log), restored)
+        }
+        Err(e) => {
+            tracing::error!(
+                "session log {}: {e}; serving without one: sessions will not \
+                 survive a restart",
+                path.display()
+            );
+            (None, Default::default())
+        }
+    }
+}
+
+/// The server's shared state on `vol`, with the sessions its log restores and their files
+/// open again.
+fn start(mut vol: Volume<FileStore>, cfg: ServerConfig) -> std::io::Result<Arc<Shared>> {
+    let (state, restored) = open_state_log(&mut vol, &cfg);
     let commits = Arc::new(crate::durability::Commits::default());
     let told = commits.clone();
     vol.set_commit_hook(Arc::new(move |upto| told.committed(upto)));
@@ -224,7 +252,7 @@ pub async fn serve(
     }
     let mut boot = [0u8; 8];
     getrandom::getrandom(&mut boot).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let shared = Arc::new(Shared {
+    Ok(Arc::new(Shared {
         vol: SharedVolume::new(vol),
         locks: locks::LockManager::new(),
         sessions,
@@ -245,9 +273,14 @@ pub async fn serve(
         clean_start,
         #[cfg(test)]
         after_check: Default::default(),
-    });
-    let tracker = shared.tracker.clone();
-    // Restored sessions whose clients do not come back end like any detached session.
+    }))
+}
+
+/// What runs beside the connections: restored sessions whose clients do not come back end
+/// like any detached session; clients hear which calls are durable; pending metadata is
+/// committed at least every `commit_interval`.
+fn background(shared: &Arc<Shared>, shutdown: &CancellationToken) {
+    let tracker = &shared.tracker;
     for s in shared
         .sessions
         .iter()
@@ -262,75 +295,64 @@ pub async fn serve(
         shared.clone(),
         shutdown.clone(),
     ));
-    {
-        let shared = shared.clone();
-        let shutdown = shutdown.clone();
-        tracker.spawn(async move {
-            let mut tick = tokio::time::interval(shared.cfg.commit_interval / 2);
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tick.tick() => {}
-                }
-                let s = shared.clone();
-                let r = s
-                    .tracker
-                    .clone()
-                    .spawn_blocking(move || s.vol.commit_if_older(s.cfg.commit_interval))
-                    .await;
-                if let Ok(Err(e)) = r {
-                    tracing::error!("periodic commit failed: {e}");
-                }
+    let (shared, shutdown) = (shared.clone(), shutdown.clone());
+    tracker.spawn(async move {
+        let mut tick = tokio::time::interval(shared.cfg.commit_interval / 2);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
             }
-        });
-    }
+            let s = shared.clone();
+            let r = s
+                .tracker
+                .clone()
+                .spawn_blocking(move || s.vol.commit_if_older(s.cfg.commit_interval))
+                .await;
+            if let Ok(Err(e)) = r {
+                tracing::error!("periodic commit failed: {e}");
+            }
+        }
+    });
+}
+
+/// Accept connections until `shutdown`, each handled on a tracked task of its own; past
+/// `max_connections`, a new one is refused with the reason.
+async fn accept(listener: &TcpListener, shared: &Arc<Shared>, shutdown: &CancellationToken) {
+    let tracker = &shared.tracker;
     let mut backoff = Duration::from_millis(10);
     loop {
         let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => return,
             a = listener.accept() => a,
         };
-        match accepted {
-            Ok((stream, addr)) => {
-                backoff = Duration::from_millis(10);
-                let Ok(open) = shared.connections.clone().try_acquire_owned() else {
-                    let why = format!(
-                        "too many connections (the server's limit is {})",
-                        shared.cfg.max_connections
-                    );
-                    tracing::warn!(%addr, "refused: {why}");
-                    tracker.spawn(crate::handshake::refuse_early(stream, why));
-                    continue;
-                };
-                let shared = shared.clone();
-                let shutdown = shutdown.clone();
-                tracker.spawn(async move {
-                    if let Err(e) = handle(stream, addr, shared, shutdown).await {
-                        tracing::info!(%addr, "connection ended: {e}");
-                    }
-                    drop(open);
-                });
-            }
+        let (stream, addr) = match accepted {
+            Ok(a) => a,
             Err(e) => {
                 tracing::warn!("accept failed: {e}; retrying in {backoff:?}");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
             }
-        }
+        };
+        backoff = Duration::from_millis(10);
+        let Ok(open) = shared.connections.clone().try_acquire_owned() else {
+            let why = format!(
+                "too many connections (the server's limit is {})",
+                shared.cfg.max_connections
+            );
+            tracing::warn!(%addr, "refused: {why}");
+            tracker.spawn(crate::handshake::refuse_early(stream, why));
+            continue;
+        };
+        let (shared, shutdown) = (shared.clone(), shutdown.clone());
+        tracker.spawn(async move {
+            if let Err(e) = handle(stream, addr, shared, shutdown).await {
+                tracing::info!(%addr, "connection ended: {e}");
+            }
+            drop(open);
+        });
     }
-    tracker.close();
-    tracker.wait().await;
-    let s = shared.clone();
-    tokio::task::spawn_blocking(move || s.vol.commit())
-        .await
-        .map_err(std::io::Error::other)?
-        .map_err(std::io::Error::other)?;
-    if let Some(log) = &shared.state {
-        // Last: the next start knows every kept reply and open it restores is exact.
-        log.stopped()?;
-    }
-    tracing::info!("volume committed; server stopped");
-    Ok(())
 }
 
 /// Open again in the engine the files a restored session held open.
