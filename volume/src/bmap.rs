@@ -254,39 +254,64 @@ pub(crate) fn truncate_blocks<S: BlockStore>(
     ino: &mut DiskInode,
     from: u64,
 ) -> FsResult<()> {
-    for i in (from.min(NDIRECT as u64) as usize)..NDIRECT {
-        if ino.direct[i] != 0 {
-            m.free_block(ino.direct[i] as u64)?;
-            ino.direct[i] = 0;
-            ino.blocks = ino.blocks.saturating_sub(1);
-        }
-    }
-    let mut base = NDIRECT as u64;
-    let mut span = P;
-    for tree in 1..=3 {
+    truncate_blocks_until(m, ino, from, &|_| false).map(|_| ())
+}
+
+/// Free the blocks at logical index `from` and beyond, from the last one down, until `stop`
+/// says the transaction has grown enough. `Some(end)` if it stopped: the blocks from `end`
+/// on are freed, those in `[from, end)` not yet (call again to go on); `None` once all are.
+/// The file it leaves holds no block at or past `end`, so a size cut to `end` is consistent.
+pub(crate) fn truncate_blocks_until<S: BlockStore>(
+    m: &mut Meta<S>,
+    ino: &mut DiskInode,
+    from: u64,
+    stop: &dyn Fn(&Meta<S>) -> bool,
+) -> FsResult<Option<u64>> {
+    let n = NDIRECT as u64;
+    for (tree, base, span) in [(3, n + P + P * P, P * P * P), (2, n + P, P * P), (1, n, P)] {
         let root = match tree {
             1 => ino.ind,
             2 => ino.dind,
             _ => ino.tind,
         } as u64;
-        if root != 0 && from < base + span {
-            let gone = free_tree(m, ino, root, tree, base, from)?;
-            if gone {
-                match tree {
-                    1 => ino.ind = 0,
-                    2 => ino.dind = 0,
-                    _ => ino.tind = 0,
-                }
+        if root == 0 || from >= base + span {
+            continue;
+        }
+        let r = free_tree(m, ino, root, tree, base, from, stop)?;
+        if r.gone {
+            match tree {
+                1 => ino.ind = 0,
+                2 => ino.dind = 0,
+                _ => ino.tind = 0,
             }
         }
-        base += span;
-        span *= P;
+        if r.stopped.is_some() {
+            return Ok(r.stopped);
+        }
     }
-    Ok(())
+    for i in (from.min(n) as usize..NDIRECT).rev() {
+        if ino.direct[i] != 0 {
+            if stop(m) {
+                return Ok(Some(i as u64 + 1));
+            }
+            m.free_block(ino.direct[i] as u64)?;
+            ino.direct[i] = 0;
+            ino.blocks = ino.blocks.saturating_sub(1);
+        }
+    }
+    Ok(None)
+}
+
+/// What `free_tree` did to a subtree.
+struct Freed {
+    /// The indirect block itself was freed: nothing is left under it.
+    gone: bool,
+    /// It stopped (`truncate_blocks_until`) with the blocks from here on freed.
+    stopped: Option<u64>,
 }
 
 /// Free the part of the subtree under `ptr` (of `level` levels, first logical block `base`)
-/// at or beyond `from`. Returns true when `ptr` itself was freed.
+/// at or beyond `from`, last block first, until `stop`.
 fn free_tree<S: BlockStore>(
     m: &mut Meta<S>,
     ino: &mut DiskInode,
@@ -294,7 +319,8 @@ fn free_tree<S: BlockStore>(
     level: u32,
     base: u64,
     from: u64,
-) -> FsResult<bool> {
+    stop: &dyn Fn(&Meta<S>) -> bool,
+) -> FsResult<Freed> {
     check_ptr(m, ptr)?;
     let child_span = P.pow(level - 1);
     let ptrs: Vec<u64> = {
@@ -303,36 +329,47 @@ fn free_tree<S: BlockStore>(
             .map(|i| get_u32(blk, i * 4) as u64)
             .collect()
     };
-    let mut all_gone = true;
-    for (i, child) in ptrs.into_iter().enumerate() {
+    let kept = Freed {
+        gone: false,
+        stopped: None,
+    };
+    for (i, child) in ptrs.into_iter().enumerate().rev() {
         let cbase = base + i as u64 * child_span;
         if child == 0 {
             continue;
         }
         if cbase + child_span <= from {
-            all_gone = false;
-            continue;
+            // This child and all before it lie below `from`: they stay, and so does `ptr`.
+            return Ok(kept);
         }
-        let freed = if level == 1 {
+        if level == 1 {
+            if stop(m) {
+                return Ok(Freed {
+                    gone: false,
+                    stopped: Some(cbase + 1),
+                });
+            }
             m.free_block(child)?;
             ino.blocks = ino.blocks.saturating_sub(1);
-            true
         } else {
-            free_tree(m, ino, child, level - 1, cbase, from)?
-        };
-        if freed {
-            put_u32(m.block_mut(ptr)?, i * 4, 0);
-        } else {
-            all_gone = false;
+            let r = free_tree(m, ino, child, level - 1, cbase, from, stop)?;
+            if !r.gone {
+                // Part of the child stays: it holds `from`, or the walk stopped inside it.
+                return Ok(Freed {
+                    gone: false,
+                    stopped: r.stopped,
+                });
+            }
         }
+        put_u32(m.block_mut(ptr)?, i * 4, 0);
     }
-    if all_gone {
-        // No child is left: the indirect block itself goes.
-        m.free_block(ptr)?;
-        ino.blocks = ino.blocks.saturating_sub(1);
-        return Ok(true);
-    }
-    Ok(false)
+    // No child is left: the indirect block itself goes.
+    m.free_block(ptr)?;
+    ino.blocks = ino.blocks.saturating_sub(1);
+    Ok(Freed {
+        gone: true,
+        stopped: None,
+    })
 }
 
 /// Free the single block at `lblk` if mapped (punching a hole). Indirect blocks stay.

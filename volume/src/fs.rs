@@ -73,6 +73,9 @@ pub struct Volume<S: BlockStore> {
     durability_hook: Option<DurabilityHook>,
     /// Inodes left unlinked-but-open by the last run, kept until `reclaim_orphans`.
     orphans: Vec<u32>,
+    /// Inodes with no link and no open left whose blocks, too many for one transaction, are
+    /// being freed a step per commit (`reap`). Gone for every caller (`get` says `Stale`).
+    reaping: Vec<u32>,
     /// Planned writes whose data is not yet on the store.
     data_in_flight: std::sync::Arc<DataInFlight>,
     /// Planned reads not yet done.
@@ -145,6 +148,7 @@ impl<S: BlockStore> Volume<S> {
             unwritten: Default::default(),
             commits_outside: false,
             orphans: Vec::new(),
+            reaping: Vec::new(),
             again: None,
             commit_hook: None,
             commit_upto: 0,
@@ -214,7 +218,10 @@ impl<S: BlockStore> Volume<S> {
             let (i, g) = split_ino(ino);
             (i, Some(g))
         };
-        if index == 0 || index as u64 >= self.sb.geometry.inode_count {
+        if index == 0
+            || index as u64 >= self.sb.geometry.inode_count
+            || self.reaping.contains(&index)
+        {
             return Err(FsError::Stale);
         }
         let inode = self.m.read_inode(index)?;
@@ -245,9 +252,22 @@ impl<S: BlockStore> Volume<S> {
         }
     }
 
-    /// Free an inode whose last link and last open are gone.
+    /// Free an inode whose last link and last open are gone. Its blocks go in steps if they
+    /// are more than a transaction holds: used alone, the engine commits between steps;
+    /// behind `SharedVolume` the inode is left to `reap`, unlinked (an orphan, should the
+    /// volume stop first), and the operation that dropped it is done.
     fn destroy(&mut self, index: u32, mut inode: DiskInode) -> FsResult<()> {
-        bmap::truncate_blocks(&mut self.m, &mut inode, 0)?;
+        let limit = self.step_limit();
+        let full = |m: &Meta<S>| m.dirty_count() > limit;
+        while let Some(end) = bmap::truncate_blocks_until(&mut self.m, &mut inode, 0, &full)? {
+            inode.size = inode.size.min(end * BLOCK_SIZE as u64);
+            self.put(index, &inode)?;
+            if self.commits_outside {
+                self.reaping.push(index);
+                return Ok(());
+            }
+            self.commit()?;
+        }
         if inode.xattr != 0 {
             self.m.free_block(inode.xattr as u64)?;
         }
@@ -260,6 +280,18 @@ impl<S: BlockStore> Volume<S> {
         self.m.free_inode(index)?;
         self.dirs.remove(&index);
         Ok(())
+    }
+
+    /// One step of freeing the inodes `destroy` left behind `SharedVolume`: true if it did
+    /// one (its changes then wait for the next commit), false if none is left.
+    pub fn reap(&mut self) -> FsResult<bool> {
+        if self.reaping.is_empty() {
+            return Ok(false);
+        }
+        let index = self.reaping.remove(0);
+        let inode = self.m.read_inode(index)?;
+        self.destroy(index, inode)?;
+        Ok(true)
     }
 
     fn drop_link(&mut self, index: u32, mut inode: DiskInode, now: TimeSpec) -> FsResult<()> {

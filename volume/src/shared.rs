@@ -87,8 +87,19 @@ impl<S: BlockStore> SharedVolume<S> {
         }
     }
 
-    /// Everything done before this call is durable when it returns.
+    /// Everything done before this call is durable when it returns. Files whose blocks are
+    /// freed in steps (`Volume::reap`) go on here, a step and a commit at a time, until none
+    /// is left; other callers take the engine between steps.
     pub fn commit(&self) -> FsResult<()> {
+        loop {
+            self.commit_once()?;
+            if !relock(&self.vol).reap()? {
+                return Ok(());
+            }
+        }
+    }
+
+    fn commit_once(&self) -> FsResult<()> {
         let _serial = relock(&self.committing);
         let (p, hook) = {
             let mut v = relock(&self.vol);

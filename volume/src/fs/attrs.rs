@@ -35,7 +35,7 @@ impl<S: BlockStore> Volume<S> {
                 return Err(FsError::FileTooBig);
             }
             self.settle_writes(i, &mut d)?;
-            self.resize(&mut d, size)?;
+            self.resize(i, &mut d, size)?;
             d.mtime = now;
             d.ctime = now;
         }

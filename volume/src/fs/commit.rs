@@ -88,7 +88,13 @@ impl<S: BlockStore> Volume<S> {
     /// More than half the journal is pending: commit before the next operation (it could
     /// not fit otherwise). Behind `SharedVolume`, which commits outside the engine's lock.
     pub fn commit_urgent(&self) -> bool {
-        self.m.dirty_count() > journal::capacity(&self.sb.geometry) / 2
+        self.m.dirty_count() > self.step_limit()
+    }
+
+    /// Metadata blocks pending past which a commit is due: half the journal, so that the
+    /// step that crosses it (never more than a few blocks) still fits.
+    pub(super) fn step_limit(&self) -> usize {
+        journal::capacity(&self.sb.geometry) / 2
     }
 
     /// From now on commits are the caller's alone (`SharedVolume`): operations never start one.

@@ -4,6 +4,7 @@
 //! allocation or punch is cut into steps that each leave the file consistent.
 
 use crate::bmap;
+use crate::cache::Meta;
 use crate::error::{FsError, FsResult};
 use crate::inode::DiskInode;
 use crate::layout::{split_ino, BLOCK_SIZE};
@@ -15,10 +16,19 @@ use super::{Volume, FALLOC_KEEP_SIZE, FALLOC_PUNCH_HOLE, FALLOC_ZERO_RANGE, MAX_
 
 impl<S: BlockStore> Volume<S> {
     /// Change a regular file's size: free blocks past it, zero the tail of a kept partial block.
-    pub(super) fn resize(&mut self, d: &mut DiskInode, size: u64) -> FsResult<()> {
+    /// Freeing more than a transaction holds goes in steps (`step`), last blocks first: each
+    /// step leaves a shorter file whose size covers what it still holds.
+    pub(super) fn resize(&mut self, i: u32, d: &mut DiskInode, size: u64) -> FsResult<()> {
         if size < d.size {
-            let keep = size.div_ceil(BLOCK_SIZE as u64);
-            bmap::truncate_blocks(&mut self.m, d, keep)?;
+            let bs = BLOCK_SIZE as u64;
+            let keep = size.div_ceil(bs);
+            let limit = self.step_limit();
+            let full = |m: &Meta<S>| m.dirty_count() > limit;
+            while let Some(end) = bmap::truncate_blocks_until(&mut self.m, d, keep, &full)? {
+                d.size = d.size.min(end * bs);
+                self.put(i, d)?;
+                self.step()?;
+            }
             self.zero_past_eof(d, size, u64::MAX)?;
         } else {
             self.zero_past_eof(d, d.size, size)?;

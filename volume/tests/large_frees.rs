@@ -1,0 +1,152 @@
+//! Freeing a file whose blocks lie under more bitmap blocks than one transaction can hold: a
+//! truncate or an unlink goes in steps, each committed whole (never a transaction larger
+//! than the journal), and gives every block back.
+
+mod common;
+use std::sync::Arc;
+
+use common::*;
+use volume::layout::{seal, Superblock, BITS_PER_BITMAP_BLOCK, BLOCK_SIZE};
+use volume::{fsck, BlockStore, MemStore, SetAttr, SharedVolume, Volume};
+
+const ROOT: u64 = 1;
+/// Blocks of the file, each allocated under a bitmap block of its own (one more goes to the
+/// indirect block): freeing them changes 45 bitmap blocks, and a 32-block journal holds 29.
+const FILE_BLOCKS: u64 = 44;
+
+fn read_block(store: &MemStore, b: u64) -> Vec<u8> {
+    let mut buf = vec![0u8; BLOCK_SIZE];
+    store.read_at(&mut buf, b * BLOCK_SIZE as u64).unwrap();
+    buf
+}
+
+fn write_block(store: &MemStore, b: u64, buf: &mut [u8]) {
+    seal(buf, b);
+    store.write_at(buf, b * BLOCK_SIZE as u64).unwrap();
+}
+
+/// A volume with a 32-block journal and a file `f` of `FILE_BLOCKS` blocks, each under a
+/// different bitmap block; and the volume's free blocks while the file was empty.
+fn scattered_file() -> (Arc<MemStore>, u64, u64) {
+    let bits = BITS_PER_BITMAP_BLOCK;
+    let base = fresh_with_journal((FILE_BLOCKS + 4) * bits * BLOCK_SIZE as u64, 32);
+    let (f, free_before) = {
+        let mut v = open(&base);
+        let f = v.create(ROOT, b"f", 0o644, 0, 0).unwrap().ino;
+        v.commit().unwrap();
+        (f, v.statfs().bfree)
+    };
+    let g = Superblock::decode(&read_block(&base, 0)).unwrap().geometry;
+    // The journal's copy of the last transaction goes first: replayed, it would take back
+    // what is written home here.
+    let clear_journal = || {
+        base.write_at(&[0u8; BLOCK_SIZE], g.journal_start * BLOCK_SIZE as u64)
+            .unwrap()
+    };
+    clear_journal();
+    // Mark every data block in use but the last one under each bitmap block, so that each
+    // block the file gets lies under a bitmap block of its own.
+    let mut fillers = Vec::new();
+    for k in 0..g.bbitmap_blocks {
+        let mut blk = read_block(&base, g.bbitmap_start + k);
+        let mut filler = vec![0u8; BLOCK_SIZE];
+        for bit in 0..bits - 1 {
+            let b = k * bits + bit;
+            let (byte, mask) = ((bit / 8) as usize, 1u8 << (bit % 8));
+            if g.is_data_block(b) && blk[byte] & mask == 0 {
+                blk[byte] |= mask;
+                filler[byte] |= mask;
+            }
+        }
+        write_block(&base, g.bbitmap_start + k, &mut blk);
+        fillers.push(filler);
+    }
+    {
+        let mut v = open(&base);
+        // A block a write: the engine commits between them as the bitmap blocks add up.
+        for k in 0..FILE_BLOCKS {
+            assert_eq!(v.write(f, k * 4096, &[0xA5u8; 4096]).unwrap(), 4096);
+        }
+        v.commit().unwrap();
+    }
+    // Take the fillers back.
+    for (k, filler) in fillers.iter().enumerate() {
+        let b = g.bbitmap_start + k as u64;
+        let mut blk = read_block(&base, b);
+        for (x, m) in blk.iter_mut().zip(filler) {
+            *x &= !m;
+        }
+        write_block(&base, b, &mut blk);
+    }
+    clear_journal();
+    assert_clean(&base);
+    (base, f, free_before)
+}
+
+/// Blocks the file holds, its indirect block included.
+fn held(v: &mut Volume<Arc<MemStore>>, f: u64) -> u64 {
+    v.getattr(f).unwrap().blocks / 8
+}
+
+#[test]
+fn a_truncate_to_zero_of_a_file_scattered_past_the_journal_goes_in_steps() {
+    let (base, f, free_before) = scattered_file();
+    let mut v = open(&base);
+    assert_eq!(held(&mut v, f), FILE_BLOCKS + 1);
+    let commits = v.commits();
+    let zero = SetAttr {
+        size: Some(0),
+        ..Default::default()
+    };
+    let a = v.setattr(f, zero).unwrap();
+    assert_eq!((a.size, a.blocks), (0, 0));
+    assert!(v.commits() - commits >= 2, "one transaction for all");
+    v.unlink(ROOT, b"f").unwrap();
+    v.commit().unwrap();
+    assert_eq!(v.statfs().bfree, free_before);
+    drop(v);
+    assert_clean(&base);
+}
+
+#[test]
+fn an_unlink_of_a_file_scattered_past_the_journal_frees_it_in_steps_behind_a_shared_volume() {
+    let (base, f, free_before) = scattered_file();
+    let vol = SharedVolume::new(open(&base));
+    let commits = vol.with(|v| v.commits());
+    vol.run(|v| v.unlink(ROOT, b"f")).unwrap();
+    // Gone at once for every caller, though its blocks are still being freed.
+    assert!(matches!(
+        vol.with(|v| v.getattr(f)),
+        Err(volume::FsError::Stale)
+    ));
+    vol.commit().unwrap();
+    assert!(vol.with(|v| v.commits()) - commits >= 2);
+    assert_eq!(vol.with(|v| v.statfs().bfree), free_before);
+    drop(vol);
+    assert_clean(&base);
+}
+
+#[test]
+fn a_truncate_of_a_file_scattered_past_the_journal_goes_through_a_shared_volume_in_steps() {
+    let (base, f, free_before) = scattered_file();
+    let vol = SharedVolume::new(open(&base));
+    let commits = vol.with(|v| v.commits());
+    let one_block = SetAttr {
+        size: Some(4096),
+        ..Default::default()
+    };
+    let a = vol.run(|v| v.setattr(f, one_block)).unwrap();
+    assert!(vol.with(|v| v.commits()) - commits >= 2);
+    assert_eq!((a.size, a.blocks), (4096, 8));
+    assert_eq!(
+        vol.with(|v| v.read(f, 0, 4096 * FILE_BLOCKS as usize))
+            .unwrap(),
+        vec![0xA5u8; 4096]
+    );
+    vol.run(|v| v.unlink(ROOT, b"f")).unwrap();
+    vol.commit().unwrap();
+    assert_eq!(vol.with(|v| v.statfs().bfree), free_before);
+    drop(vol);
+    let r = fsck::check(&base).unwrap();
+    assert!(r.is_clean(), "{:?}", r.findings);
+}
