@@ -66,7 +66,9 @@ fn calls_resume_after_the_connection_is_cut_none_lost_none_twice() {
         let got = String::from_utf8(content(&observer, ino)).expect("text");
         assert_eq!(got, want, "file f{t}");
     }
-    assert_eq!(proxy.accepted(), 4);
+    // Three cuts, each followed by at least one new connection (a cut can also catch a
+    // reconnect half done).
+    assert!(proxy.accepted() >= 4);
 }
 
 /// A call that ran on the server but whose reply was lost is sent again after the
