@@ -4,8 +4,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use protocol::codec::{decode_body, encode_frame, encode_frame_head};
+use protocol::{Attr, FileKind, TimeSpec};
 use protocol::{ClientMsg, Request, Response, ServerMsg};
-use volume::{Attr, FileKind, TimeSpec};
 
 fn attr() -> Attr {
     let t = TimeSpec {

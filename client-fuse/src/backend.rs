@@ -1,7 +1,9 @@
 //! What the FUSE adapter needs from wherever the file system lives. Every method is one
-//! operation; errors are the engine's, so errno is decided in one place (`FsError::errno`).
+//! operation, in the protocol's vocabulary; errors are the engine's, so errno is decided in
+//! one place (`FsError::errno`).
 
-use volume::{Attr, DirEntry, FsError, FsResult, RenameFlags, SetAttr, StatFs};
+use protocol::{Attr, DirEntry, RenameFlags, SetAttr, StatFs};
+use volume::{FsError, FsResult};
 
 /// What comes with a write besides its data.
 #[derive(Debug, Clone, Copy, Default)]
@@ -124,6 +126,16 @@ pub struct LockArgs {
     pub end: u64,
     pub typ: i32,
     pub pid: u32,
+}
+
+impl LockArgs {
+    /// The bytes the lock covers, as the wire says it.
+    pub fn range(&self) -> protocol::LockRange {
+        protocol::LockRange {
+            start: self.start,
+            end: self.end,
+        }
+    }
 }
 
 /// Something another client changed that this mount's kernel may cache.

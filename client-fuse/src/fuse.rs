@@ -12,8 +12,8 @@ use fuser::{
     ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
     ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
-use volume::attr::SetTime;
-use volume::{Attr, FileKind, FsError, RenameFlags, SetAttr, TimeSpec};
+use protocol::{Attr, FileKind, RenameFlags, SetAttr, SetTime, TimeSpec};
+use volume::FsError;
 
 use crate::backend::{Backend, LockArgs, WriteHow};
 use crate::epochs::EpochMarks;

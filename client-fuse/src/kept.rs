@@ -224,7 +224,7 @@ impl Kept {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use volume::{Attr, FileKind, TimeSpec};
+    use protocol::{Attr, FileKind, TimeSpec};
 
     fn frame(n: usize) -> Arc<Vec<u8>> {
         Arc::new(vec![0; n])
@@ -278,7 +278,7 @@ mod tests {
         };
         let cut = Request::Setattr {
             ino: 1,
-            set: volume::SetAttr {
+            set: protocol::SetAttr {
                 size: Some(0),
                 ..Default::default()
             },

@@ -443,9 +443,9 @@ impl Link {
 
     /// The server granted (or, `typ` F_UNLCK, released) a lock: remember it for reclaiming.
     pub fn note_lock(&self, ino: u64, owner: u64, typ: i32, start: u64, end: u64, pid: u32) {
-        let kind = match typ {
-            protocol::lock_type::READ => Some(locks::Kind::Read),
-            protocol::lock_type::WRITE => Some(locks::Kind::Write),
+        let kind = match protocol::LockKind::from_raw(typ) {
+            protocol::LockKind::Read => Some(locks::Kind::Read),
+            protocol::LockKind::Write => Some(locks::Kind::Write),
             _ => None,
         };
         let req = locks::LockReq {
@@ -974,11 +974,13 @@ fn reclaim(inner: &Arc<Inner>, stream: &mut Stream) -> Result<(), String> {
         let req = Request::ReclaimLock {
             ino: *ino,
             owner: h.owner.owner,
-            start: h.start,
-            end: h.end,
-            typ: match h.kind {
-                locks::Kind::Read => protocol::lock_type::READ,
-                locks::Kind::Write => protocol::lock_type::WRITE,
+            range: protocol::LockRange {
+                start: h.start,
+                end: h.end,
+            },
+            kind: match h.kind {
+                locks::Kind::Read => protocol::LockKind::Read,
+                locks::Kind::Write => protocol::LockKind::Write,
             },
             pid: h.pid,
         };

@@ -9,11 +9,8 @@ use std::thread;
 use std::time::Duration;
 
 use ops::Trusted;
-use protocol::{Request, Response};
-use volume::{
-    Attr, BlockStore, DirEntry, FsError, FsResult, RenameFlags, SetAttr, SharedVolume, StatFs,
-    Volume,
-};
+use protocol::{Attr, DirEntry, RenameFlags, Request, Response, SetAttr, StatFs};
+use volume::{BlockStore, FsError, FsResult, SharedVolume, Volume};
 
 use crate::backend::{Backend, WriteHow};
 
@@ -162,8 +159,7 @@ impl<S: BlockStore + 'static> Backend for RawBackend<S> {
             name,
             newparent,
             newname,
-            noreplace: flags.noreplace,
-            exchange: flags.exchange,
+            flags,
         })
     }
     fn readlink(&self, ino: u64) -> FsResult<Vec<u8>> {

@@ -1,8 +1,8 @@
 //! The Remote backend: every operation is a call to the server over the mount's `Link`,
 //! which keeps many calls in flight on one connection and carries them across reconnects.
 
-use protocol::{Request, Response};
-use volume::{Attr, DirEntry, FsError, FsResult, RenameFlags, SetAttr, StatFs};
+use protocol::{Attr, DirEntry, LockKind, RenameFlags, Request, Response, SetAttr, StatFs};
+use volume::{FsError, FsResult};
 
 use std::sync::Arc;
 
@@ -190,8 +190,7 @@ impl Backend for RemoteBackend {
             name: name.to_vec(),
             newparent,
             newname: newname.to_vec(),
-            noreplace: flags.noreplace,
-            exchange: flags.exchange,
+            flags,
         })
     }
     fn readlink(&self, ino: u64) -> FsResult<Vec<u8>> {
@@ -389,17 +388,11 @@ impl Backend for RemoteBackend {
         match self.call(Request::Getlk {
             ino,
             owner: l.owner,
-            start: l.start,
-            end: l.end,
-            typ: l.typ,
+            range: l.range(),
+            kind: LockKind::from_raw(l.typ),
             pid: l.pid,
         })? {
-            Response::Lock {
-                start,
-                end,
-                typ,
-                pid,
-            } => Ok((start, end, typ, pid)),
+            Response::Lock { range, kind, pid } => Ok((range.start, range.end, kind.raw(), pid)),
             _ => Err(io_err()),
         }
     }
@@ -440,9 +433,8 @@ impl RemoteBackend {
         let req = Request::Setlk {
             ino,
             owner: l.owner,
-            start: l.start,
-            end: l.end,
-            typ: l.typ,
+            range: l.range(),
+            kind: LockKind::from_raw(l.typ),
             pid: l.pid,
             wait,
         };

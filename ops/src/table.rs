@@ -3,7 +3,7 @@
 //! their disk I/O outside the hold.
 
 use protocol::{Request, Response};
-use volume::{Attr, BlockStore, FsError, RenameFlags, Volume};
+use volume::{Attr, BlockStore, FsError, Volume};
 
 use crate::Answer;
 
@@ -44,7 +44,7 @@ pub(crate) fn run<S: BlockStore>(v: &mut Volume<S>, req: Request, bulk: &[u8]) -
 /// Names: lookups, listings, and calls that make, link, remove or rename them.
 fn names<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Result<Response, FsError> {
     match req {
-        Request::Lookup { parent, name } => v.lookup(parent, &name).map(Response::Attr),
+        Request::Lookup { parent, name } => v.lookup(parent, &name).map(attr),
         Request::Mknod {
             parent,
             name,
@@ -52,30 +52,26 @@ fn names<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Result<Response, FsE
             rdev,
             uid,
             gid,
-        } => v
-            .mknod(parent, &name, mode, uid, gid, rdev)
-            .map(Response::Attr),
+        } => v.mknod(parent, &name, mode, uid, gid, rdev).map(attr),
         Request::Mkdir {
             parent,
             name,
             mode,
             uid,
             gid,
-        } => v.mkdir(parent, &name, mode, uid, gid).map(Response::Attr),
+        } => v.mkdir(parent, &name, mode, uid, gid).map(attr),
         Request::Symlink {
             parent,
             name,
             target,
             uid,
             gid,
-        } => v
-            .symlink(parent, &name, &target, uid, gid)
-            .map(Response::Attr),
+        } => v.symlink(parent, &name, &target, uid, gid).map(attr),
         Request::Link {
             ino,
             newparent,
             newname,
-        } => v.link(ino, newparent, &newname).map(Response::Attr),
+        } => v.link(ino, newparent, &newname).map(attr),
         Request::Unlink { parent, name } => v.unlink(parent, &name).map(|_| Response::Empty),
         Request::Rmdir { parent, name } => v.rmdir(parent, &name).map(|_| Response::Empty),
         Request::Rename {
@@ -83,27 +79,20 @@ fn names<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Result<Response, FsE
             name,
             newparent,
             newname,
-            noreplace,
-            exchange,
+            flags,
         } => v
-            .rename(
-                parent,
-                &name,
-                newparent,
-                &newname,
-                RenameFlags {
-                    noreplace,
-                    exchange,
-                },
-            )
+            .rename(parent, &name, newparent, &newname, flags.into())
             .map(|_| Response::Empty),
         Request::Readlink { ino } => v.readlink(ino).map(Response::Bytes),
         Request::Readdir { ino, offset, max } => v
             .readdir(ino, offset, max.min(4096) as usize)
-            .map(Response::Entries),
+            .map(|es| Response::Entries(es.into_iter().map(Into::into).collect())),
         Request::Readdirplus { ino, offset, max } => v
             .readdirplus(ino, offset, max.min(4096) as usize)
-            .map(Response::EntriesPlus),
+            .map(|es| {
+                let es = es.into_iter().map(|(e, a)| (e.into(), a.into()));
+                Response::EntriesPlus(es.collect())
+            }),
         Request::Create {
             parent,
             name,
@@ -113,10 +102,10 @@ fn names<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Result<Response, FsE
         } => v
             .create(parent, &name, mode, uid, gid)
             .and_then(|a| v.open_file(a.ino))
-            .map(Response::Attr),
-        Request::CreateAgain { ino, req } => v
-            .create_again(ino, |v| create_again(v, *req))
-            .map(Response::Attr),
+            .map(attr),
+        Request::CreateAgain { ino, req } => {
+            v.create_again(ino, |v| create_again(v, *req)).map(attr)
+        }
         _ => Err(FsError::Invalid),
     }
 }
@@ -124,7 +113,7 @@ fn names<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Result<Response, FsE
 /// A file's data, and its opens and closes.
 fn data<S: BlockStore>(v: &mut Volume<S>, req: Request, bulk: &[u8]) -> Result<Response, FsError> {
     match req {
-        Request::Open { ino, .. } => v.open_file(ino).map(Response::Attr),
+        Request::Open { ino, .. } => v.open_file(ino).map(attr),
         Request::Release { ino } => v.release_file(ino).map(|_| Response::Empty),
         Request::Write {
             ino,
@@ -156,9 +145,9 @@ fn data<S: BlockStore>(v: &mut Volume<S>, req: Request, bulk: &[u8]) -> Result<R
 /// Attributes, extended attributes, and the volume's statistics.
 fn attrs<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Result<Response, FsError> {
     match req {
-        Request::Getattr { ino } => v.getattr(ino).map(Response::Attr),
-        Request::Setattr { ino, set } => v.setattr(ino, set).map(Response::Attr),
-        Request::Statfs => Ok(Response::StatFs(v.statfs())),
+        Request::Getattr { ino } => v.getattr(ino).map(attr),
+        Request::Setattr { ino, set } => v.setattr(ino, set.into()).map(attr),
+        Request::Statfs => Ok(Response::StatFs(v.statfs().into())),
         Request::Getxattr { ino, name } => v.getxattr(ino, &name).map(Response::Bytes),
         Request::Setxattr {
             ino,
@@ -172,6 +161,11 @@ fn attrs<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Result<Response, FsE
         Request::Removexattr { ino, name } => v.removexattr(ino, &name).map(|_| Response::Empty),
         _ => Err(FsError::Invalid),
     }
+}
+
+/// The engine's attributes as an answer.
+fn attr(a: Attr) -> Response {
+    Response::Attr(a.into())
 }
 
 /// The create `req` run again at the inode number its first run gave (the engine holds it

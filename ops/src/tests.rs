@@ -24,7 +24,7 @@ fn create(name: &[u8], mode: u32) -> Request {
     }
 }
 
-fn attr(r: FsResult<Response>) -> volume::Attr {
+fn attr(r: FsResult<Response>) -> protocol::Attr {
     match r {
         Ok(Response::Attr(a)) => a,
         r => panic!("not attributes: {r:?}"),

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use ops::{execute, Trusted};
 use proptest::prelude::*;
-use protocol::Request;
-use volume::{fsck, mkfs, MemStore, MkfsOptions, SetAttr, SharedVolume, Volume};
+use protocol::{RenameFlags, Request, SetAttr};
+use volume::{fsck, mkfs, MemStore, MkfsOptions, SharedVolume, Volume};
 
 fn ino() -> impl Strategy<Value = u64> {
     prop_oneof![
@@ -90,8 +90,10 @@ fn names_and_files() -> impl Strategy<Value = Request> {
                 name,
                 newparent,
                 newname,
-                noreplace,
-                exchange
+                flags: RenameFlags {
+                    noreplace,
+                    exchange
+                }
             }
         ),
         (ino(), offset(), any::<u32>()).prop_map(|(ino, offset, max)| Request::Readdirplus {

@@ -300,9 +300,11 @@ mod tests {
                 req: Request::Setlk {
                     ino: 5,
                     owner: 9,
-                    start: 0,
-                    end: u64::MAX,
-                    typ: 1,
+                    range: crate::LockRange {
+                        start: 0,
+                        end: u64::MAX,
+                    },
+                    kind: crate::LockKind::Write,
                     pid: 4,
                     wait: true,
                 },
@@ -314,8 +316,10 @@ mod tests {
                     name: b"x".to_vec(),
                     newparent: 2,
                     newname: b"y".to_vec(),
-                    noreplace: false,
-                    exchange: true,
+                    flags: crate::RenameFlags {
+                        noreplace: false,
+                        exchange: true,
+                    },
                 },
             },
         ];

@@ -5,10 +5,15 @@
 
 pub mod auth;
 pub mod codec;
+mod engine_types;
 pub mod messages;
+pub mod wire;
 
 pub use codec::{decode_body, encode_frame, ProtoError, MAX_FRAME};
 pub use messages::{
-    lock_type, ClientMsg, Cred, Push, Request, Response, ServerMsg, SessionStatus, MAX_GROUPS,
+    ClientMsg, Cred, Push, Request, Response, ServerMsg, SessionStatus, MAX_GROUPS,
     PROTOCOL_VERSION,
+};
+pub use wire::{
+    Attr, DirEntry, FileKind, LockKind, LockRange, RenameFlags, SetAttr, SetTime, StatFs, TimeSpec,
 };

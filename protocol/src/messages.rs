@@ -2,16 +2,10 @@
 //! they are append-only: new variants go at the end, and golden-byte tests pin the encoding.
 
 use serde::{Deserialize, Serialize};
-use volume::{Attr, DirEntry, SetAttr, StatFs};
+
+use crate::wire::{Attr, DirEntry, LockKind, LockRange, RenameFlags, SetAttr, StatFs};
 
 pub const PROTOCOL_VERSION: u32 = 3;
-
-/// Lock types on the wire: Linux's `F_RDLCK`, `F_WRLCK` and `F_UNLCK` values.
-pub mod lock_type {
-    pub const READ: i32 = 0;
-    pub const WRITE: i32 = 1;
-    pub const UNLOCK: i32 = 2;
-}
 
 /// From client to server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,8 +192,7 @@ pub enum Request {
         name: Vec<u8>,
         newparent: u64,
         newname: Vec<u8>,
-        noreplace: bool,
-        exchange: bool,
+        flags: RenameFlags,
     },
     Readlink {
         ino: u64,
@@ -272,25 +265,22 @@ pub enum Request {
         ino: u64,
         kill_priv: bool,
     },
-    /// F_GETLK: the first lock that would stop this one. `typ` is F_RDLCK or F_WRLCK;
-    /// `end` is inclusive (u64::MAX: to the end of the file). `owner` is the kernel's lock
-    /// owner id on the client.
+    /// F_GETLK: the first lock that would stop this one (`kind` read or write). `owner` is
+    /// the kernel's lock owner id on the client.
     Getlk {
         ino: u64,
         owner: u64,
-        start: u64,
-        end: u64,
-        typ: i32,
+        range: LockRange,
+        kind: LockKind,
         pid: u32,
     },
-    /// F_SETLK (`wait: false`) or F_SETLKW; `typ` F_UNLCK unlocks. A blocked F_SETLKW is
+    /// F_SETLK (`wait: false`) or F_SETLKW; `kind` unlock unlocks. A blocked F_SETLKW is
     /// answered `LockQueued` and granted later by `Push::LockGranted` with this call's id.
     Setlk {
         ino: u64,
         owner: u64,
-        start: u64,
-        end: u64,
-        typ: i32,
+        range: LockRange,
+        kind: LockKind,
         pid: u32,
         wait: bool,
     },
@@ -309,9 +299,8 @@ pub enum Request {
     ReclaimLock {
         ino: u64,
         owner: u64,
-        start: u64,
-        end: u64,
-        typ: i32,
+        range: LockRange,
+        kind: LockKind,
         pid: u32,
     },
     /// After a server restart: this session has reclaimed every lock it held (and sent
@@ -380,11 +369,10 @@ pub enum Response {
     Bytes(Vec<u8>),
     Names(Vec<Vec<u8>>),
     StatFs(StatFs),
-    /// F_GETLK's answer: the conflicting lock, or `typ` F_UNLCK if none.
+    /// F_GETLK's answer: the conflicting lock, or `kind` unlock if none.
     Lock {
-        start: u64,
-        end: u64,
-        typ: i32,
+        range: LockRange,
+        kind: LockKind,
         pid: u32,
     },
     /// F_SETLKW blocked: a `Push::LockGranted` follows.

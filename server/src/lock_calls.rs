@@ -3,33 +3,32 @@
 
 use locks::{Grant, Kind, LockError, LockManager, LockReq, Owner, WaitOutcome};
 use protocol::codec::encode_frame;
-use protocol::{lock_type, Push, Request, Response, ServerMsg};
+use protocol::{LockKind, LockRange, Push, Request, Response, ServerMsg};
 use volume::FsError;
 
 use crate::listener::Shared;
 
-fn kind(typ: i32) -> Result<Option<Kind>, FsError> {
-    match typ {
-        lock_type::READ => Ok(Some(Kind::Read)),
-        lock_type::WRITE => Ok(Some(Kind::Write)),
-        lock_type::UNLOCK => Ok(None),
-        _ => Err(FsError::Invalid),
+fn kind(kind: LockKind) -> Result<Option<Kind>, FsError> {
+    match kind {
+        LockKind::Read => Ok(Some(Kind::Read)),
+        LockKind::Write => Ok(Some(Kind::Write)),
+        LockKind::Unlock => Ok(None),
+        LockKind::Other(_) => Err(FsError::Invalid),
     }
 }
 
 fn lock_req(
     session: u64,
     owner: u64,
-    typ: i32,
-    start: u64,
-    end: u64,
+    lock: LockKind,
+    range: LockRange,
     pid: u32,
 ) -> Result<LockReq, FsError> {
     Ok(LockReq {
         owner: Owner { session, owner },
-        kind: kind(typ)?,
-        start,
-        end,
+        kind: kind(lock)?,
+        start: range.start,
+        end: range.end,
         pid,
     })
 }
@@ -59,7 +58,7 @@ pub(crate) fn execute(
     // crash then never makes the lock's next holder's changes (sent again by their client)
     // land before the ones made under it earlier.
     let unlocks = match req {
-        Request::Setlk { typ, .. } => *typ == lock_type::UNLOCK,
+        Request::Setlk { kind, .. } => *kind == LockKind::Unlock,
         Request::ReleaseLocks { .. } => true,
         _ => false,
     };
@@ -78,15 +77,14 @@ pub(crate) fn execute(
         Request::ReclaimLock {
             ino,
             owner,
-            start,
-            end,
-            typ,
+            range,
+            kind,
             pid,
         } => (|| {
             if !shared.grace.active() {
                 return Err(FsError::NoLock);
             }
-            let req = lock_req(session, owner, typ, start, end, pid)?;
+            let req = lock_req(session, owner, kind, range, pid)?;
             if req.kind.is_none() {
                 return Err(FsError::Invalid);
             }
@@ -102,37 +100,36 @@ pub(crate) fn execute(
         Request::Getlk {
             ino,
             owner,
-            start,
-            end,
-            typ,
+            range,
+            kind,
             pid,
-        } => lock_req(session, owner, typ, start, end, pid).map(|req| match m.test(ino, &req) {
+        } => lock_req(session, owner, kind, range, pid).map(|req| match m.test(ino, &req) {
             Some(h) => Response::Lock {
-                start: h.start,
-                end: h.end,
-                typ: match h.kind {
-                    Kind::Read => lock_type::READ,
-                    Kind::Write => lock_type::WRITE,
+                range: LockRange {
+                    start: h.start,
+                    end: h.end,
+                },
+                kind: match h.kind {
+                    Kind::Read => LockKind::Read,
+                    Kind::Write => LockKind::Write,
                 },
                 pid: h.pid,
             },
             None => Response::Lock {
-                start,
-                end,
-                typ: lock_type::UNLOCK,
+                range,
+                kind: LockKind::Unlock,
                 pid: 0,
             },
         }),
         Request::Setlk {
             ino,
             owner,
-            start,
-            end,
-            typ,
+            range,
+            kind,
             pid,
             wait,
         } => (|| {
-            let req = lock_req(session, owner, typ, start, end, pid)?;
+            let req = lock_req(session, owner, kind, range, pid)?;
             // A storm of locks from one session stops at its limit.
             if req.kind.is_some() && m.held_by_session(session) >= shared.cfg.max_locks_per_session
             {

@@ -36,7 +36,7 @@ pub(crate) fn execute(
                     }
                     a
                 };
-                let resp = Response::Attr(a);
+                let resp = Response::Attr(a.into());
                 keep(shared, session, id, &resp);
                 Ok(resp)
             });

@@ -7,9 +7,8 @@
 //! owner override: a file created read-only is still written through the descriptor that
 //! created it), and a read is allowed with execute permission (a program being run).
 
-use protocol::{Cred, Request, MAX_GROUPS};
-use volume::attr::SetTime;
-use volume::{Attr, BlockStore, FileKind, FsError, SetAttr, Volume};
+use protocol::{Cred, Request, SetAttr, SetTime, MAX_GROUPS};
+use volume::{Attr, BlockStore, FileKind, FsError, Volume};
 
 use crate::export::{Export, NOBODY};
 
@@ -175,8 +174,7 @@ pub fn check(c: &Caller, req: &mut Request, fs: &mut impl Inodes) -> Result<(), 
             name,
             newparent,
             newname,
-            exchange,
-            ..
+            flags,
         } => {
             let (from, to) = (fs.attr(*parent)?, fs.attr(*newparent)?);
             c.need(&from, W | X)?;
@@ -188,7 +186,7 @@ pub fn check(c: &Caller, req: &mut Request, fs: &mut impl Inodes) -> Result<(), 
             if parent != newparent {
                 // A directory that changes parent has its ".." rewritten: it must be writable.
                 let mut reparented = vec![moved];
-                if *exchange {
+                if flags.exchange {
                     reparented.push(replaced);
                 }
                 for d in reparented.into_iter().flatten() {

@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use protocol::codec::decode_body;
-use protocol::{Cred, Request, Response, ServerMsg};
+use protocol::{Cred, Request, Response, ServerMsg, SetAttr};
 use tokio_util::task::TaskTracker;
 use volume::layout::ROOT_INO;
-use volume::{mkfs, FileStore, MkfsOptions, SetAttr, SharedVolume, Volume};
+use volume::{mkfs, FileStore, MkfsOptions, SharedVolume, Volume};
 
 use crate::listener::{Grace, Shared};
 use crate::permissions::Caller;

@@ -195,9 +195,11 @@ fn a_lock_storm_from_one_session_gets_enolck_past_its_limit() {
         let lock = Request::Setlk {
             ino,
             owner: 9,
-            start: 2 * i,
-            end: 2 * i,
-            typ: protocol::lock_type::WRITE,
+            range: protocol::LockRange {
+                start: 2 * i,
+                end: 2 * i,
+            },
+            kind: protocol::LockKind::Write,
             pid: 1,
             wait: false,
         };

@@ -196,7 +196,7 @@ fn a_hand_made_client_gets_what_the_uid_it_claims_may_and_root_is_squashed() {
         };
         let chmod = Request::Setattr {
             ino: f,
-            set: volume::SetAttr {
+            set: protocol::SetAttr {
                 mode: Some(0o666),
                 ..Default::default()
             },

@@ -299,7 +299,7 @@ fn setattr_rules() {
             ..SetAttr::default()
         },
     };
-    let at = SetTime::At(volume::TimeSpec { sec: 5, nsec: 0 });
+    let at = SetTime::At(protocol::TimeSpec { sec: 5, nsec: 0 });
     assert_eq!(errno(&bob, touch(at)), libc::EPERM);
     assert_eq!(errno(&bob, touch(SetTime::Now)), libc::EACCES);
     assert_eq!(errno(&alice, touch(at)), 0);
@@ -312,8 +312,7 @@ fn renames_need_both_directories_and_respect_sticky_bits() {
         name: name.into(),
         newparent,
         newname: newname.into(),
-        noreplace: false,
-        exchange: false,
+        flags: protocol::RenameFlags::default(),
     };
     let bob = user(BOB, &[]);
     assert_eq!(

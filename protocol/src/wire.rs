@@ -1,0 +1,171 @@
+//! The protocol's own words for what the engine tells and is told: attributes, changes to
+//! them, directory entries, statistics, rename flags, lock ranges and kinds. They mirror the
+//! engine's types field for field today, but they are the wire's: a change to the engine
+//! changes nothing here until `engine_types` is told, and golden-byte tests pin every one.
+//!
+//! Structs are encoded field by field in declaration order; enums by variant index. Both are
+//! append-only: new fields and variants go at the end, with a protocol version bump.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The type of a file. Append-only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FileKind {
+    RegularFile,
+    Directory,
+    Symlink,
+    NamedPipe,
+    Socket,
+    CharDevice,
+    BlockDevice,
+}
+
+/// A point in time: seconds and nanoseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TimeSpec {
+    pub sec: i64,
+    pub nsec: u32,
+}
+
+/// A file's attributes, as `stat` shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attr {
+    pub ino: u64,
+    pub generation: u32,
+    pub size: u64,
+    /// 512-byte units, as stat reports.
+    pub blocks: u64,
+    pub atime: TimeSpec,
+    pub mtime: TimeSpec,
+    pub ctime: TimeSpec,
+    pub kind: FileKind,
+    /// Permission bits, setuid/setgid/sticky included.
+    pub perm: u16,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u32,
+}
+
+/// A time to set: a given one, or the server's clock. Append-only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SetTime {
+    At(TimeSpec),
+    Now,
+}
+
+/// The attributes a `Setattr` changes; `None` leaves one as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<SetTime>,
+    pub mtime: Option<SetTime>,
+    pub ctime: Option<TimeSpec>,
+    /// A truncation by a caller who may not keep setuid, setgid and capabilities: they go.
+    pub kill_priv: bool,
+}
+
+/// One name in a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirEntry {
+    pub ino: u64,
+    /// Cookie to resume after this entry; stable while other entries come and go.
+    pub offset: u64,
+    pub kind: FileKind,
+    pub name: Vec<u8>,
+}
+
+/// The volume's size and use, as `statfs` shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatFs {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub bsize: u32,
+    pub namelen: u32,
+}
+
+/// How a rename treats an existing target (renameat2's flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RenameFlags {
+    /// Fail with EEXIST rather than replace an existing target.
+    pub noreplace: bool,
+    /// Swap the two names atomically.
+    pub exchange: bool,
+}
+
+/// The bytes of a file a lock covers: `start` to `end` inclusive (`u64::MAX`: to the end of
+/// the file, whatever its size).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockRange {
+    pub start: u64,
+    pub end: u64,
+}
+
+/// A lock's kind, encoded as Linux's `F_RDLCK`, `F_WRLCK` and `F_UNLCK` values (an `i32`).
+/// `Other` is any other value that arrived: a newer peer's kind, or garbage; it is refused
+/// (EINVAL) rather than failing the frame. Append-only, by value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LockKind {
+    Read,
+    Write,
+    /// In a request, unlock; in an answer to a test, no lock stands in the way.
+    Unlock,
+    Other(i32),
+}
+
+impl LockKind {
+    /// The kind a `F_*LCK` value names.
+    pub fn from_raw(typ: i32) -> LockKind {
+        match typ {
+            0 => LockKind::Read,
+            1 => LockKind::Write,
+            2 => LockKind::Unlock,
+            other => LockKind::Other(other),
+        }
+    }
+
+    /// The `F_*LCK` value of this kind.
+    pub fn raw(self) -> i32 {
+        match self {
+            LockKind::Read => 0,
+            LockKind::Write => 1,
+            LockKind::Unlock => 2,
+            LockKind::Other(v) => v,
+        }
+    }
+}
+
+impl Serialize for LockKind {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i32(self.raw())
+    }
+}
+
+impl<'de> Deserialize<'de> for LockKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<LockKind, D::Error> {
+        i32::deserialize(d).map(LockKind::from_raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_kinds_round_trip_through_their_values() {
+        for (k, v) in [
+            (LockKind::Read, 0),
+            (LockKind::Write, 1),
+            (LockKind::Unlock, 2),
+            (LockKind::Other(77), 77),
+        ] {
+            assert_eq!((k.raw(), LockKind::from_raw(v)), (v, k));
+        }
+    }
+}
