@@ -26,7 +26,9 @@ use crate::dir::DirIndex;
 use crate::error::{FsError, FsResult};
 use crate::inode::DiskInode;
 use crate::journal;
-use crate::layout::{split_ino, Superblock, BLOCK_SIZE, MAX_NAME, ROOT_INDEX, ROOT_INO};
+use crate::layout::{
+    split_ino, Superblock, BLOCK_SIZE, FORMAT_VERSION, MAX_NAME, ROOT_INDEX, ROOT_INO,
+};
 use crate::store::BlockStore;
 
 pub use commit::{CommitHook, DurabilityHook};
@@ -122,7 +124,7 @@ impl<S: BlockStore> Volume<S> {
                 store.len()
             )));
         }
-        let replayed = journal::replay(&store, &sb.geometry)?.unwrap_or(0);
+        let replayed = journal::replay(&store, &sb.geometry, sb.version)?.unwrap_or(0);
         // Replay may have brought a newer superblock home. Its number is that of the newest
         // whole transaction, whether the journal still holds it or a torn successor does.
         store.read_at(&mut b0, 0)?;
@@ -130,8 +132,10 @@ impl<S: BlockStore> Volume<S> {
         let seq = replayed.max(sb.last_seq);
         let mut m = Meta::new(store, sb.geometry, seq);
         m.count_free()?;
-        // A new incarnation: counted in the superblock, journaled with the open's commit.
+        // A new incarnation: counted in the superblock, journaled with the open's commit. An
+        // image of an older format is in this one from that commit on (its journal is).
         sb.mounts += 1;
+        sb.version = FORMAT_VERSION;
         m.block_mut(0)?.copy_from_slice(&sb.encode());
         let mut v = Volume {
             m,

@@ -147,7 +147,7 @@ pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
         );
     }
     let mut overlay = HashMap::new();
-    if let Some((_, blocks)) = journal::read_txn(store, &geo)? {
+    if let Some((_, blocks)) = journal::read_txn(store, &geo, sb.version)? {
         r.journal_replayed = true;
         overlay.extend(blocks);
     }

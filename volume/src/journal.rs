@@ -5,6 +5,9 @@
 //! The checksum covers the blocks' payloads, not their seals: a CRC over blocks that each end
 //! in their own CRC is the same whatever they hold, so a mix of two transactions' images
 //! would pass it.
+//! Images of format 1 (`layout::OLDEST_FORMAT_VERSION`) were written with a checksum over
+//! whole images, descriptors left out: on those, a transaction that passes either is replayed
+//! (their first commit by this build writes the new format, and may be the one found).
 //! Replay is idempotent: the journal always holds the newest committed transaction.
 
 use crate::error::{FsError, FsResult};
@@ -15,6 +18,8 @@ use crate::store::BlockStore;
 
 const DESC_MAGIC: &[u8; 8] = b"RWXJDESC";
 const COMMIT_MAGIC: &[u8; 8] = b"RWXJCMIT";
+/// The first format whose checksum covers payloads; older ones also pass with the old one.
+const PAYLOAD_CHECKSUM_SINCE: u32 = 2;
 /// Home-block numbers one descriptor block lists.
 const PER_DESC: usize = (crate::layout::PAYLOAD - 24) / 8;
 
@@ -77,16 +82,22 @@ pub(crate) fn write_txn<S: BlockStore>(
     Ok(())
 }
 
-/// The committed transaction at the journal's start, if there is a whole one:
-/// its sequence number and its blocks with their homes.
 /// A committed transaction: its sequence number and its blocks with their homes.
 pub(crate) type Txn = (u64, Vec<(u64, Vec<u8>)>);
 
-pub(crate) fn read_txn<S: BlockStore>(store: &S, geo: &Geometry) -> FsResult<Option<Txn>> {
+/// The committed transaction at the journal's start, if there is a whole one, on an image of
+/// format `version`.
+pub(crate) fn read_txn<S: BlockStore>(
+    store: &S,
+    geo: &Geometry,
+    version: u32,
+) -> FsResult<Option<Txn>> {
     let mut pos = 0u64;
     let mut seq = None;
     let mut out = Vec::new();
     let mut crc = 0u32;
+    // The checksum of format 1: whole images, descriptors left out.
+    let mut crc_v1 = 0u32;
     let mut b = vec![0u8; BLOCK_SIZE];
     while pos < geo.journal_blocks {
         let jblock = geo.journal_start + pos;
@@ -99,8 +110,9 @@ pub(crate) fn read_txn<S: BlockStore>(store: &S, geo: &Geometry) -> FsResult<Opt
             return Ok(None);
         }
         if &b[0..8] == COMMIT_MAGIC {
-            let n = get_u32(&b, 16) as usize;
-            if n != out.len() || get_u32(&b, 20) != crc {
+            let (n, sum) = (get_u32(&b, 16) as usize, get_u32(&b, 20));
+            let sum_ok = sum == crc || (version < PAYLOAD_CHECKSUM_SINCE && sum == crc_v1);
+            if n != out.len() || !sum_ok {
                 return Ok(None);
             }
             return Ok(Some((this_seq, out)));
@@ -122,6 +134,7 @@ pub(crate) fn read_txn<S: BlockStore>(store: &S, geo: &Geometry) -> FsResult<Opt
             let mut img = vec![0u8; BLOCK_SIZE];
             store.read_at(&mut img, (geo.journal_start + pos) * BLOCK_SIZE as u64)?;
             crc = crc32c::crc32c_append(crc, &img[..PAYLOAD]);
+            crc_v1 = crc32c::crc32c_append(crc_v1, &img);
             out.push((home, img));
             pos += 1;
         }
@@ -152,9 +165,14 @@ pub(crate) fn write_home<S: BlockStore>(store: &S, blocks: &[(u64, &[u8])]) -> F
     Ok(())
 }
 
-/// Replay the journal's transaction onto the home blocks. Returns its sequence number.
-pub(crate) fn replay<S: BlockStore>(store: &S, geo: &Geometry) -> FsResult<Option<u64>> {
-    match read_txn(store, geo)? {
+/// Replay the journal's transaction onto the home blocks of an image of format `version`.
+/// Returns its sequence number.
+pub(crate) fn replay<S: BlockStore>(
+    store: &S,
+    geo: &Geometry,
+    version: u32,
+) -> FsResult<Option<u64>> {
+    match read_txn(store, geo, version)? {
         None => Ok(None),
         Some((seq, blocks)) => {
             let refs: Vec<(u64, &[u8])> = blocks.iter().map(|(h, b)| (*h, b.as_slice())).collect();
@@ -190,12 +208,12 @@ mod tests {
             &[(home, &a), (home + 1, &image(home + 1, 3))],
         )
         .unwrap();
-        let (seq, blocks) = read_txn(&store, &geo).unwrap().unwrap();
+        let (seq, blocks) = read_txn(&store, &geo, 2).unwrap().unwrap();
         assert_eq!((seq, blocks[0].1.as_slice()), (5, a.as_slice()));
         // The first image's slot (after the descriptor) now holds the other image.
         store
             .write_at(&b, (geo.journal_start + 1) * BLOCK_SIZE as u64)
             .unwrap();
-        assert!(read_txn(&store, &geo).unwrap().is_none());
+        assert!(read_txn(&store, &geo, 2).unwrap().is_none());
     }
 }

@@ -11,8 +11,13 @@ pub const BLOCK_SIZE: usize = 4096;
 pub const PAYLOAD: usize = BLOCK_SIZE - 4;
 /// The signature at the start of block 0.
 pub const MAGIC: &[u8; 8] = b"RWXFS\0\0\x01";
-/// The on-disk format this build writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The on-disk format this build writes. 2: a journal transaction's checksum covers the
+/// payloads of all its blocks, descriptors included (`journal`).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format this build reads. 1: the checksum covered whole block images, seals
+/// included, descriptors not; such an image's journal is replayed as written, and its first
+/// open for writing brings it to `FORMAT_VERSION`.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// Bytes of one inode in the inode table.
 pub const INODE_SIZE: usize = 256;
 /// Inodes in one inode-table block.
@@ -154,6 +159,8 @@ impl Geometry {
 /// Block 0. Written by mkfs, then by every journal transaction (which carries its number).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Superblock {
+    /// The format the image is in (`FORMAT_VERSION`, or an older one this build reads).
+    pub version: u32,
     /// Where the regions are.
     pub geometry: Geometry,
     /// mkfs time, seconds since the epoch.
@@ -177,7 +184,7 @@ impl Superblock {
     pub fn encode(&self) -> Vec<u8> {
         let mut b = vec![0u8; BLOCK_SIZE];
         b[0..8].copy_from_slice(MAGIC);
-        put_u32(&mut b, 8, FORMAT_VERSION);
+        put_u32(&mut b, 8, self.version);
         let g = &self.geometry;
         let fields = [
             g.total_blocks,
@@ -209,9 +216,16 @@ impl Superblock {
             return Err(FsError::NotAnImage("no rwxfs signature in block 0".into()));
         }
         let version = get_u32(b, 8);
-        if version != FORMAT_VERSION {
+        if version > FORMAT_VERSION {
             return Err(FsError::NotAnImage(format!(
-                "format version {version}, this build reads version {FORMAT_VERSION}"
+                "format version {version} is newer than this build reads \
+                 ({OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}): use a newer rwxfs"
+            )));
+        }
+        if version < OLDEST_FORMAT_VERSION {
+            return Err(FsError::NotAnImage(format!(
+                "format version {version} is unknown to this build \
+                 ({OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})"
             )));
         }
         if !verify(b, 0) {
@@ -233,6 +247,7 @@ impl Superblock {
         };
         geometry.check().map_err(FsError::NotAnImage)?;
         Ok(Superblock {
+            version,
             geometry,
             created: f(11) as i64,
             volume_id: f(12),

@@ -4,8 +4,8 @@ use crate::attr::TimeSpec;
 use crate::error::{FsError, FsResult};
 use crate::inode::DiskInode;
 use crate::layout::{
-    seal, Geometry, Superblock, BITS_PER_BITMAP_BLOCK, BLOCK_SIZE, INODE_SIZE, MAGIC, ROOT_INDEX,
-    ROOT_INO,
+    seal, Geometry, Superblock, BITS_PER_BITMAP_BLOCK, BLOCK_SIZE, FORMAT_VERSION, INODE_SIZE,
+    MAGIC, ROOT_INDEX, ROOT_INO,
 };
 use crate::store::BlockStore;
 
@@ -53,6 +53,7 @@ pub fn mkfs<S: BlockStore>(store: &S, opts: &MkfsOptions) -> FsResult<Geometry> 
     let geo = Geometry::with_journal(total, opts.inodes, opts.journal_blocks)?;
     let now = TimeSpec::now();
     let sb = Superblock {
+        version: FORMAT_VERSION,
         geometry: geo,
         created: now.sec,
         volume_id: (now.sec as u64) << 20 ^ now.nsec as u64 ^ std::process::id() as u64,
