@@ -266,7 +266,7 @@ impl ops::Hooks<FileStore> for InHold<'_> {
     fn authorize(&self, v: &mut Volume<FileStore>, req: &mut Request) -> FsResult<()> {
         crate::permissions::check(self.caller, req, v)?;
         #[cfg(test)]
-        crate::tests::after_check(self.shared);
+        tests::after_check(self.shared);
         if req.mutates() {
             *self.targets.borrow_mut() = crate::coherence::targets_before(v, &self.shown);
         }
@@ -303,3 +303,6 @@ fn makes(req: &Request) -> bool {
             | Request::Symlink { .. }
     )
 }
+
+#[cfg(test)]
+mod tests;

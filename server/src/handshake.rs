@@ -223,18 +223,11 @@ pub(crate) async fn admit(
         send(wr, &ServerMsg::Status(statuses(shared))).await?;
         return Ok(None);
     }
-    let Greeting {
-        node_id,
-        mount_id,
-        read_only,
-        resume,
-        ..
-    } = g;
-    if let Some((id, offered)) = resume {
-        if let Some(s) = shared.sessions.get(&id).map(|s| s.clone()) {
+    if let Some((id, offered)) = &g.resume {
+        if let Some(s) = shared.sessions.get(id).map(|s| s.clone()) {
             // Only the client that holds the session's secret may take it over.
-            if !s.info.secret.matches(&offered) {
-                tracing::warn!(%addr, session = id, node = %node_id, "refused: resume without the session's secret");
+            if !s.info.secret.matches(offered) {
+                tracing::warn!(%addr, session = id, node = %g.node_id, "refused: resume without the session's secret");
                 return refuse(
                     wr,
                     format!("session {id} cannot be resumed: wrong session secret"),
@@ -242,7 +235,7 @@ pub(crate) async fn admit(
                 .await;
             }
             // The session continues only for the very mount that held it.
-            if s.info.mount_id == mount_id && s.info.node_id == node_id {
+            if s.info.mount_id == g.mount_id && s.info.node_id == g.node_id {
                 tracing::info!(%addr, session = s.id, "session resumed");
                 return Ok(Some(Admitted {
                     session: s,
@@ -251,6 +244,19 @@ pub(crate) async fn admit(
             }
         }
     }
+    admit_new(shared, addr, g, frames, wr).await
+}
+
+/// A new session for the mount `g` greets with, as the export's access mode allows: now,
+/// after other sessions end (the client is told it is pending meanwhile), or never.
+async fn admit_new(
+    shared: &Arc<Shared>,
+    addr: SocketAddr,
+    g: Greeting,
+    frames: &mut Frames,
+    wr: &mut Writer,
+) -> Result<Option<Admitted>, String> {
+    let node_id = &g.node_id;
     let mut told_pending = false;
     loop {
         // Deciding and registering under one lock: two waiting mounts never both get in.
@@ -267,32 +273,11 @@ pub(crate) async fn admit(
                 drop(_one_at_a_time);
                 return refuse(wr, why).await;
             }
-            match export.admit(&node_id, read_only, held.iter().map(|s| s.as_ref())) {
+            let export = &shared.cfg.export;
+            match export.admit(node_id, g.read_only, held.iter().map(|s| s.as_ref())) {
                 Admission::Admit { read_only } => {
-                    let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
-                    let secret = auth::SessionSecret::generate()?;
-                    if let Some(log) = &shared.state {
-                        log.started(id, &node_id, mount_id, read_only, secret.as_bytes());
-                        // Durable now: a crash before the next commit must not lose the
-                        // session, or its client could not send again what the crash lost.
-                        let _ = log.sync();
-                    }
-                    let s = Session::new(
-                        id,
-                        SessionInfo {
-                            node_id: node_id.clone(),
-                            mount_id,
-                            read_only,
-                            started: Instant::now(),
-                            secret,
-                        },
-                    );
-                    shared.sessions.insert(id, s.clone());
-                    tracing::info!(%addr, session = id, node = %node_id, read_only, "session started");
-                    return Ok(Some(Admitted {
-                        session: s,
-                        new: true,
-                    }));
+                    let session = start_session(shared, addr, &g, read_only)?;
+                    return Ok(Some(Admitted { session, new: true }));
                 }
                 other => other,
             }
@@ -324,6 +309,34 @@ pub(crate) async fn admit(
             }
         }
     }
+}
+
+/// A new session for the mount `g` greets with, registered (and in the session log, durably:
+/// a crash before the next commit must not lose it, or its client could not send again what
+/// the crash lost).
+fn start_session(
+    shared: &Shared,
+    addr: SocketAddr,
+    g: &Greeting,
+    read_only: bool,
+) -> Result<Arc<Session>, String> {
+    let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
+    let secret = auth::SessionSecret::generate()?;
+    if let Some(log) = &shared.state {
+        log.started(id, &g.node_id, g.mount_id, read_only, secret.as_bytes());
+        let _ = log.sync();
+    }
+    let info = SessionInfo {
+        node_id: g.node_id.clone(),
+        mount_id: g.mount_id,
+        read_only,
+        started: Instant::now(),
+        secret,
+    };
+    let s = Session::new(id, info);
+    shared.sessions.insert(id, s.clone());
+    tracing::info!(%addr, session = id, node = %g.node_id, read_only, "session started");
+    Ok(s)
 }
 
 fn statuses(shared: &Shared) -> Vec<SessionStatus> {

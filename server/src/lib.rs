@@ -18,8 +18,5 @@ pub mod session;
 pub mod state_log;
 pub mod tls;
 
-#[cfg(test)]
-mod tests;
-
 pub use export::{AccessMode, Export};
 pub use listener::{serve, ServerConfig};

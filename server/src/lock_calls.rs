@@ -80,19 +80,12 @@ pub(crate) fn execute(
             range,
             kind,
             pid,
-        } => (|| {
-            if !shared.grace.active() {
-                return Err(FsError::NoLock);
+        } => match shared.grace.active() {
+            true => {
+                lock_req(session, owner, kind, range, pid).and_then(|r| reclaim(shared, ino, r))
             }
-            let req = lock_req(session, owner, kind, range, pid)?;
-            if req.kind.is_none() {
-                return Err(FsError::Invalid);
-            }
-            // Reclaims match what was held before, so they cannot conflict; one that does
-            // (a client claiming what it never held) is refused.
-            deliver(shared, m.set(ino, req).map_err(|_| FsError::NoLock)?);
-            Ok(Response::Empty)
-        })(),
+            false => Err(FsError::NoLock),
+        },
         Request::ReclaimDone => {
             shared.grace.done(session);
             Ok(Response::Empty)
@@ -103,24 +96,7 @@ pub(crate) fn execute(
             range,
             kind,
             pid,
-        } => lock_req(session, owner, kind, range, pid).map(|req| match m.test(ino, &req) {
-            Some(h) => Response::Lock {
-                range: LockRange {
-                    start: h.start,
-                    end: h.end,
-                },
-                kind: match h.kind {
-                    Kind::Read => LockKind::Read,
-                    Kind::Write => LockKind::Write,
-                },
-                pid: h.pid,
-            },
-            None => Response::Lock {
-                range,
-                kind: LockKind::Unlock,
-                pid: 0,
-            },
-        }),
+        } => lock_req(session, owner, kind, range, pid).map(|r| getlk(m, ino, r)),
         Request::Setlk {
             ino,
             owner,
@@ -128,30 +104,8 @@ pub(crate) fn execute(
             kind,
             pid,
             wait,
-        } => (|| {
-            let req = lock_req(session, owner, kind, range, pid)?;
-            // A storm of locks from one session stops at its limit.
-            if req.kind.is_some() && m.held_by_session(session) >= shared.cfg.max_locks_per_session
-            {
-                tracing::warn!(
-                    session,
-                    limit = shared.cfg.max_locks_per_session,
-                    "lock refused: the session holds as many as it may"
-                );
-                return Err(FsError::NoLock);
-            }
-            if wait {
-                let (outcome, grants) = m.set_wait(ino, id, req).map_err(lock_err)?;
-                deliver(shared, grants);
-                Ok(match outcome {
-                    WaitOutcome::Granted => Response::Empty,
-                    WaitOutcome::Queued => Response::LockQueued,
-                })
-            } else {
-                deliver(shared, m.set(ino, req).map_err(lock_err)?);
-                Ok(Response::Empty)
-            }
-        })(),
+        } => lock_req(session, owner, kind, range, pid)
+            .and_then(|r| setlk(shared, session, ino, id, r, wait)),
         Request::CancelLock { wait } => {
             let (cancelled, grants) = m.cancel(session, wait);
             deliver(shared, grants);
@@ -164,6 +118,74 @@ pub(crate) fn execute(
         _ => return None,
     };
     Some(r)
+}
+
+/// A lock held before a restart, taken again by its holder during the grace period.
+fn reclaim(shared: &Shared, ino: u64, req: LockReq) -> Result<Response, FsError> {
+    if req.kind.is_none() {
+        return Err(FsError::Invalid);
+    }
+    // Reclaims match what was held before, so they cannot conflict; one that does (a client
+    // claiming what it never held) is refused.
+    let grants = shared.locks.set(ino, req).map_err(|_| FsError::NoLock)?;
+    deliver(shared, grants);
+    Ok(Response::Empty)
+}
+
+/// F_GETLK: the lock in the way of `req`, or none (kind Unlock over the range asked).
+fn getlk(m: &LockManager, ino: u64, req: LockReq) -> Response {
+    match m.test(ino, &req) {
+        Some(h) => Response::Lock {
+            range: LockRange {
+                start: h.start,
+                end: h.end,
+            },
+            kind: match h.kind {
+                Kind::Read => LockKind::Read,
+                Kind::Write => LockKind::Write,
+            },
+            pid: h.pid,
+        },
+        None => Response::Lock {
+            range: LockRange {
+                start: req.start,
+                end: req.end,
+            },
+            kind: LockKind::Unlock,
+            pid: 0,
+        },
+    }
+}
+
+/// F_SETLK, or F_SETLKW (`wait`: queued as wait `id` if it cannot be granted now).
+fn setlk(
+    shared: &Shared,
+    session: u64,
+    ino: u64,
+    id: u64,
+    req: LockReq,
+    wait: bool,
+) -> Result<Response, FsError> {
+    let m = &shared.locks;
+    // A storm of locks from one session stops at its limit.
+    if req.kind.is_some() && m.held_by_session(session) >= shared.cfg.max_locks_per_session {
+        tracing::warn!(
+            session,
+            limit = shared.cfg.max_locks_per_session,
+            "lock refused: the session holds as many as it may"
+        );
+        return Err(FsError::NoLock);
+    }
+    if !wait {
+        deliver(shared, m.set(ino, req).map_err(lock_err)?);
+        return Ok(Response::Empty);
+    }
+    let (outcome, grants) = m.set_wait(ino, id, req).map_err(lock_err)?;
+    deliver(shared, grants);
+    Ok(match outcome {
+        WaitOutcome::Granted => Response::Empty,
+        WaitOutcome::Queued => Response::LockQueued,
+    })
 }
 
 /// Tell each granted waiter's session. A session with no connection right now hears of it

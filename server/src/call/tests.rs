@@ -1,0 +1,249 @@
+//! The call pipeline in this process, without a network: a `Shared` on a fresh image and
+//! calls made as sessions of their own, with a hook to land one call inside another.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use protocol::codec::decode_body;
+use protocol::{Cred, Request, Response, ServerMsg, SetAttr};
+use tokio_util::task::TaskTracker;
+use volume::layout::ROOT_INO;
+use volume::{mkfs, FileStore, MkfsOptions, SharedVolume, Volume};
+
+use crate::listener::{Grace, Shared};
+use crate::permissions::Caller;
+use crate::session::{Session, SessionInfo};
+use crate::ServerConfig;
+
+const ALICE: u32 = 1000;
+const BOB: u32 = 1001;
+
+/// Run the hook a test set for the point right after a permission check, once.
+pub(crate) fn after_check(shared: &Shared) {
+    let hook = shared
+        .after_check
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(hook) = hook {
+        hook();
+    }
+}
+
+fn shared(name: &str) -> Arc<Shared> {
+    let dir = std::env::temp_dir().join(format!("rwxfs-call-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let image: PathBuf = dir.join("v.img");
+    let f = std::fs::File::create_new(&image).unwrap();
+    f.set_len(64 << 20).unwrap();
+    mkfs(&FileStore::from_file(f), &MkfsOptions::default()).unwrap();
+    let vol = Volume::open(FileStore::open(&image).unwrap()).unwrap();
+    let cfg = ServerConfig::default();
+    Arc::new(Shared {
+        vol: SharedVolume::new(vol),
+        locks: locks::LockManager::new(),
+        sessions: Default::default(),
+        next_session: AtomicU64::new(1),
+        grace: Grace::new(Instant::now(), Default::default()),
+        connections: Arc::new(tokio::sync::Semaphore::new(cfg.max_connections)),
+        handshakes: Arc::new(tokio::sync::Semaphore::new(cfg.max_handshakes)),
+        blocking: Arc::new(tokio::sync::Semaphore::new(cfg.max_blocking)),
+        cfg,
+        tracker: TaskTracker::new(),
+        admission: Mutex::new(()),
+        sessions_changed: tokio::sync::Notify::new(),
+        state: None,
+        boot: 1,
+        commits: Default::default(),
+        reopens: Default::default(),
+        made: Default::default(),
+        clean_start: false,
+        after_check: Default::default(),
+    })
+}
+
+/// A session of `uid`, and its caller as the export sees it.
+fn session(shared: &Shared, id: u64, uid: u32) -> (Arc<Session>, Caller) {
+    let info = SessionInfo {
+        node_id: format!("node-{id}"),
+        mount_id: id,
+        read_only: false,
+        started: Instant::now(),
+        secret: Default::default(),
+    };
+    let s = Session::new(id, info);
+    shared.sessions.insert(id, s.clone());
+    let cred = Cred {
+        uid,
+        gid: uid,
+        groups: Vec::new(),
+    };
+    (s, Caller::new(Some(cred), &shared.cfg.export))
+}
+
+fn call(
+    shared: &Shared,
+    (session, caller): &(Arc<Session>, Caller),
+    id: u64,
+    req: Request,
+    bulk: &[u8],
+) -> (Result<Response, i32>, Vec<u8>) {
+    let frame = super::answer(shared, session, caller, id, req, bulk);
+    match decode_body::<ServerMsg>(&frame[4..]).unwrap() {
+        (ServerMsg::Reply { result, .. }, out) => (result, out.to_vec()),
+        (m, _) => panic!("not a reply: {m:?}"),
+    }
+}
+
+type Party = (Arc<Session>, Caller);
+
+/// Make call `req` of `first`, and land `between` (a call of `second`) right after its
+/// permission check: run to its end there if the engine lets it, or else waiting its turn.
+/// Returns the first call's answer and whether `between` had returned before that call's
+/// engine work began.
+fn interleave(
+    shared: &Arc<Shared>,
+    first: &Party,
+    req: Request,
+    bulk: &[u8],
+    second: &Arc<Party>,
+    between: Request,
+) -> ((Result<Response, i32>, Vec<u8>), bool) {
+    let ran = Arc::new(AtomicBool::new(false));
+    let landed = Arc::new(AtomicBool::new(false));
+    let waiting = Arc::new(Mutex::new(None));
+    let hook = {
+        let (weak, second) = (Arc::downgrade(shared), second.clone());
+        let (ran, landed, waiting) = (ran.clone(), landed.clone(), waiting.clone());
+        move || {
+            ran.store(true, Ordering::SeqCst);
+            let shared = weak.upgrade().unwrap();
+            let free = shared.vol.try_with(|_| ()).is_some();
+            let (second, between) = (second.clone(), between.clone());
+            let t = std::thread::spawn(move || call(&shared, &second, 100, between, &[]).0);
+            if free {
+                assert!(t.join().unwrap().is_ok(), "the call in between was refused");
+                landed.store(true, Ordering::SeqCst);
+            } else {
+                *waiting.lock().unwrap() = Some(t);
+            }
+        }
+    };
+    *shared.after_check.lock().unwrap() = Some(Arc::new(hook));
+    let answer = call(shared, first, 1, req, bulk);
+    assert!(ran.load(Ordering::SeqCst), "the hook never ran");
+    if let Some(t) = waiting.lock().unwrap().take() {
+        assert!(t.join().unwrap().is_ok(), "the call in between was refused");
+    }
+    (answer, landed.load(Ordering::SeqCst))
+}
+
+/// Alice, and Bob (who owns what is made), on a fresh volume with Bob's file `f` (0666) and
+/// directory `d` (0777).
+fn alice_and_bobs_files(name: &str) -> (Arc<Shared>, Party, Arc<Party>, u64, u64) {
+    let shared = shared(name);
+    let alice = session(&shared, 1, ALICE);
+    let bob = Arc::new(session(&shared, 2, BOB));
+    let make = |id, req| match call(&shared, &bob, id, req, &[]).0 {
+        Ok(Response::Attr(a)) => a.ino,
+        r => panic!("made: {r:?}"),
+    };
+    let f = make(
+        1,
+        Request::Create {
+            parent: ROOT_INO,
+            name: b"f".to_vec(),
+            mode: libc::S_IFREG | 0o666,
+            uid: BOB,
+            gid: BOB,
+        },
+    );
+    let d = make(
+        2,
+        Request::Mkdir {
+            parent: ROOT_INO,
+            name: b"d".to_vec(),
+            mode: 0o777,
+            uid: BOB,
+            gid: BOB,
+        },
+    );
+    (shared, alice, bob, f, d)
+}
+
+fn chmod(ino: u64, mode: u32) -> Request {
+    Request::Setattr {
+        ino,
+        set: SetAttr {
+            mode: Some(mode),
+            ..SetAttr::default()
+        },
+    }
+}
+
+/// A chmod that takes write permission away from others cannot land between the check of
+/// another connection's write and that write: either the write lands first and the chmod
+/// after it, or the chmod first and the write is refused.
+#[test]
+fn a_chmod_cannot_land_between_a_write_check_and_the_write() {
+    let (shared, alice, bob, f, _) = alice_and_bobs_files("write");
+    let write = Request::Write {
+        ino: f,
+        offset: 0,
+        kill_priv: false,
+    };
+    let ((written, _), chmod_first) =
+        interleave(&shared, &alice, write, b"alice", &bob, chmod(f, 0o644));
+    assert!(
+        !(chmod_first && written.is_ok()),
+        "the write landed after the chmod that revoked it had returned"
+    );
+    let read = Request::Read {
+        ino: f,
+        offset: 0,
+        size: 16,
+    };
+    let (_, data) = call(&shared, &bob, 3, read, &[]);
+    match written {
+        Ok(_) => assert_eq!(data, b"alice"),
+        Err(e) => assert_eq!((e, data.len()), (libc::EACCES, 0)),
+    }
+}
+
+/// Likewise for an open for writing (checked in the hold that opens) and a create in a
+/// directory whose write permission a chmod takes away (checked in the hold that creates).
+#[test]
+fn a_chmod_cannot_land_between_an_open_or_create_check_and_the_call() {
+    let (shared, alice, bob, f, d) = alice_and_bobs_files("open-create");
+    let open = Request::Open {
+        ino: f,
+        flags: libc::O_WRONLY,
+    };
+    let ((opened, _), chmod_first) = interleave(&shared, &alice, open, &[], &bob, chmod(f, 0o644));
+    assert!(
+        !(chmod_first && opened.is_ok()),
+        "the open for writing succeeded after the chmod that revoked it had returned"
+    );
+    let create = Request::Create {
+        parent: d,
+        name: b"g".to_vec(),
+        mode: libc::S_IFREG | 0o644,
+        uid: ALICE,
+        gid: ALICE,
+    };
+    let ((created, _), chmod_first) =
+        interleave(&shared, &alice, create, &[], &bob, chmod(d, 0o755));
+    assert!(
+        !(chmod_first && created.is_ok()),
+        "the create landed after the chmod that revoked it had returned"
+    );
+    let lookup = Request::Lookup {
+        parent: d,
+        name: b"g".to_vec(),
+    };
+    let found = call(&shared, &bob, 4, lookup, &[]).0;
+    assert_eq!(created.is_ok(), found.is_ok(), "{created:?} {found:?}");
+}
