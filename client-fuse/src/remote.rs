@@ -39,7 +39,7 @@ impl RemoteBackend {
         pending: &dyn Fn(&str),
     ) -> Result<RemoteBackend, String> {
         Ok(RemoteBackend {
-            link: Link::connect(addr, opts, pending)?,
+            link: Link::connect(addr, opts, pending).map_err(|e| e.to_string())?,
             wb: Arc::new(WriteBehind::new(WRITE_BEHIND_BYTES)),
             no_caps: Default::default(),
         })

@@ -1,0 +1,185 @@
+//! Dialing the server: TCP (or TLS over it), then the greeting — a new session (`Hello`) or
+//! one taken back (`Resume`) — with the token's challenge both ways when the export has one.
+//! A server must prove the token before the client proves anything.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use protocol::codec::{decode_body, encode_frame, read_frame, ProtoError};
+use protocol::{ClientMsg, ServerMsg, PROTOCOL_VERSION};
+
+use super::DialError;
+use crate::transport::Stream;
+
+/// How long the server has to answer a greeting.
+const GREETING: Duration = Duration::from_secs(10);
+
+/// Who this mount is to the server, and how it reaches it: the same on every connection.
+pub(super) struct Hello {
+    pub addr: String,
+    pub node_id: String,
+    pub mount_id: u64,
+    pub read_only: bool,
+    /// The export's shared secret, proven on every (re)connection.
+    pub token: Option<Vec<u8>>,
+    /// TLS, if the server speaks it.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// What a greeting brings back.
+pub(super) struct Greeted {
+    pub stream: Stream,
+    /// The session the server knows this mount by (the one resumed, or a new one).
+    pub session: u64,
+    pub lease_secs: u32,
+    /// The server's start (`Welcome::boot`): another value than before means a restart.
+    pub boot: u64,
+    /// The session's secret if the session is new; empty if resumed.
+    pub secret: Vec<u8>,
+}
+
+fn send_msg(stream: &mut Stream, msg: &ClientMsg) -> Result<(), DialError> {
+    stream.write_all(&encode_frame(msg, &[])?)?;
+    Ok(())
+}
+
+/// The next greeting message from the server (waiting at most `timeout`, or forever).
+fn recv_msg(stream: &mut Stream, timeout: Option<Duration>) -> Result<ServerMsg, DialError> {
+    stream.set_read_timeout(timeout);
+    let body = read_frame(stream).map_err(DialError::NoAnswer)?;
+    stream.set_read_timeout(None);
+    Ok(decode_body::<ServerMsg>(&body).map(|(m, _)| m)?)
+}
+
+/// Answer a challenge, if that is what `msg` is; returns the message after it. With a
+/// token, the server must first prove it holds it too (over `my_nonce`, the client's nonce
+/// in its first message): a server that does not is refused before the client proves
+/// anything.
+fn answer_challenge(
+    stream: &mut Stream,
+    msg: ServerMsg,
+    token: Option<&[u8]>,
+    my_nonce: &[u8],
+    node_id: &str,
+    mount_id: u64,
+) -> Result<ServerMsg, DialError> {
+    let ServerMsg::Challenge { nonce, mac } = msg else {
+        if token.is_some() && !matches!(msg, ServerMsg::Refused { .. }) {
+            return Err(DialError::ServerUnproven);
+        }
+        return Ok(msg);
+    };
+    let token = token.ok_or(DialError::TokenRequired)?;
+    let binding = stream.binding().map_err(DialError::Transport)?;
+    if !protocol::auth::verify_server(token, my_nonce, &nonce, &binding, &mac) {
+        return Err(DialError::ServerProofWrong);
+    }
+    let mac = protocol::auth::proof(token, &nonce, node_id, mount_id, &binding);
+    send_msg(stream, &ClientMsg::Proof { mac })?;
+    recv_msg(stream, Some(GREETING))
+}
+
+fn nonce() -> Result<Vec<u8>, DialError> {
+    protocol::auth::random_bytes(protocol::auth::NONCE_LEN).map_err(DialError::Transport)
+}
+
+/// Dial and greet, resuming `resume` (a session and its secret) if given. While the server
+/// says the mount must wait, `pending` hears why and the wait goes on, unless `no_wait`.
+pub(super) fn dial(
+    h: &Hello,
+    resume: Option<(u64, Vec<u8>)>,
+    no_wait: bool,
+    pending: &dyn Fn(&str),
+) -> Result<Greeted, DialError> {
+    let addr = &h.addr;
+    let mut stream = Stream::connect(addr, h.tls.as_ref()).map_err(DialError::Transport)?;
+    let nonce = nonce()?;
+    let (version, node_id, mount_id, read_only) =
+        (PROTOCOL_VERSION, h.node_id.clone(), h.mount_id, h.read_only);
+    let hello = match resume {
+        None => ClientMsg::Hello {
+            version,
+            node_id,
+            mount_id,
+            read_only,
+            nonce: nonce.clone(),
+        },
+        Some((session, secret)) => ClientMsg::Resume {
+            version,
+            node_id,
+            mount_id,
+            read_only,
+            session,
+            secret,
+            nonce: nonce.clone(),
+        },
+    };
+    send_msg(&mut stream, &hello).map_err(|e| e.at(addr))?;
+    let first = recv_msg(&mut stream, Some(GREETING)).map_err(|e| match e {
+        DialError::NoAnswer(ProtoError::TooLarge(_)) if h.tls.is_none() => {
+            DialError::NotPlain.at(addr)
+        }
+        e => e.at(addr),
+    })?;
+    let token = h.token.as_deref();
+    let msg = answer_challenge(&mut stream, first, token, &nonce, &h.node_id, h.mount_id)?;
+    welcome(stream, msg, addr, no_wait, pending)
+}
+
+/// Wait out `Pending` answers (unless `no_wait`) until the server welcomes or refuses.
+fn welcome(
+    mut stream: Stream,
+    mut msg: ServerMsg,
+    addr: &str,
+    no_wait: bool,
+    pending: &dyn Fn(&str),
+) -> Result<Greeted, DialError> {
+    loop {
+        match msg {
+            ServerMsg::Welcome {
+                session,
+                lease_secs,
+                boot,
+                secret,
+                ..
+            } => {
+                return Ok(Greeted {
+                    stream,
+                    session,
+                    lease_secs,
+                    boot,
+                    secret,
+                })
+            }
+            ServerMsg::Refused { reason } => return Err(DialError::Refused(reason)),
+            ServerMsg::Pending { reason } if no_wait => return Err(DialError::MustWait(reason)),
+            ServerMsg::Pending { reason } => {
+                pending(&reason);
+                msg = recv_msg(&mut stream, None).map_err(|e| e.at(addr))?;
+            }
+            other => return Err(DialError::Unexpected(format!("{other:?}")).at(addr)),
+        }
+    }
+}
+
+/// `rwxfs status`: the server's sessions.
+pub fn query_status(
+    addr: &str,
+    token: Option<&[u8]>,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<Vec<protocol::SessionStatus>, DialError> {
+    let mut stream = Stream::connect(addr, tls).map_err(DialError::Transport)?;
+    let nonce = nonce()?;
+    let status = ClientMsg::Status {
+        version: PROTOCOL_VERSION,
+        nonce: nonce.clone(),
+    };
+    send_msg(&mut stream, &status)?;
+    let first = recv_msg(&mut stream, Some(GREETING))?;
+    match answer_challenge(&mut stream, first, token, &nonce, "", 0)? {
+        ServerMsg::Status(list) => Ok(list),
+        ServerMsg::Refused { reason } => Err(DialError::StatusRefused(reason)),
+        other => Err(DialError::Unexpected(format!("{other:?}"))),
+    }
+}

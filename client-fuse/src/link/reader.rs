@@ -1,0 +1,80 @@
+//! The reader: one thread per connection takes frames in and dispatches them — a reply to
+//! the call waiting for it (and to the kept calls), a push to where it goes. When the
+//! connection ends, it marks it broken for the recovery, unless a newer one replaced it.
+
+use std::sync::{Arc, Weak};
+use std::thread;
+
+use protocol::codec::{decode_body, read_frame};
+use protocol::{Push, ServerMsg};
+
+use super::state::{relock, Shared};
+use super::DialError;
+use crate::backend::Invalidate;
+use crate::transport::Stream;
+
+/// Start reading connection `epoch` on `stream`.
+pub(super) fn spawn(shared: &Arc<Shared>, stream: Stream, epoch: u64) -> Result<(), DialError> {
+    let weak = Arc::downgrade(shared);
+    thread::Builder::new()
+        .name("rwxfs-reader".into())
+        .spawn(move || read_loop(stream, weak, epoch))
+        .map(|_| ())
+        .map_err(DialError::Thread)
+}
+
+fn read_loop(stream: Stream, shared: Weak<Shared>, epoch: u64) {
+    // Buffered: a small reply (and often several) comes in one read from the socket.
+    let mut stream = std::io::BufReader::with_capacity(64 * 1024, stream);
+    let why = loop {
+        let body = match read_frame(&mut stream) {
+            Ok(b) => b,
+            Err(e) => break format!("{e}"),
+        };
+        let (msg, bulk_start) = match decode_body::<ServerMsg>(&body) {
+            Ok((m, bulk)) => (m, body.len() - bulk.len()),
+            Err(e) => break format!("malformed message from the server: {e}"),
+        };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        dispatch(&shared, msg, body, bulk_start);
+    };
+    let Some(shared) = shared.upgrade() else {
+        return;
+    };
+    if shared.closed() {
+        return;
+    }
+    let mut w = relock(&shared.wire);
+    if w.epoch == epoch {
+        tracing::warn!("connection to the server lost: {why}; reconnecting");
+        shared.mark_broken(&mut w);
+    }
+}
+
+/// One message from the server, in `body` (its bulk bytes from `bulk_start`).
+fn dispatch(shared: &Shared, msg: ServerMsg, mut body: Vec<u8>, bulk_start: usize) {
+    match msg {
+        ServerMsg::Reply { id, result } => {
+            relock(&shared.kept).answered(id, &result);
+            if let Some(p) = shared.take(id) {
+                // Read data is handed over in the frame's own buffer, not copied out.
+                body.drain(..bulk_start);
+                p.tx.deliver((result, body));
+            }
+        }
+        ServerMsg::Push(Push::LockGranted { wait }) => {
+            if let Some(w) = relock(&shared.session).waits.remove(&wait) {
+                let _ = w.tx.send(Ok(()));
+            }
+        }
+        ServerMsg::Push(Push::InvalInode { ino }) => shared.invalidate(Invalidate::Inode(ino)),
+        ServerMsg::Push(Push::InvalEntry { parent, name }) => {
+            shared.invalidate(Invalidate::Entry { parent, name })
+        }
+        ServerMsg::Push(Push::Durable { below }) => shared.durable(below),
+        ServerMsg::Push(p) => tracing::debug!("push: {p:?}"),
+        other => tracing::warn!("unexpected message: {other:?}"),
+    }
+}

@@ -1,0 +1,247 @@
+//! The one state of a mount's link, shared by the callers, the reader, the heartbeat and
+//! the recovery: the socket, the calls waiting for replies, the session the server knows
+//! this mount by (with what it holds in it), and the calls kept until durable.
+//!
+//! Lock order: `wire` → `session` → `calls` → `kept`. A thread holding one may take only
+//! those after it. `wire` is held across a socket write, so frames never interleave and a
+//! reconnect finds every call either pending or written on the new socket; no lock is held
+//! while waiting for a reply, and replies are delivered with no lock held (a callback may
+//! call the link again). `closed` is the one flag read without a lock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+
+use protocol::codec::encode_frame;
+use protocol::{ClientMsg, Request};
+
+use super::dial::Hello;
+use super::Reply;
+use crate::backend::Invalidate;
+use crate::kept::Kept;
+use crate::transport::Stream;
+
+pub(super) fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Where a call's reply goes: a caller waiting on a channel, or a callback (a call nobody
+/// waits for, such as a write-behind write).
+pub(super) enum Sink {
+    Chan(Sender<Reply>),
+    Callback(Box<dyn FnOnce(Reply) + Send>),
+}
+
+impl Sink {
+    pub fn deliver(self, reply: Reply) {
+        match self {
+            Sink::Chan(tx) => {
+                let _ = tx.send(reply);
+            }
+            Sink::Callback(f) => f(reply),
+        }
+    }
+}
+
+/// A call waiting for its reply.
+pub(super) struct Pending {
+    pub tx: Sink,
+    /// Fails instead of being sent again if the session's locks are lost meanwhile.
+    pub bound: bool,
+    /// `None` between the id's allocation and the frame's first write.
+    pub frame: Option<Arc<Vec<u8>>>,
+}
+
+impl Pending {
+    /// Fail the call: the link closed, or the locks it was made under are gone.
+    pub fn fail(self) {
+        self.tx.deliver((Err(libc::EIO), Vec::new()));
+    }
+}
+
+/// A lock wait the server queued: told its outcome (granted, or an errno if the wait had
+/// to be sent again and failed).
+pub(super) struct Wait {
+    pub tx: Sender<Result<(), i32>>,
+    pub req: Request,
+}
+
+/// The socket calls are written to.
+pub(super) struct Wire {
+    /// `None` while the connection is down.
+    pub stream: Option<Stream>,
+    /// Which connection it is: a reader of an older one does not mark this one broken.
+    pub epoch: u64,
+    /// Set when the connection breaks; the recovery waits for it on `Shared::broken`.
+    pub broken: bool,
+}
+
+/// The calls waiting for their reply, by id.
+#[derive(Default)]
+pub(super) struct Calls {
+    /// The next call id. Allocated under this lock, so every id below the lowest pending
+    /// one has its reply (`acked_below`).
+    pub next_id: u64,
+    pub pending: BTreeMap<u64, Pending>,
+}
+
+/// The server's session for this mount and what this mount holds in it.
+pub(super) struct Session {
+    /// The server's id for it: resumed on every reconnect.
+    pub id: u64,
+    /// Its secret, issued with it: proves a resume.
+    pub secret: Vec<u8>,
+    /// Its lease: heartbeats go three times a lease.
+    pub lease_secs: u64,
+    /// The server start this session is known to (`Welcome::boot`): another means a restart.
+    pub boot: u64,
+    /// Server restarts seen: each may have lost writes not yet made durable.
+    pub restarts: u64,
+    /// Times the server forgot the session or refused a reclaim: each time, every lock this
+    /// mount held was lost (the lock epoch).
+    pub lost: u64,
+    /// Files this mount holds open (inode → opens), to open again on a new session.
+    pub opens: HashMap<u64, u32>,
+    /// The locks this mount holds, as the server granted them: reclaimed after a restart.
+    pub held: locks::LockTable,
+    /// Blocked lock requests, by wait id (their call id): told when the server grants them.
+    pub waits: HashMap<u64, Wait>,
+}
+
+impl Session {
+    pub fn new(id: u64, secret: Vec<u8>, lease_secs: u32, boot: u64) -> Session {
+        Session {
+            id,
+            secret,
+            lease_secs: lease_secs as u64,
+            boot,
+            restarts: 0,
+            lost: 0,
+            opens: HashMap::new(),
+            held: locks::LockTable::default(),
+            waits: HashMap::new(),
+        }
+    }
+
+    /// The server forgot the locks this mount held.
+    pub fn locks_lost(&mut self) {
+        self.held = locks::LockTable::default();
+        self.lost += 1;
+    }
+}
+
+pub(super) struct Shared {
+    /// Who this mount is and where the server is: the same on every connection.
+    pub hello: Hello,
+    pub wire: Mutex<Wire>,
+    /// Signalled with `wire.broken` set: the recovery waits on it.
+    pub broken: Condvar,
+    pub session: Mutex<Session>,
+    pub calls: Mutex<Calls>,
+    /// Calls that changed the volume, until the server says they are durable.
+    pub kept: Mutex<Kept>,
+    /// Signalled when kept calls are forgotten (room for more).
+    pub kept_cv: Condvar,
+    /// Unmounting: nothing more is sent, no reconnect is tried.
+    pub closed: AtomicBool,
+    /// Where invalidation pushes go, once the mount says.
+    pub invalidations: OnceLock<Sender<Invalidate>>,
+}
+
+impl Shared {
+    pub fn new(hello: Hello, stream: Stream, session: Session) -> Shared {
+        Shared {
+            hello,
+            wire: Mutex::new(Wire {
+                stream: Some(stream),
+                epoch: 1,
+                broken: false,
+            }),
+            broken: Condvar::new(),
+            session: Mutex::new(session),
+            calls: Mutex::new(Calls {
+                next_id: 1,
+                pending: BTreeMap::new(),
+            }),
+            kept: Mutex::new(Kept::default()),
+            kept_cv: Condvar::new(),
+            closed: AtomicBool::new(false),
+            invalidations: OnceLock::new(),
+        }
+    }
+
+    pub fn closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// A new call id, pending from this moment.
+    pub fn allocate(&self, tx: Sink, bound: bool) -> u64 {
+        let mut c = relock(&self.calls);
+        let id = c.next_id;
+        c.next_id += 1;
+        let frame = None;
+        c.pending.insert(id, Pending { tx, bound, frame });
+        id
+    }
+
+    /// A call id for a call answered on the spot (during recovery), never pending.
+    pub fn next_id(&self) -> u64 {
+        let mut c = relock(&self.calls);
+        c.next_id += 1;
+        c.next_id - 1
+    }
+
+    /// Take call `id` out of the pending calls (its reply came, or it failed).
+    pub fn take(&self, id: u64) -> Option<Pending> {
+        relock(&self.calls).pending.remove(&id)
+    }
+
+    pub fn invalidate(&self, i: Invalidate) {
+        if let Some(tx) = self.invalidations.get() {
+            let _ = tx.send(i);
+        }
+    }
+
+    /// The lowest call id still waiting for its reply (or the next id if none). Calls kept
+    /// for a replay count as unacknowledged: the server keeps their replies, so that a
+    /// replay of one it made durable is answered, not run again.
+    pub fn acked_below(&self) -> u64 {
+        let c = relock(&self.calls);
+        let below = c.pending.keys().next().copied().unwrap_or(c.next_id);
+        relock(&self.kept).first().map_or(below, |k| k.min(below))
+    }
+
+    /// The server says every call below `below` that reached it is durable.
+    pub fn durable(&self, below: u64) {
+        if relock(&self.kept).durable(below) {
+            self.kept_cv.notify_all();
+        }
+    }
+
+    /// A message that expects no reply, if connected.
+    pub fn send_control(&self, msg: &ClientMsg) {
+        let Ok(f) = encode_frame(msg, &[]) else {
+            return;
+        };
+        self.write_or_break(&mut relock(&self.wire), &f);
+    }
+
+    /// Write `frame` on the connection, if up; a failed write breaks it.
+    pub fn write_or_break(&self, w: &mut Wire, frame: &[u8]) {
+        let Some(s) = w.stream.as_mut() else { return };
+        if s.write_all(frame).is_err() {
+            self.mark_broken(w);
+        }
+    }
+
+    /// Mark the connection broken (its socket shut) for the recovery to take over.
+    pub fn mark_broken(&self, w: &mut Wire) {
+        if let Some(s) = w.stream.take() {
+            s.shutdown();
+        }
+        w.broken = true;
+        self.broken.notify_all();
+    }
+}
