@@ -175,39 +175,14 @@ pub fn check(c: &Caller, req: &mut Request, fs: &mut impl Inodes) -> Result<(), 
             newparent,
             newname,
             flags,
-        } => {
-            let (from, to) = (fs.attr(*parent)?, fs.attr(*newparent)?);
-            c.need(&from, W | X)?;
-            c.need(&to, W | X)?;
-            let moved = fs.child(*parent, name)?;
-            let replaced = fs.child(*newparent, newname)?;
-            sticky(c, &from, moved.as_ref())?;
-            sticky(c, &to, replaced.as_ref())?;
-            if parent != newparent {
-                // A directory that changes parent has its ".." rewritten: it must be writable.
-                let mut reparented = vec![moved];
-                if flags.exchange {
-                    reparented.push(replaced);
-                }
-                for d in reparented.into_iter().flatten() {
-                    if d.kind == FileKind::Directory {
-                        c.need(&d, W)?;
-                    }
-                }
-            }
-            Ok(())
-        }
-        Request::Open { ino, flags } => {
-            let mut want = match *flags & libc::O_ACCMODE {
-                libc::O_WRONLY => W,
-                libc::O_RDWR => R | W,
-                _ => R,
-            };
-            if *flags & libc::O_TRUNC != 0 {
-                want |= W;
-            }
-            c.need(&fs.attr(*ino)?, want)
-        }
+        } => rename(
+            c,
+            fs,
+            (*parent, name),
+            (*newparent, newname),
+            flags.exchange,
+        ),
+        Request::Open { ino, flags } => open(c, &fs.attr(*ino)?, *flags),
         Request::Read { ino, .. } => {
             let a = fs.attr(*ino)?;
             let exec = a.kind == FileKind::RegularFile && c.may(&a, X);
@@ -244,6 +219,51 @@ pub fn check(c: &Caller, req: &mut Request, fs: &mut impl Inodes) -> Result<(), 
         | Request::ReclaimLock { .. }
         | Request::ReclaimDone => Ok(()),
     }
+}
+
+/// A rename of `from` to `to` (parent, name): write and search permission in both
+/// directories, the sticky-bit rule in each, and a directory that changes parent writable
+/// (its ".." is rewritten).
+fn rename(
+    c: &Caller,
+    fs: &mut impl Inodes,
+    from: (u64, &[u8]),
+    to: (u64, &[u8]),
+    exchange: bool,
+) -> Result<(), FsError> {
+    let (from_dir, to_dir) = (fs.attr(from.0)?, fs.attr(to.0)?);
+    c.need(&from_dir, W | X)?;
+    c.need(&to_dir, W | X)?;
+    let moved = fs.child(from.0, from.1)?;
+    let replaced = fs.child(to.0, to.1)?;
+    sticky(c, &from_dir, moved.as_ref())?;
+    sticky(c, &to_dir, replaced.as_ref())?;
+    if from.0 == to.0 {
+        return Ok(());
+    }
+    let mut reparented = vec![moved];
+    if exchange {
+        reparented.push(replaced);
+    }
+    for d in reparented.into_iter().flatten() {
+        if d.kind == FileKind::Directory {
+            c.need(&d, W)?;
+        }
+    }
+    Ok(())
+}
+
+/// An open by its flags: read, write or both, and write for a truncating open.
+fn open(c: &Caller, a: &Attr, flags: i32) -> Result<(), FsError> {
+    let mut want = match flags & libc::O_ACCMODE {
+        libc::O_WRONLY => W,
+        libc::O_RDWR => R | W,
+        _ => R,
+    };
+    if flags & libc::O_TRUNC != 0 {
+        want |= W;
+    }
+    c.need(a, want)
 }
 
 /// A new inode in `dir` by `c`: write and search permission there; it is `c`'s, in `c`'s
