@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use protocol::codec::encode_frame;
-use protocol::{ClientMsg, Request, Response};
+use protocol::{ClientMsg, Meta, Request, Response};
 
 /// Stands for "the names of the volume": a name change lost is reported by the next fsync.
 pub const VOLUME: u64 = u64::MAX;
@@ -24,19 +24,9 @@ struct Call {
     /// The request of a create, to send again as a `CreateAgain` of the inode it made, and
     /// the caller it was made for (the server makes it that caller's again).
     create: Option<(Request, Option<protocol::Cred>)>,
-    /// Sent again on its own (`alone`).
+    /// Sent again on its own, once the calls before it are answered and answered before the
+    /// next goes (`runs`).
     alone: bool,
-}
-
-/// A call to send again only once the calls before it are answered, and to have answered
-/// before the next goes: the server runs truncations and allocations on its blocking pool,
-/// out of order with the calls that follow them on the connection.
-fn alone(req: &Request) -> bool {
-    match req {
-        Request::Setattr { set, .. } => set.size.is_some(),
-        Request::Fallocate { .. } => true,
-        _ => false,
-    }
 }
 
 #[derive(Default)]
@@ -48,42 +38,31 @@ pub struct Kept {
     lost: HashSet<u64>,
 }
 
-/// What a call changes, as fsync and close report it.
-fn affects(req: &Request) -> Vec<u64> {
-    match req {
-        Request::Setattr { ino, .. }
-        | Request::Write { ino, .. }
-        | Request::Append { ino, .. }
-        | Request::Fallocate { ino, .. }
-        | Request::Setxattr { ino, .. }
-        | Request::Removexattr { ino, .. } => vec![*ino],
-        Request::Link { ino, .. } => vec![*ino, VOLUME],
-        _ => vec![VOLUME],
+/// What a call changes, as fsync and close report it: the inode it acts on, and the
+/// volume's names if it makes, removes or renames any.
+fn affects(m: &Meta) -> Vec<u64> {
+    let mut lost: Vec<u64> = m.inode.into_iter().collect();
+    if !m.entries.is_empty() || lost.is_empty() {
+        lost.push(VOLUME);
     }
-}
-
-fn is_create(req: &Request) -> bool {
-    matches!(
-        req,
-        Request::Create { .. }
-            | Request::Mkdir { .. }
-            | Request::Mknod { .. }
-            | Request::Symlink { .. }
-    )
+    lost
 }
 
 impl Kept {
     /// Keep call `id` (`req`, sent as `frame`) if it changes the volume.
     pub fn keep(&mut self, id: u64, req: &Request, frame: &Arc<Vec<u8>>) {
-        if !req.mutates() {
+        let m = req.meta();
+        if !m.mutates {
             return;
         }
         let call = Call {
             frame: frame.clone(),
-            affects: affects(req),
+            affects: affects(&m),
             answered: false,
-            create: is_create(req).then(|| (req.clone(), crate::caller::current())),
-            alone: alone(req),
+            create: m.makes.then(|| (req.clone(), crate::caller::current())),
+            // The server runs a call that may block (a truncation, an allocation) on its
+            // blocking pool, out of order with the calls that follow it on the connection.
+            alone: m.blocks,
         };
         self.bytes += frame.len();
         if let Some(old) = self.calls.insert(id, call) {
@@ -161,7 +140,7 @@ impl Kept {
     }
 
     /// Every kept call answered before, id and frame, in id order, in runs to send together
-    /// (see `alone`): what to send a restarted server first. Calls never answered go out
+    /// (see `Call::alone`): what to send a restarted server first. Calls never answered go out
     /// later with the other calls waiting for a reply: none of those answered can depend on
     /// them, and a create among them must not take an inode number a replayed one needs.
     pub fn runs(&self, most: usize) -> Vec<Vec<(u64, Arc<Vec<u8>>)>> {

@@ -207,11 +207,10 @@ impl Link {
         bulk: &[u8],
     ) -> Result<Reply, LinkError> {
         // Which files this mount holds open, kept for reopening on a new session.
-        let opens_change = match &req {
-            Request::Open { .. } | Request::Create { .. } => Some(None),
-            Request::Release { ino } => Some(Some(*ino)),
-            _ => None,
-        };
+        let opens_change = req.meta().opens.map(|o| match o {
+            protocol::Opens::Opens => None,
+            protocol::Opens::Releases(ino) => Some(ino),
+        });
         self.send_call(id, req, bulk)?;
         let reply = rx.recv().map_err(|_| LinkError::Closed)?;
         if let (Some(change), Ok(r)) = (opens_change, &reply.0) {

@@ -7,6 +7,9 @@ pub mod auth;
 pub mod codec;
 mod engine_types;
 pub mod messages;
+pub mod meta;
+#[cfg(test)]
+mod samples;
 pub mod wire;
 
 pub use codec::{decode_body, encode_frame, ProtoError, MAX_FRAME};
@@ -14,6 +17,7 @@ pub use messages::{
     ClientMsg, Cred, Push, Request, Response, ServerMsg, SessionStatus, MAX_GROUPS,
     PROTOCOL_VERSION,
 };
+pub use meta::{Meta, Opens};
 pub use wire::{
     Attr, DirEntry, FileKind, LockKind, LockRange, RenameFlags, SetAttr, SetTime, StatFs, TimeSpec,
 };

@@ -315,48 +315,6 @@ pub enum Request {
     },
 }
 
-impl Request {
-    /// True for calls that must not run twice: a repeat after a reconnect is answered from
-    /// the session's reply cache.
-    pub fn remembered(&self) -> bool {
-        self.mutates()
-            || matches!(
-                self,
-                Request::Setlk { .. }
-                    | Request::Open { .. }
-                    | Request::Release { .. }
-                    | Request::CancelLock { .. }
-                    | Request::ReleaseLocks { .. }
-                    | Request::ReclaimLock { .. }
-            )
-    }
-
-    /// True for operations that change the volume (refused on read-only sessions).
-    pub fn mutates(&self) -> bool {
-        !matches!(
-            self,
-            Request::Lookup { .. }
-                | Request::Getattr { .. }
-                | Request::Readlink { .. }
-                | Request::Readdir { .. }
-                | Request::Readdirplus { .. }
-                | Request::Open { .. }
-                | Request::Release { .. }
-                | Request::Read { .. }
-                | Request::Fsync { .. }
-                | Request::Statfs
-                | Request::Getxattr { .. }
-                | Request::Listxattr { .. }
-                | Request::Getlk { .. }
-                | Request::Setlk { .. }
-                | Request::CancelLock { .. }
-                | Request::ReleaseLocks { .. }
-                | Request::ReclaimLock { .. }
-                | Request::ReclaimDone
-        )
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Response {
     Empty,

@@ -165,7 +165,7 @@ fn run(
         Request::CreateAgain { ino, .. } => Some(*ino),
         _ => None,
     };
-    let creates = matches!(req, Request::Create { .. });
+    let creates = opens_what_it_makes(&req);
     let (result, out) = ops::execute(&shared.vol, req, bulk, &hold);
     let targets = hold.targets.take();
     Ran {
@@ -256,7 +256,7 @@ impl<'a> InHold<'a> {
             caller,
             id,
             shown,
-            creates: matches!(req, Request::Create { .. }),
+            creates: opens_what_it_makes(req),
             targets: RefCell::new(Vec::new()),
         }
     }
@@ -276,7 +276,7 @@ impl ops::Hooks<FileStore> for InHold<'_> {
     fn record(&self, seq: u64, resp: &Response, out: &[u8]) {
         let (shared, session, id) = (self.shared, self.session, self.id);
         session.unsafe_calls().ran(id, seq);
-        if let (true, Response::Attr(a)) = (makes(&self.shown), resp) {
+        if let (true, Response::Attr(a)) = (self.shown.meta().makes, resp) {
             shared.made.made(a.ino, session.id, seq);
         }
         let Some(log) = &shared.state else { return };
@@ -293,15 +293,10 @@ impl ops::Hooks<FileStore> for InHold<'_> {
     }
 }
 
-/// A call that makes an inode.
-fn makes(req: &Request) -> bool {
-    matches!(
-        req,
-        Request::Create { .. }
-            | Request::Mkdir { .. }
-            | Request::Mknod { .. }
-            | Request::Symlink { .. }
-    )
+/// A create that opens the file it makes (not one made again: its client opens that).
+fn opens_what_it_makes(req: &Request) -> bool {
+    let m = req.meta();
+    m.makes && m.opens.is_some()
 }
 
 #[cfg(test)]

@@ -25,69 +25,27 @@ pub(crate) struct Changes {
 /// it runs: their link count and ctime change, which only the server can tell other sessions
 /// about.
 pub(crate) fn targets_before(v: &mut Volume<FileStore>, req: &Request) -> Vec<u64> {
-    let names: Vec<(u64, &[u8])> = match req {
-        Request::Unlink { parent, name } | Request::Rmdir { parent, name } => {
-            vec![(*parent, name)]
-        }
-        Request::Rename {
-            parent,
-            name,
-            newparent,
-            newname,
-            ..
-        } => vec![(*parent, name), (*newparent, newname)],
-        _ => return Vec::new(),
-    };
-    names
+    let m = req.meta();
+    if !m.unlinks {
+        return Vec::new();
+    }
+    m.entries
         .into_iter()
         .filter_map(|(p, n)| v.lookup(p, n).ok().map(|a| a.ino))
         .collect()
 }
 
-/// What `req` changed, given that it succeeded.
+/// What `req` changed, given that it succeeded: the inodes it acts on or in and the names it
+/// makes, removes or renames (`Request::meta`), and the inodes `targets_before` found.
 pub(crate) fn changes(req: &Request, targets: Vec<u64>) -> Changes {
     let mut c = Changes {
         inodes: targets,
         entries: Vec::new(),
     };
-    match req {
-        Request::Setattr { ino, .. }
-        | Request::Write { ino, .. }
-        | Request::Append { ino, .. }
-        | Request::Fallocate { ino, .. }
-        | Request::Setxattr { ino, .. }
-        | Request::Removexattr { ino, .. } => c.inodes.push(*ino),
-        Request::Create { parent, name, .. }
-        | Request::Mknod { parent, name, .. }
-        | Request::Mkdir { parent, name, .. }
-        | Request::Symlink { parent, name, .. } => {
-            c.inodes.push(*parent);
-            c.entries.push((*parent, name.clone()));
-        }
-        Request::Link {
-            ino,
-            newparent,
-            newname,
-        } => {
-            c.inodes.extend([*ino, *newparent]);
-            c.entries.push((*newparent, newname.clone()));
-        }
-        Request::Unlink { parent, name } | Request::Rmdir { parent, name } => {
-            c.inodes.push(*parent);
-            c.entries.push((*parent, name.clone()));
-        }
-        Request::Rename {
-            parent,
-            name,
-            newparent,
-            newname,
-            ..
-        } => {
-            c.inodes.extend([*parent, *newparent]);
-            c.entries.push((*parent, name.clone()));
-            c.entries.push((*newparent, newname.clone()));
-        }
-        _ => {}
+    let m = req.meta();
+    if m.mutates {
+        c.inodes.extend(m.inodes());
+        c.entries = m.entries.iter().map(|(p, n)| (*p, n.to_vec())).collect();
     }
     c
 }

@@ -259,10 +259,13 @@ impl Handler {
                 return None;
             }
         }
-        let remembered = req.remembered();
+        let meta = req.meta();
+        let (remembered, blocks) = (meta.remembered, meta.blocks);
         // After a restart, calls wait until the restored sessions have sent theirs again.
-        let held = shared.grace.holds(session.id) && !is_reclaim(&req);
-        if runs_inline(&req) && !held {
+        let held = shared.grace.holds(session.id) && !meta.recovery;
+        // Calls that cannot block (their engine work in memory, page-cache writes included)
+        // are answered on the connection's task, sparing two thread hand-offs.
+        if !blocks && !held {
             let frame = call::answer(shared, session, &caller, id, req, &bulk);
             call::keep(session, id, remembered, &frame);
             if let Some(tx) = session.sender() {
@@ -353,34 +356,6 @@ async fn queue(session: &Session, tx: &mpsc::Sender<Vec<u8>>, frame: Vec<u8>, wa
         );
         session.cut();
     }
-}
-
-/// Calls answered on the connection's task: their engine work is in memory (page-cache
-/// writes included) and short. Reads, fsyncs, directory listings, lock calls (which may
-/// wait out a grace period), and allocations or truncations (as long as their length)
-/// go to the blocking pool.
-fn runs_inline(req: &Request) -> bool {
-    if let Request::Setattr { set, .. } = req {
-        return set.size.is_none();
-    }
-    !matches!(
-        req,
-        Request::Read { .. }
-            | Request::Fallocate { .. }
-            | Request::Fsync { .. }
-            | Request::Readdir { .. }
-            | Request::Readdirplus { .. }
-            | Request::Getlk { .. }
-            | Request::Setlk { .. }
-            | Request::CancelLock { .. }
-            | Request::ReleaseLocks { .. }
-            | Request::ReclaimLock { .. }
-            | Request::ReclaimDone
-    )
-}
-
-fn is_reclaim(req: &Request) -> bool {
-    matches!(req, Request::ReclaimLock { .. } | Request::ReclaimDone)
 }
 
 /// End a detached session `wait` after its client was last heard (or now), unless its client

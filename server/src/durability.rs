@@ -154,25 +154,10 @@ impl Made {
 
 /// The inodes a call that changes the volume acts on or in.
 fn refs(req: &Request) -> Vec<u64> {
-    match req {
-        Request::Setattr { ino, .. }
-        | Request::Write { ino, .. }
-        | Request::Append { ino, .. }
-        | Request::Fallocate { ino, .. }
-        | Request::Setxattr { ino, .. }
-        | Request::Removexattr { ino, .. } => vec![*ino],
-        Request::Create { parent, .. }
-        | Request::Mknod { parent, .. }
-        | Request::Mkdir { parent, .. }
-        | Request::Symlink { parent, .. }
-        | Request::Unlink { parent, .. }
-        | Request::Rmdir { parent, .. } => vec![*parent],
-        Request::Link { ino, newparent, .. } => vec![*ino, *newparent],
-        Request::Rename {
-            parent, newparent, ..
-        } => vec![*parent, *newparent],
-        Request::CreateAgain { req, .. } => refs(req),
-        _ => Vec::new(),
+    let m = req.meta();
+    match m.mutates {
+        true => m.inodes().collect(),
+        false => Vec::new(),
     }
 }
 

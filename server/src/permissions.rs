@@ -156,12 +156,9 @@ pub fn check(c: &Caller, req: &mut Request, fs: &mut impl Inodes) -> Result<(), 
         } => create(c, &fs.attr(*parent)?, uid, gid),
         Request::Link { newparent, .. } => c.need(&fs.attr(*newparent)?, W | X),
         // A create sent again after a restart: checked, and owned, as the create it repeats.
-        Request::CreateAgain { req, .. } => match req.as_ref() {
-            Request::Create { .. }
-            | Request::Mkdir { .. }
-            | Request::Mknod { .. }
-            | Request::Symlink { .. } => check(c, req, fs),
-            _ => Err(FsError::Invalid),
+        Request::CreateAgain { req, .. } => match req.meta().makes {
+            true => check(c, req, fs),
+            false => Err(FsError::Invalid),
         },
         Request::Unlink { parent, name } | Request::Rmdir { parent, name } => {
             let dir = fs.attr(*parent)?;
