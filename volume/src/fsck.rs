@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use serde::Serialize;
 
 use crate::attr::FileKind;
-use crate::dir::parse_block;
+use crate::dir::{parse_block, Rec};
 use crate::error::{FsError, FsResult};
 use crate::inode::{DiskInode, NDIRECT};
 use crate::journal;
@@ -127,6 +127,8 @@ impl<S: BlockStore> Reader<'_, S> {
 }
 
 /// Check the image in `store`. Err only when it cannot be checked at all (not rwxfs, I/O).
+/// Passes: bitmaps and the inode table, the blocks each inode holds against the block
+/// bitmap, the directory tree from the root, then every inode's links.
 pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
     let mut r = Report::default();
     let mut b0 = vec![0u8; BLOCK_SIZE];
@@ -156,27 +158,50 @@ pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
         overlay,
         geo,
     };
+    let ibits = read_bitmap(&rd, geo.ibitmap_start, geo.ibitmap_blocks, &mut r, "inode")?;
+    let bbits = read_bitmap(&rd, geo.bbitmap_start, geo.bbitmap_blocks, &mut r, "block")?;
+    let inodes = read_inodes(&rd, &ibits, &mut r)?;
+    let mut indexes: Vec<u32> = inodes.keys().copied().collect();
+    indexes.sort_unstable();
+    let maps = check_blocks(&rd, &inodes, &indexes, &bbits, &mut r)?;
+    let tree = walk_dirs(&rd, &inodes, &maps, &mut r)?;
+    check_links(&inodes, &indexes, &tree, &mut r);
+    Ok(r)
+}
 
-    // Bitmaps.
-    let mut ibits = Vec::new();
-    for i in 0..geo.ibitmap_blocks {
-        ibits.push(rd.meta(geo.ibitmap_start + i, &mut r, "inode bitmap")?);
-    }
-    let mut bbits = Vec::new();
-    for i in 0..geo.bbitmap_blocks {
-        bbits.push(rd.meta(geo.bbitmap_start + i, &mut r, "block bitmap")?);
-    }
-    let bit = |bm: &Vec<Vec<u8>>, idx: u64| {
-        let blk = &bm[(idx / BITS_PER_BITMAP_BLOCK) as usize];
-        let w = (idx % BITS_PER_BITMAP_BLOCK) as usize;
-        blk[w / 8] & (1 << (w % 8)) != 0
-    };
+/// A bitmap's blocks, in order.
+type Bitmap = Vec<Vec<u8>>;
 
-    // Inode table.
+fn read_bitmap<S: BlockStore>(
+    rd: &Reader<S>,
+    start: u64,
+    blocks: u64,
+    r: &mut Report,
+    what: &str,
+) -> FsResult<Bitmap> {
+    (0..blocks)
+        .map(|i| rd.meta(start + i, r, &format!("{what} bitmap")))
+        .collect()
+}
+
+fn bit(bm: &Bitmap, idx: u64) -> bool {
+    let blk = &bm[(idx / BITS_PER_BITMAP_BLOCK) as usize];
+    let w = (idx % BITS_PER_BITMAP_BLOCK) as usize;
+    blk[w / 8] & (1 << (w % 8)) != 0
+}
+
+/// The inodes in use, by index, each checked against the inode bitmap; the root must be a
+/// directory.
+fn read_inodes<S: BlockStore>(
+    rd: &Reader<S>,
+    ibits: &Bitmap,
+    r: &mut Report,
+) -> FsResult<HashMap<u32, DiskInode>> {
+    let geo = rd.geo;
     let mut inodes: HashMap<u32, DiskInode> = HashMap::new();
     for tb in 0..geo.itable_blocks {
         let b = geo.itable_start + tb;
-        let img = rd.meta(b, &mut r, "inode table")?;
+        let img = rd.meta(b, r, "inode table")?;
         for k in 0..INODES_PER_BLOCK {
             let index = tb * INODES_PER_BLOCK + k;
             if index >= geo.inode_count || index == 0 {
@@ -185,7 +210,7 @@ pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
             let off = k as usize * INODE_SIZE;
             let d = DiskInode::decode(&img[off..off + INODE_SIZE]);
             let used = !d.is_free();
-            if used != bit(&ibits, index) {
+            if used != bit(ibits, index) {
                 r.add(
                     Kind::InodeBitmap,
                     format!(
@@ -206,13 +231,22 @@ pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
             "root inode is missing or not a directory".into(),
         );
     }
+    Ok(inodes)
+}
 
-    // Blocks held by each inode.
+/// The blocks each inode holds: none held twice, and the block bitmap marks exactly those
+/// (and the system area). Returns each directory's logical-to-physical block map.
+fn check_blocks<S: BlockStore>(
+    rd: &Reader<S>,
+    inodes: &HashMap<u32, DiskInode>,
+    indexes: &[u32],
+    bbits: &Bitmap,
+    r: &mut Report,
+) -> FsResult<HashMap<u32, Vec<u64>>> {
+    let geo = rd.geo;
     let mut claimed: HashMap<u64, u32> = HashMap::new();
-    let mut maps: HashMap<u32, Vec<u64>> = HashMap::new(); // directories' logical→physical
-    let mut indexes: Vec<u32> = inodes.keys().copied().collect();
-    indexes.sort_unstable();
-    for index in &indexes {
+    let mut maps: HashMap<u32, Vec<u64>> = HashMap::new();
+    for index in indexes {
         let d = &inodes[index];
         let mut claim = |b: u64, r: &mut Report| {
             if let Some(other) = claimed.insert(b, *index) {
@@ -224,17 +258,17 @@ pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
         };
         let mut data = Vec::new();
         walk_file(
-            &rd,
+            rd,
             d,
             *index,
-            &mut r,
+            r,
             &mut |b, _is_meta, r| claim(b, r),
             &mut data,
         )?;
         if d.xattr != 0 {
             if geo.is_data_block(d.xattr as u64) {
-                claim(d.xattr as u64, &mut r);
-                rd.meta(d.xattr as u64, &mut r, "xattr")?;
+                claim(d.xattr as u64, r);
+                rd.meta(d.xattr as u64, r, "xattr")?;
             } else {
                 r.add(
                     Kind::BadPointer,
@@ -248,7 +282,7 @@ pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
     }
     for b in 0..geo.total_blocks {
         let used = b < geo.data_start || claimed.contains_key(&b);
-        if used != bit(&bbits, b) {
+        if used != bit(bbits, b) {
             r.add(
                 Kind::BlockBitmap,
                 format!(
@@ -260,20 +294,36 @@ pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
         }
     }
     r.blocks_used = claimed.len() as u64;
+    Ok(maps)
+}
 
-    // Directory tree from the root.
-    let mut refs: HashMap<u32, u32> = HashMap::new();
-    let mut subdirs: HashMap<u32, u32> = HashMap::new();
-    let mut seen: HashSet<u32> = HashSet::new();
+/// What the walk of the directory tree found.
+#[derive(Default)]
+struct Tree {
+    /// Entries naming each inode.
+    refs: HashMap<u32, u32>,
+    /// Subdirectories of each directory.
+    subdirs: HashMap<u32, u32>,
+    /// Directories reached.
+    seen: HashSet<u32>,
+}
+
+/// Walk the directory tree from the root, checking every entry; each directory once.
+fn walk_dirs<S: BlockStore>(
+    rd: &Reader<S>,
+    inodes: &HashMap<u32, DiskInode>,
+    maps: &HashMap<u32, Vec<u64>>,
+    r: &mut Report,
+) -> FsResult<Tree> {
+    let mut t = Tree::default();
     let mut queue = VecDeque::new();
     if inodes.contains_key(&ROOT_INDEX) {
         queue.push_back(ROOT_INDEX);
-        seen.insert(ROOT_INDEX);
+        t.seen.insert(ROOT_INDEX);
     }
     while let Some(di) = queue.pop_front() {
         r.directories += 1;
-        let dino = &inodes[&di];
-        let nblocks = dino.size / BLOCK_SIZE as u64;
+        let nblocks = inodes[&di].size / BLOCK_SIZE as u64;
         let map = maps.get(&di).cloned().unwrap_or_default();
         for lblk in 0..nblocks {
             let Some(&phys) = map.get(lblk as usize).filter(|p| **p != 0) else {
@@ -283,7 +333,7 @@ pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
                 );
                 continue;
             };
-            let img = rd.meta(phys, &mut r, "directory")?;
+            let img = rd.meta(phys, r, "directory")?;
             let recs = match parse_block(&img) {
                 Ok(recs) => recs,
                 Err(e) => {
@@ -295,54 +345,79 @@ pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
                 }
             };
             for rec in recs.into_iter().filter(|x| x.ino != 0) {
-                let name = String::from_utf8_lossy(&rec.name).into_owned();
-                let (ci, cgen) = split_ino(rec.ino);
-                let ci = if rec.ino == ROOT_INO { ROOT_INDEX } else { ci };
-                let Some(child) = inodes.get(&ci) else {
-                    r.add(
-                        Kind::BadEntry,
-                        format!(
-                            "entry {name:?} in directory {di} names free or invalid inode {ci}"
-                        ),
-                    );
-                    continue;
-                };
-                if rec.ino != ROOT_INO && cgen != child.generation {
-                    r.add(Kind::BadEntry, format!("entry {name:?} in directory {di} names inode {ci} generation {cgen}, which now has generation {}", child.generation));
-                    continue;
-                }
-                let kind = FileKind::from_code(rec.kind);
-                if kind != child.kind() {
-                    r.add(
-                        Kind::BadEntry,
-                        format!("entry {name:?} in directory {di}: kind differs from inode {ci}"),
-                    );
-                }
-                *refs.entry(ci).or_insert(0) += 1;
-                if child.is_dir() {
-                    *subdirs.entry(di).or_insert(0) += 1;
-                    if !seen.insert(ci) {
-                        r.add(Kind::DirectoryLoop, format!("directory inode {ci} is reachable twice (again as {name:?} in {di})"));
-                        continue;
-                    }
-                    let parent_index = if child.parent == ROOT_INO {
-                        ROOT_INDEX
-                    } else {
-                        split_ino(child.parent).0
-                    };
-                    if parent_index != di {
-                        r.add(Kind::DirectoryLoop, format!("directory inode {ci} ({name:?}) says its parent is {parent_index}, found in {di}"));
-                    }
-                    queue.push_back(ci);
-                } else {
-                    r.files += 1;
+                if let Some(sub) = check_entry(inodes, di, &rec, &mut t, r) {
+                    queue.push_back(sub);
                 }
             }
         }
     }
-    for index in &indexes {
+    Ok(t)
+}
+
+/// One entry of directory `di`: it must name an inode in use, of its generation and kind; a
+/// directory must be reached once and name `di` its parent. Returns a directory to walk.
+fn check_entry(
+    inodes: &HashMap<u32, DiskInode>,
+    di: u32,
+    rec: &Rec,
+    t: &mut Tree,
+    r: &mut Report,
+) -> Option<u32> {
+    let name = String::from_utf8_lossy(&rec.name).into_owned();
+    let (ci, cgen) = split_ino(rec.ino);
+    let ci = if rec.ino == ROOT_INO { ROOT_INDEX } else { ci };
+    let Some(child) = inodes.get(&ci) else {
+        r.add(
+            Kind::BadEntry,
+            format!("entry {name:?} in directory {di} names free or invalid inode {ci}"),
+        );
+        return None;
+    };
+    if rec.ino != ROOT_INO && cgen != child.generation {
+        r.add(Kind::BadEntry, format!("entry {name:?} in directory {di} names inode {ci} generation {cgen}, which now has generation {}", child.generation));
+        return None;
+    }
+    if FileKind::from_code(rec.kind) != child.kind() {
+        r.add(
+            Kind::BadEntry,
+            format!("entry {name:?} in directory {di}: kind differs from inode {ci}"),
+        );
+    }
+    *t.refs.entry(ci).or_insert(0) += 1;
+    if !child.is_dir() {
+        r.files += 1;
+        return None;
+    }
+    *t.subdirs.entry(di).or_insert(0) += 1;
+    if !t.seen.insert(ci) {
+        r.add(
+            Kind::DirectoryLoop,
+            format!("directory inode {ci} is reachable twice (again as {name:?} in {di})"),
+        );
+        return None;
+    }
+    let parent_index = if child.parent == ROOT_INO {
+        ROOT_INDEX
+    } else {
+        split_ino(child.parent).0
+    };
+    if parent_index != di {
+        r.add(
+            Kind::DirectoryLoop,
+            format!(
+                "directory inode {ci} ({name:?}) says its parent is {parent_index}, found in {di}"
+            ),
+        );
+    }
+    Some(ci)
+}
+
+/// Every inode in use is named, and its link count is the number of names (for a directory,
+/// 2 and one per subdirectory).
+fn check_links(inodes: &HashMap<u32, DiskInode>, indexes: &[u32], t: &Tree, r: &mut Report) {
+    for index in indexes {
         let d = &inodes[index];
-        if *index != ROOT_INDEX && !refs.contains_key(index) && !seen.contains(index) {
+        if *index != ROOT_INDEX && !t.refs.contains_key(index) && !t.seen.contains(index) {
             r.add(
                 Kind::Orphan,
                 format!(
@@ -353,9 +428,9 @@ pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
             continue;
         }
         let expect = if d.is_dir() {
-            2 + subdirs.get(index).copied().unwrap_or(0)
+            2 + t.subdirs.get(index).copied().unwrap_or(0)
         } else {
-            refs.get(index).copied().unwrap_or(0)
+            t.refs.get(index).copied().unwrap_or(0)
         };
         if d.nlink != expect {
             r.add(
@@ -367,7 +442,6 @@ pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
             );
         }
     }
-    Ok(r)
 }
 
 /// Visit every block of a file (`f(block, is_indirect)`), checking pointers; for directories,
