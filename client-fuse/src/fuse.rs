@@ -1,36 +1,41 @@
-//! The FUSE adapter: each callback calls the backend once and replies, or maps the error.
+//! The FUSE adapter: each callback acts as its caller, calls the backend once (or one of the
+//! steps beside it: `create`, `copy`, `locking`), and replies — a result becomes its reply and
+//! an error its errno in one place (`reply`).
+
+mod convert;
+mod copy;
+mod create;
+mod epochs;
+mod locking;
+mod reply;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use fuser::{
-    AccessFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
-    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
-    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, CopyFileRangeFlags, FileHandle, Filesystem, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
+    Request, TimeOrNow, WriteFlags,
 };
-use protocol::{Attr, FileKind, RenameFlags, SetAttr, SetTime, TimeSpec};
-use volume::FsError;
+use protocol::{RenameFlags, SetAttr};
+use volume::{FsError, FsResult};
 
 use crate::backend::{Backend, LockArgs, WriteHow};
-use crate::epochs::EpochMarks;
-use crate::signals::{gone, signal_pending};
+use convert::{file_attr, file_type, fopen_flags, from_time, set_time};
+use locking::{LockMarks, Setlk};
+use reply::{data, empty, errno, written, xattr};
 
 /// Largest write the kernel sends in one request.
 pub const MAX_WRITE: u32 = 1 << 20;
 
 pub struct RwxFuse {
     backend: Arc<dyn Backend>,
-    /// Files this mount has sent lock requests for: only their closes need to tell the
-    /// server to drop the closing owner's locks (a round trip spared on every other close).
-    locked: std::sync::Mutex<std::collections::HashSet<u64>>,
-    /// Files locked through this mount and still open, with the lock epoch they were locked
-    /// in: if the epoch moved on, the server dropped those locks (lease over) and I/O on the
-    /// file fails with EIO rather than go on unprotected.
-    lock_epochs: Arc<EpochMarks>,
+    /// Which files this mount locked, and in which lock epoch (`locking`).
+    locks: Arc<LockMarks>,
     /// Tells the kernel to drop what it caches of an inode (set once the session exists).
     notifier: Arc<std::sync::OnceLock<fuser::Notifier>>,
     /// How long the kernel may trust attributes and entries without asking again.
@@ -47,159 +52,40 @@ impl RwxFuse {
     ) -> RwxFuse {
         RwxFuse {
             backend,
-            locked: Default::default(),
-            lock_epochs: Default::default(),
+            locks: Default::default(),
             notifier,
             ttl,
             read_only,
         }
     }
-}
-
-fn eio() -> FsError {
-    FsError::Io(std::io::Error::from_raw_os_error(libc::EIO))
-}
-
-fn errno(e: FsError) -> Errno {
-    match &e {
-        FsError::Corrupt(_) | FsError::Io(_) | FsError::NotAnImage(_) => tracing::error!("{e}"),
-        _ => tracing::debug!("{e}"),
-    }
-    Errno::from_i32(e.errno())
-}
-
-fn to_time(t: TimeSpec) -> SystemTime {
-    if t.sec >= 0 {
-        UNIX_EPOCH + Duration::new(t.sec as u64, t.nsec)
-    } else {
-        UNIX_EPOCH - Duration::from_secs(t.sec.unsigned_abs()) + Duration::from_nanos(t.nsec as u64)
-    }
-}
-
-fn from_time(t: SystemTime) -> TimeSpec {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => TimeSpec {
-            sec: d.as_secs() as i64,
-            nsec: d.subsec_nanos(),
-        },
-        Err(e) => {
-            let d = e.duration();
-            let mut sec = -(d.as_secs() as i64);
-            let mut nsec = d.subsec_nanos();
-            if nsec > 0 {
-                sec -= 1;
-                nsec = 1_000_000_000 - nsec;
-            }
-            TimeSpec { sec, nsec }
-        }
-    }
-}
-
-fn file_type(k: FileKind) -> FileType {
-    match k {
-        FileKind::RegularFile => FileType::RegularFile,
-        FileKind::Directory => FileType::Directory,
-        FileKind::Symlink => FileType::Symlink,
-        FileKind::NamedPipe => FileType::NamedPipe,
-        FileKind::Socket => FileType::Socket,
-        FileKind::CharDevice => FileType::CharDevice,
-        FileKind::BlockDevice => FileType::BlockDevice,
-    }
-}
-
-fn file_attr(a: &Attr) -> FileAttr {
-    FileAttr {
-        ino: INodeNo(a.ino),
-        size: a.size,
-        blocks: a.blocks,
-        atime: to_time(a.atime),
-        mtime: to_time(a.mtime),
-        ctime: to_time(a.ctime),
-        crtime: to_time(a.ctime),
-        kind: file_type(a.kind),
-        perm: a.perm,
-        nlink: a.nlink,
-        uid: a.uid,
-        gid: a.gid,
-        rdev: a.rdev,
-        blksize: 4096,
-        flags: 0,
-    }
-}
-
-/// How the kernel should treat an open file. O_APPEND files bypass the page cache: through
-/// the cache the kernel splits a write at the first partial page, and each piece would be
-/// appended on its own, interleaved with other clients' appends; direct I/O sends the whole
-/// write as one request (up to `MAX_WRITE`), which the volume appends in one piece.
-fn fopen_flags(open_flags: i32) -> FopenFlags {
-    if open_flags & libc::O_APPEND != 0 {
-        FopenFlags::FOPEN_DIRECT_IO
-    } else {
-        FopenFlags::empty()
-    }
-}
-
-fn set_time(t: TimeOrNow) -> SetTime {
-    match t {
-        TimeOrNow::Now => SetTime::Now,
-        TimeOrNow::SpecificTime(t) => SetTime::At(from_time(t)),
-    }
-}
-
-impl RwxFuse {
-    fn entry(&self, r: Result<Attr, FsError>, reply: ReplyEntry) {
-        match r {
-            Ok(a) => reply.entry(&self.ttl, &file_attr(&a), Generation(a.generation as u64)),
-            Err(e) => reply.error(errno(e)),
-        }
-    }
-
-    fn empty(r: Result<(), FsError>, reply: ReplyEmpty) {
-        match r {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(e)),
-        }
-    }
-
-    fn note_locked(&self, ino: u64) {
-        self.locked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(ino);
-    }
 
     /// After an fsync or a close: EIO if a server restart lost changes to `ino` that could
     /// not be sent again (the backend notes them as it sends them). An fsync commits the
     /// whole volume, so it also answers for this mount's lost name changes.
-    fn writes_survived(&self, ino: u64, fsync: bool) -> Result<(), FsError> {
+    fn writes_survived(&self, ino: u64, fsync: bool) -> FsResult<()> {
         if self.backend.take_lost(ino, fsync) {
             tracing::warn!("changes to {ino} (or to names) were lost in a server restart");
-            return Err(eio());
+            return Err(reply::eio());
         }
         Ok(())
     }
 
-    /// EIO if the locks taken on `ino` were lost with an expired session.
-    fn locks_intact(&self, ino: u64) -> Result<(), FsError> {
-        if self.lock_epochs.stale(ino, self.backend.lock_epoch()) {
-            return Err(eio());
-        }
-        Ok(())
-    }
-
-    fn ever_locked(&self, ino: u64) -> bool {
-        self.locked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&ino)
-    }
-
-    fn writable(&self) -> Result<(), FsError> {
+    fn writable(&self) -> FsResult<()> {
         if self.read_only {
             Err(FsError::ReadOnly)
         } else {
             Ok(())
         }
+    }
+
+    /// `f`, unless the mount is read-only.
+    fn writing<T>(&self, f: impl FnOnce() -> FsResult<T>) -> FsResult<T> {
+        self.writable()?;
+        f()
+    }
+
+    fn locks_intact(&self, ino: u64) -> FsResult<()> {
+        self.locks.intact(&*self.backend, ino)
     }
 }
 
@@ -228,40 +114,12 @@ impl Filesystem for RwxFuse {
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let _as = crate::caller::acting_as(req);
-        match self.backend.lookup(parent.0, name.as_bytes()) {
-            // A name that is not there is cached as absent for the TTL, like a name that
-            // is: the create that usually follows spares a lookup, and a create on another
-            // mount drops the negative entry here (the server pushes entry invalidations).
-            Err(FsError::NotFound) => {
-                let absent = FileAttr {
-                    ino: INodeNo(0),
-                    size: 0,
-                    blocks: 0,
-                    atime: UNIX_EPOCH,
-                    mtime: UNIX_EPOCH,
-                    ctime: UNIX_EPOCH,
-                    crtime: UNIX_EPOCH,
-                    kind: FileType::RegularFile,
-                    perm: 0,
-                    nlink: 0,
-                    uid: 0,
-                    gid: 0,
-                    rdev: 0,
-                    blksize: 4096,
-                    flags: 0,
-                };
-                reply.entry(&self.ttl, &absent, Generation(0))
-            }
-            r => self.entry(r, reply),
-        }
+        self.entry_or_absent(self.backend.lookup(parent.0, name.as_bytes()), reply)
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let _as = crate::caller::acting_as(req);
-        match self.backend.getattr(ino.0) {
-            Ok(a) => reply.attr(&self.ttl, &file_attr(&a)),
-            Err(e) => reply.error(errno(e)),
-        }
+        self.attr(self.backend.getattr(ino.0), reply)
     }
 
     fn setattr(
@@ -294,21 +152,13 @@ impl Filesystem for RwxFuse {
             // Only the superuser keeps setuid and setgid through a truncation.
             kill_priv: size.is_some() && req.uid() != 0,
         };
-        match self
-            .writable()
-            .and_then(|_| self.backend.setattr(ino.0, set))
-        {
-            Ok(a) => reply.attr(&self.ttl, &file_attr(&a)),
-            Err(e) => reply.error(errno(e)),
-        }
+        let r = self.writing(|| self.backend.setattr(ino.0, set));
+        self.attr(r, reply)
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
         let _as = crate::caller::acting_as(req);
-        match self.backend.readlink(ino.0) {
-            Ok(t) => reply.data(&t),
-            Err(e) => reply.error(errno(e)),
-        }
+        data(self.backend.readlink(ino.0), reply)
     }
 
     fn mknod(
@@ -322,12 +172,8 @@ impl Filesystem for RwxFuse {
         reply: ReplyEntry,
     ) {
         let _as = crate::caller::acting_as(req);
-        let r = self.writable().and_then(|_| {
-            {
-                self.backend
-                    .mknod(parent.0, name.as_bytes(), mode, rdev, req.uid(), req.gid())
-            }
-        });
+        let (name, uid, gid) = (name.as_bytes(), req.uid(), req.gid());
+        let r = self.writing(|| self.backend.mknod(parent.0, name, mode, rdev, uid, gid));
         self.entry(r, reply)
     }
 
@@ -341,31 +187,21 @@ impl Filesystem for RwxFuse {
         reply: ReplyEntry,
     ) {
         let _as = crate::caller::acting_as(req);
-        let r = self.writable().and_then(|_| {
-            {
-                self.backend
-                    .mkdir(parent.0, name.as_bytes(), mode, req.uid(), req.gid())
-            }
-        });
+        let (name, uid, gid) = (name.as_bytes(), req.uid(), req.gid());
+        let r = self.writing(|| self.backend.mkdir(parent.0, name, mode, uid, gid));
         self.entry(r, reply)
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let _as = crate::caller::acting_as(req);
-        Self::empty(
-            self.writable()
-                .and_then(|_| self.backend.unlink(parent.0, name.as_bytes())),
-            reply,
-        )
+        let r = self.writing(|| self.backend.unlink(parent.0, name.as_bytes()));
+        empty(r, reply)
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let _as = crate::caller::acting_as(req);
-        Self::empty(
-            self.writable()
-                .and_then(|_| self.backend.rmdir(parent.0, name.as_bytes())),
-            reply,
-        )
+        let r = self.writing(|| self.backend.rmdir(parent.0, name.as_bytes()));
+        empty(r, reply)
     }
 
     fn symlink(
@@ -377,17 +213,9 @@ impl Filesystem for RwxFuse {
         reply: ReplyEntry,
     ) {
         let _as = crate::caller::acting_as(req);
-        let r = self.writable().and_then(|_| {
-            {
-                self.backend.symlink(
-                    parent.0,
-                    link_name.as_bytes(),
-                    target.as_os_str().as_bytes(),
-                    req.uid(),
-                    req.gid(),
-                )
-            }
-        });
+        let (name, target) = (link_name.as_bytes(), target.as_os_str().as_bytes());
+        let (uid, gid) = (req.uid(), req.gid());
+        let r = self.writing(|| self.backend.symlink(parent.0, name, target, uid, gid));
         self.entry(r, reply)
     }
 
@@ -403,24 +231,15 @@ impl Filesystem for RwxFuse {
     ) {
         let _as = crate::caller::acting_as(req);
         if flags.contains(fuser::RenameFlags::RENAME_WHITEOUT) {
-            return reply.error(Errno::from_i32(libc::EINVAL));
+            return empty(Err(FsError::Invalid), reply);
         }
         let f = RenameFlags {
             noreplace: flags.contains(fuser::RenameFlags::RENAME_NOREPLACE),
             exchange: flags.contains(fuser::RenameFlags::RENAME_EXCHANGE),
         };
-        let r = self.writable().and_then(|_| {
-            {
-                self.backend.rename(
-                    parent.0,
-                    name.as_bytes(),
-                    newparent.0,
-                    newname.as_bytes(),
-                    f,
-                )
-            }
-        });
-        Self::empty(r, reply)
+        let (name, newname) = (name.as_bytes(), newname.as_bytes());
+        let r = self.writing(|| self.backend.rename(parent.0, name, newparent.0, newname, f));
+        empty(r, reply)
     }
 
     fn link(
@@ -432,9 +251,7 @@ impl Filesystem for RwxFuse {
         reply: ReplyEntry,
     ) {
         let _as = crate::caller::acting_as(req);
-        let r = self
-            .writable()
-            .and_then(|_| self.backend.link(ino.0, newparent.0, newname.as_bytes()));
+        let r = self.writing(|| self.backend.link(ino.0, newparent.0, newname.as_bytes()));
         self.entry(r, reply)
     }
 
@@ -442,10 +259,11 @@ impl Filesystem for RwxFuse {
         let _as = crate::caller::acting_as(req);
         let wants_write =
             flags.0 & libc::O_ACCMODE != libc::O_RDONLY || flags.0 & libc::O_TRUNC != 0;
-        if wants_write && self.read_only {
-            return reply.error(Errno::from_i32(libc::EROFS));
-        }
-        match self.backend.open(ino.0, flags.0) {
+        let r = match wants_write {
+            true => self.writable(),
+            false => Ok(()),
+        };
+        match r.and_then(|_| self.backend.open(ino.0, flags.0)) {
             Ok(_) => reply.opened(FileHandle(0), fopen_flags(flags.0)),
             Err(e) => reply.error(errno(e)),
         }
@@ -463,13 +281,8 @@ impl Filesystem for RwxFuse {
         reply: ReplyData,
     ) {
         let _as = crate::caller::acting_as(req);
-        match self
-            .locks_intact(ino.0)
-            .and_then(|_| self.backend.read(ino.0, offset, size))
-        {
-            Ok(d) => reply.data(&d),
-            Err(e) => reply.error(errno(e)),
-        }
+        let r = (self.locks_intact(ino.0)).and_then(|_| self.backend.read(ino.0, offset, size));
+        data(r, reply)
     }
 
     fn write(
@@ -487,21 +300,15 @@ impl Filesystem for RwxFuse {
         let _as = crate::caller::acting_as_writer(req, ino.0);
         let how = WriteHow {
             kill_priv: write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID),
-            under_lock: self.lock_epochs.marked(ino.0),
+            under_lock: self.locks.under_lock(ino.0),
         };
-        match self
-            .writable()
-            .and_then(|_| self.locks_intact(ino.0))
-            .and_then(|_| {
-                if flags.0 & libc::O_APPEND != 0 {
-                    self.backend.append(ino.0, data, how)
-                } else {
-                    self.backend.write(ino.0, offset, data, how)
-                }
-            }) {
-            Ok(n) => reply.written(n),
-            Err(e) => reply.error(errno(e)),
-        }
+        let r = self.writing(|| self.locks_intact(ino.0)).and_then(|_| {
+            match flags.0 & libc::O_APPEND != 0 {
+                true => self.backend.append(ino.0, data, how),
+                false => self.backend.write(ino.0, offset, data, how),
+            }
+        });
+        written(r, reply)
     }
 
     fn flush(
@@ -513,17 +320,14 @@ impl Filesystem for RwxFuse {
         reply: ReplyEmpty,
     ) {
         let _as = crate::caller::acting_as(req);
-        // POSIX: any close by a process drops that process's locks on the file.
         let r = self.backend.flush(ino.0);
         let r = r.and_then(|_| self.writes_survived(ino.0, false));
-        let r = r.and_then(|_| {
-            if self.ever_locked(ino.0) {
-                self.backend.release_locks(ino.0, lock_owner.0)
-            } else {
-                Ok(())
-            }
+        // POSIX: any close by a process drops that process's locks on the file.
+        let r = r.and_then(|_| match self.locks.ever_locked(ino.0) {
+            true => self.backend.release_locks(ino.0, lock_owner.0),
+            false => Ok(()),
         });
-        Self::empty(r, reply)
+        empty(r, reply)
     }
 
     fn release(
@@ -537,15 +341,14 @@ impl Filesystem for RwxFuse {
         reply: ReplyEmpty,
     ) {
         let _as = crate::caller::acting_as(req);
-        // Its locks went with the close; a lost lock no longer poisons the next open.
-        self.lock_epochs.clear(ino.0);
+        self.locks.closed(ino.0);
         // The last close of an open file drops its flock (the kernel names the owner then).
-        if let Some(owner) = lock_owner.filter(|_| self.ever_locked(ino.0)) {
+        if let Some(owner) = lock_owner.filter(|_| self.locks.ever_locked(ino.0)) {
             if let Err(e) = self.backend.release_locks(ino.0, owner.0) {
                 tracing::warn!("dropping the flock on {} failed: {e}", ino.0);
             }
         }
-        Self::empty(self.backend.release(ino.0), reply)
+        empty(self.backend.release(ino.0), reply)
     }
 
     fn fsync(
@@ -558,8 +361,7 @@ impl Filesystem for RwxFuse {
     ) {
         let _as = crate::caller::acting_as(req);
         let r = self.backend.fsync(ino.0);
-        let r = r.and_then(|_| self.writes_survived(ino.0, true));
-        Self::empty(r, reply)
+        empty(r.and_then(|_| self.writes_survived(ino.0, true)), reply)
     }
 
     fn readdir(
@@ -574,12 +376,8 @@ impl Filesystem for RwxFuse {
         match self.backend.readdir(ino.0, offset, 512) {
             Ok(entries) => {
                 for e in entries {
-                    if reply.add(
-                        INodeNo(e.ino),
-                        e.offset,
-                        file_type(e.kind),
-                        OsStr::from_bytes(&e.name),
-                    ) {
+                    let name = OsStr::from_bytes(&e.name);
+                    if reply.add(INodeNo(e.ino), e.offset, file_type(e.kind), name) {
                         break;
                     }
                 }
@@ -601,15 +399,9 @@ impl Filesystem for RwxFuse {
         match self.backend.readdirplus(ino.0, offset, 256) {
             Ok(entries) => {
                 for (e, a) in entries {
-                    let full = reply.add(
-                        INodeNo(e.ino),
-                        e.offset,
-                        OsStr::from_bytes(&e.name),
-                        &self.ttl,
-                        &file_attr(&a),
-                        Generation(a.generation as u64),
-                    );
-                    if full {
+                    let (name, gen) = (OsStr::from_bytes(&e.name), Generation(a.generation as u64));
+                    let attr = file_attr(&a);
+                    if reply.add(INodeNo(e.ino), e.offset, name, &self.ttl, &attr, gen) {
                         break;
                     }
                 }
@@ -628,7 +420,7 @@ impl Filesystem for RwxFuse {
         reply: ReplyEmpty,
     ) {
         let _as = crate::caller::acting_as(req);
-        Self::empty(self.backend.fsync(ino.0), reply)
+        empty(self.backend.fsync(ino.0), reply)
     }
 
     fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
@@ -652,60 +444,47 @@ impl Filesystem for RwxFuse {
         reply: ReplyEmpty,
     ) {
         let _as = crate::caller::acting_as(req);
-        let r = self.writable().and_then(|_| {
-            self.backend
-                .setxattr(ino.0, name.as_bytes(), value, flags as u32)
-        });
-        Self::empty(r, reply)
+        let name = name.as_bytes();
+        let r = self.writing(|| self.backend.setxattr(ino.0, name, value, flags as u32));
+        empty(r, reply)
     }
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         let _as = crate::caller::acting_as(req);
-        match self.backend.getxattr(ino.0, name.as_bytes()) {
-            Ok(v) if size == 0 => reply.size(v.len() as u32),
-            Ok(v) if v.len() > size as usize => reply.error(Errno::from_i32(libc::ERANGE)),
-            Ok(v) => reply.data(&v),
-            Err(e) => reply.error(errno(e)),
-        }
+        xattr(self.backend.getxattr(ino.0, name.as_bytes()), size, reply)
     }
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         let _as = crate::caller::acting_as(req);
-        match self.backend.listxattr(ino.0) {
-            Ok(names) => {
-                let mut buf = Vec::new();
-                for n in names {
-                    buf.extend_from_slice(&n);
-                    buf.push(0);
-                }
-                if size == 0 {
-                    reply.size(buf.len() as u32)
-                } else if buf.len() > size as usize {
-                    reply.error(Errno::from_i32(libc::ERANGE))
-                } else {
-                    reply.data(&buf)
-                }
-            }
-            Err(e) => reply.error(errno(e)),
-        }
+        // Names, each ended by a NUL.
+        let r = self.backend.listxattr(ino.0).map(|names| {
+            names.into_iter().fold(Vec::new(), |mut buf, n| {
+                buf.extend_from_slice(&n);
+                buf.push(0);
+                buf
+            })
+        });
+        xattr(r, size, reply)
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let _as = crate::caller::acting_as(req);
-        let r = self
-            .writable()
-            .and_then(|_| self.backend.removexattr(ino.0, name.as_bytes()));
-        Self::empty(r, reply)
+        let r = self.writing(|| self.backend.removexattr(ino.0, name.as_bytes()));
+        empty(r, reply)
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
         let _as = crate::caller::acting_as(req);
         // The kernel checks permissions (default_permissions); this only confirms existence
         // and refuses writes on a read-only mount.
-        if self.read_only && mask.contains(AccessFlags::W_OK) {
-            return reply.error(Errno::from_i32(libc::EROFS));
-        }
-        Self::empty(self.backend.getattr(ino.0).map(|_| ()), reply)
+        let r = match mask.contains(AccessFlags::W_OK) {
+            true => self.writable(),
+            false => Ok(()),
+        };
+        empty(
+            r.and_then(|_| self.backend.getattr(ino.0).map(|_| ())),
+            reply,
+        )
     }
 
     fn create(
@@ -719,42 +498,10 @@ impl Filesystem for RwxFuse {
         reply: ReplyCreate,
     ) {
         let _as = crate::caller::acting_as(req);
-        let r = self.writable().and_then(|_| {
-            match self
-                .backend
-                .create(parent.0, name.as_bytes(), mode, req.uid(), req.gid())
-            {
-                // Another client created the name since the kernel looked it up: without
-                // O_EXCL, open(O_CREAT) opens the existing file (truncating it for O_TRUNC,
-                // which the kernel leaves to us once it asked to create).
-                Err(FsError::Exists) if flags & libc::O_EXCL == 0 => {
-                    let a = self.backend.lookup(parent.0, name.as_bytes())?;
-                    let a = self.backend.open(a.ino, flags)?;
-                    if flags & libc::O_TRUNC != 0 && a.size != 0 {
-                        let truncate = SetAttr {
-                            size: Some(0),
-                            ..SetAttr::default()
-                        };
-                        if let Err(e) = self.backend.setattr(a.ino, truncate) {
-                            let _ = self.backend.release(a.ino);
-                            return Err(e);
-                        }
-                    }
-                    Ok(a)
-                }
-                r => r,
-            }
-        });
-        match r {
-            Ok(a) => reply.created(
-                &self.ttl,
-                &file_attr(&a),
-                Generation(a.generation as u64),
-                FileHandle(0),
-                fopen_flags(flags),
-            ),
-            Err(e) => reply.error(errno(e)),
-        }
+        let (name, owner) = (name.as_bytes(), (req.uid(), req.gid()));
+        let r = self
+            .writing(|| create::create_or_open(&*self.backend, parent.0, name, mode, owner, flags));
+        self.created(r, flags, reply)
     }
 
     fn fallocate(
@@ -768,10 +515,8 @@ impl Filesystem for RwxFuse {
         reply: ReplyEmpty,
     ) {
         let _as = crate::caller::acting_as(req);
-        let r = self
-            .writable()
-            .and_then(|_| self.backend.fallocate(ino.0, offset, length, mode as u32));
-        Self::empty(r, reply)
+        let r = self.writing(|| self.backend.fallocate(ino.0, offset, length, mode as u32));
+        empty(r, reply)
     }
 
     fn copy_file_range(
@@ -788,32 +533,20 @@ impl Filesystem for RwxFuse {
         reply: ReplyWrite,
     ) {
         let _as = crate::caller::acting_as(req);
-        let r = self.writable().and_then(|_| {
-            let mut done = 0u64;
-            while done < len {
-                let chunk = (len - done).min(MAX_WRITE as u64) as u32;
-                let data = self.backend.read(ino_in.0, offset_in + done, chunk)?;
-                if data.is_empty() {
-                    break;
-                }
-                let how = WriteHow {
-                    kill_priv: req.uid() != 0,
-                    under_lock: self.lock_epochs.marked(ino_out.0),
-                };
-                let n = self
-                    .backend
-                    .write(ino_out.0, offset_out + done, &data, how)?;
-                done += n as u64;
-                if (n as usize) < data.len() {
-                    break;
-                }
-            }
-            Ok(done)
-        });
-        match r {
-            Ok(n) => reply.written(n as u32),
-            Err(e) => reply.error(errno(e)),
-        }
+        let from = copy::End {
+            ino: ino_in.0,
+            offset: offset_in,
+        };
+        let to = copy::End {
+            ino: ino_out.0,
+            offset: offset_out,
+        };
+        let how = WriteHow {
+            kill_priv: req.uid() != 0,
+            under_lock: self.locks.under_lock(ino_out.0),
+        };
+        let r = self.writing(|| copy::copy_range(&*self.backend, from, to, len, how));
+        written(r.map(|n| n as u32), reply)
     }
 
     fn getlk(
@@ -829,8 +562,9 @@ impl Filesystem for RwxFuse {
         reply: fuser::ReplyLock,
     ) {
         let _as = crate::caller::acting_as(req);
+        let owner = lock_owner.0;
         let lock = LockArgs {
-            owner: lock_owner.0,
+            owner,
             start,
             end,
             typ,
@@ -856,63 +590,24 @@ impl Filesystem for RwxFuse {
         reply: ReplyEmpty,
     ) {
         let _as = crate::caller::acting_as(req);
-        self.note_locked(ino.0);
-        let lock = LockArgs {
-            owner: lock_owner.0,
-            start,
-            end,
-            typ,
-            pid,
+        self.locks.note_locked(ino.0);
+        let owner = lock_owner.0;
+        let setlk = Setlk {
+            backend: self.backend.clone(),
+            marks: self.locks.clone(),
+            notifier: self.notifier.clone(),
+            ino,
+            lock: LockArgs {
+                owner,
+                start,
+                end,
+                typ,
+                pid,
+            },
         };
-        // Taking a lock revalidates, as NFS does: what this node caches of the file (its
-        // pages, its size) may predate the last holder's writes.
-        let revalidate = {
-            let notifier = self.notifier.clone();
-            move || {
-                if typ != libc::F_UNLCK {
-                    if let Some(n) = notifier.get() {
-                        let _ = n.inval_inode(ino, 0, 0);
-                    }
-                }
-            }
-        };
-        if !sleep {
-            let r = self.backend.setlk(ino.0, lock, false, &|| false);
-            if r.is_ok() {
-                if typ != libc::F_UNLCK {
-                    self.lock_epochs.mark(ino.0, self.backend.lock_epoch());
-                }
-                revalidate();
-            }
-            return Self::empty(r, reply);
-        }
-        // A blocked F_SETLKW must not hold one of the few FUSE threads: it waits on a thread
-        // of its own. fuser does not pass FUSE_INTERRUPT on, so the waiter watches the
-        // requesting thread for a pending signal (EINTR) or its end.
-        let backend = self.backend.clone();
-        let epochs = self.lock_epochs.clone();
-        let tid = req.pid();
-        let spawned = std::thread::Builder::new()
-            .name("rwxfs-lock-wait".into())
-            .spawn(move || {
-                let r = backend.setlk(ino.0, lock, true, &|| signal_pending(tid) || gone(tid));
-                if r.is_ok() && gone(tid) {
-                    // Granted to a process that died waiting: give it back.
-                    let unlock = LockArgs {
-                        typ: libc::F_UNLCK,
-                        ..lock
-                    };
-                    let _ = backend.setlk(ino.0, unlock, false, &|| false);
-                } else if r.is_ok() {
-                    if typ != libc::F_UNLCK {
-                        epochs.mark(ino.0, backend.lock_epoch());
-                    }
-                    revalidate();
-                }
-                Self::empty(r, reply)
-            });
-        if let Err(e) = spawned {
-            tracing::error!("cannot start a lock waiter: {e}");
+        match sleep {
+            true => setlk.wait(req.pid(), reply),
+            false => setlk.now(reply),
         }
     }
 }

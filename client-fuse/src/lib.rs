@@ -3,7 +3,6 @@
 
 pub mod backend;
 pub mod caller;
-mod epochs;
 pub mod fuse;
 mod kept;
 pub mod link;

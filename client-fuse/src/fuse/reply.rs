@@ -1,0 +1,96 @@
+//! Replying to the kernel: a result becomes its reply, or an error its errno — mapped here
+//! and nowhere else.
+
+use fuser::{
+    Errno, FileHandle, Generation, ReplyAttr, ReplyCreate, ReplyData, ReplyEmpty, ReplyEntry,
+    ReplyWrite, ReplyXattr,
+};
+use protocol::Attr;
+use volume::{FsError, FsResult};
+
+use super::convert::{absent, file_attr, fopen_flags};
+use super::RwxFuse;
+
+/// The errno the kernel gets for `e` (logged: loud if the volume or the link failed).
+pub(super) fn errno(e: FsError) -> Errno {
+    match &e {
+        FsError::Corrupt(_) | FsError::Io(_) | FsError::NotAnImage(_) => tracing::error!("{e}"),
+        _ => tracing::debug!("{e}"),
+    }
+    Errno::from_i32(e.errno())
+}
+
+pub(super) fn eio() -> FsError {
+    FsError::Io(std::io::Error::from_raw_os_error(libc::EIO))
+}
+
+impl RwxFuse {
+    pub(super) fn entry(&self, r: FsResult<Attr>, reply: ReplyEntry) {
+        match r {
+            Ok(a) => reply.entry(&self.ttl, &file_attr(&a), Generation(a.generation as u64)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    /// A lookup's reply: a name that is not there is cached as absent for the TTL, like a
+    /// name that is: the create that usually follows spares a lookup, and a create on
+    /// another mount drops the negative entry here (the server pushes entry invalidations).
+    pub(super) fn entry_or_absent(&self, r: FsResult<Attr>, reply: ReplyEntry) {
+        match r {
+            Err(FsError::NotFound) => reply.entry(&self.ttl, &absent(), Generation(0)),
+            r => self.entry(r, reply),
+        }
+    }
+
+    pub(super) fn attr(&self, r: FsResult<Attr>, reply: ReplyAttr) {
+        match r {
+            Ok(a) => reply.attr(&self.ttl, &file_attr(&a)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    pub(super) fn created(&self, r: FsResult<Attr>, flags: i32, reply: ReplyCreate) {
+        match r {
+            Ok(a) => reply.created(
+                &self.ttl,
+                &file_attr(&a),
+                Generation(a.generation as u64),
+                FileHandle(0),
+                fopen_flags(flags),
+            ),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+}
+
+pub(super) fn empty(r: FsResult<()>, reply: ReplyEmpty) {
+    match r {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(errno(e)),
+    }
+}
+
+pub(super) fn data(r: FsResult<Vec<u8>>, reply: ReplyData) {
+    match r {
+        Ok(d) => reply.data(&d),
+        Err(e) => reply.error(errno(e)),
+    }
+}
+
+pub(super) fn written(r: FsResult<u32>, reply: ReplyWrite) {
+    match r {
+        Ok(n) => reply.written(n),
+        Err(e) => reply.error(errno(e)),
+    }
+}
+
+/// An extended attribute's value (or a list of names): its size when asked with `size` 0,
+/// ERANGE if it does not fit in `size`.
+pub(super) fn xattr(r: FsResult<Vec<u8>>, size: u32, reply: ReplyXattr) {
+    match r {
+        Ok(v) if size == 0 => reply.size(v.len() as u32),
+        Ok(v) if v.len() > size as usize => reply.error(errno(FsError::Range)),
+        Ok(v) => reply.data(&v),
+        Err(e) => reply.error(errno(e)),
+    }
+}
