@@ -212,7 +212,7 @@ mod tests {
     fn golden_error_reply() {
         let m = ServerMsg::Reply {
             id: 3,
-            result: Err(2),
+            result: Err(crate::ErrorCode::NotFound),
         };
         let f = encode_frame(&m, &[]).unwrap();
         #[rustfmt::skip]
@@ -346,7 +346,7 @@ mod tests {
             },
             ServerMsg::Reply {
                 id: 2,
-                result: Err(2),
+                result: Err(crate::ErrorCode::NotFound),
             },
         ];
         out.extend(replies.iter().map(|m| encode_frame(m, &[]).unwrap()));

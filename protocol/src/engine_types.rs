@@ -3,7 +3,9 @@
 //! either side stops the build here until someone decides what the wire carries.
 
 use volume::attr as engine;
+use volume::FsError;
 
+use crate::error_code::ErrorCode;
 use crate::wire::{Attr, DirEntry, FileKind, RenameFlags, SetAttr, SetTime, StatFs, TimeSpec};
 
 impl From<engine::FileKind> for FileKind {
@@ -289,5 +291,106 @@ impl From<RenameFlags> for volume::RenameFlags {
             noreplace,
             exchange,
         }
+    }
+}
+
+impl From<&FsError> for ErrorCode {
+    fn from(e: &FsError) -> ErrorCode {
+        match e {
+            FsError::NotFound => ErrorCode::NotFound,
+            FsError::Exists => ErrorCode::Exists,
+            FsError::NotDir => ErrorCode::NotDir,
+            FsError::IsDir => ErrorCode::IsDir,
+            FsError::NotEmpty => ErrorCode::NotEmpty,
+            FsError::NameTooLong => ErrorCode::NameTooLong,
+            FsError::NoSpace => ErrorCode::NoSpace,
+            FsError::FileTooBig => ErrorCode::FileTooBig,
+            FsError::Stale => ErrorCode::Stale,
+            FsError::Invalid => ErrorCode::Invalid,
+            FsError::NoAttr => ErrorCode::NoAttr,
+            FsError::Range => ErrorCode::Range,
+            FsError::TooManyLinks => ErrorCode::TooManyLinks,
+            FsError::NotSupported => ErrorCode::NotSupported,
+            FsError::NotPermitted => ErrorCode::NotPermitted,
+            FsError::AccessDenied => ErrorCode::AccessDenied,
+            FsError::ReadOnly => ErrorCode::ReadOnly,
+            FsError::WouldBlock | FsError::Again => ErrorCode::WouldBlock,
+            FsError::Deadlock => ErrorCode::Deadlock,
+            FsError::Interrupted => ErrorCode::Interrupted,
+            FsError::NoLock => ErrorCode::NoLock,
+            FsError::Corrupt(_) | FsError::NotAnImage(_) => ErrorCode::Io,
+            // An error from the server's own disk: its condition if it names one of ours
+            // (a full disk is ENOSPC), else an I/O error.
+            FsError::Io(e) => match e.raw_os_error().map(FsError::from_errno) {
+                Some(FsError::Io(_)) | None => ErrorCode::Io,
+                Some(known) => ErrorCode::from(&known),
+            },
+        }
+    }
+}
+
+impl From<ErrorCode> for FsError {
+    fn from(c: ErrorCode) -> FsError {
+        match c {
+            ErrorCode::NotPermitted => FsError::NotPermitted,
+            ErrorCode::NotFound => FsError::NotFound,
+            ErrorCode::Interrupted => FsError::Interrupted,
+            ErrorCode::Io => FsError::Io(std::io::Error::from_raw_os_error(c.code() as i32)),
+            ErrorCode::WouldBlock => FsError::WouldBlock,
+            ErrorCode::AccessDenied => FsError::AccessDenied,
+            ErrorCode::Exists => FsError::Exists,
+            ErrorCode::NotDir => FsError::NotDir,
+            ErrorCode::IsDir => FsError::IsDir,
+            ErrorCode::Invalid => FsError::Invalid,
+            ErrorCode::FileTooBig => FsError::FileTooBig,
+            ErrorCode::NoSpace => FsError::NoSpace,
+            ErrorCode::ReadOnly => FsError::ReadOnly,
+            ErrorCode::TooManyLinks => FsError::TooManyLinks,
+            ErrorCode::Range => FsError::Range,
+            ErrorCode::Deadlock => FsError::Deadlock,
+            ErrorCode::NameTooLong => FsError::NameTooLong,
+            ErrorCode::NoLock => FsError::NoLock,
+            ErrorCode::NotEmpty => FsError::NotEmpty,
+            ErrorCode::NoAttr => FsError::NoAttr,
+            ErrorCode::NotSupported => FsError::NotSupported,
+            ErrorCode::Stale => FsError::Stale,
+        }
+    }
+}
+
+impl ErrorCode {
+    /// The errno a caller reports for this code: the engine's error's (`FsError::errno`).
+    pub fn errno(self) -> i32 {
+        FsError::from(self).errno()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_the_errno_of_its_condition_and_round_trips() {
+        for c in ErrorCode::ALL {
+            let e = FsError::from(c);
+            assert_eq!(e.errno(), c.code() as i32, "{c:?}");
+            assert_eq!(ErrorCode::from(&e), c);
+            assert_eq!(ErrorCode::from_code(c.code()), c);
+        }
+    }
+
+    #[test]
+    fn engine_errors_without_a_code_of_their_own_go_as_io() {
+        let disk = |n| FsError::Io(std::io::Error::from_raw_os_error(n));
+        assert_eq!(ErrorCode::from(&disk(libc::ENOSPC)), ErrorCode::NoSpace);
+        assert_eq!(ErrorCode::from(&disk(libc::EDQUOT)), ErrorCode::Io);
+        let other = FsError::Io(std::io::Error::other("reply not encodable"));
+        assert_eq!(ErrorCode::from(&other), ErrorCode::Io);
+        assert_eq!(
+            ErrorCode::from(&FsError::Corrupt("x".into())),
+            ErrorCode::Io
+        );
+        assert_eq!(ErrorCode::from(&FsError::Again), ErrorCode::WouldBlock);
+        assert_eq!(ErrorCode::from_code(9999), ErrorCode::Io);
     }
 }

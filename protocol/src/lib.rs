@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod codec;
 mod engine_types;
+pub mod error_code;
 pub mod messages;
 pub mod meta;
 #[cfg(test)]
@@ -13,6 +14,7 @@ mod samples;
 pub mod wire;
 
 pub use codec::{decode_body, encode_frame, ProtoError, MAX_FRAME};
+pub use error_code::ErrorCode;
 pub use messages::{
     ClientMsg, Cred, Push, Request, Response, ServerMsg, SessionStatus, MAX_GROUPS,
     PROTOCOL_VERSION,

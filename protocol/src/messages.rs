@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error_code::ErrorCode;
 use crate::wire::{Attr, DirEntry, LockKind, LockRange, RenameFlags, SetAttr, StatFs};
 
 pub const PROTOCOL_VERSION: u32 = 3;
@@ -84,10 +85,10 @@ pub enum ServerMsg {
     Refused {
         reason: String,
     },
-    /// Reply to `Call { id }`: a response, or an errno. Read data follows the header raw.
+    /// Reply to `Call { id }`: a response, or why not. Read data follows the header raw.
     Reply {
         id: u64,
-        result: Result<Response, i32>,
+        result: Result<Response, ErrorCode>,
     },
     /// Unrequested news from the server.
     Push(Push),

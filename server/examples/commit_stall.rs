@@ -55,7 +55,7 @@ impl Client {
         loop {
             if let ServerMsg::Reply { id: i, result } = self.recv() {
                 if i == id {
-                    return result;
+                    return result.map_err(protocol::ErrorCode::errno);
                 }
             }
         }

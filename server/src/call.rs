@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 
 use protocol::codec::encode_frame;
-use protocol::{Request, Response, ServerMsg};
+use protocol::{ErrorCode, Request, Response, ServerMsg};
 use volume::{FileStore, FsError, FsResult, Volume};
 
 use crate::coherence::Changes;
@@ -104,10 +104,9 @@ pub(crate) fn dedupe(session: &Session, id: u64, req: &Request) -> Dedupe {
             // Below what the client acknowledged: it cannot be waiting for this one unless
             // it miscounted; an error beats a call that never returns.
             tracing::warn!(session = session.id, id, "call below the acknowledged id");
-            let eio = FsError::Io(std::io::Error::other("stale call")).errno();
             let reply = ServerMsg::Reply {
                 id,
-                result: Err(eio),
+                result: Err(ErrorCode::Io),
             };
             encode_frame(&reply, &[]).map_or(Dedupe::Running, Dedupe::Reply)
         }
@@ -208,14 +207,13 @@ fn encode(id: u64, caller: &Caller, ran: Ran) -> Vec<u8> {
         if matches!(e, FsError::Corrupt(_) | FsError::Io(_)) {
             tracing::error!("request {id} failed: {e}");
         }
-        e.errno()
+        ErrorCode::from(&e)
     });
     encode_frame(&ServerMsg::Reply { id, result }, &ran.out).unwrap_or_else(|e| {
         tracing::error!("reply {id} not encodable: {e}");
-        let eio = FsError::Io(std::io::Error::other("reply not encodable")).errno();
         let reply = ServerMsg::Reply {
             id,
-            result: Err(eio),
+            result: Err(ErrorCode::Io),
         };
         encode_frame(&reply, &[]).unwrap_or_default()
     })

@@ -170,7 +170,9 @@ impl Client {
         loop {
             let left = until.checked_duration_since(Instant::now())?;
             match self.next(left.max(Duration::from_millis(1)))? {
-                ServerMsg::Reply { id: i, result } if i == id => return Some(result),
+                ServerMsg::Reply { id: i, result } if i == id => {
+                    return Some(result.map_err(protocol::ErrorCode::errno))
+                }
                 _ => {}
             }
         }

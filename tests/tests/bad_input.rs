@@ -175,7 +175,7 @@ fn bad_frames_and_calls_close_or_fail_cleanly_while_a_mount_keeps_working() {
         match read_msg(&mut s) {
             ServerMsg::Reply { id: got, result } => {
                 assert_eq!(got, id);
-                match result {
+                match result.map_err(protocol::ErrorCode::errno) {
                     Err(errno) => assert!(errno > 0, "{c:?}: errno {errno}"),
                     Ok(Response::Data) | Ok(Response::EntriesPlus(_)) => {}
                     Ok(other) => panic!("{c:?} answered {other:?}"),

@@ -39,7 +39,7 @@ fn call(s: &mut TcpStream, id: u64, req: Request) -> Result<Response, i32> {
         let body = read_frame(s).unwrap();
         if let ServerMsg::Reply { id: got, result } = decode_body::<ServerMsg>(&body).unwrap().0 {
             if got == id {
-                return result;
+                return result.map_err(protocol::ErrorCode::errno);
             }
         }
     }

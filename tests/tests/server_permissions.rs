@@ -153,7 +153,7 @@ impl Raw {
             if let ServerMsg::Reply { id: got, result } = decode_body::<ServerMsg>(&body).unwrap().0
             {
                 if got == id {
-                    return result;
+                    return result.map_err(protocol::ErrorCode::errno);
                 }
             }
         }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Weak};
 use std::thread;
 
 use protocol::codec::{decode_body, read_frame};
-use protocol::{Push, ServerMsg};
+use protocol::{ErrorCode, Push, ServerMsg};
 
 use super::state::{relock, Shared};
 use super::DialError;
@@ -57,6 +57,7 @@ fn read_loop(stream: Stream, shared: Weak<Shared>, epoch: u64) {
 fn dispatch(shared: &Shared, msg: ServerMsg, mut body: Vec<u8>, bulk_start: usize) {
     match msg {
         ServerMsg::Reply { id, result } => {
+            let result = result.map_err(ErrorCode::errno);
             relock(&shared.kept).answered(id, &result);
             if let Some(p) = shared.take(id) {
                 // Read data is handed over in the frame's own buffer, not copied out.

@@ -14,7 +14,7 @@ use std::thread;
 use std::time::Duration;
 
 use protocol::codec::{decode_body, encode_frame, read_frame};
-use protocol::{ClientMsg, Push, Request, Response, ServerMsg};
+use protocol::{ClientMsg, ErrorCode, Push, Request, Response, ServerMsg};
 
 use super::dial::{dial, Greeted};
 use super::state::{relock, Pending, Shared, Sink};
@@ -192,7 +192,9 @@ fn call_on(
     loop {
         let body = read_frame(stream)?;
         match decode_body::<ServerMsg>(&body)?.0 {
-            ServerMsg::Reply { id: got, result } if got == id => return Ok(result),
+            ServerMsg::Reply { id: got, result } if got == id => {
+                return Ok(result.map_err(ErrorCode::errno))
+            }
             ServerMsg::Push(Push::Durable { below }) => shared.durable(below),
             _ => {}
         }
@@ -229,6 +231,7 @@ fn replay(shared: &Shared, stream: &mut Stream) -> Result<(), DialError> {
             let (msg, bulk) = decode_body::<ServerMsg>(&body)?;
             match msg {
                 ServerMsg::Reply { id, result } if waiting.remove(&id) => {
+                    let result = result.map_err(ErrorCode::errno);
                     let pending = shared.take(id);
                     let mut k = relock(&shared.kept);
                     if let (Err(errno), None) = (&result, &pending) {

@@ -93,7 +93,9 @@ fn call(
 ) -> (Result<Response, i32>, Vec<u8>) {
     let frame = super::answer(shared, session, caller, id, req, bulk);
     match decode_body::<ServerMsg>(&frame[4..]).unwrap() {
-        (ServerMsg::Reply { result, .. }, out) => (result, out.to_vec()),
+        (ServerMsg::Reply { result, .. }, out) => {
+            (result.map_err(protocol::ErrorCode::errno), out.to_vec())
+        }
         (m, _) => panic!("not a reply: {m:?}"),
     }
 }
