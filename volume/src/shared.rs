@@ -158,16 +158,33 @@ impl<S: BlockStore> SharedVolume<S> {
         check: impl FnOnce(&mut Volume<S>) -> FsResult<()>,
         then: impl FnOnce(&mut Volume<S>, usize) -> FsResult<()>,
     ) -> FsResult<usize> {
-        let (mut plan, store) = {
+        let mut check = Some(check);
+        let mut done = 0;
+        // A write whose blocks would outgrow one transaction goes in parts, each planned
+        // after the last one's transaction is committed (`lock` commits it first).
+        loop {
+            let (mut plan, store) = {
+                let mut v = self.lock();
+                if let Some(check) = check.take() {
+                    check(&mut v)?;
+                }
+                match v.plan_write(ino, offset + done as u64, data.len() - done) {
+                    Err(FsError::NoSpace) if done > 0 => {
+                        then(&mut v, done)?;
+                        return Ok(done);
+                    }
+                    r => (r?, v.shared_store()),
+                }
+            };
+            let more = plan.stopped_for_commit();
+            let written = plan.execute(&*store, &data[done..]);
             let mut v = self.lock();
-            check(&mut v)?;
-            (v.plan_write(ino, offset, data.len())?, v.shared_store())
-        };
-        let written = plan.execute(&*store, data);
-        let mut v = self.lock();
-        let n = v.finish_write(plan, written)?;
-        then(&mut v, n)?;
-        Ok(n)
+            done += v.finish_write(plan, written)?;
+            if !more {
+                then(&mut v, done)?;
+                return Ok(done);
+            }
+        }
     }
 
     /// Commit if something is pending and the last commit is older than `interval`.

@@ -1,12 +1,12 @@
-//! Freeing a file whose blocks lie under more bitmap blocks than one transaction can hold: a
-//! truncate or an unlink goes in steps, each committed whole (never a transaction larger
-//! than the journal), and gives every block back.
+//! A file whose blocks lie under more bitmap blocks than one transaction can hold: a truncate
+//! or an unlink goes in steps, each committed whole (never a transaction larger than the
+//! journal), and gives every block back; a write that allocates them goes in parts.
 
 mod common;
 use std::sync::Arc;
 
 use common::*;
-use volume::layout::{seal, Superblock, BITS_PER_BITMAP_BLOCK, BLOCK_SIZE};
+use volume::layout::{seal, Geometry, Superblock, BITS_PER_BITMAP_BLOCK, BLOCK_SIZE};
 use volume::store::{CrashStore, Survivors};
 use volume::{fsck, mkfs, BlockStore, MemStore, MkfsOptions, SetAttr, SharedVolume, Volume};
 
@@ -26,9 +26,19 @@ fn write_block(store: &MemStore, b: u64, buf: &mut [u8]) {
     store.write_at(buf, b * BLOCK_SIZE as u64).unwrap();
 }
 
-/// A volume with a 32-block journal and a file `f` of `FILE_BLOCKS` blocks, each under a
-/// different bitmap block; and the volume's free blocks while the file was empty.
-fn scattered_file() -> (Arc<MemStore>, u64, u64) {
+/// A volume with a 32-block journal and an empty file `f`, whose free blocks are one under
+/// each bitmap block (`Fragmented::release` frees the rest again).
+struct Fragmented {
+    base: Arc<MemStore>,
+    f: u64,
+    /// Free blocks while the file was empty, before the fillers.
+    free_before: u64,
+    g: Geometry,
+    /// Per bitmap block, the bits set to fill it.
+    fillers: Vec<Vec<u8>>,
+}
+
+fn fragmented() -> Fragmented {
     let bits = BITS_PER_BITMAP_BLOCK;
     let base = Arc::new(MemStore::new((FILE_BLOCKS + 4) * bits * BLOCK_SIZE as u64));
     let opts = MkfsOptions {
@@ -44,13 +54,7 @@ fn scattered_file() -> (Arc<MemStore>, u64, u64) {
         (f, v.statfs().bfree)
     };
     let g = Superblock::decode(&read_block(&base, 0)).unwrap().geometry;
-    // The journal's copy of the last transaction goes first: replayed, it would take back
-    // what is written home here.
-    let clear_journal = || {
-        base.write_at(&[0u8; BLOCK_SIZE], g.journal_start * BLOCK_SIZE as u64)
-            .unwrap()
-    };
-    clear_journal();
+    clear_journal(&base, &g);
     // Mark every data block in use but the last one under each bitmap block, so that each
     // block the file gets lies under a bitmap block of its own.
     let mut fillers = Vec::new();
@@ -68,26 +72,52 @@ fn scattered_file() -> (Arc<MemStore>, u64, u64) {
         write_block(&base, g.bbitmap_start + k, &mut blk);
         fillers.push(filler);
     }
+    Fragmented {
+        base,
+        f,
+        free_before,
+        g,
+        fillers,
+    }
+}
+
+/// The journal's copy of the last transaction goes before a bitmap is written home by hand:
+/// replayed, it would take that back.
+fn clear_journal(base: &MemStore, g: &Geometry) {
+    base.write_at(&[0u8; BLOCK_SIZE], g.journal_start * BLOCK_SIZE as u64)
+        .unwrap();
+}
+
+impl Fragmented {
+    /// Take the fillers back (the volume closed): the image must then be clean.
+    fn release(&self) {
+        clear_journal(&self.base, &self.g);
+        for (k, filler) in self.fillers.iter().enumerate() {
+            let b = self.g.bbitmap_start + k as u64;
+            let mut blk = read_block(&self.base, b);
+            for (x, m) in blk.iter_mut().zip(filler) {
+                *x &= !m;
+            }
+            write_block(&self.base, b, &mut blk);
+        }
+        assert_clean(&self.base);
+    }
+}
+
+/// A volume with a 32-block journal and a file `f` of `FILE_BLOCKS` blocks, each under a
+/// different bitmap block; and the volume's free blocks while the file was empty.
+fn scattered_file() -> (Arc<MemStore>, u64, u64) {
+    let fr = fragmented();
     {
-        let mut v = open(&base);
+        let mut v = open(&fr.base);
         // A block a write: the engine commits between them as the bitmap blocks add up.
         for k in 0..FILE_BLOCKS {
-            assert_eq!(v.write(f, k * 4096, &[0xA5u8; 4096]).unwrap(), 4096);
+            assert_eq!(v.write(fr.f, k * 4096, &[0xA5u8; 4096]).unwrap(), 4096);
         }
         v.commit().unwrap();
     }
-    // Take the fillers back.
-    for (k, filler) in fillers.iter().enumerate() {
-        let b = g.bbitmap_start + k as u64;
-        let mut blk = read_block(&base, b);
-        for (x, m) in blk.iter_mut().zip(filler) {
-            *x &= !m;
-        }
-        write_block(&base, b, &mut blk);
-    }
-    clear_journal();
-    assert_clean(&base);
-    (base, f, free_before)
+    fr.release();
+    (fr.base.clone(), fr.f, fr.free_before)
 }
 
 /// Blocks the file holds, its indirect block included.
@@ -194,4 +224,39 @@ fn an_unlink_freed_in_steps_survives_a_power_cut_at_every_flush() {
             assert_clean(&disk);
         }
     }
+}
+
+#[test]
+fn a_write_whose_blocks_scatter_past_the_journal_goes_in_parts() {
+    let fr = fragmented();
+    let data: Vec<u8> = (0..FILE_BLOCKS * 4096).map(|i| (i / 4096) as u8).collect();
+    let mut v = open(&fr.base);
+    let commits = v.commits();
+    assert_eq!(v.write(fr.f, 0, &data).unwrap(), data.len());
+    v.commit().unwrap();
+    assert!(v.commits() - commits >= 2, "one transaction for all");
+    drop(v);
+    fr.release();
+    let mut v = open(&fr.base);
+    assert_eq!(v.read(fr.f, 0, data.len()).unwrap(), data);
+}
+
+#[test]
+fn a_write_whose_blocks_scatter_past_the_journal_goes_through_a_shared_volume_in_parts() {
+    let fr = fragmented();
+    let data: Vec<u8> = (0..FILE_BLOCKS * 4096)
+        .map(|i| (i / 4096) as u8 ^ 0x5A)
+        .collect();
+    let vol = SharedVolume::new(open(&fr.base));
+    let mut told = 0;
+    let n = vol.write(fr.f, 0, &data, |_, n| {
+        told = n;
+        Ok(())
+    });
+    assert_eq!((n.unwrap(), told), (data.len(), data.len()));
+    vol.commit().unwrap();
+    drop(vol);
+    fr.release();
+    let mut v = open(&fr.base);
+    assert_eq!(v.read(fr.f, 0, data.len()).unwrap(), data);
 }

@@ -144,6 +144,10 @@ impl<S: BlockStore> Volume<S> {
             let lblk = abs / bs;
             let within = (abs % bs) as usize;
             let len = (BLOCK_SIZE - within).min(data_len - pos);
+            if pos > 0 && self.commit_urgent() {
+                // Scattered blocks change a bitmap block each: the rest waits for a commit.
+                break;
+            }
             let mapped = match bmap::map_alloc(&mut self.m, d, lblk, goal) {
                 Ok(m) => m,
                 Err(e) => {
@@ -222,9 +226,20 @@ impl<S: BlockStore> Volume<S> {
 
     /// Write `data` at `offset`, growing the size; the bytes written (short only on a full volume).
     pub fn write(&mut self, ino: u64, offset: u64, data: &[u8]) -> FsResult<usize> {
-        let mut plan = self.plan_write(ino, offset, data.len())?;
-        let written = plan.execute(&*self.m.store.clone(), data);
-        self.finish_write(plan, written)
+        let mut done = 0;
+        loop {
+            let mut plan = match self.plan_write(ino, offset + done as u64, data.len() - done) {
+                Err(FsError::NoSpace) if done > 0 => return Ok(done),
+                r => r?,
+            };
+            let more = plan.stopped_for_commit();
+            let written = plan.execute(&*self.m.store.clone(), &data[done..]);
+            // Finishing commits, when the plan stopped for it.
+            done += self.finish_write(plan, written)?;
+            if !more {
+                return Ok(done);
+            }
+        }
     }
 
     /// The first half of a write, with the engine: map (allocating) the blocks for `len`
@@ -275,6 +290,7 @@ impl<S: BlockStore> Volume<S> {
             id,
             offset,
             n,
+            rest: if failed.is_none() { len - n } else { 0 },
             failed,
             pieces,
             token: self.data_in_flight.begin(),

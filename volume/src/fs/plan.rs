@@ -83,9 +83,12 @@ pub struct WritePlan {
     /// Its place among the inode's pending writes (`Volume::pending_writes`).
     pub(super) id: u64,
     pub(super) offset: u64,
-    /// Bytes of the data that have blocks: all, unless space ran out part way.
+    /// Bytes of the data that have blocks: all, unless space ran out part way or the
+    /// transaction grew full (`rest`).
     pub(super) n: usize,
     pub(super) failed: Option<FsError>,
+    /// Bytes past `n` left for another plan once the transaction is committed.
+    pub(super) rest: usize,
     pub(super) pieces: Vec<Piece>,
     pub(super) token: InFlightToken,
     /// Set if `execute` failed: whatever settles the write then unmaps its fresh blocks.
@@ -93,6 +96,12 @@ pub struct WritePlan {
 }
 
 impl WritePlan {
+    /// True if the plan maps only part of the data because its transaction grew full: once
+    /// it is finished (and that transaction committed), the rest is planned from its end.
+    pub fn stopped_for_commit(&self) -> bool {
+        self.rest > 0
+    }
+
     /// Write the data where the plan says; the commit that waits for it may then go on.
     pub fn execute<S: BlockStore + ?Sized>(&mut self, store: &S, data: &[u8]) -> FsResult<()> {
         let r = (|| {
