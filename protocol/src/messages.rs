@@ -9,6 +9,9 @@ use crate::wire::{Attr, DirEntry, LockKind, LockRange, RenameFlags, SetAttr, Sta
 pub const PROTOCOL_VERSION: u32 = 3;
 
 /// From client to server.
+///
+/// Append-only: encoded by variant index, so a new variant goes at the end and none is ever
+/// removed or moved (golden bytes: `tests/golden.rs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientMsg {
     /// First message on a connection. `nonce`: the client's challenge to the server (see
@@ -65,6 +68,9 @@ pub struct Cred {
 }
 
 /// From server to client.
+///
+/// Append-only: encoded by variant index, so a new variant goes at the end and none is ever
+/// removed or moved (golden bytes: `tests/golden.rs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ServerMsg {
     Welcome {
@@ -124,6 +130,10 @@ pub struct SessionStatus {
     pub locks: u32,
 }
 
+/// Unrequested news from the server.
+///
+/// Append-only: encoded by variant index, so a new variant goes at the end and none is ever
+/// removed or moved (golden bytes: `tests/golden.rs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Push {
     /// Cached attributes and data of this inode are stale.
@@ -140,6 +150,11 @@ pub enum Push {
     Durable { below: u64 },
 }
 
+/// An operation. How each is classified (what it touches, whether it changes the volume,
+/// must be remembered, may block) is `Request::meta`.
+///
+/// Append-only: encoded by variant index, so a new variant goes at the end and none is ever
+/// removed or moved (golden bytes: `tests/golden.rs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
     Lookup {
@@ -316,6 +331,10 @@ pub enum Request {
     },
 }
 
+/// The answer to a `Request` that succeeded.
+///
+/// Append-only: encoded by variant index, so a new variant goes at the end and none is ever
+/// removed or moved (golden bytes: `tests/golden.rs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Response {
     Empty,
