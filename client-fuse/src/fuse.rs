@@ -1,7 +1,8 @@
-//! The FUSE adapter: each callback acts as its caller, calls the backend once (or one of the
-//! steps beside it: `create`, `copy`, `locking`), and replies — a result becomes its reply and
-//! an error its errno in one place (`reply`).
+//! The FUSE adapter: each callback acts as its caller, calls the backend once (after the
+//! checks in `checks`, or through a step beside it: `create`, `copy`, `locking`), and
+//! replies — a result becomes its reply and an error its errno in one place (`reply`).
 
+mod checks;
 mod convert;
 mod copy;
 mod create;
@@ -22,7 +23,7 @@ use fuser::{
     Request, TimeOrNow, WriteFlags,
 };
 use protocol::{RenameFlags, SetAttr};
-use volume::{FsError, FsResult};
+use volume::FsError;
 
 use crate::backend::{Backend, LockArgs, WriteHow};
 use convert::{file_attr, file_type, fopen_flags, from_time, set_time};
@@ -57,35 +58,6 @@ impl RwxFuse {
             ttl,
             read_only,
         }
-    }
-
-    /// After an fsync or a close: EIO if a server restart lost changes to `ino` that could
-    /// not be sent again (the backend notes them as it sends them). An fsync commits the
-    /// whole volume, so it also answers for this mount's lost name changes.
-    fn writes_survived(&self, ino: u64, fsync: bool) -> FsResult<()> {
-        if self.backend.take_lost(ino, fsync) {
-            tracing::warn!("changes to {ino} (or to names) were lost in a server restart");
-            return Err(reply::eio());
-        }
-        Ok(())
-    }
-
-    fn writable(&self) -> FsResult<()> {
-        if self.read_only {
-            Err(FsError::ReadOnly)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// `f`, unless the mount is read-only.
-    fn writing<T>(&self, f: impl FnOnce() -> FsResult<T>) -> FsResult<T> {
-        self.writable()?;
-        f()
-    }
-
-    fn locks_intact(&self, ino: u64) -> FsResult<()> {
-        self.locks.intact(&*self.backend, ino)
     }
 }
 
