@@ -15,20 +15,22 @@ use rwxfs_tests::{assert_fsck_clean, harness};
 
 /// A hand-made session: greeted, nothing else yet.
 fn hello(addr: &str, node: &str) -> TcpStream {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let hello = ClientMsg::Hello {
-        version: PROTOCOL_VERSION,
-        node_id: node.into(),
-        mount_id: 1,
-        read_only: false,
-        nonce: Vec::new(),
+    greet(addr, node).unwrap_or_else(|why| panic!("{node} refused: {why}"))
+}
+
+/// A file made in the root by the hand-made session `s` (call `id`): its inode.
+fn create(s: &mut TcpStream, id: u64, name: &[u8]) -> u64 {
+    let create = Request::Create {
+        parent: 1,
+        name: name.to_vec(),
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
     };
-    s.write_all(&encode_frame(&hello, &[]).unwrap()).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let body = read_frame(&mut s).unwrap();
-    let m = decode_body::<ServerMsg>(&body).unwrap().0;
-    assert!(matches!(m, ServerMsg::Welcome { .. }), "{m:?}");
-    s
+    match call(s, id, create) {
+        Ok(Response::Attr(a)) => a.ino,
+        other => panic!("{other:?}"),
+    }
 }
 
 /// One call and its result (pushes and other replies skipped).
@@ -179,17 +181,7 @@ fn a_lock_storm_from_one_session_gets_enolck_past_its_limit() {
     let m = h.mount_remote(&addr).unwrap();
     std::fs::write(m.join("other"), b"x").unwrap();
     let mut s = hello(&addr, "storm");
-    let create = Request::Create {
-        parent: 1,
-        name: b"stormy".to_vec(),
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-    };
-    let ino = match call(&mut s, 1, create) {
-        Ok(Response::Attr(a)) => a.ino,
-        other => panic!("{other:?}"),
-    };
+    let ino = create(&mut s, 1, b"stormy");
     let mut refused = 0;
     for i in 0..300u64 {
         let lock = Request::Setlk {
@@ -297,17 +289,7 @@ fn one_blocking_slot_serves_every_client_with_a_read_flood_in_the_queue() {
     let a = h.mount_remote(&addr).unwrap();
     let b = h.mount_remote(&addr).unwrap();
     let mut s = hello(&addr, "flood");
-    let create = Request::Create {
-        parent: 1,
-        name: b"flooded".to_vec(),
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-    };
-    let ino = match call(&mut s, 1, create) {
-        Ok(Response::Attr(a)) => a.ino,
-        other => panic!("{other:?}"),
-    };
+    let ino = create(&mut s, 1, b"flooded");
     let write = ClientMsg::Call {
         id: 2,
         req: Request::Write {
