@@ -45,28 +45,6 @@ pub(crate) fn run<S: BlockStore>(v: &mut Volume<S>, req: Request, bulk: &[u8]) -
 fn names<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Result<Response, FsError> {
     match req {
         Request::Lookup { parent, name } => v.lookup(parent, &name).map(attr),
-        Request::Mknod {
-            parent,
-            name,
-            mode,
-            rdev,
-            uid,
-            gid,
-        } => v.mknod(parent, &name, mode, uid, gid, rdev).map(attr),
-        Request::Mkdir {
-            parent,
-            name,
-            mode,
-            uid,
-            gid,
-        } => v.mkdir(parent, &name, mode, uid, gid).map(attr),
-        Request::Symlink {
-            parent,
-            name,
-            target,
-            uid,
-            gid,
-        } => v.symlink(parent, &name, &target, uid, gid).map(attr),
         Request::Link {
             ino,
             newparent,
@@ -93,19 +71,12 @@ fn names<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Result<Response, FsE
                 let es = es.into_iter().map(|(e, a)| (e.into(), a.into()));
                 Response::EntriesPlus(es.collect())
             }),
-        Request::Create {
-            parent,
-            name,
-            mode,
-            uid,
-            gid,
-        } => v
-            .create(parent, &name, mode, uid, gid)
-            .and_then(|a| v.open_file(a.ino))
-            .map(attr),
-        Request::CreateAgain { ino, req } => {
-            v.create_again(ino, |v| create_again(v, *req)).map(attr)
+        // A create opens what it made; the other makers do not.
+        req @ Request::Create { .. } => make(v, req).and_then(|a| v.open_file(a.ino)).map(attr),
+        req @ (Request::Mknod { .. } | Request::Mkdir { .. } | Request::Symlink { .. }) => {
+            make(v, req).map(attr)
         }
+        Request::CreateAgain { ino, req } => v.create_again(ino, |v| make(v, *req)).map(attr),
         _ => Err(FsError::Invalid),
     }
 }
@@ -168,9 +139,11 @@ fn attr(a: Attr) -> Response {
     Response::Attr(a.into())
 }
 
-/// The create `req` run again at the inode number its first run gave (the engine holds it
-/// there); a replayed `Create` leaves the file unopened: its client opens what it holds.
-fn create_again<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Result<Attr, FsError> {
+/// The engine call of a call that makes an inode (`Request::meta().makes`), and nothing
+/// more: run as itself, or again after a restart at the inode number its first run gave (the
+/// engine holds it there), where a replayed `Create` leaves the file unopened: its client
+/// opens what it holds.
+fn make<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Result<Attr, FsError> {
     match req {
         Request::Create {
             parent,
