@@ -97,7 +97,8 @@ fn main() {
         .expect("image");
     f.set_len(1 << 30).expect("size");
     mkfs(&FileStore::from_file(f), &MkfsOptions::default()).expect("mkfs");
-    let vol = Volume::open(FileStore::open(&image).expect("open")).expect("volume");
+    let vol = Volume::open(Box::new(FileStore::open(&image).expect("open")) as server::Store)
+        .expect("volume");
     let cfg = ServerConfig {
         state_log: Some(image.with_extension("sessions")),
         ..ServerConfig::default()

@@ -8,7 +8,9 @@ use std::cell::RefCell;
 
 use protocol::codec::encode_frame;
 use protocol::{ErrorCode, Request, Response, ServerMsg};
-use volume::{FileStore, FsError, FsResult, Volume};
+use volume::{FsError, FsResult, Volume};
+
+use crate::Store;
 
 use crate::coherence::Changes;
 use crate::listener::Shared;
@@ -260,8 +262,8 @@ impl<'a> InHold<'a> {
     }
 }
 
-impl ops::Hooks<FileStore> for InHold<'_> {
-    fn authorize(&self, v: &mut Volume<FileStore>, req: &mut Request) -> FsResult<()> {
+impl ops::Hooks<Store> for InHold<'_> {
+    fn authorize(&self, v: &mut Volume<Store>, req: &mut Request) -> FsResult<()> {
         crate::permissions::check(self.caller, req, v)?;
         #[cfg(test)]
         tests::after_check(self.shared);

@@ -7,7 +7,9 @@
 use protocol::codec::encode_frame;
 use protocol::{Push, Request, Response, ServerMsg};
 
-use volume::{FileStore, Volume};
+use volume::Volume;
+
+use crate::Store;
 
 use crate::listener::Shared;
 use crate::session::Session;
@@ -24,7 +26,7 @@ pub(crate) struct Changes {
 /// Inodes a call is about to take a name from, looked up (in the hold that runs it) before
 /// it runs: their link count and ctime change, which only the server can tell other sessions
 /// about.
-pub(crate) fn targets_before(v: &mut Volume<FileStore>, req: &Request) -> Vec<u64> {
+pub(crate) fn targets_before(v: &mut Volume<Store>, req: &Request) -> Vec<u64> {
     let m = req.meta();
     if !m.unlinks {
         return Vec::new();

@@ -20,3 +20,6 @@ pub mod tls;
 
 pub use export::{AccessMode, Export};
 pub use listener::{serve, ServerConfig};
+
+/// The store a served volume lives on: an image file, or any other `BlockStore` (RADOS).
+pub type Store = Box<dyn volume::BlockStore>;

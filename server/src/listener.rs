@@ -10,7 +10,9 @@ use dashmap::DashMap;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use volume::{FileStore, SharedVolume, Volume};
+use volume::{SharedVolume, Volume};
+
+use crate::Store;
 
 use crate::connection::handle;
 use crate::session::{Session, SessionInfo};
@@ -67,7 +69,7 @@ impl Default for ServerConfig {
 }
 
 pub(crate) struct Shared {
-    pub vol: SharedVolume<FileStore>,
+    pub vol: SharedVolume<Store>,
     /// Every byte-range and whole-file lock, across all sessions.
     pub locks: locks::LockManager,
     /// Sessions, attached to a connection or waiting out their lease for their client.
@@ -159,7 +161,7 @@ impl Grace {
 
 /// Serve the volume on `listener` until `shutdown` is cancelled; then commit everything.
 pub async fn serve(
-    vol: Volume<FileStore>,
+    vol: Volume<Store>,
     listener: TcpListener,
     cfg: ServerConfig,
     shutdown: CancellationToken,
@@ -187,7 +189,7 @@ pub async fn serve(
 /// The session log, if the server keeps one, and the sessions it brings back; the volume
 /// then makes kept replies durable before the changes they answer for.
 fn open_state_log(
-    vol: &mut Volume<FileStore>,
+    vol: &mut Volume<Store>,
     cfg: &ServerConfig,
 ) -> (Option<Arc<StateLog>>, HashMap<u64, LoggedSession>) {
     let Some(path) = &cfg.state_log else {
@@ -213,7 +215,7 @@ fn open_state_log(
 
 /// The server's shared state on `vol`, with the sessions its log restores and their files
 /// open again.
-fn start(mut vol: Volume<FileStore>, cfg: ServerConfig) -> std::io::Result<Arc<Shared>> {
+fn start(mut vol: Volume<Store>, cfg: ServerConfig) -> std::io::Result<Arc<Shared>> {
     let (state, restored) = open_state_log(&mut vol, &cfg);
     let commits = Arc::new(crate::durability::Commits::default());
     let told = commits.clone();
@@ -357,7 +359,7 @@ async fn accept(listener: &TcpListener, shared: &Arc<Shared>, shutdown: &Cancell
 
 /// Open again in the engine the files a restored session held open.
 fn restore_opens(
-    vol: &mut Volume<FileStore>,
+    vol: &mut Volume<Store>,
     session: &Session,
     opens: &std::collections::BTreeMap<u64, u32>,
 ) {

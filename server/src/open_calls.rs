@@ -5,7 +5,9 @@
 use ops::Hooks;
 use protocol::codec::encode_frame;
 use protocol::{Request, Response, ServerMsg};
-use volume::{FileStore, FsError};
+use volume::FsError;
+
+use crate::Store;
 
 use crate::listener::Shared;
 use crate::session::Session;
@@ -17,7 +19,7 @@ pub(crate) fn execute(
     session: &Session,
     id: u64,
     req: &Request,
-    hooks: &dyn Hooks<FileStore>,
+    hooks: &dyn Hooks<Store>,
 ) -> Option<Result<Response, FsError>> {
     let log = shared.state.as_deref();
     match *req {

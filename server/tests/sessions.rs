@@ -44,7 +44,7 @@ fn make_image(dir: &Path, size: u64) -> PathBuf {
 
 impl Server {
     fn start(image: &Path) -> Server {
-        let vol = Volume::open(FileStore::open(image).unwrap()).unwrap();
+        let vol = Volume::open(Box::new(FileStore::open(image).unwrap()) as server::Store).unwrap();
         let cfg = ServerConfig {
             state_log: Some(image.with_extension("sessions")),
             ..ServerConfig::default()

@@ -72,7 +72,7 @@ pub fn run(a: Args) -> i32 {
         }
     };
     let store = match FileStore::open(image) {
-        Ok(s) => s,
+        Ok(s) => Box::new(s) as server::Store,
         Err(e) => {
             eprintln!("rwxfs serve: {}: {e}", image.display());
             return 1;

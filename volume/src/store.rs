@@ -50,6 +50,24 @@ impl<T: BlockStore + ?Sized> BlockStore for Arc<T> {
     }
 }
 
+impl<T: BlockStore + ?Sized> BlockStore for Box<T> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        (**self).read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        (**self).write_at(buf, offset)
+    }
+    fn flush(&self) -> io::Result<()> {
+        (**self).flush()
+    }
+    fn len(&self) -> u64 {
+        (**self).len()
+    }
+    fn reserve(&self, offset: u64, len: u64) -> io::Result<()> {
+        (**self).reserve(offset, len)
+    }
+}
+
 /// An image file or block device.
 pub struct FileStore {
     file: File,

@@ -63,7 +63,7 @@ impl Server {
             .enable_all()
             .build()
             .expect("runtime");
-        let store = FileStore::open(&place.image()).expect("open image");
+        let store: server::Store = Box::new(FileStore::open(&place.image()).expect("open image"));
         let vol = Volume::open_keeping_orphans(store).expect("open volume");
         let listener = rt
             .block_on(tokio::net::TcpListener::bind(addr))

@@ -40,7 +40,7 @@ fn shared(name: &str) -> Arc<Shared> {
     let f = std::fs::File::create_new(&image).unwrap();
     f.set_len(64 << 20).unwrap();
     mkfs(&FileStore::from_file(f), &MkfsOptions::default()).unwrap();
-    let vol = Volume::open(FileStore::open(&image).unwrap()).unwrap();
+    let vol = Volume::open(Box::new(FileStore::open(&image).unwrap()) as crate::Store).unwrap();
     let cfg = ServerConfig::default();
     Arc::new(Shared {
         vol: SharedVolume::new(vol),
