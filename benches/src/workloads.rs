@@ -327,6 +327,73 @@ fn small_stream(proc_: usize, j: usize) -> u64 {
     (1 << 40) | (proc_ as u64) << 24 | j as u64
 }
 
+/// Process `i` of `small_files` in `dir`: its `files` files created, stat'ed, listed and
+/// unlinked, each phase between two waits on `barrier` so the caller times it alone.
+fn small_worker(
+    dir: &Path,
+    i: usize,
+    files: usize,
+    barrier: &Barrier,
+    bar: &ProgressBar,
+) -> Result<(), String> {
+    let mut buf = vec![0u8; SMALL];
+    let name = |j: usize| dir.join(format!("f{j}"));
+    barrier.wait();
+    for j in 0..files {
+        fill(&mut buf, small_stream(i, j), 0);
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(name(j))
+            .map_err(|e| format!("create: {e}"))?;
+        f.write_all(&buf).map_err(|e| format!("write: {e}"))?;
+        drop(f);
+        bar.inc(1);
+    }
+    barrier.wait();
+    barrier.wait();
+    for j in 0..files {
+        let m = std::fs::metadata(name(j)).map_err(|e| format!("stat: {e}"))?;
+        if m.len() != SMALL as u64 {
+            return Err(format!("f{j}: {} bytes", m.len()));
+        }
+        bar.inc(1);
+    }
+    barrier.wait();
+    barrier.wait();
+    let n = std::fs::read_dir(dir)
+        .map_err(|e| format!("readdir: {e}"))?
+        .count();
+    if n != files {
+        return Err(format!("readdir listed {n} of {files} files"));
+    }
+    bar.inc(files as u64);
+    barrier.wait();
+    barrier.wait();
+    for j in 0..files {
+        std::fs::remove_file(name(j)).map_err(|e| format!("unlink: {e}"))?;
+        bar.inc(1);
+    }
+    barrier.wait();
+    Ok(())
+}
+
+/// Every file process `i` of `small_files` wrote, read back from `dir` (seen through
+/// another mount) and compared with what it wrote.
+fn check_small(dir: &Path, i: usize, files: usize) -> Result<(), String> {
+    let mut buf = vec![0u8; SMALL];
+    (0..files).try_for_each(|j| {
+        let p = dir.join(format!("f{j}"));
+        let mut f = File::open(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        f.read_exact(&mut buf)
+            .map_err(|e| format!("{}: {e}", p.display()))?;
+        match first_mismatch(&buf, small_stream(i, j), 0) {
+            Some(at) => Err(format!("{}: wrong byte at {at}", p.display())),
+            None => Ok(()),
+        }
+    })
+}
+
 /// Small files, by `procs` processes at once (process i through mount i, its own
 /// directory): create (open, write 4 KiB, close), stat, readdir, unlink.
 fn small_files(
@@ -355,48 +422,7 @@ fn small_files(
         .map(|i| {
             let dir = w.on(c, i).join(&dirs[i]);
             let (barrier, bar) = (barrier.clone(), bar.clone());
-            std::thread::spawn(move || -> Result<(), String> {
-                let mut buf = vec![0u8; SMALL];
-                let name = |j: usize| dir.join(format!("f{j}"));
-                barrier.wait();
-                for j in 0..files {
-                    fill(&mut buf, small_stream(i, j), 0);
-                    let mut f = OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .open(name(j))
-                        .map_err(|e| format!("create: {e}"))?;
-                    f.write_all(&buf).map_err(|e| format!("write: {e}"))?;
-                    drop(f);
-                    bar.inc(1);
-                }
-                barrier.wait();
-                barrier.wait();
-                for j in 0..files {
-                    let m = std::fs::metadata(name(j)).map_err(|e| format!("stat: {e}"))?;
-                    if m.len() != SMALL as u64 {
-                        return Err(format!("f{j}: {} bytes", m.len()));
-                    }
-                    bar.inc(1);
-                }
-                barrier.wait();
-                barrier.wait();
-                let n = std::fs::read_dir(&dir)
-                    .map_err(|e| format!("readdir: {e}"))?
-                    .count();
-                if n != files {
-                    return Err(format!("readdir listed {n} of {files} files"));
-                }
-                bar.inc(files as u64);
-                barrier.wait();
-                barrier.wait();
-                for j in 0..files {
-                    std::fs::remove_file(name(j)).map_err(|e| format!("unlink: {e}"))?;
-                    bar.inc(1);
-                }
-                barrier.wait();
-                Ok(())
-            })
+            std::thread::spawn(move || small_worker(&dir, i, files, &barrier, &bar))
         })
         .collect();
     let mut phases = Vec::new();
@@ -408,19 +434,8 @@ fn small_files(
         phases.push(t.elapsed());
         if phase == 0 {
             // Between create and stat (untimed): every file's content, through another mount.
-            verified = (0..procs).try_for_each(|i| {
-                let mut buf = vec![0u8; SMALL];
-                (0..files).try_for_each(|j| {
-                    let p = w.on(c, i + 1).join(&dirs[i]).join(format!("f{j}"));
-                    let mut f = File::open(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-                    f.read_exact(&mut buf)
-                        .map_err(|e| format!("{}: {e}", p.display()))?;
-                    match first_mismatch(&buf, small_stream(i, j), 0) {
-                        Some(at) => Err(format!("{}: wrong byte at {at}", p.display())),
-                        None => Ok(()),
-                    }
-                })
-            });
+            verified =
+                (0..procs).try_for_each(|i| check_small(&w.on(c, i + 1).join(&dirs[i]), i, files));
         }
     }
     for t in threads {

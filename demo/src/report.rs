@@ -125,8 +125,31 @@ pub fn explain(r: &Report, v: &Verification) -> Vec<String> {
     out
 }
 
+/// A number of a side's report.
+type Count = fn(&SideReport) -> u64;
+
+/// The counts compared side by side, in the table's order.
+const COUNTS: [(&str, Count); 7] = [
+    ("files written", |r| r.files_written),
+    ("files expected afterwards", |r| r.expected_files),
+    ("files missing", |r| r.missing),
+    ("files with wrong content", |r| r.wrong_content),
+    ("unreadable files or directories", |r| r.unreadable),
+    ("operations failed while writing", |r| r.op_errors),
+    ("fsck errors", |r| r.fsck_errors),
+];
+
 /// The side-by-side table people read.
 pub fn render(d: &DemoReport) -> String {
+    let mut s = table(d);
+    s.push('\n');
+    s.push_str(&verdict(d));
+    s
+}
+
+/// The numbers: one row per count, one per kind of fsck finding either side has, and the
+/// throughput.
+fn table(d: &DemoReport) -> String {
     let mut s = String::new();
     let w = 34;
     s.push_str(&format!(
@@ -140,48 +163,14 @@ pub fn render(d: &DemoReport) -> String {
     let row = |s: &mut String, name: &str, a: String, b: String| {
         s.push_str(&format!("{name:<w$}{a:>18}{b:>22}\n"))
     };
-    row(
-        &mut s,
-        "files written",
-        d.shared.files_written.to_string(),
-        d.raw.files_written.to_string(),
-    );
-    row(
-        &mut s,
-        "files expected afterwards",
-        d.shared.expected_files.to_string(),
-        d.raw.expected_files.to_string(),
-    );
-    row(
-        &mut s,
-        "files missing",
-        d.shared.missing.to_string(),
-        d.raw.missing.to_string(),
-    );
-    row(
-        &mut s,
-        "files with wrong content",
-        d.shared.wrong_content.to_string(),
-        d.raw.wrong_content.to_string(),
-    );
-    row(
-        &mut s,
-        "unreadable files or directories",
-        d.shared.unreadable.to_string(),
-        d.raw.unreadable.to_string(),
-    );
-    row(
-        &mut s,
-        "operations failed while writing",
-        d.shared.op_errors.to_string(),
-        d.raw.op_errors.to_string(),
-    );
-    row(
-        &mut s,
-        "fsck errors",
-        d.shared.fsck_errors.to_string(),
-        d.raw.fsck_errors.to_string(),
-    );
+    for (name, count) in COUNTS {
+        row(
+            &mut s,
+            name,
+            count(&d.shared).to_string(),
+            count(&d.raw).to_string(),
+        );
+    }
     let mut kinds: Vec<&String> = d
         .shared
         .fsck_by_kind
@@ -190,17 +179,13 @@ pub fn render(d: &DemoReport) -> String {
         .collect();
     kinds.sort();
     kinds.dedup();
+    let found = |r: &SideReport, k: &String| r.fsck_by_kind.get(k).copied().unwrap_or(0);
     for k in kinds {
         row(
             &mut s,
             &format!("  {}", k.replace('_', " ")),
-            d.shared
-                .fsck_by_kind
-                .get(k)
-                .copied()
-                .unwrap_or(0)
-                .to_string(),
-            d.raw.fsck_by_kind.get(k).copied().unwrap_or(0).to_string(),
+            found(&d.shared, k).to_string(),
+            found(&d.raw, k).to_string(),
         );
     }
     row(
@@ -209,7 +194,12 @@ pub fn render(d: &DemoReport) -> String {
         format!("{:.1}", d.shared.mb_per_s),
         format!("{:.1}", d.raw.mb_per_s),
     );
-    s.push('\n');
+    s
+}
+
+/// What happened on each side, in words.
+fn verdict(d: &DemoReport) -> String {
+    let mut s = String::new();
     if d.shared.is_perfect() {
         s.push_str("Through the server: nothing lost, every file exact, fsck clean.\n");
     } else {

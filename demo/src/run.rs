@@ -11,7 +11,7 @@ use volume::{FileStore, Volume};
 
 use crate::harness::Harness;
 use crate::report::{explain, DemoReport, SideReport};
-use crate::workload::{layout, run_all, verify, Verification};
+use crate::workload::{layout, run_all, verify, ClientResult, Verification};
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -54,61 +54,22 @@ pub fn run_side(
     };
     let image = h.mkfs(name, &opts.image_size)?;
     prepare(&image, opts.clients)?;
-    let mut mounts = Vec::new();
-    if placement == Placement::Shared {
-        let addr = h.start_server(&image, &[])?;
-        for _ in 0..opts.clients {
-            mounts.push(h.mount_remote(&addr)?);
-        }
-    } else {
-        for _ in 0..opts.clients {
-            mounts.push(h.mount_raw(&image)?);
-        }
-    }
+    let mounts = mount_all(h, placement, &image, opts.clients)?;
     let label = match placement {
         Placement::Shared => "shared (server)",
         Placement::Raw => "raw (one image)",
     };
-    let total = (opts.clients * opts.files) as u64;
-    let bar = if opts.progress {
-        let b = indicatif::ProgressBar::new(total);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{prefix:>16} [{bar:40}] {pos}/{len} files {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        b.set_prefix(label);
-        Some(b)
-    } else {
-        None
-    };
-    let progress = Arc::new(AtomicU64::new(0));
+    let progress = Progress::start(opts, label);
     let started = Instant::now();
-    let done = Arc::new(AtomicBool::new(false));
-    let ticker = bar.clone().map(|b| {
-        let p = progress.clone();
-        let d = done.clone();
-        std::thread::spawn(move || {
-            while !d.load(Ordering::Relaxed) {
-                b.set_position(p.load(Ordering::Relaxed));
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        })
-    });
     let results = run_all(
         &mounts,
         opts.clients,
         opts.files,
-        progress.clone(),
+        progress.count.clone(),
         stop.clone(),
     );
     let seconds = started.elapsed().as_secs_f64();
-    done.store(true, Ordering::Relaxed);
-    if let Some(t) = ticker {
-        let _ = t.join();
-    }
+    let bar = progress.stop();
     if stop.load(Ordering::Relaxed) {
         return Err("interrupted".into());
     }
@@ -122,9 +83,100 @@ pub fn run_side(
     let fsck_report = FileStore::open_read_only(&image)
         .map_err(volume::FsError::from)
         .and_then(|s| fsck::check(&s));
-    let verification = match h.mount_raw(&image) {
+    let verification = verify_alone(h, &image, &results, opts.clients)?;
+    if let Some(b) = bar {
+        b.finish_with_message(format!("done in {seconds:.1} s"));
+    }
+    Ok(side_report(&results, &verification, fsck_report, seconds))
+}
+
+/// `clients` mounts of `image` in `placement`: each through a server started for them, or
+/// each with its own engine on the image.
+fn mount_all(
+    h: &mut Harness,
+    placement: Placement,
+    image: &Path,
+    clients: usize,
+) -> Result<Vec<PathBuf>, String> {
+    let mut mounts = Vec::new();
+    if placement == Placement::Shared {
+        let addr = h.start_server(image, &[])?;
+        for _ in 0..clients {
+            mounts.push(h.mount_remote(&addr)?);
+        }
+    } else {
+        for _ in 0..clients {
+            mounts.push(h.mount_raw(image)?);
+        }
+    }
+    Ok(mounts)
+}
+
+/// The files written so far, counted by the clients and shown on a progress bar (when the
+/// options ask for one) by a thread of its own.
+struct Progress {
+    count: Arc<AtomicU64>,
+    bar: Option<indicatif::ProgressBar>,
+    done: Arc<AtomicBool>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(opts: &DemoOptions, label: &str) -> Progress {
+        let total = (opts.clients * opts.files) as u64;
+        let bar = opts.progress.then(|| {
+            let b = indicatif::ProgressBar::new(total);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{prefix:>16} [{bar:40}] {pos}/{len} files {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            b.set_prefix(label.to_string());
+            b
+        });
+        let count = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let ticker = bar.clone().map(|b| {
+            let p = count.clone();
+            let d = done.clone();
+            std::thread::spawn(move || {
+                while !d.load(Ordering::Relaxed) {
+                    b.set_position(p.load(Ordering::Relaxed));
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+        });
+        Progress {
+            count,
+            bar,
+            done,
+            ticker,
+        }
+    }
+
+    /// Stops the thread that moves the bar; the bar, for what follows.
+    fn stop(self) -> Option<indicatif::ProgressBar> {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(t) = self.ticker {
+            let _ = t.join();
+        }
+        self.bar
+    }
+}
+
+/// What a fresh single mount of `image` (the honest engine alone) finds of what the clients
+/// wrote; every file unreadable if it does not mount any more.
+fn verify_alone(
+    h: &mut Harness,
+    image: &Path,
+    results: &[ClientResult],
+    clients: usize,
+) -> Result<Verification, String> {
+    Ok(match h.mount_raw(image) {
         Ok(mp) => {
-            let v = verify(&mp, &results, &layout(opts.clients));
+            let v = verify(&mp, results, &layout(clients));
             h.unmount(&mp)?;
             v
         }
@@ -138,10 +190,17 @@ pub fn run_side(
                 ..Default::default()
             }
         }
-    };
-    if let Some(b) = bar {
-        b.finish_with_message(format!("done in {seconds:.1} s"));
-    }
+    })
+}
+
+/// One side's numbers and explanations, from what the clients did, what was found afterwards
+/// and fsck's report (or why fsck could not read the volume).
+fn side_report(
+    results: &[ClientResult],
+    verification: &Verification,
+    fsck_report: Result<fsck::Report, volume::FsError>,
+    seconds: f64,
+) -> SideReport {
     let bytes: u64 = results.iter().map(|r| r.bytes_written).sum();
     let mut side = SideReport {
         files_written: results.iter().map(|r| r.files_written).sum(),
@@ -164,17 +223,17 @@ pub fn run_side(
                     .unwrap_or_default();
                 side.fsck_by_kind.insert(key, *n);
             }
-            side.explanations = explain(&r, &verification);
+            side.explanations = explain(&r, verification);
         }
         Err(e) => {
             side.fsck_errors = 1;
             side.fsck_by_kind.insert("unreadable_image".into(), 1);
             side.explanations = vec![format!("fsck cannot even read the volume: {e}")];
             side.explanations
-                .extend(explain(&fsck::Report::default(), &verification));
+                .extend(explain(&fsck::Report::default(), verification));
         }
     }
-    Ok(side)
+    side
 }
 
 /// The whole demo: both placements, one after the other, each in its own scratch image.

@@ -61,15 +61,58 @@ pub fn run_client(
     progress: &AtomicU64,
     stop: &AtomicBool,
 ) -> ClientResult {
-    let mut r = ClientResult::default();
-    let mut names: Vec<Option<String>> = Vec::with_capacity(files);
-    let log = format!("shared/log-c{c}");
-    let mut log_data = Vec::new();
+    let mut client = Client {
+        root,
+        c,
+        r: ClientResult::default(),
+        names: Vec::with_capacity(files),
+        log: format!("shared/log-c{c}"),
+        log_data: Vec::new(),
+    };
     for j in 0..files {
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        let rel = if j % 2 == 0 {
+        client.write_file(j);
+        if j % 10 == 9 {
+            client.append_own_log(j);
+        }
+        if j % 10 == 4 {
+            client.append_shared_log(j);
+        }
+        if j % 5 == 4 {
+            client.rename(j);
+        }
+        if j % 7 == 6 && j >= 3 {
+            client.delete(j - 3);
+        }
+        if j % 20 == 19 && j >= 10 {
+            client.grow(j - 10, j);
+        }
+        progress.fetch_add(1, Ordering::Relaxed);
+    }
+    client.r
+}
+
+/// One client's workload in progress: what it has done so far, and what the volume should
+/// hold because of it.
+struct Client<'a> {
+    root: &'a Path,
+    c: usize,
+    r: ClientResult,
+    /// The name of the file written at each step, as renamed since; `None` once deleted or
+    /// if it could not be written.
+    names: Vec<Option<String>>,
+    /// This client's own log, and what it should hold.
+    log: String,
+    log_data: Vec<u8>,
+}
+
+impl Client<'_> {
+    /// Step `j`'s file, alternately in the shared directory and the client's own.
+    fn write_file(&mut self, j: usize) {
+        let c = self.c;
+        let rel = if j.is_multiple_of(2) {
             format!("shared/c{c}-f{j}")
         } else {
             format!("c{c}/f{j}")
@@ -84,95 +127,108 @@ pub fn run_client(
             }
             Ok(())
         };
-        match write(&root.join(&rel)) {
+        match write(&self.root.join(&rel)) {
             Ok(()) => {
-                r.files_written += 1;
-                r.bytes_written += data.len() as u64;
-                r.expected.insert(rel.clone(), data);
-                names.push(Some(rel));
+                self.r.files_written += 1;
+                self.r.bytes_written += data.len() as u64;
+                self.r.expected.insert(rel.clone(), data);
+                self.names.push(Some(rel));
             }
             Err(_) => {
-                r.op_errors += 1;
-                names.push(None);
+                self.r.op_errors += 1;
+                self.names.push(None);
             }
         }
-        if j % 10 == 9 {
-            let rec = format!("client {c} record {j}\n").into_bytes();
-            let ok = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(root.join(&log))
-                .and_then(|mut f| f.write_all(&rec).and_then(|_| f.sync_all()));
-            match ok {
-                Ok(()) => {
-                    log_data.extend_from_slice(&rec);
-                    r.expected.insert(log.clone(), log_data.clone());
-                    r.bytes_written += rec.len() as u64;
-                }
-                Err(_) => r.op_errors += 1,
-            }
-        }
-        if j % 10 == 4 {
-            let rec = format!("shared log: client {c} record {j}\n").into_bytes();
-            let ok = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(root.join(SHARED_LOG))
-                .and_then(|mut f| f.write_all(&rec));
-            match ok {
-                Ok(()) => {
-                    r.bytes_written += rec.len() as u64;
-                    r.shared_log.push(rec);
-                }
-                Err(_) => r.op_errors += 1,
-            }
-        }
-        if j % 5 == 4 {
-            if let Some(Some(old)) = names.get(j).cloned() {
-                let new = format!("{old}.renamed");
-                match fs::rename(root.join(&old), root.join(&new)) {
-                    Ok(()) => {
-                        if let Some(d) = r.expected.remove(&old) {
-                            r.expected.insert(new.clone(), d);
-                        }
-                        names[j] = Some(new);
-                    }
-                    Err(_) => r.op_errors += 1,
-                }
-            }
-        }
-        if j % 7 == 6 && j >= 3 {
-            if let Some(Some(victim)) = names.get(j - 3).cloned() {
-                match fs::remove_file(root.join(&victim)) {
-                    Ok(()) => {
-                        r.expected.remove(&victim);
-                        names[j - 3] = None;
-                    }
-                    Err(_) => r.op_errors += 1,
-                }
-            }
-        }
-        if j % 20 == 19 && j >= 10 {
-            if let Some(Some(grow)) = names.get(j - 10).cloned() {
-                let extra = contents(c + 1000, j);
-                let ok = OpenOptions::new()
-                    .append(true)
-                    .open(root.join(&grow))
-                    .and_then(|mut f| f.write_all(&extra));
-                match ok {
-                    Ok(()) => {
-                        if let Some(d) = r.expected.get_mut(&grow) {
-                            d.extend_from_slice(&extra);
-                        }
-                        r.bytes_written += extra.len() as u64;
-                    }
-                    Err(_) => r.op_errors += 1,
-                }
-            }
-        }
-        progress.fetch_add(1, Ordering::Relaxed);
     }
-    r
+
+    /// A record appended to the client's own log, fsynced.
+    fn append_own_log(&mut self, j: usize) {
+        let rec = format!("client {} record {j}\n", self.c).into_bytes();
+        let ok = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.join(&self.log))
+            .and_then(|mut f| f.write_all(&rec).and_then(|_| f.sync_all()));
+        match ok {
+            Ok(()) => {
+                self.log_data.extend_from_slice(&rec);
+                self.r
+                    .expected
+                    .insert(self.log.clone(), self.log_data.clone());
+                self.r.bytes_written += rec.len() as u64;
+            }
+            Err(_) => self.r.op_errors += 1,
+        }
+    }
+
+    /// A record appended to the log every client shares.
+    fn append_shared_log(&mut self, j: usize) {
+        let rec = format!("shared log: client {} record {j}\n", self.c).into_bytes();
+        let ok = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.join(SHARED_LOG))
+            .and_then(|mut f| f.write_all(&rec));
+        match ok {
+            Ok(()) => {
+                self.r.bytes_written += rec.len() as u64;
+                self.r.shared_log.push(rec);
+            }
+            Err(_) => self.r.op_errors += 1,
+        }
+    }
+
+    /// Step `j`'s file renamed to `NAME.renamed`.
+    fn rename(&mut self, j: usize) {
+        let Some(Some(old)) = self.names.get(j).cloned() else {
+            return;
+        };
+        let new = format!("{old}.renamed");
+        match fs::rename(self.root.join(&old), self.root.join(&new)) {
+            Ok(()) => {
+                if let Some(d) = self.r.expected.remove(&old) {
+                    self.r.expected.insert(new.clone(), d);
+                }
+                self.names[j] = Some(new);
+            }
+            Err(_) => self.r.op_errors += 1,
+        }
+    }
+
+    /// Step `k`'s file deleted.
+    fn delete(&mut self, k: usize) {
+        let Some(Some(victim)) = self.names.get(k).cloned() else {
+            return;
+        };
+        match fs::remove_file(self.root.join(&victim)) {
+            Ok(()) => {
+                self.r.expected.remove(&victim);
+                self.names[k] = None;
+            }
+            Err(_) => self.r.op_errors += 1,
+        }
+    }
+
+    /// Step `k`'s file grown at step `j` by appending more of this client's contents.
+    fn grow(&mut self, k: usize, j: usize) {
+        let Some(Some(grow)) = self.names.get(k).cloned() else {
+            return;
+        };
+        let extra = contents(self.c + 1000, j);
+        let ok = OpenOptions::new()
+            .append(true)
+            .open(self.root.join(&grow))
+            .and_then(|mut f| f.write_all(&extra));
+        match ok {
+            Ok(()) => {
+                if let Some(d) = self.r.expected.get_mut(&grow) {
+                    d.extend_from_slice(&extra);
+                }
+                self.r.bytes_written += extra.len() as u64;
+            }
+            Err(_) => self.r.op_errors += 1,
+        }
+    }
 }
 
 /// Run `clients` clients at once; client `c` works through `mounts[c % mounts.len()]`.

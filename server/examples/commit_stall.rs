@@ -87,74 +87,17 @@ fn main() {
         .unwrap_or_else(std::env::temp_dir)
         .join(format!("rwxfs-commit-stall-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
-    let image = dir.join("v.img");
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&image)
-        .expect("image");
-    f.set_len(1 << 30).expect("size");
-    mkfs(&FileStore::from_file(f), &MkfsOptions::default()).expect("mkfs");
-    let vol = Volume::open(Box::new(FileStore::open(&image).expect("open")) as server::Store)
-        .expect("volume");
-    let cfg = ServerConfig {
-        state_log: Some(image.with_extension("sessions")),
-        ..ServerConfig::default()
-    };
     let stop = CancellationToken::new();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let s = stop.clone();
-    let server = std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            let _ = tx.send(l.local_addr()?.to_string());
-            serve(vol, l, cfg, s).await
-        })
-    });
-    let addr = rx.recv().expect("server address");
+    let (server, addr) = start_server(&dir.join("v.img"), stop.clone());
     let done = Arc::new(AtomicBool::new(false));
     let syncer = {
         let (addr, done) = (addr.clone(), done.clone());
-        std::thread::spawn(move || {
-            let mut c = Client::connect(&addr, 0);
-            let ino = match c.call(create("synced")) {
-                Ok(Response::Attr(a)) => a.ino,
-                other => panic!("create: {other:?}"),
-            };
-            let mut n = 0u64;
-            while !done.load(Ordering::SeqCst) {
-                c.call(Request::Fsync { ino }).expect("fsync");
-                n += 1;
-            }
-            n
-        })
+        std::thread::spawn(move || fsync_loop(&addr, &done))
     };
     let workers: Vec<_> = (1..=clients)
         .map(|w| {
             let (addr, done) = (addr.clone(), done.clone());
-            std::thread::spawn(move || {
-                let mut c = Client::connect(&addr, w);
-                let mut lat = Vec::new();
-                let mut j = 0u64;
-                while !done.load(Ordering::SeqCst) {
-                    let name = format!("c{w}-{j}");
-                    let t = Instant::now();
-                    c.call(create(&name)).expect("create");
-                    lat.push(t.elapsed());
-                    let t = Instant::now();
-                    c.call(Request::Unlink {
-                        parent: ROOT_INO,
-                        name: name.into_bytes(),
-                    })
-                    .expect("unlink");
-                    lat.push(t.elapsed());
-                    j += 1;
-                }
-                lat
-            })
+            std::thread::spawn(move || create_unlink_loop(&addr, w, &done))
         })
         .collect();
     std::thread::sleep(Duration::from_secs(secs));
@@ -179,4 +122,74 @@ fn main() {
         ms(percentile(&lat, 0.999)),
         ms(lat.last().copied().unwrap_or_default()),
     );
+}
+
+/// A fresh 1 GiB volume at `image`, served with its session log beside it on a thread of
+/// its own until `stop`; the thread and the server's address.
+fn start_server(
+    image: &std::path::Path,
+    stop: CancellationToken,
+) -> (std::thread::JoinHandle<std::io::Result<()>>, String) {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(image)
+        .expect("image");
+    f.set_len(1 << 30).expect("size");
+    mkfs(&FileStore::from_file(f), &MkfsOptions::default()).expect("mkfs");
+    let vol = Volume::open(Box::new(FileStore::open(image).expect("open")) as server::Store)
+        .expect("volume");
+    let cfg = ServerConfig {
+        state_log: Some(image.with_extension("sessions")),
+        ..ServerConfig::default()
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let _ = tx.send(l.local_addr()?.to_string());
+            serve(vol, l, cfg, stop).await
+        })
+    });
+    (server, rx.recv().expect("server address"))
+}
+
+/// One file fsynced again and again (each fsync a commit) until `done`; how many times.
+fn fsync_loop(addr: &str, done: &AtomicBool) -> u64 {
+    let mut c = Client::connect(addr, 0);
+    let ino = match c.call(create("synced")) {
+        Ok(Response::Attr(a)) => a.ino,
+        other => panic!("create: {other:?}"),
+    };
+    let mut n = 0u64;
+    while !done.load(Ordering::SeqCst) {
+        c.call(Request::Fsync { ino }).expect("fsync");
+        n += 1;
+    }
+    n
+}
+
+/// Client `w` creating and unlinking files until `done`; each call's latency.
+fn create_unlink_loop(addr: &str, w: u64, done: &AtomicBool) -> Vec<Duration> {
+    let mut c = Client::connect(addr, w);
+    let mut lat = Vec::new();
+    let mut j = 0u64;
+    while !done.load(Ordering::SeqCst) {
+        let name = format!("c{w}-{j}");
+        let t = Instant::now();
+        c.call(create(&name)).expect("create");
+        lat.push(t.elapsed());
+        let t = Instant::now();
+        c.call(Request::Unlink {
+            parent: ROOT_INO,
+            name: name.into_bytes(),
+        })
+        .expect("unlink");
+        lat.push(t.elapsed());
+        j += 1;
+    }
+    lat
 }

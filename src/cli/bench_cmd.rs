@@ -6,14 +6,33 @@ use std::path::PathBuf;
 use rwxfs_benches::workloads::Settings;
 use rwxfs_benches::Options;
 
+// The command's arguments (no doc comment here: clap would take it as the subcommand's help).
+#[derive(clap::Args)]
 pub struct Args {
+    /// Mount points of one shared volume, comma-separated (writer i uses mount i, reads
+    /// back go through another); default: start an image, a server and mounts.
+    #[arg(long, value_delimiter = ',', value_name = "M1,M2,...")]
     pub mounts: Vec<PathBuf>,
+    /// Concurrent writers.
+    #[arg(long, default_value_t = 4)]
     pub writers: usize,
+    /// Size of the large file (K, M, G suffixes); the multi-writer runs share it.
+    #[arg(long, default_value = "512M", value_parser = super::parse_bytes)]
     pub size: u64,
+    /// Small files per process.
+    #[arg(long, default_value_t = 2000)]
     pub files: usize,
+    /// Seconds of random 4 KiB writes.
+    #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// Only these workloads: sequential, writers, small, random, scaling.
+    #[arg(long, value_delimiter = ',', value_name = "W,...")]
     pub only: Vec<String>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
     pub json: bool,
+    /// Plot throughput against concurrent writers to this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
 }
 

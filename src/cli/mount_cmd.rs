@@ -15,18 +15,39 @@ use volume::{FileStore, Volume};
 
 use super::image_lock::{self, Hold, ImageLock, LockError};
 
+// The command's arguments (no doc comment here: clap would take it as the subcommand's help).
+#[derive(clap::Args)]
 pub struct Args {
+    /// HOST:PORT of the server, then the mount point (or just the mount point with --raw-image).
+    #[arg(num_args = 1..=2, required = true)]
     pub args: Vec<String>,
+    /// Run the engine in this process directly on IMAGE (unsafe with several writers).
+    #[arg(long, value_name = "IMAGE")]
     pub raw_image: Option<PathBuf>,
+    /// Stay attached instead of serving in the background.
+    #[arg(long)]
     pub foreground: bool,
+    #[arg(long)]
     pub read_only: bool,
-    /// `-o` values: mount(8) options (`ro`, `nosuid`, ...), comma-separated.
+    /// mount(8) options, comma-separated: ro, rw, nosuid, nodev, noexec (suid, dev, exec
+    /// undo them; the last one given wins).
+    #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
+    /// Node identity (default: /etc/machine-id, else the hostname).
+    #[arg(long)]
     pub node_id: Option<String>,
+    /// File holding the export's shared token (proven, never sent).
+    #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// If the server makes the mount wait (a ReadWriteOncePod volume in use), fail at once.
+    #[arg(long)]
     pub no_wait: bool,
+    /// Speak TLS, trusting the certificates in FILE (the server's, or its CA's), PEM.
+    #[arg(long, value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
-    /// Seconds the kernel may reuse attributes and names without asking.
+    /// How long the kernel may reuse attributes and names without asking the server, in
+    /// seconds; the server's invalidations refresh what another mount changed sooner.
+    #[arg(long, default_value_t = 1, value_name = "SECS")]
     pub cache_secs: u64,
 }
 
@@ -52,46 +73,73 @@ pub fn parse_options(options: &[String], read_only: bool) -> Result<(bool, Mount
     Ok((ro, flags))
 }
 
-pub fn run(mut a: Args) -> i32 {
-    let ready_fd: Option<i32> = std::env::var(READY_FD).ok().and_then(|v| v.parse().ok());
-    // SAFETY: the fd number was handed to us by our parent for this purpose only.
-    let mut ready = ready_fd.map(|fd| unsafe { std::fs::File::from_raw_fd(fd) });
-    let fail = |ready: &mut Option<std::fs::File>, msg: String| {
-        if let Some(f) = ready.as_mut() {
+/// The pipe to the `rwxfs mount` that started this one in the background and waits for it to
+/// be live (none when run in the foreground by hand). The parent reads "pending: WHY" while
+/// this mount waits to be admitted and "warning: WHY" for what the user should know, then
+/// "ok" or "error: WHY".
+struct Ready(Option<std::fs::File>);
+
+impl Ready {
+    /// The pipe our parent handed down in `READY_FD`, if any.
+    fn from_env() -> Ready {
+        let fd: Option<i32> = std::env::var(READY_FD).ok().and_then(|v| v.parse().ok());
+        // SAFETY: the fd number was handed to us by our parent for this purpose only.
+        Ready(fd.map(|fd| unsafe { std::fs::File::from_raw_fd(fd) }))
+    }
+
+    fn attached(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Tells the parent (or the terminal) that the mount failed, and why; the exit status.
+    fn fail(&mut self, msg: String) -> i32 {
+        if let Some(f) = self.0.as_mut() {
             let _ = writeln!(f, "error: {msg}");
         }
         eprintln!("rwxfs mount: {msg}");
         1
-    };
-    let (mountpoint, source) = match (&a.raw_image, a.args.as_slice()) {
-        (Some(img), [mp]) => (PathBuf::from(mp), img.display().to_string()),
-        (Some(_), _) => {
-            return fail(
-                &mut ready,
-                "with --raw-image give only the mount point".into(),
-            )
+    }
+
+    /// A note of `kind` ("pending", "warning") for the user, through the parent if there is one.
+    fn note(&self, kind: &str, why: &str) {
+        match self.0.as_ref() {
+            Some(mut f) => {
+                let _ = writeln!(f, "{kind}: {why}");
+            }
+            None => eprintln!("rwxfs mount: {kind}: {why}"),
         }
-        (None, [server, mp]) => (PathBuf::from(mp), server.clone()),
-        (None, _) => return fail(&mut ready, "usage: rwxfs mount HOST:PORT MOUNTPOINT".into()),
+    }
+
+    /// Tells the parent the mount is live, and lets it go.
+    fn live(&mut self) {
+        if let Some(f) = self.0.as_mut() {
+            let _ = writeln!(f, "ok");
+        }
+        self.0 = None;
+    }
+}
+
+pub fn run(mut a: Args) -> i32 {
+    let mut ready = Ready::from_env();
+    let (mountpoint, source) = match target(&a) {
+        Ok(t) => t,
+        Err(e) => return ready.fail(e),
     };
     let flags = match parse_options(&a.options, a.read_only) {
         Ok((ro, flags)) => {
             a.read_only = ro;
             flags
         }
-        Err(e) => return fail(&mut ready, e),
+        Err(e) => return ready.fail(e),
     };
     if let Err(e) = check_mountpoint(&mountpoint) {
-        return fail(&mut ready, e);
+        return ready.fail(e);
     }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        return fail(
-            &mut ready,
-            "mounting needs root (CAP_SYS_ADMIN) on this system".into(),
-        );
+        return ready.fail("mounting needs root (CAP_SYS_ADMIN) on this system".into());
     }
-    if a.raw_image.is_some() && ready.is_none() {
+    if a.raw_image.is_some() && !ready.attached() {
         eprintln!(
             "rwxfs: WARNING: raw shared-image mode. This mount runs its own engine on {source}; \
              with more than one writer on the same image, data and metadata WILL be corrupted. \
@@ -107,66 +155,14 @@ pub fn run(mut a: Args) -> i32 {
     // owns it, beside other raw mounts with a warning.
     let _raw_lock = match a.raw_image.as_deref().map(hold_raw).transpose() {
         Ok(l) => l,
-        Err(e) => return fail(&mut ready, e),
+        Err(e) => return ready.fail(e),
     };
     if let Some(w) = a.raw_image.as_deref().and_then(other_raw_mounts) {
-        match ready.as_ref() {
-            Some(mut f) => {
-                let _ = writeln!(f, "warning: {w}");
-            }
-            None => eprintln!("rwxfs mount: warning: {w}"),
-        }
+        ready.note("warning", &w);
     }
-    let backend: Arc<dyn Backend> = match &a.raw_image {
-        Some(img) => {
-            let store = match if a.read_only {
-                FileStore::open_read_only(img)
-            } else {
-                FileStore::open(img)
-            } {
-                Ok(s) => s,
-                Err(e) => return fail(&mut ready, format!("{}: {e}", img.display())),
-            };
-            match Volume::open(store) {
-                Ok(v) => Arc::new(RawBackend::new(v)),
-                Err(e) => return fail(&mut ready, format!("{}: {e}", img.display())),
-            }
-        }
-        None => {
-            let token = match a.token_file.as_deref().map(read_token).transpose() {
-                Ok(t) => t,
-                Err(e) => return fail(&mut ready, e),
-            };
-            let tls = match a
-                .tls_ca
-                .as_deref()
-                .map(client_fuse::transport::client_config)
-                .transpose()
-            {
-                Ok(t) => t,
-                Err(e) => return fail(&mut ready, e),
-            };
-            let opts = ConnectOptions {
-                tls,
-                node_id: a.node_id.clone().unwrap_or_else(node_id),
-                read_only: a.read_only,
-                token,
-                no_wait: a.no_wait,
-            };
-            // Waiting to be admitted (an RWOP volume in use): say so, as a Pending pod would.
-            let pending = |why: &str| {
-                if let Some(f) = ready.as_ref() {
-                    let mut f: &std::fs::File = f;
-                    let _ = writeln!(f, "pending: {why}");
-                } else {
-                    eprintln!("rwxfs mount: pending: {why}");
-                }
-            };
-            match RemoteBackend::connect(&source, &opts, &pending) {
-                Ok(r) => Arc::new(r),
-                Err(e) => return fail(&mut ready, e),
-            }
-        }
+    let backend = match backend(&a, &source, &ready) {
+        Ok(b) => b,
+        Err(e) => return ready.fail(e),
     };
     let cfg = MountConfig {
         mountpoint: mountpoint.clone(),
@@ -176,13 +172,7 @@ pub fn run(mut a: Args) -> i32 {
         ttl: Duration::from_secs(a.cache_secs),
         threads: 4,
     };
-    let res = mount_foreground(backend, &cfg, || {
-        if let Some(f) = ready.as_mut() {
-            let _ = writeln!(f, "ok");
-        }
-        ready = None;
-    });
-    match res {
+    match mount_foreground(backend, &cfg, || ready.live()) {
         Ok(()) => 0,
         Err(e) => {
             let msg = match e.kind() {
@@ -192,9 +182,55 @@ pub fn run(mut a: Args) -> i32 {
                 ),
                 _ => format!("{}: {e}", mountpoint.display()),
             };
-            fail(&mut ready, msg)
+            ready.fail(msg)
         }
     }
+}
+
+/// The mount point and the source (the server's address or the raw image), from the
+/// positional arguments.
+fn target(a: &Args) -> Result<(PathBuf, String), String> {
+    match (&a.raw_image, a.args.as_slice()) {
+        (Some(img), [mp]) => Ok((PathBuf::from(mp), img.display().to_string())),
+        (Some(_), _) => Err("with --raw-image give only the mount point".into()),
+        (None, [server, mp]) => Ok((PathBuf::from(mp), server.clone())),
+        (None, _) => Err("usage: rwxfs mount HOST:PORT MOUNTPOINT".into()),
+    }
+}
+
+/// The engine on the raw image, or the connection to the server at `source`.
+fn backend(a: &Args, source: &str, ready: &Ready) -> Result<Arc<dyn Backend>, String> {
+    let Some(img) = &a.raw_image else {
+        return remote_backend(a, source, ready);
+    };
+    let store = if a.read_only {
+        FileStore::open_read_only(img)
+    } else {
+        FileStore::open(img)
+    }
+    .map_err(|e| format!("{}: {e}", img.display()))?;
+    let vol = Volume::open(store).map_err(|e| format!("{}: {e}", img.display()))?;
+    Ok(Arc::new(RawBackend::new(vol)))
+}
+
+/// Connects to the server at `source`; while it makes the mount wait to be admitted (an RWOP
+/// volume in use), says so, as a Pending pod would.
+fn remote_backend(a: &Args, source: &str, ready: &Ready) -> Result<Arc<dyn Backend>, String> {
+    let token = a.token_file.as_deref().map(read_token).transpose()?;
+    let tls = a
+        .tls_ca
+        .as_deref()
+        .map(client_fuse::transport::client_config)
+        .transpose()?;
+    let opts = ConnectOptions {
+        tls,
+        node_id: a.node_id.clone().unwrap_or_else(node_id),
+        read_only: a.read_only,
+        token,
+        no_wait: a.no_wait,
+    };
+    let pending = |why: &str| ready.note("pending", why);
+    Ok(Arc::new(RemoteBackend::connect(source, &opts, &pending)?))
 }
 
 /// The shared hold of a raw mount on its image, or why it is refused.
@@ -251,6 +287,37 @@ fn spawn_background(a: &Args, flags: MountFlags, mountpoint: &std::path::Path) -
         return 1;
     }
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("rwxfs"));
+    let log = std::env::var_os("RWXFS_LOG_FILE").and_then(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .ok()
+    });
+    let mut cmd = Command::new(exe);
+    cmd.args(foreground_args(a, flags))
+        .env(READY_FD, fds[1].to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log.map(Stdio::from).unwrap_or_else(Stdio::null));
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let child = cmd.spawn();
+    // SAFETY: closing our copy of the write end; the child holds its own.
+    unsafe { libc::close(fds[1]) };
+    // SAFETY: fds[0] is the pipe's read end, owned from here on.
+    let rd = unsafe { std::fs::File::from_raw_fd(fds[0]) };
+    match child {
+        Ok(child) => await_child(rd, child, mountpoint),
+        Err(e) => {
+            eprintln!("rwxfs mount: cannot start the mount process: {e}");
+            1
+        }
+    }
+}
+
+/// This command's arguments for the child that mounts in the foreground, with the `-o`
+/// options already folded into `flags` and `read_only`.
+fn foreground_args(a: &Args, flags: MountFlags) -> Vec<String> {
     let mut args: Vec<String> = vec!["mount".into()];
     if let Some(img) = &a.raw_image {
         args.push("--raw-image".into());
@@ -284,34 +351,12 @@ fn spawn_background(a: &Args, flags: MountFlags, mountpoint: &std::path::Path) -
     args.push("--foreground".into());
     args.push("--".into());
     args.extend(a.args.iter().cloned());
-    let log = std::env::var_os("RWXFS_LOG_FILE").and_then(|p| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-            .ok()
-    });
-    let mut cmd = Command::new(exe);
-    cmd.args(&args)
-        .env(READY_FD, fds[1].to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log.map(Stdio::from).unwrap_or_else(Stdio::null));
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let child = cmd.spawn();
-    // SAFETY: closing our copy of the write end; the child holds its own.
-    unsafe { libc::close(fds[1]) };
-    // SAFETY: fds[0] is the pipe's read end, owned from here on.
-    let mut rd = unsafe { std::fs::File::from_raw_fd(fds[0]) };
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("rwxfs mount: cannot start the mount process: {e}");
-            return 1;
-        }
-    };
-    // The child reports "pending: WHY" while it waits to be admitted and "warning: WHY" for
-    // what the user should know, then "ok" or "error: WHY".
+    args
+}
+
+/// Relays the child's notes from the readiness pipe `rd` (see `Ready`) until it reports the
+/// mount live (0) or fails (its message, 1).
+fn await_child(mut rd: std::fs::File, mut child: std::process::Child, mountpoint: &Path) -> i32 {
     let mut msg = String::new();
     for line in std::io::BufRead::lines(std::io::BufReader::new(&mut rd)) {
         let Ok(line) = line else { break };

@@ -9,80 +9,68 @@ use volume::{FileStore, Volume};
 
 use super::image_lock::{self, Hold, ImageLock, LockError};
 
+// The command's arguments (no doc comment here: clap would take it as the subcommand's help).
+#[derive(clap::Args)]
 pub struct Args {
+    #[arg(long)]
     pub image: PathBuf,
+    /// Address to listen on, HOST:PORT.
+    #[arg(long)]
     pub listen: String,
+    /// Seconds a silent client keeps its session.
+    #[arg(long, default_value_t = 15)]
     pub lease_secs: u64,
+    /// Kubernetes access mode enforced for every mount: rwx, rox, rwo or rwop.
+    #[arg(long, default_value = "rwx", value_parser = super::parse_access_mode)]
     pub access_mode: AccessMode,
+    /// File holding a shared token every client must prove (challenge-response).
+    #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// Export read-only: every mount is.
+    #[arg(long)]
     pub read_only: bool,
+    /// Client addresses allowed to connect (CIDR, repeatable); default: any.
+    #[arg(long = "allow", value_name = "CIDR", value_parser = super::parse_cidr)]
     pub allow: Vec<ipnet::IpNet>,
+    /// Keep uid and gid 0 from clients as they are (default: map to nobody/nogroup).
+    #[arg(long)]
     pub no_root_squash: bool,
-    /// Certificate chain and key files, for TLS.
-    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Speak TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Where sessions and the replies they may ask for again are kept across restarts
+    /// (default: the image's path with `.sessions` appended).
+    #[arg(long, value_name = "FILE")]
     pub state_file: Option<PathBuf>,
+    /// After a restart, seconds the clients have to reclaim their locks before anyone
+    /// else's lock is granted.
+    #[arg(long, default_value_t = 30)]
     pub grace_secs: u64,
+    #[command(flatten)]
     pub limits: super::limits::Limits,
 }
 
 pub fn run(a: Args) -> i32 {
-    let (image, listen) = (a.image.as_path(), a.listen.as_str());
     let state_file = a.state_file.clone().unwrap_or_else(|| {
         let mut p = a.image.clone().into_os_string();
         p.push(".sessions");
         PathBuf::from(p)
     });
-    let token = match a
-        .token_file
-        .as_deref()
-        .map(super::mount_cmd::read_token)
-        .transpose()
-    {
-        Ok(t) => t,
+    let cfg = match config(&a, state_file.clone()) {
+        Ok(cfg) => cfg,
         Err(e) => {
             eprintln!("rwxfs serve: {e}");
             return 1;
         }
-    };
-    let tls = match a
-        .tls
-        .as_ref()
-        .map(|(c, k)| server::tls::acceptor(c, k))
-        .transpose()
-    {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("rwxfs serve: {e}");
-            return 1;
-        }
-    };
-    let export = Export {
-        mode: a.access_mode,
-        read_only: a.read_only,
-        allow: a.allow.clone(),
-        root_squash: !a.no_root_squash,
-        token,
     };
     // Held until the server exits; the kernel drops both if it dies.
-    let _owner = match own_image(image, &state_file) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("rwxfs serve: {e}");
-            return 1;
-        }
-    };
-    let store = match FileStore::open(image) {
-        Ok(s) => Box::new(s) as server::Store,
-        Err(e) => {
-            eprintln!("rwxfs serve: {}: {e}", image.display());
-            return 1;
-        }
-    };
-    // Files left unlinked-but-open are kept until the sessions that may hold them are known.
-    let vol = match Volume::open_keeping_orphans(store) {
+    let (_owner, vol) = match open_owned(&a.image, &state_file) {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("rwxfs serve: {}: {e}", image.display());
+            eprintln!("rwxfs serve: {e}");
             return 1;
         }
     };
@@ -96,49 +84,95 @@ pub fn run(a: Args) -> i32 {
             return 1;
         }
     };
-    rt.block_on(async {
-        let listener = match tokio::net::TcpListener::bind(listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("rwxfs serve: cannot listen on {listen}: {e}");
-                return 1;
-            }
-        };
-        let addr = listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|_| listen.to_string());
-        eprintln!("rwxfs: serving {} on {addr}", image.display());
-        let token = CancellationToken::new();
-        let t = token.clone();
-        tokio::spawn(async move {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(_) => return,
-                };
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            t.cancel();
-        });
-        let cfg = a.limits.apply(ServerConfig {
-            lease: Duration::from_secs(a.lease_secs.max(1)),
-            export,
-            tls,
-            state_log: Some(state_file),
-            grace: Duration::from_secs(a.grace_secs),
-            ..ServerConfig::default()
-        });
-        match serve(vol, listener, cfg, token).await {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("rwxfs serve: {e}");
-                1
-            }
+    rt.block_on(serve_on(&a.listen, &a.image, vol, cfg))
+}
+
+/// The server's configuration from the arguments: the export (its token read, its TLS
+/// certificate loaded), the lease, the grace period, the bounds and the session log.
+fn config(a: &Args, state_file: PathBuf) -> Result<ServerConfig, String> {
+    let token = a
+        .token_file
+        .as_deref()
+        .map(super::mount_cmd::read_token)
+        .transpose()?;
+    let tls = a
+        .tls_cert
+        .as_ref()
+        .zip(a.tls_key.as_ref())
+        .map(|(c, k)| server::tls::acceptor(c, k))
+        .transpose()?;
+    let export = Export {
+        mode: a.access_mode,
+        read_only: a.read_only,
+        allow: a.allow.clone(),
+        root_squash: !a.no_root_squash,
+        token,
+    };
+    Ok(a.limits.apply(ServerConfig {
+        lease: Duration::from_secs(a.lease_secs.max(1)),
+        export,
+        tls,
+        state_log: Some(state_file),
+        grace: Duration::from_secs(a.grace_secs),
+        ..ServerConfig::default()
+    }))
+}
+
+/// The image, owned by this server (see `own_image`) and opened. Files left
+/// unlinked-but-open are kept until the sessions that may hold them are known.
+fn open_owned(
+    image: &Path,
+    state_file: &Path,
+) -> Result<([ImageLock; 2], Volume<server::Store>), String> {
+    let owner = own_image(image, state_file)?;
+    let store = FileStore::open(image).map_err(|e| format!("{}: {e}", image.display()))?;
+    let store = Box::new(store) as server::Store;
+    let vol =
+        Volume::open_keeping_orphans(store).map_err(|e| format!("{}: {e}", image.display()))?;
+    Ok((owner, vol))
+}
+
+/// Listens on `listen` and serves `vol` until SIGTERM or ctrl-c; the exit status.
+async fn serve_on(
+    listen: &str,
+    image: &Path,
+    vol: Volume<server::Store>,
+    cfg: ServerConfig,
+) -> i32 {
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("rwxfs serve: cannot listen on {listen}: {e}");
+            return 1;
         }
-    })
+    };
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| listen.to_string());
+    eprintln!("rwxfs: serving {} on {addr}", image.display());
+    let token = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(token.clone()));
+    match serve(vol, listener, cfg, token).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("rwxfs serve: {e}");
+            1
+        }
+    }
+}
+
+/// Cancels `token` at SIGTERM or ctrl-c.
+async fn cancel_on_signal(token: CancellationToken) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    token.cancel();
 }
 
 /// The image and the session log, exclusively this server's: another server, a raw mount or
