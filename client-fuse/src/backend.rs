@@ -1,8 +1,14 @@
-//! What the FUSE adapter needs from wherever the file system lives. Every method is one
-//! operation, in the protocol's vocabulary; errors are the engine's, so errno is decided in
-//! one place (`FsError::errno`).
+//! What the FUSE adapter needs from wherever the file system lives: a transport that runs
+//! one `Request` (`Backend::call`), and the typed calls over it, written once here — each
+//! builds its request and takes its answer (`protocol::Answer`). A raw mount's transport
+//! runs the table of operations in this process (`raw`), a remote one sends the call to the
+//! server (`remote`); the remote one adds what only it needs through the hooks below (its
+//! writes on their way, its locks, its session). Errors are the engine's, so errno is
+//! decided in one place (`FsError::errno`).
 
-use protocol::{Attr, DirEntry, RenameFlags, SetAttr, StatFs};
+use protocol::{
+    Answer, Attr, DirEntry, LockKind, LockState, RenameFlags, Request, Response, SetAttr, StatFs,
+};
 use volume::{FsError, FsResult};
 
 /// What comes with a write besides its data.
@@ -16,10 +22,66 @@ pub struct WriteHow {
     pub under_lock: bool,
 }
 
+/// Run `req` (with `bulk`, a write's data) on `b` and take its answer as `T`; an answer of
+/// another kind than the request gets is an I/O error.
+pub fn ask<T: Answer, B: Backend + ?Sized>(b: &B, req: Request, bulk: &[u8]) -> FsResult<T> {
+    let (resp, out) = b.call(req, bulk)?;
+    T::take(resp, out).ok_or_else(|| FsError::Io(std::io::Error::from_raw_os_error(libc::EIO)))
+}
+
+impl dyn Backend {
+    /// `ask` on a backend behind a pointer: any request, its answer as the type it carries.
+    pub fn ask<T: Answer>(&self, req: Request) -> FsResult<T> {
+        ask(self, req, &[])
+    }
+}
+
 pub trait Backend: Send + Sync + 'static {
-    fn lookup(&self, parent: u64, name: &[u8]) -> FsResult<Attr>;
-    fn getattr(&self, ino: u64) -> FsResult<Attr>;
-    fn setattr(&self, ino: u64, set: SetAttr) -> FsResult<Attr>;
+    /// The transport: run `req` (with its bulk bytes) wherever the file system lives; its
+    /// response and bulk bytes (read data).
+    fn call(&self, req: Request, bulk: &[u8]) -> FsResult<(Response, Vec<u8>)>;
+
+    // ---- hooks: what a transport adds around the typed calls ----
+
+    /// Writes this mount made to `ino` are on the volume; one that was refused on its way
+    /// is this call's error (reported once). Nothing to wait for where writes are made in
+    /// place.
+    fn settled(&self, _ino: u64) -> FsResult<()> {
+        Ok(())
+    }
+    /// The mount is going away: make everything durable.
+    fn shutdown(&self) -> FsResult<()>;
+    /// True if locks are this backend's to keep; otherwise the kernel keeps them, locally.
+    fn supports_locks(&self) -> bool {
+        false
+    }
+    /// Where to send invalidations the backend learns of (another client changed something
+    /// this mount may cache). Backends that cannot learn of any ignore it.
+    fn on_invalidate(&self, _sink: std::sync::mpsc::Sender<Invalidate>) {}
+    /// Counts the times this mount's locks were all lost at once (its session expired, or
+    /// they could not be reclaimed after a server restart).
+    fn lock_epoch(&self) -> u64 {
+        0
+    }
+    /// True (once) if a server restart lost changes made through this mount to `ino` (with
+    /// `names`, or to the volume's names) that nothing could bring back: the next fsync (or
+    /// close) says EIO.
+    fn take_lost(&self, _ino: u64, _names: bool) -> bool {
+        false
+    }
+
+    // ---- the typed calls ----
+
+    fn lookup(&self, parent: u64, name: &[u8]) -> FsResult<Attr> {
+        let name = name.to_vec();
+        ask(self, Request::Lookup { parent, name }, &[])
+    }
+    fn getattr(&self, ino: u64) -> FsResult<Attr> {
+        ask(self, Request::Getattr { ino }, &[])
+    }
+    fn setattr(&self, ino: u64, set: SetAttr) -> FsResult<Attr> {
+        ask(self, Request::Setattr { ino, set }, &[])
+    }
     #[allow(clippy::too_many_arguments)]
     fn mknod(
         &self,
@@ -29,8 +91,29 @@ pub trait Backend: Send + Sync + 'static {
         rdev: u32,
         uid: u32,
         gid: u32,
-    ) -> FsResult<Attr>;
-    fn mkdir(&self, parent: u64, name: &[u8], mode: u32, uid: u32, gid: u32) -> FsResult<Attr>;
+    ) -> FsResult<Attr> {
+        let name = name.to_vec();
+        let req = Request::Mknod {
+            parent,
+            name,
+            mode,
+            rdev,
+            uid,
+            gid,
+        };
+        ask(self, req, &[])
+    }
+    fn mkdir(&self, parent: u64, name: &[u8], mode: u32, uid: u32, gid: u32) -> FsResult<Attr> {
+        let name = name.to_vec();
+        let req = Request::Mkdir {
+            parent,
+            name,
+            mode,
+            uid,
+            gid,
+        };
+        ask(self, req, &[])
+    }
     fn symlink(
         &self,
         parent: u64,
@@ -38,10 +121,34 @@ pub trait Backend: Send + Sync + 'static {
         target: &[u8],
         uid: u32,
         gid: u32,
-    ) -> FsResult<Attr>;
-    fn link(&self, ino: u64, newparent: u64, newname: &[u8]) -> FsResult<Attr>;
-    fn unlink(&self, parent: u64, name: &[u8]) -> FsResult<()>;
-    fn rmdir(&self, parent: u64, name: &[u8]) -> FsResult<()>;
+    ) -> FsResult<Attr> {
+        let (name, target) = (name.to_vec(), target.to_vec());
+        let req = Request::Symlink {
+            parent,
+            name,
+            target,
+            uid,
+            gid,
+        };
+        ask(self, req, &[])
+    }
+    fn link(&self, ino: u64, newparent: u64, newname: &[u8]) -> FsResult<Attr> {
+        let newname = newname.to_vec();
+        let req = Request::Link {
+            ino,
+            newparent,
+            newname,
+        };
+        ask(self, req, &[])
+    }
+    fn unlink(&self, parent: u64, name: &[u8]) -> FsResult<()> {
+        let name = name.to_vec();
+        ask(self, Request::Unlink { parent, name }, &[])
+    }
+    fn rmdir(&self, parent: u64, name: &[u8]) -> FsResult<()> {
+        let name = name.to_vec();
+        ask(self, Request::Rmdir { parent, name }, &[])
+    }
     fn rename(
         &self,
         parent: u64,
@@ -49,72 +156,129 @@ pub trait Backend: Send + Sync + 'static {
         newparent: u64,
         newname: &[u8],
         flags: RenameFlags,
-    ) -> FsResult<()>;
-    fn readlink(&self, ino: u64) -> FsResult<Vec<u8>>;
-    fn readdir(&self, ino: u64, offset: u64, max: usize) -> FsResult<Vec<DirEntry>>;
-    fn readdirplus(&self, ino: u64, offset: u64, max: usize) -> FsResult<Vec<(DirEntry, Attr)>>;
+    ) -> FsResult<()> {
+        let (name, newname) = (name.to_vec(), newname.to_vec());
+        let req = Request::Rename {
+            parent,
+            name,
+            newparent,
+            newname,
+            flags,
+        };
+        ask(self, req, &[])
+    }
+    fn readlink(&self, ino: u64) -> FsResult<Vec<u8>> {
+        ask(self, Request::Readlink { ino }, &[])
+    }
+    fn readdir(&self, ino: u64, offset: u64, max: usize) -> FsResult<Vec<DirEntry>> {
+        let max = max.min(u32::MAX as usize) as u32;
+        ask(self, Request::Readdir { ino, offset, max }, &[])
+    }
+    fn readdirplus(&self, ino: u64, offset: u64, max: usize) -> FsResult<Vec<(DirEntry, Attr)>> {
+        let max = max.min(u32::MAX as usize) as u32;
+        ask(self, Request::Readdirplus { ino, offset, max }, &[])
+    }
     /// Create and open in one step.
-    fn create(&self, parent: u64, name: &[u8], mode: u32, uid: u32, gid: u32) -> FsResult<Attr>;
-    fn open(&self, ino: u64, flags: i32) -> FsResult<Attr>;
-    fn release(&self, ino: u64) -> FsResult<()>;
-    fn read(&self, ino: u64, offset: u64, size: u32) -> FsResult<Vec<u8>>;
-    fn write(&self, ino: u64, offset: u64, data: &[u8], how: WriteHow) -> FsResult<u32>;
+    fn create(&self, parent: u64, name: &[u8], mode: u32, uid: u32, gid: u32) -> FsResult<Attr> {
+        let name = name.to_vec();
+        let req = Request::Create {
+            parent,
+            name,
+            mode,
+            uid,
+            gid,
+        };
+        ask(self, req, &[])
+    }
+    fn open(&self, ino: u64, flags: i32) -> FsResult<Attr> {
+        ask(self, Request::Open { ino, flags }, &[])
+    }
+    fn release(&self, ino: u64) -> FsResult<()> {
+        ask(self, Request::Release { ino }, &[])
+    }
+    fn read(&self, ino: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        ask(self, Request::Read { ino, offset, size }, &[])
+    }
+    fn write(&self, ino: u64, offset: u64, data: &[u8], how: WriteHow) -> FsResult<u32> {
+        let kill_priv = how.kill_priv;
+        let req = Request::Write {
+            ino,
+            offset,
+            kill_priv,
+        };
+        ask(self, req, data)
+    }
     /// Write at the file's current end on the volume (O_APPEND), atomically.
-    fn append(&self, ino: u64, data: &[u8], how: WriteHow) -> FsResult<u32>;
+    fn append(&self, ino: u64, data: &[u8], how: WriteHow) -> FsResult<u32> {
+        self.settled(ino)?;
+        let kill_priv = how.kill_priv;
+        ask(self, Request::Append { ino, kill_priv }, data)
+    }
     /// Written data reaches the volume (close-to-open); not necessarily the disk.
-    fn flush(&self, ino: u64) -> FsResult<()>;
+    fn flush(&self, ino: u64) -> FsResult<()> {
+        self.settled(ino)
+    }
     /// Durable on disk.
-    fn fsync(&self, ino: u64) -> FsResult<()>;
-    fn fallocate(&self, ino: u64, offset: u64, len: u64, mode: u32) -> FsResult<()>;
-    fn statfs(&self) -> FsResult<StatFs>;
-    fn getxattr(&self, ino: u64, name: &[u8]) -> FsResult<Vec<u8>>;
-    fn setxattr(&self, ino: u64, name: &[u8], value: &[u8], flags: u32) -> FsResult<()>;
-    fn listxattr(&self, ino: u64) -> FsResult<Vec<Vec<u8>>>;
-    fn removexattr(&self, ino: u64, name: &[u8]) -> FsResult<()>;
-    /// The mount is going away: make everything durable.
-    fn shutdown(&self) -> FsResult<()>;
+    fn fsync(&self, ino: u64) -> FsResult<()> {
+        self.settled(ino)?;
+        ask(self, Request::Fsync { ino }, &[])
+    }
+    fn fallocate(&self, ino: u64, offset: u64, len: u64, mode: u32) -> FsResult<()> {
+        self.settled(ino)?;
+        let req = Request::Fallocate {
+            ino,
+            offset,
+            len,
+            mode,
+        };
+        ask(self, req, &[])
+    }
+    fn statfs(&self) -> FsResult<StatFs> {
+        ask(self, Request::Statfs, &[])
+    }
+    fn getxattr(&self, ino: u64, name: &[u8]) -> FsResult<Vec<u8>> {
+        let name = name.to_vec();
+        ask(self, Request::Getxattr { ino, name }, &[])
+    }
+    fn setxattr(&self, ino: u64, name: &[u8], value: &[u8], flags: u32) -> FsResult<()> {
+        let (name, value) = (name.to_vec(), value.to_vec());
+        let req = Request::Setxattr {
+            ino,
+            name,
+            value,
+            flags,
+        };
+        ask(self, req, &[])
+    }
+    fn listxattr(&self, ino: u64) -> FsResult<Vec<Vec<u8>>> {
+        ask(self, Request::Listxattr { ino }, &[])
+    }
+    fn removexattr(&self, ino: u64, name: &[u8]) -> FsResult<()> {
+        let name = name.to_vec();
+        ask(self, Request::Removexattr { ino, name }, &[])
+    }
 
     // ---- locks, where the backend holds them for every client (the server) ----
 
-    /// True if locks are this backend's to keep; otherwise the kernel keeps them, locally.
-    fn supports_locks(&self) -> bool {
-        false
-    }
     /// F_GETLK: the conflicting lock (start, end, type, pid), or type F_UNLCK.
-    fn getlk(&self, _ino: u64, _lock: LockArgs) -> FsResult<(u64, u64, i32, u32)> {
-        Err(FsError::NotSupported)
+    fn getlk(&self, ino: u64, lock: LockArgs) -> FsResult<(u64, u64, i32, u32)> {
+        let l: LockState = ask(self, lock.getlk(ino), &[])?;
+        Ok((l.range.start, l.range.end, l.kind.raw(), l.pid))
     }
     /// F_SETLK, or F_SETLKW when `wait`: then `interrupted` is polled while blocked, and a
     /// true answer ends the wait with `FsError::Interrupted`.
     fn setlk(
         &self,
-        _ino: u64,
-        _lock: LockArgs,
-        _wait: bool,
+        ino: u64,
+        lock: LockArgs,
+        wait: bool,
         _interrupted: &dyn Fn() -> bool,
     ) -> FsResult<()> {
-        Err(FsError::NotSupported)
+        ask(self, lock.setlk(ino, wait), &[])
     }
-    /// Where to send invalidations the backend learns of (another client changed something
-    /// this mount may cache). Backends that cannot learn of any ignore it.
-    fn on_invalidate(&self, _sink: std::sync::mpsc::Sender<Invalidate>) {}
-
-    /// Counts the times this mount's locks were all lost at once (its session expired, or
-    /// they could not be reclaimed after a server restart).
-    fn lock_epoch(&self) -> u64 {
-        0
-    }
-
-    /// True (once) if a server restart lost changes made through this mount to `ino` (with
-    /// `names`, or to the volume's names) that nothing could bring back: the next fsync (or
-    /// close) says EIO.
-    fn take_lost(&self, _ino: u64, _names: bool) -> bool {
-        false
-    }
-
     /// A close by `owner`: its locks on `ino` go.
-    fn release_locks(&self, _ino: u64, _owner: u64) -> FsResult<()> {
-        Err(FsError::NotSupported)
+    fn release_locks(&self, ino: u64, owner: u64) -> FsResult<()> {
+        ask(self, Request::ReleaseLocks { ino, owner }, &[])
     }
 }
 
@@ -134,6 +298,29 @@ impl LockArgs {
         protocol::LockRange {
             start: self.start,
             end: self.end,
+        }
+    }
+
+    /// F_GETLK for this lock on `ino`, as a request.
+    pub fn getlk(&self, ino: u64) -> Request {
+        Request::Getlk {
+            ino,
+            owner: self.owner,
+            range: self.range(),
+            kind: LockKind::from_raw(self.typ),
+            pid: self.pid,
+        }
+    }
+
+    /// F_SETLK (F_SETLKW with `wait`) of this lock on `ino`, as a request.
+    pub fn setlk(&self, ino: u64, wait: bool) -> Request {
+        Request::Setlk {
+            ino,
+            owner: self.owner,
+            range: self.range(),
+            kind: LockKind::from_raw(self.typ),
+            pid: self.pid,
+            wait,
         }
     }
 }

@@ -1,12 +1,12 @@
 //! The Remote backend: every operation is a call to the server over the mount's `Link`,
 //! which keeps many calls in flight on one connection and carries them across reconnects.
 
-use protocol::{Attr, DirEntry, LockKind, RenameFlags, Request, Response, SetAttr, StatFs};
+use protocol::{Attr, Request, Response};
 use volume::{FsError, FsResult};
 
 use std::sync::Arc;
 
-use crate::backend::{Backend, LockArgs, WriteHow};
+use crate::backend::{ask, Backend, LockArgs, WriteHow};
 use crate::link::{Link, LinkError};
 use crate::write_behind::WriteBehind;
 
@@ -52,7 +52,23 @@ impl RemoteBackend {
             return Ok(a);
         }
         self.wb.settle(a.ino);
-        self.attr(Request::Getattr { ino: a.ino })
+        match self.send(Request::Getattr { ino: a.ino }, &[])? {
+            (Response::Attr(a), _) => Ok(a),
+            _ => Err(io_err()),
+        }
+    }
+
+    /// Attributes in an answer, each as current as this mount's writes (see `current`).
+    fn made_current(&self, resp: Response) -> FsResult<Response> {
+        Ok(match resp {
+            Response::Attr(a) => Response::Attr(self.current(a)?),
+            Response::EntriesPlus(es) => Response::EntriesPlus(
+                es.into_iter()
+                    .map(|(d, a)| Ok((d, self.current(a)?)))
+                    .collect::<FsResult<_>>()?,
+            ),
+            resp => resp,
+        })
     }
 
     fn known_without_caps(&self, ino: u64) -> bool {
@@ -60,21 +76,23 @@ impl RemoteBackend {
         m.get(&ino).is_some_and(|t| t.elapsed() < CAPS_TTL)
     }
 
-    fn forget_caps(&self, ino: u64, name: &[u8]) {
-        if name == CAPS {
-            self.no_caps
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&ino);
+    fn note_without_caps(&self, ino: u64) {
+        let mut m = self.no_caps.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= 1 << 16 {
+            m.clear();
         }
+        m.insert(ino, std::time::Instant::now());
     }
 
-    /// Wait for `ino`'s writes to reach the server; report a refused one.
-    fn settled(&self, ino: u64) -> FsResult<()> {
-        self.wb.settle_and_report(ino).map_err(FsError::from_errno)
+    fn forget_caps(&self, ino: u64) {
+        self.no_caps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&ino);
     }
 
-    fn call_bulk(&self, req: Request, bulk: &[u8]) -> FsResult<(Response, Vec<u8>)> {
+    /// The call on the link, its error as the engine's.
+    fn send(&self, req: Request, bulk: &[u8]) -> FsResult<(Response, Vec<u8>)> {
         match self.link.call(req, bulk) {
             Ok((Ok(resp), data)) => Ok((resp, data)),
             Ok((Err(errno), _)) => Err(FsError::from_errno(errno)),
@@ -82,170 +100,66 @@ impl RemoteBackend {
             Err(LinkError::Encode) => Err(FsError::Invalid),
         }
     }
+}
 
-    fn call(&self, req: Request) -> FsResult<Response> {
-        self.call_bulk(req, &[]).map(|(r, _)| r)
-    }
+/// What a call is to the mount's cache of files known to have no file capabilities.
+enum Caps {
+    /// It asks for them.
+    Asks(u64),
+    /// It may set or remove them.
+    Changes(u64),
+    Other,
+}
 
-    fn attr(&self, req: Request) -> FsResult<Attr> {
-        match self.call(req)? {
-            Response::Attr(a) => Ok(a),
-            _ => Err(io_err()),
+impl Caps {
+    fn of(req: &Request) -> Caps {
+        match req {
+            Request::Getxattr { ino, name } if name == CAPS => Caps::Asks(*ino),
+            Request::Setxattr { ino, name, .. } | Request::Removexattr { ino, name }
+                if name == CAPS =>
+            {
+                Caps::Changes(*ino)
+            }
+            _ => Caps::Other,
         }
-    }
-
-    fn empty(&self, req: Request) -> FsResult<()> {
-        self.call(req).map(|_| ())
     }
 }
 
 impl Backend for RemoteBackend {
-    fn lookup(&self, parent: u64, name: &[u8]) -> FsResult<Attr> {
-        let a = self.attr(Request::Lookup {
-            parent,
-            name: name.to_vec(),
-        })?;
-        self.current(a)
-    }
-    fn getattr(&self, ino: u64) -> FsResult<Attr> {
-        self.wb.settle(ino);
-        self.attr(Request::Getattr { ino })
-    }
-    fn setattr(&self, ino: u64, set: SetAttr) -> FsResult<Attr> {
-        self.wb.settle(ino);
-        self.attr(Request::Setattr { ino, set })
-    }
-    fn mknod(
-        &self,
-        parent: u64,
-        name: &[u8],
-        mode: u32,
-        rdev: u32,
-        uid: u32,
-        gid: u32,
-    ) -> FsResult<Attr> {
-        self.attr(Request::Mknod {
-            parent,
-            name: name.to_vec(),
-            mode,
-            rdev,
-            uid,
-            gid,
-        })
-    }
-    fn mkdir(&self, parent: u64, name: &[u8], mode: u32, uid: u32, gid: u32) -> FsResult<Attr> {
-        self.attr(Request::Mkdir {
-            parent,
-            name: name.to_vec(),
-            mode,
-            uid,
-            gid,
-        })
-    }
-    fn symlink(
-        &self,
-        parent: u64,
-        name: &[u8],
-        target: &[u8],
-        uid: u32,
-        gid: u32,
-    ) -> FsResult<Attr> {
-        self.attr(Request::Symlink {
-            parent,
-            name: name.to_vec(),
-            target: target.to_vec(),
-            uid,
-            gid,
-        })
-    }
-    fn link(&self, ino: u64, newparent: u64, newname: &[u8]) -> FsResult<Attr> {
-        self.attr(Request::Link {
-            ino,
-            newparent,
-            newname: newname.to_vec(),
-        })
-    }
-    fn unlink(&self, parent: u64, name: &[u8]) -> FsResult<()> {
-        self.empty(Request::Unlink {
-            parent,
-            name: name.to_vec(),
-        })
-    }
-    fn rmdir(&self, parent: u64, name: &[u8]) -> FsResult<()> {
-        self.empty(Request::Rmdir {
-            parent,
-            name: name.to_vec(),
-        })
-    }
-    fn rename(
-        &self,
-        parent: u64,
-        name: &[u8],
-        newparent: u64,
-        newname: &[u8],
-        flags: RenameFlags,
-    ) -> FsResult<()> {
-        self.empty(Request::Rename {
-            parent,
-            name: name.to_vec(),
-            newparent,
-            newname: newname.to_vec(),
-            flags,
-        })
-    }
-    fn readlink(&self, ino: u64) -> FsResult<Vec<u8>> {
-        match self.call(Request::Readlink { ino })? {
-            Response::Bytes(b) => Ok(b),
-            _ => Err(io_err()),
+    /// A call to the server. Before it, this mount's writes to the inode it acts on reach
+    /// the server (its answer or change comes after them); after it, attributes it answers
+    /// are as current as those writes, and the link notes a close's dropped locks (it
+    /// reclaims the rest after a restart). A file known to have no capabilities is answered
+    /// so here: the kernel asks often.
+    fn call(&self, req: Request, bulk: &[u8]) -> FsResult<(Response, Vec<u8>)> {
+        let caps = Caps::of(&req);
+        match caps {
+            Caps::Asks(ino) if self.known_without_caps(ino) => return Err(FsError::NoAttr),
+            Caps::Changes(ino) => self.forget_caps(ino),
+            _ => {}
         }
-    }
-    fn readdir(&self, ino: u64, offset: u64, max: usize) -> FsResult<Vec<DirEntry>> {
-        match self.call(Request::Readdir {
-            ino,
-            offset,
-            max: max as u32,
-        })? {
-            Response::Entries(e) => Ok(e),
-            _ => Err(io_err()),
+        if let Some(ino) = req.meta().inode {
+            self.wb.settle(ino);
         }
-    }
-    fn readdirplus(&self, ino: u64, offset: u64, max: usize) -> FsResult<Vec<(DirEntry, Attr)>> {
-        match self.call(Request::Readdirplus {
-            ino,
-            offset,
-            max: max as u32,
-        })? {
-            Response::EntriesPlus(e) => e
-                .into_iter()
-                .map(|(d, a)| Ok((d, self.current(a)?)))
-                .collect(),
-            _ => Err(io_err()),
+        let released = match req {
+            Request::ReleaseLocks { ino, owner } => Some((ino, owner)),
+            _ => None,
+        };
+        let r = self.send(req, bulk);
+        if let (Caps::Asks(ino), Err(FsError::NoAttr)) = (&caps, &r) {
+            self.note_without_caps(*ino);
         }
-    }
-    fn create(&self, parent: u64, name: &[u8], mode: u32, uid: u32, gid: u32) -> FsResult<Attr> {
-        self.attr(Request::Create {
-            parent,
-            name: name.to_vec(),
-            mode,
-            uid,
-            gid,
-        })
-    }
-    fn open(&self, ino: u64, flags: i32) -> FsResult<Attr> {
-        let a = self.attr(Request::Open { ino, flags })?;
-        self.current(a)
-    }
-    fn release(&self, ino: u64) -> FsResult<()> {
-        self.wb.settle(ino);
-        self.empty(Request::Release { ino })
-    }
-    fn read(&self, ino: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
-        self.wb.settle(ino);
-        match self.call_bulk(Request::Read { ino, offset, size }, &[])? {
-            (Response::Data, d) => Ok(d),
-            _ => Err(io_err()),
+        let (resp, out) = r?;
+        if let Some((ino, owner)) = released {
+            self.link.note_release(ino, owner);
         }
+        Ok((self.made_current(resp)?, out))
     }
+
+    fn settled(&self, ino: u64) -> FsResult<()> {
+        self.wb.settle_and_report(ino).map_err(FsError::from_errno)
+    }
+
     fn write(&self, ino: u64, offset: u64, data: &[u8], how: WriteHow) -> FsResult<u32> {
         let len = data.len();
         let token = self
@@ -263,99 +177,18 @@ impl Backend for RemoteBackend {
             };
             wb.end(ino, token, len, r);
         });
-        match self.link.call_async(
-            Request::Write {
-                ino,
-                offset,
-                kill_priv: how.kill_priv,
-            },
-            data,
-            done,
-            how.under_lock,
-        ) {
+        let req = Request::Write {
+            ino,
+            offset,
+            kill_priv: how.kill_priv,
+        };
+        match self.link.call_async(req, data, done, how.under_lock) {
             Ok(()) => Ok(len as u32),
             Err(LinkError::Closed) => Err(io_err()),
             Err(LinkError::Encode) => Err(FsError::Invalid),
         }
     }
-    fn append(&self, ino: u64, data: &[u8], how: WriteHow) -> FsResult<u32> {
-        self.settled(ino)?;
-        let req = Request::Append {
-            ino,
-            kill_priv: how.kill_priv,
-        };
-        match self.call_bulk(req, data)? {
-            (Response::Written(n), _) => Ok(n),
-            _ => Err(io_err()),
-        }
-    }
-    fn flush(&self, ino: u64) -> FsResult<()> {
-        // Close-to-open: by the time close returns, the file's writes are on the server.
-        self.settled(ino)
-    }
-    fn fsync(&self, ino: u64) -> FsResult<()> {
-        self.settled(ino)?;
-        self.empty(Request::Fsync { ino })
-    }
-    fn fallocate(&self, ino: u64, offset: u64, len: u64, mode: u32) -> FsResult<()> {
-        self.settled(ino)?;
-        self.empty(Request::Fallocate {
-            ino,
-            offset,
-            len,
-            mode,
-        })
-    }
-    fn statfs(&self) -> FsResult<StatFs> {
-        match self.call(Request::Statfs)? {
-            Response::StatFs(s) => Ok(s),
-            _ => Err(io_err()),
-        }
-    }
-    fn getxattr(&self, ino: u64, name: &[u8]) -> FsResult<Vec<u8>> {
-        let caps = name == CAPS;
-        if caps && self.known_without_caps(ino) {
-            return Err(FsError::NoAttr);
-        }
-        let r = match self.call(Request::Getxattr {
-            ino,
-            name: name.to_vec(),
-        }) {
-            Ok(Response::Bytes(b)) => Ok(b),
-            Ok(_) => Err(io_err()),
-            Err(e) => Err(e),
-        };
-        if caps && matches!(r, Err(FsError::NoAttr)) {
-            let mut m = self.no_caps.lock().unwrap_or_else(|e| e.into_inner());
-            if m.len() >= 1 << 16 {
-                m.clear();
-            }
-            m.insert(ino, std::time::Instant::now());
-        }
-        r
-    }
-    fn setxattr(&self, ino: u64, name: &[u8], value: &[u8], flags: u32) -> FsResult<()> {
-        self.forget_caps(ino, name);
-        self.empty(Request::Setxattr {
-            ino,
-            name: name.to_vec(),
-            value: value.to_vec(),
-            flags,
-        })
-    }
-    fn listxattr(&self, ino: u64) -> FsResult<Vec<Vec<u8>>> {
-        match self.call(Request::Listxattr { ino })? {
-            Response::Names(n) => Ok(n),
-            _ => Err(io_err()),
-        }
-    }
-    fn removexattr(&self, ino: u64, name: &[u8]) -> FsResult<()> {
-        self.forget_caps(ino, name);
-        self.empty(Request::Removexattr {
-            ino,
-            name: name.to_vec(),
-        })
-    }
+
     fn shutdown(&self) -> FsResult<()> {
         // Unmounting: give writes on their way time to land; a server that stays away
         // cannot hold the unmount forever (what is left is reported, and lost).
@@ -383,20 +216,6 @@ impl Backend for RemoteBackend {
         self.link.on_invalidate(sink);
     }
 
-    fn getlk(&self, ino: u64, l: LockArgs) -> FsResult<(u64, u64, i32, u32)> {
-        self.wb.settle(ino);
-        match self.call(Request::Getlk {
-            ino,
-            owner: l.owner,
-            range: l.range(),
-            kind: LockKind::from_raw(l.typ),
-            pid: l.pid,
-        })? {
-            Response::Lock { range, kind, pid } => Ok((range.start, range.end, kind.raw(), pid)),
-            _ => Err(io_err()),
-        }
-    }
-
     fn setlk(
         &self,
         ino: u64,
@@ -406,41 +225,22 @@ impl Backend for RemoteBackend {
     ) -> FsResult<()> {
         // What was written under a lock is on the server before the lock changes hands.
         self.wb.settle(ino);
-        let r = self.setlk_on_server(ino, l, wait, interrupted);
+        let r = match wait {
+            false => ask(self, l.setlk(ino, false), &[]),
+            true => self.wait_for_lock(l.setlk(ino, true), interrupted),
+        };
         if r.is_ok() {
             self.link
                 .note_lock(ino, l.owner, l.typ, l.start, l.end, l.pid);
         }
         r
     }
-
-    fn release_locks(&self, ino: u64, owner: u64) -> FsResult<()> {
-        self.wb.settle(ino);
-        self.empty(Request::ReleaseLocks { ino, owner })?;
-        self.link.note_release(ino, owner);
-        Ok(())
-    }
 }
 
 impl RemoteBackend {
-    fn setlk_on_server(
-        &self,
-        ino: u64,
-        l: LockArgs,
-        wait: bool,
-        interrupted: &dyn Fn() -> bool,
-    ) -> FsResult<()> {
-        let req = Request::Setlk {
-            ino,
-            owner: l.owner,
-            range: l.range(),
-            kind: LockKind::from_raw(l.typ),
-            pid: l.pid,
-            wait,
-        };
-        if !wait {
-            return self.empty(req);
-        }
+    /// F_SETLKW on the server: queued there if it cannot be granted now, then granted by a
+    /// push, or cancelled when `interrupted` says so.
+    fn wait_for_lock(&self, req: Request, interrupted: &dyn Fn() -> bool) -> FsResult<()> {
         let ((result, _), id, granted) = self.link.call_lock_wait(req).map_err(|e| match e {
             LinkError::Closed => io_err(),
             LinkError::Encode => FsError::Invalid,
@@ -465,7 +265,7 @@ impl RemoteBackend {
             if !interrupted() {
                 continue;
             }
-            match self.call(Request::CancelLock { wait: id })? {
+            match self.send(Request::CancelLock { wait: id }, &[])?.0 {
                 Response::Cancelled(true) => {
                     self.link.forget_wait(id);
                     return Err(FsError::Interrupted);

@@ -3,6 +3,7 @@
 //! A frame is a 4-byte big-endian length, then a 4-byte little-endian header length, the
 //! bincode header, and raw bulk bytes (write data, read data) that never pass through serde.
 
+pub mod answer;
 pub mod auth;
 pub mod codec;
 mod engine_types;
@@ -13,6 +14,7 @@ pub mod meta;
 mod samples;
 pub mod wire;
 
+pub use answer::{Answer, LockState};
 pub use codec::{decode_body, encode_frame, ProtoError, MAX_FRAME};
 pub use error_code::ErrorCode;
 pub use messages::{
