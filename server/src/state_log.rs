@@ -20,8 +20,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use protocol::codec::{decode_body, encode_frame};
-use serde::{Deserialize, Serialize};
+use record::{decode_all, encode, Record, State};
+
+mod record;
 
 const MAGIC: &[u8; 8] = b"RWXSLOG1";
 /// Past this size the log is rewritten with only what is still live.
@@ -29,48 +30,6 @@ const COMPACT_AT: u64 = 8 << 20;
 /// Disk space taken for the log up front, so a disk that fills up with the volume's data
 /// (a sparse image on the same disk) leaves the log room to grow to its compaction size.
 const RESERVE: u64 = COMPACT_AT + (1 << 20);
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-enum Record {
-    Started {
-        session: u64,
-        node_id: String,
-        mount_id: u64,
-        read_only: bool,
-    },
-    Ended {
-        session: u64,
-    },
-    Reply {
-        session: u64,
-        id: u64,
-        /// The journal transaction the call's changes went into.
-        seq: u64,
-        frame: Vec<u8>,
-    },
-    /// The client holds every reply below `below`.
-    Acked {
-        session: u64,
-        below: u64,
-    },
-    /// The session's secret (`auth::SessionSecret`), written right after `Started`.
-    Secret {
-        session: u64,
-        secret: Vec<u8>,
-    },
-    /// The session opened file `ino` (once more).
-    Opened {
-        session: u64,
-        ino: u64,
-    },
-    /// The session closed one of its opens of `ino`.
-    Released {
-        session: u64,
-        ino: u64,
-    },
-    /// The server stopped cleanly: everything before was committed, nothing is missing.
-    Stopped,
-}
 
 /// A session as the log remembers it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -84,115 +43,6 @@ pub struct LoggedSession {
     pub replies: BTreeMap<u64, (u64, Arc<Vec<u8>>)>,
     /// Files the session holds open: how many opens of each inode.
     pub opens: BTreeMap<u64, u32>,
-}
-
-#[derive(Default)]
-struct State {
-    sessions: HashMap<u64, LoggedSession>,
-    /// The last record read was `Stopped`.
-    stopped: bool,
-}
-
-impl State {
-    fn apply(&mut self, r: Record) {
-        self.stopped = matches!(r, Record::Stopped);
-        match r {
-            Record::Started {
-                session,
-                node_id,
-                mount_id,
-                read_only,
-            } => {
-                self.sessions.insert(
-                    session,
-                    LoggedSession {
-                        node_id,
-                        mount_id,
-                        read_only,
-                        secret: Vec::new(),
-                        replies: BTreeMap::new(),
-                        opens: BTreeMap::new(),
-                    },
-                );
-            }
-            Record::Ended { session } => {
-                self.sessions.remove(&session);
-            }
-            Record::Reply {
-                session,
-                id,
-                seq,
-                frame,
-            } => {
-                if let Some(s) = self.sessions.get_mut(&session) {
-                    s.replies.insert(id, (seq, Arc::new(frame)));
-                }
-            }
-            Record::Acked { session, below } => {
-                if let Some(s) = self.sessions.get_mut(&session) {
-                    s.replies = s.replies.split_off(&below);
-                }
-            }
-            Record::Secret { session, secret } => {
-                if let Some(s) = self.sessions.get_mut(&session) {
-                    s.secret = secret;
-                }
-            }
-            Record::Opened { session, ino } => {
-                if let Some(s) = self.sessions.get_mut(&session) {
-                    *s.opens.entry(ino).or_insert(0) += 1;
-                }
-            }
-            Record::Released { session, ino } => {
-                if let Some(s) = self.sessions.get_mut(&session) {
-                    if let Some(n) = s.opens.get_mut(&ino) {
-                        *n -= 1;
-                        if *n == 0 {
-                            s.opens.remove(&ino);
-                        }
-                    }
-                }
-            }
-            Record::Stopped => {}
-        }
-    }
-
-    /// Records that rebuild this state.
-    fn records(&self) -> Vec<Record> {
-        let mut out = Vec::new();
-        let mut ids: Vec<&u64> = self.sessions.keys().collect();
-        ids.sort();
-        for id in ids {
-            let s = &self.sessions[id];
-            out.push(Record::Started {
-                session: *id,
-                node_id: s.node_id.clone(),
-                mount_id: s.mount_id,
-                read_only: s.read_only,
-            });
-            out.push(Record::Secret {
-                session: *id,
-                secret: s.secret.clone(),
-            });
-            for (ino, n) in &s.opens {
-                for _ in 0..*n {
-                    out.push(Record::Opened {
-                        session: *id,
-                        ino: *ino,
-                    });
-                }
-            }
-            for (call, (seq, frame)) in &s.replies {
-                out.push(Record::Reply {
-                    session: *id,
-                    id: *call,
-                    seq: *seq,
-                    frame: frame.to_vec(),
-                });
-            }
-        }
-        out
-    }
 }
 
 /// What records are made under: taken (briefly) by every call that changes the volume, with
@@ -223,34 +73,6 @@ pub struct StateLog {
     /// The server before this one stopped cleanly (`stopped`): every kept reply and open
     /// the log restored is exact, none was lost.
     clean: bool,
-}
-
-fn encode(r: &Record, out: &mut Vec<u8>) {
-    // Records are small and their fields plain: encoding cannot fail.
-    let frame = encode_frame(r, &[]).unwrap_or_default();
-    out.extend_from_slice(&crc32c::crc32c(&frame).to_le_bytes());
-    out.extend_from_slice(&frame);
-}
-
-/// Decode records from `data` until the end or the first torn or damaged one.
-fn decode_all(mut data: &[u8]) -> Vec<Record> {
-    let mut out = Vec::new();
-    while data.len() >= 8 {
-        let crc = u32::from_le_bytes(data[0..4].try_into().unwrap_or_default());
-        let len = u32::from_be_bytes(data[4..8].try_into().unwrap_or_default()) as usize;
-        let Some(frame) = data.get(4..8 + len) else {
-            break;
-        };
-        if crc32c::crc32c(frame) != crc {
-            break;
-        }
-        match decode_body::<Record>(&frame[4..]) {
-            Ok((r, _)) => out.push(r),
-            Err(_) => break,
-        }
-        data = &data[8 + len..];
-    }
-    out
 }
 
 /// Take the log's disk space up front (without changing its size); best effort.
@@ -505,96 +327,4 @@ impl StateLog {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("rwxfs-slog-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_file(&d);
-        d
-    }
-
-    #[test]
-    fn only_replies_of_durable_transactions_come_back() {
-        let p = tmp("durable");
-        let (log, none) = StateLog::open(&p, 7, 0).unwrap();
-        assert!(none.is_empty());
-        log.started(11, "node-a", 5, false, b"secret-a");
-        log.reply(11, 1, 3, b"one");
-        log.reply(11, 2, 4, b"two");
-        log.reply(11, 3, 5, b"three");
-        log.acked(11, 2);
-        log.started(12, "node-b", 6, true, b"secret-b");
-        log.ended(12);
-        log.sync().unwrap();
-        drop(log);
-        // Transaction 4 was the last durable one: call 3's changes were lost.
-        let (_log, back) = StateLog::open(&p, 7, 4).unwrap();
-        assert_eq!(back.len(), 1);
-        let s = &back[&11];
-        assert_eq!(
-            (s.node_id.as_str(), s.mount_id, s.read_only),
-            ("node-a", 5, false)
-        );
-        assert_eq!(
-            s.secret, b"secret-a",
-            "a restarted server checks the same secret"
-        );
-        let kept: Vec<u64> = s.replies.keys().copied().collect();
-        assert_eq!(kept, vec![2]);
-        assert_eq!(s.replies[&2].1.as_slice(), b"two");
-        drop(_log);
-        // The dropped reply stays dropped even once the volume's transactions pass 5.
-        let (_log, again) = StateLog::open(&p, 7, 100).unwrap();
-        assert_eq!(again[&11].replies.len(), 1);
-        let _ = std::fs::remove_file(&p);
-    }
-
-    #[test]
-    fn a_torn_tail_or_another_volume_restores_what_it_can() {
-        let p = tmp("torn");
-        let (log, _) = StateLog::open(&p, 7, 0).unwrap();
-        log.started(1, "n", 1, false, b"s");
-        log.reply(1, 9, 1, b"x");
-        log.sync().unwrap();
-        drop(log);
-        let mut data = std::fs::read(&p).unwrap();
-        let whole = data.len();
-        // A record cut short, then garbage.
-        data.extend_from_slice(&[0xAB; 3]);
-        std::fs::write(&p, &data).unwrap();
-        let (log, back) = StateLog::open(&p, 7, 5).unwrap();
-        assert_eq!(back[&1].replies.len(), 1);
-        drop(log);
-        // Damage inside the last record: it and what follows are ignored.
-        let mut data = std::fs::read(&p).unwrap();
-        data[whole - 1] ^= 0xFF;
-        std::fs::write(&p, &data).unwrap();
-        let (log, back) = StateLog::open(&p, 7, 5).unwrap();
-        assert!(back[&1].replies.is_empty());
-        drop(log);
-        let (_log, other) = StateLog::open(&p, 8, 5).unwrap();
-        assert!(other.is_empty());
-        let _ = std::fs::remove_file(&p);
-    }
-
-    #[test]
-    fn a_large_log_is_compacted_to_what_is_live() {
-        let p = tmp("compact");
-        let (log, _) = StateLog::open(&p, 1, 0).unwrap();
-        log.started(1, "n", 1, false, b"s");
-        let big = vec![0u8; 64 * 1024];
-        for id in 0..200u64 {
-            log.reply(1, id, 1, &big);
-            log.acked(1, id);
-            log.sync().unwrap();
-        }
-        let len = std::fs::metadata(&p).unwrap().len();
-        assert!(len < COMPACT_AT + (1 << 20), "log of {len} bytes");
-        drop(log);
-        let (_log, back) = StateLog::open(&p, 1, 1).unwrap();
-        assert_eq!(back[&1].replies.len(), 1);
-        assert_eq!(back[&1].secret, b"s", "compaction keeps the secret");
-        let _ = std::fs::remove_file(&p);
-    }
-}
+mod tests;
