@@ -1,9 +1,7 @@
 //! What the engine tells callers about files: attributes, directory entries, statfs.
 
-use serde::{Deserialize, Serialize};
-
 /// What kind of file an inode is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FileKind {
     /// A regular file.
     RegularFile,
@@ -78,7 +76,7 @@ impl FileKind {
 }
 
 /// A point in time: seconds and nanoseconds since the Unix epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TimeSpec {
     /// Seconds since the epoch (negative before it).
     pub sec: i64,
@@ -100,7 +98,7 @@ impl TimeSpec {
 }
 
 /// What stat reports about an inode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attr {
     /// Inode number, generation included (`layout::make_ino`).
     pub ino: u64,
@@ -131,7 +129,7 @@ pub struct Attr {
 }
 
 /// A time to set: a given one, or the engine's clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SetTime {
     /// This time.
     At(TimeSpec),
@@ -140,7 +138,7 @@ pub enum SetTime {
 }
 
 /// The attributes a setattr changes: those that are Some.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SetAttr {
     /// Permission bits (the file kind is kept).
     pub mode: Option<u32>,
@@ -161,7 +159,7 @@ pub struct SetAttr {
 }
 
 /// One directory entry as readdir returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {
     /// The inode it names.
     pub ino: u64,
@@ -174,7 +172,7 @@ pub struct DirEntry {
 }
 
 /// What statfs reports about the volume.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatFs {
     /// Data blocks in all.
     pub blocks: u64,
