@@ -294,7 +294,15 @@ impl Harness {
             std::thread::sleep(Duration::from_millis(20));
         }
         if let Some(e) = child.stderr.take() {
-            std::thread::spawn(move || for _ in BufReader::new(e).lines() {});
+            let show = std::env::var_os("RWXFS_MOUNT_LOG").is_some();
+            let who = mp.display().to_string();
+            std::thread::spawn(move || {
+                for l in BufReader::new(e).lines().map_while(Result::ok) {
+                    if show {
+                        eprintln!("mount {who}: {l}");
+                    }
+                }
+            });
         }
         let path = if self.isolate {
             PathBuf::from(format!("/proc/{}/root", child.id()))
