@@ -64,7 +64,7 @@ pub(crate) async fn handle(
         .new_codec();
     let mut frames = FramedRead::new(rd, codec);
     let Some(admitted) =
-        crate::handshake::admit(&shared, addr, &binding, &mut frames, &mut wr).await?
+        crate::handshake::admit(&shared, addr, &binding, &shutdown, &mut frames, &mut wr).await?
     else {
         // A status query, answered.
         return Ok(());

@@ -15,6 +15,7 @@ use protocol::codec::{decode_body, encode_frame};
 use protocol::{auth, ClientMsg, ServerMsg, SessionStatus, PROTOCOL_VERSION};
 use tokio::io::AsyncWriteExt;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+use tokio_util::sync::CancellationToken;
 
 use crate::export::Admission;
 use crate::listener::Shared;
@@ -190,6 +191,7 @@ pub(crate) async fn admit(
     shared: &Arc<Shared>,
     addr: SocketAddr,
     binding: &[u8],
+    stopping: &CancellationToken,
     frames: &mut Frames,
     wr: &mut Writer,
 ) -> Result<Option<Admitted>, String> {
@@ -223,6 +225,9 @@ pub(crate) async fn admit(
         send(wr, &ServerMsg::Status(statuses(shared))).await?;
         return Ok(None);
     }
+    if stopping.is_cancelled() {
+        return refuse_stopping(addr, wr).await;
+    }
     if let Some((id, offered)) = &g.resume {
         if let Some(s) = shared.sessions.get(id).map(|s| s.clone()) {
             // Only the client that holds the session's secret may take it over.
@@ -244,7 +249,20 @@ pub(crate) async fn admit(
             }
         }
     }
-    admit_new(shared, addr, g, frames, wr).await
+    admit_new(shared, addr, g, stopping, frames, wr).await
+}
+
+/// A stopping server admits no mount. Its stop ends each session in memory only (the
+/// session log keeps it for the next start): a session resumed or started now would be
+/// ended or lost with the stop, and a mount given a new session in place of one the log
+/// keeps would hold a secret the next start does not know for the session it does.
+async fn refuse_stopping(addr: SocketAddr, wr: &mut Writer) -> Result<Option<Admitted>, String> {
+    tracing::info!(%addr, "refused: the server is stopping");
+    refuse(
+        wr,
+        "the server is stopping; try again once it is back".into(),
+    )
+    .await
 }
 
 /// A new session for the mount `g` greets with, as the export's access mode allows: now,
@@ -253,6 +271,7 @@ async fn admit_new(
     shared: &Arc<Shared>,
     addr: SocketAddr,
     g: Greeting,
+    stopping: &CancellationToken,
     frames: &mut Frames,
     wr: &mut Writer,
 ) -> Result<Option<Admitted>, String> {
@@ -263,6 +282,12 @@ async fn admit_new(
         let changed = shared.sessions_changed.notified();
         let decision = {
             let _one_at_a_time = shared.admission.lock().unwrap_or_else(|e| e.into_inner());
+            // Checked again here: a session the stop ended after the first check is not
+            // found by its resume, which comes here.
+            if stopping.is_cancelled() {
+                drop(_one_at_a_time);
+                return refuse_stopping(addr, wr).await;
+            }
             let held: Vec<Arc<Session>> = shared.sessions.iter().map(|s| s.clone()).collect();
             if held.len() >= shared.cfg.max_sessions {
                 let why = format!(

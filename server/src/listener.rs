@@ -325,6 +325,8 @@ async fn accept(listener: &TcpListener, shared: &Arc<Shared>, shutdown: &Cancell
     let mut backoff = Duration::from_millis(10);
     loop {
         let accepted = tokio::select! {
+            // Once stopping, no more connections are taken, even those already waiting.
+            biased;
             _ = shutdown.cancelled() => return,
             a = listener.accept() => a,
         };

@@ -286,3 +286,73 @@ fn opens_and_releases_count_once_per_session_across_resends() {
     drop(srv);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Ask the server at `addr` for its sessions (a handshake answered, then closed).
+fn status(addr: &str) -> Vec<protocol::SessionStatus> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let msg = ClientMsg::Status {
+        version: PROTOCOL_VERSION,
+        nonce: Vec::new(),
+    };
+    std::io::Write::write_all(&mut s, &encode_frame(&msg, &[]).unwrap()).unwrap();
+    match decode_body::<ServerMsg>(&read_frame(&mut s).unwrap())
+        .unwrap()
+        .0
+    {
+        ServerMsg::Status(list) => list,
+        other => panic!("no status: {other:?}"),
+    }
+}
+
+/// A server that is stopping ended its sessions in memory only (the session log keeps them
+/// for the next start): a mount that reconnects meanwhile, on a connection accepted before
+/// the stop, is refused, not given a new session. A new session would leave the mount with
+/// a secret the next start does not know for the session it does (its resumes refused until
+/// that session's lease ends and its files are freed under it).
+#[test]
+fn a_resume_while_the_server_stops_is_refused_and_the_next_start_resumes_the_session() {
+    let dir = scratch("stopping");
+    let image = make_image(&dir, 64 << 20);
+    let srv = Server::start(&image);
+    let mut a = Client::hello(&srv.addr, None);
+    let ino = create(&mut a, 1, "f");
+    let (session, secret) = (a.session, a.secret.clone());
+    // A connection in the listen queue, then a status query after it: once that is
+    // answered, the server has accepted the one before it too.
+    let mut early = TcpStream::connect(&srv.addr).unwrap();
+    assert_eq!(status(&srv.addr).len(), 1);
+    srv.stop.cancel();
+    // The stop ends the session's connection; the session is then ended in memory.
+    a.s.set_read_timeout(None).unwrap();
+    while read_frame(&mut a.s).is_ok() {}
+    let resume = ClientMsg::Resume {
+        version: PROTOCOL_VERSION,
+        node_id: "test-node".into(),
+        mount_id: 42,
+        read_only: false,
+        session,
+        secret: secret.clone(),
+        nonce: Vec::new(),
+    };
+    std::io::Write::write_all(&mut early, &encode_frame(&resume, &[]).unwrap()).unwrap();
+    let answer = read_frame(&mut early)
+        .ok()
+        .map(|b| decode_body::<ServerMsg>(&b).unwrap().0);
+    assert!(
+        !matches!(answer, Some(ServerMsg::Welcome { .. })),
+        "a stopping server admitted a mount: {answer:?}"
+    );
+    drop(srv);
+    // The next start resumes the session with its secret; the file it holds is its own.
+    let srv = Server::start(&image);
+    let mut a = Client::hello(&srv.addr, Some((session, secret)));
+    assert_eq!(a.session, session, "the session was not resumed");
+    assert!(matches!(
+        a.call(2, Request::Getattr { ino }),
+        Ok(Response::Attr(_))
+    ));
+    assert_eq!(status(&srv.addr).len(), 1, "a session made during the stop");
+    drop(a);
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&dir);
+}

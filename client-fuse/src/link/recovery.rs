@@ -89,9 +89,6 @@ fn reestablish(shared: &Arc<Shared>) -> Result<(), DialError> {
     let mut g = dial(&shared.hello, Some((old, secret)), false, &|why| {
         tracing::warn!("reconnecting: pending: {why}")
     })?;
-    if !g.secret.is_empty() {
-        relock(&shared.session).secret = std::mem::take(&mut g.secret);
-    }
     let restarted = g.boot != boot;
     let forgotten = g.session != old;
     if forgotten {
@@ -148,6 +145,7 @@ fn resume_calls(shared: &Arc<Shared>, g: Greeted, requeue: bool) -> Result<(), D
         mut stream,
         session,
         lease_secs,
+        secret,
         ..
     } = g;
     let reader = stream.try_clone()?;
@@ -167,8 +165,14 @@ fn resume_calls(shared: &Arc<Shared>, g: Greeted, requeue: bool) -> Result<(), D
     w.stream = Some(stream);
     super::reader::spawn(shared, reader, w.epoch)?;
     {
+        // A new session's id and secret are taken together, once recovery on it is done:
+        // a recovery that fails before resumes the old session next time, with its own
+        // secret (a server may still know it, while the new one is abandoned).
         let mut s = relock(&shared.session);
         s.id = session;
+        if !secret.is_empty() {
+            s.secret = secret;
+        }
         s.lease_secs = lease_secs as u64;
     }
     tracing::info!(
