@@ -13,7 +13,7 @@ pub struct Meta<'a> {
     /// The inode whose attributes, data, extended attributes, opens or locks it acts on.
     pub inode: Option<u64>,
     /// The directory entries it looks up, makes, removes or renames: (directory, name).
-    pub entries: Vec<(u64, &'a [u8])>,
+    pub entries: Entries<'a>,
     /// The inodes its entries name before it runs lose that name: their link count and
     /// ctime change (unlink, rmdir, and a rename's source and replaced target).
     pub unlinks: bool,
@@ -45,6 +45,69 @@ pub enum Opens {
     Releases(u64),
 }
 
+/// A call's directory entries, (directory, name), held inline: a call names at most two
+/// (a rename's source and target), so classifying it never allocates. Reads as a slice.
+#[derive(Clone, Copy, Default)]
+pub struct Entries<'a> {
+    len: u8,
+    slots: [(u64, &'a [u8]); 2],
+}
+
+impl<'a> Entries<'a> {
+    /// Adds an entry; `Request::meta` gives no call more than two, and its tests check
+    /// every variant's.
+    fn push(&mut self, parent: u64, name: &'a [u8]) {
+        self.slots[usize::from(self.len)] = (parent, name);
+        self.len += 1;
+    }
+}
+
+impl<'a> std::ops::Deref for Entries<'a> {
+    type Target = [(u64, &'a [u8])];
+
+    fn deref(&self) -> &Self::Target {
+        &self.slots[..usize::from(self.len)]
+    }
+}
+
+impl<'a> IntoIterator for Entries<'a> {
+    type Item = (u64, &'a [u8]);
+    type IntoIter = std::iter::Take<std::array::IntoIter<(u64, &'a [u8]), 2>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.slots.into_iter().take(usize::from(self.len))
+    }
+}
+
+impl<'b, 'a> IntoIterator for &'b Entries<'a> {
+    type Item = &'b (u64, &'a [u8]);
+    type IntoIter = std::slice::Iter<'b, (u64, &'a [u8])>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl std::fmt::Debug for Entries<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl PartialEq for Entries<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self[..] == other[..]
+    }
+}
+
+impl Eq for Entries<'_> {}
+
+impl<'a> PartialEq<Vec<(u64, &'a [u8])>> for Entries<'a> {
+    fn eq(&self, other: &Vec<(u64, &'a [u8])>) -> bool {
+        self[..] == other[..]
+    }
+}
+
 impl<'a> Meta<'a> {
     fn on(ino: u64) -> Meta<'a> {
         Meta {
@@ -54,7 +117,7 @@ impl<'a> Meta<'a> {
     }
 
     fn entry(mut self, parent: u64, name: &'a [u8]) -> Meta<'a> {
-        self.entries.push((parent, name));
+        self.entries.push(parent, name);
         self
     }
 

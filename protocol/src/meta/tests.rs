@@ -178,7 +178,7 @@ fn every_call_is_classified_as_the_rules_it_replaced_said() {
         });
         assert_eq!(opened, opens(&r), "{r:?}");
         let looked_up = match m.unlinks {
-            true => m.entries.clone(),
+            true => m.entries.to_vec(),
             false => Vec::new(),
         };
         assert_eq!(looked_up, unlinked(&r), "{r:?}");
