@@ -21,7 +21,7 @@ pub use messages::{
     ClientMsg, Cred, Push, Request, Response, ServerMsg, SessionStatus, MAX_GROUPS,
     PROTOCOL_VERSION,
 };
-pub use meta::{Entries, Meta, Opens};
+pub use meta::{Access, Entries, Meta, Moves, Opens};
 pub use wire::{
     Attr, DirEntry, FileKind, LockKind, LockRange, RenameFlags, SetAttr, SetTime, StatFs, TimeSpec,
 };

@@ -6,6 +6,7 @@
 //! mounts, the order of durability, what a client keeps for a replay and how it sends it.
 
 use crate::messages::Request;
+use crate::wire::SetAttr;
 
 /// A call's classification.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -34,6 +35,45 @@ pub struct Meta<'a> {
     /// Part of a client's recovery after a server restart (lock reclaims): never held back
     /// by the restart's grace period.
     pub recovery: bool,
+    /// What its caller must be allowed beyond what its entries need (searching a directory
+    /// it looks a name up in; writing one it changes): the server's permission check.
+    pub access: Access<'a>,
+    /// It moves the inode its first entry names to its second (a rename): with
+    /// `Moves::Both`, the second's to the first too (an exchange).
+    pub moves: Option<Moves>,
+}
+
+/// What a call's caller must be allowed to do to its inode (`Meta::inode`), or to what it
+/// makes, beyond the lookups that found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Access<'a> {
+    /// Nothing more: attributes, a link's target, statistics, closes, fsyncs, locks.
+    #[default]
+    Nothing,
+    /// Read a directory's entries.
+    List,
+    /// Read a file's data (read permission, its owner's, or a program's execute).
+    ReadData,
+    /// Change a file's data (write permission, or its owner's).
+    WriteData,
+    /// Open it with these flags.
+    Open(i32),
+    /// Change these attributes (each by its rule: chmod, chown, utimes, truncate).
+    Attrs(SetAttr),
+    /// Read or (`write`) change the extended attribute `name`.
+    Xattr { name: &'a [u8], write: bool },
+    /// Make an inode of `mode` (its type bits may be left out: a directory's) for the owner
+    /// the request claims; the caller's own it becomes (`Request::claimed_owner_mut`).
+    Make { mode: u32, uid: u32, gid: u32 },
+}
+
+/// Which of a rename's inodes move (see `Meta::moves`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moves {
+    /// The first entry's, to the second.
+    One,
+    /// Both, each to the other's name.
+    Both,
 }
 
 /// How a call changes the files a session holds open.
@@ -143,6 +183,10 @@ impl<'a> Meta<'a> {
         }
     }
 
+    fn needs(self, access: Access<'a>) -> Meta<'a> {
+        Meta { access, ..self }
+    }
+
     /// The inodes it acts on or in: its inode, then each entry's directory (in that order;
     /// a rename within one directory names it twice).
     pub fn inodes(&self) -> impl Iterator<Item = u64> + '_ {
@@ -158,35 +202,78 @@ impl Request {
         use Request as R;
         match self {
             R::Lookup { parent, name } => Meta::default().entry(*parent, name),
-            R::Getattr { ino }
-            | R::Readlink { ino }
-            | R::Getxattr { ino, .. }
-            | R::Listxattr { ino } => Meta::on(*ino),
+            R::Getattr { ino } | R::Readlink { ino } | R::Listxattr { ino } => Meta::on(*ino),
+            R::Getxattr { ino, name } => Meta::on(*ino).needs(Access::Xattr { name, write: false }),
             R::Statfs => Meta::default(),
-            R::Readdir { ino, .. }
-            | R::Readdirplus { ino, .. }
-            | R::Read { ino, .. }
-            | R::Fsync { ino }
-            | R::Getlk { ino, .. } => Meta::on(*ino).blocking(),
+            R::Readdir { ino, .. } | R::Readdirplus { ino, .. } => {
+                Meta::on(*ino).blocking().needs(Access::List)
+            }
+            R::Read { ino, .. } => Meta::on(*ino).blocking().needs(Access::ReadData),
+            R::Fsync { ino } => Meta::on(*ino).blocking(),
+            R::Getlk { ino, .. } => Meta::on(*ino).blocking(),
             R::Setattr { ino, set } => Meta {
                 blocks: set.size.is_some(),
-                ..Meta::on(*ino).changes()
+                ..Meta::on(*ino).changes().needs(Access::Attrs(*set))
             },
-            R::Write { ino, .. }
-            | R::Append { ino, .. }
-            | R::Setxattr { ino, .. }
-            | R::Removexattr { ino, .. } => Meta::on(*ino).changes(),
-            R::Fallocate { ino, .. } => Meta::on(*ino).changes().blocking(),
-            R::Mknod { parent, name, .. }
-            | R::Mkdir { parent, name, .. }
-            | R::Symlink { parent, name, .. } => Meta {
+            R::Write { ino, .. } | R::Append { ino, .. } => {
+                Meta::on(*ino).changes().needs(Access::WriteData)
+            }
+            R::Setxattr { ino, name, .. } | R::Removexattr { ino, name } => Meta::on(*ino)
+                .changes()
+                .needs(Access::Xattr { name, write: true }),
+            R::Fallocate { ino, .. } => {
+                Meta::on(*ino).changes().blocking().needs(Access::WriteData)
+            }
+            R::Mknod {
+                parent,
+                name,
+                mode,
+                uid,
+                gid,
+                ..
+            }
+            | R::Mkdir {
+                parent,
+                name,
+                mode,
+                uid,
+                gid,
+            }
+            | R::Create {
+                parent,
+                name,
+                mode,
+                uid,
+                gid,
+            } => Meta {
                 makes: true,
-                ..Meta::default().entry(*parent, name).changes()
+                opens: matches!(self, R::Create { .. }).then_some(Opens::Opens),
+                ..Meta::default()
+                    .entry(*parent, name)
+                    .changes()
+                    .needs(Access::Make {
+                        mode: *mode,
+                        uid: *uid,
+                        gid: *gid,
+                    })
             },
-            R::Create { parent, name, .. } => Meta {
+            R::Symlink {
+                parent,
+                name,
+                uid,
+                gid,
+                ..
+            } => Meta {
                 makes: true,
-                opens: Some(Opens::Opens),
-                ..Meta::default().entry(*parent, name).changes()
+                // S_IFLNK, and every permission: a link's own mode is never checked.
+                ..Meta::default()
+                    .entry(*parent, name)
+                    .changes()
+                    .needs(Access::Make {
+                        mode: 0o120777,
+                        uid: *uid,
+                        gid: *gid,
+                    })
             },
             R::Link {
                 ino,
@@ -202,17 +289,21 @@ impl Request {
                 name,
                 newparent,
                 newname,
-                ..
+                flags,
             } => Meta {
                 unlinks: true,
+                moves: Some(match flags.exchange {
+                    true => Moves::Both,
+                    false => Moves::One,
+                }),
                 ..Meta::default()
                     .entry(*parent, name)
                     .entry(*newparent, newname)
                     .changes()
             },
-            R::Open { ino, .. } => Meta {
+            R::Open { ino, flags } => Meta {
                 opens: Some(Opens::Opens),
-                ..Meta::on(*ino).remembered()
+                ..Meta::on(*ino).remembered().needs(Access::Open(*flags))
             },
             R::Release { ino } => Meta {
                 opens: Some(Opens::Releases(*ino)),
@@ -230,20 +321,45 @@ impl Request {
                 recovery: true,
                 ..Meta::default().blocking()
             },
-            // The create it repeats, made again: it changes what that create changed, but
-            // opens nothing (its client opens what it holds) and is not itself sent again.
+            // The create it repeats, made again: it changes what that create changed, and is
+            // allowed as it was, but opens nothing (its client opens what it holds) and is
+            // not itself sent again.
             R::CreateAgain { req, .. } => {
                 let made = req.meta();
                 let what = match made.makes {
                     true => Meta {
                         inode: made.inode,
                         entries: made.entries,
+                        access: made.access,
                         ..Meta::default()
                     },
                     false => Meta::default(),
                 };
                 what.changes()
             }
+        }
+    }
+
+    /// The owner (uid, gid) a call that makes an inode claims for it (`Access::Make`), for
+    /// the server to make it its caller's own.
+    pub fn claimed_owner_mut(&mut self) -> Option<(&mut u32, &mut u32)> {
+        use Request as R;
+        match self {
+            R::Mknod { uid, gid, .. }
+            | R::Mkdir { uid, gid, .. }
+            | R::Symlink { uid, gid, .. }
+            | R::Create { uid, gid, .. } => Some((uid, gid)),
+            R::CreateAgain { req, .. } => req.claimed_owner_mut(),
+            _ => None,
+        }
+    }
+
+    /// The attributes a call changes (`Access::Attrs`), for the server to adjust them by its
+    /// caller's rights.
+    pub fn attrs_mut(&mut self) -> Option<&mut SetAttr> {
+        match self {
+            Request::Setattr { set, .. } => Some(set),
+            _ => None,
         }
     }
 

@@ -7,7 +7,7 @@
 //! owner override: a file created read-only is still written through the descriptor that
 //! created it), and a read is allowed with execute permission (a program being run).
 
-use protocol::{Cred, Request, SetAttr, SetTime, MAX_GROUPS};
+use protocol::{Access, Cred, Meta, Moves, Request, SetAttr, SetTime, MAX_GROUPS};
 use volume::{Attr, BlockStore, FileKind, FsError, Volume};
 
 use crate::export::{Export, NOBODY};
@@ -122,132 +122,116 @@ impl<S: BlockStore> Inodes for Volume<S> {
     }
 }
 
-/// May `c` make this call? Creates are made the caller's own here (their uid and gid are
-/// the caller's, whatever the request said), and a chmod by someone outside the file's
-/// group loses setgid, as the kernel does it. An error is the call's answer.
+/// May `c` make this call? What it needs follows from its classification (`Request::meta`):
+/// search permission in a directory it looks a name up in, write and search in one whose
+/// names it changes (with the sticky-bit rule for names it takes away, and a directory that
+/// changes parent writable), and what its `Access` says on its inode or of what it makes.
+/// Creates are made the caller's own here (their uid and gid are the caller's, whatever the
+/// request said), and a chmod by someone outside the file's group loses setgid, as the
+/// kernel does it. An error is the call's answer.
 pub fn check(c: &Caller, req: &mut Request, fs: &mut impl Inodes) -> Result<(), FsError> {
-    match req {
-        Request::Lookup { parent, .. } => c.need(&fs.attr(*parent)?, X),
-        Request::Readdir { ino, .. } | Request::Readdirplus { ino, .. } => {
-            c.need(&fs.attr(*ino)?, R)
+    let m = req.meta();
+    if let Access::Make { mode, .. } = m.access {
+        let kind = mode & libc::S_IFMT;
+        if (kind == libc::S_IFCHR || kind == libc::S_IFBLK) && !c.is_root() {
+            return Err(FsError::NotPermitted);
         }
-        Request::Setattr { ino, set } => setattr(c, &fs.attr(*ino)?, set),
-        Request::Mknod {
-            parent,
-            mode,
-            uid,
-            gid,
-            ..
-        } => {
-            let kind = *mode & libc::S_IFMT;
-            if (kind == libc::S_IFCHR || kind == libc::S_IFBLK) && !c.is_root() {
-                return Err(FsError::NotPermitted);
-            }
-            create(c, &fs.attr(*parent)?, uid, gid)
+    }
+    entries(c, &m, fs)?;
+    let adjust = match (m.access, m.inode) {
+        (Access::Make { uid, gid, .. }, _) => {
+            let dir = m.entries.first().map(|(dir, _)| *dir);
+            let dir = fs.attr(dir.ok_or(FsError::Invalid)?)?;
+            Adjust::Owner(made_by(c, &dir, (uid, gid)))
         }
-        Request::Mkdir {
-            parent, uid, gid, ..
-        }
-        | Request::Symlink {
-            parent, uid, gid, ..
-        }
-        | Request::Create {
-            parent, uid, gid, ..
-        } => create(c, &fs.attr(*parent)?, uid, gid),
-        Request::Link { newparent, .. } => c.need(&fs.attr(*newparent)?, W | X),
-        // A create sent again after a restart: checked, and owned, as the create it repeats.
-        Request::CreateAgain { req, .. } => match req.meta().makes {
-            true => check(c, req, fs),
-            false => Err(FsError::Invalid),
-        },
-        Request::Unlink { parent, name } | Request::Rmdir { parent, name } => {
-            let dir = fs.attr(*parent)?;
-            c.need(&dir, W | X)?;
-            let victim = fs.child(*parent, name)?;
-            sticky(c, &dir, victim.as_ref())
-        }
-        Request::Rename {
-            parent,
-            name,
-            newparent,
-            newname,
-            flags,
-        } => rename(
-            c,
-            fs,
-            (*parent, name),
-            (*newparent, newname),
-            flags.exchange,
-        ),
-        Request::Open { ino, flags } => open(c, &fs.attr(*ino)?, *flags),
-        Request::Read { ino, .. } => {
-            let a = fs.attr(*ino)?;
-            let exec = a.kind == FileKind::RegularFile && c.may(&a, X);
-            match c.owns(&a) || exec {
-                true => Ok(()),
-                false => c.need(&a, R),
+        (Access::Nothing, _) => Adjust::Nothing,
+        (access, Some(ino)) => inode(c, &fs.attr(ino)?, access)?,
+        (_, None) => return Err(FsError::Invalid),
+    };
+    match adjust {
+        Adjust::Nothing => {}
+        Adjust::Owner(owner) => {
+            if let Some((uid, gid)) = req.claimed_owner_mut() {
+                (*uid, *gid) = owner;
             }
         }
-        Request::Write { ino, .. }
-        | Request::Append { ino, .. }
-        | Request::Fallocate { ino, .. } => {
-            let a = fs.attr(*ino)?;
-            match c.owns(&a) {
-                true => Ok(()),
-                false => c.need(&a, W),
+        Adjust::Attrs(set) => {
+            if let Some(s) = req.attrs_mut() {
+                *s = set;
             }
-        }
-        Request::Getxattr { ino, name } => xattr(c, &fs.attr(*ino)?, name, false),
-        Request::Setxattr { ino, name, .. } | Request::Removexattr { ino, name } => {
-            xattr(c, &fs.attr(*ino)?, name, true)
-        }
-        // Attributes, links' targets, statistics, closes, fsyncs and locks need no more
-        // than the lookups that found the inode.
-        Request::Getattr { .. }
-        | Request::Readlink { .. }
-        | Request::Listxattr { .. }
-        | Request::Release { .. }
-        | Request::Fsync { .. }
-        | Request::Statfs
-        | Request::Getlk { .. }
-        | Request::Setlk { .. }
-        | Request::CancelLock { .. }
-        | Request::ReleaseLocks { .. }
-        | Request::ReclaimLock { .. }
-        | Request::ReclaimDone => Ok(()),
-    }
-}
-
-/// A rename of `from` to `to` (parent, name): write and search permission in both
-/// directories, the sticky-bit rule in each, and a directory that changes parent writable
-/// (its ".." is rewritten).
-fn rename(
-    c: &Caller,
-    fs: &mut impl Inodes,
-    from: (u64, &[u8]),
-    to: (u64, &[u8]),
-    exchange: bool,
-) -> Result<(), FsError> {
-    let (from_dir, to_dir) = (fs.attr(from.0)?, fs.attr(to.0)?);
-    c.need(&from_dir, W | X)?;
-    c.need(&to_dir, W | X)?;
-    let moved = fs.child(from.0, from.1)?;
-    let replaced = fs.child(to.0, to.1)?;
-    sticky(c, &from_dir, moved.as_ref())?;
-    sticky(c, &to_dir, replaced.as_ref())?;
-    if from.0 == to.0 {
-        return Ok(());
-    }
-    let mut reparented = vec![moved];
-    if exchange {
-        reparented.push(replaced);
-    }
-    for d in reparented.into_iter().flatten() {
-        if d.kind == FileKind::Directory {
-            c.need(&d, W)?;
         }
     }
     Ok(())
+}
+
+/// What a check changes in the call it allowed.
+enum Adjust {
+    Nothing,
+    /// What it makes is this (uid, gid)'s.
+    Owner((u32, u32)),
+    /// It sets these attributes.
+    Attrs(SetAttr),
+}
+
+/// The directories of a call's entries: search to look a name up, write and search to
+/// change one; the sticky-bit rule on each name it takes away; and a directory that a
+/// rename moves to another parent writable (its ".." is rewritten).
+fn entries(c: &Caller, m: &Meta<'_>, fs: &mut impl Inodes) -> Result<(), FsError> {
+    let want = match m.mutates {
+        true => W | X,
+        false => X,
+    };
+    for (dir, _) in &m.entries {
+        c.need(&fs.attr(*dir)?, want)?;
+    }
+    if m.unlinks {
+        for (dir, name) in &m.entries {
+            let dir = fs.attr(*dir)?;
+            let victim = fs.child(dir.ino, name)?;
+            sticky(c, &dir, victim.as_ref())?;
+        }
+    }
+    match (m.moves, &m.entries[..]) {
+        (Some(moves), [from, to]) if from.0 != to.0 => {
+            let mut moved = vec![fs.child(from.0, from.1)?];
+            if moves == Moves::Both {
+                moved.push(fs.child(to.0, to.1)?);
+            }
+            for d in moved.into_iter().flatten() {
+                if d.kind == FileKind::Directory {
+                    c.need(&d, W)?;
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What `access` needs on the inode `a`.
+fn inode(c: &Caller, a: &Attr, access: Access<'_>) -> Result<Adjust, FsError> {
+    match access {
+        Access::Nothing | Access::Make { .. } => {}
+        Access::List => c.need(a, R)?,
+        Access::ReadData => {
+            let exec = a.kind == FileKind::RegularFile && c.may(a, X);
+            if !(c.owns(a) || exec) {
+                c.need(a, R)?;
+            }
+        }
+        Access::WriteData => {
+            if !c.owns(a) {
+                c.need(a, W)?;
+            }
+        }
+        Access::Open(flags) => open(c, a, flags)?,
+        Access::Attrs(mut set) => {
+            setattr(c, a, &mut set)?;
+            return Ok(Adjust::Attrs(set));
+        }
+        Access::Xattr { name, write } => xattr(c, a, name, write)?,
+    }
+    Ok(Adjust::Nothing)
 }
 
 /// An open by its flags: read, write or both, and write for a truncating open.
@@ -263,16 +247,15 @@ fn open(c: &Caller, a: &Attr, flags: i32) -> Result<(), FsError> {
     c.need(a, want)
 }
 
-/// A new inode in `dir` by `c`: write and search permission there; it is `c`'s, in `c`'s
-/// group or in one `c` may give it (one `c` is in, or the directory's under setgid).
-fn create(c: &Caller, dir: &Attr, uid: &mut u32, gid: &mut u32) -> Result<(), FsError> {
-    c.need(dir, W | X)?;
-    *uid = c.uid;
-    let inherited = dir.perm as u32 & libc::S_ISGID != 0 && *gid == dir.gid;
-    if !(c.is_root() || c.in_group(*gid) || inherited) {
-        *gid = c.gid;
+/// The owner of a new inode in `dir` made by `c`, which claimed `claimed`: it is `c`'s, in
+/// `c`'s group or in one `c` may give it (one `c` is in, or the directory's under setgid).
+fn made_by(c: &Caller, dir: &Attr, claimed: (u32, u32)) -> (u32, u32) {
+    let gid = claimed.1;
+    let inherited = dir.perm as u32 & libc::S_ISGID != 0 && gid == dir.gid;
+    match c.is_root() || c.in_group(gid) || inherited {
+        true => (c.uid, gid),
+        false => (c.uid, c.gid),
     }
-    Ok(())
 }
 
 /// In a sticky directory only the owner of an entry, of the directory, or root removes or

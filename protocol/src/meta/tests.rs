@@ -223,3 +223,57 @@ fn a_create_made_again_changes_what_the_create_did_but_opens_nothing() {
     };
     assert_eq!((odd.meta().inode, odd.meta().entries.len()), (None, 0));
 }
+
+/// What a caller must be allowed, as the server's permission check wrote it out by hand for
+/// each call.
+#[test]
+fn every_call_needs_the_access_the_permission_check_said() {
+    for r in requests() {
+        let m = r.meta();
+        let access = match &r {
+            Request::Readdir { .. } | Request::Readdirplus { .. } => Access::List,
+            Request::Read { .. } => Access::ReadData,
+            Request::Write { .. } | Request::Append { .. } | Request::Fallocate { .. } => {
+                Access::WriteData
+            }
+            Request::Open { flags, .. } => Access::Open(*flags),
+            Request::Setattr { set, .. } => Access::Attrs(*set),
+            Request::Getxattr { name, .. } => Access::Xattr { name, write: false },
+            Request::Setxattr { name, .. } | Request::Removexattr { name, .. } => {
+                Access::Xattr { name, write: true }
+            }
+            Request::Mknod { mode, uid, gid, .. }
+            | Request::Mkdir { mode, uid, gid, .. }
+            | Request::Create { mode, uid, gid, .. } => Access::Make {
+                mode: *mode,
+                uid: *uid,
+                gid: *gid,
+            },
+            Request::Symlink { uid, gid, .. } => Access::Make {
+                mode: 0o120777,
+                uid: *uid,
+                gid: *gid,
+            },
+            Request::CreateAgain { req, .. } => req.meta().access,
+            _ => Access::Nothing,
+        };
+        assert_eq!(m.access, access, "{r:?}");
+        let moves = match &r {
+            Request::Rename { flags, .. } if flags.exchange => Some(Moves::Both),
+            Request::Rename { .. } => Some(Moves::One),
+            _ => None,
+        };
+        assert_eq!(m.moves, moves, "{r:?}");
+        let mut owned = r.clone();
+        assert_eq!(
+            owned.claimed_owner_mut().is_some(),
+            matches!(m.access, Access::Make { .. }),
+            "{r:?}"
+        );
+        assert_eq!(
+            owned.attrs_mut().is_some(),
+            matches!(m.access, Access::Attrs(_)),
+            "{r:?}"
+        );
+    }
+}
