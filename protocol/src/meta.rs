@@ -6,7 +6,7 @@
 //! mounts, the order of durability, what a client keeps for a replay and how it sends it.
 
 use crate::messages::Request;
-use crate::wire::SetAttr;
+use crate::wire::{LockKind, SetAttr};
 
 /// A call's classification.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -41,6 +41,13 @@ pub struct Meta<'a> {
     /// It moves the inode its first entry names to its second (a rename): with
     /// `Moves::Both`, the second's to the first too (an exchange).
     pub moves: Option<Moves>,
+    /// It takes or tests a byte-range lock: held back until a restarted server's clients
+    /// have reclaimed the locks they held, so no one else's lock is granted (or reported
+    /// free) before.
+    pub asks_lock: bool,
+    /// It lets byte-range locks go: what its session changed is made durable first, so a
+    /// crash never lets the next holder's changes land before the ones made under the lock.
+    pub unlocks: bool,
 }
 
 /// What a call's caller must be allowed to do to its inode (`Meta::inode`), or to what it
@@ -210,7 +217,10 @@ impl Request {
             }
             R::Read { ino, .. } => Meta::on(*ino).blocking().needs(Access::ReadData),
             R::Fsync { ino } => Meta::on(*ino).blocking(),
-            R::Getlk { ino, .. } => Meta::on(*ino).blocking(),
+            R::Getlk { ino, .. } => Meta {
+                asks_lock: true,
+                ..Meta::on(*ino).blocking()
+            },
             R::Setattr { ino, set } => Meta {
                 blocks: set.size.is_some(),
                 ..Meta::on(*ino).changes().needs(Access::Attrs(*set))
@@ -309,9 +319,15 @@ impl Request {
                 opens: Some(Opens::Releases(*ino)),
                 ..Meta::on(*ino).remembered()
             },
-            R::Setlk { ino, .. } | R::ReleaseLocks { ino, .. } => {
-                Meta::on(*ino).remembered().blocking()
-            }
+            R::Setlk { ino, kind, .. } => Meta {
+                asks_lock: true,
+                unlocks: *kind == LockKind::Unlock,
+                ..Meta::on(*ino).remembered().blocking()
+            },
+            R::ReleaseLocks { ino, .. } => Meta {
+                unlocks: true,
+                ..Meta::on(*ino).remembered().blocking()
+            },
             R::CancelLock { .. } => Meta::default().remembered().blocking(),
             R::ReclaimLock { ino, .. } => Meta {
                 recovery: true,

@@ -51,17 +51,14 @@ pub(crate) fn execute(
     let m: &LockManager = &shared.locks;
     // Until the locks held before a restart are reclaimed, no one else's lock is granted
     // (or reported free).
-    if matches!(req, Request::Getlk { .. } | Request::Setlk { .. }) {
+    let meta = req.meta();
+    if meta.asks_lock {
         shared.grace.wait_out();
     }
     // What a session changed (under a lock, perhaps) is durable before it lets a lock go: a
     // crash then never makes the lock's next holder's changes (sent again by their client)
     // land before the ones made under it earlier.
-    let unlocks = match req {
-        Request::Setlk { kind, .. } => *kind == LockKind::Unlock,
-        Request::ReleaseLocks { .. } => true,
-        _ => false,
-    };
+    let unlocks = meta.unlocks;
     let pending = |id| {
         shared
             .sessions

@@ -224,6 +224,31 @@ fn a_create_made_again_changes_what_the_create_did_but_opens_nothing() {
     assert_eq!((odd.meta().inode, odd.meta().entries.len()), (None, 0));
 }
 
+/// The lock calls' own rules, as the server's lock calls wrote them out by hand: which wait
+/// out a restart's grace period, which let locks go.
+#[test]
+fn lock_calls_wait_out_the_grace_period_and_unlock_as_the_server_said() {
+    let unlock = Request::Setlk {
+        ino: 2,
+        owner: 7,
+        range: crate::wire::LockRange { start: 0, end: 9 },
+        kind: LockKind::Unlock,
+        pid: 8,
+        wait: false,
+    };
+    for r in requests().into_iter().chain([unlock]) {
+        let m = r.meta();
+        let grace = matches!(r, Request::Getlk { .. } | Request::Setlk { .. });
+        assert_eq!(m.asks_lock, grace, "{r:?}");
+        let unlocks = match &r {
+            Request::Setlk { kind, .. } => *kind == LockKind::Unlock,
+            Request::ReleaseLocks { .. } => true,
+            _ => false,
+        };
+        assert_eq!(m.unlocks, unlocks, "{r:?}");
+    }
+}
+
 /// What a caller must be allowed, as the server's permission check wrote it out by hand for
 /// each call.
 #[test]
