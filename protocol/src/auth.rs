@@ -107,6 +107,7 @@ pub fn random_bytes(n: usize) -> Result<Vec<u8>, String> {
 pub struct SessionSecret(Vec<u8>);
 
 impl SessionSecret {
+    /// A new random secret, or why the system gave no randomness.
     pub fn generate() -> Result<SessionSecret, String> {
         random_bytes(SECRET_LEN).map(SessionSecret)
     }
@@ -116,6 +117,7 @@ impl SessionSecret {
         SessionSecret(b)
     }
 
+    /// The bytes, to send in `Welcome` and keep in the session log.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }

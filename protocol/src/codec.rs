@@ -9,16 +9,23 @@ use thiserror::Error;
 /// Largest frame body accepted: a 1 MiB write plus its header, with room to spare.
 pub const MAX_FRAME: usize = (1 << 20) + 64 * 1024;
 
+/// Why a frame could not be made or read: one that is too large or too short, a header
+/// that does not decode (a peer speaking something else), or the connection itself.
 #[derive(Debug, Error)]
 pub enum ProtoError {
+    /// A frame over `MAX_FRAME` bytes, sent or announced.
     #[error("frame of {0} bytes exceeds the {MAX_FRAME}-byte limit")]
     TooLarge(usize),
+    /// A frame body shorter than the header length it announces.
     #[error("frame too short for its header")]
     Truncated,
+    /// A header that is not a message of this protocol.
     #[error("undecodable header: {0}")]
     Malformed(String),
+    /// A message that could not be encoded (over the size limit).
     #[error("encoding failed: {0}")]
     Encode(String),
+    /// Reading or writing the connection failed.
     #[error("connection: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -30,6 +37,7 @@ fn config() -> impl bincode::config::Config {
         .with_limit::<MAX_FRAME>()
 }
 
+/// The bincode encoding of `msg`, as frames carry it.
 pub fn encode_header<T: Serialize>(msg: &T) -> Result<Vec<u8>, ProtoError> {
     bincode::serde::encode_to_vec(msg, config()).map_err(|e| ProtoError::Encode(e.to_string()))
 }

@@ -11,28 +11,49 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum ErrorCode {
+    /// EPERM: the caller may not do this at all (not the owner, a sticky directory, an immutable file).
     NotPermitted = 1,
+    /// ENOENT: no such name, or no such inode.
     NotFound = 2,
+    /// EINTR: the caller gave up waiting (a lock wait cancelled).
     Interrupted = 4,
     /// An I/O error, damaged metadata, or a code this side does not know.
     Io = 5,
+    /// EAGAIN: a lock held by someone else, asked for without waiting.
     WouldBlock = 11,
+    /// EACCES: the permission bits refuse the caller.
     AccessDenied = 13,
+    /// EEXIST: the name is taken (or an extended attribute exists, with `XATTR_CREATE`).
     Exists = 17,
+    /// ENOTDIR: a directory was needed.
     NotDir = 20,
+    /// EISDIR: a directory where one is not allowed.
     IsDir = 21,
+    /// EINVAL: arguments that make no sense together (a backwards lock range, a rename into itself).
     Invalid = 22,
+    /// EFBIG: past the largest file the volume can hold.
     FileTooBig = 27,
+    /// ENOSPC: no free blocks or inodes left.
     NoSpace = 28,
+    /// EROFS: a change on a read-only mount or export.
     ReadOnly = 30,
+    /// EMLINK: the file has as many names as it may.
     TooManyLinks = 31,
+    /// ERANGE: a value larger than the caller's buffer or the volume's limit (extended attributes).
     Range = 34,
+    /// EDEADLK: waiting for this lock would close a cycle of owners waiting for each other.
     Deadlock = 35,
+    /// ENAMETOOLONG: a name longer than a directory entry holds.
     NameTooLong = 36,
+    /// ENOLCK: no lock to be had: past the session's lock limit, or a reclaim after the grace period.
     NoLock = 37,
+    /// ENOTEMPTY: a directory that still has entries.
     NotEmpty = 39,
+    /// ENODATA: no such extended attribute.
     NoAttr = 61,
+    /// EOPNOTSUPP: an operation or flag the volume does not support.
     NotSupported = 95,
+    /// ESTALE: the inode was freed (and perhaps reused) since the handle was given.
     Stale = 116,
 }
 

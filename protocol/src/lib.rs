@@ -3,6 +3,9 @@
 //! A frame is a 4-byte big-endian length, then a 4-byte little-endian header length, the
 //! bincode header, and raw bulk bytes (write data, read data) that never pass through serde.
 
+#![warn(missing_docs)]
+#![warn(unreachable_pub)]
+
 pub mod answer;
 pub mod auth;
 pub mod codec;

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::error_code::ErrorCode;
 use crate::wire::{Attr, DirEntry, LockKind, LockRange, RenameFlags, SetAttr, StatFs};
 
+/// The version both ends speak, checked in `Hello`: bumped whenever a message's encoding
+/// changes (the golden bytes of `tests/golden.rs`), so the server refuses an older or newer
+/// client with the reason instead of misreading it.
 pub const PROTOCOL_VERSION: u32 = 3;
 
 /// From client to server.
@@ -17,14 +20,27 @@ pub enum ClientMsg {
     /// First message on a connection. `nonce`: the client's challenge to the server (see
     /// `ServerMsg::Challenge`).
     Hello {
+        /// The client's `PROTOCOL_VERSION`.
         version: u32,
+        /// The machine the mount runs on (its machine id): access modes that allow one
+        /// node (RWO) count mounts by it.
         node_id: String,
+        /// Tells this mount from the node's others (and a remount from the mount before it).
         mount_id: u64,
+        /// The mount asks only to read: the server refuses its changes, and it does not count
+        /// as a writer for the access mode.
         read_only: bool,
+        /// The client's challenge to the server, answered in `ServerMsg::Challenge::mac`.
         nonce: Vec<u8>,
     },
     /// An operation; `id` matches the reply. Bulk data (Write) follows the header raw.
-    Call { id: u64, req: Request },
+    Call {
+        /// The client's number for the call, unique in its session and increasing: the
+        /// reply carries it, and the reply cache and `Ack` go by it.
+        id: u64,
+        /// The operation.
+        req: Request,
+    },
     /// Keeps the session's lease alive.
     Heartbeat,
     /// First message on a connection that replaces a lost one: the session continues if the
@@ -32,26 +48,51 @@ pub enum ClientMsg {
     /// received); otherwise the server starts a new one, as for `Hello`. `secret` is the one
     /// `Welcome` issued with the session: without it the session is not resumed.
     Resume {
+        /// As in `Hello`.
         version: u32,
+        /// As in `Hello`.
         node_id: String,
+        /// As in `Hello`.
         mount_id: u64,
+        /// As in `Hello`.
         read_only: bool,
+        /// The session to continue, as `Welcome` numbered it.
         session: u64,
+        /// The session's secret, from the `Welcome` that created it.
         secret: Vec<u8>,
+        /// As in `Hello`.
         nonce: Vec<u8>,
     },
     /// The client has the replies to every call with an id below `below`: the server may
     /// forget them.
-    Ack { below: u64 },
+    Ack {
+        /// Every call id below it has its reply.
+        below: u64,
+    },
     /// The client is unmounting: end the session now rather than at the end of its lease.
     Goodbye,
     /// The answer to `ServerMsg::Challenge`: HMAC-SHA256 of the challenge under the shared
     /// token (`auth::proof`). The token itself never travels.
-    Proof { mac: Vec<u8> },
+    Proof {
+        /// The HMAC over the server's challenge.
+        mac: Vec<u8>,
+    },
     /// First message of a `rwxfs status` connection: list the sessions, then close.
-    Status { version: u32, nonce: Vec<u8> },
+    Status {
+        /// As in `Hello`.
+        version: u32,
+        /// As in `Hello`: a status connection proves the token too.
+        nonce: Vec<u8>,
+    },
     /// `Call` made on behalf of `cred`. A plain `Call` is anonymous (nobody).
-    CallAs { id: u64, req: Request, cred: Cred },
+    CallAs {
+        /// As in `Call`.
+        id: u64,
+        /// As in `Call`.
+        req: Request,
+        /// The caller: its permissions are the ones checked.
+        cred: Cred,
+    },
 }
 
 /// Most supplementary groups a call carries (as NFS's AUTH_SYS).
@@ -61,7 +102,9 @@ pub const MAX_GROUPS: usize = 16;
 /// checks every call's permissions with it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Cred {
+    /// The calling process's file-system user id.
     pub uid: u32,
+    /// Its file-system group id.
     pub gid: u32,
     /// Supplementary groups, at most `MAX_GROUPS`.
     pub groups: Vec<u32>,
@@ -73,9 +116,14 @@ pub struct Cred {
 /// removed or moved (golden bytes: `tests/golden.rs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ServerMsg {
+    /// The mount is admitted: its session is created or resumed.
     Welcome {
+        /// The server's `PROTOCOL_VERSION`.
         version: u32,
+        /// The session's number, for `Resume` after a reconnect.
         session: u64,
+        /// How long the server keeps a silent client's session (its open files and locks):
+        /// the client sends a `Heartbeat` well within it.
         lease_secs: u32,
         /// Differs for every start of the server: a client that sees it change knows the
         /// server restarted, and reclaims its locks (`ReclaimLock`) if its session survived.
@@ -88,12 +136,17 @@ pub enum ServerMsg {
         /// sent it was lost, so nothing needs replaying.
         clean_restart: bool,
     },
+    /// The mount is not admitted (another version, a bad token, an access mode in use, a
+    /// server at its limits); the connection closes.
     Refused {
+        /// Why, in words the client shows its user.
         reason: String,
     },
     /// Reply to `Call { id }`: a response, or why not. Read data follows the header raw.
     Reply {
+        /// The call's id.
         id: u64,
+        /// Its answer, or the error it failed with.
         result: Result<Response, ErrorCode>,
     },
     /// Unrequested news from the server.
@@ -102,11 +155,14 @@ pub enum ServerMsg {
     /// server's own proof, over the client's nonce (`auth::server_proof`): a client refuses a
     /// server that cannot give it, before it proves anything itself.
     Challenge {
+        /// The server's challenge, which the client's `Proof` answers.
         nonce: Vec<u8>,
+        /// The server's own proof of the token, over the client's nonce.
         mac: Vec<u8>,
     },
     /// The mount must wait (an RWOP volume in use); `Welcome` follows when it may proceed.
     Pending {
+        /// Why the mount waits, in words the client shows its user.
         reason: String,
     },
     /// The answer to `ClientMsg::Status`.
@@ -116,9 +172,13 @@ pub enum ServerMsg {
 /// One session as `rwxfs status` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionStatus {
+    /// The session's number.
     pub session: u64,
+    /// The node its mount runs on (`Hello::node_id`).
     pub node_id: String,
+    /// Its mount on that node (`Hello::mount_id`).
     pub mount_id: u64,
+    /// The mount only reads.
     pub read_only: bool,
     /// The client's address, as the server sees it.
     pub addr: String,
@@ -126,7 +186,9 @@ pub struct SessionStatus {
     pub last_heard_ms: u64,
     /// False while the session waits out its lease for its client to come back.
     pub connected: bool,
+    /// Opens of files the session holds (a file opened twice counts twice).
     pub open_files: u32,
+    /// Byte-range and whole-file locks it holds.
     pub locks: u32,
 }
 
@@ -137,17 +199,31 @@ pub struct SessionStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Push {
     /// Cached attributes and data of this inode are stale.
-    InvalInode { ino: u64 },
+    InvalInode {
+        /// The inode another mount changed.
+        ino: u64,
+    },
     /// A name in a directory changed.
-    InvalEntry { parent: u64, name: Vec<u8> },
+    InvalEntry {
+        /// The directory.
+        parent: u64,
+        /// The name made, removed or renamed in it.
+        name: Vec<u8>,
+    },
     /// The server is going away; reconnect later.
     Shutdown,
     /// The lock request queued as wait `wait` (its call id) is granted.
-    LockGranted { wait: u64 },
+    LockGranted {
+        /// The id of the `Setlk` call that was answered `LockQueued`.
+        wait: u64,
+    },
     /// Every call of this session that changes the volume, with an id below `below`, that
     /// reached the server is durable: the client need not keep it for sending again after
     /// a crash. Sent after commits and on every (re)connection; each one supersedes the last.
-    Durable { below: u64 },
+    Durable {
+        /// Every changing call with an id below it is durable.
+        below: u64,
+    },
 }
 
 /// An operation. How each is classified (what it touches, whether it changes the volume,
@@ -157,166 +233,280 @@ pub enum Push {
 /// removed or moved (golden bytes: `tests/golden.rs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
+    /// The attributes of the file `name` names in directory `parent`.
     Lookup {
+        /// The directory searched.
         parent: u64,
+        /// The name looked up (bytes, as the kernel gives them).
         name: Vec<u8>,
     },
+    /// A file's attributes.
     Getattr {
+        /// The file.
         ino: u64,
     },
+    /// Change a file's attributes (chmod, chown, utimes, truncate); answered with them all.
     Setattr {
+        /// The file.
         ino: u64,
+        /// The attributes to change; the others stay.
         set: SetAttr,
     },
+    /// Make a special file (a device node, a FIFO, a socket) or an empty regular file.
     Mknod {
+        /// The directory it is made in.
         parent: u64,
+        /// Its name there.
         name: Vec<u8>,
+        /// Its type and permission bits (`S_IFCHR | 0o600`...).
         mode: u32,
+        /// The device number of a device node.
         rdev: u32,
+        /// The owner it gets (the caller's; the server squashes it per its export).
         uid: u32,
+        /// The group it gets.
         gid: u32,
     },
+    /// Make a directory.
     Mkdir {
+        /// The directory it is made in.
         parent: u64,
+        /// Its name there.
         name: Vec<u8>,
+        /// Its permission bits (the type bits may be left out).
         mode: u32,
+        /// The owner it gets.
         uid: u32,
+        /// The group it gets.
         gid: u32,
     },
+    /// Make a symbolic link.
     Symlink {
+        /// The directory it is made in.
         parent: u64,
+        /// Its name there.
         name: Vec<u8>,
+        /// What it points to, stored as given.
         target: Vec<u8>,
+        /// The owner it gets.
         uid: u32,
+        /// The group it gets.
         gid: u32,
     },
+    /// Give a file one more name (a hard link); answered with its attributes.
     Link {
+        /// The file.
         ino: u64,
+        /// The directory of the new name.
         newparent: u64,
+        /// The new name.
         newname: Vec<u8>,
     },
+    /// Remove a name that is not a directory's; the file goes with its last name and its
+    /// last open.
     Unlink {
+        /// The directory holding the name.
         parent: u64,
+        /// The name.
         name: Vec<u8>,
     },
+    /// Remove an empty directory.
     Rmdir {
+        /// The directory holding it.
         parent: u64,
+        /// Its name.
         name: Vec<u8>,
     },
+    /// Move a name, replacing what the new name named (unless `flags` say otherwise).
     Rename {
+        /// The directory holding the name.
         parent: u64,
+        /// The name moved.
         name: Vec<u8>,
+        /// The directory it moves to.
         newparent: u64,
+        /// Its name there.
         newname: Vec<u8>,
+        /// renameat2's: refuse to replace, or exchange the two.
         flags: RenameFlags,
     },
+    /// A symbolic link's target.
     Readlink {
+        /// The link.
         ino: u64,
     },
+    /// A directory's entries, in the order of their cookies.
     Readdir {
+        /// The directory.
         ino: u64,
+        /// The cookie of the last entry already listed (0 starts; `.` is 1, `..` is 2).
         offset: u64,
+        /// The most entries wanted (the server may give fewer).
         max: u32,
     },
+    /// `Readdir`, with every entry's attributes.
     Readdirplus {
+        /// The directory.
         ino: u64,
+        /// As in `Readdir`.
         offset: u64,
+        /// As in `Readdir`.
         max: u32,
     },
+    /// Make a regular file and open it; answered with its attributes.
     Create {
+        /// The directory it is made in.
         parent: u64,
+        /// Its name there.
         name: Vec<u8>,
+        /// Its type and permission bits.
         mode: u32,
+        /// The owner it gets.
         uid: u32,
+        /// The group it gets.
         gid: u32,
     },
+    /// Open a file: an unlinked file stays readable while its session holds it open.
     Open {
+        /// The file.
         ino: u64,
+        /// open(2)'s flags (access mode, `O_TRUNC`...), for the permission check.
         flags: i32,
     },
+    /// Close one open of a file.
     Release {
+        /// The file.
         ino: u64,
     },
+    /// Read a file's data; the bytes follow the reply's header raw (`Response::Data`).
     Read {
+        /// The file.
         ino: u64,
+        /// Where to start.
         offset: u64,
+        /// The most bytes wanted; fewer at the end of the file.
         size: u32,
     },
-    /// Data follows the header raw. `kill_priv`: the writer may not keep the file's setuid,
-    /// setgid and capabilities, which go with the write (the kernel leaves that to us).
+    /// Write a file's data, which follows the header raw; answered `Written`.
     Write {
+        /// The file.
         ino: u64,
+        /// Where the data goes.
         offset: u64,
+        /// The writer may not keep the file's setuid, setgid and capabilities, which go with
+        /// the write (the kernel leaves that to the file system).
         kill_priv: bool,
     },
+    /// Make a file's data and attributes durable (and with them every change before).
     Fsync {
+        /// The file.
         ino: u64,
     },
+    /// fallocate(2): reserve blocks, or punch a hole.
     Fallocate {
+        /// The file.
         ino: u64,
+        /// Where the range starts.
         offset: u64,
+        /// Its length in bytes.
         len: u64,
+        /// fallocate's `FALLOC_FL_*` flags (keep size, punch hole).
         mode: u32,
     },
+    /// The volume's sizes and free space.
     Statfs,
+    /// An extended attribute's value.
     Getxattr {
+        /// The file.
         ino: u64,
+        /// The attribute's name, with its namespace (`user.foo`).
         name: Vec<u8>,
     },
+    /// Set an extended attribute.
     Setxattr {
+        /// The file.
         ino: u64,
+        /// The attribute's name, with its namespace.
         name: Vec<u8>,
+        /// Its new value.
         value: Vec<u8>,
+        /// `XATTR_CREATE` (fail if it exists) or `XATTR_REPLACE` (fail if not), or 0.
         flags: u32,
     },
+    /// The names of a file's extended attributes.
     Listxattr {
+        /// The file.
         ino: u64,
     },
+    /// Remove an extended attribute.
     Removexattr {
+        /// The file.
         ino: u64,
+        /// The attribute's name.
         name: Vec<u8>,
     },
     /// Data follows the header raw; written at the file's end as the server sees it.
     Append {
+        /// The file.
         ino: u64,
+        /// As in `Write`.
         kill_priv: bool,
     },
-    /// F_GETLK: the first lock that would stop this one (`kind` read or write). `owner` is
-    /// the kernel's lock owner id on the client.
+    /// F_GETLK: the first lock that would stop this one.
     Getlk {
+        /// The file.
         ino: u64,
+        /// The kernel's lock owner id on the client: its own locks never stop it.
         owner: u64,
+        /// The bytes the lock would cover.
         range: LockRange,
+        /// The lock that would be taken: read or write.
         kind: LockKind,
+        /// The asking process, as its node numbers it.
         pid: u32,
     },
-    /// F_SETLK (`wait: false`) or F_SETLKW; `kind` unlock unlocks. A blocked F_SETLKW is
-    /// answered `LockQueued` and granted later by `Push::LockGranted` with this call's id.
+    /// F_SETLK or F_SETLKW: take a lock, or with `kind` unlock, let one go.
     Setlk {
+        /// The file.
         ino: u64,
+        /// The kernel's lock owner id on the client (a process's file table, or an open file
+        /// for flock and OFD locks).
         owner: u64,
+        /// The bytes it covers.
         range: LockRange,
+        /// Read, write, or unlock.
         kind: LockKind,
+        /// The process taking it, as its node numbers it (what F_GETLK reports to others).
         pid: u32,
+        /// F_SETLKW: a lock that cannot be had now is answered `LockQueued`, and granted
+        /// later by `Push::LockGranted` with this call's id; without it, refused at once.
         wait: bool,
     },
     /// The process waiting for lock wait `wait` was interrupted: answered `Cancelled(true)`
     /// if it was still queued, `Cancelled(false)` if it was granted meanwhile.
     CancelLock {
+        /// The id of the `Setlk` call that waits.
         wait: u64,
     },
     /// A close: drop every lock `owner` holds on `ino`.
     ReleaseLocks {
+        /// The file.
         ino: u64,
+        /// As in `Setlk`.
         owner: u64,
     },
     /// After a server restart, within its grace period: a lock this session held before,
     /// taken again. Refused (ENOLCK) once the grace period is over.
     ReclaimLock {
+        /// As in `Setlk`.
         ino: u64,
+        /// As in `Setlk`.
         owner: u64,
+        /// As in `Setlk`.
         range: LockRange,
+        /// As in `Setlk`.
         kind: LockKind,
+        /// As in `Setlk`.
         pid: u32,
     },
     /// After a server restart: this session has reclaimed every lock it held (and sent
@@ -326,7 +516,9 @@ pub enum Request {
     /// that lost it: made at the inode number `ino` (generation included) its first run
     /// gave it, so handles to it stay valid. A replayed `Create` does not open the file.
     CreateAgain {
+        /// The inode number (generation included) the first run gave it.
         ino: u64,
+        /// The create, as first sent.
         req: Box<Request>,
     },
 }
@@ -337,23 +529,35 @@ pub enum Request {
 /// removed or moved (golden bytes: `tests/golden.rs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Response {
+    /// Done; nothing to say (unlink, rename, fsync, release...).
     Empty,
+    /// A file's attributes: of what a lookup found, a create made, a setattr changed.
     Attr(Attr),
+    /// `Readdir`'s entries.
     Entries(Vec<DirEntry>),
+    /// `Readdirplus`'s entries, each with its attributes.
     EntriesPlus(Vec<(DirEntry, Attr)>),
     /// Read data follows the header raw.
     Data,
+    /// Bytes a write or an append wrote.
     Written(u32),
+    /// A symbolic link's target, or an extended attribute's value.
     Bytes(Vec<u8>),
+    /// Extended attributes' names.
     Names(Vec<Vec<u8>>),
+    /// `Statfs`'s answer.
     StatFs(StatFs),
     /// F_GETLK's answer: the conflicting lock, or `kind` unlock if none.
     Lock {
+        /// The bytes the conflicting lock covers.
         range: LockRange,
+        /// Its kind.
         kind: LockKind,
+        /// The process holding it, as its node numbers it.
         pid: u32,
     },
     /// F_SETLKW blocked: a `Push::LockGranted` follows.
     LockQueued,
+    /// `CancelLock`'s answer: true if the wait was still queued and is now gone.
     Cancelled(bool),
 }

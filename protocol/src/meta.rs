@@ -68,10 +68,22 @@ pub enum Access<'a> {
     /// Change these attributes (each by its rule: chmod, chown, utimes, truncate).
     Attrs(SetAttr),
     /// Read or (`write`) change the extended attribute `name`.
-    Xattr { name: &'a [u8], write: bool },
+    Xattr {
+        /// The attribute's name: its namespace decides the rule (`user.`, `trusted.`...).
+        name: &'a [u8],
+        /// It changes (sets or removes) the attribute rather than reads it.
+        write: bool,
+    },
     /// Make an inode of `mode` (its type bits may be left out: a directory's) for the owner
     /// the request claims; the caller's own it becomes (`Request::claimed_owner_mut`).
-    Make { mode: u32, uid: u32, gid: u32 },
+    Make {
+        /// The new inode's type and permission bits.
+        mode: u32,
+        /// The owner the request claims for it.
+        uid: u32,
+        /// The group the request claims for it.
+        gid: u32,
+    },
 }
 
 /// Which of a rename's inodes move (see `Meta::moves`).

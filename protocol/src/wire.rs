@@ -11,58 +11,88 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// The type of a file. Append-only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum FileKind {
+    /// A file of data.
     RegularFile,
+    /// A directory.
     Directory,
+    /// A symbolic link.
     Symlink,
+    /// A FIFO.
     NamedPipe,
+    /// A Unix domain socket's name.
     Socket,
+    /// A character device node.
     CharDevice,
+    /// A block device node.
     BlockDevice,
 }
 
 /// A point in time: seconds and nanoseconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TimeSpec {
+    /// Whole seconds (before the epoch if negative).
     pub sec: i64,
+    /// Nanoseconds past `sec`, below one billion.
     pub nsec: u32,
 }
 
 /// A file's attributes, as `stat` shows them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attr {
+    /// The inode number, its generation in the high bits: a handle every call names it by.
     pub ino: u64,
+    /// The generation its number carries: a reused inode slot gets a new one, so an old
+    /// handle reads ESTALE instead of naming another file.
     pub generation: u32,
+    /// Length in bytes.
     pub size: u64,
     /// 512-byte units, as stat reports.
     pub blocks: u64,
+    /// Last read of its data.
     pub atime: TimeSpec,
+    /// Last change of its data.
     pub mtime: TimeSpec,
+    /// Last change of its data or attributes.
     pub ctime: TimeSpec,
+    /// What kind of file it is.
     pub kind: FileKind,
     /// Permission bits, setuid/setgid/sticky included.
     pub perm: u16,
+    /// Names it has (a directory: 2 plus its subdirectories).
     pub nlink: u32,
+    /// Its owner.
     pub uid: u32,
+    /// Its group.
     pub gid: u32,
+    /// A device node's device number; 0 otherwise.
     pub rdev: u32,
 }
 
 /// A time to set: a given one, or the server's clock. Append-only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SetTime {
+    /// This time, as the caller gives it.
     At(TimeSpec),
+    /// The server's clock when the change is made.
     Now,
 }
 
 /// The attributes a `Setattr` changes; `None` leaves one as it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SetAttr {
+    /// New permission bits (chmod).
     pub mode: Option<u32>,
+    /// New owner (chown).
     pub uid: Option<u32>,
+    /// New group (chown, chgrp).
     pub gid: Option<u32>,
+    /// New length (truncate): cut, or extended with zeros.
     pub size: Option<u64>,
+    /// New access time (utimes).
     pub atime: Option<SetTime>,
+    /// New modification time (utimes).
     pub mtime: Option<SetTime>,
+    /// New change time, as the kernel sets it alongside another change.
     pub ctime: Option<TimeSpec>,
     /// A truncation by a caller who may not keep setuid, setgid and capabilities: they go.
     pub kill_priv: bool,
@@ -71,22 +101,32 @@ pub struct SetAttr {
 /// One name in a directory listing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirEntry {
+    /// The inode the name names.
     pub ino: u64,
     /// Cookie to resume after this entry; stable while other entries come and go.
     pub offset: u64,
+    /// What kind of file it names, without a lookup.
     pub kind: FileKind,
+    /// The name (bytes, with no `/` and no NUL).
     pub name: Vec<u8>,
 }
 
 /// The volume's size and use, as `statfs` shows them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatFs {
+    /// Data blocks of the volume, in `bsize` units.
     pub blocks: u64,
+    /// Of those, free.
     pub bfree: u64,
+    /// Of those, free for anyone to use (no blocks are reserved: as `bfree`).
     pub bavail: u64,
+    /// Inodes of the volume.
     pub files: u64,
+    /// Of those, free.
     pub ffree: u64,
+    /// Block size in bytes.
     pub bsize: u32,
+    /// Longest name a directory entry holds.
     pub namelen: u32,
 }
 
@@ -103,7 +143,9 @@ pub struct RenameFlags {
 /// the file, whatever its size).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockRange {
+    /// First byte covered.
     pub start: u64,
+    /// Last byte covered (inclusive).
     pub end: u64,
 }
 
@@ -112,10 +154,13 @@ pub struct LockRange {
 /// (EINVAL) rather than failing the frame. Append-only, by value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LockKind {
+    /// A shared lock: other readers may hold the bytes too.
     Read,
+    /// An exclusive lock.
     Write,
     /// In a request, unlock; in an answer to a test, no lock stands in the way.
     Unlock,
+    /// Any other value, kept as it came (see above).
     Other(i32),
 }
 
