@@ -3,6 +3,9 @@
 //! drives it and delivers its grants as pushes — so loom can model-check it (`cfg(loom)`
 //! swaps the `sync` facade to loom's types).
 
+#![warn(missing_docs)]
+#![warn(unreachable_pub)]
+
 mod manager;
 pub mod sync;
 mod table;

@@ -5,12 +5,15 @@
 use crate::sync::{Mutex, MutexGuard};
 use crate::table::{Grant, Held, LockError, LockReq, LockTable, Owner, WaitOutcome};
 
+/// The lock table behind a mutex, for the server's threads; each call is the table's
+/// method of the same name (`LockTable`), taken for its duration only.
 #[derive(Default)]
 pub struct LockManager {
     table: Mutex<LockTable>,
 }
 
 impl LockManager {
+    /// An empty table: no locks, no waits.
     pub fn new() -> LockManager {
         LockManager::default()
     }
@@ -20,14 +23,17 @@ impl LockManager {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// F_GETLK: the first lock that would stop `req` on `ino`.
     pub fn test(&self, ino: u64, req: &LockReq) -> Option<Held> {
         self.t().test(ino, req)
     }
 
+    /// F_SETLK: lock or unlock now, or the conflicting lock; the waits it let through.
     pub fn set(&self, ino: u64, req: LockReq) -> Result<Vec<Grant>, LockError> {
         self.t().set(ino, req)
     }
 
+    /// F_SETLKW: lock now or queue as wait `wait`; the waits a grant let through.
     pub fn set_wait(
         &self,
         ino: u64,
@@ -37,18 +43,23 @@ impl LockManager {
         self.t().set_wait(ino, wait, req)
     }
 
+    /// An interrupted wait dropped: whether it was still queued, and the waits behind it
+    /// that it let through.
     pub fn cancel(&self, session: u64, wait: u64) -> (bool, Vec<Grant>) {
         self.t().cancel(session, wait)
     }
 
+    /// A close: every lock `owner` holds on `ino` let go; the waits that lets through.
     pub fn release_owner(&self, ino: u64, owner: Owner) -> Vec<Grant> {
         self.t().release_owner(ino, owner)
     }
 
+    /// A session gone: everything it holds and awaits dropped; the waits that lets through.
     pub fn drop_session(&self, session: u64) -> Vec<Grant> {
         self.t().drop_session(session)
     }
 
+    /// Locks a session holds, over all files: its count against the per-session limit.
     pub fn held_by_session(&self, session: u64) -> usize {
         self.t().held_by_session(session)
     }

@@ -22,22 +22,31 @@ mod invariants;
 /// Who holds a lock: the session and the kernel's lock-owner id within it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Owner {
+    /// The server's session of the mount.
     pub session: u64,
+    /// The kernel's lock-owner id on that mount (a process's file table, or an open file).
     pub owner: u64,
 }
 
+/// A lock's kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
+    /// Shared: other read locks may cover the same bytes.
     Read,
+    /// Exclusive: no other owner's lock may cover the same bytes.
     Write,
 }
 
 /// A held lock: `start..=end` (end `u64::MAX` means to the end of the file, and beyond).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Held {
+    /// Who holds it.
     pub owner: Owner,
+    /// Shared or exclusive.
     pub kind: Kind,
+    /// First byte covered.
     pub start: u64,
+    /// Last byte covered (inclusive).
     pub end: u64,
     /// The process that took it, as its node knows it (reported by F_GETLK).
     pub pid: u32,
@@ -46,21 +55,30 @@ pub struct Held {
 /// A request to lock, or with `kind: None` to unlock, a range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LockReq {
+    /// Who asks.
     pub owner: Owner,
+    /// The lock wanted, or `None` to unlock.
     pub kind: Option<Kind>,
+    /// First byte.
     pub start: u64,
+    /// Last byte (inclusive; `u64::MAX` for to the end of the file).
     pub end: u64,
+    /// The asking process, as its node numbers it: what the lock reports once held.
     pub pid: u32,
 }
 
 /// A blocked request that the table just granted: tell `session` that wait `wait` is over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Grant {
+    /// The session whose wait is over.
     pub session: u64,
+    /// Its wait, as numbered by `set_wait`.
     pub wait: u64,
+    /// The file the lock is on.
     pub ino: u64,
 }
 
+/// What `set_wait` did with a request that may wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitOutcome {
     /// Granted at once.
@@ -69,6 +87,7 @@ pub enum WaitOutcome {
     Queued,
 }
 
+/// Why a lock request is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockError {
     /// Held by someone else (F_SETLK): EAGAIN.
@@ -79,6 +98,7 @@ pub enum LockError {
     BadRange,
 }
 
+/// Every lock held and every request waiting, over all files (see the module's invariants).
 #[derive(Debug, Default)]
 pub struct LockTable {
     files: HashMap<u64, FileLocks>,
