@@ -41,8 +41,11 @@ impl FromStr for AccessMode {
 /// The uid and gid root is squashed to (nobody, nogroup).
 pub const NOBODY: u32 = 65534;
 
+/// What the server serves and to whom: the access mode, read-only or not, the addresses
+/// allowed, root squashing and the token.
 #[derive(Debug, Clone)]
 pub struct Export {
+    /// How many mounts, on how many nodes, may write (Kubernetes' access modes).
     pub mode: AccessMode,
     /// Every mount read-only, whatever it asks.
     pub read_only: bool,
@@ -70,7 +73,10 @@ impl Default for Export {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Admission {
     /// In, read-only or not.
-    Admit { read_only: bool },
+    Admit {
+        /// The mount only reads: asked so, or the export or the access mode says so.
+        read_only: bool,
+    },
     /// Refused, with the reason the user sees.
     Refuse(String),
     /// Not yet: the reason, shown while it waits.

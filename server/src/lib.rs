@@ -3,6 +3,9 @@
 //! slow disk never stalls the network side; a session outlives a lost
 //! connection by its lease, so a client that reconnects carries on where it was.
 
+#![warn(missing_docs)]
+#![warn(unreachable_pub)]
+
 mod call;
 mod coherence;
 mod connection;

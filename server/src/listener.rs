@@ -18,6 +18,7 @@ use crate::connection::handle;
 use crate::session::{Session, SessionInfo};
 use crate::state_log::{LoggedSession, StateLog};
 
+/// How a server runs: its export, its lease and grace periods, its session log, its bounds.
 #[derive(Clone)]
 pub struct ServerConfig {
     /// A session whose client sends nothing for this long is ended.
@@ -125,7 +126,7 @@ impl Grace {
     }
 
     /// True until every restored session has reclaimed its locks, or the period ran out.
-    pub fn active(&self) -> bool {
+    pub(crate) fn active(&self) -> bool {
         Instant::now() < self.until
             && !self
                 .waiting
@@ -136,7 +137,7 @@ impl Grace {
 
     /// True if a call of session `id` must wait for the grace period to end: it is not one
     /// of the restored sessions still sending again what the crash lost.
-    pub fn holds(&self, id: u64) -> bool {
+    pub(crate) fn holds(&self, id: u64) -> bool {
         Instant::now() < self.until && {
             let w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
             !w.is_empty() && !w.contains(&id)
@@ -144,7 +145,7 @@ impl Grace {
     }
 
     /// Session `id` is done reclaiming (or gone).
-    pub fn done(&self, id: u64) {
+    pub(crate) fn done(&self, id: u64) {
         let mut w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
         if w.remove(&id) && w.is_empty() {
             tracing::info!("every restored session has reclaimed its locks: grace period over");
@@ -152,7 +153,7 @@ impl Grace {
     }
 
     /// Wait (on a blocking thread) until the grace period is over.
-    pub fn wait_out(&self) {
+    pub(crate) fn wait_out(&self) {
         while self.active() {
             std::thread::sleep(Duration::from_millis(20));
         }

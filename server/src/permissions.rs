@@ -19,8 +19,11 @@ const X: u16 = 1;
 /// A call's caller, after squashing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
+    /// The user the checks go by (nobody for a squashed root).
     pub uid: u32,
+    /// Its primary group.
     pub gid: u32,
+    /// Its supplementary groups.
     pub groups: Vec<u32>,
     /// The export squashes root: a chown to uid or gid 0 is one to nobody, as the caller is.
     pub squash: bool,
@@ -58,6 +61,7 @@ impl Caller {
         }
     }
 
+    /// True for root after squashing: the checks let it past the permission bits.
     pub fn is_root(&self) -> bool {
         self.uid == 0
     }
@@ -103,6 +107,7 @@ impl Caller {
 
 /// What the checks need to know about inodes.
 pub trait Inodes {
+    /// The attributes of `ino`.
     fn attr(&mut self, ino: u64) -> Result<Attr, FsError>;
     /// The inode `name` in `parent` names, if any.
     fn child(&mut self, parent: u64, name: &[u8]) -> Result<Option<Attr>, FsError>;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 /// Most replies one session keeps; beyond it the oldest are forgotten.
 pub const MAX_ENTRIES: usize = 65_536;
 
+/// What to do with a call that arrives, by what the cache knows of its id.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Seen {
     /// Never seen: run it.
@@ -23,6 +24,7 @@ pub enum Seen {
     Stale,
 }
 
+/// One session's kept replies, by call id, above the floor its client acknowledged.
 #[derive(Debug, Default)]
 pub struct ReplyCache {
     /// `None` while the call runs.
@@ -85,10 +87,12 @@ impl ReplyCache {
         }
     }
 
+    /// Calls known: running or with a kept reply.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// True if no call is known.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -13,11 +13,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::reply_cache::ReplyCache;
 
+/// What a session is, as its mount said in `Hello`: fixed for its life.
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
+    /// The node its mount runs on: access modes that allow one node count by it.
     pub node_id: String,
+    /// Its mount on that node.
     pub mount_id: u64,
+    /// The mount only reads (asked so, or the export is read-only): its changes are refused.
     pub read_only: bool,
+    /// When the session began (or was restored), for status.
     pub started: Instant,
     /// Only this session's client holds it: needed to resume the session.
     pub secret: protocol::auth::SessionSecret,
@@ -36,14 +41,19 @@ struct Link {
     last_heard: Option<Instant>,
 }
 
+/// One mount's state on the server, outliving its connections by its lease: the connection
+/// it answers on, its opens, its kept replies, what it may cache, its calls not yet durable.
 pub struct Session {
+    /// The session's number, as `Welcome` gave it.
     pub id: u64,
+    /// What it is.
     pub info: SessionInfo,
     link: Mutex<Link>,
     /// Files this session holds open: how many opens of each inode.
     opens: Mutex<HashMap<u64, u32>>,
     /// Opens restored from the session log that the client has not opened again yet.
     restored: Mutex<HashMap<u64, u32>>,
+    /// Replies to its calls that must not run twice, for repeats after a reconnect.
     pub replies: Mutex<ReplyCache>,
     /// Inodes whose attributes this session has been sent, and so may cache: other
     /// sessions' changes to them are pushed to it as invalidations.
@@ -68,6 +78,7 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Session {
+    /// A new session, detached, holding nothing.
     pub fn new(id: u64, info: SessionInfo) -> Arc<Session> {
         Arc::new(Session {
             id,
@@ -93,6 +104,7 @@ impl Session {
         s
     }
 
+    /// Its calls whose changes may not be durable yet, held for the caller's use.
     pub fn unsafe_calls(&self) -> MutexGuard<'_, crate::durability::Unsafe> {
         relock(&self.unsafe_calls)
     }
@@ -106,6 +118,7 @@ impl Session {
         g.push_back(wait);
     }
 
+    /// The lock waits granted lately, oldest first: pushed again when the client resumes.
     pub fn recent_grants(&self) -> Vec<u64> {
         relock(&self.granted).iter().copied().collect()
     }
@@ -156,14 +169,17 @@ impl Session {
         l.epoch == epoch && l.tx.is_none()
     }
 
+    /// Its client was heard from just now (any frame): the lease starts over.
     pub fn heard(&self) {
         relock(&self.link).last_heard = Some(Instant::now());
     }
 
+    /// When its client was last heard from, if ever.
     pub fn last_heard(&self) -> Option<Instant> {
         relock(&self.link).last_heard
     }
 
+    /// The address of the latest connection it answered on.
     pub fn addr(&self) -> Option<SocketAddr> {
         relock(&self.link).addr
     }
@@ -173,6 +189,8 @@ impl Session {
         relock(&self.link).tx.clone()
     }
 
+    /// The session was sent these inodes' attributes: it may cache them, so other sessions'
+    /// changes to them are pushed to it.
     pub fn cached(&self, inos: &[u64]) {
         let mut c = relock(&self.cache);
         if c.len() + inos.len() > MAX_CACHED {
@@ -181,10 +199,12 @@ impl Session {
         c.extend(inos);
     }
 
+    /// True if the session may hold `ino`'s attributes or data in a cache.
     pub fn may_cache(&self, ino: u64) -> bool {
         relock(&self.cache).contains(&ino)
     }
 
+    /// The session opened `ino` once more.
     pub fn opened(&self, ino: u64) {
         *relock(&self.opens).entry(ino).or_insert(0) += 1;
     }
@@ -238,6 +258,7 @@ impl Session {
         relock(&self.opens).drain().collect()
     }
 
+    /// Opens the session holds (a file opened twice counts twice), for status.
     pub fn open_count(&self) -> usize {
         relock(&self.opens).values().map(|n| *n as usize).sum()
     }

@@ -34,8 +34,11 @@ const RESERVE: u64 = COMPACT_AT + (1 << 20);
 /// A session as the log remembers it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LoggedSession {
+    /// As in `SessionInfo`.
     pub node_id: String,
+    /// As in `SessionInfo`.
     pub mount_id: u64,
+    /// As in `SessionInfo`.
     pub read_only: bool,
     /// What its client must show to resume it (empty from a log that had none).
     pub secret: Vec<u8>,
@@ -62,6 +65,8 @@ struct Io {
     size: u64,
 }
 
+/// The session log of one volume: records made under the engine's lock, written and flushed
+/// before every commit (see the module's ordering).
 pub struct StateLog {
     path: PathBuf,
     volume_id: u64,
@@ -198,6 +203,7 @@ impl StateLog {
         i.state.apply(r);
     }
 
+    /// Session `session` began, with what it is and its secret.
     pub fn started(
         &self,
         session: u64,
@@ -218,6 +224,7 @@ impl StateLog {
         });
     }
 
+    /// Session `session` ended: nothing of it is restored any more.
     pub fn ended(&self, session: u64) {
         self.record(Record::Ended { session });
     }
@@ -254,6 +261,7 @@ impl StateLog {
         self.clean
     }
 
+    /// The client of `session` holds every reply below `below`: the log forgets them.
     pub fn acked(&self, session: u64, below: u64) {
         let mut i = relock(&self.inner);
         let known = i
