@@ -12,6 +12,7 @@ mod limits;
 mod mkfs_cmd;
 mod mount_cmd;
 mod mount_helper;
+mod rados_cmd;
 mod serve_cmd;
 mod status_cmd;
 
@@ -28,7 +29,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Create an empty volume in an image file (sparse) or on a block device.
+    /// Create an empty volume in an image file (sparse), on a block device, or in Ceph RADOS
+    /// (rados://POOL/NAME).
     Mkfs {
         image: PathBuf,
         /// Size with K/M/G/T suffix, e.g. 4G (ignored for block devices).
@@ -40,12 +42,16 @@ enum Cmd {
         /// Inodes to provision (default: one per 16 KiB).
         #[arg(long)]
         inodes: Option<u64>,
+        #[command(flatten)]
+        ceph: rados_cmd::CephArgs,
     },
     /// Check a volume. Exit status: 0 clean, 4 errors found, 8 could not check.
     Fsck {
         image: PathBuf,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        ceph: rados_cmd::CephArgs,
     },
     /// Mount a volume: `rwxfs mount HOST:PORT MOUNTPOINT`, or `--raw-image IMAGE MOUNTPOINT`.
     Mount(mount_cmd::Args),
@@ -106,8 +112,9 @@ pub fn run() -> i32 {
             size,
             force,
             inodes,
-        } => mkfs_cmd::run(&image, size.as_deref(), force, inodes),
-        Cmd::Fsck { image, json } => fsck_cmd::run(&image, json),
+            ceph,
+        } => mkfs_cmd::run(&image, &ceph, size.as_deref(), force, inodes),
+        Cmd::Fsck { image, json, ceph } => fsck_cmd::run(&image, &ceph, json),
         Cmd::Mount(args) => mount_cmd::run(args),
         Cmd::Serve(args) => serve_cmd::run(args),
         Cmd::Status {

@@ -2,11 +2,28 @@
 
 use std::path::Path;
 
-use volume::{fsck, FileStore};
+use volume::{fsck, BlockStore, FileStore};
 
 use super::image_lock::{self, Hold, LockError};
+use super::rados_cmd::{self, CephArgs};
 
-pub fn run(image: &Path, json: bool) -> i32 {
+pub fn run(image: &Path, ceph: &CephArgs, json: bool) -> i32 {
+    match rados_cmd::name(image) {
+        Ok(None) => {}
+        Ok(Some(name)) => {
+            return match rados_cmd::open(&name, ceph, true) {
+                Ok(store) => check(&store, image, json),
+                Err(e) => {
+                    eprintln!("rwxfs fsck: {e}");
+                    8
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("rwxfs fsck: {e}");
+            return 8;
+        }
+    }
     // What a running server or raw mount has not written back yet would show as damage:
     // refuse a served image; check one that raw mounts hold, with a warning.
     let _hold = match image_lock::lock(image, Hold::Shared) {
@@ -35,7 +52,12 @@ pub fn run(image: &Path, json: bool) -> i32 {
             return 8;
         }
     };
-    let report = match fsck::check(&store) {
+    check(&store, image, json)
+}
+
+/// Check the volume on `store` and report; the exit status.
+fn check(store: &impl BlockStore, image: &Path, json: bool) -> i32 {
+    let report = match fsck::check(store) {
         Ok(r) => r,
         Err(e) => {
             if json {

@@ -5,7 +5,9 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 use volume::mkfs::has_rwxfs_signature;
-use volume::{mkfs, FileStore, FsError, MkfsOptions};
+use volume::{mkfs, BlockStore, FileStore, FsError, MkfsOptions};
+
+use super::rados_cmd::{self, CephArgs};
 
 /// Parse `4G`, `512M`, `100K`, `1T` or plain bytes.
 pub fn parse_size(s: &str) -> Result<u64, String> {
@@ -24,8 +26,19 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size {s:?} is too large"))
 }
 
-pub fn run(image: &Path, size: Option<&str>, force: bool, inodes: Option<u64>) -> i32 {
-    match mkfs_image(image, size, force, inodes) {
+pub fn run(
+    image: &Path,
+    ceph: &CephArgs,
+    size: Option<&str>,
+    force: bool,
+    inodes: Option<u64>,
+) -> i32 {
+    let made = match rados_cmd::name(image) {
+        Ok(Some(name)) => rados_cmd::mkfs(&name, ceph, size, force, inodes),
+        Ok(None) => mkfs_image(image, size, force, inodes),
+        Err(e) => Err(e),
+    };
+    match made {
         Ok(msg) => {
             println!("{msg}");
             0
@@ -70,8 +83,13 @@ fn mkfs_image(
         file.set_len(size)
             .map_err(|e| format!("{}: {e}", image.display()))?;
     }
+    format(&store, &image.display().to_string(), inodes)
+}
+
+/// Make the volume on `store` (already sized); the line that describes it.
+pub fn format(store: &impl BlockStore, shown: &str, inodes: Option<u64>) -> Result<String, String> {
     let geo = mkfs(
-        &store,
+        store,
         &MkfsOptions {
             inodes,
             force: true,
@@ -84,8 +102,7 @@ fn mkfs_image(
         e => e.to_string(),
     })?;
     Ok(format!(
-        "rwxfs: {}: {} MiB, {} data blocks of 4 KiB, {} inodes, journal {} blocks",
-        image.display(),
+        "rwxfs: {shown}: {} MiB, {} data blocks of 4 KiB, {} inodes, journal {} blocks",
         (geo.total_blocks * 4096) >> 20,
         geo.data_blocks(),
         geo.inode_count - 2,

@@ -8,10 +8,12 @@ use tokio_util::sync::CancellationToken;
 use volume::{FileStore, Volume};
 
 use super::image_lock::{self, Hold, ImageLock, LockError};
+use super::rados_cmd::{self, CephArgs};
 
 // The command's arguments (no doc comment here: clap would take it as the subcommand's help).
 #[derive(clap::Args)]
 pub struct Args {
+    /// The image: a file, a block device, or rados://POOL/NAME.
     #[arg(long)]
     pub image: PathBuf,
     /// Address to listen on, HOST:PORT.
@@ -42,7 +44,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Where sessions and the replies they may ask for again are kept across restarts
-    /// (default: the image's path with `.sessions` appended).
+    /// (default: the image's path with `.sessions` appended; for a RADOS image, none).
     #[arg(long, value_name = "FILE")]
     pub state_file: Option<PathBuf>,
     /// After a restart, seconds the clients have to reclaim their locks before anyone
@@ -51,14 +53,18 @@ pub struct Args {
     pub grace_secs: u64,
     #[command(flatten)]
     pub limits: super::limits::Limits,
+    #[command(flatten)]
+    pub ceph: CephArgs,
 }
 
 pub fn run(a: Args) -> i32 {
-    let state_file = a.state_file.clone().unwrap_or_else(|| {
-        let mut p = a.image.clone().into_os_string();
-        p.push(".sessions");
-        PathBuf::from(p)
-    });
+    let state_file = match state_file(&a) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("rwxfs serve: {e}");
+            return 1;
+        }
+    };
     let cfg = match config(&a, state_file.clone()) {
         Ok(cfg) => cfg,
         Err(e) => {
@@ -66,8 +72,8 @@ pub fn run(a: Args) -> i32 {
             return 1;
         }
     };
-    // Held until the server exits; the kernel drops both if it dies.
-    let (_owner, vol) = match open_owned(&a.image, &state_file) {
+    // Held until the server exits; the kernel drops the locks if it dies.
+    let (_owner, vol) = match open_owned(&a.image, &a.ceph, state_file.as_deref()) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("rwxfs serve: {e}");
@@ -89,7 +95,7 @@ pub fn run(a: Args) -> i32 {
 
 /// The server's configuration from the arguments: the export (its token read, its TLS
 /// certificate loaded), the lease, the grace period, the bounds and the session log.
-fn config(a: &Args, state_file: PathBuf) -> Result<ServerConfig, String> {
+fn config(a: &Args, state_file: Option<PathBuf>) -> Result<ServerConfig, String> {
     let token = a
         .token_file
         .as_deref()
@@ -112,21 +118,50 @@ fn config(a: &Args, state_file: PathBuf) -> Result<ServerConfig, String> {
         lease: Duration::from_secs(a.lease_secs.max(1)),
         export,
         tls,
-        state_log: Some(state_file),
+        state_log: state_file,
         grace: Duration::from_secs(a.grace_secs),
         ..ServerConfig::default()
     }))
+}
+
+/// Where the sessions are kept: `--state-file`, else beside a local image. A RADOS image has
+/// no local place of its own: without `--state-file` its sessions live in memory only.
+fn state_file(a: &Args) -> Result<Option<PathBuf>, String> {
+    if a.state_file.is_some() {
+        return Ok(a.state_file.clone());
+    }
+    if let Some(name) = rados_cmd::name(&a.image)? {
+        eprintln!(
+            "rwxfs: {name}: sessions are kept in memory only (a restart ends them); \
+             --state-file FILE keeps them across restarts"
+        );
+        return Ok(None);
+    }
+    let mut p = a.image.clone().into_os_string();
+    p.push(".sessions");
+    Ok(Some(PathBuf::from(p)))
 }
 
 /// The image, owned by this server (see `own_image`) and opened. Files left
 /// unlinked-but-open are kept until the sessions that may hold them are known.
 fn open_owned(
     image: &Path,
-    state_file: &Path,
-) -> Result<([ImageLock; 2], Volume<server::Store>), String> {
-    let owner = own_image(image, state_file)?;
-    let store = FileStore::open(image).map_err(|e| format!("{}: {e}", image.display()))?;
-    let store = Box::new(store) as server::Store;
+    ceph: &CephArgs,
+    state_file: Option<&Path>,
+) -> Result<(Vec<ImageLock>, Volume<server::Store>), String> {
+    let (owner, store) = match rados_cmd::name(image)? {
+        Some(name) => {
+            let store = rados_cmd::open(&name, ceph, false)?;
+            let owner = own_log(state_file)?.into_iter().collect();
+            (owner, Box::new(store) as server::Store)
+        }
+        None => {
+            let mut owner = vec![own_image(image)?];
+            owner.extend(own_log(state_file)?);
+            let store = FileStore::open(image).map_err(|e| format!("{}: {e}", image.display()))?;
+            (owner, Box::new(store) as server::Store)
+        }
+    };
     let vol =
         Volume::open_keeping_orphans(store).map_err(|e| format!("{}: {e}", image.display()))?;
     Ok((owner, vol))
@@ -175,16 +210,23 @@ async fn cancel_on_signal(token: CancellationToken) {
     token.cancel();
 }
 
-/// The image and the session log, exclusively this server's: another server, a raw mount or
-/// fsck of the image is refused while it runs, with this server named.
-fn own_image(image: &Path, state_file: &Path) -> Result<[ImageLock; 2], String> {
-    let image_lock = image_lock::lock(image, Hold::Owner).map_err(|e| match e {
+/// The image, exclusively this server's: another server, a raw mount or fsck of the image is
+/// refused while it runs, with this server named.
+fn own_image(image: &Path) -> Result<ImageLock, String> {
+    image_lock::lock(image, Hold::Owner).map_err(|e| match e {
         LockError::InUse(e) => format!("{e}; one image has one server, and no raw mount beside it"),
         LockError::Io(e) => e,
-    })?;
+    })
+}
+
+/// The session log, if there is one, exclusively this server's.
+fn own_log(state_file: Option<&Path>) -> Result<Option<ImageLock>, String> {
+    let Some(state_file) = state_file else {
+        return Ok(None);
+    };
     let mut companion = state_file.as_os_str().to_owned();
     companion.push(".lock");
-    let log_lock = image_lock::lock_companion(Path::new(&companion), Hold::Owner)
-        .map_err(|e| format!("session log {}: {e}", state_file.display()))?;
-    Ok([image_lock, log_lock])
+    image_lock::lock_companion(Path::new(&companion), Hold::Owner)
+        .map(Some)
+        .map_err(|e| format!("session log {}: {e}", state_file.display()))
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 pub use demo::Harness;
 
+pub mod ceph;
 pub mod certs;
 pub mod locker;
 pub mod netns;

@@ -1,0 +1,42 @@
+//! The rwxfs volume in Ceph RADOS: the image striped over fixed-size objects, as RBD does
+//! (`NAME.<index, 16 hex digits>` plus `NAME.header`), as a `BlockStore`, so the engine does
+//! not learn where it runs. librados is loaded at run time (`ffi`): building needs no Ceph.
+
+mod cluster;
+mod ffi;
+mod image;
+mod name;
+mod store;
+
+use std::io;
+
+pub use cluster::{CephOptions, Cluster, Pending, Pool};
+pub use image::{create, Header, DEFAULT_OBJECT_SIZE};
+pub use name::{ImageName, SCHEME};
+pub use store::RadosStore;
+
+/// What can go wrong reaching a RADOS image, each condition with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum RadosError {
+    /// librados could not be loaded; the message says how to install it.
+    #[error("{0}")]
+    NoLibrary(String),
+    #[error("{0:?} is not a RADOS image name: expected rados://POOL/NAME")]
+    BadName(String),
+    #[error("Ceph configuration ({conf}): {source}; name one with --ceph-conf FILE or CEPH_CONF")]
+    Config { conf: String, source: io::Error },
+    #[error("cannot connect to the Ceph cluster as {id} (configuration: {conf}): {source}")]
+    Connect {
+        id: String,
+        conf: String,
+        source: io::Error,
+    },
+    #[error("pool {0:?} does not exist in the Ceph cluster (create it: ceph osd pool create {0})")]
+    NoPool(String),
+    #[error("{0}: no rwxfs image there (make one: rwxfs mkfs {0} --size SIZE)")]
+    NoImage(ImageName),
+    #[error("{0}: its header object is not an rwxfs image header: {1}")]
+    BadHeader(ImageName, String),
+    #[error("{0}: {1}")]
+    Io(String, io::Error),
+}

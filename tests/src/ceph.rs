@@ -1,0 +1,268 @@
+//! A real Ceph cluster for the RADOS tests: one monitor and one bluestore OSD on a sparse file
+//! in a temporary directory, on loopback, with its own configuration and keyrings, from
+//! Debian's packages (ceph-mon, ceph-osd, ceph-common). It is ready when a probe object is
+//! written to its pool: that write waits for the monitor, the OSD and the pool's placement
+//! groups (no sleeps, no polling). Its daemons are killed by pid when it drops, a failing
+//! test included, and die with the thread that started them if the test process is killed.
+
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+/// The pool every cluster has, ready for I/O.
+pub const POOL: &str = "rwxfs";
+
+pub struct CephCluster {
+    dir: tempfile::TempDir,
+    daemons: Vec<Child>,
+}
+
+/// Spawn a daemon that stays in the foreground and dies with the thread that spawned it.
+fn spawn_daemon(cmd: &mut Command) -> std::io::Result<Child> {
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    l.local_addr().expect("its address").port()
+}
+
+fn uuid() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/uuid")
+        .expect("a uuid from the kernel")
+        .trim()
+        .to_string()
+}
+
+/// The cluster's configuration: everything in `dir`, one replica, small caches.
+fn config(dir: &Path, fsid: &str, port: u16) -> String {
+    let d = dir.display();
+    format!(
+        "[global]
+fsid = {fsid}
+mon_host = v2:127.0.0.1:{port}
+public_addr = 127.0.0.1
+ms_bind_ipv6 = false
+auth_cluster_required = cephx
+auth_service_required = cephx
+auth_client_required = cephx
+auth_allow_insecure_global_id_reclaim = false
+keyring = {d}/admin.keyring
+run_dir = {d}/run
+admin_socket = {d}/run/$name.asok
+pid_file = {d}/run/$name.pid
+log_file = {d}/log/$name.log
+client_mount_timeout = 60
+osd_pool_default_size = 1
+osd_pool_default_min_size = 1
+osd_pool_default_pg_num = 8
+mon_allow_pool_size_one = true
+mon_allow_pool_delete = true
+mon_warn_on_pool_no_redundancy = false
+osd_crush_chooseleaf_type = 0
+[mon]
+mon_data = {d}/mon
+mon_data_avail_warn = 1
+mon_data_avail_crit = 0
+[osd]
+osd_data = {d}/osd
+osd_objectstore = bluestore
+bluestore_block_path = {d}/osd.block
+bluestore_block_create = true
+bluestore_block_size = 10737418240
+bluestore_cache_autotune = false
+bluestore_cache_size = 134217728
+osd_memory_target = 939524096
+osd_op_num_shards = 1
+osd_op_num_threads_per_shard = 2
+"
+    )
+}
+
+/// Run a Ceph tool to completion; its stdout, or a panic with its stderr.
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e} (is Ceph installed? .ci/setup --ceph)"));
+    assert!(
+        out.status.success(),
+        "{program} {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl CephCluster {
+    /// Make and start a cluster with one pool, `POOL`, ready for I/O.
+    pub fn start() -> CephCluster {
+        let dir = tempfile::Builder::new()
+            .prefix("rwxfs-ceph-")
+            .tempdir()
+            .expect("a temporary directory");
+        let mut c = CephCluster {
+            dir,
+            daemons: Vec::new(),
+        };
+        for sub in ["run", "log", "mon", "osd"] {
+            std::fs::create_dir(c.path(sub)).expect("cluster directories");
+        }
+        let (fsid, port) = (uuid(), free_port());
+        std::fs::write(c.conf(), config(c.dir.path(), &fsid, port)).expect("ceph.conf");
+        c.start_monitor(&fsid, port);
+        c.start_osd();
+        c.ceph(&["osd", "pool", "create", POOL, "8"]);
+        // Waits until the monitor, the OSD and the pool's placement groups are all up.
+        let probe = c.path("probe");
+        std::fs::write(&probe, b"probe").expect("probe file");
+        c.rados(&["-p", POOL, "put", "probe", &probe.to_string_lossy()]);
+        c
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The cluster's configuration file, for `--ceph-conf`.
+    pub fn conf(&self) -> PathBuf {
+        self.path("ceph.conf")
+    }
+
+    fn start_monitor(&mut self, fsid: &str, port: u16) {
+        let (mon_kr, admin_kr) = (self.path("mon.keyring"), self.path("admin.keyring"));
+        let (mon_kr, admin_kr) = (mon_kr.to_string_lossy(), admin_kr.to_string_lossy());
+        let caps = |k: &str, n: &str, extra: &[&str]| {
+            let mut a = vec![
+                k,
+                "--create-keyring",
+                "--gen-key",
+                "-n",
+                n,
+                "--cap",
+                "mon",
+                "allow *",
+            ];
+            a.extend(extra);
+            run("ceph-authtool", &a);
+        };
+        caps(&mon_kr, "mon.", &[]);
+        caps(
+            &admin_kr,
+            "client.admin",
+            &["--cap", "osd", "allow *", "--cap", "mgr", "allow *"],
+        );
+        run("ceph-authtool", &[&mon_kr, "--import-keyring", &admin_kr]);
+        let monmap = self.path("monmap");
+        let monmap = monmap.to_string_lossy();
+        let addr = format!("[v2:127.0.0.1:{port}]");
+        run(
+            "monmaptool",
+            &["--create", "--addv", "a", &addr, "--fsid", fsid, &monmap],
+        );
+        let conf = self.conf();
+        let conf = conf.to_string_lossy();
+        run(
+            "ceph-mon",
+            &[
+                "-c",
+                &conf,
+                "--mkfs",
+                "-i",
+                "a",
+                "--monmap",
+                &monmap,
+                "--keyring",
+                &mon_kr,
+            ],
+        );
+        let mon = spawn_daemon(Command::new("ceph-mon").args(["-c", &conf, "-i", "a", "-f"]));
+        self.daemons.push(mon.expect("ceph-mon starts"));
+    }
+
+    fn start_osd(&mut self) {
+        let id = uuid();
+        // The monitor answers once it is up: the client waits for it.
+        let n = self.ceph(&["osd", "new", &id]).trim().to_string();
+        let keyring = self.path("osd/keyring");
+        let keyring = keyring.to_string_lossy().into_owned();
+        let caps = ["mon", "allow profile osd", "osd", "allow *"];
+        let mut args = vec!["auth", "get-or-create"];
+        let who = format!("osd.{n}");
+        args.push(&who);
+        args.extend(caps);
+        args.extend(["-o", &keyring]);
+        self.ceph(&args);
+        let conf = self.conf();
+        let conf = conf.to_string_lossy();
+        let base = ["-c", &conf, "-i", &n, "--keyring", &keyring];
+        run(
+            "ceph-osd",
+            &[&base[..], &["--mkfs", "--osd-uuid", &id]].concat(),
+        );
+        let osd = spawn_daemon(Command::new("ceph-osd").args(base).arg("-f"));
+        self.daemons.push(osd.expect("ceph-osd starts"));
+    }
+
+    /// Run `ceph` against this cluster; its stdout.
+    pub fn ceph(&self, args: &[&str]) -> String {
+        let conf = self.conf();
+        run("ceph", &[&["-c", &conf.to_string_lossy()], args].concat())
+    }
+
+    /// Run `rados` against this cluster; its stdout.
+    pub fn rados(&self, args: &[&str]) -> String {
+        let conf = self.conf();
+        run("rados", &[&["-c", &conf.to_string_lossy()], args].concat())
+    }
+
+    /// Run `rados` against this cluster, whatever its outcome.
+    pub fn rados_output(&self, args: &[&str]) -> Output {
+        let conf = self.conf();
+        Command::new("rados")
+            .arg("-c")
+            .arg(&conf)
+            .args(args)
+            .output()
+            .expect("rados runs")
+    }
+
+    /// The daemons' logs, for a failing test's message.
+    pub fn logs(&self) -> String {
+        let mut s = String::new();
+        for name in ["mon.a", "osd.0"] {
+            let log =
+                std::fs::read_to_string(self.path(&format!("log/{name}.log"))).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            s += &format!("--- {name}.log (last lines)\n");
+            for l in tail.into_iter().rev() {
+                s += l;
+                s.push('\n');
+            }
+        }
+        s
+    }
+}
+
+impl Drop for CephCluster {
+    fn drop(&mut self) {
+        // The OSD first, then the monitor; each by its pid, each reaped.
+        for child in self.daemons.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
