@@ -19,8 +19,8 @@ use std::time::{Duration, SystemTime};
 use fuser::{
     AccessFlags, CopyFileRangeFlags, FileHandle, Filesystem, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
-    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
-    Request, TimeOrNow, WriteFlags,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use protocol::{RenameFlags, SetAttr};
 use volume::FsError;
@@ -28,7 +28,7 @@ use volume::FsError;
 use crate::backend::{Backend, LockArgs, WriteHow};
 use convert::{file_attr, file_type, fopen_flags, from_time, set_time};
 use locking::{LockMarks, Setlk};
-use reply::{data, empty, errno, written, xattr};
+use reply::{data, empty, errno, position, written, xattr};
 
 /// Largest write the kernel sends in one request.
 pub const MAX_WRITE: u32 = 1 << 20;
@@ -489,6 +489,26 @@ impl Filesystem for RwxFuse {
         let _as = crate::caller::acting_as(req);
         let r = self.writing(|| self.backend.fallocate(ino.0, offset, length, mode as u32));
         empty(r, reply)
+    }
+
+    /// SEEK_DATA and SEEK_HOLE; a negative offset is past any end (ENXIO, as on Linux).
+    fn lseek(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
+        let _as = crate::caller::acting_as(req);
+        let (ino, offset, whence) = (ino.0, offset as u64, whence as u32);
+        let seek = protocol::Request::Lseek {
+            ino,
+            offset,
+            whence,
+        };
+        position(self.backend.ask(seek), reply)
     }
 
     fn copy_file_range(

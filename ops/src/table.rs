@@ -22,7 +22,8 @@ pub(crate) fn run<S: BlockStore>(v: &mut Volume<S>, req: Request, bulk: &[u8]) -
         | Request::Write { .. }
         | Request::Append { .. }
         | Request::Fsync { .. }
-        | Request::Fallocate { .. } => (data(v, req, bulk), Vec::new()),
+        | Request::Fallocate { .. }
+        | Request::Lseek { .. } => (data(v, req, bulk), Vec::new()),
         Request::Getattr { .. }
         | Request::Setattr { .. }
         | Request::Statfs
@@ -103,6 +104,11 @@ fn data<S: BlockStore>(v: &mut Volume<S>, req: Request, bulk: &[u8]) -> Result<R
             len,
             mode,
         } => v.fallocate(ino, offset, len, mode).map(|_| Response::Empty),
+        Request::Lseek {
+            ino,
+            offset,
+            whence,
+        } => v.lseek(ino, offset, whence).map(Response::Offset),
         Request::Append { ino, kill_priv } => v.append(ino, bulk).and_then(|n| {
             if kill_priv && n > 0 {
                 v.kill_priv(ino)?;

@@ -77,6 +77,16 @@ impl Answer for u32 {
     }
 }
 
+/// A position in a file.
+impl Answer for u64 {
+    fn take(resp: Response, _: Vec<u8>) -> Option<u64> {
+        match resp {
+            Response::Offset(o) => Some(o),
+            _ => None,
+        }
+    }
+}
+
 impl Answer for Vec<Vec<u8>> {
     fn take(resp: Response, _: Vec<u8>) -> Option<Self> {
         match resp {

@@ -318,6 +318,7 @@ impl From<&FsError> for ErrorCode {
             FsError::Deadlock => ErrorCode::Deadlock,
             FsError::Interrupted => ErrorCode::Interrupted,
             FsError::NoLock => ErrorCode::NoLock,
+            FsError::PastEnd => ErrorCode::PastEnd,
             FsError::Corrupt(_) | FsError::NotAnImage(_) => ErrorCode::Io,
             // An error from the server's own disk: its condition if it names one of ours
             // (a full disk is ENOSPC), else an I/O error.
@@ -336,6 +337,7 @@ impl From<ErrorCode> for FsError {
             ErrorCode::NotFound => FsError::NotFound,
             ErrorCode::Interrupted => FsError::Interrupted,
             ErrorCode::Io => FsError::Io(std::io::Error::from_raw_os_error(c.code() as i32)),
+            ErrorCode::PastEnd => FsError::PastEnd,
             ErrorCode::WouldBlock => FsError::WouldBlock,
             ErrorCode::AccessDenied => FsError::AccessDenied,
             ErrorCode::Exists => FsError::Exists,

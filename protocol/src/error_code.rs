@@ -19,6 +19,8 @@ pub enum ErrorCode {
     Interrupted = 4,
     /// An I/O error, damaged metadata, or a code this side does not know.
     Io = 5,
+    /// ENXIO: no data at or after an offset, or the offset is past the file's end (lseek).
+    PastEnd = 6,
     /// EAGAIN: a lock held by someone else, asked for without waiting.
     WouldBlock = 11,
     /// EACCES: the permission bits refuse the caller.
@@ -59,11 +61,12 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of their numbers.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::NotPermitted,
         ErrorCode::NotFound,
         ErrorCode::Interrupted,
         ErrorCode::Io,
+        ErrorCode::PastEnd,
         ErrorCode::WouldBlock,
         ErrorCode::AccessDenied,
         ErrorCode::Exists,

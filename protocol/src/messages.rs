@@ -9,7 +9,7 @@ use crate::wire::{Attr, DirEntry, LockKind, LockRange, RenameFlags, SetAttr, Sta
 /// The version both ends speak, checked in `Hello`: bumped whenever a message's encoding
 /// changes (the golden bytes of `tests/golden.rs`), so the server refuses an older or newer
 /// client with the reason instead of misreading it.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// From client to server.
 ///
@@ -521,6 +521,16 @@ pub enum Request {
         /// The create, as first sent.
         req: Box<Request>,
     },
+    /// lseek's SEEK_DATA (`whence` 3) or SEEK_HOLE (4), as Linux numbers them: answered
+    /// `Offset`, the first offset at or after `offset` in data or in a hole.
+    Lseek {
+        /// The file.
+        ino: u64,
+        /// Where the search starts.
+        offset: u64,
+        /// What it looks for: 3 data, 4 a hole.
+        whence: u32,
+    },
 }
 
 /// The answer to a `Request` that succeeded.
@@ -560,4 +570,6 @@ pub enum Response {
     LockQueued,
     /// `CancelLock`'s answer: true if the wait was still queued and is now gone.
     Cancelled(bool),
+    /// A position in a file (lseek's answer).
+    Offset(u64),
 }

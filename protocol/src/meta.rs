@@ -228,7 +228,7 @@ impl Request {
                 Meta::on(*ino).blocking().needs(Access::List)
             }
             R::Read { ino, .. } => Meta::on(*ino).blocking().needs(Access::ReadData),
-            R::Fsync { ino } => Meta::on(*ino).blocking(),
+            R::Fsync { ino } | R::Lseek { ino, .. } => Meta::on(*ino).blocking(),
             R::Getlk { ino, .. } => Meta {
                 asks_lock: true,
                 ..Meta::on(*ino).blocking()

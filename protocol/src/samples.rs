@@ -41,10 +41,11 @@ pub(crate) fn index(r: &Request) -> u32 {
         R::ReclaimLock { .. } => 30,
         R::ReclaimDone => 31,
         R::CreateAgain { .. } => 32,
+        R::Lseek { .. } => 33,
     }
 }
 
-pub(crate) const VARIANTS: u32 = 33;
+pub(crate) const VARIANTS: u32 = 34;
 
 fn n(s: &str) -> Vec<u8> {
     s.as_bytes().to_vec()
@@ -206,6 +207,11 @@ pub(crate) fn requests() -> Vec<Request> {
                 uid: 5,
                 gid: 6,
             }),
+        },
+        Request::Lseek {
+            ino: 2,
+            offset: 4096,
+            whence: 4,
         },
     ]
 }

@@ -1077,6 +1077,24 @@ fn request_create_again() {
     pin(&v, request_golden(&v));
 }
 
+#[rustfmt::skip]
+const REQUEST_LSEEK: &[u8] = &[
+    33, 0, 0, 0,                // Request::Lseek (variant 33)
+    9, 0, 0, 0, 0, 0, 0, 0,     // ino
+    1, 16, 0, 0, 0, 0, 0, 0,    // offset
+    4, 0, 0, 0,                 // whence
+];
+
+#[test]
+fn request_lseek() {
+    let v = Request::Lseek {
+        ino: 9,
+        offset: 4097,
+        whence: 4,
+    };
+    pin(&v, request_golden(&v));
+}
+
 /// Every variant of `Request` has its golden bytes.
 fn request_golden(v: &Request) -> &'static [u8] {
     match v {
@@ -1113,6 +1131,7 @@ fn request_golden(v: &Request) -> &'static [u8] {
         Request::ReclaimLock { .. } => REQUEST_RECLAIM_LOCK,
         Request::ReclaimDone => REQUEST_RECLAIM_DONE,
         Request::CreateAgain { .. } => REQUEST_CREATE_AGAIN,
+        Request::Lseek { .. } => REQUEST_LSEEK,
     }
 }
 
@@ -1388,6 +1407,18 @@ fn response_cancelled() {
     pin(&v, response_golden(&v));
 }
 
+#[rustfmt::skip]
+const RESPONSE_OFFSET: &[u8] = &[
+    12, 0, 0, 0,                // Response::Offset (variant 12)
+    0, 0, 0, 0, 1, 0, 0, 0,     // 
+];
+
+#[test]
+fn response_offset() {
+    let v = Response::Offset(1 << 32);
+    pin(&v, response_golden(&v));
+}
+
 /// Every variant of `Response` has its golden bytes.
 fn response_golden(v: &Response) -> &'static [u8] {
     match v {
@@ -1403,6 +1434,7 @@ fn response_golden(v: &Response) -> &'static [u8] {
         Response::Lock { .. } => RESPONSE_LOCK,
         Response::LockQueued => RESPONSE_LOCK_QUEUED,
         Response::Cancelled(_) => RESPONSE_CANCELLED,
+        Response::Offset(_) => RESPONSE_OFFSET,
     }
 }
 
@@ -1842,6 +1874,7 @@ const ERROR_CODES: &[(ErrorCode, [u8; 4])] = &[
     (ErrorCode::NotFound, [2, 0, 0, 0]), // ENotFound
     (ErrorCode::Interrupted, [4, 0, 0, 0]), // EInterrupted
     (ErrorCode::Io, [5, 0, 0, 0]), // EIo
+    (ErrorCode::PastEnd, [6, 0, 0, 0]), // EPastEnd
     (ErrorCode::WouldBlock, [11, 0, 0, 0]), // EWouldBlock
     (ErrorCode::AccessDenied, [13, 0, 0, 0]), // EAccessDenied
     (ErrorCode::Exists, [17, 0, 0, 0]), // EExists
@@ -1881,24 +1914,25 @@ fn error_code_golden(c: ErrorCode) -> &'static [u8; 4] {
         ErrorCode::NotFound => 1,
         ErrorCode::Interrupted => 2,
         ErrorCode::Io => 3,
-        ErrorCode::WouldBlock => 4,
-        ErrorCode::AccessDenied => 5,
-        ErrorCode::Exists => 6,
-        ErrorCode::NotDir => 7,
-        ErrorCode::IsDir => 8,
-        ErrorCode::Invalid => 9,
-        ErrorCode::FileTooBig => 10,
-        ErrorCode::NoSpace => 11,
-        ErrorCode::ReadOnly => 12,
-        ErrorCode::TooManyLinks => 13,
-        ErrorCode::Range => 14,
-        ErrorCode::Deadlock => 15,
-        ErrorCode::NameTooLong => 16,
-        ErrorCode::NoLock => 17,
-        ErrorCode::NotEmpty => 18,
-        ErrorCode::NoAttr => 19,
-        ErrorCode::NotSupported => 20,
-        ErrorCode::Stale => 21,
+        ErrorCode::PastEnd => 4,
+        ErrorCode::WouldBlock => 5,
+        ErrorCode::AccessDenied => 6,
+        ErrorCode::Exists => 7,
+        ErrorCode::NotDir => 8,
+        ErrorCode::IsDir => 9,
+        ErrorCode::Invalid => 10,
+        ErrorCode::FileTooBig => 11,
+        ErrorCode::NoSpace => 12,
+        ErrorCode::ReadOnly => 13,
+        ErrorCode::TooManyLinks => 14,
+        ErrorCode::Range => 15,
+        ErrorCode::Deadlock => 16,
+        ErrorCode::NameTooLong => 17,
+        ErrorCode::NoLock => 18,
+        ErrorCode::NotEmpty => 19,
+        ErrorCode::NoAttr => 20,
+        ErrorCode::NotSupported => 21,
+        ErrorCode::Stale => 22,
     };
     &ERROR_CODES[i].1
 }

@@ -53,6 +53,18 @@ pub(crate) fn lookup<S: BlockStore>(
     ino: &DiskInode,
     lblk: u64,
 ) -> FsResult<Option<u64>> {
+    lookup_span(m, ino, lblk).map(|(phys, _)| phys)
+}
+
+/// Logical block `lblk`'s physical block, or `None` for a hole, and how many blocks from
+/// `lblk` on that answer covers at least: one for a mapped block, the rest of the unmapped
+/// subtree for a hole (a missing indirect block is a hole of all it would map), so a search
+/// for data skips a sparse file's holes a subtree at a time.
+pub(crate) fn lookup_span<S: BlockStore>(
+    m: &mut Meta<S>,
+    ino: &DiskInode,
+    lblk: u64,
+) -> FsResult<(Option<u64>, u64)> {
     let (tree, idx) = path(lblk)?;
     let mut ptr = match tree {
         0 => ino.direct[idx[0]],
@@ -61,11 +73,15 @@ pub(crate) fn lookup<S: BlockStore>(
         _ => ino.tind,
     } as u64;
     if tree == 0 {
-        return Ok((ptr != 0).then_some(ptr));
+        return Ok(((ptr != 0).then_some(ptr), 1));
     }
-    for i in idx {
+    for (level, i) in idx.iter().enumerate() {
         if ptr == 0 {
-            return Ok(None);
+            // The subtree under this pointer maps P^(levels below) blocks; `lblk` is at
+            // the position the remaining indexes give within it.
+            let below = &idx[level..];
+            let within = below.iter().fold(0u64, |acc, &j| acc * P + j as u64);
+            return Ok((None, P.pow(below.len() as u32) - within));
         }
         check_ptr(m, ptr)?;
         ptr = get_u32(m.block(ptr)?, i * 4) as u64;
@@ -73,7 +89,7 @@ pub(crate) fn lookup<S: BlockStore>(
     if ptr != 0 {
         check_ptr(m, ptr)?;
     }
-    Ok((ptr != 0).then_some(ptr))
+    Ok(((ptr != 0).then_some(ptr), 1))
 }
 
 fn check_ptr<S: BlockStore>(m: &Meta<S>, ptr: u64) -> FsResult<()> {

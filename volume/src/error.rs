@@ -71,6 +71,10 @@ pub enum FsError {
     /// A lock held before a restart could not be reclaimed.
     #[error("the lock could not be reclaimed")]
     NoLock,
+    /// No data at or after an offset, or the offset is at or past the file's end (lseek's
+    /// SEEK_DATA and SEEK_HOLE).
+    #[error("no data at or after the offset")]
+    PastEnd,
     /// A long operation stopped at a step boundary for a commit; `SharedVolume::run` commits
     /// and calls it again. Never meant to reach a caller.
     #[error("operation stopped for a commit; call it again")]
@@ -111,6 +115,7 @@ impl FsError {
             FsError::Deadlock => libc::EDEADLK,
             FsError::Interrupted => libc::EINTR,
             FsError::NoLock => libc::ENOLCK,
+            FsError::PastEnd => libc::ENXIO,
             FsError::Again => libc::EAGAIN,
             FsError::Corrupt(_) | FsError::NotAnImage(_) => libc::EIO,
             FsError::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
@@ -141,6 +146,7 @@ impl FsError {
             libc::EDEADLK => FsError::Deadlock,
             libc::EINTR => FsError::Interrupted,
             libc::ENOLCK => FsError::NoLock,
+            libc::ENXIO => FsError::PastEnd,
             other => FsError::Io(std::io::Error::from_raw_os_error(other)),
         }
     }

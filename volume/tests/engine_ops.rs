@@ -277,6 +277,57 @@ fn fallocate_and_punch_hole() {
     assert_clean(&s);
 }
 
+/// SEEK_DATA and SEEK_HOLE over the block map: data is a mapped block, a hole is one that is
+/// not (or the file's end); nothing at or past the end; a punched block is a hole again.
+#[test]
+fn seek_data_and_seek_hole_follow_the_block_map() {
+    const DATA: u32 = 3;
+    const HOLE: u32 = 4;
+    let s = fresh(64 * MIB);
+    let mut v = open(&s);
+    let a = v.create(ROOT, b"sparse", 0o644, 0, 0).unwrap();
+    let far = 5 * 1024 * MIB; // under the double indirect tree, nothing mapped before it
+    v.write(a.ino, 0, &[1u8; 3 * 4096]).unwrap();
+    v.write(a.ino, 40 * 4096 + 7, b"x").unwrap();
+    v.write(a.ino, far, b"far").unwrap();
+    let size = far + 3;
+    assert_eq!(v.lseek(a.ino, 0, DATA).unwrap(), 0);
+    assert_eq!(v.lseek(a.ino, 5, HOLE).unwrap(), 3 * 4096);
+    assert_eq!(v.lseek(a.ino, 3 * 4096, DATA).unwrap(), 40 * 4096);
+    assert_eq!(v.lseek(a.ino, 40 * 4096 + 9, DATA).unwrap(), 40 * 4096 + 9);
+    assert_eq!(v.lseek(a.ino, 40 * 4096, HOLE).unwrap(), 41 * 4096);
+    assert_eq!(v.lseek(a.ino, 41 * 4096, DATA).unwrap(), far);
+    // The last block is data up to the end, and the end is a hole.
+    assert_eq!(v.lseek(a.ino, far, HOLE).unwrap(), size);
+    assert!(matches!(v.lseek(a.ino, size, DATA), Err(FsError::PastEnd)));
+    assert!(matches!(v.lseek(a.ino, size, HOLE), Err(FsError::PastEnd)));
+    assert!(matches!(
+        v.lseek(a.ino, u64::MAX, DATA),
+        Err(FsError::PastEnd)
+    ));
+    assert!(matches!(v.lseek(a.ino, 0, 0), Err(FsError::Invalid)));
+    // A punched block is a hole; with nothing after it but holes, no data follows.
+    v.fallocate(a.ino, 4096, 4096, FALLOC_PUNCH_HOLE | FALLOC_KEEP_SIZE)
+        .unwrap();
+    assert_eq!(v.lseek(a.ino, 0, HOLE).unwrap(), 4096);
+    assert_eq!(v.lseek(a.ino, 4096, DATA).unwrap(), 2 * 4096);
+    v.setattr(
+        a.ino,
+        SetAttr {
+            size: Some(50 * 4096),
+            ..SetAttr::default()
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        v.lseek(a.ino, 41 * 4096, DATA),
+        Err(FsError::PastEnd)
+    ));
+    assert_eq!(v.lseek(a.ino, 41 * 4096, HOLE).unwrap(), 41 * 4096);
+    v.commit().unwrap();
+    assert_clean(&s);
+}
+
 #[test]
 fn running_out_of_space_harms_nothing() {
     let s = fresh(8 * MIB);

@@ -3,7 +3,7 @@
 
 use fuser::{
     Errno, FileHandle, Generation, ReplyAttr, ReplyCreate, ReplyData, ReplyEmpty, ReplyEntry,
-    ReplyWrite, ReplyXattr,
+    ReplyLseek, ReplyWrite, ReplyXattr,
 };
 use protocol::Attr;
 use volume::{FsError, FsResult};
@@ -80,6 +80,14 @@ pub(super) fn data(r: FsResult<Vec<u8>>, reply: ReplyData) {
 pub(super) fn written(r: FsResult<u32>, reply: ReplyWrite) {
     match r {
         Ok(n) => reply.written(n),
+        Err(e) => reply.error(errno(e)),
+    }
+}
+
+/// A position in a file (lseek's answer).
+pub(super) fn position(r: FsResult<u64>, reply: ReplyLseek) {
+    match r {
+        Ok(at) => reply.offset(at as i64),
         Err(e) => reply.error(errno(e)),
     }
 }

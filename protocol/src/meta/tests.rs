@@ -26,6 +26,7 @@ fn mutated(r: &Request) -> bool {
             | Request::ReleaseLocks { .. }
             | Request::ReclaimLock { .. }
             | Request::ReclaimDone
+            | Request::Lseek { .. }
     )
 }
 
@@ -59,6 +60,7 @@ fn inline(r: &Request) -> bool {
             | Request::ReleaseLocks { .. }
             | Request::ReclaimLock { .. }
             | Request::ReclaimDone
+            | Request::Lseek { .. }
     )
 }
 

@@ -1,5 +1,5 @@
 //! File data: read, write (planned with the engine, done without it), append, truncate's
-//! block work, fallocate and hole punching. Invariants: a block is mapped only once its data
+//! block work, fallocate, hole punching and finding data and holes (lseek). Invariants: a block is mapped only once its data
 //! is written (or it is zeroed); a read never returns a fresh block's old contents; a long
 //! allocation or punch is cut into steps that each leave the file consistent.
 
@@ -505,5 +505,33 @@ impl<S: BlockStore> Volume<S> {
             d.size = end;
         }
         Ok(())
+    }
+
+    /// lseek's SEEK_DATA (`whence` 3) or SEEK_HOLE (4), as Linux numbers them: the first
+    /// offset at or after `offset` in data (a mapped block) or in a hole (the file's end
+    /// is one). `PastEnd` if `offset` is at or past the end, or no data follows it.
+    pub fn lseek(&mut self, ino: u64, offset: u64, whence: u32) -> FsResult<u64> {
+        const SEEK_DATA: u32 = 3;
+        const SEEK_HOLE: u32 = 4;
+        if whence != SEEK_DATA && whence != SEEK_HOLE {
+            return Err(FsError::Invalid);
+        }
+        let (_, d) = self.get(ino)?;
+        if offset >= d.size {
+            return Err(FsError::PastEnd);
+        }
+        let bs = BLOCK_SIZE as u64;
+        let mut lblk = offset / bs;
+        while lblk < d.size.div_ceil(bs) {
+            let (phys, span) = bmap::lookup_span(&mut self.m, &d, lblk)?;
+            if phys.is_some() == (whence == SEEK_DATA) {
+                return Ok((lblk * bs).max(offset).min(d.size));
+            }
+            lblk += span;
+        }
+        match whence {
+            SEEK_HOLE => Ok(d.size),
+            _ => Err(FsError::PastEnd),
+        }
     }
 }
