@@ -1,50 +1,53 @@
-//! The table itself: each request as the engine calls that make it, with the engine held.
-//! Reads, writes and fsyncs are here so the table is whole; `execute` runs them itself, with
-//! their disk I/O outside the hold.
+//! The table itself: each request as the engine calls that make it, with the engine held,
+//! in parts by concern (data, attributes, names). Reads, writes and fsyncs are here so the
+//! table is whole; `execute` runs them itself, with their disk I/O outside the hold.
 
 use protocol::{Request, Response};
 use volume::{Attr, BlockStore, FsError, Volume};
 
 use crate::Answer;
 
-/// Run `req` (with its bulk bytes) on the engine held.
+/// Run `req` (with its bulk bytes) on the engine held. Each part of the table takes the
+/// calls it knows and gives the others back, so a new call is one arm in the part it
+/// belongs to. Locks are the lock manager's, never the engine's: no part takes them.
 pub(crate) fn run<S: BlockStore>(v: &mut Volume<S>, req: Request, bulk: &[u8]) -> Answer {
-    match req {
-        // See `execute`: it does their disk I/O outside the engine's lock.
-        Request::Read { ino, offset, size } => {
-            match v.read(ino, offset, size.min(crate::MAX_READ) as usize) {
-                Ok(d) => (Ok(Response::Data), d),
-                Err(e) => (Err(e), Vec::new()),
-            }
+    // See `execute`: it does a read's disk I/O outside the engine's lock.
+    if let Request::Read { ino, offset, size } = req {
+        return match v.read(ino, offset, size.min(crate::MAX_READ) as usize) {
+            Ok(d) => (Ok(Response::Data), d),
+            Err(e) => (Err(e), Vec::new()),
+        };
+    }
+    let r = data(v, req, bulk)
+        .or(|req| attrs(v, req))
+        .or(|req| names(v, req));
+    match r {
+        Part::Ran(r) => (r, Vec::new()),
+        Part::NotMine(_) => (Err(FsError::NotSupported), Vec::new()),
+    }
+}
+
+/// What a part of the table did with a call.
+enum Part {
+    /// Ran it: its answer.
+    Ran(Result<Response, FsError>),
+    /// Gave it back: not this part's.
+    NotMine(Request),
+}
+
+impl Part {
+    /// This answer, or what the next part does with a call given back.
+    fn or(self, next: impl FnOnce(Request) -> Part) -> Part {
+        match self {
+            Part::NotMine(req) => next(req),
+            ran => ran,
         }
-        Request::Open { .. }
-        | Request::Release { .. }
-        | Request::Write { .. }
-        | Request::Append { .. }
-        | Request::Fsync { .. }
-        | Request::Fallocate { .. }
-        | Request::Lseek { .. } => (data(v, req, bulk), Vec::new()),
-        Request::Getattr { .. }
-        | Request::Setattr { .. }
-        | Request::Statfs
-        | Request::Getxattr { .. }
-        | Request::Setxattr { .. }
-        | Request::Listxattr { .. }
-        | Request::Removexattr { .. } => (attrs(v, req), Vec::new()),
-        // Locks are the lock manager's, never the engine's.
-        Request::Getlk { .. }
-        | Request::Setlk { .. }
-        | Request::ReclaimLock { .. }
-        | Request::ReclaimDone
-        | Request::CancelLock { .. }
-        | Request::ReleaseLocks { .. } => (Err(FsError::NotSupported), Vec::new()),
-        req => (names(v, req), Vec::new()),
     }
 }
 
 /// Names: lookups, listings, and calls that make, link, remove or rename them.
-fn names<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Result<Response, FsError> {
-    match req {
+fn names<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Part {
+    Part::Ran(match req {
         Request::Lookup { parent, name } => v.lookup(parent, &name).map(attr),
         Request::Link {
             ino,
@@ -78,13 +81,13 @@ fn names<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Result<Response, FsE
             make(v, req).map(attr)
         }
         Request::CreateAgain { ino, req } => v.create_again(ino, |v| make(v, *req)).map(attr),
-        _ => Err(FsError::Invalid),
-    }
+        req => return Part::NotMine(req),
+    })
 }
 
 /// A file's data, and its opens and closes.
-fn data<S: BlockStore>(v: &mut Volume<S>, req: Request, bulk: &[u8]) -> Result<Response, FsError> {
-    match req {
+fn data<S: BlockStore>(v: &mut Volume<S>, req: Request, bulk: &[u8]) -> Part {
+    Part::Ran(match req {
         Request::Open { ino, .. } => v.open_file(ino).map(attr),
         Request::Release { ino } => v.release_file(ino).map(|_| Response::Empty),
         Request::Write {
@@ -115,13 +118,13 @@ fn data<S: BlockStore>(v: &mut Volume<S>, req: Request, bulk: &[u8]) -> Result<R
             }
             Ok(Response::Written(n as u32))
         }),
-        _ => Err(FsError::Invalid),
-    }
+        req => return Part::NotMine(req),
+    })
 }
 
 /// Attributes, extended attributes, and the volume's statistics.
-fn attrs<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Result<Response, FsError> {
-    match req {
+fn attrs<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Part {
+    Part::Ran(match req {
         Request::Getattr { ino } => v.getattr(ino).map(attr),
         Request::Setattr { ino, set } => v.setattr(ino, set.into()).map(attr),
         Request::Statfs => Ok(Response::StatFs(v.statfs().into())),
@@ -136,8 +139,8 @@ fn attrs<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Result<Response, FsE
             .map(|_| Response::Empty),
         Request::Listxattr { ino } => v.listxattr(ino).map(Response::Names),
         Request::Removexattr { ino, name } => v.removexattr(ino, &name).map(|_| Response::Empty),
-        _ => Err(FsError::Invalid),
-    }
+        req => return Part::NotMine(req),
+    })
 }
 
 /// The engine's attributes as an answer.
