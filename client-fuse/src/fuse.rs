@@ -17,18 +17,18 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    AccessFlags, CopyFileRangeFlags, FileHandle, Filesystem, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
-    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite,
-    ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, CopyFileRangeFlags, FileHandle, Filesystem, INodeNo, InitFlags, KernelConfig,
+    LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
+    ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
+    TimeOrNow, WriteFlags,
 };
 use protocol::{RenameFlags, SetAttr};
 use volume::FsError;
 
 use crate::backend::{Backend, LockArgs, WriteHow};
-use convert::{file_attr, file_type, fopen_flags, from_time, set_time};
+use convert::{fopen_flags, from_time, set_time};
 use locking::{LockMarks, Setlk};
-use reply::{data, empty, errno, position, written, xattr};
+use reply::{data, empty, entries, errno, position, written, xattr};
 
 /// Largest write the kernel sends in one request.
 pub const MAX_WRITE: u32 = 1 << 20;
@@ -342,21 +342,10 @@ impl Filesystem for RwxFuse {
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
         let _as = crate::caller::acting_as(req);
-        match self.backend.readdir(ino.0, offset, 512) {
-            Ok(entries) => {
-                for e in entries {
-                    let name = OsStr::from_bytes(&e.name);
-                    if reply.add(INodeNo(e.ino), e.offset, file_type(e.kind), name) {
-                        break;
-                    }
-                }
-                reply.ok()
-            }
-            Err(e) => reply.error(errno(e)),
-        }
+        entries(self.backend.readdir(ino.0, offset, 512), reply)
     }
 
     fn readdirplus(
@@ -365,22 +354,10 @@ impl Filesystem for RwxFuse {
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectoryPlus,
+        reply: ReplyDirectoryPlus,
     ) {
         let _as = crate::caller::acting_as(req);
-        match self.backend.readdirplus(ino.0, offset, 256) {
-            Ok(entries) => {
-                for (e, a) in entries {
-                    let (name, gen) = (OsStr::from_bytes(&e.name), Generation(a.generation as u64));
-                    let attr = file_attr(&a);
-                    if reply.add(INodeNo(e.ino), e.offset, name, &self.ttl, &attr, gen) {
-                        break;
-                    }
-                }
-                reply.ok()
-            }
-            Err(e) => reply.error(errno(e)),
-        }
+        self.entries_plus(self.backend.readdirplus(ino.0, offset, 256), reply)
     }
 
     fn fsyncdir(

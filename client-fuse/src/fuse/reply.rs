@@ -1,14 +1,17 @@
 //! Replying to the kernel: a result becomes its reply, or an error its errno — mapped here
 //! and nowhere else.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
 use fuser::{
-    Errno, FileHandle, Generation, ReplyAttr, ReplyCreate, ReplyData, ReplyEmpty, ReplyEntry,
-    ReplyLseek, ReplyWrite, ReplyXattr,
+    Errno, FileHandle, Generation, INodeNo, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyWrite, ReplyXattr,
 };
-use protocol::Attr;
+use protocol::{Attr, DirEntry};
 use volume::{FsError, FsResult};
 
-use super::convert::{absent, file_attr, fopen_flags};
+use super::convert::{absent, file_attr, file_type, fopen_flags};
 use super::RwxFuse;
 
 /// The errno the kernel gets for `e` (logged: loud if the volume or the link failed).
@@ -49,6 +52,32 @@ impl RwxFuse {
         }
     }
 
+    /// A listing with attributes, as many entries as fit in the kernel's buffer.
+    pub(super) fn entries_plus(
+        &self,
+        r: FsResult<Vec<(DirEntry, Attr)>>,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let entries = match r {
+            Ok(entries) => entries,
+            Err(e) => return reply.error(errno(e)),
+        };
+        for (e, a) in entries {
+            let (name, gen) = (OsStr::from_bytes(&e.name), Generation(a.generation as u64));
+            if reply.add(
+                INodeNo(e.ino),
+                e.offset,
+                name,
+                &self.ttl,
+                &file_attr(&a),
+                gen,
+            ) {
+                break;
+            }
+        }
+        reply.ok()
+    }
+
     pub(super) fn created(&self, r: FsResult<Attr>, flags: i32, reply: ReplyCreate) {
         match r {
             Ok(a) => reply.created(
@@ -82,6 +111,21 @@ pub(super) fn written(r: FsResult<u32>, reply: ReplyWrite) {
         Ok(n) => reply.written(n),
         Err(e) => reply.error(errno(e)),
     }
+}
+
+/// A listing, as many entries as fit in the kernel's buffer.
+pub(super) fn entries(r: FsResult<Vec<DirEntry>>, mut reply: ReplyDirectory) {
+    let entries = match r {
+        Ok(entries) => entries,
+        Err(e) => return reply.error(errno(e)),
+    };
+    for e in entries {
+        let name = OsStr::from_bytes(&e.name);
+        if reply.add(INodeNo(e.ino), e.offset, file_type(e.kind), name) {
+            break;
+        }
+    }
+    reply.ok()
 }
 
 /// A position in a file (lseek's answer).
