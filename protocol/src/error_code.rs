@@ -27,6 +27,8 @@ pub enum ErrorCode {
     AccessDenied = 13,
     /// EEXIST: the name is taken (or an extended attribute exists, with `XATTR_CREATE`).
     Exists = 17,
+    /// EXDEV: a rename or link that would move a file into another quota tree (export).
+    CrossDevice = 18,
     /// ENOTDIR: a directory was needed.
     NotDir = 20,
     /// EISDIR: a directory where one is not allowed.
@@ -57,11 +59,13 @@ pub enum ErrorCode {
     NotSupported = 95,
     /// ESTALE: the inode was freed (and perhaps reused) since the handle was given.
     Stale = 116,
+    /// EDQUOT: the quota of the export (quota tree) the file is in is used up.
+    DiskQuota = 122,
 }
 
 impl ErrorCode {
     /// Every code, in the order of their numbers.
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::NotPermitted,
         ErrorCode::NotFound,
         ErrorCode::Interrupted,
@@ -70,6 +74,7 @@ impl ErrorCode {
         ErrorCode::WouldBlock,
         ErrorCode::AccessDenied,
         ErrorCode::Exists,
+        ErrorCode::CrossDevice,
         ErrorCode::NotDir,
         ErrorCode::IsDir,
         ErrorCode::Invalid,
@@ -85,6 +90,7 @@ impl ErrorCode {
         ErrorCode::NoAttr,
         ErrorCode::NotSupported,
         ErrorCode::Stale,
+        ErrorCode::DiskQuota,
     ];
 
     /// The code's number on the wire.

@@ -1878,6 +1878,7 @@ const ERROR_CODES: &[(ErrorCode, [u8; 4])] = &[
     (ErrorCode::WouldBlock, [11, 0, 0, 0]), // EWouldBlock
     (ErrorCode::AccessDenied, [13, 0, 0, 0]), // EAccessDenied
     (ErrorCode::Exists, [17, 0, 0, 0]), // EExists
+    (ErrorCode::CrossDevice, [18, 0, 0, 0]), // ECrossDevice
     (ErrorCode::NotDir, [20, 0, 0, 0]), // ENotDir
     (ErrorCode::IsDir, [21, 0, 0, 0]), // EIsDir
     (ErrorCode::Invalid, [22, 0, 0, 0]), // EInvalid
@@ -1893,6 +1894,7 @@ const ERROR_CODES: &[(ErrorCode, [u8; 4])] = &[
     (ErrorCode::NoAttr, [61, 0, 0, 0]), // ENoAttr
     (ErrorCode::NotSupported, [95, 0, 0, 0]), // ENotSupported
     (ErrorCode::Stale, [116, 0, 0, 0]), // EStale
+    (ErrorCode::DiskQuota, [122, 0, 0, 0]), // EDiskQuota
 ];
 
 #[test]
@@ -1918,21 +1920,23 @@ fn error_code_golden(c: ErrorCode) -> &'static [u8; 4] {
         ErrorCode::WouldBlock => 5,
         ErrorCode::AccessDenied => 6,
         ErrorCode::Exists => 7,
-        ErrorCode::NotDir => 8,
-        ErrorCode::IsDir => 9,
-        ErrorCode::Invalid => 10,
-        ErrorCode::FileTooBig => 11,
-        ErrorCode::NoSpace => 12,
-        ErrorCode::ReadOnly => 13,
-        ErrorCode::TooManyLinks => 14,
-        ErrorCode::Range => 15,
-        ErrorCode::Deadlock => 16,
-        ErrorCode::NameTooLong => 17,
-        ErrorCode::NoLock => 18,
-        ErrorCode::NotEmpty => 19,
-        ErrorCode::NoAttr => 20,
-        ErrorCode::NotSupported => 21,
-        ErrorCode::Stale => 22,
+        ErrorCode::CrossDevice => 8,
+        ErrorCode::NotDir => 9,
+        ErrorCode::IsDir => 10,
+        ErrorCode::Invalid => 11,
+        ErrorCode::FileTooBig => 12,
+        ErrorCode::NoSpace => 13,
+        ErrorCode::ReadOnly => 14,
+        ErrorCode::TooManyLinks => 15,
+        ErrorCode::Range => 16,
+        ErrorCode::Deadlock => 17,
+        ErrorCode::NameTooLong => 18,
+        ErrorCode::NoLock => 19,
+        ErrorCode::NotEmpty => 20,
+        ErrorCode::NoAttr => 21,
+        ErrorCode::NotSupported => 22,
+        ErrorCode::Stale => 23,
+        ErrorCode::DiskQuota => 24,
     };
     &ERROR_CODES[i].1
 }

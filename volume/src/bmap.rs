@@ -107,12 +107,13 @@ pub(crate) fn available<S: BlockStore>(m: &Meta<S>) -> u64 {
     m.free_blocks.saturating_sub(m.quarantined() as u64)
 }
 
-/// Refuse with `NoSpace`, before anything changes, an operation that needs `n` new blocks.
-pub(crate) fn reserve<S: BlockStore>(m: &Meta<S>, n: u64) -> FsResult<()> {
+/// Refuse with `NoSpace`, or `DiskQuota` if quota tree `tree` has not room for them, before
+/// anything changes, an operation that needs `n` new blocks.
+pub(crate) fn reserve<S: BlockStore>(m: &Meta<S>, tree: u32, n: u64) -> FsResult<()> {
     if available(m) < n {
         return Err(FsError::NoSpace);
     }
-    Ok(())
+    m.trees.check(tree, n, 0)
 }
 
 /// Blocks `map_alloc` would allocate for `lblk`: the block and any indirect blocks on its way.
@@ -189,8 +190,8 @@ fn subtree_cost<S: BlockStore>(
 }
 
 /// Physical block of `lblk`, allocating it (and any indirect blocks on the way) if absent.
-/// All or nothing: refused with `NoSpace` before anything is allocated if the blocks it needs
-/// are not all there.
+/// All or nothing: refused with `NoSpace` (or `DiskQuota`) before anything is allocated if
+/// the blocks it needs are not all there.
 pub(crate) fn map_alloc<S: BlockStore>(
     m: &mut Meta<S>,
     ino: &mut DiskInode,
@@ -198,9 +199,9 @@ pub(crate) fn map_alloc<S: BlockStore>(
     goal: Option<u64>,
 ) -> FsResult<Mapped> {
     // A walk needs at most four blocks; count them only when that many may not be there.
-    if available(m) < 4 {
+    if available(m).min(m.trees.room(ino.tree)) < 4 {
         let cost = alloc_cost(m, ino, lblk)?;
-        reserve(m, cost)?;
+        reserve(m, ino.tree, cost)?;
     }
     let (tree, idx) = path(lblk)?;
     if tree == 0 {
@@ -211,7 +212,7 @@ pub(crate) fn map_alloc<S: BlockStore>(
                 fresh: false,
             });
         }
-        let b = m.alloc_block(goal)?;
+        let b = m.alloc_block(goal, ino.tree)?;
         ino.direct[idx[0]] = b as u32;
         ino.blocks += 1;
         return Ok(Mapped {
@@ -226,7 +227,7 @@ pub(crate) fn map_alloc<S: BlockStore>(
     } as u64;
     let mut ptr = root;
     if ptr == 0 {
-        ptr = m.alloc_block(goal)?;
+        ptr = m.alloc_block(goal, ino.tree)?;
         m.block_new(ptr);
         ino.blocks += 1;
         match tree {
@@ -249,7 +250,7 @@ pub(crate) fn map_alloc<S: BlockStore>(
             ptr = next;
             continue;
         }
-        let b = m.alloc_block(goal.or(Some(ptr + 1)))?;
+        let b = m.alloc_block(goal.or(Some(ptr + 1)), ino.tree)?;
         ino.blocks += 1;
         put_u32(m.block_mut(ptr)?, i * 4, b as u32);
         if level == last {
@@ -310,7 +311,7 @@ pub(crate) fn truncate_blocks_until<S: BlockStore>(
             if stop(m) {
                 return Ok(Some(i as u64 + 1));
             }
-            m.free_block(ino.direct[i] as u64)?;
+            m.free_block(ino.direct[i] as u64, ino.tree)?;
             ino.direct[i] = 0;
             ino.blocks = ino.blocks.saturating_sub(1);
         }
@@ -365,7 +366,7 @@ fn free_tree<S: BlockStore>(
                     stopped: Some(cbase + 1),
                 });
             }
-            m.free_block(child)?;
+            m.free_block(child, ino.tree)?;
             ino.blocks = ino.blocks.saturating_sub(1);
         } else {
             let r = free_tree(m, ino, child, level - 1, cbase, from, stop)?;
@@ -380,7 +381,7 @@ fn free_tree<S: BlockStore>(
         put_u32(m.block_mut(ptr)?, i * 4, 0);
     }
     // No child is left: the indirect block itself goes.
-    m.free_block(ptr)?;
+    m.free_block(ptr, ino.tree)?;
     ino.blocks = ino.blocks.saturating_sub(1);
     Ok(Freed {
         gone: true,
@@ -398,7 +399,7 @@ pub(crate) fn free_one<S: BlockStore>(
     if tree == 0 {
         let b = ino.direct[idx[0]] as u64;
         if b != 0 {
-            m.free_block(b)?;
+            m.free_block(b, ino.tree)?;
             ino.direct[idx[0]] = 0;
             ino.blocks = ino.blocks.saturating_sub(1);
         }
@@ -418,7 +419,7 @@ pub(crate) fn free_one<S: BlockStore>(
         let next = get_u32(m.block(ptr)?, i * 4) as u64;
         if level == last {
             if next != 0 {
-                m.free_block(next)?;
+                m.free_block(next, ino.tree)?;
                 ino.blocks = ino.blocks.saturating_sub(1);
                 put_u32(m.block_mut(ptr)?, i * 4, 0);
             }

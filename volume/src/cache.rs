@@ -12,6 +12,7 @@ use crate::layout::{
     put_u64, seal, verify, Geometry, BITS_PER_BITMAP_BLOCK, BLOCK_SIZE, INODE_SIZE,
     SB_LAST_SEQ_OFFSET,
 };
+use crate::quota::Trees;
 use crate::store::BlockStore;
 
 /// Clean blocks beyond this many are dropped from the cache.
@@ -30,6 +31,8 @@ pub(crate) struct Meta<S: BlockStore> {
     in_flight: Option<InFlight>,
     pub free_blocks: u64,
     pub free_inodes: u64,
+    /// Every quota tree's limits and use; each allocation and free is charged to its tree.
+    pub trees: Trees,
     block_hint: u64,
     inode_hint: u64,
     seq: u64,
@@ -47,6 +50,7 @@ impl<S: BlockStore> Meta<S> {
             in_flight: None,
             free_blocks: 0,
             free_inodes: 0,
+            trees: Trees::default(),
             block_hint: geo.data_start,
             inode_hint: 2,
             seq: last_seq + 1,
@@ -218,7 +222,8 @@ impl<S: BlockStore> Meta<S> {
         }
     }
 
-    pub(crate) fn alloc_block(&mut self, goal: Option<u64>) -> FsResult<u64> {
+    /// A free data block near `goal`, charged to quota tree `tree`.
+    pub(crate) fn alloc_block(&mut self, goal: Option<u64>, tree: u32) -> FsResult<u64> {
         let from = goal
             .filter(|g| self.geo.is_data_block(*g))
             .unwrap_or(self.block_hint);
@@ -233,11 +238,14 @@ impl<S: BlockStore> Meta<S> {
         }
         self.set_bit(self.geo.bbitmap_start, b, true)?;
         self.free_blocks = self.free_blocks.saturating_sub(1);
+        self.trees.charge(tree, 1, 0);
         self.block_hint = b + 1;
         Ok(b)
     }
 
-    pub(crate) fn free_block(&mut self, b: u64) -> FsResult<()> {
+    /// Free data block `b`, given back to quota tree `tree` at once (to the allocator at
+    /// the commit).
+    pub(crate) fn free_block(&mut self, b: u64, tree: u32) -> FsResult<()> {
         if !self.geo.is_data_block(b) {
             return Err(FsError::Corrupt(format!(
                 "freeing block {b} outside the data area"
@@ -246,12 +254,14 @@ impl<S: BlockStore> Meta<S> {
         self.forget(b);
         if self.set_bit(self.geo.bbitmap_start, b, false)? {
             self.free_blocks += 1;
+            self.trees.charge(tree, -1, 0);
         }
         self.quarantine.insert(b);
         Ok(())
     }
 
-    pub(crate) fn alloc_inode(&mut self) -> FsResult<u32> {
+    /// A free inode slot, charged to quota tree `tree`.
+    pub(crate) fn alloc_inode(&mut self, tree: u32) -> FsResult<u32> {
         let none = HashSet::new();
         let found = self.find_clear(
             self.geo.ibitmap_start,
@@ -267,12 +277,14 @@ impl<S: BlockStore> Meta<S> {
         }
         self.set_bit(self.geo.ibitmap_start, i, true)?;
         self.free_inodes = self.free_inodes.saturating_sub(1);
+        self.trees.charge(tree, 0, 1);
         self.inode_hint = i + 1;
         Ok(i as u32)
     }
 
-    /// Allocate inode slot `index` itself; `Exists` if it is taken (or reserved).
-    pub(crate) fn alloc_inode_at(&mut self, index: u32) -> FsResult<()> {
+    /// Allocate inode slot `index` itself, charged to quota tree `tree`; `Exists` if it is
+    /// taken (or reserved).
+    pub(crate) fn alloc_inode_at(&mut self, index: u32, tree: u32) -> FsResult<()> {
         if index < 2 || index as u64 >= self.geo.inode_count {
             return Err(FsError::Invalid);
         }
@@ -281,12 +293,15 @@ impl<S: BlockStore> Meta<S> {
         }
         self.set_bit(self.geo.ibitmap_start, index as u64, true)?;
         self.free_inodes = self.free_inodes.saturating_sub(1);
+        self.trees.charge(tree, 0, 1);
         Ok(())
     }
 
-    pub(crate) fn free_inode(&mut self, index: u32) -> FsResult<()> {
+    /// Free inode slot `index`, given back to quota tree `tree`.
+    pub(crate) fn free_inode(&mut self, index: u32, tree: u32) -> FsResult<()> {
         if self.set_bit(self.geo.ibitmap_start, index as u64, false)? {
             self.free_inodes += 1;
+            self.trees.charge(tree, 0, -1);
         }
         Ok(())
     }

@@ -29,6 +29,12 @@ pub enum FsError {
     /// No free block or inode left.
     #[error("no space left on volume")]
     NoSpace,
+    /// The quota of the tree the file is in is used up (`quota`).
+    #[error("disk quota exceeded")]
+    DiskQuota,
+    /// A name may not move an inode into another quota tree (EXDEV, as across devices).
+    #[error("invalid cross-device link")]
+    CrossDevice,
     /// Past the largest file size.
     #[error("file too large")]
     FileTooBig,
@@ -101,6 +107,8 @@ impl FsError {
             FsError::NotEmpty => libc::ENOTEMPTY,
             FsError::NameTooLong => libc::ENAMETOOLONG,
             FsError::NoSpace => libc::ENOSPC,
+            FsError::DiskQuota => libc::EDQUOT,
+            FsError::CrossDevice => libc::EXDEV,
             FsError::FileTooBig => libc::EFBIG,
             FsError::Stale => libc::ESTALE,
             FsError::Invalid => libc::EINVAL,
@@ -132,6 +140,8 @@ impl FsError {
             libc::ENOTEMPTY => FsError::NotEmpty,
             libc::ENAMETOOLONG => FsError::NameTooLong,
             libc::ENOSPC => FsError::NoSpace,
+            libc::EDQUOT => FsError::DiskQuota,
+            libc::EXDEV => FsError::CrossDevice,
             libc::EFBIG => FsError::FileTooBig,
             libc::ESTALE => FsError::Stale,
             libc::EINVAL => FsError::Invalid,

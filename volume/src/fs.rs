@@ -14,6 +14,7 @@ mod data;
 mod names;
 mod plan;
 mod rename;
+mod trees;
 mod xattrs;
 
 use std::collections::HashMap;
@@ -172,6 +173,8 @@ impl<S: BlockStore> Volume<S> {
         &self.m.store
     }
 
+    /// One pass over the inode table: the inodes left unlinked-but-open, and every quota
+    /// tree's limits (from its root) and use (its inodes' blocks, counted).
     fn find_orphans(&mut self) -> FsResult<Vec<u32>> {
         let mut found = Vec::new();
         for index in 2..self.sb.geometry.inode_count as u32 {
@@ -179,9 +182,16 @@ impl<S: BlockStore> Volume<S> {
                 continue;
             }
             let ino = self.m.read_inode(index)?;
-            if !ino.is_free() && ino.nlink == 0 {
+            if ino.is_free() {
+                continue;
+            }
+            if ino.nlink == 0 {
                 found.push(index);
             }
+            if ino.tree == index {
+                self.m.trees.set(index, ino.quota);
+            }
+            self.m.trees.charge(ino.tree, ino.blocks as i64, 1);
         }
         Ok(found)
     }
@@ -273,7 +283,7 @@ impl<S: BlockStore> Volume<S> {
             self.commit()?;
         }
         if inode.xattr != 0 {
-            self.m.free_block(inode.xattr as u64)?;
+            self.m.free_block(inode.xattr as u64, inode.tree)?;
         }
         let gen = inode.generation;
         let fresh = DiskInode {
@@ -281,7 +291,10 @@ impl<S: BlockStore> Volume<S> {
             ..DiskInode::default()
         };
         self.put(index, &fresh)?;
-        self.m.free_inode(index)?;
+        self.m.free_inode(index, inode.tree)?;
+        if inode.tree == index {
+            self.m.trees.remove(index);
+        }
         self.dirs.remove(&index);
         Ok(())
     }

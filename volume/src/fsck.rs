@@ -42,6 +42,9 @@ pub enum Kind {
     BadDirectoryBlock,
     /// The image is shorter than its superblock says.
     Truncated,
+    /// An inode in a quota tree whose root is no tree's root, a name that crosses from one
+    /// tree into another, or a tree holding more than its limits.
+    QuotaTree,
 }
 
 /// One piece of damage.
@@ -166,6 +169,7 @@ pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
     let maps = check_blocks(&rd, &inodes, &indexes, &bbits, &mut r)?;
     let tree = walk_dirs(&rd, &inodes, &maps, &mut r)?;
     check_links(&inodes, &indexes, &tree, &mut r);
+    check_trees(&inodes, &indexes, &mut r);
     Ok(r)
 }
 
@@ -383,6 +387,16 @@ fn check_entry(
             format!("entry {name:?} in directory {di}: kind differs from inode {ci}"),
         );
     }
+    let dir_tree = inodes.get(&di).map_or(0, |d| d.tree);
+    if crate::quota::may_enter(child.tree, ci, dir_tree).is_err() {
+        r.add(
+            Kind::QuotaTree,
+            format!(
+                "entry {name:?} in directory {di} (quota tree {dir_tree}) names inode {ci} of tree {}",
+                child.tree
+            ),
+        );
+    }
     *t.refs.entry(ci).or_insert(0) += 1;
     if !child.is_dir() {
         r.files += 1;
@@ -410,6 +424,46 @@ fn check_entry(
         );
     }
     Some(ci)
+}
+
+/// Every inode's quota tree has a root that says so, and no tree holds more than its limits.
+fn check_trees(inodes: &HashMap<u32, DiskInode>, indexes: &[u32], r: &mut Report) {
+    let mut used: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    for index in indexes {
+        let d = &inodes[index];
+        if d.tree == 0 {
+            continue;
+        }
+        if !inodes
+            .get(&d.tree)
+            .is_some_and(|root| root.tree == d.tree && root.is_dir())
+        {
+            r.add(
+                Kind::QuotaTree,
+                format!(
+                    "inode {index} is in quota tree {}, which has no root",
+                    d.tree
+                ),
+            );
+            continue;
+        }
+        let u = used.entry(d.tree).or_default();
+        u.0 += d.blocks;
+        u.1 += 1;
+    }
+    for (root, (blocks, count)) in used {
+        let q = inodes[&root].quota;
+        if blocks > q.max_blocks || count > q.max_inodes {
+            r.add(
+                Kind::QuotaTree,
+                format!(
+                    "quota tree {root} holds {blocks} blocks and {count} inodes, past its \
+                     limits of {} and {}",
+                    q.max_blocks, q.max_inodes
+                ),
+            );
+        }
+    }
 }
 
 /// Every inode in use is named, and its link count is the number of names (for a directory,

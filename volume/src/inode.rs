@@ -2,6 +2,7 @@
 
 use crate::attr::{Attr, FileKind, TimeSpec};
 use crate::layout::{get_u32, get_u64, make_ino, put_u32, put_u64, INODE_SIZE};
+use crate::quota::Quota;
 
 pub(crate) const NDIRECT: usize = 12;
 
@@ -28,6 +29,10 @@ pub(crate) struct DiskInode {
     pub ind: u32,
     pub dind: u32,
     pub tind: u32,
+    /// The root of the quota tree the inode is in (its slot index; a root's own), 0 if none.
+    pub tree: u32,
+    /// On a tree's root, the tree's limits; zeros elsewhere.
+    pub quota: Quota,
 }
 
 fn put_time(b: &mut [u8], off: usize, t: TimeSpec) {
@@ -77,6 +82,10 @@ impl DiskInode {
         put_u32(b, 136, self.ind);
         put_u32(b, 140, self.dind);
         put_u32(b, 144, self.tind);
+        put_u32(b, 148, self.tree);
+        put_u64(b, 152, self.quota.max_blocks);
+        put_u64(b, 160, self.quota.max_inodes);
+        put_u32(b, 168, self.quota.tag);
     }
 
     pub(crate) fn decode(b: &[u8]) -> DiskInode {
@@ -102,6 +111,12 @@ impl DiskInode {
             ind: get_u32(b, 136),
             dind: get_u32(b, 140),
             tind: get_u32(b, 144),
+            tree: get_u32(b, 148),
+            quota: Quota {
+                max_blocks: get_u64(b, 152),
+                max_inodes: get_u64(b, 160),
+                tag: get_u32(b, 168),
+            },
         }
     }
 

@@ -169,7 +169,7 @@ impl<S: BlockStore> SharedVolume<S> {
                     check(&mut v)?;
                 }
                 match v.plan_write(ino, offset + done as u64, data.len() - done) {
-                    Err(FsError::NoSpace) if done > 0 => {
+                    Err(FsError::NoSpace | FsError::DiskQuota) if done > 0 => {
                         then(&mut v, done)?;
                         return Ok(done);
                     }

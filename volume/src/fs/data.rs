@@ -229,7 +229,7 @@ impl<S: BlockStore> Volume<S> {
         let mut done = 0;
         loop {
             let mut plan = match self.plan_write(ino, offset + done as u64, data.len() - done) {
-                Err(FsError::NoSpace) if done > 0 => return Ok(done),
+                Err(FsError::NoSpace | FsError::DiskQuota) if done > 0 => return Ok(done),
                 r => r?,
             };
             let more = plan.stopped_for_commit();
@@ -475,7 +475,7 @@ impl<S: BlockStore> Volume<S> {
     ) -> FsResult<()> {
         let bs = BLOCK_SIZE as u64;
         let cost = bmap::alloc_cost_range(&mut self.m, d, offset / bs, end.div_ceil(bs))?;
-        bmap::reserve(&self.m, cost)?;
+        bmap::reserve(&self.m, d.tree, cost)?;
         let mut goal = None;
         for lblk in offset / bs..end.div_ceil(bs) {
             if self.commit_urgent() {

@@ -83,7 +83,9 @@ impl<S: BlockStore> Volume<S> {
             return Err(FsError::TooManyLinks);
         }
         let entry = d.insert_cost(&mut self.m, pd, name)?;
-        bmap::reserve(&self.m, entry + data_blocks)
+        bmap::reserve(&self.m, pd.tree, entry + data_blocks)?;
+        // The new inode is in its parent's tree.
+        self.m.trees.check(pd.tree, entry + data_blocks, 1)
     }
 
     /// Allocate and fill in a new inode for `name` in `parent`, once everything it needs is
@@ -111,13 +113,13 @@ impl<S: BlockStore> Volume<S> {
         let (index, generation) = match self.again.take() {
             Some(ino) => {
                 let (index, generation) = split_ino(ino);
-                if let Err(e) = self.m.alloc_inode_at(index) {
+                if let Err(e) = self.m.alloc_inode_at(index, pd.tree) {
                     self.dirs.insert(pi, d);
                     return Err(e);
                 }
                 (index, generation)
             }
-            None => self.fresh_inode()?,
+            None => self.fresh_inode(pd.tree)?,
         };
         let now = TimeSpec::now();
         let mut mode = mode;
@@ -138,6 +140,7 @@ impl<S: BlockStore> Volume<S> {
             ctime: now,
             generation,
             rdev,
+            tree: pd.tree,
             ..DiskInode::default()
         };
         Ok((index, inode, pi, pd, d))
@@ -160,9 +163,9 @@ impl<S: BlockStore> Volume<S> {
         Ok((((self.sb.mounts & 0xFFFF) as u32) << 16) | 1)
     }
 
-    /// A free inode slot and the generation it gets now.
-    fn fresh_inode(&mut self) -> FsResult<(u32, u32)> {
-        let index = self.m.alloc_inode()?;
+    /// A free inode slot (charged to quota tree `tree`) and the generation it gets now.
+    fn fresh_inode(&mut self, tree: u32) -> FsResult<(u32, u32)> {
+        let index = self.m.alloc_inode(tree)?;
         let old = self.m.read_inode(index)?;
         Ok((index, self.next_generation(old.generation)?))
     }
@@ -203,7 +206,7 @@ impl<S: BlockStore> Volume<S> {
                 ..DiskInode::default()
             };
             self.put(index, &fresh)?;
-            self.m.free_inode(index)?;
+            self.m.free_inode(index, inode.tree)?;
             return Err(e);
         }
         self.dirs.insert(pi, d);
@@ -309,7 +312,7 @@ impl<S: BlockStore> Volume<S> {
             Ok(_) => {}
             Err(e) => {
                 bmap::truncate_blocks(&mut self.m, &mut inode, 0)?;
-                self.m.free_inode(index)?;
+                self.m.free_inode(index, inode.tree)?;
                 self.dirs.insert(pi, d);
                 return Err(e);
             }
@@ -338,6 +341,7 @@ impl<S: BlockStore> Volume<S> {
             return Err(FsError::TooManyLinks);
         }
         let (pi, mut pd) = self.get_dir(newparent)?;
+        crate::quota::may_enter(inode.tree, i, pd.tree)?;
         let mut d = self.take_dir(pi, &pd)?;
         if d.get(newname).is_some() {
             self.dirs.insert(pi, d);

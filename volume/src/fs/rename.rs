@@ -52,6 +52,7 @@ impl<S: BlockStore> Volume<S> {
             return Err(FsError::Invalid);
         }
         let ends = self.rename_ends(parent, name, newparent, newname)?;
+        self.stays_in_its_tree(&ends, flags.exchange)?;
         if flags.exchange {
             return self.exchange(&ends, name, newname);
         }
@@ -75,6 +76,21 @@ impl<S: BlockStore> Volume<S> {
             self.drop_link(vi, vin, ends.now)?;
         }
         self.after_op()
+    }
+
+    /// `CrossDevice` if the rename would move an inode into another quota tree: the source
+    /// into the target's directory and, for an exchange, the target into the source's.
+    fn stays_in_its_tree(&mut self, ends: &Ends, exchange: bool) -> FsResult<()> {
+        if ends.spi == ends.dpi {
+            return Ok(());
+        }
+        let (src_dir, dst_dir) = (self.m.read_inode(ends.spi)?, self.m.read_inode(ends.dpi)?);
+        crate::quota::may_enter(ends.sinode.tree, ends.si, dst_dir.tree)?;
+        if let (true, Some(dst)) = (exchange, ends.dst) {
+            let (di, dinode) = self.get(dst.ino)?;
+            crate::quota::may_enter(dinode.tree, di, src_dir.tree)?;
+        }
+        Ok(())
     }
 
     /// Both parents, both entries and the source inode, found before anything changes.

@@ -1,6 +1,7 @@
 //! Extended attributes: all of an inode's live in one block of their own. Invariant: the
 //! block exists only while the inode has at least one attribute.
 
+use crate::bmap;
 use crate::error::{FsError, FsResult};
 use crate::inode::DiskInode;
 use crate::store::BlockStore;
@@ -66,13 +67,14 @@ impl<S: BlockStore> Volume<S> {
     fn store_xattrs(&mut self, i: u32, d: &mut DiskInode, x: &xattr::Xattrs) -> FsResult<()> {
         if x.is_empty() {
             if d.xattr != 0 {
-                self.m.free_block(d.xattr as u64)?;
+                self.m.free_block(d.xattr as u64, d.tree)?;
                 d.xattr = 0;
                 d.blocks = d.blocks.saturating_sub(1);
             }
         } else {
             if d.xattr == 0 {
-                let b = self.m.alloc_block(None)?;
+                bmap::reserve(&self.m, d.tree, 1)?;
+                let b = self.m.alloc_block(None, d.tree)?;
                 self.m.block_new(b);
                 d.xattr = b as u32;
                 d.blocks += 1;
