@@ -389,7 +389,7 @@ mod tests {
     fn engine_errors_without_a_code_of_their_own_go_as_io() {
         let disk = |n| FsError::Io(std::io::Error::from_raw_os_error(n));
         assert_eq!(ErrorCode::from(&disk(libc::ENOSPC)), ErrorCode::NoSpace);
-        assert_eq!(ErrorCode::from(&disk(libc::EDQUOT)), ErrorCode::Io);
+        assert_eq!(ErrorCode::from(&disk(libc::EBADF)), ErrorCode::Io);
         let other = FsError::Io(std::io::Error::other("reply not encodable"));
         assert_eq!(ErrorCode::from(&other), ErrorCode::Io);
         assert_eq!(
