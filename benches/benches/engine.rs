@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use volume::Ino;
 use volume::{mkfs, FileStore, MemStore, MkfsOptions, Volume};
 
 const MIB: u64 = 1 << 20;
@@ -22,7 +23,7 @@ fn creates(c: &mut Criterion) {
             mem_volume,
             |mut v| {
                 for i in 0..1000 {
-                    v.create(1, format!("f{i}").as_bytes(), 0o644, 0, 0)
+                    v.create(Ino::ROOT, format!("f{i}").as_bytes(), 0o644, 0, 0)
                         .unwrap();
                 }
                 v.commit().unwrap();
@@ -42,7 +43,7 @@ fn sequential_write(c: &mut Criterion) {
         b.iter_batched(
             mem_volume,
             |mut v| {
-                let a = v.create(1, b"f", 0o644, 0, 0).unwrap();
+                let a = v.create(Ino::ROOT, b"f", 0o644, 0, 0).unwrap();
                 for i in 0..64 {
                     v.write(a.ino, i * MIB, &chunk).unwrap();
                 }
@@ -69,7 +70,7 @@ fn sequential_write(c: &mut Criterion) {
                 Volume::open(s).unwrap()
             },
             |mut v| {
-                let a = v.create(1, b"f", 0o644, 0, 0).unwrap();
+                let a = v.create(Ino::ROOT, b"f", 0o644, 0, 0).unwrap();
                 for i in 0..64 {
                     v.write(a.ino, i * MIB, &chunk).unwrap();
                 }

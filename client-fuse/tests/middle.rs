@@ -15,6 +15,7 @@ use protocol::{ClientMsg, ServerMsg, PROTOCOL_VERSION};
 use support::proxy::Proxy;
 use support::{client, content, wait_for, Place, Server};
 use volume::layout::ROOT_INO;
+use volume::Ino;
 
 fn create(c: &impl Backend, name: &str) -> u64 {
     c.create(ROOT_INO, name.as_bytes(), 0o644, 0, 0)
@@ -172,7 +173,7 @@ fn a_write_not_yet_durable_is_replayed_after_a_crash_restart() {
         let store = volume::FileStore::open(&place.image()).expect("image");
         let mut vol = volume::Volume::open(store).expect("volume");
         assert_eq!(
-            vol.getattr(ino).expect("the file").size,
+            vol.getattr(Ino::new(ino)).expect("the file").size,
             0,
             "durable already"
         );

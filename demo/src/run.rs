@@ -12,6 +12,7 @@ use volume::{FileStore, Volume};
 use crate::harness::Harness;
 use crate::report::{explain, DemoReport, SideReport};
 use crate::workload::{layout, run_all, verify, ClientResult, Verification};
+use volume::Ino;
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -35,7 +36,7 @@ fn prepare(image: &Path, clients: usize) -> Result<(), String> {
     let store = FileStore::open(image).map_err(|e| e.to_string())?;
     let mut v = Volume::open(store).map_err(|e| e.to_string())?;
     for d in layout(clients) {
-        v.mkdir(volume::layout::ROOT_INO, d.as_bytes(), 0o777, 0, 0)
+        v.mkdir(Ino::ROOT, d.as_bytes(), 0o777, 0, 0)
             .map_err(|e| e.to_string())?;
     }
     v.commit().map_err(|e| e.to_string())

@@ -16,6 +16,7 @@
 mod table;
 
 use protocol::{Request, Response};
+use volume::Ino;
 use volume::{BlockStore, FsError, FsResult, SharedVolume, Volume};
 
 /// What a placement does around a call, with the engine held.
@@ -70,7 +71,7 @@ pub fn execute<S: BlockStore>(
         Request::Read { ino, offset, size } => {
             let size = size.min(MAX_READ) as usize;
             let check = |v: &mut Volume<S>| hooks.authorize(v, &mut req.clone());
-            match vol.read_checked(ino, offset, size, check) {
+            match vol.read_checked(Ino::new(ino), offset, size, check) {
                 Ok(d) => (Ok(Response::Data), d),
                 Err(e) => (Err(e), Vec::new()),
             }
@@ -149,9 +150,9 @@ fn write<S: BlockStore>(
     hooks: &dyn Hooks<S>,
 ) -> FsResult<usize> {
     let check = |v: &mut Volume<S>| hooks.authorize(v, &mut req.clone());
-    vol.write_checked(ino, offset, bulk, check, |v, n| {
+    vol.write_checked(Ino::new(ino), offset, bulk, check, |v, n| {
         if kill_priv && n > 0 {
-            v.kill_priv(ino)?;
+            v.kill_priv(Ino::new(ino))?;
         }
         // Tagged now: the size lands in this transaction, the blocks earlier.
         hooks.record(v.next_seq(), &Response::Written(n as u32), &[]);
@@ -168,7 +169,7 @@ fn fsync<S: BlockStore>(
 ) -> FsResult<Response> {
     vol.with(|v| {
         hooks.authorize(v, &mut req)?;
-        v.getattr(ino)
+        v.getattr(Ino::new(ino))
     })?;
     vol.commit()?;
     Ok(Response::Empty)

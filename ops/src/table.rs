@@ -6,6 +6,7 @@ use protocol::{Request, Response};
 use volume::{Attr, BlockStore, FsError, Volume};
 
 use crate::Answer;
+use volume::Ino;
 
 /// Run `req` (with its bulk bytes) on the engine held. Each part of the table takes the
 /// calls it knows and gives the others back, so a new call is one arm in the part it
@@ -13,7 +14,7 @@ use crate::Answer;
 pub(crate) fn run<S: BlockStore>(v: &mut Volume<S>, req: Request, bulk: &[u8]) -> Answer {
     // See `execute`: it does a read's disk I/O outside the engine's lock.
     if let Request::Read { ino, offset, size } = req {
-        return match v.read(ino, offset, size.min(crate::MAX_READ) as usize) {
+        return match v.read(Ino::new(ino), offset, size.min(crate::MAX_READ) as usize) {
             Ok(d) => (Ok(Response::Data), d),
             Err(e) => (Err(e), Vec::new()),
         };
@@ -48,14 +49,20 @@ impl Part {
 /// Names: lookups, listings, and calls that make, link, remove or rename them.
 fn names<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Part {
     Part::Ran(match req {
-        Request::Lookup { parent, name } => v.lookup(parent, &name).map(attr),
+        Request::Lookup { parent, name } => v.lookup(Ino::new(parent), &name).map(attr),
         Request::Link {
             ino,
             newparent,
             newname,
-        } => v.link(ino, newparent, &newname).map(attr),
-        Request::Unlink { parent, name } => v.unlink(parent, &name).map(|_| Response::Empty),
-        Request::Rmdir { parent, name } => v.rmdir(parent, &name).map(|_| Response::Empty),
+        } => v
+            .link(Ino::new(ino), Ino::new(newparent), &newname)
+            .map(attr),
+        Request::Unlink { parent, name } => {
+            v.unlink(Ino::new(parent), &name).map(|_| Response::Empty)
+        }
+        Request::Rmdir { parent, name } => {
+            v.rmdir(Ino::new(parent), &name).map(|_| Response::Empty)
+        }
         Request::Rename {
             parent,
             name,
@@ -63,14 +70,20 @@ fn names<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Part {
             newname,
             flags,
         } => v
-            .rename(parent, &name, newparent, &newname, flags.into())
+            .rename(
+                Ino::new(parent),
+                &name,
+                Ino::new(newparent),
+                &newname,
+                flags.into(),
+            )
             .map(|_| Response::Empty),
-        Request::Readlink { ino } => v.readlink(ino).map(Response::Bytes),
+        Request::Readlink { ino } => v.readlink(Ino::new(ino)).map(Response::Bytes),
         Request::Readdir { ino, offset, max } => v
-            .readdir(ino, offset, max.min(4096) as usize)
+            .readdir(Ino::new(ino), offset, max.min(4096) as usize)
             .map(|es| Response::Entries(es.into_iter().map(Into::into).collect())),
         Request::Readdirplus { ino, offset, max } => v
-            .readdirplus(ino, offset, max.min(4096) as usize)
+            .readdirplus(Ino::new(ino), offset, max.min(4096) as usize)
             .map(|es| {
                 let es = es.into_iter().map(|(e, a)| (e.into(), a.into()));
                 Response::EntriesPlus(es.collect())
@@ -80,7 +93,9 @@ fn names<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Part {
         req @ (Request::Mknod { .. } | Request::Mkdir { .. } | Request::Symlink { .. }) => {
             make(v, req).map(attr)
         }
-        Request::CreateAgain { ino, req } => v.create_again(ino, |v| make(v, *req)).map(attr),
+        Request::CreateAgain { ino, req } => {
+            v.create_again(Ino::new(ino), |v| make(v, *req)).map(attr)
+        }
         req => return Part::NotMine(req),
     })
 }
@@ -88,33 +103,35 @@ fn names<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Part {
 /// A file's data, and its opens and closes.
 fn data<S: BlockStore>(v: &mut Volume<S>, req: Request, bulk: &[u8]) -> Part {
     Part::Ran(match req {
-        Request::Open { ino, .. } => v.open_file(ino).map(attr),
-        Request::Release { ino } => v.release_file(ino).map(|_| Response::Empty),
+        Request::Open { ino, .. } => v.open_file(Ino::new(ino)).map(attr),
+        Request::Release { ino } => v.release_file(Ino::new(ino)).map(|_| Response::Empty),
         Request::Write {
             ino,
             offset,
             kill_priv,
-        } => v.write(ino, offset, bulk).and_then(|n| {
+        } => v.write(Ino::new(ino), offset, bulk).and_then(|n| {
             if kill_priv && n > 0 {
-                v.kill_priv(ino)?;
+                v.kill_priv(Ino::new(ino))?;
             }
             Ok(Response::Written(n as u32))
         }),
-        Request::Fsync { ino } => v.fsync(ino).map(|_| Response::Empty), // see `execute`
+        Request::Fsync { ino } => v.fsync(Ino::new(ino)).map(|_| Response::Empty), // see `execute`
         Request::Fallocate {
             ino,
             offset,
             len,
             mode,
-        } => v.fallocate(ino, offset, len, mode).map(|_| Response::Empty),
+        } => v
+            .fallocate(Ino::new(ino), offset, len, mode)
+            .map(|_| Response::Empty),
         Request::Lseek {
             ino,
             offset,
             whence,
-        } => v.lseek(ino, offset, whence).map(Response::Offset),
-        Request::Append { ino, kill_priv } => v.append(ino, bulk).and_then(|n| {
+        } => v.lseek(Ino::new(ino), offset, whence).map(Response::Offset),
+        Request::Append { ino, kill_priv } => v.append(Ino::new(ino), bulk).and_then(|n| {
             if kill_priv && n > 0 {
-                v.kill_priv(ino)?;
+                v.kill_priv(Ino::new(ino))?;
             }
             Ok(Response::Written(n as u32))
         }),
@@ -125,20 +142,22 @@ fn data<S: BlockStore>(v: &mut Volume<S>, req: Request, bulk: &[u8]) -> Part {
 /// Attributes, extended attributes, and the volume's statistics.
 fn attrs<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Part {
     Part::Ran(match req {
-        Request::Getattr { ino } => v.getattr(ino).map(attr),
-        Request::Setattr { ino, set } => v.setattr(ino, set.into()).map(attr),
+        Request::Getattr { ino } => v.getattr(Ino::new(ino)).map(attr),
+        Request::Setattr { ino, set } => v.setattr(Ino::new(ino), set.into()).map(attr),
         Request::Statfs => Ok(Response::StatFs(v.statfs().into())),
-        Request::Getxattr { ino, name } => v.getxattr(ino, &name).map(Response::Bytes),
+        Request::Getxattr { ino, name } => v.getxattr(Ino::new(ino), &name).map(Response::Bytes),
         Request::Setxattr {
             ino,
             name,
             value,
             flags,
         } => v
-            .setxattr(ino, &name, &value, flags)
+            .setxattr(Ino::new(ino), &name, &value, flags)
             .map(|_| Response::Empty),
-        Request::Listxattr { ino } => v.listxattr(ino).map(Response::Names),
-        Request::Removexattr { ino, name } => v.removexattr(ino, &name).map(|_| Response::Empty),
+        Request::Listxattr { ino } => v.listxattr(Ino::new(ino)).map(Response::Names),
+        Request::Removexattr { ino, name } => {
+            v.removexattr(Ino::new(ino), &name).map(|_| Response::Empty)
+        }
         req => return Part::NotMine(req),
     })
 }
@@ -160,7 +179,7 @@ fn make<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Result<Attr, FsError>
             mode,
             uid,
             gid,
-        } => v.create(parent, &name, mode, uid, gid),
+        } => v.create(Ino::new(parent), &name, mode, uid, gid),
         Request::Mknod {
             parent,
             name,
@@ -168,21 +187,21 @@ fn make<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Result<Attr, FsError>
             rdev,
             uid,
             gid,
-        } => v.mknod(parent, &name, mode, uid, gid, rdev),
+        } => v.mknod(Ino::new(parent), &name, mode, uid, gid, rdev),
         Request::Mkdir {
             parent,
             name,
             mode,
             uid,
             gid,
-        } => v.mkdir(parent, &name, mode, uid, gid),
+        } => v.mkdir(Ino::new(parent), &name, mode, uid, gid),
         Request::Symlink {
             parent,
             name,
             target,
             uid,
             gid,
-        } => v.symlink(parent, &name, &target, uid, gid),
+        } => v.symlink(Ino::new(parent), &name, &target, uid, gid),
         _ => Err(FsError::Invalid),
     }
 }

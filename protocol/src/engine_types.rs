@@ -3,7 +3,7 @@
 //! either side stops the build here until someone decides what the wire carries.
 
 use volume::attr as engine;
-use volume::FsError;
+use volume::{FsError, Ino};
 
 use crate::error_code::ErrorCode;
 use crate::wire::{Attr, DirEntry, FileKind, RenameFlags, SetAttr, SetTime, StatFs, TimeSpec};
@@ -68,7 +68,7 @@ impl From<engine::Attr> for Attr {
             rdev,
         } = a;
         Attr {
-            ino,
+            ino: ino.get(),
             generation,
             size,
             blocks,
@@ -103,7 +103,7 @@ impl From<Attr> for engine::Attr {
             rdev,
         } = a;
         engine::Attr {
-            ino,
+            ino: Ino::new(ino),
             generation,
             size,
             blocks,
@@ -197,7 +197,7 @@ impl From<engine::DirEntry> for DirEntry {
             name,
         } = e;
         DirEntry {
-            ino,
+            ino: ino.get(),
             offset,
             kind: kind.into(),
             name,
@@ -214,7 +214,7 @@ impl From<DirEntry> for engine::DirEntry {
             name,
         } = e;
         engine::DirEntry {
-            ino,
+            ino: Ino::new(ino),
             offset,
             kind: kind.into(),
             name,

@@ -13,6 +13,7 @@ use crate::Store;
 
 use crate::listener::Shared;
 use crate::session::Session;
+use volume::Ino;
 
 /// What a call changed, as other sessions' caches see it.
 #[derive(Debug, Default)]
@@ -33,7 +34,7 @@ pub(crate) fn targets_before(v: &mut Volume<Store>, req: &Request) -> Vec<u64> {
     }
     m.entries
         .into_iter()
-        .filter_map(|(p, n)| v.lookup(p, n).ok().map(|a| a.ino))
+        .filter_map(|(p, n)| v.lookup(Ino::new(p), n).ok().map(|a| a.ino.get()))
         .collect()
 }
 

@@ -28,6 +28,7 @@ use crate::handshake::{Frames, Reader, Writer};
 use crate::listener::Shared;
 use crate::permissions::Caller;
 use crate::session::Session;
+use volume::Ino;
 
 /// How a connection ended, which decides what becomes of its session.
 enum End {
@@ -410,7 +411,7 @@ async fn end_session(shared: &Arc<Shared>, session: &Arc<Session>, for_good: boo
             s.vol.with(|v| {
                 for (ino, n) in left {
                     for _ in 0..n {
-                        let _ = v.release_file(ino);
+                        let _ = v.release_file(Ino::new(ino));
                     }
                 }
             })

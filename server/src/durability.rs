@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::listener::Shared;
 use crate::session::Session;
+use volume::Ino;
 
 /// One session's calls whose changes may not be durable yet.
 #[derive(Debug, Default)]
@@ -112,7 +113,7 @@ impl Reopens {
         let waiting = self.relock().remove(&ino).unwrap_or_default();
         for id in waiting {
             if let Some(s) = shared.sessions.get(&id) {
-                if shared.vol.with(|v| v.open_file(ino)).is_ok() {
+                if shared.vol.with(|v| v.open_file(Ino::new(ino))).is_ok() {
                     s.opened(ino);
                 }
             }

@@ -17,6 +17,7 @@ use crate::Store;
 use crate::connection::handle;
 use crate::session::{Session, SessionInfo};
 use crate::state_log::{LoggedSession, StateLog};
+use volume::Ino;
 
 /// How a server runs: its export, its lease and grace periods, its session log, its bounds.
 #[derive(Clone)]
@@ -368,7 +369,7 @@ fn restore_opens(
 ) {
     for (&ino, &n) in opens {
         for _ in 0..n {
-            match vol.open_file(ino) {
+            match vol.open_file(Ino::new(ino)) {
                 Ok(_) => session.restore_open(ino),
                 Err(e) => {
                     tracing::info!(session = session.id, ino, "open file not restored: {e}");

@@ -11,6 +11,7 @@ use crate::Store;
 
 use crate::listener::Shared;
 use crate::session::Session;
+use volume::Ino;
 
 /// Run `req` if it is an open or a release; `None` for any other call. `hooks` checks the
 /// caller's permissions in the hold that opens.
@@ -29,12 +30,12 @@ pub(crate) fn execute(
                 // A client opens again what it held when it finds the server restarted: an
                 // open the session log restored already stands for it.
                 let a = if session.take_restored(ino) {
-                    v.getattr(ino)?
+                    v.getattr(Ino::new(ino))?
                 } else {
-                    let a = v.open_file(ino)?;
-                    session.opened(a.ino);
+                    let a = v.open_file(Ino::new(ino))?;
+                    session.opened(a.ino.get());
                     if let Some(log) = log {
-                        log.opened(session.id, a.ino);
+                        log.opened(session.id, a.ino.get());
                     }
                     a
                 };
@@ -58,7 +59,7 @@ pub(crate) fn execute(
                 if let Some(log) = log {
                     log.released(session.id, ino);
                 }
-                v.release_file(ino)?;
+                v.release_file(Ino::new(ino))?;
             }
             keep(shared, session, id, &Response::Empty);
             Ok(Response::Empty)

@@ -11,6 +11,7 @@ use protocol::{Access, Cred, Meta, Moves, Request, SetAttr, SetTime, MAX_GROUPS}
 use volume::{Attr, BlockStore, FileKind, FsError, Volume};
 
 use crate::export::{Export, NOBODY};
+use volume::Ino;
 
 const R: u16 = 4;
 const W: u16 = 2;
@@ -115,11 +116,11 @@ pub trait Inodes {
 
 impl<S: BlockStore> Inodes for Volume<S> {
     fn attr(&mut self, ino: u64) -> Result<Attr, FsError> {
-        self.getattr(ino)
+        self.getattr(Ino::new(ino))
     }
 
     fn child(&mut self, parent: u64, name: &[u8]) -> Result<Option<Attr>, FsError> {
-        match self.lookup(parent, name) {
+        match self.lookup(Ino::new(parent), name) {
             Ok(a) => Ok(Some(a)),
             Err(FsError::NotFound) => Ok(None),
             Err(e) => Err(e),
@@ -192,7 +193,7 @@ fn entries(c: &Caller, m: &Meta<'_>, fs: &mut impl Inodes) -> Result<(), FsError
     if m.unlinks {
         for (dir, name) in &m.entries {
             let dir = fs.attr(*dir)?;
-            let victim = fs.child(dir.ino, name)?;
+            let victim = fs.child(dir.ino.get(), name)?;
             sticky(c, &dir, victim.as_ref())?;
         }
     }

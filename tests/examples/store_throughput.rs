@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use rados_store::{CephOptions, Cluster, Header, ImageName, RadosStore, DEFAULT_OBJECT_SIZE};
 use rwxfs_tests::ceph::{CephCluster, POOL};
-use volume::{mkfs, BlockStore, FileStore, MkfsOptions, Volume};
+use volume::{mkfs, BlockStore, FileStore, Ino, MkfsOptions, Volume};
 
 const MIB: usize = 1 << 20;
 
@@ -63,7 +63,7 @@ fn measure<S: BlockStore + Clone>(fresh: impl Fn() -> S, size: usize, evict: imp
     let t = Instant::now();
     for j in 0..200 {
         let a = v
-            .create(1, format!("f{j}").as_bytes(), 0o644, 0, 0)
+            .create(Ino::ROOT, format!("f{j}").as_bytes(), 0o644, 0, 0)
             .expect("create");
         v.write(a.ino, 0, &buf[..64 << 10]).expect("write");
         v.fsync(a.ino).expect("fsync");

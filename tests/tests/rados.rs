@@ -281,7 +281,7 @@ fn the_store_crosses_objects_reads_holes_as_zeros_and_refuses_past_its_end() {
     );
 }
 
-const ROOT: u64 = 1;
+const ROOT: volume::Ino = volume::Ino::ROOT;
 
 /// The engine's power-cut workload (volume/tests/crash.rs): (events so far, name, contents)
 /// of each file whose fsync returned.

@@ -97,11 +97,38 @@ impl TimeSpec {
     }
 }
 
+/// An inode number as the engine's callers name a file: its slot and generation
+/// (`layout::make_ino`). A type of its own, so that a call cannot be given an offset, a
+/// length or a count where the inode goes, nor the inode where one of those goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ino(u64);
+
+impl Ino {
+    /// The root directory.
+    pub const ROOT: Ino = Ino(crate::layout::ROOT_INO);
+
+    /// The inode number `raw`, as the wire or a test names it.
+    pub const fn new(raw: u64) -> Ino {
+        Ino(raw)
+    }
+
+    /// The number, for the wire, for the kernel and for the engine's own tables.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Ino {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// What stat reports about an inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attr {
     /// Inode number, generation included (`layout::make_ino`).
-    pub ino: u64,
+    pub ino: Ino,
     /// The generation of the inode's slot.
     pub generation: u32,
     /// Size in bytes.
@@ -162,7 +189,7 @@ pub struct SetAttr {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {
     /// The inode it names.
-    pub ino: u64,
+    pub ino: Ino,
     /// Cookie to resume after this entry; stable while other entries come and go.
     pub offset: u64,
     /// The kind of that inode.

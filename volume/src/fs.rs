@@ -20,7 +20,7 @@ mod xattrs;
 use std::collections::HashMap;
 use std::time::Instant;
 
-use crate::attr::{Attr, StatFs, TimeSpec};
+use crate::attr::{Attr, Ino, StatFs, TimeSpec};
 use crate::bmap::{self, MAX_BLOCKS};
 use crate::cache::Meta;
 use crate::dir::DirIndex;
@@ -328,14 +328,16 @@ impl<S: BlockStore> Volume<S> {
     // ---- open files ----
 
     /// Count an open handle on the inode: unlinked, it lives on until `release_file`.
-    pub fn open_file(&mut self, ino: u64) -> FsResult<Attr> {
+    pub fn open_file(&mut self, ino: Ino) -> FsResult<Attr> {
+        let ino = ino.get();
         let (i, d) = self.get(ino)?;
         *self.opens.entry(i).or_insert(0) += 1;
         Ok(d.attr(i))
     }
 
     /// Last close of an unlinked file frees it.
-    pub fn release_file(&mut self, ino: u64) -> FsResult<()> {
+    pub fn release_file(&mut self, ino: Ino) -> FsResult<()> {
+        let ino = ino.get();
         let (index, _) = split_ino(ino);
         let left = match self.opens.get_mut(&index) {
             Some(n) => {

@@ -1,5 +1,6 @@
 //! The on-disk inode (256 bytes, 15 to a table block) and its encoding.
 
+use crate::attr::Ino;
 use crate::attr::{Attr, FileKind, TimeSpec};
 use crate::layout::{get_u32, get_u64, make_ino, put_u32, put_u64, INODE_SIZE};
 use crate::quota::Quota;
@@ -122,7 +123,7 @@ impl DiskInode {
 
     pub(crate) fn attr(&self, index: u32) -> Attr {
         Attr {
-            ino: make_ino(index, self.generation),
+            ino: Ino::new(make_ino(index, self.generation)),
             generation: self.generation,
             size: self.size,
             blocks: self.blocks * 8,

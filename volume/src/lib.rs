@@ -22,7 +22,7 @@ pub mod shared;
 pub mod store;
 mod xattr;
 
-pub use attr::{Attr, DirEntry, FileKind, SetAttr, StatFs, TimeSpec};
+pub use attr::{Attr, DirEntry, FileKind, Ino, SetAttr, StatFs, TimeSpec};
 pub use cache::PreparedCommit;
 pub use error::{FsError, FsResult};
 pub use fs::{CommitHook, DurabilityHook, ReadPlan, RenameFlags, Volume, WritePlan};

@@ -20,6 +20,7 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::attr::Ino;
 use crate::error::{FsError, FsResult};
 use crate::fs::Volume;
 use crate::store::BlockStore;
@@ -114,7 +115,7 @@ impl<S: BlockStore> SharedVolume<S> {
     }
 
     /// Read file data, the disk I/O without the engine's lock.
-    pub fn read(&self, ino: u64, offset: u64, size: usize) -> FsResult<Vec<u8>> {
+    pub fn read(&self, ino: Ino, offset: u64, size: usize) -> FsResult<Vec<u8>> {
         self.read_checked(ino, offset, size, |_| Ok(()))
     }
 
@@ -122,7 +123,7 @@ impl<S: BlockStore> SharedVolume<S> {
     /// it allowed still holds when the read is planned.
     pub fn read_checked(
         &self,
-        ino: u64,
+        ino: Ino,
         offset: u64,
         size: usize,
         check: impl FnOnce(&mut Volume<S>) -> FsResult<()>,
@@ -140,7 +141,7 @@ impl<S: BlockStore> SharedVolume<S> {
     /// also runs (with the bytes written).
     pub fn write(
         &self,
-        ino: u64,
+        ino: Ino,
         offset: u64,
         data: &[u8],
         then: impl FnOnce(&mut Volume<S>, usize) -> FsResult<()>,
@@ -152,7 +153,7 @@ impl<S: BlockStore> SharedVolume<S> {
     /// what it allowed still holds when the write is planned.
     pub fn write_checked(
         &self,
-        ino: u64,
+        ino: Ino,
         offset: u64,
         data: &[u8],
         check: impl FnOnce(&mut Volume<S>) -> FsResult<()>,
@@ -197,7 +198,7 @@ impl<S: BlockStore> SharedVolume<S> {
     }
 
     /// fsync: the file's data and all metadata durable.
-    pub fn fsync(&self, ino: u64) -> FsResult<()> {
+    pub fn fsync(&self, ino: Ino) -> FsResult<()> {
         self.with(|v| v.getattr(ino))?;
         self.commit()
     }

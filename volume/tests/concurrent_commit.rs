@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use volume::Ino;
 use volume::{BlockStore, MemStore, SharedVolume, Volume};
 
-const ROOT: u64 = 1;
+const ROOT: Ino = Ino::ROOT;
 /// File data of this byte is what a store gating writes holds back.
 const GATED_BYTE: u8 = 0x77;
 

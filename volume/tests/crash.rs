@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use common::*;
 use volume::store::{CrashStore, Survivors};
+use volume::Ino;
 use volume::{fsck, mkfs, MemStore, MkfsOptions, Volume};
 
-const ROOT: u64 = 1;
+const ROOT: Ino = Ino::ROOT;
 
 /// The workload; returns (name, contents) of files whose fsync returned, with the write count
 /// at that moment.

@@ -3,9 +3,10 @@
 mod common;
 use common::*;
 use volume::fs::{FALLOC_KEEP_SIZE, FALLOC_PUNCH_HOLE, XATTR_CREATE, XATTR_REPLACE};
+use volume::Ino;
 use volume::{FileKind, FsError, RenameFlags, SetAttr};
 
-const ROOT: u64 = 1;
+const ROOT: Ino = Ino::ROOT;
 
 #[test]
 fn create_write_read_survives_reopen() {
@@ -154,13 +155,17 @@ fn reused_inode_numbers_go_stale() {
     v.unlink(ROOT, b"a").unwrap();
     let mut b = v.create(ROOT, b"b", 0o644, 0, 0).unwrap();
     for _ in 0..10_000 {
-        if a.ino & 0xffff_ffff == b.ino & 0xffff_ffff {
+        if a.ino.get() & 0xffff_ffff == b.ino.get() & 0xffff_ffff {
             break;
         }
         v.unlink(ROOT, b"b").unwrap();
         b = v.create(ROOT, b"b", 0o644, 0, 0).unwrap();
     }
-    assert_eq!(a.ino & 0xffff_ffff, b.ino & 0xffff_ffff, "slot is reused");
+    assert_eq!(
+        a.ino.get() & 0xffff_ffff,
+        b.ino.get() & 0xffff_ffff,
+        "slot is reused"
+    );
     assert_ne!(a.ino, b.ino);
     assert!(matches!(v.getattr(a.ino), Err(FsError::Stale)));
 }
@@ -362,17 +367,17 @@ fn inode_numbers_lost_in_a_crash_are_never_handed_out_again() {
     // number to another file, or a client still holding it would read and write that one.
     let s = fresh(64 * MIB);
     let mut v = open(&s);
-    v.create(1, b"kept", 0o644, 0, 0).unwrap();
+    v.create(ROOT, b"kept", 0o644, 0, 0).unwrap();
     v.commit().unwrap();
-    let lost = v.create(1, b"lost", 0o644, 0, 0).unwrap().ino;
+    let lost = v.create(ROOT, b"lost", 0o644, 0, 0).unwrap().ino;
     drop(v); // crash: "lost" was never committed
     let mut v = open(&s);
-    let again = v.create(1, b"new", 0o644, 0, 0).unwrap().ino;
+    let again = v.create(ROOT, b"new", 0o644, 0, 0).unwrap().ino;
     assert_ne!(again, lost, "an inode number was handed out twice");
     assert!(v.getattr(lost).is_err());
     assert_eq!(
-        again & 0xFFFF_FFFF,
-        lost & 0xFFFF_FFFF,
+        again.get() & 0xFFFF_FFFF,
+        lost.get() & 0xFFFF_FFFF,
         "the same slot, reused"
     );
     drop(v);

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use common::*;
 use volume::fsck::{check, Kind};
 use volume::layout::{get_u32, put_u32, seal, split_ino, Superblock, BLOCK_SIZE, INODE_SIZE};
+use volume::Ino;
 use volume::{BlockStore, MemStore};
 
-const ROOT: u64 = 1;
+const ROOT: Ino = Ino::ROOT;
 
 fn block(s: &MemStore, b: u64) -> Vec<u8> {
     let mut buf = vec![0u8; BLOCK_SIZE];
@@ -40,7 +41,7 @@ fn volume_with_files() -> (Arc<MemStore>, u32, u32) {
         sb.geometry.journal_start * BLOCK_SIZE as u64,
     )
     .unwrap();
-    (s, split_ino(a.ino).0, split_ino(b.ino).0)
+    (s, split_ino(a.ino.get()).0, split_ino(b.ino.get()).0)
 }
 
 fn inode_loc(s: &MemStore, index: u32) -> (u64, usize) {

@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use volume::fs::FALLOC_KEEP_SIZE;
 use volume::layout::BLOCK_SIZE;
+use volume::Ino;
 use volume::{BlockStore, FsError, MemStore, RenameFlags, Volume};
 
-const ROOT: u64 = 1;
+const ROOT: Ino = Ino::ROOT;
 const BS: u64 = BLOCK_SIZE as u64;
 
 type Vol = Volume<Arc<MemStore>>;
@@ -29,7 +30,7 @@ fn full_volume(free: usize, setup: impl FnOnce(&mut Vol)) -> (Arc<MemStore>, Vol
         assert_eq!(v.write(a.ino, 0, b"s").unwrap(), 1);
     }
     // Empty files whose first block takes whatever single blocks the filler could not use.
-    let pads: Vec<u64> = (0..32)
+    let pads: Vec<Ino> = (0..32)
         .map(|i| {
             v.create(ROOT, format!("pad{i}").as_bytes(), 0o644, 0, 0)
                 .unwrap()
@@ -87,7 +88,7 @@ fn assert_same_image(before: &[u8], after: &[u8], what: &str) {
 /// Fill directory `dir` with names linked to `target` until its twelve direct blocks are
 /// full, to the last byte (31 records of 132 bytes tile a block): the next entry, whatever its
 /// name, needs an indirect block and a directory block.
-fn fill_direct_blocks(v: &mut Vol, dir: u64, target: u64) {
+fn fill_direct_blocks(v: &mut Vol, dir: Ino, target: Ino) {
     let name = |i: usize| format!("{i:0>120}");
     let mut n = 0;
     while v.getattr(dir).unwrap().size <= BS {

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use common::*;
 use volume::layout::{seal, Geometry, Superblock, BITS_PER_BITMAP_BLOCK, BLOCK_SIZE};
 use volume::store::{CrashStore, Survivors};
+use volume::Ino;
 use volume::{fsck, mkfs, BlockStore, MemStore, MkfsOptions, SetAttr, SharedVolume, Volume};
 
-const ROOT: u64 = 1;
+const ROOT: Ino = Ino::ROOT;
 /// Blocks of the file, each allocated under a bitmap block of its own (one more goes to the
 /// indirect block): freeing them changes 37 bitmap blocks, and a 32-block journal holds 29.
 const FILE_BLOCKS: u64 = 36;
@@ -30,7 +31,7 @@ fn write_block(store: &MemStore, b: u64, buf: &mut [u8]) {
 /// each bitmap block (`Fragmented::release` frees the rest again).
 struct Fragmented {
     base: Arc<MemStore>,
-    f: u64,
+    f: Ino,
     /// Free blocks while the file was empty, before the fillers.
     free_before: u64,
     g: Geometry,
@@ -106,7 +107,7 @@ impl Fragmented {
 
 /// A volume with a 32-block journal and a file `f` of `FILE_BLOCKS` blocks, each under a
 /// different bitmap block; and the volume's free blocks while the file was empty.
-fn scattered_file() -> (Arc<MemStore>, u64, u64) {
+fn scattered_file() -> (Arc<MemStore>, Ino, u64) {
     let fr = fragmented();
     {
         let mut v = open(&fr.base);
@@ -121,7 +122,7 @@ fn scattered_file() -> (Arc<MemStore>, u64, u64) {
 }
 
 /// Blocks the file holds, its indirect block included.
-fn held(v: &mut Volume<Arc<MemStore>>, f: u64) -> u64 {
+fn held(v: &mut Volume<Arc<MemStore>>, f: Ino) -> u64 {
     v.getattr(f).unwrap().blocks / 8
 }
 

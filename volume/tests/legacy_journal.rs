@@ -9,9 +9,10 @@ use common::*;
 use volume::layout::{
     get_u32, get_u64, put_u32, seal, split_ino, Superblock, BLOCK_SIZE, FORMAT_VERSION,
 };
+use volume::Ino;
 use volume::{fsck, BlockStore, FsError, MemStore, Volume};
 
-const ROOT: u64 = 1;
+const ROOT: Ino = Ino::ROOT;
 
 fn read_block(store: &MemStore, b: u64) -> Vec<u8> {
     let mut buf = vec![0u8; BLOCK_SIZE];
@@ -58,7 +59,7 @@ fn make_journal_format_1(store: &MemStore, sb: &Superblock) {
 /// A format-1 image stopped by a crash while its last transaction (a create of `f`) was
 /// going home: the directory entry is home, the inode table block is not. Only a replay
 /// of that transaction makes it whole.
-fn format_1_image_torn_at_home() -> (Arc<MemStore>, u64) {
+fn format_1_image_torn_at_home() -> (Arc<MemStore>, Ino) {
     let base = fresh(64 * MIB);
     drop(open(&base));
     let before = base.snapshot();
@@ -73,7 +74,7 @@ fn format_1_image_torn_at_home() -> (Arc<MemStore>, u64) {
     let mut b0 = read_block(&base, 0);
     set_version(&mut b0, 1);
     base.write_at(&b0, 0).unwrap();
-    let (itable_block, _) = sb.geometry.inode_location(split_ino(f).0);
+    let (itable_block, _) = sb.geometry.inode_location(split_ino(f.get()).0);
     let mut old = read_block(&before, itable_block);
     base.write_at(&old, itable_block * BLOCK_SIZE as u64)
         .unwrap();

@@ -7,14 +7,15 @@ use std::sync::Arc;
 
 use common::*;
 use volume::store::{CrashStore, Survivors};
+use volume::Ino;
 use volume::{Attr, MemStore, SharedVolume, Volume};
 
-const ROOT: u64 = 1;
+const ROOT: Ino = Ino::ROOT;
 /// A 32-block journal holds 29 metadata blocks; a fallocate of this much maps one indirect
 /// block per 4 MiB: about 32 of them, more than one transaction can hold.
 const LEN: u64 = 128 * MIB;
 
-fn sparse_file() -> (Arc<MemStore>, u64) {
+fn sparse_file() -> (Arc<MemStore>, Ino) {
     let base = fresh_with_journal(192 * MIB, 32);
     let mut v = open(&base);
     let f = v.create(ROOT, b"big", 0o644, 0, 0).unwrap().ino;

@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use common::*;
 use proptest::prelude::*;
+use volume::Ino;
 use volume::{fsck, FsError, MemStore, RenameFlags, SetAttr, Volume};
 
-const ROOT: u64 = 1;
+const ROOT: Ino = Ino::ROOT;
 
 #[derive(Debug, Clone)]
 enum Op {

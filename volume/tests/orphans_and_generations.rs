@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use volume::layout::ROOT_INO;
+use volume::Ino;
 use volume::{fsck, mkfs, FsError, MemStore, MkfsOptions, Volume};
 
 fn fresh(size: u64, inodes: Option<u64>) -> Arc<MemStore> {
@@ -23,19 +23,20 @@ fn a_slot_reused_past_its_counter_never_hands_out_an_old_number() {
     // Every slot but one taken, so each create below reuses that one.
     while v.statfs().ffree > 1 {
         let name = format!("keep{}", v.statfs().ffree);
-        v.create(ROOT_INO, name.as_bytes(), 0o100644, 0, 0).unwrap();
+        v.create(Ino::ROOT, name.as_bytes(), 0o100644, 0, 0)
+            .unwrap();
     }
-    let first = v.create(ROOT_INO, b"f", 0o100644, 0, 0).unwrap().ino;
-    v.unlink(ROOT_INO, b"f").unwrap();
+    let first = v.create(Ino::ROOT, b"f", 0o100644, 0, 0).unwrap().ino;
+    v.unlink(Ino::ROOT, b"f").unwrap();
     let mut seen_slot_again = 0u32;
     // More reuses of one slot than a 16-bit counter holds.
     for _ in 0..70_000u32 {
-        let a = v.create(ROOT_INO, b"f", 0o100644, 0, 0).unwrap();
+        let a = v.create(Ino::ROOT, b"f", 0o100644, 0, 0).unwrap();
         assert_ne!(a.ino, first, "a reused inode number names a new file");
-        if a.ino as u32 == first as u32 {
+        if a.ino.get() as u32 == first.get() as u32 {
             seen_slot_again += 1;
         }
-        v.unlink(ROOT_INO, b"f").unwrap();
+        v.unlink(Ino::ROOT, b"f").unwrap();
     }
     assert!(
         seen_slot_again > 65_536,
@@ -46,7 +47,7 @@ fn a_slot_reused_past_its_counter_never_hands_out_an_old_number() {
     drop(v);
     // The incarnations a slot used up are durable: after a reopen no number recurs either.
     let mut v = Volume::open(store.clone()).unwrap();
-    let a = v.create(ROOT_INO, b"f", 0o100644, 0, 0).unwrap();
+    let a = v.create(Ino::ROOT, b"f", 0o100644, 0, 0).unwrap();
     assert_ne!(a.ino, first);
 }
 
@@ -54,14 +55,14 @@ fn a_slot_reused_past_its_counter_never_hands_out_an_old_number() {
 fn orphans_are_kept_at_open_until_their_holders_are_known() {
     let store = fresh(16 << 20, None);
     let mut v = Volume::open(store.clone()).unwrap();
-    let held = v.create(ROOT_INO, b"held", 0o100644, 0, 0).unwrap().ino;
-    let gone = v.create(ROOT_INO, b"gone", 0o100644, 0, 0).unwrap().ino;
+    let held = v.create(Ino::ROOT, b"held", 0o100644, 0, 0).unwrap().ino;
+    let gone = v.create(Ino::ROOT, b"gone", 0o100644, 0, 0).unwrap().ino;
     for ino in [held, gone] {
         v.open_file(ino).unwrap();
         v.write(ino, 0, &vec![7u8; 64 * 1024]).unwrap();
     }
-    v.unlink(ROOT_INO, b"held").unwrap();
-    v.unlink(ROOT_INO, b"gone").unwrap();
+    v.unlink(Ino::ROOT, b"held").unwrap();
+    v.unlink(Ino::ROOT, b"gone").unwrap();
     v.commit().unwrap();
     let free_with_both = v.statfs().bfree;
     drop(v);

@@ -9,7 +9,7 @@ use common::*;
 use volume::layout::BLOCK_SIZE;
 use volume::{FsError, Quota, RenameFlags, Usage};
 
-const ROOT: u64 = 1;
+const ROOT: volume::Ino = volume::Ino::ROOT;
 const BS: u64 = BLOCK_SIZE as u64;
 
 fn quota(max_blocks: u64, max_inodes: u64) -> Quota {

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use common::*;
 use volume::store::{CrashStore, Survivors};
+use volume::Ino;
 use volume::{MemStore, Volume};
 
-const ROOT: u64 = 1;
+const ROOT: Ino = Ino::ROOT;
 
 #[test]
 fn a_torn_journal_tail_recovers_to_the_last_whole_transaction_and_says_which() {

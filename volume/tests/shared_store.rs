@@ -3,11 +3,12 @@
 
 mod common;
 use common::*;
+use volume::Ino;
 use volume::{fsck, Volume};
 
-const ROOT: u64 = 1;
+const ROOT: Ino = Ino::ROOT;
 
-fn workload(v: &mut Volume<std::sync::Arc<volume::MemStore>>, who: &str, dir: u64) {
+fn workload(v: &mut Volume<std::sync::Arc<volume::MemStore>>, who: &str, dir: Ino) {
     for j in 0..40 {
         let a = v
             .create(dir, format!("{who}-{j}").as_bytes(), 0o644, 0, 0)

@@ -9,11 +9,12 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
+use volume::Ino;
 use volume::{BlockStore, MemStore, SetAttr, SharedVolume, Volume};
 
-const ROOT: u64 = 1;
+const ROOT: Ino = Ino::ROOT;
 
-fn truncate<S: BlockStore>(v: &mut Volume<S>, ino: u64, size: u64) {
+fn truncate<S: BlockStore>(v: &mut Volume<S>, ino: Ino, size: u64) {
     v.setattr(
         ino,
         SetAttr {
@@ -55,7 +56,7 @@ fn allowed(initial: &[u8], off: usize, data: &[u8], truncs: &[u64]) -> Vec<Vec<u
         .collect()
 }
 
-fn contents<S: BlockStore>(v: &mut Volume<S>, ino: u64) -> Vec<u8> {
+fn contents<S: BlockStore>(v: &mut Volume<S>, ino: Ino) -> Vec<u8> {
     let size = v.getattr(ino).unwrap().size;
     let c = v.read(ino, 0, size as usize).unwrap();
     assert_eq!(c.len() as u64, size);
@@ -268,7 +269,7 @@ impl BlockStore for FailingStore {
 }
 
 /// A volume whose every free block holds a deleted file's bytes (`S`), and a sparse file.
-fn volume_of_deleted_secrets(mem: &Arc<MemStore>) -> (Volume<Arc<FailingStore>>, u64) {
+fn volume_of_deleted_secrets(mem: &Arc<MemStore>) -> (Volume<Arc<FailingStore>>, Ino) {
     let mut v = Volume::open(Arc::new(FailingStore(mem.clone()))).unwrap();
     let secret = v.create(ROOT, b"secret", 0o600, 0, 0).unwrap().ino;
     let chunk = vec![b'S'; 64 * 1024];

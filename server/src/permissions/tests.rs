@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use super::*;
+use volume::Ino;
 
 const ALICE: u32 = 1000;
 const BOB: u32 = 1001;
@@ -17,7 +18,7 @@ struct Table {
 impl Table {
     fn add(&mut self, ino: u64, kind: FileKind, perm: u16, uid: u32, gid: u32) {
         let a = Attr {
-            ino,
+            ino: Ino::new(ino),
             generation: 0,
             size: 0,
             blocks: 0,

@@ -2,7 +2,7 @@
 //! owner or an unprivileged truncate drops. Invariant: a size change settles the writes in
 //! flight on the file first, so each appears wholly before or after it.
 
-use crate::attr::{Attr, SetAttr, SetTime};
+use crate::attr::{Attr, Ino, SetAttr, SetTime};
 use crate::error::{FsError, FsResult};
 use crate::store::BlockStore;
 use crate::TimeSpec;
@@ -18,13 +18,15 @@ fn resolve_time(t: SetTime, now: TimeSpec) -> TimeSpec {
 
 impl<S: BlockStore> Volume<S> {
     /// The inode's attributes.
-    pub fn getattr(&mut self, ino: u64) -> FsResult<Attr> {
+    pub fn getattr(&mut self, ino: Ino) -> FsResult<Attr> {
+        let ino = ino.get();
         let (i, d) = self.get(ino)?;
         Ok(d.attr(i))
     }
 
     /// Change what `s` sets (size, mode, owner, times), as one change; the attributes after.
-    pub fn setattr(&mut self, ino: u64, s: SetAttr) -> FsResult<Attr> {
+    pub fn setattr(&mut self, ino: Ino, s: SetAttr) -> FsResult<Attr> {
+        let ino = ino.get();
         let (i, mut d) = self.get(ino)?;
         let now = TimeSpec::now();
         if let Some(size) = s.size {
@@ -69,7 +71,7 @@ impl<S: BlockStore> Volume<S> {
         let kill = (chown || (s.kill_priv && s.size.is_some())) && !d.is_dir();
         self.put(i, &d)?;
         if kill {
-            self.kill_priv(ino)?;
+            self.kill_priv(Ino::new(ino))?;
         }
         self.after_op()?;
         let (i, d) = self.get(ino)?;
@@ -78,7 +80,8 @@ impl<S: BlockStore> Volume<S> {
 
     /// Drop what an unprivileged write, truncation or change of owner takes from a file:
     /// setuid, setgid if the group may execute it, and file capabilities.
-    pub fn kill_priv(&mut self, ino: u64) -> FsResult<()> {
+    pub fn kill_priv(&mut self, ino: Ino) -> FsResult<()> {
+        let ino = ino.get();
         let (i, mut d) = self.get(ino)?;
         let mut mode = d.mode & !libc::S_ISUID;
         if mode & libc::S_IXGRP != 0 {
@@ -89,7 +92,7 @@ impl<S: BlockStore> Volume<S> {
             d.ctime = TimeSpec::now();
             self.put(i, &d)?;
         }
-        match self.removexattr(ino, b"security.capability") {
+        match self.removexattr(Ino::new(ino), b"security.capability") {
             Ok(()) | Err(FsError::NoAttr) => Ok(()),
             Err(e) => Err(e),
         }

@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::attr::Ino;
 use crate::cache::PreparedCommit;
 use crate::error::{FsError, FsResult};
 use crate::journal;
@@ -117,7 +118,8 @@ impl<S: BlockStore> Volume<S> {
     }
 
     /// fsync: file data and all metadata durable.
-    pub fn fsync(&mut self, ino: u64) -> FsResult<()> {
+    pub fn fsync(&mut self, ino: Ino) -> FsResult<()> {
+        let ino = ino.get();
         self.get(ino)?;
         self.commit()
     }

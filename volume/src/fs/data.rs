@@ -3,6 +3,7 @@
 //! is written (or it is zeroed); a read never returns a fresh block's old contents; a long
 //! allocation or punch is cut into steps that each leave the file consistent.
 
+use crate::attr::Ino;
 use crate::bmap;
 use crate::cache::Meta;
 use crate::error::{FsError, FsResult};
@@ -105,7 +106,8 @@ impl<S: BlockStore> Volume<S> {
 
     /// The first half of a read: where its bytes are. `SharedVolume` reads them without
     /// holding the engine.
-    pub fn plan_read(&mut self, ino: u64, offset: u64, size: usize) -> FsResult<ReadPlan> {
+    pub fn plan_read(&mut self, ino: Ino, offset: u64, size: usize) -> FsResult<ReadPlan> {
+        let ino = ino.get();
         let (_, d) = self.get(ino)?;
         if d.is_dir() {
             return Err(FsError::IsDir);
@@ -216,7 +218,8 @@ impl<S: BlockStore> Volume<S> {
     }
 
     /// Up to `size` bytes at `offset`; short at the end of the file.
-    pub fn read(&mut self, ino: u64, offset: u64, size: usize) -> FsResult<Vec<u8>> {
+    pub fn read(&mut self, ino: Ino, offset: u64, size: usize) -> FsResult<Vec<u8>> {
+        let ino = ino.get();
         let (_, d) = self.get(ino)?;
         if d.is_dir() {
             return Err(FsError::IsDir);
@@ -225,7 +228,7 @@ impl<S: BlockStore> Volume<S> {
     }
 
     /// Write `data` at `offset`, growing the size; the bytes written (short only on a full volume).
-    pub fn write(&mut self, ino: u64, offset: u64, data: &[u8]) -> FsResult<usize> {
+    pub fn write(&mut self, ino: Ino, offset: u64, data: &[u8]) -> FsResult<usize> {
         let mut done = 0;
         loop {
             let mut plan = match self.plan_write(ino, offset + done as u64, data.len() - done) {
@@ -245,7 +248,8 @@ impl<S: BlockStore> Volume<S> {
     /// The first half of a write, with the engine: map (allocating) the blocks for `len`
     /// bytes at `offset`. The data goes to the store without it (`WritePlan::execute`); a
     /// commit meanwhile waits for it. `finish_write` then sets the size and times.
-    pub fn plan_write(&mut self, ino: u64, offset: u64, len: usize) -> FsResult<WritePlan> {
+    pub fn plan_write(&mut self, ino: Ino, offset: u64, len: usize) -> FsResult<WritePlan> {
+        let ino = ino.get();
         let (i, mut d) = self.get(ino)?;
         if d.is_dir() {
             return Err(FsError::IsDir);
@@ -384,15 +388,17 @@ impl<S: BlockStore> Volume<S> {
     }
 
     /// Write at the current end of the file, wherever other writers left it (O_APPEND).
-    pub fn append(&mut self, ino: u64, data: &[u8]) -> FsResult<usize> {
+    pub fn append(&mut self, ino: Ino, data: &[u8]) -> FsResult<usize> {
+        let ino = ino.get();
         let (_, d) = self.get(ino)?;
-        self.write(ino, d.size, data)
+        self.write(Ino::new(ino), d.size, data)
     }
 
     /// Allocate the blocks of a range (growing the size unless `FALLOC_KEEP_SIZE`), or with
     /// `FALLOC_PUNCH_HOLE` / `FALLOC_ZERO_RANGE` free or zero them. Longer than a transaction
     /// holds, it goes in steps (`step`).
-    pub fn fallocate(&mut self, ino: u64, offset: u64, len: u64, mode: u32) -> FsResult<()> {
+    pub fn fallocate(&mut self, ino: Ino, offset: u64, len: u64, mode: u32) -> FsResult<()> {
+        let ino = ino.get();
         let (i, mut d) = self.get(ino)?;
         if d.is_dir() {
             return Err(FsError::IsDir);
@@ -510,7 +516,8 @@ impl<S: BlockStore> Volume<S> {
     /// lseek's SEEK_DATA (`whence` 3) or SEEK_HOLE (4), as Linux numbers them: the first
     /// offset at or after `offset` in data (a mapped block) or in a hole (the file's end
     /// is one). `PastEnd` if `offset` is at or past the end, or no data follows it.
-    pub fn lseek(&mut self, ino: u64, offset: u64, whence: u32) -> FsResult<u64> {
+    pub fn lseek(&mut self, ino: Ino, offset: u64, whence: u32) -> FsResult<u64> {
+        let ino = ino.get();
         const SEEK_DATA: u32 = 3;
         const SEEK_HOLE: u32 = 4;
         if whence != SEEK_DATA && whence != SEEK_HOLE {

@@ -2,7 +2,7 @@
 //! directory listings. Invariant: a refused call changes nothing; every check (name, parent,
 //! room for the entry and the new inode's blocks) is made before the first change.
 
-use crate::attr::{Attr, DirEntry, FileKind};
+use crate::attr::{Attr, DirEntry, FileKind, Ino};
 use crate::bmap;
 use crate::dir::DirIndex;
 use crate::error::{FsError, FsResult};
@@ -36,7 +36,8 @@ pub(super) fn check_name(name: &[u8]) -> FsResult<()> {
 
 impl<S: BlockStore> Volume<S> {
     /// The attributes of `name` in directory `parent` (`.` and `..` included).
-    pub fn lookup(&mut self, parent: u64, name: &[u8]) -> FsResult<Attr> {
+    pub fn lookup(&mut self, parent: Ino, name: &[u8]) -> FsResult<Attr> {
+        let parent = parent.get();
         if name.len() > MAX_NAME {
             return Err(FsError::NameTooLong);
         }
@@ -46,16 +47,16 @@ impl<S: BlockStore> Volume<S> {
         }
         if name == b".." {
             return self.getattr(if pi == ROOT_INDEX {
-                ROOT_INO
+                Ino::ROOT
             } else {
-                pd.parent
+                Ino::new(pd.parent)
             });
         }
         let d = self.take_dir(pi, &pd)?;
         let slot = d.get(name);
         self.dirs.insert(pi, d);
         let slot = slot.ok_or(FsError::NotFound)?;
-        self.getattr(slot.ino).map_err(|e| match e {
+        self.getattr(Ino::new(slot.ino)).map_err(|e| match e {
             FsError::Stale => FsError::Corrupt(format!("entry names a free inode {}", slot.ino)),
             e => e,
         })
@@ -175,9 +176,10 @@ impl<S: BlockStore> Volume<S> {
     /// it. `Exists` if that slot is taken meanwhile.
     pub fn create_again<R>(
         &mut self,
-        ino: u64,
+        ino: Ino,
         create: impl FnOnce(&mut Self) -> FsResult<R>,
     ) -> FsResult<R> {
+        let ino = ino.get();
         if ino == ROOT_INO {
             return Err(FsError::Invalid);
         }
@@ -225,13 +227,14 @@ impl<S: BlockStore> Volume<S> {
     /// Make a file, FIFO, socket or device node `name` in `parent`.
     pub fn mknod(
         &mut self,
-        parent: u64,
+        parent: Ino,
         name: &[u8],
         mode: u32,
         uid: u32,
         gid: u32,
         rdev: u32,
     ) -> FsResult<Attr> {
+        let parent = parent.get();
         if mode & libc::S_IFMT == libc::S_IFDIR || mode & libc::S_IFMT == libc::S_IFLNK {
             return Err(FsError::Invalid);
         }
@@ -254,7 +257,7 @@ impl<S: BlockStore> Volume<S> {
     /// Make an empty regular file `name` in `parent`.
     pub fn create(
         &mut self,
-        parent: u64,
+        parent: Ino,
         name: &[u8],
         mode: u32,
         uid: u32,
@@ -266,12 +269,13 @@ impl<S: BlockStore> Volume<S> {
     /// Make an empty directory `name` in `parent`.
     pub fn mkdir(
         &mut self,
-        parent: u64,
+        parent: Ino,
         name: &[u8],
         mode: u32,
         uid: u32,
         gid: u32,
     ) -> FsResult<Attr> {
+        let parent = parent.get();
         let spec = NewInode {
             mode: libc::S_IFDIR | (mode & 0o7777),
             uid,
@@ -288,12 +292,13 @@ impl<S: BlockStore> Volume<S> {
     /// Make a symbolic link `name` in `parent` pointing at `target`.
     pub fn symlink(
         &mut self,
-        parent: u64,
+        parent: Ino,
         name: &[u8],
         target: &[u8],
         uid: u32,
         gid: u32,
     ) -> FsResult<Attr> {
+        let parent = parent.get();
         if target.len() > MAX_SYMLINK {
             return Err(FsError::NameTooLong);
         }
@@ -322,7 +327,8 @@ impl<S: BlockStore> Volume<S> {
     }
 
     /// A symbolic link's target.
-    pub fn readlink(&mut self, ino: u64) -> FsResult<Vec<u8>> {
+    pub fn readlink(&mut self, ino: Ino) -> FsResult<Vec<u8>> {
+        let ino = ino.get();
         let (_, d) = self.get(ino)?;
         if d.kind() != Some(FileKind::Symlink) {
             return Err(FsError::Invalid);
@@ -331,7 +337,9 @@ impl<S: BlockStore> Volume<S> {
     }
 
     /// Give inode `ino` another name, `newname` in `newparent`.
-    pub fn link(&mut self, ino: u64, newparent: u64, newname: &[u8]) -> FsResult<Attr> {
+    pub fn link(&mut self, ino: Ino, newparent: Ino, newname: &[u8]) -> FsResult<Attr> {
+        let ino = ino.get();
+        let newparent = newparent.get();
         check_name(newname)?;
         let (i, mut inode) = self.get(ino)?;
         if inode.is_dir() {
@@ -371,12 +379,14 @@ impl<S: BlockStore> Volume<S> {
     // ---- removal ----
 
     /// Remove the name of a non-directory; the inode goes with its last link and close.
-    pub fn unlink(&mut self, parent: u64, name: &[u8]) -> FsResult<()> {
+    pub fn unlink(&mut self, parent: Ino, name: &[u8]) -> FsResult<()> {
+        let parent = parent.get();
         self.remove(parent, name, false)
     }
 
     /// Remove an empty directory.
-    pub fn rmdir(&mut self, parent: u64, name: &[u8]) -> FsResult<()> {
+    pub fn rmdir(&mut self, parent: Ino, name: &[u8]) -> FsResult<()> {
+        let parent = parent.get();
         if name == b"." {
             return Err(FsError::Invalid);
         }
@@ -436,12 +446,13 @@ impl<S: BlockStore> Volume<S> {
     // ---- directories ----
 
     /// Entries after cookie `offset` (0 starts; `.` is 1, `..` is 2), at most `max` of them.
-    pub fn readdir(&mut self, ino: u64, offset: u64, max: usize) -> FsResult<Vec<DirEntry>> {
+    pub fn readdir(&mut self, ino: Ino, offset: u64, max: usize) -> FsResult<Vec<DirEntry>> {
+        let ino = ino.get();
         let (i, d) = self.get_dir(ino)?;
         let mut out = Vec::new();
         if offset < 1 {
             out.push(DirEntry {
-                ino,
+                ino: Ino::new(ino),
                 offset: 1,
                 kind: FileKind::Directory,
                 name: b".".to_vec(),
@@ -450,7 +461,7 @@ impl<S: BlockStore> Volume<S> {
         if offset < 2 {
             let parent = if i == ROOT_INDEX { ROOT_INO } else { d.parent };
             out.push(DirEntry {
-                ino: parent,
+                ino: Ino::new(parent),
                 offset: 2,
                 kind: FileKind::Directory,
                 name: b"..".to_vec(),
@@ -463,7 +474,7 @@ impl<S: BlockStore> Volume<S> {
                 break;
             }
             out.push(DirEntry {
-                ino: slot.ino,
+                ino: Ino::new(slot.ino),
                 offset: slot.pos as u64 + 3,
                 kind: slot.kind,
                 name: name.clone(),
@@ -477,11 +488,12 @@ impl<S: BlockStore> Volume<S> {
     /// Like `readdir`, with each entry's attributes (`.` and `..` included).
     pub fn readdirplus(
         &mut self,
-        ino: u64,
+        ino: Ino,
         offset: u64,
         max: usize,
     ) -> FsResult<Vec<(DirEntry, Attr)>> {
-        let entries = self.readdir(ino, offset, max)?;
+        let ino = ino.get();
+        let entries = self.readdir(Ino::new(ino), offset, max)?;
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
             let a = self.getattr(e.ino)?;
@@ -491,7 +503,8 @@ impl<S: BlockStore> Volume<S> {
     }
 
     /// Entries in a directory (`.` and `..` excluded).
-    pub fn dir_len(&mut self, ino: u64) -> FsResult<usize> {
+    pub fn dir_len(&mut self, ino: Ino) -> FsResult<usize> {
+        let ino = ino.get();
         let (i, d) = self.get_dir(ino)?;
         let idx = self.take_dir(i, &d)?;
         let n = idx.len();

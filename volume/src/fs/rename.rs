@@ -2,6 +2,7 @@
 //! block (adding the target name) comes first and is all or nothing, so a refused rename
 //! leaves both names as they were.
 
+use crate::attr::Ino;
 use crate::dir::Slot;
 use crate::error::{FsError, FsResult};
 use crate::inode::DiskInode;
@@ -38,12 +39,14 @@ impl<S: BlockStore> Volume<S> {
     /// `flags.noreplace`, or swapping the two with `flags.exchange`.
     pub fn rename(
         &mut self,
-        parent: u64,
+        parent: Ino,
         name: &[u8],
-        newparent: u64,
+        newparent: Ino,
         newname: &[u8],
         flags: RenameFlags,
     ) -> FsResult<()> {
+        let parent = parent.get();
+        let newparent = newparent.get();
         if name.len() > MAX_NAME || newname.len() > MAX_NAME {
             return Err(FsError::NameTooLong);
         }

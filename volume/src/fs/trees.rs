@@ -1,7 +1,7 @@
 //! Quota trees as callers see them (`crate::quota` says how they are kept): making a
 //! directory a tree's root, changing its limits, a tree's use, and `statfs` from inside one.
 
-use crate::attr::StatFs;
+use crate::attr::{Ino, StatFs};
 use crate::error::{FsError, FsResult};
 use crate::layout::{make_ino, ROOT_INDEX};
 use crate::quota::{Quota, Usage};
@@ -14,8 +14,8 @@ impl<S: BlockStore> Volume<S> {
     /// limits. A directory becomes a root only while it is empty, outside every tree and not
     /// the volume's root (`Invalid`); a root's limits may not fall below what its tree holds
     /// (`DiskQuota`). Nothing changes when refused.
-    pub fn set_quota(&mut self, ino: u64, quota: Quota) -> FsResult<()> {
-        let (i, mut d) = self.get_dir(ino)?;
+    pub fn set_quota(&mut self, ino: Ino, quota: Quota) -> FsResult<()> {
+        let (i, mut d) = self.get_dir(ino.get())?;
         let used = match self.m.trees.get(i) {
             Some((_, used)) if d.tree == i => used,
             _ => {
@@ -49,8 +49,8 @@ impl<S: BlockStore> Volume<S> {
 
     /// The quota tree `ino` is in: its root's inode number, its limits and its use; `None`
     /// outside every tree.
-    pub fn quota_of(&mut self, ino: u64) -> FsResult<Option<(u64, Quota, Usage)>> {
-        let (_, d) = self.get(ino)?;
+    pub fn quota_of(&mut self, ino: Ino) -> FsResult<Option<(Ino, Quota, Usage)>> {
+        let (_, d) = self.get(ino.get())?;
         if d.tree == 0 {
             return Ok(None);
         }
@@ -59,12 +59,12 @@ impl<S: BlockStore> Volume<S> {
             .m
             .trees
             .get(d.tree)
-            .map(|(q, u)| (make_ino(d.tree, root.generation), q, u)))
+            .map(|(q, u)| (Ino::new(make_ino(d.tree, root.generation)), q, u)))
     }
 
     /// `statfs` as seen from `ino`: inside a quota tree, its limits are the sizes and what
     /// is left of them (and of the volume) is free, as `df` shows a project quota.
-    pub fn statfs_at(&mut self, ino: u64) -> FsResult<StatFs> {
+    pub fn statfs_at(&mut self, ino: Ino) -> FsResult<StatFs> {
         let all = self.statfs();
         let Some((_, q, u)) = self.quota_of(ino)? else {
             return Ok(all);

@@ -1,6 +1,7 @@
 //! Extended attributes: all of an inode's live in one block of their own. Invariant: the
 //! block exists only while the inode has at least one attribute.
 
+use crate::attr::Ino;
 use crate::bmap;
 use crate::error::{FsError, FsResult};
 use crate::inode::DiskInode;
@@ -22,19 +23,22 @@ impl<S: BlockStore> Volume<S> {
     }
 
     /// The value of extended attribute `name`.
-    pub fn getxattr(&mut self, ino: u64, name: &[u8]) -> FsResult<Vec<u8>> {
+    pub fn getxattr(&mut self, ino: Ino, name: &[u8]) -> FsResult<Vec<u8>> {
+        let ino = ino.get();
         let (_, d) = self.get(ino)?;
         self.load_xattrs(&d)?.remove(name).ok_or(FsError::NoAttr)
     }
 
     /// The names of the inode's extended attributes.
-    pub fn listxattr(&mut self, ino: u64) -> FsResult<Vec<Vec<u8>>> {
+    pub fn listxattr(&mut self, ino: Ino) -> FsResult<Vec<Vec<u8>>> {
+        let ino = ino.get();
         let (_, d) = self.get(ino)?;
         Ok(self.load_xattrs(&d)?.into_keys().collect())
     }
 
     /// Set extended attribute `name` (`XATTR_CREATE` / `XATTR_REPLACE` in `flags`).
-    pub fn setxattr(&mut self, ino: u64, name: &[u8], value: &[u8], flags: u32) -> FsResult<()> {
+    pub fn setxattr(&mut self, ino: Ino, name: &[u8], value: &[u8], flags: u32) -> FsResult<()> {
+        let ino = ino.get();
         if name.is_empty() || name.len() > 255 {
             return Err(FsError::Range);
         }
@@ -55,7 +59,8 @@ impl<S: BlockStore> Volume<S> {
     }
 
     /// Remove extended attribute `name`.
-    pub fn removexattr(&mut self, ino: u64, name: &[u8]) -> FsResult<()> {
+    pub fn removexattr(&mut self, ino: Ino, name: &[u8]) -> FsResult<()> {
+        let ino = ino.get();
         let (i, mut d) = self.get(ino)?;
         let mut x = self.load_xattrs(&d)?;
         if x.remove(name).is_none() {
