@@ -28,6 +28,16 @@ pub trait Hooks<S: BlockStore> {
     /// A call that changes the volume succeeded: its changes are in transaction `seq`; its
     /// response and bulk bytes as they will be answered.
     fn record(&self, seq: u64, resp: &Response, out: &[u8]);
+    /// Who the call's layouts are for (direct mode): the server's session, one number for
+    /// everything a placement with a single client does.
+    fn holder(&self) -> u64 {
+        0
+    }
+    /// Where the volume lives, for a client that reads and writes file data on it itself
+    /// (`Request::VolumeLocation`); `None` where no client may (`NotSupported`).
+    fn location(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A placement that neither checks nor records: a raw mount, where the caller's kernel
@@ -77,8 +87,18 @@ pub fn execute<S: BlockStore>(
             }
         }
         req if req.mutates() => mutation(vol, req, bulk, hooks),
+        // It reserves blocks: once more after a commit if freed ones were waiting for it.
+        req @ Request::LayoutGet { write: true, .. } => {
+            let get = || {
+                vol.with(|v| {
+                    hooks.authorize(v, &mut req.clone())?;
+                    table::run(v, req.clone(), bulk, hooks).0
+                })
+            };
+            (with_space(vol, get), Vec::new())
+        }
         mut req => vol.with(|v| match hooks.authorize(v, &mut req) {
-            Ok(()) => table::run(v, req, bulk),
+            Ok(()) => table::run(v, req, bulk, hooks),
             Err(e) => (Err(e), Vec::new()),
         }),
     }
@@ -100,7 +120,7 @@ fn mutation<S: BlockStore>(
                 return (Err(e), Vec::new());
             }
             let seq = v.next_seq();
-            let (r, out) = table::run(v, req, bulk);
+            let (r, out) = table::run(v, req, bulk, hooks);
             if let Ok(resp) = &r {
                 hooks.record(seq, resp, &out);
             }

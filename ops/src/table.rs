@@ -5,13 +5,18 @@
 use protocol::{Request, Response};
 use volume::{Attr, BlockStore, FsError, Volume};
 
-use crate::Answer;
+use crate::{Answer, Hooks};
 use volume::Ino;
 
 /// Run `req` (with its bulk bytes) on the engine held. Each part of the table takes the
 /// calls it knows and gives the others back, so a new call is one arm in the part it
 /// belongs to. Locks are the lock manager's, never the engine's: no part takes them.
-pub(crate) fn run<S: BlockStore>(v: &mut Volume<S>, req: Request, bulk: &[u8]) -> Answer {
+pub(crate) fn run<S: BlockStore>(
+    v: &mut Volume<S>,
+    req: Request,
+    bulk: &[u8],
+    hooks: &dyn Hooks<S>,
+) -> Answer {
     // See `execute`: it does a read's disk I/O outside the engine's lock.
     if let Request::Read { ino, offset, size } = req {
         return match v.read(Ino::new(ino), offset, size.min(crate::MAX_READ) as usize) {
@@ -21,7 +26,8 @@ pub(crate) fn run<S: BlockStore>(v: &mut Volume<S>, req: Request, bulk: &[u8]) -
     }
     let r = data(v, req, bulk)
         .or(|req| attrs(v, req))
-        .or(|req| names(v, req));
+        .or(|req| names(v, req))
+        .or(|req| layouts(v, req, hooks));
     match r {
         Part::Ran(r) => (r, Vec::new()),
         Part::NotMine(_) => (Err(FsError::NotSupported), Vec::new()),
@@ -135,6 +141,39 @@ fn data<S: BlockStore>(v: &mut Volume<S>, req: Request, bulk: &[u8]) -> Part {
             }
             Ok(Response::Written(n as u32))
         }),
+        req => return Part::NotMine(req),
+    })
+}
+
+/// Direct mode: layouts of a file's blocks for a client that moves its data itself, held by
+/// the placement's holder (`Hooks::holder`), and where the volume lives.
+fn layouts<S: BlockStore>(v: &mut Volume<S>, req: Request, hooks: &dyn Hooks<S>) -> Part {
+    let holder = hooks.holder();
+    Part::Ran(match req {
+        Request::LayoutGet {
+            ino,
+            offset,
+            len,
+            write,
+        } => v
+            .layout_get(holder, Ino::new(ino), offset, len, write)
+            .map(|l| Response::Layout(l.into())),
+        Request::LayoutCommit {
+            ino,
+            written,
+            size,
+            mtime,
+        } => v
+            .layout_commit(holder, Ino::new(ino), &written, size, mtime.map(Into::into))
+            .map(attr),
+        Request::LayoutReturn { ino } => {
+            v.layout_return(holder, Ino::new(ino));
+            Ok(Response::Empty)
+        }
+        Request::VolumeLocation => hooks
+            .location()
+            .map(Response::Location)
+            .ok_or(FsError::NotSupported),
         req => return Part::NotMine(req),
     })
 }

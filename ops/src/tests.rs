@@ -207,3 +207,61 @@ fn space_freed_a_moment_ago_is_written_after_one_commit_not_refused() {
         "{r:?}"
     );
 }
+
+/// Holds layouts as the holder it names.
+struct Holder(u64);
+
+impl Hooks<Arc<MemStore>> for Holder {
+    fn authorize(&self, _: &mut Volume<Arc<MemStore>>, _: &mut Request) -> FsResult<()> {
+        Ok(())
+    }
+    fn record(&self, _: u64, _: &Response, _: &[u8]) {}
+    fn holder(&self) -> u64 {
+        self.0
+    }
+}
+
+#[test]
+fn a_file_written_through_a_layout_reads_back_through_the_table() {
+    let vol = volume();
+    let f = attr(execute(&vol, create(b"d", 0o644), &[], &Trusted).0);
+    let get = |write| Request::LayoutGet {
+        ino: f.ino,
+        offset: 0,
+        len: 5,
+        write,
+    };
+    let layout = match execute(&vol, get(true), &[], &Holder(1)).0 {
+        Ok(Response::Layout(l)) => l,
+        r => panic!("not a layout: {r:?}"),
+    };
+    // Another holder may not write there before it is committed, and reads a hole.
+    let e = execute(&vol, get(true), &[], &Holder(2)).0.unwrap_err();
+    assert!(matches!(e, FsError::WouldBlock), "{e}");
+    match execute(&vol, get(false), &[], &Holder(2)).0 {
+        Ok(Response::Layout(l)) => assert!(l.extents.is_empty(), "{l:?}"),
+        r => panic!("not a layout: {r:?}"),
+    }
+    let disk = layout.extents[0].disk.expect("a block for writing");
+    let store = vol.with(|v| v.shared_store());
+    volume::BlockStore::write_at(&*store, b"hello", disk).unwrap();
+    let commit = Request::LayoutCommit {
+        ino: f.ino,
+        written: vec![(0, 5)],
+        size: 5,
+        mtime: None,
+    };
+    assert_eq!(attr(execute(&vol, commit, &[], &Holder(1)).0).size, 5);
+    let read = Request::Read {
+        ino: f.ino,
+        offset: 0,
+        size: 100,
+    };
+    assert_eq!(execute(&vol, read, &[], &Trusted).1, b"hello");
+    let ret = Request::LayoutReturn { ino: f.ino };
+    execute(&vol, ret, &[], &Holder(1)).0.unwrap();
+    assert_eq!(vol.with(|v| v.reserved_blocks()), 0);
+    // A placement that says nowhere: no client may reach the volume itself.
+    let e = execute(&vol, Request::VolumeLocation, &[], &Trusted).0;
+    assert!(matches!(e, Err(FsError::NotSupported)), "{e:?}");
+}

@@ -147,8 +147,32 @@ fn data_and_attrs() -> impl Strategy<Value = Request> {
     ]
 }
 
+/// Layouts as a direct client asks for them, committing ranges it may or may not have been
+/// given (the engine maps only what it reserved for them).
+fn layouts() -> impl Strategy<Value = Request> {
+    prop_oneof![
+        (ino(), offset(), offset(), any::<bool>()).prop_map(|(ino, offset, len, write)| {
+            Request::LayoutGet {
+                ino,
+                offset,
+                len,
+                write,
+            }
+        }),
+        (ino(), offset(), offset(), offset()).prop_map(|(ino, at, len, size)| {
+            Request::LayoutCommit {
+                ino,
+                written: vec![(at, len)],
+                size,
+                mtime: None,
+            }
+        }),
+        ino().prop_map(|ino| Request::LayoutReturn { ino }),
+    ]
+}
+
 fn request() -> impl Strategy<Value = Request> {
-    prop_oneof![names_and_files(), data_and_attrs()]
+    prop_oneof![names_and_files(), data_and_attrs(), layouts()]
 }
 
 proptest! {

@@ -3,7 +3,7 @@
 //! response is written once, beside the `Response` enum, for every placement's client.
 
 use crate::messages::Response;
-use crate::wire::{Attr, DirEntry, LockKind, LockRange, StatFs};
+use crate::wire::{Attr, DirEntry, Layout, LockKind, LockRange, StatFs};
 
 /// A type a `Response` (with its bulk bytes) can be taken as.
 pub trait Answer: Sized {
@@ -109,6 +109,25 @@ impl Answer for LockState {
     fn take(resp: Response, _: Vec<u8>) -> Option<LockState> {
         match resp {
             Response::Lock { range, kind, pid } => Some(LockState { range, kind, pid }),
+            _ => None,
+        }
+    }
+}
+
+impl Answer for Layout {
+    fn take(resp: Response, _: Vec<u8>) -> Option<Layout> {
+        match resp {
+            Response::Layout(l) => Some(l),
+            _ => None,
+        }
+    }
+}
+
+/// Where the volume lives (`Request::VolumeLocation`).
+impl Answer for String {
+    fn take(resp: Response, _: Vec<u8>) -> Option<String> {
+        match resp {
+            Response::Location(l) => Some(l),
             _ => None,
         }
     }

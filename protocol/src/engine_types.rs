@@ -6,7 +6,9 @@ use volume::attr as engine;
 use volume::{FsError, Ino};
 
 use crate::error_code::ErrorCode;
-use crate::wire::{Attr, DirEntry, FileKind, RenameFlags, SetAttr, SetTime, StatFs, TimeSpec};
+use crate::wire::{
+    Attr, DirEntry, Extent, FileKind, Layout, RenameFlags, SetAttr, SetTime, StatFs, TimeSpec,
+};
 
 impl From<engine::FileKind> for FileKind {
     fn from(k: engine::FileKind) -> FileKind {
@@ -290,6 +292,31 @@ impl From<RenameFlags> for volume::RenameFlags {
         volume::RenameFlags {
             noreplace,
             exchange,
+        }
+    }
+}
+
+impl From<volume::Layout> for Layout {
+    fn from(l: volume::Layout) -> Layout {
+        let volume::Layout { size, extents } = l;
+        let extents = extents.into_iter().map(Extent::from).collect();
+        Layout { size, extents }
+    }
+}
+
+impl From<volume::Extent> for Extent {
+    fn from(e: volume::Extent) -> Extent {
+        let volume::Extent {
+            offset,
+            len,
+            disk,
+            reserved,
+        } = e;
+        Extent {
+            offset,
+            len,
+            disk,
+            reserved,
         }
     }
 }

@@ -26,5 +26,6 @@ pub use messages::{
 };
 pub use meta::{Access, Entries, Meta, Moves, Opens};
 pub use wire::{
-    Attr, DirEntry, FileKind, LockKind, LockRange, RenameFlags, SetAttr, SetTime, StatFs, TimeSpec,
+    Attr, DirEntry, Extent, FileKind, Layout, LockKind, LockRange, RenameFlags, SetAttr, SetTime,
+    StatFs, TimeSpec,
 };

@@ -4,12 +4,14 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error_code::ErrorCode;
-use crate::wire::{Attr, DirEntry, LockKind, LockRange, RenameFlags, SetAttr, StatFs};
+use crate::wire::{
+    Attr, DirEntry, Layout, LockKind, LockRange, RenameFlags, SetAttr, StatFs, TimeSpec,
+};
 
 /// The version both ends speak, checked in `Hello`: bumped whenever a message's encoding
 /// changes (the golden bytes of `tests/golden.rs`), so the server refuses an older or newer
 /// client with the reason instead of misreading it.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// From client to server.
 ///
@@ -531,6 +533,42 @@ pub enum Request {
         /// What it looks for: 3 data, 4 a hole.
         whence: u32,
     },
+    /// Direct mode: where the volume's blocks backing `len` bytes at `offset` of a file are,
+    /// for the caller to read (or, with `write`, write) the data there itself; answered
+    /// `Layout`. For writing, the range's holes are reserved for the caller: they read as
+    /// holes to everyone else until its `LayoutCommit`. Refused `WouldBlock` while another
+    /// session has uncommitted blocks reserved in the range.
+    LayoutGet {
+        /// The file.
+        ino: u64,
+        /// Where the range starts.
+        offset: u64,
+        /// Its length in bytes (a layout covers at most 64 MiB: ask again for the rest).
+        len: u64,
+        /// For writing, not only reading.
+        write: bool,
+    },
+    /// Direct mode: the caller's writes through its layouts are on the volume (flushed):
+    /// map the blocks reserved for them in `written`, grow the size to `size` if larger,
+    /// set the mtime; answered `Attr`. Durable as any change (`Fsync` after it).
+    LayoutCommit {
+        /// The file.
+        ino: u64,
+        /// The ranges written, (offset, length) in bytes.
+        written: Vec<(u64, u64)>,
+        /// The file's size as the writer sees it (the end of its last write, if larger).
+        size: u64,
+        /// The modification time to set; the server's clock if `None`.
+        mtime: Option<TimeSpec>,
+    },
+    /// Direct mode: the caller is done with its layouts on the file; blocks still reserved
+    /// for it go back to the free ones.
+    LayoutReturn {
+        /// The file.
+        ino: u64,
+    },
+    /// Direct mode: where the volume lives, for the caller to open it; answered `Location`.
+    VolumeLocation,
 }
 
 /// The answer to a `Request` that succeeded.
@@ -572,4 +610,8 @@ pub enum Response {
     Cancelled(bool),
     /// A position in a file (lseek's answer).
     Offset(u64),
+    /// `LayoutGet`'s answer.
+    Layout(Layout),
+    /// `VolumeLocation`'s answer: the image's path as the server sees it.
+    Location(String),
 }

@@ -349,6 +349,18 @@ impl Request {
                 recovery: true,
                 ..Meta::default().blocking()
             },
+            // A layout reserves nothing the journal knows of, and is asked for again after a
+            // restart rather than replayed: it changes nothing a client keeps. One for
+            // writing needs what a write does.
+            R::LayoutGet { ino, write, .. } => Meta::on(*ino).blocking().needs(match write {
+                true => Access::WriteData,
+                false => Access::ReadData,
+            }),
+            R::LayoutCommit { ino, .. } => {
+                Meta::on(*ino).changes().blocking().needs(Access::WriteData)
+            }
+            R::LayoutReturn { ino } => Meta::on(*ino),
+            R::VolumeLocation => Meta::default(),
             // The create it repeats, made again: it changes what that create changed, and is
             // allowed as it was, but opens nothing (its client opens what it holds) and is
             // not itself sent again.

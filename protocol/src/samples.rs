@@ -42,10 +42,14 @@ pub(crate) fn index(r: &Request) -> u32 {
         R::ReclaimDone => 31,
         R::CreateAgain { .. } => 32,
         R::Lseek { .. } => 33,
+        R::LayoutGet { .. } => 34,
+        R::LayoutCommit { .. } => 35,
+        R::LayoutReturn { .. } => 36,
+        R::VolumeLocation => 37,
     }
 }
 
-pub(crate) const VARIANTS: u32 = 34;
+pub(crate) const VARIANTS: u32 = 38;
 
 fn n(s: &str) -> Vec<u8> {
     s.as_bytes().to_vec()
@@ -213,6 +217,20 @@ pub(crate) fn requests() -> Vec<Request> {
             offset: 4096,
             whence: 4,
         },
+        Request::LayoutGet {
+            ino: 2,
+            offset: 4096,
+            len: 8192,
+            write: true,
+        },
+        Request::LayoutCommit {
+            ino: 2,
+            written: vec![(4096, 8192)],
+            size: 12288,
+            mtime: None,
+        },
+        Request::LayoutReturn { ino: 2 },
+        Request::VolumeLocation,
     ]
 }
 

@@ -214,3 +214,25 @@ mod tests {
         }
     }
 }
+
+/// Where the blocks backing a range of a file are on the volume (`Request::LayoutGet`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Layout {
+    /// The file's size when the layout was given.
+    pub size: u64,
+    /// The range's extents in file order, without gaps; for reading, only up to the size.
+    pub extents: Vec<Extent>,
+}
+
+/// A run of blocks of a file that are alike: contiguous on the volume, or all a hole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extent {
+    /// Where it starts in the file, in bytes (a block boundary).
+    pub offset: u64,
+    /// Its length in bytes (whole blocks).
+    pub len: u64,
+    /// Where its bytes are on the volume, in bytes; `None` for a hole (reads as zeros).
+    pub disk: Option<u64>,
+    /// Reserved for the caller's writes and not yet committed: a hole to everyone else.
+    pub reserved: bool,
+}

@@ -8,8 +8,9 @@ use std::fmt::Debug;
 
 use protocol::codec::{decode_body, encode_header};
 use protocol::{
-    Attr, ClientMsg, Cred, DirEntry, ErrorCode, FileKind, LockKind, LockRange, Push, RenameFlags,
-    Request, Response, ServerMsg, SessionStatus, SetAttr, SetTime, StatFs, TimeSpec,
+    Attr, ClientMsg, Cred, DirEntry, ErrorCode, Extent, FileKind, Layout, LockKind, LockRange,
+    Push, RenameFlags, Request, Response, ServerMsg, SessionStatus, SetAttr, SetTime, StatFs,
+    TimeSpec,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -1095,6 +1096,73 @@ fn request_lseek() {
     pin(&v, request_golden(&v));
 }
 
+#[rustfmt::skip]
+const REQUEST_LAYOUT_GET: &[u8] = &[
+    34, 0, 0, 0,                // Request::LayoutGet (variant 34)
+    9, 0, 0, 0, 0, 0, 0, 0,     // ino
+    0, 16, 0, 0, 0, 0, 0, 0,    // offset
+    0, 32, 0, 0, 0, 0, 0, 0,    // len
+    1,                          // write
+];
+
+#[test]
+fn request_layout_get() {
+    let v = Request::LayoutGet {
+        ino: 9,
+        offset: 4096,
+        len: 8192,
+        write: true,
+    };
+    pin(&v, request_golden(&v));
+}
+
+#[rustfmt::skip]
+const REQUEST_LAYOUT_COMMIT: &[u8] = &[
+    35, 0, 0, 0,                // Request::LayoutCommit (variant 35)
+    9, 0, 0, 0, 0, 0, 0, 0,     // ino
+    1, 0, 0, 0, 0, 0, 0, 0,     // written: length
+    0, 16, 0, 0, 0, 0, 0, 0,    // written[0].0 (offset)
+    5, 0, 0, 0, 0, 0, 0, 0,     // written[0].1 (length)
+    5, 16, 0, 0, 0, 0, 0, 0,    // size
+    1,                          // mtime: Some
+    2, 0, 0, 0, 0, 0, 0, 0,     // mtime.sec
+    3, 0, 0, 0,                 // mtime.nsec
+];
+
+#[test]
+fn request_layout_commit() {
+    let v = Request::LayoutCommit {
+        ino: 9,
+        written: vec![(4096, 5)],
+        size: 4101,
+        mtime: Some(TimeSpec { sec: 2, nsec: 3 }),
+    };
+    pin(&v, request_golden(&v));
+}
+
+#[rustfmt::skip]
+const REQUEST_LAYOUT_RETURN: &[u8] = &[
+    36, 0, 0, 0,                // Request::LayoutReturn (variant 36)
+    9, 0, 0, 0, 0, 0, 0, 0,     // ino
+];
+
+#[test]
+fn request_layout_return() {
+    let v = Request::LayoutReturn { ino: 9 };
+    pin(&v, request_golden(&v));
+}
+
+#[rustfmt::skip]
+const REQUEST_VOLUME_LOCATION: &[u8] = &[
+    37, 0, 0, 0,                // Request::VolumeLocation (variant 37)
+];
+
+#[test]
+fn request_volume_location() {
+    let v = Request::VolumeLocation;
+    pin(&v, request_golden(&v));
+}
+
 /// Every variant of `Request` has its golden bytes.
 fn request_golden(v: &Request) -> &'static [u8] {
     match v {
@@ -1132,6 +1200,10 @@ fn request_golden(v: &Request) -> &'static [u8] {
         Request::ReclaimDone => REQUEST_RECLAIM_DONE,
         Request::CreateAgain { .. } => REQUEST_CREATE_AGAIN,
         Request::Lseek { .. } => REQUEST_LSEEK,
+        Request::LayoutGet { .. } => REQUEST_LAYOUT_GET,
+        Request::LayoutCommit { .. } => REQUEST_LAYOUT_COMMIT,
+        Request::LayoutReturn { .. } => REQUEST_LAYOUT_RETURN,
+        Request::VolumeLocation => REQUEST_VOLUME_LOCATION,
     }
 }
 
@@ -1419,6 +1491,57 @@ fn response_offset() {
     pin(&v, response_golden(&v));
 }
 
+#[rustfmt::skip]
+const RESPONSE_LAYOUT: &[u8] = &[
+    13, 0, 0, 0,                // Response::Layout (variant 13)
+    1, 48, 0, 0, 0, 0, 0, 0,    // size
+    2, 0, 0, 0, 0, 0, 0, 0,     // extents: length
+    0, 0, 0, 0, 0, 0, 0, 0,     // [0].offset
+    0, 16, 0, 0, 0, 0, 0, 0,    // [0].len
+    1,                          // [0].disk: Some
+    0, 0, 16, 0, 0, 0, 0, 0,    // [0].disk
+    0,                          // [0].reserved
+    0, 16, 0, 0, 0, 0, 0, 0,    // [1].offset
+    0, 32, 0, 0, 0, 0, 0, 0,    // [1].len
+    0,                          // [1].disk: None
+    1,                          // [1].reserved
+];
+
+#[test]
+fn response_layout() {
+    let v = Response::Layout(Layout {
+        size: 12289,
+        extents: vec![
+            Extent {
+                offset: 0,
+                len: 4096,
+                disk: Some(1 << 20),
+                reserved: false,
+            },
+            Extent {
+                offset: 4096,
+                len: 8192,
+                disk: None,
+                reserved: true,
+            },
+        ],
+    });
+    pin(&v, response_golden(&v));
+}
+
+#[rustfmt::skip]
+const RESPONSE_LOCATION: &[u8] = &[
+    14, 0, 0, 0,                // Response::Location (variant 14)
+    5, 0, 0, 0, 0, 0, 0, 0,     // length
+    b'/', b'v', b'.', b'i', b'm', //
+];
+
+#[test]
+fn response_location() {
+    let v = Response::Location("/v.im".to_string());
+    pin(&v, response_golden(&v));
+}
+
 /// Every variant of `Response` has its golden bytes.
 fn response_golden(v: &Response) -> &'static [u8] {
     match v {
@@ -1435,6 +1558,8 @@ fn response_golden(v: &Response) -> &'static [u8] {
         Response::LockQueued => RESPONSE_LOCK_QUEUED,
         Response::Cancelled(_) => RESPONSE_CANCELLED,
         Response::Offset(_) => RESPONSE_OFFSET,
+        Response::Layout(_) => RESPONSE_LAYOUT,
+        Response::Location(_) => RESPONSE_LOCATION,
     }
 }
 

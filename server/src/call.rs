@@ -291,6 +291,14 @@ impl ops::Hooks<Store> for InHold<'_> {
             log.reply(session.id, id, seq, &frame);
         }
     }
+
+    fn holder(&self) -> u64 {
+        self.session.id
+    }
+
+    fn location(&self) -> Option<String> {
+        self.shared.cfg.direct_location.clone()
+    }
 }
 
 /// A create that opens the file it makes (not one made again: its client opens that).

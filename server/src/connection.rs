@@ -384,8 +384,8 @@ pub(crate) async fn expire_after(
     }
 }
 
-/// Forget a session: release the files it held open, drop its locks and lock waits (the
-/// waiters they held back are granted). `for_good`: also from the state log (not so when the
+/// Forget a session: release the files it held open and return its layouts, drop its locks
+/// and lock waits (the waiters they held back are granted). `for_good`: also from the state log (not so when the
 /// server stops: the client may resume it from the next start).
 async fn end_session(shared: &Arc<Shared>, session: &Arc<Session>, for_good: bool) {
     shared.sessions.remove(&session.id);
@@ -409,6 +409,8 @@ async fn end_session(shared: &Arc<Shared>, session: &Arc<Session>, for_good: boo
             let grants = s.locks.drop_session(id);
             crate::lock_calls::deliver(&s, grants);
             s.vol.with(|v| {
+                // Its blocks reserved for layouts go back; blocks held for them may be reused.
+                v.layout_return_all(id);
                 for (ino, n) in left {
                     for _ in 0..n {
                         let _ = v.release_file(Ino::new(ino));

@@ -49,6 +49,9 @@ pub struct ServerConfig {
     /// Most calls running on the blocking pool at once, all connections together; a
     /// connection's calls past it wait on that connection alone.
     pub max_blocking: usize,
+    /// Where clients that read and write file data on the volume themselves (direct
+    /// mounts) find it: its image's path as this machine sees it. `None`: no client may.
+    pub direct_location: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +69,7 @@ impl Default for ServerConfig {
             max_sessions: 4096,
             max_locks_per_session: 4096,
             max_blocking: 256,
+            direct_location: None,
         }
     }
 }

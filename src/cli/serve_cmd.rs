@@ -120,8 +120,19 @@ fn config(a: &Args, state_file: Option<PathBuf>) -> Result<ServerConfig, String>
         tls,
         state_log: state_file,
         grace: Duration::from_secs(a.grace_secs),
+        direct_location: direct_location(&a.image)?,
         ..ServerConfig::default()
     }))
+}
+
+/// Where direct mounts find a local image: its absolute path. A RADOS image has none (direct
+/// mounts need a local image for now).
+fn direct_location(image: &std::path::Path) -> Result<Option<String>, String> {
+    if rados_cmd::name(image)?.is_some() {
+        return Ok(None);
+    }
+    let path = std::fs::canonicalize(image).map_err(|e| format!("{}: {e}", image.display()))?;
+    Ok(path.to_str().map(str::to_owned))
 }
 
 /// Where the sessions are kept: `--state-file`, else beside a local image. A RADOS image has

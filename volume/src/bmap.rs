@@ -198,6 +198,42 @@ pub(crate) fn map_alloc<S: BlockStore>(
     lblk: u64,
     goal: Option<u64>,
 ) -> FsResult<Mapped> {
+    map_with(m, ino, lblk, goal, None)
+}
+
+/// Map logical block `lblk` to `leaf`, a block reserved for it (`Meta::reserve_block`),
+/// allocating any indirect blocks on the way; `fresh` false if `lblk` was mapped already
+/// (to the block it answers; `leaf` then stays reserved).
+pub(crate) fn map_reserved<S: BlockStore>(
+    m: &mut Meta<S>,
+    ino: &mut DiskInode,
+    lblk: u64,
+    leaf: u64,
+) -> FsResult<Mapped> {
+    map_with(m, ino, lblk, Some(leaf + 1), Some(leaf))
+}
+
+/// The data block for `lblk`: `leaf` if given (claimed from the reserved blocks), else a
+/// new one.
+fn leaf_block<S: BlockStore>(
+    m: &mut Meta<S>,
+    goal: Option<u64>,
+    leaf: Option<u64>,
+    tree: u32,
+) -> FsResult<u64> {
+    match leaf {
+        Some(b) => m.claim(b, tree).map(|_| b),
+        None => m.alloc_block(goal, tree),
+    }
+}
+
+fn map_with<S: BlockStore>(
+    m: &mut Meta<S>,
+    ino: &mut DiskInode,
+    lblk: u64,
+    goal: Option<u64>,
+    leaf: Option<u64>,
+) -> FsResult<Mapped> {
     // A walk needs at most four blocks; count them only when that many may not be there.
     if available(m).min(m.trees.room(ino.tree)) < 4 {
         let cost = alloc_cost(m, ino, lblk)?;
@@ -212,7 +248,7 @@ pub(crate) fn map_alloc<S: BlockStore>(
                 fresh: false,
             });
         }
-        let b = m.alloc_block(goal, ino.tree)?;
+        let b = leaf_block(m, goal, leaf, ino.tree)?;
         ino.direct[idx[0]] = b as u32;
         ino.blocks += 1;
         return Ok(Mapped {
@@ -250,7 +286,10 @@ pub(crate) fn map_alloc<S: BlockStore>(
             ptr = next;
             continue;
         }
-        let b = m.alloc_block(goal.or(Some(ptr + 1)), ino.tree)?;
+        let b = match level == last {
+            true => leaf_block(m, goal.or(Some(ptr + 1)), leaf, ino.tree)?,
+            false => m.alloc_block(goal.or(Some(ptr + 1)), ino.tree)?,
+        };
         ino.blocks += 1;
         put_u32(m.block_mut(ptr)?, i * 4, b as u32);
         if level == last {

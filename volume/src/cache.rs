@@ -26,6 +26,16 @@ pub(crate) struct Meta<S: BlockStore> {
     /// Blocks freed by the open transaction: not reusable until it commits, so a crash can
     /// never leave a committed file pointing at a block that already holds someone else's data.
     quarantine: HashSet<u64>,
+    /// Free blocks set aside for a layout's writer (`reserve_block`): out of the free count,
+    /// never handed out, and in no bitmap until `claim` maps them (nothing about them is
+    /// journaled, so a crash leaves them free).
+    reserved: HashSet<u64>,
+    /// Freed blocks a layout may still read or write (`hold_for`): free in the bitmap, but
+    /// not handed out again until `release_held` lets them go.
+    held: HashSet<u64>,
+    held_by: HashMap<u32, Vec<u64>>,
+    /// While set, blocks freed are held for this inode's layouts (`held`).
+    pub hold_for: Option<u32>,
     /// The transaction being written by `PreparedCommit::write`, if any: its blocks (kept in
     /// the cache until they are home) and the freed blocks it makes reusable.
     in_flight: Option<InFlight>,
@@ -47,6 +57,10 @@ impl<S: BlockStore> Meta<S> {
             blocks: HashMap::new(),
             dirty: BTreeSet::new(),
             quarantine: HashSet::new(),
+            reserved: HashSet::new(),
+            held: HashSet::new(),
+            held_by: HashMap::new(),
+            hold_for: None,
             in_flight: None,
             free_blocks: 0,
             free_inodes: 0,
@@ -132,9 +146,10 @@ impl<S: BlockStore> Meta<S> {
         self.dirty.remove(&b);
     }
 
-    /// Blocks freed but not reusable until the next commit ends.
+    /// Blocks freed but not reusable until the next commit ends, or while a layout may use
+    /// them (a block can be both for a while: counted twice, never too few).
     pub(crate) fn quarantined(&self) -> usize {
-        self.quarantine.len()
+        self.quarantine.len() + self.held.len()
     }
 
     /// The sequence number the next transaction will carry.
@@ -191,7 +206,7 @@ impl<S: BlockStore> Meta<S> {
         start: u64,
         nbits: u64,
         from: u64,
-        skip: &HashSet<u64>,
+        skip: &dyn Fn(u64) -> bool,
     ) -> FsResult<Option<u64>> {
         let from = if from >= nbits { 0 } else { from };
         let mut idx = from;
@@ -215,7 +230,7 @@ impl<S: BlockStore> Meta<S> {
                 idx += 8 - (within % 8) as u64;
                 continue;
             }
-            if byte & (1 << (within % 8)) == 0 && !skip.contains(&idx) {
+            if byte & (1 << (within % 8)) == 0 && !skip(idx) {
                 return Ok(Some(idx));
             }
             idx += 1;
@@ -224,23 +239,71 @@ impl<S: BlockStore> Meta<S> {
 
     /// A free data block near `goal`, charged to quota tree `tree`.
     pub(crate) fn alloc_block(&mut self, goal: Option<u64>, tree: u32) -> FsResult<u64> {
+        let b = self.find_free(goal)?;
+        self.set_bit(self.geo.bbitmap_start, b, true)?;
+        self.free_blocks = self.free_blocks.saturating_sub(1);
+        self.trees.charge(tree, 1, 0);
+        Ok(b)
+    }
+
+    /// A free block to hand out: clear in the bitmap, and neither quarantined, reserved nor
+    /// held.
+    fn find_free(&mut self, goal: Option<u64>) -> FsResult<u64> {
         let from = goal
             .filter(|g| self.geo.is_data_block(*g))
             .unwrap_or(self.block_hint);
-        let q = std::mem::take(&mut self.quarantine);
-        let found = self.find_clear(self.geo.bbitmap_start, self.geo.total_blocks, from, &q);
-        self.quarantine = q;
+        let (q, r, h) = (
+            std::mem::take(&mut self.quarantine),
+            std::mem::take(&mut self.reserved),
+            std::mem::take(&mut self.held),
+        );
+        let skip = |b: u64| q.contains(&b) || r.contains(&b) || h.contains(&b);
+        let found = self.find_clear(self.geo.bbitmap_start, self.geo.total_blocks, from, &skip);
+        (self.quarantine, self.reserved, self.held) = (q, r, h);
         let b = found?.ok_or(FsError::NoSpace)?;
         if !self.geo.is_data_block(b) {
             return Err(FsError::Corrupt(format!(
                 "block bitmap marks system block {b} free"
             )));
         }
-        self.set_bit(self.geo.bbitmap_start, b, true)?;
-        self.free_blocks = self.free_blocks.saturating_sub(1);
-        self.trees.charge(tree, 1, 0);
         self.block_hint = b + 1;
         Ok(b)
+    }
+
+    /// Set a free block aside for a layout's writer: taken from the free count, left clear
+    /// in the bitmap (no transaction knows of it) until `claim`.
+    pub(crate) fn reserve_block(&mut self, goal: Option<u64>) -> FsResult<u64> {
+        let b = self.find_free(goal)?;
+        self.reserved.insert(b);
+        self.free_blocks = self.free_blocks.saturating_sub(1);
+        Ok(b)
+    }
+
+    /// A reserved block becomes allocated (its bit set in this transaction), charged to
+    /// quota tree `tree`: it is about to be mapped. `Corrupt` if it was not reserved.
+    pub(crate) fn claim(&mut self, b: u64, tree: u32) -> FsResult<()> {
+        if !self.reserved.remove(&b) {
+            return Err(FsError::Corrupt(format!("block {b} mapped unreserved")));
+        }
+        if self.set_bit(self.geo.bbitmap_start, b, true)? {
+            return Err(FsError::Corrupt(format!("reserved block {b} was in use")));
+        }
+        self.trees.charge(tree, 1, 0);
+        Ok(())
+    }
+
+    /// A reserved block goes back to the free blocks, unused.
+    pub(crate) fn unreserve(&mut self, b: u64) {
+        if self.reserved.remove(&b) {
+            self.free_blocks += 1;
+        }
+    }
+
+    /// The blocks held for inode `index`'s layouts (`hold_for`) may be handed out again.
+    pub(crate) fn release_held(&mut self, index: u32) {
+        for b in self.held_by.remove(&index).unwrap_or_default() {
+            self.held.remove(&b);
+        }
     }
 
     /// Free data block `b`, given back to quota tree `tree` at once (to the allocator at
@@ -257,17 +320,20 @@ impl<S: BlockStore> Meta<S> {
             self.trees.charge(tree, -1, 0);
         }
         self.quarantine.insert(b);
+        if let Some(index) = self.hold_for {
+            self.held.insert(b);
+            self.held_by.entry(index).or_default().push(b);
+        }
         Ok(())
     }
 
     /// A free inode slot, charged to quota tree `tree`.
     pub(crate) fn alloc_inode(&mut self, tree: u32) -> FsResult<u32> {
-        let none = HashSet::new();
         let found = self.find_clear(
             self.geo.ibitmap_start,
             self.geo.inode_count,
             self.inode_hint,
-            &none,
+            &|_| false,
         )?;
         let i = found.ok_or(FsError::NoSpace)?;
         if i < 2 {

@@ -11,6 +11,7 @@
 mod attrs;
 mod commit;
 mod data;
+mod layouts;
 mod names;
 mod plan;
 mod rename;
@@ -33,6 +34,7 @@ use crate::layout::{
 use crate::store::BlockStore;
 
 pub use commit::{CommitHook, DurabilityHook};
+pub use layouts::{Extent, Layout, MAX_LAYOUT_BLOCKS};
 use plan::{DataInFlight, PendingWrite};
 pub use plan::{ReadPlan, WritePlan};
 
@@ -100,6 +102,8 @@ pub struct Volume<S: BlockStore> {
     commit_hook: Option<CommitHook>,
     /// The newest transaction of the commit in flight.
     commit_upto: u64,
+    /// Layouts handed out (direct mode), and the blocks reserved for them.
+    layouts: layouts::Layouts,
 }
 
 impl<S: BlockStore> Volume<S> {
@@ -157,6 +161,7 @@ impl<S: BlockStore> Volume<S> {
             again: None,
             commit_hook: None,
             commit_upto: 0,
+            layouts: Default::default(),
         };
         v.orphans = v.find_orphans()?;
         v.commit()?;
@@ -270,7 +275,11 @@ impl<S: BlockStore> Volume<S> {
     /// are more than a transaction holds: used alone, the engine commits between steps;
     /// behind `SharedVolume` the inode is left to `reap`, unlinked (an orphan, should the
     /// volume stop first), and the operation that dropped it is done.
-    fn destroy(&mut self, index: u32, mut inode: DiskInode) -> FsResult<()> {
+    fn destroy(&mut self, index: u32, inode: DiskInode) -> FsResult<()> {
+        self.cutting(index, 0, u64::MAX, |v| v.destroy_held(index, inode))
+    }
+
+    fn destroy_held(&mut self, index: u32, mut inode: DiskInode) -> FsResult<()> {
         let limit = self.step_limit();
         let full = |m: &Meta<S>| m.dirty_count() > limit;
         while let Some(end) = bmap::truncate_blocks_until(&mut self.m, &mut inode, 0, &full)? {

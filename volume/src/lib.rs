@@ -25,7 +25,9 @@ mod xattr;
 pub use attr::{Attr, DirEntry, FileKind, Ino, SetAttr, StatFs, TimeSpec};
 pub use cache::PreparedCommit;
 pub use error::{FsError, FsResult};
-pub use fs::{CommitHook, DurabilityHook, ReadPlan, RenameFlags, Volume, WritePlan};
+pub use fs::{
+    CommitHook, DurabilityHook, Extent, Layout, ReadPlan, RenameFlags, Volume, WritePlan,
+};
 pub use mkfs::{mkfs, MkfsOptions};
 pub use quota::{Quota, Usage};
 pub use shared::SharedVolume;

@@ -27,6 +27,9 @@ fn mutated(r: &Request) -> bool {
             | Request::ReclaimLock { .. }
             | Request::ReclaimDone
             | Request::Lseek { .. }
+            | Request::LayoutGet { .. }
+            | Request::LayoutReturn { .. }
+            | Request::VolumeLocation
     )
 }
 
@@ -61,6 +64,8 @@ fn inline(r: &Request) -> bool {
             | Request::ReclaimLock { .. }
             | Request::ReclaimDone
             | Request::Lseek { .. }
+            | Request::LayoutGet { .. }
+            | Request::LayoutCommit { .. }
     )
 }
 
@@ -82,7 +87,8 @@ fn refs(r: &Request) -> Vec<u64> {
         | Request::Append { ino, .. }
         | Request::Fallocate { ino, .. }
         | Request::Setxattr { ino, .. }
-        | Request::Removexattr { ino, .. } => vec![*ino],
+        | Request::Removexattr { ino, .. }
+        | Request::LayoutCommit { ino, .. } => vec![*ino],
         Request::Create { parent, .. }
         | Request::Mknod { parent, .. }
         | Request::Mkdir { parent, .. }
@@ -147,7 +153,8 @@ fn affects(r: &Request) -> Vec<u64> {
         | Request::Append { ino, .. }
         | Request::Fallocate { ino, .. }
         | Request::Setxattr { ino, .. }
-        | Request::Removexattr { ino, .. } => vec![*ino],
+        | Request::Removexattr { ino, .. }
+        | Request::LayoutCommit { ino, .. } => vec![*ino],
         Request::Link { ino, .. } => vec![*ino, u64::MAX],
         _ => vec![u64::MAX],
     }
@@ -194,9 +201,9 @@ fn every_call_is_classified_as_the_rules_it_replaced_said() {
             lost.push(u64::MAX);
         }
         assert_eq!(lost, affects(&r), "{r:?}");
-        // A truncation or an allocation runs out of order on the server, so a replay sends
+        // A truncation, an allocation or a layout's commit runs out of order on the server, so a replay sends
         // it on its own; nothing else that changes the volume does.
-        let alone = matches!(&r, Request::Fallocate { .. })
+        let alone = matches!(&r, Request::Fallocate { .. } | Request::LayoutCommit { .. })
             || matches!(&r, Request::Setattr { set, .. } if set.size.is_some());
         assert_eq!(m.blocks, alone, "{r:?}");
     }
@@ -259,10 +266,12 @@ fn every_call_needs_the_access_the_permission_check_said() {
         let m = r.meta();
         let access = match &r {
             Request::Readdir { .. } | Request::Readdirplus { .. } => Access::List,
-            Request::Read { .. } => Access::ReadData,
-            Request::Write { .. } | Request::Append { .. } | Request::Fallocate { .. } => {
-                Access::WriteData
-            }
+            Request::Read { .. } | Request::LayoutGet { write: false, .. } => Access::ReadData,
+            Request::Write { .. }
+            | Request::Append { .. }
+            | Request::Fallocate { .. }
+            | Request::LayoutGet { write: true, .. }
+            | Request::LayoutCommit { .. } => Access::WriteData,
             Request::Open { flags, .. } => Access::Open(*flags),
             Request::Setattr { set, .. } => Access::Attrs(*set),
             Request::Getxattr { name, .. } => Access::Xattr { name, write: false },

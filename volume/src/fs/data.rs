@@ -21,20 +21,25 @@ impl<S: BlockStore> Volume<S> {
     /// step leaves a shorter file whose size covers what it still holds.
     pub(super) fn resize(&mut self, i: u32, d: &mut DiskInode, size: u64) -> FsResult<()> {
         if size < d.size {
-            let bs = BLOCK_SIZE as u64;
-            let keep = size.div_ceil(bs);
-            let limit = self.step_limit();
-            let full = |m: &Meta<S>| m.dirty_count() > limit;
-            while let Some(end) = bmap::truncate_blocks_until(&mut self.m, d, keep, &full)? {
-                d.size = d.size.min(end * bs);
-                self.put(i, d)?;
-                self.step()?;
-            }
+            let keep = size.div_ceil(BLOCK_SIZE as u64);
+            self.cutting(i, keep, u64::MAX, |v| v.free_from(i, d, keep))?;
             self.zero_past_eof(d, size, u64::MAX)?;
         } else {
             self.zero_past_eof(d, d.size, size)?;
         }
         d.size = size;
+        Ok(())
+    }
+
+    /// Free the blocks of inode `i` from logical block `keep` on, in steps.
+    fn free_from(&mut self, i: u32, d: &mut DiskInode, keep: u64) -> FsResult<()> {
+        let limit = self.step_limit();
+        let full = |m: &Meta<S>| m.dirty_count() > limit;
+        while let Some(end) = bmap::truncate_blocks_until(&mut self.m, d, keep, &full)? {
+            d.size = d.size.min(end * BLOCK_SIZE as u64);
+            self.put(i, d)?;
+            self.step()?;
+        }
         Ok(())
     }
 
@@ -419,7 +424,9 @@ impl<S: BlockStore> Volume<S> {
             if mode & FALLOC_PUNCH_HOLE != 0 && mode & FALLOC_KEEP_SIZE == 0 {
                 return Err(FsError::Invalid);
             }
-            self.punch_range(i, &mut d, offset, end, mode)?;
+            let bs = BLOCK_SIZE as u64;
+            let (from, to) = (offset.div_ceil(bs), end / bs);
+            self.cutting(i, from, to, |v| v.punch_range(i, &mut d, offset, end, mode))?;
         } else {
             self.allocate_range(i, &mut d, offset, end, mode)?;
         }

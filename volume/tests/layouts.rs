@@ -1,0 +1,286 @@
+//! Layouts (direct mode): a holder writes a file's data on the store itself at the blocks a
+//! layout gives it, and the engine keeps the metadata. Blocks reserved for a layout read as a
+//! hole to everyone until committed, never show old contents, are free again after a crash,
+//! and blocks freed from a file while a layout is out are not given to another file.
+
+mod common;
+
+use common::{assert_clean, fresh, open, MIB};
+use volume::layout::BLOCK_SIZE;
+use volume::{BlockStore, Extent, FsError, Ino, Layout};
+
+const BS: u64 = BLOCK_SIZE as u64;
+
+/// Write `data` at file offset `at` through the layout, as a direct client does.
+fn write_through(store: &impl BlockStore, layout: &Layout, at: u64, data: &[u8]) {
+    let mut pos = at;
+    while pos < at + data.len() as u64 {
+        let e = extent_at(layout, pos);
+        let n = (e.offset + e.len - pos).min(at + data.len() as u64 - pos);
+        let disk = e.disk.expect("a write layout has no holes") + (pos - e.offset);
+        let s = (pos - at) as usize;
+        store.write_at(&data[s..s + n as usize], disk).unwrap();
+        pos += n;
+    }
+}
+
+fn extent_at(layout: &Layout, pos: u64) -> Extent {
+    *layout
+        .extents
+        .iter()
+        .find(|e| e.offset <= pos && pos < e.offset + e.len)
+        .expect("the layout covers the offset")
+}
+
+#[test]
+fn a_write_layout_reads_as_a_hole_until_committed() {
+    let store = fresh(16 * MIB);
+    let mut v = open(&store);
+    let ino = v.create(Ino::ROOT, b"f", 0o100644, 0, 0).unwrap().ino;
+    let free = v.statfs().bfree;
+    let l = v.layout_get(7, ino, 0, 3 * BS, true).unwrap();
+    assert_eq!(l.extents.len(), 1, "{l:?}");
+    assert!(l.extents[0].reserved);
+    assert_eq!(v.statfs().bfree, free - 3, "reserved blocks are not free");
+    write_through(&*store, &l, 0, &vec![b'x'; 3 * BS as usize]);
+    // Written but not committed: the file is still empty, to the engine and to others.
+    assert_eq!(v.getattr(ino).unwrap().size, 0);
+    let other = v.layout_get(8, ino, 0, 3 * BS, false).unwrap();
+    assert!(other.extents.is_empty(), "{other:?}");
+    let a = v
+        .layout_commit(7, ino, &[(0, 3 * BS)], 3 * BS, None)
+        .unwrap();
+    assert_eq!(a.size, 3 * BS);
+    assert_eq!(
+        v.read(ino, 0, 3 * BS as usize).unwrap(),
+        vec![b'x'; 3 * BS as usize]
+    );
+    assert_eq!(v.reserved_blocks(), 0);
+    v.layout_return(7, ino);
+    v.layout_return(8, ino);
+    v.commit().unwrap();
+    drop(v);
+    assert_clean(&store);
+    let mut v = open(&store);
+    assert_eq!(
+        v.read(ino, 0, 3 * BS as usize).unwrap(),
+        vec![b'x'; 3 * BS as usize]
+    );
+}
+
+#[test]
+fn a_block_written_in_part_never_shows_what_it_held() {
+    let store = fresh(16 * MIB);
+    let mut v = open(&store);
+    // A deleted file leaves its bytes in the blocks it had.
+    let old = v.create(Ino::ROOT, b"old", 0o100644, 0, 0).unwrap().ino;
+    v.write(old, 0, &vec![b'S'; 64 * BS as usize]).unwrap();
+    v.unlink(Ino::ROOT, b"old").unwrap();
+    v.commit().unwrap();
+    let ino = v.create(Ino::ROOT, b"f", 0o100644, 0, 0).unwrap().ino;
+    let mut stale = 0;
+    for k in 0..64u64 {
+        let at = k * BS + 100;
+        let l = v.layout_get(1, ino, at, 10, true).unwrap();
+        write_through(&*store, &l, at, b"0123456789");
+        v.layout_commit(1, ino, &[(at, 10)], at + 10, None).unwrap();
+        let blk = v.read(ino, k * BS, BS as usize).unwrap();
+        stale += blk.iter().filter(|&&b| b == b'S').count();
+        assert_eq!(&blk[100..110], b"0123456789");
+    }
+    assert_eq!(stale, 0, "bytes of the deleted file showed through");
+}
+
+#[test]
+fn a_crash_before_the_commit_leaves_the_reserved_blocks_free_and_unmapped() {
+    let store = fresh(16 * MIB);
+    let mut v = open(&store);
+    let ino = v.create(Ino::ROOT, b"f", 0o100644, 0, 0).unwrap().ino;
+    v.commit().unwrap();
+    let free = v.statfs().bfree;
+    let l = v.layout_get(1, ino, 0, 8 * BS, true).unwrap();
+    write_through(&*store, &l, 0, &vec![b'u'; 8 * BS as usize]);
+    // Something else commits meanwhile: the reservation must not be in it.
+    let g = v.create(Ino::ROOT, b"g", 0o100644, 0, 0).unwrap().ino;
+    v.write(g, 0, &vec![b'g'; BS as usize]).unwrap();
+    v.commit().unwrap();
+    drop(v); // the crash
+    assert_clean(&store);
+    let mut v = open(&store);
+    assert_eq!(v.getattr(ino).unwrap().size, 0);
+    assert_eq!(v.lseek(ino, 0, 3).unwrap_err().errno(), libc::ENXIO);
+    // g's block was allocated since; every reserved one is free again.
+    assert_eq!(v.statfs().bfree, free - 1);
+}
+
+#[test]
+fn blocks_freed_under_a_layout_go_to_no_other_file_until_it_is_returned() {
+    let store = fresh(16 * MIB);
+    let mut v = open(&store);
+    let a = v.create(Ino::ROOT, b"a", 0o100644, 0, 0).unwrap().ino;
+    v.write(a, 0, &vec![b'a'; 16 * BS as usize]).unwrap();
+    v.commit().unwrap();
+    let l = v.layout_get(1, a, 0, 16 * BS, false).unwrap();
+    let held: Vec<u64> = l.extents.iter().flat_map(blocks_of).collect();
+    assert_eq!(held.len(), 16);
+    v.setattr(
+        a,
+        volume::SetAttr {
+            size: Some(0),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    v.commit().unwrap();
+    // Fill the volume's free space: none of it may be the blocks the reader may still read.
+    let b = v.create(Ino::ROOT, b"b", 0o100644, 0, 0).unwrap().ino;
+    let mut off = 0u64;
+    loop {
+        match v.write(b, off, &vec![b'b'; BS as usize]) {
+            Ok(_) => off += BS,
+            Err(FsError::NoSpace) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let lb = v.layout_get(2, b, 0, off, false).unwrap();
+    let given: Vec<u64> = lb.extents.iter().flat_map(blocks_of).collect();
+    assert!(
+        given.iter().all(|p| !held.contains(p)),
+        "a held block went to b"
+    );
+    // Returned: they are free again.
+    v.layout_return(1, a);
+    v.commit().unwrap();
+    let more = v.write(b, off, &vec![b'b'; 4 * BS as usize]).unwrap();
+    assert_eq!(more, 4 * BS as usize);
+}
+
+fn blocks_of(e: &Extent) -> Vec<u64> {
+    match e.disk {
+        Some(d) => (0..e.len / BS).map(|k| d / BS + k).collect(),
+        None => Vec::new(),
+    }
+}
+
+#[test]
+fn another_holders_uncommitted_blocks_are_not_given_for_writing() {
+    let store = fresh(16 * MIB);
+    let mut v = open(&store);
+    let ino = v.create(Ino::ROOT, b"f", 0o100644, 0, 0).unwrap().ino;
+    v.layout_get(1, ino, 0, 2 * BS, true).unwrap();
+    let e = v.layout_get(2, ino, BS, BS, true).unwrap_err();
+    assert!(matches!(e, FsError::WouldBlock), "{e}");
+    // Its own range past them is fine, and returning the first holder's frees the rest.
+    v.layout_get(2, ino, 2 * BS, BS, true).unwrap();
+    v.layout_return(1, ino);
+    v.layout_get(2, ino, 0, 2 * BS, true).unwrap();
+    assert_eq!(v.reserved_blocks(), 3);
+    v.layout_return(2, ino);
+    assert_eq!(v.reserved_blocks(), 0);
+}
+
+#[test]
+fn a_truncate_drops_reservations_past_the_new_size() {
+    let store = fresh(16 * MIB);
+    let mut v = open(&store);
+    let ino = v.create(Ino::ROOT, b"f", 0o100644, 0, 0).unwrap().ino;
+    v.write(ino, 0, &vec![b'k'; BS as usize]).unwrap();
+    let free = v.statfs().bfree;
+    let l = v.layout_get(1, ino, BS, 4 * BS, true).unwrap();
+    write_through(&*store, &l, BS, &vec![b'w'; 4 * BS as usize]);
+    v.setattr(
+        ino,
+        volume::SetAttr {
+            size: Some(10),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // The write raced the truncate and lost: committing it maps nothing past the cut.
+    let a = v
+        .layout_commit(1, ino, &[(BS, 4 * BS)], 5 * BS, None)
+        .unwrap();
+    assert_eq!(a.size, 10, "the size came back over the cut");
+    assert_eq!(v.reserved_blocks(), 0);
+    v.layout_return(1, ino);
+    v.commit().unwrap();
+    assert_eq!(v.statfs().bfree, free);
+    drop(v);
+    assert_clean(&store);
+}
+
+#[test]
+fn a_commit_of_a_returned_layout_maps_nothing() {
+    let store = fresh(16 * MIB);
+    let mut v = open(&store);
+    let ino = v.create(Ino::ROOT, b"f", 0o100644, 0, 0).unwrap().ino;
+    v.layout_get(1, ino, 0, BS, true).unwrap();
+    v.layout_return(1, ino);
+    v.layout_commit(1, ino, &[(0, BS)], 0, None).unwrap();
+    assert_eq!(v.lseek(ino, 0, 3).unwrap_err().errno(), libc::ENXIO);
+    v.commit().unwrap();
+    drop(v);
+    assert_clean(&store);
+}
+
+#[test]
+fn a_read_layout_shows_mapped_blocks_and_holes_up_to_the_size() {
+    let store = fresh(16 * MIB);
+    let mut v = open(&store);
+    let ino = v.create(Ino::ROOT, b"f", 0o100644, 0, 0).unwrap().ino;
+    v.write(ino, 0, &vec![1; BS as usize]).unwrap();
+    v.write(ino, 3 * BS, &[2; 10]).unwrap();
+    let l = v.layout_get(1, ino, 0, 100 * BS, false).unwrap();
+    assert_eq!(l.size, 3 * BS + 10);
+    let kinds: Vec<(u64, u64, bool)> = l
+        .extents
+        .iter()
+        .map(|e| (e.offset, e.len, e.disk.is_some()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![(0, BS, true), (BS, 2 * BS, false), (3 * BS, BS, true)]
+    );
+    let mut b = vec![0u8; 10];
+    store.read_at(&mut b, l.extents[2].disk.unwrap()).unwrap();
+    assert_eq!(b, vec![2; 10]);
+    assert!(matches!(
+        v.layout_get(1, Ino::ROOT, 0, BS, false),
+        Err(FsError::IsDir)
+    ));
+}
+
+#[test]
+fn a_commit_of_a_range_as_long_as_the_largest_file_is_quick_and_grows_nothing() {
+    let store = fresh(16 * MIB);
+    let mut v = open(&store);
+    let ino = v.create(Ino::ROOT, b"f", 0o100644, 0, 0).unwrap().ino;
+    v.write(ino, 0, b"abc").unwrap();
+    let a = v
+        .layout_commit(1, ino, &[(BS, u64::MAX - BS)], u64::MAX / 2, None)
+        .unwrap_err();
+    assert!(matches!(a, FsError::FileTooBig), "{a}");
+    let a = v
+        .layout_commit(1, ino, &[(BS, volume::fs::MAX_FILE_SIZE)], BS * 9, None)
+        .unwrap();
+    assert_eq!(a.size, 3, "nothing written there was mapped");
+}
+
+#[test]
+fn a_punch_within_one_block_keeps_the_reservation_and_a_whole_one_drops_it() {
+    let store = fresh(16 * MIB);
+    let mut v = open(&store);
+    let ino = v.create(Ino::ROOT, b"f", 0o100644, 0, 0).unwrap().ino;
+    v.write(ino, 0, &vec![1; 4 * BS as usize]).unwrap();
+    // Holes at blocks 4 and 5, reserved for a writer.
+    v.layout_get(1, ino, 4 * BS, 2 * BS, true).unwrap();
+    let punch = volume::fs::FALLOC_PUNCH_HOLE | volume::fs::FALLOC_KEEP_SIZE;
+    v.fallocate(ino, 4 * BS + 100, 200, punch).unwrap();
+    assert_eq!(v.reserved_blocks(), 2);
+    v.fallocate(ino, 4 * BS, BS, punch).unwrap();
+    assert_eq!(v.reserved_blocks(), 1);
+    v.layout_return(1, ino);
+    v.commit().unwrap();
+    drop(v);
+    assert_clean(&store);
+}
