@@ -206,6 +206,58 @@ impl<'a> Meta<'a> {
         Meta { access, ..self }
     }
 
+    fn unlinking(self) -> Meta<'a> {
+        Meta {
+            unlinks: true,
+            ..self
+        }
+    }
+
+    fn unlocking(self) -> Meta<'a> {
+        Meta {
+            unlocks: true,
+            ..self
+        }
+    }
+
+    fn opening(self, opens: Opens) -> Meta<'a> {
+        Meta {
+            opens: Some(opens),
+            ..self
+        }
+    }
+
+    fn asking_lock(self) -> Meta<'a> {
+        Meta {
+            asks_lock: true,
+            ..self
+        }
+    }
+
+    fn in_recovery(self) -> Meta<'a> {
+        Meta {
+            recovery: true,
+            ..self
+        }
+    }
+
+    /// The create `made` repeats, made again: it changes what that create changed, and is
+    /// allowed as it was, but opens nothing (its client opens what it holds) and is not
+    /// itself sent again. A call that makes nothing changes nothing and needs nothing here.
+    fn again(made: &'a Request) -> Meta<'a> {
+        let made = made.meta();
+        let what = match made.makes {
+            true => Meta {
+                inode: made.inode,
+                entries: made.entries,
+                access: made.access,
+                ..Meta::default()
+            },
+            false => Meta::default(),
+        };
+        what.changes()
+    }
+
     /// The inodes it acts on or in: its inode, then each entry's directory (in that order;
     /// a rename within one directory names it twice).
     pub fn inodes(&self) -> impl Iterator<Item = u64> + '_ {
@@ -229,10 +281,7 @@ impl Request {
             }
             R::Read { ino, .. } => Meta::on(*ino).blocking().needs(Access::ReadData),
             R::Fsync { ino } | R::Lseek { ino, .. } => Meta::on(*ino).blocking(),
-            R::Getlk { ino, .. } => Meta {
-                asks_lock: true,
-                ..Meta::on(*ino).blocking()
-            },
+            R::Getlk { ino, .. } => Meta::on(*ino).blocking().asking_lock(),
             R::Setattr { ino, set } => Meta {
                 blocks: set.size.is_some(),
                 ..Meta::on(*ino).changes().needs(Access::Attrs(*set))
@@ -246,6 +295,68 @@ impl Request {
             R::Fallocate { ino, .. } => {
                 Meta::on(*ino).changes().blocking().needs(Access::WriteData)
             }
+            R::Mknod { .. } | R::Mkdir { .. } | R::Create { .. } | R::Symlink { .. } => {
+                self.making()
+            }
+            R::Link {
+                ino,
+                newparent,
+                newname,
+            } => Meta::on(*ino).entry(*newparent, newname).changes(),
+            R::Unlink { parent, name } | R::Rmdir { parent, name } => {
+                Meta::default().entry(*parent, name).changes().unlinking()
+            }
+            R::Rename {
+                parent,
+                name,
+                newparent,
+                newname,
+                flags,
+            } => Meta {
+                moves: Some(match flags.exchange {
+                    true => Moves::Both,
+                    false => Moves::One,
+                }),
+                ..Meta::default()
+                    .entry(*parent, name)
+                    .entry(*newparent, newname)
+                    .changes()
+                    .unlinking()
+            },
+            R::Open { ino, flags } => Meta::on(*ino)
+                .remembered()
+                .needs(Access::Open(*flags))
+                .opening(Opens::Opens),
+            R::Release { ino } => Meta::on(*ino).remembered().opening(Opens::Releases(*ino)),
+            R::Setlk { ino, kind, .. } => Meta {
+                unlocks: *kind == LockKind::Unlock,
+                ..Meta::on(*ino).remembered().blocking().asking_lock()
+            },
+            R::ReleaseLocks { ino, .. } => Meta::on(*ino).remembered().blocking().unlocking(),
+            R::CancelLock { .. } => Meta::default().remembered().blocking(),
+            R::ReclaimLock { ino, .. } => Meta::on(*ino).remembered().blocking().in_recovery(),
+            R::ReclaimDone => Meta::default().blocking().in_recovery(),
+            // A layout reserves nothing the journal knows of, and is asked for again after a
+            // restart rather than replayed: it changes nothing a client keeps. One for
+            // writing needs what a write does.
+            R::LayoutGet { ino, write, .. } => Meta::on(*ino).blocking().needs(match write {
+                true => Access::WriteData,
+                false => Access::ReadData,
+            }),
+            R::LayoutCommit { ino, .. } => {
+                Meta::on(*ino).changes().blocking().needs(Access::WriteData)
+            }
+            R::LayoutReturn { ino } => Meta::on(*ino),
+            R::VolumeLocation => Meta::default(),
+            R::CreateAgain { req, .. } => Meta::again(req),
+        }
+    }
+
+    /// A call that makes an inode (mknod, mkdir, create, symlink): its entry, for the owner
+    /// it claims, of its mode; a create opens it too. Any other call makes nothing.
+    fn making(&self) -> Meta<'_> {
+        use Request as R;
+        let (parent, name, mode, uid, gid) = match self {
             R::Mknod {
                 parent,
                 name,
@@ -267,116 +378,24 @@ impl Request {
                 mode,
                 uid,
                 gid,
-            } => Meta {
-                makes: true,
-                opens: matches!(self, R::Create { .. }).then_some(Opens::Opens),
-                ..Meta::default()
-                    .entry(*parent, name)
-                    .changes()
-                    .needs(Access::Make {
-                        mode: *mode,
-                        uid: *uid,
-                        gid: *gid,
-                    })
-            },
+            } => (*parent, name, *mode, *uid, *gid),
+            // S_IFLNK, and every permission: a link's own mode is never checked.
             R::Symlink {
                 parent,
                 name,
                 uid,
                 gid,
                 ..
-            } => Meta {
-                makes: true,
-                // S_IFLNK, and every permission: a link's own mode is never checked.
-                ..Meta::default()
-                    .entry(*parent, name)
-                    .changes()
-                    .needs(Access::Make {
-                        mode: 0o120777,
-                        uid: *uid,
-                        gid: *gid,
-                    })
-            },
-            R::Link {
-                ino,
-                newparent,
-                newname,
-            } => Meta::on(*ino).entry(*newparent, newname).changes(),
-            R::Unlink { parent, name } | R::Rmdir { parent, name } => Meta {
-                unlinks: true,
-                ..Meta::default().entry(*parent, name).changes()
-            },
-            R::Rename {
-                parent,
-                name,
-                newparent,
-                newname,
-                flags,
-            } => Meta {
-                unlinks: true,
-                moves: Some(match flags.exchange {
-                    true => Moves::Both,
-                    false => Moves::One,
-                }),
-                ..Meta::default()
-                    .entry(*parent, name)
-                    .entry(*newparent, newname)
-                    .changes()
-            },
-            R::Open { ino, flags } => Meta {
-                opens: Some(Opens::Opens),
-                ..Meta::on(*ino).remembered().needs(Access::Open(*flags))
-            },
-            R::Release { ino } => Meta {
-                opens: Some(Opens::Releases(*ino)),
-                ..Meta::on(*ino).remembered()
-            },
-            R::Setlk { ino, kind, .. } => Meta {
-                asks_lock: true,
-                unlocks: *kind == LockKind::Unlock,
-                ..Meta::on(*ino).remembered().blocking()
-            },
-            R::ReleaseLocks { ino, .. } => Meta {
-                unlocks: true,
-                ..Meta::on(*ino).remembered().blocking()
-            },
-            R::CancelLock { .. } => Meta::default().remembered().blocking(),
-            R::ReclaimLock { ino, .. } => Meta {
-                recovery: true,
-                ..Meta::on(*ino).remembered().blocking()
-            },
-            R::ReclaimDone => Meta {
-                recovery: true,
-                ..Meta::default().blocking()
-            },
-            // A layout reserves nothing the journal knows of, and is asked for again after a
-            // restart rather than replayed: it changes nothing a client keeps. One for
-            // writing needs what a write does.
-            R::LayoutGet { ino, write, .. } => Meta::on(*ino).blocking().needs(match write {
-                true => Access::WriteData,
-                false => Access::ReadData,
-            }),
-            R::LayoutCommit { ino, .. } => {
-                Meta::on(*ino).changes().blocking().needs(Access::WriteData)
-            }
-            R::LayoutReturn { ino } => Meta::on(*ino),
-            R::VolumeLocation => Meta::default(),
-            // The create it repeats, made again: it changes what that create changed, and is
-            // allowed as it was, but opens nothing (its client opens what it holds) and is
-            // not itself sent again.
-            R::CreateAgain { req, .. } => {
-                let made = req.meta();
-                let what = match made.makes {
-                    true => Meta {
-                        inode: made.inode,
-                        entries: made.entries,
-                        access: made.access,
-                        ..Meta::default()
-                    },
-                    false => Meta::default(),
-                };
-                what.changes()
-            }
+            } => (*parent, name, 0o120777, *uid, *gid),
+            _ => return Meta::default(),
+        };
+        Meta {
+            makes: true,
+            opens: matches!(self, R::Create { .. }).then_some(Opens::Opens),
+            ..Meta::default()
+                .entry(parent, name)
+                .changes()
+                .needs(Access::Make { mode, uid, gid })
         }
     }
 
