@@ -350,9 +350,10 @@ impl From<&FsError> for ErrorCode {
             FsError::PastEnd => ErrorCode::PastEnd,
             FsError::Corrupt(_) | FsError::NotAnImage(_) => ErrorCode::Io,
             // An error from the server's own disk: its condition if it names one of ours
-            // (a full disk is ENOSPC), else an I/O error.
+            // (a full disk is ENOSPC), else an I/O error. ENXIO from a disk is a device
+            // gone, not lseek's "nothing past here".
             FsError::Io(e) => match e.raw_os_error().map(FsError::from_errno) {
-                Some(FsError::Io(_)) | None => ErrorCode::Io,
+                Some(FsError::Io(_) | FsError::PastEnd) | None => ErrorCode::Io,
                 Some(known) => ErrorCode::from(&known),
             },
         }
@@ -425,5 +426,14 @@ mod tests {
         );
         assert_eq!(ErrorCode::from(&FsError::Again), ErrorCode::WouldBlock);
         assert_eq!(ErrorCode::from_code(9999), ErrorCode::Io);
+    }
+
+    /// ENXIO from the server's own disk is a device gone (a store that went away), not
+    /// lseek's "no data past this offset": the client's read or write sees EIO, never ENXIO.
+    #[test]
+    fn a_disk_gone_goes_as_io_not_as_past_end() {
+        let disk = FsError::Io(std::io::Error::from_raw_os_error(libc::ENXIO));
+        assert_eq!(ErrorCode::from(&disk), ErrorCode::Io);
+        assert_eq!(ErrorCode::from(&FsError::PastEnd), ErrorCode::PastEnd);
     }
 }
