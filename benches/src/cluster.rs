@@ -7,7 +7,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use demo::Harness;
 
+/// Where the benchmark runs: mount points of any file system, or a cluster of its own.
 pub struct Cluster {
+    /// The mount points the workloads spread over.
     pub mounts: Vec<PathBuf>,
     /// The server's address, when the cluster is the benchmark's own.
     pub addr: Option<String>,
@@ -54,6 +56,7 @@ impl Cluster {
         })
     }
 
+    /// Mount `i`, round robin over the mounts.
     pub fn mount(&self, i: usize) -> &PathBuf {
         &self.mounts[i % self.mounts.len()]
     }

@@ -4,6 +4,9 @@
 //! verifies what it wrote. The criterion micro-benchmarks of the engine, codec and lock table
 //! are in `benches/`.
 
+#![warn(missing_docs)]
+#![warn(unreachable_pub)]
+
 pub mod cluster;
 pub mod pattern;
 pub mod report;
@@ -19,11 +22,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use cluster::Cluster;
 use workloads::{Outcome, Settings, WorkDir};
 
+/// What `rwxfs bench` was asked to do.
 pub struct Options {
     /// Existing mount points; none: a cluster of the benchmark's own.
     pub mounts: Vec<PathBuf>,
+    /// The workloads' sizes (writers, files, bytes).
     pub settings: Settings,
+    /// Print the figures as JSON instead of a table.
     pub json: bool,
+    /// Draw the scaling curve into this file.
     pub plot: Option<PathBuf>,
     /// Which workloads (names from `WORKLOADS`); empty: all.
     pub only: Vec<String>,

@@ -58,6 +58,7 @@ struct PeakRss {
     largest_mount: u64,
 }
 
+/// The figures as JSON, named by the system measured, with its memory use when known.
 pub fn json(system: &str, outcomes: &[Outcome], rss: Option<(u64, u64)>) -> String {
     serde_json::to_string_pretty(&Json {
         system,

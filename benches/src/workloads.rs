@@ -36,11 +36,15 @@ pub struct Settings {
 /// One measured figure.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Outcome {
+    /// The workload's name.
     pub workload: String,
+    /// The figure.
     pub value: f64,
+    /// Its unit (MB/s, files/s, ...).
     pub unit: &'static str,
     /// `None` when verified; the first thing found wrong otherwise.
     pub wrong: Option<String>,
+    /// How it was measured, for the reader.
     pub note: String,
     /// For the scaling curve: the number of writers.
     pub writers: Option<usize>,
@@ -135,10 +139,12 @@ fn drop_caches() -> bool {
 
 /// A work directory of this run as seen through every mount.
 pub struct WorkDir {
+    /// The directory's name under each mount's root.
     pub name: String,
 }
 
 impl WorkDir {
+    /// Make a fresh directory, under a random name, through the first mount.
     pub fn create(c: &Cluster) -> Result<WorkDir, String> {
         let mut r = [0u8; 4];
         let _ = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut r));
@@ -148,10 +154,12 @@ impl WorkDir {
         Ok(WorkDir { name })
     }
 
+    /// The directory as `mount` (round robin) sees it.
     pub fn on(&self, c: &Cluster, mount: usize) -> PathBuf {
         c.mount(mount).join(&self.name)
     }
 
+    /// Remove it and all it holds.
     pub fn remove(&self, c: &Cluster) {
         let _ = std::fs::remove_dir_all(self.on(c, 0));
     }
@@ -275,6 +283,7 @@ fn writers(
     (took, verified)
 }
 
+/// Many writers at once, each on its own file, spread over the mounts: MB/s in all.
 pub fn many_writers(c: &Cluster, w: &WorkDir, s: &Settings, bar: &ProgressBar) -> Vec<Outcome> {
     let n = s.writers;
     let (t1, v1) = writers(c, w, n, s.size, false, "own", bar);
@@ -463,6 +472,7 @@ fn small_files(
         .collect()
 }
 
+/// Small files written, then read back through another mount: files/s.
 pub fn small(c: &Cluster, w: &WorkDir, s: &Settings, bar: &ProgressBar) -> Vec<Outcome> {
     let mut out = small_files(c, w, 1, s.files, bar);
     if s.writers > 1 {

@@ -36,6 +36,8 @@ impl dyn Backend {
     }
 }
 
+/// Where a mount's file system lives, as the FUSE adapter sees it: a transport (`call`), hooks, and
+/// the typed calls written once over it.
 pub trait Backend: Send + Sync + 'static {
     /// The transport: run `req` (with its bulk bytes) wherever the file system lives; its
     /// response and bulk bytes (read data).
@@ -72,17 +74,21 @@ pub trait Backend: Send + Sync + 'static {
 
     // ---- the typed calls ----
 
+    /// `name` in directory `parent`.
     fn lookup(&self, parent: u64, name: &[u8]) -> FsResult<Attr> {
         let name = name.to_vec();
         ask(self, Request::Lookup { parent, name }, &[])
     }
+    /// An inode's attributes.
     fn getattr(&self, ino: u64) -> FsResult<Attr> {
         ask(self, Request::Getattr { ino }, &[])
     }
+    /// Change an inode's attributes (chmod, chown, utimes, truncate); its attributes after.
     fn setattr(&self, ino: u64, set: SetAttr) -> FsResult<Attr> {
         ask(self, Request::Setattr { ino, set }, &[])
     }
     #[allow(clippy::too_many_arguments)]
+    /// Make a device, FIFO, socket or regular file `name` in `parent`, owned by (`uid`, `gid`).
     fn mknod(
         &self,
         parent: u64,
@@ -103,6 +109,7 @@ pub trait Backend: Send + Sync + 'static {
         };
         ask(self, req, &[])
     }
+    /// Make directory `name` in `parent`.
     fn mkdir(&self, parent: u64, name: &[u8], mode: u32, uid: u32, gid: u32) -> FsResult<Attr> {
         let name = name.to_vec();
         let req = Request::Mkdir {
@@ -114,6 +121,7 @@ pub trait Backend: Send + Sync + 'static {
         };
         ask(self, req, &[])
     }
+    /// Make symbolic link `name` in `parent` pointing at `target`.
     fn symlink(
         &self,
         parent: u64,
@@ -132,6 +140,7 @@ pub trait Backend: Send + Sync + 'static {
         };
         ask(self, req, &[])
     }
+    /// Give inode `ino` another name, `newname` in `newparent`.
     fn link(&self, ino: u64, newparent: u64, newname: &[u8]) -> FsResult<Attr> {
         let newname = newname.to_vec();
         let req = Request::Link {
@@ -141,14 +150,17 @@ pub trait Backend: Send + Sync + 'static {
         };
         ask(self, req, &[])
     }
+    /// Remove the name `name` from `parent` (not a directory).
     fn unlink(&self, parent: u64, name: &[u8]) -> FsResult<()> {
         let name = name.to_vec();
         ask(self, Request::Unlink { parent, name }, &[])
     }
+    /// Remove the empty directory `name` from `parent`.
     fn rmdir(&self, parent: u64, name: &[u8]) -> FsResult<()> {
         let name = name.to_vec();
         ask(self, Request::Rmdir { parent, name }, &[])
     }
+    /// Move `name` in `parent` to `newname` in `newparent` (or exchange the two, by `flags`).
     fn rename(
         &self,
         parent: u64,
@@ -167,13 +179,16 @@ pub trait Backend: Send + Sync + 'static {
         };
         ask(self, req, &[])
     }
+    /// A symbolic link's target.
     fn readlink(&self, ino: u64) -> FsResult<Vec<u8>> {
         ask(self, Request::Readlink { ino }, &[])
     }
+    /// At most `max` entries of directory `ino` from position `offset`.
     fn readdir(&self, ino: u64, offset: u64, max: usize) -> FsResult<Vec<DirEntry>> {
         let max = max.min(u32::MAX as usize) as u32;
         ask(self, Request::Readdir { ino, offset, max }, &[])
     }
+    /// As `readdir`, each entry with its attributes.
     fn readdirplus(&self, ino: u64, offset: u64, max: usize) -> FsResult<Vec<(DirEntry, Attr)>> {
         let max = max.min(u32::MAX as usize) as u32;
         ask(self, Request::Readdirplus { ino, offset, max }, &[])
@@ -190,15 +205,19 @@ pub trait Backend: Send + Sync + 'static {
         };
         ask(self, req, &[])
     }
+    /// Open `ino` with open(2)'s `flags`; its attributes.
     fn open(&self, ino: u64, flags: i32) -> FsResult<Attr> {
         ask(self, Request::Open { ino, flags }, &[])
     }
+    /// Close one open of `ino`.
     fn release(&self, ino: u64) -> FsResult<()> {
         ask(self, Request::Release { ino }, &[])
     }
+    /// At most `size` bytes of `ino` from `offset` (fewer at its end).
     fn read(&self, ino: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
         ask(self, Request::Read { ino, offset, size }, &[])
     }
+    /// Write `data` to `ino` at `offset`; the bytes written.
     fn write(&self, ino: u64, offset: u64, data: &[u8], how: WriteHow) -> FsResult<u32> {
         let kill_priv = how.kill_priv;
         let req = Request::Write {
@@ -223,6 +242,7 @@ pub trait Backend: Send + Sync + 'static {
         self.settled(ino)?;
         ask(self, Request::Fsync { ino }, &[])
     }
+    /// fallocate(2) on `ino`: reserve or punch `len` bytes from `offset`, by `mode`.
     fn fallocate(&self, ino: u64, offset: u64, len: u64, mode: u32) -> FsResult<()> {
         self.settled(ino)?;
         let req = Request::Fallocate {
@@ -233,13 +253,16 @@ pub trait Backend: Send + Sync + 'static {
         };
         ask(self, req, &[])
     }
+    /// The volume's sizes and what is free.
     fn statfs(&self) -> FsResult<StatFs> {
         ask(self, Request::Statfs, &[])
     }
+    /// Extended attribute `name` of `ino`.
     fn getxattr(&self, ino: u64, name: &[u8]) -> FsResult<Vec<u8>> {
         let name = name.to_vec();
         ask(self, Request::Getxattr { ino, name }, &[])
     }
+    /// Set extended attribute `name` of `ino` (create or replace only, by `flags`).
     fn setxattr(&self, ino: u64, name: &[u8], value: &[u8], flags: u32) -> FsResult<()> {
         let (name, value) = (name.to_vec(), value.to_vec());
         let req = Request::Setxattr {
@@ -250,9 +273,11 @@ pub trait Backend: Send + Sync + 'static {
         };
         ask(self, req, &[])
     }
+    /// The names of `ino`'s extended attributes.
     fn listxattr(&self, ino: u64) -> FsResult<Vec<Vec<u8>>> {
         ask(self, Request::Listxattr { ino }, &[])
     }
+    /// Remove extended attribute `name` of `ino`.
     fn removexattr(&self, ino: u64, name: &[u8]) -> FsResult<()> {
         let name = name.to_vec();
         ask(self, Request::Removexattr { ino, name }, &[])
@@ -285,10 +310,15 @@ pub trait Backend: Send + Sync + 'static {
 /// One lock request as the kernel gives it: its owner, inclusive range, type and pid.
 #[derive(Debug, Clone, Copy)]
 pub struct LockArgs {
+    /// The lock's owner as the kernel names it (one per open file description, or process).
     pub owner: u64,
+    /// First byte covered.
     pub start: u64,
+    /// Last byte covered (inclusive).
     pub end: u64,
+    /// F_RDLCK, F_WRLCK or F_UNLCK.
     pub typ: i32,
+    /// The process asking, as F_GETLK reports it.
     pub pid: u32,
 }
 
@@ -331,5 +361,10 @@ pub enum Invalidate {
     /// Attributes and data of an inode.
     Inode(u64),
     /// A name in a directory.
-    Entry { parent: u64, name: Vec<u8> },
+    Entry {
+        /// The directory.
+        parent: u64,
+        /// The name in it.
+        name: Vec<u8>,
+    },
 }

@@ -33,6 +33,8 @@ use reply::{data, empty, entries, errno, position, written, xattr};
 /// Largest write the kernel sends in one request.
 pub const MAX_WRITE: u32 = 1 << 20;
 
+/// The `fuser::Filesystem` a mount runs: each kernel request becomes a call on the backend, and its
+/// answer the reply.
 pub struct RwxFuse {
     backend: Arc<dyn Backend>,
     /// Which files this mount locked, and in which lock epoch (`locking`).
@@ -45,6 +47,8 @@ pub struct RwxFuse {
 }
 
 impl RwxFuse {
+    /// An adapter over `backend`; the kernel may keep attributes and entries for `ttl`, `notifier`
+    /// reaches it once the session exists.
     pub fn new(
         backend: Arc<dyn Backend>,
         ttl: Duration,

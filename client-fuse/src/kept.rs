@@ -13,7 +13,7 @@ use protocol::codec::encode_frame;
 use protocol::{ClientMsg, Meta, Request, Response};
 
 /// Stands for "the names of the volume": a name change lost is reported by the next fsync.
-pub const VOLUME: u64 = u64::MAX;
+pub(crate) const VOLUME: u64 = u64::MAX;
 
 struct Call {
     frame: Arc<Vec<u8>>,
@@ -30,7 +30,7 @@ struct Call {
 }
 
 #[derive(Default)]
-pub struct Kept {
+pub(crate) struct Kept {
     calls: BTreeMap<u64, Call>,
     /// Bytes of frames kept.
     bytes: usize,
@@ -50,7 +50,7 @@ fn affects(m: &Meta) -> Vec<u64> {
 
 impl Kept {
     /// Keep call `id` (`req`, sent as `frame`) if it changes the volume.
-    pub fn keep(&mut self, id: u64, req: &Request, frame: &Arc<Vec<u8>>) {
+    pub(crate) fn keep(&mut self, id: u64, req: &Request, frame: &Arc<Vec<u8>>) {
         let m = req.meta();
         if !m.mutates {
             return;
@@ -71,7 +71,7 @@ impl Kept {
     }
 
     /// The reply to call `id` came. A refusal changed nothing: the call is dropped.
-    pub fn answered(&mut self, id: u64, result: &Result<Response, i32>) {
+    pub(crate) fn answered(&mut self, id: u64, result: &Result<Response, i32>) {
         let Some(c) = self.calls.get_mut(&id) else {
             return;
         };
@@ -109,7 +109,7 @@ impl Kept {
 
     /// The server made every call below `below` that reached it durable; returns true if
     /// that freed anything.
-    pub fn durable(&mut self, below: u64) -> bool {
+    pub(crate) fn durable(&mut self, below: u64) -> bool {
         let done: Vec<u64> = self
             .calls
             .range(..below)
@@ -123,19 +123,19 @@ impl Kept {
     }
 
     /// The lowest call id kept.
-    pub fn first(&self) -> Option<u64> {
+    pub(crate) fn first(&self) -> Option<u64> {
         self.calls.keys().next().copied()
     }
 
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.calls.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.calls.is_empty()
     }
 
@@ -143,7 +143,7 @@ impl Kept {
     /// (see `Call::alone`): what to send a restarted server first. Calls never answered go out
     /// later with the other calls waiting for a reply: none of those answered can depend on
     /// them, and a create among them must not take an inode number a replayed one needs.
-    pub fn runs(&self, most: usize) -> Vec<Vec<(u64, Arc<Vec<u8>>)>> {
+    pub(crate) fn runs(&self, most: usize) -> Vec<Vec<(u64, Arc<Vec<u8>>)>> {
         let mut runs: Vec<Vec<(u64, Arc<Vec<u8>>)>> = Vec::new();
         let mut run = Vec::new();
         for (id, c) in self.calls.iter().filter(|(_, c)| c.answered) {
@@ -162,7 +162,7 @@ impl Kept {
     }
 
     /// Call `id`, answered before, could not be made again: what it changed is lost.
-    pub fn failed(&mut self, id: u64) {
+    pub(crate) fn failed(&mut self, id: u64) {
         if let Some(c) = self.calls.get(&id) {
             if c.answered {
                 self.lost.extend(c.affects.iter().copied());
@@ -174,7 +174,7 @@ impl Kept {
     /// The server lost the session with its memory of these calls: the answered ones are
     /// lost (if the server crashed) or done (if it only forgot the session). Calls still
     /// waiting for their reply stay, to be sent again.
-    pub fn forget_answered(&mut self, crashed: bool) {
+    pub(crate) fn forget_answered(&mut self, crashed: bool) {
         let answered: Vec<u64> = self
             .calls
             .iter()
@@ -191,7 +191,7 @@ impl Kept {
     }
 
     /// True (once) if a restart lost changes to `ino`, or with `names`, to the volume's names.
-    pub fn take_lost(&mut self, ino: u64, names: bool) -> bool {
+    pub(crate) fn take_lost(&mut self, ino: u64, names: bool) -> bool {
         let mut hit = self.lost.remove(&ino);
         if names {
             hit |= self.lost.remove(&VOLUME);

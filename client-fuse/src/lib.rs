@@ -1,6 +1,9 @@
 //! The rwxfs FUSE client: a thin `fuser::Filesystem` over a `Backend` — `Raw` (the engine,
 //! in this process, on an image) or `Remote` (the server, over the protocol).
 
+#![warn(missing_docs)]
+#![warn(unreachable_pub)]
+
 pub mod backend;
 pub mod caller;
 pub mod fuse;

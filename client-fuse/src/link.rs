@@ -47,8 +47,11 @@ pub const KEPT_BYTES: usize = 32 << 20;
 /// How a mount connects: its identity, what it asks for, and how it waits.
 #[derive(Clone, Default)]
 pub struct ConnectOptions {
+    /// This node's name, as the server counts nodes for its access mode.
     pub node_id: String,
+    /// Ask for a read-only mount.
     pub read_only: bool,
+    /// The export's token, if it asks for one.
     pub token: Option<Vec<u8>>,
     /// Refuse at once instead of waiting when the server says the mount must wait.
     pub no_wait: bool,
@@ -56,6 +59,8 @@ pub struct ConnectOptions {
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
+/// A mount's connection to the server: many calls in flight on one socket, carried across
+/// reconnects and server restarts.
 pub struct Link {
     shared: Arc<Shared>,
 }

@@ -10,13 +10,19 @@ use crate::backend::{Backend, Invalidate};
 use crate::fuse::RwxFuse;
 
 #[derive(Debug, Clone)]
+/// How to mount: where, as what, and with which kernel options.
 pub struct MountConfig {
+    /// The directory to mount on.
     pub mountpoint: PathBuf,
     /// What `mount` shows as the source (image path or HOST:PORT).
     pub source: String,
+    /// The kernel refuses every change.
     pub read_only: bool,
+    /// The mount flags (nosuid, nodev, noexec, ...).
     pub flags: MountFlags,
+    /// How long the kernel may trust attributes and entries.
     pub ttl: Duration,
+    /// Threads serving the kernel's requests.
     pub threads: usize,
 }
 

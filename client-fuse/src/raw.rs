@@ -17,6 +17,8 @@ use crate::backend::Backend;
 /// How often pending metadata is committed if nothing forces it sooner.
 pub const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The raw placement's transport: the operation table run on the engine in this process, on the
+/// image itself.
 pub struct RawBackend<S: BlockStore + 'static> {
     vol: Arc<SharedVolume<S>>,
 }

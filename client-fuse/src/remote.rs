@@ -10,6 +10,7 @@ use crate::backend::{ask, Backend, LockArgs, WriteHow};
 use crate::link::{Link, LinkError};
 use crate::write_behind::WriteBehind;
 
+/// The shared placement's transport: each call goes to the server over the mount's link.
 pub struct RemoteBackend {
     link: Link,
     /// Writes answered before the server has them (see `write_behind`).

@@ -11,11 +11,15 @@ use rustls::pki_types::ServerName;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
+/// A connection to the server.
 pub enum Stream {
+    /// Plain TCP.
     Plain(TcpStream),
+    /// TLS over TCP, shared by the reading and the writing threads.
     Tls(Arc<TlsStream>),
 }
 
+/// One TLS connection, read by one thread and written by others.
 pub struct TlsStream {
     sock: TcpStream,
     conn: Mutex<rustls::ClientConnection>,
@@ -107,6 +111,7 @@ impl Stream {
         })
     }
 
+    /// Close both directions: a thread blocked reading wakes up.
     pub fn shutdown(&self) {
         let sock = match self {
             Stream::Plain(s) => s,
@@ -129,6 +134,7 @@ impl Stream {
             .map_err(|e| format!("TLS exporter: {e}"))
     }
 
+    /// How long a read may wait (`None`: for ever).
     pub fn set_read_timeout(&self, d: Option<Duration>) {
         let sock = match self {
             Stream::Plain(s) => s,

@@ -28,6 +28,7 @@ struct State {
     next: u64,
 }
 
+/// Writes answered to the kernel before the server has them, per file, within a budget of bytes.
 pub struct WriteBehind {
     state: Mutex<State>,
     cv: Condvar,
@@ -35,6 +36,7 @@ pub struct WriteBehind {
 }
 
 impl WriteBehind {
+    /// Nothing on its way yet; at most `max_bytes` at once.
     pub fn new(max_bytes: usize) -> WriteBehind {
         WriteBehind {
             state: Mutex::new(State::default()),

@@ -25,8 +25,12 @@ struct Mount {
     process: Child,
 }
 
+/// A scratch directory with the server and the mounts started in it, all stopped (and unmounted)
+/// when dropped.
 pub struct Harness {
+    /// The rwxfs binary everything is started with.
     pub bin: PathBuf,
+    /// The scratch directory: images, mount points, logs.
     pub dir: tempfile::TempDir,
     server: Option<Child>,
     /// A shell forked while the server was up, waiting for the next server's command line.
@@ -138,6 +142,7 @@ impl Harness {
         self.isolate = false;
     }
 
+    /// `name` in the scratch directory.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -428,6 +433,7 @@ impl Harness {
         }
     }
 
+    /// Unmount every mount and wait for its process; the first failure, if any.
     pub fn unmount_all(&mut self) -> Result<(), String> {
         let mps: Vec<PathBuf> = self.mounts.iter().map(|m| m.path.clone()).collect();
         let mut first_err = Ok(());

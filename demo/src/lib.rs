@@ -2,6 +2,9 @@
 //! start a server and real FUSE mounts as child processes, run a concurrent-writer workload,
 //! verify from a fresh mount and with fsck, and report side by side.
 
+#![warn(missing_docs)]
+#![warn(unreachable_pub)]
+
 pub mod harness;
 pub mod report;
 pub mod run;

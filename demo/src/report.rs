@@ -9,30 +9,47 @@ use volume::fsck::{Kind, Report};
 use crate::workload::Verification;
 
 #[derive(Debug, Default, Clone, Serialize)]
+/// What one placement's run left on the volume, and how fast it went.
 pub struct SideReport {
+    /// Files the clients said they wrote.
     pub files_written: u64,
+    /// Files that should be on the volume.
     pub expected_files: u64,
+    /// Files that should be there and are not.
     pub missing: u64,
+    /// Files whose contents are not what was written.
     pub wrong_content: u64,
+    /// Files that could not be read back.
     pub unreadable: u64,
+    /// Damage fsck found.
     pub fsck_errors: u64,
+    /// fsck's findings by kind.
     pub fsck_by_kind: BTreeMap<String, u64>,
     /// Operations that failed while the workload ran.
     pub op_errors: u64,
+    /// How long the workload took.
     pub seconds: f64,
+    /// Its throughput.
     pub mb_per_s: f64,
+    /// What the figures mean, in words.
     pub explanations: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// The two placements side by side.
 pub struct DemoReport {
+    /// Clients writing at once.
     pub clients: usize,
+    /// Files each client wrote.
     pub files_per_client: usize,
+    /// One server owning the image.
     pub shared: SideReport,
+    /// Every client on the image itself.
     pub raw: SideReport,
 }
 
 impl SideReport {
+    /// True if nothing was lost, damaged or unreadable and fsck found nothing.
     pub fn is_perfect(&self) -> bool {
         self.missing == 0
             && self.wrong_content == 0

@@ -15,16 +15,22 @@ use crate::workload::{layout, run_all, verify, ClientResult, Verification};
 use volume::Ino;
 
 #[derive(Debug, Clone)]
+/// What `rwxfs demo` runs.
 pub struct DemoOptions {
     /// The rwxfs binary to start servers and mounts with.
     pub bin: PathBuf,
+    /// Clients writing at once.
     pub clients: usize,
+    /// Files each client writes.
     pub files: usize,
+    /// The image's size, as mkfs takes it.
     pub image_size: String,
+    /// Show progress while it runs.
     pub progress: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the engine runs.
 pub enum Placement {
     /// One server owns the image; every client mounts it over TCP.
     Shared,

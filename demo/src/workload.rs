@@ -14,9 +14,13 @@ use std::sync::Arc;
 pub type Expected = BTreeMap<String, Vec<u8>>;
 
 #[derive(Debug, Default)]
+/// What one client wrote.
 pub struct ClientResult {
+    /// Each file it wrote and what is in it.
     pub expected: Expected,
+    /// Files it wrote.
     pub files_written: u64,
+    /// Bytes it wrote.
     pub bytes_written: u64,
     /// Records this client appended to the one log every client shares.
     pub shared_log: Vec<Vec<u8>>,
@@ -255,14 +259,21 @@ pub fn run_all(
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
+/// What a fresh mount found of what the clients wrote.
 pub struct Verification {
+    /// Files that should be there.
     pub expected: u64,
+    /// Files that are not.
     pub missing: u64,
+    /// Files whose contents differ.
     pub wrong_content: u64,
+    /// Files that could not be read.
     pub unreadable: u64,
     /// Examples, at most a few per kind.
     pub missing_examples: Vec<String>,
+    /// Examples of files whose contents differ.
     pub wrong_examples: Vec<String>,
+    /// Examples of files that could not be read.
     pub unreadable_examples: Vec<String>,
     /// Missing files per client.
     pub missing_by_client: Vec<u64>,

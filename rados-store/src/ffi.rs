@@ -6,19 +6,19 @@
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::OnceLock;
 
-pub type Rados = *mut c_void;
-pub type IoCtx = *mut c_void;
-pub type Completion = *mut c_void;
+pub(crate) type Rados = *mut c_void;
+pub(crate) type IoCtx = *mut c_void;
+pub(crate) type Completion = *mut c_void;
 
 /// The shared object's name, as Ceph's client packages install it.
-pub const LIBRARY: &str = "librados.so.2";
+pub(crate) const LIBRARY: &str = "librados.so.2";
 
 /// Declares `Api`, one field per librados function with librados.h's signature, and
 /// `Api::resolve`, which looks each one up in the library.
 macro_rules! api {
     ($($field:ident: $symbol:literal => fn($($arg:ty),*) $(-> $ret:ty)?;)*) => {
         /// The functions of librados the store uses, resolved once per process.
-        pub struct Api {
+        pub(crate) struct Api {
             $(pub $field: unsafe extern "C" fn($($arg),*) $(-> $ret)?,)*
         }
 
@@ -68,7 +68,7 @@ api! {
 }
 
 /// librados, loaded on first use; the error says why it could not be and how to get it.
-pub fn api() -> Result<&'static Api, String> {
+pub(crate) fn api() -> Result<&'static Api, String> {
     static API: OnceLock<Result<Api, String>> = OnceLock::new();
     API.get_or_init(load).as_ref().map_err(Clone::clone)
 }

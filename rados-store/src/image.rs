@@ -14,7 +14,9 @@ const FORMAT: u32 = 1;
 /// What the header object records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
+    /// The image's size in bytes.
     pub size: u64,
+    /// The size of each object the image is striped over.
     pub object_size: u64,
 }
 
@@ -28,6 +30,7 @@ impl Header {
         .into_bytes()
     }
 
+    /// A header from its bytes; what is wrong with them otherwise.
     pub fn decode(bytes: &[u8]) -> Result<Header, String> {
         let text = std::str::from_utf8(bytes).map_err(|_| "not text".to_string())?;
         let mut lines = text.lines();
@@ -70,7 +73,7 @@ impl Header {
 }
 
 /// The image's header, `None` if there is no header object.
-pub fn read_header(pool: &Pool, name: &ImageName) -> Result<Option<Header>, RadosError> {
+pub(crate) fn read_header(pool: &Pool, name: &ImageName) -> Result<Option<Header>, RadosError> {
     let mut buf = vec![0u8; 4096];
     let n = pool
         .read(&name.header_object(), &mut buf, 0)

@@ -2,6 +2,9 @@
 //! (`NAME.<index, 16 hex digits>` plus `NAME.header`), as a `BlockStore`, so the engine does
 //! not learn where it runs. librados is loaded at run time (`ffi`): building needs no Ceph.
 
+#![warn(missing_docs)]
+#![warn(unreachable_pub)]
+
 mod cluster;
 mod ffi;
 mod image;
@@ -22,21 +25,36 @@ pub enum RadosError {
     #[error("{0}")]
     NoLibrary(String),
     #[error("{0:?} is not a RADOS image name: expected rados://POOL/NAME")]
+    /// The name is not rados://POOL/NAME.
     BadName(String),
     #[error("Ceph configuration ({conf}): {source}; name one with --ceph-conf FILE or CEPH_CONF")]
-    Config { conf: String, source: io::Error },
-    #[error("cannot connect to the Ceph cluster as {id} (configuration: {conf}): {source}")]
-    Connect {
-        id: String,
+    /// The Ceph configuration could not be read.
+    Config {
+        /// The configuration file.
         conf: String,
+        /// Why it could not be read.
+        source: io::Error,
+    },
+    #[error("cannot connect to the Ceph cluster as {id} (configuration: {conf}): {source}")]
+    /// The cluster refused the connection, or could not be reached.
+    Connect {
+        /// The Ceph user connected as.
+        id: String,
+        /// The configuration file used.
+        conf: String,
+        /// What librados said.
         source: io::Error,
     },
     #[error("pool {0:?} does not exist in the Ceph cluster (create it: ceph osd pool create {0})")]
+    /// The pool does not exist.
     NoPool(String),
     #[error("{0}: no rwxfs image there (make one: rwxfs mkfs {0} --size SIZE)")]
+    /// No image of that name in the pool.
     NoImage(ImageName),
     #[error("{0}: its header object is not an rwxfs image header: {1}")]
+    /// The header object is not an rwxfs image's.
     BadHeader(ImageName, String),
     #[error("{0}: {1}")]
+    /// An object's read or write failed: which, and why.
     Io(String, io::Error),
 }

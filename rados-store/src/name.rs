@@ -10,7 +10,9 @@ pub const SCHEME: &str = "rados://";
 /// A RADOS image's name: the pool it lives in and the prefix of its objects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageName {
+    /// The pool the image lives in.
     pub pool: String,
+    /// The image's name: its objects' prefix.
     pub name: String,
 }
 

@@ -13,6 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 /// The pool every cluster has, ready for I/O.
 pub const POOL: &str = "rwxfs";
 
+/// A throwaway one-monitor, one-OSD Ceph cluster on loopback, removed when dropped.
 pub struct CephCluster {
     dir: tempfile::TempDir,
     daemons: Vec<Child>,

@@ -1,5 +1,8 @@
 //! Shared helpers for the integration tests: where the `rwxfs` binary is, and a harness.
 
+#![warn(missing_docs)]
+#![warn(unreachable_pub)]
+
 use std::path::PathBuf;
 
 pub use demo::Harness;
@@ -43,6 +46,7 @@ fn beside_deps(exe: &std::path::Path) -> PathBuf {
     }
 }
 
+/// A harness for the `rwxfs` binary under test, in a scratch directory of its own.
 pub fn harness() -> Harness {
     Harness::new(bin()).expect("scratch directory")
 }

@@ -16,6 +16,7 @@ pub struct Locker {
 }
 
 impl Locker {
+    /// Start the locker script on mount `mp` with `args`.
     pub fn start(h: &Harness, mp: &Path, args: &[&str]) -> Locker {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/locker.py");
         let (mut cmd, inner) = h.command_in(mp, "python3").expect("a mount");
@@ -52,10 +53,12 @@ impl Locker {
             .unwrap_or_else(|_| "(nothing)".into())
     }
 
+    /// True if it printed nothing for `ms` milliseconds.
     pub fn no_line_for(&self, ms: u64) -> bool {
         self.lines.recv_timeout(Duration::from_millis(ms)).is_err()
     }
 
+    /// Send it a line of input.
     pub fn send(&mut self, s: &str) {
         let w = self.stdin.as_mut().unwrap();
         w.write_all(s.as_bytes()).unwrap();

@@ -7,8 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 static MADE: AtomicUsize = AtomicUsize::new(0);
 
+/// Network namespaces for a server and its clients, each its own host.
 pub struct Hosts {
+    /// The server's namespace.
     pub server: String,
+    /// Each client's namespace.
     pub clients: Vec<String>,
     /// Each client's end of its veth pair.
     devs: Vec<String>,

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// A TCP proxy between mounts and a server that can cut every connection through it.
 pub struct Proxy {
+    /// The address mounts dial instead of the server's.
     pub addr: String,
     live: Arc<Mutex<Vec<TcpStream>>>,
     stop: Arc<AtomicBool>,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 #[derive(Default)]
-pub struct EpochMarks(Mutex<HashMap<u64, u64>>);
+pub(super) struct EpochMarks(Mutex<HashMap<u64, u64>>);
 
 impl EpochMarks {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<u64, u64>> {
@@ -14,21 +14,21 @@ impl EpochMarks {
     }
 
     /// Mark `ino` in `epoch`, unless it is marked already (the first mark counts).
-    pub fn mark(&self, ino: u64, epoch: u64) {
+    pub(super) fn mark(&self, ino: u64, epoch: u64) {
         self.map().entry(ino).or_insert(epoch);
     }
 
     /// True if `ino` was marked in an epoch other than `now`.
-    pub fn stale(&self, ino: u64, now: u64) -> bool {
+    pub(super) fn stale(&self, ino: u64, now: u64) -> bool {
         self.map().get(&ino).is_some_and(|e| *e != now)
     }
 
     /// True if `ino` carries a mark (of any epoch).
-    pub fn marked(&self, ino: u64) -> bool {
+    pub(super) fn marked(&self, ino: u64) -> bool {
         self.map().contains_key(&ino)
     }
 
-    pub fn clear(&self, ino: u64) {
+    pub(super) fn clear(&self, ino: u64) {
         self.map().remove(&ino);
     }
 }

@@ -25,7 +25,7 @@ pub(super) struct LockMarks {
 
 impl LockMarks {
     /// A lock request for `ino` is about to go to the server.
-    pub fn note_locked(&self, ino: u64) {
+    pub(super) fn note_locked(&self, ino: u64) {
         self.locked
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -33,7 +33,7 @@ impl LockMarks {
     }
 
     /// True if this mount ever sent a lock request for `ino`.
-    pub fn ever_locked(&self, ino: u64) -> bool {
+    pub(super) fn ever_locked(&self, ino: u64) -> bool {
         self.locked
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -41,7 +41,7 @@ impl LockMarks {
     }
 
     /// EIO if the locks taken on `ino` were lost with an expired session.
-    pub fn intact(&self, backend: &dyn Backend, ino: u64) -> FsResult<()> {
+    pub(super) fn intact(&self, backend: &dyn Backend, ino: u64) -> FsResult<()> {
         // The epoch is asked for only for files locked here (most I/O is on others).
         if self.epochs.marked(ino) && self.epochs.stale(ino, backend.lock_epoch()) {
             return Err(eio());
@@ -50,13 +50,13 @@ impl LockMarks {
     }
 
     /// True if I/O on `ino` is made under a lock this mount holds.
-    pub fn under_lock(&self, ino: u64) -> bool {
+    pub(super) fn under_lock(&self, ino: u64) -> bool {
         self.epochs.marked(ino)
     }
 
     /// The last close of `ino`: its locks went with it, and a lost lock no longer poisons
     /// the next open.
-    pub fn closed(&self, ino: u64) {
+    pub(super) fn closed(&self, ino: u64) {
         self.epochs.clear(ino);
     }
 
@@ -91,7 +91,7 @@ impl Setlk {
     }
 
     /// F_SETLK: answered at once.
-    pub fn now(self, reply: ReplyEmpty) {
+    pub(super) fn now(self, reply: ReplyEmpty) {
         let r = self.backend.setlk(self.ino.0, self.lock, false, &|| false);
         if r.is_ok() {
             self.granted();
@@ -102,7 +102,7 @@ impl Setlk {
     /// F_SETLKW by thread `tid`: a blocked wait must not hold one of the few FUSE threads,
     /// so it waits on a thread of its own. fuser does not pass FUSE_INTERRUPT on, so the
     /// waiter watches the requesting thread for a pending signal (EINTR) or its end.
-    pub fn wait(self, tid: u32, reply: ReplyEmpty) {
+    pub(super) fn wait(self, tid: u32, reply: ReplyEmpty) {
         let spawned = std::thread::Builder::new()
             .name("rwxfs-lock-wait".into())
             .spawn(move || {

@@ -61,14 +61,21 @@ pub enum DialError {
     Unexpected(String),
     /// A call of the recovery (a replay's commit, the end of a reclaim) was refused.
     #[error("{during}: errno {errno}")]
-    Recovery { during: &'static str, errno: i32 },
+    Recovery {
+        /// Which step of the recovery.
+        during: &'static str,
+        /// The server's answer.
+        errno: i32,
+    },
     /// The link's threads could not be started.
     #[error("cannot start the link's threads: {0}")]
     Thread(std::io::Error),
     /// Dialing `addr` failed (the address prefixes the reason).
     #[error("{addr}: {source}")]
     At {
+        /// The address dialed.
         addr: String,
+        /// Why it failed.
         #[source]
         source: Box<DialError>,
     },

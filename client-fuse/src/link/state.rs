@@ -35,7 +35,7 @@ pub(super) enum Sink {
 }
 
 impl Sink {
-    pub fn deliver(self, reply: Reply) {
+    pub(super) fn deliver(self, reply: Reply) {
         match self {
             Sink::Chan(tx) => {
                 let _ = tx.send(reply);
@@ -56,7 +56,7 @@ pub(super) struct Pending {
 
 impl Pending {
     /// Fail the call: the link closed, or the locks it was made under are gone.
-    pub fn fail(self) {
+    pub(super) fn fail(self) {
         self.tx.deliver((Err(libc::EIO), Vec::new()));
     }
 }
@@ -111,7 +111,7 @@ pub(super) struct Session {
 }
 
 impl Session {
-    pub fn new(id: u64, secret: Vec<u8>, lease_secs: u32, boot: u64) -> Session {
+    pub(super) fn new(id: u64, secret: Vec<u8>, lease_secs: u32, boot: u64) -> Session {
         Session {
             id,
             secret,
@@ -126,7 +126,7 @@ impl Session {
     }
 
     /// The server forgot the locks this mount held.
-    pub fn locks_lost(&mut self) {
+    pub(super) fn locks_lost(&mut self) {
         self.held = locks::LockTable::default();
         self.lost += 1;
     }
@@ -151,7 +151,7 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub fn new(hello: Hello, stream: Stream, session: Session) -> Shared {
+    pub(super) fn new(hello: Hello, stream: Stream, session: Session) -> Shared {
         Shared {
             hello,
             wire: Mutex::new(Wire {
@@ -172,12 +172,12 @@ impl Shared {
         }
     }
 
-    pub fn closed(&self) -> bool {
+    pub(super) fn closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }
 
     /// A new call id, pending from this moment.
-    pub fn allocate(&self, tx: Sink, bound: bool) -> u64 {
+    pub(super) fn allocate(&self, tx: Sink, bound: bool) -> u64 {
         let mut c = relock(&self.calls);
         let id = c.next_id;
         c.next_id += 1;
@@ -187,18 +187,18 @@ impl Shared {
     }
 
     /// A call id for a call answered on the spot (during recovery), never pending.
-    pub fn next_id(&self) -> u64 {
+    pub(super) fn next_id(&self) -> u64 {
         let mut c = relock(&self.calls);
         c.next_id += 1;
         c.next_id - 1
     }
 
     /// Take call `id` out of the pending calls (its reply came, or it failed).
-    pub fn take(&self, id: u64) -> Option<Pending> {
+    pub(super) fn take(&self, id: u64) -> Option<Pending> {
         relock(&self.calls).pending.remove(&id)
     }
 
-    pub fn invalidate(&self, i: Invalidate) {
+    pub(super) fn invalidate(&self, i: Invalidate) {
         if let Some(tx) = self.invalidations.get() {
             let _ = tx.send(i);
         }
@@ -207,21 +207,21 @@ impl Shared {
     /// The lowest call id still waiting for its reply (or the next id if none). Calls kept
     /// for a replay count as unacknowledged: the server keeps their replies, so that a
     /// replay of one it made durable is answered, not run again.
-    pub fn acked_below(&self) -> u64 {
+    pub(super) fn acked_below(&self) -> u64 {
         let c = relock(&self.calls);
         let below = c.pending.keys().next().copied().unwrap_or(c.next_id);
         relock(&self.kept).first().map_or(below, |k| k.min(below))
     }
 
     /// The server says every call below `below` that reached it is durable.
-    pub fn durable(&self, below: u64) {
+    pub(super) fn durable(&self, below: u64) {
         if relock(&self.kept).durable(below) {
             self.kept_cv.notify_all();
         }
     }
 
     /// A message that expects no reply, if connected.
-    pub fn send_control(&self, msg: &ClientMsg) {
+    pub(super) fn send_control(&self, msg: &ClientMsg) {
         let Ok(f) = encode_frame(msg, &[]) else {
             return;
         };
@@ -229,7 +229,7 @@ impl Shared {
     }
 
     /// Write `frame` on the connection, if up; a failed write breaks it.
-    pub fn write_or_break(&self, w: &mut Wire, frame: &[u8]) {
+    pub(super) fn write_or_break(&self, w: &mut Wire, frame: &[u8]) {
         let Some(s) = w.stream.as_mut() else { return };
         if s.write_all(frame).is_err() {
             self.mark_broken(w);
@@ -237,7 +237,7 @@ impl Shared {
     }
 
     /// Mark the connection broken (its socket shut) for the recovery to take over.
-    pub fn mark_broken(&self, w: &mut Wire) {
+    pub(super) fn mark_broken(&self, w: &mut Wire) {
         if let Some(s) = w.stream.take() {
             s.shutdown();
         }
