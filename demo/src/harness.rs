@@ -367,6 +367,18 @@ impl Harness {
         self.mount_with_prefix(prefix, &[addr.to_string()])
     }
 
+    /// `mount_remote_in` with extra `rwxfs mount` options (`--direct`...).
+    pub fn mount_remote_in_with(
+        &mut self,
+        prefix: &[&str],
+        addr: &str,
+        extra: &[&str],
+    ) -> Result<PathBuf, String> {
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        args.push(addr.to_string());
+        self.mount_with_prefix(prefix, &args)
+    }
+
     /// A raw-mode mount: this mount's own engine on `image`.
     pub fn mount_raw(&mut self, image: &Path) -> Result<PathBuf, String> {
         self.mount_with(&["--raw-image".into(), image.to_string_lossy().into_owned()])

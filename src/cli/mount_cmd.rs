@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use client_fuse::link::ConnectOptions;
 use client_fuse::mount::check_mountpoint;
-use client_fuse::{mount_foreground, Backend, MountConfig, MountFlags, RawBackend, RemoteBackend};
+use client_fuse::{
+    mount_foreground, Backend, DirectBackend, MountConfig, MountFlags, RawBackend, RemoteBackend,
+};
 use volume::{FileStore, Volume};
 
 use super::image_lock::{self, Hold, ImageLock, LockError};
@@ -24,6 +26,15 @@ pub struct Args {
     /// Run the engine in this process directly on IMAGE (unsafe with several writers).
     #[arg(long, value_name = "IMAGE")]
     pub raw_image: Option<PathBuf>,
+    /// Direct mode: metadata through the server, file data read and written on the shared
+    /// volume itself at the blocks the server's layouts give (the volume where the server
+    /// says it is, or at --direct-image).
+    #[arg(long, conflicts_with = "raw_image")]
+    pub direct: bool,
+    /// With --direct: the volume's image as this machine sees it, where the server's path
+    /// for it does not reach.
+    #[arg(long, value_name = "PATH", requires = "direct")]
+    pub direct_image: Option<PathBuf>,
     /// Stay attached instead of serving in the background.
     #[arg(long)]
     pub foreground: bool,
@@ -230,7 +241,12 @@ fn remote_backend(a: &Args, source: &str, ready: &Ready) -> Result<Arc<dyn Backe
         no_wait: a.no_wait,
     };
     let pending = |why: &str| ready.note("pending", why);
-    Ok(Arc::new(RemoteBackend::connect(source, &opts, &pending)?))
+    let remote = RemoteBackend::connect(source, &opts, &pending)?;
+    if !a.direct {
+        return Ok(Arc::new(remote));
+    }
+    let image = a.direct_image.as_deref();
+    Ok(Arc::new(DirectBackend::new(remote, image, a.read_only)?))
 }
 
 /// The shared hold of a raw mount on its image, or why it is refused.
@@ -321,6 +337,13 @@ fn foreground_args(a: &Args, flags: MountFlags) -> Vec<String> {
     let mut args: Vec<String> = vec!["mount".into()];
     if let Some(img) = &a.raw_image {
         args.push("--raw-image".into());
+        args.push(img.display().to_string());
+    }
+    if a.direct {
+        args.push("--direct".into());
+    }
+    if let Some(img) = &a.direct_image {
+        args.push("--direct-image".into());
         args.push(img.display().to_string());
     }
     if a.read_only {

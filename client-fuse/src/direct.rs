@@ -1,0 +1,334 @@
+//! The Direct backend (direct mode): metadata through the server as a remote mount sends it,
+//! file data straight to and from the shared volume at the blocks the server's layouts give.
+//!
+//! - A read asks for a read layout and reads the extents from the image (holes are zeros).
+//! - A write asks for a write layout (the server reserves the range's holes for this
+//!   session, zeroing a block it will write only in part) and writes the data there. The
+//!   ranges written wait, per file, for their commit: before any other call on the file from
+//!   this mount (so its answer comes after them), at flush and fsync, and once 64 MiB are
+//!   pending. A commit first makes the image's data durable (`fdatasync`), then sends
+//!   `LayoutCommit`: ordered mode, as the server's own writes.
+//! - The last close of a file returns its layouts, after its commit.
+//! - Appends, writes that must drop setuid, and writes the server refuses a layout for
+//!   (another mount's uncommitted blocks in the range) go through the server.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Mutex;
+
+use protocol::{Layout, Request, Response};
+use volume::{FsError, FsResult};
+
+use crate::backend::{ask, Backend, LockArgs, WriteHow};
+use crate::remote::RemoteBackend;
+
+/// Bytes written to one file past which its commit is not put off any longer.
+const COMMIT_AFTER: u64 = 64 << 20;
+
+pub struct DirectBackend {
+    remote: RemoteBackend,
+    image: File,
+    /// Writes on the image not yet committed, by file.
+    pending: Mutex<HashMap<u64, Pending>>,
+    /// A commit that failed, by file: the next flush or fsync of it reports it.
+    failed: Mutex<HashMap<u64, i32>>,
+    /// Opens of each file through this mount: layouts go back at the last close.
+    opens: Mutex<HashMap<u64, u32>>,
+}
+
+/// One file's writes since its last commit.
+#[derive(Default)]
+struct Pending {
+    /// (offset, length) of each write, in order.
+    written: Vec<(u64, u64)>,
+    /// The end of the furthest one.
+    end: u64,
+    bytes: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl DirectBackend {
+    /// Direct mode over `remote`: the volume opened at `image`, or where the server says it
+    /// is. Read-only mounts open it read-only.
+    pub fn new(
+        remote: RemoteBackend,
+        image: Option<&std::path::Path>,
+        read_only: bool,
+    ) -> Result<DirectBackend, String> {
+        let path = match image {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let at: String = ask(&remote, Request::VolumeLocation, &[]).map_err(|e| {
+                    format!(
+                        "the server does not say where its volume is ({e}): give --direct-image"
+                    )
+                })?;
+                at.into()
+            }
+        };
+        let image = std::fs::OpenOptions::new()
+            .read(true)
+            .write(!read_only)
+            .open(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(DirectBackend {
+            remote,
+            image,
+            pending: Mutex::default(),
+            failed: Mutex::default(),
+            opens: Mutex::default(),
+        })
+    }
+
+    /// The server's answer to `req`, not through this backend's own rules.
+    fn server<T: protocol::Answer>(&self, req: Request) -> FsResult<T> {
+        ask(&self.remote, req, &[])
+    }
+
+    /// Commit the writes made to `ino` through layouts: their data made durable on the
+    /// image, then the server told. A failure is kept for the next flush or fsync too.
+    fn commit(&self, ino: u64) -> FsResult<()> {
+        let Some(p) = lock(&self.pending).remove(&ino) else {
+            return Ok(());
+        };
+        let r = self.image.sync_data().map_err(FsError::Io).and_then(|_| {
+            let req = Request::LayoutCommit {
+                ino,
+                written: merged(p.written),
+                size: p.end,
+                mtime: None,
+            };
+            self.server::<protocol::Attr>(req).map(|_| ())
+        });
+        if let Err(e) = &r {
+            tracing::error!("commit of writes to inode {ino} failed: {e}");
+            lock(&self.failed).insert(ino, e.errno());
+        }
+        r
+    }
+
+    /// A read from the image at the extents of a read layout.
+    fn read_direct(&self, ino: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        let req = Request::LayoutGet {
+            ino,
+            offset,
+            len: u64::from(size),
+            write: false,
+        };
+        let l: Layout = self.server(req)?;
+        let n = l.size.saturating_sub(offset).min(u64::from(size)) as usize;
+        let mut out = vec![0u8; n];
+        for e in &l.extents {
+            let Some(disk) = e.disk else { continue };
+            let from = e.offset.max(offset);
+            let to = (e.offset + e.len).min(offset + n as u64);
+            if from >= to {
+                continue;
+            }
+            let buf = &mut out[(from - offset) as usize..(to - offset) as usize];
+            self.image
+                .read_exact_at(buf, disk + (from - e.offset))
+                .map_err(FsError::Io)?;
+        }
+        Ok(out)
+    }
+
+    /// A write to the image at the extents of a write layout; `None` if the server gave
+    /// none (another mount's uncommitted blocks are in the range): the server writes it.
+    fn write_direct(&self, ino: u64, offset: u64, data: &[u8]) -> FsResult<Option<u32>> {
+        let mut pos = 0usize;
+        while pos < data.len() {
+            let at = offset + pos as u64;
+            let req = Request::LayoutGet {
+                ino,
+                offset: at,
+                len: (data.len() - pos) as u64,
+                write: true,
+            };
+            let l: Layout = match self.server(req) {
+                Err(FsError::WouldBlock) if pos == 0 => return Ok(None),
+                r => r?,
+            };
+            let covered = self.write_extents(&l, at, &data[pos..])?;
+            if covered == 0 {
+                return Err(FsError::Io(std::io::Error::other("an empty write layout")));
+            }
+            pos += covered;
+            self.note(ino, at, covered as u64);
+        }
+        if lock(&self.pending)
+            .get(&ino)
+            .is_some_and(|p| p.bytes >= COMMIT_AFTER)
+        {
+            self.commit(ino)?;
+        }
+        Ok(Some(data.len() as u32))
+    }
+
+    /// Write `data` (at file offset `at`) where the layout's extents say; the bytes it
+    /// covered.
+    fn write_extents(&self, l: &Layout, at: u64, data: &[u8]) -> FsResult<usize> {
+        let end = at + data.len() as u64;
+        let mut covered = 0usize;
+        for e in &l.extents {
+            let from = e.offset.max(at);
+            let to = (e.offset + e.len).min(end);
+            if from >= to {
+                continue;
+            }
+            let disk = e
+                .disk
+                .ok_or_else(|| FsError::Io(std::io::Error::other("a write layout with a hole")))?;
+            let bytes = &data[(from - at) as usize..(to - at) as usize];
+            self.image
+                .write_all_at(bytes, disk + (from - e.offset))
+                .map_err(FsError::Io)?;
+            covered = covered.max((to - at) as usize);
+        }
+        Ok(covered)
+    }
+
+    fn note(&self, ino: u64, at: u64, len: u64) {
+        let mut pending = lock(&self.pending);
+        let p = pending.entry(ino).or_default();
+        p.written.push((at, len));
+        p.end = p.end.max(at + len);
+        p.bytes += len;
+    }
+
+    /// Count an open of the file this answer names.
+    fn opened(&self, resp: &Response) {
+        if let Response::Attr(a) = resp {
+            *lock(&self.opens).entry(a.ino).or_insert(0) += 1;
+        }
+    }
+
+    /// A close: true if it was this mount's last open of the file.
+    fn closed(&self, ino: u64) -> bool {
+        let mut opens = lock(&self.opens);
+        match opens.get_mut(&ino) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            _ => {
+                opens.remove(&ino);
+                true
+            }
+        }
+    }
+}
+
+/// Ranges joined where they touch or overlap, in order: what a commit names.
+fn merged(mut written: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    written.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(written.len());
+    for (at, len) in written {
+        match out.last_mut() {
+            Some((s, l)) if at <= *s + *l => *l = (*l).max(at + len - *s),
+            _ => out.push((at, len)),
+        }
+    }
+    out
+}
+
+impl Backend for DirectBackend {
+    /// A read goes to the image; any other call on a file goes to the server after this
+    /// mount's writes to it are committed, so its answer (attributes, a truncation, a lock
+    /// handed on) comes after them. The last close returns the file's layouts.
+    fn call(&self, req: Request, bulk: &[u8]) -> FsResult<(Response, Vec<u8>)> {
+        if let Request::Read { ino, offset, size } = req {
+            self.commit(ino)?;
+            return Ok((Response::Data, self.read_direct(ino, offset, size)?));
+        }
+        if let Some(ino) = req.meta().inode {
+            self.commit(ino)?;
+        }
+        match req {
+            Request::Release { ino } => {
+                if self.closed(ino) {
+                    self.server::<()>(Request::LayoutReturn { ino })?;
+                }
+                self.remote.call(req, bulk)
+            }
+            Request::Open { .. } | Request::Create { .. } => {
+                let r = self.remote.call(req, bulk)?;
+                self.opened(&r.0);
+                Ok(r)
+            }
+            req => self.remote.call(req, bulk),
+        }
+    }
+
+    fn settled(&self, ino: u64) -> FsResult<()> {
+        self.remote.settled(ino)?;
+        let r = self.commit(ino);
+        match lock(&self.failed).remove(&ino) {
+            Some(errno) => Err(FsError::from_errno(errno)),
+            None => r,
+        }
+    }
+
+    fn write(&self, ino: u64, offset: u64, data: &[u8], how: WriteHow) -> FsResult<u32> {
+        if !how.kill_priv {
+            if let Some(n) = self.write_direct(ino, offset, data)? {
+                return Ok(n);
+            }
+        }
+        // Through the server, after this mount's direct writes to the file.
+        self.commit(ino)?;
+        self.remote.write(ino, offset, data, how)
+    }
+
+    fn shutdown(&self) -> FsResult<()> {
+        let files: Vec<u64> = lock(&self.pending).keys().copied().collect();
+        for ino in files {
+            let _ = self.commit(ino);
+        }
+        self.remote.shutdown()
+    }
+
+    fn supports_locks(&self) -> bool {
+        true
+    }
+
+    fn lock_epoch(&self) -> u64 {
+        self.remote.lock_epoch()
+    }
+
+    fn take_lost(&self, ino: u64, names: bool) -> bool {
+        self.remote.take_lost(ino, names)
+    }
+
+    fn on_invalidate(&self, sink: std::sync::mpsc::Sender<crate::backend::Invalidate>) {
+        self.remote.on_invalidate(sink);
+    }
+
+    fn setlk(
+        &self,
+        ino: u64,
+        l: LockArgs,
+        wait: bool,
+        interrupted: &dyn Fn() -> bool,
+    ) -> FsResult<()> {
+        // What was written under a lock is committed before the lock changes hands.
+        self.commit(ino)?;
+        self.remote.setlk(ino, l, wait, interrupted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merged;
+
+    #[test]
+    fn writes_are_committed_as_ranges_joined_where_they_meet() {
+        let w = vec![(100, 10), (0, 50), (40, 20), (60, 5), (200, 1)];
+        assert_eq!(merged(w), vec![(0, 65), (100, 10), (200, 1)]);
+        assert_eq!(merged(Vec::new()), Vec::<(u64, u64)>::new());
+    }
+}

@@ -1,0 +1,175 @@
+//! Direct mode with real FUSE mounts: metadata through the server, file data read and written
+//! by each mount on the shared image itself at the blocks of its layouts.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use demo::workload::contents;
+use rwxfs_tests::{assert_fsck_clean, harness, Hosts};
+
+/// `n` of the workload's file contents, one after another.
+fn data(seed: usize, n: usize) -> Vec<u8> {
+    (0..n).flat_map(|j| contents(seed, j)).collect()
+}
+
+/// Wait until `path` reads as `want` (another mount's change reaches this one through the
+/// server's invalidations, or when its cache times out).
+fn reads_as(path: &Path, want: &[u8]) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match std::fs::read(path) {
+            Ok(got) if got == want => return,
+            got if Instant::now() > deadline => panic!(
+                "{} never read as expected ({} bytes wanted): {:?} bytes",
+                path.display(),
+                want.len(),
+                got.map(|g| g.len())
+            ),
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Bytes the process has written through write(2) and its kind so far (`wchar`).
+fn written_by(pid: u32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
+    let line = io.lines().find(|l| l.starts_with("wchar:")).unwrap();
+    line[6..].trim().parse().unwrap()
+}
+
+/// Blocks the volume at `path` can still give.
+fn blocks_free(path: &Path) -> u64 {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a zeroed statvfs is a valid out-parameter; `c` is NUL-terminated.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+    st.f_bfree
+}
+
+#[test]
+fn two_hosts_write_truncate_rename_over_and_read_each_others_files_directly() {
+    let hosts = Hosts::star(2).unwrap();
+    let mut h = harness();
+    let img = h.mkfs("v.img", "512M").unwrap();
+    let bound = h
+        .start_server_in(&Hosts::exec(&hosts.server), &img, "0.0.0.0:0", &[])
+        .unwrap();
+    let port = bound.rsplit(':').next().unwrap().to_string();
+    let server = h.server_pid().unwrap();
+    let mut direct = |k: usize| {
+        let addr = format!("{}:{port}", hosts.server_ip_for(k + 1));
+        h.mount_remote_in_with(&Hosts::exec(&hosts.clients[k]), &addr, &["--direct"])
+            .unwrap()
+    };
+    let (a, b) = (direct(0), direct(1));
+    let before = written_by(server);
+    // 64 MiB from one host, read on the other: none of it passes through the server.
+    let big = data(1, 16 * 1024);
+    std::fs::write(a.join("big"), &big).unwrap();
+    assert!(big.len() >= 64 << 20, "{}", big.len());
+    reads_as(&b.join("big"), &big);
+    let through_server = written_by(server) - before;
+    assert!(
+        through_server < 8 << 20,
+        "the server wrote {through_server} bytes for 64 MiB written directly"
+    );
+    // The other way, then truncated by the first host and grown sparse by the second.
+    let two = data(2, 300);
+    std::fs::write(b.join("two"), &two).unwrap();
+    reads_as(&a.join("two"), &two);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(a.join("two"))
+        .unwrap();
+    f.set_len(1000).unwrap();
+    drop(f);
+    reads_as(&b.join("two"), &two[..1000]);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(b.join("two"))
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, b"tail", 3 << 20).unwrap();
+    drop(f);
+    let mut sparse = two[..1000].to_vec();
+    sparse.resize(3 << 20, 0);
+    sparse.extend_from_slice(b"tail");
+    reads_as(&a.join("two"), &sparse);
+    // A file renamed over another: its blocks go, the new one reads whole on both hosts.
+    let three = data(3, 500);
+    std::fs::write(b.join("three"), &three).unwrap();
+    std::fs::rename(b.join("three"), b.join("big")).unwrap();
+    reads_as(&a.join("big"), &three);
+    reads_as(&b.join("big"), &three);
+    h.unmount_all().unwrap();
+    // A fresh mount through the server sees the same.
+    let c = h
+        .mount_remote_in(
+            &Hosts::exec(&hosts.clients[0]),
+            &format!("{}:{port}", hosts.server_ip_for(1)),
+        )
+        .unwrap();
+    assert_eq!(std::fs::read(c.join("big")).unwrap(), three);
+    assert_eq!(std::fs::read(c.join("two")).unwrap(), sparse);
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
+
+#[test]
+fn data_fsynced_on_a_direct_mount_survives_the_server_killed_mid_write() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "256M").unwrap();
+    let addr = h.start_server(&img, &[]).unwrap();
+    let m = h.mount_remote_with(&addr, &["--direct"]).unwrap();
+    let kept = data(4, 2000);
+    let mut f = std::fs::File::create(m.join("kept")).unwrap();
+    std::io::Write::write_all(&mut f, &kept).unwrap();
+    f.sync_all().unwrap();
+    // More on its way, never fsynced, when the server dies.
+    let mut g = std::fs::File::create(m.join("unsynced")).unwrap();
+    std::io::Write::write_all(&mut g, &data(5, 500)).unwrap();
+    h.kill_server();
+    h.start_server_in(&[], &img, &addr, &[]).unwrap();
+    // Their closes commit what they wrote, to the server that came back.
+    drop((f, g));
+    let fresh = h.mount_remote(&addr).unwrap();
+    assert_eq!(std::fs::read(fresh.join("kept")).unwrap(), kept);
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
+
+#[test]
+fn a_direct_mount_killed_with_uncommitted_writes_leaves_nothing_of_them_once_its_lease_ends() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "256M").unwrap();
+    let addr = h.start_server(&img, &["--lease-secs", "2"]).unwrap();
+    let watch = h.mount_remote(&addr).unwrap();
+    let m = h.mount_remote_with(&addr, &["--direct"]).unwrap();
+    std::fs::write(m.join("f"), b"committed at close").unwrap();
+    let free = blocks_free(&watch);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(m.join("f"))
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &data(6, 2000), 1 << 20).unwrap();
+    // Reserved for the writer, not committed: out of the free blocks, in no file.
+    assert!(blocks_free(&watch) < free - 1000, "nothing was reserved");
+    h.kill_mount(&m);
+    drop(f);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while blocks_free(&watch) != free {
+        assert!(
+            Instant::now() < deadline,
+            "the reserved blocks never came back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        std::fs::read(watch.join("f")).unwrap(),
+        b"committed at close"
+    );
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
