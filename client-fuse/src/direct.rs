@@ -26,6 +26,7 @@ use crate::remote::RemoteBackend;
 /// Bytes written to one file past which its commit is not put off any longer.
 const COMMIT_AFTER: u64 = 64 << 20;
 
+/// A direct mount's backend: the server's `RemoteBackend` for metadata, the image for data.
 pub struct DirectBackend {
     remote: RemoteBackend,
     image: File,
