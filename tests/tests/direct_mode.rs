@@ -173,3 +173,96 @@ fn a_direct_mount_killed_with_uncommitted_writes_leaves_nothing_of_them_once_its
     h.stop_server().unwrap();
     assert_fsck_clean(&img);
 }
+
+#[test]
+fn a_direct_writer_racing_truncates_leaves_the_other_files_and_the_volume_whole() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "512M").unwrap();
+    let addr = h.start_server(&img, &[]).unwrap();
+    let a = h.mount_remote_with(&addr, &["--direct"]).unwrap();
+    let b = h.mount_remote_with(&addr, &["--direct"]).unwrap();
+    std::fs::write(a.join("w"), b"").unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (path, stop) = (a.join("w"), stop.clone());
+        std::thread::spawn(move || {
+            let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+            let chunk = vec![b'a'; 256 << 10];
+            let mut k = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                // Overwrites of blocks the truncates free, and new ones past them.
+                let _ = std::os::unix::fs::FileExt::write_all_at(&f, &chunk, (k % 16) << 18);
+                if k % 4 == 3 {
+                    let _ = f.sync_data();
+                }
+                k += 1;
+            }
+            k
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let mut others = 0;
+    while Instant::now() < deadline {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(b.join("w"))
+            .unwrap();
+        f.set_len(0).unwrap();
+        drop(f);
+        std::fs::write(b.join(format!("o{others}")), vec![b'b'; 512 << 10]).unwrap();
+        others += 1;
+        let seen = std::fs::read(b.join("w")).unwrap();
+        assert!(seen.iter().all(|&c| c == b'a' || c == 0), "w read foreign bytes");
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let writes = writer.join().unwrap();
+    assert!(writes > 16 && others > 4, "{writes} writes, {others} files");
+    h.unmount_all().unwrap();
+    let fresh = h.mount_remote(&addr).unwrap();
+    for k in 0..others {
+        let o = std::fs::read(fresh.join(format!("o{k}"))).unwrap();
+        assert!(o.len() == 512 << 10 && o.iter().all(|&c| c == b'b'), "o{k} was written into");
+    }
+    let w = std::fs::read(fresh.join("w")).unwrap();
+    assert!(w.iter().all(|&c| c == b'a' || c == 0), "w holds foreign bytes");
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
+
+#[test]
+fn a_lock_holder_on_a_direct_mount_reads_what_the_last_holder_wrote() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "256M").unwrap();
+    let addr = h.start_server(&img, &[]).unwrap();
+    let a = h.mount_remote_with(&addr, &["--direct"]).unwrap();
+    let b = h.mount_remote_with(&addr, &["--direct"]).unwrap();
+    std::fs::write(a.join("counter"), 0u64.to_le_bytes()).unwrap();
+    let bump = |m: &Path, times: usize| {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(m.join("counter"))
+            .unwrap();
+        for _ in 0..times {
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+            // SAFETY: flock on a file descriptor this function owns.
+            assert_eq!(unsafe { libc::flock(fd, libc::LOCK_EX) }, 0);
+            let mut n = [0u8; 8];
+            std::os::unix::fs::FileExt::read_exact_at(&f, &mut n, 0).unwrap();
+            let next = u64::from_le_bytes(n) + 1;
+            std::os::unix::fs::FileExt::write_all_at(&f, &next.to_le_bytes(), 0).unwrap();
+            // SAFETY: as above.
+            assert_eq!(unsafe { libc::flock(fd, libc::LOCK_UN) }, 0);
+        }
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| bump(&a, 200));
+        s.spawn(|| bump(&b, 200));
+    });
+    let n = std::fs::read(a.join("counter")).unwrap();
+    assert_eq!(u64::from_le_bytes(n.try_into().unwrap()), 400);
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
