@@ -212,7 +212,10 @@ fn a_direct_writer_racing_truncates_leaves_the_other_files_and_the_volume_whole(
         std::fs::write(b.join(format!("o{others}")), vec![b'b'; 512 << 10]).unwrap();
         others += 1;
         let seen = std::fs::read(b.join("w")).unwrap();
-        assert!(seen.iter().all(|&c| c == b'a' || c == 0), "w read foreign bytes");
+        assert!(
+            seen.iter().all(|&c| c == b'a' || c == 0),
+            "w read foreign bytes"
+        );
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let writes = writer.join().unwrap();
@@ -221,10 +224,16 @@ fn a_direct_writer_racing_truncates_leaves_the_other_files_and_the_volume_whole(
     let fresh = h.mount_remote(&addr).unwrap();
     for k in 0..others {
         let o = std::fs::read(fresh.join(format!("o{k}"))).unwrap();
-        assert!(o.len() == 512 << 10 && o.iter().all(|&c| c == b'b'), "o{k} was written into");
+        assert!(
+            o.len() == 512 << 10 && o.iter().all(|&c| c == b'b'),
+            "o{k} was written into"
+        );
     }
     let w = std::fs::read(fresh.join("w")).unwrap();
-    assert!(w.iter().all(|&c| c == b'a' || c == 0), "w holds foreign bytes");
+    assert!(
+        w.iter().all(|&c| c == b'a' || c == 0),
+        "w holds foreign bytes"
+    );
     h.unmount_all().unwrap();
     h.stop_server().unwrap();
     assert_fsck_clean(&img);
