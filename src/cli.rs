@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod bench_cmd;
 mod demo_cmd;
+mod export_cmd;
 mod fsck_cmd;
 mod image_lock;
 mod limits;
@@ -72,6 +73,8 @@ enum Cmd {
     Bench(bench_cmd::Args),
     /// Serve a volume to any number of mounts.
     Serve(serve_cmd::Args),
+    /// A running server's exports: create, list, resize, delete.
+    Export(export_cmd::Args),
     /// List a server's sessions: node, mount, access, address, lease, open files, locks.
     Status {
         /// HOST:PORT of the server.
@@ -117,6 +120,7 @@ pub fn run() -> i32 {
         Cmd::Fsck { image, json, ceph } => fsck_cmd::run(&image, &ceph, json),
         Cmd::Mount(args) => mount_cmd::run(args),
         Cmd::Serve(args) => serve_cmd::run(args),
+        Cmd::Export(args) => export_cmd::run(args),
         Cmd::Status {
             server,
             token_file,

@@ -27,7 +27,7 @@ use std::time::Duration;
 use protocol::codec::encode_frame_head;
 use protocol::{ClientMsg, Request, Response};
 
-pub use dial::query_status;
+pub use dial::{administer, query_status};
 pub use error::{DialError, LinkError};
 
 use dial::{dial, Hello};
@@ -51,6 +51,8 @@ pub struct ConnectOptions {
     pub node_id: String,
     /// Ask for a read-only mount.
     pub read_only: bool,
+    /// The export mounted (`HOST:PORT/NAME`); empty for the whole volume.
+    pub export: String,
     /// The export's token, if it asks for one.
     pub token: Option<Vec<u8>>,
     /// Refuse at once instead of waiting when the server says the mount must wait.
@@ -82,6 +84,7 @@ impl Link {
             node_id: opts.node_id.clone(),
             mount_id,
             read_only: opts.read_only,
+            export: opts.export.clone(),
             token: opts.token.clone(),
             tls: opts.tls.clone(),
         };

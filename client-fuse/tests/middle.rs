@@ -202,6 +202,7 @@ fn a_malformed_frame_closes_only_its_connection() {
         mount_id: 1,
         read_only: false,
         nonce: vec![7; 32],
+        export: String::new(),
     };
     raw.write_all(&encode_frame(&hello, &[]).expect("encode"))
         .expect("hello");

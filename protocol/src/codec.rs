@@ -125,12 +125,13 @@ mod tests {
             mount_id: 7,
             read_only: false,
             nonce: vec![0xAB],
+            export: String::new(),
         };
         let f = encode_frame(&m, &[]).unwrap();
         #[rustfmt::skip]
         let want: Vec<u8> = vec![
-            0, 0, 0, 40,                // frame length, big-endian
-            36, 0, 0, 0,                // header length
+            0, 0, 0, 48,                // frame length, big-endian
+            44, 0, 0, 0,                // header length
             0, 0, 0, 0,                 // ClientMsg::Hello (variant 0)
             1, 0, 0, 0,                 // version 1
             2, 0, 0, 0, 0, 0, 0, 0,     // node_id length
@@ -139,6 +140,7 @@ mod tests {
             0,                          // read_only
             1, 0, 0, 0, 0, 0, 0, 0,     // nonce length
             0xAB,                       // nonce
+            0, 0, 0, 0, 0, 0, 0, 0,     // export length (the whole volume)
         ];
         assert_eq!(f, want);
         let (back, bulk): (ClientMsg, _) = decode_body(body_of(&f)).unwrap();
@@ -185,12 +187,13 @@ mod tests {
             session: 9,
             secret: vec![0x5E],
             nonce: vec![],
+            export: String::new(),
         };
         let f = encode_frame(&m, &[]).unwrap();
         #[rustfmt::skip]
         let want: Vec<u8> = vec![
-            0, 0, 0, 55,
-            51, 0, 0, 0,
+            0, 0, 0, 63,
+            59, 0, 0, 0,
             3, 0, 0, 0,                 // ClientMsg::Resume (variant 3)
             1, 0, 0, 0,                 // version
             1, 0, 0, 0, 0, 0, 0, 0,     // node_id length
@@ -201,6 +204,7 @@ mod tests {
             1, 0, 0, 0, 0, 0, 0, 0,     // secret length
             0x5E,                       // secret
             0, 0, 0, 0, 0, 0, 0, 0,     // nonce length (empty)
+            0, 0, 0, 0, 0, 0, 0, 0,     // export length (the whole volume)
         ];
         assert_eq!(f, want);
         let ack = encode_frame(&ClientMsg::Ack { below: 300 }, &[]).unwrap();
@@ -276,6 +280,7 @@ mod tests {
                 mount_id: 7,
                 read_only: false,
                 nonce: vec![3; 32],
+                export: String::new(),
             },
             ClientMsg::Resume {
                 version: PROTOCOL_VERSION,
@@ -285,6 +290,7 @@ mod tests {
                 session: 99,
                 secret: vec![4; 32],
                 nonce: vec![5; 32],
+                export: String::new(),
             },
             ClientMsg::Ack { below: 1 << 40 },
             ClientMsg::Proof { mac: vec![1; 32] },

@@ -11,6 +11,8 @@ pub mod auth;
 pub mod codec;
 mod engine_types;
 pub mod error_code;
+pub mod exports;
+mod inodes;
 pub mod messages;
 pub mod meta;
 #[cfg(test)]
@@ -20,6 +22,7 @@ pub mod wire;
 pub use answer::{Answer, LockState};
 pub use codec::{decode_body, encode_frame, ProtoError, MAX_FRAME};
 pub use error_code::ErrorCode;
+pub use exports::{AccessMode, ExportCmd, ExportInfo};
 pub use messages::{
     ClientMsg, Cred, Push, Request, Response, ServerMsg, SessionStatus, MAX_GROUPS,
     PROTOCOL_VERSION,

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error_code::ErrorCode;
+use crate::exports::{ExportCmd, ExportInfo};
 use crate::wire::{
     Attr, DirEntry, Layout, LockKind, LockRange, RenameFlags, SetAttr, StatFs, TimeSpec,
 };
@@ -11,7 +12,7 @@ use crate::wire::{
 /// The version both ends speak, checked in `Hello`: bumped whenever a message's encoding
 /// changes (the golden bytes of `tests/golden.rs`), so the server refuses an older or newer
 /// client with the reason instead of misreading it.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// From client to server.
 ///
@@ -34,6 +35,9 @@ pub enum ClientMsg {
         read_only: bool,
         /// The client's challenge to the server, answered in `ServerMsg::Challenge::mac`.
         nonce: Vec<u8>,
+        /// The export mounted (`HOST:PORT/NAME`), confined to its directory; empty for the
+        /// whole volume.
+        export: String,
     },
     /// An operation; `id` matches the reply. Bulk data (Write) follows the header raw.
     Call {
@@ -64,6 +68,8 @@ pub enum ClientMsg {
         secret: Vec<u8>,
         /// As in `Hello`.
         nonce: Vec<u8>,
+        /// As in `Hello`: a session is resumed only for the export it was made for.
+        export: String,
     },
     /// The client has the replies to every call with an id below `below`: the server may
     /// forget them.
@@ -94,6 +100,17 @@ pub enum ClientMsg {
         req: Request,
         /// The caller: its permissions are the ones checked.
         cred: Cred,
+    },
+    /// First message of an administrator's connection (`rwxfs export`): proves the
+    /// server's administrator token (not the mount token), runs `cmd`, is answered
+    /// `ServerMsg::Exports`, and closes.
+    Admin {
+        /// As in `Hello`.
+        version: u32,
+        /// As in `Hello`.
+        nonce: Vec<u8>,
+        /// What to do.
+        cmd: ExportCmd,
     },
 }
 
@@ -169,6 +186,9 @@ pub enum ServerMsg {
     },
     /// The answer to `ClientMsg::Status`.
     Status(Vec<SessionStatus>),
+    /// The answer to `ClientMsg::Admin`: every export after the command (the one it made or
+    /// changed among them), or why it was refused.
+    Exports(Result<Vec<ExportInfo>, String>),
 }
 
 /// One session as `rwxfs status` shows it.

@@ -8,9 +8,9 @@ use std::fmt::Debug;
 
 use protocol::codec::{decode_body, encode_header};
 use protocol::{
-    Attr, ClientMsg, Cred, DirEntry, ErrorCode, Extent, FileKind, Layout, LockKind, LockRange,
-    Push, RenameFlags, Request, Response, ServerMsg, SessionStatus, SetAttr, SetTime, StatFs,
-    TimeSpec,
+    AccessMode, Attr, ClientMsg, Cred, DirEntry, ErrorCode, ExportCmd, ExportInfo, Extent,
+    FileKind, Layout, LockKind, LockRange, Push, RenameFlags, Request, Response, ServerMsg,
+    SessionStatus, SetAttr, SetTime, StatFs, TimeSpec,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -1652,6 +1652,8 @@ const CLIENT_MSG_HELLO: &[u8] = &[
     0,                          // read_only
     1, 0, 0, 0, 0, 0, 0, 0,     // nonce length
     171,                        // nonce
+    1, 0, 0, 0, 0, 0, 0, 0,     // export length
+    b'e',                       // export
 ];
 
 #[test]
@@ -1662,6 +1664,7 @@ fn client_msg_hello() {
         mount_id: 7,
         read_only: false,
         nonce: vec![0xAB],
+        export: "e".into(),
     };
     pin(&v, client_msg_golden(&v));
 }
@@ -1706,6 +1709,7 @@ const CLIENT_MSG_RESUME: &[u8] = &[
     1, 0, 0, 0, 0, 0, 0, 0,     // secret length
     94,                         // secret
     0, 0, 0, 0, 0, 0, 0, 0,     // nonce length
+    0, 0, 0, 0, 0, 0, 0, 0,     // export length
 ];
 
 #[test]
@@ -1718,6 +1722,7 @@ fn client_msg_resume() {
         session: 9,
         secret: vec![0x5E],
         nonce: Vec::new(),
+        export: String::new(),
     };
     pin(&v, client_msg_golden(&v));
 }
@@ -1804,6 +1809,27 @@ fn client_msg_call_as() {
     pin(&v, client_msg_golden(&v));
 }
 
+#[rustfmt::skip]
+const CLIENT_MSG_ADMIN: &[u8] = &[
+    9, 0, 0, 0,                 // ClientMsg::Admin (variant 9)
+    3, 0, 0, 0,                 // version
+    1, 0, 0, 0, 0, 0, 0, 0,     // nonce length
+    171,                        // nonce
+    3, 0, 0, 0,                 // cmd: ExportCmd::Delete (variant 3)
+    1, 0, 0, 0, 0, 0, 0, 0,     // cmd.name length
+    b'a',                       // cmd.name
+];
+
+#[test]
+fn client_msg_admin() {
+    let v = ClientMsg::Admin {
+        version: 3,
+        nonce: vec![0xAB],
+        cmd: ExportCmd::Delete { name: "a".into() },
+    };
+    pin(&v, client_msg_golden(&v));
+}
+
 /// Every variant of `ClientMsg` has its golden bytes.
 fn client_msg_golden(v: &ClientMsg) -> &'static [u8] {
     match v {
@@ -1816,6 +1842,7 @@ fn client_msg_golden(v: &ClientMsg) -> &'static [u8] {
         ClientMsg::Proof { .. } => CLIENT_MSG_PROOF,
         ClientMsg::Status { .. } => CLIENT_MSG_STATUS,
         ClientMsg::CallAs { .. } => CLIENT_MSG_CALL_AS,
+        ClientMsg::Admin { .. } => CLIENT_MSG_ADMIN,
     }
 }
 
@@ -1977,6 +2004,125 @@ fn server_msg_reply_err() {
     );
 }
 
+#[rustfmt::skip]
+const SERVER_MSG_EXPORTS: &[u8] = &[
+    7, 0, 0, 0,                 // ServerMsg::Exports (variant 7)
+    1, 0, 0, 0,                 // Err (variant 1)
+    2, 0, 0, 0, 0, 0, 0, 0,     // reason length
+    b'n', b'o',                 // reason
+];
+
+#[test]
+fn server_msg_exports() {
+    let v = ServerMsg::Exports(Err("no".into()));
+    pin(&v, server_msg_golden(&v));
+}
+
+// ---- exports ----
+
+#[rustfmt::skip]
+const EXPORT_INFO: &[u8] = &[
+    1, 0, 0, 0, 0, 0, 0, 0,     // name length
+    b'a',                       // name
+    3, 0, 0, 0,                 // mode: AccessMode::Rwop (variant 3)
+    0, 16, 0, 0, 0, 0, 0, 0,    // bytes
+    0, 32, 0, 0, 0, 0, 0, 0,    // bytes_used
+    64, 0, 0, 0, 0, 0, 0, 0,    // inodes
+    1, 0, 0, 0, 0, 0, 0, 0,     // inodes_used
+    1, 0, 0, 0, 0, 0, 0, 0,     // nodes length
+    1, 0, 0, 0, 0, 0, 0, 0,     // nodes[0] length
+    b'n',                       // nodes[0]
+];
+
+#[test]
+fn export_info() {
+    let v = ExportInfo {
+        name: "a".into(),
+        mode: AccessMode::Rwop,
+        bytes: 4096,
+        bytes_used: 8192,
+        inodes: 64,
+        inodes_used: 1,
+        nodes: vec!["n".into()],
+    };
+    pin(&v, EXPORT_INFO);
+}
+
+/// Every access mode and its four bytes: append-only, by variant.
+#[test]
+fn access_modes() {
+    for (i, m) in AccessMode::ALL.into_iter().enumerate() {
+        let golden: [u8; 4] = match m {
+            AccessMode::Rwx => [0, 0, 0, 0],
+            AccessMode::Rox => [1, 0, 0, 0],
+            AccessMode::Rwo => [2, 0, 0, 0],
+            AccessMode::Rwop => [3, 0, 0, 0],
+        };
+        assert_eq!(golden[0] as usize, i);
+        pin(&m, &golden);
+    }
+}
+
+#[rustfmt::skip]
+const EXPORT_CMD_CREATE: &[u8] = &[
+    0, 0, 0, 0,                 // ExportCmd::Create (variant 0)
+    1, 0, 0, 0, 0, 0, 0, 0,     // name length
+    b'a',                       // name
+    0, 16, 0, 0, 0, 0, 0, 0,    // bytes
+    9, 0, 0, 0, 0, 0, 0, 0,     // inodes
+    2, 0, 0, 0,                 // mode: AccessMode::Rwo (variant 2)
+];
+
+#[rustfmt::skip]
+const EXPORT_CMD_LIST: &[u8] = &[
+    1, 0, 0, 0,                 // ExportCmd::List (variant 1)
+];
+
+#[rustfmt::skip]
+const EXPORT_CMD_RESIZE: &[u8] = &[
+    2, 0, 0, 0,                 // ExportCmd::Resize (variant 2)
+    1, 0, 0, 0, 0, 0, 0, 0,     // name length
+    b'a',                       // name
+    0, 32, 0, 0, 0, 0, 0, 0,    // bytes
+    0, 0, 0, 0, 0, 0, 0, 0,     // inodes
+];
+
+#[rustfmt::skip]
+const EXPORT_CMD_DELETE: &[u8] = &[
+    3, 0, 0, 0,                 // ExportCmd::Delete (variant 3)
+    1, 0, 0, 0, 0, 0, 0, 0,     // name length
+    b'a',                       // name
+];
+
+#[test]
+fn export_cmds() {
+    let name = || "a".to_string();
+    let cmds = [
+        ExportCmd::Create {
+            name: name(),
+            bytes: 4096,
+            inodes: 9,
+            mode: AccessMode::Rwo,
+        },
+        ExportCmd::List,
+        ExportCmd::Resize {
+            name: name(),
+            bytes: 8192,
+            inodes: 0,
+        },
+        ExportCmd::Delete { name: name() },
+    ];
+    for c in cmds {
+        let golden = match c {
+            ExportCmd::Create { .. } => EXPORT_CMD_CREATE,
+            ExportCmd::List => EXPORT_CMD_LIST,
+            ExportCmd::Resize { .. } => EXPORT_CMD_RESIZE,
+            ExportCmd::Delete { .. } => EXPORT_CMD_DELETE,
+        };
+        pin(&c, golden);
+    }
+}
+
 /// Every variant of `ServerMsg` has its golden bytes.
 fn server_msg_golden(v: &ServerMsg) -> &'static [u8] {
     match v {
@@ -1987,6 +2133,7 @@ fn server_msg_golden(v: &ServerMsg) -> &'static [u8] {
         ServerMsg::Challenge { .. } => SERVER_MSG_CHALLENGE,
         ServerMsg::Pending { .. } => SERVER_MSG_PENDING,
         ServerMsg::Status(_) => SERVER_MSG_STATUS,
+        ServerMsg::Exports(_) => SERVER_MSG_EXPORTS,
     }
 }
 

@@ -32,6 +32,7 @@ impl Client {
             mount_id: n,
             read_only: false,
             nonce: Vec::new(),
+            export: String::new(),
         };
         s.write_all(&encode_frame(&hello, &[]).expect("encode"))
             .expect("hello");

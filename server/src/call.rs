@@ -58,11 +58,17 @@ pub(crate) fn answer(
     session: &Session,
     caller: &Caller,
     id: u64,
-    req: Request,
+    mut req: Request,
     bulk: &[u8],
 ) -> Vec<u8> {
+    let root = session.info.export;
+    if root != 0 {
+        crate::exports::inbound(root, &mut req);
+    }
+    let lists_root = matches!(req,
+        Request::Readdir { ino, .. } | Request::Readdirplus { ino, .. } if root != 0 && ino == root);
     let mutates = req.mutates();
-    let ran = match authorize(session, &req) {
+    let ran = match authorize(shared, session, &req) {
         Ok(()) => run(shared, session, caller, id, req, bulk),
         Err(e) => Ran::failed(e),
     };
@@ -71,15 +77,44 @@ pub(crate) fn answer(
     }
     record(shared, session, &ran);
     notify(shared, session, &ran);
-    encode(id, caller, ran)
+    let shown = Shown {
+        shared,
+        root,
+        lists_root,
+    };
+    encode(id, caller, &shown, ran)
 }
 
-/// What may be refused before the engine is involved: a change on a read-only mount. Who
-/// may do what to which inode is decided in the engine's hold (`InHold::authorize`).
-fn authorize(session: &Session, req: &Request) -> FsResult<()> {
-    match session.info.read_only && req.mutates() {
-        true => Err(FsError::ReadOnly),
-        false => Ok(()),
+/// What may be refused before the call runs: a change on a read-only mount, and a call of
+/// an export's mount that names an inode outside it (`exports::confine`). Who may do what
+/// to which inode is decided in the engine's hold (`InHold::authorize`).
+fn authorize(shared: &Shared, session: &Session, req: &Request) -> FsResult<()> {
+    if session.info.read_only && req.mutates() {
+        return Err(FsError::ReadOnly);
+    }
+    match session.info.export {
+        0 => Ok(()),
+        root => shared.vol.with(|v| crate::exports::confine(v, root, req)),
+    }
+}
+
+/// How a session sees its answers: a mount of an export sees the export's root as inode 1.
+struct Shown<'a> {
+    shared: &'a Shared,
+    /// The export's root; 0 for the whole volume.
+    root: u64,
+    /// The call lists the export's root (whose `..` is itself).
+    lists_root: bool,
+}
+
+impl Shown<'_> {
+    fn apply(&self, resp: &mut Response) {
+        if self.root == 0 {
+            return;
+        }
+        let (shared, root) = (self.shared, self.root);
+        let root_attr = || shared.vol.with(|v| v.getattr(root).ok().map(Into::into));
+        crate::exports::outbound(root, self.lists_root, root_attr, resp);
     }
 }
 
@@ -155,6 +190,11 @@ fn run(
     if let Some(r) = crate::open_calls::execute(shared, session, id, &req, &hold) {
         return plain(r);
     }
+    if let (Request::Statfs, root @ 1..) = (&req, session.info.export) {
+        // A mount of an export sees the export's quota as its size.
+        let r = shared.vol.with(|v| v.statfs_at(root));
+        return plain(r.map(|s| Response::StatFs(s.into())));
+    }
     if req.mutates() && shared.made.depends(session.id, &req) {
         // Made durable first what this call builds on (see `durability::Made`).
         if let Err(e) = shared.vol.commit() {
@@ -200,10 +240,13 @@ fn notify(shared: &Shared, session: &Session, ran: &Ran) {
 }
 
 /// The reply frame, with the call's result as the caller may see it.
-fn encode(id: u64, caller: &Caller, ran: Ran) -> Vec<u8> {
+fn encode(id: u64, caller: &Caller, shown: &Shown, ran: Ran) -> Vec<u8> {
     let mut r = ran.result;
     if let Ok(Response::Names(names)) = &mut r {
         crate::permissions::visible_names(caller, names);
+    }
+    if let Ok(resp) = &mut r {
+        shown.apply(resp);
     }
     let result = r.map_err(|e| {
         if matches!(e, FsError::Corrupt(_) | FsError::Io(_)) {
@@ -283,9 +326,13 @@ impl ops::Hooks<Store> for InHold<'_> {
         if let (true, Response::Attr(a)) = (self.creates, resp) {
             log.opened(session.id, a.ino);
         }
+        let mut resp = resp.clone();
+        if session.info.export != 0 {
+            crate::exports::outbound(session.info.export, false, || None, &mut resp);
+        }
         let reply = ServerMsg::Reply {
             id,
-            result: Ok(resp.clone()),
+            result: Ok(resp),
         };
         if let Ok(frame) = encode_frame(&reply, out) {
             log.reply(session.id, id, seq, &frame);

@@ -77,15 +77,17 @@ pub(crate) fn notify(shared: &Shared, origin: u64, changes: &Changes) {
         }
         let Some(tx) = s.sender() else { continue };
         let mut pushes = Vec::new();
+        // A mount of an export knows its root as inode 1.
+        let shown = |ino| crate::exports::shown(s.info.export, ino);
         for ino in &changes.inodes {
             if s.may_cache(*ino) {
-                pushes.push(Push::InvalInode { ino: *ino });
+                pushes.push(Push::InvalInode { ino: shown(*ino) });
             }
         }
         for (parent, name) in &changes.entries {
             if s.may_cache(*parent) {
                 pushes.push(Push::InvalEntry {
-                    parent: *parent,
+                    parent: shown(*parent),
                     name: name.clone(),
                 });
             }

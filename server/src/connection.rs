@@ -224,6 +224,7 @@ impl Handler {
             ClientMsg::Hello { .. }
             | ClientMsg::Resume { .. }
             | ClientMsg::Status { .. }
+            | ClientMsg::Admin { .. }
             | ClientMsg::Proof { .. } => {
                 return Some(End::Lost("handshake message after the handshake".into()))
             }

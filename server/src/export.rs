@@ -3,40 +3,12 @@
 //! the connection handler asks and carries them out.
 
 use std::net::IpAddr;
-use std::str::FromStr;
 
 use ipnet::IpNet;
 
 use crate::session::Session;
 
-/// Kubernetes' access modes, enforced by the server for every client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AccessMode {
-    /// ReadWriteMany: any number of read-write mounts, anywhere.
-    #[default]
-    Rwx,
-    /// ReadOnlyMany: every mount is read-only.
-    Rox,
-    /// ReadWriteOnce: mounts from one node at a time (any number on that node).
-    Rwo,
-    /// ReadWriteOncePod: one mount in the whole cluster; the next one waits.
-    Rwop,
-}
-
-impl FromStr for AccessMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<AccessMode, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "rwx" | "readwritemany" => Ok(AccessMode::Rwx),
-            "rox" | "readonlymany" => Ok(AccessMode::Rox),
-            "rwo" | "readwriteonce" => Ok(AccessMode::Rwo),
-            "rwop" | "readwriteoncepod" => Ok(AccessMode::Rwop),
-            other => Err(format!(
-                "unknown access mode {other:?} (expected rwx, rox, rwo or rwop)"
-            )),
-        }
-    }
-}
+pub use protocol::AccessMode;
 
 /// The uid and gid root is squashed to (nobody, nogroup).
 pub const NOBODY: u32 = 65534;
@@ -93,36 +65,49 @@ impl Export {
         self.allow.is_empty() || self.allow.iter().any(|n| n.contains(&addr))
     }
 
-    /// Admit a mount of `node` (asking for read-only or not) given the sessions that hold the
-    /// volume now, attached or waiting out their lease.
+    /// Admit a mount of `node` (asking for read-only or not) of the whole volume, given the
+    /// sessions that hold it now, attached or waiting out their lease.
     pub fn admit<'a>(
         &self,
         node: &str,
         wants_read_only: bool,
         sessions: impl Iterator<Item = &'a Session>,
     ) -> Admission {
-        let read_only = wants_read_only || self.read_only || self.mode == AccessMode::Rox;
-        match self.mode {
-            AccessMode::Rwx | AccessMode::Rox => Admission::Admit { read_only },
-            AccessMode::Rwo => {
-                let mut holders = sessions.filter(|s| s.info.node_id != node);
-                match holders.next() {
-                    Some(s) => Admission::Refuse(format!(
-                        "the volume is ReadWriteOnce and node {} holds it",
-                        s.info.node_id
-                    )),
-                    None => Admission::Admit { read_only },
-                }
+        let read_only = wants_read_only || self.read_only;
+        admit(self.mode, "the volume", node, read_only, sessions)
+    }
+}
+
+/// Admit a mount of `node` (asking for read-only or not) of `what` (the volume, or an
+/// export) of access mode `mode`, given the sessions that hold it now.
+pub fn admit<'a>(
+    mode: AccessMode,
+    what: &str,
+    node: &str,
+    wants_read_only: bool,
+    sessions: impl Iterator<Item = &'a Session>,
+) -> Admission {
+    let read_only = wants_read_only || mode == AccessMode::Rox;
+    match mode {
+        AccessMode::Rwx | AccessMode::Rox => Admission::Admit { read_only },
+        AccessMode::Rwo => {
+            let mut holders = sessions.filter(|s| s.info.node_id != node);
+            match holders.next() {
+                Some(s) => Admission::Refuse(format!(
+                    "{what} is ReadWriteOnce and node {} holds it",
+                    s.info.node_id
+                )),
+                None => Admission::Admit { read_only },
             }
-            AccessMode::Rwop => {
-                let mut holders = sessions;
-                match holders.next() {
-                    Some(s) => Admission::Wait(format!(
-                        "the volume is ReadWriteOncePod and is mounted on node {}",
-                        s.info.node_id
-                    )),
-                    None => Admission::Admit { read_only },
-                }
+        }
+        AccessMode::Rwop => {
+            let mut holders = sessions;
+            match holders.next() {
+                Some(s) => Admission::Wait(format!(
+                    "{what} is ReadWriteOncePod and is mounted on node {}",
+                    s.info.node_id
+                )),
+                None => Admission::Admit { read_only },
             }
         }
     }
@@ -142,6 +127,7 @@ mod tests {
                 read_only: false,
                 started: std::time::Instant::now(),
                 secret: Default::default(),
+                export: 0,
             },
         )
     }

@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use protocol::codec::{decode_body, encode_frame};
-use protocol::{auth, ClientMsg, ServerMsg, SessionStatus, PROTOCOL_VERSION};
+use protocol::{auth, ClientMsg, ExportCmd, ServerMsg, SessionStatus, PROTOCOL_VERSION};
 use tokio::io::AsyncWriteExt;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
 use crate::export::Admission;
+use crate::exports::{self, Mounted};
 use crate::listener::Shared;
 use crate::session::{Session, SessionInfo};
 
@@ -85,7 +86,9 @@ async fn next_first(frames: &mut Frames) -> Result<First, String> {
                     .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             };
             match (word(4), word(8)) {
-                (Some(0 | 3 | 7), Some(v)) if v != PROTOCOL_VERSION => Ok(First::OtherVersion(v)),
+                (Some(0 | 3 | 7 | 9), Some(v)) if v != PROTOCOL_VERSION => {
+                    Ok(First::OtherVersion(v))
+                }
                 _ => Err(format!("bad handshake message: {e}")),
             }
         }
@@ -103,6 +106,10 @@ struct Greeting {
     status: bool,
     /// The client's challenge to the server.
     nonce: Vec<u8>,
+    /// The export mounted; empty for the whole volume.
+    export: String,
+    /// An administrator's command (`ClientMsg::Admin`).
+    admin: Option<ExportCmd>,
 }
 
 fn greeting(first: First) -> Result<Greeting, String> {
@@ -114,6 +121,8 @@ fn greeting(first: First) -> Result<Greeting, String> {
         resume,
         status,
         nonce,
+        export: String::new(),
+        admin: None,
     };
     Ok(match first {
         First::OtherVersion(v) => g(v, String::new(), 0, true, None, false, Vec::new()),
@@ -123,7 +132,11 @@ fn greeting(first: First) -> Result<Greeting, String> {
             mount_id,
             read_only,
             nonce,
-        }) => g(version, node_id, mount_id, read_only, None, false, nonce),
+            export,
+        }) => Greeting {
+            export,
+            ..g(version, node_id, mount_id, read_only, None, false, nonce)
+        },
         First::Msg(ClientMsg::Resume {
             version,
             node_id,
@@ -132,18 +145,30 @@ fn greeting(first: First) -> Result<Greeting, String> {
             session,
             secret,
             nonce,
-        }) => g(
-            version,
-            node_id,
-            mount_id,
-            read_only,
-            Some((session, secret)),
-            false,
-            nonce,
-        ),
+            export,
+        }) => Greeting {
+            export,
+            ..g(
+                version,
+                node_id,
+                mount_id,
+                read_only,
+                Some((session, secret)),
+                false,
+                nonce,
+            )
+        },
         First::Msg(ClientMsg::Status { version, nonce }) => {
             g(version, String::new(), 0, true, None, true, nonce)
         }
+        First::Msg(ClientMsg::Admin {
+            version,
+            nonce,
+            cmd,
+        }) => Greeting {
+            admin: Some(cmd),
+            ..g(version, String::new(), 0, true, None, false, nonce)
+        },
         First::Msg(_) => return Err("first message was not hello".into()),
     })
 }
@@ -215,6 +240,9 @@ pub(crate) async fn admit(
         )
         .await;
     }
+    if g.admin.is_some() {
+        return administer(shared, addr, g, binding, frames, wr).await;
+    }
     if let Some(token) = &export.token {
         if !prove(token, &g, binding, frames, wr).await? {
             tracing::warn!(%addr, node = %g.node_id, "refused: authentication failed");
@@ -228,6 +256,14 @@ pub(crate) async fn admit(
     if stopping.is_cancelled() {
         return refuse_stopping(addr, wr).await;
     }
+    let mounted = match mounted(shared, &g.export) {
+        Ok(m) => m,
+        Err(why) => {
+            tracing::warn!(%addr, node = %g.node_id, "refused: {why}");
+            return refuse(wr, why).await;
+        }
+    };
+    let root = mounted.map_or(0, |m| m.root);
     if let Some((id, offered)) = &g.resume {
         if let Some(s) = shared.sessions.get(id).map(|s| s.clone()) {
             // Only the client that holds the session's secret may take it over.
@@ -240,7 +276,8 @@ pub(crate) async fn admit(
                 .await;
             }
             // The session continues only for the very mount that held it.
-            if s.info.mount_id == g.mount_id && s.info.node_id == g.node_id {
+            if s.info.mount_id == g.mount_id && s.info.node_id == g.node_id && s.info.export == root
+            {
                 tracing::info!(%addr, session = s.id, "session resumed");
                 return Ok(Some(Admitted {
                     session: s,
@@ -249,7 +286,53 @@ pub(crate) async fn admit(
             }
         }
     }
-    admit_new(shared, addr, g, stopping, frames, wr).await
+    admit_new(shared, addr, (g, mounted), stopping, frames, wr).await
+}
+
+/// The export a mount names, resolved; `None` for the whole volume.
+fn mounted(shared: &Shared, name: &str) -> Result<Option<Mounted>, String> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    shared.vol.with(|v| exports::resolve(v, name)).map(Some)
+}
+
+/// An administrator's connection: the administrator's token proved (never the mounts'),
+/// the command run on the blocking pool, its answer sent.
+async fn administer(
+    shared: &Arc<Shared>,
+    addr: SocketAddr,
+    mut g: Greeting,
+    binding: &[u8],
+    frames: &mut Frames,
+    wr: &mut Writer,
+) -> Result<Option<Admitted>, String> {
+    let Some(token) = &shared.cfg.admin_token else {
+        tracing::warn!(%addr, "refused: administration without an administrator token");
+        return refuse(
+            wr,
+            "this server takes no administration: it was started without --admin-token-file".into(),
+        )
+        .await;
+    };
+    if !prove(token, &g, binding, frames, wr).await? {
+        tracing::warn!(%addr, "refused: administrator authentication failed");
+        return refuse(
+            wr,
+            "authentication failed: wrong administrator token".into(),
+        )
+        .await;
+    }
+    let Some(cmd) = g.admin.take() else {
+        return Err("no command".into());
+    };
+    tracing::info!(%addr, ?cmd, "administration");
+    let on = shared.clone();
+    let result = tokio::task::spawn_blocking(move || exports::admin::run(&on, cmd))
+        .await
+        .unwrap_or_else(|e| Err(format!("the command failed: {e}")));
+    send(wr, &ServerMsg::Exports(result)).await?;
+    Ok(None)
 }
 
 /// A stopping server admits no mount. Its stop ends each session in memory only (the
@@ -270,7 +353,7 @@ async fn refuse_stopping(addr: SocketAddr, wr: &mut Writer) -> Result<Option<Adm
 async fn admit_new(
     shared: &Arc<Shared>,
     addr: SocketAddr,
-    g: Greeting,
+    (g, mounted): (Greeting, Option<Mounted>),
     stopping: &CancellationToken,
     frames: &mut Frames,
     wr: &mut Writer,
@@ -288,8 +371,15 @@ async fn admit_new(
                 drop(_one_at_a_time);
                 return refuse_stopping(addr, wr).await;
             }
-            let held: Vec<Arc<Session>> = shared.sessions.iter().map(|s| s.clone()).collect();
-            if held.len() >= shared.cfg.max_sessions {
+            let all = shared.sessions.len();
+            let root = mounted.map_or(0, |m| m.root);
+            let held: Vec<Arc<Session>> = shared
+                .sessions
+                .iter()
+                .filter(|s| s.info.export == root)
+                .map(|s| s.clone())
+                .collect();
+            if all >= shared.cfg.max_sessions {
                 let why = format!(
                     "too many sessions (the server's limit is {})",
                     shared.cfg.max_sessions
@@ -299,9 +389,18 @@ async fn admit_new(
                 return refuse(wr, why).await;
             }
             let export = &shared.cfg.export;
-            match export.admit(node_id, g.read_only, held.iter().map(|s| s.as_ref())) {
+            let holders = held.iter().map(|s| s.as_ref());
+            let admission = match mounted {
+                None => export.admit(node_id, g.read_only, holders),
+                Some(m) => {
+                    let what = format!("export {}", g.export);
+                    let read_only = g.read_only || export.read_only;
+                    crate::export::admit(m.mode, &what, node_id, read_only, holders)
+                }
+            };
+            match admission {
                 Admission::Admit { read_only } => {
-                    let session = start_session(shared, addr, &g, read_only)?;
+                    let session = start_session(shared, addr, &g, read_only, root)?;
                     return Ok(Some(Admitted { session, new: true }));
                 }
                 other => other,
@@ -344,11 +443,19 @@ fn start_session(
     addr: SocketAddr,
     g: &Greeting,
     read_only: bool,
+    export: u64,
 ) -> Result<Arc<Session>, String> {
     let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
     let secret = auth::SessionSecret::generate()?;
     if let Some(log) = &shared.state {
-        log.started(id, &g.node_id, g.mount_id, read_only, secret.as_bytes());
+        log.started(
+            id,
+            &g.node_id,
+            g.mount_id,
+            read_only,
+            secret.as_bytes(),
+            export,
+        );
         let _ = log.sync();
     }
     let info = SessionInfo {
@@ -357,6 +464,7 @@ fn start_session(
         read_only,
         started: Instant::now(),
         secret,
+        export,
     };
     let s = Session::new(id, info);
     shared.sessions.insert(id, s.clone());

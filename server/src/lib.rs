@@ -11,6 +11,7 @@ mod coherence;
 mod connection;
 pub mod durability;
 pub mod export;
+mod exports;
 mod handshake;
 pub mod listener;
 mod lock_calls;

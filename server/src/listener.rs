@@ -30,6 +30,9 @@ pub struct ServerConfig {
     pub commit_interval: Duration,
     /// Who may mount, and how.
     pub export: crate::export::Export,
+    /// The administrator's token (`rwxfs export`), separate from the mounts'; without one
+    /// the server takes no administration.
+    pub admin_token: Option<Vec<u8>>,
     /// TLS for every connection, if set (`tls::acceptor`).
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Where the server keeps its sessions and their kept replies across restarts
@@ -61,6 +64,7 @@ impl Default for ServerConfig {
             max_in_flight: 64,
             commit_interval: Duration::from_secs(1),
             export: crate::export::Export::default(),
+            admin_token: None,
             tls: None,
             state_log: None,
             grace: Duration::from_secs(30),
@@ -237,6 +241,7 @@ fn start(mut vol: Volume<Store>, cfg: ServerConfig) -> std::io::Result<Arc<Share
             read_only: s.read_only,
             started: Instant::now(),
             secret: protocol::auth::SessionSecret::from_bytes(s.secret),
+            export: s.export,
         };
         let replies = s.replies.into_iter().map(|(call, (_, f))| (call, f));
         let session = Session::restored(id, info, replies);

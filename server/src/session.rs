@@ -26,6 +26,9 @@ pub struct SessionInfo {
     pub started: Instant,
     /// Only this session's client holds it: needed to resume the session.
     pub secret: protocol::auth::SessionSecret,
+    /// The root (inode number) of the export it mounts, confined to it; 0 for the whole
+    /// volume.
+    pub export: u64,
 }
 
 /// The connection a session currently answers on.

@@ -42,6 +42,8 @@ pub struct LoggedSession {
     pub read_only: bool,
     /// What its client must show to resume it (empty from a log that had none).
     pub secret: Vec<u8>,
+    /// As in `SessionInfo`.
+    pub export: u64,
     /// Kept replies by call id, with their transaction.
     pub replies: BTreeMap<u64, (u64, Arc<Vec<u8>>)>,
     /// Files the session holds open: how many opens of each inode.
@@ -203,7 +205,8 @@ impl StateLog {
         i.state.apply(r);
     }
 
-    /// Session `session` began, with what it is and its secret.
+    /// Session `session` began, with what it is, its secret and its export (0: the whole
+    /// volume).
     pub fn started(
         &self,
         session: u64,
@@ -211,6 +214,7 @@ impl StateLog {
         mount_id: u64,
         read_only: bool,
         secret: &[u8],
+        export: u64,
     ) {
         self.record(Record::Started {
             session,
@@ -222,6 +226,12 @@ impl StateLog {
             session,
             secret: secret.to_vec(),
         });
+        if export != 0 {
+            self.record(Record::Export {
+                session,
+                root: export,
+            });
+        }
     }
 
     /// Session `session` ended: nothing of it is restored any more.

@@ -103,6 +103,7 @@ impl Client {
                 mount_id,
                 read_only: false,
                 nonce: Vec::new(),
+                export: String::new(),
             },
             Some((session, secret)) => ClientMsg::Resume {
                 version: PROTOCOL_VERSION,
@@ -112,6 +113,7 @@ impl Client {
                 session,
                 secret,
                 nonce: Vec::new(),
+                export: String::new(),
             },
         };
         std::io::Write::write_all(&mut s, &encode_frame(&msg, &[]).unwrap()).unwrap();
@@ -333,6 +335,7 @@ fn a_resume_while_the_server_stops_is_refused_and_the_next_start_resumes_the_ses
         session,
         secret: secret.clone(),
         nonce: Vec::new(),
+        export: String::new(),
     };
     std::io::Write::write_all(&mut early, &encode_frame(&resume, &[]).unwrap()).unwrap();
     let answer = read_frame(&mut early)

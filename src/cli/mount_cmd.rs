@@ -20,7 +20,8 @@ use super::image_lock::{self, Hold, ImageLock, LockError};
 // The command's arguments (no doc comment here: clap would take it as the subcommand's help).
 #[derive(clap::Args)]
 pub struct Args {
-    /// HOST:PORT of the server, then the mount point (or just the mount point with --raw-image).
+    /// HOST:PORT of the server (HOST:PORT/NAME for its export NAME), then the mount point (or
+    /// just the mount point with --raw-image).
     #[arg(num_args = 1..=2, required = true)]
     pub args: Vec<String>,
     /// Run the engine in this process directly on IMAGE (unsafe with several writers).
@@ -224,9 +225,16 @@ fn backend(a: &Args, source: &str, ready: &Ready) -> Result<Arc<dyn Backend>, St
     Ok(Arc::new(RawBackend::new(vol)))
 }
 
+/// The server's address and the export a mount source names: `HOST:PORT` (the whole volume)
+/// or `HOST:PORT/NAME`.
+pub fn split_source(source: &str) -> (&str, &str) {
+    source.split_once('/').unwrap_or((source, ""))
+}
+
 /// Connects to the server at `source`; while it makes the mount wait to be admitted (an RWOP
 /// volume in use), says so, as a Pending pod would.
 fn remote_backend(a: &Args, source: &str, ready: &Ready) -> Result<Arc<dyn Backend>, String> {
+    let (addr, export) = split_source(source);
     let token = a.token_file.as_deref().map(read_token).transpose()?;
     let tls = a
         .tls_ca
@@ -237,11 +245,12 @@ fn remote_backend(a: &Args, source: &str, ready: &Ready) -> Result<Arc<dyn Backe
         tls,
         node_id: a.node_id.clone().unwrap_or_else(node_id),
         read_only: a.read_only,
+        export: export.to_string(),
         token,
         no_wait: a.no_wait,
     };
     let pending = |why: &str| ready.note("pending", why);
-    let remote = RemoteBackend::connect(source, &opts, &pending)?;
+    let remote = RemoteBackend::connect(addr, &opts, &pending)?;
     if !a.direct {
         return Ok(Arc::new(remote));
     }

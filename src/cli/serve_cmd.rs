@@ -28,6 +28,10 @@ pub struct Args {
     /// File holding a shared token every client must prove (challenge-response).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// File holding the administrator's token, for `rwxfs export` (separate from
+    /// --token-file, the mounts'); without it the server takes no administration.
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
     /// Export read-only: every mount is.
     #[arg(long)]
     pub read_only: bool,
@@ -101,6 +105,11 @@ fn config(a: &Args, state_file: Option<PathBuf>) -> Result<ServerConfig, String>
         .as_deref()
         .map(super::mount_cmd::read_token)
         .transpose()?;
+    let admin_token = a
+        .admin_token_file
+        .as_deref()
+        .map(super::mount_cmd::read_token)
+        .transpose()?;
     let tls = a
         .tls_cert
         .as_ref()
@@ -117,6 +126,7 @@ fn config(a: &Args, state_file: Option<PathBuf>) -> Result<ServerConfig, String>
     Ok(a.limits.apply(ServerConfig {
         lease: Duration::from_secs(a.lease_secs.max(1)),
         export,
+        admin_token,
         tls,
         state_log: state_file,
         grace: Duration::from_secs(a.grace_secs),

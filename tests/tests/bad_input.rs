@@ -55,6 +55,7 @@ fn hello(addr: &str) -> TcpStream {
         mount_id: 99,
         read_only: false,
         nonce: Vec::new(),
+        export: String::new(),
     };
     s.write_all(&encode_frame(&h, &[]).unwrap()).unwrap();
     assert!(matches!(read_msg(&mut s), ServerMsg::Welcome { .. }));
@@ -98,6 +99,7 @@ fn bad_frames_and_calls_close_or_fail_cleanly_while_a_mount_keeps_working() {
         mount_id: 99,
         read_only: false,
         nonce: Vec::new(),
+        export: String::new(),
     };
     s.write_all(&encode_frame(&again, &[]).unwrap()).unwrap();
     assert!(closed_by_server(&mut s, 15));
@@ -114,6 +116,7 @@ fn bad_frames_and_calls_close_or_fail_cleanly_while_a_mount_keeps_working() {
         mount_id: 1,
         read_only: false,
         nonce: Vec::new(),
+        export: String::new(),
     };
     s.write_all(&encode_frame(&old, &[]).unwrap()).unwrap();
     match read_msg(&mut s) {

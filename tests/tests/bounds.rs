@@ -225,6 +225,7 @@ fn greet(addr: &str, node: &str) -> Result<TcpStream, String> {
         mount_id: 1,
         read_only: false,
         nonce: Vec::new(),
+        export: String::new(),
     };
     s.write_all(&encode_frame(&hello, &[]).unwrap()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();

@@ -63,6 +63,7 @@ fn a_client_that_knows_only_the_listed_ids_cannot_resume_another_mounts_session(
         session,
         secret: Vec::new(),
         nonce: Vec::new(),
+        export: String::new(),
     };
     s.write_all(&encode_frame(&resume, &[]).unwrap()).unwrap();
     match read_msg(&mut s) {
@@ -157,6 +158,7 @@ fn challenged(s: &mut Stream, node: &str) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
         mount_id: 5,
         read_only: false,
         nonce: nonce.clone(),
+        export: String::new(),
     };
     s.write_all(&encode_frame(&hello, &[]).unwrap()).unwrap();
     let body = read_frame(s).expect("a challenge");

@@ -130,6 +130,7 @@ impl Raw {
             mount_id: 77,
             read_only: false,
             nonce: Vec::new(),
+            export: String::new(),
         };
         s.write_all(&encode_frame(&hello, &[]).unwrap()).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();

@@ -10,7 +10,8 @@
 //! kept exact from then on by charging every block and inode allocated or freed to its
 //! tree at that moment (`Meta::alloc_block` and the others take the tree). An operation
 //! that would pass a limit is refused with `DiskQuota` before anything changes, as a full
-//! volume is with `NoSpace`; a write is short at the limit, and the next one is refused.
+//! volume is with `NoSpace`; a write is refused whole (never short, which would read as a
+//! full volume) if all of it does not fit.
 
 use std::collections::HashMap;
 

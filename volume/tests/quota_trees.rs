@@ -1,5 +1,5 @@
 //! Quota trees: a directory's tree is capped in blocks and inodes; passing a cap is refused
-//! with `DiskQuota` before anything changes (a write is short at the cap, and its file's size
+//! with `DiskQuota` before anything changes (a write that does not fit is refused whole, and its file's size
 //! is what was written); no name moves an inode into another tree; the use is counted again
 //! at open and matches; fsck checks it all.
 
@@ -21,7 +21,7 @@ fn quota(max_blocks: u64, max_inodes: u64) -> Quota {
 }
 
 #[test]
-fn a_write_past_the_cap_is_short_then_refused_and_the_size_is_what_was_written() {
+fn a_write_past_the_cap_is_refused_whole_and_the_size_is_what_was_written() {
     let s = fresh(16 * MIB);
     let mut v = open(&s);
     let e = v.mkdir(ROOT, b"e", 0o755, 0, 0).unwrap().ino;
@@ -38,6 +38,16 @@ fn a_write_past_the_cap_is_short_then_refused_and_the_size_is_what_was_written()
     assert!(matches!(refused, FsError::DiskQuota), "{refused}");
     let (_, q, used) = v.quota_of(f).unwrap().unwrap();
     assert_eq!(q, quota(40, 100));
+    assert!(used.blocks <= 40, "past the cap: {used:?}");
+    assert!(
+        used.blocks > 40 - 17,
+        "a write that fit was refused: {used:?}"
+    );
+    // What is left is taken by writes that fit.
+    let room = (40 - used.blocks) as usize * BLOCK_SIZE;
+    assert_eq!(v.write(f, off, &vec![9u8; room]).unwrap(), room);
+    off += room as u64;
+    let used = v.quota_of(f).unwrap().unwrap().2;
     assert_eq!(
         used.blocks, 40,
         "the tree is filled to its cap, not past it"

@@ -21,6 +21,8 @@ pub(super) struct Hello {
     pub node_id: String,
     pub mount_id: u64,
     pub read_only: bool,
+    /// The export mounted; empty for the whole volume.
+    pub export: String,
     /// The export's shared secret, proven on every (re)connection.
     pub token: Option<Vec<u8>>,
     /// TLS, if the server speaks it.
@@ -104,6 +106,7 @@ pub(super) fn dial(
             mount_id,
             read_only,
             nonce: nonce.clone(),
+            export: h.export.clone(),
         },
         Some((session, secret)) => ClientMsg::Resume {
             version,
@@ -113,6 +116,7 @@ pub(super) fn dial(
             session,
             secret,
             nonce: nonce.clone(),
+            export: h.export.clone(),
         },
     };
     send_msg(&mut stream, &hello).map_err(|e| e.at(addr))?;
@@ -180,6 +184,43 @@ pub fn query_status(
     match answer_challenge(&mut stream, first, token, &nonce, "", 0)? {
         ServerMsg::Status(list) => Ok(list),
         ServerMsg::Refused { reason } => Err(DialError::StatusRefused(reason)),
+        other => Err(DialError::Unexpected(format!("{other:?}"))),
+    }
+}
+
+/// `rwxfs export`: run `cmd` on the server with its administrator's `token`; every export
+/// afterwards. Waits as long as the command takes (a delete empties the export first).
+pub fn administer(
+    addr: &str,
+    token: &[u8],
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    cmd: protocol::ExportCmd,
+) -> Result<Vec<protocol::ExportInfo>, DialError> {
+    let mut stream = Stream::connect(addr, tls).map_err(DialError::Transport)?;
+    let nonce = nonce()?;
+    let admin = ClientMsg::Admin {
+        version: PROTOCOL_VERSION,
+        nonce: nonce.clone(),
+        cmd,
+    };
+    send_msg(&mut stream, &admin)?;
+    let (theirs, mac) = match recv_msg(&mut stream, Some(GREETING))? {
+        ServerMsg::Challenge { nonce, mac } => (nonce, mac),
+        ServerMsg::Refused { reason } => return Err(DialError::StatusRefused(reason)),
+        other => return Err(DialError::Unexpected(format!("{other:?}"))),
+    };
+    let binding = stream.binding().map_err(DialError::Transport)?;
+    if !protocol::auth::verify_server(token, &nonce, &theirs, &binding, &mac) {
+        return Err(DialError::ServerProofWrong);
+    }
+    let mac = protocol::auth::proof(token, &theirs, "", 0, &binding);
+    send_msg(&mut stream, &ClientMsg::Proof { mac })?;
+    let msg = recv_msg(&mut stream, None)?;
+    match msg {
+        ServerMsg::Exports(Ok(list)) => Ok(list),
+        ServerMsg::Exports(Err(reason)) | ServerMsg::Refused { reason } => {
+            Err(DialError::StatusRefused(reason))
+        }
         other => Err(DialError::Unexpected(format!("{other:?}"))),
     }
 }

@@ -68,6 +68,7 @@ fn shared(name: &str) -> Arc<Shared> {
 /// A session of `uid`, and its caller as the export sees it.
 fn session(shared: &Shared, id: u64, uid: u32) -> (Arc<Session>, Caller) {
     let info = SessionInfo {
+        export: 0,
         node_id: format!("node-{id}"),
         mount_id: id,
         read_only: false,

@@ -50,6 +50,12 @@ pub(super) enum Record {
     },
     /// The server stopped cleanly: everything before was committed, nothing is missing.
     Stopped,
+    /// The session mounts the export rooted at `root`, confined to it (written right after
+    /// `Secret`; a session without one mounts the whole volume).
+    Export {
+        session: u64,
+        root: u64,
+    },
 }
 
 /// What the records read so far add up to.
@@ -78,6 +84,7 @@ impl State {
                         mount_id,
                         read_only,
                         secret: Vec::new(),
+                        export: 0,
                         replies: BTreeMap::new(),
                         opens: BTreeMap::new(),
                     },
@@ -122,6 +129,11 @@ impl State {
                 }
             }
             Record::Stopped => {}
+            Record::Export { session, root } => {
+                if let Some(s) = self.sessions.get_mut(&session) {
+                    s.export = root;
+                }
+            }
         }
     }
 
@@ -142,6 +154,12 @@ impl State {
                 session: *id,
                 secret: s.secret.clone(),
             });
+            if s.export != 0 {
+                out.push(Record::Export {
+                    session: *id,
+                    root: s.export,
+                });
+            }
             for (ino, n) in &s.opens {
                 for _ in 0..*n {
                     out.push(Record::Opened {

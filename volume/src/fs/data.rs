@@ -126,7 +126,8 @@ impl<S: BlockStore> Volume<S> {
     }
 
     /// Allocate and map the blocks for `len` bytes at `offset` (not the size): where each
-    /// piece of the data goes. Short only if space ran out part way.
+    /// piece of the data goes. Short only if the volume filled up part way; refused whole
+    /// (`DiskQuota`) if its quota tree has not room for all of it.
     fn map_for_write(
         &mut self,
         d: &mut DiskInode,
@@ -140,6 +141,12 @@ impl<S: BlockStore> Volume<S> {
             .ok_or(FsError::FileTooBig)?;
         if end > MAX_FILE_SIZE {
             return Err(FsError::FileTooBig);
+        }
+        if d.tree != 0 && data_len > 0 {
+            // Into a quota tree a write goes whole or not at all: a short one would tell its
+            // writer the volume is full, not the quota.
+            let cost = bmap::alloc_cost_range(&mut self.m, d, offset / bs, end.div_ceil(bs))?;
+            self.m.trees.check(d.tree, cost, 0)?;
         }
         let mut pieces: Vec<Piece> = Vec::new();
         let mut pos = 0usize;

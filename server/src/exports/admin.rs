@@ -1,0 +1,233 @@
+//! What an administrator asks of a running server (`rwxfs export`): make, list, resize and
+//! delete exports. Runs on the blocking pool; each engine call holds the engine alone, and
+//! every change is committed before the answer.
+
+use protocol::{AccessMode, ExportCmd, ExportInfo};
+use volume::layout::{BLOCK_SIZE, ROOT_INO};
+use volume::{FsError, Quota, RenameFlags};
+
+use super::{check_name, find, DIR};
+use crate::listener::Shared;
+
+/// Bytes of quota per inode when none is asked for (as mkfs provisions).
+const BYTES_PER_INODE: u64 = 16 * 1024;
+/// The fewest inodes an export gets when none is asked for.
+const MIN_INODES: u64 = 64;
+/// Entries listed per engine call while emptying an export.
+const BATCH: usize = 256;
+
+/// Run `cmd`: every export afterwards, or why it was refused (nothing changed then).
+pub(crate) fn run(shared: &Shared, cmd: ExportCmd) -> Result<Vec<ExportInfo>, String> {
+    match cmd {
+        ExportCmd::Create {
+            name,
+            bytes,
+            inodes,
+            mode,
+        } => create(shared, &name, bytes, inodes, mode)?,
+        ExportCmd::List => {}
+        ExportCmd::Resize {
+            name,
+            bytes,
+            inodes,
+        } => resize(shared, &name, bytes, inodes)?,
+        ExportCmd::Delete { name } => delete(shared, &name)?,
+    }
+    list(shared)
+}
+
+fn blocks(bytes: u64) -> Result<u64, String> {
+    if bytes == 0 {
+        return Err("an export's size must be more than 0 bytes".into());
+    }
+    Ok(bytes.div_ceil(BLOCK_SIZE as u64))
+}
+
+fn create(
+    shared: &Shared,
+    name: &str,
+    bytes: u64,
+    inodes: u64,
+    mode: AccessMode,
+) -> Result<(), String> {
+    check_name(name)?;
+    let quota = Quota {
+        max_blocks: blocks(bytes)?,
+        max_inodes: match inodes {
+            0 => (bytes / BYTES_PER_INODE).max(MIN_INODES),
+            n => n,
+        },
+        tag: mode.number(),
+    };
+    shared
+        .vol
+        .run(|v| {
+            let dir = match v.lookup(ROOT_INO, DIR) {
+                Err(FsError::NotFound) => v.mkdir(ROOT_INO, DIR, 0o755, 0, 0)?,
+                r => r?,
+            };
+            // World-writable, as a fresh volume's root: with root squashed, a pod's files
+            // belong to whoever writes them.
+            let at = v.mkdir(dir.ino, name.as_bytes(), 0o777, 0, 0)?;
+            if let Err(e) = v.set_quota(at.ino, quota) {
+                v.rmdir(dir.ino, name.as_bytes())?;
+                return Err(e);
+            }
+            Ok(())
+        })
+        .map_err(|e| match e {
+            FsError::Exists => format!("export {name:?} exists"),
+            FsError::DiskQuota => format!("{bytes} bytes is too small for an export"),
+            e => format!("export {name:?} not made: {e}"),
+        })?;
+    commit(shared)?;
+    tracing::info!(export = name, bytes, %mode, "export made");
+    Ok(())
+}
+
+fn resize(shared: &Shared, name: &str, bytes: u64, inodes: u64) -> Result<(), String> {
+    let max_blocks = blocks(bytes)?;
+    shared
+        .vol
+        .run(|v| {
+            let (root, q, _) = find(v, name).map_err(|e| FsError::Io(std::io::Error::other(e)))?;
+            let quota = Quota {
+                max_blocks,
+                max_inodes: if inodes == 0 { q.max_inodes } else { inodes },
+                tag: q.tag,
+            };
+            v.set_quota(root, quota)
+        })
+        .map_err(|e| match e {
+            FsError::DiskQuota => format!(
+                "export {name:?} holds more than {bytes} bytes (or inodes): it cannot be made \
+                 smaller than what it holds"
+            ),
+            e => e.to_string(),
+        })?;
+    commit(shared)?;
+    tracing::info!(export = name, bytes, "export resized");
+    Ok(())
+}
+
+/// Delete export `name` and all it holds. Refused while any session (attached or in its
+/// lease) is of it. Under the admission lock it is first renamed out of reach (no mount can
+/// find it by name any more), then emptied and removed without that lock.
+fn delete(shared: &Shared, name: &str) -> Result<(), String> {
+    let (dir, root, hidden) = {
+        let _one_at_a_time = shared.admission.lock().unwrap_or_else(|e| e.into_inner());
+        let (root, _, _) = shared.vol.with(|v| find(v, name))?;
+        let nodes = nodes_of(shared, root);
+        if !nodes.is_empty() {
+            return Err(format!(
+                "export {name:?} is mounted on node {}: it is deleted once no one mounts it",
+                nodes.join(", node ")
+            ));
+        }
+        let hidden = format!(".deleting-{name}-{root:x}");
+        let dir = shared
+            .vol
+            .run(|v| {
+                let dir = v.lookup(ROOT_INO, DIR)?.ino;
+                let flags = RenameFlags::default();
+                v.rename(dir, name.as_bytes(), dir, hidden.as_bytes(), flags)?;
+                Ok(dir)
+            })
+            .map_err(|e| format!("export {name:?} not deleted: {e}"))?;
+        (dir, root, hidden)
+    };
+    remove_tree(shared, root)
+        .and_then(|()| shared.vol.run(|v| v.rmdir(dir, hidden.as_bytes())))
+        .map_err(|e| format!("export {name:?} deleted only in part: {e}"))?;
+    commit(shared)?;
+    tracing::info!(export = name, "export deleted");
+    Ok(())
+}
+
+/// Remove everything under directory `root`, deepest first, without recursion.
+fn remove_tree(shared: &Shared, root: u64) -> Result<(), FsError> {
+    // Directories being emptied, each with its name in the one before it.
+    let mut stack: Vec<(u64, Vec<u8>)> = vec![(root, Vec::new())];
+    while let Some((dir, _)) = stack.last().cloned() {
+        // Cookie 2 is `..`: the listing starts after it.
+        let entries = shared.vol.run(|v| v.readdir(dir, 2, BATCH))?;
+        if entries.is_empty() {
+            let (_, name) = stack.pop().unwrap_or_default();
+            if let Some((parent, _)) = stack.last() {
+                shared.vol.run(|v| v.rmdir(*parent, &name))?;
+            }
+            continue;
+        }
+        for e in entries {
+            if e.kind == volume::FileKind::Directory {
+                stack.push((e.ino, e.name));
+                break;
+            }
+            shared.vol.run(|v| v.unlink(dir, &e.name))?;
+        }
+    }
+    Ok(())
+}
+
+fn commit(shared: &Shared) -> Result<(), String> {
+    shared
+        .vol
+        .commit()
+        .map_err(|e| format!("the change could not be committed: {e}"))
+}
+
+/// The nodes of the sessions of the export rooted at `root`, one per session.
+fn nodes_of(shared: &Shared, root: u64) -> Vec<String> {
+    let mut nodes: Vec<String> = shared
+        .sessions
+        .iter()
+        .filter(|s| s.info.export == root)
+        .map(|s| s.info.node_id.clone())
+        .collect();
+    nodes.sort();
+    nodes
+}
+
+/// Every export, by name.
+fn list(shared: &Shared) -> Result<Vec<ExportInfo>, String> {
+    let names: Vec<String> = shared
+        .vol
+        .run(|v| {
+            let dir = match v.lookup(ROOT_INO, DIR) {
+                Err(FsError::NotFound) => return Ok(Vec::new()),
+                r => r?,
+            };
+            let mut names = Vec::new();
+            let mut after = 2;
+            loop {
+                let batch = v.readdir(dir.ino, after, BATCH)?;
+                let Some(last) = batch.last() else { break };
+                after = last.offset;
+                names.extend(batch.into_iter().map(|e| e.name));
+            }
+            Ok(names)
+        })
+        .map_err(|e| format!("exports not listed: {e}"))?
+        .into_iter()
+        .filter_map(|n| String::from_utf8(n).ok())
+        .filter(|n| check_name(n).is_ok())
+        .collect();
+    let mut out = Vec::new();
+    for name in names {
+        let Ok((root, q, u)) = shared.vol.with(|v| find(v, &name)) else {
+            continue;
+        };
+        let bs = BLOCK_SIZE as u64;
+        out.push(ExportInfo {
+            mode: AccessMode::from_number(q.tag).unwrap_or_default(),
+            bytes: q.max_blocks * bs,
+            bytes_used: u.blocks * bs,
+            inodes: q.max_inodes,
+            inodes_used: u.inodes,
+            nodes: nodes_of(shared, root),
+            name,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
