@@ -46,9 +46,12 @@ impl Request {
             | Setlk { ino, .. }
             | ReleaseLocks { ino, .. }
             | ReclaimLock { ino, .. }
-            | Lseek { ino, .. } => *ino = f(*ino),
+            | Lseek { ino, .. }
+            | LayoutGet { ino, .. }
+            | LayoutCommit { ino, .. }
+            | LayoutReturn { ino } => *ino = f(*ino),
             CreateAgain { req, .. } => req.map_inodes(f),
-            Statfs | CancelLock { .. } | ReclaimDone => {}
+            Statfs | CancelLock { .. } | ReclaimDone | VolumeLocation => {}
         }
     }
 }
@@ -72,7 +75,9 @@ impl Response {
             | Response::Lock { .. }
             | Response::LockQueued
             | Response::Cancelled(_)
-            | Response::Offset(_) => {}
+            | Response::Offset(_)
+            | Response::Layout(_)
+            | Response::Location(_) => {}
         }
     }
 }

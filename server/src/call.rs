@@ -94,6 +94,8 @@ fn authorize(shared: &Shared, session: &Session, req: &Request) -> FsResult<()> 
     }
     match session.info.export {
         0 => Ok(()),
+        // Direct mode opens the whole volume's image: no mount of an export gets it.
+        _ if matches!(req, Request::VolumeLocation) => Err(FsError::NotSupported),
         root => shared.vol.with(|v| crate::exports::confine(v, root, req)),
     }
 }
@@ -113,7 +115,11 @@ impl Shown<'_> {
             return;
         }
         let (shared, root) = (self.shared, self.root);
-        let root_attr = || shared.vol.with(|v| v.getattr(root).ok().map(Into::into));
+        let root_attr = || {
+            shared
+                .vol
+                .with(|v| v.getattr(volume::Ino::new(root)).ok().map(Into::into))
+        };
         crate::exports::outbound(root, self.lists_root, root_attr, resp);
     }
 }
@@ -192,7 +198,7 @@ fn run(
     }
     if let (Request::Statfs, root @ 1..) = (&req, session.info.export) {
         // A mount of an export sees the export's quota as its size.
-        let r = shared.vol.with(|v| v.statfs_at(root));
+        let r = shared.vol.with(|v| v.statfs_at(volume::Ino::new(root)));
         return plain(r.map(|s| Response::StatFs(s.into())));
     }
     if req.mutates() && shared.made.depends(session.id, &req) {

@@ -10,7 +10,7 @@ pub(crate) mod admin;
 
 use protocol::{AccessMode, Request, Response};
 use volume::layout::ROOT_INO;
-use volume::{FsError, FsResult, Quota, Usage, Volume};
+use volume::{FsError, FsResult, Ino, Quota, Usage, Volume};
 
 use crate::Store;
 
@@ -48,10 +48,10 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
 pub(crate) fn find(v: &mut Volume<Store>, name: &str) -> Result<(u64, Quota, Usage), String> {
     check_name(name)?;
     let missing = || format!("no export named {name:?} on this server");
-    let dir = v.lookup(ROOT_INO, DIR).map_err(|_| missing())?;
+    let dir = v.lookup(Ino::ROOT, DIR).map_err(|_| missing())?;
     let at = v.lookup(dir.ino, name.as_bytes()).map_err(|_| missing())?;
     match v.quota_of(at.ino).map_err(|e| e.to_string())? {
-        Some((root, q, u)) if root == at.ino => Ok((root, q, u)),
+        Some((root, q, u)) if root == at.ino => Ok((root.get(), q, u)),
         _ => Err(format!(
             "{name:?} in /exports is a directory of the volume, not an export"
         )),
@@ -129,8 +129,8 @@ pub(crate) fn confine(v: &mut Volume<Store>, root: u64, req: &Request) -> FsResu
     let m = req.meta();
     let dirs = m.entries.iter().map(|(d, _)| *d);
     for ino in m.inode.into_iter().chain(dirs) {
-        match v.quota_of(ino)? {
-            Some((r, _, _)) if r == root => {}
+        match v.quota_of(Ino::new(ino))? {
+            Some((r, _, _)) if r.get() == root => {}
             _ => return Err(FsError::Stale),
         }
     }

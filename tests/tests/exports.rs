@@ -313,7 +313,9 @@ fn handles_from_outside_an_export_are_stale_and_its_roots_dotdot_is_itself() {
     let whole = s.mount("", "admin").unwrap();
     std::fs::write(whole.join("exports/beta/secret"), b"beta's").unwrap();
     std::fs::write(whole.join("exports/alpha/mine"), b"alpha's").unwrap();
-    let outside = std::fs::metadata(whole.join("exports/beta/secret")).unwrap().ino();
+    let outside = std::fs::metadata(whole.join("exports/beta/secret"))
+        .unwrap()
+        .ino();
     let volume_root_file = whole.join("top");
     std::fs::write(&volume_root_file, b"top").unwrap();
     let top = std::fs::metadata(&volume_root_file).unwrap().ino();

@@ -3,8 +3,8 @@
 //! every change is committed before the answer.
 
 use protocol::{AccessMode, ExportCmd, ExportInfo};
-use volume::layout::{BLOCK_SIZE, ROOT_INO};
-use volume::{FsError, Quota, RenameFlags};
+use volume::layout::BLOCK_SIZE;
+use volume::{FsError, Ino, Quota, RenameFlags};
 
 use super::{check_name, find, DIR};
 use crate::listener::Shared;
@@ -62,8 +62,8 @@ fn create(
     shared
         .vol
         .run(|v| {
-            let dir = match v.lookup(ROOT_INO, DIR) {
-                Err(FsError::NotFound) => v.mkdir(ROOT_INO, DIR, 0o755, 0, 0)?,
+            let dir = match v.lookup(Ino::ROOT, DIR) {
+                Err(FsError::NotFound) => v.mkdir(Ino::ROOT, DIR, 0o755, 0, 0)?,
                 r => r?,
             };
             // World-writable, as a fresh volume's root: with root squashed, a pod's files
@@ -96,7 +96,7 @@ fn resize(shared: &Shared, name: &str, bytes: u64, inodes: u64) -> Result<(), St
                 max_inodes: if inodes == 0 { q.max_inodes } else { inodes },
                 tag: q.tag,
             };
-            v.set_quota(root, quota)
+            v.set_quota(Ino::new(root), quota)
         })
         .map_err(|e| match e {
             FsError::DiskQuota => format!(
@@ -128,7 +128,7 @@ fn delete(shared: &Shared, name: &str) -> Result<(), String> {
         let dir = shared
             .vol
             .run(|v| {
-                let dir = v.lookup(ROOT_INO, DIR)?.ino;
+                let dir = v.lookup(Ino::ROOT, DIR)?.ino;
                 let flags = RenameFlags::default();
                 v.rename(dir, name.as_bytes(), dir, hidden.as_bytes(), flags)?;
                 Ok(dir)
@@ -147,12 +147,12 @@ fn delete(shared: &Shared, name: &str) -> Result<(), String> {
 /// Remove everything under directory `root`, deepest first, without recursion.
 fn remove_tree(shared: &Shared, root: u64) -> Result<(), FsError> {
     // Directories being emptied, each with its name in the one before it.
-    let mut stack: Vec<(u64, Vec<u8>)> = vec![(root, Vec::new())];
+    let mut stack: Vec<(Ino, Vec<u8>)> = vec![(Ino::new(root), Vec::new())];
     while let Some((dir, _)) = stack.last().cloned() {
         // Cookie 2 is `..`: the listing starts after it.
         let entries = shared.vol.run(|v| v.readdir(dir, 2, BATCH))?;
         if entries.is_empty() {
-            let (_, name) = stack.pop().unwrap_or_default();
+            let name = stack.pop().map(|(_, name)| name).unwrap_or_default();
             if let Some((parent, _)) = stack.last() {
                 shared.vol.run(|v| v.rmdir(*parent, &name))?;
             }
@@ -193,7 +193,7 @@ fn list(shared: &Shared) -> Result<Vec<ExportInfo>, String> {
     let names: Vec<String> = shared
         .vol
         .run(|v| {
-            let dir = match v.lookup(ROOT_INO, DIR) {
+            let dir = match v.lookup(Ino::ROOT, DIR) {
                 Err(FsError::NotFound) => return Ok(Vec::new()),
                 r => r?,
             };
