@@ -38,6 +38,14 @@ pub trait Hooks<S: BlockStore> {
     fn location(&self) -> Option<String> {
         None
     }
+    /// A call succeeded with `resp`, in the hold that made it (what it hands out to the
+    /// caller, such as the inodes of a lookup).
+    fn answered(&self, _resp: &Response) {}
+    /// Space ran out: give back what the placement holds that frees space (true if any),
+    /// before the call is run once more after a commit.
+    fn free_space(&self, _v: &mut Volume<S>) -> bool {
+        false
+    }
 }
 
 /// A placement that neither checks nor records: a raw mount, where the caller's kernel
@@ -73,7 +81,7 @@ pub fn execute<S: BlockStore>(
             offset,
             kill_priv,
         } => {
-            let r = with_space(vol, || {
+            let r = with_space(vol, hooks, || {
                 write(vol, &req, ino, offset, kill_priv, bulk, hooks)
             });
             (r.map(|n| Response::Written(n as u32)), Vec::new())
@@ -95,10 +103,16 @@ pub fn execute<S: BlockStore>(
                     table::run(v, req.clone(), bulk, hooks).0
                 })
             };
-            (with_space(vol, get), Vec::new())
+            (with_space(vol, hooks, get), Vec::new())
         }
         mut req => vol.with(|v| match hooks.authorize(v, &mut req) {
-            Ok(()) => table::run(v, req, bulk, hooks),
+            Ok(()) => {
+                let (r, out) = table::run(v, req, bulk, hooks);
+                if let Ok(resp) = &r {
+                    hooks.answered(resp);
+                }
+                (r, out)
+            }
             Err(e) => (Err(e), Vec::new()),
         }),
     }
@@ -123,6 +137,7 @@ fn mutation<S: BlockStore>(
             let (r, out) = table::run(v, req, bulk, hooks);
             if let Ok(resp) = &r {
                 hooks.record(seq, resp, &out);
+                hooks.answered(resp);
             }
             (r, out)
         })
@@ -137,20 +152,23 @@ fn mutation<S: BlockStore>(
         }
         r.map(|resp| (resp, out))
     };
-    match with_space(vol, stepped) {
+    match with_space(vol, hooks, stepped) {
         Ok((resp, out)) => (Ok(resp), out),
         Err(e) => (Err(e), Vec::new()),
     }
 }
 
 /// Run `op`; if it ran out of space while blocks freed a moment ago wait for their commit to
-/// end, commit and run it once more: the writer gets that space, not ENOSPC.
+/// end, or the placement held files that free space (`Hooks::free_space`), commit and run it
+/// once more: the writer gets that space, not ENOSPC.
 fn with_space<S: BlockStore, R>(
     vol: &SharedVolume<S>,
+    hooks: &dyn Hooks<S>,
     op: impl Fn() -> FsResult<R>,
 ) -> FsResult<R> {
+    let freed = || vol.with(|v| hooks.free_space(v) | (v.quarantined_blocks() > 0));
     match op() {
-        Err(FsError::NoSpace) if vol.with(|v| v.quarantined_blocks()) > 0 => {
+        Err(FsError::NoSpace) if freed() => {
             vol.commit()?;
             op()
         }

@@ -317,9 +317,19 @@ impl ops::Hooks<Store> for InHold<'_> {
         #[cfg(test)]
         tests::after_check(self.shared);
         if req.mutates() {
+            // Kept in this hold, before the call takes its name (see `linger`).
+            self.shared.linger.keep(v, &self.shown);
             *self.targets.borrow_mut() = crate::coherence::targets_before(v, &self.shown);
         }
         Ok(())
+    }
+
+    fn answered(&self, resp: &Response) {
+        self.shared.linger.shown(resp);
+    }
+
+    fn free_space(&self, v: &mut Volume<Store>) -> bool {
+        self.shared.linger.release_all(v) > 0
     }
 
     fn record(&self, seq: u64, resp: &Response, out: &[u8]) {

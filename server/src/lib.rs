@@ -13,6 +13,7 @@ pub mod durability;
 pub mod export;
 mod exports;
 mod handshake;
+mod linger;
 pub mod listener;
 mod lock_calls;
 mod open_calls;

@@ -110,6 +110,8 @@ pub(crate) struct Shared {
     pub blocking: Arc<tokio::sync::Semaphore>,
     /// Inodes made by calls not yet durable (`durability::Made`).
     pub made: crate::durability::Made,
+    /// Inodes handed out lately, and replaced files kept for them (`linger`).
+    pub(crate) linger: crate::linger::Linger,
     /// Run right after a call's permission check: where tests land another connection's
     /// call between the check and the call.
     #[cfg(test)]
@@ -184,7 +186,12 @@ pub async fn serve(
     tracker.close();
     tracker.wait().await;
     let s = shared.clone();
-    tokio::task::spawn_blocking(move || s.vol.commit())
+    let last = move || {
+        // Kept files go before the last commit, so the volume is stopped with them freed.
+        s.vol.with(|v| s.linger.release_all(v));
+        s.vol.commit()
+    };
+    tokio::task::spawn_blocking(last)
         .await
         .map_err(std::io::Error::other)?
         .map_err(std::io::Error::other)?;
@@ -283,6 +290,7 @@ fn start(mut vol: Volume<Store>, cfg: ServerConfig) -> std::io::Result<Arc<Share
         commits,
         reopens: Default::default(),
         made: Default::default(),
+        linger: Default::default(),
         clean_start,
         #[cfg(test)]
         after_check: Default::default(),
@@ -308,6 +316,7 @@ fn background(shared: &Arc<Shared>, shutdown: &CancellationToken) {
         shared.clone(),
         shutdown.clone(),
     ));
+    tracker.spawn(release_lingering(shared.clone(), shutdown.clone()));
     let (shared, shutdown) = (shared.clone(), shutdown.clone());
     tracker.spawn(async move {
         let mut tick = tokio::time::interval(shared.cfg.commit_interval / 2);
@@ -327,6 +336,21 @@ fn background(shared: &Arc<Shared>, shutdown: &CancellationToken) {
             }
         }
     });
+}
+
+/// Release, about every half `LINGER`, the replaced files kept for their readers once their
+/// time has passed (`linger`).
+async fn release_lingering(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(crate::linger::LINGER / 2);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let s = shared.clone();
+        let sweep = move || s.vol.with(|v| s.linger.release_due(v));
+        let _ = shared.tracker.clone().spawn_blocking(sweep).await;
+    }
 }
 
 /// Accept connections until `shutdown`, each handled on a tracked task of its own; past

@@ -343,10 +343,6 @@ while seen < last:
 "#;
 
 #[test]
-#[ignore = "open(2) by name racing a rename over that name on another mount gets ESTALE even \
-            without a restart (the server frees the old inode between the reader's LOOKUP and \
-            OPEN, twice in a row); to fix on the server: keep a file it just handed out \
-            for a moment after its last name goes"]
 fn readers_of_a_file_replaced_by_rename_never_go_back_nor_get_estale_through_crash_restarts() {
     let mut h = harness();
     let (img, addr, m) = setup(&mut h);

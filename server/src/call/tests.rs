@@ -60,6 +60,7 @@ fn shared(name: &str) -> Arc<Shared> {
         commits: Default::default(),
         reopens: Default::default(),
         made: Default::default(),
+        linger: Default::default(),
         clean_start: false,
         after_check: Default::default(),
     })
@@ -249,4 +250,100 @@ fn a_chmod_cannot_land_between_an_open_or_create_check_and_the_call() {
     };
     let found = call(&shared, &bob, 4, lookup, &[]).0;
     assert_eq!(created.is_ok(), found.is_ok(), "{created:?} {found:?}");
+}
+
+/// Bob's file `f` (holding "old") replaced by a rename of his new file `g` (holding "new")
+/// over it, after Alice looked `f` up and with neither open; returns what her lookup handed
+/// out.
+fn replaced_after_alice_looked_it_up(shared: &Shared, alice: &Party, bob: &Party) -> u64 {
+    let write = |id, ino, data: &[u8]| {
+        let req = Request::Write {
+            ino,
+            offset: 0,
+            kill_priv: false,
+        };
+        assert!(call(shared, bob, id, req, data).0.is_ok());
+    };
+    let lookup = Request::Lookup {
+        parent: ROOT_INO,
+        name: b"f".to_vec(),
+    };
+    let Ok(Response::Attr(old)) = call(shared, alice, 1, lookup, &[]).0 else {
+        panic!("f not found");
+    };
+    write(10, old.ino, b"old");
+    // Bob's create opened it; he closes it.
+    let release = |id, ino| {
+        assert!(call(shared, bob, id, Request::Release { ino }, &[])
+            .0
+            .is_ok())
+    };
+    release(14, old.ino);
+    let create = Request::Create {
+        parent: ROOT_INO,
+        name: b"g".to_vec(),
+        mode: libc::S_IFREG | 0o666,
+        uid: BOB,
+        gid: BOB,
+    };
+    let Ok(Response::Attr(new)) = call(shared, bob, 11, create, &[]).0 else {
+        panic!("g not made");
+    };
+    write(12, new.ino, b"new");
+    release(15, new.ino);
+    let rename = Request::Rename {
+        parent: ROOT_INO,
+        name: b"g".to_vec(),
+        newparent: ROOT_INO,
+        newname: b"f".to_vec(),
+        flags: protocol::RenameFlags::default(),
+    };
+    assert!(call(shared, bob, 13, rename, &[]).0.is_ok());
+    old.ino
+}
+
+/// A client's kernel looks a name up and opens the inode it got in two calls: a rename over
+/// the name by another session between them leaves the open the old file (as on a local file
+/// system), not ESTALE.
+#[test]
+fn an_open_of_a_file_just_replaced_by_rename_opens_the_old_file() {
+    let (shared, alice, bob, _, _) = alice_and_bobs_files("replaced-open");
+    let old = replaced_after_alice_looked_it_up(&shared, &alice, &bob);
+    let open = Request::Open {
+        ino: old,
+        flags: libc::O_RDONLY,
+    };
+    let opened = call(&shared, &alice, 2, open, &[]).0;
+    assert!(matches!(opened, Ok(Response::Attr(_))), "{opened:?}");
+    let read = Request::Read {
+        ino: old,
+        offset: 0,
+        size: 16,
+    };
+    let (read, data) = call(&shared, &alice, 3, read, &[]);
+    assert!(read.is_ok(), "{read:?}");
+    assert_eq!(data, b"old");
+    // Her open keeps the file once the server lets go of it; her release frees it.
+    assert_eq!(shared.vol.with(|v| shared.linger.release_all(v)), 1);
+    assert!(call(&shared, &alice, 4, Request::Getattr { ino: old }, &[])
+        .0
+        .is_ok());
+    assert!(call(&shared, &alice, 5, Request::Release { ino: old }, &[])
+        .0
+        .is_ok());
+    let gone = call(&shared, &alice, 6, Request::Getattr { ino: old }, &[]).0;
+    assert_eq!(gone.err(), Some(libc::ESTALE));
+}
+
+/// A replaced file nobody opened is freed when the server lets go of it.
+#[test]
+fn a_replaced_file_kept_for_its_readers_is_freed_when_let_go() {
+    let (shared, alice, bob, _, _) = alice_and_bobs_files("replaced-freed");
+    let old = replaced_after_alice_looked_it_up(&shared, &alice, &bob);
+    assert!(call(&shared, &alice, 2, Request::Getattr { ino: old }, &[])
+        .0
+        .is_ok());
+    assert_eq!(shared.vol.with(|v| shared.linger.release_all(v)), 1);
+    let gone = call(&shared, &alice, 3, Request::Getattr { ino: old }, &[]).0;
+    assert_eq!(gone.err(), Some(libc::ESTALE));
 }

@@ -1,0 +1,126 @@
+//! Files replaced while a client may be about to open them. A client's kernel looks a name up
+//! and opens the inode it got in two calls; a rename over that name (or an unlink) on another
+//! mount between them would free the inode, and the open would get ESTALE where a local file
+//! system opens the old file. So the server remembers which inodes it handed out lately
+//! (`shown`), and a call about to take the last link of one of them keeps the file as an
+//! orphan under an open of the server's own, taken in the same hold of the engine as the
+//! unlink, until `LINGER` has passed (`release_due`, from a periodic sweep). That open is not
+//! in the session log: after a crash, the restart's orphan reclaim frees the file.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use protocol::{Request, Response};
+use volume::{FileKind, Ino, Volume};
+
+use crate::Store;
+
+/// How long a handed-out inode may still be opened by its number: the client's entry-cache
+/// time (1 s by default) plus a margin for the calls in flight between its lookup and open.
+pub(crate) const LINGER: Duration = Duration::from_secs(2);
+
+/// Inodes handed out lately, and replaced files kept for them.
+#[derive(Default)]
+pub(crate) struct Linger {
+    inner: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Inode → when a reply last handed it out.
+    shown: HashMap<u64, Instant>,
+    /// Inode → when the server took its own open on it.
+    held: HashMap<u64, Instant>,
+}
+
+impl Linger {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Note the inodes `resp` hands out to a client. Called in the hold that made the reply,
+    /// so a removal that runs after it sees them.
+    pub(crate) fn shown(&self, resp: &Response) {
+        let now = Instant::now();
+        let mut s = self.state();
+        match resp {
+            Response::Attr(a) => {
+                s.shown.insert(a.ino, now);
+            }
+            Response::EntriesPlus(es) => s.shown.extend(es.iter().map(|(_, a)| (a.ino, now))),
+            _ => {}
+        }
+    }
+
+    /// In the hold of `req`, before it runs: keep the regular file whose name an unlink or a
+    /// rename over it is about to take, if a client was handed it within `LINGER` and that
+    /// name is its last link.
+    pub(crate) fn keep(&self, v: &mut Volume<Store>, req: &Request) {
+        let (parent, name) = match req {
+            Request::Unlink { parent, name } => (*parent, name),
+            Request::Rename {
+                newparent,
+                newname,
+                flags,
+                ..
+            } if !flags.exchange => (*newparent, newname),
+            _ => return,
+        };
+        let Ok(a) = v.lookup(Ino::new(parent), name) else {
+            return;
+        };
+        let ino = a.ino.get();
+        let now = Instant::now();
+        let mut s = self.state();
+        let recent = s
+            .shown
+            .get(&ino)
+            .is_some_and(|t| now.duration_since(*t) < LINGER);
+        if !recent || a.kind != FileKind::RegularFile || a.nlink != 1 {
+            return;
+        }
+        if let Some(t) = s.held.get_mut(&ino) {
+            // Taken again (a step of the same call, or the same file replaced anew).
+            *t = now;
+        } else if v.open_file(a.ino).is_ok() {
+            s.held.insert(ino, now);
+        }
+    }
+
+    /// Release the files kept longer than `LINGER` (the last release of an unlinked file
+    /// frees it) and forget inodes handed out before it; how many were released.
+    pub(crate) fn release_due(&self, v: &mut Volume<Store>) -> usize {
+        let now = Instant::now();
+        let mut s = self.state();
+        s.shown.retain(|_, t| now.duration_since(*t) < LINGER);
+        let due: Vec<u64> = s
+            .held
+            .iter()
+            .filter(|(_, t)| now.duration_since(**t) >= LINGER)
+            .map(|(ino, _)| *ino)
+            .collect();
+        release(v, &mut s, due)
+    }
+
+    /// Release every kept file: at shutdown, and when space runs out (a kept file must not
+    /// make a write fail that would have succeeded without it).
+    pub(crate) fn release_all(&self, v: &mut Volume<Store>) -> usize {
+        let mut s = self.state();
+        let all: Vec<u64> = s.held.keys().copied().collect();
+        release(v, &mut s, all)
+    }
+}
+
+fn release(v: &mut Volume<Store>, s: &mut State, inos: Vec<u64>) -> usize {
+    for ino in &inos {
+        s.held.remove(ino);
+        if let Err(e) = v.release_file(Ino::new(*ino)) {
+            tracing::warn!(
+                ino,
+                "a replaced file kept for its readers not released: {e}"
+            );
+        }
+    }
+    inos.len()
+}
