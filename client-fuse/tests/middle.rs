@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use client_fuse::backend::{Backend, LockArgs, WriteHow};
 use protocol::codec::{decode_body, encode_frame, read_frame};
-use protocol::{ClientMsg, ServerMsg, PROTOCOL_VERSION};
+use protocol::{ClientMsg, Request, Response, ServerMsg, PROTOCOL_VERSION};
 use support::proxy::Proxy;
 use support::{client, content, wait_for, Place, Server};
 use volume::layout::ROOT_INO;
@@ -231,4 +231,74 @@ fn a_malformed_frame_closes_only_its_connection() {
     a.flush(ino).expect("flush");
     assert_eq!(content(&a, ino), b"still here");
     assert_eq!(proxy.accepted(), 1, "the other connection was cut");
+}
+
+/// A link (no write-behind, no caches) to the server at `addr`.
+fn link(addr: &str, node: &str) -> client_fuse::link::Link {
+    let opts = client_fuse::link::ConnectOptions {
+        node_id: node.into(),
+        ..Default::default()
+    };
+    client_fuse::link::Link::connect(addr, &opts, &|_| {}).expect("connect")
+}
+
+/// One call on `l`; its response and bulk bytes.
+fn ask(l: &client_fuse::link::Link, req: Request, bulk: &[u8]) -> Result<(Response, Vec<u8>), i32> {
+    let (r, out) = l.call(req, bulk).expect("the link is open");
+    r.map(|resp| (resp, out))
+}
+
+/// A file opened after the last commit is not in the session log when the server crashes;
+/// another mount's unlink of it, not durable either, is replayed after the restart before
+/// the first mount is back. The first mount opens its file again when it comes back and
+/// reads on: the restarted server keeps a file whose last link goes in its grace period, and
+/// frees the orphans no restored session holds only once that period is over.
+#[test]
+fn a_file_opened_after_the_last_commit_outlives_a_crash_and_an_unlink_replayed_first() {
+    let place = Place::new();
+    let server = Server::start(&place, "127.0.0.1:0");
+    let addr = server.addr.to_string();
+    let proxy = Proxy::start(&addr).expect("proxy");
+    let a = link(&proxy.addr, "a");
+    let b = link(&addr, "b");
+    let create = Request::Create {
+        parent: ROOT_INO,
+        name: b"f".to_vec(),
+        mode: libc::S_IFREG | 0o644,
+        uid: 0,
+        gid: 0,
+    };
+    let Ok((Response::Attr(f), _)) = ask(&a, create, &[]) else {
+        panic!("create");
+    };
+    let ino = f.ino;
+    let write = Request::Write {
+        ino,
+        offset: 0,
+        kill_priv: false,
+    };
+    ask(&a, write, b"kept").expect("write");
+    ask(&a, Request::Release { ino }, &[]).expect("release");
+    ask(&a, Request::Fsync { ino }, &[]).expect("fsync");
+    // Opened after the last commit, unlinked elsewhere; neither durable.
+    ask(&a, Request::Open { ino, flags: 0 }, &[]).expect("open");
+    let unlink = Request::Unlink {
+        parent: ROOT_INO,
+        name: b"f".to_vec(),
+    };
+    ask(&b, unlink, &[]).expect("unlink");
+    proxy.set_down(true);
+    server.crash();
+    let server = Server::start(&place, &addr);
+    wait_for("the other mount replayed its unlink", || b.restarts() == 1);
+    proxy.set_down(false);
+    let read = Request::Read {
+        ino,
+        offset: 0,
+        size: 16,
+    };
+    let got = ask(&a, read, &[]);
+    assert_eq!(got, Ok((Response::Data, b"kept".to_vec())), "the open file");
+    assert_eq!(a.restarts(), 1);
+    drop(server);
 }

@@ -318,7 +318,9 @@ impl ops::Hooks<Store> for InHold<'_> {
         tests::after_check(self.shared);
         if req.mutates() {
             // Kept in this hold, before the call takes its name (see `linger`).
-            self.shared.linger.keep(v, &self.shown);
+            self.shared
+                .linger
+                .keep(v, &self.shown, self.shared.grace.active());
             *self.targets.borrow_mut() = crate::coherence::targets_before(v, &self.shown);
         }
         Ok(())

@@ -4,10 +4,18 @@
 //! system opens the old file. So the server remembers which inodes it handed out lately
 //! (`shown`), and a call about to take the last link of one of them keeps the file as an
 //! orphan under an open of the server's own, taken in the same hold of the engine as the
-//! unlink, until `LINGER` has passed (`release_due`, from a periodic sweep). That open is not
-//! in the session log: after a crash, the restart's orphan reclaim frees the file.
+//! unlink, until `LINGER` has passed (`sweep`, run periodically). That open is not in the
+//! session log: after a crash, the restart's orphan reclaim frees the file.
+//!
+//! After a restart that restored sessions, their mounts open again the files they hold, and
+//! an open made since the last commit before a crash is not in the session log. So until the
+//! grace period is over (every restored session has reopened, replayed and reclaimed), every
+//! regular file whose last link goes is kept (a replayed unlink of another mount may come
+//! first), and the orphans the last run left that no restored session holds are freed only
+//! then (`reclaim_after_grace`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -24,6 +32,8 @@ pub(crate) const LINGER: Duration = Duration::from_secs(2);
 #[derive(Default)]
 pub(crate) struct Linger {
     inner: Mutex<State>,
+    /// The orphans found at start wait for the end of the grace period to be freed.
+    orphans_pending: AtomicBool,
 }
 
 #[derive(Default)]
@@ -54,9 +64,9 @@ impl Linger {
     }
 
     /// In the hold of `req`, before it runs: keep the regular file whose name an unlink or a
-    /// rename over it is about to take, if a client was handed it within `LINGER` and that
-    /// name is its last link.
-    pub(crate) fn keep(&self, v: &mut Volume<Store>, req: &Request) {
+    /// rename over it is about to take, if that name is its last link and a client was handed
+    /// it within `LINGER` (or, `in_grace`, whatever it was handed).
+    pub(crate) fn keep(&self, v: &mut Volume<Store>, req: &Request, in_grace: bool) {
         let (parent, name) = match req {
             Request::Unlink { parent, name } => (*parent, name),
             Request::Rename {
@@ -73,10 +83,10 @@ impl Linger {
         let ino = a.ino.get();
         let now = Instant::now();
         let mut s = self.state();
-        let recent = s
-            .shown
-            .get(&ino)
-            .is_some_and(|t| now.duration_since(*t) < LINGER);
+        let recent = in_grace
+            || s.shown
+                .get(&ino)
+                .is_some_and(|t| now.duration_since(*t) < LINGER);
         if !recent || a.kind != FileKind::RegularFile || a.nlink != 1 {
             return;
         }
@@ -88,12 +98,31 @@ impl Linger {
         }
     }
 
-    /// Release the files kept longer than `LINGER` (the last release of an unlinked file
-    /// frees it) and forget inodes handed out before it; how many were released.
-    pub(crate) fn release_due(&self, v: &mut Volume<Store>) -> usize {
+    /// The orphans the volume found at open are freed once the grace period is over, not
+    /// now (see the module's note).
+    pub(crate) fn reclaim_after_grace(&self) {
+        self.orphans_pending.store(true, Ordering::Relaxed);
+    }
+
+    /// Forget inodes handed out before `LINGER`; unless `in_grace`, free the orphans waiting
+    /// for the grace period's end and release the files kept longer than `LINGER` (the last
+    /// release of an unlinked file frees it). How many were released.
+    pub(crate) fn sweep(&self, v: &mut Volume<Store>, in_grace: bool) -> usize {
         let now = Instant::now();
         let mut s = self.state();
         s.shown.retain(|_, t| now.duration_since(*t) < LINGER);
+        if in_grace {
+            return 0;
+        }
+        if self.orphans_pending.swap(false, Ordering::Relaxed) {
+            match v.reclaim_orphans() {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!("{n} files unlinked while open and held by no session freed")
+                }
+                Err(e) => tracing::error!("files unlinked while open not freed: {e}"),
+            }
+        }
         let due: Vec<u64> = s
             .held
             .iter()

@@ -187,8 +187,12 @@ pub async fn serve(
     tracker.wait().await;
     let s = shared.clone();
     let last = move || {
-        // Kept files go before the last commit, so the volume is stopped with them freed.
-        s.vol.with(|v| s.linger.release_all(v));
+        // Kept files go before the last commit, so the volume is stopped with them freed,
+        // and so do the orphans left from the last run once the grace period is over.
+        s.vol.with(|v| {
+            s.linger.sweep(v, s.grace.active());
+            s.linger.release_all(v)
+        });
         s.vol.commit()
     };
     tokio::task::spawn_blocking(last)
@@ -255,14 +259,21 @@ fn start(mut vol: Volume<Store>, cfg: ServerConfig) -> std::io::Result<Arc<Share
         restore_opens(&mut vol, &session, &s.opens);
         sessions.insert(id, session);
     }
-    // Files left unlinked-but-open that no restored session holds are nobody's now; those
-    // held are freed at their last close, or when their session ends.
-    match vol.reclaim_orphans() {
-        Ok(0) => {}
-        Ok(n) => tracing::info!("{n} files unlinked while open and held by no session freed"),
-        Err(e) => tracing::error!("files unlinked while open not freed: {e}"),
-    }
     let waiting: HashSet<u64> = sessions.iter().map(|s| *s.key()).collect();
+    // Files left unlinked-but-open that restored sessions hold are freed at their last close,
+    // or when their session ends; the others once the grace period is over, as restored
+    // mounts open again what they hold (an open since the last commit before a crash is not
+    // in the log). With no session restored, they are nobody's now.
+    let linger = crate::linger::Linger::default();
+    if !waiting.is_empty() {
+        linger.reclaim_after_grace();
+    } else {
+        match vol.reclaim_orphans() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("{n} files unlinked while open and held by no session freed"),
+            Err(e) => tracing::error!("files unlinked while open not freed: {e}"),
+        }
+    }
     if !waiting.is_empty() {
         tracing::info!(
             "{} sessions restored from before the restart; lock grace period {:?}",
@@ -290,7 +301,7 @@ fn start(mut vol: Volume<Store>, cfg: ServerConfig) -> std::io::Result<Arc<Share
         commits,
         reopens: Default::default(),
         made: Default::default(),
-        linger: Default::default(),
+        linger,
         clean_start,
         #[cfg(test)]
         after_check: Default::default(),
@@ -348,7 +359,7 @@ async fn release_lingering(shared: Arc<Shared>, shutdown: CancellationToken) {
             _ = tick.tick() => {}
         }
         let s = shared.clone();
-        let sweep = move || s.vol.with(|v| s.linger.release_due(v));
+        let sweep = move || s.vol.with(|v| s.linger.sweep(v, s.grace.active()));
         let _ = shared.tracker.clone().spawn_blocking(sweep).await;
     }
 }
