@@ -53,6 +53,11 @@ enum Cmd {
         json: bool,
         #[command(flatten)]
         ceph: rados_cmd::CephArgs,
+        /// The server's session log, whose sessions' open files are told from lost ones
+        /// (default: the image's path with `.sessions` appended, as `serve` uses; a RADOS
+        /// image has none unless given).
+        #[arg(long, value_name = "FILE")]
+        state_file: Option<PathBuf>,
     },
     /// Mount a volume: `rwxfs mount HOST:PORT MOUNTPOINT`, or `--raw-image IMAGE MOUNTPOINT`.
     Mount(mount_cmd::Args),
@@ -117,7 +122,12 @@ pub fn run() -> i32 {
             inodes,
             ceph,
         } => mkfs_cmd::run(&image, &ceph, size.as_deref(), force, inodes),
-        Cmd::Fsck { image, json, ceph } => fsck_cmd::run(&image, &ceph, json),
+        Cmd::Fsck {
+            image,
+            json,
+            ceph,
+            state_file,
+        } => fsck_cmd::run(&image, &ceph, json, state_file),
         Cmd::Mount(args) => mount_cmd::run(args),
         Cmd::Serve(args) => serve_cmd::run(args),
         Cmd::Export(args) => export_cmd::run(args),

@@ -129,6 +129,36 @@ fn write_fresh(path: &Path, volume_id: u64, records: &[Record]) -> std::io::Resu
     Ok((file, data.len() as u64))
 }
 
+/// What the log at `path` holds for the volume `volume_id`: an empty state if there is no log,
+/// `None` if it is another volume's (or not a session log).
+fn load(path: &Path, volume_id: u64) -> std::io::Result<Option<State>> {
+    let mut state = State::default();
+    let mut data = Vec::new();
+    match File::open(path) {
+        Ok(mut f) => f.read_to_end(&mut data)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Some(state)),
+        Err(e) => return Err(e),
+    };
+    if data.len() < 16 || &data[0..8] != MAGIC || data[8..16] != volume_id.to_le_bytes() {
+        return Ok(None);
+    }
+    for r in decode_all(&data[16..]) {
+        state.apply(r);
+    }
+    Ok(Some(state))
+}
+
+/// The sessions the log at `path` keeps for the volume `volume_id` (those a next start
+/// restores, whose clients may come back), read without a change to it: for `rwxfs fsck`,
+/// which tells the files they hold open from lost ones. `None` if the log is another
+/// volume's.
+pub fn sessions_kept(
+    path: &Path,
+    volume_id: u64,
+) -> std::io::Result<Option<HashMap<u64, LoggedSession>>> {
+    Ok(load(path, volume_id)?.map(|s| s.sessions))
+}
+
 impl StateLog {
     /// Open the log at `path` for the volume `volume_id`, whose newest durable transaction
     /// at open was `recovered_seq`. Returns the log and the sessions it restores (with only
@@ -145,28 +175,13 @@ impl StateLog {
                 ));
             }
         }
-        let mut state = State::default();
-        match File::open(path) {
-            Ok(mut f) => {
-                let mut data = Vec::new();
-                f.read_to_end(&mut data)?;
-                if data.len() >= 16
-                    && &data[0..8] == MAGIC
-                    && data[8..16] == volume_id.to_le_bytes()
-                {
-                    for r in decode_all(&data[16..]) {
-                        state.apply(r);
-                    }
-                } else {
-                    tracing::warn!(
-                        "{}: not this volume's session log; starting without it",
-                        path.display()
-                    );
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
+        let mut state = load(path, volume_id)?.unwrap_or_else(|| {
+            tracing::warn!(
+                "{}: not this volume's session log; starting without it",
+                path.display()
+            );
+            State::default()
+        });
         let clean = std::mem::take(&mut state.stopped);
         let mut dropped = 0usize;
         for s in state.sessions.values_mut() {

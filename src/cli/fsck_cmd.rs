@@ -1,23 +1,47 @@
-//! `rwxfs fsck IMAGE [--json]`, exit status as e2fsck's.
+//! `rwxfs fsck IMAGE [--json] [--state-file FILE]`, exit status as e2fsck's. Files unlinked
+//! while open that a session in the server's session log holds (its client may come back)
+//! are told from lost ones, and are not damage.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use volume::{fsck, BlockStore, FileStore};
 
 use super::image_lock::{self, Hold, LockError};
 use super::rados_cmd::{self, CephArgs};
 
-pub fn run(image: &Path, ceph: &CephArgs, json: bool) -> i32 {
+/// Who holds which unlinked files open, from the session log at `log` (none if there is no
+/// log, or it is another volume's).
+fn holders(store: &impl BlockStore, log: &Path) -> Result<fsck::Holders, String> {
+    let mut b0 = vec![0u8; volume::layout::BLOCK_SIZE];
+    store.read_at(&mut b0, 0).map_err(|e| e.to_string())?;
+    let sb = volume::layout::Superblock::decode(&b0).map_err(|e| e.to_string())?;
+    let sessions = server::state_log::sessions_kept(log, sb.volume_id)
+        .map_err(|e| format!("session log {}: {e}", log.display()))?
+        .unwrap_or_default();
+    let mut out = fsck::Holders::new();
+    for (id, s) in sessions {
+        for ino in s.opens.keys() {
+            let who = format!("session {id} (node {}, mount {})", s.node_id, s.mount_id);
+            out.entry(*ino)
+                .and_modify(|w| *w = format!("{w} and {who}"))
+                .or_insert(who);
+        }
+    }
+    Ok(out)
+}
+
+pub fn run(image: &Path, ceph: &CephArgs, json: bool, state_file: Option<PathBuf>) -> i32 {
     match rados_cmd::name(image) {
         Ok(None) => {}
         Ok(Some(name)) => {
+            // A RADOS image has no session log beside it: only `--state-file` names one.
             return match rados_cmd::open(&name, ceph, true) {
-                Ok(store) => check(&store, image, json),
+                Ok(store) => check(&store, image, json, state_file.as_deref()),
                 Err(e) => {
                     eprintln!("rwxfs fsck: {e}");
                     8
                 }
-            }
+            };
         }
         Err(e) => {
             eprintln!("rwxfs fsck: {e}");
@@ -52,12 +76,26 @@ pub fn run(image: &Path, ceph: &CephArgs, json: bool) -> i32 {
             return 8;
         }
     };
-    check(&store, image, json)
+    let log = state_file.unwrap_or_else(|| {
+        let mut p = image.as_os_str().to_owned();
+        p.push(".sessions");
+        PathBuf::from(p)
+    });
+    check(&store, image, json, Some(&log))
 }
 
-/// Check the volume on `store` and report; the exit status.
-fn check(store: &impl BlockStore, image: &Path, json: bool) -> i32 {
-    let report = match fsck::check(store) {
+/// Check the volume on `store`, telling the orphans the sessions of the session log at `log`
+/// hold from lost ones, and report; the exit status.
+fn check(store: &impl BlockStore, image: &Path, json: bool, log: Option<&Path>) -> i32 {
+    let holders = match log.map(|log| holders(store, log)) {
+        None => fsck::Holders::new(),
+        Some(Ok(h)) => h,
+        Some(Err(e)) => {
+            eprintln!("rwxfs fsck: warning: {e}: every orphan counts as lost");
+            fsck::Holders::new()
+        }
+    };
+    let report = match fsck::check_holding(store, &holders) {
         Ok(r) => r,
         Err(e) => {
             if json {
@@ -70,6 +108,12 @@ fn check(store: &impl BlockStore, image: &Path, json: bool) -> i32 {
             return 8;
         }
     };
+    show(image, &report, json);
+    report.exit_code()
+}
+
+/// The report, as JSON or as text.
+fn show(image: &Path, report: &fsck::Report, json: bool) {
     if json {
         let v = serde_json::json!({
             "image": image,
@@ -82,6 +126,7 @@ fn check(store: &impl BlockStore, image: &Path, json: bool) -> i32 {
             "directories": report.directories,
             "files": report.files,
             "journal_replayed": report.journal_replayed,
+            "held_orphans": report.held_orphans,
         });
         println!("{v}");
     } else if report.is_clean() {
@@ -93,6 +138,9 @@ fn check(store: &impl BlockStore, image: &Path, json: bool) -> i32 {
             report.directories,
             report.blocks_used
         );
+        for f in report.findings.iter().filter(|f| f.held_by.is_some()) {
+            println!("  - {}", f.detail);
+        }
     } else {
         println!("{}: {} errors", image.display(), report.errors());
         for (kind, n) in &report.by_kind {
@@ -108,5 +156,4 @@ fn check(store: &impl BlockStore, image: &Path, json: bool) -> i32 {
             println!("  - {}", f.detail);
         }
     }
-    report.exit_code()
 }

@@ -198,3 +198,73 @@ fn a_file_unlinked_while_open_is_freed_once_its_holder_is_gone_for_good() {
     h.stop_server().unwrap();
     assert_fsck_clean(&img);
 }
+
+/// `rwxfs fsck IMAGE --json [extra]`: its exit status and report.
+fn fsck_json(img: &std::path::Path, extra: &[&str]) -> (i32, serde_json::Value) {
+    let out = std::process::Command::new(rwxfs_tests::bin())
+        .arg("fsck")
+        .arg(img)
+        .arg("--json")
+        .args(extra)
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("fsck printed no JSON ({e}): {out:?}"));
+    (out.status.code().unwrap_or(-1), v)
+}
+
+/// The report's one orphan finding.
+fn the_orphan(v: &serde_json::Value) -> &serde_json::Value {
+    let mut orphans = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "orphan");
+    let one = orphans.next().unwrap_or_else(|| panic!("no orphan: {v}"));
+    assert!(orphans.next().is_none(), "more than one orphan: {v}");
+    one
+}
+
+#[test]
+fn fsck_of_a_stopped_image_tells_a_file_a_session_holds_open_from_a_lost_one() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "256M").unwrap();
+    let addr = h.start_server(&img, &[]).unwrap();
+    let a = h.mount_remote(&addr).unwrap();
+    std::fs::File::create(a.join("stays"))
+        .unwrap()
+        .sync_all()
+        .unwrap();
+    let free_at_start = free_blocks(&a);
+    let mut f = std::fs::File::create(a.join("held")).unwrap();
+    std::io::Write::write_all(&mut f, &pattern(5, 1 << 20)).unwrap();
+    f.sync_all().unwrap();
+    std::fs::remove_file(a.join("held")).unwrap();
+    h.stop_server().unwrap();
+    // The session log beside the image keeps the session and its open: held, not damage.
+    let (code, v) = fsck_json(&img, &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["held_orphans"], 1, "{v}");
+    let held = the_orphan(&v);
+    let by = held["held_by"].as_str().unwrap_or_default();
+    assert!(by.starts_with("session "), "{held}");
+    // Read without the session log, nothing holds it: lost.
+    let none = img.with_extension("no-such-log");
+    let (code, v) = fsck_json(&img, &["--state-file", none.to_str().unwrap()]);
+    assert_eq!(code, 4, "{v}");
+    let lost = the_orphan(&v);
+    assert!(lost.get("held_by").is_none(), "{lost}");
+    let detail = lost["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("lost"), "{lost}");
+    // The mount comes back and closes it: freed.
+    h.start_server_in(&[], &img, &addr, &[]).unwrap();
+    drop(f);
+    wait_for(
+        60,
+        "the file's blocks were not freed at its last close",
+        || free_blocks(&a) == free_at_start,
+    );
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}

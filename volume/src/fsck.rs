@@ -11,7 +11,7 @@ use crate::error::{FsError, FsResult};
 use crate::inode::{DiskInode, NDIRECT};
 use crate::journal;
 use crate::layout::{
-    get_u32, split_ino, verify, Geometry, Superblock, BITS_PER_BITMAP_BLOCK, BLOCK_SIZE,
+    get_u32, make_ino, split_ino, verify, Geometry, Superblock, BITS_PER_BITMAP_BLOCK, BLOCK_SIZE,
     INODES_PER_BLOCK, INODE_SIZE, PTRS_PER_BLOCK, ROOT_INDEX, ROOT_INO,
 };
 use crate::store::BlockStore;
@@ -54,7 +54,15 @@ pub struct Finding {
     pub kind: Kind,
     /// Where, and what was found.
     pub detail: String,
+    /// For an `Orphan` a session that may come back holds open (`check_holding`): who.
+    /// Such an orphan is not damage: it is freed at its last close, or when its session ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
 }
+
+/// Who holds unlinked files open, by inode number (index and generation, as clients know
+/// it): the sessions a server's session log keeps, which may come back.
+pub type Holders = BTreeMap<u64, String>;
 
 /// What a check found, and what it counted.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -73,6 +81,9 @@ pub struct Report {
     pub files: u64,
     /// The journal held a transaction, checked as if replayed.
     pub journal_replayed: bool,
+    /// Orphans held open by a session that may come back: counted under `Orphan`, but not
+    /// damage (`errors` leaves them out).
+    pub held_orphans: u64,
 }
 
 /// Details kept per kind; counts are always complete.
@@ -80,15 +91,22 @@ const DETAILS_PER_KIND: u64 = 50;
 
 impl Report {
     fn add(&mut self, kind: Kind, detail: String) {
+        self.add_held(kind, detail, None);
+    }
+    fn add_held(&mut self, kind: Kind, detail: String, held_by: Option<String>) {
         let n = self.by_kind.entry(kind).or_insert(0);
         *n += 1;
         if *n <= DETAILS_PER_KIND {
-            self.findings.push(Finding { kind, detail });
+            self.findings.push(Finding {
+                kind,
+                detail,
+                held_by,
+            });
         }
     }
-    /// Findings in all.
+    /// Findings in all, but for orphans held by a session that may come back.
     pub fn errors(&self) -> u64 {
-        self.by_kind.values().sum()
+        self.by_kind.values().sum::<u64>() - self.held_orphans
     }
     /// True if nothing was found.
     pub fn is_clean(&self) -> bool {
@@ -131,8 +149,16 @@ impl<S: BlockStore> Reader<'_, S> {
 
 /// Check the image in `store`. Err only when it cannot be checked at all (not rwxfs, I/O).
 /// Passes: bitmaps and the inode table, the blocks each inode holds against the block
-/// bitmap, the directory tree from the root, then every inode's links.
+/// bitmap, the directory tree from the root, then every inode's links. Every orphan counts
+/// as lost (see `check_holding`).
 pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
+    check_holding(store, &Holders::new())
+}
+
+/// As `check`, telling an unlinked file `holders` holds open (held: its session may come
+/// back, and it is not damage) from one nothing holds (lost: the next start of a server frees
+/// it).
+pub fn check_holding<S: BlockStore>(store: &S, holders: &Holders) -> FsResult<Report> {
     let mut r = Report::default();
     let mut b0 = vec![0u8; BLOCK_SIZE];
     if store.len() < BLOCK_SIZE as u64 {
@@ -168,7 +194,7 @@ pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
     indexes.sort_unstable();
     let maps = check_blocks(&rd, &inodes, &indexes, &bbits, &mut r)?;
     let tree = walk_dirs(&rd, &inodes, &maps, &mut r)?;
-    check_links(&inodes, &indexes, &tree, &mut r);
+    check_links(&inodes, &indexes, &tree, holders, &mut r);
     check_trees(&inodes, &indexes, &mut r);
     Ok(r)
 }
@@ -466,19 +492,49 @@ fn check_trees(inodes: &HashMap<u32, DiskInode>, indexes: &[u32], r: &mut Report
     }
 }
 
+/// An inode in use that no directory names: held, if it is unlinked and a session that may
+/// come back holds it open; lost otherwise.
+fn orphan(index: u32, d: &DiskInode, holders: &Holders, r: &mut Report) {
+    let held = holders.get(&make_ino(index, d.generation));
+    match held.filter(|_| d.nlink == 0) {
+        Some(who) => {
+            r.held_orphans += 1;
+            let detail = format!(
+                "inode {index} is unlinked and held open by {who}: freed at its last close, \
+                 or when that session ends"
+            );
+            r.add_held(Kind::Orphan, detail, Some(who.clone()));
+        }
+        None if d.nlink == 0 => r.add(
+            Kind::Orphan,
+            format!(
+                "inode {index} is unlinked and no session holds it open: lost (the next \
+                 start of a server frees it)"
+            ),
+        ),
+        None => r.add(
+            Kind::Orphan,
+            format!(
+                "inode {index} (nlink {}) is in use but no directory names it: lost",
+                d.nlink
+            ),
+        ),
+    }
+}
+
 /// Every inode in use is named, and its link count is the number of names (for a directory,
 /// 2 and one per subdirectory).
-fn check_links(inodes: &HashMap<u32, DiskInode>, indexes: &[u32], t: &Tree, r: &mut Report) {
+fn check_links(
+    inodes: &HashMap<u32, DiskInode>,
+    indexes: &[u32],
+    t: &Tree,
+    holders: &Holders,
+    r: &mut Report,
+) {
     for index in indexes {
         let d = &inodes[index];
         if *index != ROOT_INDEX && !t.refs.contains_key(index) && !t.seen.contains(index) {
-            r.add(
-                Kind::Orphan,
-                format!(
-                    "inode {index} (nlink {}) is in use but no directory names it",
-                    d.nlink
-                ),
-            );
+            orphan(*index, d, holders, r);
             continue;
         }
         let expect = if d.is_dir() {

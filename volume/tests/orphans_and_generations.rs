@@ -85,3 +85,42 @@ fn orphans_are_kept_at_open_until_their_holders_are_known() {
     let report = fsck::check(&store).unwrap();
     assert!(report.is_clean(), "{:#?}", report.findings);
 }
+
+/// fsck tells an unlinked file that a session which may come back holds open (held: not
+/// damage) from one nothing holds (lost: the next start of a server frees it).
+#[test]
+fn fsck_tells_a_held_orphan_from_a_lost_one() {
+    let store = fresh(16 << 20, None);
+    let mut v = Volume::open(store.clone()).unwrap();
+    let held = v.create(ROOT_INO, b"held", 0o100644, 0, 0).unwrap().ino;
+    let lost = v.create(ROOT_INO, b"lost", 0o100644, 0, 0).unwrap().ino;
+    for ino in [held, lost] {
+        v.open_file(ino).unwrap();
+        v.unlink(ROOT_INO, if ino == held { b"held" } else { b"lost" })
+            .unwrap();
+    }
+    v.commit().unwrap();
+    drop(v);
+    let holders = fsck::Holders::from([(held, "session 7 (node n)".to_string())]);
+    let r = fsck::check_holding(&store, &holders).unwrap();
+    let orphans: Vec<&fsck::Finding> = r
+        .findings
+        .iter()
+        .filter(|f| f.kind == fsck::Kind::Orphan)
+        .collect();
+    assert_eq!(orphans.len(), 2, "{:#?}", r.findings);
+    let (held_by, lost_by): (Vec<&fsck::Finding>, Vec<&fsck::Finding>) =
+        orphans.iter().partition(|f| f.held_by.is_some());
+    assert_eq!(held_by.len(), 1, "{orphans:#?}");
+    assert_eq!(held_by[0].held_by.as_deref(), Some("session 7 (node n)"));
+    assert!(
+        held_by[0].detail.contains("held open by session 7"),
+        "{held_by:?}"
+    );
+    assert!(lost_by[0].detail.contains("lost"), "{lost_by:?}");
+    assert_eq!(r.errors(), 1, "only the lost orphan is damage");
+    // A holder of another file in that slot (another generation) holds nothing here.
+    let other = fsck::Holders::from([(held ^ (1 << 32), "session 8".to_string())]);
+    assert_eq!(fsck::check_holding(&store, &other).unwrap().errors(), 2);
+    assert_eq!(fsck::check(&store).unwrap().errors(), 2);
+}
