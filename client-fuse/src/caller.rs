@@ -46,6 +46,11 @@ pub fn acting_as(req: &fuser::Request) -> Acting {
     act(cred_of(req.uid(), req.gid(), req.pid()))
 }
 
+/// Calls made on this thread until the guard drops are made for `cred`.
+pub fn acting_for(cred: Cred) -> Acting {
+    act(cred)
+}
+
 /// As `acting_as`, for a write of `ino`: a write the kernel sends on its own (pid 0: page
 /// write-back) goes as the last process that wrote the file.
 pub fn acting_as_writer(req: &fuser::Request, ino: u64) -> Acting {

@@ -172,9 +172,9 @@ impl Kept {
     }
 
     /// The server lost the session with its memory of these calls: the answered ones are
-    /// lost (if the server crashed) or done (if it only forgot the session). Calls still
-    /// waiting for their reply stay, to be sent again.
-    pub(crate) fn forget_answered(&mut self, crashed: bool) {
+    /// `lost` (the server crashed), or durable (made so since). Calls still waiting for their
+    /// reply stay, to be sent again.
+    pub(crate) fn forget_answered(&mut self, lost: bool) {
         let answered: Vec<u64> = self
             .calls
             .iter()
@@ -182,7 +182,7 @@ impl Kept {
             .map(|(id, _)| *id)
             .collect();
         for id in answered {
-            if crashed {
+            if lost {
                 self.failed(id);
             } else {
                 self.remove(id);

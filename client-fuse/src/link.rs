@@ -31,7 +31,7 @@ pub use dial::{administer, query_status};
 pub use error::{DialError, LinkError};
 
 use dial::{dial, Hello};
-use state::{relock, Pending, Session, Shared, Sink, Wait};
+use state::{relock, Opener, Pending, Session, Shared, Sink, Wait};
 
 /// A reply: the response or an errno, and the bulk bytes that came with it.
 pub type Reply = (Result<Response, i32>, Vec<u8>);
@@ -214,25 +214,24 @@ impl Link {
         req: Request,
         bulk: &[u8],
     ) -> Result<Reply, LinkError> {
-        // Which files this mount holds open, kept for reopening on a new session.
+        // Which files this mount holds open, and as whom, kept for reopening on a new session.
         let opens_change = req.meta().opens.map(|o| match o {
-            protocol::Opens::Opens => None,
-            protocol::Opens::Releases(ino) => Some(ino),
+            protocol::Opens::Opens => Err(Opener {
+                cred: crate::caller::current(),
+                access: match req {
+                    Request::Open { flags, .. } => flags & libc::O_ACCMODE,
+                    _ => libc::O_RDONLY,
+                },
+            }),
+            protocol::Opens::Releases(ino) => Ok(ino),
         });
         self.send_call(id, req, bulk)?;
         let reply = rx.recv().map_err(|_| LinkError::Closed)?;
         if let (Some(change), Ok(r)) = (opens_change, &reply.0) {
-            let opens = &mut relock(&self.shared.session).opens;
+            let mut s = relock(&self.shared.session);
             match (change, r) {
-                (None, Response::Attr(a)) => *opens.entry(a.ino).or_insert(0) += 1,
-                (Some(ino), _) => {
-                    if let Some(n) = opens.get_mut(&ino) {
-                        *n -= 1;
-                        if *n == 0 {
-                            opens.remove(&ino);
-                        }
-                    }
-                }
+                (Err(opener), Response::Attr(a)) => s.opened(a.ino, opener),
+                (Ok(ino), _) => s.closed(ino),
                 _ => {}
             }
         }

@@ -302,3 +302,122 @@ fn a_file_opened_after_the_last_commit_outlives_a_crash_and_an_unlink_replayed_f
     assert_eq!(a.restarts(), 1);
     drop(server);
 }
+
+/// A server that lost the session (here: restarted without its session log) gives the
+/// mount a new one, on which the mount opens again the files it holds, each as the caller
+/// who opened it: a file only its owner may open is held again, and lives on when its name
+/// goes.
+#[test]
+fn files_are_opened_again_on_a_new_session_as_their_opener() {
+    let place = Place::new();
+    let server = Server::start(&place, "127.0.0.1:0");
+    let addr = server.addr.to_string();
+    let user = protocol::Cred {
+        uid: 1000,
+        gid: 1000,
+        groups: Vec::new(),
+    };
+    let _as_user = client_fuse::caller::acting_for(user);
+    let a = link(&addr, "a");
+    let b = link(&addr, "b");
+    let create = Request::Create {
+        parent: ROOT_INO,
+        name: b"mine".to_vec(),
+        mode: libc::S_IFREG | 0o600,
+        uid: 1000,
+        gid: 1000,
+    };
+    let Ok((Response::Attr(f), _)) = ask(&a, create, &[]) else {
+        panic!("create");
+    };
+    let ino = f.ino;
+    let write = Request::Write {
+        ino,
+        offset: 0,
+        kill_priv: false,
+    };
+    ask(&a, write, b"only mine").expect("write");
+    ask(&a, Request::Fsync { ino }, &[]).expect("fsync");
+    server.crash();
+    std::fs::remove_file(place.state_log()).expect("the session log");
+    let server = Server::start(&place, &addr);
+    wait_for("the mount is back on a new session", || {
+        a.restarts() == 1 && a.sessions_lost() == 1
+    });
+    let unlink = Request::Unlink {
+        parent: ROOT_INO,
+        name: b"mine".to_vec(),
+    };
+    ask(&b, unlink, &[]).expect("unlink");
+    let read = Request::Read {
+        ino,
+        offset: 0,
+        size: 16,
+    };
+    let got = ask(&a, read, &[]);
+    assert_eq!(
+        got,
+        Ok((Response::Data, b"only mine".to_vec())),
+        "the open file"
+    );
+    drop(server);
+}
+
+/// A mount cut off past its lease loses its session on a server that goes on running; the
+/// calls that session had answered ran, but were not yet durable. They are not dropped as if
+/// they were: the mount has them made durable on its new session, so a crash of the server
+/// right after loses nothing (or, if they were lost, says so).
+#[test]
+fn calls_answered_in_a_session_lost_to_its_lease_are_made_durable_on_the_new_one() {
+    let place = Place::new();
+    let server = Server::start_leased(&place, "127.0.0.1:0", std::time::Duration::from_secs(2));
+    let addr = server.addr.to_string();
+    let proxy = Proxy::start(&addr).expect("proxy");
+    let a = link(&proxy.addr, "a");
+    let create = Request::Create {
+        parent: ROOT_INO,
+        name: b"f".to_vec(),
+        mode: libc::S_IFREG | 0o644,
+        uid: 0,
+        gid: 0,
+    };
+    let Ok((Response::Attr(f), _)) = ask(&a, create, &[]) else {
+        panic!("create");
+    };
+    let ino = f.ino;
+    ask(&a, Request::Fsync { ino }, &[]).expect("fsync");
+    let write = Request::Write {
+        ino,
+        offset: 0,
+        kill_priv: false,
+    };
+    ask(&a, write, b"answered, not durable").expect("write");
+    proxy.set_down(true);
+    let a_has_a_session = || {
+        client_fuse::link::query_status(&addr, None, None)
+            .expect("status")
+            .iter()
+            .any(|s| s.node_id == "a")
+    };
+    wait_for("the server ended the silent mount's session", || {
+        !a_has_a_session()
+    });
+    proxy.set_down(false);
+    wait_for("the mount is back on a new session", || {
+        a.sessions_lost() == 1 && a.kept().0 == 0
+    });
+    server.crash();
+    let server = Server::start(&place, &addr);
+    let read = Request::Read {
+        ino,
+        offset: 0,
+        size: 64,
+    };
+    let got = ask(&a, read, &[]);
+    let kept = got == Ok((Response::Data, b"answered, not durable".to_vec()));
+    assert!(
+        kept || a.take_lost(ino, false),
+        "the write was lost and nothing said so: {got:?}"
+    );
+    drop(server);
+}

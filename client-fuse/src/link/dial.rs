@@ -39,6 +39,8 @@ pub(super) struct Greeted {
     pub boot: u64,
     /// The session's secret if the session is new; empty if resumed.
     pub secret: Vec<u8>,
+    /// The server before this one stopped cleanly, having committed everything.
+    pub clean_restart: bool,
 }
 
 fn send_msg(stream: &mut Stream, msg: &ClientMsg) -> Result<(), DialError> {
@@ -146,6 +148,7 @@ fn welcome(
                 lease_secs,
                 boot,
                 secret,
+                clean_restart,
                 ..
             } => {
                 return Ok(Greeted {
@@ -154,6 +157,7 @@ fn welcome(
                     lease_secs,
                     boot,
                     secret,
+                    clean_restart,
                 })
             }
             ServerMsg::Refused { reason } => return Err(DialError::Refused(reason)),

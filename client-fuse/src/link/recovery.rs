@@ -17,7 +17,7 @@ use protocol::codec::{decode_body, encode_frame, read_frame};
 use protocol::{ClientMsg, ErrorCode, Push, Request, Response, ServerMsg};
 
 use super::dial::{dial, Greeted};
-use super::state::{relock, Pending, Shared, Sink};
+use super::state::{relock, Opener, Pending, Shared, Sink};
 use super::{DialError, Reply};
 use crate::transport::Stream;
 
@@ -98,9 +98,20 @@ fn reestablish(shared: &Arc<Shared>) -> Result<(), DialError> {
             g.session
         );
         reopen(shared, &mut g.stream)?;
+        // Without the session, nothing can be sent again exactly once. The calls it had
+        // answered ran on the server: if that is this one, a commit makes them durable; a
+        // server stopped cleanly made them so; a crash lost them.
+        let lost = match restarted {
+            false => {
+                g.stream.set_read_timeout(Some(GRACE_WAIT));
+                let made = call_on(shared, &mut g.stream, commit(), None);
+                g.stream.set_read_timeout(None);
+                made?.is_err()
+            }
+            true => !g.clean_restart,
+        };
         relock(&shared.session).locks_lost();
-        // Without the session, nothing can be sent again exactly once.
-        relock(&shared.kept).forget_answered(restarted);
+        relock(&shared.kept).forget_answered(lost);
         shared.kept_cv.notify_all();
     } else if restarted {
         // The open files the restart forgot (before any replayed unlink could free one;
@@ -185,14 +196,27 @@ fn resume_calls(shared: &Arc<Shared>, g: Greeted, requeue: bool) -> Result<(), D
     Ok(())
 }
 
-/// One call on `stream` before anything else goes out on it; its reply.
+/// The call that asks the server for a commit of everything it holds.
+fn commit() -> Request {
+    Request::Fsync {
+        ino: volume::layout::ROOT_INO,
+    }
+}
+
+/// One call on `stream` before anything else goes out on it, made for `cred` (if given);
+/// its reply.
 fn call_on(
     shared: &Shared,
     stream: &mut Stream,
     req: Request,
+    cred: Option<protocol::Cred>,
 ) -> Result<Result<Response, i32>, DialError> {
     let id = shared.next_id();
-    stream.write_all(&encode_frame(&ClientMsg::Call { id, req }, &[])?)?;
+    let msg = match cred {
+        Some(cred) => ClientMsg::CallAs { id, req, cred },
+        None => ClientMsg::Call { id, req },
+    };
+    stream.write_all(&encode_frame(&msg, &[])?)?;
     loop {
         let body = read_frame(stream)?;
         match decode_body::<ServerMsg>(&body)?.0 {
@@ -255,8 +279,7 @@ fn replay(shared: &Shared, stream: &mut Stream) -> Result<(), DialError> {
             }
         }
     }
-    let ino = volume::layout::ROOT_INO;
-    let commit = call_on(shared, stream, Request::Fsync { ino });
+    let commit = call_on(shared, stream, commit(), None);
     stream.set_read_timeout(None);
     commit?.map_err(|errno| DialError::Recovery {
         during: "commit after the replay",
@@ -287,12 +310,12 @@ fn reclaim(shared: &Shared, stream: &mut Stream) -> Result<(), DialError> {
             },
             pid: h.pid,
         };
-        if let Err(errno) = call_on(shared, stream, req)? {
+        if let Err(errno) = call_on(shared, stream, req, None)? {
             tracing::warn!("lock on file {ino} could not be reclaimed: errno {errno}");
             refused += 1;
         }
     }
-    let done = call_on(shared, stream, Request::ReclaimDone);
+    let done = call_on(shared, stream, Request::ReclaimDone, None);
     stream.set_read_timeout(None);
     done?.map_err(|errno| DialError::Recovery {
         during: "reclaim not confirmed",
@@ -348,22 +371,23 @@ fn requeue_waits(shared: &Arc<Shared>) -> Vec<Arc<Vec<u8>>> {
     frames
 }
 
-/// Open again, on a new session, every file this mount holds open, one call at a time on the
-/// new connection before anything else goes out on it.
+/// Open again, on a new session, every file this mount holds open, each open as the caller
+/// who made it and with its access mode, one call at a time on the new connection before
+/// anything else goes out on it.
 fn reopen(shared: &Shared, stream: &mut Stream) -> Result<(), DialError> {
-    let opens: Vec<(u64, u32)> = relock(&shared.session)
+    let opens: Vec<(u64, Vec<Opener>)> = relock(&shared.session)
         .opens
         .iter()
-        .map(|(i, n)| (*i, *n))
+        .map(|(i, o)| (*i, o.clone()))
         .collect();
     stream.set_read_timeout(Some(Duration::from_secs(10)));
-    for (ino, n) in opens {
-        for _ in 0..n {
+    for (ino, openers) in opens {
+        for o in openers {
             let req = Request::Open {
                 ino,
-                flags: libc::O_RDONLY,
+                flags: o.access,
             };
-            if let Err(errno) = call_on(shared, stream, req)? {
+            if let Err(errno) = call_on(shared, stream, req, o.cred)? {
                 tracing::info!("file {ino} not opened again (yet): errno {errno}");
             }
         }

@@ -87,6 +87,15 @@ pub(super) struct Calls {
     pub pending: BTreeMap<u64, Pending>,
 }
 
+/// Who made one open of a file this mount holds: it is made again on a new session as that
+/// caller (whose permissions the server checks), with its access mode.
+#[derive(Clone, Debug)]
+pub(super) struct Opener {
+    pub cred: Option<protocol::Cred>,
+    /// `O_RDONLY`, `O_WRONLY` or `O_RDWR`.
+    pub access: i32,
+}
+
 /// The server's session for this mount and what this mount holds in it.
 pub(super) struct Session {
     /// The server's id for it: resumed on every reconnect.
@@ -102,8 +111,9 @@ pub(super) struct Session {
     /// Times the server forgot the session or refused a reclaim: each time, every lock this
     /// mount held was lost (the lock epoch).
     pub lost: u64,
-    /// Files this mount holds open (inode → opens), to open again on a new session.
-    pub opens: HashMap<u64, u32>,
+    /// Files this mount holds open (inode → who made each open), to open again on a new
+    /// session.
+    pub opens: HashMap<u64, Vec<Opener>>,
     /// The locks this mount holds, as the server granted them: reclaimed after a restart.
     pub held: locks::LockTable,
     /// Blocked lock requests, by wait id (their call id): told when the server grants them.
@@ -122,6 +132,21 @@ impl Session {
             opens: HashMap::new(),
             held: locks::LockTable::default(),
             waits: HashMap::new(),
+        }
+    }
+
+    /// `ino` was opened (once more) by `opener`.
+    pub(super) fn opened(&mut self, ino: u64, opener: Opener) {
+        self.opens.entry(ino).or_default().push(opener);
+    }
+
+    /// One open of `ino` was closed.
+    pub(super) fn closed(&mut self, ino: u64) {
+        if let Some(o) = self.opens.get_mut(&ino) {
+            o.pop();
+            if o.is_empty() {
+                self.opens.remove(&ino);
+            }
         }
     }
 

@@ -41,7 +41,7 @@ impl Place {
         self.dir.path().join("image")
     }
 
-    fn state_log(&self) -> PathBuf {
+    pub fn state_log(&self) -> PathBuf {
         self.dir.path().join("sessions")
     }
 }
@@ -58,6 +58,11 @@ impl Server {
     /// Serve the place's image on `addr` (`127.0.0.1:0` for any free port). Nothing is
     /// committed on a timer: what is not fsynced stays in memory until a clean stop.
     pub fn start(place: &Place, addr: &str) -> Server {
+        Server::start_leased(place, addr, Duration::from_secs(15))
+    }
+
+    /// As `start`, with sessions whose clients are silent for `lease` ended.
+    pub fn start_leased(place: &Place, addr: &str, lease: Duration) -> Server {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -73,6 +78,7 @@ impl Server {
             commit_interval: Duration::from_secs(3600),
             state_log: Some(place.state_log()),
             grace: Duration::from_secs(20),
+            lease,
             ..Default::default()
         };
         let token = CancellationToken::new();
