@@ -27,6 +27,8 @@ struct Call {
     /// Sent again on its own, once the calls before it are answered and answered before the
     /// next goes (`runs`).
     alone: bool,
+    /// Made under a lock this mount holds: lost, not sent again, if the lock is.
+    bound: bool,
 }
 
 #[derive(Default)]
@@ -49,8 +51,9 @@ fn affects(m: &Meta) -> Vec<u64> {
 }
 
 impl Kept {
-    /// Keep call `id` (`req`, sent as `frame`) if it changes the volume.
-    pub(crate) fn keep(&mut self, id: u64, req: &Request, frame: &Arc<Vec<u8>>) {
+    /// Keep call `id` (`req`, sent as `frame`; `bound` if made under a lock) if it changes
+    /// the volume.
+    pub(crate) fn keep(&mut self, id: u64, req: &Request, frame: &Arc<Vec<u8>>, bound: bool) {
         let m = req.meta();
         if !m.mutates {
             return;
@@ -63,6 +66,7 @@ impl Kept {
             // The server runs a call that may block (a truncation, an allocation) on its
             // blocking pool, out of order with the calls that follow it on the connection.
             alone: m.blocks,
+            bound,
         };
         self.bytes += frame.len();
         if let Some(old) = self.calls.insert(id, call) {
@@ -171,6 +175,20 @@ impl Kept {
         self.remove(id);
     }
 
+    /// The locks this mount held are lost: the calls made under them are lost too (another
+    /// mount may hold those locks now), never sent again.
+    pub(crate) fn fail_bound(&mut self) {
+        let bound: Vec<u64> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.bound)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in bound {
+            self.failed(id);
+        }
+    }
+
     /// The server lost the session with its memory of these calls: the answered ones are
     /// `lost` (the server crashed), or durable (made so since). Calls still waiting for their
     /// reply stay, to be sent again.
@@ -235,9 +253,9 @@ mod tests {
             offset: 0,
             kill_priv: false,
         };
-        k.keep(1, &w, &frame(100));
-        k.keep(2, &w, &frame(50));
-        k.keep(3, &Request::Getattr { ino: 5 }, &frame(10));
+        k.keep(1, &w, &frame(100), false);
+        k.keep(2, &w, &frame(50), false);
+        k.keep(3, &Request::Getattr { ino: 5 }, &frame(10), false);
         assert_eq!((k.len(), k.bytes()), (2, 150));
         k.answered(2, &Ok(Response::Written(50)));
         assert!(k.durable(3));
@@ -270,11 +288,11 @@ mod tests {
             (5, w(2)),
             (6, w(3)),
         ] {
-            k.keep(id, &req, &frame(10));
+            k.keep(id, &req, &frame(10), false);
             k.answered(id, &Ok(Response::Empty));
         }
         // Not answered: sent again with the calls still waiting for a reply.
-        k.keep(7, &w(4), &frame(10));
+        k.keep(7, &w(4), &frame(10), false);
         let ids: Vec<Vec<u64>> = k
             .runs(2)
             .iter()
@@ -293,7 +311,7 @@ mod tests {
             uid: 0,
             gid: 0,
         };
-        k.keep(7, &c, &frame(40));
+        k.keep(7, &c, &frame(40), false);
         k.answered(7, &Ok(Response::Attr(attr(42 << 32 | 9))));
         let (id, f) = k.runs(8).pop().unwrap().pop().unwrap();
         let (msg, _) = protocol::codec::decode_body::<ClientMsg>(&f[4..]).unwrap();

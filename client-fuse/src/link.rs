@@ -281,12 +281,15 @@ impl Link {
             // Written under the wire's lock: a reconnect either finds the frame pending
             // (and sends it) or runs before this, and this goes out on the new socket.
             let mut w = relock(&shared.wire);
-            match relock(&shared.calls).pending.get_mut(&id) {
-                Some(p) => p.frame = Some(frame.clone()),
+            let bound = match relock(&shared.calls).pending.get_mut(&id) {
+                Some(p) => {
+                    p.frame = Some(frame.clone());
+                    p.bound
+                }
                 None => return Err(LinkError::Closed),
-            }
+            };
             if let Some(req) = &keep {
-                relock(&shared.kept).keep(id, req, &frame);
+                relock(&shared.kept).keep(id, req, &frame, bound);
             }
             shared.write_or_break(&mut w, &frame);
         }

@@ -115,10 +115,12 @@ fn reestablish(shared: &Arc<Shared>) -> Result<(), DialError> {
         shared.kept_cv.notify_all();
     } else if restarted {
         // The open files the restart forgot (before any replayed unlink could free one;
-        // the server opens those a replay brings back then), what the crash lost, the locks.
+        // the server opens those a replay brings back then), the locks (before the writes
+        // made under them are sent again), what the crash lost.
         reopen(shared, &mut g.stream)?;
-        replay(shared, &mut g.stream)?;
         reclaim(shared, &mut g.stream)?;
+        replay(shared, &mut g.stream)?;
+        reclaim_done(shared, &mut g.stream)?;
     }
     if relock(&shared.session).lost != lost_before {
         fail_bound(shared);
@@ -289,9 +291,10 @@ fn replay(shared: &Shared, stream: &mut Stream) -> Result<(), DialError> {
     Ok(())
 }
 
-/// After a server restart that kept the session: take again every lock this mount holds.
-/// If any is refused (the grace period was over), the mount's locks count as lost: files
-/// locked before answer EIO, as after a lost session.
+/// After a server restart that kept the session, before any kept call is sent again: take
+/// again every lock this mount holds. If any is refused (the grace period was over), the
+/// mount's locks count as lost: files locked before answer EIO, as after a lost session, and
+/// the kept writes made under them are lost, not replayed.
 fn reclaim(shared: &Shared, stream: &mut Stream) -> Result<(), DialError> {
     let held = relock(&shared.session).held.all_held();
     stream.set_read_timeout(Some(GRACE_WAIT));
@@ -315,17 +318,28 @@ fn reclaim(shared: &Shared, stream: &mut Stream) -> Result<(), DialError> {
             refused += 1;
         }
     }
+    stream.set_read_timeout(None);
+    if refused > 0 {
+        relock(&shared.session).locks_lost();
+        // Writes made under the locks, kept for a replay, must not be sent again: another
+        // mount may hold the lock by now and have written since.
+        relock(&shared.kept).fail_bound();
+    } else {
+        tracing::info!("server restarted: {} locks reclaimed", held.len());
+    }
+    Ok(())
+}
+
+/// Tell the server this mount has taken back its locks and sent again what the crash lost:
+/// once every restored session has, the grace period is over.
+fn reclaim_done(shared: &Shared, stream: &mut Stream) -> Result<(), DialError> {
+    stream.set_read_timeout(Some(GRACE_WAIT));
     let done = call_on(shared, stream, Request::ReclaimDone, None);
     stream.set_read_timeout(None);
     done?.map_err(|errno| DialError::Recovery {
         during: "reclaim not confirmed",
         errno,
     })?;
-    if refused > 0 {
-        relock(&shared.session).locks_lost();
-    } else {
-        tracing::info!("server restarted: {} locks reclaimed", held.len());
-    }
     Ok(())
 }
 

@@ -58,11 +58,17 @@ impl Server {
     /// Serve the place's image on `addr` (`127.0.0.1:0` for any free port). Nothing is
     /// committed on a timer: what is not fsynced stays in memory until a clean stop.
     pub fn start(place: &Place, addr: &str) -> Server {
-        Server::start_leased(place, addr, Duration::from_secs(15))
+        Server::start_with(
+            place,
+            addr,
+            Duration::from_secs(15),
+            Duration::from_secs(20),
+        )
     }
 
-    /// As `start`, with sessions whose clients are silent for `lease` ended.
-    pub fn start_leased(place: &Place, addr: &str, lease: Duration) -> Server {
+    /// As `start`, with sessions whose clients are silent for `lease` ended, and a grace
+    /// period of `grace` after a restart.
+    pub fn start_with(place: &Place, addr: &str, lease: Duration, grace: Duration) -> Server {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -77,7 +83,7 @@ impl Server {
         let cfg = server::ServerConfig {
             commit_interval: Duration::from_secs(3600),
             state_log: Some(place.state_log()),
-            grace: Duration::from_secs(20),
+            grace,
             lease,
             ..Default::default()
         };
