@@ -114,7 +114,10 @@ impl<S: BlockStore> Volume<S> {
         let (index, generation) = match self.again.take() {
             Some(ino) => {
                 let (index, generation) = split_ino(ino);
-                if let Err(e) = self.m.alloc_inode_at(index, pd.tree) {
+                if let Err(e) = self
+                    .free_unheld_orphan(index)
+                    .and_then(|_| self.m.alloc_inode_at(index, pd.tree))
+                {
                     self.dirs.insert(pi, d);
                     return Err(e);
                 }
@@ -171,9 +174,37 @@ impl<S: BlockStore> Volume<S> {
         Ok((index, self.next_generation(old.generation)?))
     }
 
+    /// Free the inode in slot `index` if it is an orphan (unlinked) that nothing holds open:
+    /// a create made again there was made, in the history it repeats, after that file went.
+    /// `Again` while it is being freed in steps (`reap`): commit and run the create again.
+    fn free_unheld_orphan(&mut self, index: u32) -> FsResult<()> {
+        if self.reaping.contains(&index) {
+            return Err(FsError::Again);
+        }
+        if index as u64 >= self.sb.geometry.inode_count
+            || self.opens.contains_key(&index)
+            || !self.m.inode_allocated(index)?
+        {
+            return Ok(());
+        }
+        let inode = self.m.read_inode(index)?;
+        if inode.is_free() || inode.nlink != 0 {
+            return Ok(());
+        }
+        self.orphans.retain(|o| *o != index);
+        self.destroy(index, inode)?;
+        if self.reaping.contains(&index) {
+            // Too large to free in this transaction: the caller commits (which frees it in
+            // steps) and runs the create again.
+            return Err(FsError::Again);
+        }
+        Ok(())
+    }
+
     /// Run `create` (a create, mknod, mkdir or symlink) so that it makes inode number `ino`
     /// (its slot and generation): a create a crash lost, made again as its client first saw
-    /// it. `Exists` if that slot is taken meanwhile.
+    /// it. `Exists` if that slot is taken meanwhile (an orphan nothing holds open does not
+    /// count: it is freed, and `Again` asks for a commit first if that takes steps).
     pub fn create_again<R>(
         &mut self,
         ino: Ino,
