@@ -39,14 +39,16 @@ impl Cluster {
         })
     }
 
-    /// A fresh image of `size` bytes, a server, and `n` mounts of it.
-    pub fn own(bin: PathBuf, size: u64, n: usize) -> Result<Cluster, String> {
+    /// A fresh image of `size` bytes, a server, and `n` mounts of it: through the server, or
+    /// (`direct`) reading and writing file data on the image themselves.
+    pub fn own(bin: PathBuf, size: u64, n: usize, direct: bool) -> Result<Cluster, String> {
         let mut h = Harness::new(bin).map_err(|e| format!("scratch directory: {e}"))?;
         let img = h.mkfs("bench.img", &format!("{}M", size >> 20))?;
         let addr = h.start_server(&img, &[])?;
         let mut mounts = Vec::with_capacity(n);
         for _ in 0..n {
-            mounts.push(h.mount_remote(&addr)?);
+            let extra: &[&str] = if direct { &["--direct"] } else { &[] };
+            mounts.push(h.mount_remote_with(&addr, extra)?);
         }
         Ok(Cluster {
             mounts,

@@ -36,6 +36,9 @@ pub struct Options {
     pub only: Vec<String>,
     /// The rwxfs binary, for a cluster of its own.
     pub bin: PathBuf,
+    /// Run it twice on clusters of its own, side by side: mounts through the server, then
+    /// direct mounts (`rwxfs mount --direct`).
+    pub direct: bool,
 }
 
 type Workload = fn(&Cluster, &WorkDir, &Settings, &ProgressBar) -> Vec<Outcome>;
@@ -89,21 +92,65 @@ fn run_inner(o: Options) -> Result<bool, String> {
     if s.writers == 0 || s.size < (1 << 20) || s.files == 0 {
         return Err("--writers and --files must be at least 1, --size at least 1M".into());
     }
+    if o.direct && !o.mounts.is_empty() {
+        return Err("--direct runs on clusters of the benchmark's own: leave out --mounts".into());
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register(sig, stop.clone());
     }
+    let placements: &[bool] = if o.direct { &[false, true] } else { &[false] };
+    let mut runs = Vec::new();
+    for &direct in placements {
+        runs.push(run_on(&o, direct, &stop)?);
+    }
+    if o.json {
+        match runs.as_slice() {
+            [one] => println!("{}", report::json(&one.0, &one.1, one.2)),
+            [server, direct] => println!(
+                "{{\"server\": {}, \"direct\": {}}}",
+                report::json(&server.0, &server.1, server.2),
+                report::json(&direct.0, &direct.1, direct.2)
+            ),
+            _ => {}
+        }
+    } else {
+        for (system, outcomes, rss) in &runs {
+            println!("{}", report::table(system, outcomes, *rss));
+        }
+    }
+    if let Some(p) = &o.plot {
+        for (k, (system, outcomes, _)) in runs.iter().enumerate() {
+            let path = match k {
+                0 => p.clone(),
+                _ => p.with_extension("direct.svg"),
+            };
+            report::plot(&path, system, outcomes)?;
+            eprintln!("rwxfs bench: plot written to {}", path.display());
+        }
+    }
+    Ok(runs.iter().all(|r| r.1.iter().all(|o| o.wrong.is_none())))
+}
+
+/// One placement's run: its system's name, every workload's outcome, its peak memory.
+type Run = (String, Vec<Outcome>, Option<(u64, u64)>);
+
+/// The workloads on the given mounts, or on a cluster of the benchmark's own whose mounts
+/// go through the server or (`direct`) read and write file data on the image themselves.
+fn run_on(o: &Options, direct: bool, stop: &AtomicBool) -> Result<Run, String> {
+    let s = &o.settings;
     let (cluster, system) = if o.mounts.is_empty() {
         let n = s.writers.max(s.scaling.iter().copied().max().unwrap_or(1)) + 1;
         // Room for every workload's files at once, and then some.
         let image = (s.size * 4 + (512 << 20)).next_power_of_two();
-        let c = Cluster::own(o.bin.clone(), image, n)?;
+        let c = Cluster::own(o.bin.clone(), image, n, direct)?;
+        let how = if direct { "direct mounts" } else { "mounts" };
         eprintln!(
-            "rwxfs bench: a server on {} and {n} mounts of a {} MiB image",
+            "rwxfs bench: a server on {} and {n} {how} of a {} MiB image",
             c.addr.as_deref().unwrap_or("?"),
             image >> 20
         );
-        (c, format!("rwxfs (own server, {n} mounts)"))
+        (c, format!("rwxfs (own server, {n} {how})"))
     } else {
         let names: Vec<String> = o.mounts.iter().map(|m| m.display().to_string()).collect();
         (Cluster::given(o.mounts.clone())?, names.join(", "))
@@ -118,40 +165,41 @@ fn run_inner(o: Options) -> Result<bool, String> {
             eprintln!("rwxfs bench: interrupted; cleaning up");
             break;
         }
-        let bar = ProgressBar::new(0).with_message(name);
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg:<10} [{bar:30}] {percent:>3}% {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar.enable_steady_tick(std::time::Duration::from_millis(200));
-        let got = run(&cluster, &dir, &o.settings, &bar);
-        bar.finish_and_clear();
-        for g in &got {
-            let status = if g.wrong.is_some() {
-                "WRONG DATA"
-            } else {
-                "verified"
-            };
-            eprintln!(
-                "  {:<45} {:>10.1} {:<9} {status}",
-                g.workload, g.value, g.unit
-            );
-        }
-        outcomes.extend(got);
+        outcomes.extend(run_one(name, run, &cluster, &dir, s));
     }
     let rss = cluster.peak_rss_kib();
     dir.remove(&cluster);
-    let finished = cluster.finish();
-    if o.json {
-        println!("{}", report::json(&system, &outcomes, rss));
-    } else {
-        println!("{}", report::table(&system, &outcomes, rss));
+    cluster.finish()?;
+    Ok((system, outcomes, rss))
+}
+
+/// One workload, with a progress bar, its figures told as they come.
+fn run_one(
+    name: &str,
+    run: Workload,
+    cluster: &Cluster,
+    dir: &WorkDir,
+    s: &Settings,
+) -> Vec<Outcome> {
+    let bar = ProgressBar::new(0).with_message(name.to_string());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg:<10} [{bar:30}] {percent:>3}% {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let got = run(cluster, dir, s, &bar);
+    bar.finish_and_clear();
+    for g in &got {
+        let status = if g.wrong.is_some() {
+            "WRONG DATA"
+        } else {
+            "verified"
+        };
+        eprintln!(
+            "  {:<45} {:>10.1} {:<9} {status}",
+            g.workload, g.value, g.unit
+        );
     }
-    if let Some(p) = &o.plot {
-        report::plot(p, &system, &outcomes)?;
-        eprintln!("rwxfs bench: plot written to {}", p.display());
-    }
-    finished?;
-    Ok(outcomes.iter().all(|o| o.wrong.is_none()))
+    got
 }

@@ -8,6 +8,9 @@
 //!   this mount (so its answer comes after them), at flush and fsync, and once 64 MiB are
 //!   pending. A commit first makes the image's data durable (`fdatasync`), then sends
 //!   `LayoutCommit`: ordered mode, as the server's own writes.
+//! - The data written waits with its ranges: if the server restarted (or the session was
+//!   lost) since the layouts were given, their reserved blocks went with it, and the commit
+//!   writes the data through the server instead, as a remote mount would have.
 //! - The last close of a file returns its layouts, after its commit.
 //! - Appends, writes that must drop setuid, and writes the server refuses a layout for
 //!   (another mount's uncommitted blocks in the range) go through the server.
@@ -24,7 +27,10 @@ use crate::backend::{ask, Backend, LockArgs, WriteHow};
 use crate::remote::RemoteBackend;
 
 /// Bytes written to one file past which its commit is not put off any longer.
-const COMMIT_AFTER: u64 = 64 << 20;
+const COMMIT_AFTER: u64 = 16 << 20;
+/// Bytes written on the whole mount and not yet committed past which a writer commits its
+/// file's writes.
+const KEPT_AT_MOST: u64 = 128 << 20;
 
 /// A direct mount's backend: the server's `RemoteBackend` for metadata, the image for data.
 pub struct DirectBackend {
@@ -39,13 +45,15 @@ pub struct DirectBackend {
 }
 
 /// One file's writes since its last commit.
-#[derive(Default)]
 struct Pending {
-    /// (offset, length) of each write, in order.
-    written: Vec<(u64, u64)>,
+    /// Each write: where, and its data (written again through the server if its layouts
+    /// were lost).
+    written: Vec<(u64, Vec<u8>)>,
     /// The end of the furthest one.
     end: u64,
     bytes: u64,
+    /// The server's incarnation (`RemoteBackend::incarnation`) when the first was written.
+    incarnation: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -96,20 +104,46 @@ impl DirectBackend {
         let Some(p) = lock(&self.pending).remove(&ino) else {
             return Ok(());
         };
-        let r = self.image.sync_data().map_err(FsError::Io).and_then(|_| {
-            let req = Request::LayoutCommit {
-                ino,
-                written: merged(p.written),
-                size: p.end,
-                mtime: None,
-            };
-            self.server::<protocol::Attr>(req).map(|_| ())
-        });
+        let r = match p.incarnation == self.remote.incarnation() {
+            true => self.commit_layouts(ino, &p),
+            false => self.write_again(ino, &p),
+        };
         if let Err(e) = &r {
             tracing::error!("commit of writes to inode {ino} failed: {e}");
             lock(&self.failed).insert(ino, e.errno());
         }
         r
+    }
+
+    /// The data on the image made durable, then the server told to map it. If the server's
+    /// incarnation changed meanwhile, the commit may have reached one that no longer held
+    /// the reservations: the data goes through the server.
+    fn commit_layouts(&self, ino: u64, p: &Pending) -> FsResult<()> {
+        self.image.sync_data().map_err(FsError::Io)?;
+        let ranges = p.written.iter().map(|(at, d)| (*at, d.len() as u64));
+        let req = Request::LayoutCommit {
+            ino,
+            written: merged(ranges.collect()),
+            size: p.end,
+            mtime: None,
+        };
+        let r = self.server::<protocol::Attr>(req).map(|_| ());
+        if self.remote.incarnation() != p.incarnation {
+            return self.write_again(ino, p);
+        }
+        r
+    }
+
+    /// The writes through the server, as a remote mount makes them, in their order.
+    fn write_again(&self, ino: u64, p: &Pending) -> FsResult<()> {
+        tracing::info!(
+            "the server lost the blocks of {} bytes written to inode {ino}: written through it",
+            p.bytes
+        );
+        for (at, data) in &p.written {
+            self.remote.write(ino, *at, data, WriteHow::default())?;
+        }
+        self.remote.settled(ino)
     }
 
     /// A read from the image at the extents of a read layout.
@@ -141,6 +175,8 @@ impl DirectBackend {
     /// A write to the image at the extents of a write layout; `None` if the server gave
     /// none (another mount's uncommitted blocks are in the range): the server writes it.
     fn write_direct(&self, ino: u64, offset: u64, data: &[u8]) -> FsResult<Option<u32>> {
+        // Before the layouts: a restart after this is seen at the commit.
+        let incarnation = self.remote.incarnation();
         let mut pos = 0usize;
         while pos < data.len() {
             let at = offset + pos as u64;
@@ -158,13 +194,15 @@ impl DirectBackend {
             if covered == 0 {
                 return Err(FsError::Io(std::io::Error::other("an empty write layout")));
             }
+            self.note(ino, at, &data[pos..pos + covered], incarnation);
             pos += covered;
-            self.note(ino, at, covered as u64);
         }
-        if lock(&self.pending)
-            .get(&ino)
-            .is_some_and(|p| p.bytes >= COMMIT_AFTER)
-        {
+        let due = {
+            let pending = lock(&self.pending);
+            let all: u64 = pending.values().map(|p| p.bytes).sum();
+            all >= KEPT_AT_MOST || pending.get(&ino).is_some_and(|p| p.bytes >= COMMIT_AFTER)
+        };
+        if due {
             self.commit(ino)?;
         }
         Ok(Some(data.len() as u32))
@@ -193,10 +231,18 @@ impl DirectBackend {
         Ok(covered)
     }
 
-    fn note(&self, ino: u64, at: u64, len: u64) {
+    fn note(&self, ino: u64, at: u64, data: &[u8], incarnation: u64) {
         let mut pending = lock(&self.pending);
-        let p = pending.entry(ino).or_default();
-        p.written.push((at, len));
+        let p = pending.entry(ino).or_insert_with(|| Pending {
+            written: Vec::new(),
+            end: 0,
+            bytes: 0,
+            incarnation,
+        });
+        // Layouts given by an older incarnation than the pending writes' are lost too.
+        p.incarnation = p.incarnation.min(incarnation);
+        let len = data.len() as u64;
+        p.written.push((at, data.to_vec()));
         p.end = p.end.max(at + len);
         p.bytes += len;
     }

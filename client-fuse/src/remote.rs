@@ -92,6 +92,12 @@ impl RemoteBackend {
             .remove(&ino);
     }
 
+    /// Changes each time what the server holds for this mount in memory alone (direct
+    /// mode's reserved blocks) may be gone: a server restart, or the session lost.
+    pub fn incarnation(&self) -> u64 {
+        self.link.restarts() + self.link.sessions_lost()
+    }
+
     /// The call on the link, its error as the engine's.
     fn send(&self, req: Request, bulk: &[u8]) -> FsResult<(Response, Vec<u8>)> {
         match self.link.call(req, bulk) {

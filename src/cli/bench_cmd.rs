@@ -34,6 +34,10 @@ pub struct Args {
     /// Plot throughput against concurrent writers to this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+    /// Run on two clusters of its own, side by side: mounts through the server, then direct
+    /// mounts (file data on the image itself); the direct run's plot is FILE.direct.svg.
+    #[arg(long, conflicts_with = "mounts")]
+    pub direct: bool,
 }
 
 pub fn run(a: Args) -> i32 {
@@ -73,5 +77,6 @@ pub fn run(a: Args) -> i32 {
         plot: a.plot,
         only: a.only,
         bin,
+        direct: a.direct,
     })
 }
