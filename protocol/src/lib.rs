@@ -8,6 +8,7 @@
 
 pub mod answer;
 pub mod auth;
+mod calls;
 pub mod codec;
 mod engine_types;
 pub mod error_code;
