@@ -3,11 +3,14 @@
 //! `cargo bench -p rwxfs-benches --bench lock_table`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use locks::{Kind, LockReq, LockTable, Owner};
+use locks::{Kind, LockReq, LockTable, Owner, SessionId};
 
 fn req(session: u64, owner: u64, kind: Option<Kind>, start: u64, end: u64) -> LockReq {
     LockReq {
-        owner: Owner { session, owner },
+        owner: Owner {
+            session: SessionId::new(session),
+            owner,
+        },
         kind,
         start,
         end,
@@ -60,7 +63,7 @@ fn lock_table(c: &mut Criterion) {
             loop {
                 let g = t.set(7, req(holder, holder, None, 0, u64::MAX)).unwrap();
                 let Some(next) = g.first() else { break };
-                holder = next.session;
+                holder = next.session.get();
                 granted += 1;
             }
             assert_eq!(granted, 100);

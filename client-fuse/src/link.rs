@@ -154,7 +154,10 @@ impl Link {
             _ => None,
         };
         let req = locks::LockReq {
-            owner: locks::Owner { session: 0, owner },
+            owner: locks::Owner {
+                session: locks::SessionId::new(0),
+                owner,
+            },
             kind,
             start,
             end,
@@ -165,7 +168,10 @@ impl Link {
 
     /// A close dropped every lock `owner` held on `ino`.
     pub fn note_release(&self, ino: u64, owner: u64) {
-        let owner = locks::Owner { session: 0, owner };
+        let owner = locks::Owner {
+            session: locks::SessionId::new(0),
+            owner,
+        };
         relock(&self.shared.session).held.release_owner(ino, owner);
     }
 

@@ -4,6 +4,7 @@
 
 use crate::sync::{Mutex, MutexGuard};
 use crate::table::{Grant, Held, LockError, LockReq, LockTable, Owner, WaitOutcome};
+use crate::SessionId;
 
 /// The lock table behind a mutex, for the server's threads; each call is the table's
 /// method of the same name (`LockTable`), taken for its duration only.
@@ -45,7 +46,7 @@ impl LockManager {
 
     /// An interrupted wait dropped: whether it was still queued, and the waits behind it
     /// that it let through.
-    pub fn cancel(&self, session: u64, wait: u64) -> (bool, Vec<Grant>) {
+    pub fn cancel(&self, session: SessionId, wait: u64) -> (bool, Vec<Grant>) {
         self.t().cancel(session, wait)
     }
 
@@ -55,12 +56,12 @@ impl LockManager {
     }
 
     /// A session gone: everything it holds and awaits dropped; the waits that lets through.
-    pub fn drop_session(&self, session: u64) -> Vec<Grant> {
+    pub fn drop_session(&self, session: SessionId) -> Vec<Grant> {
         self.t().drop_session(session)
     }
 
     /// Locks a session holds, over all files: its count against the per-session limit.
-    pub fn held_by_session(&self, session: u64) -> usize {
+    pub fn held_by_session(&self, session: SessionId) -> usize {
         self.t().held_by_session(session)
     }
 

@@ -12,6 +12,7 @@
 //! Owners are (session, lock owner): POSIX locks are owned by a process's file table, flock
 //! and OFD locks by an open file; the kernel tells them apart with the owner id it sends.
 
+use crate::SessionId;
 use std::collections::{HashMap, HashSet};
 
 use file::{conflicts, reqs_conflict, FileLocks, Waiter};
@@ -23,7 +24,7 @@ mod invariants;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Owner {
     /// The server's session of the mount.
-    pub session: u64,
+    pub session: SessionId,
     /// The kernel's lock-owner id on that mount (a process's file table, or an open file).
     pub owner: u64,
 }
@@ -71,7 +72,7 @@ pub struct LockReq {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Grant {
     /// The session whose wait is over.
-    pub session: u64,
+    pub session: SessionId,
     /// Its wait, as numbered by `set_wait`.
     pub wait: u64,
     /// The file the lock is on.
@@ -103,7 +104,7 @@ pub enum LockError {
 pub struct LockTable {
     files: HashMap<u64, FileLocks>,
     /// Where each queued wait is: (session, wait) → inode.
-    waiting: HashMap<(u64, u64), u64>,
+    waiting: HashMap<(SessionId, u64), u64>,
 }
 
 fn check_range(req: &LockReq) -> Result<(), LockError> {
@@ -175,7 +176,7 @@ impl LockTable {
     /// The waiting process was interrupted (or went away): drop its queued request. True if
     /// it was still queued; false if it was granted meanwhile (or never existed). Requests
     /// queued behind it may now be granted.
-    pub fn cancel(&mut self, session: u64, wait: u64) -> (bool, Vec<Grant>) {
+    pub fn cancel(&mut self, session: SessionId, wait: u64) -> (bool, Vec<Grant>) {
         let Some(ino) = self.waiting.remove(&(session, wait)) else {
             return (false, Vec::new());
         };
@@ -204,7 +205,7 @@ impl LockTable {
     }
 
     /// The session is gone (unmounted, or its lease ran out): drop all it holds and awaits.
-    pub fn drop_session(&mut self, session: u64) -> Vec<Grant> {
+    pub fn drop_session(&mut self, session: SessionId) -> Vec<Grant> {
         self.waiting.retain(|(s, _), _| *s != session);
         let inos: Vec<u64> = self.files.keys().copied().collect();
         let mut grants = Vec::new();
@@ -241,7 +242,7 @@ impl LockTable {
     }
 
     /// Locks a session holds, over all files.
-    pub fn held_by_session(&self, session: u64) -> usize {
+    pub fn held_by_session(&self, session: SessionId) -> usize {
         self.files
             .values()
             .flat_map(|f| &f.held)

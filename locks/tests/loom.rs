@@ -4,14 +4,14 @@
 #![cfg(loom)]
 
 use locks::sync::{Arc, Condvar, Mutex};
-use locks::{Grant, Kind, LockManager, LockReq, Owner, WaitOutcome};
+use locks::{Grant, Kind, LockManager, LockReq, Owner, SessionId, WaitOutcome};
 use loom::thread;
 
 const INO: u64 = 1;
 
 fn owner(n: u64) -> Owner {
     Owner {
-        session: n,
+        session: SessionId::new(n),
         owner: n,
     }
 }
@@ -44,7 +44,10 @@ impl Mailbox {
 
     fn wait_for(&self, session: u64, wait: u64) {
         let mut g = self.granted.lock().unwrap();
-        while !g.iter().any(|x| x.session == session && x.wait == wait) {
+        while !g
+            .iter()
+            .any(|x| x.session.get() == session && x.wait == wait)
+        {
             g = self.cv.wait(g).unwrap();
         }
     }
@@ -110,7 +113,7 @@ fn cancel_racing_release_either_cancels_or_grants_never_both() {
         let b = {
             let (m, mail) = (m.clone(), mail.clone());
             thread::spawn(move || {
-                let (cancelled, grants) = m.cancel(2, 7);
+                let (cancelled, grants) = m.cancel(SessionId::new(2), 7);
                 mail.post(grants);
                 if !cancelled {
                     // Granted before the cancel: the waiter owns it and must unlock.
@@ -134,7 +137,7 @@ fn lease_expiry_frees_a_dead_holders_lock_for_the_waiter() {
         let mail = Arc::new(Mailbox::default());
         let expiry = {
             let (m, mail) = (m.clone(), mail.clone());
-            thread::spawn(move || mail.post(m.drop_session(1)))
+            thread::spawn(move || mail.post(m.drop_session(SessionId::new(1))))
         };
         let waiter = {
             let (m, mail) = (m.clone(), mail.clone());
@@ -144,7 +147,7 @@ fn lease_expiry_frees_a_dead_holders_lock_for_the_waiter() {
                 if o == WaitOutcome::Queued {
                     mail.wait_for(2, 3);
                 }
-                assert_eq!(m.held_by_session(1), 0);
+                assert_eq!(m.held_by_session(SessionId::new(1)), 0);
                 mail.post(m.release_owner(INO, owner(2)));
             })
         };

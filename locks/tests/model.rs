@@ -4,7 +4,7 @@
 //! F_GETLK must find a conflict exactly when the model has one, and the table's invariants
 //! (no conflicting holders, ranges split and merged) must hold after every step.
 
-use locks::{Kind, LockError, LockReq, LockTable, Owner};
+use locks::{Kind, LockError, LockReq, LockTable, Owner, SessionId};
 use proptest::prelude::*;
 
 const TAIL: usize = 64;
@@ -83,7 +83,7 @@ proptest! {
         let mut m: Model = vec![[None; TAIL + 1]; OWNERS as usize];
         for o in &ops {
             let req = LockReq {
-                owner: Owner { session: o.owner + 1, owner: o.owner },
+                owner: Owner { session: SessionId::new(o.owner + 1), owner: o.owner },
                 kind: o.kind,
                 start: o.start,
                 end: o.end,

@@ -146,7 +146,11 @@ pub(crate) fn dedupe(session: &Session, id: u64, req: &Request) -> Dedupe {
         Seen::Stale => {
             // Below what the client acknowledged: it cannot be waiting for this one unless
             // it miscounted; an error beats a call that never returns.
-            tracing::warn!(session = session.id, id, "call below the acknowledged id");
+            tracing::warn!(
+                session = session.id.get(),
+                id,
+                "call below the acknowledged id"
+            );
             let reply = ServerMsg::Reply {
                 id,
                 result: Err(ErrorCode::Io),
@@ -155,7 +159,11 @@ pub(crate) fn dedupe(session: &Session, id: u64, req: &Request) -> Dedupe {
         }
         Seen::Done(frame) => {
             session.unsafe_calls().seen(id);
-            tracing::debug!(session = session.id, id, "repeated call: the kept reply");
+            tracing::debug!(
+                session = session.id.get(),
+                id,
+                "repeated call: the kept reply"
+            );
             Dedupe::Reply(frame.to_vec())
         }
     }
@@ -358,7 +366,7 @@ impl ops::Hooks<Store> for InHold<'_> {
     }
 
     fn holder(&self) -> u64 {
-        self.session.id
+        self.session.id.get()
     }
 
     fn location(&self) -> Option<String> {

@@ -4,6 +4,7 @@
 //! the kernel (FUSE notify_inval_inode / notify_inval_entry), so their caches follow changes
 //! made elsewhere at once instead of after a TTL.
 
+use locks::SessionId;
 use protocol::codec::encode_frame;
 use protocol::{Push, Request, Response, ServerMsg};
 
@@ -67,7 +68,7 @@ pub(crate) fn note_seen(session: &Session, resp: &Response) {
 
 /// Push invalidations for `changes` to every session but `origin` that may cache them.
 /// Never blocks: a session whose queue is full misses the push and falls back on its TTL.
-pub(crate) fn notify(shared: &Shared, origin: u64, changes: &Changes) {
+pub(crate) fn notify(shared: &Shared, origin: SessionId, changes: &Changes) {
     if changes.inodes.is_empty() && changes.entries.is_empty() {
         return;
     }

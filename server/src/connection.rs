@@ -115,7 +115,7 @@ async fn welcome(
 ) -> Result<(), String> {
     let welcome = ServerMsg::Welcome {
         version: PROTOCOL_VERSION,
-        session: session.id,
+        session: session.id.get(),
         lease_secs: shared.cfg.lease.as_secs() as u32,
         boot: shared.boot,
         secret: match new {
@@ -324,7 +324,7 @@ impl Handler {
             End::Shutdown => end_session(&shared, &session, false).await,
             End::Replaced => {}
             End::Lost(why) => {
-                tracing::info!(%addr, session = session.id, "connection lost ({why}); the session waits out its lease");
+                tracing::info!(%addr, session = session.id.get(), "connection lost ({why}); the session waits out its lease");
                 let (lease, shutdown) = (shared.cfg.lease, self.shutdown);
                 let tracker = shared.tracker.clone();
                 tracker.spawn(expire_after(shared, session, epoch, lease, shutdown));
@@ -341,7 +341,7 @@ impl Handler {
 pub(crate) fn deliver(session: &Session, tx: &mpsc::Sender<Vec<u8>>, frame: Vec<u8>) {
     if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(frame) {
         tracing::warn!(
-            session = session.id,
+            session = session.id.get(),
             "the client does not read its replies: its connection is cut"
         );
         session.cut();
@@ -353,7 +353,7 @@ pub(crate) fn deliver(session: &Session, tx: &mpsc::Sender<Vec<u8>>, frame: Vec<
 async fn queue(session: &Session, tx: &mpsc::Sender<Vec<u8>>, frame: Vec<u8>, wait: Duration) {
     if let Err(mpsc::error::SendTimeoutError::Timeout(_)) = tx.send_timeout(frame, wait).await {
         tracing::warn!(
-            session = session.id,
+            session = session.id.get(),
             "the client does not read its replies: its connection is cut"
         );
         session.cut();
@@ -377,7 +377,7 @@ pub(crate) async fn expire_after(
     if session.detached_since(epoch) {
         if expired {
             tracing::info!(
-                session = session.id,
+                session = session.id.get(),
                 "lease ended without the client returning"
             );
         }
@@ -411,7 +411,7 @@ async fn end_session(shared: &Arc<Shared>, session: &Arc<Session>, for_good: boo
             crate::lock_calls::deliver(&s, grants);
             s.vol.with(|v| {
                 // Its blocks reserved for layouts go back; blocks held for them may be reused.
-                v.layout_return_all(id);
+                v.layout_return_all(id.get());
                 for (ino, n) in left {
                     for _ in 0..n {
                         let _ = v.release_file(Ino::new(ino));
@@ -420,5 +420,5 @@ async fn end_session(shared: &Arc<Shared>, session: &Arc<Session>, for_good: boo
             })
         })
         .await;
-    tracing::info!(session = session.id, "session ended");
+    tracing::info!(session = session.id.get(), "session ended");
 }

@@ -8,6 +8,7 @@
 //! call that has not reached the server yet is not covered, since its client has no reply
 //! to it: the client forgets only calls it has the reply to.
 
+use locks::SessionId;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -96,15 +97,15 @@ impl Commits {
 /// which another session's replay may bring back. Opened for them when it does, so that an
 /// unlink replayed after it does not free a file still open.
 #[derive(Default)]
-pub struct Reopens(std::sync::Mutex<HashMap<u64, Vec<u64>>>);
+pub struct Reopens(std::sync::Mutex<HashMap<u64, Vec<SessionId>>>);
 
 impl Reopens {
-    fn relock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Vec<u64>>> {
+    fn relock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Vec<SessionId>>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Session `session` holds `ino` open, which is not there (yet).
-    pub fn wait_for(&self, ino: u64, session: u64) {
+    pub fn wait_for(&self, ino: u64, session: SessionId) {
         self.relock().entry(ino).or_default().push(session);
     }
 
@@ -126,15 +127,15 @@ impl Reopens {
 /// it made...) first commits: replays after a crash run session by session, and its own
 /// could otherwise land before the one it depends on.
 #[derive(Default)]
-pub struct Made(std::sync::Mutex<HashMap<u64, (u64, u64)>>);
+pub struct Made(std::sync::Mutex<HashMap<u64, (SessionId, u64)>>);
 
 impl Made {
-    fn relock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (u64, u64)>> {
+    fn relock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (SessionId, u64)>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Session `session` made `ino` in transaction `seq`.
-    pub fn made(&self, ino: u64, session: u64, seq: u64) {
+    pub fn made(&self, ino: u64, session: SessionId, seq: u64) {
         self.relock().insert(ino, (session, seq));
     }
 
@@ -144,7 +145,7 @@ impl Made {
     }
 
     /// True if `req` of `session` builds on an inode another session made, not yet durable.
-    pub fn depends(&self, session: u64, req: &Request) -> bool {
+    pub fn depends(&self, session: SessionId, req: &Request) -> bool {
         let m = self.relock();
         !m.is_empty()
             && refs(req)

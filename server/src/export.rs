@@ -117,10 +117,11 @@ pub fn admit<'a>(
 mod tests {
     use super::*;
     use crate::session::SessionInfo;
+    use locks::SessionId;
 
     fn session(node: &str) -> std::sync::Arc<Session> {
         Session::new(
-            1,
+            SessionId::new(1),
             SessionInfo {
                 node_id: node.into(),
                 mount_id: 1,

@@ -5,6 +5,7 @@
 //! resumed only with its secret; then the access mode admits the mount, refuses it, or makes
 //! it wait (`Pending`) until it may.
 
+use locks::SessionId;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -265,7 +266,7 @@ pub(crate) async fn admit(
     };
     let root = mounted.map_or(0, |m| m.root);
     if let Some((id, offered)) = &g.resume {
-        if let Some(s) = shared.sessions.get(id).map(|s| s.clone()) {
+        if let Some(s) = shared.sessions.get(&SessionId::new(*id)).map(|s| s.clone()) {
             // Only the client that holds the session's secret may take it over.
             if !s.info.secret.matches(offered) {
                 tracing::warn!(%addr, session = id, node = %g.node_id, "refused: resume without the session's secret");
@@ -278,7 +279,7 @@ pub(crate) async fn admit(
             // The session continues only for the very mount that held it.
             if s.info.mount_id == g.mount_id && s.info.node_id == g.node_id && s.info.export == root
             {
-                tracing::info!(%addr, session = s.id, "session resumed");
+                tracing::info!(%addr, session = s.id.get(), "session resumed");
                 return Ok(Some(Admitted {
                     session: s,
                     new: false,
@@ -445,7 +446,7 @@ fn start_session(
     read_only: bool,
     export: u64,
 ) -> Result<Arc<Session>, String> {
-    let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
+    let id = SessionId::new(shared.next_session.fetch_add(1, Ordering::Relaxed));
     let secret = auth::SessionSecret::generate()?;
     if let Some(log) = &shared.state {
         log.started(
@@ -468,7 +469,7 @@ fn start_session(
     };
     let s = Session::new(id, info);
     shared.sessions.insert(id, s.clone());
-    tracing::info!(%addr, session = id, node = %g.node_id, read_only, "session started");
+    tracing::info!(%addr, session = id.get(), node = %g.node_id, read_only, "session started");
     Ok(s)
 }
 
@@ -477,7 +478,7 @@ fn statuses(shared: &Shared) -> Vec<SessionStatus> {
         .sessions
         .iter()
         .map(|s| SessionStatus {
-            session: s.id,
+            session: s.id.get(),
             node_id: s.info.node_id.clone(),
             mount_id: s.info.mount_id,
             read_only: s.info.read_only,

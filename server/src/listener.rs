@@ -1,6 +1,7 @@
 //! The accept loop, the periodic commit and graceful shutdown. Each connection is handled by
 //! `connection::handle`; what outlives a connection lives in its `Session`.
 
+use locks::SessionId;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -83,7 +84,7 @@ pub(crate) struct Shared {
     /// Every byte-range and whole-file lock, across all sessions.
     pub locks: locks::LockManager,
     /// Sessions, attached to a connection or waiting out their lease for their client.
-    pub sessions: DashMap<u64, Arc<Session>>,
+    pub sessions: DashMap<SessionId, Arc<Session>>,
     pub next_session: AtomicU64,
     pub cfg: ServerConfig,
     /// Tasks to wait for at shutdown.
@@ -125,11 +126,11 @@ pub(crate) struct Shared {
 pub(crate) struct Grace {
     until: Instant,
     /// Restored sessions that have not yet said they are done reclaiming.
-    waiting: std::sync::Mutex<HashSet<u64>>,
+    waiting: std::sync::Mutex<HashSet<SessionId>>,
 }
 
 impl Grace {
-    pub(crate) fn new(until: Instant, waiting: HashSet<u64>) -> Grace {
+    pub(crate) fn new(until: Instant, waiting: HashSet<SessionId>) -> Grace {
         Grace {
             until,
             waiting: std::sync::Mutex::new(waiting),
@@ -148,7 +149,7 @@ impl Grace {
 
     /// True if a call of session `id` must wait for the grace period to end: it is not one
     /// of the restored sessions still sending again what the crash lost.
-    pub(crate) fn holds(&self, id: u64) -> bool {
+    pub(crate) fn holds(&self, id: SessionId) -> bool {
         Instant::now() < self.until && {
             let w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
             !w.is_empty() && !w.contains(&id)
@@ -156,7 +157,7 @@ impl Grace {
     }
 
     /// Session `id` is done reclaiming (or gone).
-    pub(crate) fn done(&self, id: u64) {
+    pub(crate) fn done(&self, id: SessionId) {
         let mut w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
         if w.remove(&id) && w.is_empty() {
             tracing::info!("every restored session has reclaimed its locks: grace period over");
@@ -255,11 +256,11 @@ fn start(mut vol: Volume<Store>, cfg: ServerConfig) -> std::io::Result<Arc<Share
             export: s.export,
         };
         let replies = s.replies.into_iter().map(|(call, (_, f))| (call, f));
-        let session = Session::restored(id, info, replies);
+        let session = Session::restored(SessionId::new(id), info, replies);
         restore_opens(&mut vol, &session, &s.opens);
-        sessions.insert(id, session);
+        sessions.insert(SessionId::new(id), session);
     }
-    let waiting: HashSet<u64> = sessions.iter().map(|s| *s.key()).collect();
+    let waiting: HashSet<SessionId> = sessions.iter().map(|s| *s.key()).collect();
     // Files left unlinked-but-open that restored sessions hold are freed at their last close,
     // or when their session ends; the others once the grace period is over, as restored
     // mounts open again what they hold (an open since the last commit before a crash is not
@@ -416,7 +417,11 @@ fn restore_opens(
             match vol.open_file(Ino::new(ino)) {
                 Ok(_) => session.restore_open(ino),
                 Err(e) => {
-                    tracing::info!(session = session.id, ino, "open file not restored: {e}");
+                    tracing::info!(
+                        session = session.id.get(),
+                        ino,
+                        "open file not restored: {e}"
+                    );
                     break;
                 }
             }

@@ -1,7 +1,7 @@
 //! Lock requests from clients, run against the lock manager; the grants they cause go out as
 //! pushes to the sessions that were waiting.
 
-use locks::{Grant, Kind, LockError, LockManager, LockReq, Owner, WaitOutcome};
+use locks::{Grant, Kind, LockError, LockManager, LockReq, Owner, SessionId, WaitOutcome};
 use protocol::codec::encode_frame;
 use protocol::{LockKind, LockRange, Push, Request, Response, ServerMsg};
 use volume::FsError;
@@ -18,7 +18,7 @@ fn kind(kind: LockKind) -> Result<Option<Kind>, FsError> {
 }
 
 fn lock_req(
-    session: u64,
+    session: SessionId,
     owner: u64,
     lock: LockKind,
     range: LockRange,
@@ -44,7 +44,7 @@ fn lock_err(e: LockError) -> FsError {
 /// Run a lock request of `session` (call `id`); `None` if `req` is not a lock request.
 pub(crate) fn execute(
     shared: &Shared,
-    session: u64,
+    session: SessionId,
     id: u64,
     req: &Request,
 ) -> Option<Result<Response, FsError>> {
@@ -157,7 +157,7 @@ fn getlk(m: &LockManager, ino: u64, req: LockReq) -> Response {
 /// F_SETLK, or F_SETLKW (`wait`: queued as wait `id` if it cannot be granted now).
 fn setlk(
     shared: &Shared,
-    session: u64,
+    session: SessionId,
     ino: u64,
     id: u64,
     req: LockReq,
@@ -167,7 +167,7 @@ fn setlk(
     // A storm of locks from one session stops at its limit.
     if req.kind.is_some() && m.held_by_session(session) >= shared.cfg.max_locks_per_session {
         tracing::warn!(
-            session,
+            session = session.get(),
             limit = shared.cfg.max_locks_per_session,
             "lock refused: the session holds as many as it may"
         );
@@ -195,7 +195,7 @@ pub(crate) fn deliver(shared: &Shared, grants: Vec<Grant>) {
         session.granted(g.wait);
         let Some(tx) = session.sender() else {
             tracing::info!(
-                session = g.session,
+                session = g.session.get(),
                 wait = g.wait,
                 "lock granted to a detached session: pushed when it resumes"
             );

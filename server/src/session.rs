@@ -3,6 +3,7 @@
 //! with its open files and the replies it may have missed; after the lease it ends and its
 //! open files are released. A clean unmount (`Goodbye`) ends it at once.
 
+use locks::SessionId;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -48,7 +49,7 @@ struct Link {
 /// it answers on, its opens, its kept replies, what it may cache, its calls not yet durable.
 pub struct Session {
     /// The session's number, as `Welcome` gave it.
-    pub id: u64,
+    pub id: SessionId,
     /// What it is.
     pub info: SessionInfo,
     link: Mutex<Link>,
@@ -82,7 +83,7 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Session {
     /// A new session, detached, holding nothing.
-    pub fn new(id: u64, info: SessionInfo) -> Arc<Session> {
+    pub fn new(id: SessionId, info: SessionInfo) -> Arc<Session> {
         Arc::new(Session {
             id,
             info,
@@ -98,7 +99,7 @@ impl Session {
 
     /// A session the server's state log brought back after a restart, with its kept replies.
     pub fn restored(
-        id: u64,
+        id: SessionId,
         info: SessionInfo,
         replies: impl IntoIterator<Item = (u64, Arc<Vec<u8>>)>,
     ) -> Arc<Session> {

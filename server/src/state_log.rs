@@ -13,6 +13,7 @@
 //! Format: `RWXSLOG1`, the volume id (u64 LE), then records, each `crc32c (u32 LE)` of a
 //! frame followed by the frame (the wire codec's, its length prefix big-endian). A torn or damaged tail ends the log.
 
+use locks::SessionId;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -224,13 +225,14 @@ impl StateLog {
     /// volume).
     pub fn started(
         &self,
-        session: u64,
+        session: SessionId,
         node_id: &str,
         mount_id: u64,
         read_only: bool,
         secret: &[u8],
         export: u64,
     ) {
+        let session = session.get();
         self.record(Record::Started {
             session,
             node_id: node_id.to_string(),
@@ -250,13 +252,15 @@ impl StateLog {
     }
 
     /// Session `session` ended: nothing of it is restored any more.
-    pub fn ended(&self, session: u64) {
+    pub fn ended(&self, session: SessionId) {
+        let session = session.get();
         self.record(Record::Ended { session });
     }
 
     /// The reply `frame` to call `id`, whose changes went into transaction `seq`. Must be
     /// called with the engine's lock still held from the call.
-    pub fn reply(&self, session: u64, id: u64, seq: u64, frame: &[u8]) {
+    pub fn reply(&self, session: SessionId, id: u64, seq: u64, frame: &[u8]) {
+        let session = session.get();
         self.record(Record::Reply {
             session,
             id,
@@ -266,12 +270,14 @@ impl StateLog {
     }
 
     /// Session `session` opened `ino`. Recorded with the engine's lock held from the open.
-    pub fn opened(&self, session: u64, ino: u64) {
+    pub fn opened(&self, session: SessionId, ino: u64) {
+        let session = session.get();
         self.record(Record::Opened { session, ino });
     }
 
     /// Session `session` closed one of its opens of `ino`, under the engine's lock.
-    pub fn released(&self, session: u64, ino: u64) {
+    pub fn released(&self, session: SessionId, ino: u64) {
+        let session = session.get();
         self.record(Record::Released { session, ino });
     }
 
@@ -287,7 +293,8 @@ impl StateLog {
     }
 
     /// The client of `session` holds every reply below `below`: the log forgets them.
-    pub fn acked(&self, session: u64, below: u64) {
+    pub fn acked(&self, session: SessionId, below: u64) {
+        let session = session.get();
         let mut i = relock(&self.inner);
         let known = i
             .state

@@ -3,15 +3,15 @@
 use super::*;
 
 const A: Owner = Owner {
-    session: 1,
+    session: SessionId::new(1),
     owner: 10,
 };
 const B: Owner = Owner {
-    session: 2,
+    session: SessionId::new(2),
     owner: 20,
 };
 const C: Owner = Owner {
-    session: 3,
+    session: SessionId::new(3),
     owner: 30,
 };
 
@@ -96,7 +96,7 @@ fn waiters_are_granted_in_order_and_a_writer_is_not_starved() {
     assert_eq!(
         g,
         vec![Grant {
-            session: 2,
+            session: SessionId::new(2),
             wait: 100,
             ino: 1
         }]
@@ -105,7 +105,7 @@ fn waiters_are_granted_in_order_and_a_writer_is_not_starved() {
     assert_eq!(
         g,
         vec![Grant {
-            session: 3,
+            session: SessionId::new(3),
             wait: 200,
             ino: 1
         }]
@@ -119,17 +119,17 @@ fn cancel_drops_the_wait_and_lets_those_behind_it_through() {
     t.set(1, req(A, R, 0, 9)).unwrap();
     t.set_wait(1, 1, req(B, W, 0, 9)).unwrap();
     t.set_wait(1, 2, req(C, R, 5, 5)).unwrap();
-    let (was_queued, g) = t.cancel(2, 1);
+    let (was_queued, g) = t.cancel(SessionId::new(2), 1);
     assert!(was_queued);
     assert_eq!(
         g,
         vec![Grant {
-            session: 3,
+            session: SessionId::new(3),
             wait: 2,
             ino: 1
         }]
     );
-    assert_eq!(t.cancel(2, 1), (false, vec![]));
+    assert_eq!(t.cancel(SessionId::new(2), 1), (false, vec![]));
 }
 
 #[test]
@@ -150,17 +150,17 @@ fn a_gone_session_loses_its_locks_and_waits() {
     t.set(1, req(A, W, 0, 99)).unwrap();
     t.set_wait(1, 7, req(B, W, 0, 0)).unwrap();
     t.set_wait(1, 8, req(A, W, 200, 300)).unwrap();
-    let g = t.drop_session(1);
+    let g = t.drop_session(SessionId::new(1));
     assert_eq!(
         g,
         vec![Grant {
-            session: 2,
+            session: SessionId::new(2),
             wait: 7,
             ino: 1
         }]
     );
-    assert_eq!(t.held_by_session(1), 0);
-    t.drop_session(2);
+    assert_eq!(t.held_by_session(SessionId::new(1)), 0);
+    t.drop_session(SessionId::new(2));
     assert!(t.files.is_empty() && t.waiting.is_empty());
 }
 
@@ -174,7 +174,7 @@ fn a_downgrade_lets_waiting_readers_in() {
     assert_eq!(
         g,
         vec![Grant {
-            session: 2,
+            session: SessionId::new(2),
             wait: 5,
             ino: 1
         }]

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use locks::SessionId;
 use protocol::codec::decode_body;
 use protocol::{Cred, Request, Response, ServerMsg, SetAttr};
 use tokio_util::task::TaskTracker;
@@ -76,8 +77,8 @@ fn session(shared: &Shared, id: u64, uid: u32) -> (Arc<Session>, Caller) {
         started: Instant::now(),
         secret: Default::default(),
     };
-    let s = Session::new(id, info);
-    shared.sessions.insert(id, s.clone());
+    let s = Session::new(SessionId::new(id), info);
+    shared.sessions.insert(SessionId::new(id), s.clone());
     let cred = Cred {
         uid,
         gid: uid,

@@ -14,13 +14,20 @@ fn only_replies_of_durable_transactions_come_back() {
     let p = tmp("durable");
     let (log, none) = StateLog::open(&p, 7, 0).unwrap();
     assert!(none.is_empty());
-    log.started(11, "node-a", 5, false, b"secret-a", 0x0002_0000_0009);
-    log.reply(11, 1, 3, b"one");
-    log.reply(11, 2, 4, b"two");
-    log.reply(11, 3, 5, b"three");
-    log.acked(11, 2);
-    log.started(12, "node-b", 6, true, b"secret-b", 0);
-    log.ended(12);
+    log.started(
+        SessionId::new(11),
+        "node-a",
+        5,
+        false,
+        b"secret-a",
+        0x0002_0000_0009,
+    );
+    log.reply(SessionId::new(11), 1, 3, b"one");
+    log.reply(SessionId::new(11), 2, 4, b"two");
+    log.reply(SessionId::new(11), 3, 5, b"three");
+    log.acked(SessionId::new(11), 2);
+    log.started(SessionId::new(12), "node-b", 6, true, b"secret-b", 0);
+    log.ended(SessionId::new(12));
     log.sync().unwrap();
     drop(log);
     // Transaction 4 was the last durable one: call 3's changes were lost.
@@ -53,8 +60,8 @@ fn only_replies_of_durable_transactions_come_back() {
 fn a_torn_tail_or_another_volume_restores_what_it_can() {
     let p = tmp("torn");
     let (log, _) = StateLog::open(&p, 7, 0).unwrap();
-    log.started(1, "n", 1, false, b"s", 0);
-    log.reply(1, 9, 1, b"x");
+    log.started(SessionId::new(1), "n", 1, false, b"s", 0);
+    log.reply(SessionId::new(1), 9, 1, b"x");
     log.sync().unwrap();
     drop(log);
     let mut data = std::fs::read(&p).unwrap();
@@ -81,11 +88,11 @@ fn a_torn_tail_or_another_volume_restores_what_it_can() {
 fn a_large_log_is_compacted_to_what_is_live() {
     let p = tmp("compact");
     let (log, _) = StateLog::open(&p, 1, 0).unwrap();
-    log.started(1, "n", 1, false, b"s", 0);
+    log.started(SessionId::new(1), "n", 1, false, b"s", 0);
     let big = vec![0u8; 64 * 1024];
     for id in 0..200u64 {
-        log.reply(1, id, 1, &big);
-        log.acked(1, id);
+        log.reply(SessionId::new(1), id, 1, &big);
+        log.acked(SessionId::new(1), id);
         log.sync().unwrap();
     }
     let len = std::fs::metadata(&p).unwrap().len();
