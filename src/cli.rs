@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 mod bench_cmd;
+mod csi_cmd;
 mod demo_cmd;
 mod export_cmd;
 mod fsck_cmd;
@@ -80,6 +81,8 @@ enum Cmd {
     Serve(serve_cmd::Args),
     /// A running server's exports: create, list, resize, delete.
     Export(export_cmd::Args),
+    /// The Kubernetes CSI driver: exports as volumes, mounted on the nodes.
+    Csi(csi_cmd::Args),
     /// List a server's sessions: node, mount, access, address, lease, open files, locks.
     Status {
         /// HOST:PORT of the server.
@@ -131,6 +134,7 @@ pub fn run() -> i32 {
         Cmd::Mount(args) => mount_cmd::run(args),
         Cmd::Serve(args) => serve_cmd::run(args),
         Cmd::Export(args) => export_cmd::run(args),
+        Cmd::Csi(args) => csi_cmd::run(args),
         Cmd::Status {
             server,
             token_file,

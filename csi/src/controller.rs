@@ -1,0 +1,301 @@
+//! The controller service: a volume is an export, made with the capacity and access mode
+//! asked for on the server a StorageClass names (parameter `server`), resized, deleted.
+
+use std::path::PathBuf;
+
+use protocol::{ExportCmd, ExportInfo};
+use tonic::{Request, Response, Status};
+
+use crate::admin::{self, ADMIN_SECRET};
+use crate::modes::{mode_of, mode_of_all};
+use crate::spec::controller_service_capability::{rpc, Rpc, Type};
+use crate::spec::{self, ControllerServiceCapability};
+
+/// A volume's size when none is asked for.
+const DEFAULT_BYTES: i64 = 1 << 30;
+/// The StorageClass parameter naming the server.
+const SERVER_PARAM: &str = "server";
+
+/// The controller service.
+pub(crate) struct Controller {
+    admin_token_file: Option<PathBuf>,
+}
+
+impl Controller {
+    pub(crate) fn new(opts: &crate::Options) -> Controller {
+        Controller {
+            admin_token_file: opts.admin_token_file.clone(),
+        }
+    }
+
+    fn token(
+        &self,
+        secrets: &std::collections::HashMap<String, String>,
+    ) -> Result<Option<Vec<u8>>, Status> {
+        admin::token(secrets, ADMIN_SECRET, self.admin_token_file.as_deref())
+    }
+}
+
+/// The bytes a capacity range asks for: at least `required_bytes`, at most `limit_bytes`.
+fn capacity(range: Option<&spec::CapacityRange>) -> Result<u64, Status> {
+    let Some(r) = range else {
+        return Ok(DEFAULT_BYTES as u64);
+    };
+    if r.required_bytes < 0 || r.limit_bytes < 0 {
+        return Err(Status::invalid_argument("a negative capacity"));
+    }
+    if r.limit_bytes > 0 && r.limit_bytes < r.required_bytes {
+        return Err(Status::invalid_argument(
+            "capacity limit below the required bytes",
+        ));
+    }
+    Ok(match (r.required_bytes, r.limit_bytes) {
+        (0, 0) => DEFAULT_BYTES,
+        (0, limit) => limit.min(DEFAULT_BYTES),
+        (required, _) => required,
+    } as u64)
+}
+
+fn volume(server: &str, e: &ExportInfo) -> spec::Volume {
+    spec::Volume {
+        capacity_bytes: e.bytes as i64,
+        volume_id: admin::volume_id(server, &e.name),
+        volume_context: [
+            ("server".to_string(), server.to_string()),
+            ("export".to_string(), e.name.clone()),
+            ("accessMode".to_string(), e.mode.to_string()),
+        ]
+        .into(),
+        ..Default::default()
+    }
+}
+
+#[tonic::async_trait]
+impl spec::controller_server::Controller for Controller {
+    async fn create_volume(
+        &self,
+        req: Request<spec::CreateVolumeRequest>,
+    ) -> Result<Response<spec::CreateVolumeResponse>, Status> {
+        let r = req.into_inner();
+        if r.name.is_empty() {
+            return Err(Status::invalid_argument("a volume needs a name"));
+        }
+        let mode = mode_of_all(&r.volume_capabilities)?;
+        let bytes = capacity(r.capacity_range.as_ref())?;
+        let server = r
+            .parameters
+            .get(SERVER_PARAM)
+            .ok_or_else(|| {
+                Status::invalid_argument("StorageClass parameter `server` (HOST:PORT) is missing")
+            })?
+            .clone();
+        if r.volume_content_source.is_some() {
+            return Err(Status::invalid_argument(
+                "volumes from snapshots or clones are not supported",
+            ));
+        }
+        let name = admin::export_name(&r.name);
+        let token = self.token(&r.secrets)?;
+        let cmd = ExportCmd::Create {
+            name: name.clone(),
+            bytes,
+            inodes: 0,
+            mode,
+        };
+        let list = match admin::run(&server, token.clone(), cmd).await {
+            Ok(list) => list,
+            // Asked again (the provisioner retries): the same volume if it is the same.
+            Err(s) if s.code() == tonic::Code::AlreadyExists => {
+                admin::run(&server, token, ExportCmd::List).await?
+            }
+            Err(s) => return Err(s),
+        };
+        let e =
+            admin::find(&list, &name).ok_or_else(|| Status::internal("made, then not listed"))?;
+        let limit = r.capacity_range.as_ref().map_or(0, |c| c.limit_bytes);
+        if e.mode != mode || e.bytes < bytes || (limit > 0 && e.bytes > limit as u64) {
+            return Err(Status::already_exists(format!(
+                "volume {name} exists with another size or access mode ({} bytes, {})",
+                e.bytes, e.mode
+            )));
+        }
+        Ok(Response::new(spec::CreateVolumeResponse {
+            volume: Some(volume(&server, e)),
+        }))
+    }
+
+    async fn delete_volume(
+        &self,
+        req: Request<spec::DeleteVolumeRequest>,
+    ) -> Result<Response<spec::DeleteVolumeResponse>, Status> {
+        let r = req.into_inner();
+        if r.volume_id.is_empty() {
+            return Err(Status::invalid_argument("no volume id"));
+        }
+        let Ok((server, name)) = admin::parse_id(&r.volume_id) else {
+            // Not one of ours, so not there: deleted.
+            return Ok(Response::new(spec::DeleteVolumeResponse {}));
+        };
+        let cmd = ExportCmd::Delete { name: name.into() };
+        match admin::run(server, self.token(&r.secrets)?, cmd).await {
+            Ok(_) => {}
+            Err(s) if s.code() == tonic::Code::NotFound => {}
+            Err(s) => return Err(s),
+        }
+        Ok(Response::new(spec::DeleteVolumeResponse {}))
+    }
+
+    async fn controller_publish_volume(
+        &self,
+        _: Request<spec::ControllerPublishVolumeRequest>,
+    ) -> Result<Response<spec::ControllerPublishVolumeResponse>, Status> {
+        Err(Status::unimplemented(
+            "no controller publish: the server admits mounts",
+        ))
+    }
+
+    async fn controller_unpublish_volume(
+        &self,
+        _: Request<spec::ControllerUnpublishVolumeRequest>,
+    ) -> Result<Response<spec::ControllerUnpublishVolumeResponse>, Status> {
+        Err(Status::unimplemented(
+            "no controller unpublish: the server admits mounts",
+        ))
+    }
+
+    async fn validate_volume_capabilities(
+        &self,
+        req: Request<spec::ValidateVolumeCapabilitiesRequest>,
+    ) -> Result<Response<spec::ValidateVolumeCapabilitiesResponse>, Status> {
+        let r = req.into_inner();
+        if r.volume_id.is_empty() {
+            return Err(Status::invalid_argument("no volume id"));
+        }
+        if r.volume_capabilities.is_empty() {
+            return Err(Status::invalid_argument("no volume capabilities"));
+        }
+        let (server, name) = admin::parse_id(&r.volume_id)?;
+        let list = admin::run(server, self.token(&r.secrets)?, ExportCmd::List).await?;
+        let e = admin::find(&list, name)
+            .ok_or_else(|| Status::not_found(format!("no volume {}", r.volume_id)))?;
+        let fits = r
+            .volume_capabilities
+            .iter()
+            .all(|c| mode_of(c).is_ok_and(|m| m == e.mode));
+        let response = match fits {
+            true => spec::ValidateVolumeCapabilitiesResponse {
+                confirmed: Some(spec::validate_volume_capabilities_response::Confirmed {
+                    volume_context: r.volume_context,
+                    volume_capabilities: r.volume_capabilities,
+                    parameters: r.parameters,
+                    mutable_parameters: Default::default(),
+                }),
+                message: String::new(),
+            },
+            false => spec::ValidateVolumeCapabilitiesResponse {
+                confirmed: None,
+                message: format!("volume {} is {}", r.volume_id, e.mode),
+            },
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn list_volumes(
+        &self,
+        _: Request<spec::ListVolumesRequest>,
+    ) -> Result<Response<spec::ListVolumesResponse>, Status> {
+        Err(Status::unimplemented(
+            "volumes are listed per server: rwxfs export list",
+        ))
+    }
+
+    async fn get_capacity(
+        &self,
+        _: Request<spec::GetCapacityRequest>,
+    ) -> Result<Response<spec::GetCapacityResponse>, Status> {
+        Err(Status::unimplemented("no capacity reporting"))
+    }
+
+    async fn controller_get_capabilities(
+        &self,
+        _: Request<spec::ControllerGetCapabilitiesRequest>,
+    ) -> Result<Response<spec::ControllerGetCapabilitiesResponse>, Status> {
+        let rpc = |t: rpc::Type| ControllerServiceCapability {
+            r#type: Some(Type::Rpc(Rpc { r#type: t as i32 })),
+        };
+        Ok(Response::new(spec::ControllerGetCapabilitiesResponse {
+            capabilities: vec![
+                rpc(rpc::Type::CreateDeleteVolume),
+                rpc(rpc::Type::ExpandVolume),
+                rpc(rpc::Type::SingleNodeMultiWriter),
+            ],
+        }))
+    }
+
+    async fn create_snapshot(
+        &self,
+        _: Request<spec::CreateSnapshotRequest>,
+    ) -> Result<Response<spec::CreateSnapshotResponse>, Status> {
+        Err(Status::unimplemented("no snapshots"))
+    }
+
+    async fn delete_snapshot(
+        &self,
+        _: Request<spec::DeleteSnapshotRequest>,
+    ) -> Result<Response<spec::DeleteSnapshotResponse>, Status> {
+        Err(Status::unimplemented("no snapshots"))
+    }
+
+    async fn list_snapshots(
+        &self,
+        _: Request<spec::ListSnapshotsRequest>,
+    ) -> Result<Response<spec::ListSnapshotsResponse>, Status> {
+        Err(Status::unimplemented("no snapshots"))
+    }
+
+    async fn controller_expand_volume(
+        &self,
+        req: Request<spec::ControllerExpandVolumeRequest>,
+    ) -> Result<Response<spec::ControllerExpandVolumeResponse>, Status> {
+        let r = req.into_inner();
+        if r.volume_id.is_empty() {
+            return Err(Status::invalid_argument("no volume id"));
+        }
+        let (server, name) = admin::parse_id(&r.volume_id)?;
+        let bytes = capacity(r.capacity_range.as_ref())?;
+        let token = self.token(&r.secrets)?;
+        let list = admin::run(server, token.clone(), ExportCmd::List).await?;
+        let e = admin::find(&list, name)
+            .ok_or_else(|| Status::not_found(format!("no volume {}", r.volume_id)))?;
+        let mut now = e.bytes;
+        if e.bytes < bytes {
+            let cmd = ExportCmd::Resize {
+                name: name.into(),
+                bytes,
+                inodes: 0,
+            };
+            let list = admin::run(server, token, cmd).await?;
+            now = admin::find(&list, name).map_or(bytes, |e| e.bytes);
+        }
+        Ok(Response::new(spec::ControllerExpandVolumeResponse {
+            capacity_bytes: now as i64,
+            node_expansion_required: false,
+        }))
+    }
+
+    async fn controller_get_volume(
+        &self,
+        _: Request<spec::ControllerGetVolumeRequest>,
+    ) -> Result<Response<spec::ControllerGetVolumeResponse>, Status> {
+        Err(Status::unimplemented(
+            "no volume health from the controller",
+        ))
+    }
+
+    async fn controller_modify_volume(
+        &self,
+        _: Request<spec::ControllerModifyVolumeRequest>,
+    ) -> Result<Response<spec::ControllerModifyVolumeResponse>, Status> {
+        Err(Status::unimplemented("no volume modification"))
+    }
+}

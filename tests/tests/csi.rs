@@ -1,0 +1,344 @@
+//! The CSI driver driven over its socket by a real gRPC client playing the external
+//! provisioner, resizer and kubelet: two "nodes" (driver processes, each in a mount
+//! namespace of its own) publishing volumes of one rwxfs server and writing them; access
+//! modes refused by the server on the second node or the second pod; quota and expansion;
+//! unpublish and delete twice.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use rwxfs_csi::spec;
+use rwxfs_csi::spec::volume_capability::access_mode::Mode;
+use rwxfs_csi::spec::volume_capability::{AccessMode, AccessType, MountVolume};
+use rwxfs_tests::{assert_fsck_clean, bin, harness};
+use tonic::transport::{Channel, Endpoint, Uri};
+
+const MIB: i64 = 1 << 20;
+
+/// One driver process: a "node", in a mount namespace of its own.
+struct Driver {
+    child: Child,
+    socket: PathBuf,
+    /// Targets published through it, unmounted at the end even if the test fails.
+    targets: Vec<PathBuf>,
+}
+
+impl Driver {
+    fn start(dir: &Path, node: &str, admin: &Path, token: &Path) -> Driver {
+        let socket = dir.join(format!("{node}.sock"));
+        let mut child = Command::new("unshare")
+            .args(["--mount", "--propagation", "private"])
+            .arg(bin())
+            .args(["csi", "--controller", "--node", "--node-id", node])
+            .arg("--endpoint")
+            .arg(format!("unix://{}", socket.display()))
+            .arg("--admin-token-file")
+            .arg(admin)
+            .arg("--token-file")
+            .arg(token)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if line.contains("rwxfs csi: serving on") {
+                break;
+            }
+            assert!(!line.contains("rwxfs csi:"), "{line}");
+        }
+        std::thread::spawn(move || lines.for_each(|l| eprintln!("driver: {l:?}")));
+        Driver {
+            child,
+            socket,
+            targets: Vec::new(),
+        }
+    }
+
+    /// A shell command run in this node's mount namespace: its status and output.
+    fn sh(&self, script: &str) -> (bool, String) {
+        let out = Command::new("nsenter")
+            .args(["-t", &self.child.id().to_string(), "-m", "sh", "-c", script])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    }
+
+    async fn channel(&self) -> Channel {
+        let socket = self.socket.clone();
+        Endpoint::try_from("http://[::]:50051")
+            .unwrap()
+            .connect_with_connector(tower::service_fn(move |_: Uri| {
+                tokio::net::UnixStream::connect(socket.clone())
+            }))
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        for t in &self.targets {
+            let _ = self.sh(&format!("umount -l {} 2>/dev/null", t.display()));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn cap(mode: Mode) -> spec::VolumeCapability {
+    spec::VolumeCapability {
+        access_mode: Some(AccessMode { mode: mode as i32 }),
+        access_type: Some(AccessType::Mount(MountVolume::default())),
+    }
+}
+
+struct Kube {
+    controller: spec::controller_client::ControllerClient<Channel>,
+    nodes: Vec<spec::node_client::NodeClient<Channel>>,
+    server: String,
+    admin: String,
+    token: String,
+}
+
+impl Kube {
+    async fn create(
+        &mut self,
+        name: &str,
+        bytes: i64,
+        mode: Mode,
+    ) -> Result<spec::Volume, tonic::Status> {
+        let r = spec::CreateVolumeRequest {
+            name: name.into(),
+            capacity_range: Some(spec::CapacityRange {
+                required_bytes: bytes,
+                limit_bytes: 0,
+            }),
+            volume_capabilities: vec![cap(mode)],
+            parameters: HashMap::from([("server".into(), self.server.clone())]),
+            secrets: HashMap::from([("adminToken".into(), self.admin.clone())]),
+            ..Default::default()
+        };
+        let v = self.controller.create_volume(r).await?.into_inner().volume;
+        Ok(v.unwrap())
+    }
+
+    async fn publish(
+        &mut self,
+        node: usize,
+        id: &str,
+        target: &Path,
+        mode: Mode,
+    ) -> Result<(), tonic::Status> {
+        let r = spec::NodePublishVolumeRequest {
+            volume_id: id.into(),
+            target_path: target.to_string_lossy().into_owned(),
+            volume_capability: Some(cap(mode)),
+            secrets: HashMap::from([("token".into(), self.token.clone())]),
+            ..Default::default()
+        };
+        self.nodes[node].node_publish_volume(r).await.map(|_| ())
+    }
+
+    async fn unpublish(&mut self, node: usize, id: &str, target: &Path) {
+        let r = spec::NodeUnpublishVolumeRequest {
+            volume_id: id.into(),
+            target_path: target.to_string_lossy().into_owned(),
+        };
+        self.nodes[node].node_unpublish_volume(r).await.unwrap();
+    }
+
+    async fn total(&mut self, node: usize, id: &str, target: &Path) -> i64 {
+        let r = spec::NodeGetVolumeStatsRequest {
+            volume_id: id.into(),
+            volume_path: target.to_string_lossy().into_owned(),
+            staging_target_path: String::new(),
+        };
+        let s = self.nodes[node]
+            .node_get_volume_stats(r)
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!s.volume_condition.unwrap().abnormal);
+        s.usage[0].total
+    }
+
+    async fn delete(&mut self, id: &str) {
+        let r = spec::DeleteVolumeRequest {
+            volume_id: id.into(),
+            secrets: HashMap::from([("adminToken".into(), self.admin.clone())]),
+        };
+        self.controller.delete_volume(r).await.unwrap();
+    }
+}
+
+#[test]
+fn volumes_are_made_published_on_two_nodes_refused_by_mode_grown_and_deleted() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "128M").unwrap();
+    let (admin, token) = (h.path("admin.token"), h.path("mount.token"));
+    std::fs::write(&admin, "administrators\n").unwrap();
+    std::fs::write(&token, "mounters\n").unwrap();
+    let server = h
+        .start_server(
+            &img,
+            &[
+                "--admin-token-file",
+                &admin.to_string_lossy(),
+                "--token-file",
+                &token.to_string_lossy(),
+            ],
+        )
+        .unwrap();
+    let dir = h.path("csi");
+    std::fs::create_dir(&dir).unwrap();
+    // Tokens reach the driver as secrets; the files it was started with are not used.
+    let none = dir.join("absent");
+    let mut n1 = Driver::start(&dir, "n1", &none, &none);
+    let mut n2 = Driver::start(&dir, "n2", &none, &none);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut k = Kube {
+            controller: spec::controller_client::ControllerClient::new(n1.channel().await),
+            nodes: vec![
+                spec::node_client::NodeClient::new(n1.channel().await),
+                spec::node_client::NodeClient::new(n2.channel().await),
+            ],
+            server: server.clone(),
+            admin: "administrators".into(),
+            token: "mounters".into(),
+        };
+        let rwx = Mode::MultiNodeMultiWriter;
+        let v = k.create("pvc-shared", 8 * MIB, rwx).await.unwrap();
+        assert_eq!(v.capacity_bytes, 8 * MIB);
+        assert_eq!(
+            k.create("pvc-shared", 8 * MIB, rwx).await.unwrap(),
+            v,
+            "asked again"
+        );
+        let e = k
+            .create("pvc-shared", 8 * MIB, Mode::SingleNodeWriter)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::AlreadyExists, "{e}");
+        let id = v.volume_id.clone();
+        let (t1, t2) = (dir.join("pod-a"), dir.join("pod-b"));
+        n1.targets.push(t1.clone());
+        n2.targets.push(t2.clone());
+        k.publish(0, &id, &t1, rwx).await.unwrap();
+        k.publish(0, &id, &t1, rwx).await.unwrap();
+        k.publish(1, &id, &t2, rwx).await.unwrap();
+        assert!(n1.sh(&format!("echo from-n1 > {}/a", t1.display())).0);
+        assert!(n2.sh(&format!("echo from-n2 > {}/b", t2.display())).0);
+        assert_eq!(n1.sh(&format!("cat {}/b", t1.display())).1, "from-n2\n");
+        assert_eq!(n2.sh(&format!("cat {}/a", t2.display())).1, "from-n1\n");
+        assert_eq!(k.total(0, &id, &t1).await, 8 * MIB);
+        // Past the quota: EDQUOT, then room once the volume is expanded.
+        let fill = format!(
+            "dd if=/dev/zero of={}/big bs=1M count=12 conv=fsync",
+            t1.display()
+        );
+        let (ok, out) = n1.sh(&fill);
+        assert!(!ok && out.contains("Disk quota exceeded"), "{out}");
+        let grow = spec::ControllerExpandVolumeRequest {
+            volume_id: id.clone(),
+            capacity_range: Some(spec::CapacityRange {
+                required_bytes: 32 * MIB,
+                limit_bytes: 0,
+            }),
+            secrets: HashMap::from([("adminToken".into(), k.admin.clone())]),
+            ..Default::default()
+        };
+        let grown = k
+            .controller
+            .controller_expand_volume(grow)
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(grown.capacity_bytes, 32 * MIB);
+        assert_eq!(k.total(1, &id, &t2).await, 32 * MIB);
+        let (ok, out) = n1.sh(&fill);
+        assert!(ok, "{out}");
+        // ReadWriteOnce: a second node is refused, naming the holder.
+        let rwo = k
+            .create("pvc-once", 4 * MIB, Mode::SingleNodeWriter)
+            .await
+            .unwrap();
+        let (o1, o2) = (dir.join("once-a"), dir.join("once-b"));
+        n1.targets.push(o1.clone());
+        n2.targets.push(o2.clone());
+        k.publish(0, &rwo.volume_id, &o1, Mode::SingleNodeWriter)
+            .await
+            .unwrap();
+        let e = k
+            .publish(1, &rwo.volume_id, &o2, Mode::SingleNodeWriter)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e}");
+        assert!(e.message().contains("node n1"), "{e}");
+        // ReadWriteOncePod: a second pod, even on the same node, is refused.
+        let rwop = k
+            .create("pvc-pod", 4 * MIB, Mode::SingleNodeSingleWriter)
+            .await
+            .unwrap();
+        let (p1, p2) = (dir.join("pod-1"), dir.join("pod-2"));
+        n1.targets.extend([p1.clone(), p2.clone()]);
+        k.publish(0, &rwop.volume_id, &p1, Mode::SingleNodeSingleWriter)
+            .await
+            .unwrap();
+        let e = k
+            .publish(0, &rwop.volume_id, &p2, Mode::SingleNodeSingleWriter)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e}");
+        assert!(e.message().contains("ReadWriteOncePod"), "{e}");
+        // Unpublished twice, deleted twice.
+        for (node, vol, t) in [
+            (0, &id, &t1),
+            (1, &id, &t2),
+            (0, &rwo.volume_id, &o1),
+            (0, &rwop.volume_id, &p1),
+        ] {
+            k.unpublish(node, vol, t).await;
+            k.unpublish(node, vol, t).await;
+        }
+        assert!(
+            !n1.sh(&format!("test -e {}", t1.display())).0,
+            "target left behind"
+        );
+        k.publish(1, &rwo.volume_id, &o2, Mode::SingleNodeWriter)
+            .await
+            .unwrap();
+        k.unpublish(1, &rwo.volume_id, &o2).await;
+        for v in [&id, &rwo.volume_id, &rwop.volume_id] {
+            k.delete(v).await;
+            k.delete(v).await;
+        }
+    });
+    drop(n1);
+    drop(n2);
+    let out = Command::new(bin())
+        .args([
+            "export",
+            "list",
+            "--json",
+            "--server",
+            &server,
+            "--admin-token-file",
+        ])
+        .arg(&admin)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
