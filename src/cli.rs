@@ -16,6 +16,7 @@ mod mount_cmd;
 mod mount_helper;
 mod rados_cmd;
 mod serve_cmd;
+mod serve_rados;
 mod status_cmd;
 
 #[derive(Parser)]

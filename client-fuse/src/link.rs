@@ -27,7 +27,7 @@ use std::time::Duration;
 use protocol::codec::encode_frame_head;
 use protocol::{ClientMsg, Request, Response};
 
-pub use dial::{administer, query_status};
+pub use dial::{administer, query_status, ServerStatus};
 pub use error::{DialError, LinkError};
 
 use dial::{dial, Hello};
@@ -80,7 +80,8 @@ impl Link {
                 .unwrap_or_default()
                 .as_nanos() as u64);
         let hello = Hello {
-            addr: addr.to_string(),
+            addrs: dial::addresses(addr)?,
+            current: Default::default(),
             node_id: opts.node_id.clone(),
             mount_id,
             read_only: opts.read_only,
@@ -88,7 +89,7 @@ impl Link {
             token: opts.token.clone(),
             tls: opts.tls.clone(),
         };
-        let g = dial(&hello, None, opts.no_wait, pending)?;
+        let g = dial(&hello, None, false, opts.no_wait, pending)?;
         let reader = g.stream.try_clone()?;
         let session = Session::new(g.session, g.secret, g.lease_secs, g.boot);
         let shared = Arc::new(Shared::new(hello, g.stream, session));
@@ -329,7 +330,9 @@ impl Drop for Link {
 }
 
 /// Start the thread that keeps the session's lease alive (three heartbeats a lease), each
-/// with an acknowledgement of the replies received.
+/// with an acknowledgement of the replies received. The server answers each: a mount with
+/// several servers that hears nothing from its server for a whole lease takes it for gone
+/// (paused, cut off, fenced) and moves to the next, where a standby may have taken over.
 fn spawn_heartbeat(shared: &Arc<Shared>) -> Result<(), DialError> {
     let weak = Arc::downgrade(shared);
     thread::Builder::new()
@@ -344,6 +347,19 @@ fn spawn_heartbeat(shared: &Arc<Shared>) -> Result<(), DialError> {
             let Some(s) = weak.upgrade() else { return };
             if s.closed() {
                 return;
+            }
+            let lease = Duration::from_secs(relock(&s.session).lease_secs.max(1));
+            if s.hello.addrs.len() > 1 && s.silent_for() > lease {
+                let mut w = relock(&s.wire);
+                if w.stream.is_some() {
+                    tracing::warn!(
+                        "the server at {} has been silent for {:?}: trying the others",
+                        s.hello.addr(),
+                        s.silent_for()
+                    );
+                    s.mark_broken(&mut w);
+                }
+                continue;
             }
             s.send_control(&ClientMsg::Heartbeat);
             s.send_control(&ClientMsg::Ack {

@@ -398,6 +398,7 @@ fn calls_answered_in_a_session_lost_to_its_lease_are_made_durable_on_the_new_one
     let a_has_a_session = || {
         client_fuse::link::query_status(&addr, None, None)
             .expect("status")
+            .sessions()
             .iter()
             .any(|s| s.node_id == "a")
     };

@@ -187,6 +187,14 @@ pub enum ServerMsg {
     /// The answer to `ClientMsg::Admin`: every export after the command (the one it made or
     /// changed among them), or why it was refused.
     Exports(Result<Vec<ExportInfo>, String>),
+    /// The answer to every first message on a standby server: it does not serve the volume
+    /// (another server does, and this one takes over if that one is gone); the connection
+    /// closes. A mount with other addresses tries the next.
+    Standby {
+        /// Who serves the volume now, as the active server describes itself (its host and
+        /// address), or why that is not known.
+        active: String,
+    },
 }
 
 /// One session as `rwxfs status` shows it.

@@ -1986,6 +1986,21 @@ fn server_msg_status() {
 }
 
 #[rustfmt::skip]
+const SERVER_MSG_STANDBY: &[u8] = &[
+    8, 0, 0, 0,                 // ServerMsg::Standby (variant 8)
+    2, 0, 0, 0, 0, 0, 0, 0,     // active length
+    b'h', b'1',                 // active
+];
+
+#[test]
+fn server_msg_standby() {
+    let v = ServerMsg::Standby {
+        active: "h1".into(),
+    };
+    pin(&v, server_msg_golden(&v));
+}
+
+#[rustfmt::skip]
 const SERVER_MSG_REPLY_ERR: &[u8] = &[
     2, 0, 0, 0,                 // ServerMsg::Reply (variant 2)
     3, 0, 0, 0, 0, 0, 0, 0,     // id
@@ -2134,6 +2149,7 @@ fn server_msg_golden(v: &ServerMsg) -> &'static [u8] {
         ServerMsg::Pending { .. } => SERVER_MSG_PENDING,
         ServerMsg::Status(_) => SERVER_MSG_STATUS,
         ServerMsg::Exports(_) => SERVER_MSG_EXPORTS,
+        ServerMsg::Standby { .. } => SERVER_MSG_STANDBY,
     }
 }
 

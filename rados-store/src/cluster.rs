@@ -21,8 +21,8 @@ pub struct CephOptions {
 
 /// A connected cluster handle; shut down when the last pool and lock using it are gone.
 pub struct Cluster {
-    api: &'static Api,
-    handle: ffi::Rados,
+    pub(crate) api: &'static Api,
+    pub(crate) handle: ffi::Rados,
 }
 
 // SAFETY: librados's cluster handle may be used from any thread.
@@ -126,7 +126,7 @@ impl Drop for Cluster {
 /// An I/O context on one pool.
 pub struct Pool {
     cluster: Arc<Cluster>,
-    io: ffi::IoCtx,
+    pub(crate) io: ffi::IoCtx,
 }
 
 // SAFETY: librados's I/O contexts may be used from any thread.
@@ -137,6 +137,11 @@ unsafe impl Sync for Pool {}
 impl Pool {
     pub(crate) fn api(&self) -> &'static Api {
         self.cluster.api
+    }
+
+    /// The cluster this pool is reached through.
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
     }
 
     /// Read up to `buf.len()` bytes of `oid` at `off`; how many there were (0 for an object

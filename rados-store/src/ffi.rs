@@ -65,7 +65,29 @@ api! {
     aio_get_return_value: "rados_aio_get_return_value" => fn(Completion) -> c_int;
     aio_release: "rados_aio_release" => fn(Completion);
     aio_flush: "rados_aio_flush" => fn(IoCtx) -> c_int;
+    append: "rados_append" => fn(IoCtx, Str, Str, usize) -> c_int;
+    stat: "rados_stat" => fn(IoCtx, Str, *mut u64, *mut libc::time_t) -> c_int;
+    lock_exclusive: "rados_lock_exclusive"
+        => fn(IoCtx, Str, Str, Str, Str, *mut libc::timeval, u8) -> c_int;
+    unlock: "rados_unlock" => fn(IoCtx, Str, Str, Str) -> c_int;
+    list_lockers: "rados_list_lockers" => fn(
+        IoCtx, Str, Str, *mut c_int, *mut c_char, *mut usize, *mut c_char, *mut usize,
+        *mut c_char, *mut usize, *mut c_char, *mut usize
+    ) -> isize;
+    getxattr: "rados_getxattr" => fn(IoCtx, Str, Str, *mut c_char, usize) -> c_int;
+    setxattr: "rados_setxattr" => fn(IoCtx, Str, Str, Str, usize) -> c_int;
+    getaddrs: "rados_getaddrs" => fn(Rados, *mut *mut c_char) -> c_int;
+    mon_command: "rados_mon_command" => fn(
+        Rados, *mut Str, usize, Str, usize, *mut *mut c_char, *mut usize, *mut *mut c_char,
+        *mut usize
+    ) -> c_int;
+    buffer_free: "rados_buffer_free" => fn(*mut c_char);
+    wait_for_latest_osdmap: "rados_wait_for_latest_osdmap" => fn(Rados) -> c_int;
 }
+
+/// `rados_lock_exclusive`'s flag: renew the lock this client holds under the same cookie,
+/// and fail (ENOENT) if it does not hold it any more.
+pub(crate) const LOCK_FLAG_MUST_RENEW: u8 = 0x2;
 
 /// librados, loaded on first use; the error says why it could not be and how to get it.
 pub(crate) fn api() -> Result<&'static Api, String> {

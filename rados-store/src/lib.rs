@@ -6,9 +6,12 @@
 #![warn(unreachable_pub)]
 
 mod cluster;
+mod fence;
 mod ffi;
 mod image;
 mod name;
+mod objects;
+mod owner;
 mod store;
 
 use std::io;
@@ -16,6 +19,8 @@ use std::io;
 pub use cluster::{CephOptions, Cluster, Pending, Pool};
 pub use image::{create, Header, DEFAULT_OBJECT_SIZE};
 pub use name::{ImageName, SCHEME};
+pub use objects::{LockSpec, Locked, Locker};
+pub use owner::{fenced, Claim, Owner, Renewal, FENCE_FOR, OWNER_LOCK};
 pub use store::RadosStore;
 
 /// What can go wrong reaching a RADOS image, each condition with what to do about it.

@@ -143,7 +143,9 @@ fn start_server(
     let vol = Volume::open(Box::new(FileStore::open(image).expect("open")) as server::Store)
         .expect("volume");
     let cfg = ServerConfig {
-        state_log: Some(image.with_extension("sessions")),
+        state_log: Some(std::sync::Arc::new(server::state_log::FileLog::new(
+            &image.with_extension("sessions"),
+        ))),
         ..ServerConfig::default()
     };
     let (tx, rx) = std::sync::mpsc::channel();

@@ -50,6 +50,9 @@ pub(crate) async fn handle(
     shutdown: CancellationToken,
 ) -> Result<(), String> {
     stream.set_nodelay(true).ok();
+    if !owns(&shared) {
+        return Err("this server no longer owns the volume: connection dropped".into());
+    }
     let Ok(handshaking) = shared.handshakes.clone().try_acquire_owned() else {
         let why = format!(
             "too many connections in their handshake (the server's limit is {})",
@@ -72,9 +75,12 @@ pub(crate) async fn handle(
     };
     drop(handshaking);
     let session = admitted.session;
+    if !owns(&shared) {
+        return Err("this server no longer owns the volume: connection dropped".into());
+    }
     welcome(&shared, &session, admitted.new, &mut wr).await?;
     let (tx, rx) = mpsc::channel::<Vec<u8>>(2 * shared.cfg.max_in_flight);
-    let writer = tokio::spawn(write_replies(wr, rx));
+    let writer = tokio::spawn(write_replies(wr, rx, shared.cfg.owner_gate.clone()));
     let replaced = CancellationToken::new();
     let epoch = session.attach(tx.clone(), replaced.clone(), addr);
     catch_up(&session, tx).await;
@@ -89,6 +95,11 @@ pub(crate) async fn handle(
     };
     let end = handler.run().await;
     handler.close(end, addr, epoch, writer).await
+}
+
+/// True while this server owns its volume (always, unless it holds it by a lease).
+fn owns(shared: &Shared) -> bool {
+    shared.cfg.owner_gate.as_ref().is_none_or(|g| g.is_open())
 }
 
 /// The connection's byte streams, through TLS when the server uses it, and the TLS
@@ -132,9 +143,18 @@ async fn welcome(
 /// Replies go through one writer task so calls complete in any order; those that queued up
 /// meanwhile go out in one write. The queue is bounded: a client that stops reading its
 /// replies has its connection cut (`deliver`) rather than hold the threads that answer it.
-async fn write_replies(mut wr: Writer, mut rx: mpsc::Receiver<Vec<u8>>) {
+async fn write_replies(
+    mut wr: Writer,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    gate: Option<Arc<crate::OwnerGate>>,
+) {
     let mut batch: Vec<u8> = Vec::new();
     while let Some(frame) = rx.recv().await {
+        // A server that lost its volume (its lease over) never answers again.
+        if gate.as_ref().is_some_and(|g| !g.is_open()) {
+            tracing::warn!("no longer the volume's owner: connection closed unanswered");
+            break;
+        }
         if rx.is_empty() {
             if wr.write_all(&frame).await.is_err() {
                 break;
@@ -215,7 +235,17 @@ impl Handler {
         // Bulk bytes stay in the frame buffer: no copy on their way to the engine.
         let bulk = body.freeze().slice(bulk_start..);
         let (id, req, cred) = match msg {
-            ClientMsg::Heartbeat => return None,
+            ClientMsg::Heartbeat => {
+                // Answered (with the durability notice, which says no more than the last
+                // one did), so a client hears that its server is alive and still its owner.
+                if let (Some(tx), Some(frame)) = (
+                    self.session.sender(),
+                    crate::durability::notice(&self.session),
+                ) {
+                    let _ = tx.try_send(frame);
+                }
+                return None;
+            }
             ClientMsg::Ack { below } => {
                 self.ack(below);
                 return None;

@@ -17,14 +17,17 @@ mod linger;
 pub mod listener;
 mod lock_calls;
 mod open_calls;
+pub mod owner_gate;
 pub mod permissions;
 pub mod reply_cache;
 pub mod session;
+pub mod standby;
 pub mod state_log;
 pub mod tls;
 
 pub use export::{AccessMode, Export};
 pub use listener::{serve, ServerConfig};
+pub use owner_gate::OwnerGate;
 
 /// The store a served volume lives on: an image file, or any other `BlockStore` (RADOS).
 pub type Store = Box<dyn volume::BlockStore>;

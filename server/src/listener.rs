@@ -38,7 +38,7 @@ pub struct ServerConfig {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Where the server keeps its sessions and their kept replies across restarts
     /// (`state_log`); `None` keeps them in memory only.
-    pub state_log: Option<std::path::PathBuf>,
+    pub state_log: Option<Arc<dyn crate::state_log::LogPlace>>,
     /// After a restart that brought sessions back, how long their clients have to reclaim
     /// their locks; no other lock is granted meanwhile.
     pub grace: Duration,
@@ -56,6 +56,9 @@ pub struct ServerConfig {
     /// Where clients that read and write file data on the volume themselves (direct
     /// mounts) find it: its image's path as this machine sees it. `None`: no client may.
     pub direct_location: Option<String>,
+    /// For a volume owned by a lease (RADOS): open while the lease holds. No connection is
+    /// admitted and no frame goes out while it is closed. `None`: the server always owns it.
+    pub owner_gate: Option<Arc<crate::OwnerGate>>,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +78,7 @@ impl Default for ServerConfig {
             max_locks_per_session: 4096,
             max_blocking: 256,
             direct_location: None,
+            owner_gate: None,
         }
     }
 }
@@ -214,10 +218,14 @@ fn open_state_log(
     vol: &mut Volume<Store>,
     cfg: &ServerConfig,
 ) -> (Option<Arc<StateLog>>, HashMap<u64, LoggedSession>) {
-    let Some(path) = &cfg.state_log else {
+    let Some(place) = &cfg.state_log else {
         return (None, Default::default());
     };
-    match StateLog::open(path, vol.superblock().volume_id, vol.recovered_seq()) {
+    match StateLog::open_in(
+        place.clone(),
+        vol.superblock().volume_id,
+        vol.recovered_seq(),
+    ) {
         Ok((log, restored)) => {
             let log = Arc::new(log);
             let hook = log.clone();
@@ -228,7 +236,7 @@ fn open_state_log(
             tracing::error!(
                 "session log {}: {e}; serving without one: sessions will not \
                  survive a restart",
-                path.display()
+                place.describe()
             );
             (None, Default::default())
         }

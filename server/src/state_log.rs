@@ -1,4 +1,5 @@
-//! The server's durable memory of its sessions, kept in a file beside the image: which
+//! The server's durable memory of its sessions, kept beside the volume (a file beside a local
+//! image, an object beside a RADOS one: `place`), so the next server reads it: which
 //! sessions exist, and the replies to their calls that changed the volume. A server restarted
 //! after a crash restores those sessions: a client resuming one gets the replies it missed
 //! (a create or an append whose reply was lost with the crash is not run a second time), and
@@ -15,22 +16,18 @@
 
 use locks::SessionId;
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use place::COMPACT_AT;
+pub use place::{FileLog, LogPlace};
 use record::{decode_all, encode, Record, State};
 
+mod place;
 mod record;
 
 const MAGIC: &[u8; 8] = b"RWXSLOG1";
-/// Past this size the log is rewritten with only what is still live.
-const COMPACT_AT: u64 = 8 << 20;
-/// Disk space taken for the log up front, so a disk that fills up with the volume's data
-/// (a sparse image on the same disk) leaves the log room to grow to its compaction size.
-const RESERVE: u64 = COMPACT_AT + (1 << 20);
 
 /// A session as the log remembers it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -59,19 +56,18 @@ struct Inner {
     state: State,
 }
 
-/// The file, written and flushed by one sync at a time without `Inner`'s lock: a sync takes
-/// the records made so far, and calls go on recording the next ones meanwhile. Syncs that
-/// queue up behind one find their records already written by it (a group commit).
+/// The log's place, written and flushed by one sync at a time without `Inner`'s lock: a sync
+/// takes the records made so far, and calls go on recording the next ones meanwhile. Syncs
+/// that queue up behind one find their records already written by it (a group commit).
 struct Io {
-    file: File,
-    /// Bytes in the file.
+    /// Bytes in the log.
     size: u64,
 }
 
 /// The session log of one volume: records made under the engine's lock, written and flushed
 /// before every commit (see the module's ordering).
 pub struct StateLog {
-    path: PathBuf,
+    place: Arc<dyn LogPlace>,
     volume_id: u64,
     inner: Mutex<Inner>,
     io: Mutex<Io>,
@@ -83,63 +79,29 @@ pub struct StateLog {
     clean: bool,
 }
 
-/// Take the log's disk space up front (without changing its size); best effort.
-fn reserve(file: &File) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: fallocate on an open descriptor with plain integer arguments.
-    let r = unsafe {
-        libc::fallocate(
-            file.as_raw_fd(),
-            libc::FALLOC_FL_KEEP_SIZE,
-            0,
-            RESERVE as libc::off_t,
-        )
-    };
-    if r != 0 {
-        tracing::debug!(
-            "session log: space not reserved: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-}
-
 fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Write `records` as a complete new log at `path` (through a temporary file and a rename).
-fn write_fresh(path: &Path, volume_id: u64, records: &[Record]) -> std::io::Result<(File, u64)> {
-    let tmp = path.with_extension("tmp");
+/// `records` as a complete log of volume `volume_id`.
+fn whole(volume_id: u64, records: &[Record]) -> Vec<u8> {
     let mut data = Vec::with_capacity(16);
     data.extend_from_slice(MAGIC);
     data.extend_from_slice(&volume_id.to_le_bytes());
     for r in records {
         encode(r, &mut data);
     }
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(&data)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        File::open(dir)?.sync_all()?;
-    }
-    let file = OpenOptions::new().append(true).open(path)?;
-    reserve(&file);
-    Ok((file, data.len() as u64))
+    data
 }
 
-/// What the log at `path` holds for the volume `volume_id`: an empty state if there is no log,
-/// `None` if it is another volume's (or not a session log).
-fn load(path: &Path, volume_id: u64) -> std::io::Result<Option<State>> {
+/// What the log in `place` holds for the volume `volume_id`: an empty state if there is no
+/// log, `None` if it is another volume's (or not a session log).
+fn load(place: &dyn LogPlace, volume_id: u64) -> std::io::Result<Option<State>> {
     let mut state = State::default();
-    let mut data = Vec::new();
-    match File::open(path) {
-        Ok(mut f) => f.read_to_end(&mut data)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Some(state)),
-        Err(e) => return Err(e),
-    };
+    let data = place.read()?;
+    if data.is_empty() {
+        return Ok(Some(state));
+    }
     if data.len() < 16 || &data[0..8] != MAGIC || data[8..16] != volume_id.to_le_bytes() {
         return Ok(None);
     }
@@ -157,29 +119,31 @@ pub fn sessions_kept(
     path: &Path,
     volume_id: u64,
 ) -> std::io::Result<Option<HashMap<u64, LoggedSession>>> {
-    Ok(load(path, volume_id)?.map(|s| s.sessions))
+    Ok(load(&FileLog::new(path), volume_id)?.map(|s| s.sessions))
 }
 
 impl StateLog {
-    /// Open the log at `path` for the volume `volume_id`, whose newest durable transaction
-    /// at open was `recovered_seq`. Returns the log and the sessions it restores (with only
-    /// the replies whose changes survived). A log of another volume, or none, restores nothing.
+    /// Open the log in the file at `path` (see `open_in`).
     pub fn open(
         path: &Path,
         volume_id: u64,
         recovered_seq: u64,
     ) -> std::io::Result<(StateLog, HashMap<u64, LoggedSession>)> {
-        if let Ok(m) = std::fs::symlink_metadata(path) {
-            if !m.file_type().is_file() {
-                return Err(std::io::Error::other(
-                    "exists and is not a regular file (the session log is rewritten in place)",
-                ));
-            }
-        }
-        let mut state = load(path, volume_id)?.unwrap_or_else(|| {
+        StateLog::open_in(Arc::new(FileLog::new(path)), volume_id, recovered_seq)
+    }
+
+    /// Open the log in `place` for the volume `volume_id`, whose newest durable transaction
+    /// at open was `recovered_seq`. Returns the log and the sessions it restores (with only
+    /// the replies whose changes survived). A log of another volume, or none, restores nothing.
+    pub fn open_in(
+        place: Arc<dyn LogPlace>,
+        volume_id: u64,
+        recovered_seq: u64,
+    ) -> std::io::Result<(StateLog, HashMap<u64, LoggedSession>)> {
+        let mut state = load(place.as_ref(), volume_id)?.unwrap_or_else(|| {
             tracing::warn!(
                 "{}: not this volume's session log; starting without it",
-                path.display()
+                place.describe()
             );
             State::default()
         });
@@ -194,18 +158,21 @@ impl StateLog {
             tracing::info!("{dropped} kept replies belonged to changes lost in the crash");
         }
         let restored = state.sessions.clone();
-        // Start the file over: replies dropped here must not come back to life when the
+        // Start the log over: replies dropped here must not come back to life when the
         // volume's transaction numbers pass theirs again.
-        let (file, size) = write_fresh(path, volume_id, &state.records())?;
+        let fresh = whole(volume_id, &state.records());
+        place.replace(&fresh)?;
         Ok((
             StateLog {
-                path: path.to_path_buf(),
+                place,
                 volume_id,
                 inner: Mutex::new(Inner {
                     buf: Vec::new(),
                     state,
                 }),
-                io: Mutex::new(Io { file, size }),
+                io: Mutex::new(Io {
+                    size: fresh.len() as u64,
+                }),
                 broken: AtomicBool::new(false),
                 clean,
             },
@@ -323,7 +290,7 @@ impl StateLog {
             tracing::error!(
                 "session log {}: {e}; no longer recorded: calls repeated after a server crash \
                  may run twice until the server restarts",
-                self.path.display()
+                self.place.describe()
             );
             self.broken.store(true, Ordering::Relaxed);
             relock(&self.inner).buf = Vec::new();
@@ -341,10 +308,10 @@ impl StateLog {
             (buf, live)
         };
         if let Some(records) = live {
-            match write_fresh(&self.path, self.volume_id, &records) {
-                Ok((file, size)) => {
-                    io.file = file;
-                    io.size = size;
+            let fresh = whole(self.volume_id, &records);
+            match self.place.replace(&fresh) {
+                Ok(()) => {
+                    io.size = fresh.len() as u64;
                     return Ok(());
                 }
                 // No room for a second copy: append to this one while its reserve lasts.
@@ -354,8 +321,7 @@ impl StateLog {
         if buf.is_empty() {
             return Ok(());
         }
-        io.file.write_all(&buf)?;
-        io.file.sync_data()?;
+        self.place.append(&buf)?;
         io.size += buf.len() as u64;
         Ok(())
     }

@@ -46,7 +46,9 @@ impl Server {
     fn start(image: &Path) -> Server {
         let vol = Volume::open(Box::new(FileStore::open(image).unwrap()) as server::Store).unwrap();
         let cfg = ServerConfig {
-            state_log: Some(image.with_extension("sessions")),
+            state_log: Some(std::sync::Arc::new(server::state_log::FileLog::new(
+                &image.with_extension("sessions"),
+            ))),
             ..ServerConfig::default()
         };
         let stop = CancellationToken::new();

@@ -20,8 +20,9 @@ use super::image_lock::{self, Hold, ImageLock, LockError};
 // The command's arguments (no doc comment here: clap would take it as the subcommand's help).
 #[derive(clap::Args)]
 pub struct Args {
-    /// HOST:PORT of the server (HOST:PORT/NAME for its export NAME), then the mount point (or
-    /// just the mount point with --raw-image).
+    /// HOST:PORT of the server (HOST:PORT/NAME for its export NAME; several addresses,
+    /// HOST1:PORT,HOST2:PORT[/NAME], for an active server and its standbys, tried in turn),
+    /// then the mount point (or just the mount point with --raw-image).
     #[arg(num_args = 1..=2, required = true)]
     pub args: Vec<String>,
     /// Run the engine in this process directly on IMAGE (unsafe with several writers).

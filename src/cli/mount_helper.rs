@@ -2,7 +2,8 @@
 //! lines of type rwxfs. It turns mount(8)'s calling convention into `rwxfs mount` arguments.
 //!
 //! mount(8) calls `mount.rwxfs SOURCE DIR [-sfnv] [-o OPTIONS] [-t TYPE]`. SOURCE is the
-//! server's HOST:PORT, or with the `raw` option an image file. Options: `ro`/`rw`, `raw`,
+//! server's HOST:PORT (or an active server's and its standbys', comma-separated:
+//! `h1:7411,h2:7411`), or with the `raw` option an image file. Options: `ro`/`rw`, `raw`,
 //! `node_id=ID`, and the kernel flags `nosuid`, `nodev`, `noexec` (with `suid`, `dev`, `exec`),
 //! which go to the mount as given; the generic ones that mount(8) and fstab use (defaults,
 //! _netdev, noauto, nofail, x-*, ...) are accepted and have nothing to do here.
@@ -194,6 +195,14 @@ mod tests {
                 "h:1",
                 "/m"
             ]))
+        );
+    }
+
+    #[test]
+    fn an_active_server_and_its_standby_go_to_the_mount_as_one_source() {
+        assert_eq!(
+            t(&["h1:7411,h2:7411", "/m", "-o", "_netdev"]),
+            Ok(mount(&["mount", "--", "h1:7411,h2:7411", "/m"]))
         );
     }
 

@@ -19,7 +19,7 @@ pub struct CephArgs {
 }
 
 impl CephArgs {
-    fn options(&self) -> CephOptions {
+    pub fn options(&self) -> CephOptions {
         CephOptions {
             conf: self.ceph_conf.clone(),
             id: self.ceph_id.clone(),

@@ -1,7 +1,10 @@
 //! `rwxfs serve --image IMAGE --listen HOST:PORT [export options]`
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use server::state_log::LogPlace;
 
 use server::{serve, AccessMode, Export, ServerConfig};
 use tokio_util::sync::CancellationToken;
@@ -48,13 +51,18 @@ pub struct Args {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Where sessions and the replies they may ask for again are kept across restarts
-    /// (default: the image's path with `.sessions` appended; for a RADOS image, none).
+    /// (default: the image's path with `.sessions` appended; for a RADOS image, the object
+    /// NAME.sessions beside it, where a standby finds it).
     #[arg(long, value_name = "FILE")]
     pub state_file: Option<PathBuf>,
     /// After a restart, seconds the clients have to reclaim their locks before anyone
     /// else's lock is granted.
     #[arg(long, default_value_t = 30)]
     pub grace_secs: u64,
+    /// For a RADOS image: seconds of the lease by which this server owns the volume,
+    /// renewed every third of it. A standby takes over when it ran out.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub owner_lease_secs: u64,
     #[command(flatten)]
     pub limits: super::limits::Limits,
     #[command(flatten)]
@@ -76,14 +84,6 @@ pub fn run(a: Args) -> i32 {
             return 1;
         }
     };
-    // Held until the server exits; the kernel drops the locks if it dies.
-    let (_owner, vol) = match open_owned(&a.image, &a.ceph, state_file.as_deref()) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("rwxfs serve: {e}");
-            return 1;
-        }
-    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -94,7 +94,43 @@ pub fn run(a: Args) -> i32 {
             return 1;
         }
     };
+    match rados_cmd::name(&a.image) {
+        Ok(Some(name)) => return serve_rados(&a, name, cfg, &rt),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("rwxfs serve: {e}");
+            return 1;
+        }
+    }
+    // Held until the server exits; the kernel drops the locks if it dies.
+    let (_owner, vol) = match open_owned(&a.image, state_file.as_deref()) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("rwxfs serve: {e}");
+            return 1;
+        }
+    };
     rt.block_on(serve_on(&a.listen, &a.image, vol, cfg))
+}
+
+/// A RADOS volume: connect, then own it or stand by (`serve_rados`).
+fn serve_rados(
+    a: &Args,
+    name: rados_store::ImageName,
+    cfg: ServerConfig,
+    rt: &tokio::runtime::Runtime,
+) -> i32 {
+    let cluster = match rados_store::Cluster::connect(&a.ceph.options()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rwxfs serve: {e}");
+            return 1;
+        }
+    };
+    let lease = Duration::from_secs(a.owner_lease_secs);
+    rt.block_on(super::serve_rados::serve(
+        name, cluster, &a.listen, lease, cfg,
+    ))
 }
 
 /// The server's configuration from the arguments: the export (its token read, its TLS
@@ -128,7 +164,8 @@ fn config(a: &Args, state_file: Option<PathBuf>) -> Result<ServerConfig, String>
         export,
         admin_token,
         tls,
-        state_log: state_file,
+        state_log: state_file
+            .map(|p| Arc::new(server::state_log::FileLog::new(&p)) as Arc<dyn LogPlace>),
         grace: Duration::from_secs(a.grace_secs),
         direct_location: direct_location(&a.image)?,
         ..ServerConfig::default()
@@ -151,38 +188,24 @@ fn state_file(a: &Args) -> Result<Option<PathBuf>, String> {
     if a.state_file.is_some() {
         return Ok(a.state_file.clone());
     }
-    if let Some(name) = rados_cmd::name(&a.image)? {
-        eprintln!(
-            "rwxfs: {name}: sessions are kept in memory only (a restart ends them); \
-             --state-file FILE keeps them across restarts"
-        );
-        return Ok(None);
+    if rados_cmd::name(&a.image)?.is_some() {
+        return Ok(None); // the object beside the image (`serve_rados`)
     }
     let mut p = a.image.clone().into_os_string();
     p.push(".sessions");
     Ok(Some(PathBuf::from(p)))
 }
 
-/// The image, owned by this server (see `own_image`) and opened. Files left
+/// The local image, owned by this server (see `own_image`) and opened. Files left
 /// unlinked-but-open are kept until the sessions that may hold them are known.
 fn open_owned(
     image: &Path,
-    ceph: &CephArgs,
     state_file: Option<&Path>,
 ) -> Result<(Vec<ImageLock>, Volume<server::Store>), String> {
-    let (owner, store) = match rados_cmd::name(image)? {
-        Some(name) => {
-            let store = rados_cmd::open(&name, ceph, false)?;
-            let owner = own_log(state_file)?.into_iter().collect();
-            (owner, Box::new(store) as server::Store)
-        }
-        None => {
-            let mut owner = vec![own_image(image)?];
-            owner.extend(own_log(state_file)?);
-            let store = FileStore::open(image).map_err(|e| format!("{}: {e}", image.display()))?;
-            (owner, Box::new(store) as server::Store)
-        }
-    };
+    let mut owner = vec![own_image(image)?];
+    owner.extend(own_log(state_file)?);
+    let store = FileStore::open(image).map_err(|e| format!("{}: {e}", image.display()))?;
+    let store = Box::new(store) as server::Store;
     let vol =
         Volume::open_keeping_orphans(store).map_err(|e| format!("{}: {e}", image.display()))?;
     Ok((owner, vol))
@@ -219,7 +242,7 @@ async fn serve_on(
 }
 
 /// Cancels `token` at SIGTERM or ctrl-c.
-async fn cancel_on_signal(token: CancellationToken) {
+pub(super) async fn cancel_on_signal(token: CancellationToken) {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(_) => return,

@@ -1,6 +1,9 @@
-//! `rwxfs status HOST:PORT`: the server's sessions, as a table or JSON.
+//! `rwxfs status HOST:PORT`: the server's sessions, as a table or JSON (an array of
+//! sessions); a standby says so (JSON: `{"role": "standby", "active": WHO}`).
 
 use std::path::Path;
+
+use client_fuse::link::ServerStatus;
 
 pub fn run(server: &str, token_file: Option<&Path>, tls_ca: Option<&Path>, json: bool) -> i32 {
     let tls = match tls_ca
@@ -21,7 +24,8 @@ pub fn run(server: &str, token_file: Option<&Path>, tls_ca: Option<&Path>, json:
         }
     };
     let list = match client_fuse::link::query_status(server, token.as_deref(), tls.as_ref()) {
-        Ok(l) => l,
+        Ok(ServerStatus::Active(l)) => l,
+        Ok(ServerStatus::Standby(active)) => return standby(&active, json),
         Err(e) => {
             eprintln!("rwxfs status: {e}");
             return 1;
@@ -68,6 +72,19 @@ pub fn run(server: &str, token_file: Option<&Path>, tls_ca: Option<&Path>, json:
             s.open_files,
             s.locks
         );
+    }
+    0
+}
+
+/// A standby's status: what it is, and who it says serves the volume.
+fn standby(active: &str, json: bool) -> i32 {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "role": "standby", "active": active })
+        );
+    } else {
+        println!("standby: the volume is served by {active}");
     }
     0
 }

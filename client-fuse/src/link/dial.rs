@@ -3,6 +3,7 @@
 //! A server must prove the token before the client proves anything.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,10 +15,17 @@ use crate::transport::Stream;
 
 /// How long the server has to answer a greeting.
 const GREETING: Duration = Duration::from_secs(10);
+/// As `GREETING`, when other servers may be serving meanwhile: a paused server that still
+/// accepts connections must not hold a mount back from the one that took over.
+const GREETING_OF_SEVERAL: Duration = Duration::from_secs(4);
 
 /// Who this mount is to the server, and how it reaches it: the same on every connection.
 pub(super) struct Hello {
-    pub addr: String,
+    /// The servers' addresses, tried in turn: one active, the others standbys that take
+    /// over from it (`HOST1:PORT,HOST2:PORT`).
+    pub addrs: Vec<String>,
+    /// The address the last connection was made to.
+    pub current: AtomicUsize,
     pub node_id: String,
     pub mount_id: u64,
     pub read_only: bool,
@@ -48,6 +56,36 @@ fn send_msg(stream: &mut Stream, msg: &ClientMsg) -> Result<(), DialError> {
     Ok(())
 }
 
+impl Hello {
+    /// The address the connection is made to now.
+    pub(super) fn addr(&self) -> &str {
+        &self.addrs[self.current.load(Ordering::Relaxed) % self.addrs.len()]
+    }
+
+    fn greeting(&self) -> Duration {
+        match self.addrs.len() {
+            1 => GREETING,
+            _ => GREETING_OF_SEVERAL,
+        }
+    }
+}
+
+/// The addresses in `list` (`HOST:PORT` or several, comma-separated), or why there are none.
+pub(super) fn addresses(list: &str) -> Result<Vec<String>, DialError> {
+    let addrs: Vec<String> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
+        .collect();
+    if addrs.is_empty() {
+        return Err(DialError::Transport(format!(
+            "{list:?}: no server address (HOST:PORT, or several separated by commas)"
+        )));
+    }
+    Ok(addrs)
+}
+
 /// The next greeting message from the server (waiting at most `timeout`, or forever).
 fn recv_msg(stream: &mut Stream, timeout: Option<Duration>) -> Result<ServerMsg, DialError> {
     stream.set_read_timeout(timeout);
@@ -69,7 +107,9 @@ fn answer_challenge(
     mount_id: u64,
 ) -> Result<ServerMsg, DialError> {
     let ServerMsg::Challenge { nonce, mac } = msg else {
-        if token.is_some() && !matches!(msg, ServerMsg::Refused { .. }) {
+        // A refusal or a standby's answer admits nothing: no proof is owed for it.
+        let harmless = matches!(msg, ServerMsg::Refused { .. } | ServerMsg::Standby { .. });
+        if token.is_some() && !harmless {
             return Err(DialError::ServerUnproven);
         }
         return Ok(msg);
@@ -88,15 +128,41 @@ fn nonce() -> Result<Vec<u8>, DialError> {
     protocol::auth::random_bytes(protocol::auth::NONCE_LEN).map_err(DialError::Transport)
 }
 
-/// Dial and greet, resuming `resume` (a session and its secret) if given. While the server
-/// says the mount must wait, `pending` hears why and the wait goes on, unless `no_wait`.
+/// Dial and greet the servers in turn, from the one after the last connection's when `next`
+/// (that one just failed) or from it, until one welcomes the mount; resuming `resume` (a
+/// session and its secret) if given. While a server says the mount must wait, `pending`
+/// hears why and the wait goes on, unless `no_wait`. A standby answers at once and the next
+/// address is tried.
 pub(super) fn dial(
     h: &Hello,
+    resume: Option<(u64, Vec<u8>)>,
+    next: bool,
+    no_wait: bool,
+    pending: &dyn Fn(&str),
+) -> Result<Greeted, DialError> {
+    let n = h.addrs.len();
+    let first = h.current.load(Ordering::Relaxed) + usize::from(next);
+    let mut errors = Vec::new();
+    for i in (first..first + n).map(|i| i % n) {
+        match dial_one(h, &h.addrs[i], resume.clone(), no_wait, pending) {
+            Ok(g) => {
+                h.current.store(i, Ordering::Relaxed);
+                return Ok(g);
+            }
+            Err(e) if n == 1 => return Err(e),
+            Err(e) => errors.push(e.at(&h.addrs[i])),
+        }
+    }
+    Err(DialError::Every(errors))
+}
+
+fn dial_one(
+    h: &Hello,
+    addr: &str,
     resume: Option<(u64, Vec<u8>)>,
     no_wait: bool,
     pending: &dyn Fn(&str),
 ) -> Result<Greeted, DialError> {
-    let addr = &h.addr;
     let mut stream = Stream::connect(addr, h.tls.as_ref()).map_err(DialError::Transport)?;
     let nonce = nonce()?;
     let (version, node_id, mount_id, read_only) =
@@ -122,14 +188,15 @@ pub(super) fn dial(
         },
     };
     send_msg(&mut stream, &hello).map_err(|e| e.at(addr))?;
-    let first = recv_msg(&mut stream, Some(GREETING)).map_err(|e| match e {
+    let first = recv_msg(&mut stream, Some(h.greeting())).map_err(|e| match e {
         DialError::NoAnswer(ProtoError::TooLarge(_)) if h.tls.is_none() => {
             DialError::NotPlain.at(addr)
         }
         e => e.at(addr),
     })?;
     let token = h.token.as_deref();
-    let msg = answer_challenge(&mut stream, first, token, &nonce, &h.node_id, h.mount_id)?;
+    let msg = answer_challenge(&mut stream, first, token, &nonce, &h.node_id, h.mount_id)
+        .map_err(|e| e.at(addr))?;
     welcome(stream, msg, addr, no_wait, pending)
 }
 
@@ -161,6 +228,7 @@ fn welcome(
                 })
             }
             ServerMsg::Refused { reason } => return Err(DialError::Refused(reason)),
+            ServerMsg::Standby { active } => return Err(DialError::Standby(active)),
             ServerMsg::Pending { reason } if no_wait => return Err(DialError::MustWait(reason)),
             ServerMsg::Pending { reason } => {
                 pending(&reason);
@@ -171,12 +239,31 @@ fn welcome(
     }
 }
 
-/// `rwxfs status`: the server's sessions.
+/// What `rwxfs status` hears from a server.
+#[derive(Debug)]
+pub enum ServerStatus {
+    /// The active server's sessions.
+    Active(Vec<protocol::SessionStatus>),
+    /// A standby, and who it says is active.
+    Standby(String),
+}
+
+impl ServerStatus {
+    /// The sessions an active server listed; none for a standby.
+    pub fn sessions(&self) -> &[protocol::SessionStatus] {
+        match self {
+            ServerStatus::Active(list) => list,
+            ServerStatus::Standby(_) => &[],
+        }
+    }
+}
+
+/// `rwxfs status`: the server's sessions, or that it is a standby.
 pub fn query_status(
     addr: &str,
     token: Option<&[u8]>,
     tls: Option<&Arc<rustls::ClientConfig>>,
-) -> Result<Vec<protocol::SessionStatus>, DialError> {
+) -> Result<ServerStatus, DialError> {
     let mut stream = Stream::connect(addr, tls).map_err(DialError::Transport)?;
     let nonce = nonce()?;
     let status = ClientMsg::Status {
@@ -186,7 +273,8 @@ pub fn query_status(
     send_msg(&mut stream, &status)?;
     let first = recv_msg(&mut stream, Some(GREETING))?;
     match answer_challenge(&mut stream, first, token, &nonce, "", 0)? {
-        ServerMsg::Status(list) => Ok(list),
+        ServerMsg::Status(list) => Ok(ServerStatus::Active(list)),
+        ServerMsg::Standby { active } => Ok(ServerStatus::Standby(active)),
         ServerMsg::Refused { reason } => Err(DialError::StatusRefused(reason)),
         other => Err(DialError::Unexpected(format!("{other:?}"))),
     }

@@ -70,6 +70,12 @@ pub enum DialError {
     /// The link's threads could not be started.
     #[error("cannot start the link's threads: {0}")]
     Thread(std::io::Error),
+    /// The server is a standby: another serves the volume.
+    #[error("a standby server (the volume is served by {0})")]
+    Standby(String),
+    /// Each of several servers failed, for these reasons.
+    #[error("no server took the mount: {}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Every(Vec<DialError>),
     /// Dialing `addr` failed (the address prefixes the reason).
     #[error("{addr}: {source}")]
     At {

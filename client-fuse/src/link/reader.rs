@@ -24,6 +24,9 @@ pub(super) fn spawn(shared: &Arc<Shared>, stream: Stream, epoch: u64) -> Result<
 }
 
 fn read_loop(stream: Stream, shared: Weak<Shared>, epoch: u64) {
+    if let Some(s) = shared.upgrade() {
+        s.heard_now();
+    }
     // Buffered: a small reply (and often several) comes in one read from the socket.
     let mut stream = std::io::BufReader::with_capacity(64 * 1024, stream);
     let why = loop {
@@ -38,6 +41,7 @@ fn read_loop(stream: Stream, shared: Weak<Shared>, epoch: u64) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
+        shared.heard_now();
         dispatch(&shared, msg, body, bulk_start);
     };
     let Some(shared) = shared.upgrade() else {

@@ -86,7 +86,7 @@ fn reestablish(shared: &Arc<Shared>) -> Result<(), DialError> {
         let s = relock(&shared.session);
         (s.id, s.secret.clone(), s.boot, s.lost)
     };
-    let mut g = dial(&shared.hello, Some((old, secret)), false, &|why| {
+    let mut g = dial(&shared.hello, Some((old, secret)), true, false, &|why| {
         tracing::warn!("reconnecting: pending: {why}")
     })?;
     let restarted = g.boot != boot;
@@ -193,7 +193,7 @@ fn resume_calls(shared: &Arc<Shared>, g: Greeted, requeue: bool) -> Result<(), D
         resent = frames.len(),
         requeue,
         "reconnected to {}",
-        shared.hello.addr
+        shared.hello.addr()
     );
     Ok(())
 }

@@ -10,9 +10,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
 
 use protocol::codec::encode_frame;
 use protocol::{ClientMsg, Request};
@@ -173,6 +174,9 @@ pub(super) struct Shared {
     pub closed: AtomicBool,
     /// Where invalidation pushes go, once the mount says.
     pub invalidations: OnceLock<Sender<Invalidate>>,
+    /// When the server was last heard from (any frame), in milliseconds since `born`.
+    pub heard: AtomicU64,
+    pub born: Instant,
 }
 
 impl Shared {
@@ -194,7 +198,21 @@ impl Shared {
             kept_cv: Condvar::new(),
             closed: AtomicBool::new(false),
             invalidations: OnceLock::new(),
+            heard: AtomicU64::new(0),
+            born: Instant::now(),
         }
+    }
+
+    /// The server was heard from just now.
+    pub(super) fn heard_now(&self) {
+        let ms = self.born.elapsed().as_millis() as u64;
+        self.heard.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long ago the server was last heard from.
+    pub(super) fn silent_for(&self) -> std::time::Duration {
+        let ms = self.born.elapsed().as_millis() as u64;
+        std::time::Duration::from_millis(ms.saturating_sub(self.heard.load(Ordering::Relaxed)))
     }
 
     pub(super) fn closed(&self) -> bool {

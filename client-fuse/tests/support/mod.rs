@@ -82,7 +82,9 @@ impl Server {
         let addr = listener.local_addr().expect("address");
         let cfg = server::ServerConfig {
             commit_interval: Duration::from_secs(3600),
-            state_log: Some(place.state_log()),
+            state_log: Some(std::sync::Arc::new(server::state_log::FileLog::new(
+                &place.state_log(),
+            ))),
             grace,
             lease,
             ..Default::default()

@@ -2,6 +2,7 @@
 //! compacted log's live records.
 
 use super::*;
+use std::path::PathBuf;
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("rwxfs-slog-{}-{name}", std::process::id()));

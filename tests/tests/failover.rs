@@ -1,0 +1,386 @@
+//! A standby server that takes a RADOS volume over, against a real cluster
+//! (`rwxfs_tests::ceph`): the active killed with SIGKILL under writers on two mounts, which
+//! carry on without a remount and keep their locks; the active stopped with SIGSTOP past
+//! its lease, fenced, then woken: it writes nothing and stops; two servers started at once:
+//! one serves. Each ends with fsck clean and every fsync-acknowledged byte read back from a
+//! fresh mount. Built with `--features ceph`, as tests/rados.rs.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use demo::workload::contents;
+use rwxfs_tests::ceph::{CephCluster, POOL};
+use rwxfs_tests::{bin, harness, time_of, Locker};
+
+/// How long any one event may take before the test fails instead of hanging.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// One `rwxfs serve` on a RADOS volume, its log lines as they come; killed by pid when
+/// dropped (a stopped one included).
+struct Server {
+    child: Child,
+    addr: String,
+    log: Arc<Mutex<Vec<String>>>,
+    lines: mpsc::Receiver<String>,
+}
+
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    l.local_addr().expect("its address").to_string()
+}
+
+impl Server {
+    fn start(cluster: &CephCluster, name: &str) -> Server {
+        let addr = free_addr();
+        let mut child = Command::new(bin())
+            .args(["serve", "--image", &image(name), "--listen", &addr])
+            .arg("--ceph-conf")
+            .arg(cluster.conf())
+            // A 5 s ownership lease, and clients that give up on a silent server after 3 s.
+            .args([
+                "--owner-lease-secs",
+                "5",
+                "--lease-secs",
+                "3",
+                "--grace-secs",
+                "20",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("rwxfs serve starts");
+        let err = child.stderr.take().expect("its stderr");
+        let (tx, lines) = mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let keep = log.clone();
+        let show = std::env::var_os("RWXFS_SERVER_LOG").is_some();
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                if show {
+                    eprintln!("server: {l}");
+                }
+                keep.lock().unwrap().push(l.clone());
+                let _ = tx.send(l);
+            }
+        });
+        Server {
+            child,
+            addr,
+            log,
+            lines,
+        }
+    }
+
+    /// Wait for a log line containing one of `words`; the line.
+    fn wait_for(&self, words: &[&str]) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(l) if words.iter().any(|w| l.contains(w)) => return l,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!(
+            "{}: none of {words:?} in its log:\n{}",
+            self.addr,
+            self.log()
+        )
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Wait for the process to end (up to PATIENCE); its exit code.
+    fn exit_code(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                return s.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{} did not exit:\n{}", self.addr, self.log())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn image(name: &str) -> String {
+    format!("rados://{POOL}/{name}")
+}
+
+fn rwxfs(args: &[&str], cluster: &CephCluster) -> Output {
+    Command::new(bin())
+        .args(args)
+        .arg("--ceph-conf")
+        .arg(cluster.conf())
+        .output()
+        .expect("rwxfs runs")
+}
+
+fn ok(out: Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "exit {:?}: {text}", out.status.code());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn status(addr: &str) -> serde_json::Value {
+    let out = Command::new(bin())
+        .args(["status", addr, "--json"])
+        .output()
+        .expect("rwxfs status runs");
+    serde_json::from_slice(&ok(out).into_bytes()).expect("status --json is JSON")
+}
+
+/// One writer on a mount: files written whole and fsynced, one after another, every error
+/// counted (an application must see none); the files whose fsync returned, by number.
+struct Writer {
+    acked: Arc<Mutex<Vec<usize>>>,
+    errors: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    who: usize,
+}
+
+impl Writer {
+    fn start(mount: &Path, who: usize) -> Writer {
+        let acked: Arc<Mutex<Vec<usize>>> = Arc::default();
+        let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (a, e, s, m) = (
+            Arc::clone(&acked),
+            Arc::clone(&errors),
+            stop.clone(),
+            mount.to_path_buf(),
+        );
+        let thread = std::thread::spawn(move || {
+            let mut j = 0;
+            while !s.load(Ordering::SeqCst) {
+                let path = m.join(format!("w{who}-{j}"));
+                let r = std::fs::File::create(&path).and_then(|mut f| {
+                    f.write_all(&contents(who, j))?;
+                    f.sync_all()
+                });
+                match r {
+                    Ok(()) => a.lock().unwrap().push(j),
+                    Err(err) => e.lock().unwrap().push(format!("{}: {err}", path.display())),
+                }
+                j += 1;
+            }
+        });
+        Writer {
+            acked,
+            errors,
+            stop,
+            thread: Some(thread),
+            who,
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.acked.lock().unwrap().len()
+    }
+
+    /// Wait until `n` more files than now are acknowledged.
+    fn wait_more(&self, n: usize) {
+        let want = self.count() + n;
+        let deadline = Instant::now() + PATIENCE;
+        while self.count() < want {
+            assert!(Instant::now() < deadline, "writer {} stalled", self.who);
+            assert!(self.errors.lock().unwrap().is_empty(), "{:?}", self.errors);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stop; the files acknowledged, after checking no call failed.
+    fn finish(mut self) -> Vec<usize> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap();
+        let errors = self.errors.lock().unwrap().clone();
+        assert!(
+            errors.is_empty(),
+            "writer {} saw errors: {errors:?}",
+            self.who
+        );
+        self.acked.lock().unwrap().clone()
+    }
+}
+
+/// Every acknowledged file of writer `who`, read back through `mount`.
+fn check_files(mount: &Path, who: usize, acked: &[usize]) {
+    for &j in acked {
+        let got = std::fs::read(mount.join(format!("w{who}-{j}")))
+            .unwrap_or_else(|e| panic!("w{who}-{j} was acknowledged and is gone: {e}"));
+        assert_eq!(got, contents(who, j), "w{who}-{j}");
+    }
+}
+
+fn assert_fsck_clean(cluster: &CephCluster, name: &str) {
+    let out = ok(rwxfs(&["fsck", &image(name)], cluster));
+    assert!(out.contains(": clean,"), "fsck: {out}");
+}
+
+#[test]
+fn a_killed_active_is_replaced_by_its_standby_under_writers_and_locks() {
+    let cluster = CephCluster::start();
+    ok(rwxfs(&["mkfs", &image("vol"), "--size", "1G"], &cluster));
+    let a = Server::start(&cluster, "vol");
+    a.wait_for(&["rwxfs: serving"]);
+    let b = Server::start(&cluster, "vol");
+    b.wait_for(&["standby for"]);
+    let st = status(&b.addr);
+    assert_eq!(st["role"], "standby", "{st}");
+    assert!(st["active"].as_str().unwrap().contains(&a.addr), "{st}");
+    assert!(status(&a.addr).is_array());
+
+    let both = format!("{},{}", a.addr, b.addr);
+    // Declared before the harness, so dropped after it: a failing test unmounts first, and
+    // a locker blocked in the mount is not waited for on a dead server.
+    let (mut holder, waiter, t);
+    let mut h = harness();
+    let (m1, m2) = (
+        h.mount_remote(&both).unwrap(),
+        h.mount_remote(&both).unwrap(),
+    );
+    std::fs::write(m1.join("lk"), b"lock file").unwrap();
+    holder = Locker::start(&h, &m1, &["hold", "$MNT/lk", "posix", "w", "0", "0"]);
+    assert!(holder.line(60).starts_with("held"));
+    waiter = Locker::start(&h, &m2, &["wait", "$MNT/lk", "posix", "w", "0", "0"]);
+    let (w1, w2) = (Writer::start(&m1, 1), Writer::start(&m2, 2));
+    w1.wait_more(10);
+    w2.wait_more(10);
+
+    drop(a); // SIGKILL
+    let took = b.wait_for(&["taken over", "owns the volume"]);
+    assert!(
+        took.contains("fenced"),
+        "the killed owner is fenced: {took}"
+    );
+    b.wait_for(&["rwxfs: serving"]);
+    // The writers carry on through the same mounts, with no error.
+    w1.wait_more(10);
+    w2.wait_more(10);
+    // The lock came across: the waiter still waits, a try from the other mount is refused.
+    assert!(
+        waiter.no_line_for(500),
+        "the lock was granted to another during the failover"
+    );
+    t = Locker::start(&h, &m2, &["try", "$MNT/lk", "posix", "w", "0", "0"]);
+    assert_eq!(t.line(60), "EAGAIN", "the held lock was reclaimed");
+    holder.finish();
+    let released = time_of(&holder.line(60), "released");
+    let granted = time_of(&waiter.line(60), "granted");
+    assert!(
+        granted >= released,
+        "granted {granted} before the release {released}"
+    );
+
+    let (acked1, acked2) = (w1.finish(), w2.finish());
+    let fresh = h.mount_remote(&b.addr).unwrap();
+    check_files(&fresh, 1, &acked1);
+    check_files(&fresh, 2, &acked2);
+    h.unmount_all().unwrap();
+    b.signal(libc::SIGTERM);
+    let mut b = b;
+    assert_eq!(b.exit_code(), Some(0), "{}", b.log());
+    assert_fsck_clean(&cluster, "vol");
+}
+
+/// Each data and header object's content, by name (the session log left out: the standby
+/// keeps writing it).
+fn objects(cluster: &CephCluster, name: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut names: Vec<String> = cluster
+        .rados(&["-p", POOL, "ls"])
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}.")) && !l.ends_with(".sessions"))
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|o| {
+            let f = dir.path().join(&o);
+            cluster.rados(&["-p", POOL, "get", &o, &f.to_string_lossy()]);
+            (o, std::fs::read(&f).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_paused_active_is_fenced_and_writes_nothing_when_it_wakes() {
+    let cluster = CephCluster::start();
+    ok(rwxfs(&["mkfs", &image("vol"), "--size", "256M"], &cluster));
+    // Both at once: exactly one serves, the other stands by.
+    let (s1, s2) = (
+        Server::start(&cluster, "vol"),
+        Server::start(&cluster, "vol"),
+    );
+    let words = ["rwxfs: serving", "standby for"];
+    let (l1, l2) = (s1.wait_for(&words), s2.wait_for(&words));
+    let (a, b) = match (l1.contains("serving"), l2.contains("serving")) {
+        (true, false) => (s1, s2),
+        (false, true) => (s2, s1),
+        _ => panic!("not exactly one active:\n{l1}\n{l2}"),
+    };
+    let both = format!("{},{}", a.addr, b.addr);
+    let mut h = harness();
+    let m = h.mount_remote(&both).unwrap();
+    let w = Writer::start(&m, 1);
+    w.wait_more(10);
+    let acked = w.finish();
+    // A change the paused server holds and has not committed yet.
+    std::fs::write(m.join("late"), b"written just before the pause").unwrap();
+    a.signal(libc::SIGSTOP);
+    b.wait_for(&["taken over"]);
+    b.wait_for(&["rwxfs: serving"]);
+    // The mount follows: a new file through it is acknowledged by the new owner.
+    let w = Writer::start(&m, 2);
+    w.wait_more(5);
+    let acked2 = w.finish();
+    let before = objects(&cluster, "vol");
+    let mut a = a;
+    a.signal(libc::SIGCONT);
+    assert_eq!(
+        a.exit_code(),
+        Some(3),
+        "the woken server stops:\n{}",
+        a.log()
+    );
+    assert!(a.log().contains("no longer this server's"), "{}", a.log());
+    let after = objects(&cluster, "vol");
+    assert!(
+        before == after,
+        "the fenced server changed the volume after it woke"
+    );
+    let fresh = h.mount_remote(&b.addr).unwrap();
+    check_files(&fresh, 1, &acked);
+    check_files(&fresh, 2, &acked2);
+    h.unmount_all().unwrap();
+    b.signal(libc::SIGTERM);
+    let mut b = b;
+    assert_eq!(b.exit_code(), Some(0), "{}", b.log());
+    assert_fsck_clean(&cluster, "vol");
+}
