@@ -12,6 +12,7 @@ pub mod certs;
 pub mod locker;
 pub mod netns;
 pub mod proxy;
+pub mod rados_server;
 pub use certs::certificate;
 pub use locker::{time_of, Locker};
 pub use netns::Hosts;

@@ -5,123 +5,21 @@
 //! one serves. Each ends with fsck clean and every fsync-acknowledged byte read back from a
 //! fresh mount. Built with `--features ceph`, as tests/rados.rs.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use demo::workload::contents;
 use rwxfs_tests::ceph::{CephCluster, POOL};
+use rwxfs_tests::rados_server::Server;
 use rwxfs_tests::{bin, harness, time_of, Locker};
 
 /// How long any one event may take before the test fails instead of hanging.
 const PATIENCE: Duration = Duration::from_secs(120);
-
-/// One `rwxfs serve` on a RADOS volume, its log lines as they come; killed by pid when
-/// dropped (a stopped one included).
-struct Server {
-    child: Child,
-    addr: String,
-    log: Arc<Mutex<Vec<String>>>,
-    lines: mpsc::Receiver<String>,
-}
-
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    l.local_addr().expect("its address").to_string()
-}
-
-impl Server {
-    fn start(cluster: &CephCluster, name: &str) -> Server {
-        let addr = free_addr();
-        let mut child = Command::new(bin())
-            .args(["serve", "--image", &image(name), "--listen", &addr])
-            .arg("--ceph-conf")
-            .arg(cluster.conf())
-            // A 5 s ownership lease, and clients that give up on a silent server after 3 s.
-            .args([
-                "--owner-lease-secs",
-                "5",
-                "--lease-secs",
-                "3",
-                "--grace-secs",
-                "20",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("rwxfs serve starts");
-        let err = child.stderr.take().expect("its stderr");
-        let (tx, lines) = mpsc::channel();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let keep = log.clone();
-        let show = std::env::var_os("RWXFS_SERVER_LOG").is_some();
-        std::thread::spawn(move || {
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                if show {
-                    eprintln!("server: {l}");
-                }
-                keep.lock().unwrap().push(l.clone());
-                let _ = tx.send(l);
-            }
-        });
-        Server {
-            child,
-            addr,
-            log,
-            lines,
-        }
-    }
-
-    /// Wait for a log line containing one of `words`; the line.
-    fn wait_for(&self, words: &[&str]) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(l) if words.iter().any(|w| l.contains(w)) => return l,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        panic!(
-            "{}: none of {words:?} in its log:\n{}",
-            self.addr,
-            self.log()
-        )
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: signalling our own child by pid.
-        unsafe { libc::kill(self.child.id() as i32, sig) };
-    }
-
-    /// Wait for the process to end (up to PATIENCE); its exit code.
-    fn exit_code(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + PATIENCE;
-        while Instant::now() < deadline {
-            if let Some(s) = self.child.try_wait().expect("wait") {
-                return s.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("{} did not exit:\n{}", self.addr, self.log())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn image(name: &str) -> String {
     format!("rados://{POOL}/{name}")
@@ -246,9 +144,9 @@ fn assert_fsck_clean(cluster: &CephCluster, name: &str) {
 fn a_killed_active_is_replaced_by_its_standby_under_writers_and_locks() {
     let cluster = CephCluster::start();
     ok(rwxfs(&["mkfs", &image("vol"), "--size", "1G"], &cluster));
-    let a = Server::start(&cluster, "vol");
+    let a = Server::start(&cluster, &image("vol"));
     a.wait_for(&["rwxfs: serving"]);
-    let b = Server::start(&cluster, "vol");
+    let b = Server::start(&cluster, &image("vol"));
     b.wait_for(&["standby for"]);
     let st = status(&b.addr);
     assert_eq!(st["role"], "standby", "{st}");
@@ -335,8 +233,8 @@ fn a_paused_active_is_fenced_and_writes_nothing_when_it_wakes() {
     ok(rwxfs(&["mkfs", &image("vol"), "--size", "256M"], &cluster));
     // Both at once: exactly one serves, the other stands by.
     let (s1, s2) = (
-        Server::start(&cluster, "vol"),
-        Server::start(&cluster, "vol"),
+        Server::start(&cluster, &image("vol")),
+        Server::start(&cluster, &image("vol")),
     );
     let words = ["rwxfs: serving", "standby for"];
     let (l1, l2) = (s1.wait_for(&words), s2.wait_for(&words));
