@@ -106,10 +106,12 @@ impl Server {
         )
     }
 
+    /// Its whole log so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
 
+    /// Send it `sig`.
     pub fn signal(&self, sig: i32) {
         // SAFETY: signalling our own child by pid.
         unsafe { libc::kill(self.child.id() as i32, sig) };
