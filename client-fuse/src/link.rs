@@ -147,8 +147,17 @@ impl Link {
         }
     }
 
-    /// The server granted (or, `typ` F_UNLCK, released) a lock: remember it for reclaiming.
-    pub fn note_lock(&self, ino: u64, owner: u64, typ: i32, start: u64, end: u64, pid: u32) {
+    /// The server granted (or, with type F_UNLCK, released) `lock` on `ino`: remember it for
+    /// reclaiming. The lock goes whole, by its named fields: its owner, range, type and pid
+    /// as numbers in a row could be passed in each other's places.
+    pub fn note_lock(&self, ino: u64, lock: &crate::backend::LockArgs) {
+        let crate::backend::LockArgs {
+            owner,
+            start,
+            end,
+            typ,
+            pid,
+        } = *lock;
         let kind = match protocol::LockKind::from_raw(typ) {
             protocol::LockKind::Read => Some(locks::Kind::Read),
             protocol::LockKind::Write => Some(locks::Kind::Write),

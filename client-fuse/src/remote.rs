@@ -237,8 +237,7 @@ impl Backend for RemoteBackend {
             true => self.wait_for_lock(l.setlk(ino, true), interrupted),
         };
         if r.is_ok() {
-            self.link
-                .note_lock(ino, l.owner, l.typ, l.start, l.end, l.pid);
+            self.link.note_lock(ino, &l);
         }
         r
     }
