@@ -14,7 +14,7 @@ use client_fuse::backend::{Backend, LockArgs, WriteHow};
 use protocol::codec::{decode_body, encode_frame, read_frame};
 use protocol::{ClientMsg, Request, Response, ServerMsg, PROTOCOL_VERSION};
 use support::proxy::Proxy;
-use support::{client, content, wait_for, Place, Server};
+use support::{ask, client, content, link, wait_for, Place, Server};
 use volume::layout::ROOT_INO;
 use volume::Ino;
 
@@ -232,21 +232,6 @@ fn a_malformed_frame_closes_only_its_connection() {
     a.flush(ino).expect("flush");
     assert_eq!(content(&a, ino), b"still here");
     assert_eq!(proxy.accepted(), 1, "the other connection was cut");
-}
-
-/// A link (no write-behind, no caches) to the server at `addr`.
-fn link(addr: &str, node: &str) -> client_fuse::link::Link {
-    let opts = client_fuse::link::ConnectOptions {
-        node_id: node.into(),
-        ..Default::default()
-    };
-    client_fuse::link::Link::connect(addr, &opts, &|_| {}).expect("connect")
-}
-
-/// One call on `l`; its response and bulk bytes.
-fn ask(l: &client_fuse::link::Link, req: Request, bulk: &[u8]) -> Result<(Response, Vec<u8>), i32> {
-    let (r, out) = l.call(req, bulk).expect("the link is open");
-    r.map(|resp| (resp, out))
 }
 
 /// A file opened after the last commit is not in the session log when the server crashes;

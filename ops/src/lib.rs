@@ -23,7 +23,8 @@ use volume::{BlockStore, FsError, FsResult, SharedVolume, Volume};
 pub trait Hooks<S: BlockStore> {
     /// Right before the call's engine work, in the same hold: refuse the call (the error is
     /// its answer) or adjust it (a create made the caller's own). Called again for each step
-    /// or retry, each time under the hold that does the work.
+    /// or retry, each time under the hold that does the work. `FsError::Again` for a call
+    /// that changes the volume asks for a commit first: the call runs again after it.
     fn authorize(&self, v: &mut Volume<S>, req: &mut Request) -> FsResult<()>;
     /// A call that changes the volume succeeded: its changes are in transaction `seq`; its
     /// response and bulk bytes as they will be answered.

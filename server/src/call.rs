@@ -4,7 +4,7 @@
 //! of operations (`ops`), with the permission check and the record of its change made in the
 //! same hold of the engine as the change itself (`InHold`).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use protocol::codec::encode_frame;
 use protocol::{ErrorCode, Request, Response, ServerMsg};
@@ -293,6 +293,8 @@ pub(crate) struct InHold<'a> {
     creates: bool,
     /// Inodes the call is about to take a name from, looked up in the hold that runs it.
     targets: RefCell<Vec<u64>>,
+    /// A commit was asked for what the call builds on (`durability::Made`).
+    waited: Cell<bool>,
 }
 
 impl<'a> InHold<'a> {
@@ -315,6 +317,7 @@ impl<'a> InHold<'a> {
             shown,
             creates: opens_what_it_makes(req),
             targets: RefCell::new(Vec::new()),
+            waited: Cell::new(false),
         }
     }
 }
@@ -324,6 +327,13 @@ impl ops::Hooks<Store> for InHold<'_> {
         crate::permissions::check(self.caller, req, v)?;
         #[cfg(test)]
         tests::after_check(self.shared);
+        if !self.waited.get() && self.shared.made.depends_by_name(self.session.id, req) {
+            // A name another session changed, not yet durable: commit, and run again (see
+            // `durability::Made`). Once: after that commit, every change made before it is
+            // durable (a call that changed nothing left no transaction to wait for).
+            self.waited.set(true);
+            return Err(FsError::Again);
+        }
         if req.mutates() {
             // Kept in this hold, before the call takes its name (see `linger`).
             self.shared
@@ -348,6 +358,7 @@ impl ops::Hooks<Store> for InHold<'_> {
         if let (true, Response::Attr(a)) = (self.shown.meta().makes, resp) {
             shared.made.made(a.ino, session.id, seq);
         }
+        shared.made.changed(&self.shown, session.id, seq);
         let Some(log) = &shared.state else { return };
         if let (true, Response::Attr(a)) = (self.creates, resp) {
             log.opened(session.id, a.ino);

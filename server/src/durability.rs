@@ -122,35 +122,77 @@ impl Reopens {
     }
 }
 
-/// Inodes made by calls not yet durable, with their session and transaction. A call of
+/// What calls not yet durable made and renamed, with their session and transaction: the
+/// inodes they made, and the directory entries they made, removed or renamed. A call of
 /// another session that builds on one of them (creates in a directory it made, writes a file
-/// it made...) first commits: replays after a crash run session by session, and its own
-/// could otherwise land before the one it depends on.
+/// it made, takes a name it freed, renames a name it made...) first commits: replays after a
+/// crash run session by session, and its own could otherwise land before the one it depends
+/// on (and fail there, or be undone by it).
 #[derive(Default)]
-pub struct Made(std::sync::Mutex<HashMap<u64, (SessionId, u64)>>);
+pub struct Made(std::sync::Mutex<Changed>);
+
+#[derive(Default)]
+struct Changed {
+    /// Inode → (session, transaction) of the call that made it.
+    inodes: HashMap<u64, (SessionId, u64)>,
+    /// (directory, name) → (session, transaction) of the last call that changed it.
+    entries: HashMap<(u64, Vec<u8>), (SessionId, u64)>,
+}
 
 impl Made {
-    fn relock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (SessionId, u64)>> {
+    fn relock(&self) -> std::sync::MutexGuard<'_, Changed> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Session `session` made `ino` in transaction `seq`.
     pub fn made(&self, ino: u64, session: SessionId, seq: u64) {
-        self.relock().insert(ino, (session, seq));
+        self.relock().inodes.insert(ino, (session, seq));
+    }
+
+    /// Session `session` ran `req`, which changed the volume, in transaction `seq`: the
+    /// entries it names are changed (made, removed or renamed) by it.
+    pub fn changed(&self, req: &Request, session: SessionId, seq: u64) {
+        let meta = req.meta();
+        if meta.entries.is_empty() {
+            return;
+        }
+        let mut c = self.relock();
+        for (dir, name) in meta.entries.iter() {
+            c.entries.insert((*dir, name.to_vec()), (session, seq));
+        }
     }
 
     /// Transactions up to `upto` are durable.
     pub fn durable(&self, upto: u64) {
-        self.relock().retain(|_, (_, seq)| *seq > upto);
+        let mut c = self.relock();
+        c.inodes.retain(|_, (_, seq)| *seq > upto);
+        c.entries.retain(|_, (_, seq)| *seq > upto);
     }
 
     /// True if `req` of `session` builds on an inode another session made, not yet durable.
     pub fn depends(&self, session: SessionId, req: &Request) -> bool {
-        let m = self.relock();
-        !m.is_empty()
+        let c = self.relock();
+        !c.inodes.is_empty()
             && refs(req)
                 .iter()
-                .any(|i| m.get(i).is_some_and(|(s, _)| *s != session))
+                .any(|i| c.inodes.get(i).is_some_and(|(s, _)| *s != session))
+    }
+
+    /// True if `req` of `session`, which changes the volume, names a directory entry another
+    /// session changed, not yet durable. Asked in the hold that runs `req`, so no change of
+    /// another session lands between the question and the call.
+    pub fn depends_by_name(&self, session: SessionId, req: &Request) -> bool {
+        let c = self.relock();
+        if c.entries.is_empty() {
+            return false;
+        }
+        let meta = req.meta();
+        meta.mutates
+            && meta.entries.iter().any(|(dir, name)| {
+                c.entries
+                    .get(&(*dir, name.to_vec()))
+                    .is_some_and(|(s, _)| *s != session)
+            })
     }
 }
 
@@ -177,7 +219,6 @@ pub(crate) async fn tell_clients(shared: Arc<Shared>, shutdown: CancellationToke
             _ = shared.commits.wake.notified() => {}
         }
         let upto = shared.commits.upto.load(Ordering::SeqCst);
-        shared.made.durable(upto);
         let sessions: Vec<Arc<Session>> = shared.sessions.iter().map(|s| s.clone()).collect();
         for s in sessions {
             s.unsafe_calls().durable(upto);

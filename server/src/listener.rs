@@ -113,8 +113,8 @@ pub(crate) struct Shared {
     pub handshakes: Arc<tokio::sync::Semaphore>,
     /// Calls on the blocking pool (`max_blocking`).
     pub blocking: Arc<tokio::sync::Semaphore>,
-    /// Inodes made by calls not yet durable (`durability::Made`).
-    pub made: crate::durability::Made,
+    /// Inodes made and names changed by calls not yet durable (`durability::Made`).
+    pub made: Arc<crate::durability::Made>,
     /// Inodes handed out lately, and replaced files kept for them (`linger`).
     pub(crate) linger: crate::linger::Linger,
     /// Run right after a call's permission check: where tests land another connection's
@@ -248,8 +248,14 @@ fn open_state_log(
 fn start(mut vol: Volume<Store>, cfg: ServerConfig) -> std::io::Result<Arc<Shared>> {
     let (state, restored) = open_state_log(&mut vol, &cfg);
     let commits = Arc::new(crate::durability::Commits::default());
-    let told = commits.clone();
-    vol.set_commit_hook(Arc::new(move |upto| told.committed(upto)));
+    let made = Arc::new(crate::durability::Made::default());
+    let (told, settled) = (commits.clone(), made.clone());
+    // What builds on a change need not wait once the change is durable: forgotten here, in
+    // the commit, so a call that asked for this commit (`Made`) runs right after it.
+    vol.set_commit_hook(Arc::new(move |upto| {
+        settled.durable(upto);
+        told.committed(upto)
+    }));
     let clean_start = state.as_ref().is_some_and(|l| l.clean());
     let sessions = DashMap::new();
     let mut next = first_session_id();
@@ -309,7 +315,7 @@ fn start(mut vol: Volume<Store>, cfg: ServerConfig) -> std::io::Result<Arc<Share
         boot: u64::from_le_bytes(boot),
         commits,
         reopens: Default::default(),
-        made: Default::default(),
+        made,
         linger,
         clean_start,
         #[cfg(test)]

@@ -1,6 +1,8 @@
 //! What the in-process tests of the middle share: a real server on `127.0.0.1` over a
 //! temporary image, in this process, that a test stops cleanly or crashes and starts again on
 //! the same image, port and session log; the cutting proxy of the mount tests; clients.
+//! Each test file uses a part of it.
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,7 +13,6 @@ use client_fuse::RemoteBackend;
 use tokio_util::sync::CancellationToken;
 use volume::{FileStore, MkfsOptions, Volume};
 
-#[allow(dead_code)]
 #[path = "../../../tests/src/proxy.rs"]
 pub mod proxy;
 
@@ -158,4 +159,23 @@ pub fn content(c: &RemoteBackend, ino: u64) -> Vec<u8> {
         }
         out.extend_from_slice(&d);
     }
+}
+
+/// A link (no write-behind, no caches) to the server at `addr`.
+pub fn link(addr: &str, node: &str) -> client_fuse::link::Link {
+    let opts = ConnectOptions {
+        node_id: node.into(),
+        ..Default::default()
+    };
+    client_fuse::link::Link::connect(addr, &opts, &|_| {}).expect("connect")
+}
+
+/// One call on `l`; its response and bulk bytes.
+pub fn ask(
+    l: &client_fuse::link::Link,
+    req: protocol::Request,
+    bulk: &[u8],
+) -> Result<(protocol::Response, Vec<u8>), i32> {
+    let (r, out) = l.call(req, bulk).expect("the link is open");
+    r.map(|resp| (resp, out))
 }

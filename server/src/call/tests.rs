@@ -348,3 +348,54 @@ fn a_replaced_file_kept_for_its_readers_is_freed_when_let_go() {
     let gone = call(&shared, &alice, 3, Request::Getattr { ino: old }, &[]).0;
     assert_eq!(gone.err(), Some(libc::ESTALE));
 }
+
+/// A call on a name another session changed, not yet durable, commits that change first:
+/// after a crash, replays run session by session and could otherwise land it first. Once:
+/// a change that left nothing to commit does not hold the call back.
+#[test]
+fn a_call_on_a_name_another_session_changed_commits_that_change_first_once() {
+    let (shared, alice, bob, _, d) = alice_and_bobs_files("by-name");
+    let made = shared.made.clone();
+    shared
+        .vol
+        .with(|v| v.set_commit_hook(Arc::new(move |upto| made.durable(upto))));
+    shared.vol.commit().unwrap();
+    let seq = || shared.vol.with(|v| v.next_seq());
+    let rename = |from: &[u8], to: &[u8]| Request::Rename {
+        parent: d,
+        name: from.to_vec(),
+        newparent: d,
+        newname: to.to_vec(),
+        flags: Default::default(),
+    };
+    let create = Request::Create {
+        parent: d,
+        name: b"f".to_vec(),
+        mode: libc::S_IFREG | 0o666,
+        uid: BOB,
+        gid: BOB,
+    };
+    assert!(call(&shared, &bob, 10, create, &[]).0.is_ok());
+    // Bob's create of `d/f` is not durable: Alice's rename of it goes in the next one.
+    let before = seq();
+    assert!(call(&shared, &alice, 1, rename(b"f", b"g"), &[]).0.is_ok());
+    assert_eq!(seq(), before + 1, "Bob's create was not committed first");
+    // Her own names hold her back no more than anyone's do the first time.
+    let before = seq();
+    assert!(call(&shared, &alice, 2, rename(b"g", b"h"), &[]).0.is_ok());
+    assert_eq!(seq(), before, "a commit for a session's own change");
+    shared.vol.commit().unwrap();
+    // A rename onto itself changes nothing: Bob's unlink commits once, then runs.
+    assert!(call(&shared, &alice, 3, rename(b"h", b"h"), &[]).0.is_ok());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (s, b) = (shared.clone(), bob.clone());
+    std::thread::spawn(move || {
+        let unlink = Request::Unlink {
+            parent: d,
+            name: b"h".to_vec(),
+        };
+        let _ = tx.send(call(&s, &b, 20, unlink, &[]).0);
+    });
+    let r = rx.recv_timeout(std::time::Duration::from_secs(60));
+    assert!(matches!(r, Ok(Ok(Response::Empty))), "{r:?}");
+}
