@@ -9,8 +9,9 @@
 //! held locks, lock waits, the server's restarts — is one state (`state`), with its lock order.
 //!
 //! Calls that changed the volume are kept (`kept`) until the server says they are durable, and
-//! replayed to a server that restarted before making them so. At most `KEPT_BYTES` are kept:
-//! past it, new calls that change the volume wait for a commit (and ask for one).
+//! replayed to a server that restarted before making them so. At most `KEPT_BYTES` are kept
+//! (frames and bookkeeping): past it, new calls that change the volume wait for a commit
+//! (and ask for one).
 
 mod dial;
 mod error;
