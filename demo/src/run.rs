@@ -1,5 +1,6 @@
-//! One workload, run twice — through the server, and with every client's own engine on one
-//! shared image — then verified from a fresh single mount and with fsck.
+//! One workload, run three times — through the server, with every client's own engine on one
+//! shared image, and direct (metadata through the server, file data on the shared image
+//! itself) — then verified from a fresh single mount and with fsck.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,6 +37,9 @@ pub enum Placement {
     Shared,
     /// Every client runs its own engine directly on the one image.
     Raw,
+    /// One server owns the metadata; every client reads and writes file data on the image
+    /// itself at the blocks the server's layouts give it.
+    Direct,
 }
 
 fn prepare(image: &Path, clients: usize) -> Result<(), String> {
@@ -58,6 +62,7 @@ pub fn run_side(
     let name = match placement {
         Placement::Shared => "shared.img",
         Placement::Raw => "raw.img",
+        Placement::Direct => "direct.img",
     };
     let image = h.mkfs(name, &opts.image_size)?;
     prepare(&image, opts.clients)?;
@@ -65,6 +70,7 @@ pub fn run_side(
     let label = match placement {
         Placement::Shared => "shared (server)",
         Placement::Raw => "raw (one image)",
+        Placement::Direct => "direct",
     };
     let progress = Progress::start(opts, label);
     let started = Instant::now();
@@ -97,8 +103,8 @@ pub fn run_side(
     Ok(side_report(&results, &verification, fsck_report, seconds))
 }
 
-/// `clients` mounts of `image` in `placement`: each through a server started for them, or
-/// each with its own engine on the image.
+/// `clients` mounts of `image` in `placement`: each through a server started for them (direct
+/// or not), or each with its own engine on the image.
 fn mount_all(
     h: &mut Harness,
     placement: Placement,
@@ -106,15 +112,19 @@ fn mount_all(
     clients: usize,
 ) -> Result<Vec<PathBuf>, String> {
     let mut mounts = Vec::new();
-    if placement == Placement::Shared {
-        let addr = h.start_server(image, &[])?;
-        for _ in 0..clients {
-            mounts.push(h.mount_remote(&addr)?);
-        }
-    } else {
+    if placement == Placement::Raw {
         for _ in 0..clients {
             mounts.push(h.mount_raw(image)?);
         }
+        return Ok(mounts);
+    }
+    let addr = h.start_server(image, &[])?;
+    let extra: &[&str] = match placement {
+        Placement::Direct => &["--direct"],
+        _ => &[],
+    };
+    for _ in 0..clients {
+        mounts.push(h.mount_remote_with(&addr, extra)?);
     }
     Ok(mounts)
 }
@@ -243,7 +253,7 @@ fn side_report(
     side
 }
 
-/// The whole demo: both placements, one after the other, each in its own scratch image.
+/// The whole demo: the three placements, one after the other, each in its own scratch image.
 pub fn run_demo(opts: &DemoOptions) -> Result<DemoReport, String> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -252,10 +262,12 @@ pub fn run_demo(opts: &DemoOptions) -> Result<DemoReport, String> {
     let mut h = Harness::new(opts.bin.clone()).map_err(|e| format!("scratch directory: {e}"))?;
     let shared = run_side(&mut h, Placement::Shared, opts, &stop)?;
     let raw = run_side(&mut h, Placement::Raw, opts, &stop)?;
+    let direct = run_side(&mut h, Placement::Direct, opts, &stop)?;
     Ok(DemoReport {
         clients: opts.clients,
         files_per_client: opts.files,
         shared,
         raw,
+        direct,
     })
 }

@@ -41,7 +41,7 @@ pub fn run(clients: usize, files: usize, json: bool) -> i32 {
             } else {
                 print!("{}", render(&report));
             }
-            if report.shared.is_perfect() {
+            if report.shared.is_perfect() && report.direct.is_perfect() {
                 0
             } else {
                 3

@@ -138,3 +138,51 @@ fn bench_refuses_bad_arguments_with_the_reason() {
     assert_eq!(code, Some(2));
     assert!(err.contains("expected a number"), "{err}");
 }
+
+#[test]
+fn bench_direct_measures_mounts_through_the_server_and_direct_mounts_in_one_run() {
+    let out = Command::new(bin())
+        .args([
+            "bench",
+            "--direct",
+            "--only",
+            "sequential,writers",
+            "--size",
+            "16M",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench failed: {stderr}");
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for side in ["server", "direct"] {
+        assert_eq!(j[side]["all_verified"], true, "{j:#}");
+        let names: Vec<&str> = j[side]["outcomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["workload"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&"sequential write, 1 MiB I/O"),
+            "{side}: {names:?}"
+        );
+        assert!(
+            names.contains(&"sequential read, cold cache"),
+            "{side}: {names:?}"
+        );
+    }
+    assert!(
+        j["direct"]["system"]
+            .as_str()
+            .unwrap()
+            .contains("direct mounts"),
+        "{j:#}"
+    );
+    let refused = Command::new(bin())
+        .args(["bench", "--direct", "--mounts", "/tmp"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+}

@@ -36,7 +36,7 @@ fn one_raw_mount_with_many_writer_threads_is_perfect() {
 }
 
 #[test]
-fn demo_json_shows_shared_perfect_and_raw_damaged() {
+fn demo_json_shows_shared_and_direct_perfect_and_raw_damaged() {
     let out = std::process::Command::new(bin())
         .args(["demo", "--json", "--files", "150"])
         .output()
@@ -53,8 +53,16 @@ fn demo_json_shows_shared_perfect_and_raw_damaged() {
             .unwrap_or_else(|| panic!("{side}.{k} missing: {v}"))
     };
     assert_eq!(n("shared", "files_written"), 450);
-    for k in ["missing", "wrong_content", "unreadable", "fsck_errors"] {
+    assert_eq!(n("direct", "files_written"), 450);
+    for k in [
+        "missing",
+        "wrong_content",
+        "unreadable",
+        "fsck_errors",
+        "op_errors",
+    ] {
         assert_eq!(n("shared", k), 0, "shared side must be perfect: {v}");
+        assert_eq!(n("direct", k), 0, "direct side must be perfect: {v}");
     }
     let damage = n("raw", "missing")
         + n("raw", "wrong_content")
