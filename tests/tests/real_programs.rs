@@ -1,5 +1,6 @@
 //! Real programs on real mounts, run inside each mount's own namespace as a container would:
-//! cp -a and diff -r, git, tar, SQLite and cargo. Every test ends with a clean fsck.
+//! cp -a and diff -r, git, tar, SQLite and cargo (tar and SQLite on direct mounts too). Every
+//! test ends with a clean fsck.
 
 use std::path::{Path, PathBuf};
 
@@ -39,6 +40,16 @@ fn shared(h: &mut Harness, n: usize) -> (PathBuf, Vec<PathBuf>) {
     let img = h.mkfs("v.img", "1G").unwrap();
     let addr = h.start_server(&img, &[]).unwrap();
     let mounts = (0..n).map(|_| h.mount_remote(&addr).unwrap()).collect();
+    (img, mounts)
+}
+
+/// A server on a fresh image and `n` direct mounts of it (file data on the image itself).
+fn direct(h: &mut Harness, n: usize) -> (PathBuf, Vec<PathBuf>) {
+    let img = h.mkfs("v.img", "1G").unwrap();
+    let addr = h.start_server(&img, &[]).unwrap();
+    let mounts = (0..n)
+        .map(|_| h.mount_remote_with(&addr, &["--direct"]).unwrap())
+        .collect();
     (img, mounts)
 }
 
@@ -145,8 +156,22 @@ fn git_init_commit_and_fsck_across_mounts() {
 fn tar_create_and_extract_round_trip() {
     let mut h = harness();
     let (img, m) = shared(&mut h, 2);
+    tar_round_trip(&h, &m);
+    finish(h, &img);
+}
+
+#[test]
+fn tar_create_and_extract_round_trip_on_direct_mounts() {
+    let mut h = harness();
+    let (img, m) = direct(&mut h, 2);
+    tar_round_trip(&h, &m);
+    finish(h, &img);
+}
+
+/// A tar of the sources made on one mount, extracted and compared on another.
+fn tar_round_trip(h: &Harness, m: &[PathBuf]) {
     sh(
-        &h,
+        h,
         &m[0],
         r#"
         cd "$SRC" && tar -cf "$MNT/src.tar" volume protocol src
@@ -154,7 +179,7 @@ fn tar_create_and_extract_round_trip() {
         "#,
     );
     sh(
-        &h,
+        h,
         &m[1],
         r#"
         cd "$MNT/out" && tar -xf "$MNT/src.tar"
@@ -162,15 +187,28 @@ fn tar_create_and_extract_round_trip() {
         cd "$MNT/out" && tar -cf - volume | tar -tf - | grep -q volume/src/fs.rs
         "#,
     );
-    finish(h, &img);
 }
 
 #[test]
 fn sqlite_database_used_by_one_process() {
     let mut h = harness();
     let (img, m) = shared(&mut h, 2);
+    sqlite_one_process(&h, &m);
+    finish(h, &img);
+}
+
+#[test]
+fn sqlite_database_used_by_one_process_on_direct_mounts() {
+    let mut h = harness();
+    let (img, m) = direct(&mut h, 2);
+    sqlite_one_process(&h, &m);
+    finish(h, &img);
+}
+
+/// A database written, vacuumed and checked on one mount, checked again on another.
+fn sqlite_one_process(h: &Harness, m: &[PathBuf]) {
     sh(
-        &h,
+        h,
         &m[0],
         r#"
         DB="$MNT/app.db"
@@ -186,12 +224,11 @@ fn sqlite_database_used_by_one_process() {
         "#,
     );
     let out = sh(
-        &h,
+        h,
         &m[1],
         r#"sqlite3 "$MNT/app.db" 'PRAGMA integrity_check; SELECT count(*) FROM t;'"#,
     );
     assert_eq!(out, "ok\n1334\n");
-    finish(h, &img);
 }
 
 #[test]
