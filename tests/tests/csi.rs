@@ -27,17 +27,28 @@ struct Driver {
 
 impl Driver {
     fn start(dir: &Path, node: &str, admin: &Path, token: &Path) -> Driver {
-        let socket = dir.join(format!("{node}.sock"));
-        let mut child = Command::new("unshare")
-            .args(["--mount", "--propagation", "private"])
+        let prefix = ["unshare", "--mount", "--propagation", "private"];
+        Driver::start_in(
+            &prefix,
+            &dir.join(format!("{node}.sock")),
+            node,
+            admin,
+            token,
+        )
+    }
+
+    /// A driver started through `prefix` (`unshare ...` for a new mount namespace,
+    /// `nsenter ...` for an existing one).
+    fn start_in(prefix: &[&str], socket: &Path, node: &str, admin: &Path, token: &Path) -> Driver {
+        let socket = socket.to_path_buf();
+        let mut child = Command::new(prefix[0])
+            .args(&prefix[1..])
             .arg(bin())
             .args(["csi", "--controller", "--node", "--node-id", node])
             .arg("--endpoint")
             .arg(format!("unix://{}", socket.display()))
-            .arg("--admin-token-file")
-            .arg(admin)
-            .arg("--token-file")
-            .arg(token)
+            .args(file_arg("--admin-token-file", admin))
+            .args(file_arg("--token-file", token))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -89,6 +100,14 @@ impl Drop for Driver {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `flag FILE`, if there is such a file.
+fn file_arg(flag: &str, file: &Path) -> Vec<std::ffi::OsString> {
+    match file.exists() {
+        true => vec![flag.into(), file.into()],
+        false => Vec::new(),
     }
 }
 
@@ -339,6 +358,129 @@ fn volumes_are_made_published_on_two_nodes_refused_by_mode_grown_and_deleted() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
+
+/// The process serving the FUSE mount at `target`: the `rwxfs mount` daemon.
+fn mount_daemon(target: &Path) -> Option<u32> {
+    let want = target.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        let args: Vec<String> = cmd
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let is = args.iter().any(|a| a == "mount") && args.iter().any(|a| *a == want);
+        is.then_some(pid)
+    })
+}
+
+/// A mount daemon left behind by a failed test: unmounted in its namespace, then killed.
+struct Daemon(u32, PathBuf);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let pid = self.0.to_string();
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = Command::new("nsenter")
+                .args([
+                    "-t",
+                    &pid,
+                    "-m",
+                    "sh",
+                    "-c",
+                    "umount -l /proc/self/cwd 2>/dev/null",
+                ])
+                .status();
+            let _ = Command::new("kill").arg(&pid).status();
+        }
+    }
+}
+
+#[test]
+fn a_mount_outlives_the_node_plugin_and_a_new_plugin_unpublishes_it() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "64M").unwrap();
+    let admin = h.path("admin.token");
+    std::fs::write(&admin, "administrators\n").unwrap();
+    let server = h
+        .start_server(&img, &["--admin-token-file", &admin.to_string_lossy()])
+        .unwrap();
+    let dir = h.path("csi");
+    std::fs::create_dir(&dir).unwrap();
+    let none = dir.join("absent");
+    let mut n1 = Driver::start(&dir, "n1", &admin, &none);
+    let target = dir.join("pod");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let id = rt.block_on(async {
+        let mut k = Kube {
+            controller: spec::controller_client::ControllerClient::new(n1.channel().await),
+            nodes: vec![spec::node_client::NodeClient::new(n1.channel().await)],
+            server: server.clone(),
+            admin: "administrators".into(),
+            token: String::new(),
+        };
+        let v = k
+            .create("pvc-kept", 4 * MIB, Mode::MultiNodeMultiWriter)
+            .await
+            .unwrap();
+        let r = spec::NodePublishVolumeRequest {
+            volume_id: v.volume_id.clone(),
+            target_path: target.to_string_lossy().into_owned(),
+            volume_capability: Some(cap(Mode::MultiNodeMultiWriter)),
+            ..Default::default()
+        };
+        k.nodes[0].node_publish_volume(r).await.unwrap();
+        v.volume_id
+    });
+    // Not among n1's targets: dropping n1 must not unmount it (the daemon's guard does, if
+    // the test fails).
+    let daemon = Daemon(
+        mount_daemon(&target).expect("the mount's daemon"),
+        target.clone(),
+    );
+    assert!(n1.sh(&format!("echo before > {}/f", target.display())).0);
+    // The plugin dies; its mount does not.
+    drop(n1);
+    let pid = daemon.0.to_string();
+    let in_ns = |script: &str| {
+        Command::new("nsenter")
+            .args(["-t", &pid, "-m", "sh", "-c", script])
+            .output()
+            .unwrap()
+    };
+    let out = in_ns(&format!(
+        "cat {}/f && echo after >> {}/f",
+        target.display(),
+        target.display()
+    ));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "before\n");
+    // A new plugin in the same namespace unpublishes it.
+    let prefix = ["nsenter", "-t", &pid, "-m"];
+    let n2 = Driver::start_in(&prefix, &dir.join("n1-again.sock"), "n1", &admin, &none);
+    rt.block_on(async {
+        let mut node = spec::node_client::NodeClient::new(n2.channel().await);
+        let r = spec::NodeUnpublishVolumeRequest {
+            volume_id: id.clone(),
+            target_path: target.to_string_lossy().into_owned(),
+        };
+        node.node_unpublish_volume(r).await.unwrap();
+    });
+    let gone = std::time::Instant::now();
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            gone.elapsed().as_secs() < 60,
+            "the mount daemon outlived its unmount"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(n2);
     h.stop_server().unwrap();
     assert_fsck_clean(&img);
 }
