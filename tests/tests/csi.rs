@@ -372,7 +372,7 @@ fn mount_daemon(target: &Path) -> Option<u32> {
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        let is = args.iter().any(|a| a == "mount") && args.iter().any(|a| *a == want);
+        let is = args.iter().any(|a| a == "mount") && args.contains(&want);
         is.then_some(pid)
     })
 }
@@ -385,14 +385,8 @@ impl Drop for Daemon {
         let pid = self.0.to_string();
         if Path::new(&format!("/proc/{pid}")).exists() {
             let _ = Command::new("nsenter")
-                .args([
-                    "-t",
-                    &pid,
-                    "-m",
-                    "sh",
-                    "-c",
-                    "umount -l /proc/self/cwd 2>/dev/null",
-                ])
+                .args(["-t", &pid, "-m", "umount", "-l"])
+                .arg(&self.1)
                 .status();
             let _ = Command::new("kill").arg(&pid).status();
         }
@@ -411,7 +405,7 @@ fn a_mount_outlives_the_node_plugin_and_a_new_plugin_unpublishes_it() {
     let dir = h.path("csi");
     std::fs::create_dir(&dir).unwrap();
     let none = dir.join("absent");
-    let mut n1 = Driver::start(&dir, "n1", &admin, &none);
+    let n1 = Driver::start(&dir, "n1", &admin, &none);
     let target = dir.join("pod");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
