@@ -63,6 +63,11 @@ impl RadosStore {
         })
     }
 
+    /// The pool the image lives in.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
     /// The image's name.
     pub fn name(&self) -> &ImageName {
         &self.name

@@ -111,15 +111,15 @@ fn load(place: &dyn LogPlace, volume_id: u64) -> std::io::Result<Option<State>> 
     Ok(Some(state))
 }
 
-/// The sessions the log at `path` keeps for the volume `volume_id` (those a next start
+/// The sessions the log in `place` keeps for the volume `volume_id` (those a next start
 /// restores, whose clients may come back), read without a change to it: for `rwxfs fsck`,
 /// which tells the files they hold open from lost ones. `None` if the log is another
 /// volume's.
 pub fn sessions_kept(
-    path: &Path,
+    place: &dyn LogPlace,
     volume_id: u64,
 ) -> std::io::Result<Option<HashMap<u64, LoggedSession>>> {
-    Ok(load(&FileLog::new(path), volume_id)?.map(|s| s.sessions))
+    Ok(load(place, volume_id)?.map(|s| s.sessions))
 }
 
 impl StateLog {

@@ -4,19 +4,22 @@
 
 use std::path::{Path, PathBuf};
 
+use server::state_log::{FileLog, LogPlace};
 use volume::{fsck, BlockStore, FileStore};
+
+use super::serve_rados::SessionObject;
 
 use super::image_lock::{self, Hold, LockError};
 use super::rados_cmd::{self, CephArgs};
 
-/// Who holds which unlinked files open, from the session log at `log` (none if there is no
+/// Who holds which unlinked files open, from the session log in `log` (none if there is no
 /// log, or it is another volume's).
-fn holders(store: &impl BlockStore, log: &Path) -> Result<fsck::Holders, String> {
+fn holders(store: &impl BlockStore, log: &dyn LogPlace) -> Result<fsck::Holders, String> {
     let mut b0 = vec![0u8; volume::layout::BLOCK_SIZE];
     store.read_at(&mut b0, 0).map_err(|e| e.to_string())?;
     let sb = volume::layout::Superblock::decode(&b0).map_err(|e| e.to_string())?;
     let sessions = server::state_log::sessions_kept(log, sb.volume_id)
-        .map_err(|e| format!("session log {}: {e}", log.display()))?
+        .map_err(|e| format!("session log {}: {e}", log.describe()))?
         .unwrap_or_default();
     let mut out = fsck::Holders::new();
     for (id, s) in sessions {
@@ -34,9 +37,21 @@ pub fn run(image: &Path, ceph: &CephArgs, json: bool, state_file: Option<PathBuf
     match rados_cmd::name(image) {
         Ok(None) => {}
         Ok(Some(name)) => {
-            // A RADOS image has no session log beside it: only `--state-file` names one.
+            // The session log is the object beside the image, unless `--state-file` names one.
             return match rados_cmd::open(&name, ceph, true) {
-                Ok(store) => check(&store, image, json, state_file.as_deref()),
+                Ok(store) => {
+                    let log: Box<dyn LogPlace> = match state_file {
+                        Some(f) => Box::new(FileLog::new(&f)),
+                        None => match store.pool().cluster().pool(&name.pool) {
+                            Ok(pool) => Box::new(SessionObject::new(pool, &name)),
+                            Err(e) => {
+                                eprintln!("rwxfs fsck: {e}");
+                                return 8;
+                            }
+                        },
+                    };
+                    check(&store, image, json, Some(log.as_ref()))
+                }
                 Err(e) => {
                     eprintln!("rwxfs fsck: {e}");
                     8
@@ -81,12 +96,12 @@ pub fn run(image: &Path, ceph: &CephArgs, json: bool, state_file: Option<PathBuf
         p.push(".sessions");
         PathBuf::from(p)
     });
-    check(&store, image, json, Some(&log))
+    check(&store, image, json, Some(&FileLog::new(&log)))
 }
 
 /// Check the volume on `store`, telling the orphans the sessions of the session log at `log`
 /// hold from lost ones, and report; the exit status.
-fn check(store: &impl BlockStore, image: &Path, json: bool, log: Option<&Path>) -> i32 {
+fn check(store: &impl BlockStore, image: &Path, json: bool, log: Option<&dyn LogPlace>) -> i32 {
     let holders = match log.map(|log| holders(store, log)) {
         None => fsck::Holders::new(),
         Some(Ok(h)) => h,

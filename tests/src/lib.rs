@@ -36,11 +36,14 @@ pub fn bin() -> PathBuf {
     p
 }
 
-/// `<target>/<profile>` for an executable in `<target>/<profile>/deps/` (a test) or in
-/// `<target>/<profile>/` (a binary).
+/// `<target>/<profile>` for an executable in `<target>/<profile>/deps/` (a test),
+/// `<target>/<profile>/examples/` (an example) or `<target>/<profile>/` (a binary).
 fn beside_deps(exe: &std::path::Path) -> PathBuf {
     let dir = exe.parent().expect("an executable lives in a directory");
-    if dir.file_name().is_some_and(|n| n == "deps") {
+    if dir
+        .file_name()
+        .is_some_and(|n| n == "deps" || n == "examples")
+    {
         dir.parent().expect("deps/ has a parent").to_path_buf()
     } else {
         dir.to_path_buf()
