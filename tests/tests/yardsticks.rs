@@ -146,3 +146,27 @@ fn fsx_full_runs_clean_on_a_shared_mount() {
     h.stop_server().unwrap();
     assert_fsck_clean(&img);
 }
+
+#[test]
+fn fsx_full_runs_clean_on_a_direct_mount() {
+    let mut h = harness();
+    let img = setup(&h);
+    let addr = h.start_server(&img, &[]).unwrap();
+    let mp = h.mount_remote_with(&addr, &["--direct"]).unwrap();
+    fsx(&h, &mp);
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
+
+#[test]
+fn pjdfstest_passes_on_a_direct_mount() {
+    let mut h = harness();
+    let img = setup(&h);
+    let addr = h.start_server(&img, &["--no-root-squash"]).unwrap();
+    let mp = h.mount_remote_with(&addr, &["--direct"]).unwrap();
+    pjdfstest(&h, &mp);
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}

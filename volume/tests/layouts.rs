@@ -284,3 +284,27 @@ fn a_punch_within_one_block_keeps_the_reservation_and_a_whole_one_drops_it() {
     drop(v);
     assert_clean(&store);
 }
+
+#[test]
+fn a_second_write_past_the_end_keeps_what_the_first_put_there_before_its_commit() {
+    let store = fresh(16 * MIB);
+    let mut v = open(&store);
+    let ino = v.create(Ino::ROOT, b"f", 0o100644, 0, 0).unwrap().ino;
+    v.write(ino, 0, &[b'x'; 100]).unwrap();
+    // Two writes past the end, in the end's block, neither committed yet.
+    let l = v.layout_get(1, ino, 200, 10, true).unwrap();
+    write_through(&*store, &l, 200, b"0123456789");
+    let l = v.layout_get(1, ino, 300, 10, true).unwrap();
+    write_through(&*store, &l, 300, b"abcdefghij");
+    v.layout_commit(1, ino, &[(200, 10), (300, 10)], 310, None)
+        .unwrap();
+    let got = v.read(ino, 0, 400).unwrap();
+    assert_eq!(got.len(), 310);
+    assert_eq!(
+        &got[200..210],
+        b"0123456789",
+        "the second layout zeroed the first write"
+    );
+    assert!(got[100..200].iter().all(|&b| b == 0));
+    assert!(got[210..300].iter().all(|&b| b == 0));
+}

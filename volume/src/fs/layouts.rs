@@ -60,6 +60,8 @@ struct Held {
     holders: HashSet<u64>,
     /// Logical block → (reserved block, its holder).
     reserved: BTreeMap<u64, (u64, u64)>,
+    /// The file size for which the tail of its last block was zeroed for a write past it.
+    tail_zeroed: Option<u64>,
 }
 
 impl<S: BlockStore> Volume<S> {
@@ -99,8 +101,12 @@ impl<S: BlockStore> Volume<S> {
             }
             let cost = bmap::alloc_cost_range(&mut self.m, &d, first, last)?;
             bmap::reserve(&self.m, d.tree, cost)?;
-            if end > d.size {
-                self.zero_past_eof(&d, d.size, end)?;
+            // The tail of the block holding the end of the file, zeroed once for that end:
+            // again, it would wipe what writes past it, not yet committed, put there.
+            let held = self.layouts.by_inode.entry(i).or_default();
+            if end > d.size && held.tail_zeroed != Some(d.size) {
+                held.tail_zeroed = Some(d.size);
+                self.zero_past_eof(&d, d.size, u64::MAX)?;
             }
         }
         let held = self.layouts.by_inode.entry(i).or_default();
