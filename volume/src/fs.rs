@@ -182,6 +182,9 @@ impl<S: BlockStore> Volume<S> {
     /// tree's limits (from its root) and use (its inodes' blocks, counted).
     fn find_orphans(&mut self) -> FsResult<Vec<u32>> {
         let mut found = Vec::new();
+        // A tree's inodes may come before its root in the table: counted apart, charged to
+        // the trees whose roots were found.
+        let mut used: std::collections::HashMap<u32, (i64, i64)> = Default::default();
         for index in 2..self.sb.geometry.inode_count as u32 {
             if !self.m.inode_allocated(index)? {
                 continue;
@@ -196,7 +199,11 @@ impl<S: BlockStore> Volume<S> {
             if ino.tree == index {
                 self.m.trees.set(index, ino.quota);
             }
-            self.m.trees.charge(ino.tree, ino.blocks as i64, 1);
+            let u = used.entry(ino.tree).or_default();
+            *u = (u.0 + ino.blocks as i64, u.1 + 1);
+        }
+        for (root, (blocks, inodes)) in used {
+            self.m.trees.charge(root, blocks, inodes);
         }
         Ok(found)
     }

@@ -61,12 +61,12 @@ impl Trees {
     }
 
     /// Count `blocks` and `inodes` (either may be negative) to the tree `root`; nothing for
-    /// tree 0, the volume outside every tree.
+    /// tree 0, the volume outside every tree, nor for a tree whose root is gone (a file
+    /// unlinked while open outlives it): that must not bring it back without limits.
     pub(crate) fn charge(&mut self, root: u32, blocks: i64, inodes: i64) {
-        if root == 0 {
+        let Some((_, u)) = self.map.get_mut(&root) else {
             return;
-        }
-        let u = &mut self.map.entry(root).or_default().1;
+        };
         u.blocks = u.blocks.saturating_add_signed(blocks);
         u.inodes = u.inodes.saturating_add_signed(inodes);
     }

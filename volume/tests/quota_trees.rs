@@ -198,3 +198,30 @@ fn the_use_counted_at_open_is_the_use_kept_and_a_removed_root_is_no_tree() {
     v.commit().unwrap();
     assert_clean(&s);
 }
+
+/// A file unlinked while open outlives its tree's root: once the root is gone, the file's
+/// blocks count to no tree, and it takes writes as a file outside every tree does (the tree
+/// does not come back with no room).
+#[test]
+fn a_file_open_in_a_removed_tree_keeps_taking_writes() {
+    let s = fresh(16 * MIB);
+    let mut v = open(&s);
+    let e = v.mkdir(ROOT, b"e", 0o755, 0, 0).unwrap().ino;
+    v.set_quota(e, quota(500, 50)).unwrap();
+    let f = v.create(e, b"f", 0o644, 0, 0).unwrap().ino;
+    v.open_file(f).unwrap();
+    v.write(f, 0, &[1u8; BLOCK_SIZE]).unwrap();
+    v.unlink(e, b"f").unwrap();
+    v.rmdir(ROOT, b"e").unwrap();
+    for i in 1..4u64 {
+        let at = i * 4 * BS;
+        assert_eq!(
+            v.write(f, at, &[2u8; BLOCK_SIZE]).unwrap(),
+            BLOCK_SIZE,
+            "write {i}"
+        );
+    }
+    v.release_file(f).unwrap();
+    v.commit().unwrap();
+    assert_clean(&s);
+}

@@ -34,16 +34,17 @@ impl<S: BlockStore> Volume<S> {
         if quota.max_blocks < used.blocks || quota.max_inodes < used.inodes {
             return Err(FsError::DiskQuota);
         }
-        if d.tree != i {
+        let new_tree = d.tree != i;
+        d.tree = i;
+        d.quota = quota;
+        self.put(i, &d)?;
+        self.m.trees.set(i, quota);
+        if new_tree {
             // The directory's own inode and blocks move from the volume into its tree.
             self.m
                 .trees
                 .charge(i, used.blocks as i64, used.inodes as i64);
         }
-        d.tree = i;
-        d.quota = quota;
-        self.put(i, &d)?;
-        self.m.trees.set(i, quota);
         self.after_op()
     }
 
