@@ -209,7 +209,7 @@ impl DirectBackend {
     }
 
     /// Write `data` (at file offset `at`) where the layout's extents say; the bytes it
-    /// covered.
+    /// covered from `at` on, without a gap (the caller asks again for the rest).
     fn write_extents(&self, l: &Layout, at: u64, data: &[u8]) -> FsResult<usize> {
         let end = at + data.len() as u64;
         let mut covered = 0usize;
@@ -218,6 +218,9 @@ impl DirectBackend {
             let to = (e.offset + e.len).min(end);
             if from >= to {
                 continue;
+            }
+            if from > at + covered as u64 {
+                break;
             }
             let disk = e
                 .disk

@@ -327,7 +327,10 @@ impl ops::Hooks<Store> for InHold<'_> {
         crate::permissions::check(self.caller, req, v)?;
         #[cfg(test)]
         tests::after_check(self.shared);
-        if !self.waited.get() && self.shared.made.depends_by_name(self.session.id, req) {
+        if !self.waited.get()
+            && req.mutates()
+            && self.shared.made.depends_by_name(self.session.id, req)
+        {
             // A name another session changed, not yet durable: commit, and run again (see
             // `durability::Made`). Once: after that commit, every change made before it is
             // durable (a call that changed nothing left no transaction to wait for).

@@ -7,7 +7,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Open until a deadline that the lease's renewals push forward; closed for good by `close`.
+/// Open until a deadline that the lease's renewals push forward; closed by `close` until a
+/// renewal opens it again (a server whose lock was taken exits rather than renew).
 pub struct OwnerGate {
     base: Instant,
     /// Microseconds after `base` until which the server owns the volume.
