@@ -4,6 +4,7 @@
 //! written to its pool: that write waits for the monitor, the OSD and the pool's placement
 //! groups (no sleeps, no polling). Its daemons are killed by pid when it drops, a failing
 //! test included, and die with the thread that started them if the test process is killed.
+//! `start_in` runs it in a network namespace (`crate::lan`) on an address there instead.
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -17,6 +18,8 @@ pub const POOL: &str = "rwxfs";
 pub struct CephCluster {
     dir: tempfile::TempDir,
     daemons: Vec<Child>,
+    /// What every Ceph program is run through (`ip netns exec NS`), empty on loopback.
+    prefix: Vec<String>,
 }
 
 /// Spawn a daemon that stays in the foreground and dies with the thread that spawned it.
@@ -48,14 +51,14 @@ fn uuid() -> String {
         .to_string()
 }
 
-/// The cluster's configuration: everything in `dir`, one replica, small caches.
-fn config(dir: &Path, fsid: &str, port: u16) -> String {
+/// The cluster's configuration: everything in `dir`, at `ip`, one replica, small caches.
+fn config(dir: &Path, fsid: &str, ip: &str, port: u16) -> String {
     let d = dir.display();
     format!(
         "[global]
 fsid = {fsid}
-mon_host = v2:127.0.0.1:{port}
-public_addr = 127.0.0.1
+mon_host = v2:{ip}:{port}
+public_addr = {ip}
 ms_bind_ipv6 = false
 auth_cluster_required = cephx
 auth_service_required = cephx
@@ -93,9 +96,21 @@ osd_op_num_threads_per_shard = 2
     )
 }
 
-/// Run a Ceph tool to completion; its stdout, or a panic with its stderr.
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
+/// `program` run through `prefix` (which execs it, keeping its pid).
+fn command(prefix: &[String], program: &str) -> Command {
+    match prefix.split_first() {
+        None => Command::new(program),
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(program);
+            c
+        }
+    }
+}
+
+/// Run a Ceph tool through `prefix` to completion; its stdout, or a panic with its stderr.
+fn run_in(prefix: &[String], program: &str, args: &[&str]) -> String {
+    let out = command(prefix, program)
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("{program}: {e} (is Ceph installed? .ci/setup --ceph)"));
@@ -109,8 +124,14 @@ fn run(program: &str, args: &[&str]) -> String {
 }
 
 impl CephCluster {
-    /// Make and start a cluster with one pool, `POOL`, ready for I/O.
+    /// Make and start a cluster on loopback with one pool, `POOL`, ready for I/O.
     pub fn start() -> CephCluster {
+        CephCluster::start_in(&[], "127.0.0.1")
+    }
+
+    /// As `start`, every Ceph program run through `prefix` (`ip netns exec NS`), the cluster
+    /// at `ip` (an address in that namespace).
+    pub fn start_in(prefix: &[&str], ip: &str) -> CephCluster {
         let dir = tempfile::Builder::new()
             .prefix("rwxfs-ceph-")
             .tempdir()
@@ -118,13 +139,14 @@ impl CephCluster {
         let mut c = CephCluster {
             dir,
             daemons: Vec::new(),
+            prefix: prefix.iter().map(|p| p.to_string()).collect(),
         };
         for sub in ["run", "log", "mon", "osd"] {
             std::fs::create_dir(c.path(sub)).expect("cluster directories");
         }
         let (fsid, port) = (uuid(), free_port());
-        std::fs::write(c.conf(), config(c.dir.path(), &fsid, port)).expect("ceph.conf");
-        c.start_monitor(&fsid, port);
+        std::fs::write(c.conf(), config(c.dir.path(), &fsid, ip, port)).expect("ceph.conf");
+        c.start_monitor(&fsid, ip, port);
         c.start_osd();
         c.ceph(&["osd", "pool", "create", POOL, "8"]);
         // Waits until the monitor, the OSD and the pool's placement groups are all up.
@@ -143,7 +165,17 @@ impl CephCluster {
         self.path("ceph.conf")
     }
 
-    fn start_monitor(&mut self, fsid: &str, port: u16) {
+    /// Run a Ceph tool to completion; its stdout, or a panic with its stderr.
+    fn run(&self, program: &str, args: &[&str]) -> String {
+        run_in(&self.prefix, program, args)
+    }
+
+    /// What runs programs where the cluster is (`ip netns exec NS`), empty on loopback.
+    pub fn prefix(&self) -> Vec<&str> {
+        self.prefix.iter().map(String::as_str).collect()
+    }
+
+    fn start_monitor(&mut self, fsid: &str, ip: &str, port: u16) {
         let (mon_kr, admin_kr) = (self.path("mon.keyring"), self.path("admin.keyring"));
         let (mon_kr, admin_kr) = (mon_kr.to_string_lossy(), admin_kr.to_string_lossy());
         let caps = |k: &str, n: &str, extra: &[&str]| {
@@ -158,7 +190,7 @@ impl CephCluster {
                 "allow *",
             ];
             a.extend(extra);
-            run("ceph-authtool", &a);
+            self.run("ceph-authtool", &a);
         };
         caps(&mon_kr, "mon.", &[]);
         caps(
@@ -166,17 +198,17 @@ impl CephCluster {
             "client.admin",
             &["--cap", "osd", "allow *", "--cap", "mgr", "allow *"],
         );
-        run("ceph-authtool", &[&mon_kr, "--import-keyring", &admin_kr]);
+        self.run("ceph-authtool", &[&mon_kr, "--import-keyring", &admin_kr]);
         let monmap = self.path("monmap");
         let monmap = monmap.to_string_lossy();
-        let addr = format!("[v2:127.0.0.1:{port}]");
-        run(
+        let addr = format!("[v2:{ip}:{port}]");
+        self.run(
             "monmaptool",
             &["--create", "--addv", "a", &addr, "--fsid", fsid, &monmap],
         );
         let conf = self.conf();
         let conf = conf.to_string_lossy();
-        run(
+        self.run(
             "ceph-mon",
             &[
                 "-c",
@@ -190,7 +222,8 @@ impl CephCluster {
                 &mon_kr,
             ],
         );
-        let mon = spawn_daemon(Command::new("ceph-mon").args(["-c", &conf, "-i", "a", "-f"]));
+        let mon =
+            spawn_daemon(command(&self.prefix, "ceph-mon").args(["-c", &conf, "-i", "a", "-f"]));
         self.daemons.push(mon.expect("ceph-mon starts"));
     }
 
@@ -210,30 +243,30 @@ impl CephCluster {
         let conf = self.conf();
         let conf = conf.to_string_lossy();
         let base = ["-c", &conf, "-i", &n, "--keyring", &keyring];
-        run(
+        self.run(
             "ceph-osd",
             &[&base[..], &["--mkfs", "--osd-uuid", &id]].concat(),
         );
-        let osd = spawn_daemon(Command::new("ceph-osd").args(base).arg("-f"));
+        let osd = spawn_daemon(command(&self.prefix, "ceph-osd").args(base).arg("-f"));
         self.daemons.push(osd.expect("ceph-osd starts"));
     }
 
     /// Run `ceph` against this cluster; its stdout.
     pub fn ceph(&self, args: &[&str]) -> String {
         let conf = self.conf();
-        run("ceph", &[&["-c", &conf.to_string_lossy()], args].concat())
+        self.run("ceph", &[&["-c", &conf.to_string_lossy()], args].concat())
     }
 
     /// Run `rados` against this cluster; its stdout.
     pub fn rados(&self, args: &[&str]) -> String {
         let conf = self.conf();
-        run("rados", &[&["-c", &conf.to_string_lossy()], args].concat())
+        self.run("rados", &[&["-c", &conf.to_string_lossy()], args].concat())
     }
 
     /// Run `rados` against this cluster, whatever its outcome.
     pub fn rados_output(&self, args: &[&str]) -> Output {
         let conf = self.conf();
-        Command::new("rados")
+        command(&self.prefix, "rados")
             .arg("-c")
             .arg(&conf)
             .args(args)

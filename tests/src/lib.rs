@@ -9,11 +9,13 @@ pub use demo::Harness;
 
 pub mod ceph;
 pub mod certs;
+pub mod lan;
 pub mod locker;
 pub mod netns;
 pub mod proxy;
 pub mod rados_server;
 pub use certs::certificate;
+pub use lan::Lan;
 pub use locker::{time_of, Locker};
 pub use netns::Hosts;
 pub use proxy::Proxy;

@@ -55,8 +55,29 @@ impl Server {
 
     /// A server of `image` listening on `addr`, with `extra` arguments.
     pub fn start_at_with(cluster: &CephCluster, image: &str, addr: &str, extra: &[&str]) -> Server {
+        Server::start_in(&[], cluster, image, addr, extra)
+    }
+
+    /// As `start_at_with`, run through `prefix` (`ip netns exec NS`, which execs it: the
+    /// child's pid stays the server's) on another host.
+    pub fn start_in(
+        prefix: &[&str],
+        cluster: &CephCluster,
+        image: &str,
+        addr: &str,
+        extra: &[&str],
+    ) -> Server {
         let addr = addr.to_string();
-        let mut child = Command::new(bin())
+        let bin = bin();
+        let mut cmd = match prefix.split_first() {
+            None => Command::new(&bin),
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&bin);
+                c
+            }
+        };
+        let mut child = cmd
             .args(["serve", "--image", image, "--listen", &addr])
             .arg("--ceph-conf")
             .arg(cluster.conf())

@@ -2,7 +2,8 @@
 //! (`rwxfs_tests::ceph`): the active killed with SIGKILL under writers on two mounts, which
 //! carry on without a remount and keep their locks; the active stopped with SIGSTOP past
 //! its lease, fenced, then woken: it writes nothing and stops; two servers started at once:
-//! one serves. Each ends with fsck clean and every fsync-acknowledged byte read back from a
+//! one serves; the active's host cut off from the network (hosts are network namespaces on
+//! one bridge, the cluster in the bridge's), fenced, and silent when the network heals. Each ends with fsck clean and every fsync-acknowledged byte read back from a
 //! fresh mount. Built with `--features ceph`, as tests/rados.rs.
 
 use std::io::Write;
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 use demo::workload::contents;
 use rwxfs_tests::ceph::{CephCluster, POOL};
 use rwxfs_tests::rados_server::Server;
-use rwxfs_tests::{bin, harness, time_of, Locker};
+use rwxfs_tests::{bin, harness, time_of, Lan, Locker};
 
 /// How long any one event may take before the test fails instead of hanging.
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -25,8 +26,21 @@ fn image(name: &str) -> String {
     format!("rados://{POOL}/{name}")
 }
 
+/// `program` run through `prefix` (`ip netns exec NS`, or nothing).
+fn command(prefix: &[&str], program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match prefix.split_first() {
+        None => Command::new(program),
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(program);
+            c
+        }
+    }
+}
+
+/// `rwxfs ARGS` where the cluster is (its namespace, if it has one).
 fn rwxfs(args: &[&str], cluster: &CephCluster) -> Output {
-    Command::new(bin())
+    command(&cluster.prefix(), bin())
         .args(args)
         .arg("--ceph-conf")
         .arg(cluster.conf())
@@ -45,11 +59,15 @@ fn ok(out: Output) -> String {
 }
 
 fn status(addr: &str) -> serde_json::Value {
-    let out = Command::new(bin())
+    serde_json::from_slice(&ok(status_in(&[], addr)).into_bytes()).expect("status --json is JSON")
+}
+
+/// `rwxfs status ADDR --json` run through `prefix`, whatever its outcome.
+fn status_in(prefix: &[&str], addr: &str) -> Output {
+    command(prefix, bin())
         .args(["status", addr, "--json"])
         .output()
-        .expect("rwxfs status runs");
-    serde_json::from_slice(&ok(out).into_bytes()).expect("status --json is JSON")
+        .expect("rwxfs status runs")
 }
 
 /// One writer on a mount: files written whole and fsynced, one after another, every error
@@ -276,6 +294,72 @@ fn a_paused_active_is_fenced_and_writes_nothing_when_it_wakes() {
     let fresh = h.mount_remote(&b.addr).unwrap();
     check_files(&fresh, 1, &acked);
     check_files(&fresh, 2, &acked2);
+    h.unmount_all().unwrap();
+    b.signal(libc::SIGTERM);
+    let mut b = b;
+    assert_eq!(b.exit_code(), Some(0), "{}", b.log());
+    assert_fsck_clean(&cluster, "vol");
+}
+
+#[test]
+fn a_partitioned_active_is_fenced_and_writes_nothing_when_the_network_heals() {
+    // Declared first, so removed last: after the mounts, the servers and the cluster.
+    let lan = Lan::new(3).unwrap();
+    let (host_a, host_b, client) = (1, 2, 3);
+    let cluster = CephCluster::start_in(&lan.on_hub(), &lan.hub_ip());
+    ok(rwxfs(&["mkfs", &image("vol"), "--size", "256M"], &cluster));
+    let addr_a = format!("{}:7411", lan.ip(host_a));
+    let addr_b = format!("{}:7411", lan.ip(host_b));
+    let vol = image("vol");
+    let a = Server::start_in(&lan.on(host_a), &cluster, &vol, &addr_a, &[]);
+    a.wait_for(&["rwxfs: serving"]);
+    let b = Server::start_in(&lan.on(host_b), &cluster, &vol, &addr_b, &[]);
+    b.wait_for(&["standby for"]);
+    let mut h = harness();
+    let m = h
+        .mount_remote_in(&lan.on(client), &format!("{addr_a},{addr_b}"))
+        .unwrap();
+    let w = Writer::start(&m, 1);
+    w.wait_more(10);
+
+    // The active's host is cut off with writes in flight; the client's too, for a while,
+    // so that nothing reaches the new owner until the old one has had its chance to write.
+    lan.set_link(host_a, false).unwrap();
+    lan.set_link(client, false).unwrap();
+    let took = b.wait_for(&["taken over", "owns the volume"]);
+    assert!(
+        took.contains("fenced"),
+        "the cut-off owner is fenced: {took}"
+    );
+    b.wait_for(&["rwxfs: serving"]);
+    let before = objects(&cluster, "vol");
+    lan.set_link(host_a, true).unwrap();
+    let mut a = a;
+    assert_eq!(
+        a.exit_code(),
+        Some(3),
+        "the old owner stops once it can hear again:\n{}",
+        a.log()
+    );
+    assert!(a.log().contains("no longer this server's"), "{}", a.log());
+    let after = objects(&cluster, "vol");
+    assert!(
+        before == after,
+        "the fenced server changed the volume after the network healed"
+    );
+    let st = status_in(&lan.on(client), &addr_a);
+    assert!(
+        !st.status.success(),
+        "the old owner still answers: {}",
+        String::from_utf8_lossy(&st.stdout)
+    );
+
+    // The client follows the new owner through the same mount, with no error.
+    lan.set_link(client, true).unwrap();
+    w.wait_more(10);
+    let acked = w.finish();
+    let fresh = h.mount_remote_in(&lan.on(client), &addr_b).unwrap();
+    check_files(&fresh, 1, &acked);
     h.unmount_all().unwrap();
     b.signal(libc::SIGTERM);
     let mut b = b;
