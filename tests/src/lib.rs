@@ -12,6 +12,7 @@ pub mod certs;
 pub mod lan;
 pub mod locker;
 pub mod netns;
+pub mod podman;
 pub mod proxy;
 pub mod rados_server;
 pub use certs::certificate;
