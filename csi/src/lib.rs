@@ -12,9 +12,11 @@
 #![allow(clippy::result_large_err)]
 
 mod admin;
+mod asked;
 mod controller;
 mod identity;
 mod modes;
+mod mountinfo;
 mod node;
 
 use std::path::PathBuf;

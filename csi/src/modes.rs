@@ -10,13 +10,15 @@ use crate::spec::VolumeCapability;
 /// The export mode one capability asks for, as Kubernetes maps them: RWX is
 /// MULTI_NODE_MULTI_WRITER, ROX MULTI_NODE_READER_ONLY, RWO SINGLE_NODE_WRITER (or
 /// SINGLE_NODE_MULTI_WRITER; SINGLE_NODE_READER_ONLY is RWO read), RWOP
-/// SINGLE_NODE_SINGLE_WRITER. Block volumes and MULTI_NODE_SINGLE_WRITER are not offered.
+/// SINGLE_NODE_SINGLE_WRITER. Block volumes and MULTI_NODE_SINGLE_WRITER are not offered,
+/// nor a file system type or mount flag the driver does not know (`asked`).
 pub(crate) fn mode_of(cap: &VolumeCapability) -> Result<AccessMode, Status> {
     if let Some(AccessType::Block(_)) = cap.access_type {
         return Err(Status::invalid_argument(
             "rwxfs volumes are file systems: block access is not supported",
         ));
     }
+    crate::asked::check(cap)?;
     let mode =
         cap.access_mode.as_ref().map(|m| m.mode).ok_or_else(|| {
             Status::invalid_argument("a volume capability without an access mode")

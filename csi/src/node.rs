@@ -10,9 +10,10 @@ use std::process::Command;
 use tonic::{Request, Response, Status};
 
 use crate::admin::{self, MOUNT_SECRET};
+use crate::asked::asked;
 use crate::modes::mode_of;
+use crate::mountinfo;
 use crate::spec::node_service_capability::{rpc, Rpc, Type};
-use crate::spec::volume_capability::access_mode::Mode;
 use crate::spec::{self, NodeServiceCapability};
 
 /// The node service.
@@ -34,34 +35,7 @@ impl Node {
 
 /// `path` is a mount point now (in this mount namespace).
 fn is_mounted(path: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = path.to_string_lossy();
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .any(|mp| unescape(mp) == want)
-}
-
-/// A mountinfo field with its octal escapes (`\040` for a space) undone.
-fn unescape(s: &str) -> String {
-    let mut out = Vec::new();
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    mountinfo::at(path).is_some()
 }
 
 /// A token written where `rwxfs mount --token-file` reads it, removed when dropped.
@@ -136,27 +110,30 @@ impl spec::node_server::Node for Node {
             .as_ref()
             .ok_or_else(|| Status::invalid_argument("no volume capability"))?;
         mode_of(cap)?;
+        let want = asked(cap, r.readonly)?;
         let (server, name) = admin::parse_id(&r.volume_id)?;
+        let id = admin::volume_id(server, name);
         let target = PathBuf::from(&r.target_path);
-        if is_mounted(&target) {
-            return Ok(Response::new(spec::NodePublishVolumeResponse {}));
+        if let Some(e) = mountinfo::at(&target) {
+            // Published already: the same mount is this publish done; another is not.
+            return match want.differs(&e, &id) {
+                None => Ok(Response::new(spec::NodePublishVolumeResponse {})),
+                Some(why) => Err(Status::already_exists(format!(
+                    "{} is published otherwise: {why}",
+                    target.display()
+                ))),
+            };
         }
         std::fs::create_dir_all(&target)
             .map_err(|e| Status::internal(format!("{}: {e}", target.display())))?;
-        let reader = cap.access_mode.as_ref().is_some_and(|m| {
-            m.mode == Mode::MultiNodeReaderOnly as i32
-                || m.mode == Mode::SingleNodeReaderOnly as i32
-        });
         let token = admin::token(&r.secrets, MOUNT_SECRET, self.token_file.as_deref())?;
         let token_file = token.as_deref().map(TokenFile::new).transpose()?;
         let mut cmd = Command::new(&self.rwxfs);
         cmd.arg("mount")
-            .arg(admin::volume_id(server, name))
+            .arg(&id)
             .arg(&target)
-            .args(["--node-id", &self.node_id, "--no-wait"]);
-        if r.readonly || reader {
-            cmd.arg("--read-only");
-        }
+            .args(["--node-id", &self.node_id, "--no-wait"])
+            .args(want.args());
         if let Some(t) = &token_file {
             cmd.arg("--token-file").arg(&t.0);
         }
