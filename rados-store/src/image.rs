@@ -1,5 +1,6 @@
 //! A RADOS image's header object (`NAME.header`: format, size, object size) and making one.
-//! The header is written last by `create`, after the old image's objects are gone.
+//! `create` turns the header into a marker of an unfinished mkfs first and writes the header
+//! last, after the old image's objects are gone.
 
 use crate::cluster::Pool;
 use crate::name::ImageName;
@@ -10,6 +11,8 @@ pub const DEFAULT_OBJECT_SIZE: u64 = 4 << 20;
 
 const MAGIC: &str = "rwxfs-rados-image";
 const FORMAT: u32 = 1;
+/// The first word of a header object whose image is being made.
+const UNFINISHED: &str = "rwxfs-rados-image-unfinished";
 
 /// What the header object records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,42 +75,85 @@ impl Header {
     }
 }
 
-/// The image's header, `None` if there is no header object.
-pub(crate) fn read_header(pool: &Pool, name: &ImageName) -> Result<Option<Header>, RadosError> {
+/// What a header object holds.
+enum Found {
+    /// No header object (or an empty one).
+    Nothing,
+    /// An image's header.
+    Image(Header),
+    /// A mkfs that began and did not finish, and how many data objects may be left.
+    Unfinished(u64),
+}
+
+/// The header object's content.
+fn read_found(pool: &Pool, name: &ImageName) -> Result<Found, RadosError> {
     let mut buf = vec![0u8; 4096];
     let n = pool
         .read(&name.header_object(), &mut buf, 0)
         .map_err(|e| RadosError::Io(name.to_string(), e))?;
+    let bytes = &buf[..n];
     if n == 0 {
-        return Ok(None);
+        return Ok(Found::Nothing);
     }
-    Header::decode(&buf[..n])
-        .map(Some)
+    if let Some(rest) = bytes.strip_prefix(UNFINISHED.as_bytes()) {
+        return decode_unfinished(rest)
+            .map(Found::Unfinished)
+            .ok_or_else(|| {
+                RadosError::BadHeader(name.clone(), "an unreadable mkfs marker".into())
+            });
+    }
+    Header::decode(bytes)
+        .map(Found::Image)
         .map_err(|e| RadosError::BadHeader(name.clone(), e))
 }
 
-/// Make `name` an empty image of `size` bytes: every data object of an image that was there
-/// before is removed first (so nothing of it reads back), then the header is written.
+/// The count of objects after the marker's first word: ` 1\nobjects N\n`.
+fn decode_unfinished(rest: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(rest).ok()?;
+    let line = text.lines().find_map(|l| l.strip_prefix("objects "))?;
+    line.trim().parse().ok()
+}
+
+/// The image's header, `None` if there is no header object; an error for a mkfs that did
+/// not finish.
+pub(crate) fn read_header(pool: &Pool, name: &ImageName) -> Result<Option<Header>, RadosError> {
+    match read_found(pool, name)? {
+        Found::Nothing => Ok(None),
+        Found::Image(h) => Ok(Some(h)),
+        Found::Unfinished(_) => Err(RadosError::Unfinished(name.clone())),
+    }
+}
+
+/// Make `name` an empty image of `size` bytes. First the header object becomes a marker of
+/// an unfinished mkfs that says how many data objects may be left of what was there, then
+/// every one of them is removed, then the header is written: a mkfs interrupted anywhere
+/// leaves the marker, which no server opens and the next mkfs reads to finish the clearing,
+/// so no object of the old image outlives it, in the new image's range or past it.
 pub fn create(pool: &Pool, name: &ImageName, header: Header) -> Result<(), RadosError> {
     let io = |e| RadosError::Io(name.to_string(), e);
-    let old = match read_header(pool, name) {
-        Ok(h) => h,
+    let there = match read_found(pool, name) {
+        Ok(Found::Nothing) => 0,
+        Ok(Found::Image(old)) => old.objects(),
+        Ok(Found::Unfinished(n)) => n,
         // An unreadable header still marks objects of that name: remove up to the new size.
-        Err(RadosError::BadHeader(..)) => Some(header),
+        Err(RadosError::BadHeader(..)) => 0,
         Err(e) => return Err(e),
     };
-    if let Some(old) = old {
-        pool.remove(&name.header_object()).map_err(io)?;
-        let mut pending = std::collections::VecDeque::new();
-        for i in 0..old.objects().max(header.objects()) {
-            pending.push_back(pool.aio_remove(&name.data_object(i)).map_err(io)?);
-            if pending.len() >= 256 {
-                finish_remove(pending.pop_front()).map_err(io)?;
-            }
+    // Up to the new size whatever was there: objects left by a header removed by hand read
+    // as zeros no more than an old image's do.
+    let clear = there.max(header.objects());
+    let marker = format!("{UNFINISHED} {FORMAT}\nobjects {clear}\n");
+    pool.write_full(&name.header_object(), marker.as_bytes())
+        .map_err(io)?;
+    let mut pending = std::collections::VecDeque::new();
+    for i in 0..clear {
+        pending.push_back(pool.aio_remove(&name.data_object(i)).map_err(io)?);
+        if pending.len() >= 256 {
+            finish_remove(pending.pop_front()).map_err(io)?;
         }
-        while let Some(p) = pending.pop_front() {
-            finish_remove(Some(p)).map_err(io)?;
-        }
+    }
+    while let Some(p) = pending.pop_front() {
+        finish_remove(Some(p)).map_err(io)?;
     }
     pool.write_full(&name.header_object(), &header.encode())
         .map_err(io)
@@ -144,5 +190,14 @@ mod tests {
         assert!(Header::decode(b"hello").is_err());
         assert!(Header::decode(b"rwxfs-rados-image 1\nsize 1\nobject_size 5000\n").is_err());
         assert!(Header::decode(b"rwxfs-rados-image 1\nobject_size 4096\n").is_err());
+    }
+
+    #[test]
+    fn the_unfinished_marker_names_the_objects_left() {
+        assert_eq!(decode_unfinished(b" 1\nobjects 25600\n"), Some(25600));
+        assert_eq!(decode_unfinished(b" 1\n"), None);
+        assert_eq!(decode_unfinished(b" 1\nobjects many\n"), None);
+        // The marker is not a header, whatever reads it.
+        assert!(Header::decode(b"rwxfs-rados-image-unfinished 1\nobjects 3\n").is_err());
     }
 }

@@ -8,6 +8,7 @@
 mod cluster;
 mod fence;
 mod ffi;
+mod hold;
 mod image;
 mod name;
 mod objects;
@@ -17,6 +18,7 @@ mod store;
 use std::io;
 
 pub use cluster::{CephOptions, Cluster, Pending, Pool};
+pub use hold::{Hold, HOLD_LEASE};
 pub use image::{create, Header, DEFAULT_OBJECT_SIZE};
 pub use name::{ImageName, SCHEME};
 pub use objects::{LockSpec, Locked, Locker};
@@ -56,6 +58,11 @@ pub enum RadosError {
     #[error("{0}: no rwxfs image there (make one: rwxfs mkfs {0} --size SIZE)")]
     /// No image of that name in the pool.
     NoImage(ImageName),
+    #[error(
+        "{0}: an rwxfs mkfs of this image was interrupted: make it again (rwxfs mkfs {0} --size SIZE)"
+    )]
+    /// A mkfs of this image began and did not finish: its objects are being replaced.
+    Unfinished(ImageName),
     #[error("{0}: its header object is not an rwxfs image header: {1}")]
     /// The header object is not an rwxfs image's.
     BadHeader(ImageName, String),

@@ -63,14 +63,12 @@ impl Owner {
         let pool = cluster.pool(&name.pool)?;
         let io = |e| crate::RadosError::Io(name.to_string(), e);
         let addr = cluster.addr().map_err(io)?;
-        let mut cookie = [0u8; 8];
-        getrandom::getrandom(&mut cookie).map_err(|e| io(io::Error::other(e.to_string())))?;
         Ok(Owner {
             pool,
             header: name.header_object(),
             lock: LockSpec {
                 name: OWNER_LOCK.into(),
-                cookie: cookie.iter().map(|b| format!("{b:02x}")).collect(),
+                cookie: new_cookie().map_err(io)?,
                 description: format!("{about}, Ceph client {addr}"),
             },
             lease,
@@ -158,15 +156,43 @@ impl Owner {
 
     /// Who holds the lock, as it describes itself.
     pub fn holder(&self) -> String {
-        match self.pool.lockers(&self.header, OWNER_LOCK) {
-            Ok(l) if l.is_empty() => "no server (its lease is over)".into(),
-            Ok(_) => match self.pool.get_xattr(&self.header, ABOUT) {
-                Ok(Some(about)) => String::from_utf8_lossy(&about).into_owned(),
-                Ok(None) => "another server".into(),
-                Err(e) => format!("another server ({e})"),
-            },
-            Err(e) => format!("unknown ({e})"),
-        }
+        holder_of(&self.pool, &self.header)
+    }
+}
+
+/// A cookie for a lock of this process's own: 16 random hex digits.
+pub(crate) fn new_cookie() -> io::Result<String> {
+    let mut cookie = [0u8; 8];
+    getrandom::getrandom(&mut cookie).map_err(|e| io::Error::other(e.to_string()))?;
+    Ok(cookie.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Who holds the owner lock on `header`, in words: the server recorded as the owner, as it
+/// describes itself, when the lock is that server's; else a tool's hold (`crate::Hold`) or a
+/// server between taking the lock and recording itself.
+pub(crate) fn holder_of(pool: &Pool, header: &str) -> String {
+    let lockers = match pool.lockers(header, OWNER_LOCK) {
+        Ok(l) => l,
+        Err(e) => return format!("unknown ({e})"),
+    };
+    let Some(l) = lockers.first() else {
+        return "no server (its lease is over)".into();
+    };
+    let owner = match pool.get_xattr(header, OWNER_LOCK) {
+        Ok(Some(a)) => String::from_utf8_lossy(&a).into_owned(),
+        Ok(None) => String::new(),
+        Err(e) => return format!("another server ({e})"),
+    };
+    if owner.is_empty() || !(l.addr.ends_with(&owner) || owner.ends_with(&l.addr)) {
+        return format!(
+            "an rwxfs fsck or mkfs, or a server taking the volume over (Ceph client {})",
+            l.addr
+        );
+    }
+    match pool.get_xattr(header, ABOUT) {
+        Ok(Some(about)) => String::from_utf8_lossy(&about).into_owned(),
+        Ok(None) => "another server".into(),
+        Err(e) => format!("another server ({e})"),
     }
 }
 

@@ -40,6 +40,14 @@ pub fn run(image: &Path, ceph: &CephArgs, json: bool, state_file: Option<PathBuf
             // The session log is the object beside the image, unless `--state-file` names one.
             return match rados_cmd::open(&name, ceph, true) {
                 Ok(store) => {
+                    // A live server's volume is refused, and no server takes it meanwhile.
+                    let _hold = match rados_cmd::hold(store.pool().cluster(), &name, "fsck") {
+                        Ok(h) => h,
+                        Err(e) => {
+                            eprintln!("rwxfs fsck: {e}");
+                            return 8;
+                        }
+                    };
                     let log: Box<dyn LogPlace> = match state_file {
                         Some(f) => Box::new(FileLog::new(&f)),
                         None => match store.pool().cluster().pool(&name.pool) {

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rados_store::{CephOptions, Cluster, Header, ImageName, RadosStore, DEFAULT_OBJECT_SIZE};
+use rados_store::{CephOptions, Cluster, Header, Hold, ImageName, RadosStore, DEFAULT_OBJECT_SIZE};
 use volume::mkfs::has_rwxfs_signature;
 
 /// How to reach Ceph for a `rados://` image.
@@ -58,15 +58,44 @@ pub fn mkfs(
                     "{name} already holds an rwxfs volume; add --force to overwrite it"
                 ))
             }
-            Ok(_) | Err(rados_store::RadosError::NoImage(_)) => {}
+            Ok(_)
+            | Err(rados_store::RadosError::NoImage(_))
+            | Err(rados_store::RadosError::Unfinished(_)) => {}
             Err(e) => return Err(e.to_string()),
         }
     }
+    let hold = hold(&cluster, name, "mkfs")?;
     let header = Header {
         size,
         object_size: DEFAULT_OBJECT_SIZE,
     };
     rados_store::create(&pool()?, name, header).map_err(|e| e.to_string())?;
     let store = RadosStore::open_in(pool()?, name, false).map_err(|e| e.to_string())?;
-    super::mkfs_cmd::format(&store, &name.to_string(), inodes)
+    let made = super::mkfs_cmd::format(&store, &name.to_string(), inodes)?;
+    drop(store);
+    hold.release()
+        .map_err(|e| format!("{name}: made, but its hold not let go ({e}): it lapses in 10 s"))?;
+    Ok(made)
+}
+
+/// Hold the volume for `tool` (`rados_store::Hold`): refused, with who holds it, while a
+/// server owns it.
+pub fn hold(
+    cluster: &std::sync::Arc<Cluster>,
+    name: &ImageName,
+    tool: &str,
+) -> Result<Hold, String> {
+    let about = format!(
+        "rwxfs {tool}, pid {} on {}",
+        std::process::id(),
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "a host".into())
+    );
+    match Hold::take(cluster, name, &about).map_err(|e| e.to_string())? {
+        Ok(h) => Ok(h),
+        Err(who) => Err(format!(
+            "{name} is in use: held by {who}; stop its servers (active and standby) to {tool} it"
+        )),
+    }
 }
