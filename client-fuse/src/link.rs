@@ -105,6 +105,14 @@ impl Link {
         relock(&self.shared.session).lost
     }
 
+    /// Opens of `ino` this mount holds (as made again on a new session).
+    pub fn open_count(&self, ino: u64) -> usize {
+        relock(&self.shared.session)
+            .opens
+            .get(&ino)
+            .map_or(0, Vec::len)
+    }
+
     /// Times the server restarted under this mount.
     pub fn restarts(&self) -> u64 {
         relock(&self.shared.session).restarts

@@ -98,6 +98,11 @@ impl RemoteBackend {
         self.link.restarts() + self.link.sessions_lost()
     }
 
+    /// Opens of `ino` this mount holds.
+    pub fn open_count(&self, ino: u64) -> usize {
+        self.link.open_count(ino)
+    }
+
     /// The call on the link, its error as the engine's.
     fn send(&self, req: Request, bulk: &[u8]) -> FsResult<(Response, Vec<u8>)> {
         match self.link.call(req, bulk) {

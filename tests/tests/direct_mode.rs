@@ -286,3 +286,31 @@ fn a_lock_holder_on_a_direct_mount_reads_what_the_last_holder_wrote() {
     h.stop_server().unwrap();
     assert_fsck_clean(&img);
 }
+
+#[test]
+fn sizes_listed_or_looked_up_include_the_mounts_own_uncommitted_direct_writes() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "256M").unwrap();
+    let addr = h.start_server(&img, &[]).unwrap();
+    let m = h.mount_remote_with(&addr, &["--direct"]).unwrap();
+    std::fs::write(m.join("f"), b"").unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(m.join("f"))
+        .unwrap();
+    // Written on the image, not yet committed: the server still says 0 bytes.
+    std::os::unix::fs::FileExt::write_all_at(&f, &[7u8; 5000], 0).unwrap();
+    // A listing hands the kernel each entry's attributes (READDIRPLUS), which it takes.
+    for e in std::fs::read_dir(&m).unwrap() {
+        e.unwrap();
+    }
+    let listed = std::fs::metadata(m.join("f")).unwrap().len();
+    assert_eq!(
+        listed, 5000,
+        "the listing's size missed the uncommitted write"
+    );
+    drop(f);
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}

@@ -5,15 +5,22 @@
 //! - A write asks for a write layout (the server reserves the range's holes for this
 //!   session, zeroing a block it will write only in part) and writes the data there. The
 //!   ranges written wait, per file, for their commit: before any other call on the file from
-//!   this mount (so its answer comes after them), at flush and fsync, and once 64 MiB are
-//!   pending. A commit first makes the image's data durable (`fdatasync`), then sends
-//!   `LayoutCommit`: ordered mode, as the server's own writes.
+//!   this mount (so its answer comes after them), at flush and fsync, and once 16 MiB of a
+//!   file or 128 MiB of the mount's are pending (`pending`). A commit first makes the
+//!   image's data durable (`fdatasync`), then sends `LayoutCommit`: ordered mode, as the
+//!   server's own writes. One commit of a file at a time: an fsync waits for one under way.
+//! - Attributes the server answers (a lookup, a listing, a create) are raised to the end of
+//!   this mount's writes it does not know of yet, as a remote mount's are to its writes on
+//!   their way.
 //! - The data written waits with its ranges: if the server restarted (or the session was
 //!   lost) since the layouts were given, their reserved blocks went with it, and the commit
 //!   writes the data through the server instead, as a remote mount would have.
-//! - The last close of a file returns its layouts, after its commit.
+//! - The last close of a file (the link counts the mount's opens) returns its layouts, after
+//!   its commit.
 //! - Appends, writes that must drop setuid, and writes the server refuses a layout for
 //!   (another mount's uncommitted blocks in the range) go through the server.
+
+mod pending;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -25,35 +32,16 @@ use volume::{FsError, FsResult};
 
 use crate::backend::{ask, Backend, LockArgs, WriteHow};
 use crate::remote::RemoteBackend;
-
-/// Bytes written to one file past which its commit is not put off any longer.
-const COMMIT_AFTER: u64 = 16 << 20;
-/// Bytes written on the whole mount and not yet committed past which a writer commits its
-/// file's writes.
-const KEPT_AT_MOST: u64 = 128 << 20;
+use pending::{Pending, Writes};
 
 /// A direct mount's backend: the server's `RemoteBackend` for metadata, the image for data.
 pub struct DirectBackend {
     remote: RemoteBackend,
     image: File,
-    /// Writes on the image not yet committed, by file.
-    pending: Mutex<HashMap<u64, Pending>>,
+    /// Writes on the image not yet committed, by file, and the commits under way.
+    pending: Pending,
     /// A commit that failed, by file: the next flush or fsync of it reports it.
     failed: Mutex<HashMap<u64, i32>>,
-    /// Opens of each file through this mount: layouts go back at the last close.
-    opens: Mutex<HashMap<u64, u32>>,
-}
-
-/// One file's writes since its last commit.
-struct Pending {
-    /// Each write: where, and its data (written again through the server if its layouts
-    /// were lost).
-    written: Vec<(u64, Vec<u8>)>,
-    /// The end of the furthest one.
-    end: u64,
-    bytes: u64,
-    /// The server's incarnation (`RemoteBackend::incarnation`) when the first was written.
-    incarnation: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -87,9 +75,8 @@ impl DirectBackend {
         Ok(DirectBackend {
             remote,
             image,
-            pending: Mutex::default(),
+            pending: Pending::default(),
             failed: Mutex::default(),
-            opens: Mutex::default(),
         })
     }
 
@@ -99,14 +86,16 @@ impl DirectBackend {
     }
 
     /// Commit the writes made to `ino` through layouts: their data made durable on the
-    /// image, then the server told. A failure is kept for the next flush or fsync too.
+    /// image, then the server told. A failure is kept for the next flush or fsync too. A
+    /// commit of the file under way is waited for: it is over when this returns.
     fn commit(&self, ino: u64) -> FsResult<()> {
-        let Some(p) = lock(&self.pending).remove(&ino) else {
+        let taken = self.pending.take(ino);
+        let Some(p) = &taken.writes else {
             return Ok(());
         };
         let r = match p.incarnation == self.remote.incarnation() {
-            true => self.commit_layouts(ino, &p),
-            false => self.write_again(ino, &p),
+            true => self.commit_layouts(ino, p),
+            false => self.write_again(ino, p),
         };
         if let Err(e) = &r {
             tracing::error!("commit of writes to inode {ino} failed: {e}");
@@ -118,7 +107,7 @@ impl DirectBackend {
     /// The data on the image made durable, then the server told to map it. If the server's
     /// incarnation changed meanwhile, the commit may have reached one that no longer held
     /// the reservations: the data goes through the server.
-    fn commit_layouts(&self, ino: u64, p: &Pending) -> FsResult<()> {
+    fn commit_layouts(&self, ino: u64, p: &Writes) -> FsResult<()> {
         self.image.sync_data().map_err(FsError::Io)?;
         let ranges = p.written.iter().map(|(at, d)| (*at, d.len() as u64));
         let req = Request::LayoutCommit {
@@ -135,7 +124,7 @@ impl DirectBackend {
     }
 
     /// The writes through the server, as a remote mount makes them, in their order.
-    fn write_again(&self, ino: u64, p: &Pending) -> FsResult<()> {
+    fn write_again(&self, ino: u64, p: &Writes) -> FsResult<()> {
         tracing::info!(
             "the server lost the blocks of {} bytes written to inode {ino}: written through it",
             p.bytes
@@ -177,7 +166,7 @@ impl DirectBackend {
     fn write_direct(&self, ino: u64, offset: u64, data: &[u8]) -> FsResult<Option<u32>> {
         // Before the layouts: a restart after this is seen at the commit.
         let incarnation = self.remote.incarnation();
-        let mut pos = 0usize;
+        let (mut pos, mut due) = (0usize, false);
         while pos < data.len() {
             let at = offset + pos as u64;
             let req = Request::LayoutGet {
@@ -194,14 +183,11 @@ impl DirectBackend {
             if covered == 0 {
                 return Err(FsError::Io(std::io::Error::other("an empty write layout")));
             }
-            self.note(ino, at, &data[pos..pos + covered], incarnation);
+            due |= self
+                .pending
+                .note(ino, at, &data[pos..pos + covered], incarnation);
             pos += covered;
         }
-        let due = {
-            let pending = lock(&self.pending);
-            let all: u64 = pending.values().map(|p| p.bytes).sum();
-            all >= KEPT_AT_MOST || pending.get(&ino).is_some_and(|p| p.bytes >= COMMIT_AFTER)
-        };
         if due {
             self.commit(ino)?;
         }
@@ -234,41 +220,18 @@ impl DirectBackend {
         Ok(covered)
     }
 
-    fn note(&self, ino: u64, at: u64, data: &[u8], incarnation: u64) {
-        let mut pending = lock(&self.pending);
-        let p = pending.entry(ino).or_insert_with(|| Pending {
-            written: Vec::new(),
-            end: 0,
-            bytes: 0,
-            incarnation,
-        });
-        // Layouts given by an older incarnation than the pending writes' are lost too.
-        p.incarnation = p.incarnation.min(incarnation);
-        let len = data.len() as u64;
-        p.written.push((at, data.to_vec()));
-        p.end = p.end.max(at + len);
-        p.bytes += len;
-    }
-
-    /// Count an open of the file this answer names.
-    fn opened(&self, resp: &Response) {
-        if let Response::Attr(a) = resp {
-            *lock(&self.opens).entry(a.ino).or_insert(0) += 1;
-        }
-    }
-
-    /// A close: true if it was this mount's last open of the file.
-    fn closed(&self, ino: u64) -> bool {
-        let mut opens = lock(&self.opens);
-        match opens.get_mut(&ino) {
-            Some(n) if *n > 1 => {
-                *n -= 1;
-                false
+    /// Attributes in an answer raised to the end of this mount's writes the server does
+    /// not know of yet.
+    fn made_current(&self, resp: &mut Response) {
+        let raise = |a: &mut protocol::Attr| {
+            if let Some(end) = self.pending.end_of(a.ino) {
+                a.size = a.size.max(end);
             }
-            _ => {
-                opens.remove(&ino);
-                true
-            }
+        };
+        match resp {
+            Response::Attr(a) => raise(a),
+            Response::EntriesPlus(es) => es.iter_mut().for_each(|(_, a)| raise(a)),
+            _ => {}
         }
     }
 }
@@ -298,20 +261,14 @@ impl Backend for DirectBackend {
         if let Some(ino) = req.meta().inode {
             self.commit(ino)?;
         }
-        match req {
-            Request::Release { ino } => {
-                if self.closed(ino) {
-                    self.server::<()>(Request::LayoutReturn { ino })?;
-                }
-                self.remote.call(req, bulk)
+        if let Request::Release { ino } = req {
+            if self.remote.open_count(ino) <= 1 {
+                self.server::<()>(Request::LayoutReturn { ino })?;
             }
-            Request::Open { .. } | Request::Create { .. } => {
-                let r = self.remote.call(req, bulk)?;
-                self.opened(&r.0);
-                Ok(r)
-            }
-            req => self.remote.call(req, bulk),
         }
+        let (mut resp, out) = self.remote.call(req, bulk)?;
+        self.made_current(&mut resp);
+        Ok((resp, out))
     }
 
     fn settled(&self, ino: u64) -> FsResult<()> {
@@ -335,8 +292,7 @@ impl Backend for DirectBackend {
     }
 
     fn shutdown(&self) -> FsResult<()> {
-        let files: Vec<u64> = lock(&self.pending).keys().copied().collect();
-        for ino in files {
+        for ino in self.pending.files() {
             let _ = self.commit(ino);
         }
         self.remote.shutdown()
