@@ -42,6 +42,8 @@ fn shared(name: &str) -> Arc<Shared> {
     f.set_len(64 << 20).unwrap();
     mkfs(&FileStore::from_file(f), &MkfsOptions::default()).unwrap();
     let vol = Volume::open(Box::new(FileStore::open(&image).unwrap()) as crate::Store).unwrap();
+    // The store holds the image open: the directory goes now, so nothing outlives the test.
+    std::fs::remove_dir_all(&dir).unwrap();
     let cfg = ServerConfig::default();
     Arc::new(Shared {
         vol: SharedVolume::new(vol),
