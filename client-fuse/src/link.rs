@@ -28,7 +28,7 @@ use std::time::Duration;
 use protocol::codec::encode_frame_head;
 use protocol::{ClientMsg, Request, Response};
 
-pub use dial::{administer, query_status, ServerStatus};
+pub use dial::{administer, query_status, volume_space, ServerStatus};
 pub use error::{DialError, LinkError};
 
 use dial::{dial, Hello};

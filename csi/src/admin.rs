@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use protocol::{ExportCmd, ExportInfo};
+use protocol::{ExportCmd, ExportInfo, VolumeSpace};
 use tonic::Status;
 
 /// The secret holding the administrator's token (a StorageClass's provisioner secret).
@@ -70,18 +70,36 @@ pub(crate) async fn run(
     token: Option<Vec<u8>>,
     cmd: ExportCmd,
 ) -> Result<Vec<ExportInfo>, Status> {
-    let token = token.ok_or_else(|| {
+    let token = need(server, token)?;
+    let server = server.to_string();
+    blocking(move || client_fuse::link::administer(&server, &token, None, cmd)).await
+}
+
+/// The whole volume's size and what is free in it, of the server at `server`.
+pub(crate) async fn space(server: &str, token: Option<Vec<u8>>) -> Result<VolumeSpace, Status> {
+    let token = need(server, token)?;
+    let server = server.to_string();
+    blocking(move || client_fuse::link::volume_space(&server, &token, None)).await
+}
+
+/// The administrator's token, or why there is none.
+fn need(server: &str, token: Option<Vec<u8>>) -> Result<Vec<u8>, Status> {
+    token.ok_or_else(|| {
         Status::invalid_argument(format!(
             "no administrator token for {server}: give the {ADMIN_SECRET} secret or \
              --admin-token-file"
         ))
-    })?;
-    let server = server.to_string();
-    let r = tokio::task::spawn_blocking(move || {
-        client_fuse::link::administer(&server, &token, None, cmd)
     })
-    .await
-    .map_err(|e| Status::internal(e.to_string()))?;
+}
+
+/// Call `f` off the async threads; the server's refusals as the codes CSI asks for, a
+/// server that cannot be reached UNAVAILABLE.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, client_fuse::link::DialError> + Send + 'static,
+) -> Result<T, Status> {
+    let r = tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?;
     r.map_err(|e| match e {
         client_fuse::link::DialError::StatusRefused(why) => refused(why),
         e => Status::unavailable(e.to_string()),

@@ -1,12 +1,15 @@
 //! The controller service: a volume is an export, made with the capacity and access mode
-//! asked for on the server a StorageClass names (parameter `server`), resized, deleted.
+//! asked for on the server a StorageClass names (parameter `server`, else the driver's first
+//! `--server`), resized, deleted; the volumes of the servers it knows listed, and their room.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use protocol::{ExportCmd, ExportInfo};
 use tonic::{Request, Response, Status};
 
 use crate::admin::{self, ADMIN_SECRET};
+use crate::listing;
 use crate::modes::{mode_of, mode_of_all};
 use crate::spec::controller_service_capability::{rpc, Rpc, Type};
 use crate::spec::{self, ControllerServiceCapability};
@@ -19,20 +22,34 @@ const SERVER_PARAM: &str = "server";
 /// The controller service.
 pub(crate) struct Controller {
     admin_token_file: Option<PathBuf>,
+    /// The servers it knows (`--server`); the first is the default.
+    servers: Vec<String>,
 }
 
 impl Controller {
     pub(crate) fn new(opts: &crate::Options) -> Controller {
         Controller {
             admin_token_file: opts.admin_token_file.clone(),
+            servers: opts.servers.clone(),
         }
     }
 
-    fn token(
-        &self,
-        secrets: &std::collections::HashMap<String, String>,
-    ) -> Result<Option<Vec<u8>>, Status> {
+    fn token(&self, secrets: &HashMap<String, String>) -> Result<Option<Vec<u8>>, Status> {
         admin::token(secrets, ADMIN_SECRET, self.admin_token_file.as_deref())
+    }
+
+    /// The server StorageClass `parameters` name, else the first the driver knows.
+    fn server(&self, parameters: &HashMap<String, String>) -> Result<String, Status> {
+        parameters
+            .get(SERVER_PARAM)
+            .or(self.servers.first())
+            .cloned()
+            .ok_or_else(|| {
+                Status::invalid_argument(
+                    "StorageClass parameter `server` (HOST:PORT) is missing, and the driver \
+                     has no --server",
+                )
+            })
     }
 }
 
@@ -56,7 +73,8 @@ fn capacity(range: Option<&spec::CapacityRange>) -> Result<u64, Status> {
     } as u64)
 }
 
-fn volume(server: &str, e: &ExportInfo) -> spec::Volume {
+/// Export `e` of `server` as a CSI volume.
+pub(crate) fn volume(server: &str, e: &ExportInfo) -> spec::Volume {
     spec::Volume {
         capacity_bytes: e.bytes as i64,
         volume_id: admin::volume_id(server, &e.name),
@@ -82,13 +100,7 @@ impl spec::controller_server::Controller for Controller {
         }
         let mode = mode_of_all(&r.volume_capabilities)?;
         let bytes = capacity(r.capacity_range.as_ref())?;
-        let server = r
-            .parameters
-            .get(SERVER_PARAM)
-            .ok_or_else(|| {
-                Status::invalid_argument("StorageClass parameter `server` (HOST:PORT) is missing")
-            })?
-            .clone();
+        let server = self.server(&r.parameters)?;
         if r.volume_content_source.is_some() {
             return Err(Status::invalid_argument(
                 "volumes from snapshots or clones are not supported",
@@ -202,18 +214,24 @@ impl spec::controller_server::Controller for Controller {
 
     async fn list_volumes(
         &self,
-        _: Request<spec::ListVolumesRequest>,
+        req: Request<spec::ListVolumesRequest>,
     ) -> Result<Response<spec::ListVolumesResponse>, Status> {
-        Err(Status::unimplemented(
-            "volumes are listed per server: rwxfs export list",
-        ))
+        let token = self.token(&HashMap::new())?;
+        listing::list(&self.servers, token, req.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn get_capacity(
         &self,
-        _: Request<spec::GetCapacityRequest>,
+        req: Request<spec::GetCapacityRequest>,
     ) -> Result<Response<spec::GetCapacityResponse>, Status> {
-        Err(Status::unimplemented("no capacity reporting"))
+        let r = req.into_inner();
+        let server = self.server(&r.parameters)?;
+        let token = self.token(&HashMap::new())?;
+        listing::capacity(&server, token, &r)
+            .await
+            .map(Response::new)
     }
 
     async fn controller_get_capabilities(
@@ -223,12 +241,18 @@ impl spec::controller_server::Controller for Controller {
         let rpc = |t: rpc::Type| ControllerServiceCapability {
             r#type: Some(Type::Rpc(Rpc { r#type: t as i32 })),
         };
+        let mut capabilities = vec![
+            rpc(rpc::Type::CreateDeleteVolume),
+            rpc(rpc::Type::ExpandVolume),
+            rpc(rpc::Type::SingleNodeMultiWriter),
+            rpc(rpc::Type::GetCapacity),
+        ];
+        // Volumes are listed from the servers the driver knows: none, no listing.
+        if !self.servers.is_empty() {
+            capabilities.push(rpc(rpc::Type::ListVolumes));
+        }
         Ok(Response::new(spec::ControllerGetCapabilitiesResponse {
-            capabilities: vec![
-                rpc(rpc::Type::CreateDeleteVolume),
-                rpc(rpc::Type::ExpandVolume),
-                rpc(rpc::Type::SingleNodeMultiWriter),
-            ],
+            capabilities,
         }))
     }
 

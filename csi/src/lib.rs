@@ -15,6 +15,7 @@ mod admin;
 mod asked;
 mod controller;
 mod identity;
+mod listing;
 mod modes;
 mod mountinfo;
 mod node;
@@ -41,6 +42,9 @@ pub struct Options {
     pub admin_token_file: Option<PathBuf>,
     /// The mounts' token when a publish carries none (`token` secret).
     pub token_file: Option<PathBuf>,
+    /// The servers the controller knows: ListVolumes lists theirs, and the first serves a
+    /// StorageClass or GetCapacity that names no `server`.
+    pub servers: Vec<String>,
     /// The `rwxfs` binary the node mounts with.
     pub rwxfs: PathBuf,
 }

@@ -1,5 +1,6 @@
 //! Exports on the wire: the access modes a mount is admitted by, and what an administrator
-//! asks of a running server (`ClientMsg::Admin`) and is answered (`ServerMsg::Exports`).
+//! asks of a running server (`ClientMsg::Admin`) and is answered (`ServerMsg::Exports`, or
+//! `ServerMsg::Space`).
 
 use std::str::FromStr;
 
@@ -105,6 +106,22 @@ pub enum ExportCmd {
         /// The export.
         name: String,
     },
+    /// The volume's size and what is free in it (answered by `ServerMsg::Space`): room for
+    /// new exports, whose quotas are caps, not reservations.
+    Space,
+}
+
+/// The whole volume's size and what is free in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeSpace {
+    /// Bytes of data blocks in all.
+    pub bytes: u64,
+    /// Bytes of free data blocks.
+    pub bytes_free: u64,
+    /// Inodes in all.
+    pub inodes: u64,
+    /// Free inodes.
+    pub inodes_free: u64,
 }
 
 /// One export as the server reports it.

@@ -23,7 +23,7 @@ pub mod wire;
 pub use answer::{Answer, LockState};
 pub use codec::{decode_body, encode_frame, ProtoError, MAX_FRAME};
 pub use error_code::ErrorCode;
-pub use exports::{AccessMode, ExportCmd, ExportInfo};
+pub use exports::{AccessMode, ExportCmd, ExportInfo, VolumeSpace};
 pub use messages::{
     ClientMsg, Cred, Push, Request, Response, ServerMsg, SessionStatus, MAX_GROUPS,
     PROTOCOL_VERSION,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::calls::{Request, Response};
 use crate::error_code::ErrorCode;
-use crate::exports::{ExportCmd, ExportInfo};
+use crate::exports::{ExportCmd, ExportInfo, VolumeSpace};
 
 /// The version both ends speak, checked in `Hello`: bumped whenever a message's encoding
 /// changes (the golden bytes of `tests/golden.rs`), so the server refuses an older or newer
@@ -195,6 +195,9 @@ pub enum ServerMsg {
         /// address), or why that is not known.
         active: String,
     },
+    /// The answer to `ClientMsg::Admin` with `ExportCmd::Space`: the volume's size and what
+    /// is free in it, or why it was refused.
+    Space(Result<VolumeSpace, String>),
 }
 
 /// One session as `rwxfs status` shows it.

@@ -10,7 +10,7 @@ use protocol::codec::{decode_body, encode_header};
 use protocol::{
     AccessMode, Attr, ClientMsg, Cred, DirEntry, ErrorCode, ExportCmd, ExportInfo, Extent,
     FileKind, Layout, LockKind, LockRange, Push, RenameFlags, Request, Response, ServerMsg,
-    SessionStatus, SetAttr, SetTime, StatFs, TimeSpec,
+    SessionStatus, SetAttr, SetTime, StatFs, TimeSpec, VolumeSpace,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -2027,6 +2027,27 @@ const SERVER_MSG_EXPORTS: &[u8] = &[
     b'n', b'o',                 // reason
 ];
 
+#[rustfmt::skip]
+const SERVER_MSG_SPACE: &[u8] = &[
+    9, 0, 0, 0,                 // ServerMsg::Space (variant 9)
+    0, 0, 0, 0,                 // Ok (variant 0)
+    0, 0, 16, 0, 0, 0, 0, 0,    // bytes
+    0, 16, 0, 0, 0, 0, 0, 0,    // bytes_free
+    64, 0, 0, 0, 0, 0, 0, 0,    // inodes
+    9, 0, 0, 0, 0, 0, 0, 0,     // inodes_free
+];
+
+#[test]
+fn server_msg_space() {
+    let v = ServerMsg::Space(Ok(VolumeSpace {
+        bytes: 1 << 20,
+        bytes_free: 4096,
+        inodes: 64,
+        inodes_free: 9,
+    }));
+    pin(&v, server_msg_golden(&v));
+}
+
 #[test]
 fn server_msg_exports() {
     let v = ServerMsg::Exports(Err("no".into()));
@@ -2109,6 +2130,11 @@ const EXPORT_CMD_DELETE: &[u8] = &[
     b'a',                       // name
 ];
 
+#[rustfmt::skip]
+const EXPORT_CMD_SPACE: &[u8] = &[
+    4, 0, 0, 0,                 // ExportCmd::Space (variant 4)
+];
+
 #[test]
 fn export_cmds() {
     let name = || "a".to_string();
@@ -2126,6 +2152,7 @@ fn export_cmds() {
             inodes: 0,
         },
         ExportCmd::Delete { name: name() },
+        ExportCmd::Space,
     ];
     for c in cmds {
         let golden = match c {
@@ -2133,6 +2160,7 @@ fn export_cmds() {
             ExportCmd::List => EXPORT_CMD_LIST,
             ExportCmd::Resize { .. } => EXPORT_CMD_RESIZE,
             ExportCmd::Delete { .. } => EXPORT_CMD_DELETE,
+            ExportCmd::Space => EXPORT_CMD_SPACE,
         };
         pin(&c, golden);
     }
@@ -2150,6 +2178,7 @@ fn server_msg_golden(v: &ServerMsg) -> &'static [u8] {
         ServerMsg::Status(_) => SERVER_MSG_STATUS,
         ServerMsg::Exports(_) => SERVER_MSG_EXPORTS,
         ServerMsg::Standby { .. } => SERVER_MSG_STANDBY,
+        ServerMsg::Space(_) => SERVER_MSG_SPACE,
     }
 }
 

@@ -329,10 +329,10 @@ async fn administer(
     };
     tracing::info!(%addr, ?cmd, "administration");
     let on = shared.clone();
-    let result = tokio::task::spawn_blocking(move || exports::admin::run(&on, cmd))
+    let answer = tokio::task::spawn_blocking(move || exports::admin::answer(&on, cmd))
         .await
-        .unwrap_or_else(|e| Err(format!("the command failed: {e}")));
-    send(wr, &ServerMsg::Exports(result)).await?;
+        .unwrap_or_else(|e| ServerMsg::Exports(Err(format!("the command failed: {e}"))));
+    send(wr, &answer).await?;
     Ok(None)
 }
 

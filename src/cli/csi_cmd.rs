@@ -24,6 +24,10 @@ pub struct Args {
     /// The mounts' token when a publish carries no `token` secret.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// A server the controller knows (repeatable): ListVolumes lists their volumes, and the
+    /// first is the one for a StorageClass or GetCapacity that names no `server`.
+    #[arg(long = "server", value_name = "HOST:PORT")]
+    pub servers: Vec<String>,
 }
 
 pub fn run(a: Args) -> i32 {
@@ -38,6 +42,7 @@ pub fn run(a: Args) -> i32 {
         node: a.node,
         admin_token_file: a.admin_token_file,
         token_file: a.token_file,
+        servers: a.servers,
         rwxfs: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("rwxfs")),
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()

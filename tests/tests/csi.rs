@@ -275,7 +275,14 @@ fn a_mount_outlives_the_node_plugin_and_a_new_plugin_unpublishes_it() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "before\n");
     // A new plugin in the same namespace unpublishes it.
     let prefix = ["nsenter", "-t", &pid, "-m"];
-    let n2 = Driver::start_in(&prefix, &dir.join("n1-again.sock"), "n1", &admin, &none);
+    let n2 = Driver::start_in(
+        &prefix,
+        &dir.join("n1-again.sock"),
+        "n1",
+        &admin,
+        &none,
+        &[],
+    );
     rt.block_on(async {
         let mut node = spec::node_client::NodeClient::new(n2.channel().await);
         let r = spec::NodeUnpublishVolumeRequest {

@@ -288,6 +288,33 @@ pub fn administer(
     tls: Option<&Arc<rustls::ClientConfig>>,
     cmd: protocol::ExportCmd,
 ) -> Result<Vec<protocol::ExportInfo>, DialError> {
+    match admin_call(addr, token, tls, cmd)? {
+        ServerMsg::Exports(Ok(list)) => Ok(list),
+        ServerMsg::Exports(Err(reason)) => Err(DialError::StatusRefused(reason)),
+        other => Err(DialError::Unexpected(format!("{other:?}"))),
+    }
+}
+
+/// The whole volume's size and what is free in it, asked as its administrator.
+pub fn volume_space(
+    addr: &str,
+    token: &[u8],
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<protocol::VolumeSpace, DialError> {
+    match admin_call(addr, token, tls, protocol::ExportCmd::Space)? {
+        ServerMsg::Space(Ok(space)) => Ok(space),
+        ServerMsg::Space(Err(reason)) => Err(DialError::StatusRefused(reason)),
+        other => Err(DialError::Unexpected(format!("{other:?}"))),
+    }
+}
+
+/// One administrator's connection: the token proved both ways, `cmd` sent, its answer.
+fn admin_call(
+    addr: &str,
+    token: &[u8],
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    cmd: protocol::ExportCmd,
+) -> Result<ServerMsg, DialError> {
     let mut stream = Stream::connect(addr, tls).map_err(DialError::Transport)?;
     let nonce = nonce()?;
     let admin = ClientMsg::Admin {
@@ -307,12 +334,8 @@ pub fn administer(
     }
     let mac = protocol::auth::proof(token, &theirs, "", 0, &binding);
     send_msg(&mut stream, &ClientMsg::Proof { mac })?;
-    let msg = recv_msg(&mut stream, None)?;
-    match msg {
-        ServerMsg::Exports(Ok(list)) => Ok(list),
-        ServerMsg::Exports(Err(reason)) | ServerMsg::Refused { reason } => {
-            Err(DialError::StatusRefused(reason))
-        }
-        other => Err(DialError::Unexpected(format!("{other:?}"))),
+    match recv_msg(&mut stream, None)? {
+        ServerMsg::Refused { reason } => Err(DialError::StatusRefused(reason)),
+        msg => Ok(msg),
     }
 }

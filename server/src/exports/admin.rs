@@ -2,7 +2,7 @@
 //! delete exports. Runs on the blocking pool; each engine call holds the engine alone, and
 //! every change is committed before the answer.
 
-use protocol::{AccessMode, ExportCmd, ExportInfo};
+use protocol::{AccessMode, ExportCmd, ExportInfo, ServerMsg, VolumeSpace};
 use volume::layout::BLOCK_SIZE;
 use volume::{FsError, Ino, Quota, RenameFlags};
 
@@ -16,8 +16,28 @@ const MIN_INODES: u64 = 64;
 /// Entries listed per engine call while emptying an export.
 const BATCH: usize = 256;
 
+/// The answer to `cmd`: the volume's space for `Space`, every export after any other.
+pub(crate) fn answer(shared: &Shared, cmd: ExportCmd) -> ServerMsg {
+    match cmd {
+        ExportCmd::Space => ServerMsg::Space(Ok(space(shared))),
+        cmd => ServerMsg::Exports(run(shared, cmd)),
+    }
+}
+
+/// The whole volume's size and what is free in it.
+fn space(shared: &Shared) -> VolumeSpace {
+    let s = shared.vol.with(|v| v.statfs());
+    let bs = BLOCK_SIZE as u64;
+    VolumeSpace {
+        bytes: s.blocks * bs,
+        bytes_free: s.bavail * bs,
+        inodes: s.files,
+        inodes_free: s.ffree,
+    }
+}
+
 /// Run `cmd`: every export afterwards, or why it was refused (nothing changed then).
-pub(crate) fn run(shared: &Shared, cmd: ExportCmd) -> Result<Vec<ExportInfo>, String> {
+fn run(shared: &Shared, cmd: ExportCmd) -> Result<Vec<ExportInfo>, String> {
     match cmd {
         ExportCmd::Create {
             name,
@@ -25,7 +45,7 @@ pub(crate) fn run(shared: &Shared, cmd: ExportCmd) -> Result<Vec<ExportInfo>, St
             inodes,
             mode,
         } => create(shared, &name, bytes, inodes, mode)?,
-        ExportCmd::List => {}
+        ExportCmd::List | ExportCmd::Space => {}
         ExportCmd::Resize {
             name,
             bytes,

@@ -26,14 +26,20 @@ pub struct Driver {
 
 impl Driver {
     pub fn start(dir: &Path, node: &str, admin: &Path, token: &Path) -> Driver {
+        Driver::start_with(dir, node, admin, token, &[])
+    }
+
+    /// As `start`, with more arguments for `rwxfs csi`.
+    pub fn start_with(
+        dir: &Path,
+        node: &str,
+        admin: &Path,
+        token: &Path,
+        extra: &[&str],
+    ) -> Driver {
         let prefix = ["unshare", "--mount", "--propagation", "private"];
-        Driver::start_in(
-            &prefix,
-            &dir.join(format!("{node}.sock")),
-            node,
-            admin,
-            token,
-        )
+        let socket = dir.join(format!("{node}.sock"));
+        Driver::start_in(&prefix, &socket, node, admin, token, extra)
     }
 
     /// A driver started through `prefix` (`unshare ...` for a new mount namespace,
@@ -44,6 +50,7 @@ impl Driver {
         node: &str,
         admin: &Path,
         token: &Path,
+        extra: &[&str],
     ) -> Driver {
         let socket = socket.to_path_buf();
         let mut child = Command::new(prefix[0])
@@ -54,6 +61,7 @@ impl Driver {
             .arg(format!("unix://{}", socket.display()))
             .args(file_arg("--admin-token-file", admin))
             .args(file_arg("--token-file", token))
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -1,0 +1,147 @@
+//! The controller's ListVolumes and GetCapacity over the driver's socket: every volume of
+//! the servers the driver knows (`--server`), a page at a time with tokens that survive a
+//! volume deleted between pages, a token not its own refused with ABORTED; the capacity a
+//! new volume can have, falling as the volume fills.
+
+use std::collections::HashMap;
+
+use rwxfs_csi::spec;
+use rwxfs_csi::spec::controller_service_capability::rpc::Type as Rpc;
+use rwxfs_csi::spec::controller_service_capability::Type;
+use rwxfs_csi::spec::volume_capability::access_mode::Mode;
+use rwxfs_tests::{assert_fsck_clean, harness};
+use tonic::Code;
+
+mod csi_kit;
+use csi_kit::{Driver, Kube, MIB};
+
+type Controller = spec::controller_client::ControllerClient<tonic::transport::Channel>;
+
+/// One page of ListVolumes: its volume ids and its next token.
+async fn page(
+    c: &mut Controller,
+    max: i32,
+    token: &str,
+) -> Result<(Vec<String>, String), tonic::Status> {
+    let r = spec::ListVolumesRequest {
+        max_entries: max,
+        starting_token: token.into(),
+    };
+    let r = c.list_volumes(r).await?.into_inner();
+    let ids = r
+        .entries
+        .iter()
+        .map(|e| e.volume.as_ref().unwrap().volume_id.clone())
+        .collect();
+    Ok((ids, r.next_token))
+}
+
+async fn available(
+    c: &mut Controller,
+    params: HashMap<String, String>,
+) -> Result<i64, tonic::Status> {
+    let r = spec::GetCapacityRequest {
+        parameters: params,
+        ..Default::default()
+    };
+    Ok(c.get_capacity(r).await?.into_inner().available_capacity)
+}
+
+#[test]
+fn volumes_are_listed_in_pages_and_capacity_is_the_volumes_free_space() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "64M").unwrap();
+    let admin = h.path("admin.token");
+    std::fs::write(&admin, "administrators\n").unwrap();
+    let server = h
+        .start_server(&img, &["--admin-token-file", &admin.to_string_lossy()])
+        .unwrap();
+    let dir = h.path("csi");
+    std::fs::create_dir(&dir).unwrap();
+    let none = dir.join("absent");
+    let mut n1 = Driver::start_with(&dir, "n1", &admin, &none, &["--server", &server]);
+    let target = dir.join("pod");
+    n1.targets.push(target.clone());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut k = Kube {
+            controller: spec::controller_client::ControllerClient::new(n1.channel().await),
+            nodes: vec![spec::node_client::NodeClient::new(n1.channel().await)],
+            server: server.clone(),
+            admin: "administrators".into(),
+            token: String::new(),
+        };
+        let caps = k
+            .controller
+            .controller_get_capabilities(spec::ControllerGetCapabilitiesRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .capabilities;
+        let rpcs: Vec<i32> = caps
+            .iter()
+            .filter_map(|c| match &c.r#type {
+                Some(Type::Rpc(r)) => Some(r.r#type),
+                _ => None,
+            })
+            .collect();
+        for want in [Rpc::ListVolumes, Rpc::GetCapacity] {
+            assert!(rpcs.contains(&(want as i32)), "{want:?} not declared");
+        }
+        let c = &mut k.controller.clone();
+        assert_eq!(page(c, 0, "").await.unwrap(), (vec![], String::new()));
+        let free = available(c, HashMap::new()).await.unwrap();
+        assert!(free > 48 * MIB && free <= 64 * MIB, "{free}");
+        let mut ids = Vec::new();
+        for n in 0..5 {
+            let name = format!("pvc-{n}");
+            let v = k.create(&name, 4 * MIB, Mode::MultiNodeMultiWriter).await;
+            ids.push(v.unwrap().volume_id);
+        }
+        // All in one, then two at a time; the last of a page deleted before the next.
+        let (all, next) = page(c, 0, "").await.unwrap();
+        assert_eq!((all, next), (ids.clone(), String::new()));
+        let (first, token) = page(c, 2, "").await.unwrap();
+        assert_eq!(first, ids[..2]);
+        assert!(!token.is_empty());
+        k.delete(&ids[1]).await;
+        let (second, token) = page(c, 2, &token).await.unwrap();
+        assert_eq!(second, ids[2..4]);
+        let (third, token) = page(c, 2, &token).await.unwrap();
+        assert_eq!((third, token), (ids[4..].to_vec(), String::new()));
+        for bad in ["invalid-token", "x"] {
+            let e = page(c, 0, bad).await.unwrap_err();
+            assert_eq!(e.code(), Code::Aborted, "{bad}: {e}");
+        }
+        let e = page(c, -1, "").await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+        // The capacity is the volume's free space: it falls by what a volume holds.
+        k.publish(0, &ids[0], &target, Mode::MultiNodeMultiWriter)
+            .await
+            .unwrap();
+        let fill = format!(
+            "dd if=/dev/urandom of={}/f bs=1M count=3 conv=fsync",
+            target.display()
+        );
+        let (ok, out) = n1.sh(&fill);
+        assert!(ok, "{out}");
+        let after = available(c, HashMap::new()).await.unwrap();
+        assert!(after <= free - 3 * MIB, "{after} of {free}");
+        let named = HashMap::from([("server".to_string(), server.clone())]);
+        assert_eq!(available(c, named).await.unwrap(), after);
+        let elsewhere = HashMap::from([("server".to_string(), "127.0.0.1:1".to_string())]);
+        let e = available(c, elsewhere).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unavailable, "{e}");
+        k.unpublish(0, &ids[0], &target).await;
+        for id in &ids {
+            k.delete(id).await;
+        }
+        assert_eq!(page(c, 0, "").await.unwrap(), (vec![], String::new()));
+    });
+    drop(n1);
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
