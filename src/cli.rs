@@ -60,6 +60,11 @@ enum Cmd {
         /// image has none unless given).
         #[arg(long, value_name = "FILE")]
         state_file: Option<PathBuf>,
+        /// Before checking, make the list of files unlinked while open, the list of quota
+        /// trees and each tree's kept use again from the inode table (a local image, no
+        /// server running); files unlinked while open are kept for their sessions.
+        #[arg(long)]
+        repair: bool,
     },
     /// Mount a volume: `rwxfs mount HOST:PORT MOUNTPOINT`, or `--raw-image IMAGE MOUNTPOINT`.
     Mount(mount_cmd::Args),
@@ -131,7 +136,8 @@ pub fn run() -> i32 {
             json,
             ceph,
             state_file,
-        } => fsck_cmd::run(&image, &ceph, json, state_file),
+            repair,
+        } => fsck_cmd::run(&image, &ceph, json, state_file, repair),
         Cmd::Mount(args) => mount_cmd::run(args),
         Cmd::Serve(args) => serve_cmd::run(args),
         Cmd::Export(args) => export_cmd::run(args),

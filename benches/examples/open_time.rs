@@ -93,7 +93,10 @@ fn build(image: &Path, files: u64, size_gib: u64) {
     for i in 0..files {
         if i % PER_DIR == 0 {
             let name = format!("d{}", i / PER_DIR);
-            dir = v.mkdir(Ino::ROOT, name.as_bytes(), 0o755, 0, 0).expect("mkdir").ino;
+            dir = v
+                .mkdir(Ino::ROOT, name.as_bytes(), 0o755, 0, 0)
+                .expect("mkdir")
+                .ino;
         }
         let name = format!("f{i}");
         v.create(dir, name.as_bytes(), 0o644, 0, 0).expect("create");
@@ -108,7 +111,10 @@ fn leave_orphans(image: &Path) {
     let mut v = Volume::open(store).expect("open");
     for i in 0..ORPHANS {
         let name = format!("orphan{i}");
-        let ino = v.create(Ino::ROOT, name.as_bytes(), 0o644, 0, 0).expect("create").ino;
+        let ino = v
+            .create(Ino::ROOT, name.as_bytes(), 0o644, 0, 0)
+            .expect("create")
+            .ino;
         v.open_file(ino).expect("open file");
         v.unlink(Ino::ROOT, name.as_bytes()).expect("unlink");
     }

@@ -1,11 +1,12 @@
-//! `rwxfs fsck IMAGE [--json] [--state-file FILE]`, exit status as e2fsck's. Files unlinked
-//! while open that a session in the server's session log holds (its client may come back)
-//! are told from lost ones, and are not damage.
+//! `rwxfs fsck IMAGE [--json] [--state-file FILE] [--repair]`, exit status as e2fsck's.
+//! Files unlinked while open that a session in the server's session log holds (its client
+//! may come back) are told from lost ones, and are not damage. `--repair` makes the on-disk
+//! lists (files unlinked while open, quota trees) and each tree's kept use again first.
 
 use std::path::{Path, PathBuf};
 
 use server::state_log::{FileLog, LogPlace};
-use volume::{fsck, BlockStore, FileStore};
+use volume::{fsck, BlockStore, FileStore, Volume};
 
 use super::serve_rados::SessionObject;
 
@@ -33,9 +34,22 @@ fn holders(store: &impl BlockStore, log: &dyn LogPlace) -> Result<fsck::Holders,
     Ok(out)
 }
 
-pub fn run(image: &Path, ceph: &CephArgs, json: bool, state_file: Option<PathBuf>) -> i32 {
+pub fn run(
+    image: &Path,
+    ceph: &CephArgs,
+    json: bool,
+    state_file: Option<PathBuf>,
+    repair: bool,
+) -> i32 {
     match rados_cmd::name(image) {
         Ok(None) => {}
+        Ok(Some(_)) if repair => {
+            eprintln!(
+                "rwxfs fsck: --repair takes a local image; a RADOS volume's lists are made \
+                 again by no command yet"
+            );
+            return 8;
+        }
         Ok(Some(name)) => {
             // The session log is the object beside the image, unless `--state-file` names one.
             return match rados_cmd::open(&name, ceph, true) {
@@ -68,6 +82,12 @@ pub fn run(image: &Path, ceph: &CephArgs, json: bool, state_file: Option<PathBuf
         }
         Err(e) => {
             eprintln!("rwxfs fsck: {e}");
+            return 8;
+        }
+    }
+    if repair {
+        if let Err(e) = repair_lists(image) {
+            eprintln!("rwxfs fsck: {}: {e}", image.display());
             return 8;
         }
     }
@@ -105,6 +125,25 @@ pub fn run(image: &Path, ceph: &CephArgs, json: bool, state_file: Option<PathBuf
         PathBuf::from(p)
     });
     check(&store, image, json, Some(&FileLog::new(&log)))
+}
+
+/// Make the image's on-disk lists and kept use again, the image this process's alone
+/// meanwhile (no server, no mount); its journal is replayed and an older format brought to
+/// this build's on the way.
+fn repair_lists(image: &Path) -> Result<(), String> {
+    let _owner = image_lock::lock(image, Hold::Owner).map_err(|e| match e {
+        LockError::InUse(e) => format!("{e}; stop it to repair the image"),
+        LockError::Io(e) => e,
+    })?;
+    let store = FileStore::open(image).map_err(|e| e.to_string())?;
+    let v = Volume::open_rebuilding_lists(store).map_err(|e| e.to_string())?;
+    eprintln!(
+        "rwxfs fsck: {}: list of files unlinked while open ({} kept for their sessions), \
+         list of quota trees and their use made again",
+        image.display(),
+        v.orphans().len()
+    );
+    Ok(())
 }
 
 /// Check the volume on `store`, telling the orphans the sessions of the session log at `log`

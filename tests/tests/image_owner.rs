@@ -136,6 +136,23 @@ fn fsck_of_a_served_image_is_refused_naming_the_server() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
+#[test]
+fn fsck_repair_of_a_served_image_is_refused_and_mends_a_stopped_one() {
+    let mut h = harness();
+    let (img, addr, pid) = served(&mut h);
+    let out = rwxfs(&["fsck", "--repair", &img.to_string_lossy()]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(8), "{msg}");
+    assert!(msg.contains(&format!("by pid {pid} ")), "{msg}");
+    assert!(msg.contains("stop it to repair"), "{msg}");
+    still_serves(&mut h, &addr);
+    h.stop_server().unwrap();
+    let out = rwxfs(&["fsck", "--repair", &img.to_string_lossy()]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{msg}");
+    assert!(msg.contains("made again") && msg.contains("clean"), "{msg}");
+}
+
 /// A foreground raw mount in a mount namespace of its own, stopped and reaped on drop (its
 /// namespace, and so its mount, goes with it).
 struct Foreground(Child);

@@ -5,6 +5,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::chain::Chain;
 use crate::error::{FsError, FsResult};
 use crate::inode::DiskInode;
 use crate::journal;
@@ -43,6 +44,10 @@ pub(crate) struct Meta<S: BlockStore> {
     pub free_inodes: u64,
     /// Every quota tree's limits and use; each allocation and free is charged to its tree.
     pub trees: Trees,
+    /// The files unlinked while open, as the on-disk list has them (`chain`).
+    pub orphan_list: Chain,
+    /// The roots of quota trees, as the on-disk list has them.
+    pub tree_list: Chain,
     block_hint: u64,
     inode_hint: u64,
     seq: u64,
@@ -65,6 +70,8 @@ impl<S: BlockStore> Meta<S> {
             free_blocks: 0,
             free_inodes: 0,
             trees: Trees::default(),
+            orphan_list: Chain::default(),
+            tree_list: Chain::default(),
             block_hint: geo.data_start,
             inode_hint: 2,
             seq: last_seq + 1,
@@ -414,6 +421,7 @@ impl<S: BlockStore> Meta<S> {
                 "a commit is already in flight (commits must be serialized)",
             )));
         }
+        self.store_tree_use()?;
         if !self.dirty.is_empty() {
             // The superblock goes with every transaction, carrying its number home.
             let seq = self.seq;

@@ -12,6 +12,7 @@ mod attrs;
 mod commit;
 mod data;
 mod layouts;
+mod lists;
 mod names;
 mod plan;
 mod rename;
@@ -24,12 +25,13 @@ use std::time::Instant;
 use crate::attr::{Attr, Ino, StatFs, TimeSpec};
 use crate::bmap::{self, MAX_BLOCKS};
 use crate::cache::Meta;
+use crate::chain::List;
 use crate::dir::DirIndex;
 use crate::error::{FsError, FsResult};
 use crate::inode::DiskInode;
 use crate::journal;
 use crate::layout::{
-    split_ino, Superblock, BLOCK_SIZE, FORMAT_VERSION, MAX_NAME, ROOT_INDEX, ROOT_INO,
+    split_ino, Superblock, BLOCK_SIZE, FORMAT_VERSION, LISTS_SINCE, MAX_NAME, ROOT_INDEX, ROOT_INO,
 };
 use crate::store::BlockStore;
 
@@ -117,8 +119,22 @@ impl<S: BlockStore> Volume<S> {
 
     /// Open a volume as `open` does, but keep the inodes left unlinked-but-open by the last
     /// run (`orphans`): a server whose clients may still hold them open reclaims them with
-    /// `reclaim_orphans` once it knows which are held (`open_file`).
+    /// `reclaim_orphans` once it knows which are held (`open_file`). Reads the on-disk lists
+    /// of those inodes and of quota trees, never every inode slot; an image of a format
+    /// before `LISTS_SINCE` has them made by one pass over its inode table, and is in this
+    /// build's format from the open's commit on.
     pub fn open_keeping_orphans(store: S) -> FsResult<Volume<S>> {
+        Volume::open_with(store, false)
+    }
+
+    /// Open a volume as `open_keeping_orphans` does, but make the on-disk lists of files
+    /// unlinked while open and of quota trees, and each tree's kept use, again from one pass
+    /// over the inode table, whatever they say now (`rwxfs fsck --repair`).
+    pub fn open_rebuilding_lists(store: S) -> FsResult<Volume<S>> {
+        Volume::open_with(store, true)
+    }
+
+    fn open_with(store: S, rebuild: bool) -> FsResult<Volume<S>> {
         let mut b0 = vec![0u8; BLOCK_SIZE];
         store.read_at(&mut b0, 0)?;
         let sb = Superblock::decode(&b0)?;
@@ -135,6 +151,7 @@ impl<S: BlockStore> Volume<S> {
         store.read_at(&mut b0, 0)?;
         let mut sb = Superblock::decode(&b0)?;
         let seq = replayed.max(sb.last_seq);
+        let rebuild = rebuild || sb.version < LISTS_SINCE;
         let mut m = Meta::new(store, sb.geometry, seq);
         m.count_free()?;
         // A new incarnation: counted in the superblock, journaled with the open's commit. An
@@ -163,7 +180,11 @@ impl<S: BlockStore> Volume<S> {
             commit_upto: 0,
             layouts: Default::default(),
         };
-        v.orphans = v.find_orphans()?;
+        v.orphans = if rebuild {
+            v.rebuild_lists()?
+        } else {
+            v.load_lists()?
+        };
         v.commit()?;
         Ok(v)
     }
@@ -176,36 +197,6 @@ impl<S: BlockStore> Volume<S> {
     /// The store the volume lives on.
     pub fn store(&self) -> &S {
         &self.m.store
-    }
-
-    /// One pass over the inode table: the inodes left unlinked-but-open, and every quota
-    /// tree's limits (from its root) and use (its inodes' blocks, counted).
-    fn find_orphans(&mut self) -> FsResult<Vec<u32>> {
-        let mut found = Vec::new();
-        // A tree's inodes may come before its root in the table: counted apart, charged to
-        // the trees whose roots were found.
-        let mut used: std::collections::HashMap<u32, (i64, i64)> = Default::default();
-        for index in 2..self.sb.geometry.inode_count as u32 {
-            if !self.m.inode_allocated(index)? {
-                continue;
-            }
-            let ino = self.m.read_inode(index)?;
-            if ino.is_free() {
-                continue;
-            }
-            if ino.nlink == 0 {
-                found.push(index);
-            }
-            if ino.tree == index {
-                self.m.trees.set(index, ino.quota);
-            }
-            let u = used.entry(ino.tree).or_default();
-            *u = (u.0 + ino.blocks as i64, u.1 + 1);
-        }
-        for (root, (blocks, inodes)) in used {
-            self.m.trees.charge(root, blocks, inodes);
-        }
-        Ok(found)
     }
 
     /// Inodes (by index) left unlinked-but-open by the last run and not yet reclaimed.
@@ -287,6 +278,9 @@ impl<S: BlockStore> Volume<S> {
     }
 
     fn destroy_held(&mut self, index: u32, mut inode: DiskInode) -> FsResult<()> {
+        // On the orphan list until its last block is gone: a crash between the steps leaves
+        // it for the next open to finish (a no-op if it is on it already).
+        self.m.list_add(List::Orphans, index)?;
         let limit = self.step_limit();
         let full = |m: &Meta<S>| m.dirty_count() > limit;
         while let Some(end) = bmap::truncate_blocks_until(&mut self.m, &mut inode, 0, &full)? {
@@ -308,8 +302,10 @@ impl<S: BlockStore> Volume<S> {
         };
         self.put(index, &fresh)?;
         self.m.free_inode(index, inode.tree)?;
+        self.m.list_remove(List::Orphans, index)?;
         if inode.tree == index {
             self.m.trees.remove(index);
+            self.m.list_remove(List::Trees, index)?;
         }
         self.dirs.remove(&index);
         Ok(())
@@ -335,10 +331,14 @@ impl<S: BlockStore> Volume<S> {
         };
         inode.ctime = now;
         if inode.nlink == 0 && self.opens.get(&index).copied().unwrap_or(0) == 0 {
-            self.destroy(index, inode)
-        } else {
-            self.put(index, &inode)
+            return self.destroy(index, inode);
         }
+        self.put(index, &inode)?;
+        if inode.nlink == 0 {
+            // Unlinked while open: the next open finds it there should this run stop first.
+            self.m.list_add(List::Orphans, index)?;
+        }
+        Ok(())
     }
 
     // ---- open files ----

@@ -10,10 +10,11 @@ use crate::inode::{DiskInode, NDIRECT};
 use crate::journal;
 use crate::layout::{
     get_u32, make_ino, split_ino, verify, Geometry, Superblock, BITS_PER_BITMAP_BLOCK, BLOCK_SIZE,
-    INODES_PER_BLOCK, INODE_SIZE, PTRS_PER_BLOCK, ROOT_INDEX, ROOT_INO,
+    INODES_PER_BLOCK, INODE_SIZE, LISTS_SINCE, PTRS_PER_BLOCK, ROOT_INDEX, ROOT_INO,
 };
 use crate::store::BlockStore;
 
+mod lists;
 mod report;
 
 pub use report::{Finding, Holders, Kind, Report};
@@ -92,6 +93,12 @@ pub fn check_holding<S: BlockStore>(store: &S, holders: &Holders) -> FsResult<Re
     let tree = walk_dirs(&rd, &inodes, &maps, &mut r)?;
     check_links(&inodes, &indexes, &tree, holders, &mut r);
     check_trees(&inodes, &indexes, &mut r);
+    // The superblock as replay leaves it: a transaction carries the lists' heads.
+    let sb = Superblock::decode(&rd.raw(0)?)?;
+    if sb.version >= LISTS_SINCE {
+        lists::check_orphan_list(&rd, &sb, &inodes, &indexes, &mut r)?;
+        lists::check_tree_list(&rd, &sb, &inodes, &indexes, &mut r)?;
+    }
     Ok(r)
 }
 

@@ -7,6 +7,19 @@ use crate::quota::Quota;
 
 pub(crate) const NDIRECT: usize = 12;
 
+/// Bytes of an inode record the engine's lists own (`chain`): the next file unlinked while
+/// open (u32 at 172), the next quota tree's root (u32 at 176), and on a tree's root the
+/// tree's use in blocks and inodes (u64 at 180, u64 at 188). `DiskInode` neither reads nor
+/// writes them, so a copy of an inode written back never undoes a list's change.
+pub(crate) const ORPHAN_LINK: usize = 172;
+/// See `ORPHAN_LINK`.
+pub(crate) const TREE_LINK: usize = 176;
+/// See `ORPHAN_LINK`.
+pub(crate) const TREE_USED_BLOCKS: usize = 180;
+/// See `ORPHAN_LINK`.
+pub(crate) const TREE_USED_INODES: usize = 188;
+const LISTS_END: usize = 196;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct DiskInode {
     /// File type and permission bits; 0 means the slot is free.
@@ -63,7 +76,8 @@ impl DiskInode {
 
     pub(crate) fn encode(&self, b: &mut [u8]) {
         let b = &mut b[..INODE_SIZE];
-        b.fill(0);
+        b[..ORPHAN_LINK].fill(0);
+        b[LISTS_END..].fill(0);
         put_u32(b, 0, self.mode);
         put_u32(b, 4, self.uid);
         put_u32(b, 8, self.gid);

@@ -12,8 +12,15 @@ pub const PAYLOAD: usize = BLOCK_SIZE - 4;
 /// The signature at the start of block 0.
 pub const MAGIC: &[u8; 8] = b"RWXFS\0\0\x01";
 /// The on-disk format this build writes. 2: a journal transaction's checksum covers the
-/// payloads of all its blocks, descriptors included (`journal`).
-pub const FORMAT_VERSION: u32 = 2;
+/// payloads of all its blocks, descriptors included (`journal`). 3: the files unlinked while
+/// open and the roots of quota trees are lists on disk (`chain`), and each tree's use is kept
+/// in its root's inode record, so opening a volume reads neither every inode slot nor every
+/// inode of a tree.
+pub const FORMAT_VERSION: u32 = 3;
+/// The first format with the on-disk lists and kept tree use: an older image is brought to
+/// it at its first open for writing, by one pass over its inode table (as every open of it
+/// made before).
+pub const LISTS_SINCE: u32 = 3;
 /// The oldest format this build reads. 1: the checksum covered whole block images, seals
 /// included, descriptors not; such an image's journal is replayed as written, and its first
 /// open for writing brings it to `FORMAT_VERSION`.
@@ -174,10 +181,21 @@ pub struct Superblock {
     /// newest transaction known whole, even once the journal's copy of it has been torn by
     /// the next one. 0 on images whose transactions did not record it.
     pub last_seq: u64,
+    /// The first file unlinked while open (its inode slot; 0: none), as this superblock was
+    /// written: the head of the on-disk orphan list (`chain`). Format 3 on.
+    pub orphan_head: u32,
+    /// The first quota tree's root (its inode slot; 0: none): the head of the list of trees.
+    pub tree_head: u32,
 }
 
+/// Where `Superblock::mounts` lives in block 0.
+pub const SB_MOUNTS_OFFSET: usize = 16 + 13 * 8;
 /// Where `Superblock::last_seq` lives in block 0.
 pub const SB_LAST_SEQ_OFFSET: usize = 16 + 14 * 8;
+/// Where `Superblock::orphan_head` lives in block 0.
+pub const SB_ORPHAN_HEAD_OFFSET: usize = 16 + 15 * 8;
+/// Where `Superblock::tree_head` lives in block 0.
+pub const SB_TREE_HEAD_OFFSET: usize = SB_ORPHAN_HEAD_OFFSET + 4;
 
 impl Superblock {
     /// Block 0 as it is written, sealed.
@@ -206,6 +224,8 @@ impl Superblock {
         for (i, f) in fields.iter().enumerate() {
             put_u64(&mut b, 16 + i * 8, *f);
         }
+        put_u32(&mut b, SB_ORPHAN_HEAD_OFFSET, self.orphan_head);
+        put_u32(&mut b, SB_TREE_HEAD_OFFSET, self.tree_head);
         seal(&mut b, 0);
         b
     }
@@ -253,6 +273,9 @@ impl Superblock {
             volume_id: f(12),
             mounts: f(13),
             last_seq: f(14),
+            // Older formats left these bytes zero: no list yet.
+            orphan_head: get_u32(b, SB_ORPHAN_HEAD_OFFSET),
+            tree_head: get_u32(b, SB_TREE_HEAD_OFFSET),
         })
     }
 }

@@ -9,6 +9,7 @@
 pub mod attr;
 mod bmap;
 mod cache;
+mod chain;
 mod dir;
 pub mod error;
 pub mod fs;

@@ -59,6 +59,8 @@ pub fn mkfs<S: BlockStore>(store: &S, opts: &MkfsOptions) -> FsResult<Geometry> 
         volume_id: (now.sec as u64) << 20 ^ now.nsec as u64 ^ std::process::id() as u64,
         mounts: 0,
         last_seq: 0,
+        orphan_head: 0,
+        tree_head: 0,
     };
     // Clear the journal head so no stale transaction from an older image is replayed.
     store.write_at(

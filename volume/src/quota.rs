@@ -5,17 +5,25 @@
 //! say `CrossDevice`), so the trees stay disjoint and a tree's use is the sum of its
 //! inodes'.
 //!
-//! The limits live in the root's inode (journaled with everything else). The use is not
-//! stored: it is counted from the inode table at open, in the scan that finds orphans, and
-//! kept exact from then on by charging every block and inode allocated or freed to its
-//! tree at that moment (`Meta::alloc_block` and the others take the tree). An operation
+//! The limits live in the root's inode, and so does the use (format 3 on), in bytes of the
+//! record `DiskInode` leaves to the engine (`inode::TREE_USED_BLOCKS`): every block and inode
+//! allocated or freed is charged to its tree at that moment (`Meta::alloc_block` and the
+//! others take the tree), and the use of each tree charged is written into its root's record
+//! when the transaction is taken (`Meta::store_tree_use`), so it is journaled with the change
+//! that made it. The roots are a list on disk (`chain`), read at open: opening a volume counts
+//! nothing. An image of an older format had its use counted from the inode table once, at
+//! its first open. An operation
 //! that would pass a limit is refused with `DiskQuota` before anything changes, as a full
 //! volume is with `NoSpace`; a write is refused whole (never short, which would read as a
 //! full volume) if all of it does not fit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
+use crate::cache::Meta;
 use crate::error::{FsError, FsResult};
+use crate::inode::{TREE_USED_BLOCKS, TREE_USED_INODES};
+use crate::layout::{get_u64, put_u64};
+use crate::store::BlockStore;
 
 /// A tree's limits, and a number the engine keeps for its user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -42,6 +50,9 @@ pub struct Usage {
 #[derive(Debug, Default)]
 pub(crate) struct Trees {
     map: HashMap<u32, (Quota, Usage)>,
+    /// Trees made, charged or removed since the last transaction was taken: their roots'
+    /// records are written then.
+    changed: HashSet<u32>,
 }
 
 impl Trees {
@@ -53,11 +64,24 @@ impl Trees {
     /// Make `root` a tree with `quota` (its use kept), or change its limits.
     pub(crate) fn set(&mut self, root: u32, quota: Quota) {
         self.map.entry(root).or_default().0 = quota;
+        self.changed.insert(root);
+    }
+
+    /// The tree rooted at `root` as its root's record keeps it (at open).
+    pub(crate) fn load(&mut self, root: u32, quota: Quota, usage: Usage) {
+        self.map.insert(root, (quota, usage));
     }
 
     /// `root` is no tree any more (its directory is gone).
     pub(crate) fn remove(&mut self, root: u32) {
         self.map.remove(&root);
+        self.changed.insert(root);
+    }
+
+    /// Forget every tree (before they are counted again).
+    pub(crate) fn clear(&mut self) {
+        self.changed.extend(self.map.keys());
+        self.map.clear();
     }
 
     /// Count `blocks` and `inodes` (either may be negative) to the tree `root`; nothing for
@@ -69,6 +93,7 @@ impl Trees {
         };
         u.blocks = u.blocks.saturating_add_signed(blocks);
         u.inodes = u.inodes.saturating_add_signed(inodes);
+        self.changed.insert(root);
     }
 
     /// Refuse with `DiskQuota` `blocks` and `inodes` more in tree `root`.
@@ -90,6 +115,30 @@ impl Trees {
             Some((q, u)) => q.max_blocks.saturating_sub(u.blocks),
             None => u64::MAX,
         }
+    }
+}
+
+/// A tree's use as its root's inode record keeps it.
+pub(crate) fn stored_use(record: &[u8]) -> Usage {
+    Usage {
+        blocks: get_u64(record, TREE_USED_BLOCKS),
+        inodes: get_u64(record, TREE_USED_INODES),
+    }
+}
+
+impl<S: BlockStore> Meta<S> {
+    /// Write the use of every tree charged since the last transaction into its root's record
+    /// (zeros for a tree removed), in the transaction being taken.
+    pub(crate) fn store_tree_use(&mut self) -> FsResult<()> {
+        let changed: Vec<u32> = self.trees.changed.drain().collect();
+        for root in changed {
+            let u = self.trees.get(root).map(|(_, u)| u).unwrap_or_default();
+            let (b, off) = self.geo.inode_location(root);
+            let blk = self.block_mut(b)?;
+            put_u64(blk, off + TREE_USED_BLOCKS, u.blocks);
+            put_u64(blk, off + TREE_USED_INODES, u.inodes);
+        }
+        Ok(())
     }
 }
 

@@ -115,3 +115,55 @@ fn a_format_newer_than_the_build_is_refused_naming_the_cause_and_the_fix() {
         Ok(_) => panic!("opened an image of a newer format"),
     }
 }
+
+/// A format-2 image (no on-disk lists, no kept use) with a quota tree and a file left
+/// unlinked while open: its first open makes the lists and counts the tree's use, once.
+#[test]
+fn a_format_2_image_gets_its_lists_and_kept_use_at_its_first_open() {
+    let base = fresh(64 * MIB);
+    let (t, used) = {
+        let mut v = open(&base);
+        let t = v.mkdir(ROOT, b"t", 0o755, 0, 0).unwrap().ino;
+        let q = volume::Quota {
+            max_blocks: 1000,
+            max_inodes: 100,
+            tag: 0,
+        };
+        v.set_quota(t, q).unwrap();
+        let f = v.create(t, b"f", 0o644, 0, 0).unwrap().ino;
+        v.write(f, 0, &[5u8; 40_000]).unwrap();
+        let o = v.create(t, b"o", 0o644, 0, 0).unwrap().ino;
+        v.open_file(o).unwrap();
+        v.unlink(t, b"o").unwrap();
+        v.commit().unwrap();
+        (t, v.quota_of(t).unwrap().unwrap().2)
+    };
+    // As format 2 left it: no journal to replay, no list heads, no kept use.
+    let mut sb = Superblock::decode(&read_block(&base, 0)).unwrap();
+    base.write_at(
+        &vec![0u8; 2 * BLOCK_SIZE],
+        sb.geometry.journal_start * BLOCK_SIZE as u64,
+    )
+    .unwrap();
+    let (b, off) = sb.geometry.inode_location(split_ino(t.get()).0);
+    let mut itb = read_block(&base, b);
+    itb[off + 172..off + 196].fill(0);
+    write_block(&base, b, &mut itb);
+    sb.version = 2;
+    sb.orphan_head = 0;
+    sb.tree_head = 0;
+    base.write_at(&sb.encode(), 0).unwrap();
+    let r = fsck::check(&base).unwrap();
+    assert_eq!(r.errors(), 1, "only the orphan: {:?}", r.findings);
+    let mut v = open(&base);
+    assert_eq!(v.orphans().len(), 0, "freed at open");
+    let now = v.quota_of(t).unwrap().unwrap().2;
+    assert_eq!(now.inodes, used.inodes - 1);
+    assert_eq!(now.blocks, used.blocks, "the orphan held no block");
+    assert!(now.blocks >= 10, "{now:?}");
+    drop(v);
+    assert_clean(&base);
+    assert_eq!(get_u32(&read_block(&base, 0), 8), FORMAT_VERSION);
+    let mut v = open(&base);
+    assert_eq!(v.quota_of(t).unwrap().unwrap().2, now);
+}

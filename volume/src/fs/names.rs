@@ -7,7 +7,10 @@ use crate::bmap;
 use crate::dir::DirIndex;
 use crate::error::{FsError, FsResult};
 use crate::inode::DiskInode;
-use crate::layout::{make_ino, split_ino, BLOCK_SIZE, MAX_NAME, MAX_SYMLINK, ROOT_INDEX, ROOT_INO};
+use crate::layout::{
+    make_ino, put_u64, split_ino, BLOCK_SIZE, MAX_NAME, MAX_SYMLINK, ROOT_INDEX, ROOT_INO,
+    SB_MOUNTS_OFFSET,
+};
 use crate::store::BlockStore;
 use crate::TimeSpec;
 
@@ -163,7 +166,7 @@ impl<S: BlockStore> Volume<S> {
             return Ok(old + 1);
         }
         self.sb.mounts += 1;
-        self.m.block_mut(0)?.copy_from_slice(&self.sb.encode());
+        put_u64(self.m.block_mut(0)?, SB_MOUNTS_OFFSET, self.sb.mounts);
         Ok((((self.sb.mounts & 0xFFFF) as u32) << 16) | 1)
     }
 

@@ -40,6 +40,7 @@ impl<S: BlockStore> Volume<S> {
         self.put(i, &d)?;
         self.m.trees.set(i, quota);
         if new_tree {
+            self.m.list_add(crate::chain::List::Trees, i)?;
             // The directory's own inode and blocks move from the volume into its tree.
             self.m
                 .trees

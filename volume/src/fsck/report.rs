@@ -31,8 +31,14 @@ pub enum Kind {
     /// The image is shorter than its superblock says.
     Truncated,
     /// An inode in a quota tree whose root is no tree's root, a name that crosses from one
-    /// tree into another, or a tree holding more than its limits.
+    /// tree into another, or a tree holding more than its limits; a tree's root off the
+    /// list of trees, a member of it that is no root, or a root whose kept use is not what
+    /// its tree holds (`rwxfs fsck --repair` mends these three).
     QuotaTree,
+    /// The on-disk list of files unlinked while open: a file with no link left that is not
+    /// on it (the next open would never free it), a member that is not such a file, or a
+    /// list running outside the inode table or in a loop (`rwxfs fsck --repair` mends it).
+    OrphanList,
 }
 
 /// One piece of damage.
