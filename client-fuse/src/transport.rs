@@ -38,21 +38,22 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A client TLS configuration trusting the certificates in `ca_file` (PEM): the server's own
 /// self-signed certificate, or the authority that signed it.
 pub fn client_config(ca_file: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, String> {
+    let pem =
+        std::fs::read(ca_file).map_err(|e| format!("TLS CA file {}: {e}", ca_file.display()))?;
+    client_config_pem(&pem, &format!("TLS CA file {}", ca_file.display()))
+}
+
+/// As `client_config`, from the PEM text itself; `what` names it in errors.
+pub fn client_config_pem(pem: &[u8], what: &str) -> Result<Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca_file)
-        .map_err(|e| format!("TLS CA file {}: {e}", ca_file.display()))?
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("TLS CA file {}: {e}", ca_file.display()))?;
+        .map_err(|e| format!("{what}: {e}"))?;
     if certs.is_empty() {
-        return Err(format!(
-            "TLS CA file {}: no certificate in it",
-            ca_file.display()
-        ));
+        return Err(format!("{what}: no certificate in it"));
     }
     for c in certs {
-        roots
-            .add(c)
-            .map_err(|e| format!("TLS CA file {}: {e}", ca_file.display()))?;
+        roots.add(c).map_err(|e| format!("{what}: {e}"))?;
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),

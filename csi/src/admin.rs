@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use protocol::{ExportCmd, ExportInfo, VolumeSpace};
 use tonic::Status;
@@ -11,6 +12,40 @@ use tonic::Status;
 pub(crate) const ADMIN_SECRET: &str = "adminToken";
 /// The secret holding the mounts' token (a StorageClass's node-publish secret).
 pub(crate) const MOUNT_SECRET: &str = "token";
+/// The secret holding the CA (PEM) a server's TLS certificate is checked with, in the
+/// provisioner, controller-expand and node-publish secrets alike.
+pub(crate) const TLS_SECRET: &str = "tlsCA";
+/// The volume context's key saying the volume was made over TLS.
+pub(crate) const TLS_CONTEXT: &str = "tls";
+
+/// A client TLS configuration, or None for plain TCP.
+pub(crate) type Tls = Option<Arc<rustls::ClientConfig>>;
+
+/// How the driver speaks to a server as its administrator.
+#[derive(Clone)]
+pub(crate) struct Creds {
+    /// The administrator's token.
+    pub(crate) token: Option<Vec<u8>>,
+    /// TLS, if the server speaks it.
+    pub(crate) tls: Tls,
+}
+
+/// The TLS a request's connections speak: the CA of its `tlsCA` secret, else of `file`
+/// (`--tls-ca`); plain TCP with neither.
+pub(crate) fn tls(secrets: &HashMap<String, String>, file: Option<&Path>) -> Result<Tls, Status> {
+    let config = match (secrets.get(TLS_SECRET), file) {
+        (Some(pem), _) => {
+            let what = format!("secret {TLS_SECRET}");
+            client_fuse::transport::client_config_pem(pem.as_bytes(), &what)
+                .map_err(Status::invalid_argument)?
+        }
+        (None, Some(f)) => {
+            client_fuse::transport::client_config(f).map_err(Status::failed_precondition)?
+        }
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(config))
+}
 
 /// A volume's id: the server and the export.
 pub(crate) fn volume_id(server: &str, export: &str) -> String {
@@ -67,19 +102,19 @@ pub(crate) fn token(
 /// server's refusals become the gRPC codes CSI asks for.
 pub(crate) async fn run(
     server: &str,
-    token: Option<Vec<u8>>,
+    creds: Creds,
     cmd: ExportCmd,
 ) -> Result<Vec<ExportInfo>, Status> {
-    let token = need(server, token)?;
-    let server = server.to_string();
-    blocking(move || client_fuse::link::administer(&server, &token, None, cmd)).await
+    let token = need(server, creds.token)?;
+    let (server, tls) = (server.to_string(), creds.tls);
+    blocking(move || client_fuse::link::administer(&server, &token, tls.as_ref(), cmd)).await
 }
 
 /// The whole volume's size and what is free in it, of the server at `server`.
-pub(crate) async fn space(server: &str, token: Option<Vec<u8>>) -> Result<VolumeSpace, Status> {
-    let token = need(server, token)?;
-    let server = server.to_string();
-    blocking(move || client_fuse::link::volume_space(&server, &token, None)).await
+pub(crate) async fn space(server: &str, creds: Creds) -> Result<VolumeSpace, Status> {
+    let token = need(server, creds.token)?;
+    let (server, tls) = (server.to_string(), creds.tls);
+    blocking(move || client_fuse::link::volume_space(&server, &token, tls.as_ref())).await
 }
 
 /// The administrator's token, or why there is none.

@@ -22,6 +22,8 @@ const SERVER_PARAM: &str = "server";
 /// The controller service.
 pub(crate) struct Controller {
     admin_token_file: Option<PathBuf>,
+    /// The CA for servers' TLS when a request carries none (`--tls-ca`).
+    tls_ca: Option<PathBuf>,
     /// The servers it knows (`--server`); the first is the default.
     servers: Vec<String>,
 }
@@ -30,12 +32,17 @@ impl Controller {
     pub(crate) fn new(opts: &crate::Options) -> Controller {
         Controller {
             admin_token_file: opts.admin_token_file.clone(),
+            tls_ca: opts.tls_ca.clone(),
             servers: opts.servers.clone(),
         }
     }
 
-    fn token(&self, secrets: &HashMap<String, String>) -> Result<Option<Vec<u8>>, Status> {
-        admin::token(secrets, ADMIN_SECRET, self.admin_token_file.as_deref())
+    /// The administrator's token and TLS, from a request's `secrets` or the driver's files.
+    fn creds(&self, secrets: &HashMap<String, String>) -> Result<admin::Creds, Status> {
+        Ok(admin::Creds {
+            token: admin::token(secrets, ADMIN_SECRET, self.admin_token_file.as_deref())?,
+            tls: admin::tls(secrets, self.tls_ca.as_deref())?,
+        })
     }
 
     /// The server StorageClass `parameters` name, else the first the driver knows.
@@ -73,17 +80,21 @@ fn capacity(range: Option<&spec::CapacityRange>) -> Result<u64, Status> {
     } as u64)
 }
 
-/// Export `e` of `server` as a CSI volume.
-pub(crate) fn volume(server: &str, e: &ExportInfo) -> spec::Volume {
+/// Export `e` of `server` as a CSI volume; `tls` if the server speaks it.
+pub(crate) fn volume(server: &str, e: &ExportInfo, tls: bool) -> spec::Volume {
+    let mut volume_context: HashMap<String, String> = [
+        ("server".to_string(), server.to_string()),
+        ("export".to_string(), e.name.clone()),
+        ("accessMode".to_string(), e.mode.to_string()),
+    ]
+    .into();
+    if tls {
+        volume_context.insert(admin::TLS_CONTEXT.into(), "true".into());
+    }
     spec::Volume {
         capacity_bytes: e.bytes as i64,
         volume_id: admin::volume_id(server, &e.name),
-        volume_context: [
-            ("server".to_string(), server.to_string()),
-            ("export".to_string(), e.name.clone()),
-            ("accessMode".to_string(), e.mode.to_string()),
-        ]
-        .into(),
+        volume_context,
         ..Default::default()
     }
 }
@@ -107,18 +118,18 @@ impl spec::controller_server::Controller for Controller {
             ));
         }
         let name = admin::export_name(&r.name);
-        let token = self.token(&r.secrets)?;
+        let creds = self.creds(&r.secrets)?;
         let cmd = ExportCmd::Create {
             name: name.clone(),
             bytes,
             inodes: 0,
             mode,
         };
-        let list = match admin::run(&server, token.clone(), cmd).await {
+        let list = match admin::run(&server, creds.clone(), cmd).await {
             Ok(list) => list,
             // Asked again (the provisioner retries): the same volume if it is the same.
             Err(s) if s.code() == tonic::Code::AlreadyExists => {
-                admin::run(&server, token, ExportCmd::List).await?
+                admin::run(&server, creds.clone(), ExportCmd::List).await?
             }
             Err(s) => return Err(s),
         };
@@ -132,7 +143,7 @@ impl spec::controller_server::Controller for Controller {
             )));
         }
         Ok(Response::new(spec::CreateVolumeResponse {
-            volume: Some(volume(&server, e)),
+            volume: Some(volume(&server, e, creds.tls.is_some())),
         }))
     }
 
@@ -149,7 +160,7 @@ impl spec::controller_server::Controller for Controller {
             return Ok(Response::new(spec::DeleteVolumeResponse {}));
         };
         let cmd = ExportCmd::Delete { name: name.into() };
-        match admin::run(server, self.token(&r.secrets)?, cmd).await {
+        match admin::run(server, self.creds(&r.secrets)?, cmd).await {
             Ok(_) => {}
             Err(s) if s.code() == tonic::Code::NotFound => {}
             Err(s) => return Err(s),
@@ -187,7 +198,7 @@ impl spec::controller_server::Controller for Controller {
             return Err(Status::invalid_argument("no volume capabilities"));
         }
         let (server, name) = admin::parse_id(&r.volume_id)?;
-        let list = admin::run(server, self.token(&r.secrets)?, ExportCmd::List).await?;
+        let list = admin::run(server, self.creds(&r.secrets)?, ExportCmd::List).await?;
         let e = admin::find(&list, name)
             .ok_or_else(|| Status::not_found(format!("no volume {}", r.volume_id)))?;
         let fits = r
@@ -216,8 +227,8 @@ impl spec::controller_server::Controller for Controller {
         &self,
         req: Request<spec::ListVolumesRequest>,
     ) -> Result<Response<spec::ListVolumesResponse>, Status> {
-        let token = self.token(&HashMap::new())?;
-        listing::list(&self.servers, token, req.into_inner())
+        let creds = self.creds(&HashMap::new())?;
+        listing::list(&self.servers, creds, req.into_inner())
             .await
             .map(Response::new)
     }
@@ -228,8 +239,8 @@ impl spec::controller_server::Controller for Controller {
     ) -> Result<Response<spec::GetCapacityResponse>, Status> {
         let r = req.into_inner();
         let server = self.server(&r.parameters)?;
-        let token = self.token(&HashMap::new())?;
-        listing::capacity(&server, token, &r)
+        let creds = self.creds(&HashMap::new())?;
+        listing::capacity(&server, creds, &r)
             .await
             .map(Response::new)
     }
@@ -287,8 +298,8 @@ impl spec::controller_server::Controller for Controller {
         }
         let (server, name) = admin::parse_id(&r.volume_id)?;
         let bytes = capacity(r.capacity_range.as_ref())?;
-        let token = self.token(&r.secrets)?;
-        let list = admin::run(server, token.clone(), ExportCmd::List).await?;
+        let creds = self.creds(&r.secrets)?;
+        let list = admin::run(server, creds.clone(), ExportCmd::List).await?;
         let e = admin::find(&list, name)
             .ok_or_else(|| Status::not_found(format!("no volume {}", r.volume_id)))?;
         let mut now = e.bytes;
@@ -298,7 +309,7 @@ impl spec::controller_server::Controller for Controller {
                 bytes,
                 inodes: 0,
             };
-            let list = admin::run(server, token, cmd).await?;
+            let list = admin::run(server, creds, cmd).await?;
             now = admin::find(&list, name).map_or(bytes, |e| e.bytes);
         }
         Ok(Response::new(spec::ControllerExpandVolumeResponse {

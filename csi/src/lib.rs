@@ -42,6 +42,9 @@ pub struct Options {
     pub admin_token_file: Option<PathBuf>,
     /// The mounts' token when a publish carries none (`token` secret).
     pub token_file: Option<PathBuf>,
+    /// The CA (PEM) the servers' TLS certificates are checked with when a request carries
+    /// no `tlsCA` secret; with neither, connections are plain TCP.
+    pub tls_ca: Option<PathBuf>,
     /// The servers the controller knows: ListVolumes lists theirs, and the first serves a
     /// StorageClass or GetCapacity that names no `server`.
     pub servers: Vec<String>,

@@ -12,7 +12,7 @@ use crate::spec::{self, list_volumes_response::Entry};
 /// Every volume of `servers`, the page `r` asks for.
 pub(crate) async fn list(
     servers: &[String],
-    token: Option<Vec<u8>>,
+    creds: admin::Creds,
     r: spec::ListVolumesRequest,
 ) -> Result<spec::ListVolumesResponse, Status> {
     let max = usize::try_from(r.max_entries)
@@ -25,8 +25,12 @@ pub(crate) async fn list(
     }
     let mut all = Vec::new();
     for server in servers {
-        let exports = admin::run(server, token.clone(), protocol::ExportCmd::List).await?;
-        all.extend(exports.iter().map(|e| crate::controller::volume(server, e)));
+        let exports = admin::run(server, creds.clone(), protocol::ExportCmd::List).await?;
+        all.extend(
+            exports
+                .iter()
+                .map(|e| crate::controller::volume(server, e, creds.tls.is_some())),
+        );
     }
     let (volumes, next_token) = page(all, max, &r.starting_token);
     Ok(spec::ListVolumesResponse {
@@ -57,11 +61,11 @@ fn page(mut all: Vec<spec::Volume>, max: usize, after: &str) -> (Vec<spec::Volum
 /// The room for a new volume on `server`: none for capabilities rwxfs does not offer.
 pub(crate) async fn capacity(
     server: &str,
-    token: Option<Vec<u8>>,
+    creds: admin::Creds,
     r: &spec::GetCapacityRequest,
 ) -> Result<spec::GetCapacityResponse, Status> {
     let offered = r.volume_capabilities.iter().all(|c| mode_of(c).is_ok());
-    let space = admin::space(server, token).await?;
+    let space = admin::space(server, creds).await?;
     let free = match offered {
         true => i64::try_from(space.bytes_free).unwrap_or(i64::MAX),
         false => 0,

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use tonic::{Request, Response, Status};
 
-use crate::admin::{self, MOUNT_SECRET};
+use crate::admin::{self, MOUNT_SECRET, TLS_CONTEXT, TLS_SECRET};
 use crate::asked::asked;
 use crate::modes::mode_of;
 use crate::mountinfo;
@@ -20,6 +20,7 @@ use crate::spec::{self, NodeServiceCapability};
 pub(crate) struct Node {
     node_id: String,
     token_file: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
     rwxfs: PathBuf,
 }
 
@@ -28,8 +29,41 @@ impl Node {
         Node {
             node_id: opts.node_id.clone(),
             token_file: opts.token_file.clone(),
+            tls_ca: opts.tls_ca.clone(),
             rwxfs: opts.rwxfs.clone(),
         }
+    }
+}
+
+impl Node {
+    /// The `--tls-ca` file a publish mounts with: the `tlsCA` secret written to a file of
+    /// its own (kept while the mount starts), else the driver's `--tls-ca`. A volume made
+    /// over TLS with neither is refused, naming both.
+    fn tls(
+        &self,
+        r: &spec::NodePublishVolumeRequest,
+    ) -> Result<(Option<PathBuf>, Option<SecretFile>), Status> {
+        if let Some(pem) = r.secrets.get(TLS_SECRET) {
+            let what = format!("secret {TLS_SECRET}");
+            client_fuse::transport::client_config_pem(pem.as_bytes(), &what)
+                .map_err(Status::invalid_argument)?;
+            let f = SecretFile::new("ca", pem.as_bytes())?;
+            return Ok((Some(f.0.clone()), Some(f)));
+        }
+        if let Some(f) = &self.tls_ca {
+            return Ok((Some(f.clone()), None));
+        }
+        if r.volume_context
+            .get(TLS_CONTEXT)
+            .is_some_and(|v| v == "true")
+        {
+            return Err(Status::failed_precondition(format!(
+                "volume {} is served over TLS: give the node-publish secret {TLS_SECRET} \
+                 (the server's CA, PEM) or the driver's --tls-ca",
+                r.volume_id
+            )));
+        }
+        Ok((None, None))
     }
 }
 
@@ -38,17 +72,18 @@ fn is_mounted(path: &Path) -> bool {
     mountinfo::at(path).is_some()
 }
 
-/// A token written where `rwxfs mount --token-file` reads it, removed when dropped.
-struct TokenFile(PathBuf);
+/// A secret written where `rwxfs mount` reads it (`--token-file`, `--tls-ca`), readable by
+/// root only, removed when dropped (the mount has read it by then).
+struct SecretFile(PathBuf);
 
-impl TokenFile {
-    fn new(token: &[u8]) -> Result<TokenFile, Status> {
+impl SecretFile {
+    fn new(kind: &str, token: &[u8]) -> Result<SecretFile, Status> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let n: u64 = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        let p = std::env::temp_dir().join(format!("rwxfs-csi-token-{}-{n}", std::process::id()));
+        let p = std::env::temp_dir().join(format!("rwxfs-csi-{kind}-{}-{n}", std::process::id()));
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -57,11 +92,11 @@ impl TokenFile {
             .map_err(|e| Status::internal(format!("{}: {e}", p.display())))?;
         f.write_all(token)
             .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(TokenFile(p))
+        Ok(SecretFile(p))
     }
 }
 
-impl Drop for TokenFile {
+impl Drop for SecretFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
@@ -124,10 +159,14 @@ impl spec::node_server::Node for Node {
                 ))),
             };
         }
+        let token = admin::token(&r.secrets, MOUNT_SECRET, self.token_file.as_deref())?;
+        let token_file = token
+            .as_deref()
+            .map(|t| SecretFile::new("token", t))
+            .transpose()?;
+        let (tls_arg, _ca_file) = self.tls(&r)?;
         std::fs::create_dir_all(&target)
             .map_err(|e| Status::internal(format!("{}: {e}", target.display())))?;
-        let token = admin::token(&r.secrets, MOUNT_SECRET, self.token_file.as_deref())?;
-        let token_file = token.as_deref().map(TokenFile::new).transpose()?;
         let mut cmd = Command::new(&self.rwxfs);
         cmd.arg("mount")
             .arg(&id)
@@ -136,6 +175,9 @@ impl spec::node_server::Node for Node {
             .args(want.args());
         if let Some(t) = &token_file {
             cmd.arg("--token-file").arg(&t.0);
+        }
+        if let Some(ca) = &tls_arg {
+            cmd.arg("--tls-ca").arg(ca);
         }
         match run(cmd).await {
             Ok(()) => Ok(Response::new(spec::NodePublishVolumeResponse {})),

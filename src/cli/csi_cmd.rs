@@ -24,6 +24,10 @@ pub struct Args {
     /// The mounts' token when a publish carries no `token` secret.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// Speak TLS to the servers, trusting the certificates in FILE (PEM), when a request
+    /// carries no `tlsCA` secret.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
     /// A server the controller knows (repeatable): ListVolumes lists their volumes, and the
     /// first is the one for a StorageClass or GetCapacity that names no `server`.
     #[arg(long = "server", value_name = "HOST:PORT")]
@@ -43,6 +47,7 @@ pub fn run(a: Args) -> i32 {
         admin_token_file: a.admin_token_file,
         token_file: a.token_file,
         servers: a.servers,
+        tls_ca: a.tls_ca,
         rwxfs: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("rwxfs")),
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()

@@ -323,7 +323,11 @@ fn admin_call(
         cmd,
     };
     send_msg(&mut stream, &admin)?;
-    let (theirs, mac) = match recv_msg(&mut stream, Some(GREETING))? {
+    let first = recv_msg(&mut stream, Some(GREETING)).map_err(|e| match e {
+        DialError::NoAnswer(ProtoError::TooLarge(_)) if tls.is_none() => DialError::NotPlain,
+        e => e,
+    })?;
+    let (theirs, mac) = match first {
         ServerMsg::Challenge { nonce, mac } => (nonce, mac),
         ServerMsg::Refused { reason } => return Err(DialError::StatusRefused(reason)),
         other => return Err(DialError::Unexpected(format!("{other:?}"))),
