@@ -127,3 +127,89 @@ fn a_recovery_cut_short_resumes_a_session_with_its_own_secret() {
         offered.0
     );
 }
+
+/// A write made under a lock and still waiting for its reply when the server forgot the
+/// session fails with EIO (the lock is gone: it must not be sent again), and is forgotten
+/// with it: it is not kept for a replay, so the mark below which the mount has every reply
+/// (its `Ack`) moves on past it, and the server may let go of the replies it keeps.
+#[test]
+fn a_bound_call_failed_by_a_lost_session_is_not_kept() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address").to_string();
+    let (tx, rx) = std::sync::mpsc::channel::<u64>();
+    let script = std::thread::spawn(move || {
+        // The first connection: a session; a write arrives and is never answered.
+        let (mut s, _) = listener.accept().expect("accept");
+        assert!(matches!(next(&mut s), ClientMsg::Hello { .. }));
+        // Leases of 3 s: a heartbeat, with its Ack, every second.
+        let short = |mut w: ServerMsg| {
+            if let ServerMsg::Welcome { lease_secs, .. } = &mut w {
+                *lease_secs = 3;
+            }
+            w
+        };
+        send(&mut s, &short(welcome(1, &[1u8; 32])));
+        let (written, req) = next_call(&mut s);
+        assert!(matches!(req, Request::Write { ino: 5, .. }), "{req:?}");
+        tx.send(written).expect("the test waits");
+        drop(s);
+        // The second: the session is forgotten; the mount's commit is answered.
+        let (mut s, _) = listener.accept().expect("accept");
+        assert_eq!(resumed(&mut s).0, 1);
+        send(&mut s, &short(welcome(2, &[2u8; 32])));
+        let (id, req) = next_call(&mut s);
+        assert!(matches!(req, Request::Fsync { .. }), "{req:?}");
+        let result = Ok(Response::Empty);
+        send(&mut s, &ServerMsg::Reply { id, result });
+        // Every Ack the mount sends from now on, until the test has what it needs.
+        while let Ok(body) = read_frame(&mut s) {
+            match decode_body::<ClientMsg>(&body).expect("decodes").0 {
+                ClientMsg::Ack { below } => {
+                    if tx.send(below).is_err() {
+                        return;
+                    }
+                }
+                ClientMsg::Call { id, req } | ClientMsg::CallAs { id, req, .. } => {
+                    panic!("call {id} sent again after the session was lost: {req:?}")
+                }
+                _ => {}
+            }
+        }
+    });
+    let opts = ConnectOptions {
+        node_id: "scripted".into(),
+        ..Default::default()
+    };
+    let link = Link::connect(&addr, &opts, &|_| {}).expect("connect");
+    let (done, failed) = std::sync::mpsc::channel();
+    let write = Request::Write {
+        ino: 5,
+        offset: 0,
+        kill_priv: false,
+    };
+    let reply = Box::new(move |r: client_fuse::link::Reply| {
+        let _ = done.send(r.0);
+    });
+    link.call_async(write, b"under a lock", reply, true)
+        .expect("sent");
+    let wait = std::time::Duration::from_secs(30);
+    let written = rx.recv_timeout(wait).expect("the write reached the server");
+    let result = failed.recv_timeout(wait).expect("the bound write ends");
+    assert_eq!(result.err(), Some(libc::EIO), "the bound write fails");
+    assert_eq!(link.kept(), (0, 0), "the failed write is still kept");
+    // The Ack moves past the failed call.
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let below = rx.recv_timeout(wait).expect("an Ack");
+        if below > written {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the Ack stays at {below}"
+        );
+    }
+    drop(rx);
+    drop(link);
+    script.join().expect("the script ran to its end");
+}

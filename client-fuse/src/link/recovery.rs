@@ -135,7 +135,9 @@ fn reestablish(shared: &Arc<Shared>) -> Result<(), DialError> {
     resume_calls(shared, g, restarted || forgotten)
 }
 
-/// Writes made under locks now lost must not reach the server unprotected: they fail.
+/// Writes made under locks now lost must not reach the server unprotected: they fail, and
+/// are no longer kept for a replay (kept, they would hold back the mark below which this
+/// mount has every reply, and their budget, for good).
 fn fail_bound(shared: &Shared) {
     let bound: Vec<Pending> = {
         let mut c = relock(&shared.calls);
@@ -145,8 +147,11 @@ fn fail_bound(shared: &Shared) {
             .filter(|(_, p)| p.bound)
             .map(|(id, _)| *id)
             .collect();
+        let mut k = relock(&shared.kept);
+        ids.iter().for_each(|id| k.failed(*id));
         ids.iter().filter_map(|id| c.pending.remove(id)).collect()
     };
+    shared.kept_cv.notify_all();
     // Delivered outside the lock: a callback may call the link again.
     bound.into_iter().for_each(Pending::fail);
 }
