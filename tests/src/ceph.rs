@@ -274,6 +274,27 @@ impl CephCluster {
             .expect("rados runs")
     }
 
+    /// Each daemon's resident memory now and at its peak, in KiB (VmRSS and VmHWM from
+    /// /proc), by name: `[("ceph-mon", now, peak), ("ceph-osd", now, peak)]`.
+    pub fn memory_kib(&self) -> Vec<(&'static str, u64, u64)> {
+        let field = |status: &str, name: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        ["ceph-mon", "ceph-osd"]
+            .into_iter()
+            .zip(&self.daemons)
+            .map(|(name, child)| {
+                let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+                    .unwrap_or_default();
+                (name, field(&status, "VmRSS:"), field(&status, "VmHWM:"))
+            })
+            .collect()
+    }
+
     /// The daemons' logs, for a failing test's message.
     pub fn logs(&self) -> String {
         let mut s = String::new();
