@@ -164,11 +164,7 @@ fn a_bound_call_failed_by_a_lost_session_is_not_kept() {
         // Every Ack the mount sends from now on, until the test has what it needs.
         while let Ok(body) = read_frame(&mut s) {
             match decode_body::<ClientMsg>(&body).expect("decodes").0 {
-                ClientMsg::Ack { below } => {
-                    if tx.send(below).is_err() {
-                        return;
-                    }
-                }
+                ClientMsg::Ack { below } if tx.send(below).is_err() => return,
                 ClientMsg::Call { id, req } | ClientMsg::CallAs { id, req, .. } => {
                     panic!("call {id} sent again after the session was lost: {req:?}")
                 }
