@@ -79,6 +79,10 @@ enum Cmd {
         /// Print one JSON object instead of the table.
         #[arg(long)]
         json: bool,
+        /// Write each run's block map here, as SVG and PNG (default: rwxfs-demo in the
+        /// temporary directory, printed at the end).
+        #[arg(long, value_name = "DIR")]
+        picture: Option<std::path::PathBuf>,
     },
     /// Measure throughput and metadata rates, verifying every byte: on existing mount points
     /// of any file system (--mounts), or on a server and mounts of its own.
@@ -152,7 +156,8 @@ pub fn run() -> i32 {
             clients,
             files,
             json,
-        } => demo_cmd::run(clients, files, json),
+            picture,
+        } => demo_cmd::run(clients, files, json, picture),
         Cmd::Bench(args) => bench_cmd::run(args),
     }
 }

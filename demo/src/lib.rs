@@ -6,8 +6,10 @@
 #![warn(unreachable_pub)]
 
 pub mod harness;
+pub mod picture;
 pub mod report;
 pub mod run;
+pub mod strip;
 pub mod workload;
 
 pub use harness::Harness;

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use volume::fsck::{Kind, Report};
+use volume::fsck::{BlockMap, Kind, Report};
 
+use crate::picture::Picture;
 use crate::workload::Verification;
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -33,6 +34,11 @@ pub struct SideReport {
     pub mb_per_s: f64,
     /// What the figures mean, in words.
     pub explanations: Vec<String>,
+    /// The block map's pictures, when the demo was asked to draw them.
+    pub picture: Option<Picture>,
+    /// Who holds each block of the image after the run; none if it could not be read.
+    #[serde(skip)]
+    pub block_map: Option<BlockMap>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -11,6 +11,7 @@ use volume::fsck;
 use volume::{FileStore, Volume};
 
 use crate::harness::Harness;
+use crate::picture;
 use crate::report::{explain, DemoReport, SideReport};
 use crate::workload::{layout, run_all, verify, ClientResult, Verification};
 use volume::Ino;
@@ -28,6 +29,8 @@ pub struct DemoOptions {
     pub image_size: String,
     /// Show progress while it runs.
     pub progress: bool,
+    /// Where to write each run's block map (SVG and PNG), if anywhere.
+    pub picture_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,14 +96,21 @@ pub fn run_side(
     h.stop_server()?;
 
     // fsck first (it only reads), then a fresh single mount: the honest engine alone.
-    let fsck_report = FileStore::open_read_only(&image)
-        .map_err(volume::FsError::from)
-        .and_then(|s| fsck::check(&s));
+    let (fsck_report, block_map) = match FileStore::open_read_only(&image) {
+        Ok(s) => (fsck::check(&s), fsck::block_map(&s).ok()),
+        Err(e) => (Err(volume::FsError::from(e)), None),
+    };
     let verification = verify_alone(h, &image, &results, opts.clients)?;
     if let Some(b) = bar {
         b.finish_with_message(format!("done in {seconds:.1} s"));
     }
-    Ok(side_report(&results, &verification, fsck_report, seconds))
+    let mut side = side_report(&results, &verification, fsck_report, seconds);
+    if let (Some(dir), Some(map)) = (&opts.picture_dir, &block_map) {
+        let name = name.trim_end_matches(".img");
+        side.picture = Some(picture::write(map, dir, name, label)?);
+    }
+    side.block_map = block_map;
+    Ok(side)
 }
 
 /// `clients` mounts of `image` in `placement`: each through a server started for them (direct
@@ -258,6 +268,10 @@ pub fn run_demo(opts: &DemoOptions) -> Result<DemoReport, String> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register(sig, stop.clone());
+    }
+    if let Some(dir) = &opts.picture_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("the pictures' directory {}: {e}", dir.display()))?;
     }
     let mut h = Harness::new(opts.bin.clone()).map_err(|e| format!("scratch directory: {e}"))?;
     let shared = run_side(&mut h, Placement::Shared, opts, &stop)?;

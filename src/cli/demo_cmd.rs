@@ -1,9 +1,12 @@
-//! `rwxfs demo [--clients N] [--files N] [--json]`
+//! `rwxfs demo [--clients N] [--files N] [--json] [--picture DIR]`
+
+use std::path::PathBuf;
 
 use demo::report::render;
+use demo::strip::{self, Style};
 use demo::{run_demo, DemoOptions};
 
-pub fn run(clients: usize, files: usize, json: bool) -> i32 {
+pub fn run(clients: usize, files: usize, json: bool, picture: Option<PathBuf>) -> i32 {
     if clients < 1 || files < 1 {
         eprintln!("rwxfs demo: --clients and --files must be at least 1");
         return 2;
@@ -30,6 +33,7 @@ pub fn run(clients: usize, files: usize, json: bool) -> i32 {
         files,
         image_size: "512M".into(),
         progress: !json,
+        picture_dir: Some(picture.unwrap_or_else(|| std::env::temp_dir().join("rwxfs-demo"))),
     };
     match run_demo(&opts) {
         Ok(report) => {
@@ -39,7 +43,11 @@ pub fn run(clients: usize, files: usize, json: bool) -> i32 {
                     serde_json::to_string_pretty(&report).unwrap_or_default()
                 );
             } else {
+                let maps = [&report.shared, &report.raw, &report.direct]
+                    .map(|side| side.block_map.as_ref());
+                print!("{}", strip::render(maps, Style::for_stdout()));
                 print!("{}", render(&report));
+                print!("{}", strip::pictures(&report));
             }
             if report.shared.is_perfect() && report.direct.is_perfect() {
                 0

@@ -37,8 +37,10 @@ fn one_raw_mount_with_many_writer_threads_is_perfect() {
 
 #[test]
 fn demo_json_shows_shared_and_direct_perfect_and_raw_damaged() {
+    let pictures = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(bin())
-        .args(["demo", "--json", "--files", "150"])
+        .args(["demo", "--json", "--files", "150", "--picture"])
+        .arg(pictures.path())
         .output()
         .expect("run rwxfs demo");
     assert!(
@@ -70,6 +72,21 @@ fn demo_json_shows_shared_and_direct_perfect_and_raw_damaged() {
         + n("raw", "fsck_errors");
     assert!(damage > 0, "raw side showed no damage: {v}");
     assert!(!v["raw"]["explanations"].as_array().unwrap().is_empty());
+    for side in ["shared", "raw", "direct"] {
+        let p = &v[side]["picture"];
+        let svg = std::path::PathBuf::from(p["svg"].as_str().expect("svg named"));
+        let png = std::path::PathBuf::from(p["png"].as_str().expect("png named"));
+        assert_eq!(svg, pictures.path().join(format!("{side}.svg")), "{v}");
+        assert_eq!(png, pictures.path().join(format!("{side}.png")), "{v}");
+        assert!(std::fs::metadata(&png).unwrap().len() > 0);
+        let svg = std::fs::read_to_string(&svg).unwrap();
+        let twice = p["claimed_twice"].as_u64().unwrap();
+        assert_eq!(svg.contains("class=\"twice\""), twice > 0, "{side}: {v}");
+        if side != "raw" {
+            assert_eq!(twice, 0, "{side} has blocks claimed twice: {v}");
+            assert_eq!(p["leaked"].as_u64(), Some(0), "{side}: {v}");
+        }
+    }
 }
 
 #[test]

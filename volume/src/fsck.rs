@@ -14,9 +14,11 @@ use crate::layout::{
 };
 use crate::store::BlockStore;
 
+mod blockmap;
 mod lists;
 mod report;
 
+pub use blockmap::{block_map, BlockMap, Cell};
 pub use report::{Finding, Holders, Kind, Report};
 
 struct Reader<'a, S: BlockStore> {
@@ -57,6 +59,29 @@ pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
 /// it).
 pub fn check_holding<S: BlockStore>(store: &S, holders: &Holders) -> FsResult<Report> {
     let mut r = Report::default();
+    let rd = reader(store, &mut r)?;
+    let geo = rd.geo;
+    let ibits = read_bitmap(&rd, geo.ibitmap_start, geo.ibitmap_blocks, &mut r, "inode")?;
+    let bbits = read_bitmap(&rd, geo.bbitmap_start, geo.bbitmap_blocks, &mut r, "block")?;
+    let inodes = read_inodes(&rd, &ibits, &mut r)?;
+    let mut indexes: Vec<u32> = inodes.keys().copied().collect();
+    indexes.sort_unstable();
+    let maps = check_blocks(&rd, &inodes, &indexes, &bbits, &mut r)?;
+    let tree = walk_dirs(&rd, &inodes, &maps, &mut r)?;
+    check_links(&inodes, &indexes, &tree, holders, &mut r);
+    check_trees(&inodes, &indexes, &mut r);
+    // The superblock as replay leaves it: a transaction carries the lists' heads.
+    let sb = Superblock::decode(&rd.raw(0)?)?;
+    if sb.version >= LISTS_SINCE {
+        lists::check_orphan_list(&rd, &sb, &inodes, &indexes, &mut r)?;
+        lists::check_tree_list(&rd, &sb, &inodes, &indexes, &mut r)?;
+    }
+    Ok(r)
+}
+
+/// A reader of the image in `store` as it will be after journal replay; a short image is
+/// reported.
+fn reader<'a, S: BlockStore>(store: &'a S, r: &mut Report) -> FsResult<Reader<'a, S>> {
     let mut b0 = vec![0u8; BLOCK_SIZE];
     if store.len() < BLOCK_SIZE as u64 {
         return Err(FsError::NotAnImage(format!(
@@ -79,27 +104,11 @@ pub fn check_holding<S: BlockStore>(store: &S, holders: &Holders) -> FsResult<Re
         r.journal_replayed = true;
         overlay.extend(blocks);
     }
-    let rd = Reader {
+    Ok(Reader {
         store,
         overlay,
         geo,
-    };
-    let ibits = read_bitmap(&rd, geo.ibitmap_start, geo.ibitmap_blocks, &mut r, "inode")?;
-    let bbits = read_bitmap(&rd, geo.bbitmap_start, geo.bbitmap_blocks, &mut r, "block")?;
-    let inodes = read_inodes(&rd, &ibits, &mut r)?;
-    let mut indexes: Vec<u32> = inodes.keys().copied().collect();
-    indexes.sort_unstable();
-    let maps = check_blocks(&rd, &inodes, &indexes, &bbits, &mut r)?;
-    let tree = walk_dirs(&rd, &inodes, &maps, &mut r)?;
-    check_links(&inodes, &indexes, &tree, holders, &mut r);
-    check_trees(&inodes, &indexes, &mut r);
-    // The superblock as replay leaves it: a transaction carries the lists' heads.
-    let sb = Superblock::decode(&rd.raw(0)?)?;
-    if sb.version >= LISTS_SINCE {
-        lists::check_orphan_list(&rd, &sb, &inodes, &indexes, &mut r)?;
-        lists::check_tree_list(&rd, &sb, &inodes, &indexes, &mut r)?;
-    }
-    Ok(r)
+    })
 }
 
 /// A bitmap's blocks, in order.
