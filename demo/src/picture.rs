@@ -221,7 +221,9 @@ fn runs(cells: &[Cell], cols: u64) -> Vec<(u64, u64, Cell)> {
     for (i, c) in cells.iter().enumerate() {
         let i = i as u64;
         match out.last_mut() {
-            Some((first, len, prev)) if prev == c && *first + *len == i && i % cols != 0 => {
+            Some((first, len, prev))
+                if prev == c && *first + *len == i && !i.is_multiple_of(cols) =>
+            {
                 *len += 1
             }
             _ if *c == Cell::Free => {}
