@@ -258,7 +258,11 @@ pub(super) async fn cancel_on_signal(token: CancellationToken) {
 /// refused while it runs, with this server named.
 fn own_image(image: &Path) -> Result<ImageLock, String> {
     image_lock::lock(image, Hold::Owner).map_err(|e| match e {
-        LockError::InUse(e) => format!("{e}; one image has one server, and no raw mount beside it"),
+        LockError::InUse(e) => format!(
+            "{e}; one image has one server, and no raw mount beside it (a local image has no \
+             standby: for a server that takes over when the first is gone, put the volume in \
+             Ceph RADOS, rados://POOL/NAME)"
+        ),
         LockError::Io(e) => e,
     })
 }

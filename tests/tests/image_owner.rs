@@ -70,6 +70,11 @@ fn a_second_server_on_a_served_image_is_refused_naming_the_first() {
         "{msg}"
     );
     assert!(msg.contains("rwxfs serve --image"), "{msg}");
+    // A second server is not taken for a standby: the refusal says where one is possible.
+    assert!(
+        msg.contains("a local image has no standby") && msg.contains("rados://"),
+        "{msg}"
+    );
     still_serves(&mut h, &addr);
     h.stop_server().unwrap();
 }
