@@ -8,13 +8,14 @@ use std::sync::Arc;
 use protocol::{ExportCmd, ExportInfo, VolumeSpace};
 use tonic::Status;
 
-/// The secret holding the administrator's token (a StorageClass's provisioner secret).
-pub(crate) const ADMIN_SECRET: &str = "adminToken";
-/// The secret holding the mounts' token (a StorageClass's node-publish secret).
-pub(crate) const MOUNT_SECRET: &str = "token";
+/// The key of the secret holding the administrator's token (a StorageClass's provisioner
+/// and controller-expand secrets).
+pub const ADMIN_SECRET: &str = "adminToken";
+/// The key of the secret holding the mounts' token (a StorageClass's node-publish secret).
+pub const MOUNT_SECRET: &str = "token";
 /// The secret holding the CA (PEM) a server's TLS certificate is checked with, in the
 /// provisioner, controller-expand and node-publish secrets alike.
-pub(crate) const TLS_SECRET: &str = "tlsCA";
+pub const TLS_SECRET: &str = "tlsCA";
 /// The volume context's key saying the volume was made over TLS.
 pub(crate) const TLS_CONTEXT: &str = "tls";
 

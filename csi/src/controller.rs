@@ -10,14 +10,13 @@ use tonic::{Request, Response, Status};
 
 use crate::admin::{self, ADMIN_SECRET};
 use crate::listing;
-use crate::modes::{mode_of, mode_of_all};
+use crate::modes::{mode_for, mode_of};
 use crate::spec::controller_service_capability::{rpc, Rpc, Type};
 use crate::spec::{self, ControllerServiceCapability};
+use crate::SERVER_PARAM;
 
 /// A volume's size when none is asked for.
 const DEFAULT_BYTES: i64 = 1 << 30;
-/// The StorageClass parameter naming the server.
-const SERVER_PARAM: &str = "server";
 
 /// The controller service.
 pub(crate) struct Controller {
@@ -109,7 +108,7 @@ impl spec::controller_server::Controller for Controller {
         if r.name.is_empty() {
             return Err(Status::invalid_argument("a volume needs a name"));
         }
-        let mode = mode_of_all(&r.volume_capabilities)?;
+        let mode = mode_for(&r.volume_capabilities, &r.parameters)?;
         let bytes = capacity(r.capacity_range.as_ref())?;
         let server = self.server(&r.parameters)?;
         if r.volume_content_source.is_some() {

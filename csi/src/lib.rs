@@ -26,6 +26,12 @@ pub use bpfman_csi::v1 as spec;
 
 /// The driver's name, as a StorageClass's `provisioner` names it.
 pub const DRIVER_NAME: &str = "rwxfs.csi.rwxfs.dev";
+/// The StorageClass parameter naming the server its volumes are exports of (`HOST:PORT`).
+pub const SERVER_PARAM: &str = "server";
+/// The StorageClass parameter making a class admit claims of one access mode only (rwx,
+/// rox, rwo or rwop); without it, a volume has the mode its claim asks for.
+pub const ACCESS_MODE_PARAM: &str = "accessMode";
+pub use admin::{ADMIN_SECRET, MOUNT_SECRET, TLS_SECRET};
 
 /// How the driver runs.
 #[derive(Debug, Clone)]

@@ -1,5 +1,7 @@
 //! Kubernetes' access modes as CSI names them, and the export access modes they are.
 
+use std::collections::HashMap;
+
 use protocol::AccessMode;
 use tonic::Status;
 
@@ -55,6 +57,31 @@ pub(crate) fn mode_of_all(caps: &[VolumeCapability]) -> Result<AccessMode, Statu
     Ok(first)
 }
 
+/// The export mode a CreateVolume asks for, within what its StorageClass admits: a class
+/// with the parameter `accessMode` provisions volumes of that mode only, and a claim of
+/// another mode is refused (it stays Pending, the reason in its events).
+pub(crate) fn mode_for(
+    caps: &[VolumeCapability],
+    params: &HashMap<String, String>,
+) -> Result<AccessMode, Status> {
+    let mode = mode_of_all(caps)?;
+    let Some(class) = params.get(crate::ACCESS_MODE_PARAM) else {
+        return Ok(mode);
+    };
+    let class: AccessMode = class.parse().map_err(|e| {
+        Status::invalid_argument(format!(
+            "StorageClass parameter {}: {e}",
+            crate::ACCESS_MODE_PARAM
+        ))
+    })?;
+    match class == mode {
+        true => Ok(mode),
+        false => Err(Status::invalid_argument(format!(
+            "this StorageClass provisions {class} volumes only; the claim asks for {mode}"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,5 +113,26 @@ mod tests {
         ];
         assert!(mode_of_all(&two).is_err());
         assert!(mode_of_all(&[]).is_err());
+    }
+
+    #[test]
+    fn a_class_with_an_access_mode_admits_claims_of_that_mode_only() {
+        let class =
+            |m: &str| HashMap::from([(crate::ACCESS_MODE_PARAM.to_string(), m.to_string())]);
+        let rwx = [cap(Mode::MultiNodeMultiWriter, false)];
+        let rwop = [cap(Mode::SingleNodeSingleWriter, false)];
+        assert_eq!(mode_for(&rwx, &class("rwx")).ok(), Some(AccessMode::Rwx));
+        assert_eq!(mode_for(&rwop, &class("rwop")).ok(), Some(AccessMode::Rwop));
+        assert_eq!(mode_for(&rwx, &HashMap::new()).ok(), Some(AccessMode::Rwx));
+        let refused = mode_for(&rwx, &class("rwop")).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+        assert!(refused.message().contains("rwop"), "{}", refused.message());
+        let bad = mode_for(&rwx, &class("many")).unwrap_err();
+        assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+        assert!(
+            bad.message().contains(crate::ACCESS_MODE_PARAM),
+            "{}",
+            bad.message()
+        );
     }
 }
