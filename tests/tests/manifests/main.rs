@@ -206,6 +206,18 @@ fn broken_manifests_are_refused_with_what_is_wrong() {
         ),
         (
             "controller.yaml",
+            "            - rwxfs.rwxfs.svc.cluster.local:7411",
+            "            - rwxfs.rwxfs.svc.cluster.local:7412",
+            "the controller's --server",
+        ),
+        (
+            "controller.yaml",
+            "              - key: adminToken",
+            "              - key: token",
+            "the controller's --admin-token-file",
+        ),
+        (
+            "controller.yaml",
             "--csi-address=/csi/csi.sock",
             "--csi-address=/run/csi.sock",
             "dials \"/run/csi.sock\"",

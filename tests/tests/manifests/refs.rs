@@ -214,6 +214,55 @@ fn classes(s: &Set, server: Option<&str>, secret: Option<&str>, p: &mut Problems
     }
 }
 
+/// The Secret and key a file in container `c` of `spec` comes from, if it does.
+fn secret_key(spec: &PodSpec, c: &Container, file: &str) -> Option<(String, String)> {
+    let (v, rest) = on_volume(c, file)?;
+    let src = volume(spec, v)?.secret.as_ref()?;
+    let item = src
+        .items
+        .as_deref()?
+        .iter()
+        .find(|i| format!("/{}", i.path) == rest)?;
+    Some((src.secret_name.clone()?, item.key.clone()))
+}
+
+/// The controller: its sidecars on its socket, the server it lists (`--server`) the one the
+/// StorageClasses name, its administrator's token from the server's Secret.
+fn controller(s: &Set, address: Option<&str>, secret: Option<&str>, p: &mut Problems) {
+    let spec = s.deployments.first().and_then(|d| d.spec.as_ref());
+    let Some(spec) = spec.and_then(|d| pod(&d.template)) else {
+        return p.push("no controller Deployment".into());
+    };
+    sockets(
+        "the controller",
+        spec,
+        &["csi-provisioner", "csi-resizer"],
+        p,
+    );
+    let (ours, _) = split(spec);
+    let Some(c) = ours.first() else { return };
+    let servers: Vec<&str> = args(c)
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| *a == "--server")
+        .filter_map(|(i, _)| args(c).get(i + 1).map(String::as_str))
+        .collect();
+    if servers.iter().any(|x| Some(*x) != address) {
+        p.push(format!(
+            "the controller's --server {servers:?} is not the server's Service {address:?}"
+        ));
+    }
+    if let Some(file) = flag(args(c), "--admin-token-file") {
+        let want = secret.map(|x| (x.to_string(), ADMIN_SECRET.to_string()));
+        let got = secret_key(spec, c, file);
+        if got.is_none() || got != want {
+            p.push(format!(
+                "the controller's --admin-token-file is {got:?}, not {want:?}"
+            ));
+        }
+    }
+}
+
 /// The server: a StatefulSet of one on a ReadWriteOnce claim, listening where its Service
 /// sends, with the Secret holding both tokens the driver's keys name. Its address and
 /// Secret, as the StorageClasses must name them.
@@ -301,16 +350,7 @@ fn server(s: &Set, p: &mut Problems) -> (Option<String>, Option<String>) {
         ("--admin-token-file", ADMIN_SECRET),
     ] {
         let file = flag(args(c), flag_name).unwrap_or("");
-        let found = on_volume(c, file).and_then(|(v, rest)| {
-            let src = volume(podspec, v)?.secret.as_ref()?;
-            let item = src
-                .items
-                .as_deref()?
-                .iter()
-                .find(|i| format!("/{}", i.path) == rest)?;
-            Some((src.secret_name.clone()?, item.key.clone()))
-        });
-        match found {
+        match secret_key(podspec, c, file) {
             Some((s, k)) if k == key => {
                 if secret.get_or_insert_with(|| s.clone()) != &s {
                     p.push("the server's two tokens come from two Secrets".into());
@@ -466,20 +506,7 @@ pub fn check(s: &Set) -> Problems {
     }
     let (address, secret) = server(s, &mut p);
     classes(s, address.as_deref(), secret.as_deref(), &mut p);
-    match s
-        .deployments
-        .first()
-        .and_then(|d| d.spec.as_ref())
-        .and_then(|d| pod(&d.template))
-    {
-        Some(spec) => sockets(
-            "the controller",
-            spec,
-            &["csi-provisioner", "csi-resizer"],
-            &mut p,
-        ),
-        None => p.push("no controller Deployment".into()),
-    }
+    controller(s, address.as_deref(), secret.as_deref(), &mut p);
     node(s, &mut p);
     names(s, &mut p);
     p
