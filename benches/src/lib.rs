@@ -104,13 +104,18 @@ fn run_inner(o: Options) -> Result<bool, String> {
     for &direct in placements {
         runs.push(run_on(&o, direct, &stop)?);
     }
+    let curve = match runs.as_slice() {
+        [server, direct] => report::curve(&server.1, &direct.1),
+        _ => Vec::new(),
+    };
     if o.json {
         match runs.as_slice() {
             [one] => println!("{}", report::json(&one.0, &one.1, one.2)),
             [server, direct] => println!(
-                "{{\"server\": {}, \"direct\": {}}}",
+                "{{\"server\": {}, \"direct\": {}, \"scaling\": {}}}",
                 report::json(&server.0, &server.1, server.2),
-                report::json(&direct.0, &direct.1, direct.2)
+                report::json(&direct.0, &direct.1, direct.2),
+                serde_json::to_string_pretty(&curve).unwrap_or_default()
             ),
             _ => {}
         }
@@ -118,16 +123,28 @@ fn run_inner(o: Options) -> Result<bool, String> {
         for (system, outcomes, rss) in &runs {
             println!("{}", report::table(system, outcomes, *rss));
         }
+        if !curve.is_empty() {
+            println!("{}", report::curve_table(&curve));
+        }
     }
     if let Some(p) = &o.plot {
-        for (k, (system, outcomes, _)) in runs.iter().enumerate() {
-            let path = match k {
-                0 => p.clone(),
-                _ => p.with_extension("direct.svg"),
-            };
-            report::plot(&path, system, outcomes)?;
-            eprintln!("rwxfs bench: plot written to {}", path.display());
-        }
+        let (title, series): (String, Vec<(&str, &[workloads::Outcome])>) = match runs.as_slice() {
+            [server, direct] => (
+                "rwxfs: aggregate write throughput against concurrent writers".into(),
+                vec![
+                    ("through the server", &server.1[..]),
+                    ("direct", &direct.1[..]),
+                ],
+            ),
+            runs => (
+                runs.first()
+                    .map(|r| format!("{}: throughput against concurrent writers", r.0))
+                    .unwrap_or_default(),
+                runs.iter().map(|r| (r.0.as_str(), &r.1[..])).collect(),
+            ),
+        };
+        report::plot(p, &title, &series)?;
+        eprintln!("rwxfs bench: plot written to {}", p.display());
     }
     Ok(runs.iter().all(|r| r.1.iter().all(|o| o.wrong.is_none())))
 }

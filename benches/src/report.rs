@@ -72,25 +72,79 @@ pub fn json(system: &str, outcomes: &[Outcome], rss: Option<(u64, u64)>) -> Stri
     .unwrap_or_default()
 }
 
-/// Aggregate MiB/s against concurrent writers, as SVG.
-pub fn plot(path: &Path, system: &str, outcomes: &[Outcome]) -> Result<(), String> {
-    use plotters::prelude::*;
-    let points: Vec<(u32, f64)> = outcomes
+/// One point of the writers curve, on both paths.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct CurvePoint {
+    /// Concurrent writers, each on a mount process of its own.
+    pub writers: usize,
+    /// Their aggregate MiB/s through the server.
+    pub server: f64,
+    /// Their aggregate MiB/s on direct mounts.
+    pub direct: f64,
+    /// Direct over the server path.
+    pub direct_over_server: f64,
+}
+
+/// The writers curve of both runs, point by point: the counts both measured.
+pub fn curve(server: &[Outcome], direct: &[Outcome]) -> Vec<CurvePoint> {
+    server
         .iter()
-        .filter_map(|o| o.writers.map(|k| (k as u32, o.value)))
+        .filter_map(|o| Some((o.writers?, o.value)))
+        .filter_map(|(writers, server)| {
+            let direct = direct.iter().find(|o| o.writers == Some(writers))?.value;
+            Some(CurvePoint {
+                writers,
+                server,
+                direct,
+                direct_over_server: direct / server.max(f64::MIN_POSITIVE),
+            })
+        })
+        .collect()
+}
+
+/// The curve as a table: one row per writer count, both paths and their ratio.
+pub fn curve_table(points: &[CurvePoint]) -> String {
+    let mut out = String::from(
+        "aggregate write throughput, MiB/s, each writer on a mount process of its own\n\n",
+    );
+    out += &format!(
+        "{:<8}  {:>18}  {:>10}  {:>15}\n",
+        "writers", "through the server", "direct", "direct / server"
+    );
+    out += &format!("{}\n", "-".repeat(57));
+    for p in points {
+        out += &format!(
+            "{:<8}  {:>18.1}  {:>10.1}  {:>14.2}×\n",
+            p.writers, p.server, p.direct, p.direct_over_server
+        );
+    }
+    out
+}
+
+/// Aggregate MiB/s against concurrent writers, as SVG: one curve per run, named.
+pub fn plot(path: &Path, title: &str, runs: &[(&str, &[Outcome])]) -> Result<(), String> {
+    use plotters::prelude::*;
+    let curves: Vec<(&str, Vec<(u32, f64)>)> = runs
+        .iter()
+        .map(|(name, outcomes)| {
+            let points = outcomes
+                .iter()
+                .filter_map(|o| o.writers.map(|k| (k as u32, o.value)))
+                .collect();
+            (*name, points)
+        })
         .collect();
-    if points.is_empty() {
+    if curves.iter().all(|(_, p)| p.is_empty()) {
         return Err("no scaling figures to plot (the scaling workload did not run)".into());
     }
-    let max_x = points.iter().map(|p| p.0).max().unwrap_or(1);
-    let max_y = points.iter().map(|p| p.1).fold(1.0, f64::max) * 1.15;
+    let all = || curves.iter().flat_map(|(_, p)| p.iter());
+    let max_x = all().map(|p| p.0).max().unwrap_or(1);
+    let max_y = all().map(|p| p.1).fold(1.0, f64::max) * 1.15;
+    let colours = [BLUE, RGBColor(0x2e, 0x9d, 0x4f)];
     let draw = |root: DrawingArea<_, _>| -> Result<(), String> {
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(
-                format!("{system}: throughput against concurrent writers"),
-                ("sans-serif", 20),
-            )
+            .caption(title, ("sans-serif", 20))
             .margin(15)
             .x_label_area_size(40)
             .y_label_area_size(60)
@@ -102,16 +156,30 @@ pub fn plot(path: &Path, system: &str, outcomes: &[Outcome]) -> Result<(), Strin
             .y_desc("aggregate MiB/s")
             .draw()
             .map_err(|e| e.to_string())?;
-        chart
-            .draw_series(LineSeries::new(points.iter().copied(), &BLUE))
-            .map_err(|e| e.to_string())?;
-        chart
-            .draw_series(
-                points
-                    .iter()
-                    .map(|&(x, y)| Circle::new((x, y), 4, BLUE.filled())),
-            )
-            .map_err(|e| e.to_string())?;
+        for (k, (name, points)) in curves.iter().enumerate() {
+            let c = colours[k % colours.len()];
+            chart
+                .draw_series(LineSeries::new(points.iter().copied(), c))
+                .map_err(|e| e.to_string())?
+                .label(*name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c));
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|&(x, y)| Circle::new((x, y), 4, c.filled())),
+                )
+                .map_err(|e| e.to_string())?;
+        }
+        if curves.len() > 1 {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .position(SeriesLabelPosition::LowerRight)
+                .draw()
+                .map_err(|e| e.to_string())?;
+        }
         root.present().map_err(|e| e.to_string())
     };
     match path.extension().and_then(|e| e.to_str()) {

@@ -35,7 +35,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
     /// Run on two clusters of its own, side by side: mounts through the server, then direct
-    /// mounts (file data on the image itself); the direct run's plot is FILE.direct.svg.
+    /// mounts (file data on the image itself); the writers curve of both in one table, and in
+    /// one plot with --plot.
     #[arg(long, conflicts_with = "mounts")]
     pub direct: bool,
 }

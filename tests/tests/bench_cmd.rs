@@ -186,3 +186,57 @@ fn bench_direct_measures_mounts_through_the_server_and_direct_mounts_in_one_run(
         .unwrap();
     assert!(!refused.status.success());
 }
+
+#[test]
+fn bench_direct_draws_the_1_2_4_8_writer_curve_of_both_paths_side_by_side() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let plot = out_dir.path().join("curve.svg");
+    let run = |json: bool| {
+        let mut c = Command::new(bin());
+        c.args(["bench", "--direct", "--only", "scaling", "--size", "16M"]);
+        if json {
+            c.arg("--json");
+        } else {
+            c.arg("--plot").arg(&plot);
+        }
+        let out = c.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "bench failed: {stderr}");
+        (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+    };
+    let (stdout, _) = run(true);
+    let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let curve = j["scaling"].as_array().expect("the curve, side by side");
+    let writers: Vec<u64> = curve
+        .iter()
+        .map(|p| p["writers"].as_u64().unwrap())
+        .collect();
+    assert_eq!(writers, [1, 2, 4, 8], "{j:#}");
+    for p in curve {
+        let (s, d) = (p["server"].as_f64().unwrap(), p["direct"].as_f64().unwrap());
+        assert!(s > 0.0 && d > 0.0, "{p}");
+        let ratio = p["direct_over_server"].as_f64().unwrap();
+        assert!((ratio - d / s).abs() < 1e-9, "{p}");
+    }
+    // Each writer had a mount process of its own: 8 writers, 9 mounts on each side.
+    for side in ["server", "direct"] {
+        assert!(j[side]["system"].as_str().unwrap().contains("9 "), "{j:#}");
+    }
+
+    let (table, _) = run(false);
+    let head = table
+        .lines()
+        .position(|l| l.starts_with("writers"))
+        .unwrap_or_else(|| panic!("no side-by-side curve in:\n{table}"));
+    let rows: Vec<&str> = table.lines().skip(head + 2).take(4).collect();
+    for (row, k) in rows.iter().zip(["1", "2", "4", "8"]) {
+        assert_eq!(row.split_whitespace().next(), Some(k), "{table}");
+        assert!(row.contains('×'), "{table}");
+    }
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(
+        svg.contains("through the server") && svg.contains("direct"),
+        "{svg}"
+    );
+    assert!(!out_dir.path().join("curve.direct.svg").exists());
+}
