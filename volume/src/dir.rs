@@ -150,6 +150,28 @@ impl DirIndex {
         self.map.len()
     }
 
+    /// An index of `n` made-up files, for tests of what holds indexes.
+    #[cfg(test)]
+    pub(crate) fn with_names(n: u32) -> DirIndex {
+        let mut idx = DirIndex {
+            map: HashMap::new(),
+            order: BTreeMap::new(),
+            slack: Vec::new(),
+            subdirs: 0,
+        };
+        for i in 0..n {
+            let name = format!("f{i}").into_bytes();
+            idx.order.insert(i * 16, name.clone());
+            let slot = Slot {
+                ino: i as u64 + 2,
+                kind: FileKind::RegularFile,
+                pos: i * 16,
+            };
+            idx.map.insert(name, slot);
+        }
+        idx
+    }
+
     /// Entries whose position is at or after `pos`, in position order.
     pub(crate) fn entries_from(&self, pos: u32) -> impl Iterator<Item = (&Vec<u8>, Slot)> + '_ {
         self.order

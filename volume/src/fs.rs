@@ -11,6 +11,7 @@
 mod attrs;
 mod commit;
 mod data;
+mod dircache;
 mod layouts;
 mod lists;
 mod names;
@@ -69,8 +70,9 @@ pub struct RenameFlags {
 pub struct Volume<S: BlockStore> {
     m: Meta<S>,
     sb: Superblock,
-    /// Directory indexes built so far, by inode index.
-    dirs: HashMap<u32, DirIndex>,
+    /// Directory indexes built so far, by inode index, the least recently used dropped
+    /// past a bound.
+    dirs: dircache::DirCache,
     /// Open handles per inode: an unlinked file lives on until its last close.
     opens: HashMap<u32, u32>,
     last_commit: Instant,
@@ -162,7 +164,7 @@ impl<S: BlockStore> Volume<S> {
         let mut v = Volume {
             m,
             sb,
-            dirs: HashMap::new(),
+            dirs: Default::default(),
             opens: HashMap::new(),
             last_commit: Instant::now(),
             recovered_seq: seq,
