@@ -347,15 +347,22 @@ fn a_partitioned_active_is_fenced_and_writes_nothing_when_the_network_heals() {
         before == after,
         "the fenced server changed the volume after the network healed"
     );
+    // From the client's host, back on the network: the new owner answers, nothing answers
+    // where the old one listened, and the client follows the new owner through the same
+    // mount, with no error.
+    lan.set_link(client, true).unwrap();
+    let st = status_in(&lan.on(client), &addr_b);
+    assert!(
+        st.status.success(),
+        "the new owner: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     let st = status_in(&lan.on(client), &addr_a);
     assert!(
         !st.status.success(),
         "the old owner still answers: {}",
         String::from_utf8_lossy(&st.stdout)
     );
-
-    // The client follows the new owner through the same mount, with no error.
-    lan.set_link(client, true).unwrap();
     w.wait_more(10);
     let acked = w.finish();
     let fresh = h.mount_remote_in(&lan.on(client), &addr_b).unwrap();
