@@ -227,6 +227,12 @@ impl Link {
         let _ = self.shared.invalidations.set(sink);
     }
 
+    /// Send layout recalls from the server (direct mode) to `sink` (the first sink given):
+    /// they are answered off the link's reader thread, which their commit needs.
+    pub fn on_recall(&self, sink: Sender<u64>) {
+        let _ = self.shared.recalls.set(sink);
+    }
+
     /// The lock wait `id` is over (granted, refused or cancelled): stop listening for it.
     pub fn forget_wait(&self, id: u64) {
         relock(&self.shared.session).waits.remove(&id);

@@ -98,6 +98,11 @@ impl RemoteBackend {
         self.link.restarts() + self.link.sessions_lost()
     }
 
+    /// Where the server's layout recalls go (direct mode).
+    pub fn on_recall(&self, sink: std::sync::mpsc::Sender<u64>) {
+        self.link.on_recall(sink);
+    }
+
     /// Opens of `ino` this mount holds.
     pub fn open_count(&self, ino: u64) -> usize {
         self.link.open_count(ino)

@@ -255,4 +255,13 @@ pub enum Push {
         /// Every changing call with an id below it is durable.
         below: u64,
     },
+    /// Direct mode: give back your layouts on this inode. The server is about to free or
+    /// move blocks of the file (a truncate, a punched hole, its last name removed or renamed
+    /// over), or another mount asks for a layout that conflicts: commit what you wrote
+    /// through them (`LayoutCommit`), then return them (`LayoutReturn`). A mount that has
+    /// not within its lease loses them: its uncommitted writes never appear.
+    LayoutRecall {
+        /// The file.
+        ino: u64,
+    },
 }

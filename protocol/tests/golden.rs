@@ -1629,6 +1629,18 @@ fn push_durable() {
     pin(&v, push_golden(&v));
 }
 
+#[rustfmt::skip]
+const PUSH_LAYOUT_RECALL: &[u8] = &[
+    5, 0, 0, 0,                 // Push::LayoutRecall (variant 5)
+    7, 0, 0, 0, 0, 0, 0, 0,     // ino
+];
+
+#[test]
+fn push_layout_recall() {
+    let v = Push::LayoutRecall { ino: 7 };
+    pin(&v, push_golden(&v));
+}
+
 /// Every variant of `Push` has its golden bytes.
 fn push_golden(v: &Push) -> &'static [u8] {
     match v {
@@ -1637,6 +1649,7 @@ fn push_golden(v: &Push) -> &'static [u8] {
         Push::Shutdown => PUSH_SHUTDOWN,
         Push::LockGranted { .. } => PUSH_LOCK_GRANTED,
         Push::Durable { .. } => PUSH_DURABLE,
+        Push::LayoutRecall { .. } => PUSH_LAYOUT_RECALL,
     }
 }
 

@@ -209,6 +209,9 @@ fn run(
         let r = shared.vol.with(|v| v.statfs_at(volume::Ino::new(root)));
         return plain(r.map(|s| Response::StatFs(s.into())));
     }
+    // Layouts other mounts hold on blocks the call frees come back first (direct mode).
+    crate::recalls::before(shared, session.id, &req);
+    let layouts = layout_call(&req);
     if req.mutates() && shared.made.depends(session.id, &req) {
         // Made durable first what this call builds on (see `durability::Made`).
         if let Err(e) = shared.vol.commit() {
@@ -222,6 +225,13 @@ fn run(
     };
     let creates = opens_what_it_makes(&req);
     let (result, out) = ops::execute(&shared.vol, req, bulk, &hold);
+    match (layouts, &result) {
+        (Some((ino, false)), Ok(_)) => shared.recalls.returned(session.id.get(), ino),
+        (Some((ino, true)), Err(FsError::WouldBlock)) => {
+            crate::recalls::conflict(shared, session.id, ino)
+        }
+        _ => {}
+    }
     let targets = hold.targets.take();
     Ran {
         changes: mutates.then(|| crate::coherence::changes(&hold.shown, targets)),
@@ -229,6 +239,17 @@ fn run(
         out,
         again,
         creates,
+    }
+}
+
+/// A layout return (`(ino, false)`) or a write layout asked for (`(ino, true)`).
+fn layout_call(req: &Request) -> Option<(u64, bool)> {
+    match req {
+        Request::LayoutReturn { ino } => Some((*ino, false)),
+        Request::LayoutGet {
+            ino, write: true, ..
+        } => Some((*ino, true)),
+        _ => None,
     }
 }
 

@@ -292,7 +292,8 @@ impl Handler {
             }
         }
         let meta = req.meta();
-        let (remembered, blocks) = (meta.remembered, meta.blocks);
+        let remembered = meta.remembered;
+        let blocks = meta.blocks || crate::recalls::may_wait(shared, &req);
         // After a restart, calls wait until the restored sessions have sent theirs again.
         let held = shared.grace.holds(session.id) && !meta.recovery;
         // Calls that cannot block (their engine work in memory, page-cache writes included)

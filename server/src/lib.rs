@@ -19,6 +19,7 @@ mod lock_calls;
 mod open_calls;
 pub mod owner_gate;
 pub mod permissions;
+mod recalls;
 pub mod reply_cache;
 pub mod session;
 pub mod standby;

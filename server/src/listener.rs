@@ -117,6 +117,8 @@ pub(crate) struct Shared {
     pub made: Arc<crate::durability::Made>,
     /// Inodes handed out lately, and replaced files kept for them (`linger`).
     pub(crate) linger: crate::linger::Linger,
+    /// Layout recalls waiting for their holders (direct mode).
+    pub(crate) recalls: crate::recalls::Recalls,
     /// Run right after a call's permission check: where tests land another connection's
     /// call between the check and the call.
     #[cfg(test)]
@@ -317,6 +319,7 @@ fn start(mut vol: Volume<Store>, cfg: ServerConfig) -> std::io::Result<Arc<Share
         reopens: Default::default(),
         made,
         linger,
+        recalls: Default::default(),
         clean_start,
         #[cfg(test)]
         after_check: Default::default(),

@@ -256,7 +256,7 @@ fn remote_backend(a: &Args, source: &str, ready: &Ready) -> Result<Arc<dyn Backe
         return Ok(Arc::new(remote));
     }
     let image = a.direct_image.as_deref();
-    Ok(Arc::new(DirectBackend::new(remote, image, a.read_only)?))
+    Ok(DirectBackend::new(remote, image, a.read_only)?)
 }
 
 /// The shared hold of a raw mount on its image, or why it is refused.

@@ -314,3 +314,204 @@ fn sizes_listed_or_looked_up_include_the_mounts_own_uncommitted_direct_writes() 
     h.stop_server().unwrap();
     assert_fsck_clean(&img);
 }
+
+#[test]
+fn a_truncate_on_another_mount_recalls_the_writers_layouts_and_cuts_what_it_wrote() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "256M").unwrap();
+    let addr = h.start_server(&img, &[]).unwrap();
+    let a = h.mount_remote_with(&addr, &["--direct"]).unwrap();
+    let b = h.mount_remote_with(&addr, &["--direct"]).unwrap();
+    std::fs::write(a.join("f"), b"").unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(a.join("f"))
+        .unwrap();
+    // 1 MiB on the image through a's layouts, not committed: the server says 0 bytes.
+    let written = data(8, 256);
+    std::os::unix::fs::FileExt::write_all_at(&f, &written, 0).unwrap();
+    // b cuts the file to half: a's layouts are recalled first (a commits and returns
+    // them), so the truncate comes after a's write and cuts it.
+    let g = std::fs::OpenOptions::new()
+        .write(true)
+        .open(b.join("f"))
+        .unwrap();
+    g.set_len(512 << 10).unwrap();
+    drop(g);
+    let seen = std::fs::read(b.join("f")).unwrap();
+    assert!(
+        seen == written[..512 << 10],
+        "after the truncate b reads {} bytes, not a's write cut at 512 KiB",
+        seen.len()
+    );
+    // a's file, closed: nothing of the cut half comes back.
+    drop(f);
+    reads_as(&b.join("f"), &written[..512 << 10]);
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
+
+/// A mount's process stopped (SIGSTOP) until this is dropped (SIGCONT), even on a panic.
+struct Stopped(i32);
+
+impl Stopped {
+    fn new(pid: u32) -> Stopped {
+        let pid = pid as i32;
+        // SAFETY: signalling a child process this test started.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
+#[test]
+fn a_recall_the_writer_does_not_answer_within_its_lease_takes_its_layouts_and_its_writes() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "256M").unwrap();
+    let addr = h.start_server(&img, &["--lease-secs", "2"]).unwrap();
+    let watch = h.mount_remote(&addr).unwrap();
+    let a = h.mount_remote_with(&addr, &["--direct"]).unwrap();
+    let b = h.mount_remote_with(&addr, &["--direct"]).unwrap();
+    std::fs::write(a.join("f"), b"kept").unwrap();
+    let free = blocks_free(&watch);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(a.join("f"))
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &data(9, 256), 1 << 20).unwrap();
+    assert!(blocks_free(&watch) < free - 200, "nothing was reserved");
+    let stopped = Stopped::new(h.mount_pid(&a).unwrap());
+    // b's truncate recalls a's layouts; a cannot answer: after the lease they are taken,
+    // and the truncate goes on.
+    let g = std::fs::OpenOptions::new()
+        .write(true)
+        .open(b.join("f"))
+        .unwrap();
+    g.set_len(2).unwrap();
+    drop(g);
+    assert_eq!(std::fs::read(b.join("f")).unwrap(), b"ke");
+    drop(stopped);
+    // What a wrote through the taken layouts never appears, and its fsync says so.
+    assert!(
+        f.sync_all().is_err(),
+        "a's fsync of writes it lost succeeded"
+    );
+    drop(f);
+    assert_eq!(std::fs::read(b.join("f")).unwrap(), b"ke");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while blocks_free(&watch) != free {
+        assert!(
+            Instant::now() < deadline,
+            "the taken blocks never came back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    h.unmount_all().unwrap();
+    let fresh = h.mount_remote(&addr).unwrap();
+    assert_eq!(std::fs::read(fresh.join("f")).unwrap(), b"ke");
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
+
+/// `seen` starts with `floor`; where it does not, the panic says where and what it holds.
+fn same_floor(seen: &[u8], floor: &[u8]) {
+    assert!(
+        seen.len() >= floor.len(),
+        "{} bytes, short of the floor",
+        seen.len()
+    );
+    if let Some(at) = (0..floor.len()).find(|&k| seen[k] != floor[k]) {
+        let to = (at + 16).min(floor.len());
+        panic!(
+            "the fsynced floor changed at {at}: {:?}, not {:?}",
+            &seen[at..to],
+            &floor[at..to]
+        );
+    }
+}
+
+#[test]
+fn truncates_and_renames_over_a_file_another_mount_writes_directly_race_its_writes_safely() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "512M").unwrap();
+    let addr = h.start_server(&img, &[]).unwrap();
+    let a = h.mount_remote_with(&addr, &["--direct"]).unwrap();
+    let b = h.mount_remote_with(&addr, &["--direct"]).unwrap();
+    // The first MiB written and fsynced: committed, never lost to what follows.
+    let mut floor = data(10, 256);
+    floor.truncate(1 << 20);
+    let f = std::fs::File::create(a.join("w")).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &floor, 0).unwrap();
+    f.sync_all().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let chunk = vec![b'a'; 128 << 10];
+            let mut k = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let at = (1 << 20) + ((k % 24) << 17);
+                std::os::unix::fs::FileExt::write_all_at(&f, &chunk, at).unwrap();
+                if k % 5 == 4 {
+                    f.sync_data().unwrap();
+                }
+                k += 1;
+            }
+            k
+        })
+    };
+    // b cuts the file back to the floor and grows it, racing a's writes past it: each
+    // write lands before the truncate (cut) or after it (kept), never as stale bytes.
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let mut cuts = 0;
+    while Instant::now() < deadline {
+        let g = std::fs::OpenOptions::new()
+            .write(true)
+            .open(b.join("w"))
+            .unwrap();
+        g.set_len(1 << 20).unwrap();
+        g.set_len((1 << 20) + (cuts % 7) * 50_000).unwrap();
+        drop(g);
+        let seen = std::fs::read(b.join("w")).unwrap();
+        same_floor(&seen, &floor);
+        assert!(
+            seen[1 << 20..].iter().all(|&c| c == b'a' || c == 0),
+            "w read stale bytes past the floor"
+        );
+        cuts += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let writes = writer.join().unwrap();
+    assert!(writes > 8 && cuts > 4, "{writes} writes, {cuts} cuts");
+    // A file a writes to, renamed over by b while a is writing it.
+    let v = std::fs::File::create(a.join("victim")).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&v, &data(11, 256), 0).unwrap();
+    let new = data(12, 100);
+    std::fs::write(b.join("new"), &new).unwrap();
+    std::fs::rename(b.join("new"), b.join("victim")).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&v, &data(13, 64), 1 << 20).unwrap();
+    v.sync_all().unwrap();
+    drop(v);
+    reads_as(&a.join("victim"), &new);
+    reads_as(&b.join("victim"), &new);
+    h.unmount_all().unwrap();
+    let fresh = h.mount_remote(&addr).unwrap();
+    let w = std::fs::read(fresh.join("w")).unwrap();
+    same_floor(&w, &floor);
+    assert!(
+        w[1 << 20..].iter().all(|&c| c == b'a' || c == 0),
+        "w: stale bytes"
+    );
+    assert_eq!(std::fs::read(fresh.join("victim")).unwrap(), new);
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}

@@ -306,6 +306,16 @@ impl<S: BlockStore> Meta<S> {
         }
     }
 
+    /// A reserved block whose range was cut away goes back to the free blocks, but is held
+    /// for inode `index`'s layouts (`release_held`): its holder may still be writing it.
+    pub(crate) fn unreserve_held(&mut self, index: u32, b: u64) {
+        if self.reserved.remove(&b) {
+            self.free_blocks += 1;
+            self.held.insert(b);
+            self.held_by.entry(index).or_default().push(b);
+        }
+    }
+
     /// The blocks held for inode `index`'s layouts (`hold_for`) may be handed out again.
     pub(crate) fn release_held(&mut self, index: u32) {
         for b in self.held_by.remove(&index).unwrap_or_default() {

@@ -308,3 +308,66 @@ fn a_second_write_past_the_end_keeps_what_the_first_put_there_before_its_commit(
     assert!(got[100..200].iter().all(|&b| b == 0));
     assert!(got[210..300].iter().all(|&b| b == 0));
 }
+
+#[test]
+fn reserved_blocks_a_truncate_cuts_go_to_no_other_file_until_the_layout_is_returned() {
+    let store = fresh(16 * MIB);
+    let mut v = open(&store);
+    let ino = v.create(Ino::ROOT, b"f", 0o100644, 0, 0).unwrap().ino;
+    v.write(ino, 0, b"k").unwrap();
+    let free = v.statfs().bfree;
+    let l = v.layout_get(1, ino, BS, 8 * BS, true).unwrap();
+    let reserved: Vec<u64> = l.extents.iter().flat_map(blocks_of).collect();
+    v.setattr(
+        ino,
+        volume::SetAttr {
+            size: Some(0),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    v.commit().unwrap();
+    // The holder may still be writing them: another file that takes every block it can
+    // is given none of them (it runs out of space first).
+    let g = v.create(Ino::ROOT, b"g", 0o100644, 0, 0).unwrap().ino;
+    let all = v.statfs().bfree * BS;
+    let _ = v.write(g, 0, &vec![b'g'; all as usize]);
+    let size = v.getattr(g).unwrap().size;
+    assert!(size > all / 2, "g took only {size} bytes");
+    let given = v.layout_get(2, g, 0, size, false).unwrap();
+    for b in given.extents.iter().flat_map(blocks_of) {
+        assert!(
+            !reserved.contains(&b),
+            "block {b} given to g while f's layout is out"
+        );
+    }
+    v.layout_return(2, g);
+    v.layout_return(1, ino);
+    v.unlink(Ino::ROOT, b"g").unwrap();
+    v.commit().unwrap();
+    assert_eq!(v.statfs().bfree, free + 1, "f's one block, cut away");
+    drop(v);
+    assert_clean(&store);
+}
+
+#[test]
+fn a_holder_whose_layouts_were_taken_has_its_next_commit_refused_and_maps_nothing() {
+    let store = fresh(16 * MIB);
+    let mut v = open(&store);
+    let ino = v.create(Ino::ROOT, b"f", 0o100644, 0, 0).unwrap().ino;
+    let free = v.statfs().bfree;
+    let l = v.layout_get(1, ino, 0, 2 * BS, true).unwrap();
+    write_through(&*store, &l, 0, &vec![b'w'; 2 * BS as usize]);
+    assert_eq!(v.layout_holders(ino), vec![1]);
+    v.layout_revoke(1, ino);
+    assert!(v.layout_holders(ino).is_empty());
+    let refused = v.layout_commit(1, ino, &[(0, 2 * BS)], 2 * BS, None);
+    assert!(matches!(refused, Err(FsError::Stale)), "{refused:?}");
+    assert_eq!(v.getattr(ino).unwrap().size, 0, "the taken writes appeared");
+    // Refused once: the holder goes on with new layouts.
+    v.layout_commit(1, ino, &[], 0, None).unwrap();
+    v.commit().unwrap();
+    assert_eq!(v.statfs().bfree, free);
+    drop(v);
+    assert_clean(&store);
+}

@@ -12,9 +12,16 @@
 //! - Attributes the server answers (a lookup, a listing, a create) are raised to the end of
 //!   this mount's writes it does not know of yet, as a remote mount's are to its writes on
 //!   their way.
-//! - The data written waits with its ranges: if the server restarted (or the session was
-//!   lost) since the layouts were given, their reserved blocks went with it, and the commit
-//!   writes the data through the server instead, as a remote mount would have.
+//! - The data written waits with its ranges: if the server restarted since the layouts were
+//!   given, their reserved blocks went with it, and the commit writes the data through the
+//!   server instead, as a remote mount would have. If the session ended instead (the mount
+//!   was away a whole lease, and did not answer recalls meanwhile), its layouts were taken:
+//!   the data never appears, and the file's next flush or fsync fails (EIO).
+//! - A recall from the server (`Push::LayoutRecall`: another mount truncates the file,
+//!   punches a hole in it, removes or renames over its last name, or asks for a layout
+//!   that conflicts) is answered on a thread of its own: the file's writes committed, then
+//!   its layouts returned, while no read or write of the file through layouts is under way
+//!   on this mount (`in_use`), so none uses a block after it was given back.
 //! - The last close of a file (the link counts the mount's opens) returns its layouts, after
 //!   its commit.
 //! - Appends, writes that must drop setuid, and writes the server refuses a layout for
@@ -25,7 +32,7 @@ mod pending;
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use protocol::{Layout, Request, Response};
 use volume::{FsError, FsResult};
@@ -42,6 +49,16 @@ pub struct DirectBackend {
     pending: Pending,
     /// A commit that failed, by file: the next flush or fsync of it reports it.
     failed: Mutex<HashMap<u64, i32>>,
+    /// Held shared by reads and writes through a file's layouts, by the file's stripe
+    /// (`stripe`), and alone by the answer to a recall of its layouts.
+    in_use: Vec<RwLock<()>>,
+}
+
+/// Stripes of `DirectBackend::in_use`.
+const STRIPES: usize = 64;
+
+fn stripe(ino: u64) -> usize {
+    (ino % STRIPES as u64) as usize
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -55,7 +72,7 @@ impl DirectBackend {
         remote: RemoteBackend,
         image: Option<&std::path::Path>,
         read_only: bool,
-    ) -> Result<DirectBackend, String> {
+    ) -> Result<Arc<DirectBackend>, String> {
         let path = match image {
             Some(p) => p.to_path_buf(),
             None => {
@@ -72,12 +89,41 @@ impl DirectBackend {
             .write(!read_only)
             .open(&path)
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(DirectBackend {
+        let (tx, recalls) = std::sync::mpsc::channel();
+        remote.on_recall(tx);
+        let me = Arc::new(DirectBackend {
             remote,
             image,
             pending: Pending::default(),
             failed: Mutex::default(),
-        })
+            in_use: (0..STRIPES).map(|_| RwLock::new(())).collect(),
+        });
+        let weak = Arc::downgrade(&me);
+        std::thread::Builder::new()
+            .name("rwxfs-recalls".into())
+            .spawn(move || answer_recalls(weak, recalls))
+            .map_err(|e| format!("the recall thread: {e}"))?;
+        Ok(me)
+    }
+
+    /// Shared use of `ino`'s layouts: a recall waits for it to end.
+    fn using(&self, ino: u64) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.in_use[stripe(ino)]
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The server recalls this mount's layouts on `ino`: with no read or write through
+    /// them under way, commit what was written through them and give them back.
+    fn answer_recall(&self, ino: u64) {
+        let _alone = self.in_use[stripe(ino)]
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        // A commit that fails is reported at the file's next flush or fsync (`failed`).
+        let _ = self.commit(ino);
+        if let Err(e) = self.server::<()>(Request::LayoutReturn { ino }) {
+            tracing::warn!("layouts of inode {ino} recalled, not returned: {e}");
+        }
     }
 
     /// The server's answer to `req`, not through this backend's own rules.
@@ -93,9 +139,12 @@ impl DirectBackend {
         let Some(p) = &taken.writes else {
             return Ok(());
         };
-        let r = match p.incarnation == self.remote.incarnation() {
-            true => self.commit_layouts(ino, p),
-            false => self.write_again(ino, p),
+        let r = if p.sessions_lost != self.remote.lock_epoch() {
+            Err(self.lost(ino, p))
+        } else if p.incarnation == self.remote.incarnation() {
+            self.commit_layouts(ino, p)
+        } else {
+            self.write_again(ino, p)
         };
         if let Err(e) = &r {
             tracing::error!("commit of writes to inode {ino} failed: {e}");
@@ -106,7 +155,8 @@ impl DirectBackend {
 
     /// The data on the image made durable, then the server told to map it. If the server's
     /// incarnation changed meanwhile, the commit may have reached one that no longer held
-    /// the reservations: the data goes through the server.
+    /// the reservations: the data goes through the server (after a restart), or is lost
+    /// (with the session).
     fn commit_layouts(&self, ino: u64, p: &Writes) -> FsResult<()> {
         self.image.sync_data().map_err(FsError::Io)?;
         let ranges = p.written.iter().map(|(at, d)| (*at, d.len() as u64));
@@ -117,10 +167,25 @@ impl DirectBackend {
             mtime: None,
         };
         let r = self.server::<protocol::Attr>(req).map(|_| ());
+        if self.remote.lock_epoch() != p.sessions_lost {
+            // Reached a new session, which holds none of them.
+            return Err(self.lost(ino, p));
+        }
         if self.remote.incarnation() != p.incarnation {
             return self.write_again(ino, p);
         }
         r
+    }
+
+    /// The session the writes' layouts were given in ended (the mount was away a whole
+    /// lease): the server took them, and what was written through them never appears.
+    fn lost(&self, ino: u64, p: &Writes) -> FsError {
+        tracing::error!(
+            "{} bytes written to inode {ino} are lost: the session their layouts were given in \
+             ended",
+            p.bytes
+        );
+        FsError::Io(std::io::Error::from_raw_os_error(libc::EIO))
     }
 
     /// The writes through the server, as a remote mount makes them, in their order.
@@ -143,6 +208,7 @@ impl DirectBackend {
             len: u64::from(size),
             write: false,
         };
+        let _using = self.using(ino);
         let l: Layout = self.server(req)?;
         let n = l.size.saturating_sub(offset).min(u64::from(size)) as usize;
         let mut out = vec![0u8; n];
@@ -163,9 +229,30 @@ impl DirectBackend {
 
     /// A write to the image at the extents of a write layout; `None` if the server gave
     /// none (another mount's uncommitted blocks are in the range): the server writes it.
+    /// The part a layout is refused for after a first part was written goes through the
+    /// server, after that part's commit.
     fn write_direct(&self, ino: u64, offset: u64, data: &[u8]) -> FsResult<Option<u32>> {
+        let (pos, due) = self.write_layouts(ino, offset, data)?;
+        if pos == 0 {
+            return Ok(None);
+        }
+        if due || pos < data.len() {
+            self.commit(ino)?;
+        }
+        if pos < data.len() {
+            let at = offset + pos as u64;
+            self.remote
+                .write(ino, at, &data[pos..], WriteHow::default())?;
+        }
+        Ok(Some(data.len() as u32))
+    }
+
+    /// Write what layouts are given for, from the start: how far it got, and whether the
+    /// file's writes are due for their commit.
+    fn write_layouts(&self, ino: u64, offset: u64, data: &[u8]) -> FsResult<(usize, bool)> {
+        let _using = self.using(ino);
         // Before the layouts: a restart after this is seen at the commit.
-        let incarnation = self.remote.incarnation();
+        let given = (self.remote.incarnation(), self.remote.lock_epoch());
         let (mut pos, mut due) = (0usize, false);
         while pos < data.len() {
             let at = offset + pos as u64;
@@ -176,22 +263,17 @@ impl DirectBackend {
                 write: true,
             };
             let l: Layout = match self.server(req) {
-                Err(FsError::WouldBlock) if pos == 0 => return Ok(None),
+                Err(FsError::WouldBlock) => break,
                 r => r?,
             };
             let covered = self.write_extents(&l, at, &data[pos..])?;
             if covered == 0 {
                 return Err(FsError::Io(std::io::Error::other("an empty write layout")));
             }
-            due |= self
-                .pending
-                .note(ino, at, &data[pos..pos + covered], incarnation);
+            due |= self.pending.note(ino, at, &data[pos..pos + covered], given);
             pos += covered;
         }
-        if due {
-            self.commit(ino)?;
-        }
-        Ok(Some(data.len() as u32))
+        Ok((pos, due))
     }
 
     /// Write `data` (at file offset `at`) where the layout's extents say; the bytes it
@@ -232,6 +314,16 @@ impl DirectBackend {
             Response::Attr(a) => raise(a),
             Response::EntriesPlus(es) => es.iter_mut().for_each(|(_, a)| raise(a)),
             _ => {}
+        }
+    }
+}
+
+/// Answer the server's recalls as they come, while the backend lives.
+fn answer_recalls(backend: Weak<DirectBackend>, recalls: std::sync::mpsc::Receiver<u64>) {
+    while let Ok(ino) = recalls.recv() {
+        match backend.upgrade() {
+            Some(b) => b.answer_recall(ino),
+            None => return,
         }
     }
 }

@@ -23,6 +23,8 @@ pub(super) struct Writes {
     pub bytes: u64,
     /// The server's incarnation (`RemoteBackend::incarnation`) when the first was written.
     pub incarnation: u64,
+    /// The sessions this mount had lost (`RemoteBackend::lock_epoch`) by then.
+    pub sessions_lost: u64,
 }
 
 #[derive(Default)]
@@ -65,9 +67,10 @@ impl Pending {
     }
 
     /// Note a write of `data` at `at` to `ino`, made through layouts the server gave in
-    /// `incarnation`. True if the file's writes are due for their commit (the file's or
+    /// `given` (its incarnation and sessions lost, `Writes`). True if the file's writes are due for their commit (the file's or
     /// the mount's budget is reached).
-    pub(super) fn note(&self, ino: u64, at: u64, data: &[u8], incarnation: u64) -> bool {
+    pub(super) fn note(&self, ino: u64, at: u64, data: &[u8], given: (u64, u64)) -> bool {
+        let (incarnation, sessions_lost) = given;
         let mut s = self.lock();
         let len = data.len() as u64;
         s.total += len;
@@ -76,9 +79,11 @@ impl Pending {
             end: 0,
             bytes: 0,
             incarnation,
+            sessions_lost,
         });
         // Layouts given by an older incarnation than the pending writes' are lost too.
         w.incarnation = w.incarnation.min(incarnation);
+        w.sessions_lost = w.sessions_lost.min(sessions_lost);
         w.written.push((at, data.to_vec()));
         w.end = w.end.max(at + len);
         w.bytes += len;
@@ -133,7 +138,7 @@ mod tests {
     #[test]
     fn whoever_looks_for_a_files_writes_waits_for_the_commit_under_way() {
         let p = Pending::default();
-        p.note(5, 0, b"data", 0);
+        p.note(5, 0, b"data", (0, 0));
         let (started, on_started) = channel();
         let (finish, on_finish) = channel::<()>();
         let (fsynced, on_fsynced) = channel();
@@ -166,14 +171,14 @@ mod tests {
     #[test]
     fn the_mounts_total_is_kept_as_writes_come_and_go() {
         let p = Pending::default();
-        assert!(!p.note(1, 0, &[0; 100], 0));
-        assert!(!p.note(2, 0, &[0; 50], 0));
+        assert!(!p.note(1, 0, &[0; 100], (0, 0)));
+        assert!(!p.note(2, 0, &[0; 50], (0, 0)));
         assert_eq!(p.total(), 150);
         drop(p.take(1));
         assert_eq!(p.total(), 50);
         assert_eq!(p.files(), vec![2]);
         let big = vec![0u8; COMMIT_AFTER as usize];
-        assert!(p.note(3, 0, &big, 0), "a file past its budget is due");
+        assert!(p.note(3, 0, &big, (0, 0)), "a file past its budget is due");
         assert_eq!(p.end_of(3), Some(COMMIT_AFTER));
         let t = p.take(3);
         // Taken for a commit, not yet committed: its end still counts.

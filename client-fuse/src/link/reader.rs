@@ -79,6 +79,7 @@ fn dispatch(shared: &Shared, msg: ServerMsg, mut body: Vec<u8>, bulk_start: usiz
             shared.invalidate(Invalidate::Entry { parent, name })
         }
         ServerMsg::Push(Push::Durable { below }) => shared.durable(below),
+        ServerMsg::Push(Push::LayoutRecall { ino }) => shared.recall(ino),
         ServerMsg::Push(p) => tracing::debug!("push: {p:?}"),
         other => tracing::warn!("unexpected message: {other:?}"),
     }

@@ -174,6 +174,8 @@ pub(super) struct Shared {
     pub closed: AtomicBool,
     /// Where invalidation pushes go, once the mount says.
     pub invalidations: OnceLock<Sender<Invalidate>>,
+    /// Where layout recalls go (direct mode), once the mount says.
+    pub recalls: OnceLock<Sender<u64>>,
     /// When the server was last heard from (any frame), in milliseconds since `born`.
     pub heard: AtomicU64,
     pub born: Instant,
@@ -198,6 +200,7 @@ impl Shared {
             kept_cv: Condvar::new(),
             closed: AtomicBool::new(false),
             invalidations: OnceLock::new(),
+            recalls: OnceLock::new(),
             heard: AtomicU64::new(0),
             born: Instant::now(),
         }
@@ -244,6 +247,13 @@ impl Shared {
     pub(super) fn invalidate(&self, i: Invalidate) {
         if let Some(tx) = self.invalidations.get() {
             let _ = tx.send(i);
+        }
+    }
+
+    /// Hand a layout recall to whoever answers them (nobody on a mount that holds none).
+    pub(super) fn recall(&self, ino: u64) {
+        if let Some(tx) = self.recalls.get() {
+            let _ = tx.send(ino);
         }
     }
 

@@ -64,6 +64,7 @@ fn shared(name: &str) -> Arc<Shared> {
         reopens: Default::default(),
         made: Default::default(),
         linger: Default::default(),
+        recalls: Default::default(),
         clean_start: false,
         after_check: Default::default(),
     })

@@ -9,7 +9,11 @@
 //!   the store: ordered mode) and grows the size, in a transaction like any change.
 //! - Blocks freed from a file while a layout on it is out are held (`Meta::hold_for`), not
 //!   handed out again, until every holder has returned its layouts on it: a layout never
-//!   reads or writes a block another file has been given.
+//!   reads or writes a block another file has been given. Reserved blocks whose range is
+//!   cut away are held the same way.
+//! - Before blocks are freed, the placement recalls the layouts other holders have on the
+//!   file (`layout_holders`); a holder that does not return them in time has them taken
+//!   (`layout_revoke`): its next commit on the file is refused (`Stale`), once.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -52,6 +56,8 @@ pub struct Extent {
 #[derive(Default)]
 pub(super) struct Layouts {
     by_inode: HashMap<u32, Held>,
+    /// (holder, inode index) whose layouts were taken from it: its next commit is refused.
+    revoked: HashSet<(u64, u32)>,
 }
 
 /// One inode's layouts.
@@ -175,6 +181,10 @@ impl<S: BlockStore> Volume<S> {
         if size > MAX_FILE_SIZE {
             return Err(FsError::FileTooBig);
         }
+        if self.layouts.revoked.remove(&(holder, i)) {
+            // Its layouts were taken: what it wrote through them never appears.
+            return Err(FsError::Stale);
+        }
         let bs = BLOCK_SIZE as u64;
         let mut mine = Vec::new();
         if let Some(held) = self.layouts.by_inode.get(&i) {
@@ -235,7 +245,37 @@ impl<S: BlockStore> Volume<S> {
     /// back to the free ones, and once no one holds a layout on the file, the blocks freed
     /// from it meanwhile may be handed out again.
     pub fn layout_return(&mut self, holder: u64, ino: Ino) {
-        self.return_index(holder, split_ino(ino.get()).0);
+        let i = split_ino(ino.get()).0;
+        self.layouts.revoked.remove(&(holder, i));
+        self.return_index(holder, i);
+    }
+
+    /// True while any layout is out.
+    pub fn layouts_out(&self) -> bool {
+        !self.layouts.by_inode.is_empty()
+    }
+
+    /// Who holds layouts on `ino`.
+    pub fn layout_holders(&self, ino: Ino) -> Vec<u64> {
+        let i = split_ino(ino.get()).0;
+        let held = self.layouts.by_inode.get(&i);
+        held.map_or_else(Vec::new, |h| h.holders.iter().copied().collect())
+    }
+
+    /// Take the holder's layouts on `ino` (it did not give them back when recalled): as
+    /// `layout_return`, and its next commit on the file is refused (`Stale`): what it
+    /// wrote through them never appears.
+    pub fn layout_revoke(&mut self, holder: u64, ino: Ino) {
+        let i = split_ino(ino.get()).0;
+        if self
+            .layouts
+            .by_inode
+            .get(&i)
+            .is_some_and(|h| h.holders.contains(&holder))
+        {
+            self.layouts.revoked.insert((holder, i));
+            self.return_index(holder, i);
+        }
     }
 
     fn return_index(&mut self, holder: u64, i: u32) {
@@ -262,6 +302,7 @@ impl<S: BlockStore> Volume<S> {
 
     /// `layout_return` of every layout the holder has (its session ended).
     pub fn layout_return_all(&mut self, holder: u64) {
+        self.layouts.revoked.retain(|&(h, _)| h != holder);
         let mine: Vec<u32> = (self.layouts.by_inode.iter())
             .filter(|(_, h)| h.holders.contains(&holder))
             .map(|(&i, _)| i)
@@ -299,7 +340,8 @@ impl<S: BlockStore> Volume<S> {
         };
         for lblk in cut {
             if let Some((p, _)) = held.reserved.remove(&lblk) {
-                self.m.unreserve(p);
+                // Its holder may still be writing it: held, not handed out.
+                self.m.unreserve_held(i, p);
             }
         }
         let before = self.m.hold_for.replace(i);

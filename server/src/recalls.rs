@@ -1,0 +1,180 @@
+//! Layout recalls (direct mode): before a call frees or moves blocks of a file that other
+//! sessions hold layouts on — a truncate, a punched hole, the last name of the file removed
+//! or renamed over — the server pushes each holder a `LayoutRecall` and waits, outside the
+//! engine's hold, until it has given them back (after committing what it wrote through
+//! them), so the call comes after those writes. A holder that has not within the lease has
+//! them taken (`Volume::layout_revoke`): what it wrote through them never appears. A layout
+//! asked for that conflicts with another holder's is refused as before (the asker writes
+//! through the server this time) and recalled from that holder, without waiting.
+//!
+//! The engine's metadata code knows nothing of this: the call runs through the table as
+//! any other once its recalls are done.
+
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use locks::SessionId;
+use protocol::codec::encode_frame;
+use protocol::{Push, Request, ServerMsg};
+use volume::{FileKind, Ino};
+
+use crate::listener::Shared;
+
+/// How often a recall not yet answered is pushed again (the holder may have reconnected).
+const PUSH_AGAIN: Duration = Duration::from_secs(1);
+/// How often a waiting call looks at the holders again (a session that ended left them).
+const LOOK_AGAIN: Duration = Duration::from_millis(200);
+
+/// Returns of recalled layouts, for the calls waiting for them.
+#[derive(Default)]
+pub(crate) struct Recalls {
+    /// (holder, inode) recalled → (calls waiting for it, returns seen since).
+    waiting: Mutex<HashMap<(u64, u64), (u32, u64)>>,
+    returned: Condvar,
+}
+
+impl Recalls {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(u64, u64), (u32, u64)>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `holder` gave back its layouts on `ino` (`LayoutReturn`).
+    pub(crate) fn returned(&self, holder: u64, ino: u64) {
+        if let Some((_, seen)) = self.lock().get_mut(&(holder, ino)) {
+            *seen += 1;
+            self.returned.notify_all();
+        }
+    }
+}
+
+/// Before `req` of session `origin` runs: the layouts other sessions hold on blocks it
+/// frees or moves are recalled and given back, or taken after the lease.
+pub(crate) fn before(shared: &Shared, origin: SessionId, req: &Request) {
+    for ino in at_risk(shared, req) {
+        let holders = shared.vol.with(|v| v.layout_holders(Ino::new(ino)));
+        for holder in holders.into_iter().filter(|&h| h != origin.get()) {
+            recall(shared, holder, ino);
+        }
+    }
+}
+
+/// After a write layout was refused for another holder's blocks in the range: recall
+/// theirs, without waiting (the asker writes through the server meanwhile).
+pub(crate) fn conflict(shared: &Shared, origin: SessionId, ino: u64) {
+    let holders = shared.vol.with(|v| v.layout_holders(Ino::new(ino)));
+    for holder in holders.into_iter().filter(|&h| h != origin.get()) {
+        push(shared, holder, ino);
+    }
+}
+
+/// True if `req` may have to wait for recalls: it may free blocks of a file while layouts
+/// are out. Such a call runs on the blocking pool, never on a connection's task, which the
+/// holders' returns may need.
+pub(crate) fn may_wait(shared: &Shared, req: &Request) -> bool {
+    let frees = match req {
+        Request::Setattr { set, .. } => set.size.is_some(),
+        Request::Fallocate { mode, .. } => *mode & !libc::FALLOC_FL_KEEP_SIZE as u32 != 0,
+        Request::Unlink { .. } | Request::Rename { .. } => true,
+        _ => false,
+    };
+    frees && shared.vol.with(|v| v.layouts_out())
+}
+
+/// Files whose blocks `req` may free or move: the file truncated or punched, the file
+/// whose last name it removes or renames over.
+fn at_risk(shared: &Shared, req: &Request) -> Vec<u64> {
+    let named = |parent: u64, name: &[u8]| {
+        let found = shared.vol.with(|v| v.lookup(Ino::new(parent), name));
+        match found {
+            Ok(a) if a.kind == FileKind::RegularFile && a.nlink <= 1 => vec![a.ino.get()],
+            _ => Vec::new(),
+        }
+    };
+    match req {
+        Request::Setattr { ino, set } if set.size.is_some() => vec![*ino],
+        Request::Fallocate { ino, mode, .. } if *mode & !libc::FALLOC_FL_KEEP_SIZE as u32 != 0 => {
+            vec![*ino]
+        }
+        Request::Unlink { parent, name } => named(*parent, name),
+        Request::Rename {
+            newparent, newname, ..
+        } => named(*newparent, newname),
+        _ => Vec::new(),
+    }
+}
+
+/// Recall `holder`'s layouts on `ino` and wait until it gives them back (or holds none any
+/// more: its session ended), at most a lease; then take them.
+fn recall(shared: &Shared, holder: u64, ino: u64) {
+    let r = &shared.recalls;
+    let key = (holder, ino);
+    let seen = {
+        let mut w = r.lock();
+        let e = w.entry(key).or_insert((0, 0));
+        e.0 += 1;
+        e.1
+    };
+    let start = Instant::now();
+    let mut pushed: Option<Instant> = None;
+    let holds = || {
+        shared
+            .vol
+            .with(|v| v.layout_holders(Ino::new(ino)))
+            .contains(&holder)
+    };
+    let back = loop {
+        if pushed.is_none_or(|t| t.elapsed() >= PUSH_AGAIN) {
+            push(shared, holder, ino);
+            pushed = Some(Instant::now());
+        }
+        let w = r.lock();
+        let (w, _) = r
+            .returned
+            .wait_timeout_while(w, LOOK_AGAIN, |w| w.get(&key).is_some_and(|e| e.1 == seen))
+            .unwrap_or_else(|e| e.into_inner());
+        if w.get(&key).is_some_and(|e| e.1 != seen) {
+            break true;
+        }
+        drop(w);
+        if !holds() {
+            break true;
+        }
+        if start.elapsed() >= shared.cfg.lease {
+            break false;
+        }
+    };
+    {
+        let mut w = r.lock();
+        if let Some(e) = w.get_mut(&key) {
+            e.0 -= 1;
+            if e.0 == 0 {
+                w.remove(&key);
+            }
+        }
+    }
+    if !back {
+        tracing::warn!(
+            session = holder,
+            ino,
+            "layouts recalled and not given back within the lease: taken"
+        );
+        shared.vol.with(|v| v.layout_revoke(holder, Ino::new(ino)));
+    }
+}
+
+/// Push a recall of its layouts on `ino` to session `holder`, if it is connected.
+fn push(shared: &Shared, holder: u64, ino: u64) {
+    let Some(s) = shared
+        .sessions
+        .get(&SessionId::new(holder))
+        .map(|s| s.clone())
+    else {
+        return;
+    };
+    let Some(tx) = s.sender() else { return };
+    let ino = crate::exports::shown(s.info.export, ino);
+    if let Ok(f) = encode_frame(&ServerMsg::Push(Push::LayoutRecall { ino }), &[]) {
+        let _ = tx.try_send(f);
+    }
+}
