@@ -113,17 +113,27 @@ impl DirectBackend {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The server recalls this mount's layouts on `ino`: with no read or write through
-    /// them under way, commit what was written through them and give them back.
+    /// The server recalls this mount's layouts on `ino`: give them back.
     fn answer_recall(&self, ino: u64) {
+        // A commit that fails is reported at the file's next flush or fsync (`failed`).
+        if let Err(e) = self.give_back(ino, false) {
+            tracing::warn!("layouts of inode {ino} recalled, not returned: {e}");
+        }
+    }
+
+    /// With no read or write through `ino`'s layouts under way, commit what was written
+    /// through them and return them (at a close, only if it is the mount's last open of the
+    /// file: the kernel sends a close after the next open may have begun writing).
+    fn give_back(&self, ino: u64, at_close: bool) -> FsResult<()> {
         let _alone = self.in_use[stripe(ino)]
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        // A commit that fails is reported at the file's next flush or fsync (`failed`).
-        let _ = self.commit(ino);
-        if let Err(e) = self.server::<()>(Request::LayoutReturn { ino }) {
-            tracing::warn!("layouts of inode {ino} recalled, not returned: {e}");
+        let committed = self.commit(ino);
+        if at_close && self.remote.open_count(ino) > 1 {
+            return committed;
         }
+        self.server::<()>(Request::LayoutReturn { ino })?;
+        committed
     }
 
     /// The server's answer to `req`, not through this backend's own rules.
@@ -354,9 +364,7 @@ impl Backend for DirectBackend {
             self.commit(ino)?;
         }
         if let Request::Release { ino } = req {
-            if self.remote.open_count(ino) <= 1 {
-                self.server::<()>(Request::LayoutReturn { ino })?;
-            }
+            self.give_back(ino, true)?;
         }
         let (mut resp, out) = self.remote.call(req, bulk)?;
         self.made_current(&mut resp);
