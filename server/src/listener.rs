@@ -328,9 +328,16 @@ fn start(mut vol: Volume<Store>, cfg: ServerConfig) -> std::io::Result<Arc<Share
 
 /// What runs beside the connections: restored sessions whose clients do not come back end
 /// like any detached session; clients hear which calls are durable; pending metadata is
-/// committed at least every `commit_interval`.
+/// committed at least every `commit_interval`; export deletes a stopped server cut short are
+/// finished.
 fn background(shared: &Arc<Shared>, shutdown: &CancellationToken) {
     let tracker = &shared.tracker;
+    // Deletes a stopped server cut short, found before this one can start its own.
+    let unfinished = crate::exports::admin::unfinished_deletes(shared);
+    if !unfinished.is_empty() {
+        let s = shared.clone();
+        tracker.spawn_blocking(move || crate::exports::admin::finish_deletes(&s, unfinished));
+    }
     for s in shared
         .sessions
         .iter()

@@ -22,6 +22,11 @@ struct Served {
 }
 
 fn served() -> Served {
+    served_with(&[])
+}
+
+/// As `served`, the server started with `extra` arguments too.
+fn served_with(extra: &[&str]) -> Served {
     let mut h = harness();
     let img = h.mkfs("v.img", "128M").unwrap();
     let admin_token = h.path("admin.token");
@@ -32,9 +37,9 @@ fn served() -> Served {
         admin_token.to_string_lossy().into_owned(),
         mount_token.to_string_lossy().into_owned(),
     );
-    let addr = h
-        .start_server(&img, &["--admin-token-file", &a, "--token-file", &m])
-        .unwrap();
+    let mut args = vec!["--admin-token-file", &a, "--token-file", &m];
+    args.extend(extra);
+    let addr = h.start_server(&img, &args).unwrap();
     let admin = vec![
         "--server".into(),
         addr.clone(),
@@ -403,5 +408,70 @@ fn a_mount_of_an_export_stays_confined_across_a_server_crash() {
     assert!(e.contains("node node-a"), "{e}");
     let st = statvfs(&m);
     assert_eq!(st.f_blocks * st.f_frsize, 8 * MIB);
+    s.finish();
+}
+
+#[test]
+fn a_delete_cut_short_by_a_crash_is_finished_when_the_server_starts() {
+    // Root unsquashed: the whole volume's root renames in /exports as the server would.
+    let mut s = served_with(&["--no-root-squash"]);
+    s.export(&["create", "kept", "--size", "8M"]).unwrap();
+    let whole = s.mount("", "admin").unwrap();
+    let free = statvfs(&whole).f_bfree;
+    s.export(&["create", "doomed", "--size", "16M"]).unwrap();
+    let m = s.mount("doomed", "n1").unwrap();
+    std::fs::create_dir_all(m.join("a/b")).unwrap();
+    for i in 0..20 {
+        write_synced(&m.join(format!("a/b/f{i}")), &vec![5u8; 64 * 1024]).unwrap();
+    }
+    s.h.unmount(&m).unwrap();
+    // Where a delete stops if the server dies while it empties the export: renamed out of
+    // reach under a hidden name, its files still there.
+    let exports = whole.join("exports");
+    std::fs::rename(exports.join("doomed"), exports.join(".deleting-doomed-1f")).unwrap();
+    std::fs::File::open(&exports).unwrap().sync_all().unwrap();
+    assert!(statvfs(&whole).f_bfree < free - 256);
+    s.h.unmount(&whole).unwrap();
+    s.h.kill_server();
+    let (a, t) = (s.admin[3].clone(), s.mount_token.clone());
+    let listen = s.addr.clone();
+    // A short grace period: the leftover was seen gone only once it was over (30 s by default).
+    s.h.start_server_in(
+        &[],
+        &s.img.clone(),
+        &listen,
+        &[
+            "--admin-token-file",
+            &a,
+            "--token-file",
+            &t,
+            "--no-root-squash",
+            "--grace-secs",
+            "2",
+        ],
+    )
+    .unwrap();
+    let whole = s.mount("", "admin").unwrap();
+    let exports = whole.join("exports");
+    let names = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&exports)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let began = std::time::Instant::now();
+    while names() != ["kept"] {
+        assert!(
+            began.elapsed().as_secs() < 30,
+            "left behind after a restart: {:?}",
+            names()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(statvfs(&whole).f_bfree, free);
+    let listed: Vec<_> = s.list().iter().map(|e| e["name"].clone()).collect();
+    assert_eq!(listed, ["kept"]);
     s.finish();
 }

@@ -13,6 +13,8 @@ use crate::listener::Shared;
 const BYTES_PER_INODE: u64 = 16 * 1024;
 /// The fewest inodes an export gets when none is asked for.
 const MIN_INODES: u64 = 64;
+/// How a deleted export is renamed while it is emptied: `.deleting-NAME-ROOT`.
+const HIDDEN: &str = ".deleting-";
 /// Entries listed per engine call while emptying an export.
 const BATCH: usize = 256;
 
@@ -144,7 +146,7 @@ fn delete(shared: &Shared, name: &str) -> Result<(), String> {
                 nodes.join(", node ")
             ));
         }
-        let hidden = format!(".deleting-{name}-{root:x}");
+        let hidden = format!("{HIDDEN}{name}-{root:x}");
         let dir = shared
             .vol
             .run(|v| {
@@ -208,25 +210,68 @@ fn nodes_of(shared: &Shared, root: u64) -> Vec<String> {
     nodes
 }
 
+/// The names in `/exports` (none if there is no such directory yet).
+fn entries(shared: &Shared) -> Result<Vec<Vec<u8>>, FsError> {
+    shared.vol.run(|v| {
+        let dir = match v.lookup(Ino::ROOT, DIR) {
+            Err(FsError::NotFound) => return Ok(Vec::new()),
+            r => r?,
+        };
+        let mut names = Vec::new();
+        let mut after = 2;
+        loop {
+            let batch = v.readdir(dir.ino, after, BATCH)?;
+            let Some(last) = batch.last() else { break };
+            after = last.offset;
+            names.extend(batch.into_iter().map(|e| e.name));
+        }
+        Ok(names)
+    })
+}
+
+/// The deletes a stopped server left unfinished: `/exports/.deleting-*`, renamed out of
+/// reach and not yet emptied. Taken when the server starts, before any delete of its own.
+pub(crate) fn unfinished_deletes(shared: &Shared) -> Vec<Vec<u8>> {
+    match entries(shared) {
+        Ok(names) => names
+            .into_iter()
+            .filter(|n| n.starts_with(HIDDEN.as_bytes()))
+            .collect(),
+        Err(e) => {
+            tracing::error!("unfinished export deletes not looked for: {e}");
+            Vec::new()
+        }
+    }
+}
+
+/// Finish the deletes `hidden` names (`unfinished_deletes`): each emptied, removed and
+/// committed, as the delete that was cut short would have.
+pub(crate) fn finish_deletes(shared: &Shared, hidden: Vec<Vec<u8>>) {
+    for name in hidden {
+        let shown = String::from_utf8_lossy(&name).into_owned();
+        let done = shared
+            .vol
+            .run(|v| {
+                let dir = v.lookup(Ino::ROOT, DIR)?.ino;
+                Ok((dir, v.lookup(dir, &name)?.ino))
+            })
+            .and_then(|(dir, root)| {
+                remove_tree(shared, root.get())?;
+                shared.vol.run(|v| v.rmdir(dir, &name))
+            });
+        match done
+            .map_err(|e| e.to_string())
+            .and_then(|()| commit(shared))
+        {
+            Ok(()) => tracing::info!(export = shown, "an unfinished export delete finished"),
+            Err(e) => tracing::error!(export = shown, "an unfinished export delete failed: {e}"),
+        }
+    }
+}
+
 /// Every export, by name.
 fn list(shared: &Shared) -> Result<Vec<ExportInfo>, String> {
-    let names: Vec<String> = shared
-        .vol
-        .run(|v| {
-            let dir = match v.lookup(Ino::ROOT, DIR) {
-                Err(FsError::NotFound) => return Ok(Vec::new()),
-                r => r?,
-            };
-            let mut names = Vec::new();
-            let mut after = 2;
-            loop {
-                let batch = v.readdir(dir.ino, after, BATCH)?;
-                let Some(last) = batch.last() else { break };
-                after = last.offset;
-                names.extend(batch.into_iter().map(|e| e.name));
-            }
-            Ok(names)
-        })
+    let names: Vec<String> = entries(shared)
         .map_err(|e| format!("exports not listed: {e}"))?
         .into_iter()
         .filter_map(|n| String::from_utf8(n).ok())
