@@ -64,7 +64,8 @@ fn output(mut cmd: Command) -> Result<String, String> {
     }
 }
 
-/// A root file system of a static busybox and its applets, with the directories runc mounts on.
+/// A root file system of a static busybox and its applets, with the directories runc mounts
+/// on, and `lib` and `lib64` pointing into `usr` (where a container may have the host's).
 fn assemble_rootfs(root: &Path) -> Result<(), String> {
     let ldd = Command::new("ldd")
         .arg(BUSYBOX)
@@ -76,8 +77,14 @@ fn assemble_rootfs(root: &Path) -> Result<(), String> {
              static one, Debian's busybox-static (bash .ci/setup installs it)"
         ));
     }
-    for d in ["bin", "dev", "proc", "sys", "etc", "tmp", "run", "vol"] {
+    for d in [
+        "bin", "dev", "proc", "sys", "etc", "tmp", "run", "vol", "usr",
+    ] {
         std::fs::create_dir_all(root.join(d)).map_err(|e| e.to_string())?;
+    }
+    // For a container given the host's /usr (read-only) to run a dynamically linked program.
+    for (link, to) in [("lib", "usr/lib"), ("lib64", "usr/lib64")] {
+        std::os::unix::fs::symlink(to, root.join(link)).map_err(|e| format!("{link}: {e}"))?;
     }
     std::fs::copy(BUSYBOX, root.join("bin/busybox"))
         .map_err(|e| format!("{BUSYBOX}: {e} (bash .ci/setup installs busybox-static)"))?;
@@ -179,18 +186,27 @@ impl Podman {
     }
 
     /// Start container `name` running `script` (busybox sh) with `volumes`, each
-    /// `HOST_PATH:CONTAINER_PATH[:OPTIONS]` as `podman run -v` takes it.
+    /// `HOST_PATH:CONTAINER_PATH[:OPTIONS]` as `podman run -v` takes it, and no network.
     pub fn start(&mut self, name: &str, volumes: &[String], script: &str) -> Result<(), String> {
-        let rootfs = self.dir.path().join("rootfs");
-        let mut args: Vec<String> = ["run", "--detach", "--name", name, "--network", "none"]
-            .map(String::from)
-            .into();
-        args.extend(["--cgroup-parent".into(), self.cgroup_parent.clone()]);
+        let mut options: Vec<String> = vec!["--network".into(), "none".into()];
         for v in volumes {
-            args.extend(["--volume".into(), v.clone()]);
+            options.extend(["--volume".into(), v.clone()]);
         }
+        self.run(
+            name,
+            &options,
+            &["/bin/sh".into(), "-c".into(), script.into()],
+        )
+    }
+
+    /// Start container `name` with `podman run` `options`, running `argv`.
+    pub fn run(&mut self, name: &str, options: &[String], argv: &[String]) -> Result<(), String> {
+        let rootfs = self.dir.path().join("rootfs");
+        let mut args: Vec<String> = ["run", "--detach", "--name", name].map(String::from).into();
+        args.extend(["--cgroup-parent".into(), self.cgroup_parent.clone()]);
+        args.extend(options.iter().cloned());
         args.extend(["--rootfs".into(), rootfs.to_string_lossy().into_owned()]);
-        args.extend(["/bin/sh".into(), "-c".into(), script.into()]);
+        args.extend(argv.iter().cloned());
         self.containers.push(name.to_string());
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         self.podman(&argv).map(|_| ())

@@ -3,11 +3,19 @@
 //! writing one ReadWriteMany export at once through one host mount, each seeing the other's
 //! writes; a container whose volume the host mounts after it started, reaching it through
 //! HostToContainer (rslave) mount propagation, and one with private propagation that does
-//! not. Each is checked from a fresh mount of the export afterwards.
+//! not; the CSI node plugin in a privileged container, its kubelet directory shared
+//! Bidirectionally as the DaemonSet has it, publishing a volume the host sees and a "pod"
+//! container uses. Each is checked from a fresh mount of the export afterwards.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+
+use rwxfs_csi::spec;
+use rwxfs_csi::spec::volume_capability::access_mode::Mode;
+use rwxfs_csi::spec::volume_capability::{AccessMode, AccessType, MountVolume};
+use tonic::transport::{Channel, Endpoint, Uri};
 
 use rwxfs_tests::podman::Podman;
 use rwxfs_tests::{assert_fsck_clean, bin, harness, Harness};
@@ -207,6 +215,132 @@ fn a_volume_mounted_after_the_container_started_reaches_it_by_rslave_propagation
     let reply = std::fs::read_to_string(fresh.join("reply-slave")).unwrap();
     assert_eq!(reply, "from the server\n");
     assert!(!fresh.join("reply-private").exists());
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
+
+/// A CSI node client on the driver's unix socket.
+async fn node_client(socket: PathBuf) -> spec::node_client::NodeClient<Channel> {
+    let channel = Endpoint::try_from("http://[::]:50051")
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            tokio::net::UnixStream::connect(socket.clone())
+        }))
+        .await
+        .unwrap();
+    spec::node_client::NodeClient::new(channel)
+}
+
+/// Whether the host has a FUSE mount at `target`.
+fn host_has_mount(p: &Podman, target: &Path) -> bool {
+    let script = format!(
+        "awk '$5 == \"{}\"' /proc/self/mountinfo | grep -q fuse",
+        target.display()
+    );
+    p.host_sh(&script).is_ok()
+}
+
+#[test]
+fn a_node_plugin_in_a_privileged_container_mounts_for_the_host_and_a_pod_uses_it() {
+    let (mut h, img, source, token) = served();
+    let seed = h
+        .mount_remote_with(&source, &["--node-id", "seed", "--token-file", &token])
+        .unwrap();
+    std::fs::write(seed.join("hello"), "from the server\n").unwrap();
+    h.unmount(&seed).unwrap();
+
+    let mut p = Podman::new().unwrap();
+    let kubelet = p.dir.path().join("kubelet");
+    let socket = kubelet.join("plugins/rwxfs/csi.sock");
+    let pv = kubelet.join("pods/uid-1/volumes/kubernetes.io~csi/pv-1");
+    std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
+    std::fs::create_dir_all(&pv).unwrap();
+    let target = pv.join("mount");
+    // The host's /var/lib/kubelet: a shared mount, as on a node.
+    let k = kubelet.display();
+    p.host_sh(&format!(
+        "mount --bind '{k}' '{k}' && mount --make-rshared '{k}'"
+    ))
+    .unwrap();
+    // node.yaml's container: privileged, host network, the kubelet directory Bidirectional
+    // (rshared); here also the host's /usr for the binary's libraries, and the binary.
+    let options: Vec<String> = vec![
+        "--privileged".into(),
+        "--network".into(),
+        "host".into(),
+        "--volume".into(),
+        format!("{k}:{k}:rshared"),
+        "--volume".into(),
+        "/usr:/usr:ro".into(),
+        "--volume".into(),
+        format!("{}:/rwxfs:ro", bin().display()),
+    ];
+    let argv: Vec<String> = [
+        "/rwxfs",
+        "csi",
+        "--node",
+        "--node-id",
+        "node-a",
+        "--endpoint",
+    ]
+    .map(String::from)
+    .into_iter()
+    .chain([format!("unix://{}", socket.display())])
+    .collect();
+    p.run("node-plugin", &options, &argv).unwrap();
+    await_file(&socket);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut node = rt.block_on(node_client(socket.clone()));
+    let publish = spec::NodePublishVolumeRequest {
+        volume_id: source.clone(),
+        target_path: target.to_string_lossy().into_owned(),
+        volume_capability: Some(spec::VolumeCapability {
+            access_mode: Some(AccessMode {
+                mode: Mode::MultiNodeMultiWriter as i32,
+            }),
+            access_type: Some(AccessType::Mount(MountVolume::default())),
+        }),
+        secrets: HashMap::from([("token".into(), "the-mounts-secret".into())]),
+        ..Default::default()
+    };
+    let published = rt.block_on(node.node_publish_volume(publish));
+    assert!(
+        published.is_ok(),
+        "{published:?}\n{}",
+        p.logs("node-plugin")
+    );
+    // Made inside the plugin's container, the mount reached the host.
+    assert!(
+        host_has_mount(&p, &target),
+        "the host has no mount at {}",
+        target.display()
+    );
+
+    // A pod: its container given the volume kubelet sees at the target path.
+    let pod = "cat /data/hello >/data/pod.txt && echo 'written by the pod' >>/data/pod.txt";
+    p.start("pod", &[format!("{}:/data", target.display())], pod)
+        .unwrap();
+    assert_exited_ok(&p, "pod", 0);
+
+    let unpublish = spec::NodeUnpublishVolumeRequest {
+        volume_id: source.clone(),
+        target_path: target.to_string_lossy().into_owned(),
+    };
+    rt.block_on(node.node_unpublish_volume(unpublish)).unwrap();
+    assert!(!host_has_mount(&p, &target), "still mounted on the host");
+    assert!(!target.exists());
+    p.finish().unwrap();
+
+    let fresh = h
+        .mount_remote_with(&source, &["--node-id", "node-b", "--token-file", &token])
+        .unwrap();
+    let text = std::fs::read_to_string(fresh.join("pod.txt")).unwrap();
+    assert_eq!(text, "from the server\nwritten by the pod\n");
     h.unmount_all().unwrap();
     h.stop_server().unwrap();
     assert_fsck_clean(&img);
