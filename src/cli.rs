@@ -61,8 +61,8 @@ enum Cmd {
         #[arg(long, value_name = "FILE")]
         state_file: Option<PathBuf>,
         /// Before checking, make the list of files unlinked while open, the list of quota
-        /// trees and each tree's kept use again from the inode table (a local image, no
-        /// server running); files unlinked while open are kept for their sessions.
+        /// trees and each tree's kept use again from the inode table (no server running);
+        /// files unlinked while open are kept for their sessions.
         #[arg(long)]
         repair: bool,
     },

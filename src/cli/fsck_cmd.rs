@@ -12,6 +12,7 @@ use super::serve_rados::SessionObject;
 
 use super::image_lock::{self, Hold, LockError};
 use super::rados_cmd::{self, CephArgs};
+use rados_store::ImageName;
 
 /// Who holds which unlinked files open, from the session log in `log` (none if there is no
 /// log, or it is another volume's).
@@ -43,43 +44,7 @@ pub fn run(
 ) -> i32 {
     match rados_cmd::name(image) {
         Ok(None) => {}
-        Ok(Some(_)) if repair => {
-            eprintln!(
-                "rwxfs fsck: --repair takes a local image; a RADOS volume's lists are made \
-                 again by no command yet"
-            );
-            return 8;
-        }
-        Ok(Some(name)) => {
-            // The session log is the object beside the image, unless `--state-file` names one.
-            return match rados_cmd::open(&name, ceph, true) {
-                Ok(store) => {
-                    // A live server's volume is refused, and no server takes it meanwhile.
-                    let _hold = match rados_cmd::hold(store.pool().cluster(), &name, "fsck") {
-                        Ok(h) => h,
-                        Err(e) => {
-                            eprintln!("rwxfs fsck: {e}");
-                            return 8;
-                        }
-                    };
-                    let log: Box<dyn LogPlace> = match state_file {
-                        Some(f) => Box::new(FileLog::new(&f)),
-                        None => match store.pool().cluster().pool(&name.pool) {
-                            Ok(pool) => Box::new(SessionObject::new(pool, &name)),
-                            Err(e) => {
-                                eprintln!("rwxfs fsck: {e}");
-                                return 8;
-                            }
-                        },
-                    };
-                    check(&store, image, json, Some(log.as_ref()))
-                }
-                Err(e) => {
-                    eprintln!("rwxfs fsck: {e}");
-                    8
-                }
-            };
-        }
+        Ok(Some(name)) => return run_rados(&name, ceph, image, json, state_file, repair),
         Err(e) => {
             eprintln!("rwxfs fsck: {e}");
             return 8;
@@ -127,6 +92,63 @@ pub fn run(
     check(&store, image, json, Some(&FileLog::new(&log)))
 }
 
+/// `run` for a RADOS volume: refused while a server owns it, which none may take meanwhile.
+/// The session log is the object beside the image, unless `--state-file` names one.
+fn run_rados(
+    name: &ImageName,
+    ceph: &CephArgs,
+    image: &Path,
+    json: bool,
+    state_file: Option<PathBuf>,
+    repair: bool,
+) -> i32 {
+    let store = match rados_cmd::open(name, ceph, !repair) {
+        Ok(s) => std::sync::Arc::new(s),
+        Err(e) => {
+            eprintln!("rwxfs fsck: {e}");
+            return 8;
+        }
+    };
+    let _hold = match rados_cmd::hold(store.pool().cluster(), name, "fsck") {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("rwxfs fsck: {e}");
+            return 8;
+        }
+    };
+    if repair {
+        if let Err(e) = rebuild(store.clone(), image) {
+            eprintln!("rwxfs fsck: {e}");
+            return 8;
+        }
+    }
+    let log: Box<dyn LogPlace> = match state_file {
+        Some(f) => Box::new(FileLog::new(&f)),
+        None => match store.pool().cluster().pool(&name.pool) {
+            Ok(pool) => Box::new(SessionObject::new(pool, name)),
+            Err(e) => {
+                eprintln!("rwxfs fsck: {e}");
+                return 8;
+            }
+        },
+    };
+    check(&*store, image, json, Some(log.as_ref()))
+}
+
+/// Make the volume's on-disk lists and kept use again (`Volume::open_rebuilding_lists`); its
+/// journal is replayed and an older format brought to this build's on the way. The files
+/// unlinked while open are kept for the sessions that may hold them.
+fn rebuild(store: impl BlockStore, image: &Path) -> Result<(), String> {
+    let v = Volume::open_rebuilding_lists(store).map_err(|e| e.to_string())?;
+    eprintln!(
+        "rwxfs fsck: {}: list of files unlinked while open ({} kept for their sessions), \
+         list of quota trees and their use made again",
+        image.display(),
+        v.orphans().len()
+    );
+    Ok(())
+}
+
 /// Make the image's on-disk lists and kept use again, the image this process's alone
 /// meanwhile (no server, no mount); its journal is replayed and an older format brought to
 /// this build's on the way.
@@ -136,14 +158,7 @@ fn repair_lists(image: &Path) -> Result<(), String> {
         LockError::Io(e) => e,
     })?;
     let store = FileStore::open(image).map_err(|e| e.to_string())?;
-    let v = Volume::open_rebuilding_lists(store).map_err(|e| e.to_string())?;
-    eprintln!(
-        "rwxfs fsck: {}: list of files unlinked while open ({} kept for their sessions), \
-         list of quota trees and their use made again",
-        image.display(),
-        v.orphans().len()
-    );
-    Ok(())
+    rebuild(store, image)
 }
 
 /// Check the volume on `store`, telling the orphans the sessions of the session log at `log`

@@ -105,6 +105,13 @@ fn mkfs_serve_mount_write_read_and_fsck_on_rados() {
     h.unmount_all().unwrap();
     h.stop_server().unwrap();
     assert_fsck_clean(&cluster, "vol");
+    // The on-disk lists made again: the same volume, still clean.
+    let out = rwxfs(&["fsck", "--repair", &image("vol")], &cluster);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        ok(out).contains(": clean,") && said.contains("made again"),
+        "{said}"
+    );
     // A fresh server on the same objects reads everything back.
     let addr = h.start_server(Path::new(&image("vol")), &extra).unwrap();
     let c = h.mount_remote(&addr).unwrap();
