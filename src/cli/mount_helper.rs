@@ -4,7 +4,9 @@
 //! mount(8) calls `mount.rwxfs SOURCE DIR [-sfnv] [-o OPTIONS] [-t TYPE]`. SOURCE is the
 //! server's HOST:PORT (or an active server's and its standbys', comma-separated:
 //! `h1:7411,h2:7411`), or with the `raw` option an image file. Options: `ro`/`rw`, `raw`,
-//! `node_id=ID`, and the kernel flags `nosuid`, `nodev`, `noexec` (with `suid`, `dev`, `exec`),
+//! `direct` (file data read and written on the shared image itself, metadata through the
+//! server), `direct_image=PATH` (a direct mount whose image this machine sees at PATH rather
+//! than where the server says it is), `node_id=ID`, and the kernel flags `nosuid`, `nodev`, `noexec` (with `suid`, `dev`, `exec`),
 //! which go to the mount as given; the generic ones that mount(8) and fstab use (defaults,
 //! _netdev, noauto, nofail, x-*, ...) are accepted and have nothing to do here.
 
@@ -79,6 +81,8 @@ pub fn translate(argv: &[String]) -> Result<Helper, String> {
     };
     let mut read_only = false;
     let mut raw = false;
+    let mut direct = false;
+    let mut direct_image = None;
     let mut node_id = None;
     let mut flags = MountFlags::default();
     for o in options
@@ -88,17 +92,32 @@ pub fn translate(argv: &[String]) -> Result<Helper, String> {
     {
         match o.split_once('=') {
             Some(("node_id" | "node-id", v)) if !v.is_empty() => node_id = Some(v.to_string()),
+            Some(("direct_image" | "direct-image", "")) => {
+                return Err("direct_image needs the image's path".into())
+            }
+            Some(("direct_image" | "direct-image", v)) => {
+                direct = true;
+                direct_image = Some(v.to_string());
+            }
             Some((k, _)) if k.starts_with("x-") || k == "comment" => {}
             Some((k, _)) => return Err(format!("unknown option {k}")),
             None => match o {
                 "ro" => read_only = true,
                 "rw" => read_only = false,
                 "raw" => raw = true,
+                "direct" => direct = true,
                 o if flags.apply(o) => {}
                 o if o.starts_with("x-") || GENERIC.contains(&o) => {}
                 o => return Err(format!("unknown option {o}")),
             },
         }
+    }
+    if raw && direct {
+        return Err(
+            "raw and direct cannot be combined: a direct mount goes through a server (SOURCE is \
+             its HOST:PORT) and only its file data goes to the image"
+                .into(),
+        );
     }
     if fake {
         return Ok(Helper::Nothing);
@@ -107,6 +126,13 @@ pub fn translate(argv: &[String]) -> Result<Helper, String> {
     if raw {
         args.push("--raw-image".into());
         args.push(source.clone());
+    }
+    if direct {
+        args.push("--direct".into());
+    }
+    if let Some(p) = direct_image {
+        args.push("--direct-image".into());
+        args.push(p);
     }
     if read_only {
         args.push("--read-only".into());
@@ -203,6 +229,42 @@ mod tests {
         assert_eq!(
             t(&["h1:7411,h2:7411", "/m", "-o", "_netdev"]),
             Ok(mount(&["mount", "--", "h1:7411,h2:7411", "/m"]))
+        );
+    }
+
+    #[test]
+    fn direct_and_the_image_as_this_machine_sees_it() {
+        assert_eq!(
+            t(&["h:1", "/m", "-o", "_netdev,direct"]),
+            Ok(mount(&["mount", "--direct", "--", "h:1", "/m"]))
+        );
+        // direct_image alone is a direct mount too: the image is only for one.
+        assert_eq!(
+            t(&["h:1", "/m", "-o", "direct_image=/srv/vol.img,ro"]),
+            Ok(mount(&[
+                "mount",
+                "--direct",
+                "--direct-image",
+                "/srv/vol.img",
+                "--read-only",
+                "--",
+                "h:1",
+                "/m"
+            ]))
+        );
+    }
+
+    #[test]
+    fn direct_refuses_what_it_cannot_be() {
+        assert!(t(&["/img", "/m", "-o", "raw,direct"])
+            .unwrap_err()
+            .contains("raw and direct"));
+        assert!(t(&["/img", "/m", "-o", "direct_image=/x,raw"])
+            .unwrap_err()
+            .contains("raw and direct"));
+        assert_eq!(
+            t(&["h:1", "/m", "-o", "direct_image="]),
+            Err("direct_image needs the image's path".into())
         );
     }
 

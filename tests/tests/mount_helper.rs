@@ -96,3 +96,87 @@ fn mount_t_rwxfs_and_an_fstab_line_work_through_the_helper() {
     h.stop_server().unwrap();
     assert_fsck_clean(&img);
 }
+
+#[test]
+fn fstab_and_mount_o_direct_mount_directly_on_the_image_named() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "256M").unwrap();
+    let addr = h.start_server(&img, &[]).unwrap();
+    let server = h.server_pid().unwrap();
+    // The image as "this machine" sees it: under another path.
+    let seen = h.path("seen-here.img");
+    std::os::unix::fs::symlink(&img, &seen).unwrap();
+    let (mp, mp2) = (h.path("mp"), h.path("mp2"));
+    std::fs::create_dir(&mp).unwrap();
+    std::fs::create_dir(&mp2).unwrap();
+    let fstab = h.path("fstab");
+    std::fs::write(
+        &fstab,
+        format!(
+            "{addr} {} rwxfs defaults,_netdev,direct_image={} 0 0\n",
+            mp.display(),
+            seen.display()
+        ),
+    )
+    .unwrap();
+    let script = r#"
+        mount -t tmpfs helpers /usr/sbin
+        ln -s "$RWXFS" /usr/sbin/mount.rwxfs
+        mount -T "$FSTAB" "$MP"
+        grep "^$ADDR $MP fuse" /proc/self/mounts
+        before=$(awk '/^wchar:/ {print $2}' /proc/$SERVER/io)
+        dd if=/dev/urandom of="$MP/big" bs=1M count=32 conv=fsync 2>/dev/null
+        after=$(awk '/^wchar:/ {print $2}' /proc/$SERVER/io)
+        echo "server-wrote $((after - before))"
+        mount -t rwxfs -o direct "$ADDR" "$MP2"
+        cmp "$MP/big" "$MP2/big"
+        echo same-on-both
+        umount "$MP2"
+        if mount -t rwxfs -o direct_image=/no/such/image "$ADDR" "$MP2" 2>&1; then exit 1; fi
+        if mount -t rwxfs -o raw,direct "$ADDR" "$MP2" 2>&1; then exit 1; fi
+        umount "$MP"
+    "#;
+    let out = Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-ex",
+            "-c",
+            script,
+        ])
+        .env("RWXFS", bin())
+        .env("ADDR", &addr)
+        .env("MP", &mp)
+        .env("MP2", &mp2)
+        .env("FSTAB", &fstab)
+        .env("SERVER", server.to_string())
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let _guard = Reported(pids(&stdout));
+    assert!(out.status.success(), "script failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("same-on-both"), "{stdout}");
+    // 32 MiB written on the direct mount: almost none of it through the server.
+    let wrote: u64 = stdout
+        .split("server-wrote ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no server-wrote line in {stdout}"));
+    assert!(wrote < 4 << 20, "the server wrote {wrote} bytes for 32 MiB");
+    let both = format!("{stdout}\n{stderr}");
+    assert!(both.contains("/no/such/image"), "{both}");
+    assert!(both.contains("raw and direct"), "{both}");
+    for pid in pids(&stdout) {
+        let gone = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        });
+        assert!(gone, "mount process {pid} still running after umount");
+    }
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
