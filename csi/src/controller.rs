@@ -79,6 +79,33 @@ fn capacity(range: Option<&spec::CapacityRange>) -> Result<u64, Status> {
     } as u64)
 }
 
+/// The owner, group and permission bits of a new volume's root, from StorageClass
+/// `parameters` (`OWNER_PARAMS`): 0755 if they name an owner, else root's and 0777.
+fn owner(parameters: &HashMap<String, String>) -> Result<(u32, u32, u32), Status> {
+    let [uid, gid, perm] = crate::OWNER_PARAMS.map(|k| parameters.get(k));
+    let id = |key: &str, v: Option<&String>| {
+        v.map_or(Ok(0), |v| v.parse::<u32>()).map_err(|_| {
+            Status::invalid_argument(format!(
+                "StorageClass parameter {key}: {v:?} is not a number"
+            ))
+        })
+    };
+    let perm = match perm {
+        None if uid.is_some() || gid.is_some() => 0o755,
+        None => 0o777,
+        Some(p) => u32::from_str_radix(p.strip_prefix("0o").unwrap_or(p), 8)
+            .ok()
+            .filter(|p| *p <= 0o7777)
+            .ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "StorageClass parameter mountPermissions: {p:?} is not octal permission \
+                     bits (e.g. \"0777\")"
+                ))
+            })?,
+    };
+    Ok((id("uid", uid)?, id("gid", gid)?, perm))
+}
+
 /// Export `e` of `server` as a CSI volume; `tls` if the server speaks it.
 pub(crate) fn volume(server: &str, e: &ExportInfo, tls: bool) -> spec::Volume {
     let mut volume_context: HashMap<String, String> = [
@@ -118,11 +145,15 @@ impl spec::controller_server::Controller for Controller {
         }
         let name = admin::export_name(&r.name);
         let creds = self.creds(&r.secrets)?;
-        let cmd = ExportCmd::Create {
+        let (uid, gid, perm) = owner(&r.parameters)?;
+        let cmd = ExportCmd::CreateOwned {
             name: name.clone(),
             bytes,
             inodes: 0,
             mode,
+            uid,
+            gid,
+            perm,
         };
         let list = match admin::run(&server, creds.clone(), cmd).await {
             Ok(list) => list,

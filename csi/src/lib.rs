@@ -31,6 +31,11 @@ pub const SERVER_PARAM: &str = "server";
 /// The StorageClass parameter making a class admit claims of one access mode only (rwx,
 /// rox, rwo or rwop); without it, a volume has the mode its claim asks for.
 pub const ACCESS_MODE_PARAM: &str = "accessMode";
+/// The StorageClass parameters for a volume's root directory: its owner, its group, and
+/// its permission bits in octal (as other drivers' `mountPermissions`). With an owner and no
+/// bits it is 0755; with neither it is root's and 0777, as a fresh volume's root (the server
+/// squashes root, so a root-owned 0755 root would be writable by no pod).
+pub const OWNER_PARAMS: [&str; 3] = ["uid", "gid", "mountPermissions"];
 pub use admin::{ADMIN_SECRET, MOUNT_SECRET, TLS_SECRET};
 
 /// How the driver runs.

@@ -109,6 +109,24 @@ pub enum ExportCmd {
     /// The volume's size and what is free in it (answered by `ServerMsg::Space`): room for
     /// new exports, whose quotas are caps, not reservations.
     Space,
+    /// As `Create` (whose root is root's, mode 0777), the export's root directory owned by
+    /// `uid`:`gid` with permission bits `perm`.
+    CreateOwned {
+        /// Its name.
+        name: String,
+        /// Its quota in bytes.
+        bytes: u64,
+        /// Its quota in inodes; 0 for one per 16 KiB of `bytes`.
+        inodes: u64,
+        /// How its mounts are admitted.
+        mode: AccessMode,
+        /// The owner of its root.
+        uid: u32,
+        /// The group of its root.
+        gid: u32,
+        /// Its root's permission bits (at most 0o7777).
+        perm: u32,
+    },
 }
 
 /// The whole volume's size and what is free in it.

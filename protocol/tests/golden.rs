@@ -2148,6 +2148,19 @@ const EXPORT_CMD_SPACE: &[u8] = &[
     4, 0, 0, 0,                 // ExportCmd::Space (variant 4)
 ];
 
+#[rustfmt::skip]
+const EXPORT_CMD_CREATE_OWNED: &[u8] = &[
+    5, 0, 0, 0,                 // ExportCmd::CreateOwned (variant 5)
+    1, 0, 0, 0, 0, 0, 0, 0,     // name length
+    b'a',                       // name
+    0, 16, 0, 0, 0, 0, 0, 0,    // bytes
+    0, 0, 0, 0, 0, 0, 0, 0,     // inodes
+    0, 0, 0, 0,                 // mode: AccessMode::Rwx (variant 0)
+    232, 3, 0, 0,               // uid 1000
+    208, 7, 0, 0,               // gid 2000
+    255, 1, 0, 0,               // perm 0o777
+];
+
 #[test]
 fn export_cmds() {
     let name = || "a".to_string();
@@ -2166,6 +2179,15 @@ fn export_cmds() {
         },
         ExportCmd::Delete { name: name() },
         ExportCmd::Space,
+        ExportCmd::CreateOwned {
+            name: name(),
+            bytes: 4096,
+            inodes: 0,
+            mode: AccessMode::Rwx,
+            uid: 1000,
+            gid: 2000,
+            perm: 0o777,
+        },
     ];
     for c in cmds {
         let golden = match c {
@@ -2174,6 +2196,7 @@ fn export_cmds() {
             ExportCmd::Resize { .. } => EXPORT_CMD_RESIZE,
             ExportCmd::Delete { .. } => EXPORT_CMD_DELETE,
             ExportCmd::Space => EXPORT_CMD_SPACE,
+            ExportCmd::CreateOwned { .. } => EXPORT_CMD_CREATE_OWNED,
         };
         pin(&c, golden);
     }

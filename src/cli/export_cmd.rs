@@ -27,6 +27,17 @@ pub enum Cmd {
         /// How its mounts are admitted: rwx, rox, rwo or rwop.
         #[arg(long, default_value = "rwx", value_parser = super::parse_access_mode)]
         access_mode: AccessMode,
+        /// The owner of its root directory (default root).
+        #[arg(long)]
+        uid: Option<u32>,
+        /// The group of its root directory (default root).
+        #[arg(long)]
+        gid: Option<u32>,
+        /// Its root directory's permission bits, octal. Default: 0755 when --uid or --gid
+        /// names an owner, else 0777 as a fresh volume's root (root is squashed by default,
+        /// so a root-owned 0755 root would be writable by no mount).
+        #[arg(long, value_name = "OCTAL", value_parser = parse_perm)]
+        perm: Option<u32>,
         #[command(flatten)]
         admin: Admin,
     },
@@ -78,13 +89,20 @@ pub fn run(a: Args) -> i32 {
             size,
             inodes,
             access_mode,
+            uid,
+            gid,
+            perm,
             admin,
         } => {
-            let cmd = ExportCmd::Create {
+            let owned = uid.is_some() || gid.is_some();
+            let cmd = ExportCmd::CreateOwned {
                 name,
                 bytes: size,
                 inodes: inodes.unwrap_or(0),
                 mode: access_mode,
+                uid: uid.unwrap_or(0),
+                gid: gid.unwrap_or(0),
+                perm: perm.unwrap_or(if owned { 0o755 } else { 0o777 }),
             };
             (cmd, admin, false)
         }
@@ -120,6 +138,16 @@ pub fn run(a: Args) -> i32 {
             eprintln!("rwxfs export: {e}");
             1
         }
+    }
+}
+
+/// Permission bits in octal (`0755`, `755` or `0o755`), at most 7777.
+pub fn parse_perm(s: &str) -> Result<u32, String> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    match u32::from_str_radix(digits, 8) {
+        Ok(p) if p <= 0o7777 => Ok(p),
+        Ok(_) => Err(format!("{s}: permission bits go up to 7777")),
+        Err(_) => Err(format!("{s}: not octal permission bits, e.g. 0755")),
     }
 }
 

@@ -128,6 +128,37 @@ fn volumes_are_listed_in_pages_and_capacity_is_the_volumes_free_space() {
         );
         let (ok, out) = n1.sh(&fill);
         assert!(ok, "{out}");
+        // A volume's root is root's and 0777 unless the StorageClass names an owner.
+        let stat = format!("stat -c '%u %g %a' {}", target.display());
+        assert_eq!(n1.sh(&stat).1, "0 0 777\n");
+        let mut owned = spec::CreateVolumeRequest {
+            name: "pvc-owned".into(),
+            volume_capabilities: vec![csi_kit::cap(Mode::MultiNodeMultiWriter)],
+            parameters: HashMap::from([
+                ("uid".into(), "1000".into()),
+                ("gid".into(), "2000".into()),
+                ("mountPermissions".into(), "0777".into()),
+            ]),
+            secrets: HashMap::from([("adminToken".into(), k.admin.clone())]),
+            ..Default::default()
+        };
+        let v = c.create_volume(owned.clone()).await.unwrap().into_inner();
+        let owned_id = v.volume.unwrap().volume_id;
+        let t2 = dir.join("pod-owned");
+        n1.targets.push(t2.clone());
+        k.publish(0, &owned_id, &t2, Mode::MultiNodeMultiWriter)
+            .await
+            .unwrap();
+        let stat2 = format!("stat -c '%u %g %a' {}", t2.display());
+        assert_eq!(n1.sh(&stat2).1, "1000 2000 777\n");
+        k.unpublish(0, &owned_id, &t2).await;
+        k.delete(&owned_id).await;
+        owned.name = "pvc-bad".into();
+        owned
+            .parameters
+            .insert("mountPermissions".into(), "a+rwx".into());
+        let e = c.create_volume(owned).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e}");
         let after = available(c, HashMap::new()).await.unwrap();
         assert!(after <= free - 3 * MIB, "{after} of {free}");
         let named = HashMap::from([("server".to_string(), server.clone())]);

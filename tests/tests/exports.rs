@@ -475,3 +475,31 @@ fn a_delete_cut_short_by_a_crash_is_finished_when_the_server_starts() {
     assert_eq!(listed, ["kept"]);
     s.finish();
 }
+
+#[test]
+fn an_exports_root_has_the_owner_and_mode_asked_for() {
+    let mut s = served();
+    s.export(&["create", "plain", "--size", "8M"]).unwrap();
+    s.export(&["create", "mine", "--size", "8M", "--uid", "1000"])
+        .unwrap();
+    let args = ["--uid", "1000", "--gid", "2000", "--perm", "0770"];
+    let mut create = vec!["create", "owned", "--size", "8M"];
+    create.extend(args);
+    s.export(&create).unwrap();
+    for bad in [["--perm", "10777"], ["--perm", "rwx"]] {
+        let mut c = vec!["create", "bad", "--size", "8M"];
+        c.extend(bad);
+        let e = s.export(&c).unwrap_err();
+        assert!(e.contains("--perm"), "{e}");
+    }
+    let whole = s.mount("", "admin").unwrap();
+    let meta = |n: &str| std::fs::metadata(whole.join("exports").join(n)).unwrap();
+    let (p, m, o) = (meta("plain"), meta("mine"), meta("owned"));
+    // No owner: world-writable as a fresh volume's root (root is squashed).
+    assert_eq!((p.mode() & 0o7777, p.uid(), p.gid()), (0o777, 0, 0));
+    assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (0o755, 1000, 0));
+    assert_eq!((o.mode() & 0o7777, o.uid(), o.gid()), (0o770, 1000, 2000));
+    let names: Vec<_> = s.list().iter().map(|e| e["name"].clone()).collect();
+    assert_eq!(names, ["mine", "owned", "plain"]);
+    s.finish();
+}

@@ -46,7 +46,16 @@ fn run(shared: &Shared, cmd: ExportCmd) -> Result<Vec<ExportInfo>, String> {
             bytes,
             inodes,
             mode,
-        } => create(shared, &name, bytes, inodes, mode)?,
+        } => create(shared, &name, bytes, inodes, mode, ROOTS)?,
+        ExportCmd::CreateOwned {
+            name,
+            bytes,
+            inodes,
+            mode,
+            uid,
+            gid,
+            perm,
+        } => create(shared, &name, bytes, inodes, mode, (uid, gid, perm))?,
         ExportCmd::List | ExportCmd::Space => {}
         ExportCmd::Resize {
             name,
@@ -65,14 +74,26 @@ fn blocks(bytes: u64) -> Result<u64, String> {
     Ok(bytes.div_ceil(BLOCK_SIZE as u64))
 }
 
+/// An export root's owner, group and permission bits.
+type Owner = (u32, u32, u32);
+/// The root of an export made with `Create`: root's and world-writable, as a fresh volume's
+/// root (with root squashed, a root-owned 0755 root would be writable by no mount).
+const ROOTS: Owner = (0, 0, 0o777);
+
 fn create(
     shared: &Shared,
     name: &str,
     bytes: u64,
     inodes: u64,
     mode: AccessMode,
+    (uid, gid, perm): Owner,
 ) -> Result<(), String> {
     check_name(name)?;
+    if perm > 0o7777 {
+        return Err(format!(
+            "permission bits {perm:o} are more than 7777 (octal)"
+        ));
+    }
     let quota = Quota {
         max_blocks: blocks(bytes)?,
         max_inodes: match inodes {
@@ -88,9 +109,7 @@ fn create(
                 Err(FsError::NotFound) => v.mkdir(Ino::ROOT, DIR, 0o755, 0, 0)?,
                 r => r?,
             };
-            // World-writable, as a fresh volume's root: with root squashed, a pod's files
-            // belong to whoever writes them.
-            let at = v.mkdir(dir.ino, name.as_bytes(), 0o777, 0, 0)?;
+            let at = v.mkdir(dir.ino, name.as_bytes(), perm, uid, gid)?;
             if let Err(e) = v.set_quota(at.ino, quota) {
                 v.rmdir(dir.ino, name.as_bytes())?;
                 return Err(e);
@@ -103,7 +122,7 @@ fn create(
             e => format!("export {name:?} not made: {e}"),
         })?;
     commit(shared)?;
-    tracing::info!(export = name, bytes, %mode, "export made");
+    tracing::info!(export = name, bytes, %mode, uid, gid, perm, "export made");
     Ok(())
 }
 
