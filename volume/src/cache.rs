@@ -35,6 +35,8 @@ pub(crate) struct Meta<S: BlockStore> {
     /// not handed out again until `release_held` lets them go.
     held: HashSet<u64>,
     held_by: HashMap<u32, Vec<u64>>,
+    /// Blocks both quarantined and held, so `quarantined` counts each once.
+    both: usize,
     /// While set, blocks freed are held for this inode's layouts (`held`).
     pub hold_for: Option<u32>,
     /// The transaction being written by `PreparedCommit::write`, if any: its blocks (kept in
@@ -65,6 +67,7 @@ impl<S: BlockStore> Meta<S> {
             reserved: HashSet::new(),
             held: HashSet::new(),
             held_by: HashMap::new(),
+            both: 0,
             hold_for: None,
             in_flight: None,
             free_blocks: 0,
@@ -154,9 +157,17 @@ impl<S: BlockStore> Meta<S> {
     }
 
     /// Blocks freed but not reusable until the next commit ends, or while a layout may use
-    /// them (a block can be both for a while: counted twice, never too few).
+    /// them (a block can be both for a while: counted once).
     pub(crate) fn quarantined(&self) -> usize {
-        self.quarantine.len() + self.held.len()
+        self.quarantine.len() + self.held.len() - self.both
+    }
+
+    /// Hold block `b` for inode `index`'s layouts until `release_held`.
+    fn hold(&mut self, index: u32, b: u64) {
+        if self.held.insert(b) && self.quarantine.contains(&b) {
+            self.both += 1;
+        }
+        self.held_by.entry(index).or_default().push(b);
     }
 
     /// The sequence number the next transaction will carry.
@@ -311,15 +322,16 @@ impl<S: BlockStore> Meta<S> {
     pub(crate) fn unreserve_held(&mut self, index: u32, b: u64) {
         if self.reserved.remove(&b) {
             self.free_blocks += 1;
-            self.held.insert(b);
-            self.held_by.entry(index).or_default().push(b);
+            self.hold(index, b);
         }
     }
 
     /// The blocks held for inode `index`'s layouts (`hold_for`) may be handed out again.
     pub(crate) fn release_held(&mut self, index: u32) {
         for b in self.held_by.remove(&index).unwrap_or_default() {
-            self.held.remove(&b);
+            if self.held.remove(&b) && self.quarantine.contains(&b) {
+                self.both -= 1;
+            }
         }
     }
 
@@ -336,10 +348,11 @@ impl<S: BlockStore> Meta<S> {
             self.free_blocks += 1;
             self.trees.charge(tree, -1, 0);
         }
-        self.quarantine.insert(b);
+        if self.quarantine.insert(b) && self.held.contains(&b) {
+            self.both += 1;
+        }
         if let Some(index) = self.hold_for {
-            self.held.insert(b);
-            self.held_by.entry(index).or_default().push(b);
+            self.hold(index, b);
         }
         Ok(())
     }
@@ -475,7 +488,9 @@ impl<S: BlockStore> Meta<S> {
         match written {
             Ok(()) => {
                 for b in &f.freed {
-                    self.quarantine.remove(b);
+                    if self.quarantine.remove(b) && self.held.contains(b) {
+                        self.both -= 1;
+                    }
                 }
                 if !p.blocks.is_empty() {
                     self.commits += 1;

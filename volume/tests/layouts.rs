@@ -371,3 +371,32 @@ fn a_holder_whose_layouts_were_taken_has_its_next_commit_refused_and_maps_nothin
     drop(v);
     assert_clean(&store);
 }
+
+#[test]
+fn a_block_freed_under_a_layout_before_the_commit_is_counted_once() {
+    let store = fresh(16 * MIB);
+    let mut v = open(&store);
+    let a = v.create(Ino::ROOT, b"a", 0o100644, 0, 0).unwrap().ino;
+    v.write(a, 0, &vec![b'a'; 16 * BS as usize]).unwrap();
+    v.commit().unwrap();
+    let _reader = v.layout_get(1, a, 0, 16 * BS, false).unwrap();
+    let cut = volume::SetAttr {
+        size: Some(0),
+        ..Default::default()
+    };
+    v.setattr(a, cut).unwrap();
+    // Freed by an open transaction and held for the reader: each block set aside once.
+    let before = v.quarantined_blocks();
+    v.commit().unwrap();
+    let held = v.quarantined_blocks();
+    assert!(held >= 16, "the reader's 16 blocks stay held: {held}");
+    assert_eq!(
+        before, held,
+        "the commit let none go, so none was counted twice"
+    );
+    v.layout_return(1, a);
+    v.commit().unwrap();
+    assert_eq!(v.quarantined_blocks(), 0);
+    drop(v);
+    assert_clean(&store);
+}
