@@ -129,3 +129,28 @@ fn mount_errors_are_clear() {
     assert_eq!(code, Some(1));
     assert!(err.contains("--force"), "{err}");
 }
+
+#[test]
+fn demo_refuses_a_picture_directory_it_cannot_make_before_starting_anything() {
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["demo", "--files", "1", "--picture"])
+        .arg(file.join("pictures"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the pictures' directory") && err.contains("a-file"),
+        "{err}"
+    );
+    // Nothing ran: no table, no progress.
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
+}
