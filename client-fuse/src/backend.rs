@@ -242,14 +242,23 @@ pub trait Backend: Send + Sync + 'static {
         self.settled(ino)?;
         ask(self, Request::Fsync { ino }, &[])
     }
-    /// fallocate(2) on `ino`: reserve or punch `len` bytes from `offset`, by `mode`.
-    fn fallocate(&self, ino: u64, offset: u64, len: u64, mode: u32) -> FsResult<()> {
+    /// fallocate(2) on `ino`: reserve or punch `len` bytes from `offset`, by `mode`;
+    /// `kill_priv` as for a write.
+    fn fallocate(
+        &self,
+        ino: u64,
+        offset: u64,
+        len: u64,
+        mode: u32,
+        kill_priv: bool,
+    ) -> FsResult<()> {
         self.settled(ino)?;
         let req = Request::Fallocate {
             ino,
             offset,
             len,
             mode,
+            kill_priv,
         };
         ask(self, req, &[])
     }

@@ -468,7 +468,13 @@ impl Filesystem for RwxFuse {
         reply: ReplyEmpty,
     ) {
         let _as = crate::caller::acting_as(req);
-        let r = self.writing(|| self.backend.fallocate(ino.0, offset, length, mode as u32));
+        // The kernel sends no kill flag with a fallocate: like a write by one without
+        // CAP_FSETID, it drops setuid and setgid (xfstests generic/683).
+        let kill = req.uid() != 0;
+        let r = self.writing(|| {
+            self.backend
+                .fallocate(ino.0, offset, length, mode as u32, kill)
+        });
         empty(r, reply)
     }
 

@@ -127,9 +127,13 @@ fn data<S: BlockStore>(v: &mut Volume<S>, req: Request, bulk: &[u8]) -> Part {
             offset,
             len,
             mode,
-        } => v
-            .fallocate(Ino::new(ino), offset, len, mode)
-            .map(|_| Response::Empty),
+            kill_priv,
+        } => v.fallocate(Ino::new(ino), offset, len, mode).and_then(|_| {
+            if kill_priv {
+                v.kill_priv(Ino::new(ino))?;
+            }
+            Ok(Response::Empty)
+        }),
         Request::Lseek {
             ino,
             offset,

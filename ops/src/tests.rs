@@ -98,6 +98,28 @@ fn a_write_by_one_who_may_not_keep_setuid_drops_it() {
     assert_eq!(attr(execute(&vol, get, &[], &Trusted).0).perm, 0o755);
 }
 
+#[test]
+fn a_fallocate_by_one_who_may_not_keep_setuid_drops_it_as_a_write_does() {
+    let vol = volume();
+    let f = attr(execute(&vol, create(b"s", 0o6775), &[], &Trusted).0);
+    assert_eq!(f.perm, 0o6775);
+    let falloc = |kill_priv| Request::Fallocate {
+        ino: f.ino,
+        offset: 0,
+        len: 4096,
+        mode: 0,
+        kill_priv,
+    };
+    execute(&vol, falloc(false), &[], &Trusted).0.unwrap();
+    let get = Request::Getattr { ino: f.ino };
+    assert_eq!(
+        attr(execute(&vol, get.clone(), &[], &Trusted).0).perm,
+        0o6775
+    );
+    execute(&vol, falloc(true), &[], &Trusted).0.unwrap();
+    assert_eq!(attr(execute(&vol, get, &[], &Trusted).0).perm, 0o775);
+}
+
 /// Refuses creates, makes every other call uid 9's, and notes what it records.
 #[derive(Default)]
 struct Strict {

@@ -125,14 +125,15 @@ fn data_and_attrs() -> impl Strategy<Value = Request> {
                 ..SetAttr::default()
             }
         }),
-        (ino(), offset(), offset(), any::<u32>()).prop_map(|(ino, offset, len, mode)| {
-            Request::Fallocate {
+        (ino(), offset(), offset(), any::<u32>(), any::<bool>()).prop_map(
+            |(ino, offset, len, mode, kill_priv)| Request::Fallocate {
                 ino,
                 offset,
                 len,
                 mode,
+                kill_priv,
             }
-        }),
+        ),
         (ino(), name(), name(), any::<u32>()).prop_map(|(ino, name, value, flags)| {
             Request::Setxattr {
                 ino,

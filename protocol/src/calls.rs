@@ -194,6 +194,9 @@ pub enum Request {
         len: u64,
         /// fallocate's `FALLOC_FL_*` flags (keep size, punch hole).
         mode: u32,
+        /// As in `Write`: a change to the file's data by one who may not keep its setuid,
+        /// setgid and capabilities drops them (the kernel leaves that to the file system).
+        kill_priv: bool,
     },
     /// The volume's sizes and free space.
     Statfs,

@@ -156,6 +156,7 @@ pub(crate) fn requests() -> Vec<Request> {
             offset: 0,
             len: 4096,
             mode: 0,
+            kill_priv: true,
         },
         Request::Statfs,
         Request::Getxattr {

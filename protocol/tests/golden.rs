@@ -826,6 +826,7 @@ const REQUEST_FALLOCATE: &[u8] = &[
     0, 0, 0, 0, 0, 0, 0, 0,     // offset
     0, 32, 0, 0, 0, 0, 0, 0,    // len
     1, 0, 0, 0,                 // mode
+    1,                          // kill_priv
 ];
 
 #[test]
@@ -835,6 +836,7 @@ fn request_fallocate() {
         offset: 0,
         len: 8192,
         mode: 1,
+        kill_priv: true,
     };
     pin(&v, request_golden(&v));
 }

@@ -223,6 +223,7 @@ fn a_call_resent_while_its_first_copy_runs_gets_its_reply_on_the_new_connection(
         offset: 0,
         len: 3 << 30,
         mode: 0,
+        kill_priv: false,
     };
     c.send(2, slow.clone());
     let started = Instant::now();
