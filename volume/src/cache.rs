@@ -11,7 +11,7 @@ use crate::inode::DiskInode;
 use crate::journal;
 use crate::layout::{
     put_u64, seal, verify, Geometry, BITS_PER_BITMAP_BLOCK, BLOCK_SIZE, INODE_SIZE,
-    SB_LAST_SEQ_OFFSET,
+    SB_FREE_BLOCKS_OFFSET, SB_FREE_INODES_OFFSET, SB_LAST_SEQ_OFFSET,
 };
 use crate::quota::Trees;
 use crate::store::BlockStore;
@@ -406,7 +406,13 @@ impl<S: BlockStore> Meta<S> {
         self.bit(self.geo.ibitmap_start, index as u64)
     }
 
-    /// Count free bits in both bitmaps (done once at open).
+    /// Take the free counts the superblock keeps, rather than count the bitmaps.
+    pub(crate) fn set_free(&mut self, blocks: u64, inodes: u64) {
+        self.free_blocks = blocks;
+        self.free_inodes = inodes;
+    }
+
+    /// Count free bits in both bitmaps (at open, when the superblock keeps no counts).
     pub(crate) fn count_free(&mut self) -> FsResult<()> {
         let mut free_b = 0;
         for i in 0..self.geo.bbitmap_blocks {
@@ -448,7 +454,14 @@ impl<S: BlockStore> Meta<S> {
         if !self.dirty.is_empty() {
             // The superblock goes with every transaction, carrying its number home.
             let seq = self.seq;
-            put_u64(self.block_mut(0)?, SB_LAST_SEQ_OFFSET, seq);
+            // And the free counts, as the bitmaps in it have them (reserved blocks are clear
+            // there: nothing journaled knows of them).
+            let free_blocks = self.free_blocks + self.reserved.len() as u64;
+            let free_inodes = self.free_inodes;
+            let b0 = self.block_mut(0)?;
+            put_u64(b0, SB_LAST_SEQ_OFFSET, seq);
+            put_u64(b0, SB_FREE_BLOCKS_OFFSET, free_blocks);
+            put_u64(b0, SB_FREE_INODES_OFFSET, free_inodes);
         }
         let dirty: Vec<u64> = std::mem::take(&mut self.dirty).into_iter().collect();
         let mut blocks = Vec::with_capacity(dirty.len());

@@ -155,7 +155,11 @@ impl<S: BlockStore> Volume<S> {
         let seq = replayed.max(sb.last_seq);
         let rebuild = rebuild || sb.version < LISTS_SINCE;
         let mut m = Meta::new(store, sb.geometry, seq);
-        m.count_free()?;
+        if rebuild || (sb.free_blocks == 0 && sb.free_inodes == 0) {
+            m.count_free()?;
+        } else {
+            m.set_free(sb.free_blocks, sb.free_inodes);
+        }
         // A new incarnation: counted in the superblock, journaled with the open's commit. An
         // image of an older format is in this one from that commit on (its journal is).
         sb.mounts += 1;

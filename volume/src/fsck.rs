@@ -75,6 +75,7 @@ pub fn check_holding<S: BlockStore>(store: &S, holders: &Holders) -> FsResult<Re
     if sb.version >= LISTS_SINCE {
         lists::check_orphan_list(&rd, &sb, &inodes, &indexes, &mut r)?;
         lists::check_tree_list(&rd, &sb, &inodes, &indexes, &mut r)?;
+        lists::check_free_counts(&sb, &ibits, &bbits, &mut r);
     }
     Ok(r)
 }

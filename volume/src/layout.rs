@@ -13,9 +13,9 @@ pub const PAYLOAD: usize = BLOCK_SIZE - 4;
 pub const MAGIC: &[u8; 8] = b"RWXFS\0\0\x01";
 /// The on-disk format this build writes. 2: a journal transaction's checksum covers the
 /// payloads of all its blocks, descriptors included (`journal`). 3: the files unlinked while
-/// open and the roots of quota trees are lists on disk (`chain`), and each tree's use is kept
-/// in its root's inode record, so opening a volume reads neither every inode slot nor every
-/// inode of a tree.
+/// open and the roots of quota trees are lists on disk (`chain`), each tree's use is kept
+/// in its root's inode record, and the superblock keeps the free counts, so opening a volume
+/// reads neither every inode slot, nor every inode of a tree, nor the bitmaps.
 pub const FORMAT_VERSION: u32 = 3;
 /// The first format with the on-disk lists and kept tree use: an older image is brought to
 /// it at its first open for writing, by one pass over its inode table (as every open of it
@@ -186,6 +186,12 @@ pub struct Superblock {
     pub orphan_head: u32,
     /// The first quota tree's root (its inode slot; 0: none): the head of the list of trees.
     pub tree_head: u32,
+    /// Free blocks, as the block bitmap written with this superblock has them: an open
+    /// takes them rather than count the bitmaps. 0 with `free_inodes` 0: not kept (an image
+    /// written before they were, or a full one), counted at open.
+    pub free_blocks: u64,
+    /// Free inode slots, as the inode bitmap written with this superblock has them.
+    pub free_inodes: u64,
 }
 
 /// Where `Superblock::mounts` lives in block 0.
@@ -196,6 +202,10 @@ pub const SB_LAST_SEQ_OFFSET: usize = 16 + 14 * 8;
 pub const SB_ORPHAN_HEAD_OFFSET: usize = 16 + 15 * 8;
 /// Where `Superblock::tree_head` lives in block 0.
 pub const SB_TREE_HEAD_OFFSET: usize = SB_ORPHAN_HEAD_OFFSET + 4;
+/// Where `Superblock::free_blocks` lives in block 0.
+pub const SB_FREE_BLOCKS_OFFSET: usize = SB_TREE_HEAD_OFFSET + 4;
+/// Where `Superblock::free_inodes` lives in block 0.
+pub const SB_FREE_INODES_OFFSET: usize = SB_FREE_BLOCKS_OFFSET + 8;
 
 impl Superblock {
     /// Block 0 as it is written, sealed.
@@ -226,6 +236,8 @@ impl Superblock {
         }
         put_u32(&mut b, SB_ORPHAN_HEAD_OFFSET, self.orphan_head);
         put_u32(&mut b, SB_TREE_HEAD_OFFSET, self.tree_head);
+        put_u64(&mut b, SB_FREE_BLOCKS_OFFSET, self.free_blocks);
+        put_u64(&mut b, SB_FREE_INODES_OFFSET, self.free_inodes);
         seal(&mut b, 0);
         b
     }
@@ -276,6 +288,8 @@ impl Superblock {
             // Older formats left these bytes zero: no list yet.
             orphan_head: get_u32(b, SB_ORPHAN_HEAD_OFFSET),
             tree_head: get_u32(b, SB_TREE_HEAD_OFFSET),
+            free_blocks: get_u64(b, SB_FREE_BLOCKS_OFFSET),
+            free_inodes: get_u64(b, SB_FREE_INODES_OFFSET),
         })
     }
 }

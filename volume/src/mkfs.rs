@@ -61,6 +61,9 @@ pub fn mkfs<S: BlockStore>(store: &S, opts: &MkfsOptions) -> FsResult<Geometry> 
         last_seq: 0,
         orphan_head: 0,
         tree_head: 0,
+        // Counted at the first open, kept from its commit on.
+        free_blocks: 0,
+        free_inodes: 0,
     };
     // Clear the journal head so no stale transaction from an older image is replayed.
     store.write_at(

@@ -138,6 +138,46 @@ fn an_open_reads_the_listed_orphans_and_the_trees_roots_not_every_inode() {
 }
 
 #[test]
+fn an_open_takes_the_free_counts_the_superblock_keeps_and_fsck_checks_them() {
+    let base = fresh_with_inodes(256 * MIB, 20_000);
+    let before = {
+        let mut v = open(&base);
+        for i in 0..50 {
+            let f = v
+                .create(ROOT, format!("f{i}").as_bytes(), 0o644, 0, 0)
+                .unwrap();
+            v.write(f.ino, 0, &[1u8; 10_000]).unwrap();
+        }
+        v.unlink(ROOT, b"f3").unwrap();
+        v.commit().unwrap();
+        v.statfs()
+    };
+    let geo = superblock(&base).geometry;
+    // The bitmaps: what counting the free space reads.
+    let counting = Arc::new(Counting {
+        inner: base.clone(),
+        itable: (geo.ibitmap_start, geo.itable_start),
+        reads: AtomicU64::new(0),
+    });
+    let mut v = Volume::open_keeping_orphans(counting.clone()).unwrap();
+    assert_eq!(
+        counting.reads.load(Ordering::Relaxed),
+        0,
+        "bitmap blocks read"
+    );
+    assert_eq!(v.statfs(), before);
+    drop(v);
+    assert_clean(&base);
+    rewrite_superblock(&base, |sb| sb.free_blocks += 1);
+    let r = fsck::check(&base).unwrap();
+    assert_eq!(r.errors(), 1, "{:?}", r.findings);
+    assert!(r.findings[0].detail.contains("keeps"), "{:?}", r.findings);
+    drop(Volume::open_rebuilding_lists(base.clone()).unwrap());
+    assert_clean(&base);
+    assert_eq!(open(&base).statfs(), before);
+}
+
+#[test]
 fn fsck_finds_an_orphan_off_the_list_and_a_member_that_is_none_and_a_rebuild_mends_both() {
     let base = fresh(64 * MIB);
     let linked = {

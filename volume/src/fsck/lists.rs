@@ -11,7 +11,7 @@ use crate::layout::Superblock;
 use crate::quota::{stored_use, Usage};
 use crate::store::BlockStore;
 
-use super::{Kind, Reader, Report};
+use super::{Bitmap, Kind, Reader, Report};
 
 /// Inode `index`'s record, as its table block holds it (replayed).
 fn record<S: BlockStore>(rd: &Reader<S>, index: u32) -> FsResult<Vec<u8>> {
@@ -128,4 +128,36 @@ pub(super) fn check_tree_list<S: BlockStore>(
         }
     }
     Ok(())
+}
+
+/// The free counts the superblock keeps (if it keeps them) are the bitmaps' clear bits.
+pub(super) fn check_free_counts(sb: &Superblock, ibits: &Bitmap, bbits: &Bitmap, r: &mut Report) {
+    if sb.free_blocks == 0 && sb.free_inodes == 0 {
+        return;
+    }
+    let clear = |bm: &Bitmap| -> u64 {
+        bm.iter()
+            .flat_map(|b| b.iter().take(crate::layout::PAYLOAD))
+            .map(|x| x.count_zeros() as u64)
+            .sum()
+    };
+    let (blocks, inodes) = (clear(bbits), clear(ibits));
+    if sb.free_blocks != blocks {
+        r.add(
+            Kind::BlockBitmap,
+            format!(
+                "the superblock keeps {} free blocks, the bitmap has {blocks}",
+                sb.free_blocks
+            ),
+        );
+    }
+    if sb.free_inodes != inodes {
+        r.add(
+            Kind::InodeBitmap,
+            format!(
+                "the superblock keeps {} free inodes, the bitmap has {inodes}",
+                sb.free_inodes
+            ),
+        );
+    }
 }
