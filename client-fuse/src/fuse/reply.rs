@@ -14,13 +14,15 @@ use volume::{FsError, FsResult};
 use super::convert::{absent, file_attr, file_type, fopen_flags};
 use super::RwxFuse;
 
-/// The errno the kernel gets for `e` (logged: loud if the volume or the link failed).
+/// The errno the kernel gets for `e` (logged: loud if the volume or the link failed): the
+/// wire's code for it, so a raw mount answers as a server mount does (an error from the
+/// image's disk with no condition of ours is EIO, not its own errno).
 pub(super) fn errno(e: FsError) -> Errno {
     match &e {
         FsError::Corrupt(_) | FsError::Io(_) | FsError::NotAnImage(_) => tracing::error!("{e}"),
         _ => tracing::debug!("{e}"),
     }
-    Errno::from_i32(e.errno())
+    Errno::from_i32(protocol::ErrorCode::from(&e).errno())
 }
 
 pub(super) fn eio() -> FsError {
@@ -144,5 +146,22 @@ pub(super) fn xattr(r: FsResult<Vec<u8>>, size: u32, reply: ReplyXattr) {
         Ok(v) if v.len() > size as usize => reply.error(errno(FsError::Range)),
         Ok(v) => reply.data(&v),
         Err(e) => reply.error(errno(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A raw mount's engine error reaches the kernel as a server mount's would: lseek's
+    /// "nothing past here" is ENXIO, but ENXIO from the image's disk is a device gone (EIO).
+    #[test]
+    fn a_raw_mounts_errors_map_as_a_server_mounts_do() {
+        let disk = |n| FsError::Io(std::io::Error::from_raw_os_error(n));
+        assert_eq!(errno(FsError::PastEnd).code(), libc::ENXIO);
+        assert_eq!(errno(disk(libc::ENXIO)).code(), libc::EIO);
+        assert_eq!(errno(disk(libc::EBADF)).code(), libc::EIO);
+        assert_eq!(errno(disk(libc::ENOSPC)).code(), libc::ENOSPC);
+        assert_eq!(errno(FsError::NotFound).code(), libc::ENOENT);
     }
 }
