@@ -358,6 +358,9 @@ impl ops::Hooks<Store> for InHold<'_> {
             self.waited.set(true);
             return Err(FsError::Again);
         }
+        if let Request::CreateAgain { ino, .. } = req {
+            self.shared.linger.yield_slot(v, *ino);
+        }
         if req.mutates() {
             // Kept in this hold, before the call takes its name (see `linger`).
             self.shared

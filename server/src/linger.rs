@@ -132,6 +132,19 @@ impl Linger {
         release(v, &mut s, due)
     }
 
+    /// A create made again after a crash (`CreateAgain`) is about to take the slot of `ino`:
+    /// a file kept in that slot is let go (in the history being made again, it was gone
+    /// before the create took its slot), so the create finds it free, not `Exists`.
+    pub(crate) fn yield_slot(&self, v: &mut Volume<Store>, ino: u64) {
+        let slot = |i: u64| volume::layout::split_ino(i).0;
+        let mut s = self.state();
+        let kept: Vec<u64> = (s.held.keys())
+            .filter(|k| slot(**k) == slot(ino) && **k != ino)
+            .copied()
+            .collect();
+        release(v, &mut s, kept);
+    }
+
     /// Release every kept file: at shutdown, and when space runs out (a kept file must not
     /// make a write fail that would have succeeded without it).
     pub(crate) fn release_all(&self, v: &mut Volume<Store>) -> usize {

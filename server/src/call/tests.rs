@@ -402,3 +402,31 @@ fn a_call_on_a_name_another_session_changed_commits_that_change_first_once() {
     let r = rx.recv_timeout(std::time::Duration::from_secs(60));
     assert!(matches!(r, Ok(Ok(Response::Empty))), "{r:?}");
 }
+
+/// A create made again after a crash whose slot a replaced file kept for its readers holds
+/// takes it: in the history it repeats, that file was gone before the create took its slot.
+#[test]
+fn a_create_made_again_at_the_slot_of_a_kept_file_takes_it() {
+    let (shared, alice, bob, _, _) = alice_and_bobs_files("again-kept");
+    let old = replaced_after_alice_looked_it_up(&shared, &alice, &bob);
+    let (index, generation) = volume::layout::split_ino(old);
+    let ino = ((generation as u64 + 1) << 32) | index as u64;
+    let create = Request::Create {
+        parent: ROOT_INO,
+        name: b"h".to_vec(),
+        mode: libc::S_IFREG | 0o666,
+        uid: BOB,
+        gid: BOB,
+    };
+    let again = Request::CreateAgain {
+        ino,
+        req: Box::new(create),
+    };
+    let made = call(&shared, &bob, 20, again, &[]).0;
+    assert!(
+        matches!(&made, Ok(Response::Attr(a)) if a.ino == ino),
+        "{made:?}"
+    );
+    let gone = call(&shared, &alice, 21, Request::Getattr { ino: old }, &[]).0;
+    assert_eq!(gone.err(), Some(libc::ESTALE));
+}
