@@ -4,10 +4,7 @@
 //! link down cuts that host off from all of them at once: a network partition. Every
 //! namespace this makes is deleted when it drops, even when the test fails.
 
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-static MADE: AtomicUsize = AtomicUsize::new(0);
+use crate::netns::{ip, tag};
 
 /// A hub with a bridge and hosts on it.
 pub struct Lan {
@@ -19,30 +16,10 @@ pub struct Lan {
     devs: Vec<String>,
 }
 
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
 impl Lan {
     /// A hub and `n` hosts (n ≤ 200) on its bridge.
     pub fn new(n: usize) -> Result<Lan, String> {
-        let tag = format!(
-            "{}{}",
-            std::process::id() % 100_000,
-            MADE.fetch_add(1, Ordering::SeqCst)
-        );
+        let tag = tag();
         let mut lan = Lan {
             hub: format!("rwxfs-{tag}-hub"),
             hosts: Vec::new(),

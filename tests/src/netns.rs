@@ -7,6 +7,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 static MADE: AtomicUsize = AtomicUsize::new(0);
 
+/// A tag no other set of namespaces made by this machine's running tests has: this process's
+/// id and a count of the sets it made (shared with `lan`, so their names never meet).
+pub(crate) fn tag() -> String {
+    format!(
+        "{}{}",
+        std::process::id() % 100_000,
+        MADE.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
 /// Network namespaces for a server and its clients, each its own host.
 pub struct Hosts {
     /// The server's namespace.
@@ -17,7 +27,8 @@ pub struct Hosts {
     devs: Vec<String>,
 }
 
-fn ip(args: &[&str]) -> Result<(), String> {
+/// Runs `ip ARGS`, its failure an error that names the command and says why.
+pub(crate) fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")
         .args(args)
         .output()
@@ -36,11 +47,7 @@ fn ip(args: &[&str]) -> Result<(), String> {
 impl Hosts {
     /// A server namespace and `n` client namespaces (n ≤ 200), each client wired to it.
     pub fn star(n: usize) -> Result<Hosts, String> {
-        let tag = format!(
-            "{}{}",
-            std::process::id() % 100_000,
-            MADE.fetch_add(1, Ordering::SeqCst)
-        );
+        let tag = tag();
         let mut hosts = Hosts {
             server: format!("rwxfs-{tag}-srv"),
             clients: Vec::new(),
