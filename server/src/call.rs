@@ -210,7 +210,9 @@ fn run(
         return plain(r.map(|s| Response::StatFs(s.into())));
     }
     // Layouts other mounts hold on blocks the call frees come back first (direct mode).
-    crate::recalls::before(shared, session.id, &req);
+    if let Err(e) = crate::recalls::before(shared, session.id, caller, &req) {
+        return plain(Err(e));
+    }
     let layouts = layout_call(&req);
     if req.mutates() && shared.made.depends(session.id, &req) {
         // Made durable first what this call builds on (see `durability::Made`).

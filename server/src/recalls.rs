@@ -3,7 +3,8 @@
 //! or renamed over — the server pushes each holder a `LayoutRecall` and waits, outside the
 //! engine's hold, until it has given them back (after committing what it wrote through
 //! them), so the call comes after those writes. A holder that has not within the lease has
-//! them taken (`Volume::layout_revoke`): what it wrote through them never appears. A layout
+//! them taken (`Volume::layout_revoke`): what it wrote through them never appears. A call
+//! the caller may not make is refused before any of this, and recalls nothing. A layout
 //! asked for that conflicts with another holder's is refused as before (the asker writes
 //! through the server this time) and recalled from that holder, without waiting.
 //!
@@ -17,9 +18,10 @@ use std::time::{Duration, Instant};
 use locks::SessionId;
 use protocol::codec::encode_frame;
 use protocol::{Push, Request, ServerMsg};
-use volume::{FileKind, Ino};
+use volume::{FileKind, FsResult, Ino};
 
 use crate::listener::Shared;
+use crate::permissions::Caller;
 
 /// How often a recall not yet answered is pushed again (the holder may have reconnected).
 const PUSH_AGAIN: Duration = Duration::from_secs(1);
@@ -49,14 +51,32 @@ impl Recalls {
 }
 
 /// Before `req` of session `origin` runs: the layouts other sessions hold on blocks it
-/// frees or moves are recalled and given back, or taken after the lease.
-pub(crate) fn before(shared: &Shared, origin: SessionId, req: &Request) {
+/// frees or moves are recalled and given back, or taken after the lease. A call `caller`
+/// may not make recalls nothing: its refusal is the error, as the check in the hold that
+/// runs it would have answered (answered here, so a chmod after this check cannot let it
+/// run without the recalls).
+pub(crate) fn before(
+    shared: &Shared,
+    origin: SessionId,
+    caller: &Caller,
+    req: &Request,
+) -> FsResult<()> {
+    let mut recalled = Vec::new();
     for ino in at_risk(shared, req) {
         let holders = shared.vol.with(|v| v.layout_holders(Ino::new(ino)));
-        for holder in holders.into_iter().filter(|&h| h != origin.get()) {
-            recall(shared, holder, ino);
-        }
+        let others = holders.into_iter().filter(|&h| h != origin.get());
+        recalled.extend(others.map(|holder| (holder, ino)));
     }
+    if recalled.is_empty() {
+        return Ok(());
+    }
+    shared
+        .vol
+        .with(|v| crate::permissions::check(caller, &mut req.clone(), v))?;
+    for (holder, ino) in recalled {
+        recall(shared, holder, ino);
+    }
+    Ok(())
 }
 
 /// After a write layout was refused for another holder's blocks in the range: recall

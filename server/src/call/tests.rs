@@ -430,3 +430,84 @@ fn a_create_made_again_at_the_slot_of_a_kept_file_takes_it() {
     let gone = call(&shared, &alice, 21, Request::Getattr { ino: old }, &[]).0;
     assert_eq!(gone.err(), Some(libc::ESTALE));
 }
+
+/// A call refused for want of permission recalls nothing: Bob may not truncate, unlink or
+/// rename over Alice's file, so her write layout on it stays hers, no recall is pushed to
+/// her, and what she writes through it is not taken from her after a lease.
+#[test]
+fn a_refused_call_recalls_no_layouts() {
+    let shared = shared("refused-recall");
+    let alice = session(&shared, 1, ALICE);
+    let bob = session(&shared, 2, BOB);
+    let (tx, mut pushed) = tokio::sync::mpsc::channel(16);
+    let addr = "127.0.0.1:1".parse().unwrap();
+    alice.0.attach(tx, Default::default(), addr);
+    let make = |party: &Party, id, req| match call(&shared, party, id, req, &[]).0 {
+        Ok(Response::Attr(a)) => a.ino,
+        r => panic!("made: {r:?}"),
+    };
+    let mkdir = Request::Mkdir {
+        parent: ROOT_INO,
+        name: b"d".to_vec(),
+        mode: 0o755,
+        uid: ALICE,
+        gid: ALICE,
+    };
+    let d = make(&alice, 1, mkdir);
+    let create = |parent, name: &[u8], uid| Request::Create {
+        parent,
+        name: name.to_vec(),
+        mode: libc::S_IFREG | 0o644,
+        uid,
+        gid: uid,
+    };
+    let f = make(&alice, 2, create(d, b"f", ALICE));
+    make(&bob, 1, create(ROOT_INO, b"g", BOB));
+    let get = Request::LayoutGet {
+        ino: f,
+        offset: 0,
+        len: 4096,
+        write: true,
+    };
+    let held = call(&shared, &alice, 3, get, &[]).0;
+    assert!(matches!(held, Ok(Response::Layout(_))), "{held:?}");
+    let truncate = Request::Setattr {
+        ino: f,
+        set: SetAttr {
+            size: Some(0),
+            ..SetAttr::default()
+        },
+    };
+    let unlink = Request::Unlink {
+        parent: d,
+        name: b"f".to_vec(),
+    };
+    let rename = Request::Rename {
+        parent: ROOT_INO,
+        name: b"g".to_vec(),
+        newparent: d,
+        newname: b"f".to_vec(),
+        flags: Default::default(),
+    };
+    for (id, req) in [(2, truncate.clone()), (3, unlink), (4, rename)] {
+        let what = format!("{req:?}");
+        let r = call(&shared, &bob, id, req, &[]).0;
+        assert_eq!(r.err(), Some(libc::EACCES), "{what}");
+        assert!(pushed.try_recv().is_err(), "{what}: a recall was pushed");
+        let holders = shared.vol.with(|v| v.layout_holders(volume::Ino::new(f)));
+        assert_eq!(holders, vec![1], "{what}: Alice's layout was taken");
+    }
+    // Once Bob may write it, his truncate recalls her layout, and runs when she returns it.
+    let chmod = call(&shared, &alice, 4, chmod(f, 0o666), &[]).0;
+    assert!(chmod.is_ok(), "{chmod:?}");
+    let shared2 = shared.clone();
+    let t = std::thread::spawn(move || call(&shared2, &bob, 5, truncate, &[]).0);
+    let frame = pushed.blocking_recv().expect("a recall");
+    let recall = decode_body::<ServerMsg>(&frame[4..]).unwrap().0;
+    let of_f = matches!(recall, ServerMsg::Push(protocol::Push::LayoutRecall { ino }) if ino == f);
+    assert!(of_f, "{recall:?}");
+    let back = call(&shared, &alice, 5, Request::LayoutReturn { ino: f }, &[]).0;
+    assert!(back.is_ok(), "{back:?}");
+    let truncated = t.join().unwrap();
+    assert!(matches!(truncated, Ok(Response::Attr(_))), "{truncated:?}");
+}
