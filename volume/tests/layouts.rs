@@ -210,13 +210,14 @@ fn a_truncate_drops_reservations_past_the_new_size() {
 }
 
 #[test]
-fn a_commit_of_a_returned_layout_maps_nothing() {
+fn a_commit_of_a_returned_layout_is_refused_and_maps_nothing() {
     let store = fresh(16 * MIB);
     let mut v = open(&store);
     let ino = v.create(Ino::ROOT, b"f", 0o100644, 0, 0).unwrap().ino;
     v.layout_get(1, ino, 0, BS, true).unwrap();
     v.layout_return(1, ino);
-    v.layout_commit(1, ino, &[(0, BS)], 0, None).unwrap();
+    let refused = v.layout_commit(1, ino, &[(0, BS)], 0, None);
+    assert!(matches!(refused, Err(FsError::Stale)), "{refused:?}");
     assert_eq!(v.lseek(ino, 0, 3).unwrap_err().errno(), libc::ENXIO);
     v.commit().unwrap();
     drop(v);
@@ -260,6 +261,7 @@ fn a_commit_of_a_range_as_long_as_the_largest_file_is_quick_and_grows_nothing() 
         .layout_commit(1, ino, &[(BS, u64::MAX - BS)], u64::MAX / 2, None)
         .unwrap_err();
     assert!(matches!(a, FsError::FileTooBig), "{a}");
+    v.layout_get(1, ino, 0, BS, false).unwrap();
     let a = v
         .layout_commit(1, ino, &[(BS, volume::fs::MAX_FILE_SIZE)], BS * 9, None)
         .unwrap();
@@ -366,6 +368,29 @@ fn a_holder_whose_layouts_were_taken_has_its_next_commit_refused_and_maps_nothin
     assert_eq!(v.getattr(ino).unwrap().size, 0, "the taken writes appeared");
     // Refused once: the holder goes on with new layouts.
     v.layout_commit(1, ino, &[], 0, None).unwrap();
+    v.commit().unwrap();
+    assert_eq!(v.statfs().bfree, free);
+    drop(v);
+    assert_clean(&store);
+}
+
+#[test]
+fn a_holder_whose_session_ended_has_its_commit_of_what_it_wrote_refused() {
+    let store = fresh(16 * MIB);
+    let mut v = open(&store);
+    let ino = v.create(Ino::ROOT, b"f", 0o100644, 0, 0).unwrap().ino;
+    let free = v.statfs().bfree;
+    let l = v.layout_get(1, ino, 0, 2 * BS, true).unwrap();
+    write_through(&*store, &l, 0, &vec![b'w'; 2 * BS as usize]);
+    // Its session ended (it was away a lease): its layouts went with it. A commit it makes
+    // when it comes back names writes no layout of its covers any more: refused, so its
+    // fsync says they are lost, not that they are safe.
+    v.layout_return_all(1);
+    let refused = v.layout_commit(1, ino, &[(0, 2 * BS)], 2 * BS, None);
+    assert!(matches!(refused, Err(FsError::Stale)), "{refused:?}");
+    let again = v.layout_commit(1, ino, &[(0, 2 * BS)], 2 * BS, None);
+    assert!(matches!(again, Err(FsError::Stale)), "{again:?}");
+    assert_eq!(v.getattr(ino).unwrap().size, 0, "the lost writes appeared");
     v.commit().unwrap();
     assert_eq!(v.statfs().bfree, free);
     drop(v);

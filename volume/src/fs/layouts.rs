@@ -164,8 +164,9 @@ impl<S: BlockStore> Volume<S> {
     /// ranges (offset, length), grow the size to `size` if it is larger, and set the mtime
     /// (`mtime`, or now). Reserved blocks outside the ranges stay reserved; a written block
     /// that is not reserved for the holder (truncated or punched away since, or lost with a
-    /// restart) is left as the file has it. Longer than a transaction holds, it goes in
-    /// steps, each mapping a part (called again, it goes on).
+    /// restart) is left as the file has it. Writes named by a holder that holds no layout
+    /// on the file (taken, or gone with its session) are refused (`Stale`). Longer than a
+    /// transaction holds, it goes in steps, each mapping a part (called again, it goes on).
     pub fn layout_commit(
         &mut self,
         holder: u64,
@@ -181,8 +182,10 @@ impl<S: BlockStore> Volume<S> {
         if size > MAX_FILE_SIZE {
             return Err(FsError::FileTooBig);
         }
-        if self.layouts.revoked.remove(&(holder, i)) {
-            // Its layouts were taken: what it wrote through them never appears.
+        let holds = (self.layouts.by_inode.get(&i)).is_some_and(|h| h.holders.contains(&holder));
+        if self.layouts.revoked.remove(&(holder, i)) || (!holds && !written.is_empty()) {
+            // Its layouts were taken (revoked, or gone with its session): what it wrote
+            // through them never appears, and it is told so.
             return Err(FsError::Stale);
         }
         let bs = BLOCK_SIZE as u64;
