@@ -16,7 +16,9 @@
 //!   given, their reserved blocks went with it, and the commit writes the data through the
 //!   server instead, as a remote mount would have. If the session ended instead (the mount
 //!   was away a whole lease, and did not answer recalls meanwhile), its layouts were taken:
-//!   the data never appears, and the file's next flush or fsync fails (EIO).
+//!   the data never appears, and every flush or fsync of the file fails (EIO) until its
+//!   last close on this mount: any close reports it, a forked child's exec closing the
+//!   descriptors it inherited included, so no one close may take the error from the rest.
 //! - A recall from the server (`Push::LayoutRecall`: another mount truncates the file,
 //!   punches a hole in it, removes or renames over its last name, or asks for a layout
 //!   that conflicts) is answered on a thread of its own: the file's writes committed, then
@@ -47,7 +49,8 @@ pub struct DirectBackend {
     image: File,
     /// Writes on the image not yet committed, by file, and the commits under way.
     pending: Pending,
-    /// A commit that failed, by file: the next flush or fsync of it reports it.
+    /// A commit that failed, by file: every flush or fsync of it reports it, until the
+    /// file's last close on this mount.
     failed: Mutex<HashMap<u64, i32>>,
     /// Held shared by reads and writes through a file's layouts, by the file's stripe
     /// (`stripe`), and alone by the answer to a recall of its layouts.
@@ -115,7 +118,7 @@ impl DirectBackend {
 
     /// The server recalls this mount's layouts on `ino`: give them back.
     fn answer_recall(&self, ino: u64) {
-        // A commit that fails is reported at the file's next flush or fsync (`failed`).
+        // A commit that fails is reported at the file's flushes and fsyncs (`failed`).
         if let Err(e) = self.give_back(ino, false) {
             tracing::warn!("layouts of inode {ino} recalled, not returned: {e}");
         }
@@ -131,6 +134,10 @@ impl DirectBackend {
         let committed = self.commit(ino);
         if at_close && self.remote.open_count(ino) > 1 {
             return committed;
+        }
+        if at_close {
+            // Its last close: every flush before this one reported the failure.
+            lock(&self.failed).remove(&ino);
         }
         self.server::<()>(Request::LayoutReturn { ino })?;
         committed
@@ -374,7 +381,7 @@ impl Backend for DirectBackend {
     fn settled(&self, ino: u64) -> FsResult<()> {
         self.remote.settled(ino)?;
         let r = self.commit(ino);
-        match lock(&self.failed).remove(&ino) {
+        match lock(&self.failed).get(&ino).copied() {
             Some(errno) => Err(FsError::from_errno(errno)),
             None => r,
         }
