@@ -77,9 +77,18 @@ impl Server {
             .expect("runtime");
         let store: server::Store = Box::new(FileStore::open(&place.image()).expect("open image"));
         let vol = Volume::open_keeping_orphans(store).expect("open volume");
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind(addr))
-            .expect("bind");
+        // A server just crashed at `addr` lets its listener go in the background: wait for
+        // the address to be free.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let listener = loop {
+            match rt.block_on(tokio::net::TcpListener::bind(addr)) {
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                    assert!(std::time::Instant::now() < deadline, "bind {addr}: {e}");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                r => break r.expect("bind"),
+            }
+        };
         let addr = listener.local_addr().expect("address");
         let cfg = server::ServerConfig {
             commit_interval: Duration::from_secs(3600),
