@@ -30,10 +30,9 @@
 //!   (another mount's uncommitted blocks in the range) go through the server.
 
 mod pending;
+mod store;
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use protocol::{Layout, Request, Response};
@@ -42,11 +41,13 @@ use volume::{FsError, FsResult};
 use crate::backend::{ask, Backend, LockArgs, WriteHow};
 use crate::remote::RemoteBackend;
 use pending::{Pending, Writes};
+use store::{DataStore, LocalImage};
 
-/// A direct mount's backend: the server's `RemoteBackend` for metadata, the image for data.
+/// A direct mount's backend: the server's `RemoteBackend` for metadata, the volume's data
+/// store for data.
 pub struct DirectBackend {
     remote: RemoteBackend,
-    image: File,
+    store: Box<dyn DataStore>,
     /// Writes on the image not yet committed, by file, and the commits under way.
     pending: Pending,
     /// A commit that failed, by file: every flush or fsync of it reports it, until the
@@ -87,16 +88,12 @@ impl DirectBackend {
                 at.into()
             }
         };
-        let image = std::fs::OpenOptions::new()
-            .read(true)
-            .write(!read_only)
-            .open(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let image = Box::new(LocalImage::open(&path, read_only)?);
         let (tx, recalls) = std::sync::mpsc::channel();
         remote.on_recall(tx);
         let me = Arc::new(DirectBackend {
             remote,
-            image,
+            store: image,
             pending: Pending::default(),
             failed: Mutex::default(),
             in_use: (0..STRIPES).map(|_| RwLock::new(())).collect(),
@@ -175,7 +172,7 @@ impl DirectBackend {
     /// the reservations: the data goes through the server (after a restart), or is lost
     /// (with the session).
     fn commit_layouts(&self, ino: u64, p: &Writes) -> FsResult<()> {
-        self.image.sync_data().map_err(FsError::Io)?;
+        self.store.make_durable().map_err(FsError::Io)?;
         let ranges = p.written.iter().map(|(at, d)| (*at, d.len() as u64));
         let req = Request::LayoutCommit {
             ino,
@@ -237,8 +234,8 @@ impl DirectBackend {
                 continue;
             }
             let buf = &mut out[(from - offset) as usize..(to - offset) as usize];
-            self.image
-                .read_exact_at(buf, disk + (from - e.offset))
+            self.store
+                .read_at(buf, disk + (from - e.offset))
                 .map_err(FsError::Io)?;
         }
         Ok(out)
@@ -311,8 +308,8 @@ impl DirectBackend {
                 .disk
                 .ok_or_else(|| FsError::Io(std::io::Error::other("a write layout with a hole")))?;
             let bytes = &data[(from - at) as usize..(to - at) as usize];
-            self.image
-                .write_all_at(bytes, disk + (from - e.offset))
+            self.store
+                .write_at(bytes, disk + (from - e.offset))
                 .map_err(FsError::Io)?;
             covered = covered.max((to - at) as usize);
         }
