@@ -425,3 +425,66 @@ fn a_block_freed_under_a_layout_before_the_commit_is_counted_once() {
     drop(v);
     assert_clean(&store);
 }
+
+/// A holder whose layouts on `f` were taken while it may still be writing them (it did not
+/// answer a recall in time): the blocks its layout covered, reserved or mapped, are given
+/// to no other file until `done` (its return, or its session's end) lets them go.
+fn a_revoked_holders_blocks_stay_out_until(
+    done: impl Fn(&mut volume::Volume<std::sync::Arc<volume::MemStore>>, Ino),
+) {
+    let store = fresh(16 * MIB);
+    let mut v = open(&store);
+    let f = v.create(Ino::ROOT, b"f", 0o100644, 0, 0).unwrap().ino;
+    v.write(f, 0, &vec![b'k'; BS as usize]).unwrap();
+    v.commit().unwrap();
+    let free = v.statfs().bfree;
+    // Block 0 is mapped (written over in place), blocks 1..9 are reserved for it.
+    let l = v.layout_get(1, f, 0, 9 * BS, true).unwrap();
+    let covered: Vec<u64> = l.extents.iter().flat_map(blocks_of).collect();
+    assert_eq!(covered.len(), 9);
+    v.layout_revoke(1, f);
+    assert!(v.layout_holders(f).is_empty(), "no longer recalled");
+    v.setattr(
+        f,
+        volume::SetAttr {
+            size: Some(0),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    v.commit().unwrap();
+    let g = v.create(Ino::ROOT, b"g", 0o100644, 0, 0).unwrap().ino;
+    let all = v.statfs().bfree * BS;
+    let _ = v.write(g, 0, &vec![b'g'; all as usize]);
+    v.commit().unwrap();
+    let size = v.getattr(g).unwrap().size;
+    assert!(size > all / 2, "g took only {size} bytes");
+    let given = v.layout_get(2, g, 0, size, false).unwrap();
+    for b in given.extents.iter().flat_map(blocks_of) {
+        assert!(
+            !covered.contains(&b),
+            "block {b} given to g while the holder whose layout covered it may write it"
+        );
+    }
+    v.layout_return(2, g);
+    done(&mut v, f);
+    v.commit().unwrap();
+    // Let go: g grows into them.
+    let more = v.write(g, size, &vec![b'g'; 9 * BS as usize]).unwrap();
+    assert_eq!(more, 9 * BS as usize, "the holder's blocks never came back");
+    v.unlink(Ino::ROOT, b"g").unwrap();
+    v.commit().unwrap();
+    assert_eq!(v.statfs().bfree, free + 1, "f's one block, cut away");
+    drop(v);
+    assert_clean(&store);
+}
+
+#[test]
+fn a_revoked_holders_blocks_go_to_no_other_file_until_it_returns_them() {
+    a_revoked_holders_blocks_stay_out_until(|v, f| v.layout_return(1, f));
+}
+
+#[test]
+fn a_revoked_holders_blocks_go_to_no_other_file_until_its_session_ends() {
+    a_revoked_holders_blocks_stay_out_until(|v, _| v.layout_return_all(1));
+}

@@ -13,7 +13,9 @@
 //!   cut away are held the same way.
 //! - Before blocks are freed, the placement recalls the layouts other holders have on the
 //!   file (`layout_holders`); a holder that does not return them in time has them taken
-//!   (`layout_revoke`): its next commit on the file is refused (`Stale`), once.
+//!   (`layout_revoke`): its next commit on the file is refused (`Stale`), once, and until
+//!   it returns them or its session ends, what they covered stays held (it may be stalled
+//!   mid-write: a local store cannot fence it).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -64,6 +66,11 @@ pub(super) struct Layouts {
 #[derive(Default)]
 struct Held {
     holders: HashSet<u64>,
+    /// Holders whose layouts were taken (`layout_revoke`) and that have not said they are
+    /// done with them (`layout_return`, or their session's end): they may still be reading
+    /// or writing the blocks those layouts covered, so blocks freed from the file stay held
+    /// and their reservations too, as while they held them. Never recalled again.
+    taken: HashSet<u64>,
     /// Logical block → (reserved block, its holder).
     reserved: BTreeMap<u64, (u64, u64)>,
     /// The file size for which the tail of its last block was zeroed for a write past it.
@@ -265,9 +272,10 @@ impl<S: BlockStore> Volume<S> {
         held.map_or_else(Vec::new, |h| h.holders.iter().copied().collect())
     }
 
-    /// Take the holder's layouts on `ino` (it did not give them back when recalled): as
-    /// `layout_return`, and its next commit on the file is refused (`Stale`): what it
-    /// wrote through them never appears.
+    /// Take the holder's layouts on `ino` (it did not give them back when recalled): it is
+    /// no longer among the file's holders, and its next commit on the file is refused
+    /// (`Stale`): what it wrote through them never appears. Until it returns them (or its
+    /// session ends), the blocks they covered go to no other file: it may still be writing.
     pub fn layout_revoke(&mut self, holder: u64, ino: Ino) {
         let i = split_ino(ino.get()).0;
         if self
@@ -277,7 +285,29 @@ impl<S: BlockStore> Volume<S> {
             .is_some_and(|h| h.holders.contains(&holder))
         {
             self.layouts.revoked.insert((holder, i));
-            self.return_index(holder, i);
+            self.take_index(holder, i);
+        }
+    }
+
+    /// The holder's layouts on inode `i` are taken: it is recalled no more and its
+    /// reservations are dropped, but it may still be writing them (a local store fences no
+    /// one), so they, and the blocks freed from the file, stay held until it says it is done.
+    fn take_index(&mut self, holder: u64, i: u32) {
+        let Some(held) = self.layouts.by_inode.get_mut(&i) else {
+            return;
+        };
+        held.holders.remove(&holder);
+        held.taken.insert(holder);
+        let theirs: Vec<u64> = held
+            .reserved
+            .iter()
+            .filter(|(_, &(_, who))| who == holder)
+            .map(|(&l, _)| l)
+            .collect();
+        for lblk in theirs {
+            if let Some((p, _)) = held.reserved.remove(&lblk) {
+                self.m.unreserve_held(i, p);
+            }
         }
     }
 
@@ -286,6 +316,7 @@ impl<S: BlockStore> Volume<S> {
             return;
         };
         held.holders.remove(&holder);
+        held.taken.remove(&holder);
         let theirs: Vec<u64> = held
             .reserved
             .iter()
@@ -297,7 +328,7 @@ impl<S: BlockStore> Volume<S> {
                 self.m.unreserve(p);
             }
         }
-        if held.holders.is_empty() {
+        if held.holders.is_empty() && held.taken.is_empty() {
             self.layouts.by_inode.remove(&i);
             self.m.release_held(i);
         }
@@ -307,7 +338,7 @@ impl<S: BlockStore> Volume<S> {
     pub fn layout_return_all(&mut self, holder: u64) {
         self.layouts.revoked.retain(|&(h, _)| h != holder);
         let mine: Vec<u32> = (self.layouts.by_inode.iter())
-            .filter(|(_, h)| h.holders.contains(&holder))
+            .filter(|(_, h)| h.holders.contains(&holder) || h.taken.contains(&holder))
             .map(|(&i, _)| i)
             .collect();
         for i in mine {
