@@ -32,7 +32,7 @@ pub use dial::{administer, query_status, volume_space, ServerStatus};
 pub use error::{DialError, LinkError};
 
 use dial::{dial, Hello};
-use state::{relock, Opener, Pending, Session, Shared, Sink, Wait};
+use state::{relock, OpenChange, Pending, Session, Shared, Sink, Wait};
 
 /// A reply: the response or an errno, and the bulk bytes that came with it.
 pub type Reply = (Result<Response, i32>, Vec<u8>);
@@ -245,28 +245,8 @@ impl Link {
         req: Request,
         bulk: &[u8],
     ) -> Result<Reply, LinkError> {
-        // Which files this mount holds open, and as whom, kept for reopening on a new session.
-        let opens_change = req.meta().opens.map(|o| match o {
-            protocol::Opens::Opens => Err(Opener {
-                cred: crate::caller::current(),
-                access: match req {
-                    Request::Open { flags, .. } => flags & libc::O_ACCMODE,
-                    _ => libc::O_RDONLY,
-                },
-            }),
-            protocol::Opens::Releases(ino) => Ok(ino),
-        });
         self.send_call(id, req, bulk)?;
-        let reply = rx.recv().map_err(|_| LinkError::Closed)?;
-        if let (Some(change), Ok(r)) = (opens_change, &reply.0) {
-            let mut s = relock(&self.shared.session);
-            match (change, r) {
-                (Err(opener), Response::Attr(a)) => s.opened(a.ino, opener),
-                (Ok(ino), _) => s.closed(ino),
-                _ => {}
-            }
-        }
-        Ok(reply)
+        rx.recv().map_err(|_| LinkError::Closed)
     }
 
     /// Send a call nobody waits for: `done` gets its reply (on the link's reader thread: it
@@ -295,6 +275,9 @@ impl Link {
             return Err(LinkError::Closed);
         }
         let keep = req.mutates().then(|| req.clone());
+        // Which files this mount holds open, and as whom, for reopening on a new session:
+        // noted by the reader as the reply arrives.
+        let opens = OpenChange::of(&req);
         // Made for the FUSE request this thread serves, if any; otherwise anonymous.
         let msg = match crate::caller::current() {
             Some(cred) => ClientMsg::CallAs { id, req, cred },
@@ -315,6 +298,7 @@ impl Link {
             let bound = match relock(&shared.calls).pending.get_mut(&id) {
                 Some(p) => {
                     p.frame = Some(frame.clone());
+                    p.opens = opens;
                     p.bound
                 }
                 None => return Err(LinkError::Closed),

@@ -6,7 +6,7 @@ use std::net::{TcpListener, TcpStream};
 
 use client_fuse::link::{ConnectOptions, Link};
 use protocol::codec::{decode_body, encode_frame, read_frame};
-use protocol::{Attr, ClientMsg, FileKind, Request, Response, ServerMsg, TimeSpec};
+use protocol::{Attr, ClientMsg, ErrorCode, FileKind, Request, Response, ServerMsg, TimeSpec};
 
 const BOOT: u64 = 7;
 
@@ -111,11 +111,7 @@ fn a_recovery_cut_short_resumes_a_session_with_its_own_secret() {
             (offered, s)
         })
     };
-    let opts = ConnectOptions {
-        node_id: "scripted".into(),
-        ..Default::default()
-    };
-    let link = Link::connect(&addr, &opts, &|_| {}).expect("connect");
+    let link = scripted_link(&addr);
     let (reply, _) = link
         .call(Request::Open { ino: 5, flags: 0 }, &[])
         .expect("open");
@@ -172,11 +168,7 @@ fn a_bound_call_failed_by_a_lost_session_is_not_kept() {
             }
         }
     });
-    let opts = ConnectOptions {
-        node_id: "scripted".into(),
-        ..Default::default()
-    };
-    let link = Link::connect(&addr, &opts, &|_| {}).expect("connect");
+    let link = scripted_link(&addr);
     let (done, failed) = std::sync::mpsc::channel();
     let write = Request::Write {
         ino: 5,
@@ -208,4 +200,123 @@ fn a_bound_call_failed_by_a_lost_session_is_not_kept() {
     drop(rx);
     drop(link);
     script.join().expect("the script ran to its end");
+}
+
+/// Connect a link named "scripted" to the scripted server at `addr`.
+fn scripted_link(addr: &str) -> Link {
+    let opts = ConnectOptions {
+        node_id: "scripted".into(),
+        ..Default::default()
+    };
+    Link::connect(addr, &opts, &|_| {}).expect("connect")
+}
+
+/// Answer the next call on `s`, which must be what `expected` says, with `result`.
+fn answer(s: &mut TcpStream, expected: fn(&Request) -> bool, result: Result<Response, ErrorCode>) {
+    let (id, req) = next_call(s);
+    assert!(expected(&req), "unexpected call: {req:?}");
+    send(s, &ServerMsg::Reply { id, result });
+}
+
+/// The server forgot the session: a new one is made, and the mount's calls before its
+/// commit (its reopens) are answered; what they were, in order.
+fn reopens_on_a_new_session(listener: &TcpListener) -> Vec<Request> {
+    let (mut s, _) = listener.accept().expect("accept");
+    assert_eq!(resumed(&mut s).0, 1);
+    send(&mut s, &welcome(2, &[2u8; 32]));
+    let mut reopens = Vec::new();
+    loop {
+        let (id, req) = next_call(&mut s);
+        let result = match req {
+            Request::Fsync { .. } => Ok(Response::Empty),
+            Request::Open { ino, .. } => Ok(Response::Attr(file(ino))),
+            other => panic!("not a reopen or a commit: {other:?}"),
+        };
+        send(&mut s, &ServerMsg::Reply { id, result });
+        if matches!(req, Request::Fsync { .. }) {
+            return reopens;
+        }
+        reopens.push(req);
+    }
+}
+
+/// An open answered just before the connection breaks counts as held from the moment its
+/// reply arrives, not from when its caller gets to it: a new session made by the recovery
+/// opens it again (without that, another mount's unlink could free it under its opener).
+/// The open here is answered to a callback, so its caller never runs after the reply.
+#[test]
+fn an_open_answered_as_the_connection_breaks_is_made_again_on_a_new_session() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address").to_string();
+    let script = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        assert!(matches!(next(&mut s), ClientMsg::Hello { .. }));
+        send(&mut s, &welcome(1, &[1u8; 32]));
+        let open = |r: &Request| matches!(r, Request::Open { ino: 5, .. });
+        answer(&mut s, open, Ok(Response::Attr(file(5))));
+        drop(s);
+        reopens_on_a_new_session(&listener)
+    });
+    let link = scripted_link(&addr);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let done = Box::new(move |r: client_fuse::link::Reply| {
+        let _ = tx.send(r.0);
+    });
+    let open = Request::Open {
+        ino: 5,
+        flags: libc::O_RDWR,
+    };
+    link.call_async(open, &[], done, false).expect("sent");
+    let wait = std::time::Duration::from_secs(30);
+    let reply = rx.recv_timeout(wait).expect("the open is answered");
+    assert!(reply.is_ok(), "{reply:?}");
+    let reopens = script.join().expect("the script ran to its end");
+    assert!(
+        matches!(
+            reopens.as_slice(),
+            [Request::Open {
+                ino: 5,
+                flags: libc::O_RDWR
+            }]
+        ),
+        "made again on the new session: {reopens:?}"
+    );
+    assert_eq!(link.open_count(5), 1);
+}
+
+/// Likewise a close answered just before the connection breaks is no longer held: a new
+/// session does not open the file again (which would keep it, unlinked, for good).
+#[test]
+fn a_release_answered_as_the_connection_breaks_is_not_undone_on_a_new_session() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address").to_string();
+    let script = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        assert!(matches!(next(&mut s), ClientMsg::Hello { .. }));
+        send(&mut s, &welcome(1, &[1u8; 32]));
+        let open = |r: &Request| matches!(r, Request::Open { ino: 5, .. });
+        answer(&mut s, open, Ok(Response::Attr(file(5))));
+        let release = |r: &Request| matches!(r, Request::Release { ino: 5 });
+        answer(&mut s, release, Ok(Response::Empty));
+        drop(s);
+        reopens_on_a_new_session(&listener)
+    });
+    let link = scripted_link(&addr);
+    let (reply, _) = link
+        .call(Request::Open { ino: 5, flags: 0 }, &[])
+        .expect("open");
+    assert!(reply.is_ok(), "{reply:?}");
+    assert_eq!(link.open_count(5), 1);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let done = Box::new(move |r: client_fuse::link::Reply| {
+        let _ = tx.send(r.0);
+    });
+    link.call_async(Request::Release { ino: 5 }, &[], done, false)
+        .expect("sent");
+    let wait = std::time::Duration::from_secs(30);
+    let reply = rx.recv_timeout(wait).expect("the release is answered");
+    assert!(reply.is_ok(), "{reply:?}");
+    let reopens = script.join().expect("the script ran to its end");
+    assert!(reopens.is_empty(), "opened again: {reopens:?}");
+    assert_eq!(link.open_count(5), 0);
 }

@@ -13,14 +13,15 @@ use super::DialError;
 use crate::backend::Invalidate;
 use crate::transport::Stream;
 
-/// Start reading connection `epoch` on `stream`.
+/// Start reading connection `epoch` on `stream`: the link's reader from now on.
 pub(super) fn spawn(shared: &Arc<Shared>, stream: Stream, epoch: u64) -> Result<(), DialError> {
     let weak = Arc::downgrade(shared);
-    thread::Builder::new()
+    let handle = thread::Builder::new()
         .name("rwxfs-reader".into())
         .spawn(move || read_loop(stream, weak, epoch))
-        .map(|_| ())
-        .map_err(DialError::Thread)
+        .map_err(DialError::Thread)?;
+    *relock(&shared.reader) = Some(handle);
+    Ok(())
 }
 
 fn read_loop(stream: Stream, shared: Weak<Shared>, epoch: u64) {
@@ -63,7 +64,7 @@ fn dispatch(shared: &Shared, msg: ServerMsg, mut body: Vec<u8>, bulk_start: usiz
         ServerMsg::Reply { id, result } => {
             let result = result.map_err(ErrorCode::errno);
             relock(&shared.kept).answered(id, &result);
-            if let Some(p) = shared.take(id) {
+            if let Some(p) = shared.answered(id, &result) {
                 // Read data is handed over in the frame's own buffer, not copied out.
                 body.drain(..bulk_start);
                 p.tx.deliver((result, body));

@@ -40,6 +40,12 @@ pub(super) fn spawn(shared: &Arc<Shared>) -> Result<(), DialError> {
 
 fn reconnect_loop(weak: Weak<Shared>) {
     while wait_broken(&weak) {
+        // Every reply the broken connection brought is dispatched first: an open answered
+        // on it is then noted, and opened again if the session is new.
+        match weak.upgrade() {
+            Some(shared) => shared.reader_done(),
+            None => return,
+        }
         let mut backoff = Duration::from_millis(50);
         loop {
             let Some(shared) = weak.upgrade() else { return };
@@ -267,7 +273,7 @@ fn replay(shared: &Shared, stream: &mut Stream) -> Result<(), DialError> {
             match msg {
                 ServerMsg::Reply { id, result } if waiting.remove(&id) => {
                     let result = result.map_err(ErrorCode::errno);
-                    let pending = shared.take(id);
+                    let pending = shared.answered(id, &result);
                     let mut k = relock(&shared.kept);
                     if let (Err(errno), None) = (&result, &pending) {
                         tracing::warn!("call {id} could not be made again: errno {errno}");
@@ -367,6 +373,7 @@ fn requeue_waits(shared: &Arc<Shared>) -> Vec<Arc<Vec<u8>>> {
             tx: Sink::Chan(tx),
             bound: false,
             frame: Some(f.clone()),
+            opens: None,
         };
         relock(&shared.calls).pending.insert(id, pending);
         let weak = Arc::downgrade(shared);

@@ -3,20 +3,22 @@
 //! this mount by (with what it holds in it), and the calls kept until durable.
 //!
 //! Lock order: `wire` → `session` → `calls` → `kept`. A thread holding one may take only
-//! those after it. `wire` is held across a socket write, so frames never interleave and a
-//! reconnect finds every call either pending or written on the new socket; no lock is held
-//! while waiting for a reply, and replies are delivered with no lock held (a callback may
-//! call the link again). `closed` is the one flag read without a lock.
+//! those after it; `reader` (the live reader's handle) is taken alone or after `wire`.
+//! `wire` is held across a socket write, so frames never interleave and a reconnect finds
+//! every call either pending or written on the new socket; no lock is held while waiting
+//! for a reply, and replies are delivered with no lock held (a callback may call the link
+//! again). `closed` is the one flag read without a lock.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use protocol::codec::encode_frame;
-use protocol::{ClientMsg, Request};
+use protocol::{ClientMsg, Request, Response};
 
 use super::dial::Hello;
 use super::Reply;
@@ -53,6 +55,9 @@ pub(super) struct Pending {
     pub bound: bool,
     /// `None` between the id's allocation and the frame's first write.
     pub frame: Option<Arc<Vec<u8>>>,
+    /// What its reply changes in the files this mount holds open: noted where the reply
+    /// arrives, before anything else (a recovery, its caller) can see it.
+    pub opens: Option<OpenChange>,
 }
 
 impl Pending {
@@ -97,6 +102,31 @@ pub(super) struct Opener {
     pub access: i32,
 }
 
+/// An open or a close a call makes, if it succeeds.
+#[derive(Debug)]
+pub(super) enum OpenChange {
+    /// One more open of the file the reply names, by this opener.
+    Opens(Opener),
+    /// One open fewer of this inode.
+    Releases(u64),
+}
+
+impl OpenChange {
+    /// What `req`, made by the caller this thread serves, opens or closes.
+    pub(super) fn of(req: &Request) -> Option<OpenChange> {
+        Some(match req.meta().opens? {
+            protocol::Opens::Opens => OpenChange::Opens(Opener {
+                cred: crate::caller::current(),
+                access: match req {
+                    Request::Open { flags, .. } => flags & libc::O_ACCMODE,
+                    _ => libc::O_RDONLY,
+                },
+            }),
+            protocol::Opens::Releases(ino) => OpenChange::Releases(ino),
+        })
+    }
+}
+
 /// The server's session for this mount and what this mount holds in it.
 pub(super) struct Session {
     /// The server's id for it: resumed on every reconnect.
@@ -136,13 +166,22 @@ impl Session {
         }
     }
 
+    /// A call that opens or closes a file was answered `result`.
+    fn note(&mut self, change: OpenChange, result: &Result<Response, i32>) {
+        match (change, result) {
+            (OpenChange::Opens(opener), Ok(Response::Attr(a))) => self.opened(a.ino, opener),
+            (OpenChange::Releases(ino), Ok(_)) => self.closed(ino),
+            _ => {}
+        }
+    }
+
     /// `ino` was opened (once more) by `opener`.
-    pub(super) fn opened(&mut self, ino: u64, opener: Opener) {
+    fn opened(&mut self, ino: u64, opener: Opener) {
         self.opens.entry(ino).or_default().push(opener);
     }
 
     /// One open of `ino` was closed.
-    pub(super) fn closed(&mut self, ino: u64) {
+    fn closed(&mut self, ino: u64) {
         if let Some(o) = self.opens.get_mut(&ino) {
             o.pop();
             if o.is_empty() {
@@ -176,6 +215,9 @@ pub(super) struct Shared {
     pub invalidations: OnceLock<Sender<Invalidate>>,
     /// Where layout recalls go (direct mode), once the mount says.
     pub recalls: OnceLock<Sender<u64>>,
+    /// The reader of the current connection: a recovery waits for it to end, so that every
+    /// reply it took in is noted (opens, closes) before the recovery looks.
+    pub reader: Mutex<Option<JoinHandle<()>>>,
     /// When the server was last heard from (any frame), in milliseconds since `born`.
     pub heard: AtomicU64,
     pub born: Instant,
@@ -201,6 +243,7 @@ impl Shared {
             closed: AtomicBool::new(false),
             invalidations: OnceLock::new(),
             recalls: OnceLock::new(),
+            reader: Mutex::new(None),
             heard: AtomicU64::new(0),
             born: Instant::now(),
         }
@@ -227,8 +270,14 @@ impl Shared {
         let mut c = relock(&self.calls);
         let id = c.next_id;
         c.next_id += 1;
-        let frame = None;
-        c.pending.insert(id, Pending { tx, bound, frame });
+        let (frame, opens) = (None, None);
+        let p = Pending {
+            tx,
+            bound,
+            frame,
+            opens,
+        };
+        c.pending.insert(id, p);
         id
     }
 
@@ -239,9 +288,30 @@ impl Shared {
         c.next_id - 1
     }
 
-    /// Take call `id` out of the pending calls (its reply came, or it failed).
+    /// Take call `id` out of the pending calls (it failed, or is answered elsewhere).
     pub(super) fn take(&self, id: u64) -> Option<Pending> {
         relock(&self.calls).pending.remove(&id)
+    }
+
+    /// Call `id` was answered `result`: take it out of the pending calls, noting the open or
+    /// close it made in the same step (a recovery finds it either pending, to send again,
+    /// or noted).
+    pub(super) fn answered(&self, id: u64, result: &Result<Response, i32>) -> Option<Pending> {
+        let mut s = relock(&self.session);
+        let mut p = relock(&self.calls).pending.remove(&id)?;
+        if let Some(change) = p.opens.take() {
+            s.note(change, result);
+        }
+        Some(p)
+    }
+
+    /// Wait for the reader of the broken connection to end, having dispatched every reply
+    /// it took in. Called with no lock held (the reader takes `wire` as it ends).
+    pub(super) fn reader_done(&self) {
+        let handle = relock(&self.reader).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
     }
 
     pub(super) fn invalidate(&self, i: Invalidate) {
