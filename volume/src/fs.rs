@@ -32,7 +32,8 @@ use crate::error::{FsError, FsResult};
 use crate::inode::DiskInode;
 use crate::journal;
 use crate::layout::{
-    split_ino, Superblock, BLOCK_SIZE, FORMAT_VERSION, LISTS_SINCE, MAX_NAME, ROOT_INDEX, ROOT_INO,
+    put_u32, split_ino, Superblock, BLOCK_SIZE, FORMAT_VERSION, LISTS_SINCE, MAX_NAME, ROOT_INDEX,
+    ROOT_INO, SB_VERSION_OFFSET,
 };
 use crate::store::BlockStore;
 
@@ -131,7 +132,9 @@ impl<S: BlockStore> Volume<S> {
 
     /// Open a volume as `open_keeping_orphans` does, but make the on-disk lists of files
     /// unlinked while open and of quota trees, and each tree's kept use, again from one pass
-    /// over the inode table, whatever they say now (`rwxfs fsck --repair`).
+    /// over the inode table, whatever they say now (`rwxfs fsck --repair`). The pass commits
+    /// in steps that each fit the journal; a power cut before its end leaves an image whose
+    /// next open makes them again.
     pub fn open_rebuilding_lists(store: S) -> FsResult<Volume<S>> {
         Volume::open_with(store, true)
     }
@@ -160,10 +163,14 @@ impl<S: BlockStore> Volume<S> {
         } else {
             m.set_free(sb.free_blocks, sb.free_inodes);
         }
-        // A new incarnation: counted in the superblock, journaled with the open's commit. An
-        // image of an older format is in this one from that commit on (its journal is).
+        // A new incarnation: counted in the superblock, journaled with the open's commit.
         sb.mounts += 1;
-        sb.version = FORMAT_VERSION;
+        // Lists made again take a commit per step: until the last, the image says it keeps
+        // none (a format before them), so a power cut in between leaves one whose next open
+        // makes them again. It is in this build's format from the open's commit on.
+        if rebuild {
+            sb.version = sb.version.min(LISTS_SINCE - 1);
+        }
         m.block_mut(0)?.copy_from_slice(&sb.encode());
         let mut v = Volume {
             m,
@@ -191,6 +198,8 @@ impl<S: BlockStore> Volume<S> {
         } else {
             v.load_lists()?
         };
+        v.sb.version = FORMAT_VERSION;
+        put_u32(v.m.block_mut(0)?, SB_VERSION_OFFSET, FORMAT_VERSION);
         v.commit()?;
         Ok(v)
     }

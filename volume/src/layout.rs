@@ -194,6 +194,8 @@ pub struct Superblock {
     pub free_inodes: u64,
 }
 
+/// Where `Superblock::version` lives in block 0.
+pub const SB_VERSION_OFFSET: usize = 8;
 /// Where `Superblock::mounts` lives in block 0.
 pub const SB_MOUNTS_OFFSET: usize = 16 + 13 * 8;
 /// Where `Superblock::last_seq` lives in block 0.
@@ -212,7 +214,7 @@ impl Superblock {
     pub fn encode(&self) -> Vec<u8> {
         let mut b = vec![0u8; BLOCK_SIZE];
         b[0..8].copy_from_slice(MAGIC);
-        put_u32(&mut b, 8, self.version);
+        put_u32(&mut b, SB_VERSION_OFFSET, self.version);
         let g = &self.geometry;
         let fields = [
             g.total_blocks,
@@ -247,7 +249,7 @@ impl Superblock {
         if b.len() < BLOCK_SIZE || &b[0..8] != MAGIC {
             return Err(FsError::NotAnImage("no rwxfs signature in block 0".into()));
         }
-        let version = get_u32(b, 8);
+        let version = get_u32(b, SB_VERSION_OFFSET);
         if version > FORMAT_VERSION {
             return Err(FsError::NotAnImage(format!(
                 "format version {version} is newer than this build reads \

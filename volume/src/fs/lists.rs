@@ -52,7 +52,9 @@ impl<S: BlockStore> Volume<S> {
 
     /// One pass over the inode table: the inodes with no link left (returned, and the
     /// orphan list made of them), every quota tree's root (the tree list) with its limits,
-    /// and each tree's use counted from its inodes (kept in its root at the next commit).
+    /// and each tree's use counted from its inodes (kept in its root). Committed in steps
+    /// that each fit the journal, however many members the lists get: the caller keeps the
+    /// image saying it has no lists until the last (`open_with`).
     pub(super) fn rebuild_lists(&mut self) -> FsResult<Vec<u32>> {
         self.m.list_clear(List::Orphans)?;
         self.m.list_clear(List::Trees)?;
@@ -79,10 +81,21 @@ impl<S: BlockStore> Volume<S> {
             }
             let u = used.entry(ino.tree).or_default();
             *u = (u.0 + ino.blocks as i64, u.1 + 1);
+            self.rebuild_step()?;
         }
         for (root, (blocks, inodes)) in used {
             self.m.trees.charge(root, blocks, inodes);
+            self.m.store_tree_use()?;
+            self.rebuild_step()?;
         }
         Ok(found)
+    }
+
+    /// Commit what the rebuild changed so far once half the journal is pending.
+    fn rebuild_step(&mut self) -> FsResult<()> {
+        if self.commit_urgent() {
+            self.commit()?;
+        }
+        Ok(())
     }
 }
