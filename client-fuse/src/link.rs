@@ -113,6 +113,16 @@ impl Link {
             .map_or(0, Vec::len)
     }
 
+    /// How long ago the latest call that got its reply was made (see `Shared::renewed`).
+    pub fn renewed_ago(&self) -> Duration {
+        self.shared.renewed_ago()
+    }
+
+    /// The session's lease, as the server said.
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(relock(&self.shared.session).lease_secs.max(1))
+    }
+
     /// Times the server restarted under this mount.
     pub fn restarts(&self) -> u64 {
         relock(&self.shared.session).restarts

@@ -98,6 +98,17 @@ impl RemoteBackend {
         self.link.restarts() + self.link.sessions_lost()
     }
 
+    /// How long ago the latest call that got its reply was made: the server kept this
+    /// mount's session until at least a lease after it.
+    pub fn renewed_ago(&self) -> std::time::Duration {
+        self.link.renewed_ago()
+    }
+
+    /// The session's lease.
+    pub fn lease(&self) -> std::time::Duration {
+        self.link.lease()
+    }
+
     /// Where the server's layout recalls go (direct mode).
     pub fn on_recall(&self, sink: std::sync::mpsc::Sender<u64>) {
         self.link.on_recall(sink);

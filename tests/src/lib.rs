@@ -15,11 +15,13 @@ pub mod netns;
 pub mod podman;
 pub mod proxy;
 pub mod rados_server;
+pub mod stopped;
 pub use certs::certificate;
 pub use lan::Lan;
 pub use locker::{time_of, Locker};
 pub use netns::Hosts;
 pub use proxy::Proxy;
+pub use stopped::Stopped;
 
 /// The `rwxfs` binary under test: `$RWXFS_BIN`, else the one cargo built beside this test
 /// executable. Cargo puts a test in `<target>/<profile>/deps/` and the workspace's binaries in

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use demo::workload::contents;
-use rwxfs_tests::{assert_fsck_clean, harness, Hosts};
+use rwxfs_tests::{assert_fsck_clean, harness, Hosts, Stopped};
 
 /// `n` of the workload's file contents, one after another.
 fn data(seed: usize, n: usize) -> Vec<u8> {
@@ -350,25 +350,6 @@ fn a_truncate_on_another_mount_recalls_the_writers_layouts_and_cuts_what_it_wrot
     h.unmount_all().unwrap();
     h.stop_server().unwrap();
     assert_fsck_clean(&img);
-}
-
-/// A mount's process stopped (SIGSTOP) until this is dropped (SIGCONT), even on a panic.
-struct Stopped(i32);
-
-impl Stopped {
-    fn new(pid: u32) -> Stopped {
-        let pid = pid as i32;
-        // SAFETY: signalling a child process this test started.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
-        Stopped(pid)
-    }
-}
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        // SAFETY: as above.
-        unsafe { libc::kill(self.0, libc::SIGCONT) };
-    }
 }
 
 #[test]

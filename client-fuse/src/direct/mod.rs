@@ -29,6 +29,7 @@
 //! - Appends, writes that must drop setuid, and writes the server refuses a layout for
 //!   (another mount's uncommitted blocks in the range) go through the server.
 
+mod fence;
 mod pending;
 mod store;
 
@@ -56,6 +57,9 @@ pub struct DirectBackend {
     /// Held shared by reads and writes through a file's layouts, by the file's stripe
     /// (`stripe`), and alone by the answer to a recall of its layouts.
     in_use: Vec<RwLock<()>>,
+    /// Recalls not yet answered: with the session's lease, whether a layout may still be
+    /// used (`fence`).
+    fence: fence::Fence,
 }
 
 /// Stripes of `DirectBackend::in_use`.
@@ -89,7 +93,7 @@ impl DirectBackend {
             }
         };
         let image = Box::new(LocalImage::open(&path, read_only)?);
-        let (tx, recalls) = std::sync::mpsc::channel();
+        let (tx, from_link) = std::sync::mpsc::channel();
         remote.on_recall(tx);
         let me = Arc::new(DirectBackend {
             remote,
@@ -97,7 +101,14 @@ impl DirectBackend {
             pending: Pending::default(),
             failed: Mutex::default(),
             in_use: (0..STRIPES).map(|_| RwLock::new(())).collect(),
+            fence: fence::Fence::default(),
         });
+        let (to_answer, recalls) = std::sync::mpsc::channel();
+        let weak = Arc::downgrade(&me);
+        std::thread::Builder::new()
+            .name("rwxfs-recalled".into())
+            .spawn(move || note_recalls(weak, from_link, to_answer))
+            .map_err(|e| format!("the recall thread: {e}"))?;
         let weak = Arc::downgrade(&me);
         std::thread::Builder::new()
             .name("rwxfs-recalls".into())
@@ -119,6 +130,17 @@ impl DirectBackend {
         if let Err(e) = self.give_back(ino, false) {
             tracing::warn!("layouts of inode {ino} recalled, not returned: {e}");
         }
+        self.fence.answered(ino);
+    }
+
+    /// True if layouts on `ino` given in `given` may no longer be used (`fence`): the
+    /// read or write goes through the server instead.
+    fn fenced(&self, ino: u64, given: (u64, u64)) -> bool {
+        let Some(why) = self.fence.lost(&self.remote, ino, given) else {
+            return false;
+        };
+        tracing::warn!("layouts of inode {ino} may have been taken ({why}): through the server");
+        true
     }
 
     /// With no read or write through `ino`'s layouts under way, commit what was written
@@ -214,8 +236,9 @@ impl DirectBackend {
         self.remote.settled(ino)
     }
 
-    /// A read from the image at the extents of a read layout.
-    fn read_direct(&self, ino: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+    /// A read from the image at the extents of a read layout; `None` if the layout may no
+    /// longer be used (`fence`): the server reads it.
+    fn read_direct(&self, ino: u64, offset: u64, size: u32) -> FsResult<Option<Vec<u8>>> {
         let req = Request::LayoutGet {
             ino,
             offset,
@@ -223,7 +246,11 @@ impl DirectBackend {
             write: false,
         };
         let _using = self.using(ino);
+        let given = (self.remote.incarnation(), self.remote.lock_epoch());
         let l: Layout = self.server(req)?;
+        if self.fenced(ino, given) {
+            return Ok(None);
+        }
         let n = l.size.saturating_sub(offset).min(u64::from(size)) as usize;
         let mut out = vec![0u8; n];
         for e in &l.extents {
@@ -238,11 +265,12 @@ impl DirectBackend {
                 .read_at(buf, disk + (from - e.offset))
                 .map_err(FsError::Io)?;
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// A write to the image at the extents of a write layout; `None` if the server gave
-    /// none (another mount's uncommitted blocks are in the range): the server writes it.
+    /// none (another mount's uncommitted blocks are in the range) or it may no longer be
+    /// used (`fence`): the server writes it.
     /// The part a layout is refused for after a first part was written goes through the
     /// server, after that part's commit.
     fn write_direct(&self, ino: u64, offset: u64, data: &[u8]) -> FsResult<Option<u32>> {
@@ -280,6 +308,10 @@ impl DirectBackend {
                 Err(FsError::WouldBlock) => break,
                 r => r?,
             };
+            fence::test_gate();
+            if self.fenced(ino, given) {
+                break;
+            }
             let covered = self.write_extents(&l, at, &data[pos..])?;
             if covered == 0 {
                 return Err(FsError::Io(std::io::Error::other("an empty write layout")));
@@ -332,6 +364,24 @@ impl DirectBackend {
     }
 }
 
+/// Note each recall as it comes (its answer may wait behind another's), then pass it on to
+/// be answered.
+fn note_recalls(
+    backend: Weak<DirectBackend>,
+    from_link: std::sync::mpsc::Receiver<u64>,
+    to_answer: std::sync::mpsc::Sender<u64>,
+) {
+    while let Ok(ino) = from_link.recv() {
+        match backend.upgrade() {
+            Some(b) => b.fence.recalled(ino),
+            None => return,
+        }
+        if to_answer.send(ino).is_err() {
+            return;
+        }
+    }
+}
+
 /// Answer the server's recalls as they come, while the backend lives.
 fn answer_recalls(backend: Weak<DirectBackend>, recalls: std::sync::mpsc::Receiver<u64>) {
     while let Ok(ino) = recalls.recv() {
@@ -362,7 +412,10 @@ impl Backend for DirectBackend {
     fn call(&self, req: Request, bulk: &[u8]) -> FsResult<(Response, Vec<u8>)> {
         if let Request::Read { ino, offset, size } = req {
             self.commit(ino)?;
-            return Ok((Response::Data, self.read_direct(ino, offset, size)?));
+            if let Some(data) = self.read_direct(ino, offset, size)? {
+                return Ok((Response::Data, data));
+            }
+            return self.remote.call(req, bulk);
         }
         if let Some(ino) = req.meta().inode {
             self.commit(ino)?;

@@ -65,6 +65,7 @@ fn dispatch(shared: &Shared, msg: ServerMsg, mut body: Vec<u8>, bulk_start: usiz
             let result = result.map_err(ErrorCode::errno);
             relock(&shared.kept).answered(id, &result);
             if let Some(p) = shared.answered(id, &result) {
+                shared.renewed_by(p.made);
                 // Read data is handed over in the frame's own buffer, not copied out.
                 body.drain(..bulk_start);
                 p.tx.deliver((result, body));

@@ -374,6 +374,7 @@ fn requeue_waits(shared: &Arc<Shared>) -> Vec<Arc<Vec<u8>>> {
             bound: false,
             frame: Some(f.clone()),
             opens: None,
+            made: shared.now_ms(),
         };
         relock(&shared.calls).pending.insert(id, pending);
         let weak = Arc::downgrade(shared);

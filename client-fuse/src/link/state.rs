@@ -58,6 +58,9 @@ pub(super) struct Pending {
     /// What its reply changes in the files this mount holds open: noted where the reply
     /// arrives, before anything else (a recovery, its caller) can see it.
     pub opens: Option<OpenChange>,
+    /// When it was made (`Shared::now_ms`), no later than its first write: its reply says
+    /// the server had this mount's session at some moment after that (`Shared::renewed_by`).
+    pub made: u64,
 }
 
 impl Pending {
@@ -220,6 +223,9 @@ pub(super) struct Shared {
     pub reader: Mutex<Option<JoinHandle<()>>>,
     /// When the server was last heard from (any frame), in milliseconds since `born`.
     pub heard: AtomicU64,
+    /// When the latest call that got its reply was made, in milliseconds since `born`: the
+    /// server cannot have ended this mount's session less than a lease after it.
+    pub renewed: AtomicU64,
     pub born: Instant,
 }
 
@@ -245,6 +251,7 @@ impl Shared {
             recalls: OnceLock::new(),
             reader: Mutex::new(None),
             heard: AtomicU64::new(0),
+            renewed: AtomicU64::new(0),
             born: Instant::now(),
         }
     }
@@ -253,6 +260,23 @@ impl Shared {
     pub(super) fn heard_now(&self) {
         let ms = self.born.elapsed().as_millis() as u64;
         self.heard.store(ms, Ordering::Relaxed);
+    }
+
+    /// Milliseconds since `born`.
+    pub(super) fn now_ms(&self) -> u64 {
+        self.born.elapsed().as_millis() as u64
+    }
+
+    /// A reply came to a call made at `made` (`now_ms`).
+    pub(super) fn renewed_by(&self, made: u64) {
+        self.renewed.fetch_max(made, Ordering::Relaxed);
+    }
+
+    /// How long ago the latest call that got its reply was made: no answer, no push proves
+    /// the server kept this mount's session longer than a lease past that moment.
+    pub(super) fn renewed_ago(&self) -> std::time::Duration {
+        let renewed = self.renewed.load(Ordering::Relaxed);
+        std::time::Duration::from_millis(self.now_ms().saturating_sub(renewed))
     }
 
     /// How long ago the server was last heard from.
@@ -271,11 +295,13 @@ impl Shared {
         let id = c.next_id;
         c.next_id += 1;
         let (frame, opens) = (None, None);
+        let made = self.now_ms();
         let p = Pending {
             tx,
             bound,
             frame,
             opens,
+            made,
         };
         c.pending.insert(id, p);
         id
