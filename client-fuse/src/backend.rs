@@ -46,8 +46,8 @@ pub trait Backend: Send + Sync + 'static {
     // ---- hooks: what a transport adds around the typed calls ----
 
     /// Writes this mount made to `ino` are on the volume; one that was refused on its way
-    /// is this call's error (reported once). Nothing to wait for where writes are made in
-    /// place.
+    /// is this call's error (and every later one's, until the file's last close here).
+    /// Nothing to wait for where writes are made in place.
     fn settled(&self, _ino: u64) -> FsResult<()> {
         Ok(())
     }
@@ -65,10 +65,12 @@ pub trait Backend: Send + Sync + 'static {
     fn lock_epoch(&self) -> u64 {
         0
     }
-    /// True (once) if a server restart lost changes made through this mount to `ino` (with
-    /// `names`, or to the volume's names) that nothing could bring back: the next fsync (or
-    /// close) says EIO.
-    fn take_lost(&self, _ino: u64, _names: bool) -> bool {
+    /// True if a server restart lost changes made through this mount to `ino` that nothing
+    /// could bring back, or with `names`, to the volume's names: every fsync and close of
+    /// the file says EIO until its last close on this mount (a close of a copy of the
+    /// descriptor, as a forked child's exec makes, takes it from no one); the next fsync
+    /// says so of the names.
+    fn lost(&self, _ino: u64, _names: bool) -> bool {
         false
     }
 

@@ -4,7 +4,8 @@
 //! each take effect once. A create answered with its inode number is kept as a `CreateAgain`
 //! of that number, so that a replay gives it back. Calls refused by the server changed
 //! nothing and are not kept. What a replay cannot bring back is noted as lost, by the inodes
-//! it touched (`VOLUME` for names): their next fsync or close says EIO.
+//! it touched (`VOLUME` for names): every fsync or close of such a file says EIO until its
+//! last close on the mount, and the next fsync says so of the names.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -46,7 +47,7 @@ pub(crate) struct Kept {
     calls: BTreeMap<u64, Call>,
     /// Bytes of frames kept, and `BOOKKEEPING` a call.
     bytes: usize,
-    /// What a restart lost for good, reported once each (`take_lost`).
+    /// What a restart lost for good (`lost`): files until their last close, the names once.
     lost: HashSet<u64>,
 }
 
@@ -218,13 +219,19 @@ impl Kept {
         }
     }
 
-    /// True (once) if a restart lost changes to `ino`, or with `names`, to the volume's names.
-    pub(crate) fn take_lost(&mut self, ino: u64, names: bool) -> bool {
-        let mut hit = self.lost.remove(&ino);
+    /// True if a restart lost changes to `ino` (until `forget_lost`), or with `names`, to the
+    /// volume's names (once).
+    pub(crate) fn lost(&mut self, ino: u64, names: bool) -> bool {
+        let mut hit = self.lost.contains(&ino);
         if names {
             hit |= self.lost.remove(&VOLUME);
         }
         hit
+    }
+
+    /// The last open of `ino` on the mount was closed, having reported its loss.
+    pub(crate) fn forget_lost(&mut self, ino: u64) {
+        self.lost.remove(&ino);
     }
 }
 
@@ -340,8 +347,8 @@ mod tests {
         );
         k.failed(7);
         assert!(k.is_empty());
-        assert!(!k.take_lost(3, false));
-        assert!(k.take_lost(3, true));
-        assert!(!k.take_lost(3, true));
+        assert!(!k.lost(3, false));
+        assert!(k.lost(3, true));
+        assert!(!k.lost(3, true));
     }
 }

@@ -128,10 +128,15 @@ impl Link {
         relock(&self.shared.session).restarts
     }
 
-    /// True (once) if a server restart lost changes this mount made to `ino` (with `names`,
-    /// or to the volume's names) and nothing could bring them back.
-    pub fn take_lost(&self, ino: u64, names: bool) -> bool {
-        relock(&self.shared.kept).take_lost(ino, names)
+    /// True if a server restart lost changes this mount made to `ino` (until `forget_lost`),
+    /// or with `names`, to the volume's names (once), and nothing could bring them back.
+    pub fn lost(&self, ino: u64, names: bool) -> bool {
+        relock(&self.shared.kept).lost(ino, names)
+    }
+
+    /// The last open of `ino` on this mount was closed: its loss was reported.
+    pub fn forget_lost(&self, ino: u64) {
+        relock(&self.shared.kept).forget_lost(ino);
     }
 
     /// Calls kept for a replay, and their bytes.

@@ -173,7 +173,17 @@ impl Backend for RemoteBackend {
             Request::ReleaseLocks { ino, owner } => Some((ino, owner)),
             _ => None,
         };
+        let closed = match req {
+            Request::Release { ino } => Some(ino),
+            _ => None,
+        };
         let r = self.send(req, bulk);
+        if let Some(ino) = closed.filter(|i| self.link.open_count(*i) == 0) {
+            // The file's last close on this mount: every flush before it reported what was
+            // lost or refused.
+            self.wb.forget_error(ino);
+            self.link.forget_lost(ino);
+        }
         if let (Caps::Asks(ino), Err(FsError::NoAttr)) = (&caps, &r) {
             self.note_without_caps(*ino);
         }
@@ -236,8 +246,8 @@ impl Backend for RemoteBackend {
         self.link.sessions_lost()
     }
 
-    fn take_lost(&self, ino: u64, names: bool) -> bool {
-        self.link.take_lost(ino, names)
+    fn lost(&self, ino: u64, names: bool) -> bool {
+        self.link.lost(ino, names)
     }
 
     fn on_invalidate(&self, sink: std::sync::mpsc::Sender<crate::backend::Invalidate>) {

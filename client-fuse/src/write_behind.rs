@@ -6,8 +6,10 @@
 //!   unlock — first waits until the file's writes are on the server, so this mount never sees
 //!   its own writes missing, and a lock's next holder (on any mount) sees everything written
 //!   under it;
-//! - a write the server refuses (ENOSPC, EIO...) is reported by the file's next write, fsync
-//!   or close, and the file's later writes fail at once until then;
+//! - a write the server refuses (ENOSPC, EIO...) is reported by the file's next write (the
+//!   writes before that fail at once), and by every fsync and close of the file until its
+//!   last close on the mount: a close of a copy of the descriptor (a forked child's exec)
+//!   takes it from no one;
 //! - at most `max_bytes` are in flight per mount.
 
 use std::collections::HashMap;
@@ -17,8 +19,17 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 struct File {
     /// Writes on their way: (token, start, end exclusive).
     inflight: Vec<(u64, u64, u64)>,
-    /// The first refusal not yet reported.
+    /// The first refusal, until the file's last close (`forget_error`).
     error: Option<i32>,
+    /// A write reported it: the writes after that go.
+    told_a_write: bool,
+}
+
+impl File {
+    /// Nothing on its way and nothing to report: no need to keep.
+    fn idle(&self) -> bool {
+        self.inflight.is_empty() && self.error.is_none()
+    }
 }
 
 #[derive(Default)]
@@ -61,7 +72,8 @@ impl WriteBehind {
         let mut g = self.lock();
         loop {
             let f = g.files.entry(ino).or_default();
-            if let Some(e) = f.error.take() {
+            if let Some(e) = f.error.filter(|_| !f.told_a_write) {
+                f.told_a_write = true;
                 return Err(e);
             }
             let overlaps = f.inflight.iter().any(|&(_, s, e)| s < end && offset < e);
@@ -91,7 +103,7 @@ impl WriteBehind {
             if let Err(e) = result {
                 f.error.get_or_insert(e);
             }
-            if f.inflight.is_empty() && f.error.is_none() {
+            if f.idle() {
                 g.files.remove(&ino);
             }
         }
@@ -115,16 +127,26 @@ impl WriteBehind {
         }
     }
 
-    /// Wait until `ino`'s writes are on the server; then its unreported refusal, if any
-    /// (reported once).
+    /// Wait until `ino`'s writes are on the server; then its refusal, if any (reported at
+    /// every call until `forget_error`).
     pub fn settle_and_report(&self, ino: u64) -> Result<(), i32> {
         self.settle(ino);
+        self.lock()
+            .files
+            .get(&ino)
+            .and_then(|f| f.error)
+            .map_or(Ok(()), Err)
+    }
+
+    /// The last open of `ino` on the mount was closed: its refusal was reported.
+    pub fn forget_error(&self, ino: u64) {
         let mut g = self.lock();
-        let e = g.files.get_mut(&ino).and_then(|f| f.error.take());
-        if g.files.get(&ino).is_some_and(|f| f.inflight.is_empty()) {
-            g.files.remove(&ino);
+        if let Some(f) = g.files.get_mut(&ino) {
+            (f.error, f.told_a_write) = (None, false);
+            if f.idle() {
+                g.files.remove(&ino);
+            }
         }
-        e.map_or(Ok(()), Err)
     }
 
     /// Wait until every write of the mount is on the server, or `limit` has passed; how
@@ -177,15 +199,26 @@ mod tests {
     }
 
     #[test]
-    fn a_refusal_is_reported_once_and_stops_later_writes_until_then() {
+    fn a_refusal_stops_the_next_write_and_is_reported_until_forgotten() {
         let wb = WriteBehind::new(1 << 20);
         let t = wb.begin(7, 0, 10).unwrap();
         wb.end(7, t, 10, Err(libc::ENOSPC));
         assert_eq!(wb.begin(7, 10, 10), Err(libc::ENOSPC));
         let t = wb.begin(7, 10, 10).unwrap();
         wb.end(7, t, 10, Err(libc::EIO));
-        assert_eq!(wb.settle_and_report(7), Err(libc::EIO));
+        // The first refusal, at every settle until the file's last close.
+        assert_eq!(wb.settle_and_report(7), Err(libc::ENOSPC));
+        assert_eq!(wb.settle_and_report(7), Err(libc::ENOSPC));
+        wb.forget_error(7);
         assert_eq!(wb.settle_and_report(7), Ok(()));
+        let t = wb.begin(7, 20, 10).unwrap();
+        wb.end(7, t, 10, Err(libc::EIO));
+        assert_eq!(
+            wb.begin(7, 30, 10),
+            Err(libc::EIO),
+            "a new refusal, reported anew"
+        );
+        assert_eq!(wb.settle_and_report(7), Err(libc::EIO));
     }
 
     #[test]

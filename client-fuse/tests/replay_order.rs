@@ -77,7 +77,7 @@ fn a_create_of_a_name_another_mount_removed_is_replayed_after_that_removal() {
     ask(&a, Request::Statfs, &[]).expect("a call once back");
     assert_eq!(a.restarts(), 1);
     assert_eq!(lookup(&b, b"n"), Ok(new), "b's file");
-    assert!(!b.take_lost(new, true), "b's create was reported lost");
+    assert!(!b.lost(new, true), "b's create was reported lost");
     drop(server);
 }
 
@@ -112,6 +112,6 @@ fn a_rename_of_a_name_another_mount_made_by_rename_is_replayed_after_it() {
         "a name renamed away came back"
     );
     assert_eq!(lookup(&b, b"x"), Err(libc::ENOENT));
-    assert!(!b.take_lost(x, true), "b's rename was reported lost");
+    assert!(!b.lost(x, true), "b's rename was reported lost");
     drop(server);
 }

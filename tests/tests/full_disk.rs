@@ -2,6 +2,7 @@
 //! files where they were, and the image is consistent.
 
 use std::io::Write;
+use std::os::fd::IntoRawFd;
 use std::path::Path;
 
 use rwxfs_tests::{assert_fsck_clean, harness};
@@ -30,6 +31,38 @@ fn blocks_available(path: &Path) -> u64 {
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
     st.f_bavail
+}
+
+/// Fill the volume mounted at `mp` to its last block: a big file (`hog`), then single
+/// blocks in files made before it (`pads/`: a new file may find no room for its entry).
+fn fill_up(mp: &Path) {
+    std::fs::create_dir(mp.join("pads")).unwrap();
+    for i in 0..300 {
+        std::fs::File::create(mp.join("pads").join(i.to_string())).unwrap();
+    }
+    fill(&mp.join("hog"), 1 << 20);
+    for i in 0..300 {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(mp.join("pads").join(i.to_string()))
+            .unwrap();
+        if f.write_all(&[1u8; 4096])
+            .and_then(|_| f.sync_all())
+            .is_err()
+        {
+            break;
+        }
+    }
+    assert_eq!(blocks_available(mp), 0, "the volume did not fill up");
+}
+
+/// close(2) on `f`: its result, as an I/O error.
+fn close(f: std::fs::File) -> std::io::Result<()> {
+    // SAFETY: the descriptor is `f`'s own, given up here and closed once.
+    match unsafe { libc::close(f.into_raw_fd()) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
 }
 
 /// Every file is listed in `src` with its contents, and `dst` is empty.
@@ -65,7 +98,6 @@ fn mv_of_400_files_into_a_directory_on_a_full_volume_fails_with_enospc_and_loses
     std::fs::create_dir(mp.join("src")).unwrap();
     // An empty directory has no block yet: the first entry moved into it needs one.
     std::fs::create_dir(mp.join("dst")).unwrap();
-    std::fs::create_dir(mp.join("pads")).unwrap();
     for i in 0..FILES {
         std::fs::write(
             mp.join("src").join(format!("file-{i:03}")),
@@ -73,24 +105,7 @@ fn mv_of_400_files_into_a_directory_on_a_full_volume_fails_with_enospc_and_loses
         )
         .unwrap();
     }
-    // Files made now, filled later: each takes one of the last single blocks.
-    for i in 0..300 {
-        std::fs::File::create(mp.join("pads").join(i.to_string())).unwrap();
-    }
-    fill(&mp.join("hog"), 1 << 20);
-    for i in 0..300 {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(mp.join("pads").join(i.to_string()))
-            .unwrap();
-        if f.write_all(&[1u8; 4096])
-            .and_then(|_| f.sync_all())
-            .is_err()
-        {
-            break;
-        }
-    }
-    assert_eq!(blocks_available(&mp), 0, "the volume did not fill up");
+    fill_up(&mp);
 
     // All of them with mv, as a user would.
     let (mut mv, inner) = h.command_in(&mp, "mv").unwrap();
@@ -117,6 +132,42 @@ fn mv_of_400_files_into_a_directory_on_a_full_volume_fails_with_enospc_and_loses
     let addr = h.start_server(&img, &[]).unwrap();
     let mp = h.mount_remote(&addr).unwrap();
     assert_every_file_in_src(&mp);
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
+
+/// A write answered at once and refused on its way (write-behind: the volume is full) is
+/// reported by every flush and fsync of the file until its last close on the mount: the
+/// close of a copy of the descriptor (as a forked child's exec closes it) does not take the
+/// error from the writer, whose fsync and close report it too. The file opened again after
+/// that starts clean.
+#[test]
+fn a_refused_write_is_reported_by_every_flush_and_fsync_until_the_last_close() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "32M").unwrap();
+    let addr = h.start_server(&img, &[]).unwrap();
+    let mp = h.mount_remote(&addr).unwrap();
+    let late = mp.join("late");
+    let mut f = std::fs::File::create(&late).unwrap();
+    fill_up(&mp);
+    f.write_all(&[7u8; 4096])
+        .expect("answered before the server has it");
+    let copy = f.try_clone().unwrap();
+    let e = close(copy).expect_err("the close of the copy reports the refused write");
+    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+    let e = f.sync_all().expect_err("the writer's fsync reports it too");
+    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+    let e = close(f).expect_err("and its close");
+    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+    std::fs::remove_file(mp.join("hog")).unwrap();
+    let mut f = std::fs::OpenOptions::new().write(true).open(&late).unwrap();
+    f.sync_all()
+        .expect("opened again after the last close: clean");
+    f.write_all(&[8u8; 4096]).unwrap();
+    f.sync_all().unwrap();
+    close(f).unwrap();
+    assert_eq!(std::fs::read(&late).unwrap(), vec![8u8; 4096]);
     h.unmount_all().unwrap();
     h.stop_server().unwrap();
     assert_fsck_clean(&img);

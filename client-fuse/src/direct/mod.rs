@@ -463,8 +463,8 @@ impl Backend for DirectBackend {
         self.remote.lock_epoch()
     }
 
-    fn take_lost(&self, ino: u64, names: bool) -> bool {
-        self.remote.take_lost(ino, names)
+    fn lost(&self, ino: u64, names: bool) -> bool {
+        self.remote.lost(ino, names)
     }
 
     fn on_invalidate(&self, sink: std::sync::mpsc::Sender<crate::backend::Invalidate>) {

@@ -9,10 +9,11 @@ use super::RwxFuse;
 
 impl RwxFuse {
     /// After an fsync or a close: EIO if a server restart lost changes to `ino` that could
-    /// not be sent again (the backend notes them as it sends them). An fsync commits the
+    /// not be sent again (the backend notes them as it sends them, and forgets them at the
+    /// file's last close). An fsync commits the
     /// whole volume, so it also answers for this mount's lost name changes.
     pub(super) fn writes_survived(&self, ino: u64, fsync: bool) -> FsResult<()> {
-        if self.backend.take_lost(ino, fsync) {
+        if self.backend.lost(ino, fsync) {
             tracing::warn!("changes to {ino} (or to names) were lost in a server restart");
             return Err(eio());
         }
