@@ -15,6 +15,7 @@ pub mod netns;
 pub mod podman;
 pub mod proxy;
 pub mod rados_server;
+pub mod sqlite;
 pub mod stopped;
 pub use certs::certificate;
 pub use lan::Lan;

@@ -3,10 +3,9 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use rwxfs_tests::{assert_fsck_clean, harness, time_of, Harness, Locker};
+use rwxfs_tests::{assert_fsck_clean, harness, sqlite, time_of, Harness, Locker};
 
 fn two_mounts(h: &mut Harness, extra: &[&str]) -> (PathBuf, Vec<PathBuf>) {
     let img = h.mkfs("v.img", "128M").unwrap();
@@ -136,66 +135,11 @@ fn a_killed_clients_lock_goes_when_its_lease_ends() {
 fn sqlite_writers_on_different_mounts_lose_no_update() {
     let mut h = harness();
     let (img, m) = two_mounts(&mut h, &[]);
-    let setup = r#"
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1] + "/counter.db")
-db.execute("PRAGMA journal_mode=DELETE")
-db.execute("CREATE TABLE c(n INTEGER)")
-db.execute("INSERT INTO c VALUES (0)")
-db.commit()
-"#;
-    let (mut cmd, inner) = h.command_in(&m[0], "python3").unwrap();
-    assert!(cmd
-        .args(["-c", setup])
-        .arg(&inner)
-        .status()
-        .unwrap()
-        .success());
-    let bump = r#"
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1] + "/counter.db", timeout=60, isolation_level=None)
-for _ in range(int(sys.argv[2])):
-    db.execute("BEGIN IMMEDIATE")
-    (n,) = db.execute("SELECT n FROM c").fetchone()
-    db.execute("UPDATE c SET n = ?", (n + 1,))
-    db.execute("COMMIT")
-print("done", flush=True)
-"#;
+    sqlite::create(&h, &m[0]);
     let per = 60;
-    let mut writers = Vec::new();
-    for w in 0..6 {
-        let (mut cmd, inner) = h.command_in(&m[w % 3], "python3").unwrap();
-        writers.push(
-            cmd.args(["-c", bump])
-                .arg(&inner)
-                .arg(per.to_string())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        );
-    }
-    for w in writers {
-        let out = w.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "writer failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let check = r#"
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1] + "/counter.db")
-print(db.execute("PRAGMA integrity_check").fetchone()[0], db.execute("SELECT n FROM c").fetchone()[0])
-"#;
-    let (mut cmd, inner) = h.command_in(&m[2], "python3").unwrap();
-    let out = cmd.args(["-c", check]).arg(&inner).output().unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("ok {}", 6 * per),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let on: Vec<&Path> = (0..6).map(|w| m[w % 3].as_path()).collect();
+    sqlite::Writers::start(&h, &on, per).wait(Duration::from_secs(600));
+    assert_eq!(sqlite::check(&h, &m[2]), format!("ok {}", 6 * per));
     finish(h, &img);
 }
 
