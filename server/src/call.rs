@@ -37,6 +37,8 @@ pub(crate) struct Ran {
     again: Option<u64>,
     /// A create (opened by the call): the session holds the file open.
     creates: bool,
+    /// Not run: it would have waited for recalls where it may not (`answer_now`).
+    deferred: bool,
 }
 
 impl Ran {
@@ -47,20 +49,69 @@ impl Ran {
             changes: None,
             again: None,
             creates: false,
+            deferred: false,
         }
     }
 }
 
 /// Run call `id` of `session` and return its reply frame: the whole pipeline once the call
-/// was admitted (`dedupe`). The caller keeps the reply (`keep`) and sends it.
+/// was admitted (`dedupe`). The caller keeps the reply (`keep`) and sends it. It may wait
+/// for recalls of other sessions' layouts: never on a connection's task (`answer_now`).
 pub(crate) fn answer(
+    shared: &Shared,
+    session: &Session,
+    caller: &Caller,
+    id: u64,
+    req: Request,
+    bulk: &[u8],
+) -> Vec<u8> {
+    let frame = answer_with(shared, session, caller, id, req, bulk, true);
+    frame.unwrap_or_else(|| unreachable_frame(id))
+}
+
+/// `answer`, on a connection's task: a call that would wait for recalls (a layout was
+/// handed out since the connection judged it could not) is not run and comes back, to be
+/// run where it may wait.
+pub(crate) fn answer_now(
+    shared: &Shared,
+    session: &Session,
+    caller: &Caller,
+    id: u64,
+    req: Request,
+    bulk: &[u8],
+) -> Result<Vec<u8>, Request> {
+    let again = crate::recalls::frees(&req).then(|| req.clone());
+    match (
+        answer_with(shared, session, caller, id, req, bulk, false),
+        again,
+    ) {
+        (Some(frame), _) => Ok(frame),
+        (None, Some(req)) => Err(req),
+        (None, None) => Ok(unreachable_frame(id)),
+    }
+}
+
+/// An EIO reply to `id`: for a call deferred where none may be (never made).
+fn unreachable_frame(id: u64) -> Vec<u8> {
+    tracing::error!("call {id} was deferred where it may wait");
+    let reply = ServerMsg::Reply {
+        id,
+        result: Err(ErrorCode::Io),
+    };
+    encode_frame(&reply, &[]).unwrap_or_default()
+}
+
+/// The pipeline; `None` if the call would have waited for recalls and `may_wait` is false
+/// (nothing was done).
+fn answer_with(
     shared: &Shared,
     session: &Session,
     caller: &Caller,
     id: u64,
     mut req: Request,
     bulk: &[u8],
-) -> Vec<u8> {
+    may_wait: bool,
+) -> Option<Vec<u8>> {
     let root = session.info.export;
     if root != 0 {
         crate::exports::inbound(root, &mut req);
@@ -69,9 +120,12 @@ pub(crate) fn answer(
         Request::Readdir { ino, .. } | Request::Readdirplus { ino, .. } if root != 0 && ino == root);
     let mutates = req.mutates();
     let ran = match authorize(shared, session, &req) {
-        Ok(()) => run(shared, session, caller, id, req, bulk),
+        Ok(()) => run(shared, session, caller, (id, may_wait), req, bulk),
         Err(e) => Ran::failed(e),
     };
+    if ran.deferred {
+        return None;
+    }
     if mutates {
         session.unsafe_calls().end(id);
     }
@@ -82,7 +136,7 @@ pub(crate) fn answer(
         root,
         lists_root,
     };
-    encode(id, caller, &shown, ran)
+    Some(encode(id, caller, &shown, ran))
 }
 
 /// What may be refused before the call runs: a change on a read-only mount, and a call of
@@ -189,7 +243,7 @@ fn run(
     shared: &Shared,
     session: &Session,
     caller: &Caller,
-    id: u64,
+    (id, may_wait): (u64, bool),
     req: Request,
     bulk: &[u8],
 ) -> Ran {
@@ -210,8 +264,15 @@ fn run(
         return plain(r.map(|s| Response::StatFs(s.into())));
     }
     // Layouts other mounts hold on blocks the call frees come back first (direct mode).
-    if let Err(e) = crate::recalls::before(shared, session.id, caller, &req) {
-        return plain(Err(e));
+    match crate::recalls::before(shared, session.id, caller, &req, may_wait) {
+        Err(e) => return plain(Err(e)),
+        Ok(false) => {
+            return Ran {
+                deferred: true,
+                ..Ran::failed(FsError::WouldBlock)
+            }
+        }
+        Ok(true) => {}
     }
     let layouts = layout_call(&req);
     if req.mutates() && shared.made.depends(session.id, &req) {
@@ -241,6 +302,7 @@ fn run(
         out,
         again,
         creates,
+        deferred: false,
     }
 }
 

@@ -86,6 +86,7 @@ pub(crate) async fn handle(
     catch_up(&session, tx).await;
     let mut handler = Handler {
         limit: Arc::new(Semaphore::new(shared.cfg.max_in_flight)),
+        returns: Arc::new(Semaphore::new(shared.cfg.max_in_flight)),
         lease: shared.cfg.lease,
         shared,
         session,
@@ -200,6 +201,9 @@ struct Handler {
     replaced: CancellationToken,
     /// This connection's calls in flight (`max_in_flight`).
     limit: Arc<Semaphore>,
+    /// Its commits and returns of layouts in flight (`max_in_flight` more): apart, so that
+    /// calls waiting for a recall, however many, never keep a holder from answering one.
+    returns: Arc<Semaphore>,
     lease: Duration,
 }
 
@@ -298,33 +302,56 @@ impl Handler {
         let held = shared.grace.holds(session.id) && !meta.recovery;
         // Calls that cannot block (their engine work in memory, page-cache writes included)
         // are answered on the connection's task, sparing two thread hand-offs.
-        if !blocks && !held {
-            let frame = call::answer(shared, session, &caller, id, req, &bulk);
-            call::keep(session, id, remembered, &frame);
-            if let Some(tx) = session.sender() {
-                queue(session, &tx, frame, self.lease).await;
-            }
-            return None;
-        }
-        let Ok(permit) = self.limit.clone().acquire_owned().await else {
-            return Some(End::Shutdown);
+        let req = match (blocks || held, req) {
+            (true, req) => req,
+            (false, req) => match call::answer_now(shared, session, &caller, id, req, &bulk) {
+                Ok(frame) => {
+                    call::keep(session, id, remembered, &frame);
+                    if let Some(tx) = session.sender() {
+                        queue(session, &tx, frame, self.lease).await;
+                    }
+                    return None;
+                }
+                // It would wait for recalls: on the blocking pool after all.
+                Err(req) => req,
+            },
         };
-        // A share of the pool for all connections together: one cannot take all of it.
-        let Ok(pooled) = shared.blocking.clone().acquire_owned().await else {
+        let answers_recalls = matches!(
+            req,
+            Request::LayoutCommit { .. } | Request::LayoutReturn { .. }
+        );
+        let limit = match answers_recalls {
+            true => &self.returns,
+            false => &self.limit,
+        };
+        let Ok(permit) = limit.clone().acquire_owned().await else {
             return Some(End::Shutdown);
         };
         let (shared, session) = (shared.clone(), session.clone());
-        // The engine is synchronous; the reply goes straight to the session's writer.
-        self.shared.tracker.spawn_blocking(move || {
-            if held {
-                shared.grace.wait_out();
-            }
-            let frame = call::answer(&shared, &session, &caller, id, req, &bulk);
-            call::keep(&session, id, remembered, &frame);
-            if let Some(tx) = session.sender() {
-                deliver(&session, &tx, frame);
-            }
-            drop((permit, pooled));
+        let tracker = shared.tracker.clone();
+        // Waited for apart from the connection's frames, which go on being read.
+        tracker.clone().spawn(async move {
+            // A share of the pool for all connections together: one cannot take all of it.
+            // Not for the answers to recalls: calls waiting for recalls may hold all of it.
+            let pooled = match answers_recalls {
+                true => None,
+                false => match shared.blocking.clone().acquire_owned().await {
+                    Ok(p) => Some(p),
+                    Err(_) => return,
+                },
+            };
+            // The engine is synchronous; the reply goes straight to the session's writer.
+            tracker.spawn_blocking(move || {
+                if held {
+                    shared.grace.wait_out();
+                }
+                let frame = call::answer(&shared, &session, &caller, id, req, &bulk);
+                call::keep(&session, id, remembered, &frame);
+                if let Some(tx) = session.sender() {
+                    deliver(&session, &tx, frame);
+                }
+                drop((permit, pooled));
+            });
         });
         None
     }

@@ -2,7 +2,8 @@
 //! sessions hold layouts on — a truncate, a punched hole, the last name of the file removed
 //! or renamed over — the server pushes each holder a `LayoutRecall` and waits, outside the
 //! engine's hold, until it has given them back (after committing what it wrote through
-//! them), so the call comes after those writes. A holder that has not within the lease has
+//! them), so the call comes after those writes. Every holder is asked first, then all are
+//! waited for together: a holder that has not answered a lease after that has
 //! them taken (`Volume::layout_revoke`): what it wrote through them never appears. A call
 //! the caller may not make is refused before any of this, and recalls nothing. A layout
 //! asked for that conflicts with another holder's is refused as before (the asker writes
@@ -54,13 +55,15 @@ impl Recalls {
 /// frees or moves are recalled and given back, or taken after the lease. A call `caller`
 /// may not make recalls nothing: its refusal is the error, as the check in the hold that
 /// runs it would have answered (answered here, so a chmod after this check cannot let it
-/// run without the recalls).
+/// run without the recalls). False, with nothing done, if it would wait and `may_wait` is
+/// false (it runs on a connection's task, which the holders' answers may need).
 pub(crate) fn before(
     shared: &Shared,
     origin: SessionId,
     caller: &Caller,
     req: &Request,
-) -> FsResult<()> {
+    may_wait: bool,
+) -> FsResult<bool> {
     let mut recalled = Vec::new();
     for ino in at_risk(shared, req) {
         let holders = shared.vol.with(|v| v.layout_holders(Ino::new(ino)));
@@ -68,15 +71,16 @@ pub(crate) fn before(
         recalled.extend(others.map(|holder| (holder, ino)));
     }
     if recalled.is_empty() {
-        return Ok(());
+        return Ok(true);
     }
     shared
         .vol
         .with(|v| crate::permissions::check(caller, &mut req.clone(), v))?;
-    for (holder, ino) in recalled {
-        recall(shared, holder, ino);
+    if !may_wait {
+        return Ok(false);
     }
-    Ok(())
+    recall(shared, recalled);
+    Ok(true)
 }
 
 /// After a write layout was refused for another holder's blocks in the range: recall
@@ -91,14 +95,19 @@ pub(crate) fn conflict(shared: &Shared, origin: SessionId, ino: u64) {
 /// True if `req` may have to wait for recalls: it may free blocks of a file while layouts
 /// are out. Such a call runs on the blocking pool, never on a connection's task, which the
 /// holders' returns may need.
+/// One handed out after this is seen where the call runs (`before`, `call::answer_now`).
 pub(crate) fn may_wait(shared: &Shared, req: &Request) -> bool {
-    let frees = match req {
+    frees(req) && shared.vol.with(|v| v.layouts_out())
+}
+
+/// True if `req` is a kind of call that may free or move a file's blocks.
+pub(crate) fn frees(req: &Request) -> bool {
+    match req {
         Request::Setattr { set, .. } => set.size.is_some(),
         Request::Fallocate { mode, .. } => *mode & !libc::FALLOC_FL_KEEP_SIZE as u32 != 0,
         Request::Unlink { .. } | Request::Rename { .. } => true,
         _ => false,
-    };
-    frees && shared.vol.with(|v| v.layouts_out())
+    }
 }
 
 /// Files whose blocks `req` may free or move: the file truncated or punched, the file
@@ -124,56 +133,65 @@ fn at_risk(shared: &Shared, req: &Request) -> Vec<u64> {
     }
 }
 
-/// Recall `holder`'s layouts on `ino` and wait until it gives them back (or holds none any
-/// more: its session ended), at most a lease; then take them.
-fn recall(shared: &Shared, holder: u64, ino: u64) {
+/// Recall each `(holder, ino)`'s layouts and wait until each holder gives them back (or
+/// holds none any more: its session ended), all together: every recall is pushed first, and
+/// one lease from then, the layouts of those that have not answered are taken.
+fn recall(shared: &Shared, wanted: Vec<(u64, u64)>) {
     let r = &shared.recalls;
-    let key = (holder, ino);
-    let seen = {
+    let mut out: Vec<((u64, u64), u64)> = {
         let mut w = r.lock();
-        let e = w.entry(key).or_insert((0, 0));
-        e.0 += 1;
-        e.1
+        let mut seen = Vec::with_capacity(wanted.len());
+        for &key in &wanted {
+            let e = w.entry(key).or_insert((0, 0));
+            e.0 += 1;
+            seen.push((key, e.1));
+        }
+        seen
     };
     let start = Instant::now();
     let mut pushed: Option<Instant> = None;
-    let holds = || {
-        shared
-            .vol
-            .with(|v| v.layout_holders(Ino::new(ino)))
-            .contains(&holder)
-    };
-    let back = loop {
+    loop {
         if pushed.is_none_or(|t| t.elapsed() >= PUSH_AGAIN) {
-            push(shared, holder, ino);
+            for &((holder, ino), _) in &out {
+                push(shared, holder, ino);
+            }
             pushed = Some(Instant::now());
         }
-        let w = r.lock();
-        let (w, _) = r
-            .returned
-            .wait_timeout_while(w, LOOK_AGAIN, |w| w.get(&key).is_some_and(|e| e.1 == seen))
-            .unwrap_or_else(|e| e.into_inner());
-        if w.get(&key).is_some_and(|e| e.1 != seen) {
-            break true;
+        {
+            let w = r.lock();
+            let any_back = |w: &HashMap<(u64, u64), (u32, u64)>| {
+                out.iter()
+                    .any(|(key, seen)| w.get(key).is_some_and(|e| e.1 != *seen))
+            };
+            let (w, _) = r
+                .returned
+                .wait_timeout_while(w, LOOK_AGAIN, |w| !any_back(w))
+                .unwrap_or_else(|e| e.into_inner());
+            out.retain(|(key, seen)| w.get(key).is_some_and(|e| e.1 == *seen));
         }
-        drop(w);
-        if !holds() {
-            break true;
+        out.retain(|&((holder, ino), _)| {
+            shared
+                .vol
+                .with(|v| v.layout_holders(Ino::new(ino)))
+                .contains(&holder)
+        });
+        if out.is_empty() || start.elapsed() >= shared.cfg.lease {
+            break;
         }
-        if start.elapsed() >= shared.cfg.lease {
-            break false;
-        }
-    };
+    }
     {
+        // This call waits no more for any of them, given back or not.
         let mut w = r.lock();
-        if let Some(e) = w.get_mut(&key) {
-            e.0 -= 1;
-            if e.0 == 0 {
-                w.remove(&key);
+        for key in &wanted {
+            if let Some(e) = w.get_mut(key) {
+                e.0 -= 1;
+                if e.0 == 0 {
+                    w.remove(key);
+                }
             }
         }
     }
-    if !back {
+    for ((holder, ino), _) in out {
         tracing::warn!(
             session = holder,
             ino,

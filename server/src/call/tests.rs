@@ -18,6 +18,8 @@ use crate::permissions::Caller;
 use crate::session::{Session, SessionInfo};
 use crate::ServerConfig;
 
+mod recalls;
+
 const ALICE: u32 = 1000;
 const BOB: u32 = 1001;
 
@@ -34,6 +36,10 @@ pub(crate) fn after_check(shared: &Shared) {
 }
 
 fn shared(name: &str) -> Arc<Shared> {
+    shared_with(name, ServerConfig::default())
+}
+
+fn shared_with(name: &str, cfg: ServerConfig) -> Arc<Shared> {
     let dir = std::env::temp_dir().join(format!("rwxfs-call-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -44,7 +50,6 @@ fn shared(name: &str) -> Arc<Shared> {
     let vol = Volume::open(Box::new(FileStore::open(&image).unwrap()) as crate::Store).unwrap();
     // The store holds the image open: the directory goes now, so nothing outlives the test.
     std::fs::remove_dir_all(&dir).unwrap();
-    let cfg = ServerConfig::default();
     Arc::new(Shared {
         vol: SharedVolume::new(vol),
         locks: locks::LockManager::new(),

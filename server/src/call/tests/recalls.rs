@@ -1,0 +1,141 @@
+//! Recalls as a call waits for them: every holder is asked at once, with one deadline.
+
+use std::time::Duration;
+
+use super::*;
+
+/// A recall pushed to a session, decoded: the inode it names.
+fn recalled(frame: &[u8]) -> u64 {
+    match decode_body::<ServerMsg>(&frame[4..]).unwrap().0 {
+        ServerMsg::Push(protocol::Push::LayoutRecall { ino }) => ino,
+        m => panic!("not a recall: {m:?}"),
+    }
+}
+
+#[test]
+fn every_holder_is_recalled_before_any_is_waited_for() {
+    let cfg = ServerConfig {
+        lease: Duration::from_secs(3),
+        ..ServerConfig::default()
+    };
+    let shared = shared_with("recall-all", cfg);
+    let alice = session(&shared, 1, ALICE);
+    let h2 = session(&shared, 2, ALICE);
+    let h3 = session(&shared, 3, ALICE);
+    let (tx, pushed) = std::sync::mpsc::channel();
+    for (id, h) in [(2, &h2), (3, &h3)] {
+        let (t, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+        h.0.attach(t, Default::default(), "127.0.0.1:1".parse().unwrap());
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            while let Some(f) = rx.blocking_recv() {
+                let _ = tx.send((id, recalled(&f)));
+            }
+        });
+    }
+    let create = Request::Create {
+        parent: ROOT_INO,
+        name: b"f".to_vec(),
+        mode: libc::S_IFREG | 0o666,
+        uid: ALICE,
+        gid: ALICE,
+    };
+    let f = match call(&shared, &alice, 1, create, &[]).0 {
+        Ok(Response::Attr(a)) => a.ino,
+        r => panic!("{r:?}"),
+    };
+    for (k, h) in [&h2, &h3].into_iter().enumerate() {
+        let get = Request::LayoutGet {
+            ino: f,
+            offset: 4096 * k as u64,
+            len: 4096,
+            write: true,
+        };
+        let held = call(&shared, h, 1, get, &[]).0;
+        assert!(matches!(held, Ok(Response::Layout(_))), "{held:?}");
+    }
+    // Neither holder answers: the truncate waits for both, at most a lease in all.
+    let truncate = Request::Setattr {
+        ino: f,
+        set: SetAttr {
+            size: Some(0),
+            ..SetAttr::default()
+        },
+    };
+    let s = shared.clone();
+    let t = std::thread::spawn(move || call(&s, &alice, 2, truncate, &[]).0);
+    let (first, ino) = pushed.recv().unwrap();
+    assert_eq!(ino, f);
+    let (second, ino) = loop {
+        match pushed.recv().unwrap() {
+            (h, _) if h == first => continue,
+            other => break other,
+        }
+    };
+    assert_eq!(ino, f);
+    let holders = shared.vol.with(|v| v.layout_holders(volume::Ino::new(f)));
+    assert!(
+        holders.contains(&first),
+        "session {second} was first recalled after session {first}'s layouts were taken"
+    );
+    assert!(matches!(t.join().unwrap(), Ok(Response::Attr(_))));
+    let holders = shared.vol.with(|v| v.layout_holders(volume::Ino::new(f)));
+    assert!(holders.is_empty(), "{holders:?}");
+}
+
+#[test]
+fn a_call_on_a_connections_task_that_would_wait_for_a_recall_comes_back_unrun() {
+    let shared = shared("recall-inline");
+    let alice = session(&shared, 1, ALICE);
+    let holder = session(&shared, 2, ALICE);
+    let (t, mut pushed) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    holder
+        .0
+        .attach(t, Default::default(), "127.0.0.1:1".parse().unwrap());
+    let create = Request::Create {
+        parent: ROOT_INO,
+        name: b"f".to_vec(),
+        mode: libc::S_IFREG | 0o666,
+        uid: ALICE,
+        gid: ALICE,
+    };
+    let f = match call(&shared, &alice, 1, create, &[]).0 {
+        Ok(Response::Attr(a)) => a.ino,
+        r => panic!("{r:?}"),
+    };
+    // Judged on arrival with no layout out (`may_wait`), then one is handed out.
+    let unlink = Request::Unlink {
+        parent: ROOT_INO,
+        name: b"f".to_vec(),
+    };
+    assert!(!crate::recalls::may_wait(&shared, &unlink));
+    let get = Request::LayoutGet {
+        ino: f,
+        offset: 0,
+        len: 4096,
+        write: true,
+    };
+    assert!(matches!(
+        call(&shared, &holder, 1, get, &[]).0,
+        Ok(Response::Layout(_))
+    ));
+    let (s, c) = (&alice.0, &alice.1);
+    let back = super::super::answer_now(&shared, s, c, 2, unlink.clone(), &[]);
+    assert_eq!(
+        back.err(),
+        Some(unlink.clone()),
+        "run on the connection's task"
+    );
+    assert!(pushed.try_recv().is_err(), "a recall was pushed");
+    let named = shared
+        .vol
+        .with(|v| v.lookup(volume::Ino::ROOT, b"f").is_ok());
+    assert!(named, "the unlink ran");
+    // Where it may wait, it recalls the layout and runs once it is returned.
+    let sh = shared.clone();
+    let t = std::thread::spawn(move || call(&sh, &alice, 2, unlink, &[]).0);
+    assert_eq!(recalled(&pushed.blocking_recv().unwrap()), f);
+    let ret = call(&shared, &holder, 2, Request::LayoutReturn { ino: f }, &[]).0;
+    assert!(ret.is_ok(), "{ret:?}");
+    assert!(t.join().unwrap().is_ok());
+}
