@@ -69,6 +69,15 @@ pub(crate) fn answer(
     frame.unwrap_or_else(|| unreachable_frame(id))
 }
 
+/// What `answer_now` made of a call.
+#[derive(Debug)]
+pub(crate) enum Now {
+    /// Its reply frame.
+    Answered(Vec<u8>),
+    /// Not run: it would have waited for recalls. Run it where it may wait.
+    Later(Request),
+}
+
 /// `answer`, on a connection's task: a call that would wait for recalls (a layout was
 /// handed out since the connection judged it could not) is not run and comes back, to be
 /// run where it may wait.
@@ -79,15 +88,15 @@ pub(crate) fn answer_now(
     id: u64,
     req: Request,
     bulk: &[u8],
-) -> Result<Vec<u8>, Request> {
+) -> Now {
     let again = crate::recalls::frees(&req).then(|| req.clone());
     match (
         answer_with(shared, session, caller, id, req, bulk, false),
         again,
     ) {
-        (Some(frame), _) => Ok(frame),
-        (None, Some(req)) => Err(req),
-        (None, None) => Ok(unreachable_frame(id)),
+        (Some(frame), _) => Now::Answered(frame),
+        (None, Some(req)) => Now::Later(req),
+        (None, None) => Now::Answered(unreachable_frame(id)),
     }
 }
 

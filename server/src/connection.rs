@@ -305,7 +305,7 @@ impl Handler {
         let req = match (blocks || held, req) {
             (true, req) => req,
             (false, req) => match call::answer_now(shared, session, &caller, id, req, &bulk) {
-                Ok(frame) => {
+                call::Now::Answered(frame) => {
                     call::keep(session, id, remembered, &frame);
                     if let Some(tx) = session.sender() {
                         queue(session, &tx, frame, self.lease).await;
@@ -313,7 +313,7 @@ impl Handler {
                     return None;
                 }
                 // It would wait for recalls: on the blocking pool after all.
-                Err(req) => req,
+                call::Now::Later(req) => req,
             },
         };
         let answers_recalls = matches!(
