@@ -13,47 +13,20 @@ use rwxfs_csi::spec::volume_capability::access_mode::Mode;
 use rwxfs_tests::{assert_fsck_clean, bin, harness};
 
 mod csi_kit;
-use csi_kit::{cap, Driver, Kube, MIB};
+use csi_kit::{cap, runtime, served, Driver, Kube, MIB};
 
 #[test]
 fn volumes_are_made_published_on_two_nodes_refused_by_mode_grown_and_deleted() {
     let mut h = harness();
-    let img = h.mkfs("v.img", "128M").unwrap();
-    let (admin, token) = (h.path("admin.token"), h.path("mount.token"));
-    std::fs::write(&admin, "administrators\n").unwrap();
+    let token = h.path("mount.token");
     std::fs::write(&token, "mounters\n").unwrap();
-    let server = h
-        .start_server(
-            &img,
-            &[
-                "--admin-token-file",
-                &admin.to_string_lossy(),
-                "--token-file",
-                &token.to_string_lossy(),
-            ],
-        )
-        .unwrap();
-    let dir = h.path("csi");
-    std::fs::create_dir(&dir).unwrap();
+    let token_arg = token.to_string_lossy().into_owned();
+    let s = served(&mut h, "128M", &["--token-file", &token_arg]);
     // Tokens reach the driver as secrets; the files it was started with are not used.
-    let none = dir.join("absent");
-    let mut n1 = Driver::start(&dir, "n1", &none, &none);
-    let mut n2 = Driver::start(&dir, "n2", &none, &none);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut k = Kube {
-            controller: spec::controller_client::ControllerClient::new(n1.channel().await),
-            nodes: vec![
-                spec::node_client::NodeClient::new(n1.channel().await),
-                spec::node_client::NodeClient::new(n2.channel().await),
-            ],
-            server: server.clone(),
-            admin: "administrators".into(),
-            token: "mounters".into(),
-        };
+    let mut n1 = Driver::start(&s.dir, "n1", &s.none, &s.none);
+    let mut n2 = Driver::start(&s.dir, "n2", &s.none, &s.none);
+    runtime().block_on(async {
+        let mut k = Kube::of(&[&n1, &n2], &s.server, "mounters").await;
         let rwx = Mode::MultiNodeMultiWriter;
         let v = k.create("pvc-shared", 8 * MIB, rwx).await.unwrap();
         assert_eq!(v.capacity_bytes, 8 * MIB);
@@ -68,7 +41,7 @@ fn volumes_are_made_published_on_two_nodes_refused_by_mode_grown_and_deleted() {
             .unwrap_err();
         assert_eq!(e.code(), tonic::Code::AlreadyExists, "{e}");
         let id = v.volume_id.clone();
-        let (t1, t2) = (dir.join("pod-a"), dir.join("pod-b"));
+        let (t1, t2) = (s.dir.join("pod-a"), s.dir.join("pod-b"));
         n1.targets.push(t1.clone());
         n2.targets.push(t2.clone());
         k.publish(0, &id, &t1, rwx).await.unwrap();
@@ -110,7 +83,7 @@ fn volumes_are_made_published_on_two_nodes_refused_by_mode_grown_and_deleted() {
             .create("pvc-once", 4 * MIB, Mode::SingleNodeWriter)
             .await
             .unwrap();
-        let (o1, o2) = (dir.join("once-a"), dir.join("once-b"));
+        let (o1, o2) = (s.dir.join("once-a"), s.dir.join("once-b"));
         n1.targets.push(o1.clone());
         n2.targets.push(o2.clone());
         k.publish(0, &rwo.volume_id, &o1, Mode::SingleNodeWriter)
@@ -127,7 +100,7 @@ fn volumes_are_made_published_on_two_nodes_refused_by_mode_grown_and_deleted() {
             .create("pvc-pod", 4 * MIB, Mode::SingleNodeSingleWriter)
             .await
             .unwrap();
-        let (p1, p2) = (dir.join("pod-1"), dir.join("pod-2"));
+        let (p1, p2) = (s.dir.join("pod-1"), s.dir.join("pod-2"));
         n1.targets.extend([p1.clone(), p2.clone()]);
         k.publish(0, &rwop.volume_id, &p1, Mode::SingleNodeSingleWriter)
             .await
@@ -169,15 +142,15 @@ fn volumes_are_made_published_on_two_nodes_refused_by_mode_grown_and_deleted() {
             "list",
             "--json",
             "--server",
-            &server,
+            &s.server,
             "--admin-token-file",
         ])
-        .arg(&admin)
+        .arg(&s.admin)
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
     h.stop_server().unwrap();
-    assert_fsck_clean(&img);
+    assert_fsck_clean(&s.img);
 }
 
 /// The process serving the FUSE mount at `target`: the `rwxfs mount` daemon.
@@ -214,29 +187,12 @@ impl Drop for Daemon {
 #[test]
 fn a_mount_outlives_the_node_plugin_and_a_new_plugin_unpublishes_it() {
     let mut h = harness();
-    let img = h.mkfs("v.img", "64M").unwrap();
-    let admin = h.path("admin.token");
-    std::fs::write(&admin, "administrators\n").unwrap();
-    let server = h
-        .start_server(&img, &["--admin-token-file", &admin.to_string_lossy()])
-        .unwrap();
-    let dir = h.path("csi");
-    std::fs::create_dir(&dir).unwrap();
-    let none = dir.join("absent");
-    let n1 = Driver::start(&dir, "n1", &admin, &none);
-    let target = dir.join("pod");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let s = served(&mut h, "64M", &[]);
+    let n1 = Driver::start(&s.dir, "n1", &s.admin, &s.none);
+    let target = s.dir.join("pod");
+    let rt = runtime();
     let id = rt.block_on(async {
-        let mut k = Kube {
-            controller: spec::controller_client::ControllerClient::new(n1.channel().await),
-            nodes: vec![spec::node_client::NodeClient::new(n1.channel().await)],
-            server: server.clone(),
-            admin: "administrators".into(),
-            token: String::new(),
-        };
+        let mut k = Kube::of(&[&n1], &s.server, "").await;
         let v = k
             .create("pvc-kept", 4 * MIB, Mode::MultiNodeMultiWriter)
             .await
@@ -277,10 +233,10 @@ fn a_mount_outlives_the_node_plugin_and_a_new_plugin_unpublishes_it() {
     let prefix = ["nsenter", "-t", &pid, "-m"];
     let n2 = Driver::start_in(
         &prefix,
-        &dir.join("n1-again.sock"),
+        &s.dir.join("n1-again.sock"),
         "n1",
-        &admin,
-        &none,
+        &s.admin,
+        &s.none,
         &[],
     );
     rt.block_on(async {
@@ -301,5 +257,5 @@ fn a_mount_outlives_the_node_plugin_and_a_new_plugin_unpublishes_it() {
     }
     drop(n2);
     h.stop_server().unwrap();
-    assert_fsck_clean(&img);
+    assert_fsck_clean(&s.img);
 }

@@ -13,7 +13,7 @@ use rwxfs_tests::{assert_fsck_clean, harness};
 use tonic::Code;
 
 mod csi_kit;
-use csi_kit::{Driver, Kube, MIB};
+use csi_kit::{runtime, served, Driver, Kube, MIB};
 
 type Controller = spec::controller_client::ControllerClient<tonic::transport::Channel>;
 
@@ -50,30 +50,12 @@ async fn available(
 #[test]
 fn volumes_are_listed_in_pages_and_capacity_is_the_volumes_free_space() {
     let mut h = harness();
-    let img = h.mkfs("v.img", "64M").unwrap();
-    let admin = h.path("admin.token");
-    std::fs::write(&admin, "administrators\n").unwrap();
-    let server = h
-        .start_server(&img, &["--admin-token-file", &admin.to_string_lossy()])
-        .unwrap();
-    let dir = h.path("csi");
-    std::fs::create_dir(&dir).unwrap();
-    let none = dir.join("absent");
-    let mut n1 = Driver::start_with(&dir, "n1", &admin, &none, &["--server", &server]);
-    let target = dir.join("pod");
+    let s = served(&mut h, "64M", &[]);
+    let mut n1 = Driver::start_with(&s.dir, "n1", &s.admin, &s.none, &["--server", &s.server]);
+    let target = s.dir.join("pod");
     n1.targets.push(target.clone());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut k = Kube {
-            controller: spec::controller_client::ControllerClient::new(n1.channel().await),
-            nodes: vec![spec::node_client::NodeClient::new(n1.channel().await)],
-            server: server.clone(),
-            admin: "administrators".into(),
-            token: String::new(),
-        };
+    runtime().block_on(async {
+        let mut k = Kube::of(&[&n1], &s.server, "").await;
         let caps = k
             .controller
             .controller_get_capabilities(spec::ControllerGetCapabilitiesRequest {})
@@ -144,7 +126,7 @@ fn volumes_are_listed_in_pages_and_capacity_is_the_volumes_free_space() {
         };
         let v = c.create_volume(owned.clone()).await.unwrap().into_inner();
         let owned_id = v.volume.unwrap().volume_id;
-        let t2 = dir.join("pod-owned");
+        let t2 = s.dir.join("pod-owned");
         n1.targets.push(t2.clone());
         k.publish(0, &owned_id, &t2, Mode::MultiNodeMultiWriter)
             .await
@@ -161,7 +143,7 @@ fn volumes_are_listed_in_pages_and_capacity_is_the_volumes_free_space() {
         assert_eq!(e.code(), Code::InvalidArgument, "{e}");
         let after = available(c, HashMap::new()).await.unwrap();
         assert!(after <= free - 3 * MIB, "{after} of {free}");
-        let named = HashMap::from([("server".to_string(), server.clone())]);
+        let named = HashMap::from([("server".to_string(), s.server.clone())]);
         assert_eq!(available(c, named).await.unwrap(), after);
         let elsewhere = HashMap::from([("server".to_string(), "127.0.0.1:1".to_string())]);
         let e = available(c, elsewhere).await.unwrap_err();
@@ -174,5 +156,5 @@ fn volumes_are_listed_in_pages_and_capacity_is_the_volumes_free_space() {
     });
     drop(n1);
     h.stop_server().unwrap();
-    assert_fsck_clean(&img);
+    assert_fsck_clean(&s.img);
 }

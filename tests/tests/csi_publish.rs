@@ -12,7 +12,7 @@ use rwxfs_tests::{assert_fsck_clean, harness};
 use tonic::Code;
 
 mod csi_kit;
-use csi_kit::{cap, cap_with, Driver, Kube, MIB};
+use csi_kit::{cap, cap_with, runtime, served, Driver, Kube, ADMIN, MIB};
 
 const RWX: Mode = Mode::MultiNodeMultiWriter;
 
@@ -28,30 +28,16 @@ fn request(id: &str, target: &Path, c: spec::VolumeCapability) -> spec::NodePubl
 #[test]
 fn a_republish_must_match_the_mount_and_mount_flags_reach_it() {
     let mut h = harness();
-    let img = h.mkfs("v.img", "64M").unwrap();
-    let admin = h.path("admin.token");
-    std::fs::write(&admin, "administrators\n").unwrap();
-    let server = h
-        .start_server(&img, &["--admin-token-file", &admin.to_string_lossy()])
-        .unwrap();
-    let dir = h.path("csi");
-    std::fs::create_dir(&dir).unwrap();
-    let none = dir.join("absent");
-    let mut n1 = Driver::start(&dir, "n1", &admin, &none);
-    let (t1, t2, t3) = (dir.join("pod-1"), dir.join("pod-2"), dir.join("pod-3"));
+    let s = served(&mut h, "64M", &[]);
+    let mut n1 = Driver::start(&s.dir, "n1", &s.admin, &s.none);
+    let (t1, t2, t3) = (
+        s.dir.join("pod-1"),
+        s.dir.join("pod-2"),
+        s.dir.join("pod-3"),
+    );
     n1.targets.extend([t1.clone(), t2.clone(), t3.clone()]);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut k = Kube {
-            controller: spec::controller_client::ControllerClient::new(n1.channel().await),
-            nodes: vec![spec::node_client::NodeClient::new(n1.channel().await)],
-            server: server.clone(),
-            admin: "administrators".into(),
-            token: String::new(),
-        };
+    runtime().block_on(async {
+        let mut k = Kube::of(&[&n1], &s.server, "").await;
         let a = k.create("pvc-a", 4 * MIB, RWX).await.unwrap().volume_id;
         let b = k.create("pvc-b", 4 * MIB, RWX).await.unwrap().volume_id;
         k.publish(0, &a, &t1, RWX).await.unwrap();
@@ -107,8 +93,8 @@ fn a_republish_must_match_the_mount_and_mount_flags_reach_it() {
         let mut c = spec::CreateVolumeRequest {
             name: "pvc-ext4".into(),
             volume_capabilities: vec![cap_with(RWX, "ext4", &[])],
-            parameters: [("server".into(), server.clone())].into(),
-            secrets: [("adminToken".into(), "administrators".into())].into(),
+            parameters: [("server".into(), s.server.clone())].into(),
+            secrets: [("adminToken".into(), ADMIN.into())].into(),
             ..Default::default()
         };
         let e = k.controller.create_volume(c.clone()).await.unwrap_err();
@@ -126,5 +112,5 @@ fn a_republish_must_match_the_mount_and_mount_flags_reach_it() {
     });
     drop(n1);
     h.stop_server().unwrap();
-    assert_fsck_clean(&img);
+    assert_fsck_clean(&s.img);
 }

@@ -13,59 +13,33 @@ use rwxfs_tests::{assert_fsck_clean, harness};
 use tonic::Code;
 
 mod csi_kit;
-use csi_kit::{cap, Driver, Kube, MIB};
+use csi_kit::{cap, runtime, served, Driver, Kube, ADMIN, MIB};
 
 const RWX: Mode = Mode::MultiNodeMultiWriter;
 
 #[test]
 fn administration_and_mounts_speak_tls_with_the_ca_of_a_secret_or_the_driver() {
     let mut h = harness();
-    let img = h.mkfs("v.img", "64M").unwrap();
     let (cert, key) = certificate(&h, "server");
     let pem = std::fs::read_to_string(&cert).unwrap();
-    let admin = h.path("admin.token");
-    std::fs::write(&admin, "administrators\n").unwrap();
-    let server = h
-        .start_server(
-            &img,
-            &[
-                "--admin-token-file",
-                &admin.to_string_lossy(),
-                "--tls-cert",
-                &cert.to_string_lossy(),
-                "--tls-key",
-                &key.to_string_lossy(),
-            ],
-        )
-        .unwrap();
-    let dir = h.path("csi");
-    std::fs::create_dir(&dir).unwrap();
-    let none = dir.join("absent");
-    // n1 trusts nothing of its own: the CA comes in the requests' secrets. n2 has --tls-ca.
-    let mut n1 = Driver::start(&dir, "n1", &none, &none);
     let ca = cert.to_string_lossy().into_owned();
-    let n2_args = ["--tls-ca", &ca, "--server", &server];
-    let mut n2 = Driver::start_with(&dir, "n2", &admin, &none, &n2_args);
-    let (t1, t2, t3) = (dir.join("pod-1"), dir.join("pod-2"), dir.join("pod-3"));
+    let key = key.to_string_lossy().into_owned();
+    let s = served(&mut h, "64M", &["--tls-cert", &ca, "--tls-key", &key]);
+    // n1 trusts nothing of its own: the CA comes in the requests' secrets. n2 has --tls-ca.
+    let mut n1 = Driver::start(&s.dir, "n1", &s.none, &s.none);
+    let n2_args = ["--tls-ca", &ca, "--server", &s.server];
+    let mut n2 = Driver::start_with(&s.dir, "n2", &s.admin, &s.none, &n2_args);
+    let (t1, t2, t3) = (
+        s.dir.join("pod-1"),
+        s.dir.join("pod-2"),
+        s.dir.join("pod-3"),
+    );
     n1.targets.extend([t1.clone(), t3.clone()]);
     n2.targets.push(t2.clone());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut k = Kube {
-            controller: spec::controller_client::ControllerClient::new(n1.channel().await),
-            nodes: vec![
-                spec::node_client::NodeClient::new(n1.channel().await),
-                spec::node_client::NodeClient::new(n2.channel().await),
-            ],
-            server: server.clone(),
-            admin: "administrators".into(),
-            token: String::new(),
-        };
+    runtime().block_on(async {
+        let mut k = Kube::of(&[&n1, &n2], &s.server, "").await;
         let secrets = |ca: Option<&str>| {
-            let mut s = HashMap::from([("adminToken".to_string(), "administrators".to_string())]);
+            let mut s = HashMap::from([("adminToken".to_string(), ADMIN.to_string())]);
             if let Some(ca) = ca {
                 s.insert("tlsCA".into(), ca.into());
             }
@@ -78,7 +52,7 @@ fn administration_and_mounts_speak_tls_with_the_ca_of_a_secret_or_the_driver() {
                 limit_bytes: 0,
             }),
             volume_capabilities: vec![cap(RWX)],
-            parameters: HashMap::from([("server".into(), server.clone())]),
+            parameters: HashMap::from([("server".into(), s.server.clone())]),
             secrets: secrets(ca),
             ..Default::default()
         };
@@ -165,5 +139,5 @@ fn administration_and_mounts_speak_tls_with_the_ca_of_a_secret_or_the_driver() {
     drop(n1);
     drop(n2);
     h.stop_server().unwrap();
-    assert_fsck_clean(&img);
+    assert_fsck_clean(&s.img);
 }

@@ -1,5 +1,6 @@
-//! What the CSI tests share: driver processes (each a "node" in a mount namespace of its
-//! own) and a gRPC client playing the external provisioner, resizer and kubelet.
+//! What the CSI tests share: a server with an administrators' token, driver processes
+//! (each a "node" in a mount namespace of its own) and a gRPC client playing the external
+//! provisioner, resizer and kubelet.
 // Each test file uses some of these.
 #![allow(dead_code)]
 
@@ -11,10 +12,57 @@ use std::process::{Child, Command, Stdio};
 use rwxfs_csi::spec;
 use rwxfs_csi::spec::volume_capability::access_mode::Mode;
 use rwxfs_csi::spec::volume_capability::{AccessMode, AccessType, MountVolume};
-use rwxfs_tests::bin;
+use rwxfs_tests::{bin, Harness};
 use tonic::transport::{Channel, Endpoint, Uri};
 
 pub const MIB: i64 = 1 << 20;
+
+/// The administrators' token of every server `served` starts.
+pub const ADMIN: &str = "administrators";
+
+/// A server for the CSI tests, and where their drivers' sockets and pods' targets go.
+pub struct Served {
+    /// The image it serves.
+    pub img: PathBuf,
+    /// The server's address.
+    pub server: String,
+    /// The file holding its administrators' token (`ADMIN`).
+    pub admin: PathBuf,
+    /// The directory of the drivers' sockets and the pods' targets.
+    pub dir: PathBuf,
+    /// A token file that does not exist: a driver given it starts with no token.
+    pub none: PathBuf,
+}
+
+/// A new image of `size` served with the administrators' token `ADMIN` and the server
+/// options `extra`.
+pub fn served(h: &mut Harness, size: &str, extra: &[&str]) -> Served {
+    let img = h.mkfs("v.img", size).unwrap();
+    let admin = h.path("admin.token");
+    std::fs::write(&admin, format!("{ADMIN}\n")).unwrap();
+    let admin_arg = admin.to_string_lossy().into_owned();
+    let mut args = vec!["--admin-token-file", &admin_arg];
+    args.extend_from_slice(extra);
+    let server = h.start_server(&img, &args).unwrap();
+    let dir = h.path("csi");
+    std::fs::create_dir(&dir).unwrap();
+    let none = dir.join("absent");
+    Served {
+        img,
+        server,
+        admin,
+        dir,
+        none,
+    }
+}
+
+/// The runtime the gRPC client runs on.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
 
 /// One driver process: a "node", in a mount namespace of its own.
 pub struct Driver {
@@ -164,6 +212,22 @@ pub struct Kube {
 }
 
 impl Kube {
+    /// The provisioner (through the first of `nodes`) and kubelets of `nodes`, for volumes
+    /// of `server` administered with `ADMIN` and mounted with `token` (empty: none).
+    pub async fn of(nodes: &[&Driver], server: &str, token: &str) -> Kube {
+        let mut kubelets = Vec::new();
+        for n in nodes {
+            kubelets.push(spec::node_client::NodeClient::new(n.channel().await));
+        }
+        Kube {
+            controller: spec::controller_client::ControllerClient::new(nodes[0].channel().await),
+            nodes: kubelets,
+            server: server.into(),
+            admin: ADMIN.into(),
+            token: token.into(),
+        }
+    }
+
     pub async fn create(
         &mut self,
         name: &str,
