@@ -11,6 +11,7 @@ pub mod ceph;
 pub mod certs;
 pub mod lan;
 pub mod locker;
+pub mod mount_script;
 pub mod netns;
 pub mod podman;
 pub mod proxy;

@@ -4,9 +4,9 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use rwxfs_tests::{assert_fsck_clean, bin, harness, Harness};
+use rwxfs_tests::mount_script::MountScript;
+use rwxfs_tests::{assert_fsck_clean, harness, Harness};
 
 /// The per-mount options (`rw,nosuid,...`) of the mount at `mp`, as its process sees it.
 fn mount_options(h: &Harness, mp: &Path) -> Vec<String> {
@@ -147,26 +147,6 @@ fn ro_given_as_an_option_refuses_writes_with_erofs() {
     assert_fsck_clean(&img);
 }
 
-/// Stops, by pid, the background mount processes a script reported ("(pid N)"), even when
-/// the test fails before the script unmounted them.
-struct Reported(Vec<i32>);
-
-impl Drop for Reported {
-    fn drop(&mut self) {
-        for &pid in &self.0 {
-            // SAFETY: signalling a process this test started.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-    }
-}
-
-fn pids(out: &str) -> Vec<i32> {
-    out.split("(pid ")
-        .skip(1)
-        .filter_map(|s| s.split(')').next()?.parse().ok())
-        .collect()
-}
-
 #[test]
 fn flags_in_mount_t_rwxfs_and_in_fstab_reach_the_mount() {
     let mut h = harness();
@@ -185,8 +165,6 @@ fn flags_in_mount_t_rwxfs_and_in_fstab_reach_the_mount() {
     .unwrap();
     // The helper is linked in only inside this private mount namespace.
     let script = r#"
-        mount -t tmpfs helpers /usr/sbin
-        ln -s "$RWXFS" /usr/sbin/mount.rwxfs
         mount -t rwxfs -o nosuid,nodev,noexec "$ADDR" "$MP"
         printf '#!/bin/sh\necho script ran\n' > "$MP/script"
         chmod 755 "$MP/script"
@@ -198,27 +176,13 @@ fn flags_in_mount_t_rwxfs_and_in_fstab_reach_the_mount() {
         if "$MP/script"; then echo "a noexec mount ran a script"; exit 1; fi
         umount "$MP"
     "#;
-    let out = Command::new("unshare")
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-ex",
-            "-c",
-            script,
-        ])
-        .env("RWXFS", bin())
+    let ran = MountScript::new(script)
         .env("ADDR", &addr)
         .env("MP", &mp)
         .env("FSTAB", &fstab)
-        .current_dir("/")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let _guard = Reported(pids(&stdout));
-    assert!(out.status.success(), "script failed:\n{stdout}\n{stderr}");
+        .run();
+    ran.assert_ok();
+    let stdout = &ran.stdout;
     let flags = |tag: &str| -> Vec<String> {
         let line = stdout
             .lines()
@@ -238,13 +202,7 @@ fn flags_in_mount_t_rwxfs_and_in_fstab_reach_the_mount() {
         !f.iter().any(|o| o == "nosuid"),
         "fstab: nosuid not asked: {f:?}"
     );
-    for pid in pids(&stdout) {
-        let gone = (0..200).any(|_| {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            !Path::new(&format!("/proc/{pid}")).exists()
-        });
-        assert!(gone, "mount process {pid} still running after umount");
-    }
+    ran.assert_mounts_ended();
     h.stop_server().unwrap();
     assert_fsck_clean(&img);
 }

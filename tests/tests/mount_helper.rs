@@ -1,30 +1,9 @@
 //! `mount -t rwxfs` and an /etc/fstab line, through the `mount.rwxfs` helper, as an admin
-//! would use them. The helper is installed only inside a private mount namespace (a tmpfs over
-//! /usr/sbin holding the one link), so the machine's /sbin is never touched.
+//! would use them, the helper installed only inside a private mount namespace (`mount_script`:
+//! the machine's /sbin is never touched).
 
-use std::process::Command;
-
-use rwxfs_tests::{assert_fsck_clean, bin, harness};
-
-/// Stops, by pid, the background mount processes a script reported ("(pid N)"), even when
-/// the test fails before the script unmounted them.
-struct Reported(Vec<i32>);
-
-impl Drop for Reported {
-    fn drop(&mut self) {
-        for &pid in &self.0 {
-            // SAFETY: signalling a process this test started.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-    }
-}
-
-fn pids(out: &str) -> Vec<i32> {
-    out.split("(pid ")
-        .skip(1)
-        .filter_map(|s| s.split(')').next()?.parse().ok())
-        .collect()
-}
+use rwxfs_tests::mount_script::MountScript;
+use rwxfs_tests::{assert_fsck_clean, harness};
 
 #[test]
 fn mount_t_rwxfs_and_an_fstab_line_work_through_the_helper() {
@@ -43,8 +22,6 @@ fn mount_t_rwxfs_and_an_fstab_line_work_through_the_helper() {
     )
     .unwrap();
     let script = r#"
-        mount -t tmpfs helpers /usr/sbin
-        ln -s "$RWXFS" /usr/sbin/mount.rwxfs
         mount -t rwxfs "$ADDR" "$MP"
         echo written-through-mount-t > "$MP/a"
         grep "^$ADDR $MP fuse" /proc/self/mounts
@@ -58,27 +35,13 @@ fn mount_t_rwxfs_and_an_fstab_line_work_through_the_helper() {
         umount "$MP"
     "#;
     std::fs::create_dir(h.path("ro")).unwrap();
-    let out = Command::new("unshare")
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-ex",
-            "-c",
-            script,
-        ])
-        .env("RWXFS", bin())
+    let ran = MountScript::new(script)
         .env("ADDR", &addr)
         .env("MP", &mp)
         .env("FSTAB", &fstab)
-        .current_dir("/")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let _guard = Reported(pids(&stdout));
-    assert!(out.status.success(), "script failed:\n{stdout}\n{stderr}");
+        .run();
+    ran.assert_ok();
+    let (stdout, stderr) = (&ran.stdout, &ran.stderr);
     assert!(stdout.contains("written-through-mount-t"), "{stdout}");
     assert!(
         stdout.contains("mount.rwxfs: unknown option bogus")
@@ -86,13 +49,7 @@ fn mount_t_rwxfs_and_an_fstab_line_work_through_the_helper() {
         "{stdout}\n{stderr}"
     );
     // Every background mount process the script started has exited after its umount.
-    for pid in pids(&stdout) {
-        let gone = (0..200).any(|_| {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            !std::path::Path::new(&format!("/proc/{pid}")).exists()
-        });
-        assert!(gone, "mount process {pid} still running after umount");
-    }
+    ran.assert_mounts_ended();
     h.stop_server().unwrap();
     assert_fsck_clean(&img);
 }
@@ -120,8 +77,6 @@ fn fstab_and_mount_o_direct_mount_directly_on_the_image_named() {
     )
     .unwrap();
     let script = r#"
-        mount -t tmpfs helpers /usr/sbin
-        ln -s "$RWXFS" /usr/sbin/mount.rwxfs
         mount -T "$FSTAB" "$MP"
         grep "^$ADDR $MP fuse" /proc/self/mounts
         before=$(awk '/^wchar:/ {print $2}' /proc/$SERVER/io)
@@ -136,29 +91,15 @@ fn fstab_and_mount_o_direct_mount_directly_on_the_image_named() {
         if mount -t rwxfs -o raw,direct "$ADDR" "$MP2" 2>&1; then exit 1; fi
         umount "$MP"
     "#;
-    let out = Command::new("unshare")
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-ex",
-            "-c",
-            script,
-        ])
-        .env("RWXFS", bin())
+    let ran = MountScript::new(script)
         .env("ADDR", &addr)
         .env("MP", &mp)
         .env("MP2", &mp2)
         .env("FSTAB", &fstab)
         .env("SERVER", server.to_string())
-        .current_dir("/")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let _guard = Reported(pids(&stdout));
-    assert!(out.status.success(), "script failed:\n{stdout}\n{stderr}");
+        .run();
+    ran.assert_ok();
+    let (stdout, stderr) = (&ran.stdout, &ran.stderr);
     assert!(stdout.contains("same-on-both"), "{stdout}");
     // 32 MiB written on the direct mount: almost none of it through the server.
     let wrote: u64 = stdout
@@ -170,13 +111,7 @@ fn fstab_and_mount_o_direct_mount_directly_on_the_image_named() {
     let both = format!("{stdout}\n{stderr}");
     assert!(both.contains("/no/such/image"), "{both}");
     assert!(both.contains("raw and direct"), "{both}");
-    for pid in pids(&stdout) {
-        let gone = (0..200).any(|_| {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            !std::path::Path::new(&format!("/proc/{pid}")).exists()
-        });
-        assert!(gone, "mount process {pid} still running after umount");
-    }
+    ran.assert_mounts_ended();
     h.stop_server().unwrap();
     assert_fsck_clean(&img);
 }
