@@ -11,6 +11,8 @@ use volume::{BlockStore, Extent, FsError, Ino, Layout};
 
 const BS: u64 = BLOCK_SIZE as u64;
 
+type Vol = volume::Volume<std::sync::Arc<volume::MemStore>>;
+
 /// Write `data` at file offset `at` through the layout, as a direct client does.
 fn write_through(store: &impl BlockStore, layout: &Layout, at: u64, data: &[u8]) {
     let mut pos = at;
@@ -123,27 +125,10 @@ fn blocks_freed_under_a_layout_go_to_no_other_file_until_it_is_returned() {
     let l = v.layout_get(1, a, 0, 16 * BS, false).unwrap();
     let held: Vec<u64> = l.extents.iter().flat_map(blocks_of).collect();
     assert_eq!(held.len(), 16);
-    v.setattr(
-        a,
-        volume::SetAttr {
-            size: Some(0),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    truncate(&mut v, a, 0);
     v.commit().unwrap();
     // Fill the volume's free space: none of it may be the blocks the reader may still read.
-    let b = v.create(Ino::ROOT, b"b", 0o100644, 0, 0).unwrap().ino;
-    let mut off = 0u64;
-    loop {
-        match v.write(b, off, &vec![b'b'; BS as usize]) {
-            Ok(_) => off += BS,
-            Err(FsError::NoSpace) => break,
-            Err(e) => panic!("{e}"),
-        }
-    }
-    let lb = v.layout_get(2, b, 0, off, false).unwrap();
-    let given: Vec<u64> = lb.extents.iter().flat_map(blocks_of).collect();
+    let (b, off, given) = take_all_space(&mut v, b"b");
     assert!(
         given.iter().all(|p| !held.contains(p)),
         "a held block went to b"
@@ -153,6 +138,33 @@ fn blocks_freed_under_a_layout_go_to_no_other_file_until_it_is_returned() {
     v.commit().unwrap();
     let more = v.write(b, off, &vec![b'b'; 4 * BS as usize]).unwrap();
     assert_eq!(more, 4 * BS as usize);
+}
+
+/// Cut `ino` to `size` bytes.
+fn truncate(v: &mut Vol, ino: Ino, size: u64) {
+    let cut = volume::SetAttr {
+        size: Some(size),
+        ..Default::default()
+    };
+    v.setattr(ino, cut).unwrap();
+}
+
+/// A new file `name` made to take every block it can (one write of all the free space, cut
+/// short where the space runs out), committed: its inode, its size, and the blocks it was
+/// given, as a read layout of holder 2 (kept) shows them.
+fn take_all_space(v: &mut Vol, name: &[u8]) -> (Ino, u64, Vec<u64>) {
+    let ino = v.create(Ino::ROOT, name, 0o100644, 0, 0).unwrap().ino;
+    let all = v.statfs().bfree * BS;
+    let _ = v.write(ino, 0, &vec![b'g'; all as usize]);
+    v.commit().unwrap();
+    let size = v.getattr(ino).unwrap().size;
+    assert!(size > all / 2, "{name:?} took only {size} of {all} bytes");
+    let given = v.layout_get(2, ino, 0, size, false).unwrap();
+    (
+        ino,
+        size,
+        given.extents.iter().flat_map(blocks_of).collect(),
+    )
 }
 
 fn blocks_of(e: &Extent) -> Vec<u64> {
@@ -188,14 +200,7 @@ fn a_truncate_drops_reservations_past_the_new_size() {
     let free = v.statfs().bfree;
     let l = v.layout_get(1, ino, BS, 4 * BS, true).unwrap();
     write_through(&*store, &l, BS, &vec![b'w'; 4 * BS as usize]);
-    v.setattr(
-        ino,
-        volume::SetAttr {
-            size: Some(10),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    truncate(&mut v, ino, 10);
     // The write raced the truncate and lost: committing it maps nothing past the cut.
     let a = v
         .layout_commit(1, ino, &[(BS, 4 * BS)], 5 * BS, None)
@@ -320,24 +325,12 @@ fn reserved_blocks_a_truncate_cuts_go_to_no_other_file_until_the_layout_is_retur
     let free = v.statfs().bfree;
     let l = v.layout_get(1, ino, BS, 8 * BS, true).unwrap();
     let reserved: Vec<u64> = l.extents.iter().flat_map(blocks_of).collect();
-    v.setattr(
-        ino,
-        volume::SetAttr {
-            size: Some(0),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    truncate(&mut v, ino, 0);
     v.commit().unwrap();
     // The holder may still be writing them: another file that takes every block it can
     // is given none of them (it runs out of space first).
-    let g = v.create(Ino::ROOT, b"g", 0o100644, 0, 0).unwrap().ino;
-    let all = v.statfs().bfree * BS;
-    let _ = v.write(g, 0, &vec![b'g'; all as usize]);
-    let size = v.getattr(g).unwrap().size;
-    assert!(size > all / 2, "g took only {size} bytes");
-    let given = v.layout_get(2, g, 0, size, false).unwrap();
-    for b in given.extents.iter().flat_map(blocks_of) {
+    let (g, _, given) = take_all_space(&mut v, b"g");
+    for b in given {
         assert!(
             !reserved.contains(&b),
             "block {b} given to g while f's layout is out"
@@ -405,11 +398,7 @@ fn a_block_freed_under_a_layout_before_the_commit_is_counted_once() {
     v.write(a, 0, &vec![b'a'; 16 * BS as usize]).unwrap();
     v.commit().unwrap();
     let _reader = v.layout_get(1, a, 0, 16 * BS, false).unwrap();
-    let cut = volume::SetAttr {
-        size: Some(0),
-        ..Default::default()
-    };
-    v.setattr(a, cut).unwrap();
+    truncate(&mut v, a, 0);
     // Freed by an open transaction and held for the reader: each block set aside once.
     let before = v.quarantined_blocks();
     v.commit().unwrap();
@@ -429,9 +418,7 @@ fn a_block_freed_under_a_layout_before_the_commit_is_counted_once() {
 /// A holder whose layouts on `f` were taken while it may still be writing them (it did not
 /// answer a recall in time): the blocks its layout covered, reserved or mapped, are given
 /// to no other file until `done` (its return, or its session's end) lets them go.
-fn a_revoked_holders_blocks_stay_out_until(
-    done: impl Fn(&mut volume::Volume<std::sync::Arc<volume::MemStore>>, Ino),
-) {
+fn a_revoked_holders_blocks_stay_out_until(done: impl Fn(&mut Vol, Ino)) {
     let store = fresh(16 * MIB);
     let mut v = open(&store);
     let f = v.create(Ino::ROOT, b"f", 0o100644, 0, 0).unwrap().ino;
@@ -444,23 +431,10 @@ fn a_revoked_holders_blocks_stay_out_until(
     assert_eq!(covered.len(), 9);
     v.layout_revoke(1, f);
     assert!(v.layout_holders(f).is_empty(), "no longer recalled");
-    v.setattr(
-        f,
-        volume::SetAttr {
-            size: Some(0),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    truncate(&mut v, f, 0);
     v.commit().unwrap();
-    let g = v.create(Ino::ROOT, b"g", 0o100644, 0, 0).unwrap().ino;
-    let all = v.statfs().bfree * BS;
-    let _ = v.write(g, 0, &vec![b'g'; all as usize]);
-    v.commit().unwrap();
-    let size = v.getattr(g).unwrap().size;
-    assert!(size > all / 2, "g took only {size} bytes");
-    let given = v.layout_get(2, g, 0, size, false).unwrap();
-    for b in given.extents.iter().flat_map(blocks_of) {
+    let (g, size, given) = take_all_space(&mut v, b"g");
+    for b in given {
         assert!(
             !covered.contains(&b),
             "block {b} given to g while the holder whose layout covered it may write it"
