@@ -240,6 +240,29 @@ fn reopens_on_a_new_session(listener: &TcpListener) -> Vec<Request> {
     }
 }
 
+/// `req` made on `link` with its reply given to a callback (on the link's reader: no caller
+/// runs after it): the reply.
+fn answered_to_a_callback(link: &Link, req: Request) -> Result<Response, i32> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let done = Box::new(move |r: client_fuse::link::Reply| {
+        let _ = tx.send(r.0);
+    });
+    link.call_async(req, &[], done, false).expect("sent");
+    let wait = std::time::Duration::from_secs(30);
+    rx.recv_timeout(wait).expect("answered")
+}
+
+/// The first connection on `listener`: session 1, in which the mount's open of file 5 is
+/// answered.
+fn opened_in_session_1(listener: &TcpListener) -> TcpStream {
+    let (mut s, _) = listener.accept().expect("accept");
+    assert!(matches!(next(&mut s), ClientMsg::Hello { .. }));
+    send(&mut s, &welcome(1, &[1u8; 32]));
+    let open = |r: &Request| matches!(r, Request::Open { ino: 5, .. });
+    answer(&mut s, open, Ok(Response::Attr(file(5))));
+    s
+}
+
 /// An open answered just before the connection breaks counts as held from the moment its
 /// reply arrives, not from when its caller gets to it: a new session made by the recovery
 /// opens it again (without that, another mount's unlink could free it under its opener).
@@ -249,26 +272,15 @@ fn an_open_answered_as_the_connection_breaks_is_made_again_on_a_new_session() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("address").to_string();
     let script = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().expect("accept");
-        assert!(matches!(next(&mut s), ClientMsg::Hello { .. }));
-        send(&mut s, &welcome(1, &[1u8; 32]));
-        let open = |r: &Request| matches!(r, Request::Open { ino: 5, .. });
-        answer(&mut s, open, Ok(Response::Attr(file(5))));
-        drop(s);
+        drop(opened_in_session_1(&listener));
         reopens_on_a_new_session(&listener)
     });
     let link = scripted_link(&addr);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let done = Box::new(move |r: client_fuse::link::Reply| {
-        let _ = tx.send(r.0);
-    });
     let open = Request::Open {
         ino: 5,
         flags: libc::O_RDWR,
     };
-    link.call_async(open, &[], done, false).expect("sent");
-    let wait = std::time::Duration::from_secs(30);
-    let reply = rx.recv_timeout(wait).expect("the open is answered");
+    let reply = answered_to_a_callback(&link, open);
     assert!(reply.is_ok(), "{reply:?}");
     let reopens = script.join().expect("the script ran to its end");
     assert!(
@@ -291,11 +303,7 @@ fn a_release_answered_as_the_connection_breaks_is_not_undone_on_a_new_session() 
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("address").to_string();
     let script = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().expect("accept");
-        assert!(matches!(next(&mut s), ClientMsg::Hello { .. }));
-        send(&mut s, &welcome(1, &[1u8; 32]));
-        let open = |r: &Request| matches!(r, Request::Open { ino: 5, .. });
-        answer(&mut s, open, Ok(Response::Attr(file(5))));
+        let mut s = opened_in_session_1(&listener);
         let release = |r: &Request| matches!(r, Request::Release { ino: 5 });
         answer(&mut s, release, Ok(Response::Empty));
         drop(s);
@@ -307,14 +315,7 @@ fn a_release_answered_as_the_connection_breaks_is_not_undone_on_a_new_session() 
         .expect("open");
     assert!(reply.is_ok(), "{reply:?}");
     assert_eq!(link.open_count(5), 1);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let done = Box::new(move |r: client_fuse::link::Reply| {
-        let _ = tx.send(r.0);
-    });
-    link.call_async(Request::Release { ino: 5 }, &[], done, false)
-        .expect("sent");
-    let wait = std::time::Duration::from_secs(30);
-    let reply = rx.recv_timeout(wait).expect("the release is answered");
+    let reply = answered_to_a_callback(&link, Request::Release { ino: 5 });
     assert!(reply.is_ok(), "{reply:?}");
     let reopens = script.join().expect("the script ran to its end");
     assert!(reopens.is_empty(), "opened again: {reopens:?}");

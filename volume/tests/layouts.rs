@@ -129,10 +129,7 @@ fn blocks_freed_under_a_layout_go_to_no_other_file_until_it_is_returned() {
     v.commit().unwrap();
     // Fill the volume's free space: none of it may be the blocks the reader may still read.
     let (b, off, given) = take_all_space(&mut v, b"b");
-    assert!(
-        given.iter().all(|p| !held.contains(p)),
-        "a held block went to b"
-    );
+    given_none_of(&given, &held, "a reader's layout");
     // Returned: they are free again.
     v.layout_return(1, a);
     v.commit().unwrap();
@@ -165,6 +162,13 @@ fn take_all_space(v: &mut Vol, name: &[u8]) -> (Ino, u64, Vec<u64>) {
         size,
         given.extents.iter().flat_map(blocks_of).collect(),
     )
+}
+
+/// Panics if a block of `given` is one of `held`, which `whose` still covers.
+fn given_none_of(given: &[u64], held: &[u64], whose: &str) {
+    if let Some(b) = given.iter().find(|b| held.contains(b)) {
+        panic!("block {b} given to another file while {whose} covers it");
+    }
 }
 
 fn blocks_of(e: &Extent) -> Vec<u64> {
@@ -330,12 +334,7 @@ fn reserved_blocks_a_truncate_cuts_go_to_no_other_file_until_the_layout_is_retur
     // The holder may still be writing them: another file that takes every block it can
     // is given none of them (it runs out of space first).
     let (g, _, given) = take_all_space(&mut v, b"g");
-    for b in given {
-        assert!(
-            !reserved.contains(&b),
-            "block {b} given to g while f's layout is out"
-        );
-    }
+    given_none_of(&given, &reserved, "f's write layout");
     v.layout_return(2, g);
     v.layout_return(1, ino);
     v.unlink(Ino::ROOT, b"g").unwrap();
@@ -434,12 +433,11 @@ fn a_revoked_holders_blocks_stay_out_until(done: impl Fn(&mut Vol, Ino)) {
     truncate(&mut v, f, 0);
     v.commit().unwrap();
     let (g, size, given) = take_all_space(&mut v, b"g");
-    for b in given {
-        assert!(
-            !covered.contains(&b),
-            "block {b} given to g while the holder whose layout covered it may write it"
-        );
-    }
+    given_none_of(
+        &given,
+        &covered,
+        "a revoked holder's layout (it may still write them)",
+    );
     v.layout_return(2, g);
     done(&mut v, f);
     v.commit().unwrap();
