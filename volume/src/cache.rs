@@ -29,8 +29,9 @@ pub(crate) struct Meta<S: BlockStore> {
     quarantine: HashSet<u64>,
     /// Free blocks set aside for a layout's writer (`reserve_block`): out of the free count,
     /// never handed out, and in no bitmap until `claim` maps them (nothing about them is
-    /// journaled, so a crash leaves them free).
-    reserved: HashSet<u64>,
+    /// journaled, so a crash leaves them free), each with the quota tree it counts against
+    /// until then (`Trees::hold`).
+    reserved: HashMap<u64, u32>,
     /// Freed blocks a layout may still read or write (`hold_for`): free in the bitmap, but
     /// not handed out again until `release_held` lets them go.
     held: HashSet<u64>,
@@ -64,7 +65,7 @@ impl<S: BlockStore> Meta<S> {
             blocks: HashMap::new(),
             dirty: BTreeSet::new(),
             quarantine: HashSet::new(),
-            reserved: HashSet::new(),
+            reserved: HashMap::new(),
             held: HashSet::new(),
             held_by: HashMap::new(),
             both: 0,
@@ -275,7 +276,7 @@ impl<S: BlockStore> Meta<S> {
             std::mem::take(&mut self.reserved),
             std::mem::take(&mut self.held),
         );
-        let skip = |b: u64| q.contains(&b) || r.contains(&b) || h.contains(&b);
+        let skip = |b: u64| q.contains(&b) || r.contains_key(&b) || h.contains(&b);
         let found = self.find_clear(self.geo.bbitmap_start, self.geo.total_blocks, from, &skip);
         (self.quarantine, self.reserved, self.held) = (q, r, h);
         let b = found?.ok_or(FsError::NoSpace)?;
@@ -288,11 +289,13 @@ impl<S: BlockStore> Meta<S> {
         Ok(b)
     }
 
-    /// Set a free block aside for a layout's writer: taken from the free count, left clear
-    /// in the bitmap (no transaction knows of it) until `claim`.
-    pub(crate) fn reserve_block(&mut self, goal: Option<u64>) -> FsResult<u64> {
+    /// Set a free block aside for a layout's writer: taken from the free count and held
+    /// against quota tree `tree`'s room, left clear in the bitmap (no transaction knows of
+    /// it) until `claim`.
+    pub(crate) fn reserve_block(&mut self, goal: Option<u64>, tree: u32) -> FsResult<u64> {
         let b = self.find_free(goal)?;
-        self.reserved.insert(b);
+        self.reserved.insert(b, tree);
+        self.trees.hold(tree, 1);
         self.free_blocks = self.free_blocks.saturating_sub(1);
         Ok(b)
     }
@@ -300,9 +303,10 @@ impl<S: BlockStore> Meta<S> {
     /// A reserved block becomes allocated (its bit set in this transaction), charged to
     /// quota tree `tree`: it is about to be mapped. `Corrupt` if it was not reserved.
     pub(crate) fn claim(&mut self, b: u64, tree: u32) -> FsResult<()> {
-        if !self.reserved.remove(&b) {
+        let Some(held) = self.reserved.remove(&b) else {
             return Err(FsError::Corrupt(format!("block {b} mapped unreserved")));
-        }
+        };
+        self.trees.hold(held, -1);
         if self.set_bit(self.geo.bbitmap_start, b, true)? {
             return Err(FsError::Corrupt(format!("reserved block {b} was in use")));
         }
@@ -312,7 +316,8 @@ impl<S: BlockStore> Meta<S> {
 
     /// A reserved block goes back to the free blocks, unused.
     pub(crate) fn unreserve(&mut self, b: u64) {
-        if self.reserved.remove(&b) {
+        if let Some(tree) = self.reserved.remove(&b) {
+            self.trees.hold(tree, -1);
             self.free_blocks += 1;
         }
     }
@@ -320,7 +325,8 @@ impl<S: BlockStore> Meta<S> {
     /// A reserved block whose range was cut away goes back to the free blocks, but is held
     /// for inode `index`'s layouts (`release_held`): its holder may still be writing it.
     pub(crate) fn unreserve_held(&mut self, index: u32, b: u64) {
-        if self.reserved.remove(&b) {
+        if let Some(tree) = self.reserved.remove(&b) {
+            self.trees.hold(tree, -1);
             self.free_blocks += 1;
             self.hold(index, b);
         }

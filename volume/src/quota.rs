@@ -53,6 +53,10 @@ pub(crate) struct Trees {
     /// Trees made, charged or removed since the last transaction was taken: their roots'
     /// records are written then.
     changed: HashSet<u32>,
+    /// Blocks reserved for layouts and not yet committed, by tree: they count against its
+    /// room (`check`, `room`) as if used, but are no part of its kept use, which a crash
+    /// (that frees them) must find right.
+    held: HashMap<u32, u64>,
 }
 
 impl Trees {
@@ -96,12 +100,30 @@ impl Trees {
         self.changed.insert(root);
     }
 
+    /// Count `blocks` (may be negative) reserved for layouts in tree `root` (`held`).
+    pub(crate) fn hold(&mut self, root: u32, blocks: i64) {
+        if root == 0 {
+            return;
+        }
+        let n = self.held.entry(root).or_default();
+        *n = n.saturating_add_signed(blocks);
+        if *n == 0 {
+            self.held.remove(&root);
+        }
+    }
+
+    /// Blocks tree `root` holds or has reserved for layouts.
+    fn taken(&self, root: u32, u: &Usage) -> u64 {
+        u.blocks
+            .saturating_add(self.held.get(&root).copied().unwrap_or(0))
+    }
+
     /// Refuse with `DiskQuota` `blocks` and `inodes` more in tree `root`.
     pub(crate) fn check(&self, root: u32, blocks: u64, inodes: u64) -> FsResult<()> {
         let Some((q, u)) = self.get(root) else {
             return Ok(());
         };
-        if u.blocks.saturating_add(blocks) > q.max_blocks
+        if self.taken(root, &u).saturating_add(blocks) > q.max_blocks
             || u.inodes.saturating_add(inodes) > q.max_inodes
         {
             return Err(FsError::DiskQuota);
@@ -112,7 +134,7 @@ impl Trees {
     /// Blocks tree `root` has room for (all there are outside every tree).
     pub(crate) fn room(&self, root: u32) -> u64 {
         match self.get(root) {
-            Some((q, u)) => q.max_blocks.saturating_sub(u.blocks),
+            Some((q, u)) => q.max_blocks.saturating_sub(self.taken(root, &u)),
             None => u64::MAX,
         }
     }

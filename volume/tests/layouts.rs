@@ -460,3 +460,52 @@ fn a_revoked_holders_blocks_go_to_no_other_file_until_it_returns_them() {
 fn a_revoked_holders_blocks_go_to_no_other_file_until_its_session_ends() {
     a_revoked_holders_blocks_stay_out_until(|v, _| v.layout_return_all(1));
 }
+
+#[test]
+fn blocks_reserved_for_layouts_count_against_the_quota_until_committed_or_returned() {
+    let store = fresh(16 * MIB);
+    let mut v = open(&store);
+    let e = v.mkdir(Ino::ROOT, b"e", 0o755, 0, 0).unwrap().ino;
+    let cap = volume::Quota {
+        max_blocks: 40,
+        max_inodes: 10,
+        tag: 0,
+    };
+    v.set_quota(e, cap).unwrap();
+    let f = v.create(e, b"f", 0o100644, 0, 0).unwrap().ino;
+    let g = v.create(e, b"g", 0o100644, 0, 0).unwrap().ino;
+    // 30 blocks of the 40 reserved for one writer: a second asking for 30 more is refused
+    // (its writes go through the server, which answers the same), though nothing is
+    // committed yet.
+    let l = v.layout_get(1, f, 0, 30 * BS, true).unwrap();
+    let refused = v.layout_get(2, g, 0, 30 * BS, true);
+    assert!(matches!(refused, Err(FsError::DiskQuota)), "{refused:?}");
+    let through_engine = v.write(g, 0, &vec![b'g'; 30 * BS as usize]);
+    assert!(
+        matches!(through_engine, Err(FsError::DiskQuota)),
+        "{through_engine:?}"
+    );
+    // The writer asking again over its own reservations is not charged twice.
+    v.layout_get(1, f, 0, 30 * BS, true).unwrap();
+    write_through(&*store, &l, 0, &vec![b'f'; 30 * BS as usize]);
+    v.layout_commit(1, f, &[(0, 30 * BS)], 30 * BS, None)
+        .unwrap();
+    let used = v.quota_of(f).unwrap().unwrap().2;
+    assert!(used.blocks >= 30 && used.blocks <= 32, "{used:?}");
+    // Reserved, then returned unused: room again.
+    let room = 40 - used.blocks;
+    let over = v.layout_get(2, g, 0, (room + 1) * BS, true);
+    assert!(matches!(over, Err(FsError::DiskQuota)), "{over:?}");
+    v.layout_get(2, g, 0, (room - 2) * BS, true).unwrap();
+    assert!(matches!(
+        v.layout_get(3, g, (room - 2) * BS, 3 * BS, true),
+        Err(FsError::DiskQuota)
+    ));
+    v.layout_return(2, g);
+    v.layout_get(3, g, 0, (room - 2) * BS, true).unwrap();
+    v.layout_return(3, g);
+    v.layout_return(1, f);
+    v.commit().unwrap();
+    drop(v);
+    assert_clean(&store);
+}

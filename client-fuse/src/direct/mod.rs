@@ -305,7 +305,10 @@ impl DirectBackend {
                 write: true,
             };
             let l: Layout = match self.server(req) {
-                Err(FsError::WouldBlock) => break,
+                // Another mount's uncommitted blocks, or no room (the quota counts
+                // reserved blocks, and the server may find room a layout could not):
+                // through the server, which answers for itself.
+                Err(FsError::WouldBlock | FsError::DiskQuota | FsError::NoSpace) => break,
                 r => r?,
             };
             fence::test_gate();

@@ -112,8 +112,11 @@ impl<S: BlockStore> Volume<S> {
             if theirs {
                 return Err(FsError::WouldBlock);
             }
+            // Blocks already reserved for this holder in the range count once: as held.
+            let mine = (self.layouts.by_inode.get(&i))
+                .map_or(0, |h| h.reserved.range(first..last).count() as u64);
             let cost = bmap::alloc_cost_range(&mut self.m, &d, first, last)?;
-            bmap::reserve(&self.m, d.tree, cost)?;
+            bmap::reserve(&self.m, d.tree, cost.saturating_sub(mine))?;
             // The tail of the block holding the end of the file, zeroed once for that end:
             // again, it would wipe what writes past it, not yet committed, put there.
             let held = self.layouts.by_inode.entry(i).or_default();
@@ -132,7 +135,7 @@ impl<S: BlockStore> Volume<S> {
                 None => match self.reserved_for(i, lblk, holder) {
                     Some(p) => (Some(p), true),
                     None if write => {
-                        let p = self.reserve(i, lblk, holder, goal)?;
+                        let p = self.reserve((i, d.tree), lblk, holder, goal)?;
                         if lblk * bs < offset || (lblk + 1) * bs > end {
                             // Written only in part: the rest must read as zeros.
                             self.m.store.write_at(&[0u8; BLOCK_SIZE], p * bs)?;
@@ -160,8 +163,14 @@ impl<S: BlockStore> Volume<S> {
         }
     }
 
-    fn reserve(&mut self, i: u32, lblk: u64, holder: u64, goal: Option<u64>) -> FsResult<u64> {
-        let p = self.m.reserve_block(goal)?;
+    fn reserve(
+        &mut self,
+        (i, tree): (u32, u32),
+        lblk: u64,
+        holder: u64,
+        goal: Option<u64>,
+    ) -> FsResult<u64> {
+        let p = self.m.reserve_block(goal, tree)?;
         let held = self.layouts.by_inode.entry(i).or_default();
         held.reserved.insert(lblk, (p, holder));
         Ok(p)
