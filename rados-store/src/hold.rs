@@ -3,18 +3,24 @@
 //! that tool. A volume a live server owns is refused (the server's lease holds the lock), and
 //! no server takes the volume while the tool runs: a server started meanwhile stands by, as
 //! for another server. Renewed while held, let go when dropped; a tool killed meanwhile leaves
-//! it to lapse after `HOLD_LEASE`. A hold fences no one and records no owner.
+//! it to lapse after `HOLD_LEASE`. A hold fences no one and records no owner, so a tool whose
+//! renewals fail must stop writing before its lease may have run out (a standby may take the
+//! volume then): `ensure`, and `guard`, a store that checks before every write and flush.
+
+mod lease;
 
 use std::io;
-use std::sync::{mpsc, Arc};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use volume::BlockStore;
 
 use crate::cluster::{Cluster, Pool};
 use crate::name::ImageName;
 use crate::objects::{LockSpec, Locked};
 use crate::owner::{holder_of, new_cookie, OWNER_LOCK};
 use crate::RadosError;
+use lease::{Renewing, Watch};
 
 /// How long a hold lasts without a renewal (it is renewed every third of it).
 pub const HOLD_LEASE: Duration = Duration::from_secs(10);
@@ -24,8 +30,8 @@ pub struct Hold {
     pool: Arc<Pool>,
     header: String,
     lock: LockSpec,
-    stop: Option<mpsc::Sender<()>>,
-    renewer: Option<JoinHandle<()>>,
+    name: String,
+    renewing: Renewing,
 }
 
 impl Hold {
@@ -46,6 +52,7 @@ impl Hold {
             cookie: new_cookie().map_err(io)?,
             description: about.into(),
         };
+        let sent = Instant::now();
         if pool
             .lock_exclusive(&header, &lock, HOLD_LEASE, false)
             .map_err(io)?
@@ -53,43 +60,172 @@ impl Hold {
         {
             return Ok(Err(holder_of(&pool, &header)));
         }
-        let (stop, stopped) = mpsc::channel::<()>();
         let (p, h, l) = (pool.clone(), header.clone(), lock.clone());
-        let renewer = std::thread::spawn(move || {
-            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(HOLD_LEASE / 3) {
-                if let Err(e) = p.lock_exclusive(&h, &l, HOLD_LEASE, true) {
-                    tracing::warn!("{h}: the hold on the volume was not renewed: {e}");
-                }
-            }
-        });
+        let shown = header.clone();
+        let renewing = Renewing::start(
+            sent,
+            HOLD_LEASE,
+            move || p.lock_exclusive(&h, &l, HOLD_LEASE, true),
+            move |e| tracing::warn!("{shown}: the hold on the volume was not renewed: {e}"),
+        );
         Ok(Ok(Hold {
             pool,
             header,
             lock,
-            stop: Some(stop),
-            renewer: Some(renewer),
+            name: name.to_string(),
+            renewing,
         }))
+    }
+
+    /// `Ok` while the hold surely lasts a while yet (a fifth of `HOLD_LEASE`); otherwise an
+    /// error saying why the hold may have lapsed. A tool checks this before a step that
+    /// writes the volume, and stops if it fails.
+    pub fn ensure(&self) -> io::Result<()> {
+        check(&self.renewing.watch(), None)
+    }
+
+    /// Why the hold may have lapsed (`hold on the volume may have lapsed: ...`), if it may.
+    pub fn lapsed(&self) -> Option<String> {
+        self.renewing.watch().ensure().err()
+    }
+
+    /// `store` (this volume's), refusing every write and flush once the hold may have
+    /// lapsed, before it reaches the store (`ensure`).
+    pub fn guard<S: BlockStore>(&self, store: S) -> Held<S> {
+        Held {
+            inner: store,
+            watch: self.renewing.watch(),
+            name: self.name.clone(),
+        }
     }
 
     /// Let go now, reporting a failure (dropping lets go too, silently).
     pub fn release(mut self) -> io::Result<()> {
-        self.stop_renewing();
+        self.renewing.stop();
         self.pool.unlock(&self.header, &self.lock)
-    }
-
-    fn stop_renewing(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.renewer.take() {
-            let _ = t.join();
-        }
     }
 }
 
 impl Drop for Hold {
     fn drop(&mut self) {
-        if self.renewer.is_some() {
-            self.stop_renewing();
+        if self.renewing.stop() {
             let _ = self.pool.unlock(&self.header, &self.lock);
         }
+    }
+}
+
+/// `Watch::ensure` as an error of the store named `name`, if any.
+fn check(watch: &Watch, name: Option<&str>) -> io::Result<()> {
+    watch.ensure().map_err(|why| {
+        let name = name.map(|n| format!("{n}: ")).unwrap_or_default();
+        io::Error::other(format!(
+            "{name}the tool's {why}; stopped before writing to it (a server may have taken it)"
+        ))
+    })
+}
+
+/// A volume's store written only while its tool's hold surely lasts (`Hold::guard`).
+pub struct Held<S: BlockStore> {
+    inner: S,
+    watch: Watch,
+    name: String,
+}
+
+impl<S: BlockStore> BlockStore for Held<S> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        check(&self.watch, Some(&self.name))?;
+        self.inner.write_at(buf, offset)
+    }
+    fn flush(&self) -> io::Result<()> {
+        check(&self.watch, Some(&self.name))?;
+        self.inner.flush()
+    }
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn reserve(&self, offset: u64, len: u64) -> io::Result<()> {
+        check(&self.watch, Some(&self.name))?;
+        self.inner.reserve(offset, len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use volume::MemStore;
+
+    /// A hold whose renewals all fail: once its lease may have run out, writes and flushes
+    /// through its guard are refused, naming the volume and the renewal's error, and reach
+    /// nothing.
+    #[test]
+    fn writes_stop_once_a_hold_whose_renewals_fail_may_have_lapsed() {
+        let lease = Duration::from_millis(300);
+        let renewing = Renewing::start(
+            Instant::now(),
+            lease,
+            || Err(io::Error::from_raw_os_error(libc::ETIMEDOUT)),
+            |_| {},
+        );
+        let store = Held {
+            inner: MemStore::new(1 << 20),
+            watch: renewing.watch(),
+            name: "rados://p/v".into(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let refused = loop {
+            match check(&store.watch, Some(&store.name)) {
+                Err(e) => break e.to_string(),
+                Ok(()) if Instant::now() < deadline => std::thread::sleep(lease / 10),
+                Ok(()) => panic!("the hold still counts as held 30 s on"),
+            }
+        };
+        assert!(
+            refused.starts_with("rados://p/v: ")
+                && refused.contains("renewing it failed")
+                && refused.contains("timed out")
+                && refused.contains("stopped before writing"),
+            "{refused}"
+        );
+        let e = store.write_at(&[1u8; 4096], 8192).unwrap_err();
+        assert_eq!(e.to_string(), refused);
+        assert!(store.flush().is_err());
+        assert!(store.reserve(0, 4096).is_err());
+        let mut back = vec![9u8; 4096];
+        store.read_at(&mut back, 8192).unwrap();
+        assert!(
+            back.iter().all(|&b| b == 0),
+            "the refused write reached the store"
+        );
+    }
+
+    /// A renewal that finds the lock held by another stops the renewals and the writes at
+    /// once, lease or no lease.
+    #[test]
+    fn a_hold_taken_by_another_stops_writes_at_once() {
+        let renewals = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counted = renewals.clone();
+        let mut renewing = Renewing::start(
+            Instant::now(),
+            Duration::from_millis(300),
+            move || {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(Locked::Busy)
+            },
+            |_| {},
+        );
+        let watch = renewing.watch();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while watch.ensure().is_ok() {
+            assert!(Instant::now() < deadline, "never lost");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let e = watch.ensure().unwrap_err();
+        assert!(e.contains("another client holds the owner lock"), "{e}");
+        // The thread ended by itself after that one renewal.
+        assert!(renewing.stop());
+        assert_eq!(renewals.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

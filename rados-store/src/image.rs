@@ -130,6 +130,18 @@ pub(crate) fn read_header(pool: &Pool, name: &ImageName) -> Result<Option<Header
 /// leaves the marker, which no server opens and the next mkfs reads to finish the clearing,
 /// so no object of the old image outlives it, in the new image's range or past it.
 pub fn create(pool: &Pool, name: &ImageName, header: Header) -> Result<(), RadosError> {
+    create_while(pool, name, header, &|| Ok(()))
+}
+
+/// `create`, stopping with its error as soon as `held` fails, which is asked before the
+/// marker is written, between batches of removals, and before the header is written: a
+/// tool's hold on the volume (`Hold::ensure`) that may have lapsed.
+pub fn create_while(
+    pool: &Pool,
+    name: &ImageName,
+    header: Header,
+    held: &dyn Fn() -> std::io::Result<()>,
+) -> Result<(), RadosError> {
     let io = |e| RadosError::Io(name.to_string(), e);
     let there = match read_found(pool, name) {
         Ok(Found::Nothing) => 0,
@@ -143,6 +155,7 @@ pub fn create(pool: &Pool, name: &ImageName, header: Header) -> Result<(), Rados
     // as zeros no more than an old image's do.
     let clear = there.max(header.objects());
     let marker = format!("{UNFINISHED} {FORMAT}\nobjects {clear}\n");
+    held().map_err(io)?;
     pool.write_full(&name.header_object(), marker.as_bytes())
         .map_err(io)?;
     let mut pending = std::collections::VecDeque::new();
@@ -150,11 +163,15 @@ pub fn create(pool: &Pool, name: &ImageName, header: Header) -> Result<(), Rados
         pending.push_back(pool.aio_remove(&name.data_object(i)).map_err(io)?);
         if pending.len() >= 256 {
             finish_remove(pending.pop_front()).map_err(io)?;
+            if i % 256 == 0 {
+                held().map_err(io)?;
+            }
         }
     }
     while let Some(p) = pending.pop_front() {
         finish_remove(Some(p)).map_err(io)?;
     }
+    held().map_err(io)?;
     pool.write_full(&name.header_object(), &header.encode())
         .map_err(io)
 }

@@ -18,8 +18,8 @@ mod store;
 use std::io;
 
 pub use cluster::{CephOptions, Cluster, Pending, Pool};
-pub use hold::{Hold, HOLD_LEASE};
-pub use image::{create, Header, DEFAULT_OBJECT_SIZE};
+pub use hold::{Held, Hold, HOLD_LEASE};
+pub use image::{create, create_while, Header, DEFAULT_OBJECT_SIZE};
 pub use name::{ImageName, SCHEME};
 pub use objects::{LockSpec, Locked, Locker};
 pub use owner::{fenced, Claim, Owner, Renewal, FENCE_FOR, OWNER_LOCK};

@@ -109,15 +109,16 @@ fn run_rados(
             return 8;
         }
     };
-    let _hold = match rados_cmd::hold(store.pool().cluster(), name, "fsck") {
+    let hold = match rados_cmd::hold(store.pool().cluster(), name, "fsck") {
         Ok(h) => h,
         Err(e) => {
             eprintln!("rwxfs fsck: {e}");
             return 8;
         }
     };
+    // The repair writes nothing once the hold may have lapsed (a server may have taken it).
     if repair {
-        if let Err(e) = rebuild(store.clone(), image) {
+        if let Err(e) = rebuild(hold.guard(store.clone()), image) {
             eprintln!("rwxfs fsck: {e}");
             return 8;
         }
@@ -132,7 +133,13 @@ fn run_rados(
             }
         },
     };
-    check(&*store, image, json, Some(log.as_ref()))
+    let status = check(&*store, image, json, Some(log.as_ref()));
+    // A server that took the volume during the check may have written what it read.
+    if let Some(why) = hold.lapsed() {
+        eprintln!("rwxfs fsck: {name}: the check's {why}; a server may have written the volume meanwhile: check it again");
+        return 8;
+    }
+    status
 }
 
 /// Make the volume's on-disk lists and kept use again (`Volume::open_rebuilding_lists`); its

@@ -69,8 +69,11 @@ pub fn mkfs(
         size,
         object_size: DEFAULT_OBJECT_SIZE,
     };
-    rados_store::create(&pool()?, name, header).map_err(|e| e.to_string())?;
+    // Every write stops once the hold may have lapsed: a server may have taken the volume.
+    rados_store::create_while(&pool()?, name, header, &|| hold.ensure())
+        .map_err(|e| e.to_string())?;
     let store = RadosStore::open_in(pool()?, name, false).map_err(|e| e.to_string())?;
+    let store = hold.guard(store);
     let made = super::mkfs_cmd::format(&store, &name.to_string(), inodes)?;
     drop(store);
     hold.release()
