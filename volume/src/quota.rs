@@ -150,15 +150,17 @@ pub(crate) fn stored_use(record: &[u8]) -> Usage {
 
 impl<S: BlockStore> Meta<S> {
     /// Write the use of every tree charged since the last transaction into its root's record
-    /// (zeros for a tree removed), in the transaction being taken.
+    /// (zeros for a tree removed), in the transaction being taken. A root is let go of only
+    /// once its record is written: after an error the rest are written by the next try.
     pub(crate) fn store_tree_use(&mut self) -> FsResult<()> {
-        let changed: Vec<u32> = self.trees.changed.drain().collect();
+        let changed: Vec<u32> = self.trees.changed.iter().copied().collect();
         for root in changed {
             let u = self.trees.get(root).map(|(_, u)| u).unwrap_or_default();
             let (b, off) = self.geo.inode_location(root);
             let blk = self.block_mut(b)?;
             put_u64(blk, off + TREE_USED_BLOCKS, u.blocks);
             put_u64(blk, off + TREE_USED_INODES, u.inodes);
+            self.trees.changed.remove(&root);
         }
         Ok(())
     }
@@ -177,6 +179,64 @@ pub(crate) fn may_enter(tree: u32, index: u32, dir_tree: u32) -> FsResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::{Geometry, BLOCK_SIZE};
+    use crate::store::{BlockStore, MemStore};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A store whose reads of one block fail (`u64::MAX`: none).
+    struct FailingRead {
+        inner: MemStore,
+        block: AtomicU64,
+    }
+
+    impl BlockStore for FailingRead {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+            if offset / BLOCK_SIZE as u64 == self.block.load(Ordering::SeqCst) {
+                return Err(std::io::Error::from_raw_os_error(libc::EIO));
+            }
+            self.inner.read_at(buf, offset)
+        }
+        fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+            self.inner.write_at(buf, offset)
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn len(&self) -> u64 {
+            self.inner.len()
+        }
+    }
+
+    #[test]
+    fn a_roots_record_not_written_for_an_error_is_written_by_the_next_try() {
+        let geo = Geometry::for_size(4096, Some(1024)).unwrap();
+        let store = FailingRead {
+            inner: MemStore::new(4096 * BLOCK_SIZE as u64),
+            block: AtomicU64::new(u64::MAX),
+        };
+        let mut m = Meta::new(store, geo, 0);
+        // Two roots in two inode-table blocks, one of them unreadable for a while.
+        let roots = [20u32, 200];
+        for (k, &root) in roots.iter().enumerate() {
+            m.trees.set(root, Quota::default());
+            m.trees.charge(root, 10 + k as i64, 1);
+        }
+        m.store
+            .block
+            .store(geo.inode_location(200).0, Ordering::SeqCst);
+        assert!(m.store_tree_use().is_err());
+        m.store.block.store(u64::MAX, Ordering::SeqCst);
+        m.store_tree_use().unwrap();
+        for (k, &root) in roots.iter().enumerate() {
+            let (b, off) = geo.inode_location(root);
+            let kept = stored_use(&m.block(b).unwrap()[off..]);
+            let want = Usage {
+                blocks: 10 + k as u64,
+                inodes: 1,
+            };
+            assert_eq!(kept, want, "root {root}");
+        }
+    }
 
     #[test]
     fn limits_refuse_before_they_are_passed_and_tree_zero_has_none() {

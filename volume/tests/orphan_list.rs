@@ -336,3 +336,29 @@ fn a_power_cut_at_any_moment_leaves_the_lists_and_the_kept_use_exact() {
         }
     }
 }
+
+#[test]
+fn a_file_unlinked_while_open_and_linked_again_leaves_the_orphan_list() {
+    // As linkat of an open file's descriptor gives it a name again.
+    let base = fresh(64 * MIB);
+    let mut v = open(&base);
+    let f = v.create(ROOT, b"f", 0o644, 0, 0).unwrap().ino;
+    v.write(f, 0, b"named again").unwrap();
+    v.open_file(f).unwrap();
+    v.unlink(ROOT, b"f").unwrap();
+    v.commit().unwrap();
+    assert_eq!(superblock(&base).orphan_head as u64, f.get() & 0xffff_ffff);
+    assert_eq!(v.link(f, ROOT, b"back").unwrap().nlink, 1);
+    v.commit().unwrap();
+    let found = kinds(&base, Kind::OrphanList);
+    assert!(found.is_empty(), "after the link: {found:?}");
+    assert_eq!(superblock(&base).orphan_head, 0);
+    // Dropped with the file open, as a crash leaves it: the next open keeps it.
+    drop(v);
+    let mut v = open(&base);
+    assert!(v.orphans().is_empty());
+    assert_eq!(v.lookup(ROOT, b"back").unwrap().ino, f);
+    assert_eq!(v.read(f, 0, 100).unwrap(), b"named again");
+    drop(v);
+    assert_clean(&base);
+}

@@ -406,6 +406,11 @@ impl<S: BlockStore> Volume<S> {
         inode.nlink += 1;
         inode.ctime = now;
         self.put(i, &inode)?;
+        if inode.nlink == 1 {
+            // A file unlinked while open, named again (as linkat of its descriptor does):
+            // no orphan any more.
+            self.m.list_remove(crate::chain::List::Orphans, i)?;
+        }
         self.after_op()?;
         Ok(inode.attr(i))
     }
