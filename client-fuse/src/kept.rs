@@ -13,6 +13,11 @@ use std::sync::Arc;
 use protocol::codec::encode_frame;
 use protocol::{ClientMsg, Meta, Request, Response};
 
+/// Calls to make in place of a kept call that a replay cannot bring back, with their bulk
+/// bytes: a direct mount's commit of writes whose reserved blocks died with the server is
+/// made again as those writes, through the server (`direct`).
+pub(crate) type Redo = Vec<(Request, Vec<u8>)>;
+
 /// Stands for "the names of the volume": a name change lost is reported by the next fsync.
 pub(crate) const VOLUME: u64 = u64::MAX;
 
@@ -40,6 +45,10 @@ struct Call {
     alone: bool,
     /// Made under a lock this mount holds: lost, not sent again, if the lock is.
     bound: bool,
+    /// Made instead, for the caller it was made for, if a replay cannot make it again
+    /// (dropped once it is durable). Boxed: most calls have none, and each byte here is
+    /// kept for every call (`BOOKKEEPING`).
+    redo: Option<Box<(Redo, Option<protocol::Cred>)>>,
 }
 
 #[derive(Default)]
@@ -62,9 +71,15 @@ fn affects(m: &Meta) -> Vec<u64> {
 }
 
 impl Kept {
-    /// Keep call `id` (`req`, sent as `frame`; `bound` if made under a lock) if it changes
-    /// the volume.
-    pub(crate) fn keep(&mut self, id: u64, req: &Request, frame: &Arc<Vec<u8>>, bound: bool) {
+    /// Keep call `id` (`req`, sent as `frame`; `bound` if made under a lock; `redo` to make
+    /// instead if a replay cannot make it again) if it changes the volume.
+    pub(crate) fn keep(
+        &mut self,
+        id: u64,
+        req: &Request,
+        frame: &Arc<Vec<u8>>,
+        (bound, redo): (bool, Option<Redo>),
+    ) {
         let m = req.meta();
         if !m.mutates {
             return;
@@ -78,6 +93,7 @@ impl Kept {
             // blocking pool, out of order with the calls that follow it on the connection.
             alone: m.blocks,
             bound,
+            redo: redo.map(|r| Box::new((r, crate::caller::current()))),
         };
         self.bytes += cost(frame);
         if let Some(old) = self.calls.insert(id, call) {
@@ -174,6 +190,28 @@ impl Kept {
             runs.push(run);
         }
         runs
+    }
+
+    /// Call `id`, answered before, could not be made again as it was: the calls to make in
+    /// its place (and for whom), if it has them; else what it changed is lost (`failed`).
+    pub(crate) fn failed_or_redo(&mut self, id: u64) -> Option<(Redo, Option<protocol::Cred>)> {
+        let answered = self.calls.get(&id).is_some_and(|c| c.answered);
+        let redo = (self.calls.get_mut(&id)).and_then(|c| c.redo.take());
+        match (answered, redo) {
+            (true, Some(r)) => {
+                self.remove(id);
+                Some(*r)
+            }
+            _ => {
+                self.failed(id);
+                None
+            }
+        }
+    }
+
+    /// What `ino`'s calls changed is lost (a redo failed too).
+    pub(crate) fn lose(&mut self, ino: u64) {
+        self.lost.insert(ino);
     }
 
     /// Call `id`, answered before, could not be made again: what it changed is lost.
@@ -273,9 +311,9 @@ mod tests {
             offset: 0,
             kill_priv: false,
         };
-        k.keep(1, &w, &frame(100), false);
-        k.keep(2, &w, &frame(50), false);
-        k.keep(3, &Request::Getattr { ino: 5 }, &frame(10), false);
+        k.keep(1, &w, &frame(100), (false, None));
+        k.keep(2, &w, &frame(50), (false, None));
+        k.keep(3, &Request::Getattr { ino: 5 }, &frame(10), (false, None));
         assert_eq!((k.len(), k.bytes()), (2, 150 + 2 * BOOKKEEPING));
         k.answered(2, &Ok(Response::Written(50)));
         assert!(k.durable(3));
@@ -283,6 +321,38 @@ mod tests {
         assert_eq!((k.first(), k.bytes()), (Some(1), 100 + BOOKKEEPING));
         k.answered(1, &Err(libc::ENOSPC));
         assert!(k.is_empty() && k.bytes() == 0);
+    }
+
+    #[test]
+    fn a_commit_a_replay_cannot_make_again_is_made_as_its_writes_not_lost() {
+        let mut k = Kept::default();
+        let commit = Request::LayoutCommit {
+            ino: 5,
+            written: vec![(0, 4)],
+            size: 4,
+            mtime: None,
+        };
+        let w = Request::Write {
+            ino: 5,
+            offset: 0,
+            kill_priv: false,
+        };
+        let redo = vec![(w.clone(), b"data".to_vec())];
+        k.keep(1, &commit, &frame(40), (false, Some(redo.clone())));
+        k.keep(2, &commit, &frame(40), (false, Some(redo.clone())));
+        k.answered(1, &Ok(Response::Attr(attr(5))));
+        k.answered(2, &Ok(Response::Attr(attr(5))));
+        let (calls, _) = k.failed_or_redo(1).expect("its writes");
+        assert_eq!(calls, redo);
+        assert!(!k.lost(5, false), "reported lost though made again");
+        // Durable: nothing left to make again.
+        assert!(k.durable(3));
+        assert!(k.failed_or_redo(2).is_none() && k.is_empty());
+        // A call with none is lost.
+        k.keep(3, &w, &frame(40), (false, None));
+        k.answered(3, &Ok(Response::Written(4)));
+        assert!(k.failed_or_redo(3).is_none());
+        assert!(k.lost(5, false));
     }
 
     #[test]
@@ -308,11 +378,11 @@ mod tests {
             (5, w(2)),
             (6, w(3)),
         ] {
-            k.keep(id, &req, &frame(10), false);
+            k.keep(id, &req, &frame(10), (false, None));
             k.answered(id, &Ok(Response::Empty));
         }
         // Not answered: sent again with the calls still waiting for a reply.
-        k.keep(7, &w(4), &frame(10), false);
+        k.keep(7, &w(4), &frame(10), (false, None));
         let ids: Vec<Vec<u64>> = k
             .runs(2)
             .iter()
@@ -331,7 +401,7 @@ mod tests {
             uid: 0,
             gid: 0,
         };
-        k.keep(7, &c, &frame(40), false);
+        k.keep(7, &c, &frame(40), (false, None));
         k.answered(7, &Ok(Response::Attr(attr(42 << 32 | 9))));
         let (id, f) = k.runs(8).pop().unwrap().pop().unwrap();
         let (msg, _) = protocol::codec::decode_body::<ClientMsg>(&f[4..]).unwrap();

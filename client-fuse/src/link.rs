@@ -31,6 +31,7 @@ use protocol::{ClientMsg, Request, Response};
 pub use dial::{administer, query_status, volume_space, ServerStatus};
 pub use error::{DialError, LinkError};
 
+use crate::kept::Redo;
 use dial::{dial, Hello};
 use state::{relock, OpenChange, Pending, Session, Shared, Sink, Wait};
 
@@ -211,10 +212,22 @@ impl Link {
 
     /// Send one call and wait for its reply, across reconnects.
     pub fn call(&self, req: Request, bulk: &[u8]) -> Result<Reply, LinkError> {
+        self.call_or_redo(req, bulk, None)
+    }
+
+    /// `call`, with the calls to make in its place if a restarted server cannot make it
+    /// again (`kept::Redo`): kept with it until the server says it is durable.
+    pub(crate) fn call_or_redo(
+        &self,
+        req: Request,
+        bulk: &[u8],
+        redo: Option<Redo>,
+    ) -> Result<Reply, LinkError> {
         self.room_for(&req, bulk.len());
         let (tx, rx) = channel();
         let id = self.shared.allocate(Sink::Chan(tx), false);
-        self.call_as(id, rx, req, bulk)
+        self.send_call(id, req, bulk, redo)?;
+        rx.recv().map_err(|_| LinkError::Closed)
     }
 
     /// A call whose id doubles as a lock wait id: the receiver hears when the server grants
@@ -260,7 +273,7 @@ impl Link {
         req: Request,
         bulk: &[u8],
     ) -> Result<Reply, LinkError> {
-        self.send_call(id, req, bulk)?;
+        self.send_call(id, req, bulk, None)?;
         rx.recv().map_err(|_| LinkError::Closed)
     }
 
@@ -276,12 +289,18 @@ impl Link {
     ) -> Result<(), LinkError> {
         self.room_for(&req, bulk.len());
         let id = self.shared.allocate(Sink::Callback(done), bound);
-        self.send_call(id, req, bulk)
+        self.send_call(id, req, bulk, None)
     }
 
     /// Write call `id` (allocated, pending) to the connection, or leave it pending for the
     /// recovery to send.
-    fn send_call(&self, id: u64, req: Request, bulk: &[u8]) -> Result<(), LinkError> {
+    fn send_call(
+        &self,
+        id: u64,
+        req: Request,
+        bulk: &[u8],
+        redo: Option<Redo>,
+    ) -> Result<(), LinkError> {
         let shared = &self.shared;
         if shared.closed() {
             if let Some(p) = shared.take(id) {
@@ -319,7 +338,7 @@ impl Link {
                 None => return Err(LinkError::Closed),
             };
             if let Some(req) = &keep {
-                relock(&shared.kept).keep(id, req, &frame, bound);
+                relock(&shared.kept).keep(id, req, &frame, (bound, redo));
             }
             shared.write_or_break(&mut w, &frame);
         }

@@ -121,7 +121,28 @@ impl RemoteBackend {
 
     /// The call on the link, its error as the engine's.
     fn send(&self, req: Request, bulk: &[u8]) -> FsResult<(Response, Vec<u8>)> {
-        match self.link.call(req, bulk) {
+        self.send_or_redo(req, bulk, None)
+    }
+
+    /// `call` of `req` (its bulk bytes none), with the calls to make in its place if a
+    /// restarted server cannot make it again (`kept::Redo`).
+    pub(crate) fn call_or_redo(&self, req: Request, redo: crate::kept::Redo) -> FsResult<Response> {
+        if let Some(ino) = req.meta().inode {
+            self.wb.settle(ino);
+        }
+        let (resp, _) = self.send_or_redo(req, &[], Some(redo))?;
+        self.made_current(resp)
+    }
+
+    /// `req` to the server as it is, with the calls to make in its place if a restarted
+    /// server cannot make it again (`kept::Redo`), and its answer.
+    fn send_or_redo(
+        &self,
+        req: Request,
+        bulk: &[u8],
+        redo: Option<crate::kept::Redo>,
+    ) -> FsResult<(Response, Vec<u8>)> {
+        match self.link.call_or_redo(req, bulk, redo) {
             Ok((Ok(resp), data)) => Ok((resp, data)),
             Ok((Err(errno), _)) => Err(FsError::from_errno(errno)),
             Err(LinkError::Closed) => Err(io_err()),

@@ -202,12 +202,27 @@ impl DirectBackend {
             size: p.end,
             mtime: None,
         };
-        let r = self.server::<protocol::Attr>(req).map(|_| ());
+        // Answered before the server made it durable, a crash may still lose it: the
+        // restarted server cannot map blocks whose reservation died with it, so the link
+        // keeps the writes, to make them through the server in its place (`kept::Redo`).
+        let again = (p.written.iter())
+            .map(|(at, d)| {
+                let w = Request::Write {
+                    ino,
+                    offset: *at,
+                    kill_priv: false,
+                };
+                (w, d.clone())
+            })
+            .collect();
+        let r = self.remote.call_or_redo(req, again).map(|_| ());
         if self.remote.lock_epoch() != p.sessions_lost {
             // Reached a new session, which holds none of them.
             return Err(self.lost(ino, p));
         }
-        if self.remote.incarnation() != p.incarnation {
+        if self.remote.incarnation() != p.incarnation && r.is_err() {
+            // Refused by the restarted server it reached: never answered before, so no
+            // replay makes it either.
             return self.write_again(ino, p);
         }
         r

@@ -80,7 +80,7 @@ fn fill(make: impl Fn(u64) -> (Request, Arc<Vec<u8>>, Response)) -> (usize, isiz
         if k.bytes() + super::cost(&f) > KEPT_BYTES {
             break;
         }
-        k.keep(id, &req, &f, false);
+        k.keep(id, &req, &f, (false, None));
         drop(f);
         k.answered(id, &Ok(resp));
         frames += k.calls[&id].frame.len();

@@ -224,12 +224,22 @@ fn call_on(
     req: Request,
     cred: Option<protocol::Cred>,
 ) -> Result<Result<Response, i32>, DialError> {
+    call_with_bulk_on(shared, stream, (req, &[]), cred)
+}
+
+/// `call_on`, with bulk bytes (a write's data).
+fn call_with_bulk_on(
+    shared: &Shared,
+    stream: &mut Stream,
+    (req, bulk): (Request, &[u8]),
+    cred: Option<protocol::Cred>,
+) -> Result<Result<Response, i32>, DialError> {
     let id = shared.next_id();
     let msg = match cred {
         Some(cred) => ClientMsg::CallAs { id, req, cred },
         None => ClientMsg::Call { id, req },
     };
-    stream.write_all(&encode_frame(&msg, &[])?)?;
+    stream.write_all(&encode_frame(&msg, bulk)?)?;
     loop {
         let body = read_frame(stream)?;
         match decode_body::<ServerMsg>(&body)?.0 {
@@ -246,8 +256,9 @@ fn call_on(
 /// order, a window at a time, before anything else goes out (calls still waiting for their
 /// reply follow with the rest, once the locks are reclaimed). The server answers those it
 /// had made durable from its session log and runs the others again. A call that succeeded
-/// before and fails now is lost (its next fsync or close says so). A commit then makes the
-/// replays durable.
+/// before and fails now is lost (its next fsync or close says so), unless it has calls to
+/// make in its place (`kept::Redo`): those are made then, before the next window. A commit
+/// then makes the replays durable.
 fn replay(shared: &Shared, stream: &mut Stream) -> Result<(), DialError> {
     let runs = {
         let k = relock(&shared.kept);
@@ -267,6 +278,7 @@ fn replay(shared: &Shared, stream: &mut Stream) -> Result<(), DialError> {
             stream.write_all(f)?;
         }
         let mut waiting: HashSet<u64> = window.iter().map(|(id, _)| *id).collect();
+        let mut redo = Vec::new();
         while !waiting.is_empty() {
             let body = read_frame(stream)?;
             let (msg, bulk) = decode_body::<ServerMsg>(&body)?;
@@ -276,9 +288,13 @@ fn replay(shared: &Shared, stream: &mut Stream) -> Result<(), DialError> {
                     let pending = shared.answered(id, &result);
                     let mut k = relock(&shared.kept);
                     if let (Err(errno), None) = (&result, &pending) {
-                        tracing::warn!("call {id} could not be made again: errno {errno}");
-                        k.failed(id);
-                        failed += 1;
+                        match k.failed_or_redo(id) {
+                            Some(r) => redo.push(r),
+                            None => {
+                                tracing::warn!("call {id} could not be made again: errno {errno}");
+                                failed += 1;
+                            }
+                        }
                     } else {
                         k.answered(id, &result);
                     }
@@ -291,6 +307,9 @@ fn replay(shared: &Shared, stream: &mut Stream) -> Result<(), DialError> {
                 _ => {}
             }
         }
+        for (calls, cred) in redo {
+            failed += make_instead(shared, stream, calls, cred)?;
+        }
     }
     let commit = call_on(shared, stream, commit(), None);
     stream.set_read_timeout(None);
@@ -300,6 +319,29 @@ fn replay(shared: &Shared, stream: &mut Stream) -> Result<(), DialError> {
     })?;
     tracing::info!("server restarted: {total} calls sent again, {failed} lost");
     Ok(())
+}
+
+/// Make `calls` (for `cred`) in place of a kept call the restarted server could not make
+/// again: 1 if one of them failed (what they change is then lost), else 0.
+fn make_instead(
+    shared: &Shared,
+    stream: &mut Stream,
+    calls: crate::kept::Redo,
+    cred: Option<protocol::Cred>,
+) -> Result<usize, DialError> {
+    let n = calls.len();
+    for (req, bulk) in calls {
+        let ino = req.meta().inode;
+        if let Err(errno) = call_with_bulk_on(shared, stream, (req, &bulk), cred.clone())? {
+            tracing::warn!("a call made in place of one the restart lost failed: errno {errno}");
+            if let Some(ino) = ino {
+                relock(&shared.kept).lose(ino);
+            }
+            return Ok(1);
+        }
+    }
+    tracing::info!("{n} calls made in place of one the restart lost");
+    Ok(0)
 }
 
 /// After a server restart that kept the session, before any kept call is sent again: take
