@@ -116,6 +116,14 @@ pub(crate) fn reserve<S: BlockStore>(m: &Meta<S>, tree: u32, n: u64) -> FsResult
     m.trees.check(tree, n, 0)
 }
 
+/// Most blocks mapping `n` logical blocks in a row may allocate, indirect ones included,
+/// whatever the file holds: a bound known without walking its block map.
+pub(crate) fn most_alloc(n: u64) -> u64 {
+    // Leaf-pointing indirect blocks over the run (it may straddle one more), those above
+    // them (as many again, bounded loosely), and the three roots.
+    n.saturating_add(3 * (n.div_ceil(P) + 3))
+}
+
 /// Blocks `map_alloc` would allocate for `lblk`: the block and any indirect blocks on its way.
 pub(crate) fn alloc_cost<S: BlockStore>(
     m: &mut Meta<S>,
@@ -467,4 +475,33 @@ pub(crate) fn free_one<S: BlockStore>(
         ptr = next;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::{Geometry, BLOCK_SIZE};
+    use crate::store::MemStore;
+
+    #[test]
+    fn the_bound_without_a_walk_covers_every_range_of_an_empty_file() {
+        // An empty file needs the most: every block and every indirect block on the way.
+        let geo = Geometry::for_size(4096, Some(1024)).unwrap();
+        let mut m = Meta::new(MemStore::new(4096 * BLOCK_SIZE as u64), geo, 0);
+        let ino = DiskInode::default();
+        let n = NDIRECT as u64;
+        let (dind, tind) = (n + P, n + P + P * P);
+        let mut starts = vec![0, 5, n - 1, n, dind - 1, dind, dind + P - 1, tind - 2, tind];
+        starts.push(tind + P * P - 1);
+        for from in starts {
+            for len in [1, 2, 11, P - 1, P, P + 1, 3 * P + 7, 20_000] {
+                let cost = alloc_cost_range(&mut m, &ino, from, from + len).unwrap();
+                assert!(
+                    cost <= most_alloc(len),
+                    "[{from}, +{len}): {cost} > {}",
+                    most_alloc(len)
+                );
+            }
+        }
+    }
 }

@@ -142,10 +142,13 @@ impl<S: BlockStore> Volume<S> {
         if end > MAX_FILE_SIZE {
             return Err(FsError::FileTooBig);
         }
-        if d.tree != 0 && data_len > 0 {
+        let (first, last) = (offset / bs, end.div_ceil(bs));
+        if d.tree != 0 && data_len > 0 && self.m.trees.room(d.tree) < bmap::most_alloc(last - first)
+        {
             // Into a quota tree a write goes whole or not at all: a short one would tell its
-            // writer the volume is full, not the quota.
-            let cost = bmap::alloc_cost_range(&mut self.m, d, offset / bs, end.div_ceil(bs))?;
+            // writer the volume is full, not the quota. The block map is walked for what it
+            // needs only when the tree's room may be short of it.
+            let cost = bmap::alloc_cost_range(&mut self.m, d, first, last)?;
             self.m.trees.check(d.tree, cost, 0)?;
         }
         let mut pieces: Vec<Piece> = Vec::new();

@@ -87,11 +87,10 @@ impl<S: BlockStore> Volume<S> {
         if ends.spi == ends.dpi {
             return Ok(());
         }
-        let (src_dir, dst_dir) = (self.m.read_inode(ends.spi)?, self.m.read_inode(ends.dpi)?);
-        crate::quota::may_enter(ends.sinode.tree, ends.si, dst_dir.tree)?;
+        crate::quota::may_enter(ends.sinode.tree, ends.si, ends.trees.1)?;
         if let (true, Some(dst)) = (exchange, ends.dst) {
             let (di, dinode) = self.get(dst.ino)?;
-            crate::quota::may_enter(dinode.tree, di, src_dir.tree)?;
+            crate::quota::may_enter(dinode.tree, di, ends.trees.0)?;
         }
         Ok(())
     }
@@ -105,12 +104,11 @@ impl<S: BlockStore> Volume<S> {
         newname: &[u8],
     ) -> FsResult<Ends> {
         let (spi, spd) = self.get_dir(parent)?;
-        let (dpi, _) = self.get_dir(newparent)?;
+        let (dpi, dpd) = self.get_dir(newparent)?;
         let sd = self.take_dir(spi, &spd)?;
         let src = sd.get(name);
         self.dirs.insert(spi, sd);
         let src = src.ok_or(FsError::NotFound)?;
-        let dpd = self.m.read_inode(dpi)?;
         let dd = self.take_dir(dpi, &dpd)?;
         let dst = dd.get(newname);
         self.dirs.insert(dpi, dd);
@@ -122,6 +120,7 @@ impl<S: BlockStore> Volume<S> {
             dst,
             si,
             sinode,
+            trees: (spd.tree, dpd.tree),
             now: TimeSpec::now(),
         })
     }
@@ -283,5 +282,7 @@ struct Ends {
     /// The source inode.
     si: u32,
     sinode: DiskInode,
+    /// The quota trees of the source and target parents.
+    trees: (u32, u32),
     now: TimeSpec,
 }

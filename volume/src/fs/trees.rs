@@ -68,7 +68,8 @@ impl<S: BlockStore> Volume<S> {
     /// is left of them (and of the volume) is free, as `df` shows a project quota.
     pub fn statfs_at(&mut self, ino: Ino) -> FsResult<StatFs> {
         let all = self.statfs();
-        let Some((_, q, u)) = self.quota_of(ino)? else {
+        let (_, d) = self.get(ino.get())?;
+        let Some((q, u)) = self.m.trees.get(d.tree) else {
             return Ok(all);
         };
         let bfree = q.max_blocks.saturating_sub(u.blocks).min(all.bfree);
