@@ -27,7 +27,15 @@
 //! - The last close of a file (the link counts the mount's opens) returns its layouts, after
 //!   its commit.
 //! - Appends, writes that must drop setuid, and writes the server refuses a layout for
-//!   (another mount's uncommitted blocks in the range) go through the server.
+//!   (another mount's uncommitted blocks in the range, or no room in the file's quota tree
+//!   or the volume) go through the server.
+//! - Before any read or write on the volume through a layout, the mount checks it may still
+//!   use it (`fence`): the volume fences no one, so a mount that may have lost its layouts
+//!   (a recall unanswered half a lease, no call answered for half a lease, another session
+//!   or server since) goes through the server instead.
+//! - A commit's writes stay with the link's kept calls until the server says the commit is
+//!   durable; a restarted server that cannot make it again gets them as writes in its place
+//!   (`kept::Redo`).
 
 mod fence;
 mod pending;
