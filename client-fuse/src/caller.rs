@@ -3,7 +3,7 @@
 //! caller. Groups come from `/proc/PID/status`, at most `MAX_GROUPS`, cached briefly.
 //! Writes the kernel sends on its own (write-back, pid 0) go as the file's last writer.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ const GROUPS_KEPT: usize = 4096;
 
 thread_local! {
     static CURRENT: RefCell<Option<Cred>> = const { RefCell::new(None) };
+    static CREATING: Cell<Option<i32>> = const { Cell::new(None) };
 }
 
 /// While alive, calls made on this thread are made for its caller.
@@ -73,6 +74,34 @@ pub fn acting_as_writer(req: &fuser::Request, ino: u64) -> Acting {
 /// The caller calls on this thread are made for, if any.
 pub fn current() -> Option<Cred> {
     CURRENT.with(|c| c.borrow().clone())
+}
+
+/// While alive, a create made on this thread opens its file with the access mode of
+/// open(2)'s `flags` (a create's request does not carry it): the mode the file is opened
+/// with again on a new session.
+pub struct Creating {
+    before: Option<i32>,
+}
+
+impl Drop for Creating {
+    fn drop(&mut self) {
+        CREATING.with(|c| c.set(self.before));
+    }
+}
+
+/// A create made on this thread until the guard drops opens its file with `flags`' access
+/// mode.
+pub fn creating_with(flags: i32) -> Creating {
+    let mode = flags & libc::O_ACCMODE;
+    Creating {
+        before: CREATING.with(|c| c.replace(Some(mode))),
+    }
+}
+
+/// The access mode a create made on this thread opens its file with: `O_RDONLY`,
+/// `O_WRONLY` or `O_RDWR` (read-only if no `creating_with` said).
+pub fn create_access() -> i32 {
+    CREATING.with(|c| c.get()).unwrap_or(libc::O_RDONLY)
 }
 
 /// Groups by process, with when they were read.

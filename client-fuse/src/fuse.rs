@@ -451,6 +451,8 @@ impl Filesystem for RwxFuse {
         reply: ReplyCreate,
     ) {
         let _as = crate::caller::acting_as(req);
+        // The access mode the file is held open with, to open it again on a new session.
+        let _creating = crate::caller::creating_with(flags);
         let (name, owner) = (name.as_bytes(), (req.uid(), req.gid()));
         let r = self
             .writing(|| create::create_or_open(&*self.backend, parent.0, name, mode, owner, flags));

@@ -283,14 +283,9 @@ fn an_open_answered_as_the_connection_breaks_is_made_again_on_a_new_session() {
     let reply = answered_to_a_callback(&link, open);
     assert!(reply.is_ok(), "{reply:?}");
     let reopens = script.join().expect("the script ran to its end");
+    let again = libc::O_RDWR | protocol::OPEN_AGAIN;
     assert!(
-        matches!(
-            reopens.as_slice(),
-            [Request::Open {
-                ino: 5,
-                flags: libc::O_RDWR
-            }]
-        ),
+        matches!(reopens.as_slice(), [Request::Open { ino: 5, flags }] if *flags == again),
         "made again on the new session: {reopens:?}"
     );
     assert_eq!(link.open_count(5), 1);
@@ -320,4 +315,45 @@ fn a_release_answered_as_the_connection_breaks_is_not_undone_on_a_new_session() 
     let reopens = script.join().expect("the script ran to its end");
     assert!(reopens.is_empty(), "opened again: {reopens:?}");
     assert_eq!(link.open_count(5), 0);
+}
+
+/// A file made by a create is held open with the access mode the create asked for (its
+/// request does not carry it: the FUSE create says it, `creating_with`), and a new session
+/// made by the recovery opens it again with that mode, marked as made again (`OPEN_AGAIN`:
+/// the server lets the file's owner past its mode bits, as it did the creator's descriptor).
+/// Before, it went as read-only, which a file created with mode 0200 refuses its owner: the
+/// file was no longer held open on the new session.
+#[test]
+fn a_created_file_is_opened_again_with_the_create_s_access_mode() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address").to_string();
+    let script = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        assert!(matches!(next(&mut s), ClientMsg::Hello { .. }));
+        send(&mut s, &welcome(1, &[1u8; 32]));
+        let create = |r: &Request| matches!(r, Request::Create { .. });
+        answer(&mut s, create, Ok(Response::Attr(file(5))));
+        drop(s);
+        reopens_on_a_new_session(&listener)
+    });
+    let link = scripted_link(&addr);
+    let create = Request::Create {
+        parent: 1,
+        name: b"write-only".to_vec(),
+        mode: libc::S_IFREG | 0o200,
+        uid: 1000,
+        gid: 1000,
+    };
+    let reply = {
+        let _wo = client_fuse::caller::creating_with(libc::O_WRONLY | libc::O_CREAT);
+        link.call(create, &[]).expect("create").0
+    };
+    assert!(reply.is_ok(), "{reply:?}");
+    let reopens = script.join().expect("the script ran to its end");
+    let [Request::Open { ino: 5, flags }] = reopens.as_slice() else {
+        panic!("not one open of the file made again: {reopens:?}");
+    };
+    assert_eq!(flags & libc::O_ACCMODE, libc::O_WRONLY, "flags {flags:#o}");
+    assert_ne!(flags & protocol::OPEN_AGAIN, 0, "not marked as made again");
+    assert_eq!(link.open_count(5), 1);
 }

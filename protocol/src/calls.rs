@@ -8,6 +8,13 @@ use crate::wire::{
     Attr, DirEntry, Layout, LockKind, LockRange, RenameFlags, SetAttr, StatFs, TimeSpec,
 };
 
+/// In `Request::Open`'s flags (a bit no open(2) flag uses): the open is one this mount held
+/// on a session the server lost, or before the server restarted, made again by the caller
+/// who made it. The file's owner is let past its mode bits, as it is for the reads and writes
+/// through the open (a file created with mode 0200 is still read and written by its
+/// creator's descriptor); anyone else is checked as for a new open.
+pub const OPEN_AGAIN: i32 = 0x4000_0000;
+
 /// An operation. How each is classified (what it touches, whether it changes the volume,
 /// must be remembered, may block) is `Request::meta`.
 ///
@@ -152,7 +159,8 @@ pub enum Request {
     Open {
         /// The file.
         ino: u64,
-        /// open(2)'s flags (access mode, `O_TRUNC`...), for the permission check.
+        /// open(2)'s flags (access mode, `O_TRUNC`...), for the permission check, and
+        /// `OPEN_AGAIN` for an open made again.
         flags: i32,
     },
     /// Close one open of a file.

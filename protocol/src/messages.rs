@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::calls::{Request, Response};
+pub use crate::calls::{Request, Response, OPEN_AGAIN};
 use crate::error_code::ErrorCode;
 use crate::exports::{ExportCmd, ExportInfo, VolumeSpace};
 

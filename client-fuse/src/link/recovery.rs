@@ -452,9 +452,11 @@ fn reopen(shared: &Shared, stream: &mut Stream) -> Result<(), DialError> {
     stream.set_read_timeout(Some(Duration::from_secs(10)));
     for (ino, openers) in opens {
         for o in openers {
+            // Marked as made again: the owner keeps the access it had (a file created with
+            // mode 0200 and written through its creator's descriptor refuses a new open).
             let req = Request::Open {
                 ino,
-                flags: o.access,
+                flags: o.access | protocol::OPEN_AGAIN,
             };
             if let Err(errno) = call_on(shared, stream, req, o.cred)? {
                 tracing::info!("file {ino} not opened again (yet): errno {errno}");

@@ -97,7 +97,8 @@ pub(super) struct Calls {
 }
 
 /// Who made one open of a file this mount holds: it is made again on a new session as that
-/// caller (whose permissions the server checks), with its access mode.
+/// caller (whose permissions the server checks), with its access mode (a create's is the
+/// one its FUSE request asked for: `caller::creating_with`).
 #[derive(Clone, Debug)]
 pub(super) struct Opener {
     pub cred: Option<protocol::Cred>,
@@ -122,7 +123,7 @@ impl OpenChange {
                 cred: crate::caller::current(),
                 access: match req {
                     Request::Open { flags, .. } => flags & libc::O_ACCMODE,
-                    _ => libc::O_RDONLY,
+                    _ => crate::caller::create_access(),
                 },
             }),
             protocol::Opens::Releases(ino) => OpenChange::Releases(ino),
