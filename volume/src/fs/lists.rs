@@ -17,12 +17,14 @@ impl<S: BlockStore> Volume<S> {
     /// Read both lists: the trees into the engine's table, and the inodes left unlinked
     /// while open (returned). A member that is not what its list holds (a slot freed, a
     /// file linked again, a directory no tree's root) is taken off it; a list that runs
-    /// outside the inode table or in a loop is `Corrupt`.
+    /// outside the inode table or in a loop is `Corrupt`. Those taken off are committed in
+    /// steps that each fit the journal (each leaves a sound list behind).
     pub(super) fn load_lists(&mut self) -> FsResult<Vec<u32>> {
         for root in self.load_list(List::Trees, self.sb.tree_head)? {
             let d = self.m.read_inode(root)?;
             if d.is_free() || !d.is_dir() || d.tree != root {
                 self.m.list_remove(List::Trees, root)?;
+                self.rebuild_step()?;
                 continue;
             }
             let (b, off) = self.sb.geometry.inode_location(root);
@@ -34,6 +36,7 @@ impl<S: BlockStore> Volume<S> {
             let d = self.m.read_inode(index)?;
             if d.is_free() || d.nlink != 0 {
                 self.m.list_remove(List::Orphans, index)?;
+                self.rebuild_step()?;
                 continue;
             }
             found.push(index);
@@ -91,7 +94,7 @@ impl<S: BlockStore> Volume<S> {
         Ok(found)
     }
 
-    /// Commit what the rebuild changed so far once half the journal is pending.
+    /// Commit what the open changed in the lists so far once half the journal is pending.
     fn rebuild_step(&mut self) -> FsResult<()> {
         if self.commit_urgent() {
             self.commit()?;
