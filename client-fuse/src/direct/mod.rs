@@ -2,13 +2,16 @@
 //! file data straight to and from the shared volume at the blocks the server's layouts give.
 //!
 //! - A read asks for a read layout and reads the extents from the image (holes are zeros).
-//! - A write asks for a write layout (the server reserves the range's holes for this
-//!   session, zeroing a block it will write only in part) and writes the data there. The
-//!   ranges written wait, per file, for their commit: before any other call on the file from
-//!   this mount (so its answer comes after them), at flush and fsync, and once 16 MiB of a
-//!   file or 128 MiB of the mount's are pending (`pending`). A commit first makes the
-//!   image's data durable (`fdatasync`), then sends `LayoutCommit`: ordered mode, as the
-//!   server's own writes. One commit of a file at a time: an fsync waits for one under way.
+//! - A write is answered once its data is copied (`behind`: write-behind, as a remote
+//!   mount's); a worker asks for a write layout (the server reserves the range's holes for
+//!   this session, zeroing a block it will write only in part) and writes the data there
+//!   (`write`). The ranges written wait, per file, for their commit: before any other call
+//!   on the file from this mount (so its answer comes after them), at flush and fsync, and
+//!   once 16 MiB of a file (by the commit thread, the writes going on meanwhile) or 128 MiB
+//!   of the mount's (by the writer, before it goes on) are pending (`pending`). A commit
+//!   first makes the image's data durable (`fdatasync`), then sends `LayoutCommit`: ordered
+//!   mode, as the server's own writes. One commit of a file at a time: an fsync waits for
+//!   one under way.
 //! - Attributes the server answers (a lookup, a listing, a create) are raised to the end of
 //!   this mount's writes it does not know of yet, as a remote mount's are to its writes on
 //!   their way.
@@ -37,9 +40,11 @@
 //!   durable; a restarted server that cannot make it again gets them as writes in its place
 //!   (`kept::Redo`).
 
+mod behind;
 mod fence;
 mod pending;
 mod store;
+mod write;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -49,6 +54,7 @@ use volume::{FsError, FsResult};
 
 use crate::backend::{ask, Backend, LockArgs, WriteHow};
 use crate::remote::RemoteBackend;
+use behind::Behind;
 use pending::{Pending, Writes};
 use store::{DataStore, LocalImage};
 
@@ -57,6 +63,8 @@ use store::{DataStore, LocalImage};
 pub struct DirectBackend {
     remote: RemoteBackend,
     store: Box<dyn DataStore>,
+    /// Writes answered and not yet made, and the threads that make and commit them.
+    behind: Behind,
     /// Writes on the image not yet committed, by file, and the commits under way.
     pending: Pending,
     /// A commit that failed, by file: every flush or fsync of it reports it, until the
@@ -103,9 +111,11 @@ impl DirectBackend {
         let image = Box::new(LocalImage::open(&path, read_only)?);
         let (tx, from_link) = std::sync::mpsc::channel();
         remote.on_recall(tx);
+        let (behind, ends) = Behind::new();
         let me = Arc::new(DirectBackend {
             remote,
             store: image,
+            behind,
             pending: Pending::default(),
             failed: Mutex::default(),
             in_use: (0..STRIPES).map(|_| RwLock::new(())).collect(),
@@ -122,6 +132,7 @@ impl DirectBackend {
             .name("rwxfs-recalls".into())
             .spawn(move || answer_recalls(weak, recalls))
             .map_err(|e| format!("the recall thread: {e}"))?;
+        behind::spawn(&Arc::downgrade(&me), ends)?;
         Ok(me)
     }
 
@@ -130,6 +141,12 @@ impl DirectBackend {
         self.in_use[stripe(ino)]
             .read()
             .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `ino`'s writes made (those answered and still on their way) and committed.
+    fn settle(&self, ino: u64) -> FsResult<()> {
+        self.behind.wb.settle(ino);
+        self.commit(ino)
     }
 
     /// The server recalls this mount's layouts on `ino`: give them back.
@@ -291,93 +308,13 @@ impl DirectBackend {
         Ok(Some(out))
     }
 
-    /// A write to the image at the extents of a write layout; `None` if the server gave
-    /// none (another mount's uncommitted blocks are in the range) or it may no longer be
-    /// used (`fence`): the server writes it.
-    /// The part a layout is refused for after a first part was written goes through the
-    /// server, after that part's commit.
-    fn write_direct(&self, ino: u64, offset: u64, data: &[u8]) -> FsResult<Option<u32>> {
-        let (pos, due) = self.write_layouts(ino, offset, data)?;
-        if pos == 0 {
-            return Ok(None);
-        }
-        if due || pos < data.len() {
-            self.commit(ino)?;
-        }
-        if pos < data.len() {
-            let at = offset + pos as u64;
-            self.remote
-                .write(ino, at, &data[pos..], WriteHow::default())?;
-        }
-        Ok(Some(data.len() as u32))
-    }
-
-    /// Write what layouts are given for, from the start: how far it got, and whether the
-    /// file's writes are due for their commit.
-    fn write_layouts(&self, ino: u64, offset: u64, data: &[u8]) -> FsResult<(usize, bool)> {
-        let _using = self.using(ino);
-        // Before the layouts: a restart after this is seen at the commit.
-        let given = (self.remote.incarnation(), self.remote.lock_epoch());
-        let (mut pos, mut due) = (0usize, false);
-        while pos < data.len() {
-            let at = offset + pos as u64;
-            let req = Request::LayoutGet {
-                ino,
-                offset: at,
-                len: (data.len() - pos) as u64,
-                write: true,
-            };
-            let l: Layout = match self.server(req) {
-                // Another mount's uncommitted blocks, or no room (the quota counts
-                // reserved blocks, and the server may find room a layout could not):
-                // through the server, which answers for itself.
-                Err(FsError::WouldBlock | FsError::DiskQuota | FsError::NoSpace) => break,
-                r => r?,
-            };
-            fence::test_gate();
-            if self.fenced(ino, given) {
-                break;
-            }
-            let covered = self.write_extents(&l, at, &data[pos..])?;
-            if covered == 0 {
-                return Err(FsError::Io(std::io::Error::other("an empty write layout")));
-            }
-            due |= self.pending.note(ino, at, &data[pos..pos + covered], given);
-            pos += covered;
-        }
-        Ok((pos, due))
-    }
-
-    /// Write `data` (at file offset `at`) where the layout's extents say; the bytes it
-    /// covered from `at` on, without a gap (the caller asks again for the rest).
-    fn write_extents(&self, l: &Layout, at: u64, data: &[u8]) -> FsResult<usize> {
-        let end = at + data.len() as u64;
-        let mut covered = 0usize;
-        for e in &l.extents {
-            let from = e.offset.max(at);
-            let to = (e.offset + e.len).min(end);
-            if from >= to {
-                continue;
-            }
-            if from > at + covered as u64 {
-                break;
-            }
-            let disk = e
-                .disk
-                .ok_or_else(|| FsError::Io(std::io::Error::other("a write layout with a hole")))?;
-            let bytes = &data[(from - at) as usize..(to - at) as usize];
-            self.store
-                .write_at(bytes, disk + (from - e.offset))
-                .map_err(FsError::Io)?;
-            covered = covered.max((to - at) as usize);
-        }
-        Ok(covered)
-    }
-
     /// Attributes in an answer raised to the end of this mount's writes the server does
     /// not know of yet.
     fn made_current(&self, resp: &mut Response) {
         let raise = |a: &mut protocol::Attr| {
+            if self.behind.wb.pending(a.ino) {
+                self.behind.wb.settle(a.ino);
+            }
             if let Some(end) = self.pending.end_of(a.ino) {
                 a.size = a.size.max(end);
             }
@@ -437,14 +374,14 @@ impl Backend for DirectBackend {
     /// handed on) comes after them. The last close returns the file's layouts.
     fn call(&self, req: Request, bulk: &[u8]) -> FsResult<(Response, Vec<u8>)> {
         if let Request::Read { ino, offset, size } = req {
-            self.commit(ino)?;
+            self.settle(ino)?;
             if let Some(data) = self.read_direct(ino, offset, size)? {
                 return Ok((Response::Data, data));
             }
             return self.remote.call(req, bulk);
         }
         if let Some(ino) = req.meta().inode {
-            self.commit(ino)?;
+            self.settle(ino)?;
         }
         if let Request::Release { ino } = req {
             self.give_back(ino, true)?;
@@ -455,26 +392,38 @@ impl Backend for DirectBackend {
     }
 
     fn settled(&self, ino: u64) -> FsResult<()> {
+        let queued = self.behind.wb.settle_and_report(ino);
         self.remote.settled(ino)?;
         let r = self.commit(ino);
-        match lock(&self.failed).get(&ino).copied() {
-            Some(errno) => Err(FsError::from_errno(errno)),
-            None => r,
+        if let Some(errno) = lock(&self.failed).get(&ino).copied() {
+            return Err(FsError::from_errno(errno));
         }
+        queued.map_err(FsError::from_errno)?;
+        r
     }
 
+    /// Answered once the data is copied (`behind`); a write that must drop setuid goes
+    /// through the server, after this mount's direct writes to the file.
     fn write(&self, ino: u64, offset: u64, data: &[u8], how: WriteHow) -> FsResult<u32> {
-        if !how.kill_priv {
-            if let Some(n) = self.write_direct(ino, offset, data)? {
-                return Ok(n);
-            }
+        if how.kill_priv {
+            self.settle(ino)?;
+            return self.remote.write(ino, offset, data, how);
         }
-        // Through the server, after this mount's direct writes to the file.
-        self.commit(ino)?;
-        self.remote.write(ino, offset, data, how)
+        let len = u32::try_from(data.len()).map_err(|_| FsError::Invalid)?;
+        self.behind
+            .submit(ino, offset, data)
+            .map_err(FsError::from_errno)?;
+        Ok(len)
     }
 
     fn shutdown(&self) -> FsResult<()> {
+        let left = self
+            .behind
+            .wb
+            .settle_all(std::time::Duration::from_secs(20));
+        if left > 0 {
+            tracing::error!("unmounting with {left} direct writes never made: lost");
+        }
         for ino in self.pending.files() {
             let _ = self.commit(ino);
         }
@@ -505,7 +454,7 @@ impl Backend for DirectBackend {
         interrupted: &dyn Fn() -> bool,
     ) -> FsResult<()> {
         // What was written under a lock is committed before the lock changes hands.
-        self.commit(ino)?;
+        self.settle(ino)?;
         self.remote.setlk(ino, l, wait, interrupted)
     }
 }

@@ -12,6 +12,16 @@ pub(super) const COMMIT_AFTER: u64 = 16 << 20;
 /// file's writes.
 pub(super) const KEPT_AT_MOST: u64 = 128 << 20;
 
+/// Whether a file's writes are due for their commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Due {
+    Not,
+    /// The file's budget is reached: commit it, the writer going on meanwhile.
+    Soon,
+    /// The mount's is: the writer commits before it goes on, which bounds the data kept.
+    Now,
+}
+
 /// One file's writes since its last commit.
 #[derive(Debug)]
 pub(super) struct Writes {
@@ -67,9 +77,9 @@ impl Pending {
     }
 
     /// Note a write of `data` at `at` to `ino`, made through layouts the server gave in
-    /// `given` (its incarnation and sessions lost, `Writes`). True if the file's writes are due for their commit (the file's or
-    /// the mount's budget is reached).
-    pub(super) fn note(&self, ino: u64, at: u64, data: &[u8], given: (u64, u64)) -> bool {
+    /// `given` (its incarnation and sessions lost, `Writes`): whether its writes are due for
+    /// their commit (the file's budget or the mount's is reached).
+    pub(super) fn note(&self, ino: u64, at: u64, data: Vec<u8>, given: (u64, u64)) -> Due {
         let (incarnation, sessions_lost) = given;
         let mut s = self.lock();
         let len = data.len() as u64;
@@ -84,11 +94,17 @@ impl Pending {
         // Layouts given by an older incarnation than the pending writes' are lost too.
         w.incarnation = w.incarnation.min(incarnation);
         w.sessions_lost = w.sessions_lost.min(sessions_lost);
-        w.written.push((at, data.to_vec()));
+        w.written.push((at, data));
         w.end = w.end.max(at + len);
         w.bytes += len;
         let file = w.bytes;
-        file >= COMMIT_AFTER || s.total >= KEPT_AT_MOST
+        if s.total >= KEPT_AT_MOST {
+            Due::Now
+        } else if file >= COMMIT_AFTER {
+            Due::Soon
+        } else {
+            Due::Not
+        }
     }
 
     /// Take `ino`'s writes for their commit, after any commit of it under way has ended.
@@ -138,7 +154,7 @@ mod tests {
     #[test]
     fn whoever_looks_for_a_files_writes_waits_for_the_commit_under_way() {
         let p = Pending::default();
-        p.note(5, 0, b"data", (0, 0));
+        p.note(5, 0, b"data".to_vec(), (0, 0));
         let (started, on_started) = channel();
         let (finish, on_finish) = channel::<()>();
         let (fsynced, on_fsynced) = channel();
@@ -171,14 +187,18 @@ mod tests {
     #[test]
     fn the_mounts_total_is_kept_as_writes_come_and_go() {
         let p = Pending::default();
-        assert!(!p.note(1, 0, &[0; 100], (0, 0)));
-        assert!(!p.note(2, 0, &[0; 50], (0, 0)));
+        assert_eq!(p.note(1, 0, vec![0; 100], (0, 0)), Due::Not);
+        assert_eq!(p.note(2, 0, vec![0; 50], (0, 0)), Due::Not);
         assert_eq!(p.total(), 150);
         drop(p.take(1));
         assert_eq!(p.total(), 50);
         assert_eq!(p.files(), vec![2]);
         let big = vec![0u8; COMMIT_AFTER as usize];
-        assert!(p.note(3, 0, &big, (0, 0)), "a file past its budget is due");
+        assert_eq!(
+            p.note(3, 0, big, (0, 0)),
+            Due::Soon,
+            "a file past its budget"
+        );
         assert_eq!(p.end_of(3), Some(COMMIT_AFTER));
         let t = p.take(3);
         // Taken for a commit, not yet committed: its end still counts.
