@@ -25,12 +25,14 @@ const BYTES: usize = 32 << 20;
 /// Workers a mount writes with; the writes of a file all go to one of them.
 const WORKERS: usize = 2;
 
-/// A write answered and not yet made: its data, and its token in the bookkeeping.
+/// A write answered and not yet made: its data, its token in the bookkeeping, and whom it
+/// is made for (the server checks its layout's permissions as that caller).
 pub(super) struct Job {
     pub ino: u64,
     pub offset: u64,
     pub data: Vec<u8>,
     pub token: u64,
+    pub caller: Option<protocol::Cred>,
 }
 
 /// The queues to the workers and to the commit thread, and the writes on their way.
@@ -73,6 +75,7 @@ impl Behind {
             offset,
             data: data.to_vec(),
             token,
+            caller: crate::caller::current(),
         };
         let lane = &self.lanes[(ino % WORKERS as u64) as usize];
         if let Err(e) = lane.send(job) {
@@ -110,6 +113,7 @@ pub(super) fn spawn(backend: &Weak<DirectBackend>, ends: Ends) -> Result<(), Str
 fn work(backend: Weak<DirectBackend>, jobs: Receiver<Job>) {
     while let Ok(job) = jobs.recv() {
         let Some(b) = backend.upgrade() else { return };
+        let _as = job.caller.clone().map(crate::caller::acting_for);
         b.write_queued(job);
     }
 }
