@@ -127,6 +127,21 @@ impl WriteBehind {
         }
     }
 
+    /// Wait until the writes to `ino` begun so far are on the server (not those begun
+    /// meanwhile, which a busy writer would never let end).
+    pub fn settle_begun(&self, ino: u64) {
+        let mut g = self.lock();
+        let upto = g.next;
+        let waiting = |g: &State| {
+            g.files
+                .get(&ino)
+                .is_some_and(|f| f.inflight.iter().any(|&(t, _, _)| t <= upto))
+        };
+        while waiting(&g) {
+            g = self.wait(g);
+        }
+    }
+
     /// Wait until `ino`'s writes are on the server; then its refusal, if any (reported at
     /// every call until `forget_error`).
     pub fn settle_and_report(&self, ino: u64) -> Result<(), i32> {
@@ -196,6 +211,27 @@ mod tests {
         wb.end(1, t3, 10, Ok(()));
         assert!(!wb.pending(1));
         wb.settle(1);
+    }
+
+    #[test]
+    fn settling_what_was_begun_does_not_wait_for_writes_begun_later() {
+        let wb = Arc::new(WriteBehind::new(1 << 20));
+        let first = wb.begin(3, 0, 10).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let w = wb.clone();
+        let h = std::thread::spawn(move || {
+            w.settle_begun(3);
+            tx.send(()).unwrap();
+        });
+        // A busy writer goes on while the settle waits.
+        let later = wb.begin(3, 10, 10).unwrap();
+        assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+        wb.end(3, first, 10, Ok(()));
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("the settle waited for a write begun after it");
+        h.join().unwrap();
+        assert!(wb.pending(3));
+        wb.end(3, later, 10, Ok(()));
     }
 
     #[test]

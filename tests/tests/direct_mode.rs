@@ -37,6 +37,29 @@ fn written_by(pid: u32) -> u64 {
     line[6..].trim().parse().unwrap()
 }
 
+/// Wait until a listing of `dir` shows `name` `len` bytes long: a direct write, answered
+/// before it is made (write-behind), has then been made on the image through its layout
+/// and noted for its commit (a direct mount's listing counts the writes it has not
+/// committed, and waits for those on their way).
+fn listed_at(dir: &Path, name: &str, len: u64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let entry = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.file_name() == name);
+        let got = entry.map(|e| e.metadata().unwrap().len());
+        if got == Some(len) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} listed as {got:?} bytes, not {len}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Blocks the volume at `path` can still give.
 fn blocks_free(path: &Path) -> u64 {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
@@ -163,7 +186,9 @@ fn a_direct_mount_killed_with_uncommitted_writes_leaves_nothing_of_them_once_its
         .write(true)
         .open(m.join("f"))
         .unwrap();
-    std::os::unix::fs::FileExt::write_all_at(&f, &data(6, 500), 1 << 20).unwrap();
+    let written = data(6, 500);
+    std::os::unix::fs::FileExt::write_all_at(&f, &written, 1 << 20).unwrap();
+    listed_at(&m, "f", (1 << 20) + written.len() as u64);
     // Reserved for the writer, not committed: out of the free blocks, in no file.
     assert!(blocks_free(&watch) < free - 200, "nothing was reserved");
     h.kill_mount(&m);
@@ -366,7 +391,9 @@ fn a_recall_the_writer_does_not_answer_within_its_lease_takes_its_layouts_and_it
         .write(true)
         .open(a.join("f"))
         .unwrap();
-    std::os::unix::fs::FileExt::write_all_at(&f, &data(9, 256), 1 << 20).unwrap();
+    let written = data(9, 256);
+    std::os::unix::fs::FileExt::write_all_at(&f, &written, 1 << 20).unwrap();
+    listed_at(&a, "f", (1 << 20) + written.len() as u64);
     assert!(blocks_free(&watch) < free - 200, "nothing was reserved");
     let stopped = Stopped::new(h.mount_pid(&a).unwrap());
     // b's truncate recalls a's layouts; a cannot answer: after the lease they are taken,

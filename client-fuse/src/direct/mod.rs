@@ -143,14 +143,17 @@ impl DirectBackend {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `ino`'s writes made (those answered and still on their way) and committed.
+    /// `ino`'s writes made (those answered so far and still on their way) and committed.
     fn settle(&self, ino: u64) -> FsResult<()> {
-        self.behind.wb.settle(ino);
+        self.behind.wb.settle_begun(ino);
         self.commit(ino)
     }
 
     /// The server recalls this mount's layouts on `ino`: give them back.
     fn answer_recall(&self, ino: u64) {
+        // The writes answered before the recall came are made first, so the call that
+        // recalls comes after them, as it would after writes made at once.
+        self.behind.wb.settle_begun(ino);
         // A commit that fails is reported at the file's flushes and fsyncs (`failed`).
         if let Err(e) = self.give_back(ino, false) {
             tracing::warn!("layouts of inode {ino} recalled, not returned: {e}");
@@ -182,6 +185,7 @@ impl DirectBackend {
         if at_close {
             // Its last close: every flush before this one reported the failure.
             lock(&self.failed).remove(&ino);
+            self.behind.wb.forget_error(ino);
         }
         self.server::<()>(Request::LayoutReturn { ino })?;
         committed
