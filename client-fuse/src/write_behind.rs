@@ -130,12 +130,21 @@ impl WriteBehind {
     /// Wait until the writes to `ino` begun so far are on the server (not those begun
     /// meanwhile, which a busy writer would never let end).
     pub fn settle_begun(&self, ino: u64) {
+        self.settle_upto(ino, self.mark());
+    }
+
+    /// The mark of the writes begun so far (`settle_upto`).
+    pub fn mark(&self) -> u64 {
+        self.lock().next
+    }
+
+    /// Wait until the writes to `ino` begun by `mark` are on the server.
+    pub fn settle_upto(&self, ino: u64, mark: u64) {
         let mut g = self.lock();
-        let upto = g.next;
         let waiting = |g: &State| {
             g.files
                 .get(&ino)
-                .is_some_and(|f| f.inflight.iter().any(|&(t, _, _)| t <= upto))
+                .is_some_and(|f| f.inflight.iter().any(|&(t, _, _)| t <= mark))
         };
         while waiting(&g) {
             g = self.wait(g);
@@ -217,14 +226,15 @@ mod tests {
     fn settling_what_was_begun_does_not_wait_for_writes_begun_later() {
         let wb = Arc::new(WriteBehind::new(1 << 20));
         let first = wb.begin(3, 0, 10).unwrap();
+        let mark = wb.mark();
+        // A busy writer goes on while the settle waits.
+        let later = wb.begin(3, 10, 10).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let w = wb.clone();
         let h = std::thread::spawn(move || {
-            w.settle_begun(3);
+            w.settle_upto(3, mark);
             tx.send(()).unwrap();
         });
-        // A busy writer goes on while the settle waits.
-        let later = wb.begin(3, 10, 10).unwrap();
         assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
         wb.end(3, first, 10, Ok(()));
         rx.recv_timeout(Duration::from_secs(5))
