@@ -268,3 +268,148 @@ fn fsck_of_a_stopped_image_tells_a_file_a_session_holds_open_from_a_lost_one() {
     h.stop_server().unwrap();
     assert_fsck_clean(&img);
 }
+
+/// As Alice (uid 1000): create the file named by argv[1] write-only with mode 0200, write
+/// and fsync through the descriptor; on a line of input, write and fsync again through it.
+const WRITE_ONLY_CREATOR: &str = r#"
+import os, sys
+os.umask(0o077)
+try:
+    fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o200)
+    os.write(fd, b"before the session was lost;")
+    os.fsync(fd)
+    print("written", os.getpid(), fd, flush=True)
+    sys.stdin.readline()
+    os.write(fd, b"after it")
+    os.fsync(fd)
+    print("synced", flush=True)
+except OSError as e:
+    print("error", e, flush=True)
+sys.stdin.readline()
+"#;
+
+/// A process of the test's, killed and reaped when dropped; its output lines.
+struct Script {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Script {
+    fn line(&self) -> String {
+        let wait = Duration::from_secs(60);
+        self.lines
+            .recv_timeout(wait)
+            .unwrap_or_else(|_| "(nothing)".into())
+    }
+
+    fn tell(&mut self) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+    }
+}
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The files each session the server at `addr` has holds open, by its node.
+fn open_files(addr: &str) -> Vec<(String, u64)> {
+    let out = std::process::Command::new(rwxfs_tests::bin())
+        .args(["status", addr, "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "status: {out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = v.as_array().unwrap().iter();
+    list.map(|s| {
+        let node = s["node"].as_str().unwrap_or_default().to_string();
+        (node, s["open_files"].as_u64().unwrap_or(u64::MAX))
+    })
+    .collect()
+}
+
+/// A non-root user's file created write-only with mode 0200 stays held open by its
+/// creator's descriptor when the mount's session is lost: the new session opens it again
+/// with the create's access mode (before, it went as read-only, the server refused it with
+/// EACCES, and another mount's unlink then freed the file under its writer, whose next
+/// fsync could fail once the server's short hold of a file just unlinked was over).
+#[test]
+fn a_file_created_write_only_with_mode_0200_stays_held_when_the_session_is_lost() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "64M").unwrap();
+    let server = ["--lease-secs", "2", "--no-root-squash"];
+    let addr = h.start_server(&img, &server).unwrap();
+    let proxy = Proxy::start(&addr).unwrap();
+    let a = h
+        .mount_remote_with(&proxy.addr, &["--node-id", "creator"])
+        .unwrap();
+    let b = h.mount_remote(&addr).unwrap();
+    let (mut cmd, inner) = h.command_in(&a, "setpriv").unwrap();
+    // The system's python3: one under root's home is not Alice's to run.
+    let mut child = cmd
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .args([
+            "--reuid=1000",
+            "--regid=1000",
+            "--clear-groups",
+            "python3",
+            "-c",
+        ])
+        .arg(WRITE_ONLY_CREATOR)
+        .arg(inner.join("w"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in out.lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let mut alice = Script { child, lines };
+    let written = alice.line();
+    let words: Vec<&str> = written.split(' ').collect();
+    let ["written", pid, fd] = words[..] else {
+        panic!("the first write: {written}");
+    };
+    let held = format!("/proc/{pid}/fd/{fd}");
+
+    // The mount is cut off past its lease: the server ends its session.
+    proxy.set_down(true);
+    wait_for(60, "the server kept the session of a mount cut off", || {
+        !open_files(&addr).iter().any(|(n, _)| n == "creator")
+    });
+    proxy.set_down(false);
+    // A lookup through the mount waits for its recovery, files opened again included.
+    assert!(!a.join("no-such-name").exists());
+    let held_by = |node| open_files(&addr).into_iter().find(|(n, _)| n == node);
+    let creator = Some(("creator".to_string(), 1));
+    assert_eq!(
+        held_by("creator"),
+        creator,
+        "the new session holds the file"
+    );
+    std::fs::remove_file(b.join("w")).unwrap();
+    alice.tell();
+    assert_eq!(
+        alice.line(),
+        "synced",
+        "through the descriptor after the unlink"
+    );
+    let got = std::fs::read(&held).unwrap();
+    assert_eq!(got, b"before the session was lost;after it");
+    alice.tell();
+    drop(alice);
+    h.unmount_all().unwrap();
+    drop(proxy);
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
