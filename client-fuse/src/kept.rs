@@ -49,6 +49,8 @@ struct Call {
     /// (dropped once it is durable). Boxed: most calls have none, and each byte here is
     /// kept for every call (`BOOKKEEPING`).
     redo: Option<Box<(Redo, Option<protocol::Cred>)>>,
+    /// Bytes of `redo`'s calls, counted against the budget with the frame while kept.
+    redo_bytes: usize,
 }
 
 #[derive(Default)]
@@ -93,11 +95,12 @@ impl Kept {
             // blocking pool, out of order with the calls that follow it on the connection.
             alone: m.blocks,
             bound,
+            redo_bytes: (redo.iter().flatten()).map(|(_, b)| b.len()).sum(),
             redo: redo.map(|r| Box::new((r, crate::caller::current()))),
         };
-        self.bytes += cost(frame);
+        self.bytes += cost(frame) + call.redo_bytes;
         if let Some(old) = self.calls.insert(id, call) {
-            self.bytes -= cost(&old.frame);
+            self.bytes -= cost(&old.frame) + old.redo_bytes;
         }
     }
 
@@ -134,7 +137,7 @@ impl Kept {
 
     fn remove(&mut self, id: u64) {
         if let Some(c) = self.calls.remove(&id) {
-            self.bytes -= cost(&c.frame);
+            self.bytes -= cost(&c.frame) + c.redo_bytes;
         }
     }
 
@@ -339,6 +342,8 @@ mod tests {
         };
         let redo = vec![(w.clone(), b"data".to_vec())];
         k.keep(1, &commit, &frame(40), (false, Some(redo.clone())));
+        // The writes' data counts against the budget while kept.
+        assert_eq!(k.bytes(), 40 + BOOKKEEPING + 4);
         k.keep(2, &commit, &frame(40), (false, Some(redo.clone())));
         k.answered(1, &Ok(Response::Attr(attr(5))));
         k.answered(2, &Ok(Response::Attr(attr(5))));
@@ -347,7 +352,7 @@ mod tests {
         assert!(!k.lost(5, false), "reported lost though made again");
         // Durable: nothing left to make again.
         assert!(k.durable(3));
-        assert!(k.failed_or_redo(2).is_none() && k.is_empty());
+        assert!(k.failed_or_redo(2).is_none() && k.is_empty() && k.bytes() == 0);
         // A call with none is lost.
         k.keep(3, &w, &frame(40), (false, None));
         k.answered(3, &Ok(Response::Written(4)));
