@@ -261,6 +261,12 @@ impl Link {
         let _ = self.shared.recalls.set(sink);
     }
 
+    /// Make `req` first on every new session and after every server restart, before
+    /// anything else goes out (the first `req` given; the caller makes it on this session).
+    pub fn on_new_session(&self, req: Request) {
+        let _ = self.shared.preface.set(req);
+    }
+
     /// The lock wait `id` is over (granted, refused or cancelled): stop listening for it.
     pub fn forget_wait(&self, id: u64) {
         relock(&self.shared.session).waits.remove(&id);

@@ -114,6 +114,12 @@ impl RemoteBackend {
         self.link.on_recall(sink);
     }
 
+    /// Make `req` first on every new session and after every server restart (see
+    /// `Link::on_new_session`).
+    pub fn on_new_session(&self, req: Request) {
+        self.link.on_new_session(req);
+    }
+
     /// Opens of `ino` this mount holds.
     pub fn open_count(&self, ino: u64) -> usize {
         self.link.open_count(ino)

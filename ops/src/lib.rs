@@ -36,8 +36,14 @@ pub trait Hooks<S: BlockStore> {
     }
     /// Where the volume lives, for a client that reads and writes file data on it itself
     /// (`Request::VolumeLocation`); `None` where no client may (`NotSupported`).
-    fn location(&self) -> Option<String> {
+    fn location(&self) -> Option<protocol::VolumeAt> {
         None
+    }
+    /// The caller reads and writes the volume as the store's client at `address`
+    /// (`Request::StoreClient`), for the placement to fence it there; `NotSupported` where
+    /// no client may.
+    fn store_client(&self, _address: &str) -> FsResult<()> {
+        Err(FsError::NotSupported)
     }
     /// A call succeeded with `resp`, in the hold that made it (what it hands out to the
     /// caller, such as the inodes of a lookup).

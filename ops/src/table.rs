@@ -178,6 +178,7 @@ fn layouts<S: BlockStore>(v: &mut Volume<S>, req: Request, hooks: &dyn Hooks<S>)
             .location()
             .map(Response::Location)
             .ok_or(FsError::NotSupported),
+        Request::StoreClient { address } => hooks.store_client(&address).map(|()| Response::Empty),
         req => return Part::NotMine(req),
     })
 }

@@ -286,4 +286,10 @@ fn a_file_written_through_a_layout_reads_back_through_the_table() {
     // A placement that says nowhere: no client may reach the volume itself.
     let e = execute(&vol, Request::VolumeLocation, &[], &Trusted).0;
     assert!(matches!(e, Err(FsError::NotSupported)), "{e:?}");
+    // Nor fences one.
+    let client = Request::StoreClient {
+        address: "127.0.0.1:0/1".into(),
+    };
+    let e = execute(&vol, client, &[], &Trusted).0;
+    assert!(matches!(e, Err(FsError::NotSupported)), "{e:?}");
 }

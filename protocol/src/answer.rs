@@ -124,8 +124,8 @@ impl Answer for Layout {
 }
 
 /// Where the volume lives (`Request::VolumeLocation`).
-impl Answer for String {
-    fn take(resp: Response, _: Vec<u8>) -> Option<String> {
+impl Answer for crate::VolumeAt {
+    fn take(resp: Response, _: Vec<u8>) -> Option<crate::VolumeAt> {
         match resp {
             Response::Location(l) => Some(l),
             _ => None,

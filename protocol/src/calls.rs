@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::wire::{
-    Attr, DirEntry, Layout, LockKind, LockRange, RenameFlags, SetAttr, StatFs, TimeSpec,
+    Attr, DirEntry, Layout, LockKind, LockRange, RenameFlags, SetAttr, StatFs, TimeSpec, VolumeAt,
 };
 
 /// In `Request::Open`'s flags (a bit no open(2) flag uses): the open is one this mount held
@@ -360,6 +360,13 @@ pub enum Request {
     },
     /// Direct mode: where the volume lives, for the caller to open it; answered `Location`.
     VolumeLocation,
+    /// Direct mode: the caller reads and writes the volume as this client of its store (a
+    /// RADOS client's instance address, `IP:PORT/NONCE`): the server fences it there
+    /// before it takes the session's layouts. Sent again on every new session.
+    StoreClient {
+        /// The address the store knows the caller's client by.
+        address: String,
+    },
 }
 
 /// The answer to a `Request` that succeeded.
@@ -403,6 +410,6 @@ pub enum Response {
     Offset(u64),
     /// `LayoutGet`'s answer.
     Layout(Layout),
-    /// `VolumeLocation`'s answer: the image's path as the server sees it.
-    Location(String),
+    /// `VolumeLocation`'s answer: where the volume lives.
+    Location(VolumeAt),
 }

@@ -51,7 +51,7 @@ impl Request {
             | LayoutCommit { ino, .. }
             | LayoutReturn { ino } => *ino = f(*ino),
             CreateAgain { req, .. } => req.map_inodes(f),
-            Statfs | CancelLock { .. } | ReclaimDone | VolumeLocation => {}
+            Statfs | CancelLock { .. } | ReclaimDone | VolumeLocation | StoreClient { .. } => {}
         }
     }
 }

@@ -31,5 +31,5 @@ pub use messages::{
 pub use meta::{Access, Entries, Meta, Moves, Opens};
 pub use wire::{
     Attr, DirEntry, Extent, FileKind, Layout, LockKind, LockRange, RenameFlags, SetAttr, SetTime,
-    StatFs, TimeSpec,
+    StatFs, TimeSpec, VolumeAt,
 };

@@ -347,7 +347,7 @@ impl Request {
                 Meta::on(*ino).changes().blocking().needs(Access::WriteData)
             }
             R::LayoutReturn { ino } => Meta::on(*ino),
-            R::VolumeLocation => Meta::default(),
+            R::VolumeLocation | R::StoreClient { .. } => Meta::default(),
             R::CreateAgain { req, .. } => Meta::again(req),
         }
     }

@@ -46,10 +46,11 @@ pub(crate) fn index(r: &Request) -> u32 {
         R::LayoutCommit { .. } => 35,
         R::LayoutReturn { .. } => 36,
         R::VolumeLocation => 37,
+        R::StoreClient { .. } => 38,
     }
 }
 
-pub(crate) const VARIANTS: u32 = 38;
+pub(crate) const VARIANTS: u32 = 39;
 
 fn n(s: &str) -> Vec<u8> {
     s.as_bytes().to_vec()
@@ -232,6 +233,9 @@ pub(crate) fn requests() -> Vec<Request> {
         },
         Request::LayoutReturn { ino: 2 },
         Request::VolumeLocation,
+        Request::StoreClient {
+            address: "127.0.0.1:0/42".to_string(),
+        },
     ]
 }
 

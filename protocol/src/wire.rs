@@ -215,6 +215,22 @@ mod tests {
     }
 }
 
+/// Where the volume lives, for a direct mount to read and write file data on it
+/// (`Request::VolumeLocation`'s answer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VolumeAt {
+    /// An image file or block device, at its path as the server's machine sees it.
+    Local(String),
+    /// A volume in Ceph RADOS (`rados://POOL/NAME`), which the mount reaches with its own
+    /// Ceph configuration and key.
+    Rados {
+        /// The pool it lives in.
+        pool: String,
+        /// The image's name (its objects' prefix).
+        name: String,
+    },
+}
+
 /// Where the blocks backing a range of a file are on the volume (`Request::LayoutGet`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Layout {

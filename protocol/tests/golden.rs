@@ -10,7 +10,7 @@ use protocol::codec::{decode_body, encode_header};
 use protocol::{
     AccessMode, Attr, ClientMsg, Cred, DirEntry, ErrorCode, ExportCmd, ExportInfo, Extent,
     FileKind, Layout, LockKind, LockRange, Push, RenameFlags, Request, Response, ServerMsg,
-    SessionStatus, SetAttr, SetTime, StatFs, TimeSpec, VolumeSpace,
+    SessionStatus, SetAttr, SetTime, StatFs, TimeSpec, VolumeAt, VolumeSpace,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -1165,6 +1165,21 @@ fn request_volume_location() {
     pin(&v, request_golden(&v));
 }
 
+#[rustfmt::skip]
+const REQUEST_STORE_CLIENT: &[u8] = &[
+    38, 0, 0, 0,                // Request::StoreClient (variant 38)
+    8, 0, 0, 0, 0, 0, 0, 0,     // address: length
+    b'1', b'.', b'2', b':', b'0', b'/', b'4', b'2', //
+];
+
+#[test]
+fn request_store_client() {
+    let v = Request::StoreClient {
+        address: "1.2:0/42".to_string(),
+    };
+    pin(&v, request_golden(&v));
+}
+
 /// Every variant of `Request` has its golden bytes.
 fn request_golden(v: &Request) -> &'static [u8] {
     match v {
@@ -1206,6 +1221,7 @@ fn request_golden(v: &Request) -> &'static [u8] {
         Request::LayoutCommit { .. } => REQUEST_LAYOUT_COMMIT,
         Request::LayoutReturn { .. } => REQUEST_LAYOUT_RETURN,
         Request::VolumeLocation => REQUEST_VOLUME_LOCATION,
+        Request::StoreClient { .. } => REQUEST_STORE_CLIENT,
     }
 }
 
@@ -1534,14 +1550,33 @@ fn response_layout() {
 #[rustfmt::skip]
 const RESPONSE_LOCATION: &[u8] = &[
     14, 0, 0, 0,                // Response::Location (variant 14)
+    0, 0, 0, 0,                 // VolumeAt::Local (variant 0)
     5, 0, 0, 0, 0, 0, 0, 0,     // length
     b'/', b'v', b'.', b'i', b'm', //
 ];
 
 #[test]
 fn response_location() {
-    let v = Response::Location("/v.im".to_string());
+    let v = Response::Location(VolumeAt::Local("/v.im".to_string()));
     pin(&v, response_golden(&v));
+}
+
+#[rustfmt::skip]
+const VOLUME_AT_RADOS: &[u8] = &[
+    1, 0, 0, 0,                 // VolumeAt::Rados (variant 1)
+    3, 0, 0, 0, 0, 0, 0, 0,     // pool: length
+    b'r', b'b', b'd',           //
+    2, 0, 0, 0, 0, 0, 0, 0,     // name: length
+    b'v', b'1',                 //
+];
+
+#[test]
+fn volume_at_rados() {
+    let v = VolumeAt::Rados {
+        pool: "rbd".to_string(),
+        name: "v1".to_string(),
+    };
+    pin(&v, VOLUME_AT_RADOS);
 }
 
 /// Every variant of `Response` has its golden bytes.

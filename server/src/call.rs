@@ -284,6 +284,13 @@ fn run(
         Ok(true) => {}
     }
     let layouts = layout_call(&req);
+    if let (Some((_, true)), Some(_)) = (layouts, &shared.cfg.fence) {
+        if !shared.fencing.registered(session.id.get()) {
+            // No write layout to a mount that could not be fenced: it writes through the
+            // server.
+            return plain(Err(FsError::WouldBlock));
+        }
+    }
     if req.mutates() && shared.made.depends(session.id, &req) {
         // Made durable first what this call builds on (see `durability::Made`).
         if let Err(e) = shared.vol.commit() {
@@ -480,8 +487,17 @@ impl ops::Hooks<Store> for InHold<'_> {
         self.session.id.get()
     }
 
-    fn location(&self) -> Option<String> {
+    fn location(&self) -> Option<protocol::VolumeAt> {
         self.shared.cfg.direct_location.clone()
+    }
+
+    fn store_client(&self, address: &str) -> FsResult<()> {
+        if self.shared.cfg.fence.is_none() {
+            return Err(FsError::NotSupported);
+        }
+        let holder = self.session.id.get();
+        self.shared.fencing.register(holder, address);
+        Ok(())
     }
 }
 

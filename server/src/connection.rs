@@ -467,8 +467,13 @@ async fn end_session(shared: &Arc<Shared>, session: &Arc<Session>, for_good: boo
         .spawn_blocking(move || {
             let grants = s.locks.drop_session(id);
             crate::lock_calls::deliver(&s, grants);
+            // Its blocks reserved for layouts go back; blocks held for them may be reused.
+            // A mount gone with layouts out is fenced first where the store can.
+            if for_good && s.vol.with(|v| v.holds_layouts(id.get())) {
+                crate::recalls::take(&s, id.get(), None);
+            }
+            s.fencing.forget(id.get());
             s.vol.with(|v| {
-                // Its blocks reserved for layouts go back; blocks held for them may be reused.
                 v.layout_return_all(id.get());
                 for (ino, n) in left {
                     for _ in 0..n {

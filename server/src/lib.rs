@@ -12,6 +12,7 @@ mod connection;
 pub mod durability;
 pub mod export;
 mod exports;
+pub mod fencing;
 mod handshake;
 mod linger;
 pub mod listener;
@@ -27,6 +28,7 @@ pub mod state_log;
 pub mod tls;
 
 pub use export::{AccessMode, Export};
+pub use fencing::Fence;
 pub use listener::{serve, ServerConfig};
 pub use owner_gate::OwnerGate;
 

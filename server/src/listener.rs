@@ -54,8 +54,12 @@ pub struct ServerConfig {
     /// connection's calls past it wait on that connection alone.
     pub max_blocking: usize,
     /// Where clients that read and write file data on the volume themselves (direct
-    /// mounts) find it: its image's path as this machine sees it. `None`: no client may.
-    pub direct_location: Option<String>,
+    /// mounts) find it: its image's path as this machine sees it, or its RADOS pool and
+    /// name. `None`: no client may.
+    pub direct_location: Option<protocol::VolumeAt>,
+    /// How to cut a direct mount off the volume's store before its layouts are taken
+    /// (`fencing`); `None` where the store cannot (a local image).
+    pub fence: Option<Arc<dyn crate::Fence>>,
     /// For a volume owned by a lease (RADOS): open while the lease holds. No connection is
     /// admitted and no frame goes out while it is closed. `None`: the server always owns it.
     pub owner_gate: Option<Arc<crate::OwnerGate>>,
@@ -78,6 +82,7 @@ impl Default for ServerConfig {
             max_locks_per_session: 4096,
             max_blocking: 256,
             direct_location: None,
+            fence: None,
             owner_gate: None,
         }
     }
@@ -119,6 +124,8 @@ pub(crate) struct Shared {
     pub(crate) linger: crate::linger::Linger,
     /// Layout recalls waiting for their holders (direct mode).
     pub(crate) recalls: crate::recalls::Recalls,
+    /// The direct mounts' addresses on the volume's store, for fencing them.
+    pub(crate) fencing: crate::fencing::Fencing,
     /// Run right after a call's permission check: where tests land another connection's
     /// call between the check and the call.
     #[cfg(test)]
@@ -320,6 +327,7 @@ fn start(mut vol: Volume<Store>, cfg: ServerConfig) -> std::io::Result<Arc<Share
         made,
         linger,
         recalls: Default::default(),
+        fencing: Default::default(),
         clean_start,
         #[cfg(test)]
         after_check: Default::default(),

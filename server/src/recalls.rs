@@ -197,8 +197,23 @@ fn recall(shared: &Shared, wanted: Vec<(u64, u64)>) {
             ino,
             "layouts recalled and not given back within the lease: taken"
         );
-        shared.vol.with(|v| v.layout_revoke(holder, Ino::new(ino)));
+        take(shared, holder, Some(ino));
     }
+}
+
+/// Take `holder`'s layouts, on `ino` or (`None`: its session ended) all: where the store
+/// can fence, the holder is fenced first and all its layouts are taken (`fencing`).
+pub(crate) fn take(shared: &Shared, holder: u64, ino: Option<u64>) {
+    let fenced = shared
+        .cfg
+        .fence
+        .as_ref()
+        .is_some_and(|f| shared.fencing.fence(f, holder));
+    shared.vol.with(|v| match (ino, fenced) {
+        (Some(ino), false) => v.layout_revoke(holder, Ino::new(ino)),
+        (Some(_), true) => v.layout_revoke_all(holder),
+        (None, _) => v.layout_return_all(holder),
+    });
 }
 
 /// Push a recall of its layouts on `ino` to session `holder`, if it is connected.

@@ -34,9 +34,12 @@ pub struct Args {
     #[arg(long, conflicts_with = "raw_image")]
     pub direct: bool,
     /// With --direct: the volume's image as this machine sees it, where the server's path
-    /// for it does not reach.
+    /// for it does not reach (a path, or rados://POOL/NAME).
     #[arg(long, value_name = "PATH", requires = "direct")]
     pub direct_image: Option<PathBuf>,
+    /// With --direct of a volume in RADOS: how this mount reaches the Ceph cluster.
+    #[command(flatten)]
+    pub ceph: super::rados_cmd::CephArgs,
     /// Stay attached instead of serving in the background.
     #[arg(long)]
     pub foreground: bool,
@@ -256,7 +259,12 @@ fn remote_backend(a: &Args, source: &str, ready: &Ready) -> Result<Arc<dyn Backe
         return Ok(Arc::new(remote));
     }
     let image = a.direct_image.as_deref();
-    Ok(DirectBackend::new(remote, image, a.read_only)?)
+    Ok(DirectBackend::new(
+        remote,
+        image,
+        &a.ceph.options(),
+        a.read_only,
+    )?)
 }
 
 /// The shared hold of a raw mount on its image, or why it is refused.
@@ -355,6 +363,14 @@ fn foreground_args(a: &Args, flags: MountFlags) -> Vec<String> {
     if let Some(img) = &a.direct_image {
         args.push("--direct-image".into());
         args.push(img.display().to_string());
+    }
+    if let Some(c) = &a.ceph.ceph_conf {
+        args.push("--ceph-conf".into());
+        args.push(c.display().to_string());
+    }
+    if let Some(id) = &a.ceph.ceph_id {
+        args.push("--ceph-id".into());
+        args.push(id.clone());
     }
     if a.read_only {
         args.push("--read-only".into());

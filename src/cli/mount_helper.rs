@@ -6,7 +6,8 @@
 //! `h1:7411,h2:7411`), or with the `raw` option an image file. Options: `ro`/`rw`, `raw`,
 //! `direct` (file data read and written on the shared image itself, metadata through the
 //! server), `direct_image=PATH` (a direct mount whose image this machine sees at PATH rather
-//! than where the server says it is), `node_id=ID`, and the kernel flags `nosuid`, `nodev`, `noexec` (with `suid`, `dev`, `exec`),
+//! than where the server says it is), `ceph_conf=FILE` and `ceph_id=ID` (how a direct mount of
+//! a volume in RADOS reaches the cluster), `node_id=ID`, and the kernel flags `nosuid`, `nodev`, `noexec` (with `suid`, `dev`, `exec`),
 //! which go to the mount as given; the generic ones that mount(8) and fstab use (defaults,
 //! _netdev, noauto, nofail, x-*, ...) are accepted and have nothing to do here.
 
@@ -83,6 +84,7 @@ pub fn translate(argv: &[String]) -> Result<Helper, String> {
     let mut raw = false;
     let mut direct = false;
     let mut direct_image = None;
+    let mut ceph = Vec::new();
     let mut node_id = None;
     let mut flags = MountFlags::default();
     for o in options
@@ -98,6 +100,10 @@ pub fn translate(argv: &[String]) -> Result<Helper, String> {
             Some(("direct_image" | "direct-image", v)) => {
                 direct = true;
                 direct_image = Some(v.to_string());
+            }
+            Some((k @ ("ceph_conf" | "ceph-conf" | "ceph_id" | "ceph-id"), v)) if !v.is_empty() => {
+                ceph.push(format!("--{}", k.replace('_', "-")));
+                ceph.push(v.to_string());
             }
             Some((k, _)) if k.starts_with("x-") || k == "comment" => {}
             Some((k, _)) => return Err(format!("unknown option {k}")),
@@ -134,6 +140,7 @@ pub fn translate(argv: &[String]) -> Result<Helper, String> {
         args.push("--direct-image".into());
         args.push(p);
     }
+    args.extend(ceph);
     if read_only {
         args.push("--read-only".into());
     }
@@ -251,6 +258,33 @@ mod tests {
                 "h:1",
                 "/m"
             ]))
+        );
+    }
+
+    #[test]
+    fn a_direct_mount_of_a_rados_volume_names_its_ceph_configuration_and_id() {
+        assert_eq!(
+            t(&[
+                "h:1",
+                "/m",
+                "-o",
+                "direct,ceph_conf=/etc/ceph/c.conf,ceph_id=rwxfs"
+            ]),
+            Ok(mount(&[
+                "mount",
+                "--direct",
+                "--ceph-conf",
+                "/etc/ceph/c.conf",
+                "--ceph-id",
+                "rwxfs",
+                "--",
+                "h:1",
+                "/m"
+            ]))
+        );
+        assert_eq!(
+            t(&["h:1", "/m", "-o", "direct,ceph_id="]),
+            Err("unknown option ceph_id".into())
         );
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use server::state_log::LogPlace;
 
+use protocol::VolumeAt;
 use server::{serve, AccessMode, Export, ServerConfig};
 use tokio_util::sync::CancellationToken;
 use volume::{FileStore, Volume};
@@ -172,14 +173,15 @@ fn config(a: &Args, state_file: Option<PathBuf>) -> Result<ServerConfig, String>
     }))
 }
 
-/// Where direct mounts find a local image: its absolute path. A RADOS image has none (direct
-/// mounts need a local image for now).
-fn direct_location(image: &std::path::Path) -> Result<Option<String>, String> {
-    if rados_cmd::name(image)?.is_some() {
-        return Ok(None);
+/// Where direct mounts find the volume: a local image's absolute path, a RADOS volume's pool
+/// and name (each mount reaches the cluster with its own Ceph configuration and key).
+fn direct_location(image: &std::path::Path) -> Result<Option<VolumeAt>, String> {
+    if let Some(n) = rados_cmd::name(image)? {
+        let (pool, name) = (n.pool, n.name);
+        return Ok(Some(VolumeAt::Rados { pool, name }));
     }
     let path = std::fs::canonicalize(image).map_err(|e| format!("{}: {e}", image.display()))?;
-    Ok(path.to_str().map(str::to_owned))
+    Ok(path.to_str().map(|p| VolumeAt::Local(p.to_owned())))
 }
 
 /// Where the sessions are kept: `--state-file`, else beside a local image. A RADOS image has

@@ -19,6 +19,16 @@ use volume::Volume;
 /// The exit status of a server that stopped because it no longer owns its volume.
 pub const LOST: i32 = 3;
 
+/// Direct mounts of the volume are fenced by the cluster's OSD blocklist, for as long as an
+/// old owner is (a week: far longer than any pause a mount could wake from).
+struct Blocklist(Arc<Cluster>);
+
+impl server::Fence for Blocklist {
+    fn fence(&self, address: &str) -> std::io::Result<()> {
+        self.0.blocklist(address, rados_store::FENCE_FOR)
+    }
+}
+
 /// Serve `name`, as its owner or first as a standby; the exit status.
 pub async fn serve(
     name: ImageName,
@@ -60,6 +70,7 @@ pub async fn serve(
     }
     keep_lease(owner.clone(), gate.clone(), name.clone());
     cfg.owner_gate = Some(gate);
+    cfg.fence = Some(Arc::new(Blocklist(cluster.clone())));
     if cfg.state_log.is_none() {
         match cluster.pool(&name.pool) {
             Ok(pool) => cfg.state_log = Some(Arc::new(SessionObject::new(pool, &name))),

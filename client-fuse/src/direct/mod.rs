@@ -43,13 +43,15 @@
 mod behind;
 mod fence;
 mod pending;
+mod rados;
 mod store;
 mod write;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
-use protocol::{Layout, Request, Response};
+use protocol::{Layout, Request, Response, VolumeAt};
+use rados_store::CephOptions;
 use volume::{FsError, FsResult};
 
 use crate::backend::{ask, Backend, LockArgs, WriteHow};
@@ -78,6 +80,35 @@ pub struct DirectBackend {
     fence: fence::Fence,
 }
 
+/// The volume opened at `image` (a path, or `rados://POOL/NAME`), or where the server says
+/// it is.
+fn open_store(
+    remote: &RemoteBackend,
+    image: Option<&std::path::Path>,
+    ceph: &CephOptions,
+    read_only: bool,
+) -> Result<Box<dyn DataStore>, String> {
+    let at = match image {
+        Some(p) => match rados_store::ImageName::parse(&p.to_string_lossy()) {
+            Err(e) => return Err(e.to_string()),
+            Ok(None) => return Ok(Box::new(LocalImage::open(p, read_only)?)),
+            Ok(Some(n)) => VolumeAt::Rados {
+                pool: n.pool,
+                name: n.name,
+            },
+        },
+        None => ask(remote, Request::VolumeLocation, &[]).map_err(|e| {
+            format!("the server does not say where its volume is ({e}): give --direct-image")
+        })?,
+    };
+    Ok(match at {
+        VolumeAt::Local(path) => Box::new(LocalImage::open(path.as_ref(), read_only)?),
+        VolumeAt::Rados { pool, name } => {
+            Box::new(rados::RadosVolume::open(&pool, &name, ceph, read_only)?)
+        }
+    })
+}
+
 /// Stripes of `DirectBackend::in_use`.
 const STRIPES: usize = 64;
 
@@ -90,25 +121,26 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl DirectBackend {
-    /// Direct mode over `remote`: the volume opened at `image`, or where the server says it
-    /// is. Read-only mounts open it read-only.
+    /// Direct mode over `remote`: the volume opened at `image` (a path, or
+    /// `rados://POOL/NAME`), or where the server says it is; a RADOS volume reached as
+    /// `ceph` says. Read-only mounts open it read-only. A mount whose store can fence it
+    /// tells the server its address there, on this session and every new one.
     pub fn new(
         remote: RemoteBackend,
         image: Option<&std::path::Path>,
+        ceph: &CephOptions,
         read_only: bool,
     ) -> Result<Arc<DirectBackend>, String> {
-        let path = match image {
-            Some(p) => p.to_path_buf(),
-            None => {
-                let at: String = ask(&remote, Request::VolumeLocation, &[]).map_err(|e| {
-                    format!(
-                        "the server does not say where its volume is ({e}): give --direct-image"
-                    )
-                })?;
-                at.into()
-            }
-        };
-        let image = Box::new(LocalImage::open(&path, read_only)?);
+        let image = open_store(&remote, image, ceph, read_only)?;
+        if let Some(address) = image.client_address() {
+            let req = Request::StoreClient {
+                address: address.to_string(),
+            };
+            ask::<(), _>(&remote, req.clone(), &[]).map_err(|e| {
+                format!("the server cannot fence this mount at {address} ({e}): not mounted")
+            })?;
+            remote.on_new_session(req);
+        }
         let (tx, from_link) = std::sync::mpsc::channel();
         remote.on_recall(tx);
         let (behind, ends) = Behind::new();

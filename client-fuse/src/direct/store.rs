@@ -14,6 +14,11 @@ pub(super) trait DataStore: Send + Sync {
     fn write_at(&self, data: &[u8], at: u64) -> io::Result<()>;
     /// Every write made so far durable on the volume.
     fn make_durable(&self) -> io::Result<()>;
+    /// The address the store knows this mount by, for the server to fence it there; `None`
+    /// for a store that cannot fence (a local image).
+    fn client_address(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// A volume in a local image file (a block device or a file on a shared file system).

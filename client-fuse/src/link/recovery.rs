@@ -97,6 +97,9 @@ fn reestablish(shared: &Arc<Shared>) -> Result<(), DialError> {
     })?;
     let restarted = g.boot != boot;
     let forgotten = g.session != old;
+    if restarted || forgotten {
+        preface(shared, &mut g.stream)?;
+    }
     if forgotten {
         tracing::warn!(
             "the server no longer knew session {old} (lease over, or restarted without it): \
@@ -438,6 +441,22 @@ fn requeue_waits(shared: &Arc<Shared>) -> Vec<Arc<Vec<u8>>> {
         frames.push(f);
     }
     frames
+}
+
+/// The mount's preface call (`Link::on_new_session`), if it has one; one the server refuses
+/// fails the reconnect, which is tried again.
+fn preface(shared: &Shared, stream: &mut Stream) -> Result<(), DialError> {
+    let Some(req) = shared.preface.get() else {
+        return Ok(());
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let r = call_on(shared, stream, req.clone(), None);
+    stream.set_read_timeout(None);
+    r?.map_err(|errno| DialError::Recovery {
+        during: "the mount's first call refused",
+        errno,
+    })?;
+    Ok(())
 }
 
 /// Open again, on a new session, every file this mount holds open, each open as the caller

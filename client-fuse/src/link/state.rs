@@ -222,6 +222,9 @@ pub(super) struct Shared {
     /// The reader of the current connection: a recovery waits for it to end, so that every
     /// reply it took in is noted (opens, closes) before the recovery looks.
     pub reader: Mutex<Option<JoinHandle<()>>>,
+    /// A call made first on every new session and after every server restart, before
+    /// anything else (a direct mount's `StoreClient`), once the mount says.
+    pub preface: OnceLock<protocol::Request>,
     /// When the server was last heard from (any frame), in milliseconds since `born`.
     pub heard: AtomicU64,
     /// When the latest call that got its reply was made, in milliseconds since `born`: the
@@ -248,6 +251,7 @@ impl Shared {
             kept: Mutex::new(Kept::default()),
             kept_cv: Condvar::new(),
             closed: AtomicBool::new(false),
+            preface: OnceLock::new(),
             invalidations: OnceLock::new(),
             recalls: OnceLock::new(),
             reader: Mutex::new(None),

@@ -30,6 +30,7 @@ fn mutated(r: &Request) -> bool {
             | Request::LayoutGet { .. }
             | Request::LayoutReturn { .. }
             | Request::VolumeLocation
+            | Request::StoreClient { .. }
     )
 }
 

@@ -343,6 +343,23 @@ impl<S: BlockStore> Volume<S> {
         }
     }
 
+    /// True while `holder` holds any layout.
+    pub fn holds_layouts(&self, holder: u64) -> bool {
+        (self.layouts.by_inode.values()).any(|h| h.holders.contains(&holder))
+    }
+
+    /// `layout_revoke` of every layout the holder has (it was cut off the store).
+    pub fn layout_revoke_all(&mut self, holder: u64) {
+        let mine: Vec<u32> = (self.layouts.by_inode.iter())
+            .filter(|(_, h)| h.holders.contains(&holder))
+            .map(|(&i, _)| i)
+            .collect();
+        for i in mine {
+            self.layouts.revoked.insert((holder, i));
+            self.return_index(holder, i);
+        }
+    }
+
     /// `layout_return` of every layout the holder has (its session ended).
     pub fn layout_return_all(&mut self, holder: u64) {
         self.layouts.revoked.retain(|&(h, _)| h != holder);

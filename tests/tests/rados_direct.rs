@@ -1,0 +1,243 @@
+//! Direct mounts of a volume in Ceph RADOS, against a real cluster (`rwxfs_tests::ceph`):
+//! metadata through the server, file data read and written by each mount on the volume's
+//! objects itself; and a mount that lost its layouts without giving them back fenced by the
+//! cluster's OSD blocklist. Built with `--features ceph` (`.ci/run` runs them).
+
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use demo::workload::contents;
+use rados_store::{CephOptions, Cluster};
+use rwxfs_tests::ceph::{CephCluster, POOL};
+use rwxfs_tests::{bin, harness, Proxy};
+
+const BLOCK: usize = 4096;
+
+/// One test cluster at a time: the machine is small.
+static ONE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_cluster() -> std::sync::MutexGuard<'static, ()> {
+    ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn rwxfs(args: &[&str], cluster: &CephCluster) -> Output {
+    Command::new(bin())
+        .args(args)
+        .arg("--ceph-conf")
+        .arg(cluster.conf())
+        .output()
+        .expect("rwxfs runs")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn assert_fsck_clean(cluster: &CephCluster, image: &str) {
+    let out = ok(rwxfs(&["fsck", image], cluster));
+    assert!(out.contains(": clean,"), "fsck: {out}");
+}
+
+/// `n` of the workload's file contents, one after another.
+fn data(seed: usize, n: usize) -> Vec<u8> {
+    (0..n).flat_map(|j| contents(seed, j)).collect()
+}
+
+/// Wait until `path` reads as `want` (another mount's change reaches this one through the
+/// server's invalidations, or when its cache times out).
+fn reads_as(path: &Path, want: &[u8]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match std::fs::read(path) {
+            Ok(got) if got == want => return,
+            got if Instant::now() > deadline => panic!(
+                "{} never read as expected ({} bytes wanted): {:?} bytes",
+                path.display(),
+                want.len(),
+                got.map(|g| g.len())
+            ),
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+#[test]
+fn two_direct_mounts_of_a_rados_volume_write_and_read_each_others_files_past_the_server() {
+    let _one = one_cluster();
+    let cluster = CephCluster::start();
+    let image = format!("rados://{POOL}/vol");
+    ok(rwxfs(&["mkfs", &image, "--size", "1G"], &cluster));
+    let mut h = harness();
+    let conf = cluster.conf();
+    let conf = conf.to_str().unwrap();
+    let addr = h
+        .start_server(Path::new(&image), &["--ceph-conf", conf])
+        .unwrap();
+    // Every byte between the mounts and the server crosses this proxy, and is counted.
+    let proxy = Proxy::start(&addr).unwrap();
+    let direct = ["--direct", "--ceph-conf", conf];
+    let a = h.mount_remote_with(&proxy.addr, &direct).unwrap();
+    let b = h.mount_remote_with(&proxy.addr, &direct).unwrap();
+    let before = proxy.captured().len();
+    // 16 MiB from one mount, read on the other: none of it passes through the server.
+    let big = data(1, 4096);
+    assert!(big.len() >= 16 << 20, "{}", big.len());
+    std::fs::write(a.join("big"), &big).unwrap();
+    reads_as(&b.join("big"), &big);
+    let through = proxy.captured().len() - before;
+    assert!(
+        through < 2 << 20,
+        "{through} bytes crossed to and from the server for 16 MiB written and read directly"
+    );
+    // The other way, across object boundaries (4 MiB objects), then cut by the first mount.
+    let two = data(2, 2000);
+    std::fs::write(b.join("two"), &two).unwrap();
+    reads_as(&a.join("two"), &two);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(a.join("two"))
+        .unwrap();
+    f.set_len(5 << 20).unwrap();
+    f.write_all_at(b"tail", (9 << 20) - 4).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    let mut two_after = two[..5 << 20].to_vec();
+    two_after.resize(9 << 20, 0);
+    two_after[(9 << 20) - 4..].copy_from_slice(b"tail");
+    reads_as(&b.join("two"), &two_after);
+    h.unmount_all().unwrap();
+    // A fresh mount through the server reads what the direct mounts wrote.
+    let c = h.mount_remote(&addr).unwrap();
+    assert_eq!(std::fs::read(c.join("big")).unwrap(), big);
+    assert_eq!(std::fs::read(c.join("two")).unwrap(), two_after);
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&cluster, &image);
+}
+
+/// Sends SIGCONT to a process it stopped, when dropped.
+struct Stopped(i32);
+
+impl Stopped {
+    fn new(pid: u32) -> Stopped {
+        let pid = pid as i32;
+        // SAFETY: signalling a child process this test started.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
+/// The test's own client of the cluster. No process is started while a mount is stopped: the
+/// child's exec would close the descriptor it inherited of a file on that mount, and wait.
+fn client(cluster: &CephCluster) -> std::sync::Arc<Cluster> {
+    let opts = CephOptions {
+        conf: Some(cluster.conf()),
+        id: None,
+    };
+    Cluster::connect(&opts).unwrap()
+}
+
+/// Blocks of the objects of the volume `name` (of `size` bytes in 4 MiB objects) that hold
+/// exactly `block`: where they are.
+fn blocks_holding(c: &std::sync::Arc<Cluster>, name: &str, size: u64, block: &[u8]) -> Vec<String> {
+    let pool = c.pool(POOL).unwrap();
+    let mut found = Vec::new();
+    for index in 0..size.div_ceil(4 << 20) {
+        let oid = format!("{name}.{index:016x}");
+        let bytes = pool.read_all(&oid).unwrap();
+        for (i, b) in bytes.chunks(BLOCK).enumerate() {
+            if b == block {
+                found.push(format!("{oid} at {}", i * BLOCK));
+            }
+        }
+    }
+    found
+}
+
+/// The cluster's blocklist entries, as the monitor lists them (JSON).
+fn blocklist(c: &Cluster) -> Vec<String> {
+    let out = c
+        .mon_command(r#"{"prefix": "osd blocklist ls", "format": "json"}"#)
+        .unwrap();
+    out.split("\"addr\"").skip(1).map(str::to_owned).collect()
+}
+
+#[test]
+fn a_stopped_direct_mount_whose_recall_times_out_is_fenced_and_writes_nothing_when_resumed() {
+    let _one = one_cluster();
+    let cluster = CephCluster::start();
+    let image = format!("rados://{POOL}/vol");
+    ok(rwxfs(&["mkfs", &image, "--size", "256M"], &cluster));
+    let mut h = harness();
+    let conf = cluster.conf();
+    let conf = conf.to_str().unwrap();
+    let extra = ["--ceph-conf", conf, "--lease-secs", "2"];
+    let addr = h.start_server(Path::new(&image), &extra).unwrap();
+    let direct = ["--direct", "--ceph-conf", conf];
+    let a = h.mount_remote_with(&addr, &direct).unwrap();
+    let b = h.mount_remote_with(&addr, &direct).unwrap();
+    let me = client(&cluster);
+    std::fs::write(a.join("f"), b"kept").unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(a.join("f"))
+        .unwrap();
+    f.write_all_at(&data(9, 256), 1 << 20).unwrap();
+    let fenced_before = blocklist(&me);
+    let stopped = Stopped::new(h.mount_pid(&a).unwrap());
+    // b's truncate recalls a's layouts; a cannot answer: after the lease it is fenced and
+    // they are taken, and the truncate goes on.
+    let g = std::fs::OpenOptions::new()
+        .write(true)
+        .open(b.join("f"))
+        .unwrap();
+    g.set_len(2).unwrap();
+    drop(g);
+    let fenced = blocklist(&me);
+    assert_eq!(
+        fenced.len(),
+        fenced_before.len() + 1,
+        "a's RADOS client was not blocklisted: {fenced:?}"
+    );
+    // Blocks a had are free again: b writes a file of its own meanwhile.
+    let other = data(5, 2048);
+    std::fs::write(b.join("other"), &other).unwrap();
+    // a wakes up and writes whole blocks of a pattern no one else writes: none reaches the
+    // volume's objects, and a's fsync fails.
+    let marker = vec![0xa5u8; BLOCK];
+    assert!(blocks_holding(&me, "vol", 256 << 20, &marker).is_empty());
+    drop(stopped);
+    let late: Vec<u8> = marker.repeat(64);
+    let wrote = f.write_all_at(&late, 4 << 20).and_then(|()| f.sync_all());
+    assert!(wrote.is_err(), "a's fsync after it was fenced succeeded");
+    drop(f);
+    let landed = blocks_holding(&me, "vol", 256 << 20, &marker);
+    assert!(
+        landed.is_empty(),
+        "the fenced mount wrote to the volume's objects: {landed:?}"
+    );
+    assert_eq!(std::fs::read(b.join("f")).unwrap(), b"ke");
+    h.unmount_all().unwrap();
+    let fresh = h.mount_remote(&addr).unwrap();
+    assert_eq!(std::fs::read(fresh.join("f")).unwrap(), b"ke");
+    assert_eq!(std::fs::read(fresh.join("other")).unwrap(), other);
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&cluster, &image);
+}
