@@ -31,8 +31,14 @@ fn direct_writes_are_answered_while_the_server_is_out_of_reach_and_land_once_it_
     let place = Place::new();
     let server = Server::start(&place, "127.0.0.1:0");
     let proxy = Proxy::start(&server.addr.to_string()).expect("proxy");
-    let d = DirectBackend::new(client(&proxy.addr, "d"), Some(&place.image()), false)
-        .expect("direct backend");
+    let local = Default::default();
+    let d = DirectBackend::new(
+        client(&proxy.addr, "d"),
+        Some(&place.image()),
+        &local,
+        false,
+    )
+    .expect("direct backend");
     let ino = create(&*d, "f");
     let data = pattern(3 << 20);
     proxy.set_down(true);
@@ -67,6 +73,7 @@ fn a_direct_write_that_fails_after_its_answer_is_reported_by_every_fsync_and_flu
     let d = DirectBackend::new(
         client(&server.addr.to_string(), "d"),
         Some(&place.image()),
+        &Default::default(),
         false,
     )
     .expect("direct backend");
