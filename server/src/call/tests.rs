@@ -70,6 +70,7 @@ fn shared_with(name: &str, cfg: ServerConfig) -> Arc<Shared> {
         made: Default::default(),
         linger: Default::default(),
         recalls: Default::default(),
+        fencing: Default::default(),
         clean_start: false,
         after_check: Default::default(),
     })
