@@ -87,3 +87,44 @@ impl Fencing {
         self.lock().remove(&holder);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts its fences; refuses them while `refuse` is set.
+    #[derive(Default)]
+    struct Counting {
+        fenced: Mutex<Vec<String>>,
+        refuse: AtomicUsize,
+    }
+
+    impl Fence for Counting {
+        fn fence(&self, address: &str) -> std::io::Result<()> {
+            if self.refuse.load(Ordering::SeqCst) > 0 {
+                return Err(std::io::Error::from_raw_os_error(libc::EACCES));
+            }
+            self.fenced.lock().unwrap().push(address.to_string());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_mount_is_fenced_at_its_address_once_and_one_that_never_said_it_is_not() {
+        let f = Arc::new(Counting::default());
+        let fence: Arc<dyn Fence> = f.clone();
+        let fencing = Fencing::default();
+        assert!(!fencing.fence(&fence, 7), "fenced with no address");
+        fencing.register(7, "127.0.0.1:0/42");
+        assert!(fencing.registered(7));
+        f.refuse.store(1, Ordering::SeqCst);
+        assert!(!fencing.fence(&fence, 7), "a refused fence counted");
+        f.refuse.store(0, Ordering::SeqCst);
+        assert!(fencing.fence(&fence, 7));
+        assert!(fencing.fence(&fence, 7));
+        assert_eq!(*f.fenced.lock().unwrap(), ["127.0.0.1:0/42"]);
+        fencing.forget(7);
+        assert!(!fencing.registered(7));
+    }
+}
