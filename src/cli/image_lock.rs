@@ -76,7 +76,11 @@ pub fn lock(path: &Path, hold: Hold) -> Result<ImageLock, LockError> {
             path.display()
         )));
     }
-    let holders = holders(&file).unwrap_or_default();
+    // /proc/locks is read in pieces while other processes take and drop locks, so one
+    // reading can miss a line: read it again before saying the holder is not visible.
+    let holders = (0..5)
+        .find_map(|_| holders(&file).filter(|h| !h.is_empty()))
+        .unwrap_or_default();
     Err(LockError::InUse(format!(
         "{} is in use: {}",
         path.display(),
