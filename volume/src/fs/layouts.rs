@@ -77,6 +77,21 @@ struct Held {
     tail_zeroed: Option<u64>,
 }
 
+impl Held {
+    /// Forget the blocks reserved for `holder`: the blocks they were, in file order.
+    fn reservations_dropped(&mut self, holder: u64) -> Vec<u64> {
+        let mut dropped = Vec::new();
+        self.reserved.retain(|_, &mut (p, who)| {
+            let theirs = who == holder;
+            if theirs {
+                dropped.push(p);
+            }
+            !theirs
+        });
+        dropped
+    }
+}
+
 impl<S: BlockStore> Volume<S> {
     /// A layout of `len` bytes at `offset` for `holder` (any number its caller picks, the
     /// same for its `layout_commit` and `layout_return`). For a read, up to the file's size;
@@ -307,16 +322,8 @@ impl<S: BlockStore> Volume<S> {
         };
         held.holders.remove(&holder);
         held.taken.insert(holder);
-        let theirs: Vec<u64> = held
-            .reserved
-            .iter()
-            .filter(|(_, &(_, who))| who == holder)
-            .map(|(&l, _)| l)
-            .collect();
-        for lblk in theirs {
-            if let Some((p, _)) = held.reserved.remove(&lblk) {
-                self.m.unreserve_held(i, p);
-            }
+        for p in held.reservations_dropped(holder) {
+            self.m.unreserve_held(i, p);
         }
     }
 
@@ -326,18 +333,12 @@ impl<S: BlockStore> Volume<S> {
         };
         held.holders.remove(&holder);
         held.taken.remove(&holder);
-        let theirs: Vec<u64> = held
-            .reserved
-            .iter()
-            .filter(|(_, &(_, who))| who == holder)
-            .map(|(&l, _)| l)
-            .collect();
-        for lblk in theirs {
-            if let Some((p, _)) = held.reserved.remove(&lblk) {
-                self.m.unreserve(p);
-            }
+        let dropped = held.reservations_dropped(holder);
+        let unheld = held.holders.is_empty() && held.taken.is_empty();
+        for p in dropped {
+            self.m.unreserve(p);
         }
-        if held.holders.is_empty() && held.taken.is_empty() {
+        if unheld {
             self.layouts.by_inode.remove(&i);
             self.m.release_held(i);
         }
