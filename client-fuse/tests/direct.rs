@@ -98,3 +98,125 @@ fn a_direct_write_that_fails_after_its_answer_is_reported_by_every_fsync_and_flu
     let flush = d.flush(ino).expect_err("the next flush");
     assert_eq!(flush.errno(), libc::ENOSPC);
 }
+
+/// Calls made on this thread until the guard drops are made for uid and gid 1000.
+fn as_user_1000() -> client_fuse::caller::Acting {
+    client_fuse::caller::acting_for(protocol::Cred {
+        uid: 1000,
+        gid: 1000,
+        groups: Vec::new(),
+    })
+}
+
+fn chmod(c: &impl Backend, ino: u64, mode: u32) {
+    let set = protocol::SetAttr {
+        mode: Some(mode),
+        ..Default::default()
+    };
+    c.setattr(ino, set).expect("chmod");
+}
+
+/// A file made by an anonymous client (owned by nobody) with mode 0666, which uid 1000
+/// opens on the direct mount `d`.
+fn opened_by_user_1000(d: &DirectBackend, owner: &impl Backend) -> u64 {
+    let ino = create(owner, "shared");
+    owner.release(ino).expect("release");
+    chmod(owner, ino, 0o666);
+    let _alice = as_user_1000();
+    d.open(ino, libc::O_RDWR).expect("open");
+    ino
+}
+
+/// uid 1000 writes 8 KiB through layouts (made, not committed: seen on the image); then the
+/// file's owner makes it 0600, so their commit, made for uid 1000, is refused (EACCES).
+fn a_commit_refused(place: &Place, d: &DirectBackend, owner: &impl Backend, ino: u64) {
+    let data: Vec<u8> = (0..8192u32).map(|i| (i % 241) as u8 ^ 0x5a).collect();
+    {
+        let _alice = as_user_1000();
+        d.write(ino, 0, &data, WriteHow::default()).expect("write");
+    }
+    support::wait_for("the direct write on the image", || {
+        let image = std::fs::read(place.image()).expect("read the image");
+        image.chunks(4096).any(|b| b == &data[..4096])
+    });
+    chmod(owner, ino, 0o600);
+}
+
+/// What the server holds for the session of the mount named `node`: its opens, its locks.
+fn held_by(addr: &str, node: &str) -> (u32, u32) {
+    let status = client_fuse::link::query_status(addr, None, None).expect("status");
+    let s = status.sessions().iter().find(|s| s.node_id == node);
+    let s = s.expect("the mount's session");
+    (s.open_files, s.locks)
+}
+
+fn lock(owner: u64, typ: i32) -> client_fuse::backend::LockArgs {
+    client_fuse::backend::LockArgs {
+        owner,
+        start: 0,
+        end: u64::MAX,
+        typ,
+        pid: 1,
+    }
+}
+
+/// A close whose commit fails (here the server refuses it) still closes the file on the
+/// server, and reports the failure: the file is not held open for the rest of the mount.
+#[test]
+fn a_close_whose_commit_fails_reaches_the_server_and_reports_the_failure() {
+    let place = Place::new();
+    let server = Server::start(&place, "127.0.0.1:0");
+    let addr = server.addr.to_string();
+    let local = Default::default();
+    let d = DirectBackend::new(client(&addr, "d"), Some(&place.image()), &local, false)
+        .expect("direct backend");
+    let owner = client(&addr, "owner");
+    let ino = opened_by_user_1000(&d, &owner);
+    a_commit_refused(&place, &d, &owner, ino);
+    let closed = {
+        let _alice = as_user_1000();
+        d.release(ino)
+    };
+    assert_eq!(
+        held_by(&addr, "d").0,
+        0,
+        "the file is still open on the server"
+    );
+    let e = closed.expect_err("a close whose commit was refused");
+    assert_eq!(e.errno(), libc::EACCES);
+}
+
+/// An unlock whose commit fails still lets the lock go on the server (another mount takes
+/// it), and reports the failure.
+#[test]
+fn an_unlock_whose_commit_fails_lets_the_lock_go_and_reports_the_failure() {
+    let place = Place::new();
+    let server = Server::start(&place, "127.0.0.1:0");
+    let addr = server.addr.to_string();
+    let local = Default::default();
+    let d = DirectBackend::new(client(&addr, "d"), Some(&place.image()), &local, false)
+        .expect("direct backend");
+    let owner = client(&addr, "owner");
+    let never = || false;
+    let ino = opened_by_user_1000(&d, &owner);
+    {
+        let _alice = as_user_1000();
+        d.setlk(ino, lock(7, libc::F_WRLCK), false, &never)
+            .expect("lock");
+    }
+    a_commit_refused(&place, &d, &owner, ino);
+    let unlocked = {
+        let _alice = as_user_1000();
+        d.setlk(ino, lock(7, libc::F_UNLCK), false, &never)
+    };
+    assert_eq!(
+        held_by(&addr, "d").1,
+        0,
+        "the lock is still held on the server"
+    );
+    owner
+        .setlk(ino, lock(9, libc::F_WRLCK), false, &never)
+        .expect("another mount's lock once it was let go");
+    let e = unlocked.expect_err("an unlock whose commit was refused");
+    assert_eq!(e.errno(), libc::EACCES);
+}

@@ -416,13 +416,21 @@ impl Backend for DirectBackend {
             }
             return self.remote.call(req, bulk);
         }
-        if let Some(ino) = req.meta().inode {
-            self.settle(ino)?;
-        }
+        let m = req.meta();
+        let lets_go = m.unlocks || matches!(m.opens, Some(protocol::Opens::Releases(_)));
+        let settled = m.inode.map_or(Ok(()), |ino| self.settle(ino));
+        let mut settled = match (settled, lets_go) {
+            (Err(e), false) => return Err(e),
+            (r, _) => r,
+        };
         if let Request::Release { ino } = req {
-            self.give_back(ino, true)?;
+            // Returned whether or not the commit went: a failed one's writes are lost.
+            settled = settled.and(self.give_back(ino, true));
         }
+        // A close or an unlock goes to the server whatever became of the commit, so the
+        // file is not held open nor the lock held on; the failure is its answer.
         let (mut resp, out) = self.remote.call(req, bulk)?;
+        settled?;
         self.made_current(&mut resp);
         Ok((resp, out))
     }
@@ -489,9 +497,15 @@ impl Backend for DirectBackend {
         wait: bool,
         interrupted: &dyn Fn() -> bool,
     ) -> FsResult<()> {
-        // What was written under a lock is committed before the lock changes hands.
-        self.settle(ino)?;
-        self.remote.setlk(ino, l, wait, interrupted)
+        // What was written under a lock is committed before the lock changes hands. An
+        // unlock goes to the server whatever became of the commit (the lock is not held on),
+        // the failure its answer; no lock is taken after a failed one.
+        let settled = self.settle(ino);
+        if settled.is_err() && l.typ != libc::F_UNLCK {
+            return settled;
+        }
+        self.remote.setlk(ino, l, wait, interrupted)?;
+        settled
     }
 }
 
