@@ -301,22 +301,7 @@ impl Podman {
             let Ok(h) = hierarchy else { continue };
             let top = h.path().join(self.cgroup_parent.trim_start_matches('/'));
             if top.exists() {
-                // Children first: conmon's and each container's.
-                let mut dirs = vec![top.clone()];
-                let mut i = 0;
-                while i < dirs.len() {
-                    for e in std::fs::read_dir(&dirs[i]).into_iter().flatten().flatten() {
-                        if e.file_type().is_ok_and(|t| t.is_dir()) {
-                            dirs.push(e.path());
-                        }
-                    }
-                    i += 1;
-                }
-                for d in dirs.iter().rev() {
-                    if let Err(e) = std::fs::remove_dir(d) {
-                        first = first.and(Err(format!("{}: {e}", d.display())));
-                    }
-                }
+                first = first.and(remove_cgroup_tree(&top));
             }
         }
         first
@@ -325,6 +310,62 @@ impl Podman {
     /// Remove everything now, reporting what could not be removed.
     pub fn finish(mut self) -> Result<(), String> {
         self.clean()
+    }
+}
+
+/// Remove the cgroup directory `top` and every one under it, children first. A cgroup still
+/// holding processes (conmon runs the container's exit command after `podman rm` returns) is
+/// waited for; what is left after 10 s is killed (every process there was started by this
+/// test's podman), and waited for again.
+fn remove_cgroup_tree(top: &Path) -> Result<(), String> {
+    let mut dirs = vec![top.to_path_buf()];
+    let mut i = 0;
+    while i < dirs.len() {
+        for e in std::fs::read_dir(&dirs[i]).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(e.path());
+            }
+        }
+        i += 1;
+    }
+    let mut first = Ok(());
+    for d in dirs.iter().rev() {
+        first = first.and(remove_cgroup(d));
+    }
+    first
+}
+
+/// Remove one cgroup directory once it holds no process (see `remove_cgroup_tree`).
+fn remove_cgroup(dir: &Path) -> Result<(), String> {
+    let start = Instant::now();
+    let mut killed = false;
+    loop {
+        let err = match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => e,
+        };
+        let busy = err.raw_os_error() == Some(libc::EBUSY);
+        if !busy || start.elapsed() > Duration::from_secs(30) {
+            let left = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            let left = left.split_whitespace().collect::<Vec<_>>().join(" ");
+            return Err(format!(
+                "{}: {err} (processes left: [{left}])",
+                dir.display()
+            ));
+        }
+        if !killed && start.elapsed() > Duration::from_secs(10) {
+            let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs
+                .split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
+            {
+                // SAFETY: a process in this test's own containers' cgroup.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            killed = true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

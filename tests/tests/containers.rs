@@ -161,6 +161,20 @@ fn await_file(path: &Path) {
     }
 }
 
+/// Wait until something accepts connections on the unix socket at `path` (the file appears at
+/// bind, a moment before the listen).
+fn await_listening(path: &Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while let Err(e) = std::os::unix::net::UnixStream::connect(path) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listens on {}: {e}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn a_volume_mounted_after_the_container_started_reaches_it_by_rslave_propagation() {
     let (mut h, img, source, token) = served();
@@ -289,7 +303,7 @@ fn a_node_plugin_in_a_privileged_container_mounts_for_the_host_and_a_pod_uses_it
     .chain([format!("unix://{}", socket.display())])
     .collect();
     p.run("node-plugin", &options, &argv).unwrap();
-    await_file(&socket);
+    await_listening(&socket);
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
