@@ -207,10 +207,8 @@ pub trait Backend: Send + Sync + 'static {
         };
         ask(self, req, &[])
     }
-    /// Open `ino` with open(2)'s `flags`; its attributes. A new open is never one made again
-    /// (`protocol::OPEN_AGAIN`).
+    /// Open `ino` with open(2)'s `flags`; its attributes.
     fn open(&self, ino: u64, flags: i32) -> FsResult<Attr> {
-        let flags = flags & !protocol::OPEN_AGAIN;
         ask(self, Request::Open { ino, flags }, &[])
     }
     /// Close one open of `ino`.

@@ -99,7 +99,7 @@ fn a_recovery_cut_short_resumes_a_session_with_its_own_secret() {
             assert_eq!(resumed(&mut s), old);
             send(&mut s, &welcome(new.0, &new.1));
             let (_, req) = next_call(&mut s);
-            assert!(matches!(req, Request::Open { ino: 5, .. }), "{req:?}");
+            assert!(matches!(req, Request::Reopen { ino: 5, .. }), "{req:?}");
             drop(s);
             // The third: what the mount offers.
             let (mut s, _) = listener.accept().expect("accept");
@@ -229,7 +229,7 @@ fn reopens_on_a_new_session(listener: &TcpListener) -> Vec<Request> {
         let (id, req) = next_call(&mut s);
         let result = match req {
             Request::Fsync { .. } => Ok(Response::Empty),
-            Request::Open { ino, .. } => Ok(Response::Attr(file(ino))),
+            Request::Reopen { ino, .. } => Ok(Response::Attr(file(ino))),
             other => panic!("not a reopen or a commit: {other:?}"),
         };
         send(&mut s, &ServerMsg::Reply { id, result });
@@ -283,9 +283,9 @@ fn an_open_answered_as_the_connection_breaks_is_made_again_on_a_new_session() {
     let reply = answered_to_a_callback(&link, open);
     assert!(reply.is_ok(), "{reply:?}");
     let reopens = script.join().expect("the script ran to its end");
-    let again = libc::O_RDWR | protocol::OPEN_AGAIN;
+    let again = libc::O_RDWR;
     assert!(
-        matches!(reopens.as_slice(), [Request::Open { ino: 5, flags }] if *flags == again),
+        matches!(reopens.as_slice(), [Request::Reopen { ino: 5, flags }] if *flags == again),
         "made again on the new session: {reopens:?}"
     );
     assert_eq!(link.open_count(5), 1);
@@ -319,7 +319,7 @@ fn a_release_answered_as_the_connection_breaks_is_not_undone_on_a_new_session() 
 
 /// A file made by a create is held open with the access mode the create asked for (its
 /// request does not carry it: the FUSE create says it, `creating_with`), and a new session
-/// made by the recovery opens it again with that mode, marked as made again (`OPEN_AGAIN`:
+/// made by the recovery opens it again with that mode, as an open made again (`Reopen`:
 /// the server lets the file's owner past its mode bits, as it did the creator's descriptor).
 /// Before, it went as read-only, which a file created with mode 0200 refuses its owner: the
 /// file was no longer held open on the new session.
@@ -350,10 +350,9 @@ fn a_created_file_is_opened_again_with_the_create_s_access_mode() {
     };
     assert!(reply.is_ok(), "{reply:?}");
     let reopens = script.join().expect("the script ran to its end");
-    let [Request::Open { ino: 5, flags }] = reopens.as_slice() else {
+    let [Request::Reopen { ino: 5, flags }] = reopens.as_slice() else {
         panic!("not one open of the file made again: {reopens:?}");
     };
     assert_eq!(flags & libc::O_ACCMODE, libc::O_WRONLY, "flags {flags:#o}");
-    assert_ne!(flags & protocol::OPEN_AGAIN, 0, "not marked as made again");
     assert_eq!(link.open_count(5), 1);
 }

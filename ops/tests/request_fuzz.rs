@@ -143,6 +143,7 @@ fn data_and_attrs() -> impl Strategy<Value = Request> {
             }
         }),
         ino().prop_map(|ino| Request::Open { ino, flags: 0 }),
+        ino().prop_map(|ino| Request::Reopen { ino, flags: 0 }),
         ino().prop_map(|ino| Request::Release { ino }),
         ino().prop_map(|ino| Request::Fsync { ino }),
     ]

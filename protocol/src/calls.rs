@@ -8,13 +8,6 @@ use crate::wire::{
     Attr, DirEntry, Layout, LockKind, LockRange, RenameFlags, SetAttr, StatFs, TimeSpec, VolumeAt,
 };
 
-/// In `Request::Open`'s flags (a bit no open(2) flag uses): the open is one this mount held
-/// on a session the server lost, or before the server restarted, made again by the caller
-/// who made it. The file's owner is let past its mode bits, as it is for the reads and writes
-/// through the open (a file created with mode 0200 is still read and written by its
-/// creator's descriptor); anyone else is checked as for a new open.
-pub const OPEN_AGAIN: i32 = 0x4000_0000;
-
 /// An operation. How each is classified (what it touches, whether it changes the volume,
 /// must be remembered, may block) is `Request::meta`.
 ///
@@ -159,8 +152,7 @@ pub enum Request {
     Open {
         /// The file.
         ino: u64,
-        /// open(2)'s flags (access mode, `O_TRUNC`...), for the permission check, and
-        /// `OPEN_AGAIN` for an open made again.
+        /// open(2)'s flags (access mode, `O_TRUNC`...), for the permission check.
         flags: i32,
     },
     /// Close one open of a file.
@@ -366,6 +358,18 @@ pub enum Request {
     StoreClient {
         /// The address the store knows the caller's client by.
         address: String,
+    },
+    /// Open a file again: an open this mount held on a session the server lost, or before
+    /// the server restarted, made again by the caller who made it, with the flags it had.
+    /// After a restart it takes the open the session log kept for it, allowed when it was
+    /// made; otherwise the file's owner is let past its mode bits, as it is for the reads
+    /// and writes through the open (a file created with mode 0200 is still read and written
+    /// by its creator's descriptor), and anyone else is checked as for a new open.
+    Reopen {
+        /// The file.
+        ino: u64,
+        /// The flags of the open it makes again (its access mode).
+        flags: i32,
     },
 }
 

@@ -32,6 +32,7 @@ impl Request {
             | Readdir { ino, .. }
             | Readdirplus { ino, .. }
             | Open { ino, .. }
+            | Reopen { ino, .. }
             | Release { ino }
             | Read { ino, .. }
             | Write { ino, .. }

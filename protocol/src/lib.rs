@@ -25,7 +25,7 @@ pub use codec::{decode_body, encode_frame, ProtoError, MAX_FRAME};
 pub use error_code::ErrorCode;
 pub use exports::{AccessMode, ExportCmd, ExportInfo, VolumeSpace};
 pub use messages::{
-    ClientMsg, Cred, Push, Request, Response, ServerMsg, SessionStatus, MAX_GROUPS, OPEN_AGAIN,
+    ClientMsg, Cred, Push, Request, Response, ServerMsg, SessionStatus, MAX_GROUPS,
     PROTOCOL_VERSION,
 };
 pub use meta::{Access, Entries, Meta, Moves, Opens};

@@ -3,14 +3,14 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::calls::{Request, Response, OPEN_AGAIN};
+pub use crate::calls::{Request, Response};
 use crate::error_code::ErrorCode;
 use crate::exports::{ExportCmd, ExportInfo, VolumeSpace};
 
 /// The version both ends speak, checked in `Hello`: bumped whenever a message's encoding
 /// changes (the golden bytes of `tests/golden.rs`), so the server refuses an older or newer
 /// client with the reason instead of misreading it.
-pub const PROTOCOL_VERSION: u32 = 8;
+pub const PROTOCOL_VERSION: u32 = 9;
 
 /// From client to server.
 ///

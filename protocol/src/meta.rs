@@ -65,6 +65,8 @@ pub enum Access<'a> {
     WriteData,
     /// Open it with these flags.
     Open(i32),
+    /// Open it again with these flags (`Request::Reopen`): its owner past the mode bits.
+    Reopen(i32),
     /// Change these attributes (each by its rule: chmod, chown, utimes, truncate).
     Attrs(SetAttr),
     /// Read or (`write`) change the extended attribute `name`.
@@ -326,6 +328,10 @@ impl Request {
             R::Open { ino, flags } => Meta::on(*ino)
                 .remembered()
                 .needs(Access::Open(*flags))
+                .opening(Opens::Opens),
+            R::Reopen { ino, flags } => Meta::on(*ino)
+                .remembered()
+                .needs(Access::Reopen(*flags))
                 .opening(Opens::Opens),
             R::Release { ino } => Meta::on(*ino).remembered().opening(Opens::Releases(*ino)),
             R::Setlk { ino, kind, .. } => Meta {

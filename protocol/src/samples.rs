@@ -47,10 +47,11 @@ pub(crate) fn index(r: &Request) -> u32 {
         R::LayoutReturn { .. } => 36,
         R::VolumeLocation => 37,
         R::StoreClient { .. } => 38,
+        R::Reopen { .. } => 39,
     }
 }
 
-pub(crate) const VARIANTS: u32 = 39;
+pub(crate) const VARIANTS: u32 = 40;
 
 fn n(s: &str) -> Vec<u8> {
     s.as_bytes().to_vec()
@@ -236,6 +237,7 @@ pub(crate) fn requests() -> Vec<Request> {
         Request::StoreClient {
             address: "127.0.0.1:0/42".to_string(),
         },
+        Request::Reopen { ino: 2, flags: 2 },
     ]
 }
 

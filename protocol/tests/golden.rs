@@ -1180,6 +1180,19 @@ fn request_store_client() {
     pin(&v, request_golden(&v));
 }
 
+#[rustfmt::skip]
+const REQUEST_REOPEN: &[u8] = &[
+    39, 0, 0, 0,                // Request::Reopen (variant 39)
+    9, 0, 0, 0, 0, 0, 0, 0,     // ino
+    2, 0, 0, 0,                 // flags
+];
+
+#[test]
+fn request_reopen() {
+    let v = Request::Reopen { ino: 9, flags: 2 };
+    pin(&v, request_golden(&v));
+}
+
 /// Every variant of `Request` has its golden bytes.
 fn request_golden(v: &Request) -> &'static [u8] {
     match v {
@@ -1222,6 +1235,7 @@ fn request_golden(v: &Request) -> &'static [u8] {
         Request::LayoutReturn { .. } => REQUEST_LAYOUT_RETURN,
         Request::VolumeLocation => REQUEST_VOLUME_LOCATION,
         Request::StoreClient { .. } => REQUEST_STORE_CLIENT,
+        Request::Reopen { .. } => REQUEST_REOPEN,
     }
 }
 

@@ -4,7 +4,7 @@
 
 use ops::Hooks;
 use protocol::codec::encode_frame;
-use protocol::{Request, Response, ServerMsg, OPEN_AGAIN};
+use protocol::{Request, Response, ServerMsg};
 use volume::FsError;
 
 use crate::Store;
@@ -24,13 +24,14 @@ pub(crate) fn execute(
 ) -> Option<Result<Response, FsError>> {
     let log = shared.state.as_deref();
     match *req {
-        Request::Open { ino, flags } => {
+        Request::Open { ino, .. } | Request::Reopen { ino, .. } => {
             let r = shared.vol.with(|v| {
                 // A client opens again what it held when it finds the server restarted: an
                 // open the session log restored stands for its reopen, allowed when it was
                 // first made, whatever the file's mode became since. Any other open (a fresh
                 // one, or a reopen beyond what was restored) is checked, and takes nothing.
-                let a = if flags & OPEN_AGAIN != 0 && session.take_restored(ino) {
+                let reopen = matches!(req, Request::Reopen { .. });
+                let a = if reopen && session.take_restored(ino) {
                     v.getattr(Ino::new(ino))?
                 } else {
                     hooks.authorize(v, &mut req.clone())?;

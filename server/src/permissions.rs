@@ -7,7 +7,7 @@
 //! owner override: a file created read-only is still written through the descriptor that
 //! created it), and a read is allowed with execute permission (a program being run).
 
-use protocol::{Access, Cred, Meta, Moves, Request, SetAttr, SetTime, MAX_GROUPS, OPEN_AGAIN};
+use protocol::{Access, Cred, Meta, Moves, Request, SetAttr, SetTime, MAX_GROUPS};
 use volume::{Attr, BlockStore, FileKind, FsError, Volume};
 
 use crate::export::{Export, NOBODY};
@@ -230,7 +230,8 @@ fn inode(c: &Caller, a: &Attr, access: Access<'_>) -> Result<Adjust, FsError> {
                 c.need(a, W)?;
             }
         }
-        Access::Open(flags) => open(c, a, flags)?,
+        Access::Open(flags) => open(c, a, flags, false)?,
+        Access::Reopen(flags) => open(c, a, flags, true)?,
         Access::Attrs(mut set) => {
             setattr(c, a, &mut set)?;
             return Ok(Adjust::Attrs(set));
@@ -241,14 +242,14 @@ fn inode(c: &Caller, a: &Attr, access: Access<'_>) -> Result<Adjust, FsError> {
 }
 
 /// An open by its flags: read, write or both, and write for a truncating open. An open made
-/// again after a lost session or a restart (`OPEN_AGAIN`) by the file's owner is allowed
+/// `again` after a lost session or a restart (`Request::Reopen`) by the file's owner is allowed
 /// whatever the mode bits, as knfsd's owner override allows an open that created its file:
 /// the owner's reads and writes through it pass here anyway, and the owner may change the
 /// mode at will, so this grants nothing it could not take. A created file's descriptor
 /// keeps its access that way (mode 0200, written by its creator), and so does an open whose
 /// file its owner has since made unreadable.
-fn open(c: &Caller, a: &Attr, flags: i32) -> Result<(), FsError> {
-    if flags & OPEN_AGAIN != 0 && c.owns(a) {
+fn open(c: &Caller, a: &Attr, flags: i32, again: bool) -> Result<(), FsError> {
+    if again && c.owns(a) {
         return Ok(());
     }
     let mut want = match flags & libc::O_ACCMODE {

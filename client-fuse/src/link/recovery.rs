@@ -473,9 +473,9 @@ fn reopen(shared: &Shared, stream: &mut Stream) -> Result<(), DialError> {
         for o in openers {
             // Marked as made again: the owner keeps the access it had (a file created with
             // mode 0200 and written through its creator's descriptor refuses a new open).
-            let req = Request::Open {
+            let req = Request::Reopen {
                 ino,
-                flags: o.access | protocol::OPEN_AGAIN,
+                flags: o.access,
             };
             if let Err(errno) = call_on(shared, stream, req, o.cred)? {
                 tracing::info!("file {ino} not opened again (yet): errno {errno}");

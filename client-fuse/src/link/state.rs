@@ -122,7 +122,9 @@ impl OpenChange {
             protocol::Opens::Opens => OpenChange::Opens(Opener {
                 cred: crate::caller::current(),
                 access: match req {
-                    Request::Open { flags, .. } => flags & libc::O_ACCMODE,
+                    Request::Open { flags, .. } | Request::Reopen { flags, .. } => {
+                        flags & libc::O_ACCMODE
+                    }
                     _ => crate::caller::create_access(),
                 },
             }),

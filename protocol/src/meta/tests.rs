@@ -14,6 +14,7 @@ fn mutated(r: &Request) -> bool {
             | Request::Readdir { .. }
             | Request::Readdirplus { .. }
             | Request::Open { .. }
+            | Request::Reopen { .. }
             | Request::Release { .. }
             | Request::Read { .. }
             | Request::Fsync { .. }
@@ -40,6 +41,7 @@ fn kept_reply(r: &Request) -> bool {
             r,
             Request::Setlk { .. }
                 | Request::Open { .. }
+                | Request::Reopen { .. }
                 | Request::Release { .. }
                 | Request::CancelLock { .. }
                 | Request::ReleaseLocks { .. }
@@ -163,7 +165,7 @@ fn affects(r: &Request) -> Vec<u64> {
 
 fn opens(r: &Request) -> Option<Option<u64>> {
     match r {
-        Request::Open { .. } | Request::Create { .. } => Some(None),
+        Request::Open { .. } | Request::Reopen { .. } | Request::Create { .. } => Some(None),
         Request::Release { ino } => Some(Some(*ino)),
         _ => None,
     }
@@ -274,6 +276,7 @@ fn every_call_needs_the_access_the_permission_check_said() {
             | Request::LayoutGet { write: true, .. }
             | Request::LayoutCommit { .. } => Access::WriteData,
             Request::Open { flags, .. } => Access::Open(*flags),
+            Request::Reopen { flags, .. } => Access::Reopen(*flags),
             Request::Setattr { set, .. } => Access::Attrs(*set),
             Request::Getxattr { name, .. } => Access::Xattr { name, write: false },
             Request::Setxattr { name, .. } | Request::Removexattr { name, .. } => {

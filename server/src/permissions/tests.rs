@@ -367,29 +367,54 @@ fn xattr_namespaces() {
     assert_eq!(names, vec![b"user.a".to_vec()]);
 }
 
-/// An open made again after a lost session or a restart (`OPEN_AGAIN`) keeps its owner's
-/// access whatever the mode (a file created 0200 and written through its creator's
-/// descriptor, one created 0); a new open of it does not, nor does anyone else's open made
-/// again.
+/// An open made again after a lost session or a restart (`Request::Reopen`) keeps its
+/// owner's access whatever the mode (a file created 0200 and written through its creator's
+/// descriptor, one created 0); a new open of it does not, whatever its flags hold (the bit
+/// that once marked an open made again is no mark any more), nor does anyone else's open
+/// made again.
 #[test]
 fn an_open_made_again_lets_the_owner_past_the_mode_bits_and_nobody_else() {
     let mut t = table();
     t.add(7, FileKind::RegularFile, 0o200, ALICE, STAFF);
     t.add(8, FileKind::RegularFile, 0, ALICE, STAFF);
-    let mut errno = |c: &Caller, ino: u64, flags: i32| {
-        let mut open = Request::Open { ino, flags };
+    let mut errno = |c: &Caller, ino: u64, flags: i32, again: bool| {
+        let mut open = match again {
+            true => Request::Reopen { ino, flags },
+            false => Request::Open { ino, flags },
+        };
         check(c, &mut open, &mut t).err().map_or(0, |e| e.errno())
     };
     let (alice, bob) = (user(ALICE, &[]), user(BOB, &[STAFF]));
     for (ino, access) in [(7, libc::O_WRONLY), (7, libc::O_RDWR), (8, libc::O_RDONLY)] {
-        assert_eq!(errno(&alice, ino, access | OPEN_AGAIN), 0, "{ino} {access}");
+        assert_eq!(errno(&alice, ino, access, true), 0, "{ino} {access}");
     }
-    assert_eq!(errno(&alice, 7, libc::O_RDONLY), libc::EACCES, "a new open");
-    assert_eq!(errno(&alice, 8, libc::O_WRONLY), libc::EACCES, "a new open");
-    assert_eq!(errno(&alice, 7, libc::O_WRONLY), 0, "0200 lets her write");
-    let again = libc::O_WRONLY | OPEN_AGAIN;
-    assert_eq!(errno(&bob, 7, again), libc::EACCES, "not his file");
-    assert_eq!(errno(&bob, 8, libc::O_RDONLY | OPEN_AGAIN), libc::EACCES);
+    assert_eq!(
+        errno(&alice, 7, libc::O_RDONLY, false),
+        libc::EACCES,
+        "a new open"
+    );
+    assert_eq!(
+        errno(&alice, 8, libc::O_WRONLY, false),
+        libc::EACCES,
+        "a new open"
+    );
+    let old_mark = libc::O_RDONLY | 0x4000_0000;
+    assert_eq!(
+        errno(&alice, 7, old_mark, false),
+        libc::EACCES,
+        "a flag bit"
+    );
+    assert_eq!(
+        errno(&alice, 7, libc::O_WRONLY, false),
+        0,
+        "0200 lets her write"
+    );
+    assert_eq!(
+        errno(&bob, 7, libc::O_WRONLY, true),
+        libc::EACCES,
+        "not his file"
+    );
+    assert_eq!(errno(&bob, 8, libc::O_RDONLY, true), libc::EACCES);
     // Made again, someone else's open is checked as a new one: Bob reads Alice's 0644 file.
-    assert_eq!(errno(&bob, 5, libc::O_RDONLY | OPEN_AGAIN), 0);
+    assert_eq!(errno(&bob, 5, libc::O_RDONLY, true), 0);
 }

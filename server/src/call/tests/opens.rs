@@ -28,33 +28,19 @@ fn a_reopen_stands_for_its_restored_open_whatever_the_mode_became_and_a_fresh_op
     let chmod = call(&shared, &bob, 3, chmod(f, 0o600), &[]).0;
     assert!(chmod.is_ok(), "{chmod:?}");
     let again = restored_with_open(&shared, 3, f);
-    let open = |id, flags| call(&shared, &again, id, Request::Open { ino: f, flags }, &[]).0;
+    let open = |id, req| call(&shared, &again, id, req, &[]).0;
+    let fresh = Request::Open { ino: f, flags: 0 };
+    let reopen = Request::Reopen { ino: f, flags: 0 };
 
-    assert_eq!(
-        open(1, libc::O_RDONLY).err(),
-        Some(libc::EACCES),
-        "fresh open"
-    );
-    assert_eq!(
-        again.0.open_count(),
-        1,
-        "the refused open changed what is held"
-    );
-    let reopened = open(2, libc::O_RDONLY | protocol::OPEN_AGAIN);
-    assert!(
-        matches!(reopened, Ok(Response::Attr(_))),
-        "reopen: {reopened:?}"
-    );
-    assert_eq!(
-        again.0.open_count(),
-        1,
-        "the reopen is not the restored open"
-    );
-    let beyond = open(3, libc::O_RDONLY | protocol::OPEN_AGAIN);
-    assert_eq!(
-        beyond.err(),
-        Some(libc::EACCES),
-        "a reopen beyond the restored"
-    );
+    let refused = open(1, fresh).err();
+    assert_eq!(refused, Some(libc::EACCES), "fresh open");
+    let held = again.0.open_count();
+    assert_eq!(held, 1, "the refused open changed what is held");
+    let reopened = open(2, reopen.clone());
+    assert!(matches!(reopened, Ok(Response::Attr(_))), "{reopened:?}");
+    let held = again.0.open_count();
+    assert_eq!(held, 1, "the reopen is not the restored open");
+    let beyond = open(3, reopen).err();
+    assert_eq!(beyond, Some(libc::EACCES), "a reopen beyond the restored");
     assert_eq!(again.0.open_count(), 1);
 }
