@@ -220,3 +220,35 @@ fn an_unlock_whose_commit_fails_lets_the_lock_go_and_reports_the_failure() {
     let e = unlocked.expect_err("an unlock whose commit was refused");
     assert_eq!(e.errno(), libc::EACCES);
 }
+
+/// A user's writes to their own file of mode 0600 are committed for them, whoever's call
+/// on the file commits them: here another user's stat (anonymous), which the server would
+/// not let commit them.
+#[test]
+fn a_users_writes_are_committed_for_them_whoever_asks_for_the_commit() {
+    let place = Place::new();
+    let server = Server::start(&place, "127.0.0.1:0");
+    let addr = server.addr.to_string();
+    let local = Default::default();
+    let d = DirectBackend::new(client(&addr, "d"), Some(&place.image()), &local, false)
+        .expect("direct backend");
+    let data = pattern(8192);
+    let ino = {
+        let _alice = as_user_1000();
+        let ino = d
+            .create(ROOT_INO, b"private", 0o600, 1000, 1000)
+            .expect("create")
+            .ino;
+        d.write(ino, 0, &data, WriteHow::default()).expect("write");
+        ino
+    };
+    support::wait_for("the direct write on the image", || {
+        let image = std::fs::read(place.image()).expect("read the image");
+        image.chunks(4096).any(|b| b == &data[..4096])
+    });
+    let seen = d.getattr(ino).expect("another user's stat");
+    assert_eq!(seen.size, 8192);
+    let _alice = as_user_1000();
+    d.fsync(ino).expect("the user's fsync");
+    assert_eq!(content(&client(&addr, "observer"), ino), data);
+}

@@ -236,6 +236,9 @@ impl DirectBackend {
         let Some(p) = &taken.writes else {
             return Ok(());
         };
+        // For whom the writes were made, not whoever asks (another user's call on the file,
+        // the commit thread, a recall's answer, all anonymous to the server).
+        let _as = p.writer.clone().map(crate::caller::acting_for);
         let r = if p.sessions_lost != self.remote.lock_epoch() {
             Err(self.lost(ino, p))
         } else if p.incarnation == self.remote.incarnation() {

@@ -80,7 +80,10 @@ impl DirectBackend {
         // Noted while the layouts are in use: a recall, which waits for that, commits it.
         let due = match pos {
             0 => Due::Not,
-            _ => self.pending.note(ino, offset, data, given),
+            _ => {
+                let writer = crate::caller::current();
+                self.pending.note(ino, (offset, data), writer, given)
+            }
         };
         Ok((due, rest))
     }
