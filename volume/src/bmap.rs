@@ -7,35 +7,52 @@ use crate::inode::{DiskInode, NDIRECT};
 use crate::layout::{get_u32, put_u32, PTRS_PER_BLOCK};
 use crate::store::BlockStore;
 
+mod runs;
+pub(crate) use runs::{lookup_run, map_reserved_run};
+
 const P: u64 = PTRS_PER_BLOCK;
 
 /// Logical blocks a file can map.
 pub(crate) const MAX_BLOCKS: u64 = NDIRECT as u64 + P + P * P + P * P * P;
 
+/// Where a logical block's pointer is: which tree (0 the inode's direct pointers, 1 to 3
+/// the single, double and triple indirect trees) and the index at each level below the inode.
+#[derive(Clone, Copy)]
+struct Path {
+    at: [usize; 3],
+    depth: usize,
+}
+
+impl std::ops::Deref for Path {
+    type Target = [usize];
+    fn deref(&self) -> &[usize] {
+        &self.at[..self.depth]
+    }
+}
+
 /// Which tree holds `lblk`, and the index at each level below the inode.
-fn path(lblk: u64) -> FsResult<(usize, Vec<usize>)> {
+fn path(lblk: u64) -> FsResult<(usize, Path)> {
+    let p = |tree, at, depth| Ok((tree, Path { at, depth }));
     let mut l = lblk;
     if l < NDIRECT as u64 {
-        return Ok((0, vec![l as usize]));
+        return p(0, [l as usize, 0, 0], 1);
     }
     l -= NDIRECT as u64;
     if l < P {
-        return Ok((1, vec![l as usize]));
+        return p(1, [l as usize, 0, 0], 1);
     }
     l -= P;
     if l < P * P {
-        return Ok((2, vec![(l / P) as usize, (l % P) as usize]));
+        return p(2, [(l / P) as usize, (l % P) as usize, 0], 2);
     }
     l -= P * P;
     if l < P * P * P {
-        return Ok((
-            3,
-            vec![
-                (l / (P * P)) as usize,
-                ((l / P) % P) as usize,
-                (l % P) as usize,
-            ],
-        ));
+        let at = [
+            (l / (P * P)) as usize,
+            ((l / P) % P) as usize,
+            (l % P) as usize,
+        ];
+        return p(3, at, 3);
     }
     Err(FsError::FileTooBig)
 }
@@ -66,30 +83,48 @@ pub(crate) fn lookup_span<S: BlockStore>(
     lblk: u64,
 ) -> FsResult<(Option<u64>, u64)> {
     let (tree, idx) = path(lblk)?;
+    let i = idx[idx.len() - 1];
+    let ptr = match tree {
+        0 => ino.direct[i] as u64,
+        _ => match find_pointer_block(m, ino, tree, &idx)? {
+            Ok(block) => get_u32(m.block(block)?, i * 4) as u64,
+            Err(hole) => return Ok((None, hole)),
+        },
+    };
+    if ptr != 0 && tree != 0 {
+        check_ptr(m, ptr)?;
+    }
+    Ok(((ptr != 0).then_some(ptr), 1))
+}
+
+/// The indirect block of `tree` (1 to 3) that holds the pointer `idx` leads to, or, where a
+/// pointer on the way is absent, how many blocks from the one `idx` names on are a hole
+/// (all that the missing subtree would map, from there on).
+fn find_pointer_block<S: BlockStore>(
+    m: &mut Meta<S>,
+    ino: &DiskInode,
+    tree: usize,
+    idx: &[usize],
+) -> FsResult<Result<u64, u64>> {
     let mut ptr = match tree {
-        0 => ino.direct[idx[0]],
         1 => ino.ind,
         2 => ino.dind,
         _ => ino.tind,
     } as u64;
-    if tree == 0 {
-        return Ok(((ptr != 0).then_some(ptr), 1));
-    }
-    for (level, i) in idx.iter().enumerate() {
+    for level in 0..idx.len() {
         if ptr == 0 {
             // The subtree under this pointer maps P^(levels below) blocks; `lblk` is at
             // the position the remaining indexes give within it.
             let below = &idx[level..];
             let within = below.iter().fold(0u64, |acc, &j| acc * P + j as u64);
-            return Ok((None, P.pow(below.len() as u32) - within));
+            return Ok(Err(P.pow(below.len() as u32) - within));
         }
         check_ptr(m, ptr)?;
-        ptr = get_u32(m.block(ptr)?, i * 4) as u64;
+        if level + 1 < idx.len() {
+            ptr = get_u32(m.block(ptr)?, idx[level] * 4) as u64;
+        }
     }
-    if ptr != 0 {
-        check_ptr(m, ptr)?;
-    }
-    Ok(((ptr != 0).then_some(ptr), 1))
+    Ok(Ok(ptr))
 }
 
 fn check_ptr<S: BlockStore>(m: &Meta<S>, ptr: u64) -> FsResult<()> {
@@ -206,33 +241,7 @@ pub(crate) fn map_alloc<S: BlockStore>(
     lblk: u64,
     goal: Option<u64>,
 ) -> FsResult<Mapped> {
-    map_with(m, ino, lblk, goal, None)
-}
-
-/// Map logical block `lblk` to `leaf`, a block reserved for it (`Meta::reserve_block`),
-/// allocating any indirect blocks on the way; `fresh` false if `lblk` was mapped already
-/// (to the block it answers; `leaf` then stays reserved).
-pub(crate) fn map_reserved<S: BlockStore>(
-    m: &mut Meta<S>,
-    ino: &mut DiskInode,
-    lblk: u64,
-    leaf: u64,
-) -> FsResult<Mapped> {
-    map_with(m, ino, lblk, Some(leaf + 1), Some(leaf))
-}
-
-/// The data block for `lblk`: `leaf` if given (claimed from the reserved blocks), else a
-/// new one.
-fn leaf_block<S: BlockStore>(
-    m: &mut Meta<S>,
-    goal: Option<u64>,
-    leaf: Option<u64>,
-    tree: u32,
-) -> FsResult<u64> {
-    match leaf {
-        Some(b) => m.claim(b, tree).map(|_| b),
-        None => m.alloc_block(goal, tree),
-    }
+    map_with(m, ino, lblk, goal)
 }
 
 fn map_with<S: BlockStore>(
@@ -240,7 +249,6 @@ fn map_with<S: BlockStore>(
     ino: &mut DiskInode,
     lblk: u64,
     goal: Option<u64>,
-    leaf: Option<u64>,
 ) -> FsResult<Mapped> {
     // A walk needs at most four blocks; count them only when that many may not be there.
     if available(m).min(m.trees.room(ino.tree)) < 4 {
@@ -256,7 +264,7 @@ fn map_with<S: BlockStore>(
                 fresh: false,
             });
         }
-        let b = leaf_block(m, goal, leaf, ino.tree)?;
+        let b = m.alloc_block(goal, ino.tree)?;
         ino.direct[idx[0]] = b as u32;
         ino.blocks += 1;
         return Ok(Mapped {
@@ -264,52 +272,60 @@ fn map_with<S: BlockStore>(
             fresh: true,
         });
     }
+    let ptr = pointer_block(m, ino, tree, &idx, goal)?;
+    let i = idx[idx.len() - 1];
+    let next = get_u32(m.block(ptr)?, i * 4) as u64;
+    if next != 0 {
+        return Ok(Mapped {
+            phys: next,
+            fresh: false,
+        });
+    }
+    let b = m.alloc_block(goal.or(Some(ptr + 1)), ino.tree)?;
+    ino.blocks += 1;
+    put_u32(m.block_mut(ptr)?, i * 4, b as u32);
+    Ok(Mapped {
+        phys: b,
+        fresh: true,
+    })
+}
+
+/// The indirect block of `tree` (1 to 3) that holds the pointer `idx` leads to, allocated
+/// (near `goal`, or after the block above it) with any above it that are absent.
+fn pointer_block<S: BlockStore>(
+    m: &mut Meta<S>,
+    ino: &mut DiskInode,
+    tree: usize,
+    idx: &[usize],
+    goal: Option<u64>,
+) -> FsResult<u64> {
     let root = match tree {
-        1 => ino.ind,
-        2 => ino.dind,
-        _ => ino.tind,
-    } as u64;
-    let mut ptr = root;
+        1 => &mut ino.ind,
+        2 => &mut ino.dind,
+        _ => &mut ino.tind,
+    };
+    let mut ptr = *root as u64;
     if ptr == 0 {
         ptr = m.alloc_block(goal, ino.tree)?;
         m.block_new(ptr);
+        *root = ptr as u32;
         ino.blocks += 1;
-        match tree {
-            1 => ino.ind = ptr as u32,
-            2 => ino.dind = ptr as u32,
-            _ => ino.tind = ptr as u32,
-        }
     }
-    let last = idx.len() - 1;
-    for (level, i) in idx.into_iter().enumerate() {
+    for &i in &idx[..idx.len() - 1] {
         check_ptr(m, ptr)?;
         let next = get_u32(m.block(ptr)?, i * 4) as u64;
         if next != 0 {
-            if level == last {
-                return Ok(Mapped {
-                    phys: next,
-                    fresh: false,
-                });
-            }
             ptr = next;
             continue;
         }
-        let b = match level == last {
-            true => leaf_block(m, goal.or(Some(ptr + 1)), leaf, ino.tree)?,
-            false => m.alloc_block(goal.or(Some(ptr + 1)), ino.tree)?,
-        };
+        let b = m.alloc_block(goal.or(Some(ptr + 1)), ino.tree)?;
         ino.blocks += 1;
         put_u32(m.block_mut(ptr)?, i * 4, b as u32);
-        if level == last {
-            return Ok(Mapped {
-                phys: b,
-                fresh: true,
-            });
-        }
         m.block_new(b);
         ptr = b;
     }
-    Err(FsError::Corrupt("block map walk ended early".into()))
+    check_ptr(m, ptr)?;
+    Ok(ptr)
 }
 
 /// Free every block at logical index `from` and beyond.
@@ -458,7 +474,7 @@ pub(crate) fn free_one<S: BlockStore>(
         _ => ino.tind,
     } as u64;
     let last = idx.len() - 1;
-    for (level, i) in idx.into_iter().enumerate() {
+    for (level, &i) in idx.iter().enumerate() {
         if ptr == 0 {
             return Ok(());
         }

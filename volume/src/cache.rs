@@ -2,8 +2,12 @@
 //! indirect and xattr blocks), which of them are dirty, and the allocator's counts and hints.
 //! Dirty blocks reach the image only through `commit`, as one journal transaction.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+mod runs;
+
+use std::collections::BTreeSet;
 use std::sync::Arc;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::chain::Chain;
 use crate::error::{FsError, FsResult};
@@ -27,8 +31,8 @@ pub(crate) struct Meta<S: BlockStore> {
     /// Blocks freed by the open transaction: not reusable until it commits, so a crash can
     /// never leave a committed file pointing at a block that already holds someone else's data.
     quarantine: HashSet<u64>,
-    /// Free blocks set aside for a layout's writer (`reserve_block`): out of the free count,
-    /// never handed out, and in no bitmap until `claim` maps them (nothing about them is
+    /// Free blocks set aside for a layout's writer (`reserve_run`): out of the free count,
+    /// never handed out, and in no bitmap until `claim_run` maps them (nothing about them is
     /// journaled, so a crash leaves them free), each with the quota tree it counts against
     /// until then (`Trees::hold`).
     reserved: HashMap<u64, u32>,
@@ -62,12 +66,12 @@ impl<S: BlockStore> Meta<S> {
         Meta {
             store: Arc::new(store),
             geo,
-            blocks: HashMap::new(),
+            blocks: HashMap::default(),
             dirty: BTreeSet::new(),
-            quarantine: HashSet::new(),
-            reserved: HashMap::new(),
-            held: HashSet::new(),
-            held_by: HashMap::new(),
+            quarantine: HashSet::default(),
+            reserved: HashMap::default(),
+            held: HashSet::default(),
+            held_by: HashMap::default(),
             both: 0,
             hold_for: None,
             in_flight: None,
@@ -287,31 +291,6 @@ impl<S: BlockStore> Meta<S> {
         }
         self.block_hint = b + 1;
         Ok(b)
-    }
-
-    /// Set a free block aside for a layout's writer: taken from the free count and held
-    /// against quota tree `tree`'s room, left clear in the bitmap (no transaction knows of
-    /// it) until `claim`.
-    pub(crate) fn reserve_block(&mut self, goal: Option<u64>, tree: u32) -> FsResult<u64> {
-        let b = self.find_free(goal)?;
-        self.reserved.insert(b, tree);
-        self.trees.hold(tree, 1);
-        self.free_blocks = self.free_blocks.saturating_sub(1);
-        Ok(b)
-    }
-
-    /// A reserved block becomes allocated (its bit set in this transaction), charged to
-    /// quota tree `tree`: it is about to be mapped. `Corrupt` if it was not reserved.
-    pub(crate) fn claim(&mut self, b: u64, tree: u32) -> FsResult<()> {
-        let Some(held) = self.reserved.remove(&b) else {
-            return Err(FsError::Corrupt(format!("block {b} mapped unreserved")));
-        };
-        self.trees.hold(held, -1);
-        if self.set_bit(self.geo.bbitmap_start, b, true)? {
-            return Err(FsError::Corrupt(format!("reserved block {b} was in use")));
-        }
-        self.trees.charge(tree, 1, 0);
-        Ok(())
     }
 
     /// A reserved block goes back to the free blocks, unused.

@@ -1,7 +1,7 @@
 //! Layouts (direct mode): the store's extents backing a range of a file, for a holder that
 //! reads and writes the file's data on the store itself while every piece of metadata stays
 //! with the engine. Invariants:
-//! - A read-write layout over a hole reserves blocks (`Meta::reserve_block`): they are in no
+//! - A read-write layout over a hole reserves blocks (`Meta::reserve_run`): they are in no
 //!   bitmap and no block map, so everyone but their holder reads the hole, and a crash leaves
 //!   them free. A reserved block the holder will write only in part is zeroed when it is
 //!   handed out, so it never shows what it held before.
@@ -17,7 +17,9 @@
 //!   it returns them or its session ends, what they covered stays held (it may be stalled
 //!   mid-write: a local store cannot fence it).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::attr::{Attr, Ino, TimeSpec};
 use crate::bmap;
@@ -140,28 +142,34 @@ impl<S: BlockStore> Volume<S> {
                 self.zero_past_eof(&d, d.size, u64::MAX)?;
             }
         }
-        let held = self.layouts.by_inode.entry(i).or_default();
-        held.holders.insert(holder);
+        self.layouts
+            .by_inode
+            .entry(i)
+            .or_default()
+            .holders
+            .insert(holder);
+        let want = Want {
+            holder,
+            offset,
+            end,
+            write,
+        };
         let mut extents: Vec<Extent> = Vec::new();
         let mut goal = None;
-        for lblk in first..last {
-            let (disk, reserved) = match bmap::lookup(&mut self.m, &d, lblk)? {
-                Some(p) => (Some(p), false),
-                None => match self.reserved_for(i, lblk, holder) {
-                    Some(p) => (Some(p), true),
-                    None if write => {
-                        let p = self.reserve((i, d.tree), lblk, holder, goal)?;
-                        if lblk * bs < offset || (lblk + 1) * bs > end {
-                            // Written only in part: the rest must read as zeros.
-                            self.m.store.write_at(&[0u8; BLOCK_SIZE], p * bs)?;
-                        }
-                        (Some(p), true)
-                    }
-                    None => (None, false),
-                },
-            };
-            goal = disk.map(|p| p + 1).or(goal);
-            push_extent(&mut extents, lblk * bs, disk.map(|p| p * bs), reserved);
+        let mut lblk = first;
+        while lblk < last {
+            let (phys, n) = bmap::lookup_run(&mut self.m, &d, lblk, last - lblk)?;
+            match phys {
+                Some(p) => {
+                    push_extent(&mut extents, lblk, n, Some(p), false);
+                    goal = Some(p + n);
+                }
+                None => {
+                    let hole = (lblk, lblk + n);
+                    goal = self.layout_hole((i, d.tree), &want, hole, &mut extents, goal)?;
+                }
+            }
+            lblk += n;
         }
         Ok(Layout {
             size: d.size,
@@ -169,26 +177,41 @@ impl<S: BlockStore> Volume<S> {
         })
     }
 
-    /// The block reserved at `lblk` of inode `i` for `holder`, if any.
-    fn reserved_for(&self, i: u32, lblk: u64, holder: u64) -> Option<u64> {
-        let held = self.layouts.by_inode.get(&i)?;
-        match held.reserved.get(&lblk) {
-            Some(&(p, who)) if who == holder => Some(p),
-            _ => None,
-        }
-    }
-
-    fn reserve(
+    /// The extents of a hole `[from, to)` (logical blocks) of inode `i` (of quota tree
+    /// `tree`) in the layout `want` asks for: the blocks reserved for its holder there, and
+    /// for a write the rest, reserved now (near `goal`). The goal for what follows.
+    fn layout_hole(
         &mut self,
         (i, tree): (u32, u32),
-        lblk: u64,
-        holder: u64,
-        goal: Option<u64>,
-    ) -> FsResult<u64> {
-        let p = self.m.reserve_block(goal, tree)?;
+        want: &Want,
+        (from, to): (u64, u64),
+        extents: &mut Vec<Extent>,
+        mut goal: Option<u64>,
+    ) -> FsResult<Option<u64>> {
         let held = self.layouts.by_inode.entry(i).or_default();
-        held.reserved.insert(lblk, (p, holder));
-        Ok(p)
+        let mut lblk = from;
+        while lblk < to {
+            let (mine, n) = held.run_from(want.holder, lblk, to);
+            let (disk, reserved) = match mine {
+                Some(p) => (Some(p), true),
+                None if want.write => {
+                    let (p, n) = self.m.reserve_run(goal, n, tree)?;
+                    let holder = want.holder;
+                    held.reserved
+                        .extend((0..n).map(|k| (lblk + k, (p + k, holder))));
+                    want.zero_unwritten(&*self.m.store, (lblk, n), p)?;
+                    push_extent(extents, lblk, n, Some(p), true);
+                    goal = Some(p + n);
+                    lblk += n;
+                    continue;
+                }
+                None => (None, false),
+            };
+            push_extent(extents, lblk, n, disk, reserved);
+            goal = disk.map(|p| p + n).or(goal);
+            lblk += n;
+        }
+        Ok(goal)
     }
 
     /// The holder's writes are on the store: map the blocks reserved for it in the `written`
@@ -219,31 +242,23 @@ impl<S: BlockStore> Volume<S> {
             // through them never appears, and it is told so.
             return Err(FsError::Stale);
         }
-        let bs = BLOCK_SIZE as u64;
-        let mut mine = Vec::new();
-        if let Some(held) = self.layouts.by_inode.get(&i) {
-            for &(off, len) in written {
-                let to = off.saturating_add(len).div_ceil(bs);
-                let blocks = held.reserved.range(off / bs..to);
-                mine.extend(
-                    blocks
-                        .filter(|(_, &(_, who))| who == holder)
-                        .map(|(&l, &(p, _))| (l, p)),
-                );
-            }
-        }
-        for (lblk, p) in mine {
-            if self.commit_urgent() {
-                self.put(i, &d)?;
-                self.step()?;
-            }
-            let mapped = bmap::map_reserved(&mut self.m, &mut d, lblk, p)?;
-            if !mapped.fresh {
-                // Mapped meanwhile by a write through the engine: that one stays.
-                self.m.unreserve(p);
-            }
-            if let Some(held) = self.layouts.by_inode.get_mut(&i) {
-                held.reserved.remove(&lblk);
+        for (lblk, p, n) in self.reserved_runs(i, holder, written) {
+            let mut done = 0;
+            while done < n {
+                if self.commit_urgent() {
+                    self.put(i, &d)?;
+                    self.step()?;
+                }
+                let (l, leaf) = (lblk + done, p + done);
+                let (k, unused) = bmap::map_reserved_run(&mut self.m, &mut d, l, leaf, n - done)?;
+                // Those mapped meanwhile by a write through the engine: that one stays.
+                for b in unused {
+                    self.m.unreserve(b);
+                }
+                if let Some(held) = self.layouts.by_inode.get_mut(&i) {
+                    (l..l + k).for_each(|x| _ = held.reserved.remove(&x));
+                }
+                done += k;
             }
         }
         let now = TimeSpec::now();
@@ -255,6 +270,28 @@ impl<S: BlockStore> Volume<S> {
         Ok(d.attr(i))
     }
 
+    /// The blocks reserved for `holder` on inode `i` in the `written` ranges (bytes), in
+    /// runs: (first logical block, its reserved block, how many), each run consecutive in
+    /// both.
+    fn reserved_runs(&self, i: u32, holder: u64, written: &[(u64, u64)]) -> Vec<(u64, u64, u64)> {
+        let bs = BLOCK_SIZE as u64;
+        let mut runs: Vec<(u64, u64, u64)> = Vec::new();
+        let Some(held) = self.layouts.by_inode.get(&i) else {
+            return runs;
+        };
+        for &(off, len) in written {
+            let to = off.saturating_add(len).div_ceil(bs);
+            let blocks = held.reserved.range(off / bs..to);
+            for (&l, &(p, _)) in blocks.filter(|(_, &(_, who))| who == holder) {
+                match runs.last_mut() {
+                    Some((l0, p0, n)) if *l0 + *n == l && *p0 + *n == p => *n += 1,
+                    _ => runs.push((l, p, 1)),
+                }
+            }
+        }
+        runs
+    }
+
     /// The end of what the `written` ranges put in the file: each range up to its last
     /// mapped block. A range cut away by a truncate or a punch since grows nothing.
     fn written_end(&mut self, d: &DiskInode, written: &[(u64, u64)]) -> FsResult<u64> {
@@ -262,14 +299,14 @@ impl<S: BlockStore> Volume<S> {
         let mut end = 0;
         for &(off, len) in written {
             let to = off.saturating_add(len).min(MAX_FILE_SIZE);
-            // Forward, a hole's whole unmapped subtree at a time.
-            let mut lblk = off / bs;
-            while lblk < to.div_ceil(bs) {
-                let (phys, span) = bmap::lookup_span(&mut self.m, d, lblk)?;
+            // Forward, a run of mapped blocks or a hole at a time.
+            let (mut lblk, last) = (off / bs, to.div_ceil(bs));
+            while lblk < last {
+                let (phys, n) = bmap::lookup_run(&mut self.m, d, lblk, last - lblk)?;
                 if phys.is_some() {
-                    end = end.max(to.min((lblk + 1) * bs));
+                    end = end.max(to.min((lblk + n) * bs));
                 }
-                lblk += span;
+                lblk += n;
             }
         }
         Ok(end)
@@ -412,10 +449,11 @@ impl<S: BlockStore> Volume<S> {
     }
 }
 
-/// Add one block (`disk` its byte offset on the store, `None` for a hole) at file offset
-/// `at` to the extents, joining the last one if it continues it.
-fn push_extent(extents: &mut Vec<Extent>, at: u64, disk: Option<u64>, reserved: bool) {
+/// Add `n` blocks from logical block `lblk` (`disk`: the first one's block on the store,
+/// `None` for a hole) to the extents, joining the last one if they continue it.
+fn push_extent(extents: &mut Vec<Extent>, lblk: u64, n: u64, disk: Option<u64>, reserved: bool) {
     let bs = BLOCK_SIZE as u64;
+    let (at, len, disk) = (lblk * bs, n * bs, disk.map(|p| p * bs));
     if let Some(e) = extents.last_mut() {
         let follows = match (e.disk, disk) {
             (Some(a), Some(b)) => a + e.len == b,
@@ -423,14 +461,65 @@ fn push_extent(extents: &mut Vec<Extent>, at: u64, disk: Option<u64>, reserved: 
             _ => false,
         };
         if follows && e.reserved == reserved && e.offset + e.len == at {
-            e.len += bs;
+            e.len += len;
             return;
         }
     }
     extents.push(Extent {
         offset: at,
-        len: bs,
+        len,
         disk,
         reserved,
     });
+}
+
+/// What a layout is asked for: whose, the range in bytes, and whether to write.
+struct Want {
+    holder: u64,
+    offset: u64,
+    end: u64,
+    write: bool,
+}
+
+impl Want {
+    /// The blocks just reserved for it, `n` from logical block `lblk` on at `p` on, that it
+    /// writes only in part are zeroed, so the rest reads as zeros (and never shows what the
+    /// block held before): the first and the last of the range, if among them.
+    fn zero_unwritten<S: BlockStore>(
+        &self,
+        store: &S,
+        (lblk, n): (u64, u64),
+        p: u64,
+    ) -> FsResult<()> {
+        let bs = BLOCK_SIZE as u64;
+        let mut ends = [self.offset / bs, (self.end.max(1) - 1) / bs];
+        if ends[0] == ends[1] {
+            ends[1] = u64::MAX;
+        }
+        for l in ends.into_iter().filter(|l| (lblk..lblk + n).contains(l)) {
+            if l * bs < self.offset || (l + 1) * bs > self.end {
+                store.write_at(&[0u8; BLOCK_SIZE], (p + l - lblk) * bs)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Held {
+    /// From logical block `lblk` (in a hole, below `to`): the run of blocks reserved for
+    /// `holder` there, at consecutive blocks from the first (`Some` of it), or the blocks
+    /// before the next one reserved for it (`None`); and how many.
+    fn run_from(&self, holder: u64, lblk: u64, to: u64) -> (Option<u64>, u64) {
+        let mut mine = (self.reserved.range(lblk..to)).filter(|(_, &(_, who))| who == holder);
+        match mine.next() {
+            Some((&l, &(p, _))) if l == lblk => {
+                let same = |((&l2, &(p2, _)), k): &((&u64, &(u64, u64)), u64)| {
+                    l2 == lblk + k && p2 == p + k
+                };
+                (Some(p), 1 + mine.zip(1..).take_while(same).count() as u64)
+            }
+            Some((&l, _)) => (None, l - lblk),
+            None => (None, to - lblk),
+        }
+    }
 }
