@@ -34,6 +34,11 @@ pub trait Hooks<S: BlockStore> {
     fn holder(&self) -> u64 {
         0
     }
+    /// The inode the caller sees as the volume's root (an export's): `Statfs` is of the quota
+    /// tree it is in. `None` for the volume's root.
+    fn root(&self) -> Option<u64> {
+        None
+    }
     /// Where the volume lives, for a client that reads and writes file data on it itself
     /// (`Request::VolumeLocation`); `None` where no client may (`NotSupported`).
     fn location(&self) -> Option<protocol::VolumeAt> {

@@ -25,7 +25,7 @@ pub(crate) fn run<S: BlockStore>(
         };
     }
     let r = data(v, req, bulk)
-        .or(|req| attrs(v, req))
+        .or(|req| attrs(v, req, hooks))
         .or(|req| names(v, req))
         .or(|req| layouts(v, req, hooks));
     match r {
@@ -183,12 +183,17 @@ fn layouts<S: BlockStore>(v: &mut Volume<S>, req: Request, hooks: &dyn Hooks<S>)
     })
 }
 
-/// Attributes, extended attributes, and the volume's statistics.
-fn attrs<S: BlockStore>(v: &mut Volume<S>, req: Request) -> Part {
+/// Attributes, extended attributes, and the volume's statistics as the caller sees them:
+/// those of the quota tree its root is in (`Hooks::root`).
+fn attrs<S: BlockStore>(v: &mut Volume<S>, req: Request, hooks: &dyn Hooks<S>) -> Part {
     Part::Ran(match req {
         Request::Getattr { ino } => v.getattr(Ino::new(ino)).map(attr),
         Request::Setattr { ino, set } => v.setattr(Ino::new(ino), set.into()).map(attr),
-        Request::Statfs => Ok(Response::StatFs(v.statfs().into())),
+        Request::Statfs => match hooks.root() {
+            Some(root) => v.statfs_at(Ino::new(root)),
+            None => Ok(v.statfs()),
+        }
+        .map(|s| Response::StatFs(s.into())),
         Request::Getxattr { ino, name } => v.getxattr(Ino::new(ino), &name).map(Response::Bytes),
         Request::Setxattr {
             ino,

@@ -293,3 +293,51 @@ fn a_file_written_through_a_layout_reads_back_through_the_table() {
     let e = execute(&vol, client, &[], &Trusted).0;
     assert!(matches!(e, Err(FsError::NotSupported)), "{e:?}");
 }
+
+/// A placement whose caller sees directory `.0` as the volume's root (a mount of an export).
+struct Rooted(u64);
+
+impl Hooks<Arc<MemStore>> for Rooted {
+    fn authorize(&self, _: &mut Volume<Arc<MemStore>>, _: &mut Request) -> FsResult<()> {
+        Ok(())
+    }
+    fn record(&self, _: u64, _: &Response, _: &[u8]) {}
+    fn root(&self) -> Option<u64> {
+        Some(self.0)
+    }
+}
+
+/// Statfs is of what the caller sees as the root: a quota tree's limits as the sizes for a
+/// caller rooted in the tree, the whole volume for one who is not.
+#[test]
+fn statfs_is_of_the_tree_the_caller_sees_as_its_root() {
+    let vol = volume();
+    let mkdir = Request::Mkdir {
+        parent: ROOT_INO,
+        name: b"t".to_vec(),
+        mode: 0o755,
+        uid: 7,
+        gid: 7,
+    };
+    let t = attr(execute(&vol, mkdir, &[], &Trusted).0).ino;
+    let quota = volume::Quota {
+        max_blocks: 100,
+        max_inodes: 10,
+        tag: 0,
+    };
+    vol.with(|v| v.set_quota(volume::Ino::new(t), quota))
+        .unwrap();
+    let statfs =
+        |hooks: &dyn Hooks<Arc<MemStore>>| match execute(&vol, Request::Statfs, &[], hooks).0 {
+            Ok(Response::StatFs(s)) => s,
+            r => panic!("statfs: {r:?}"),
+        };
+    let tree = statfs(&Rooted(t));
+    assert_eq!((tree.blocks, tree.files), (100, 10), "{tree:?}");
+    assert_eq!(tree.ffree, 9, "{tree:?}");
+    let whole = statfs(&Trusted);
+    let all: protocol::StatFs = vol.with(|v| v.statfs()).into();
+    assert_eq!(whole, all);
+    assert!(whole.blocks > 100 && whole.files > 10, "{whole:?}");
+    assert_eq!(statfs(&Rooted(ROOT_INO)), whole);
+}

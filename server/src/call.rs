@@ -267,11 +267,6 @@ fn run(
     if let Some(r) = crate::open_calls::execute(shared, session, id, &req, &hold) {
         return plain(r);
     }
-    if let (Request::Statfs, root @ 1..) = (&req, session.info.export) {
-        // A mount of an export sees the export's quota as its size.
-        let r = shared.vol.with(|v| v.statfs_at(volume::Ino::new(root)));
-        return plain(r.map(|s| Response::StatFs(s.into())));
-    }
     // Layouts other mounts hold on blocks the call frees come back first (direct mode).
     match crate::recalls::before(shared, session.id, caller, &req, may_wait) {
         Err(e) => return plain(Err(e)),
@@ -485,6 +480,14 @@ impl ops::Hooks<Store> for InHold<'_> {
 
     fn holder(&self) -> u64 {
         self.session.id.get()
+    }
+
+    /// A mount of an export sees the export's quota as its size.
+    fn root(&self) -> Option<u64> {
+        match self.session.info.export {
+            0 => None,
+            root => Some(root),
+        }
     }
 
     fn location(&self) -> Option<protocol::VolumeAt> {
