@@ -6,8 +6,9 @@ mod support;
 use std::sync::mpsc::channel;
 use std::time::Duration;
 
-use client_fuse::backend::{Backend, WriteHow};
+use client_fuse::backend::{ask, Backend, WriteHow};
 use client_fuse::DirectBackend;
+use protocol::{Layout, Request};
 use support::proxy::Proxy;
 use support::{client, content, Place, Server};
 use volume::layout::ROOT_INO;
@@ -251,4 +252,58 @@ fn a_users_writes_are_committed_for_them_whoever_asks_for_the_commit() {
     let _alice = as_user_1000();
     d.fsync(ino).expect("the user's fsync");
     assert_eq!(content(&client(&addr, "observer"), ino), data);
+}
+
+/// A recall's holder gets the layouts it asks for while the calls waiting for that recall
+/// hold every thread of the server's blocking pool (here its one), and commits what it
+/// wrote before it gives them back: a direct mount's recall answer first makes the writes
+/// answered before it, which ask for layouts. Before, the layout call waited for a pool
+/// thread until the recall gave up a lease later and took the holder's layouts, so the
+/// commit was refused and the writes lost.
+#[test]
+fn a_holder_gets_layouts_while_the_calls_that_recall_them_hold_the_whole_pool() {
+    let place = Place::new();
+    // A lease far longer than the test: the holder's answer must not wait for it.
+    let server = Server::start_config(&place, "127.0.0.1:0", |cfg| {
+        cfg.max_blocking = 1;
+        cfg.lease = Duration::from_secs(60);
+    });
+    let addr = server.addr.to_string();
+    let holder = client(&addr, "holder");
+    let (tx, recalls) = channel();
+    holder.on_recall(tx);
+    let other = client(&addr, "other");
+    let ino = create(&other, "f");
+    let layout = |offset| Request::LayoutGet {
+        ino,
+        offset,
+        len: 4096,
+        write: true,
+    };
+    let l: Result<Layout, _> = ask(&holder, layout(0), &[]);
+    l.expect("a layout");
+    let truncate = std::thread::spawn(move || {
+        let size = protocol::SetAttr {
+            size: Some(0),
+            ..Default::default()
+        };
+        other.setattr(ino, size).map(|_| ())
+    });
+    // The truncate holds the pool's one thread, waiting for the holder's answer.
+    let recalled = recalls.recv_timeout(Duration::from_secs(60));
+    assert_eq!(recalled.expect("a recall"), ino);
+    let more: Result<Layout, _> = ask(&holder, layout(8192), &[]);
+    more.expect("a layout while recalled");
+    let commit = Request::LayoutCommit {
+        ino,
+        written: vec![(0, 4096), (8192, 4096)],
+        size: 12288,
+        mtime: None,
+    };
+    let committed: Result<(), _> = ask(&holder, commit, &[]);
+    committed.expect("the holder's commit, before its layouts are given back");
+    let returned: Result<(), _> = ask(&holder, Request::LayoutReturn { ino }, &[]);
+    returned.expect("return");
+    truncate.join().expect("truncate thread").expect("truncate");
+    assert_eq!(holder.getattr(ino).expect("getattr").size, 0);
 }

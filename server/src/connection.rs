@@ -86,7 +86,7 @@ pub(crate) async fn handle(
     catch_up(&session, tx).await;
     let mut handler = Handler {
         limit: Arc::new(Semaphore::new(shared.cfg.max_in_flight)),
-        returns: Arc::new(Semaphore::new(shared.cfg.max_in_flight)),
+        layouts: Arc::new(Semaphore::new(shared.cfg.max_in_flight)),
         lease: shared.cfg.lease,
         shared,
         session,
@@ -201,9 +201,9 @@ struct Handler {
     replaced: CancellationToken,
     /// This connection's calls in flight (`max_in_flight`).
     limit: Arc<Semaphore>,
-    /// Its commits and returns of layouts in flight (`max_in_flight` more): apart, so that
-    /// calls waiting for a recall, however many, never keep a holder from answering one.
-    returns: Arc<Semaphore>,
+    /// Its layout calls in flight (`max_in_flight` more): apart, so that calls waiting for a
+    /// recall, however many, never keep a holder from answering one.
+    layouts: Arc<Semaphore>,
     lease: Duration,
 }
 
@@ -316,12 +316,15 @@ impl Handler {
                 call::Now::Later(req) => req,
             },
         };
+        // A recall's answer makes the holder's writes answered before it (which ask for
+        // layouts), commits them and gives the layouts back: none of these calls waits for
+        // a recall, and each has its own permits, apart from the calls that may.
         let answers_recalls = matches!(
             req,
-            Request::LayoutCommit { .. } | Request::LayoutReturn { .. }
+            Request::LayoutGet { .. } | Request::LayoutCommit { .. } | Request::LayoutReturn { .. }
         );
         let limit = match answers_recalls {
-            true => &self.returns,
+            true => &self.layouts,
             false => &self.limit,
         };
         let Ok(permit) = limit.clone().acquire_owned().await else {
@@ -332,7 +335,7 @@ impl Handler {
         // Waited for apart from the connection's frames, which go on being read.
         tracker.clone().spawn(async move {
             // A share of the pool for all connections together: one cannot take all of it.
-            // Not for the answers to recalls: calls waiting for recalls may hold all of it.
+            // Not for layout calls: calls waiting for recalls may hold all of it.
             let pooled = match answers_recalls {
                 true => None,
                 false => match shared.blocking.clone().acquire_owned().await {

@@ -70,6 +70,19 @@ impl Server {
     /// As `start`, with sessions whose clients are silent for `lease` ended, and a grace
     /// period of `grace` after a restart.
     pub fn start_with(place: &Place, addr: &str, lease: Duration, grace: Duration) -> Server {
+        Server::start_config(place, addr, |cfg| {
+            cfg.lease = lease;
+            cfg.grace = grace;
+        })
+    }
+
+    /// As `start`, with the server's configuration changed by `set` (leases of 15 s and a
+    /// grace period of 20 s unless it changes them).
+    pub fn start_config(
+        place: &Place,
+        addr: &str,
+        set: impl FnOnce(&mut server::ServerConfig),
+    ) -> Server {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -90,15 +103,16 @@ impl Server {
             }
         };
         let addr = listener.local_addr().expect("address");
-        let cfg = server::ServerConfig {
+        let mut cfg = server::ServerConfig {
             commit_interval: Duration::from_secs(3600),
             state_log: Some(std::sync::Arc::new(server::state_log::FileLog::new(
                 &place.state_log(),
             ))),
-            grace,
-            lease,
+            grace: Duration::from_secs(20),
+            lease: Duration::from_secs(15),
             ..Default::default()
         };
+        set(&mut cfg);
         let token = CancellationToken::new();
         let done = rt.spawn(server::serve(vol, listener, cfg, token.clone()));
         Server {
