@@ -5,54 +5,18 @@ use crate::messages::{Request, Response};
 
 impl Request {
     /// Each inode number the call names (not one it asks to be made: `CreateAgain::ino`)
-    /// replaced by `f` of it.
+    /// replaced by `f` of it: those its classification names (`Request::meta`), found where
+    /// it finds them.
     pub fn map_inodes(&mut self, f: &dyn Fn(u64) -> u64) {
-        use Request::*;
-        match self {
-            Lookup { parent, .. }
-            | Mknod { parent, .. }
-            | Mkdir { parent, .. }
-            | Symlink { parent, .. }
-            | Unlink { parent, .. }
-            | Rmdir { parent, .. }
-            | Create { parent, .. } => *parent = f(*parent),
-            Link { ino, newparent, .. } => {
-                *ino = f(*ino);
-                *newparent = f(*newparent);
-            }
-            Rename {
-                parent, newparent, ..
-            } => {
-                *parent = f(*parent);
-                *newparent = f(*newparent);
-            }
-            Getattr { ino }
-            | Setattr { ino, .. }
-            | Readlink { ino }
-            | Readdir { ino, .. }
-            | Readdirplus { ino, .. }
-            | Open { ino, .. }
-            | Reopen { ino, .. }
-            | Release { ino }
-            | Read { ino, .. }
-            | Write { ino, .. }
-            | Fsync { ino }
-            | Fallocate { ino, .. }
-            | Getxattr { ino, .. }
-            | Setxattr { ino, .. }
-            | Listxattr { ino }
-            | Removexattr { ino, .. }
-            | Append { ino, .. }
-            | Getlk { ino, .. }
-            | Setlk { ino, .. }
-            | ReleaseLocks { ino, .. }
-            | ReclaimLock { ino, .. }
-            | Lseek { ino, .. }
-            | LayoutGet { ino, .. }
-            | LayoutCommit { ino, .. }
-            | LayoutReturn { ino } => *ino = f(*ino),
-            CreateAgain { req, .. } => req.map_inodes(f),
-            Statfs | CancelLock { .. } | ReclaimDone | VolumeLocation | StoreClient { .. } => {}
+        if let Request::CreateAgain { req, .. } = self {
+            return req.map_inodes(f);
+        }
+        let (inode, entries) = self.places_mut();
+        for ino in inode
+            .into_iter()
+            .chain(entries.into_iter().flatten().map(|e| e.0))
+        {
+            *ino = f(*ino);
         }
     }
 }

@@ -170,13 +170,6 @@ impl<'a> PartialEq<Vec<(u64, &'a [u8])>> for Entries<'a> {
 }
 
 impl<'a> Meta<'a> {
-    fn on(ino: u64) -> Meta<'a> {
-        Meta {
-            inode: Some(ino),
-            ..Meta::default()
-        }
-    }
-
     fn entry(mut self, parent: u64, name: &'a [u8]) -> Meta<'a> {
         self.entries.push(parent, name);
         self
@@ -269,139 +262,171 @@ impl<'a> Meta<'a> {
     }
 }
 
-impl Request {
-    /// This call's classification: the one place a kind of call is described.
-    pub fn meta(&self) -> Meta<'_> {
-        use Request as R;
-        match self {
-            R::Lookup { parent, name } => Meta::default().entry(*parent, name),
-            R::Getattr { ino } | R::Readlink { ino } | R::Listxattr { ino } => Meta::on(*ino),
-            R::Getxattr { ino, name } => Meta::on(*ino).needs(Access::Xattr { name, write: false }),
-            R::Statfs => Meta::default(),
-            R::Readdir { ino, .. } | R::Readdirplus { ino, .. } => {
-                Meta::on(*ino).blocking().needs(Access::List)
-            }
-            R::Read { ino, .. } => Meta::on(*ino).blocking().needs(Access::ReadData),
-            R::Fsync { ino } | R::Lseek { ino, .. } => Meta::on(*ino).blocking(),
-            R::Getlk { ino, .. } => Meta::on(*ino).blocking().asking_lock(),
-            R::Setattr { ino, set } => Meta {
-                blocks: set.size.is_some(),
-                ..Meta::on(*ino).changes().needs(Access::Attrs(*set))
-            },
-            R::Write { ino, .. } | R::Append { ino, .. } => {
-                Meta::on(*ino).changes().needs(Access::WriteData)
-            }
-            R::Setxattr { ino, name, .. } | R::Removexattr { ino, name } => Meta::on(*ino)
-                .changes()
-                .needs(Access::Xattr { name, write: true }),
-            R::Fallocate { ino, .. } => {
-                Meta::on(*ino).changes().blocking().needs(Access::WriteData)
-            }
-            R::Mknod { .. } | R::Mkdir { .. } | R::Create { .. } | R::Symlink { .. } => {
-                self.making()
-            }
-            R::Link {
+/// Where a call names inodes, as `(inode, [entry; 2])`: the inode it acts on, and each
+/// entry's (directory, name). The one list of them, a macro so that one match serves a shared
+/// borrow (`Request::meta`) and a mutable one (`Request::map_inodes`): its bindings borrow as
+/// the request does. A `CreateAgain` names what its create names (`Meta::again`).
+macro_rules! places {
+    ($req:expr) => {
+        match $req {
+            Request::Lookup { parent, name }
+            | Request::Unlink { parent, name }
+            | Request::Rmdir { parent, name }
+            | Request::Mknod { parent, name, .. }
+            | Request::Mkdir { parent, name, .. }
+            | Request::Create { parent, name, .. }
+            | Request::Symlink { parent, name, .. } => (None, [Some((parent, name)), None]),
+            Request::Link {
                 ino,
                 newparent,
                 newname,
-            } => Meta::on(*ino).entry(*newparent, newname).changes(),
-            R::Unlink { parent, name } | R::Rmdir { parent, name } => {
-                Meta::default().entry(*parent, name).changes().unlinking()
-            }
-            R::Rename {
+            } => (Some(ino), [Some((newparent, newname)), None]),
+            Request::Rename {
                 parent,
                 name,
                 newparent,
                 newname,
-                flags,
-            } => Meta {
+                ..
+            } => (None, [Some((parent, name)), Some((newparent, newname))]),
+            Request::Getattr { ino }
+            | Request::Setattr { ino, .. }
+            | Request::Readlink { ino }
+            | Request::Readdir { ino, .. }
+            | Request::Readdirplus { ino, .. }
+            | Request::Open { ino, .. }
+            | Request::Reopen { ino, .. }
+            | Request::Release { ino }
+            | Request::Read { ino, .. }
+            | Request::Write { ino, .. }
+            | Request::Fsync { ino }
+            | Request::Fallocate { ino, .. }
+            | Request::Getxattr { ino, .. }
+            | Request::Setxattr { ino, .. }
+            | Request::Listxattr { ino }
+            | Request::Removexattr { ino, .. }
+            | Request::Append { ino, .. }
+            | Request::Getlk { ino, .. }
+            | Request::Setlk { ino, .. }
+            | Request::ReleaseLocks { ino, .. }
+            | Request::ReclaimLock { ino, .. }
+            | Request::Lseek { ino, .. }
+            | Request::LayoutGet { ino, .. }
+            | Request::LayoutCommit { ino, .. }
+            | Request::LayoutReturn { ino } => (Some(ino), [None, None]),
+            Request::Statfs
+            | Request::CancelLock { .. }
+            | Request::ReclaimDone
+            | Request::VolumeLocation
+            | Request::StoreClient { .. }
+            | Request::CreateAgain { .. } => (None, [None, None]),
+        }
+    };
+}
+
+/// A call's inode and entries (`places!`), borrowed as `I` (the inode) and `N` (a name).
+pub(crate) type Places<I, N> = (Option<I>, [Option<(I, N)>; 2]);
+
+impl Request {
+    /// Its inode and entries, to read.
+    fn places(&self) -> Places<&u64, &Vec<u8>> {
+        places!(self)
+    }
+
+    /// Its inode and entries, to rewrite (`map_inodes`).
+    pub(crate) fn places_mut(&mut self) -> Places<&mut u64, &mut Vec<u8>> {
+        places!(self)
+    }
+
+    /// This call's classification: the one place a kind of call is described. Where it
+    /// names inodes is `places!`'s.
+    pub fn meta(&self) -> Meta<'_> {
+        use Request as R;
+        let (inode, entries) = self.places();
+        let mut at = Meta {
+            inode: inode.copied(),
+            ..Meta::default()
+        };
+        for (dir, name) in entries.into_iter().flatten() {
+            at = at.entry(*dir, name);
+        }
+        match self {
+            R::Lookup { .. }
+            | R::Getattr { .. }
+            | R::Readlink { .. }
+            | R::Listxattr { .. }
+            | R::Statfs => at,
+            R::Getxattr { name, .. } => at.needs(Access::Xattr { name, write: false }),
+            R::Readdir { .. } | R::Readdirplus { .. } => at.blocking().needs(Access::List),
+            R::Read { .. } => at.blocking().needs(Access::ReadData),
+            R::Fsync { .. } | R::Lseek { .. } => at.blocking(),
+            R::Getlk { .. } => at.blocking().asking_lock(),
+            R::Setattr { set, .. } => Meta {
+                blocks: set.size.is_some(),
+                ..at.changes().needs(Access::Attrs(*set))
+            },
+            R::Write { .. } | R::Append { .. } => at.changes().needs(Access::WriteData),
+            R::Setxattr { name, .. } | R::Removexattr { name, .. } => {
+                at.changes().needs(Access::Xattr { name, write: true })
+            }
+            R::Fallocate { .. } => at.changes().blocking().needs(Access::WriteData),
+            R::Mknod { .. } | R::Mkdir { .. } | R::Create { .. } | R::Symlink { .. } => {
+                self.making(at)
+            }
+            R::Link { .. } => at.changes(),
+            R::Unlink { .. } | R::Rmdir { .. } => at.changes().unlinking(),
+            R::Rename { flags, .. } => Meta {
                 moves: Some(match flags.exchange {
                     true => Moves::Both,
                     false => Moves::One,
                 }),
-                ..Meta::default()
-                    .entry(*parent, name)
-                    .entry(*newparent, newname)
-                    .changes()
-                    .unlinking()
+                ..at.changes().unlinking()
             },
-            R::Open { ino, flags } => Meta::on(*ino)
+            R::Open { flags, .. } => at
                 .remembered()
                 .needs(Access::Open(*flags))
                 .opening(Opens::Opens),
-            R::Reopen { ino, flags } => Meta::on(*ino)
+            R::Reopen { flags, .. } => at
                 .remembered()
                 .needs(Access::Reopen(*flags))
                 .opening(Opens::Opens),
-            R::Release { ino } => Meta::on(*ino).remembered().opening(Opens::Releases(*ino)),
-            R::Setlk { ino, kind, .. } => Meta {
+            R::Release { ino } => at.remembered().opening(Opens::Releases(*ino)),
+            R::Setlk { kind, .. } => Meta {
                 unlocks: *kind == LockKind::Unlock,
-                ..Meta::on(*ino).remembered().blocking().asking_lock()
+                ..at.remembered().blocking().asking_lock()
             },
-            R::ReleaseLocks { ino, .. } => Meta::on(*ino).remembered().blocking().unlocking(),
-            R::CancelLock { .. } => Meta::default().remembered().blocking(),
-            R::ReclaimLock { ino, .. } => Meta::on(*ino).remembered().blocking().in_recovery(),
-            R::ReclaimDone => Meta::default().blocking().in_recovery(),
+            R::ReleaseLocks { .. } => at.remembered().blocking().unlocking(),
+            R::CancelLock { .. } => at.remembered().blocking(),
+            R::ReclaimLock { .. } => at.remembered().blocking().in_recovery(),
+            R::ReclaimDone => at.blocking().in_recovery(),
             // A layout reserves nothing the journal knows of, and is asked for again after a
             // restart rather than replayed: it changes nothing a client keeps. One for
             // writing needs what a write does.
-            R::LayoutGet { ino, write, .. } => Meta::on(*ino).blocking().needs(match write {
+            R::LayoutGet { write, .. } => at.blocking().needs(match write {
                 true => Access::WriteData,
                 false => Access::ReadData,
             }),
-            R::LayoutCommit { ino, .. } => {
-                Meta::on(*ino).changes().blocking().needs(Access::WriteData)
-            }
-            R::LayoutReturn { ino } => Meta::on(*ino),
-            R::VolumeLocation | R::StoreClient { .. } => Meta::default(),
+            R::LayoutCommit { .. } => at.changes().blocking().needs(Access::WriteData),
+            R::LayoutReturn { .. } | R::VolumeLocation | R::StoreClient { .. } => at,
             R::CreateAgain { req, .. } => Meta::again(req),
         }
     }
 
-    /// A call that makes an inode (mknod, mkdir, create, symlink): its entry, for the owner
-    /// it claims, of its mode; a create opens it too. Any other call makes nothing.
-    fn making(&self) -> Meta<'_> {
+    /// A call that makes an inode (mknod, mkdir, create, symlink), at its entry (`at`): for
+    /// the owner it claims, of its mode; a create opens it too. Any other call makes nothing.
+    fn making<'a>(&self, at: Meta<'a>) -> Meta<'a> {
         use Request as R;
-        let (parent, name, mode, uid, gid) = match self {
-            R::Mknod {
-                parent,
-                name,
-                mode,
-                uid,
-                gid,
-                ..
-            }
-            | R::Mkdir {
-                parent,
-                name,
-                mode,
-                uid,
-                gid,
-            }
-            | R::Create {
-                parent,
-                name,
-                mode,
-                uid,
-                gid,
-            } => (*parent, name, *mode, *uid, *gid),
+        let (mode, uid, gid) = match self {
+            R::Mknod { mode, uid, gid, .. }
+            | R::Mkdir { mode, uid, gid, .. }
+            | R::Create { mode, uid, gid, .. } => (*mode, *uid, *gid),
             // S_IFLNK, and every permission: a link's own mode is never checked.
-            R::Symlink {
-                parent,
-                name,
-                uid,
-                gid,
-                ..
-            } => (*parent, name, 0o120777, *uid, *gid),
+            R::Symlink { uid, gid, .. } => (0o120777, *uid, *gid),
             _ => return Meta::default(),
         };
         Meta {
             makes: true,
             opens: matches!(self, R::Create { .. }).then_some(Opens::Opens),
-            ..Meta::default()
-                .entry(parent, name)
-                .changes()
-                .needs(Access::Make { mode, uid, gid })
+            ..at.changes().needs(Access::Make { mode, uid, gid })
         }
     }
 
