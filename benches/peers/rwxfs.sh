@@ -5,6 +5,9 @@
 #   rwxfs-direct.sh        direct mounts (`rwxfs mount --direct`): file data straight to the image
 #   rwxfs-tmpfs.sh         the image on a tmpfs of its own, as the FUSE ceiling's files are
 #   rwxfs-direct-tmpfs.sh  both
+#   rwxfs-direct-base.sh, rwxfs-direct-tmpfs-base.sh
+#                          the same with the binary RWXFS_BASE names: another build, to compare
+#                          with this one side by side in one run
 #
 #   rwxfs.sh up [STATE_DIR]    prints STATE=... and the system line
 #   rwxfs.sh down STATE_DIR
@@ -28,6 +31,7 @@ if [ "$1" = down ]; then
     exit 0
 fi
 bin=${RWXFS:-$here/../../target/release/rwxfs}
+case $PEER in *-base) bin=${RWXFS_BASE:?"$PEER runs the build RWXFS_BASE names"} ;; esac
 [ -x "$bin" ] || fail "$bin is missing (cargo build --release, or set RWXFS)"
 disk=$STATE
 if [ -n "$tmpfs" ]; then

@@ -16,7 +16,7 @@ use protocol::{ClientMsg, Meta, Request, Response};
 /// Calls to make in place of a kept call that a replay cannot bring back, with their bulk
 /// bytes: a direct mount's commit of writes whose reserved blocks died with the server is
 /// made again as those writes, through the server (`direct`).
-pub(crate) type Redo = Vec<(Request, Vec<u8>)>;
+pub(crate) type Redo = Vec<(Request, std::sync::Arc<Vec<u8>>)>;
 
 /// Stands for "the names of the volume": a name change lost is reported by the next fsync.
 pub(crate) const VOLUME: u64 = u64::MAX;
@@ -340,7 +340,7 @@ mod tests {
             offset: 0,
             kill_priv: false,
         };
-        let redo = vec![(w.clone(), b"data".to_vec())];
+        let redo = vec![(w.clone(), std::sync::Arc::new(b"data".to_vec()))];
         k.keep(1, &commit, &frame(40), (false, Some(redo.clone())));
         // The writes' data counts against the budget while kept.
         assert_eq!(k.bytes(), 40 + BOOKKEEPING + 4);

@@ -1,7 +1,8 @@
 //! The Direct backend (direct mode): metadata through the server as a remote mount sends it,
 //! file data straight to and from the shared volume at the blocks the server's layouts give.
 //!
-//! - A read asks for a read layout and reads the extents from the image (holes are zeros).
+//! - A read reads the extents of a read layout from the image (holes are zeros); the layout
+//!   is asked for ahead of the read and kept until recalled (`read`).
 //! - A write is answered once its data is copied (`behind`: write-behind, as a remote
 //!   mount's); a worker asks for a write layout (the server reserves the range's holes for
 //!   this session, zeroing a block it will write only in part) and writes the data there
@@ -44,13 +45,14 @@ mod behind;
 mod fence;
 mod pending;
 mod rados;
+mod read;
 mod store;
 mod write;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
-use protocol::{Layout, Request, Response, VolumeAt};
+use protocol::{Request, Response, VolumeAt};
 use rados_store::CephOptions;
 use volume::{FsError, FsResult};
 
@@ -78,6 +80,8 @@ pub struct DirectBackend {
     /// Recalls not yet answered: with the session's lease, whether a layout may still be
     /// used (`fence`).
     fence: fence::Fence,
+    /// The read layouts kept until recalled (`read`).
+    reads: read::ReadLayouts,
 }
 
 /// The volume opened at `image` (a path, or `rados://POOL/NAME`), or where the server says
@@ -152,6 +156,7 @@ impl DirectBackend {
             failed: Mutex::default(),
             in_use: (0..STRIPES).map(|_| RwLock::new(())).collect(),
             fence: fence::Fence::default(),
+            reads: read::ReadLayouts::default(),
         });
         let (to_answer, recalls) = std::sync::mpsc::channel();
         let weak = Arc::downgrade(&me);
@@ -219,6 +224,7 @@ impl DirectBackend {
             lock(&self.failed).remove(&ino);
             self.behind.wb.forget_error(ino);
         }
+        self.reads.forget(ino);
         self.server::<()>(Request::LayoutReturn { ino })?;
         committed
     }
@@ -310,41 +316,10 @@ impl DirectBackend {
             p.bytes
         );
         for (at, data) in &p.written {
-            self.remote.write(ino, *at, data, WriteHow::default())?;
+            self.remote
+                .write(ino, *at, &data[..], WriteHow::default())?;
         }
         self.remote.settled(ino)
-    }
-
-    /// A read from the image at the extents of a read layout; `None` if the layout may no
-    /// longer be used (`fence`): the server reads it.
-    fn read_direct(&self, ino: u64, offset: u64, size: u32) -> FsResult<Option<Vec<u8>>> {
-        let req = Request::LayoutGet {
-            ino,
-            offset,
-            len: u64::from(size),
-            write: false,
-        };
-        let _using = self.using(ino);
-        let given = (self.remote.incarnation(), self.remote.lock_epoch());
-        let l: Layout = self.server(req)?;
-        if self.fenced(ino, given) {
-            return Ok(None);
-        }
-        let n = l.size.saturating_sub(offset).min(u64::from(size)) as usize;
-        let mut out = vec![0u8; n];
-        for e in &l.extents {
-            let Some(disk) = e.disk else { continue };
-            let from = e.offset.max(offset);
-            let to = (e.offset + e.len).min(offset + n as u64);
-            if from >= to {
-                continue;
-            }
-            let buf = &mut out[(from - offset) as usize..(to - offset) as usize];
-            self.store
-                .read_at(buf, disk + (from - e.offset))
-                .map_err(FsError::Io)?;
-        }
-        Ok(Some(out))
     }
 
     /// Attributes in an answer raised to the end of this mount's writes the server does
@@ -420,6 +395,14 @@ impl Backend for DirectBackend {
             return self.remote.call(req, bulk);
         }
         let m = req.meta();
+        if let Some(ino) = m
+            .inode
+            .filter(|_| m.mutates || m.opens.is_some() || m.asks_lock)
+        {
+            // A change this mount makes recalls none of its own layouts; an open starts
+            // afresh (close-to-open), as a lock does.
+            self.reads.forget(ino);
+        }
         let lets_go = m.unlocks || matches!(m.opens, Some(protocol::Opens::Releases(_)));
         let settled = m.inode.map_or(Ok(()), |ino| self.settle(ino));
         let mut settled = match (settled, lets_go) {
@@ -503,6 +486,7 @@ impl Backend for DirectBackend {
         // What was written under a lock is committed before the lock changes hands. An
         // unlock goes to the server whatever became of the commit (the lock is not held on),
         // the failure its answer; no lock is taken after a failed one.
+        self.reads.forget(ino);
         let settled = self.settle(ino);
         if settled.is_err() && l.typ != libc::F_UNLCK {
             return settled;

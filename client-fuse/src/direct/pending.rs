@@ -4,7 +4,7 @@
 //! before it looks, so it never returns while a commit it did not see is still in flight.
 
 use std::collections::HashMap;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// Bytes written to one file past which its commit is not put off any longer.
 pub(super) const COMMIT_AFTER: u64 = 16 << 20;
@@ -26,8 +26,8 @@ pub(super) enum Due {
 #[derive(Debug)]
 pub(super) struct Writes {
     /// Each write: where, and its data (written again through the server if its layouts
-    /// were lost).
-    pub written: Vec<(u64, Vec<u8>)>,
+    /// were lost; shared with the commit's kept call, which may need it for the same).
+    pub written: Vec<(u64, Arc<Vec<u8>>)>,
     /// The end of the furthest one.
     pub end: u64,
     pub bytes: u64,
@@ -105,7 +105,7 @@ impl Pending {
         // Layouts given by an older incarnation than the pending writes' are lost too.
         w.incarnation = w.incarnation.min(incarnation);
         w.sessions_lost = w.sessions_lost.min(sessions_lost);
-        w.written.push((at, data));
+        w.written.push((at, Arc::new(data)));
         w.end = w.end.max(at + len);
         w.bytes += len;
         let file = w.bytes;

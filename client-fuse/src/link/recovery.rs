@@ -335,7 +335,7 @@ fn make_instead(
     let n = calls.len();
     for (req, bulk) in calls {
         let ino = req.meta().inode;
-        if let Err(errno) = call_with_bulk_on(shared, stream, (req, &bulk), cred.clone())? {
+        if let Err(errno) = call_with_bulk_on(shared, stream, (req, &bulk[..]), cred.clone())? {
             tracing::warn!("a call made in place of one the restart lost failed: errno {errno}");
             if let Some(ino) = ino {
                 relock(&shared.kept).lose(ino);

@@ -1,0 +1,1 @@
+rwxfs.sh

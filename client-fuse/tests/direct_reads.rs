@@ -1,0 +1,112 @@
+//! A direct mount's reads keep the read layouts the server gave until it recalls them: a
+//! read within one needs no call to the server, and once another mount frees the file's
+//! blocks (which recalls them first) the next read asks again and reads what the file has
+//! now. In one process, without FUSE: the real server on a temporary image.
+
+mod support;
+
+use std::sync::mpsc::channel;
+use std::time::Duration;
+
+use client_fuse::backend::{Backend, WriteHow};
+use client_fuse::DirectBackend;
+use support::proxy::Proxy;
+use support::{client, content, Place, Server};
+use volume::layout::ROOT_INO;
+
+const MIB: usize = 1 << 20;
+
+fn pattern(n: usize, seed: usize) -> Vec<u8> {
+    (0..n).map(|i| ((i * 7 + seed) % 251) as u8).collect()
+}
+
+/// Write `data` at 0 through `c` and make it durable.
+fn write_all(c: &impl Backend, ino: u64, data: &[u8]) {
+    for (i, chunk) in data.chunks(MIB).enumerate() {
+        let n = c.write(ino, (i * MIB) as u64, chunk, WriteHow::default());
+        assert_eq!(n.expect("write") as usize, chunk.len());
+    }
+    c.fsync(ino).expect("fsync");
+}
+
+#[test]
+fn a_read_within_a_read_layout_already_given_needs_no_call_to_the_server() {
+    let place = Place::new();
+    let server = Server::start(&place, "127.0.0.1:0");
+    let proxy = Proxy::start(&server.addr.to_string()).expect("proxy");
+    let local = Default::default();
+    let d = DirectBackend::new(
+        client(&proxy.addr, "d"),
+        Some(&place.image()),
+        &local,
+        false,
+    )
+    .expect("direct backend");
+    let ino = d.create(ROOT_INO, b"f", 0o644, 0, 0).expect("create").ino;
+    let data = pattern(4 * MIB, 0);
+    write_all(&*d, ino, &data);
+    let first = d.read(ino, 0, 128 << 10).expect("the first read");
+    assert_eq!(first, data[..128 << 10]);
+    proxy.set_down(true);
+    let (done, read) = channel();
+    let reader = {
+        let d = d.clone();
+        std::thread::spawn(move || {
+            let later: Vec<_> = [MIB, 3 * MIB + 5]
+                .iter()
+                .map(|&at| d.read(ino, at as u64, 128 << 10))
+                .collect();
+            let _ = done.send(later);
+        })
+    };
+    // Well inside the session's lease (15 s): the layout may still be used all along.
+    let got = read.recv_timeout(Duration::from_secs(5));
+    proxy.set_down(false);
+    reader.join().expect("reader");
+    let got = got.expect("reads within the layout waited for the server out of reach");
+    for (r, at) in got.into_iter().zip([MIB, 3 * MIB + 5]) {
+        assert!(
+            r.expect("read") == data[at..at + (128 << 10)],
+            "at {at}: other data"
+        );
+    }
+}
+
+#[test]
+fn a_read_after_another_mount_cut_and_rewrote_the_file_reads_what_it_has_now() {
+    let place = Place::new();
+    let server = Server::start(&place, "127.0.0.1:0");
+    let addr = server.addr.to_string();
+    let local = Default::default();
+    let d = DirectBackend::new(client(&addr, "d"), Some(&place.image()), &local, false)
+        .expect("direct backend");
+    let ino = d.create(ROOT_INO, b"f", 0o644, 0, 0).expect("create").ino;
+    write_all(&*d, ino, &pattern(4 * MIB, 0));
+    d.read(ino, 0, 128 << 10).expect("a read, given a layout");
+    // Another mount cuts the file (its blocks freed: the reader's layouts recalled first),
+    // fills other files with the blocks, and writes the file anew.
+    let other = client(&addr, "other");
+    let cut = protocol::SetAttr {
+        size: Some(0),
+        ..Default::default()
+    };
+    other.setattr(ino, cut).expect("truncate");
+    let filler = other
+        .create(ROOT_INO, b"g", 0o644, 0, 0)
+        .expect("create")
+        .ino;
+    write_all(&other, filler, &pattern(4 * MIB, 99));
+    let now = pattern(4 * MIB, 1);
+    write_all(&other, ino, &now);
+    for at in [0, MIB, 3 * MIB + 5] {
+        let r = d.read(ino, at as u64, 128 << 10).expect("read");
+        assert!(
+            r == now[at..at + (128 << 10)],
+            "at {at}: not what the file has now"
+        );
+    }
+    assert!(
+        content(&other, ino) == now,
+        "the file is not what was written"
+    );
+}
