@@ -49,18 +49,27 @@ impl Linger {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Note the inodes `resp` hands out to a client. Called in the hold that made the reply,
-    /// so a removal that runs after it sees them.
+    /// Note the regular files `resp` hands out to a client (only those are ever kept: a
+    /// listing of directories and links notes nothing, nor takes the lock). Called in the
+    /// hold that made the reply, so a removal that runs after it sees them.
     pub(crate) fn shown(&self, resp: &Response) {
-        let now = Instant::now();
-        let mut s = self.state();
         match resp {
-            Response::Attr(a) => {
-                s.shown.insert(a.ino, now);
-            }
-            Response::EntriesPlus(es) => s.shown.extend(es.iter().map(|(_, a)| (a.ino, now))),
+            Response::Attr(a) => self.note(std::iter::once(a)),
+            Response::EntriesPlus(es) => self.note(es.iter().map(|(_, a)| a)),
             _ => {}
         }
+    }
+
+    /// Note the regular files among `attrs` as handed out now.
+    fn note<'a>(&self, attrs: impl Iterator<Item = &'a protocol::Attr>) {
+        let mut files = attrs
+            .filter(|a| a.kind == protocol::FileKind::RegularFile)
+            .peekable();
+        if files.peek().is_none() {
+            return;
+        }
+        let now = Instant::now();
+        self.state().shown.extend(files.map(|a| (a.ino, now)));
     }
 
     /// In the hold of `req`, before it runs: keep the regular file whose name an unlink or a
@@ -165,4 +174,56 @@ fn release(v: &mut Volume<Store>, s: &mut State, inos: Vec<u64>) -> usize {
         }
     }
     inos.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attr(ino: u64, kind: protocol::FileKind) -> protocol::Attr {
+        let t = protocol::TimeSpec::default();
+        protocol::Attr {
+            ino,
+            generation: 0,
+            size: 0,
+            blocks: 0,
+            atime: t,
+            mtime: t,
+            ctime: t,
+            kind,
+            perm: 0o644,
+            nlink: 1,
+            uid: 0,
+            gid: 0,
+            rdev: 0,
+        }
+    }
+
+    /// Only regular files are noted as handed out: only they are ever kept.
+    #[test]
+    fn only_the_regular_files_an_answer_hands_out_are_noted() {
+        use protocol::FileKind::{Directory, RegularFile, Symlink};
+        let linger = Linger::default();
+        linger.shown(&Response::Attr(attr(2, Directory)));
+        let listing = [
+            (3, Directory),
+            (4, RegularFile),
+            (5, Symlink),
+            (6, RegularFile),
+        ];
+        let entries = listing.map(|(ino, kind)| {
+            let e = protocol::DirEntry {
+                ino,
+                kind,
+                name: format!("e{ino}").into_bytes(),
+                offset: ino,
+            };
+            (e, attr(ino, kind))
+        });
+        linger.shown(&Response::EntriesPlus(entries.to_vec()));
+        linger.shown(&Response::Attr(attr(7, RegularFile)));
+        let mut noted: Vec<u64> = linger.state().shown.keys().copied().collect();
+        noted.sort_unstable();
+        assert_eq!(noted, vec![4, 6, 7]);
+    }
 }
