@@ -11,6 +11,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+use crate::run::{command, ok};
+
 /// The pool every cluster has, ready for I/O.
 pub const POOL: &str = "rwxfs";
 
@@ -96,16 +98,9 @@ osd_op_num_threads_per_shard = 2
     )
 }
 
-/// `program` run through `prefix` (which execs it, keeping its pid).
-fn command(prefix: &[String], program: &str) -> Command {
-    match prefix.split_first() {
-        None => Command::new(program),
-        Some((first, rest)) => {
-            let mut c = Command::new(first);
-            c.args(rest).arg(program);
-            c
-        }
-    }
+/// `rados://POOL/NAME`: the volume `name` in the pool every cluster has.
+pub fn image(name: &str) -> String {
+    format!("rados://{POOL}/{name}")
 }
 
 /// Run a Ceph tool through `prefix` to completion; its stdout, or a panic with its stderr.
@@ -261,6 +256,23 @@ impl CephCluster {
     pub fn rados(&self, args: &[&str]) -> String {
         let conf = self.conf();
         self.run("rados", &[&["-c", &conf.to_string_lossy()], args].concat())
+    }
+
+    /// `rwxfs ARGS --ceph-conf CONF` where the cluster is (through its prefix), whatever its
+    /// outcome.
+    pub fn rwxfs(&self, args: &[&str]) -> Output {
+        command(&self.prefix, crate::bin())
+            .args(args)
+            .arg("--ceph-conf")
+            .arg(self.conf())
+            .output()
+            .expect("rwxfs runs")
+    }
+
+    /// `rwxfs fsck` of the volume `image` (`rados://…`) succeeds and finds it clean.
+    pub fn assert_fsck_clean(&self, image: &str) {
+        let out = ok(self.rwxfs(&["fsck", image]));
+        assert!(out.contains(": clean,"), "fsck {image}: {out}");
     }
 
     /// Run `rados` against this cluster, whatever its outcome.

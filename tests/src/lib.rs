@@ -3,12 +3,14 @@
 #![warn(missing_docs)]
 #![warn(unreachable_pub)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 pub use demo::Harness;
 
 pub mod ceph;
 pub mod certs;
+pub mod files;
 pub mod lan;
 pub mod locker;
 pub mod mount_script;
@@ -16,13 +18,16 @@ pub mod netns;
 pub mod podman;
 pub mod proxy;
 pub mod rados_server;
+pub mod run;
 pub mod sqlite;
 pub mod stopped;
 pub use certs::certificate;
+pub use files::{data, reads_as, statvfs, write_synced};
 pub use lan::Lan;
 pub use locker::{time_of, Locker};
 pub use netns::Hosts;
 pub use proxy::Proxy;
+pub use run::{command, ok, status, text};
 pub use stopped::Stopped;
 
 /// The `rwxfs` binary under test: `$RWXFS_BIN`, else the one cargo built beside this test
@@ -63,10 +68,28 @@ pub fn harness() -> Harness {
 }
 
 /// fsck an image with the engine's checker; panics with the findings if it is not clean.
-pub fn assert_fsck_clean(image: &std::path::Path) {
+pub fn assert_fsck_clean(image: &Path) {
     let store = volume::FileStore::open_read_only(image).expect("open image");
     let r = volume::fsck::check(&store).expect("fsck runs");
     assert!(r.is_clean(), "fsck found damage: {:#?}", r.findings);
+}
+
+/// The end of a test on one image: every mount unmounted, the server stopped, the image
+/// checked clean.
+pub fn finish(mut h: Harness, img: &Path) {
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(img);
+}
+
+/// Wait until `cond` holds; a panic naming `what` if it has not within two minutes (far
+/// above an honest run on a loaded machine).
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}: not within 120 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! test waits for: the failover tests and the failover-time example run several of them.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,14 +69,7 @@ impl Server {
     ) -> Server {
         let addr = addr.to_string();
         let bin = bin();
-        let mut cmd = match prefix.split_first() {
-            None => Command::new(&bin),
-            Some((first, rest)) => {
-                let mut c = Command::new(first);
-                c.args(rest).arg(&bin);
-                c
-            }
-        };
+        let mut cmd = crate::run::command(prefix, &bin);
         let mut child = cmd
             .args(["serve", "--image", image, "--listen", &addr])
             .arg("--ceph-conf")

@@ -7,25 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rwxfs_tests::{assert_fsck_clean, bin, certificate, harness, Harness, Hosts, Proxy};
-
-fn status(addr: &str, extra: &[&str]) -> Vec<serde_json::Value> {
-    let out = Command::new(bin())
-        .args(["status", addr, "--json"])
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "status: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<serde_json::Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
-}
+use rwxfs_tests::{assert_fsck_clean, bin, certificate, finish, harness, status, Hosts, Proxy};
 
 fn nodes(list: &[serde_json::Value]) -> Vec<String> {
     let mut n: Vec<String> = list
@@ -34,12 +16,6 @@ fn nodes(list: &[serde_json::Value]) -> Vec<String> {
         .collect();
     n.sort();
     n
-}
-
-fn finish(mut h: Harness, img: &Path) {
-    h.unmount_all().unwrap();
-    h.stop_server().unwrap();
-    assert_fsck_clean(img);
 }
 
 #[test]

@@ -1,29 +1,7 @@
 //! A direct mount and a server killed with SIGKILL: what a close committed is there after
 //! the restart, as on a server mount, though the server had not made the commit durable.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
-
-use demo::workload::contents;
-use rwxfs_tests::{assert_fsck_clean, harness};
-
-/// Wait until `path` reads as `want`, or panic with what it read.
-fn reads_as(path: &Path, want: &[u8]) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let got = std::fs::read(path);
-        match got {
-            Ok(g) if g == want => return,
-            g if Instant::now() > deadline => panic!(
-                "{} never read as written ({} bytes): {:?} bytes",
-                path.display(),
-                want.len(),
-                g.map(|g| g.len())
-            ),
-            _ => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
-}
+use rwxfs_tests::{assert_fsck_clean, data, harness, reads_as};
 
 #[test]
 fn data_closed_on_a_direct_mount_survives_the_server_killed_right_after_the_close() {
@@ -32,7 +10,7 @@ fn data_closed_on_a_direct_mount_survives_the_server_killed_right_after_the_clos
     let addr = h.start_server(&img, &[]).unwrap();
     let m = h.mount_remote_with(&addr, &["--direct"]).unwrap();
     std::fs::write(m.join("before"), b"made durable by the next").unwrap();
-    let data: Vec<u8> = (0..300).flat_map(|j| contents(7, j)).collect();
+    let data = data(7, 300);
     // Its close commits it; the server is killed before its next journal commit (at most
     // a second later), so the commit was answered but never made durable.
     std::fs::write(m.join("closed"), &data).unwrap();

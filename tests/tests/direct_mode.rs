@@ -4,31 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use demo::workload::contents;
-use rwxfs_tests::{assert_fsck_clean, harness, Hosts, Stopped};
-
-/// `n` of the workload's file contents, one after another.
-fn data(seed: usize, n: usize) -> Vec<u8> {
-    (0..n).flat_map(|j| contents(seed, j)).collect()
-}
-
-/// Wait until `path` reads as `want` (another mount's change reaches this one through the
-/// server's invalidations, or when its cache times out).
-fn reads_as(path: &Path, want: &[u8]) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        match std::fs::read(path) {
-            Ok(got) if got == want => return,
-            got if Instant::now() > deadline => panic!(
-                "{} never read as expected ({} bytes wanted): {:?} bytes",
-                path.display(),
-                want.len(),
-                got.map(|g| g.len())
-            ),
-            _ => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
-}
+use rwxfs_tests::{assert_fsck_clean, data, harness, reads_as, statvfs, Hosts, Stopped};
 
 /// Bytes the process has written through write(2) and its kind so far (`wchar`).
 fn written_by(pid: u32) -> u64 {
@@ -58,15 +34,6 @@ fn listed_at(dir: &Path, name: &str, len: u64) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Blocks the volume at `path` can still give.
-fn blocks_free(path: &Path) -> u64 {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: a zeroed statvfs is a valid out-parameter; `c` is NUL-terminated.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
-    st.f_bfree
 }
 
 #[test]
@@ -181,7 +148,7 @@ fn a_direct_mount_killed_with_uncommitted_writes_leaves_nothing_of_them_once_its
     let watch = h.mount_remote(&addr).unwrap();
     let m = h.mount_remote_with(&addr, &["--direct"]).unwrap();
     std::fs::write(m.join("f"), b"committed at close").unwrap();
-    let free = blocks_free(&watch);
+    let free = statvfs(&watch).f_bfree;
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open(m.join("f"))
@@ -190,11 +157,11 @@ fn a_direct_mount_killed_with_uncommitted_writes_leaves_nothing_of_them_once_its
     std::os::unix::fs::FileExt::write_all_at(&f, &written, 1 << 20).unwrap();
     listed_at(&m, "f", (1 << 20) + written.len() as u64);
     // Reserved for the writer, not committed: out of the free blocks, in no file.
-    assert!(blocks_free(&watch) < free - 200, "nothing was reserved");
+    assert!(statvfs(&watch).f_bfree < free - 200, "nothing was reserved");
     h.kill_mount(&m);
     drop(f);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while blocks_free(&watch) != free {
+    while statvfs(&watch).f_bfree != free {
         assert!(
             Instant::now() < deadline,
             "the reserved blocks never came back"
@@ -386,7 +353,7 @@ fn a_recall_the_writer_does_not_answer_within_its_lease_takes_its_layouts_and_it
     let a = h.mount_remote_with(&addr, &["--direct"]).unwrap();
     let b = h.mount_remote_with(&addr, &["--direct"]).unwrap();
     std::fs::write(a.join("f"), b"kept").unwrap();
-    let free = blocks_free(&watch);
+    let free = statvfs(&watch).f_bfree;
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open(a.join("f"))
@@ -394,7 +361,7 @@ fn a_recall_the_writer_does_not_answer_within_its_lease_takes_its_layouts_and_it
     let written = data(9, 256);
     std::os::unix::fs::FileExt::write_all_at(&f, &written, 1 << 20).unwrap();
     listed_at(&a, "f", (1 << 20) + written.len() as u64);
-    assert!(blocks_free(&watch) < free - 200, "nothing was reserved");
+    assert!(statvfs(&watch).f_bfree < free - 200, "nothing was reserved");
     let stopped = Stopped::new(h.mount_pid(&a).unwrap());
     // b's truncate recalls a's layouts; a cannot answer: after the lease they are taken,
     // and the truncate goes on.
@@ -414,7 +381,7 @@ fn a_recall_the_writer_does_not_answer_within_its_lease_takes_its_layouts_and_it
     drop(f);
     assert_eq!(std::fs::read(b.join("f")).unwrap(), b"ke");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while blocks_free(&watch) != free {
+    while statvfs(&watch).f_bfree != free {
         assert!(
             Instant::now() < deadline,
             "the taken blocks never came back"

@@ -2,33 +2,13 @@
 //! holders from answering it.
 
 use std::os::unix::fs::FileExt;
-use std::path::Path;
 
-use rwxfs_tests::{assert_fsck_clean, harness};
+use rwxfs_tests::{assert_fsck_clean, harness, reads_as};
 
 const FILES: usize = 4;
 
 fn name(k: usize) -> String {
     format!("f{k}")
-}
-
-/// Wait until `path` reads as `want`, or panic with what it read.
-fn reads_as(path: &Path, want: &[u8]) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        let got = std::fs::read(path).unwrap();
-        if got == want {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} reads {:?}, not {:?}",
-            path.display(),
-            &got[..got.len().min(16)],
-            want
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }
 
 #[test]

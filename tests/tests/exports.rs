@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
-use rwxfs_tests::{assert_fsck_clean, bin, harness, Harness};
+use rwxfs_tests::{assert_fsck_clean, bin, harness, statvfs, write_synced, Harness};
 
 const MIB: u64 = 1 << 20;
 
@@ -98,21 +98,6 @@ impl Served {
         self.h.stop_server().unwrap();
         assert_fsck_clean(&self.img);
     }
-}
-
-/// Write `data` to a new file at `p` and make it durable: the first error of either (a
-/// mount's write-behind reports a refused write at the next write or at fsync).
-fn write_synced(p: &Path, data: &[u8]) -> std::io::Result<()> {
-    let mut f = std::fs::File::create(p)?;
-    f.write_all(data)?;
-    f.sync_all()
-}
-
-fn statvfs(p: &Path) -> libc::statvfs {
-    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
-    st
 }
 
 #[test]

@@ -8,55 +8,19 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use demo::workload::contents;
-use rwxfs_tests::ceph::{CephCluster, POOL};
+use rwxfs_tests::ceph::{image, CephCluster, POOL};
 use rwxfs_tests::rados_server::Server;
-use rwxfs_tests::{bin, harness, time_of, Lan, Locker};
+use rwxfs_tests::{bin, command, harness, ok, time_of, Lan, Locker};
 
 /// How long any one event may take before the test fails instead of hanging.
 const PATIENCE: Duration = Duration::from_secs(120);
-
-fn image(name: &str) -> String {
-    format!("rados://{POOL}/{name}")
-}
-
-/// `program` run through `prefix` (`ip netns exec NS`, or nothing).
-fn command(prefix: &[&str], program: impl AsRef<std::ffi::OsStr>) -> Command {
-    match prefix.split_first() {
-        None => Command::new(program),
-        Some((first, rest)) => {
-            let mut c = Command::new(first);
-            c.args(rest).arg(program);
-            c
-        }
-    }
-}
-
-/// `rwxfs ARGS` where the cluster is (its namespace, if it has one).
-fn rwxfs(args: &[&str], cluster: &CephCluster) -> Output {
-    command(&cluster.prefix(), bin())
-        .args(args)
-        .arg("--ceph-conf")
-        .arg(cluster.conf())
-        .output()
-        .expect("rwxfs runs")
-}
-
-fn ok(out: Output) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "exit {:?}: {text}", out.status.code());
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn status(addr: &str) -> serde_json::Value {
     serde_json::from_slice(&ok(status_in(&[], addr)).into_bytes()).expect("status --json is JSON")
@@ -153,15 +117,10 @@ fn check_files(mount: &Path, who: usize, acked: &[usize]) {
     }
 }
 
-fn assert_fsck_clean(cluster: &CephCluster, name: &str) {
-    let out = ok(rwxfs(&["fsck", &image(name)], cluster));
-    assert!(out.contains(": clean,"), "fsck: {out}");
-}
-
 #[test]
 fn a_killed_active_is_replaced_by_its_standby_under_writers_and_locks() {
     let cluster = CephCluster::start();
-    ok(rwxfs(&["mkfs", &image("vol"), "--size", "1G"], &cluster));
+    ok(cluster.rwxfs(&["mkfs", &image("vol"), "--size", "1G"]));
     let a = Server::start(&cluster, &image("vol"));
     a.wait_for(&["rwxfs: serving"]);
     let b = Server::start(&cluster, &image("vol"));
@@ -221,7 +180,7 @@ fn a_killed_active_is_replaced_by_its_standby_under_writers_and_locks() {
     b.signal(libc::SIGTERM);
     let mut b = b;
     assert_eq!(b.exit_code(), Some(0), "{}", b.log());
-    assert_fsck_clean(&cluster, "vol");
+    cluster.assert_fsck_clean(&image("vol"));
 }
 
 /// Each data and header object's content, by name (the session log left out: the standby
@@ -248,7 +207,7 @@ fn objects(cluster: &CephCluster, name: &str) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn a_paused_active_is_fenced_and_writes_nothing_when_it_wakes() {
     let cluster = CephCluster::start();
-    ok(rwxfs(&["mkfs", &image("vol"), "--size", "256M"], &cluster));
+    ok(cluster.rwxfs(&["mkfs", &image("vol"), "--size", "256M"]));
     // Both at once: exactly one serves, the other stands by.
     let (s1, s2) = (
         Server::start(&cluster, &image("vol")),
@@ -298,7 +257,7 @@ fn a_paused_active_is_fenced_and_writes_nothing_when_it_wakes() {
     b.signal(libc::SIGTERM);
     let mut b = b;
     assert_eq!(b.exit_code(), Some(0), "{}", b.log());
-    assert_fsck_clean(&cluster, "vol");
+    cluster.assert_fsck_clean(&image("vol"));
 }
 
 #[test]
@@ -307,7 +266,7 @@ fn a_partitioned_active_is_fenced_and_writes_nothing_when_the_network_heals() {
     let lan = Lan::new(3).unwrap();
     let (host_a, host_b, client) = (1, 2, 3);
     let cluster = CephCluster::start_in(&lan.on_hub(), &lan.hub_ip());
-    ok(rwxfs(&["mkfs", &image("vol"), "--size", "256M"], &cluster));
+    ok(cluster.rwxfs(&["mkfs", &image("vol"), "--size", "256M"]));
     let addr_a = format!("{}:7411", lan.ip(host_a));
     let addr_b = format!("{}:7411", lan.ip(host_b));
     let vol = image("vol");
@@ -371,5 +330,5 @@ fn a_partitioned_active_is_fenced_and_writes_nothing_when_the_network_heals() {
     b.signal(libc::SIGTERM);
     let mut b = b;
     assert_eq!(b.exit_code(), Some(0), "{}", b.log());
-    assert_fsck_clean(&cluster, "vol");
+    cluster.assert_fsck_clean(&image("vol"));
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::os::fd::IntoRawFd;
 use std::path::Path;
 
-use rwxfs_tests::{assert_fsck_clean, harness};
+use rwxfs_tests::{assert_fsck_clean, harness, statvfs};
 
 const FILES: usize = 400;
 
@@ -22,15 +22,6 @@ fn fill(path: &Path, chunk: usize) {
             }
         }
     }
-}
-
-/// Blocks the volume at `path` can still give.
-fn blocks_available(path: &Path) -> u64 {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: a zeroed statvfs is a valid out-parameter; `c` is NUL-terminated.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
-    st.f_bavail
 }
 
 /// Fill the volume mounted at `mp` to its last block: a big file (`hog`), then single
@@ -53,7 +44,7 @@ fn fill_up(mp: &Path) {
             break;
         }
     }
-    assert_eq!(blocks_available(mp), 0, "the volume did not fill up");
+    assert_eq!(statvfs(mp).f_bavail, 0, "the volume did not fill up");
 }
 
 /// close(2) on `f`: its result, as an I/O error.

@@ -10,20 +10,7 @@ use std::time::Duration;
 use client_fuse::transport::{self, Stream};
 use protocol::codec::{decode_body, encode_frame, read_frame};
 use protocol::{auth, ClientMsg, ServerMsg, PROTOCOL_VERSION};
-use rwxfs_tests::{assert_fsck_clean, bin, certificate, harness, Locker, Proxy};
-
-fn status(addr: &str) -> Vec<serde_json::Value> {
-    let out = std::process::Command::new(bin())
-        .args(["status", addr, "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap()
-}
+use rwxfs_tests::{assert_fsck_clean, bin, certificate, harness, status, Locker, Proxy};
 
 fn read_msg(s: &mut TcpStream) -> ServerMsg {
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -41,7 +28,7 @@ fn a_client_that_knows_only_the_listed_ids_cannot_resume_another_mounts_session(
     std::fs::write(m.join("f"), b"owned by the real mount").unwrap();
     let mut holder = Locker::start(&h, &m, &["hold", "$MNT/f", "posix", "w", "0", "0"]);
     assert!(holder.line(20).starts_with("held"));
-    let listed = status(&addr);
+    let listed = status(&addr, &[]);
     assert_eq!(listed.len(), 1);
     let (session, node, mount_id) = (
         listed[0]["session"].as_u64().unwrap(),
@@ -74,7 +61,7 @@ fn a_client_that_knows_only_the_listed_ids_cannot_resume_another_mounts_session(
 
     // The real mount's session is untouched: still connected, its lock still held and
     // honoured, its calls still answered.
-    let now = status(&addr);
+    let now = status(&addr, &[]);
     assert_eq!(now.len(), 1, "{now:?}");
     assert_eq!(now[0]["session"].as_u64(), Some(session));
     assert_eq!(now[0]["connected"].as_bool(), Some(true), "{now:?}");
@@ -90,7 +77,7 @@ fn a_client_that_knows_only_the_listed_ids_cannot_resume_another_mounts_session(
     proxy.cut();
     std::fs::write(m.join("h"), b"after the cut").unwrap();
     assert!(proxy.accepted() > before, "the client did not reconnect");
-    let after = status(&addr);
+    let after = status(&addr, &[]);
     let mine: Vec<_> = after
         .iter()
         .filter(|s| s["session"].as_u64() == Some(session))

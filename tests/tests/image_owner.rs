@@ -5,11 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 
-use rwxfs_tests::{bin, harness, Harness};
-
-fn text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-}
+use rwxfs_tests::{bin, harness, text, Harness};
 
 fn rwxfs(args: &[&str]) -> Output {
     Command::new(bin()).args(args).output().expect("run rwxfs")

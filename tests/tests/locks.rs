@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rwxfs_tests::{assert_fsck_clean, harness, sqlite, time_of, Harness, Locker};
+use rwxfs_tests::{assert_fsck_clean, finish, harness, sqlite, time_of, Harness, Locker};
 
 fn two_mounts(h: &mut Harness, extra: &[&str]) -> (PathBuf, Vec<PathBuf>) {
     let img = h.mkfs("v.img", "128M").unwrap();
@@ -14,12 +14,6 @@ fn two_mounts(h: &mut Harness, extra: &[&str]) -> (PathBuf, Vec<PathBuf>) {
     std::fs::write(m[0].join("f"), vec![0u8; 4096]).unwrap();
     std::fs::write(m[0].join("g"), vec![0u8; 4096]).unwrap();
     (img, m)
-}
-
-fn finish(mut h: Harness, img: &Path) {
-    h.unmount_all().unwrap();
-    h.stop_server().unwrap();
-    assert_fsck_clean(img);
 }
 
 fn conflict_then_wait_granted_quickly(style: &str) {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use demo::workload::contents;
-use rwxfs_tests::{assert_fsck_clean, harness, Harness, Hosts, Locker};
+use rwxfs_tests::{assert_fsck_clean, harness, write_synced, Harness, Hosts, Locker};
 
 /// A server in its namespace and one mount in each of two client namespaces.
 fn two_hosts(h: &mut Harness, hosts: &Hosts, lease: &str) -> (PathBuf, PathBuf, PathBuf) {
@@ -37,13 +37,6 @@ fn two_hosts(h: &mut Harness, hosts: &Hosts, lease: &str) -> (PathBuf, PathBuf, 
         )
         .unwrap();
     (img, a, b)
-}
-
-fn write_synced(p: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::File::create(p)?;
-    f.write_all(data)?;
-    f.sync_all()
 }
 
 #[test]

@@ -13,42 +13,13 @@ use std::time::Duration;
 
 use demo::workload::contents;
 use rados_store::{CephOptions, Cluster, Header, ImageName, RadosStore};
-use rwxfs_tests::ceph::{CephCluster, POOL};
-use rwxfs_tests::{bin, harness};
+use rwxfs_tests::ceph::{image, CephCluster, POOL};
+use rwxfs_tests::{bin, harness, ok};
 use volume::store::{CrashStore, Survivors};
 use volume::{fsck, mkfs, BlockStore, MemStore, MkfsOptions, Volume};
 
 /// How long any one event may take before the test fails instead of hanging.
 const PATIENCE: Duration = Duration::from_secs(180);
-
-fn rwxfs(args: &[&str], cluster: &CephCluster) -> Output {
-    Command::new(bin())
-        .args(args)
-        .arg("--ceph-conf")
-        .arg(cluster.conf())
-        .output()
-        .expect("rwxfs runs")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn image(name: &str) -> String {
-    format!("rados://{POOL}/{name}")
-}
-
-fn assert_fsck_clean(cluster: &CephCluster, name: &str) {
-    let out = ok(rwxfs(&["fsck", &image(name)], cluster));
-    assert!(out.contains(": clean,"), "fsck: {out}");
-}
 
 /// Write `path` whole and fsync it, starting over after an error (the server may be
 /// restarting); true once the fsync and the close returned.
@@ -69,7 +40,7 @@ fn write_durably(path: &Path, data: &[u8], stop: &AtomicBool) -> bool {
 #[test]
 fn mkfs_serve_mount_write_read_and_fsck_on_rados() {
     let cluster = CephCluster::start();
-    let out = ok(rwxfs(&["mkfs", &image("vol"), "--size", "1G"], &cluster));
+    let out = ok(cluster.rwxfs(&["mkfs", &image("vol"), "--size", "1G"]));
     assert!(out.contains("rados://rwxfs/vol: 1024 MiB"), "mkfs: {out}");
     // The objects are RBD's shape: a header, and data objects by index.
     let listed = cluster.rados(&["-p", POOL, "ls"]);
@@ -78,7 +49,7 @@ fn mkfs_serve_mount_write_read_and_fsck_on_rados() {
         listed.lines().any(|l| l == "vol.0000000000000000"),
         "{listed}"
     );
-    let again = rwxfs(&["mkfs", &image("vol"), "--size", "1G"], &cluster);
+    let again = cluster.rwxfs(&["mkfs", &image("vol"), "--size", "1G"]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already holds an rwxfs volume"));
 
@@ -104,9 +75,9 @@ fn mkfs_serve_mount_write_read_and_fsck_on_rados() {
     }
     h.unmount_all().unwrap();
     h.stop_server().unwrap();
-    assert_fsck_clean(&cluster, "vol");
+    cluster.assert_fsck_clean(&image("vol"));
     // The on-disk lists made again: the same volume, still clean.
-    let out = rwxfs(&["fsck", "--repair", &image("vol")], &cluster);
+    let out = cluster.rwxfs(&["fsck", "--repair", &image("vol")]);
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         ok(out).contains(": clean,") && said.contains("made again"),
@@ -130,7 +101,7 @@ fn mkfs_serve_mount_write_read_and_fsck_on_rados() {
 #[test]
 fn a_killed_server_restarts_on_the_same_rados_volume_with_every_fsynced_file() {
     let cluster = CephCluster::start();
-    ok(rwxfs(&["mkfs", &image("vol"), "--size", "512M"], &cluster));
+    ok(cluster.rwxfs(&["mkfs", &image("vol"), "--size", "512M"]));
     let mut h = harness();
     let state = h.path("vol.sessions");
     let conf = cluster.conf();
@@ -175,7 +146,7 @@ fn a_killed_server_restarts_on_the_same_rados_volume_with_every_fsynced_file() {
     }
     h.unmount_all().unwrap();
     h.stop_server().unwrap();
-    assert_fsck_clean(&cluster, "vol");
+    cluster.assert_fsck_clean(&image("vol"));
 }
 
 #[test]
@@ -185,17 +156,11 @@ fn names_pools_images_and_monitors_that_are_not_there_are_named() {
         assert!(!out.status.success());
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    let e = err(rwxfs(
-        &["mkfs", "rados://justapool", "--size", "1G"],
-        &cluster,
-    ));
+    let e = err(cluster.rwxfs(&["mkfs", "rados://justapool", "--size", "1G"]));
     assert!(e.contains("expected rados://POOL/NAME"), "{e}");
-    let e = err(rwxfs(
-        &["mkfs", "rados://nopool/v", "--size", "1G"],
-        &cluster,
-    ));
+    let e = err(cluster.rwxfs(&["mkfs", "rados://nopool/v", "--size", "1G"]));
     assert!(e.contains("pool \"nopool\" does not exist"), "{e}");
-    let e = err(rwxfs(&["fsck", &image("never-made")], &cluster));
+    let e = err(cluster.rwxfs(&["fsck", &image("never-made")]));
     assert!(e.contains("no rwxfs image there"), "{e}");
     let mut h = harness();
     let conf = cluster.conf();

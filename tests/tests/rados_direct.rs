@@ -5,13 +5,11 @@
 
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use demo::workload::contents;
 use rados_store::{CephOptions, Cluster};
 use rwxfs_tests::ceph::{CephCluster, POOL};
-use rwxfs_tests::{bin, harness, Proxy};
+use rwxfs_tests::{data, harness, ok, reads_as, Proxy, Stopped};
 
 const BLOCK: usize = 4096;
 
@@ -22,60 +20,12 @@ fn one_cluster() -> std::sync::MutexGuard<'static, ()> {
     ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn rwxfs(args: &[&str], cluster: &CephCluster) -> Output {
-    Command::new(bin())
-        .args(args)
-        .arg("--ceph-conf")
-        .arg(cluster.conf())
-        .output()
-        .expect("rwxfs runs")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn assert_fsck_clean(cluster: &CephCluster, image: &str) {
-    let out = ok(rwxfs(&["fsck", image], cluster));
-    assert!(out.contains(": clean,"), "fsck: {out}");
-}
-
-/// `n` of the workload's file contents, one after another.
-fn data(seed: usize, n: usize) -> Vec<u8> {
-    (0..n).flat_map(|j| contents(seed, j)).collect()
-}
-
-/// Wait until `path` reads as `want` (another mount's change reaches this one through the
-/// server's invalidations, or when its cache times out).
-fn reads_as(path: &Path, want: &[u8]) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match std::fs::read(path) {
-            Ok(got) if got == want => return,
-            got if Instant::now() > deadline => panic!(
-                "{} never read as expected ({} bytes wanted): {:?} bytes",
-                path.display(),
-                want.len(),
-                got.map(|g| g.len())
-            ),
-            _ => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
-}
-
 #[test]
 fn two_direct_mounts_of_a_rados_volume_write_and_read_each_others_files_past_the_server() {
     let _one = one_cluster();
     let cluster = CephCluster::start();
     let image = format!("rados://{POOL}/vol");
-    ok(rwxfs(&["mkfs", &image, "--size", "1G"], &cluster));
+    ok(cluster.rwxfs(&["mkfs", &image, "--size", "1G"]));
     let mut h = harness();
     let conf = cluster.conf();
     let conf = conf.to_str().unwrap();
@@ -121,26 +71,7 @@ fn two_direct_mounts_of_a_rados_volume_write_and_read_each_others_files_past_the
     assert_eq!(std::fs::read(c.join("two")).unwrap(), two_after);
     h.unmount_all().unwrap();
     h.stop_server().unwrap();
-    assert_fsck_clean(&cluster, &image);
-}
-
-/// Sends SIGCONT to a process it stopped, when dropped.
-struct Stopped(i32);
-
-impl Stopped {
-    fn new(pid: u32) -> Stopped {
-        let pid = pid as i32;
-        // SAFETY: signalling a child process this test started.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
-        Stopped(pid)
-    }
-}
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        // SAFETY: as above.
-        unsafe { libc::kill(self.0, libc::SIGCONT) };
-    }
+    cluster.assert_fsck_clean(&image);
 }
 
 /// The test's own client of the cluster. No process is started while a mount is stopped: the
@@ -208,7 +139,7 @@ fn a_stopped_direct_mount_whose_recall_times_out_is_fenced_and_writes_nothing_wh
     let _one = one_cluster();
     let cluster = CephCluster::start();
     let image = format!("rados://{POOL}/vol");
-    ok(rwxfs(&["mkfs", &image, "--size", "256M"], &cluster));
+    ok(cluster.rwxfs(&["mkfs", &image, "--size", "256M"]));
     let mut h = harness();
     let conf = cluster.conf();
     let conf = conf.to_str().unwrap();
@@ -300,5 +231,5 @@ fn a_stopped_direct_mount_whose_recall_times_out_is_fenced_and_writes_nothing_wh
     assert_eq!(std::fs::read(fresh.join("other")).unwrap(), other);
     h.unmount_all().unwrap();
     h.stop_server().unwrap();
-    assert_fsck_clean(&cluster, &image);
+    cluster.assert_fsck_clean(&image);
 }

@@ -4,67 +4,34 @@
 //! marker that no server opens, and the next mkfs removes every object of the old image, past
 //! the new size too. Built with `--features ceph`, as tests/rados.rs.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rados_store::{CephOptions, Cluster, Header, ImageName, DEFAULT_OBJECT_SIZE};
-use rwxfs_tests::bin;
-use rwxfs_tests::ceph::{CephCluster, POOL};
+use rwxfs_tests::ceph::{image, CephCluster, POOL};
 use rwxfs_tests::rados_server::Server;
+use rwxfs_tests::{bin, text};
 
 /// How long any one event may take before the test fails instead of hanging.
 const PATIENCE: Duration = Duration::from_secs(120);
 
-fn rwxfs(args: &[&str], cluster: &CephCluster) -> Output {
-    Command::new(bin())
-        .args(args)
-        .arg("--ceph-conf")
-        .arg(cluster.conf())
-        .output()
-        .expect("rwxfs runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn image(name: &str) -> String {
-    format!("rados://{POOL}/{name}")
-}
-
-fn assert_fsck_clean(cluster: &CephCluster, name: &str) {
-    let out = rwxfs(&["fsck", &image(name)], cluster);
-    assert!(
-        out.status.success() && text(&out).contains(": clean,"),
-        "fsck: {}",
-        text(&out)
-    );
-}
-
 #[test]
 fn fsck_and_mkfs_of_a_served_volume_are_refused_naming_the_server() {
     let cluster = CephCluster::start();
-    let made = rwxfs(&["mkfs", &image("vol"), "--size", "256M"], &cluster);
+    let made = cluster.rwxfs(&["mkfs", &image("vol"), "--size", "256M"]);
     assert!(made.status.success(), "{}", text(&made));
     let server = Server::start(&cluster, &image("vol"));
     server.wait_for(&["rwxfs: serving"]);
     let header = cluster.rados(&["-p", POOL, "stat", "vol.header"]);
 
-    let fsck = rwxfs(&["fsck", &image("vol")], &cluster);
+    let fsck = cluster.rwxfs(&["fsck", &image("vol")]);
     assert_eq!(fsck.status.code(), Some(8), "{}", text(&fsck));
     let said = text(&fsck);
     assert!(said.contains("is in use"), "{said}");
     assert!(said.contains(&server.addr), "the server is named: {said}");
     assert!(said.contains("stop its servers"), "{said}");
 
-    let mkfs = rwxfs(
-        &["mkfs", &image("vol"), "--size", "64M", "--force"],
-        &cluster,
-    );
+    let mkfs = cluster.rwxfs(&["mkfs", &image("vol"), "--size", "64M", "--force"]);
     assert_eq!(mkfs.status.code(), Some(1), "{}", text(&mkfs));
     assert!(text(&mkfs).contains("is in use"), "{}", text(&mkfs));
     // Nothing changed: the header is the same object, the server still serves.
@@ -80,7 +47,7 @@ fn fsck_and_mkfs_of_a_served_volume_are_refused_naming_the_server() {
     let mut server = server;
     assert_eq!(server.exit_code(), Some(0), "{}", server.log());
     // Once the server stopped, fsck checks the volume (and lets it go: a server serves again).
-    assert_fsck_clean(&cluster, "vol");
+    cluster.assert_fsck_clean(&image("vol"));
     let next = Server::start(&cluster, &image("vol"));
     next.wait_for(&["rwxfs: serving"]);
 }
@@ -133,7 +100,7 @@ fn an_interrupted_mkfs_leaves_no_object_of_the_old_image() {
     );
 
     // No server opens what is left, and fsck says what to do.
-    let fsck = rwxfs(&["fsck", &image("vol")], &cluster);
+    let fsck = cluster.rwxfs(&["fsck", &image("vol")]);
     assert_eq!(fsck.status.code(), Some(8), "{}", text(&fsck));
     assert!(
         text(&fsck).contains("mkfs of this image was interrupted"),
@@ -143,7 +110,7 @@ fn an_interrupted_mkfs_leaves_no_object_of_the_old_image() {
     // mkfs again, with no --force (there is no volume to protect): once the killed one's
     // hold has lapsed, it clears the rest, past the new size too.
     loop {
-        let out = rwxfs(&["mkfs", &image("vol"), "--size", "64M"], &cluster);
+        let out = cluster.rwxfs(&["mkfs", &image("vol"), "--size", "64M"]);
         if out.status.success() {
             break;
         }
@@ -171,5 +138,5 @@ fn an_interrupted_mkfs_leaves_no_object_of_the_old_image() {
         "objects past the new image: {left:?}"
     );
     assert_ne!(pool.read_all(&first).unwrap(), b"old data");
-    assert_fsck_clean(&cluster, "vol");
+    cluster.assert_fsck_clean(&image("vol"));
 }

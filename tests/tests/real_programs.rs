@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rwxfs_tests::{assert_fsck_clean, harness, Harness};
+use rwxfs_tests::{assert_fsck_clean, finish, harness, Harness};
 
 /// Run `script` with `sh -e` in the namespace of the mount at `mp`, with `$MNT` the mount
 /// point there; panics with the output if it fails. Returns stdout.
@@ -51,12 +51,6 @@ fn direct(h: &mut Harness, n: usize) -> (PathBuf, Vec<PathBuf>) {
         .map(|_| h.mount_remote_with(&addr, &["--direct"]).unwrap())
         .collect();
     (img, mounts)
-}
-
-fn finish(mut h: Harness, img: &Path) {
-    h.unmount_all().unwrap();
-    h.stop_server().unwrap();
-    assert_fsck_clean(img);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use rwxfs_tests::{assert_fsck_clean, harness, Harness};
+use rwxfs_tests::{finish, harness, Harness};
 
 /// A server on a fresh image and two mounts of it; returns the image, address and mounts.
 fn setup(h: &mut Harness) -> (PathBuf, String, Vec<PathBuf>) {
@@ -132,12 +132,6 @@ fn restart_under(
         }
         restart(h, img, addr, true);
     }
-}
-
-fn finish(mut h: Harness, img: &Path) {
-    h.unmount_all().unwrap();
-    h.stop_server().unwrap();
-    assert_fsck_clean(img);
 }
 
 #[test]

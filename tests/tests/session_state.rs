@@ -7,16 +7,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
-use rwxfs_tests::{assert_fsck_clean, harness, Proxy};
-
-/// Wait for `cond`, panicking with `what` if it has not held after `secs`.
-fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
-    let until = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(Instant::now() < until, "{what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use rwxfs_tests::{assert_fsck_clean, harness, statvfs, wait_for, Proxy};
 
 #[test]
 fn a_call_resent_while_its_first_copy_runs_returns() {
@@ -37,7 +28,7 @@ fn a_call_resent_while_its_first_copy_runs_returns() {
         let r = unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, len) };
         (r, std::io::Error::last_os_error())
     });
-    wait_for(60, "the fallocate never reached the server", || {
+    wait_for("the fallocate never reached the server", || {
         on_disk() > before + 64 * 1024 * 2
     });
     let connections = proxy.accepted();
@@ -46,7 +37,7 @@ fn a_call_resent_while_its_first_copy_runs_returns() {
         !call.is_finished(),
         "the fallocate ended before the cut: the test proves nothing (make it larger)"
     );
-    wait_for(60, "the mount never reconnected", || {
+    wait_for("the mount never reconnected", || {
         proxy.accepted() > connections
     });
     // The client resends the call on its new connection while the first copy still runs;
@@ -66,16 +57,6 @@ fn a_call_resent_while_its_first_copy_runs_returns() {
     drop(proxy);
     h.stop_server().unwrap();
     assert_fsck_clean(&img);
-}
-
-/// Free blocks on the file system at `mp`.
-fn free_blocks(mp: &std::path::Path) -> u64 {
-    let c = std::ffi::CString::new(mp.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: statvfs fills the zeroed struct we pass; the path is a valid C string.
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::statvfs(c.as_ptr(), &mut s) };
-    assert_eq!(r, 0, "statvfs: {}", std::io::Error::last_os_error());
-    s.f_bfree as u64
 }
 
 fn pattern(seed: u8, len: usize) -> Vec<u8> {
@@ -115,7 +96,7 @@ fn a_file_unlinked_while_open_lives_through_restarts_and_is_freed_at_its_close()
         .unwrap()
         .sync_all()
         .unwrap();
-    let free_at_start = free_blocks(&a);
+    let free_at_start = statvfs(&a).f_bfree;
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -150,11 +131,9 @@ fn a_file_unlinked_while_open_lives_through_restarts_and_is_freed_at_its_close()
 
     // The last close frees the blocks.
     drop(f);
-    wait_for(
-        60,
-        "the file's blocks were not freed at its last close",
-        || free_blocks(&a) == free_at_start,
-    );
+    wait_for("the file's blocks were not freed at its last close", || {
+        statvfs(&a).f_bfree == free_at_start
+    });
     h.unmount_all().unwrap();
     h.stop_server().unwrap();
     assert_fsck_clean(&img);
@@ -171,7 +150,7 @@ fn a_file_unlinked_while_open_is_freed_once_its_holder_is_gone_for_good() {
         .unwrap()
         .sync_all()
         .unwrap();
-    let free_at_start = free_blocks(&a);
+    let free_at_start = statvfs(&a).f_bfree;
     {
         let mut f = std::fs::File::create(a.join("held")).unwrap();
         std::io::Write::write_all(&mut f, &pattern(4, 4 << 20)).unwrap();
@@ -190,9 +169,8 @@ fn a_file_unlinked_while_open_is_freed_once_its_holder_is_gone_for_good() {
     .unwrap();
     let b = h.mount_remote(&addr).unwrap();
     wait_for(
-        120,
         "the orphan of a holder that never came back was not freed",
-        || free_blocks(&b) == free_at_start,
+        || statvfs(&b).f_bfree == free_at_start,
     );
     h.unmount_all().unwrap();
     h.stop_server().unwrap();
@@ -235,7 +213,7 @@ fn fsck_of_a_stopped_image_tells_a_file_a_session_holds_open_from_a_lost_one() {
         .unwrap()
         .sync_all()
         .unwrap();
-    let free_at_start = free_blocks(&a);
+    let free_at_start = statvfs(&a).f_bfree;
     let mut f = std::fs::File::create(a.join("held")).unwrap();
     std::io::Write::write_all(&mut f, &pattern(5, 1 << 20)).unwrap();
     f.sync_all().unwrap();
@@ -259,11 +237,9 @@ fn fsck_of_a_stopped_image_tells_a_file_a_session_holds_open_from_a_lost_one() {
     // The mount comes back and closes it: freed.
     h.start_server_in(&[], &img, &addr, &[]).unwrap();
     drop(f);
-    wait_for(
-        60,
-        "the file's blocks were not freed at its last close",
-        || free_blocks(&a) == free_at_start,
-    );
+    wait_for("the file's blocks were not freed at its last close", || {
+        statvfs(&a).f_bfree == free_at_start
+    });
     h.unmount_all().unwrap();
     h.stop_server().unwrap();
     assert_fsck_clean(&img);
@@ -384,7 +360,7 @@ fn a_file_created_write_only_with_mode_0200_stays_held_when_the_session_is_lost(
 
     // The mount is cut off past its lease: the server ends its session.
     proxy.set_down(true);
-    wait_for(60, "the server kept the session of a mount cut off", || {
+    wait_for("the server kept the session of a mount cut off", || {
         !open_files(&addr).iter().any(|(n, _)| n == "creator")
     });
     proxy.set_down(false);
