@@ -12,6 +12,41 @@ fn recalled(frame: &[u8]) -> u64 {
     }
 }
 
+/// `f` in the root, made by Alice's session (its call 1): its inode.
+fn made_f(shared: &Shared, alice: &Party) -> u64 {
+    let create = Request::Create {
+        parent: ROOT_INO,
+        name: b"f".to_vec(),
+        mode: libc::S_IFREG | 0o666,
+        uid: ALICE,
+        gid: ALICE,
+    };
+    match call(shared, alice, 1, create, &[]).0 {
+        Ok(Response::Attr(a)) => a.ino,
+        r => panic!("{r:?}"),
+    }
+}
+
+/// What the server pushes to `holder` from now on, frame by frame.
+fn pushed_to(holder: &Party) -> tokio::sync::mpsc::Receiver<Vec<u8>> {
+    let (t, pushed) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    let from = "127.0.0.1:1".parse().unwrap();
+    holder.0.attach(t, Default::default(), from);
+    pushed
+}
+
+/// `holder` is given a write layout of the block at `offset` in `ino` (its call 1).
+fn give_layout(shared: &Shared, holder: &Party, ino: u64, offset: u64) {
+    let get = Request::LayoutGet {
+        ino,
+        offset,
+        len: 4096,
+        write: true,
+    };
+    let held = call(shared, holder, 1, get, &[]).0;
+    assert!(matches!(held, Ok(Response::Layout(_))), "{held:?}");
+}
+
 #[test]
 fn every_holder_is_recalled_before_any_is_waited_for() {
     let cfg = ServerConfig {
@@ -24,8 +59,7 @@ fn every_holder_is_recalled_before_any_is_waited_for() {
     let h3 = session(&shared, 3, ALICE);
     let (tx, pushed) = std::sync::mpsc::channel();
     for (id, h) in [(2, &h2), (3, &h3)] {
-        let (t, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-        h.0.attach(t, Default::default(), "127.0.0.1:1".parse().unwrap());
+        let mut rx = pushed_to(h);
         let tx = tx.clone();
         std::thread::spawn(move || {
             while let Some(f) = rx.blocking_recv() {
@@ -33,27 +67,9 @@ fn every_holder_is_recalled_before_any_is_waited_for() {
             }
         });
     }
-    let create = Request::Create {
-        parent: ROOT_INO,
-        name: b"f".to_vec(),
-        mode: libc::S_IFREG | 0o666,
-        uid: ALICE,
-        gid: ALICE,
-    };
-    let f = match call(&shared, &alice, 1, create, &[]).0 {
-        Ok(Response::Attr(a)) => a.ino,
-        r => panic!("{r:?}"),
-    };
-    for (k, h) in [&h2, &h3].into_iter().enumerate() {
-        let get = Request::LayoutGet {
-            ino: f,
-            offset: 4096 * k as u64,
-            len: 4096,
-            write: true,
-        };
-        let held = call(&shared, h, 1, get, &[]).0;
-        assert!(matches!(held, Ok(Response::Layout(_))), "{held:?}");
-    }
+    let f = made_f(&shared, &alice);
+    give_layout(&shared, &h2, f, 0);
+    give_layout(&shared, &h3, f, 4096);
     // Neither holder answers: the truncate waits for both, at most a lease in all.
     let truncate = Request::Setattr {
         ino: f,
@@ -88,37 +104,15 @@ fn a_call_on_a_connections_task_that_would_wait_for_a_recall_comes_back_unrun() 
     let shared = shared("recall-inline");
     let alice = session(&shared, 1, ALICE);
     let holder = session(&shared, 2, ALICE);
-    let (t, mut pushed) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-    holder
-        .0
-        .attach(t, Default::default(), "127.0.0.1:1".parse().unwrap());
-    let create = Request::Create {
-        parent: ROOT_INO,
-        name: b"f".to_vec(),
-        mode: libc::S_IFREG | 0o666,
-        uid: ALICE,
-        gid: ALICE,
-    };
-    let f = match call(&shared, &alice, 1, create, &[]).0 {
-        Ok(Response::Attr(a)) => a.ino,
-        r => panic!("{r:?}"),
-    };
+    let mut pushed = pushed_to(&holder);
+    let f = made_f(&shared, &alice);
     // Judged on arrival with no layout out (`may_wait`), then one is handed out.
     let unlink = Request::Unlink {
         parent: ROOT_INO,
         name: b"f".to_vec(),
     };
     assert!(!crate::recalls::may_wait(&shared, &unlink));
-    let get = Request::LayoutGet {
-        ino: f,
-        offset: 0,
-        len: 4096,
-        write: true,
-    };
-    assert!(matches!(
-        call(&shared, &holder, 1, get, &[]).0,
-        Ok(Response::Layout(_))
-    ));
+    give_layout(&shared, &holder, f, 0);
     let (s, c) = (&alice.0, &alice.1);
     let back = super::super::answer_now(&shared, s, c, 2, unlink.clone(), &[]);
     let later = matches!(&back, super::super::Now::Later(r) if *r == unlink);
