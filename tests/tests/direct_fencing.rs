@@ -1,37 +1,18 @@
 //! A direct mount on a local image, which nothing can fence, stops touching the image once it
 //! may have lost its layouts: a mount stalled between a layout's answer and its write, whose
 //! layouts were taken meanwhile (a recall it did not answer, or its session's end) and whose
-//! blocks went to another file, writes not one byte of that file when it wakes.
+//! blocks went to another file, writes not one byte of that file when it goes on.
 //!
-//! Each mount under test waits at a gate (`RWXFS_TEST_HOLD_DIRECT_WRITES`, a file whose
-//! presence holds its direct writes after their layout is given, before they touch the
-//! image): the stall a paused VM or a long page fault makes at the worst moment, placed where
-//! a test can wait for it.
+//! The mount under test reaches the server through a proxy that holds back the server's
+//! answer to its write layout request (`rwxfs_tests::LayoutHold`): the layout is given, its
+//! blocks reserved, and the mount does not see it until the test lets it go: the stall a
+//! paused VM or a slow network makes at the worst moment, at a moment the test can name.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::thread::JoinHandle;
 
-use demo::workload::contents;
-use rwxfs_tests::{assert_fsck_clean, harness, Stopped};
-
-/// Blocks the volume at `path` can still give.
-fn blocks_free(path: &Path) -> u64 {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: a zeroed statvfs is a valid out-parameter; `c` is NUL-terminated.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
-    st.f_bfree
-}
-
-/// Wait until `cond` holds, or panic naming `what`.
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(Instant::now() < deadline, "{what}: not within 30 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use rwxfs_tests::{data, finish, harness, statvfs, wait_for, Harness, LayoutHold, Stopped};
 
 /// The byte a filler file holds at `at`: unlike anything the stalled mount writes.
 fn fill_byte(at: u64) -> u8 {
@@ -73,87 +54,107 @@ fn filled_intact(path: &Path) {
     }
 }
 
-/// A direct mount of `addr` whose direct writes wait while `gate` exists.
-fn gated_direct_mount(h: &mut demo::Harness, addr: &str, gate: &Path) -> PathBuf {
-    let env = format!("RWXFS_TEST_HOLD_DIRECT_WRITES={}", gate.display());
-    h.mount_remote_in_with(&["env", &env], addr, &["--direct"])
-        .unwrap()
+/// A direct mount stalled mid-write: the server gave the layout for its write of 1 MiB at
+/// 1 MiB into `f`, and the answer is held on its way.
+struct Stalled {
+    /// The proxy the direct mount reaches the server through.
+    hold: LayoutHold,
+    h: Harness,
+    img: PathBuf,
+    addr: String,
+    /// A mount through the server, beside the direct one.
+    watch: PathBuf,
+    /// The direct mount.
+    direct: PathBuf,
+    /// The volume's free blocks before the stalled write asked for its layout.
+    free: u64,
+    writer: JoinHandle<std::io::Result<()>>,
 }
 
-/// A write of 1 MiB at 1 MiB into `path` on its own thread, which the gate holds.
-fn write_in_background(path: PathBuf) -> std::thread::JoinHandle<std::io::Result<()>> {
-    std::thread::spawn(move || {
+/// A server with a 2 s lease, `f` ("kept") made through a mount of it, and a direct mount's
+/// write into `f` stalled once its layout is given.
+fn stalled_writer() -> Stalled {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "32M").unwrap();
+    let addr = h.start_server(&img, &["--lease-secs", "2"]).unwrap();
+    let watch = h.mount_remote(&addr).unwrap();
+    let hold = LayoutHold::start(&addr).unwrap();
+    let direct = h.mount_remote_with(&hold.addr, &["--direct"]).unwrap();
+    std::fs::write(watch.join("f"), b"kept").unwrap();
+    let free = statvfs(&watch).f_bfree;
+    hold.hold();
+    let path = direct.join("f");
+    let writer = std::thread::spawn(move || {
         let f = std::fs::OpenOptions::new().write(true).open(path)?;
-        let data: Vec<u8> = (0..256).flat_map(|j| contents(9, j)).collect();
-        std::os::unix::fs::FileExt::write_all_at(&f, &data[..1 << 20], 1 << 20)
-    })
+        std::os::unix::fs::FileExt::write_all_at(&f, &data(9, 256)[..1 << 20], 1 << 20)
+    });
+    hold.wait_held();
+    assert!(
+        statvfs(&watch).f_bfree < free,
+        "the layout reserved no block"
+    );
+    Stalled {
+        hold,
+        h,
+        img,
+        addr,
+        watch,
+        direct,
+        free,
+        writer,
+    }
+}
+
+impl Stalled {
+    /// Fill the volume through the other mount (the stalled mount's blocks included, if they
+    /// were let go), let the held layout reach the stalled mount, `wake` it, and check that
+    /// it wrote nothing into the filler and that `f` still starts with `kept`.
+    fn fill_then_wake(self, wake: impl FnOnce(), kept: &[u8]) {
+        let Stalled {
+            hold,
+            mut h,
+            img,
+            addr,
+            watch,
+            writer,
+            ..
+        } = self;
+        let size = fill(&watch.join("g"));
+        hold.release();
+        wake();
+        // Its write goes on as it may (through the server, on a full volume): it must not
+        // land in g's blocks.
+        let _ = writer.join().unwrap();
+        h.unmount_all().unwrap();
+        let fresh = h.mount_remote(&addr).unwrap();
+        assert_eq!(std::fs::metadata(fresh.join("g")).unwrap().len(), size);
+        filled_intact(&fresh.join("g"));
+        assert!(std::fs::read(fresh.join("f")).unwrap().starts_with(kept));
+        finish(h, &img);
+    }
 }
 
 #[test]
 fn a_mount_stopped_past_its_lease_mid_write_writes_nothing_into_blocks_given_to_another_file() {
-    let mut h = harness();
-    let img = h.mkfs("v.img", "32M").unwrap();
-    let addr = h.start_server(&img, &["--lease-secs", "2"]).unwrap();
-    let watch = h.mount_remote(&addr).unwrap();
-    let gate = h.path("gate");
-    let a = gated_direct_mount(&mut h, &addr, &gate);
-    std::fs::write(watch.join("f"), b"kept").unwrap();
-    let free = blocks_free(&watch);
-    std::fs::write(&gate, b"").unwrap();
-    let writer = write_in_background(a.join("f"));
-    // Its layout given (blocks reserved for it), its write held at the gate: stop it there.
-    wait_for("a layout for the write", || blocks_free(&watch) < free);
-    let stopped = Stopped::new(h.mount_pid(&a).unwrap());
+    let s = stalled_writer();
+    let stopped = Stopped::new(s.h.mount_pid(&s.direct).unwrap());
     // Silent a whole lease, its session ends, and its reserved blocks are free again.
     wait_for("the stopped mount's session to end", || {
-        blocks_free(&watch) == free
+        statvfs(&s.watch).f_bfree == s.free
     });
-    let size = fill(&watch.join("g"));
-    std::fs::remove_file(&gate).unwrap();
-    drop(stopped);
-    // Its write goes on as it may (through the server, on a full volume): it must not land
-    // in g's blocks.
-    let _ = writer.join().unwrap();
-    h.unmount_all().unwrap();
-    let fresh = h.mount_remote(&addr).unwrap();
-    assert_eq!(std::fs::metadata(fresh.join("g")).unwrap().len(), size);
-    filled_intact(&fresh.join("g"));
-    assert!(std::fs::read(fresh.join("f")).unwrap().starts_with(b"kept"));
-    h.unmount_all().unwrap();
-    h.stop_server().unwrap();
-    assert_fsck_clean(&img);
+    s.fill_then_wake(|| drop(stopped), b"kept");
 }
 
 #[test]
 fn a_mount_that_answers_no_recall_mid_write_writes_nothing_into_blocks_given_to_another_file() {
-    let mut h = harness();
-    let img = h.mkfs("v.img", "32M").unwrap();
-    let addr = h.start_server(&img, &["--lease-secs", "2"]).unwrap();
-    let watch = h.mount_remote(&addr).unwrap();
-    let gate = h.path("gate");
-    let a = gated_direct_mount(&mut h, &addr, &gate);
-    std::fs::write(watch.join("f"), b"kept").unwrap();
-    let free = blocks_free(&watch);
-    std::fs::write(&gate, b"").unwrap();
-    let writer = write_in_background(a.join("f"));
-    wait_for("a layout for the write", || blocks_free(&watch) < free);
+    let s = stalled_writer();
     // Alive (its heartbeats go on) but its write is stuck: the recall a truncate makes is
     // not answered within the lease, its layouts are taken, and the truncate goes on.
     let t = std::fs::OpenOptions::new()
         .write(true)
-        .open(watch.join("f"))
+        .open(s.watch.join("f"))
         .unwrap();
     t.set_len(2).unwrap();
     drop(t);
-    let size = fill(&watch.join("g"));
-    std::fs::remove_file(&gate).unwrap();
-    let _ = writer.join().unwrap();
-    h.unmount_all().unwrap();
-    let fresh = h.mount_remote(&addr).unwrap();
-    assert_eq!(std::fs::metadata(fresh.join("g")).unwrap().len(), size);
-    filled_intact(&fresh.join("g"));
-    assert!(std::fs::read(fresh.join("f")).unwrap().starts_with(b"ke"));
-    h.unmount_all().unwrap();
-    h.stop_server().unwrap();
-    assert_fsck_clean(&img);
+    s.fill_then_wake(|| {}, b"ke");
 }

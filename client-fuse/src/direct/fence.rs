@@ -16,9 +16,8 @@
 //! the system call: a stall of more than that in between is the one case that escapes it.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Instant;
 
 use crate::backend::Backend;
 use crate::remote::RemoteBackend;
@@ -67,21 +66,6 @@ impl Fence {
         match waiting {
             Some(w) if w >= half => Some(format!("a recall of them has waited {w:?}")),
             _ => None,
-        }
-    }
-}
-
-/// A test's seam: while the file named by `RWXFS_TEST_HOLD_DIRECT_WRITES` exists, a direct
-/// write waits after its layout was given and before it touches the volume: the stall a
-/// paused VM or a long page fault makes at the worst moment, placed where a test can hold
-/// it. Unset, nothing waits.
-pub(super) fn test_gate() {
-    static GATE: OnceLock<Option<PathBuf>> = OnceLock::new();
-    let gate =
-        GATE.get_or_init(|| std::env::var_os("RWXFS_TEST_HOLD_DIRECT_WRITES").map(Into::into));
-    if let Some(path) = gate {
-        while path.exists() {
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }

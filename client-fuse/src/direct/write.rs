@@ -7,7 +7,7 @@ use volume::{FsError, FsResult};
 
 use super::behind::Job;
 use super::pending::Due;
-use super::{fence, lock, DirectBackend};
+use super::{lock, DirectBackend};
 use crate::backend::{Backend, WriteHow};
 
 impl DirectBackend {
@@ -66,7 +66,6 @@ impl DirectBackend {
                 Err(FsError::WouldBlock | FsError::DiskQuota | FsError::NoSpace) => break,
                 r => r?,
             };
-            fence::test_gate();
             if self.fenced(ino, given) {
                 break;
             }

@@ -1,0 +1,216 @@
+//! A proxy between mounts and the server that holds back the server's answers to write
+//! layout requests (`Request::LayoutGet` with `write`) while a test says so, and lets every
+//! other message pass in its turn: heartbeats and their answers, recalls, other replies. A
+//! direct mount whose write asked for a layout then waits between the server's giving it
+//! (its blocks reserved) and its own use of it, as a mount on a paused VM or behind a slow
+//! network would, at the moment a test names: once `wait_held` returns, the layout is given
+//! and the mount has not seen it. The answers held go to their mounts at `release`, before
+//! anything else the server sends after it, and before a connection the server closed
+//! meanwhile is closed to its mount. Plain TCP only (the proxy reads the frames).
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use protocol::codec::{decode_body, read_frame};
+use protocol::{ClientMsg, Request, ServerMsg};
+
+/// A proxy that can hold the server's answers to write layout requests.
+pub struct LayoutHold {
+    /// The address mounts dial instead of the server's.
+    pub addr: String,
+    shared: Arc<Shared>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+/// The side of one connection the proxy writes to its mount.
+type ToMount = Arc<Mutex<TcpStream>>;
+
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled when an answer is held or the held ones are let go.
+    changed: Condvar,
+    stop: AtomicBool,
+    /// Every socket of every connection, to shut them all when the proxy drops.
+    live: Mutex<Vec<TcpStream>>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Answers to write layout requests are held while set.
+    holding: bool,
+    /// Call ids of the write layout requests on their way to the server.
+    asked: HashSet<u64>,
+    /// The answers held, each with the connection it goes back on.
+    held: Vec<(ToMount, Vec<u8>)>,
+    /// Set while released answers are on their way to their mounts.
+    sending: bool,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One frame as it crossed: its length prefix and its body.
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut f = (body.len() as u32).to_be_bytes().to_vec();
+    f.extend_from_slice(body);
+    f
+}
+
+/// Mount to server: each write layout request is noted before it goes on.
+fn upward(mut from: TcpStream, mut to: TcpStream, shared: Arc<Shared>) {
+    while let Ok(body) = read_frame(&mut from) {
+        match decode_body::<ClientMsg>(&body) {
+            Ok((ClientMsg::Call { id, req } | ClientMsg::CallAs { id, req, .. }, _))
+                if matches!(req, Request::LayoutGet { write: true, .. }) =>
+            {
+                shared.state().asked.insert(id);
+            }
+            _ => {}
+        }
+        if to.write_all(&frame(&body)).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Both);
+    let _ = from.shutdown(Shutdown::Both);
+}
+
+/// Server to mount: the answer to a noted request is held while holding is on; the rest
+/// goes on. When the server's side ends, the mount's side waits for its held answers.
+fn downward(mut from: TcpStream, to: ToMount, shared: Arc<Shared>) {
+    while let Ok(body) = read_frame(&mut from) {
+        if let Ok((ServerMsg::Reply { id, .. }, _)) = decode_body::<ServerMsg>(&body) {
+            let mut s = shared.state();
+            if s.asked.remove(&id) && s.holding {
+                s.held.push((Arc::clone(&to), frame(&body)));
+                shared.changed.notify_all();
+                continue;
+            }
+        }
+        let sent = to
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write_all(&frame(&body));
+        if sent.is_err() {
+            break;
+        }
+    }
+    let mut s = shared.state();
+    while (s.sending || s.held.iter().any(|(t, _)| Arc::ptr_eq(t, &to)))
+        && !shared.stop.load(Ordering::SeqCst)
+    {
+        s = (shared.changed.wait(s)).unwrap_or_else(|e| e.into_inner());
+    }
+    drop(s);
+    let _ = to
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .shutdown(Shutdown::Both);
+    let _ = from.shutdown(Shutdown::Both);
+}
+
+/// Join a mount's connection to a new one to the server, a thread each way.
+fn join(mount: TcpStream, upstream: &str, shared: &Arc<Shared>) -> std::io::Result<()> {
+    mount.set_nonblocking(false)?;
+    let server = TcpStream::connect(upstream)?;
+    mount.set_nodelay(true)?;
+    server.set_nodelay(true)?;
+    {
+        let mut live = shared.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.retain(|s| s.peer_addr().is_ok());
+        live.push(mount.try_clone()?);
+        live.push(server.try_clone()?);
+    }
+    let to_mount: ToMount = Arc::new(Mutex::new(mount.try_clone()?));
+    let (up_to, sh) = (server.try_clone()?, Arc::clone(shared));
+    std::thread::spawn(move || upward(mount, up_to, sh));
+    let sh = Arc::clone(shared);
+    std::thread::spawn(move || downward(server, to_mount, sh));
+    Ok(())
+}
+
+impl LayoutHold {
+    /// Listen on a free loopback port and forward each connection to `upstream`, holding
+    /// nothing yet.
+    pub fn start(upstream: &str) -> std::io::Result<LayoutHold> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?.to_string();
+        let shared: Arc<Shared> = Arc::default();
+        let (sh, upstream) = (Arc::clone(&shared), upstream.to_string());
+        let acceptor = std::thread::spawn(move || {
+            while !sh.stop.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((mount, _)) => {
+                        if let Err(e) = join(mount, &upstream, &sh) {
+                            eprintln!("layout hold: a connection to {upstream} failed: {e}");
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Ok(LayoutHold {
+            addr,
+            shared,
+            acceptor: Some(acceptor),
+        })
+    }
+
+    /// From now on, hold the server's answers to write layout requests.
+    pub fn hold(&self) {
+        self.shared.state().holding = true;
+    }
+
+    /// Wait until an answer to a write layout request is held (the layout is given, the
+    /// mount has not seen it); a panic if none is within two minutes.
+    pub fn wait_held(&self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut s = self.shared.state();
+        while s.held.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "no write layout was asked for and given");
+            s = (self.shared.changed.wait_timeout(s, left))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Stop holding, and send each answer held to its mount (a stopped one included: it
+    /// finds it waiting when it goes on).
+    pub fn release(&self) {
+        let held: Vec<(ToMount, Vec<u8>)> = {
+            let mut s = self.shared.state();
+            s.holding = false;
+            s.sending = true;
+            s.held.drain(..).collect()
+        };
+        for (to, f) in held {
+            let _ = to.lock().unwrap_or_else(|e| e.into_inner()).write_all(&f);
+        }
+        self.shared.state().sending = false;
+        self.shared.changed.notify_all();
+    }
+}
+
+impl Drop for LayoutHold {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.changed.notify_all();
+        for s in (self.shared.live.lock().unwrap_or_else(|e| e.into_inner())).drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
+    }
+}
