@@ -307,3 +307,58 @@ fn a_holder_gets_layouts_while_the_calls_that_recall_them_hold_the_whole_pool() 
     truncate.join().expect("truncate thread").expect("truncate");
     assert_eq!(holder.getattr(ino).expect("getattr").size, 0);
 }
+
+/// Attributes answered while a writer keeps writing the file are raised to the end of the
+/// writes begun before the answer came, not held back until the writer stops: a lookup
+/// returns while the writer goes on.
+#[test]
+fn a_lookup_is_answered_while_a_writer_keeps_writing_the_file() {
+    let place = Place::new();
+    let server = Server::start(&place, "127.0.0.1:0");
+    let local = Default::default();
+    let addr = server.addr.to_string();
+    let d = DirectBackend::new(client(&addr, "d"), Some(&place.image()), &local, false)
+        .expect("direct backend");
+    let ino = create(&*d, "busy");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (wrote, writes) = channel();
+    // Four writers, each at four ranges of its own in turn (a write waits only for the one
+    // before it at its range): more than the file's one worker makes, so some are always
+    // on their way.
+    let writers: Vec<_> = (0..4u64)
+        .map(|w| {
+            let (d, stop, wrote) = (d.clone(), stop.clone(), wrote.clone());
+            std::thread::spawn(move || {
+                let chunk = pattern(1 << 20);
+                for k in 0u64.. {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let at = (w * 4 + k % 4) << 20;
+                    d.write(ino, at, &chunk, WriteHow::default())
+                        .expect("write");
+                    let _ = wrote.send(());
+                }
+            })
+        })
+        .collect();
+    for _ in 0..32 {
+        writes
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a write");
+    }
+    let (tx, answered) = channel();
+    let looker = {
+        let d = d.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(d.lookup(ROOT_INO, b"busy").map(|a| a.size));
+        })
+    };
+    let r = answered.recv_timeout(Duration::from_secs(60));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writers.into_iter().for_each(|w| w.join().expect("writer"));
+    looker.join().expect("lookup thread");
+    let size = r.expect("the lookup was answered only once the writer stopped");
+    assert!(size.expect("lookup") >= 1 << 20);
+    d.fsync(ino).expect("fsync");
+}

@@ -191,11 +191,11 @@ impl DirectBackend {
         // The writes answered before the recall came are made first, so the call that
         // recalls comes after them, as it would after writes made at once.
         self.behind.wb.settle_begun(ino);
-        // A commit that fails is reported at the file's flushes and fsyncs (`failed`).
+        // A commit that fails is reported at the file's flushes and fsyncs (`failed`); a
+        // return that fails leaves the recall unanswered (`fence`) until it is pushed again.
         if let Err(e) = self.give_back(ino, false) {
-            tracing::warn!("layouts of inode {ino} recalled, not returned: {e}");
+            tracing::warn!("layouts of inode {ino} recalled: {e}");
         }
-        self.fence.answered(ino);
     }
 
     /// True if layouts on `ino` given in `given` may no longer be used (`fence`): the
@@ -226,6 +226,9 @@ impl DirectBackend {
         }
         self.reads.forget(ino);
         self.server::<()>(Request::LayoutReturn { ino })?;
+        // Given back: a recall of them is answered (not before: until then the server may
+        // take them once the recall has waited its lease).
+        self.fence.answered(ino);
         committed
     }
 
@@ -323,12 +326,12 @@ impl DirectBackend {
     }
 
     /// Attributes in an answer raised to the end of this mount's writes the server does
-    /// not know of yet.
+    /// not know of yet: those answered before the answer came (not those answered since,
+    /// which a busy writer would never let end).
     fn made_current(&self, resp: &mut Response) {
+        let begun = self.behind.wb.mark();
         let raise = |a: &mut protocol::Attr| {
-            if self.behind.wb.pending(a.ino) {
-                self.behind.wb.settle(a.ino);
-            }
+            self.behind.wb.settle_upto(a.ino, begun);
             if let Some(end) = self.pending.end_of(a.ino) {
                 a.size = a.size.max(end);
             }
