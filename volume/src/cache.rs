@@ -167,6 +167,11 @@ impl<S: BlockStore> Meta<S> {
         self.quarantine.len() + self.held.len() - self.both
     }
 
+    /// Blocks held for layouts (`hold`): free on the bitmap, but no one's to take.
+    pub(crate) fn held_blocks(&self) -> u64 {
+        self.held.len() as u64
+    }
+
     /// Hold block `b` for inode `index`'s layouts until `release_held`.
     fn hold(&mut self, index: u32, b: u64) {
         if self.held.insert(b) && self.quarantine.contains(&b) {

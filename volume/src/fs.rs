@@ -391,13 +391,15 @@ impl<S: BlockStore> Volume<S> {
 
     // ---- volume ----
 
-    /// Blocks and inodes, in all and free.
+    /// Blocks and inodes, in all and free. Blocks held for layouts taken from a holder
+    /// that may still write them are not free (no one gets them until it is done).
     pub fn statfs(&mut self) -> StatFs {
         let g = &self.sb.geometry;
+        let free = self.m.free_blocks.saturating_sub(self.m.held_blocks());
         StatFs {
             blocks: g.data_blocks(),
-            bfree: self.m.free_blocks,
-            bavail: self.m.free_blocks,
+            bfree: free,
+            bavail: free,
             files: g.inode_count - 2,
             ffree: self.m.free_inodes,
             bsize: BLOCK_SIZE as u32,

@@ -361,6 +361,10 @@ fn a_holder_whose_layouts_were_taken_has_its_next_commit_refused_and_maps_nothin
     // Refused once: the holder goes on with new layouts.
     v.layout_commit(1, ino, &[], 0, None).unwrap();
     v.commit().unwrap();
+    // Its two blocks are held (it may still write them) until it returns its layouts.
+    assert_eq!(v.statfs().bfree, free - 2);
+    v.layout_return(1, ino);
+    v.commit().unwrap();
     assert_eq!(v.statfs().bfree, free);
     drop(v);
     assert_clean(&store);
@@ -432,6 +436,9 @@ fn a_revoked_holders_blocks_stay_out_until(done: impl Fn(&mut Vol, Ino)) {
     assert!(v.layout_holders(f).is_empty(), "no longer recalled");
     truncate(&mut v, f, 0);
     v.commit().unwrap();
+    // Free on the bitmap (f's one block cut away, its reservations dropped), but held: not
+    // free to anyone.
+    assert_eq!(v.statfs().bfree, free - 8, "held blocks counted as free");
     let (g, size, given) = take_all_space(&mut v, b"g");
     given_none_of(
         &given,
