@@ -148,9 +148,11 @@ fn answer_with(
     Some(encode(id, caller, &shown, ran))
 }
 
-/// What may be refused before the call runs: a change on a read-only mount, and a call of
-/// an export's mount that names an inode outside it (`exports::confine`). Who may do what
-/// to which inode is decided in the engine's hold (`InHold::authorize`).
+/// What may be refused before the call runs: a change on a read-only mount, direct mode
+/// for an export's mount, and a lock call of an export's mount that names an inode outside
+/// it (`exports::confine`: lock calls take no hold of the engine of their own). Every other
+/// call is confined, and who may do what to which inode decided, in the engine's hold that
+/// runs it (`allowed`, from `InHold::authorize`).
 fn authorize(shared: &Shared, session: &Session, req: &Request) -> FsResult<()> {
     if session.info.read_only && req.mutates() {
         return Err(FsError::ReadOnly);
@@ -159,8 +161,26 @@ fn authorize(shared: &Shared, session: &Session, req: &Request) -> FsResult<()> 
         0 => Ok(()),
         // Direct mode opens the whole volume's image: no mount of an export gets it.
         _ if matches!(req, Request::VolumeLocation) => Err(FsError::NotSupported),
-        root => shared.vol.with(|v| crate::exports::confine(v, root, req)),
+        root if crate::lock_calls::handles(req) => {
+            shared.vol.with(|v| crate::exports::confine(v, root, req))
+        }
+        _ => Ok(()),
     }
+}
+
+/// May `caller`, of a mount of the export rooted at `root` (0: the whole volume), make
+/// `req` (adjusted as `permissions::check` adjusts it)? Its inodes inside the export, and
+/// its permissions, checked with the engine held.
+pub(crate) fn allowed(
+    v: &mut Volume<Store>,
+    root: u64,
+    caller: &Caller,
+    req: &mut Request,
+) -> FsResult<()> {
+    if root != 0 {
+        crate::exports::confine(v, root, req)?;
+    }
+    crate::permissions::check(caller, req, v)
 }
 
 /// How a session sees its answers: a mount of an export sees the export's root as inode 1.
@@ -420,7 +440,7 @@ impl<'a> InHold<'a> {
 
 impl ops::Hooks<Store> for InHold<'_> {
     fn authorize(&self, v: &mut Volume<Store>, req: &mut Request) -> FsResult<()> {
-        crate::permissions::check(self.caller, req, v)?;
+        allowed(v, self.session.info.export, self.caller, req)?;
         #[cfg(test)]
         tests::after_check(self.shared);
         if !self.waited.get()

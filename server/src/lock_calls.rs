@@ -41,6 +41,19 @@ fn lock_err(e: LockError) -> FsError {
     }
 }
 
+/// True for the calls `execute` runs: on the lock manager, with no hold of the engine.
+pub(crate) fn handles(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::ReclaimLock { .. }
+            | Request::ReclaimDone
+            | Request::Getlk { .. }
+            | Request::Setlk { .. }
+            | Request::CancelLock { .. }
+            | Request::ReleaseLocks { .. }
+    )
+}
+
 /// Run a lock request of `session` (call `id`); `None` if `req` is not a lock request.
 pub(crate) fn execute(
     shared: &Shared,

@@ -73,9 +73,10 @@ pub(crate) fn before(
     if recalled.is_empty() {
         return Ok(true);
     }
+    let root = shared.sessions.get(&origin).map_or(0, |s| s.info.export);
     shared
         .vol
-        .with(|v| crate::permissions::check(caller, &mut req.clone(), v))?;
+        .with(|v| crate::call::allowed(v, root, caller, &mut req.clone()))?;
     if !may_wait {
         return Ok(false);
     }

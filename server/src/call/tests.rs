@@ -18,6 +18,7 @@ use crate::permissions::Caller;
 use crate::session::{Session, SessionInfo};
 use crate::ServerConfig;
 
+mod confined;
 mod opens;
 mod recalls;
 
