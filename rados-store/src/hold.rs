@@ -150,6 +150,9 @@ impl<S: BlockStore> BlockStore for Held<S> {
         check(&self.watch, Some(&self.name))?;
         self.inner.reserve(offset, len)
     }
+    fn applied(&self, offset: u64, len: u64) -> io::Result<()> {
+        self.inner.applied(offset, len)
+    }
 }
 
 #[cfg(test)]

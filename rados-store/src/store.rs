@@ -185,6 +185,15 @@ impl BlockStore for RadosStore {
         self.sticky_error()
     }
 
+    /// Acknowledged means applied on the OSDs: another client's write to the bytes from
+    /// now on lands after it.
+    fn applied(&self, offset: u64, len: u64) -> io::Result<()> {
+        let first = offset / self.header.object_size;
+        let last = (offset + len).saturating_sub(1) / self.header.object_size;
+        self.settle(|o| (first..=last).contains(&o));
+        self.sticky_error()
+    }
+
     fn len(&self) -> u64 {
         self.header.size
     }

@@ -30,9 +30,19 @@ pub trait BlockStore: Send + Sync {
     fn reserve(&self, _offset: u64, _len: u64) -> io::Result<()> {
         Ok(())
     }
+    /// Wait until every write issued so far to the `len` bytes at `offset` has landed where
+    /// every other client of the store sees it, so that another client's write to them from
+    /// now on lands after it (a direct mount's write over the zeros a layout put in place).
+    /// A store whose writes land once made (a file, memory) has nothing to wait for.
+    fn applied(&self, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl<T: BlockStore + ?Sized> BlockStore for Arc<T> {
+    fn applied(&self, offset: u64, len: u64) -> io::Result<()> {
+        (**self).applied(offset, len)
+    }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         (**self).read_at(buf, offset)
     }
@@ -51,6 +61,9 @@ impl<T: BlockStore + ?Sized> BlockStore for Arc<T> {
 }
 
 impl<T: BlockStore + ?Sized> BlockStore for Box<T> {
+    fn applied(&self, offset: u64, len: u64) -> io::Result<()> {
+        (**self).applied(offset, len)
+    }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         (**self).read_at(buf, offset)
     }

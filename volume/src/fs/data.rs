@@ -45,18 +45,27 @@ impl<S: BlockStore> Volume<S> {
 
     /// Zero bytes `[eof, upto)` of the block holding `eof`, before they become part of the
     /// file. They should already be zero, but data written past the committed size by a write
-    /// a crash took back (ordered mode writes data in place first) may still be there.
-    pub(super) fn zero_past_eof(&mut self, d: &DiskInode, eof: u64, upto: u64) -> FsResult<()> {
+    /// a crash took back (ordered mode writes data in place first) may still be there. Where
+    /// the zeros went on the store (offset, length), if anywhere.
+    pub(super) fn zero_past_eof(
+        &mut self,
+        d: &DiskInode,
+        eof: u64,
+        upto: u64,
+    ) -> FsResult<Option<(u64, u64)>> {
         let bs = BLOCK_SIZE as u64;
         let within = eof % bs;
         if within == 0 || upto <= eof {
-            return Ok(());
+            return Ok(None);
         }
-        if let Some(phys) = bmap::lookup(&mut self.m, d, eof / bs)? {
-            let n = (bs - within).min(upto - eof) as usize;
-            self.m.store.write_at(&vec![0u8; n], phys * bs + within)?;
-        }
-        Ok(())
+        let Some(phys) = bmap::lookup(&mut self.m, d, eof / bs)? else {
+            return Ok(None);
+        };
+        let n = (bs - within).min(upto - eof);
+        self.m
+            .store
+            .write_at(&vec![0u8; n as usize], phys * bs + within)?;
+        Ok(Some((phys * bs + within, n)))
     }
 
     pub(super) fn read_data(

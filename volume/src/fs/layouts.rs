@@ -139,7 +139,11 @@ impl<S: BlockStore> Volume<S> {
             let held = self.layouts.by_inode.entry(i).or_default();
             if end > d.size && held.tail_zeroed != Some(d.size) {
                 held.tail_zeroed = Some(d.size);
-                self.zero_past_eof(&d, d.size, u64::MAX)?;
+                // Landed before the holder writes there: a store whose writes land late
+                // (RADOS) would put them over its data.
+                if let Some((at, n)) = self.zero_past_eof(&d, d.size, u64::MAX)? {
+                    self.m.store.applied(at, n)?;
+                }
             }
         }
         self.layouts
@@ -498,7 +502,10 @@ impl Want {
         }
         for l in ends.into_iter().filter(|l| (lblk..lblk + n).contains(l)) {
             if l * bs < self.offset || (l + 1) * bs > self.end {
-                store.write_at(&[0u8; BLOCK_SIZE], (p + l - lblk) * bs)?;
+                let at = (p + l - lblk) * bs;
+                store.write_at(&[0u8; BLOCK_SIZE], at)?;
+                // Landed before the holder writes the rest, as the tail's zeros.
+                store.applied(at, bs)?;
             }
         }
         Ok(())
