@@ -59,13 +59,13 @@ pub fn check<S: BlockStore>(store: &S) -> FsResult<Report> {
 /// it).
 pub fn check_holding<S: BlockStore>(store: &S, holders: &Holders) -> FsResult<Report> {
     let mut r = Report::default();
-    let rd = reader(store, &mut r)?;
-    let geo = rd.geo;
-    let ibits = read_bitmap(&rd, geo.ibitmap_start, geo.ibitmap_blocks, &mut r, "inode")?;
-    let bbits = read_bitmap(&rd, geo.bbitmap_start, geo.bbitmap_blocks, &mut r, "block")?;
-    let inodes = read_inodes(&rd, &ibits, &mut r)?;
-    let mut indexes: Vec<u32> = inodes.keys().copied().collect();
-    indexes.sort_unstable();
+    let Tables {
+        rd,
+        ibits,
+        bbits,
+        inodes,
+        indexes,
+    } = read_tables(store, &mut r)?;
     let maps = check_blocks(&rd, &inodes, &indexes, &bbits, &mut r)?;
     let tree = walk_dirs(&rd, &inodes, &maps, &mut r)?;
     check_links(&inodes, &indexes, &tree, holders, &mut r);
@@ -78,6 +78,36 @@ pub fn check_holding<S: BlockStore>(store: &S, holders: &Holders) -> FsResult<Re
         lists::check_free_counts(&sb, &ibits, &bbits, &mut r);
     }
     Ok(r)
+}
+
+/// What every walk of an image reads first: both bitmaps and the inodes in use.
+struct Tables<'a, S: BlockStore> {
+    rd: Reader<'a, S>,
+    ibits: Bitmap,
+    bbits: Bitmap,
+    /// The inodes in use, by index.
+    inodes: HashMap<u32, DiskInode>,
+    /// Their indexes, in order.
+    indexes: Vec<u32>,
+}
+
+/// The image in `store` as it will be after journal replay: a reader of it, its bitmaps and
+/// its inodes in use; what is wrong with them is reported.
+fn read_tables<'a, S: BlockStore>(store: &'a S, r: &mut Report) -> FsResult<Tables<'a, S>> {
+    let rd = reader(store, r)?;
+    let geo = rd.geo;
+    let ibits = read_bitmap(&rd, geo.ibitmap_start, geo.ibitmap_blocks, r, "inode")?;
+    let bbits = read_bitmap(&rd, geo.bbitmap_start, geo.bbitmap_blocks, r, "block")?;
+    let inodes = read_inodes(&rd, &ibits, r)?;
+    let mut indexes: Vec<u32> = inodes.keys().copied().collect();
+    indexes.sort_unstable();
+    Ok(Tables {
+        rd,
+        ibits,
+        bbits,
+        inodes,
+        indexes,
+    })
 }
 
 /// A reader of the image in `store` as it will be after journal replay; a short image is

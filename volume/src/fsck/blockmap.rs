@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{bit, read_bitmap, read_inodes, reader, walk_file, Report};
+use super::{bit, read_tables, walk_file, Report, Tables};
 use crate::error::FsResult;
 use crate::store::BlockStore;
 
@@ -71,13 +71,14 @@ impl BlockMap {
 /// I/O); damage shows in the cells (`Cell::Twice`, `Cell::Leaked`) and fsck tells the rest.
 pub fn block_map<S: BlockStore>(store: &S) -> FsResult<BlockMap> {
     let mut r = Report::default();
-    let rd = reader(store, &mut r)?;
+    let Tables {
+        rd,
+        bbits,
+        inodes,
+        indexes,
+        ..
+    } = read_tables(store, &mut r)?;
     let geo = rd.geo;
-    let ibits = read_bitmap(&rd, geo.ibitmap_start, geo.ibitmap_blocks, &mut r, "inode")?;
-    let bbits = read_bitmap(&rd, geo.bbitmap_start, geo.bbitmap_blocks, &mut r, "block")?;
-    let inodes = read_inodes(&rd, &ibits, &mut r)?;
-    let mut indexes: Vec<u32> = inodes.keys().copied().collect();
-    indexes.sort_unstable();
     let mut owned: HashMap<u64, Cell> = HashMap::new();
     for index in indexes {
         let d = &inodes[&index];
