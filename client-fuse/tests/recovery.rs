@@ -202,6 +202,51 @@ fn a_bound_call_failed_by_a_lost_session_is_not_kept() {
     script.join().expect("the script ran to its end");
 }
 
+/// A direct mount's first call on every new session (its store address) that a new session
+/// refuses (the server fenced that address) is logged, and the session goes on: the call
+/// waiting for the reconnect is answered on it. Before, the refusal failed the reconnect,
+/// which was tried again, and refused again, for ever.
+#[test]
+fn a_preface_refused_on_a_new_session_does_not_keep_the_mount_from_the_server() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address").to_string();
+    let script = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        assert!(matches!(next(&mut s), ClientMsg::Hello { .. }));
+        send(&mut s, &welcome(1, &[1u8; 32]));
+        drop(s);
+        // The session is forgotten: on the new one, the preface is refused.
+        let (mut s, _) = listener.accept().expect("accept");
+        assert_eq!(resumed(&mut s).0, 1);
+        send(&mut s, &welcome(2, &[2u8; 32]));
+        let store = |r: &Request| matches!(r, Request::StoreClient { .. });
+        answer(&mut s, store, Err(ErrorCode::NotPermitted));
+        // The recovery's commit, then the call.
+        let commit = |r: &Request| matches!(r, Request::Fsync { .. });
+        answer(&mut s, commit, Ok(Response::Empty));
+        let attr = |r: &Request| matches!(r, Request::Getattr { ino: 1 });
+        answer(&mut s, attr, Ok(Response::Attr(file(1))));
+        s
+    });
+    let link = scripted_link(&addr);
+    link.on_new_session(Request::StoreClient {
+        address: "127.0.0.1:0/42".into(),
+    });
+    let (done, answered) = std::sync::mpsc::channel();
+    let reply = Box::new(move |r: client_fuse::link::Reply| {
+        let _ = done.send(r.0);
+    });
+    link.call_async(Request::Getattr { ino: 1 }, &[], reply, false)
+        .expect("sent");
+    let wait = std::time::Duration::from_secs(30);
+    let result = answered.recv_timeout(wait);
+    assert!(
+        matches!(result, Ok(Ok(Response::Attr(_)))),
+        "the call after the refused preface: {result:?}"
+    );
+    let _s = script.join().expect("the script ran to its end");
+}
+
 /// Connect a link named "scripted" to the scripted server at `addr`.
 fn scripted_link(addr: &str) -> Link {
     let opts = ConnectOptions {

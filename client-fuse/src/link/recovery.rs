@@ -443,8 +443,10 @@ fn requeue_waits(shared: &Arc<Shared>) -> Vec<Arc<Vec<u8>>> {
     frames
 }
 
-/// The mount's preface call (`Link::on_new_session`), if it has one; one the server refuses
-/// fails the reconnect, which is tried again.
+/// The mount's preface call (`Link::on_new_session`), if it has one. One the server refuses
+/// is logged and the session goes on without it (a direct mount whose store address the
+/// server refuses reads and writes through it): tried again on every reconnect, a refusal
+/// would keep the mount from ever reaching the server again.
 fn preface(shared: &Shared, stream: &mut Stream) -> Result<(), DialError> {
     let Some(req) = shared.preface.get() else {
         return Ok(());
@@ -452,10 +454,13 @@ fn preface(shared: &Shared, stream: &mut Stream) -> Result<(), DialError> {
     stream.set_read_timeout(Some(Duration::from_secs(30)));
     let r = call_on(shared, stream, req.clone(), None);
     stream.set_read_timeout(None);
-    r?.map_err(|errno| DialError::Recovery {
-        during: "the mount's first call refused",
-        errno,
-    })?;
+    if let Err(errno) = r? {
+        tracing::error!(
+            "the server refused this mount's first call on its new session ({}): going on \
+             without it",
+            std::io::Error::from_raw_os_error(errno)
+        );
+    }
     Ok(())
 }
 
