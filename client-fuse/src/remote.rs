@@ -302,6 +302,13 @@ impl Backend for RemoteBackend {
 }
 
 impl RemoteBackend {
+    /// Wait until the writes to `ino` begun so far (answered before they were made) are on
+    /// the server, reporting nothing: a reader that does not ask the server itself must not
+    /// read around them.
+    pub(crate) fn settle_begun(&self, ino: u64) {
+        self.wb.settle_begun(ino);
+    }
+
     /// F_SETLKW on the server: queued there if it cannot be granted now, then granted by a
     /// push, or cancelled when `interrupted` says so.
     fn wait_for_lock(&self, req: Request, interrupted: &dyn Fn() -> bool) -> FsResult<()> {

@@ -392,6 +392,10 @@ impl Backend for DirectBackend {
     fn call(&self, req: Request, bulk: &[u8]) -> FsResult<(Response, Vec<u8>)> {
         if let Request::Read { ino, offset, size } = req {
             self.settle(ino)?;
+            // Writes this mount sent through the server (dropping setuid, refused a layout,
+            // fenced) are answered before they are made: a read from a kept layout's blocks
+            // waits for them, as a read asked of the server would.
+            self.remote.settle_begun(ino);
             if let Some(data) = self.read_direct(ino, offset, size)? {
                 return Ok((Response::Data, data));
             }
