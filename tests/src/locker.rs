@@ -58,6 +58,25 @@ impl Locker {
         self.lines.recv_timeout(Duration::from_millis(ms)).is_err()
     }
 
+    /// Wait until it is blocked in a lock call (fcntl or flock): its request has reached the
+    /// file system (what the script prints comes only once the call returns).
+    pub fn await_blocked(&self) {
+        let path = format!("/proc/{}/syscall", self.child.id());
+        let calls = [libc::SYS_fcntl.to_string(), libc::SYS_flock.to_string()];
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let now = std::fs::read_to_string(&path).unwrap_or_default();
+            if calls.iter().any(|c| now.split(' ').next() == Some(c)) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never blocked in a lock call: {now}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Send it a line of input.
     pub fn send(&mut self, s: &str) {
         let w = self.stdin.as_mut().unwrap();

@@ -193,6 +193,9 @@ fn locks_held_across_a_server_kill_are_reclaimed_and_no_one_else_gets_them_meanw
     assert!(g_holder.line(10).starts_with("held"));
     // Blocked on g when the server dies: its wait must survive the restart.
     let g_waiter = Locker::start(&h, &b, &["wait", "$MNT/g", "posix", "w", "0", "0"]);
+    // Its wait reached the mount (the interpreter's start-up alone can take longer than the
+    // wait below on a loaded machine), then the server.
+    g_waiter.await_blocked();
     assert!(g_waiter.no_line_for(300), "B got g while A held it");
 
     h.kill_server();
