@@ -334,6 +334,7 @@ mod tests {
             written: vec![(0, 4)],
             size: 4,
             mtime: None,
+            kill_priv: false,
         };
         let w = Request::Write {
             ino: 5,

@@ -279,6 +279,7 @@ fn a_holder_gets_layouts_while_the_calls_that_recall_them_hold_the_whole_pool() 
         offset,
         len: 4096,
         write: true,
+        kill_priv: false,
     };
     let l: Result<Layout, _> = ask(&holder, layout(0), &[]);
     l.expect("a layout");
@@ -299,6 +300,7 @@ fn a_holder_gets_layouts_while_the_calls_that_recall_them_hold_the_whole_pool() 
         written: vec![(0, 4096), (8192, 4096)],
         size: 12288,
         mtime: None,
+        kill_priv: false,
     };
     let committed: Result<(), _> = ask(&holder, commit, &[]);
     committed.expect("the holder's commit, before its layouts are given back");

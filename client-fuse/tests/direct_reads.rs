@@ -124,15 +124,15 @@ fn a_write_that_goes_through_the_server_is_read_back_not_the_kept_layouts_old_bl
         false,
     )
     .expect("direct backend");
-    let ino = d.create(ROOT_INO, b"f", 0o644, 0, 0).expect("create").ino;
+    let ino = d.create(ROOT_INO, b"f", 0o4755, 0, 0).expect("create").ino;
     let old = pattern(2 * MIB, 0);
     write_all(&*d, ino, &old);
     assert_eq!(
         d.read(ino, 0, 128 << 10).expect("the first read"),
         old[..128 << 10]
     );
-    // A write that must drop setuid goes through the server, answered before it is made;
-    // with the server out of reach it is not made until the network is back.
+    // A write that must drop the file's setuid goes through the server, answered before it
+    // is made; with the server out of reach it is not made until the network is back.
     proxy.set_down(true);
     let new = pattern(128 << 10, 9);
     let how = WriteHow {

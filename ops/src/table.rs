@@ -159,17 +159,28 @@ fn layouts<S: BlockStore>(v: &mut Volume<S>, req: Request, hooks: &dyn Hooks<S>)
             offset,
             len,
             write,
-        } => v
-            .layout_get(holder, Ino::new(ino), offset, len, write)
-            .map(|l| Response::Layout(l.into())),
+            kill_priv,
+        } => {
+            let want = (offset, len, write);
+            layout_get(v, holder, Ino::new(ino), want, kill_priv)
+                .map(|l| Response::Layout(l.into()))
+        }
         Request::LayoutCommit {
             ino,
             written,
             size,
             mtime,
-        } => v
-            .layout_commit(holder, Ino::new(ino), &written, size, mtime.map(Into::into))
-            .map(attr),
+            kill_priv,
+        } => {
+            let ino = Ino::new(ino);
+            v.layout_commit(holder, ino, &written, size, mtime.map(Into::into))
+                .and_then(|a| match kill_priv && !written.is_empty() {
+                    // Those set since its layouts were given go, as at a write through it.
+                    true => v.kill_priv(ino).and_then(|()| v.getattr(ino)),
+                    false => Ok(a),
+                })
+                .map(attr)
+        }
         Request::LayoutReturn { ino } => {
             v.layout_return(holder, Ino::new(ino));
             Ok(Response::Empty)
@@ -181,6 +192,22 @@ fn layouts<S: BlockStore>(v: &mut Volume<S>, req: Request, hooks: &dyn Hooks<S>)
         Request::StoreClient { address } => hooks.store_client(&address).map(|()| Response::Empty),
         req => return Part::NotMine(req),
     })
+}
+
+/// A layout of `(offset, len)` of `ino`, for writing if `write`; refused for the writes of
+/// a caller who may not keep the file's setuid, setgid or capabilities (`kill_priv`) while
+/// it has them: those go through the placement's own writes, which drop them first.
+fn layout_get<S: BlockStore>(
+    v: &mut Volume<S>,
+    holder: u64,
+    ino: Ino,
+    (offset, len, write): (u64, u64, bool),
+    kill_priv: bool,
+) -> volume::FsResult<volume::Layout> {
+    if write && kill_priv && v.has_priv_to_kill(ino)? {
+        return Err(FsError::NotPermitted);
+    }
+    v.layout_get(holder, ino, offset, len, write)
 }
 
 /// Attributes, extended attributes, and the volume's statistics as the caller sees them:

@@ -252,6 +252,7 @@ fn a_file_written_through_a_layout_reads_back_through_the_table() {
         offset: 0,
         len: 5,
         write,
+        kill_priv: false,
     };
     let layout = match execute(&vol, get(true), &[], &Holder(1)).0 {
         Ok(Response::Layout(l)) => l,
@@ -272,6 +273,7 @@ fn a_file_written_through_a_layout_reads_back_through_the_table() {
         written: vec![(0, 5)],
         size: 5,
         mtime: None,
+        kill_priv: false,
     };
     assert_eq!(attr(execute(&vol, commit, &[], &Holder(1)).0).size, 5);
     let read = Request::Read {
@@ -340,4 +342,104 @@ fn statfs_is_of_the_tree_the_caller_sees_as_its_root() {
     assert_eq!(whole, all);
     assert!(whole.blocks > 100 && whole.files > 10, "{whole:?}");
     assert_eq!(statfs(&Rooted(ROOT_INO)), whole);
+}
+
+/// A write layout for a writer who may not keep setuid, setgid and capabilities
+/// (`kill_priv`) is refused while the file has any it would drop, so such a write goes
+/// through the placement's own write, which drops them first; a setgid bit without group
+/// execute is not one (Linux keeps it). A refusal changes nothing.
+#[test]
+fn a_write_layout_is_refused_to_a_writer_who_must_drop_privileges_the_file_has() {
+    let vol = volume();
+    let run = |req| execute(&vol, req, &[], &Holder(1)).0;
+    let get = |ino, kill_priv| Request::LayoutGet {
+        ino,
+        offset: 0,
+        len: 5,
+        write: true,
+        kill_priv,
+    };
+    let cases: [(&[u8], u16, bool); 5] = [
+        (b"suid", 0o4755, true),
+        (b"sgid", 0o2775, true),
+        (b"sgid-no-exec", 0o2765, false),
+        (b"plain", 0o755, false),
+        (b"caps", 0o755, true),
+    ];
+    for (name, mode, refused) in cases {
+        let f = attr(execute(&vol, create(name, mode.into()), &[], &Trusted).0);
+        if name == b"caps" {
+            let caps = Request::Setxattr {
+                ino: f.ino,
+                name: b"security.capability".to_vec(),
+                value: vec![1, 2, 3],
+                flags: 0,
+            };
+            run(caps).unwrap();
+        }
+        let what = String::from_utf8_lossy(name);
+        assert!(
+            matches!(run(get(f.ino, false)), Ok(Response::Layout(_))),
+            "{what}"
+        );
+        match run(get(f.ino, true)) {
+            Err(FsError::NotPermitted) => assert!(refused, "{what} refused"),
+            Ok(Response::Layout(_)) => assert!(!refused, "{what} given"),
+            r => panic!("{what}: {r:?}"),
+        }
+        assert_eq!(
+            attr(run(Request::Getattr { ino: f.ino })).perm,
+            mode,
+            "{what}"
+        );
+    }
+}
+
+/// A commit of writes made through layouts by a writer who may not keep setuid drops it,
+/// as a write through the placement would: one set after the layout was given included. A
+/// commit of a privileged writer's keeps it.
+#[test]
+fn a_commit_of_a_writer_who_must_drop_privileges_drops_those_set_since_its_layout() {
+    let vol = volume();
+    let run = |req, bulk: &[u8]| execute(&vol, req, bulk, &Holder(1)).0;
+    let f = attr(execute(&vol, create(b"f", 0o755), &[], &Trusted).0);
+    let store = vol.with(|v| v.shared_store());
+    let chmod = Request::Setattr {
+        ino: f.ino,
+        set: protocol::SetAttr {
+            mode: Some(0o4755),
+            ..Default::default()
+        },
+    };
+    for (kill_priv, perm) in [(true, 0o755), (false, 0o4755)] {
+        let get = Request::LayoutGet {
+            ino: f.ino,
+            offset: 0,
+            len: 5,
+            write: true,
+            kill_priv,
+        };
+        let disk = match run(get, &[]) {
+            Ok(Response::Layout(l)) => l.extents[0].disk.expect("a block for writing"),
+            r => panic!("not a layout: {r:?}"),
+        };
+        assert_eq!(attr(run(chmod.clone(), &[])).perm, 0o4755);
+        volume::BlockStore::write_at(&*store, b"hello", disk).unwrap();
+        let commit = Request::LayoutCommit {
+            ino: f.ino,
+            written: vec![(0, 5)],
+            size: 5,
+            mtime: None,
+            kill_priv,
+        };
+        assert_eq!(attr(run(commit, &[])).perm, perm, "kill_priv {kill_priv}");
+        let get = Request::Getattr { ino: f.ino };
+        assert_eq!(attr(run(get, &[])).perm, perm, "kill_priv {kill_priv}");
+    }
+    let read = Request::Read {
+        ino: f.ino,
+        offset: 0,
+        size: 100,
+    };
+    assert_eq!(execute(&vol, read, &[], &Trusted).1, b"hello");
 }

@@ -153,22 +153,24 @@ fn data_and_attrs() -> impl Strategy<Value = Request> {
 /// given (the engine maps only what it reserved for them).
 fn layouts() -> impl Strategy<Value = Request> {
     prop_oneof![
-        (ino(), offset(), offset(), any::<bool>()).prop_map(|(ino, offset, len, write)| {
-            Request::LayoutGet {
+        (ino(), offset(), offset(), any::<bool>(), any::<bool>()).prop_map(
+            |(ino, offset, len, write, kill_priv)| Request::LayoutGet {
                 ino,
                 offset,
                 len,
                 write,
+                kill_priv,
             }
-        }),
-        (ino(), offset(), offset(), offset()).prop_map(|(ino, at, len, size)| {
-            Request::LayoutCommit {
+        ),
+        (ino(), offset(), offset(), offset(), any::<bool>()).prop_map(
+            |(ino, at, len, size, kill_priv)| Request::LayoutCommit {
                 ino,
                 written: vec![(at, len)],
                 size,
                 mtime: None,
+                kill_priv,
             }
-        }),
+        ),
         ino().prop_map(|ino| Request::LayoutReturn { ino }),
     ]
 }

@@ -320,7 +320,10 @@ pub enum Request {
     /// for the caller to read (or, with `write`, write) the data there itself; answered
     /// `Layout`. For writing, the range's holes are reserved for the caller: they read as
     /// holes to everyone else until its `LayoutCommit`. Refused `WouldBlock` while another
-    /// session has uncommitted blocks reserved in the range.
+    /// session has uncommitted blocks reserved in the range; refused `Perm` for writing with
+    /// `kill_priv` while the file has privileges such a write drops (setuid, setgid with
+    /// group execute, file capabilities): that write goes through the server, which drops
+    /// them before the data appears.
     LayoutGet {
         /// The file.
         ino: u64,
@@ -330,6 +333,9 @@ pub enum Request {
         len: u64,
         /// For writing, not only reading.
         write: bool,
+        /// For writes of a caller who may not keep setuid, setgid and capabilities (as
+        /// `Write`'s `kill_priv`).
+        kill_priv: bool,
     },
     /// Direct mode: the caller's writes through its layouts are on the volume (flushed):
     /// map the blocks reserved for them in `written`, grow the size to `size` if larger,
@@ -343,6 +349,10 @@ pub enum Request {
         size: u64,
         /// The modification time to set; the server's clock if `None`.
         mtime: Option<TimeSpec>,
+        /// Some of the writes were a caller's who may not keep setuid, setgid and
+        /// capabilities: they go, as at such a write through the server (one set since the
+        /// layouts were given included).
+        kill_priv: bool,
     },
     /// Direct mode: the caller is done with its layouts on the file; blocks still reserved
     /// for it go back to the free ones.

@@ -1105,6 +1105,7 @@ const REQUEST_LAYOUT_GET: &[u8] = &[
     0, 16, 0, 0, 0, 0, 0, 0,    // offset
     0, 32, 0, 0, 0, 0, 0, 0,    // len
     1,                          // write
+    1,                          // kill_priv
 ];
 
 #[test]
@@ -1114,6 +1115,7 @@ fn request_layout_get() {
         offset: 4096,
         len: 8192,
         write: true,
+        kill_priv: true,
     };
     pin(&v, request_golden(&v));
 }
@@ -1129,6 +1131,7 @@ const REQUEST_LAYOUT_COMMIT: &[u8] = &[
     1,                          // mtime: Some
     2, 0, 0, 0, 0, 0, 0, 0,     // mtime.sec
     3, 0, 0, 0,                 // mtime.nsec
+    1,                          // kill_priv
 ];
 
 #[test]
@@ -1138,6 +1141,7 @@ fn request_layout_commit() {
         written: vec![(4096, 5)],
         size: 4101,
         mtime: Some(TimeSpec { sec: 2, nsec: 3 }),
+        kill_priv: true,
     };
     pin(&v, request_golden(&v));
 }

@@ -7,11 +7,39 @@ use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rwxfs_tests::{assert_fsck_clean, harness};
+use rwxfs_tests::{assert_fsck_clean, harness, Harness, Proxy};
+
+/// The uid and gid of the user the tests write as.
+const USER: u32 = 1000;
 
 /// `n` bytes of a pattern.
 fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i % 253) as u8).collect()
+}
+
+/// `sh -c script` as `USER` (no capabilities) in the mount's namespace, `$MNT` the mount.
+fn as_user(h: &Harness, m: &Path, script: &str) {
+    let (mut cmd, inner) = h.command_in(m, "setpriv").unwrap();
+    let out = cmd
+        .args(["--reuid=1000", "--regid=1000", "--clear-groups", "sh", "-c"])
+        .arg(script.replace("$MNT", &inner.to_string_lossy()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What `yes abcdefghijklmno | head -c N` writes.
+fn yes_bytes(n: usize) -> Vec<u8> {
+    b"abcdefghijklmno\n"
+        .iter()
+        .copied()
+        .cycle()
+        .take(n)
+        .collect()
 }
 
 /// Wait until `ok` holds of `path`'s length.
@@ -67,6 +95,86 @@ fn a_users_private_file_written_directly_is_committed_at_a_recall_and_by_the_com
     );
     assert!(std::fs::read(b.join("f")).unwrap() == data);
     drop(f);
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
+
+/// A user without CAP_FSETID (the kernel asks that every write of theirs drop setuid and
+/// setgid) writes 16 MiB on a direct mount: the data goes to the volume, not through the
+/// server (counted by a proxy that every byte between the mount and the server crosses),
+/// and another mount reads it.
+#[test]
+fn a_non_root_writers_data_goes_straight_to_the_volume() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "256M").unwrap();
+    let addr = h.start_server(&img, &["--no-root-squash"]).unwrap();
+    let proxy = Proxy::start(&addr).unwrap();
+    let a = h.mount_remote_with(&proxy.addr, &["--direct"]).unwrap();
+    let b = h.mount_remote(&addr).unwrap();
+    std::fs::create_dir(a.join("home")).unwrap();
+    std::os::unix::fs::chown(a.join("home"), Some(USER), Some(USER)).unwrap();
+    let before = proxy.captured().len();
+    as_user(
+        &h,
+        &a,
+        "yes abcdefghijklmno | head -c 16777216 | dd of=$MNT/home/f bs=1M iflag=fullblock \
+         conv=fsync status=none",
+    );
+    let through = proxy.captured().len() - before;
+    assert!(
+        through < 2 << 20,
+        "{through} bytes crossed to and from the server for 16 MiB a user wrote directly"
+    );
+    assert!(std::fs::read(b.join("home/f")).unwrap() == yes_bytes(16 << 20));
+    h.unmount_all().unwrap();
+    drop(proxy);
+    h.stop_server().unwrap();
+    assert_fsck_clean(&img);
+}
+
+/// A user without CAP_FSETID writes files of root's that the user may write, on a direct
+/// mount: setuid goes, setgid goes where the group may execute and stays where it may not
+/// (as Linux has it), as another mount sees; the data is all there.
+#[test]
+fn a_non_root_writer_drops_setuid_and_setgid_on_a_direct_mount_as_another_mount_sees() {
+    let mut h = harness();
+    let img = h.mkfs("v.img", "256M").unwrap();
+    let addr = h.start_server(&img, &["--no-root-squash"]).unwrap();
+    let a = h.mount_remote_with(&addr, &["--direct"]).unwrap();
+    let b = h.mount_remote(&addr).unwrap();
+    let cases = [
+        ("suid", 0o4777, 0o777),
+        ("sgid", 0o2777, 0o777),
+        ("sgid-no-exec", 0o2767, 0o2767),
+        ("plain", 0o777, 0o777),
+    ];
+    for (name, mode, _) in cases {
+        std::fs::write(a.join(name), b"").unwrap();
+        std::fs::set_permissions(a.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    for (name, ..) in cases {
+        as_user(
+            &h,
+            &a,
+            &format!(
+                "yes abcdefghijklmno | head -c 4194304 | dd of=$MNT/{name} bs=256K \
+                 iflag=fullblock conv=notrunc,fsync status=none"
+            ),
+        );
+    }
+    for (name, _, after) in cases {
+        let m = std::fs::metadata(b.join(name)).unwrap();
+        assert_eq!(
+            m.permissions().mode() & 0o7777,
+            after,
+            "{name}, seen from another mount"
+        );
+        assert!(
+            std::fs::read(b.join(name)).unwrap() == yes_bytes(4 << 20),
+            "{name}"
+        );
+    }
     h.unmount_all().unwrap();
     h.stop_server().unwrap();
     assert_fsck_clean(&img);

@@ -33,6 +33,8 @@ pub(super) struct Job {
     pub data: Vec<u8>,
     pub token: u64,
     pub caller: Option<protocol::Cred>,
+    /// The writer may not keep setuid, setgid and capabilities (`WriteHow::kill_priv`).
+    pub kill_priv: bool,
 }
 
 /// The queues to the workers and to the commit thread, and the writes on their way.
@@ -66,9 +68,16 @@ impl Behind {
         )
     }
 
-    /// Queue a write of `data` at `offset` to `ino`, once it overlaps no write on its way
-    /// and the budget has room; the file's unreported failure instead, if it has one.
-    pub(super) fn submit(&self, ino: u64, offset: u64, data: &[u8]) -> Result<(), i32> {
+    /// Queue a write of `data` at `offset` to `ino` (dropping privileges if `kill_priv`),
+    /// once it overlaps no write on its way and the budget has room; the file's unreported
+    /// failure instead, if it has one.
+    pub(super) fn submit(
+        &self,
+        ino: u64,
+        offset: u64,
+        data: &[u8],
+        kill_priv: bool,
+    ) -> Result<(), i32> {
         let token = self.wb.begin(ino, offset, data.len())?;
         let job = Job {
             ino,
@@ -76,6 +85,7 @@ impl Behind {
             data: data.to_vec(),
             token,
             caller: crate::caller::current(),
+            kill_priv,
         };
         let lane = &self.lanes[(ino % WORKERS as u64) as usize];
         if let Err(e) = lane.send(job) {

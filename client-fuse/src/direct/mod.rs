@@ -30,9 +30,11 @@
 //!   on this mount (`in_use`), so none uses a block after it was given back.
 //! - The last close of a file (the link counts the mount's opens) returns its layouts, after
 //!   its commit.
-//! - Appends, writes that must drop setuid, and writes the server refuses a layout for
-//!   (another mount's uncommitted blocks in the range, or no room in the file's quota tree
-//!   or the volume) go through the server.
+//! - Appends, and writes the server refuses a layout for (another mount's uncommitted
+//!   blocks in the range, no room in the file's quota tree or the volume, or setuid, setgid
+//!   or capabilities on the file that the writer may not keep) go through the server. A
+//!   write by one who may not keep them goes directly once the file has none; its commit
+//!   drops any set since, as a write through the server would.
 //! - Before any read or write on the volume through a layout, the mount checks it may still
 //!   use it (`fence`): the volume fences no one, so a mount that may have lost its layouts
 //!   (a recall unanswered half a lease, no call answered for half a lease, another session
@@ -274,6 +276,7 @@ impl DirectBackend {
             written: merged(ranges.collect()),
             size: p.end,
             mtime: None,
+            kill_priv: p.kill_priv,
         };
         // Answered before the server made it durable, a crash may still lose it: the
         // restarted server cannot map blocks whose reservation died with it, so the link
@@ -283,7 +286,7 @@ impl DirectBackend {
                 let w = Request::Write {
                     ino,
                     offset: *at,
-                    kill_priv: false,
+                    kill_priv: p.kill_priv,
                 };
                 (w, d.clone())
             })
@@ -318,9 +321,12 @@ impl DirectBackend {
             "the server lost the blocks of {} bytes written to inode {ino}: written through it",
             p.bytes
         );
+        let how = WriteHow {
+            kill_priv: p.kill_priv,
+            ..WriteHow::default()
+        };
         for (at, data) in &p.written {
-            self.remote
-                .write(ino, *at, &data[..], WriteHow::default())?;
+            self.remote.write(ino, *at, &data[..], how)?;
         }
         self.remote.settled(ino)
     }
@@ -439,16 +445,13 @@ impl Backend for DirectBackend {
         r
     }
 
-    /// Answered once the data is copied (`behind`); a write that must drop setuid goes
-    /// through the server, after this mount's direct writes to the file.
+    /// Answered once the data is copied (`behind`). A write that must drop privileges goes
+    /// directly too while the file has none (the server refuses it a layout otherwise), and
+    /// its commit drops any set since.
     fn write(&self, ino: u64, offset: u64, data: &[u8], how: WriteHow) -> FsResult<u32> {
-        if how.kill_priv {
-            self.settle(ino)?;
-            return self.remote.write(ino, offset, data, how);
-        }
         let len = u32::try_from(data.len()).map_err(|_| FsError::Invalid)?;
         self.behind
-            .submit(ino, offset, data)
+            .submit(ino, offset, data, how.kill_priv)
             .map_err(FsError::from_errno)?;
         Ok(len)
     }

@@ -38,6 +38,9 @@ pub(super) struct Writes {
     /// Whom the latest was made for: the commit is made for them, whoever asks for it (the
     /// server checks it as it checked their layouts).
     pub writer: Option<protocol::Cred>,
+    /// One was a write that drops setuid, setgid and capabilities (`WriteHow::kill_priv`):
+    /// the commit drops them too.
+    pub kill_priv: bool,
 }
 
 #[derive(Default)]
@@ -79,14 +82,15 @@ impl Pending {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Note a write of `data` at `at` to `ino`, made for `writer` through layouts the
-    /// server gave in `given` (its incarnation and sessions lost, `Writes`): whether its
-    /// writes are due for their commit (the file's budget or the mount's is reached).
+    /// Note a write of `data` at `at` to `ino`, made for `writer` (dropping privileges if
+    /// `kill_priv`) through layouts the server gave in `given` (its incarnation and
+    /// sessions lost, `Writes`): whether its writes are due for their commit (the file's
+    /// budget or the mount's is reached).
     pub(super) fn note(
         &self,
         ino: u64,
         (at, data): (u64, Vec<u8>),
-        writer: Option<protocol::Cred>,
+        (writer, kill_priv): (Option<protocol::Cred>, bool),
         given: (u64, u64),
     ) -> Due {
         let (incarnation, sessions_lost) = given;
@@ -100,8 +104,10 @@ impl Pending {
             incarnation,
             sessions_lost,
             writer: None,
+            kill_priv: false,
         });
         w.writer = writer;
+        w.kill_priv |= kill_priv;
         // Layouts given by an older incarnation than the pending writes' are lost too.
         w.incarnation = w.incarnation.min(incarnation);
         w.sessions_lost = w.sessions_lost.min(sessions_lost);
@@ -165,7 +171,7 @@ mod tests {
     #[test]
     fn whoever_looks_for_a_files_writes_waits_for_the_commit_under_way() {
         let p = Pending::default();
-        p.note(5, (0, b"data".to_vec()), None, (0, 0));
+        p.note(5, (0, b"data".to_vec()), (None, false), (0, 0));
         let (started, on_started) = channel();
         let (finish, on_finish) = channel::<()>();
         let (fsynced, on_fsynced) = channel();
@@ -198,15 +204,18 @@ mod tests {
     #[test]
     fn the_mounts_total_is_kept_as_writes_come_and_go() {
         let p = Pending::default();
-        assert_eq!(p.note(1, (0, vec![0; 100]), None, (0, 0)), Due::Not);
-        assert_eq!(p.note(2, (0, vec![0; 50]), None, (0, 0)), Due::Not);
+        assert_eq!(
+            p.note(1, (0, vec![0; 100]), (None, false), (0, 0)),
+            Due::Not
+        );
+        assert_eq!(p.note(2, (0, vec![0; 50]), (None, false), (0, 0)), Due::Not);
         assert_eq!(p.total(), 150);
         drop(p.take(1));
         assert_eq!(p.total(), 50);
         assert_eq!(p.files(), vec![2]);
         let big = vec![0u8; COMMIT_AFTER as usize];
         assert_eq!(
-            p.note(3, (0, big), None, (0, 0)),
+            p.note(3, (0, big), (None, false), (0, 0)),
             Due::Soon,
             "a file past its budget"
         );

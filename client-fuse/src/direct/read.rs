@@ -85,6 +85,7 @@ impl DirectBackend {
                     offset,
                     len: u64::from(size).max(AHEAD),
                     write: false,
+                    kill_priv: false,
                 };
                 let l: Layout = self.server(req)?;
                 lock(&self.reads.kept).insert(ino, (l.clone(), given));

@@ -15,7 +15,7 @@ impl DirectBackend {
     /// its next write, and by every flush and fsync until its last close on this mount.
     pub(super) fn write_queued(&self, job: Job) {
         let (ino, token, len) = (job.ino, job.token, job.data.len());
-        let r = self.write_now(ino, job.offset, job.data);
+        let r = self.write_now(ino, job.offset, job.data, job.kill_priv);
         if let Err(e) = &r {
             tracing::error!("a write of {len} bytes to inode {ino} failed: {e}");
             lock(&self.failed).insert(ino, e.errno());
@@ -26,11 +26,12 @@ impl DirectBackend {
     }
 
     /// A write to the volume at the extents of write layouts; the part the server gives
-    /// none for (another mount's uncommitted blocks are in the range) or that may no longer
-    /// be used (`fence`) goes through the server, after the commit of what went directly.
-    fn write_now(&self, ino: u64, offset: u64, data: Vec<u8>) -> FsResult<()> {
+    /// none for (another mount's uncommitted blocks are in the range, or privileges the
+    /// writer must drop on the file) or that may no longer be used (`fence`) goes through
+    /// the server, after the commit of what went directly.
+    fn write_now(&self, ino: u64, offset: u64, data: Vec<u8>, kill_priv: bool) -> FsResult<()> {
         let len = data.len();
-        let (due, rest) = self.write_layouts(ino, offset, data)?;
+        let (due, rest) = self.write_layouts(ino, offset, data, kill_priv)?;
         match due {
             Due::Now => self.commit(ino)?,
             Due::Soon => self.behind.commit_soon(ino),
@@ -39,14 +40,24 @@ impl DirectBackend {
         if !rest.is_empty() {
             self.commit(ino)?;
             let at = offset + (len - rest.len()) as u64;
-            self.remote.write(ino, at, &rest, WriteHow::default())?;
+            let how = WriteHow {
+                kill_priv,
+                ..WriteHow::default()
+            };
+            self.remote.write(ino, at, &rest, how)?;
         }
         Ok(())
     }
 
     /// Write what layouts are given for, from the start, and note it for its commit: whether
     /// the file's writes are due for it, and the rest, which no layout was used for.
-    fn write_layouts(&self, ino: u64, offset: u64, mut data: Vec<u8>) -> FsResult<(Due, Vec<u8>)> {
+    fn write_layouts(
+        &self,
+        ino: u64,
+        offset: u64,
+        mut data: Vec<u8>,
+        kill_priv: bool,
+    ) -> FsResult<(Due, Vec<u8>)> {
         let _using = self.using(ino);
         // Before the layouts: a restart after this is seen at the commit.
         let given = (self.remote.incarnation(), self.remote.lock_epoch());
@@ -58,12 +69,19 @@ impl DirectBackend {
                 offset: at,
                 len: (data.len() - pos) as u64,
                 write: true,
+                kill_priv,
             };
             let l: Layout = match self.server(req) {
-                // Another mount's uncommitted blocks, or no room (the quota counts
-                // reserved blocks, and the server may find room a layout could not):
-                // through the server, which answers for itself.
-                Err(FsError::WouldBlock | FsError::DiskQuota | FsError::NoSpace) => break,
+                // Another mount's uncommitted blocks, no room (the quota counts reserved
+                // blocks, and the server may find room a layout could not), or setuid,
+                // setgid or capabilities the writer must drop: through the server, which
+                // answers for itself (and drops them before the data appears).
+                Err(
+                    FsError::WouldBlock
+                    | FsError::DiskQuota
+                    | FsError::NoSpace
+                    | FsError::NotPermitted,
+                ) => break,
                 r => r?,
             };
             if self.fenced(ino, given) {
@@ -81,7 +99,8 @@ impl DirectBackend {
             0 => Due::Not,
             _ => {
                 let writer = crate::caller::current();
-                self.pending.note(ino, (offset, data), writer, given)
+                self.pending
+                    .note(ino, (offset, data), (writer, kill_priv), given)
             }
         };
         Ok((due, rest))

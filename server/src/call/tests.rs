@@ -476,6 +476,7 @@ fn a_refused_call_recalls_no_layouts() {
         offset: 0,
         len: 4096,
         write: true,
+        kill_priv: false,
     };
     let held = call(&shared, &alice, 3, get, &[]).0;
     assert!(matches!(held, Ok(Response::Layout(_))), "{held:?}");

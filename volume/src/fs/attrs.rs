@@ -78,6 +78,21 @@ impl<S: BlockStore> Volume<S> {
         Ok(d.attr(i))
     }
 
+    /// Whether the file has what an unprivileged write drops (`kill_priv`): setuid,
+    /// setgid with group execute, or file capabilities.
+    pub fn has_priv_to_kill(&mut self, ino: Ino) -> FsResult<bool> {
+        let (_, d) = self.get(ino.get())?;
+        let setgid = libc::S_ISGID | libc::S_IXGRP;
+        if d.mode & libc::S_ISUID != 0 || d.mode & setgid == setgid {
+            return Ok(true);
+        }
+        match self.getxattr(ino, b"security.capability") {
+            Ok(_) => Ok(true),
+            Err(FsError::NoAttr) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Drop what an unprivileged write, truncation or change of owner takes from a file:
     /// setuid, setgid if the group may execute it, and file capabilities.
     pub fn kill_priv(&mut self, ino: Ino) -> FsResult<()> {

@@ -42,6 +42,7 @@ fn outside_an_export(name: &str) -> (Arc<Shared>, Party, Party, u64) {
         offset: 0,
         len: 4096,
         write: true,
+        kill_priv: false,
     };
     let held = call(&shared, &alice, 3, get, &[]).0;
     assert!(matches!(held, Ok(Response::Layout(_))), "{held:?}");

@@ -42,6 +42,7 @@ fn give_layout(shared: &Shared, holder: &Party, ino: u64, offset: u64) {
         offset,
         len: 4096,
         write: true,
+        kill_priv: false,
     };
     let held = call(shared, holder, 1, get, &[]).0;
     assert!(matches!(held, Ok(Response::Layout(_))), "{held:?}");
