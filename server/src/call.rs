@@ -299,10 +299,10 @@ fn run(
         Ok(true) => {}
     }
     let layouts = layout_call(&req);
-    if let (Some((_, true)), Some(_)) = (layouts, &shared.cfg.fence) {
-        if !shared.fencing.registered(session.id.get()) {
-            // No write layout to a mount that could not be fenced: it writes through the
-            // server.
+    if let (Request::LayoutGet { write, .. }, Some(_)) = (&req, &shared.cfg.fence) {
+        if !shared.fencing.may_use_store(session.id.get(), *write) {
+            // No write layout to a mount that could not be fenced, no layout at all to one
+            // fenced: it reads and writes through the server.
             return plain(Err(FsError::WouldBlock));
         }
     }
@@ -519,7 +519,11 @@ impl ops::Hooks<Store> for InHold<'_> {
             return Err(FsError::NotSupported);
         }
         let holder = self.session.id.get();
-        self.shared.fencing.register(holder, address);
+        if !self.shared.fencing.register(holder, address) {
+            // The mount was fenced at that address: until it comes with another, its data
+            // goes through the server.
+            return Err(FsError::NotPermitted);
+        }
         Ok(())
     }
 }

@@ -6,10 +6,15 @@
 //! it wakes, reaches a block given to another file. A fenced mount's layouts are all taken:
 //! nothing it holds is of use to it any more.
 //!
+//! A fenced address stays fenced (the blocklist holds it for a week): a session that gives
+//! it again (the mount, resumed, on a new session) is refused, and no session at a fenced
+//! address gets a layout, so the mount's reads and writes go through the server and none
+//! fails on the cluster's refusal. Mounting again gives the mount a new address.
+//!
 //! On a store that cannot fence (a local image) nothing of this happens: the layouts are
 //! taken, and the blocks are safe only while every mount keeps its lease.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 /// Cuts a client off the volume's store.
@@ -22,7 +27,14 @@ pub trait Fence: Send + Sync {
 /// The store's clients of the direct mounts, by session.
 #[derive(Default)]
 pub(crate) struct Fencing {
-    clients: Mutex<HashMap<u64, Client>>,
+    clients: Mutex<Clients>,
+}
+
+#[derive(Default)]
+struct Clients {
+    by_session: HashMap<u64, Client>,
+    /// Every address fenced since the server started, whichever session gave it.
+    fenced: HashSet<String>,
 }
 
 struct Client {
@@ -31,28 +43,42 @@ struct Client {
 }
 
 impl Fencing {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Client>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Clients> {
         self.clients.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Session `holder` reads and writes the volume as the store's client at `address`.
-    pub(crate) fn register(&self, holder: u64, address: &str) {
+    /// Session `holder` reads and writes the volume as the store's client at `address`:
+    /// false if that address was fenced (the session is known by it, as fenced).
+    pub(crate) fn register(&self, holder: u64, address: &str) -> bool {
+        let mut c = self.lock();
+        let fenced = c.fenced.contains(address);
         let client = Client {
             address: address.to_string(),
-            fenced: false,
+            fenced,
         };
-        self.lock().insert(holder, client);
+        c.by_session.insert(holder, client);
+        !fenced
     }
 
     /// True if session `holder` said where the store knows it.
+    #[cfg(test)]
     pub(crate) fn registered(&self, holder: u64) -> bool {
-        self.lock().contains_key(&holder)
+        self.lock().by_session.contains_key(&holder)
+    }
+
+    /// True if session `holder` may be given a layout (`write`: a write layout): not if its
+    /// address is fenced, and for writing only once it gave one (it can be fenced).
+    pub(crate) fn may_use_store(&self, holder: u64, write: bool) -> bool {
+        match self.lock().by_session.get(&holder) {
+            Some(c) => !c.fenced,
+            None => !write,
+        }
     }
 
     /// Fence session `holder`'s client with `fence`, once: true if it is fenced (now or
     /// before), false if it never said its address or the store refused (logged).
     pub(crate) fn fence(&self, fence: &Arc<dyn Fence>, holder: u64) -> bool {
-        let address = match self.lock().get(&holder) {
+        let address = match self.lock().by_session.get(&holder) {
             Some(c) if c.fenced => return true,
             Some(c) => c.address.clone(),
             None => {
@@ -66,9 +92,11 @@ impl Fencing {
         match fence.fence(&address) {
             Ok(()) => {
                 tracing::warn!(session = holder, address, "direct mount fenced");
-                if let Some(c) = self.lock().get_mut(&holder) {
-                    c.fenced |= c.address == address;
+                let mut c = self.lock();
+                if let Some(client) = c.by_session.get_mut(&holder) {
+                    client.fenced |= client.address == address;
                 }
+                c.fenced.insert(address);
                 true
             }
             Err(e) => {
@@ -84,7 +112,7 @@ impl Fencing {
 
     /// Session `holder` ended: its address is forgotten.
     pub(crate) fn forget(&self, holder: u64) {
-        self.lock().remove(&holder);
+        self.lock().by_session.remove(&holder);
     }
 }
 
@@ -116,7 +144,7 @@ mod tests {
         let fence: Arc<dyn Fence> = f.clone();
         let fencing = Fencing::default();
         assert!(!fencing.fence(&fence, 7), "fenced with no address");
-        fencing.register(7, "127.0.0.1:0/42");
+        assert!(fencing.register(7, "127.0.0.1:0/42"));
         assert!(fencing.registered(7));
         f.refuse.store(1, Ordering::SeqCst);
         assert!(!fencing.fence(&fence, 7), "a refused fence counted");
@@ -126,5 +154,35 @@ mod tests {
         assert_eq!(*f.fenced.lock().unwrap(), ["127.0.0.1:0/42"]);
         fencing.forget(7);
         assert!(!fencing.registered(7));
+    }
+
+    #[test]
+    fn a_fenced_address_gets_no_layout_on_its_session_or_any_later_one() {
+        let fence: Arc<dyn Fence> = Arc::new(Counting::default());
+        let fencing = Fencing::default();
+        assert!(
+            fencing.may_use_store(1, false),
+            "reads of a mount with no address"
+        );
+        assert!(
+            !fencing.may_use_store(1, true),
+            "writes of a mount with no address"
+        );
+        assert!(fencing.register(1, "127.0.0.1:0/42"));
+        assert!(fencing.may_use_store(1, true));
+        assert!(fencing.fence(&fence, 1));
+        assert!(!fencing.may_use_store(1, false), "reads of a fenced mount");
+        assert!(!fencing.may_use_store(1, true), "writes of a fenced mount");
+        fencing.forget(1);
+        // The mount, resumed, gives its old address on a new session.
+        assert!(
+            !fencing.register(2, "127.0.0.1:0/42"),
+            "a fenced address taken again"
+        );
+        assert!(!fencing.may_use_store(2, false));
+        assert!(!fencing.may_use_store(2, true));
+        // Mounted again, with a new address.
+        assert!(fencing.register(3, "127.0.0.1:0/43"));
+        assert!(fencing.may_use_store(3, true));
     }
 }

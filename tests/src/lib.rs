@@ -11,6 +11,7 @@ pub use demo::Harness;
 pub mod ceph;
 pub mod certs;
 pub mod files;
+pub mod filler;
 pub mod lan;
 pub mod layout_hold;
 pub mod locker;

@@ -8,51 +8,11 @@
 //! blocks reserved, and the mount does not see it until the test lets it go: the stall a
 //! paused VM or a slow network makes at the worst moment, at a moment the test can name.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::thread::JoinHandle;
 
+use rwxfs_tests::filler::{fill, filled_intact};
 use rwxfs_tests::{data, finish, harness, statvfs, wait_for, Harness, LayoutHold, Stopped};
-
-/// The byte a filler file holds at `at`: unlike anything the stalled mount writes.
-fn fill_byte(at: u64) -> u8 {
-    0x80 | ((at / 4096) % 127) as u8
-}
-
-/// Write `path` with `fill_byte` until the volume is full: every block it can take, the
-/// stalled mount's included if they were let go. Its size.
-fn fill(path: &Path) -> u64 {
-    let mut f = std::fs::File::create(path).unwrap();
-    let chunk = 256 * 1024u64;
-    let mut at = 0u64;
-    loop {
-        let buf: Vec<u8> = (at..at + chunk).map(fill_byte).collect();
-        if f.write_all(&buf).is_err() {
-            break;
-        }
-        at += chunk;
-    }
-    let _ = f.sync_all();
-    drop(f);
-    std::fs::metadata(path).unwrap().len()
-}
-
-/// The filler at `path` holds what `fill` wrote, to the byte.
-fn filled_intact(path: &Path) {
-    let got = std::fs::read(path).unwrap();
-    assert!(
-        got.len() > 1 << 20,
-        "the filler took only {} bytes",
-        got.len()
-    );
-    if let Some(at) = (0..got.len()).find(|&k| got[k] != fill_byte(k as u64)) {
-        panic!(
-            "{} bytes into the other file, a byte not its own: {:#x} (the stalled mount wrote \
-             blocks given to it)",
-            at, got[at]
-        );
-    }
-}
 
 /// A direct mount stalled mid-write: the server gave the layout for its write of 1 MiB at
 /// 1 MiB into `f`, and the answer is held on its way.

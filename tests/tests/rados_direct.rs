@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rados_store::{CephOptions, Cluster};
 use rwxfs_tests::ceph::{CephCluster, POOL};
-use rwxfs_tests::{data, harness, ok, reads_as, Proxy, Stopped};
+use rwxfs_tests::{data, harness, ok, reads_as, write_synced, Proxy, Stopped};
 
 const BLOCK: usize = 4096;
 
@@ -225,10 +225,14 @@ fn a_stopped_direct_mount_whose_recall_times_out_is_fenced_and_writes_nothing_wh
         !lost_first || wrote.is_err(),
         "a's fsync succeeded after its first write was lost"
     );
+    // Fenced, and its session lost, the mount goes on writing (through the server).
+    let later = data(3, 128);
+    write_synced(&a.join("h"), &later).expect("a new file on the fenced mount");
     h.unmount_all().unwrap();
     let fresh = h.mount_remote(&addr).unwrap();
     assert_eq!(std::fs::read(fresh.join("f")).unwrap(), now);
     assert_eq!(std::fs::read(fresh.join("other")).unwrap(), other);
+    assert_eq!(std::fs::read(fresh.join("h")).unwrap(), later);
     h.unmount_all().unwrap();
     h.stop_server().unwrap();
     cluster.assert_fsck_clean(&image);

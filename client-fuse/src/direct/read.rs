@@ -87,7 +87,11 @@ impl DirectBackend {
                     write: false,
                     kill_priv: false,
                 };
-                let l: Layout = self.server(req)?;
+                let l: Layout = match self.server(req) {
+                    // None for this mount (it was fenced): the server reads it.
+                    Err(FsError::WouldBlock) => return Ok(None),
+                    r => r?,
+                };
                 lock(&self.reads.kept).insert(ino, (l.clone(), given));
                 (l, given)
             }
