@@ -38,6 +38,18 @@ use state::{relock, OpenChange, Pending, Session, Shared, Sink, Wait};
 /// A reply: the response or an errno, and the bulk bytes that came with it.
 pub type Reply = (Result<Response, i32>, Vec<u8>);
 
+/// A recall of this mount's layouts on a file (direct mode), as it came.
+#[derive(Debug, Clone, Copy)]
+pub struct Recall {
+    /// The file.
+    pub ino: u64,
+    /// No later than the server's start of the recall, by this mount's clock: the server
+    /// takes the layouts a lease after its start, however late the recall came. It is the
+    /// moment the newest call answered before the recall on its connection was made,
+    /// less how long the server says it had waited when it sent it.
+    pub since: std::time::Instant,
+}
+
 /// Where a queued lock wait hears how it ended: granted, or an errno.
 pub type WaitOutcome = Receiver<Result<(), i32>>;
 
@@ -95,7 +107,9 @@ impl Link {
         let reader = g.stream.try_clone()?;
         let session = Session::new(g.session, g.secret, g.lease_secs, g.boot);
         let shared = Arc::new(Shared::new(hello, g.stream, session));
-        reader::spawn(&shared, reader, 1)?;
+        // Dialled before `born`, its first `now_ms`: no recall can come on this first
+        // connection before a layout was asked for, after it.
+        reader::spawn(&shared, reader, 1, 0)?;
         recovery::spawn(&shared)?;
         spawn_heartbeat(&shared)?;
         Ok(Link { shared })
@@ -255,10 +269,12 @@ impl Link {
         let _ = self.shared.invalidations.set(sink);
     }
 
-    /// Send layout recalls from the server (direct mode) to `sink` (the first sink given):
-    /// they are answered off the link's reader thread, which their commit needs.
-    pub fn on_recall(&self, sink: Sender<u64>) {
-        let _ = self.shared.recalls.set(sink);
+    /// Give layout recalls from the server (direct mode) to `sink` (the first sink given).
+    /// It is called on the link's reader thread as each recall comes, before any reply the
+    /// server sent after it is handed out: it must note the recall and pass it on at once
+    /// (answered there, a recall's commit would wait for the reader for ever).
+    pub fn on_recall(&self, sink: impl Fn(Recall) + Send + Sync + 'static) {
+        let _ = self.shared.recalls.set(Box::new(sink));
     }
 
     /// Make `req` first on every new session and after every server restart, before

@@ -109,8 +109,8 @@ impl RemoteBackend {
         self.link.lease()
     }
 
-    /// Where the server's layout recalls go (direct mode).
-    pub fn on_recall(&self, sink: std::sync::mpsc::Sender<u64>) {
+    /// Where the server's layout recalls go (direct mode): see `Link::on_recall`.
+    pub fn on_recall(&self, sink: impl Fn(crate::link::Recall) + Send + Sync + 'static) {
         self.link.on_recall(sink);
     }
 

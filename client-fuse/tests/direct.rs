@@ -271,7 +271,7 @@ fn a_holder_gets_layouts_while_the_calls_that_recall_them_hold_the_whole_pool() 
     let addr = server.addr.to_string();
     let holder = client(&addr, "holder");
     let (tx, recalls) = channel();
-    holder.on_recall(tx);
+    holder.on_recall(move |r| _ = tx.send(r.ino));
     let other = client(&addr, "other");
     let ino = create(&other, "f");
     let layout = |offset| Request::LayoutGet {

@@ -259,9 +259,14 @@ pub enum Push {
     /// move blocks of the file (a truncate, a punched hole, its last name removed or renamed
     /// over), or another mount asks for a layout that conflicts: commit what you wrote
     /// through them (`LayoutCommit`), then return them (`LayoutReturn`). A mount that has
-    /// not within its lease loses them: its uncommitted writes never appear.
+    /// not within its lease loses them: its uncommitted writes never appear. Pushed again
+    /// (every second) until answered: a push may be dropped on the way, or reach the mount
+    /// late.
     LayoutRecall {
         /// The file.
         ino: u64,
+        /// How long the server had been waiting for the answer when it sent this push, in
+        /// milliseconds: the lease it gives the mount runs from that wait's start.
+        waited_ms: u64,
     },
 }

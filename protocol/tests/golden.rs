@@ -1688,11 +1688,15 @@ fn push_durable() {
 const PUSH_LAYOUT_RECALL: &[u8] = &[
     5, 0, 0, 0,                 // Push::LayoutRecall (variant 5)
     7, 0, 0, 0, 0, 0, 0, 0,     // ino
+    232, 3, 0, 0, 0, 0, 0, 0,   // waited_ms
 ];
 
 #[test]
 fn push_layout_recall() {
-    let v = Push::LayoutRecall { ino: 7 };
+    let v = Push::LayoutRecall {
+        ino: 7,
+        waited_ms: 1000,
+    };
     pin(&v, push_golden(&v));
 }
 

@@ -89,7 +89,7 @@ pub(crate) fn before(
 pub(crate) fn conflict(shared: &Shared, origin: SessionId, ino: u64) {
     let holders = shared.vol.with(|v| v.layout_holders(Ino::new(ino)));
     for holder in holders.into_iter().filter(|&h| h != origin.get()) {
-        push(shared, holder, ino);
+        push(shared, holder, ino, Duration::ZERO);
     }
 }
 
@@ -154,7 +154,7 @@ fn recall(shared: &Shared, wanted: Vec<(u64, u64)>) {
     loop {
         if pushed.is_none_or(|t| t.elapsed() >= PUSH_AGAIN) {
             for &((holder, ino), _) in &out {
-                push(shared, holder, ino);
+                push(shared, holder, ino, start.elapsed());
             }
             pushed = Some(Instant::now());
         }
@@ -217,8 +217,10 @@ pub(crate) fn take(shared: &Shared, holder: u64, ino: Option<u64>) {
     });
 }
 
-/// Push a recall of its layouts on `ino` to session `holder`, if it is connected.
-fn push(shared: &Shared, holder: u64, ino: u64) {
+/// Push a recall of its layouts on `ino` to session `holder`, if it is connected, saying how
+/// long it has `waited` for them so far: the holder times its lease from the recall's
+/// start, which a push dropped (a full queue) or delayed on its way no longer shows.
+fn push(shared: &Shared, holder: u64, ino: u64, waited: Duration) {
     let Some(s) = shared
         .sessions
         .get(&SessionId::new(holder))
@@ -228,7 +230,9 @@ fn push(shared: &Shared, holder: u64, ino: u64) {
     };
     let Some(tx) = s.sender() else { return };
     let ino = crate::exports::shown(s.info.export, ino);
-    if let Ok(f) = encode_frame(&ServerMsg::Push(Push::LayoutRecall { ino }), &[]) {
+    let waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+    let recall = Push::LayoutRecall { ino, waited_ms };
+    if let Ok(f) = encode_frame(&ServerMsg::Push(recall), &[]) {
         let _ = tx.try_send(f);
     }
 }

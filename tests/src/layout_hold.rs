@@ -7,6 +7,11 @@
 //! and the mount has not seen it. The answers held go to their mounts at `release`, before
 //! anything else the server sends after it, and before a connection the server closed
 //! meanwhile is closed to its mount. Plain TCP only (the proxy reads the frames).
+//!
+//! It can also stall the way from the server to its mounts altogether (`stall`): every
+//! message the server sends is held, in its order, until `release` sends them all at once,
+//! as a network that delays one direction only delivers them: recalls, answers and all in
+//! one burst. The other way goes on: calls reach the server and are answered.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -40,14 +45,24 @@ struct Shared {
     live: Mutex<Vec<TcpStream>>,
 }
 
+/// A message held on its way to its mount: the connection it goes back on, the frame, and
+/// whether it answers a write layout request.
+struct Held {
+    to: ToMount,
+    frame: Vec<u8>,
+    layout: bool,
+}
+
 #[derive(Default)]
 struct State {
     /// Answers to write layout requests are held while set.
     holding: bool,
+    /// Every message from the server is held while set.
+    stalled: bool,
     /// Call ids of the write layout requests on their way to the server.
     asked: HashSet<u64>,
-    /// The answers held, each with the connection it goes back on.
-    held: Vec<(ToMount, Vec<u8>)>,
+    /// The messages held, in the order they came.
+    held: Vec<Held>,
     /// Set while released answers are on their way to their mounts.
     sending: bool,
 }
@@ -84,14 +99,27 @@ fn upward(mut from: TcpStream, mut to: TcpStream, shared: Arc<Shared>) {
     let _ = from.shutdown(Shutdown::Both);
 }
 
-/// Server to mount: the answer to a noted request is held while holding is on; the rest
-/// goes on. When the server's side ends, the mount's side waits for its held answers.
+/// Server to mount: the answer to a noted request is held while holding is on, and every
+/// message while stalled; the rest goes on, after what a release is sending. When the
+/// server's side ends, the mount's side waits for its held answers.
 fn downward(mut from: TcpStream, to: ToMount, shared: Arc<Shared>) {
     while let Ok(body) = read_frame(&mut from) {
-        if let Ok((ServerMsg::Reply { id, .. }, _)) = decode_body::<ServerMsg>(&body) {
+        let layout = match decode_body::<ServerMsg>(&body) {
+            Ok((ServerMsg::Reply { id, .. }, _)) => shared.state().asked.remove(&id),
+            _ => false,
+        };
+        {
             let mut s = shared.state();
-            if s.asked.remove(&id) && s.holding {
-                s.held.push((Arc::clone(&to), frame(&body)));
+            while s.sending && !shared.stop.load(Ordering::SeqCst) {
+                s = (shared.changed.wait(s)).unwrap_or_else(|e| e.into_inner());
+            }
+            if s.stalled || (layout && s.holding) {
+                let to = Arc::clone(&to);
+                s.held.push(Held {
+                    to,
+                    frame: frame(&body),
+                    layout,
+                });
                 shared.changed.notify_all();
                 continue;
             }
@@ -105,7 +133,7 @@ fn downward(mut from: TcpStream, to: ToMount, shared: Arc<Shared>) {
         }
     }
     let mut s = shared.state();
-    while (s.sending || s.held.iter().any(|(t, _)| Arc::ptr_eq(t, &to)))
+    while (s.sending || s.held.iter().any(|h| Arc::ptr_eq(&h.to, &to)))
         && !shared.stop.load(Ordering::SeqCst)
     {
         s = (shared.changed.wait(s)).unwrap_or_else(|e| e.into_inner());
@@ -171,35 +199,65 @@ impl LayoutHold {
         self.shared.state().holding = true;
     }
 
+    /// From now on, hold every message the server sends, until `release`.
+    pub fn stall(&self) {
+        self.shared.state().stalled = true;
+    }
+
     /// Wait until an answer to a write layout request is held (the layout is given, the
     /// mount has not seen it); a panic if none is within two minutes.
     pub fn wait_held(&self) {
+        self.wait_for("a write layout asked for and given", |held| {
+            held.iter().any(|h| h.layout)
+        });
+    }
+
+    /// How many messages held so far `pick` picks.
+    pub fn held_count(&self, pick: impl Fn(&ServerMsg) -> bool) -> usize {
+        count(&self.shared.state().held, &pick)
+    }
+
+    /// Wait until `n` messages held pick `pick` (`what` they are, for the panic if they are
+    /// not within two minutes).
+    pub fn wait_held_count(&self, what: &str, n: usize, pick: impl Fn(&ServerMsg) -> bool) {
+        self.wait_for(what, |held| count(held, &pick) >= n);
+    }
+
+    fn wait_for(&self, what: &str, done: impl Fn(&[Held]) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(120);
         let mut s = self.shared.state();
-        while s.held.is_empty() {
+        while !done(&s.held) {
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "no write layout was asked for and given");
+            assert!(!left.is_zero(), "never held: {what}");
             s = (self.shared.changed.wait_timeout(s, left))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
     }
 
-    /// Stop holding, and send each answer held to its mount (a stopped one included: it
-    /// finds it waiting when it goes on).
+    /// Stop holding and stalling, and send each message held to its mount, in the order
+    /// they came (a stopped mount included: it finds them waiting when it goes on).
     pub fn release(&self) {
-        let held: Vec<(ToMount, Vec<u8>)> = {
+        let held: Vec<Held> = {
             let mut s = self.shared.state();
             s.holding = false;
+            s.stalled = false;
             s.sending = true;
             s.held.drain(..).collect()
         };
-        for (to, f) in held {
-            let _ = to.lock().unwrap_or_else(|e| e.into_inner()).write_all(&f);
+        for h in held {
+            let mut to = h.to.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = to.write_all(&h.frame);
         }
         self.shared.state().sending = false;
         self.shared.changed.notify_all();
     }
+}
+
+/// How many of the messages `held` `pick` picks.
+fn count(held: &[Held], pick: &impl Fn(&ServerMsg) -> bool) -> usize {
+    let picked = |h: &&Held| decode_body::<ServerMsg>(&h.frame[4..]).is_ok_and(|(m, _)| pick(&m));
+    held.iter().filter(picked).count()
 }
 
 impl Drop for LayoutHold {

@@ -8,7 +8,11 @@
 //!   reservation);
 //! - a call it made less than half a lease ago has been answered (`renewed_ago`): the
 //!   server cannot have ended its session yet;
-//! - no recall of the file has been waiting for its answer half a lease or longer.
+//! - no recall of the file has been waiting for its answer half a lease or longer, timed
+//!   from the earliest moment the server may have begun it (`link::Recall::since`), not
+//!   from its arrival: a recall held up on its way (a slow network, one way only) comes
+//!   with the answers sent after it, whose calls are fresh; and the first push of it to
+//!   come may be a later one, the earlier dropped.
 //!
 //! Otherwise the read or write goes through the server (as a remote mount's does) and the
 //! writes made through the lost layouts are reported lost at their commit. Half a lease
@@ -22,7 +26,8 @@ use std::time::Instant;
 use crate::backend::Backend;
 use crate::remote::RemoteBackend;
 
-/// The recalls of this mount's layouts not yet answered, by file, since they first came.
+/// The recalls of this mount's layouts not yet answered, by file, since the earliest moment
+/// the server may have begun one.
 #[derive(Default)]
 pub(super) struct Fence {
     recalled: Mutex<HashMap<u64, Instant>>,
@@ -33,10 +38,12 @@ impl Fence {
         self.recalled.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The server recalls this mount's layouts on `ino` (again, perhaps: the first time
-    /// counts).
-    pub(super) fn recalled(&self, ino: u64) {
-        self.lock().entry(ino).or_insert_with(Instant::now);
+    /// The server recalls this mount's layouts on `ino`, a recall it began no sooner than
+    /// `since` (again, perhaps: the earliest start counts).
+    pub(super) fn recalled(&self, ino: u64, since: Instant) {
+        let mut recalled = self.lock();
+        let at = recalled.entry(ino).or_insert(since);
+        *at = (*at).min(since);
     }
 
     /// The recall of `ino`'s layouts was answered (they were given back).

@@ -147,8 +147,6 @@ impl DirectBackend {
             })?;
             remote.on_new_session(req);
         }
-        let (tx, from_link) = std::sync::mpsc::channel();
-        remote.on_recall(tx);
         let (behind, ends) = Behind::new();
         let me = Arc::new(DirectBackend {
             remote,
@@ -162,10 +160,15 @@ impl DirectBackend {
         });
         let (to_answer, recalls) = std::sync::mpsc::channel();
         let weak = Arc::downgrade(&me);
-        std::thread::Builder::new()
-            .name("rwxfs-recalled".into())
-            .spawn(move || note_recalls(weak, from_link, to_answer))
-            .map_err(|e| format!("the recall thread: {e}"))?;
+        // Noted on the link's reader as it comes, before a layout answered after it is
+        // handed to its caller (which checks the fence); answered on a thread of its own,
+        // as it may wait behind another's answer.
+        me.remote.on_recall(move |r: crate::link::Recall| {
+            if let Some(b) = weak.upgrade() {
+                b.fence.recalled(r.ino, r.since);
+            }
+            let _ = to_answer.send(r.ino);
+        });
         let weak = Arc::downgrade(&me);
         std::thread::Builder::new()
             .name("rwxfs-recalls".into())
@@ -346,24 +349,6 @@ impl DirectBackend {
             Response::Attr(a) => raise(a),
             Response::EntriesPlus(es) => es.iter_mut().for_each(|(_, a)| raise(a)),
             _ => {}
-        }
-    }
-}
-
-/// Note each recall as it comes (its answer may wait behind another's), then pass it on to
-/// be answered.
-fn note_recalls(
-    backend: Weak<DirectBackend>,
-    from_link: std::sync::mpsc::Receiver<u64>,
-    to_answer: std::sync::mpsc::Sender<u64>,
-) {
-    while let Ok(ino) = from_link.recv() {
-        match backend.upgrade() {
-            Some(b) => b.fence.recalled(ino),
-            None => return,
-        }
-        if to_answer.send(ino).is_err() {
-            return;
         }
     }
 }

@@ -88,6 +88,8 @@ fn wait_broken(weak: &Weak<Shared>) -> bool {
 /// Dial, resume (or start again and reopen what was open), replay and reclaim after a
 /// server restart, then send every pending call again.
 fn reestablish(shared: &Arc<Shared>) -> Result<(), DialError> {
+    // Nothing on the new connection was sent before it was dialled.
+    let dialled = shared.now_ms();
     let (old, secret, boot, lost_before) = {
         let s = relock(&shared.session);
         (s.id, s.secret.clone(), s.boot, s.lost)
@@ -141,7 +143,7 @@ fn reestablish(shared: &Arc<Shared>) -> Result<(), DialError> {
         s.boot = g.boot;
         s.restarts += 1;
     }
-    resume_calls(shared, g, restarted || forgotten)
+    resume_calls(shared, g, restarted || forgotten, dialled)
 }
 
 /// Writes made under locks now lost must not reach the server unprotected: they fail, and
@@ -166,8 +168,14 @@ fn fail_bound(shared: &Shared) {
 }
 
 /// Send every pending call again on the new connection (and, if the server forgot them,
-/// the lock waits), then make it the link's connection and start its reader.
-fn resume_calls(shared: &Arc<Shared>, g: Greeted, requeue: bool) -> Result<(), DialError> {
+/// the lock waits), then make it the link's connection and start its reader (`dialled`
+/// when the connection was).
+fn resume_calls(
+    shared: &Arc<Shared>,
+    g: Greeted,
+    requeue: bool,
+    dialled: u64,
+) -> Result<(), DialError> {
     let Greeted {
         mut stream,
         session,
@@ -190,7 +198,7 @@ fn resume_calls(shared: &Arc<Shared>, g: Greeted, requeue: bool) -> Result<(), D
     }
     w.epoch += 1;
     w.stream = Some(stream);
-    super::reader::spawn(shared, reader, w.epoch)?;
+    super::reader::spawn(shared, reader, w.epoch, dialled)?;
     {
         // A new session's id and secret are taken together, once recovery on it is done:
         // a recovery that fails before resumes the old session next time, with its own

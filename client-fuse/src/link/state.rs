@@ -219,8 +219,8 @@ pub(super) struct Shared {
     pub closed: AtomicBool,
     /// Where invalidation pushes go, once the mount says.
     pub invalidations: OnceLock<Sender<Invalidate>>,
-    /// Where layout recalls go (direct mode), once the mount says.
-    pub recalls: OnceLock<Sender<u64>>,
+    /// Where layout recalls go (direct mode), once the mount says: called on the reader.
+    pub recalls: OnceLock<Box<dyn Fn(super::Recall) + Send + Sync>>,
     /// The reader of the current connection: a recovery waits for it to end, so that every
     /// reply it took in is noted (opens, closes) before the recovery looks.
     pub reader: Mutex<Option<JoinHandle<()>>>,
@@ -353,11 +353,17 @@ impl Shared {
         }
     }
 
-    /// Hand a layout recall to whoever answers them (nobody on a mount that holds none).
-    pub(super) fn recall(&self, ino: u64) {
-        if let Some(tx) = self.recalls.get() {
-            let _ = tx.send(ino);
-        }
+    /// A recall of this mount's layouts on `ino` came, which the server had been waiting
+    /// `waited_ms` for when it sent it, after the replies to calls made up to `after`
+    /// (`now_ms`): hand it to whoever answers them (nobody on a mount that holds none).
+    /// The server sent it after those replies, so it began no sooner than `waited_ms`
+    /// before `after`: the moment its lease runs from, for all this mount can tell.
+    pub(super) fn recall(&self, ino: u64, waited_ms: u64, after: u64) {
+        let Some(sink) = self.recalls.get() else {
+            return;
+        };
+        let since = self.born + std::time::Duration::from_millis(after.saturating_sub(waited_ms));
+        sink(super::Recall { ino, since });
     }
 
     /// The lowest call id still waiting for its reply (or the next id if none). Calls kept

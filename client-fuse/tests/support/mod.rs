@@ -16,6 +16,9 @@ use volume::{FileStore, MkfsOptions, Volume};
 #[path = "../../../tests/src/proxy.rs"]
 pub mod proxy;
 
+#[path = "../../../tests/src/layout_hold.rs"]
+pub mod layout_hold;
+
 /// A temporary directory holding an image of 64 MiB and the server's session log.
 pub struct Place {
     pub dir: tempfile::TempDir,

@@ -513,7 +513,8 @@ fn a_refused_call_recalls_no_layouts() {
     let t = std::thread::spawn(move || call(&shared2, &bob, 5, truncate, &[]).0);
     let frame = pushed.blocking_recv().expect("a recall");
     let recall = decode_body::<ServerMsg>(&frame[4..]).unwrap().0;
-    let of_f = matches!(recall, ServerMsg::Push(protocol::Push::LayoutRecall { ino }) if ino == f);
+    let of_f =
+        matches!(recall, ServerMsg::Push(protocol::Push::LayoutRecall { ino, .. }) if ino == f);
     assert!(of_f, "{recall:?}");
     let back = call(&shared, &alice, 5, Request::LayoutReturn { ino: f }, &[]).0;
     assert!(back.is_ok(), "{back:?}");

@@ -7,7 +7,7 @@ use super::*;
 /// A recall pushed to a session, decoded: the inode it names.
 fn recalled(frame: &[u8]) -> u64 {
     match decode_body::<ServerMsg>(&frame[4..]).unwrap().0 {
-        ServerMsg::Push(protocol::Push::LayoutRecall { ino }) => ino,
+        ServerMsg::Push(protocol::Push::LayoutRecall { ino, .. }) => ino,
         m => panic!("not a recall: {m:?}"),
     }
 }
@@ -130,4 +130,59 @@ fn a_call_on_a_connections_task_that_would_wait_for_a_recall_comes_back_unrun() 
     let ret = call(&shared, &holder, 2, Request::LayoutReturn { ino: f }, &[]).0;
     assert!(ret.is_ok(), "{ret:?}");
     assert!(t.join().unwrap().is_ok());
+}
+
+/// A recall pushed again, its holder silent, says how long the server has waited for it:
+/// a holder whose first push was dropped on the way times its lease from the recall's
+/// start all the same.
+#[test]
+fn each_push_of_a_recall_says_how_long_it_has_waited() {
+    let cfg = ServerConfig {
+        // Longer than the test: it ends with the holder's answer.
+        lease: Duration::from_secs(60),
+        ..ServerConfig::default()
+    };
+    let shared = shared_with("recall-waited", cfg);
+    let alice = session(&shared, 1, ALICE);
+    let holder = session(&shared, 2, ALICE);
+    let mut pushed = pushed_to(&holder);
+    let f = made_f(&shared, &alice);
+    give_layout(&shared, &holder, f, 0);
+    let truncate = Request::Setattr {
+        ino: f,
+        set: SetAttr {
+            size: Some(0),
+            ..SetAttr::default()
+        },
+    };
+    let s = shared.clone();
+    let start = std::time::Instant::now();
+    let t = std::thread::spawn(move || call(&s, &alice, 2, truncate, &[]).0);
+    let mut waited = Vec::new();
+    while let Some(frame) = pushed.blocking_recv() {
+        let at = start.elapsed();
+        match decode_body::<ServerMsg>(&frame[4..]).unwrap().0 {
+            ServerMsg::Push(protocol::Push::LayoutRecall { ino, waited_ms }) => {
+                assert_eq!(ino, f);
+                let said = Duration::from_millis(waited_ms);
+                assert!(
+                    said <= at,
+                    "said {said:?} at {at:?} after the truncate began"
+                );
+                waited.push(said);
+            }
+            m => panic!("not a recall: {m:?}"),
+        }
+        if waited.len() == 3 {
+            break;
+        }
+    }
+    assert!(waited[0] < Duration::from_secs(1), "{waited:?}");
+    // Pushed again each second: each says a second more, at least.
+    for w in waited.windows(2) {
+        assert!(w[1] >= w[0] + Duration::from_secs(1), "{waited:?}");
+    }
+    let ret = call(&shared, &holder, 2, Request::LayoutReturn { ino: f }, &[]).0;
+    assert!(ret.is_ok(), "{ret:?}");
+    assert!(matches!(t.join().unwrap(), Ok(Response::Attr(_))));
 }
