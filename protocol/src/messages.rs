@@ -10,7 +10,7 @@ use crate::exports::{ExportCmd, ExportInfo, VolumeSpace};
 /// The version both ends speak, checked in `Hello`: bumped whenever a message's encoding
 /// changes (the golden bytes of `tests/golden.rs`), so the server refuses an older or newer
 /// client with the reason instead of misreading it.
-pub const PROTOCOL_VERSION: u32 = 10;
+pub const PROTOCOL_VERSION: u32 = 11;
 
 /// From client to server.
 ///
