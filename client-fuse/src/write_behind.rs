@@ -151,10 +151,12 @@ impl WriteBehind {
         }
     }
 
-    /// Wait until `ino`'s writes are on the server; then its refusal, if any (reported at
-    /// every call until `forget_error`).
+    /// Wait until `ino`'s writes begun so far are on the server (not those begun meanwhile,
+    /// which a busy writer would never let end: a flush or an fsync covers the writes
+    /// answered before it); then its refusal, if any (reported at every call until
+    /// `forget_error`).
     pub fn settle_and_report(&self, ino: u64) -> Result<(), i32> {
-        self.settle(ino);
+        self.settle_begun(ino);
         self.lock()
             .files
             .get(&ino)

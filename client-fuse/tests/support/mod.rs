@@ -19,16 +19,22 @@ pub mod proxy;
 #[path = "../../../tests/src/layout_hold.rs"]
 pub mod layout_hold;
 
-/// A temporary directory holding an image of 64 MiB and the server's session log.
+/// A temporary directory holding an image (of 64 MiB unless `sized`) and the server's
+/// session log.
 pub struct Place {
     pub dir: tempfile::TempDir,
 }
 
 impl Place {
     pub fn new() -> Place {
+        Place::sized(64 << 20)
+    }
+
+    /// A place whose image is `bytes` long.
+    pub fn sized(bytes: u64) -> Place {
         let dir = tempfile::tempdir().expect("temporary directory");
         let file = std::fs::File::create(dir.path().join("image")).expect("image");
-        file.set_len(64 << 20).expect("image size");
+        file.set_len(bytes).expect("image size");
         let store = FileStore::from_file(file);
         volume::mkfs(
             &store,
