@@ -11,23 +11,8 @@ use std::time::Duration;
 use client_fuse::backend::{Backend, WriteHow};
 use client_fuse::DirectBackend;
 use support::proxy::Proxy;
-use support::{client, content, Place, Server};
+use support::{client, content, pattern, write_all, Place, Server, MIB};
 use volume::layout::ROOT_INO;
-
-const MIB: usize = 1 << 20;
-
-fn pattern(n: usize, seed: usize) -> Vec<u8> {
-    (0..n).map(|i| ((i * 7 + seed) % 251) as u8).collect()
-}
-
-/// Write `data` at 0 through `c` and make it durable.
-fn write_all(c: &impl Backend, ino: u64, data: &[u8]) {
-    for (i, chunk) in data.chunks(MIB).enumerate() {
-        let n = c.write(ino, (i * MIB) as u64, chunk, WriteHow::default());
-        assert_eq!(n.expect("write") as usize, chunk.len());
-    }
-    c.fsync(ino).expect("fsync");
-}
 
 #[test]
 fn a_read_within_a_read_layout_already_given_needs_no_call_to_the_server() {

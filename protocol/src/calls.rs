@@ -320,10 +320,11 @@ pub enum Request {
     /// for the caller to read (or, with `write`, write) the data there itself; answered
     /// `Layout`. For writing, the range's holes are reserved for the caller: they read as
     /// holes to everyone else until its `LayoutCommit`. Refused `WouldBlock` while another
-    /// session has uncommitted blocks reserved in the range; refused `Perm` for writing with
-    /// `kill_priv` while the file has privileges such a write drops (setuid, setgid with
-    /// group execute, file capabilities): that write goes through the server, which drops
-    /// them before the data appears.
+    /// session has uncommitted blocks reserved in the range, and (reading or writing) while
+    /// a call that frees or moves the file's blocks runs: the caller goes through the server.
+    /// Refused `Perm` for writing with `kill_priv` while the file has privileges such a write
+    /// drops (setuid, setgid with group execute, file capabilities): that write goes through
+    /// the server, which drops them before the data appears.
     LayoutGet {
         /// The file.
         ino: u64,

@@ -288,16 +288,17 @@ fn run(
         return plain(r);
     }
     // Layouts other mounts hold on blocks the call frees come back first (direct mode).
-    match crate::recalls::before(shared, session.id, caller, &req, may_wait) {
+    // Until it has run, no layout of the files it cuts is given.
+    let _cutting = match crate::recalls::before(shared, session.id, caller, &req, may_wait) {
         Err(e) => return plain(Err(e)),
-        Ok(false) => {
+        Ok(None) => {
             return Ran {
                 deferred: true,
                 ..Ran::failed(FsError::WouldBlock)
             }
         }
-        Ok(true) => {}
-    }
+        Ok(Some(cutting)) => cutting,
+    };
     let layouts = layout_call(&req);
     if let (Request::LayoutGet { write, .. }, Some(_)) = (&req, &shared.cfg.fence) {
         if !shared.fencing.may_use_store(session.id.get(), *write) {
@@ -443,6 +444,12 @@ impl ops::Hooks<Store> for InHold<'_> {
         allowed(v, self.session.info.export, self.caller, req)?;
         #[cfg(test)]
         tests::after_check(self.shared);
+        if let Request::LayoutGet { ino, .. } = req {
+            if self.shared.recalls.being_cut(*ino) {
+                // A call is cutting its blocks (`recalls::Cutting`): through the server.
+                return Err(FsError::WouldBlock);
+            }
+        }
         if !self.waited.get()
             && req.mutates()
             && self.shared.made.depends_by_name(self.session.id, req)

@@ -9,6 +9,12 @@
 //! asked for that conflicts with another holder's is refused as before (the asker writes
 //! through the server this time) and recalled from that holder, without waiting.
 //!
+//!
+//! From before its holders are looked up until it has run, the call marks the files it
+//! cuts (`Cutting`), and no layout of them is given meanwhile (`WouldBlock`: the asker reads
+//! or writes through the server): one given between the recalls and the cut would go on
+//! showing the blocks cut away, and nothing would recall it.
+//!
 //! The engine's metadata code knows nothing of this: the call runs through the table as
 //! any other once its recalls are done.
 
@@ -35,11 +41,56 @@ pub(crate) struct Recalls {
     /// (holder, inode) recalled → (calls waiting for it, returns seen since).
     waiting: Mutex<HashMap<(u64, u64), (u32, u64)>>,
     returned: Condvar,
+    /// Files a call is cutting blocks from (`Cutting`) → how many such calls.
+    cutting: Mutex<HashMap<u64, u32>>,
+}
+
+/// The files a call frees or moves blocks of, marked from before their holders are looked
+/// up until the call has run (dropped): no layout of them is given meanwhile.
+pub(crate) struct Cutting<'a> {
+    recalls: &'a Recalls,
+    inos: Vec<u64>,
+}
+
+impl Drop for Cutting<'_> {
+    fn drop(&mut self) {
+        let mut c = lock(&self.recalls.cutting);
+        for ino in &self.inos {
+            if let Some(n) = c.get_mut(ino) {
+                *n -= 1;
+                if *n == 0 {
+                    c.remove(ino);
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Recalls {
+    /// Mark `inos` as being cut until the guard drops.
+    fn cut(&self, inos: Vec<u64>) -> Cutting<'_> {
+        let mut c = lock(&self.cutting);
+        for &ino in &inos {
+            *c.entry(ino).or_insert(0) += 1;
+        }
+        Cutting {
+            recalls: self,
+            inos,
+        }
+    }
+
+    /// True while a call cuts blocks from `ino`: no layout of it may be given (asked in
+    /// the engine hold that would give it).
+    pub(crate) fn being_cut(&self, ino: u64) -> bool {
+        lock(&self.cutting).contains_key(&ino)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(u64, u64), (u32, u64)>> {
-        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.waiting)
     }
 
     /// `holder` gave back its layouts on `ino` (`LayoutReturn`).
@@ -52,36 +103,42 @@ impl Recalls {
 }
 
 /// Before `req` of session `origin` runs: the layouts other sessions hold on blocks it
-/// frees or moves are recalled and given back, or taken after the lease. A call `caller`
-/// may not make recalls nothing: its refusal is the error, as the check in the hold that
-/// runs it would have answered (answered here, so a chmod after this check cannot let it
-/// run without the recalls). False, with nothing done, if it would wait and `may_wait` is
-/// false (it runs on a connection's task, which the holders' answers may need).
-pub(crate) fn before(
-    shared: &Shared,
+/// frees or moves are recalled and given back, or taken after the lease; the files are
+/// marked as being cut until the guard returned drops (once the call has run). A call
+/// `caller` may not make recalls nothing: its refusal is the error, as the check in the
+/// hold that runs it would have answered (answered here, so a chmod after this check
+/// cannot let it run without the recalls). `None`, with nothing done, if it would wait and
+/// `may_wait` is false (it runs on a connection's task, which the holders' answers may
+/// need).
+pub(crate) fn before<'a>(
+    shared: &'a Shared,
     origin: SessionId,
     caller: &Caller,
     req: &Request,
     may_wait: bool,
-) -> FsResult<bool> {
+) -> FsResult<Option<Cutting<'a>>> {
+    let inos = at_risk(shared, req);
+    // Marked before the holders are looked up: a layout given after that is refused, one
+    // given before it is among them.
+    let cutting = shared.recalls.cut(inos.clone());
     let mut recalled = Vec::new();
-    for ino in at_risk(shared, req) {
+    for ino in inos {
         let holders = shared.vol.with(|v| v.layout_holders(Ino::new(ino)));
         let others = holders.into_iter().filter(|&h| h != origin.get());
         recalled.extend(others.map(|holder| (holder, ino)));
     }
     if recalled.is_empty() {
-        return Ok(true);
+        return Ok(Some(cutting));
     }
     let root = shared.sessions.get(&origin).map_or(0, |s| s.info.export);
     shared
         .vol
         .with(|v| crate::call::allowed(v, root, caller, &mut req.clone()))?;
     if !may_wait {
-        return Ok(false);
+        return Ok(None);
     }
     recall(shared, recalled);
-    Ok(true)
+    Ok(Some(cutting))
 }
 
 /// After a write layout was refused for another holder's blocks in the range: recall

@@ -1,12 +1,14 @@
 //! A proxy between mounts and the server that holds back the server's answers to write
-//! layout requests (`Request::LayoutGet` with `write`) while a test says so, and lets every
-//! other message pass in its turn: heartbeats and their answers, recalls, other replies. A
-//! direct mount whose write asked for a layout then waits between the server's giving it
-//! (its blocks reserved) and its own use of it, as a mount on a paused VM or behind a slow
-//! network would, at the moment a test names: once `wait_held` returns, the layout is given
-//! and the mount has not seen it. The answers held go to their mounts at `release`, before
-//! anything else the server sends after it, and before a connection the server closed
-//! meanwhile is closed to its mount. Plain TCP only (the proxy reads the frames).
+//! layout requests (`Request::LayoutGet` with `write`), or to read layout requests
+//! (`LayoutHold::start_for`), while a test says so, and lets every other message pass in its
+//! turn: heartbeats and their answers, recalls, other replies. A direct mount whose write
+//! (or read) asked for a layout then waits between the server's giving it (its blocks
+//! reserved) and its own use of it, as a mount on a paused VM or behind a slow network
+//! would, at the moment a test names: once `wait_held` returns, the layout is given and the
+//! mount has not seen it. The answers held go to their mounts at `release`, before anything
+//! else the server sends after it, and before a connection the server closed meanwhile is
+//! closed to its mount. It also counts the layout returns the mounts send (`wait_returns`).
+//! Plain TCP only (the proxy reads the frames).
 //!
 //! It can also stall the way from the server to its mounts altogether (`stall`): every
 //! message the server sends is held, in its order, until `release` sends them all at once,
@@ -24,7 +26,17 @@ use std::time::{Duration, Instant};
 use protocol::codec::{decode_body, read_frame};
 use protocol::{ClientMsg, Request, ServerMsg};
 
-/// A proxy that can hold the server's answers to write layout requests.
+/// Which layout requests' answers a `LayoutHold` holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Holds {
+    /// Layouts asked for writing.
+    #[default]
+    Writes,
+    /// Layouts asked for reading.
+    Reads,
+}
+
+/// A proxy that can hold the server's answers to write (or read) layout requests.
 pub struct LayoutHold {
     /// The address mounts dial instead of the server's.
     pub addr: String,
@@ -37,6 +49,8 @@ type ToMount = Arc<Mutex<TcpStream>>;
 
 #[derive(Default)]
 struct Shared {
+    /// Whose answers are held.
+    which: Holds,
     state: Mutex<State>,
     /// Signalled when an answer is held or the held ones are let go.
     changed: Condvar,
@@ -46,7 +60,7 @@ struct Shared {
 }
 
 /// A message held on its way to its mount: the connection it goes back on, the frame, and
-/// whether it answers a write layout request.
+/// whether it answers a layout request of the kind held.
 struct Held {
     to: ToMount,
     frame: Vec<u8>,
@@ -59,8 +73,10 @@ struct State {
     holding: bool,
     /// Every message from the server is held while set.
     stalled: bool,
-    /// Call ids of the write layout requests on their way to the server.
+    /// Call ids of the layout requests of the kind held on their way to the server.
     asked: HashSet<u64>,
+    /// Layout returns sent by the mounts so far.
+    returns: usize,
     /// The messages held, in the order they came.
     held: Vec<Held>,
     /// Set while released answers are on their way to their mounts.
@@ -80,19 +96,28 @@ fn frame(body: &[u8]) -> Vec<u8> {
     f
 }
 
-/// Mount to server: each write layout request is noted before it goes on.
+/// Mount to server: each layout request of the kind held is noted before it goes on, and
+/// each layout return counted once it went on.
 fn upward(mut from: TcpStream, mut to: TcpStream, shared: Arc<Shared>) {
     while let Ok(body) = read_frame(&mut from) {
-        match decode_body::<ClientMsg>(&body) {
-            Ok((ClientMsg::Call { id, req } | ClientMsg::CallAs { id, req, .. }, _))
-                if matches!(req, Request::LayoutGet { write: true, .. }) =>
-            {
+        let call = match decode_body::<ClientMsg>(&body) {
+            Ok((ClientMsg::Call { id, req } | ClientMsg::CallAs { id, req, .. }, _)) => {
+                Some((id, req))
+            }
+            _ => None,
+        };
+        let returns = matches!(call, Some((_, Request::LayoutReturn { .. })));
+        if let Some((id, Request::LayoutGet { write, .. })) = call {
+            if write == (shared.which == Holds::Writes) {
                 shared.state().asked.insert(id);
             }
-            _ => {}
         }
         if to.write_all(&frame(&body)).is_err() {
             break;
+        }
+        if returns {
+            shared.state().returns += 1;
+            shared.changed.notify_all();
         }
     }
     let _ = to.shutdown(Shutdown::Both);
@@ -168,12 +193,20 @@ fn join(mount: TcpStream, upstream: &str, shared: &Arc<Shared>) -> std::io::Resu
 
 impl LayoutHold {
     /// Listen on a free loopback port and forward each connection to `upstream`, holding
-    /// nothing yet.
+    /// nothing yet; `hold` holds the answers to write layout requests.
     pub fn start(upstream: &str) -> std::io::Result<LayoutHold> {
+        LayoutHold::start_for(upstream, Holds::Writes)
+    }
+
+    /// As `start`, `hold` holding the answers to the layout requests `which` names.
+    pub fn start_for(upstream: &str, which: Holds) -> std::io::Result<LayoutHold> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?.to_string();
-        let shared: Arc<Shared> = Arc::default();
+        let shared = Arc::new(Shared {
+            which,
+            ..Shared::default()
+        });
         let (sh, upstream) = (Arc::clone(&shared), upstream.to_string());
         let acceptor = std::thread::spawn(move || {
             while !sh.stop.load(Ordering::SeqCst) {
@@ -194,7 +227,7 @@ impl LayoutHold {
         })
     }
 
-    /// From now on, hold the server's answers to write layout requests.
+    /// From now on, hold the server's answers to layout requests of the kind held.
     pub fn hold(&self) {
         self.shared.state().holding = true;
     }
@@ -204,12 +237,23 @@ impl LayoutHold {
         self.shared.state().stalled = true;
     }
 
-    /// Wait until an answer to a write layout request is held (the layout is given, the
-    /// mount has not seen it); a panic if none is within two minutes.
+    /// Wait until an answer to a layout request of the kind held is held (the layout is
+    /// given, the mount has not seen it); a panic if none is within two minutes.
     pub fn wait_held(&self) {
-        self.wait_for("a write layout asked for and given", |held| {
-            held.iter().any(|h| h.layout)
+        self.wait_for("a layout asked for and given", |s| {
+            s.held.iter().any(|h| h.layout)
         });
+    }
+
+    /// The layout returns the mounts sent so far.
+    pub fn returns(&self) -> usize {
+        self.shared.state().returns
+    }
+
+    /// Wait until the mounts have sent `n` layout returns in all; a panic if they have not
+    /// within two minutes.
+    pub fn wait_returns(&self, n: usize) {
+        self.wait_for(&format!("{n} layout returns"), |s| s.returns >= n);
     }
 
     /// How many messages held so far `pick` picks.
@@ -220,15 +264,15 @@ impl LayoutHold {
     /// Wait until `n` messages held pick `pick` (`what` they are, for the panic if they are
     /// not within two minutes).
     pub fn wait_held_count(&self, what: &str, n: usize, pick: impl Fn(&ServerMsg) -> bool) {
-        self.wait_for(what, |held| count(held, &pick) >= n);
+        self.wait_for(what, |s| count(&s.held, &pick) >= n);
     }
 
-    fn wait_for(&self, what: &str, done: impl Fn(&[Held]) -> bool) {
+    fn wait_for(&self, what: &str, done: impl Fn(&State) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(120);
         let mut s = self.shared.state();
-        while !done(&s.held) {
+        while !done(&s) {
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "never held: {what}");
+            assert!(!left.is_zero(), "never happened: {what}");
             s = (self.shared.changed.wait_timeout(s, left))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;

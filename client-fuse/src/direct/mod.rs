@@ -363,6 +363,16 @@ fn answer_recalls(backend: Weak<DirectBackend>, recalls: std::sync::mpsc::Receiv
     }
 }
 
+/// Forgets a file's read layouts when dropped: at the end of a call that changes the file
+/// (`read::ReadLayouts::forget`), however it ends.
+struct ForgetAtEnd<'a>(&'a read::ReadLayouts, u64);
+
+impl Drop for ForgetAtEnd<'_> {
+    fn drop(&mut self) {
+        self.0.forget(self.1);
+    }
+}
+
 /// Ranges joined where they touch or overlap, in order: what a commit names.
 fn merged(mut written: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     written.sort_unstable();
@@ -393,14 +403,16 @@ impl Backend for DirectBackend {
             return self.remote.call(req, bulk);
         }
         let m = req.meta();
-        if let Some(ino) = m
+        // A change this mount makes recalls none of its own layouts; an open starts afresh
+        // (close-to-open), as a lock does. Forgotten again at the answer: a layout the
+        // server gave before the change ran may have come after it was sent.
+        let forgets = m
             .inode
-            .filter(|_| m.mutates || m.opens.is_some() || m.asks_lock)
-        {
-            // A change this mount makes recalls none of its own layouts; an open starts
-            // afresh (close-to-open), as a lock does.
+            .filter(|_| m.mutates || m.opens.is_some() || m.asks_lock);
+        if let Some(ino) = forgets {
             self.reads.forget(ino);
         }
+        let _forget = forgets.map(|ino| ForgetAtEnd(&self.reads, ino));
         let lets_go = m.unlocks || matches!(m.opens, Some(protocol::Opens::Releases(_)));
         let settled = m.inode.map_or(Ok(()), |ino| self.settle(ino));
         let mut settled = match (settled, lets_go) {
@@ -482,6 +494,7 @@ impl Backend for DirectBackend {
         // unlock goes to the server whatever became of the commit (the lock is not held on),
         // the failure its answer; no lock is taken after a failed one.
         self.reads.forget(ino);
+        let _forget = ForgetAtEnd(&self.reads, ino);
         let settled = self.settle(ino);
         if settled.is_err() && l.typ != libc::F_UNLCK {
             return settled;

@@ -10,7 +10,12 @@
 //!   another mount may have written there since, and the server gives a layout anew;
 //! - nor anything past the size it was given with: the file may have grown since;
 //! - any other call this mount makes on the file (a truncate, a punch, a lock, a close)
-//!   forgets it first, as the server recalls no layouts from the mount that makes a change.
+//!   forgets it, before it is sent and again once it is answered, as the server recalls no
+//!   layouts from the mount that makes a change; and a layout asked for while it was under
+//!   way (the server may have given it before the change ran) serves that one read, and is
+//!   not kept;
+//! - while another mount's call cuts the file's blocks away, the server gives no layout of
+//!   it: the read goes through the server (`WouldBlock`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -32,15 +37,25 @@ type Given = (Layout, (u64, u64));
 /// The read layouts kept, by file: the last one given for each.
 #[derive(Default)]
 pub(super) struct ReadLayouts {
-    kept: Mutex<HashMap<u64, Given>>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    kept: HashMap<u64, Given>,
+    /// Files whose layouts are being asked for: how many asks, and the tick of the file's
+    /// last `forget` (0: none since the first of them began).
+    asking: HashMap<u64, (u32, u64)>,
+    /// Counts asks begun and forgets: what happened before what.
+    tick: u64,
 }
 
 impl ReadLayouts {
     /// The layout kept for `ino` and when it was given, if it may serve a read of
     /// `[offset, end)`: within its size, every block of it mapped.
     fn serving(&self, ino: u64, offset: u64, end: u64) -> Option<Given> {
-        let kept = lock(&self.kept);
-        let (l, given) = kept.get(&ino)?;
+        let s = lock(&self.state);
+        let (l, given) = s.kept.get(&ino)?;
         if end > l.size {
             return None;
         }
@@ -57,9 +72,40 @@ impl ReadLayouts {
         (at >= end).then(|| (l.clone(), *given))
     }
 
-    /// Forget `ino`'s layout.
+    /// Forget `ino`'s layout, and any being asked for now.
     pub(super) fn forget(&self, ino: u64) {
-        lock(&self.kept).remove(&ino);
+        let mut s = lock(&self.state);
+        s.kept.remove(&ino);
+        s.tick += 1;
+        let tick = s.tick;
+        if let Some((_, forgotten)) = s.asking.get_mut(&ino) {
+            *forgotten = tick;
+        }
+    }
+
+    /// A layout of `ino` is about to be asked for: the tick to give `asked`.
+    fn asking(&self, ino: u64) -> u64 {
+        let mut s = lock(&self.state);
+        s.tick += 1;
+        s.asking.entry(ino).or_insert((0, 0)).0 += 1;
+        s.tick
+    }
+
+    /// The layout asked for at `began` (`asking`) was answered (`got`, if given): kept
+    /// unless `ino`'s layouts were forgotten meanwhile.
+    fn asked(&self, ino: u64, began: u64, got: Option<&Given>) {
+        let mut s = lock(&self.state);
+        let Some((n, forgotten)) = s.asking.get_mut(&ino) else {
+            return;
+        };
+        let fresh = *forgotten < began;
+        *n -= 1;
+        if *n == 0 {
+            s.asking.remove(&ino);
+        }
+        if let (true, Some(g)) = (fresh, got) {
+            s.kept.insert(ino, g.clone());
+        }
     }
 }
 
@@ -78,23 +124,10 @@ impl DirectBackend {
         let end = offset + u64::from(size);
         let (l, given) = match self.reads.serving(ino, offset, end) {
             Some(kept) => kept,
-            None => {
-                let given = (self.remote.incarnation(), self.remote.lock_epoch());
-                let req = Request::LayoutGet {
-                    ino,
-                    offset,
-                    len: u64::from(size).max(AHEAD),
-                    write: false,
-                    kill_priv: false,
-                };
-                let l: Layout = match self.server(req) {
-                    // None for this mount (it was fenced): the server reads it.
-                    Err(FsError::WouldBlock) => return Ok(None),
-                    r => r?,
-                };
-                lock(&self.reads.kept).insert(ino, (l.clone(), given));
-                (l, given)
-            }
+            None => match self.read_layout(ino, offset, size)? {
+                Some(got) => got,
+                None => return Ok(None),
+            },
         };
         if self.fenced(ino, given) {
             self.reads.forget(ino);
@@ -115,5 +148,27 @@ impl DirectBackend {
                 .map_err(FsError::Io)?;
         }
         Ok(Some(out))
+    }
+
+    /// A read layout from `offset` asked for now (kept, unless this mount changed the file
+    /// meanwhile: `ReadLayouts::asked`); `None` if the server gives none (a call cuts the
+    /// file, or this mount was fenced): the read goes through the server.
+    fn read_layout(&self, ino: u64, offset: u64, size: u32) -> FsResult<Option<Given>> {
+        let given = (self.remote.incarnation(), self.remote.lock_epoch());
+        let req = Request::LayoutGet {
+            ino,
+            offset,
+            len: u64::from(size).max(AHEAD),
+            write: false,
+            kill_priv: false,
+        };
+        let began = self.reads.asking(ino);
+        let r = self.server::<Layout>(req).map(|l| (l, given));
+        self.reads.asked(ino, began, r.as_ref().ok());
+        match r {
+            Ok(got) => Ok(Some(got)),
+            Err(FsError::WouldBlock) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }

@@ -19,6 +19,24 @@ pub mod proxy;
 #[path = "../../../tests/src/layout_hold.rs"]
 pub mod layout_hold;
 
+/// A MiB.
+pub const MIB: usize = 1 << 20;
+
+/// `n` bytes of a pattern that differs with `seed`.
+pub fn pattern(n: usize, seed: usize) -> Vec<u8> {
+    (0..n).map(|i| ((i * 7 + seed) % 251) as u8).collect()
+}
+
+/// Write `data` at 0 through `c` a MiB at a time, and make it durable.
+pub fn write_all(c: &impl client_fuse::Backend, ino: u64, data: &[u8]) {
+    use client_fuse::backend::WriteHow;
+    for (i, chunk) in data.chunks(MIB).enumerate() {
+        let n = c.write(ino, (i * MIB) as u64, chunk, WriteHow::default());
+        assert_eq!(n.expect("write") as usize, chunk.len());
+    }
+    c.fsync(ino).expect("fsync");
+}
+
 /// A temporary directory holding an image (of 64 MiB unless `sized`) and the server's
 /// session log.
 pub struct Place {

@@ -1,0 +1,149 @@
+//! A read layout a direct mount keeps never outlives a change that cuts the file's blocks
+//! away: one asked for while this mount's own truncate is under way is used for its read at
+//! most, never kept; one asked for while another mount's truncate or punch waits for its
+//! recalls is refused (the read goes through the server), so none given before the cut is
+//! left out of them. The layout answers are held on their way (`LayoutHold`) to make the
+//! races happen every time. In one process, without FUSE: the real server on a temporary
+//! image.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use client_fuse::backend::Backend;
+use client_fuse::{DirectBackend, RemoteBackend};
+use protocol::{Request, SetAttr};
+use support::layout_hold::{Holds, LayoutHold};
+use support::{ask, client, link, pattern, write_all, Place, Server, MIB};
+use volume::layout::ROOT_INO;
+
+const READ: u32 = 128 << 10;
+
+/// A direct mount of `place`'s image reaching the server at `addr`.
+fn direct(place: &Place, addr: &str, node: &str) -> Arc<DirectBackend> {
+    let local = Default::default();
+    DirectBackend::new(client(addr, node), Some(&place.image()), &local, false)
+        .expect("direct backend")
+}
+
+fn truncate(c: &dyn Backend, ino: u64, size: u64) {
+    let set = SetAttr {
+        size: Some(size),
+        ..Default::default()
+    };
+    c.setattr(ino, set).expect("truncate");
+}
+
+#[test]
+fn a_read_layout_given_before_this_mounts_truncate_and_seen_after_it_is_not_kept() {
+    let place = Place::new();
+    let server = Server::start(&place, "127.0.0.1:0");
+    let hold = LayoutHold::start_for(&server.addr.to_string(), Holds::Reads).expect("proxy");
+    let d = direct(&place, &hold.addr, "d");
+    let ino = d.create(ROOT_INO, b"f", 0o644, 0, 0).expect("create").ino;
+    let old = pattern(2 * MIB, 0);
+    write_all(&*d, ino, &old);
+    hold.hold();
+    let reader = {
+        let d = d.clone();
+        std::thread::spawn(move || d.read(ino, 0, READ))
+    };
+    // The server gave the reader its layout of the whole file; the truncate runs after
+    // that, and its answer comes back before the layout's.
+    hold.wait_held();
+    truncate(&*d, ino, 0);
+    hold.release();
+    let during = reader
+        .join()
+        .expect("reader")
+        .expect("the read during the truncate");
+    assert!(
+        during.is_empty() || during == old[..READ as usize],
+        "the read during the truncate: neither before nor after it"
+    );
+    let after = d.read(ino, 0, READ).expect("read");
+    assert!(
+        after.is_empty(),
+        "a read after the truncate returned {} cut bytes",
+        after.len()
+    );
+    truncate(&*d, ino, 2 * MIB as u64);
+    let grown = d.read(ino, 0, READ).expect("read");
+    assert!(
+        grown == vec![0; READ as usize],
+        "a read after the file grew again: not zeros"
+    );
+}
+
+/// `r` keeps a read layout on a file of 4 MiB; a raw session holds another and gives it
+/// back only when told, so `cut` (by another mount) waits for its recalls meanwhile; `r`
+/// answers its recall and reads again before the cut runs. Its reads after the cut must
+/// read what the file has then (`expect`, at 0).
+fn read_during_a_cut(cut: impl FnOnce(&RemoteBackend, u64) + Send + 'static, expect: &[u8]) {
+    let place = Place::new();
+    let lease = Duration::from_secs(60);
+    let server = Server::start_with(&place, "127.0.0.1:0", lease, Duration::from_secs(20));
+    let addr = server.addr.to_string();
+    let hold = LayoutHold::start_for(&addr, Holds::Reads).expect("proxy");
+    let r = direct(&place, &hold.addr, "r");
+    let ino = r.create(ROOT_INO, b"f", 0o644, 0, 0).expect("create").ino;
+    let old = pattern(4 * MIB, 0);
+    write_all(&*r, ino, &old);
+    assert!(r.read(ino, 0, READ).expect("read") == old[..READ as usize]);
+    let other = link(&addr, "other holder");
+    let get = Request::LayoutGet {
+        ino,
+        offset: 0,
+        len: old.len() as u64,
+        write: false,
+        kill_priv: false,
+    };
+    ask(&other, get, &[]).expect("the other holder's layout");
+    let returned = hold.returns();
+    let cutter = {
+        let w = client(&addr, "w");
+        std::thread::spawn(move || cut(&w, ino))
+    };
+    // `r` gave its layouts back (its recall answered); the cut still waits for the other
+    // holder's. A read now is served as the file is before the cut.
+    hold.wait_returns(returned + 1);
+    let during = r.read(ino, 0, READ).expect("the read during the cut");
+    assert!(
+        during == old[..READ as usize],
+        "the read during the cut: not the file before it"
+    );
+    ask(&other, Request::LayoutReturn { ino }, &[]).expect("the other holder's return");
+    cutter.join().expect("the cut");
+    let after = r.read(ino, 0, READ).expect("read");
+    if let Some(at) = (0..expect.len()).find(|&k| after.get(k) != Some(&expect[k])) {
+        panic!(
+            "a read after the cut: {} bytes, the first wrong at {at} ({:?}, the file has {})",
+            after.len(),
+            after.get(at),
+            expect[at]
+        );
+    }
+    assert_eq!(
+        after.len(),
+        expect.len(),
+        "a read after the cut: its length"
+    );
+}
+
+#[test]
+fn a_read_layout_asked_for_while_another_mount_truncates_the_file_is_not_kept_past_it() {
+    read_during_a_cut(|w, ino| truncate(w, ino, 0), &[]);
+}
+
+#[test]
+fn a_read_layout_asked_for_while_another_mount_punches_the_file_is_not_kept_past_it() {
+    let punch = (libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE) as u32;
+    read_during_a_cut(
+        move |w, ino| {
+            w.fallocate(ino, 0, MIB as u64, punch, false)
+                .expect("punch")
+        },
+        &vec![0; READ as usize],
+    );
+}
