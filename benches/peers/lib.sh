@@ -2,7 +2,8 @@
 #
 # Every set-up keeps what it started in its state directory, so that `down` stops exactly that:
 #   STATE/mounts   mount points, one a line, in the order made (unmounted last first)
-#   STATE/pids     "NAME PID" a line, processes started (stopped by pid, last first)
+#   STATE/pids     "NAME PID START" a line, processes started (stopped by pid, last first; START,
+#                  the process's start time, keeps a pid the kernel gave another process since)
 #   STATE/netns    network namespaces made (deleted last)
 #   STATE/about    versions and the exact options, for the report
 #   STATE/system   NAME=M1,M2,... : the mounts of one shared volume, for `rwxfs bench --mounts`
@@ -22,7 +23,24 @@ state() {
     (cd "$dir" && pwd)
 }
 
-started() { echo "$1 $2" >>"$STATE/pids"; }
+# start_time PID: when the process PID started (clock ticks since boot), empty if it is gone.
+start_time() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    # The fields after the command name (which may hold spaces) start at its closing ")".
+    set -- ${stat##*) }
+    echo "${20}"
+}
+started() { echo "$1 $2 $(start_time "$2")" >>"$STATE/pids"; }
+
+# running PID: PID is a process that has not exited (a zombie, exited but not yet reaped by
+# the script that started it, has).
+running() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    set -- ${stat##*) }
+    [ "$1" != Z ]
+}
 mounted() { echo "$1" >>"$STATE/mounts"; }
 about() { echo "$*" >>"$STATE/about"; }
 
@@ -49,12 +67,14 @@ unused_port() {
     echo "$p"
 }
 
-# stop NAME PID: SIGTERM, then SIGKILL if it is still there after 20 s. That pid only.
+# stop NAME PID [START]: SIGTERM, then SIGKILL if it is still there after 20 s. That pid only,
+# and only while it is the process that started at START.
 stop() {
     local i
+    if [ -n "${3:-}" ] && [ "$(start_time "$2")" != "$3" ]; then return 0; fi
     kill -TERM "$2" 2>/dev/null || return 0
     for i in $(seq 200); do
-        kill -0 "$2" 2>/dev/null || return 0
+        running "$2" || return 0
         sleep 0.1
     done
     note "$1 ($2) ignored SIGTERM: SIGKILL"
@@ -72,7 +92,7 @@ teardown() {
         rm -f "$STATE/mounts"
     fi
     if [ -f "$STATE/pids" ]; then
-        tac "$STATE/pids" | while read -r name pid; do stop "$name" "$pid"; done
+        tac "$STATE/pids" | while read -r name pid start; do stop "$name" "$pid" "$start"; done
         rm -f "$STATE/pids"
     fi
     if [ -f "$STATE/netns" ]; then
