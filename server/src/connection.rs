@@ -4,7 +4,9 @@
 //! else is unaffected.
 //!
 //! Each call goes through the call pipeline (`call`): quick ones on the connection's task,
-//! the rest on the blocking pool, tracked for shutdown. Its reply frame goes to the session's
+//! the rest on the blocking pool, tracked for shutdown. A call waits for its permit to run
+//! (the connection's limit of calls in flight) on a task of its own, so the connection's
+//! frames go on being read while its calls in flight wait (on recalls, say). Its reply frame goes to the session's
 //! current writer, so calls complete in any order and a reply outlives the connection its
 //! call came on. Replies to calls that change the volume are kept in the session's reply
 //! cache until the client acknowledges them.
@@ -87,6 +89,7 @@ pub(crate) async fn handle(
     let mut handler = Handler {
         limit: Arc::new(Semaphore::new(shared.cfg.max_in_flight)),
         layouts: Arc::new(Semaphore::new(shared.cfg.max_in_flight)),
+        queued: Arc::new(Semaphore::new(QUEUED_KIB as usize)),
         lease: shared.cfg.lease,
         shared,
         session,
@@ -96,6 +99,17 @@ pub(crate) async fn handle(
     };
     let end = handler.run().await;
     handler.close(end, addr, epoch, writer).await
+}
+
+/// KiB of calls one connection may have read and waiting for a permit to run (past it, its
+/// reader waits for room): above what a mount has on its way at once (its write-behind's
+/// 32 MiB, a call or two per thread), so its calls waiting on recalls do not stop its
+/// frames being read, and what one connection holds stays bounded.
+const QUEUED_KIB: u32 = 64 << 10;
+
+/// A waiting call's share of `QUEUED_KIB`: its bulk bytes in KiB, and one for the call.
+fn weight(bulk: &[u8]) -> u32 {
+    u32::try_from(bulk.len() / 1024 + 1).map_or(QUEUED_KIB, |w| w.min(QUEUED_KIB))
 }
 
 /// True while this server owns its volume (always, unless it holds it by a lease).
@@ -204,6 +218,8 @@ struct Handler {
     /// Its layout calls in flight (`max_in_flight` more): apart, so that calls waiting for a
     /// recall, however many, never keep a holder from answering one.
     layouts: Arc<Semaphore>,
+    /// Its calls read and waiting for one of those permits, by weight (`weight`).
+    queued: Arc<Semaphore>,
     lease: Duration,
 }
 
@@ -323,17 +339,26 @@ impl Handler {
             req,
             Request::LayoutGet { .. } | Request::LayoutCommit { .. } | Request::LayoutReturn { .. }
         );
-        let limit = match answers_recalls {
-            true => &self.layouts,
-            false => &self.limit,
+        let lane = match answers_recalls {
+            true => self.layouts.clone(),
+            false => self.limit.clone(),
         };
-        let Ok(permit) = limit.clone().acquire_owned().await else {
+        // The permit is waited for by the call's task, not by the reader: the frames after
+        // it (heartbeats, the layout returns that end the recalls calls in flight wait on)
+        // go on being read. What waits so is bounded apart (`QUEUED_KIB`).
+        let Ok(queued) = self.queued.clone().acquire_many_owned(weight(&bulk)).await else {
             return Some(End::Shutdown);
         };
         let (shared, session) = (shared.clone(), session.clone());
         let tracker = shared.tracker.clone();
-        // Waited for apart from the connection's frames, which go on being read.
+        let shutdown = self.shutdown.clone();
         tracker.clone().spawn(async move {
+            let permit = tokio::select! {
+                p = lane.acquire_owned() => p,
+                _ = shutdown.cancelled() => return,
+            };
+            let Ok(permit) = permit else { return };
+            drop(queued);
             // A share of the pool for all connections together: one cannot take all of it.
             // Not for layout calls: calls waiting for recalls may hold all of it.
             let pooled = match answers_recalls {
