@@ -10,6 +10,7 @@ pub use demo::Harness;
 
 pub mod ceph;
 pub mod certs;
+pub mod dropped;
 pub mod files;
 pub mod filler;
 pub mod lan;

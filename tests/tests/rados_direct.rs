@@ -5,11 +5,14 @@
 
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rados_store::{CephOptions, Cluster};
 use rwxfs_tests::ceph::{CephCluster, POOL};
-use rwxfs_tests::{data, harness, ok, reads_as, write_synced, Proxy, Stopped};
+use rwxfs_tests::dropped::Dropped;
+use rwxfs_tests::filler::{fill, filled_intact};
+use rwxfs_tests::{data, harness, ok, reads_as, text, wait_for, write_synced, Lan, Proxy, Stopped};
 
 const BLOCK: usize = 4096;
 
@@ -232,6 +235,144 @@ fn a_stopped_direct_mount_whose_recall_times_out_is_fenced_and_writes_nothing_wh
     let fresh = h.mount_remote(&addr).unwrap();
     assert_eq!(std::fs::read(fresh.join("f")).unwrap(), now);
     assert_eq!(std::fs::read(fresh.join("other")).unwrap(), other);
+    assert_eq!(std::fs::read(fresh.join("h")).unwrap(), later);
+    h.unmount_all().unwrap();
+    h.stop_server().unwrap();
+    cluster.assert_fsck_clean(&image);
+}
+
+/// The ports a Ceph OSD listens on (`ms_bind_port_min` to `ms_bind_port_max`); the test
+/// cluster's monitor is on an ephemeral port, far above them.
+const OSD_PORTS: (u16, u16) = (6800, 7300);
+
+/// Blocks of the objects of the volume `name` (of `size` bytes in 4 MiB objects) that hold
+/// exactly `block`, read with the `rados` tool where the cluster is.
+fn blocks_holding_in(cluster: &CephCluster, name: &str, size: u64, block: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    for index in 0..size.div_ceil(4 << 20) {
+        let oid = format!("{name}.{index:016x}");
+        let out = cluster.rados_output(&["-p", POOL, "get", &oid, "-"]);
+        assert!(out.status.success(), "rados get {oid}: {}", text(&out));
+        for (i, b) in out.stdout.chunks(BLOCK).enumerate() {
+            if b == block {
+                found.push(format!("{oid} at {}", i * BLOCK));
+            }
+        }
+    }
+    found
+}
+
+/// How many clients the cluster's blocklist holds.
+fn blocklisted(cluster: &CephCluster) -> usize {
+    let out = cluster.ceph(&["osd", "blocklist", "ls", "--format", "json"]);
+    out.matches("\"addr\"").count()
+}
+
+/// Wait for `child` to exit, within `patience`; a panic naming `what` (the child killed) if
+/// it does not.
+fn exit_of(mut child: Child, what: &str, patience: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + patience;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: not done within {patience:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The one stall self-fencing cannot cover, which only the store's fence closes: a direct
+/// write the mount checked it may make, sent, and held up on its way to the OSD (its host's
+/// segments to the OSD dropped, then retransmitted) while the mount is alive. The recall a
+/// truncate makes waits for that write and goes unanswered a lease: the mount is fenced, its
+/// layouts taken and their blocks let go, and another file takes every block. When the write
+/// reaches the OSD, the cluster refuses it: the other file holds its own bytes only, the
+/// writer's fsync fails, and the mount, fenced, goes on writing through the server.
+#[test]
+fn a_direct_write_stalled_past_its_last_check_is_refused_by_the_cluster() {
+    let _one = one_cluster();
+    // Declared first, so removed last: after the mounts, the server and the cluster.
+    let lan = Lan::new(2).unwrap();
+    let (server_host, mount_host) = (lan.on(1), lan.on(2));
+    let cluster = CephCluster::start_in(&lan.on_hub(), &lan.hub_ip());
+    let image = format!("rados://{POOL}/vol");
+    ok(cluster.rwxfs(&["mkfs", &image, "--size", "32M"]));
+    let mut h = harness();
+    let conf = cluster.conf();
+    let conf = conf.to_str().unwrap();
+    let listen = format!("{}:0", lan.ip(1));
+    let extra = ["--ceph-conf", conf, "--lease-secs", "2"];
+    let addr = h
+        .start_server_in(&server_host, Path::new(&image), &listen, &extra)
+        .unwrap();
+    let watch = h.mount_remote_in(&server_host, &addr).unwrap();
+    let direct = ["--direct", "--ceph-conf", conf];
+    let a = h.mount_remote_in_with(&mount_host, &addr, &direct).unwrap();
+    std::fs::write(watch.join("f"), b"kept").unwrap();
+    // A direct read: a's RADOS client is connected to the OSD before the cut.
+    reads_as(&a.join("f"), b"kept");
+    let before = blocklisted(&cluster);
+    let hub = lan.hub_ip();
+    let (first, last) = OSD_PORTS;
+    let cut = Dropped::new(&mount_host, &hub, &format!("{first}:{last}"));
+    // 1 MiB at 1 MiB, of a byte with the top bit clear, where every byte of the filler has
+    // it set; from a process of its own, which may wait on the mount (the test's own
+    // processes keep no file of a's open while its write is held).
+    let marker = vec![0x5au8; BLOCK];
+    let source = h.path("marker");
+    std::fs::write(&source, marker.repeat(256)).unwrap();
+    let dd = Command::new("dd")
+        .arg(format!("if={}", source.display()))
+        .arg(format!("of={}", a.join("f").display()))
+        .args([
+            "bs=1M",
+            "seek=1",
+            "count=1",
+            "conv=notrunc,fsync",
+            "status=none",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its layout given and checked, the write is sent: more than a keepalive waits, unsent.
+    wait_for("a's write on its way to the OSD", || {
+        Dropped::queued(&mount_host, &hub, first, last) > 4096
+    });
+    let t = std::fs::OpenOptions::new()
+        .write(true)
+        .open(watch.join("f"))
+        .unwrap();
+    t.set_len(2).unwrap();
+    drop(t);
+    assert_eq!(
+        blocklisted(&cluster),
+        before + 1,
+        "a's RADOS client was not blocklisted"
+    );
+    let size = fill(&watch.join("g"));
+    drop(cut);
+    // Retransmitted, the write reaches the OSD and is refused.
+    let synced = exit_of(dd, "a's write and fsync", Duration::from_secs(300));
+    assert!(!synced.success(), "a's fsync succeeded after it was fenced");
+    let check = h.mount_remote_in(&server_host, &addr).unwrap();
+    assert_eq!(std::fs::metadata(check.join("g")).unwrap().len(), size);
+    filled_intact(&check.join("g"));
+    assert_eq!(std::fs::read(check.join("f")).unwrap(), b"ke");
+    let landed = blocks_holding_in(&cluster, "vol", 32 << 20, &marker);
+    assert!(
+        landed.is_empty(),
+        "the fenced write reached the volume: {landed:?}"
+    );
+    // Fenced, the mount goes on writing (through the server).
+    std::fs::remove_file(check.join("g")).unwrap();
+    let later = data(3, 128);
+    write_synced(&a.join("h"), &later).expect("a new file on the fenced mount");
+    h.unmount_all().unwrap();
+    let fresh = h.mount_remote_in(&server_host, &addr).unwrap();
     assert_eq!(std::fs::read(fresh.join("h")).unwrap(), later);
     h.unmount_all().unwrap();
     h.stop_server().unwrap();
