@@ -370,6 +370,29 @@ fn a_holder_whose_layouts_were_taken_has_its_next_commit_refused_and_maps_nothin
     assert_clean(&store);
 }
 
+/// A holder whose layouts were taken may still be writing their blocks until it says it is
+/// done with them: it holds them until then, so that a session ending with only taken
+/// layouts is fenced first where the store can, as one with layouts still out is.
+#[test]
+fn a_holder_whose_layouts_were_taken_holds_them_until_it_returns_them() {
+    let store = fresh(16 * MIB);
+    let mut v = open(&store);
+    let ino = v.create(Ino::ROOT, b"f", 0o100644, 0, 0).unwrap().ino;
+    v.layout_get(1, ino, 0, 2 * BS, true).unwrap();
+    assert!(v.holds_layouts(1));
+    v.layout_revoke(1, ino);
+    assert!(v.holds_layouts(1), "taken, and not returned");
+    v.layout_return(1, ino);
+    assert!(!v.holds_layouts(1), "returned");
+    v.layout_get(1, ino, 0, 2 * BS, true).unwrap();
+    v.layout_revoke(1, ino);
+    v.layout_return_all(1);
+    assert!(!v.holds_layouts(1), "gone with its session");
+    v.commit().unwrap();
+    drop(v);
+    assert_clean(&store);
+}
+
 #[test]
 fn a_holder_whose_session_ended_has_its_commit_of_what_it_wrote_refused() {
     let store = fresh(16 * MIB);

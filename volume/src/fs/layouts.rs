@@ -385,9 +385,11 @@ impl<S: BlockStore> Volume<S> {
         }
     }
 
-    /// True while `holder` holds any layout.
+    /// True while `holder` holds any layout, or has layouts taken that it has not given back
+    /// (it may still be using their blocks).
     pub fn holds_layouts(&self, holder: u64) -> bool {
-        (self.layouts.by_inode.values()).any(|h| h.holders.contains(&holder))
+        (self.layouts.by_inode.values())
+            .any(|h| h.holders.contains(&holder) || h.taken.contains(&holder))
     }
 
     /// `layout_revoke` of every layout the holder has (it was cut off the store).
