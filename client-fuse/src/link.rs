@@ -133,6 +133,15 @@ impl Link {
         self.shared.renewed_ago()
     }
 
+    /// The connection to the server while it is up (a number no other connection of this
+    /// link has), `None` while it is broken.
+    pub fn connection(&self) -> Option<u64> {
+        match self.shared.up.load(Ordering::SeqCst) {
+            0 => None,
+            n => Some(n),
+        }
+    }
+
     /// The session's lease, as the server said.
     pub fn lease(&self) -> Duration {
         Duration::from_secs(relock(&self.shared.session).lease_secs.max(1))

@@ -92,6 +92,12 @@ impl RemoteBackend {
             .remove(&ino);
     }
 
+    /// The connection to the server while it is up, `None` while it is broken
+    /// (`Link::connection`).
+    pub fn connection(&self) -> Option<u64> {
+        self.link.connection()
+    }
+
     /// Changes each time what the server holds for this mount in memory alone (direct
     /// mode's reserved blocks) may be gone: a server restart, or the session lost.
     pub fn incarnation(&self) -> u64 {

@@ -15,6 +15,7 @@ use client_fuse::backend::Backend;
 use client_fuse::{DirectBackend, RemoteBackend};
 use protocol::{Request, SetAttr};
 use support::layout_hold::{Holds, LayoutHold};
+use support::proxy::Proxy;
 use support::{ask, client, link, pattern, write_all, Place, Server, MIB};
 use volume::layout::ROOT_INO;
 
@@ -145,5 +146,60 @@ fn a_read_layout_asked_for_while_another_mount_punches_the_file_is_not_kept_past
                 .expect("punch")
         },
         &vec![0; READ as usize],
+    );
+}
+
+/// A read layout kept from before the connection dropped is not used until the mount is
+/// back: a server restarted without a session log knows nothing of it, and may have given
+/// its blocks to another file meanwhile. The read waits for the reconnect, and reads what
+/// the file has then.
+#[test]
+fn a_read_layout_kept_from_before_a_restart_without_a_session_log_is_not_used() {
+    let place = Place::new();
+    let lease = Duration::from_secs(120);
+    let no_log = move |cfg: &mut server::ServerConfig| {
+        cfg.state_log = None;
+        cfg.lease = lease;
+    };
+    let server = Server::start_config(&place, "127.0.0.1:0", no_log);
+    let addr = server.addr.to_string();
+    let proxy = Proxy::start(&addr).expect("proxy");
+    let r = direct(&place, &proxy.addr, "r");
+    let ino = r.create(ROOT_INO, b"f", 0o644, 0, 0).expect("create").ino;
+    write_all(&*r, ino, &pattern(4 * MIB, 0));
+    r.read(ino, 0, READ).expect("a read, its layout kept");
+    // The mount cannot reach the server; the server crashes and comes back without the
+    // mount's session, and another mount cuts the file, fills another with its blocks and
+    // writes the file anew.
+    proxy.set_down(true);
+    server.crash();
+    let _server = Server::start_config(&place, &addr, no_log);
+    let w = client(&addr, "w");
+    truncate(&w, ino, 0);
+    let g = w.create(ROOT_INO, b"g", 0o644, 0, 0).expect("create").ino;
+    write_all(&w, g, &pattern(4 * MIB, 99));
+    let now = pattern(4 * MIB, 1);
+    write_all(&w, ino, &now);
+    let (tx, read) = std::sync::mpsc::channel();
+    let reader = {
+        let r = r.clone();
+        std::thread::spawn(move || tx.send(r.read(ino, 0, READ)))
+    };
+    // Answered at once from the kept layout, or (as it must be) only once the mount is
+    // back: the value says which, whenever it comes.
+    let early = read.recv_timeout(Duration::from_secs(5));
+    proxy.set_down(false);
+    let got = early
+        .or_else(|_| read.recv())
+        .expect("the read's answer")
+        .expect("read");
+    reader.join().expect("reader").ok();
+    assert!(
+        got == now[..READ as usize],
+        "a read with the server away: not what the file has ({})",
+        match got == pattern(4 * MIB, 99)[..READ as usize] {
+            true => "another file's bytes",
+            false => "other bytes",
+        }
     );
 }

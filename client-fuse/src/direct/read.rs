@@ -15,7 +15,10 @@
 //!   way (the server may have given it before the change ran) serves that one read, and is
 //!   not kept;
 //! - while another mount's call cuts the file's blocks away, the server gives no layout of
-//!   it: the read goes through the server (`WouldBlock`).
+//!   it: the read goes through the server (`WouldBlock`);
+//! - once the connection it was given on has dropped, it is not used: a server restarted
+//!   without a session log knows nothing of it (the mount learns that only once it is
+//!   back), and may have given its blocks to another file.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -42,7 +45,9 @@ pub(super) struct ReadLayouts {
 
 #[derive(Default)]
 struct State {
-    kept: HashMap<u64, Given>,
+    /// The layout kept for each file, and the connection it was asked for on
+    /// (`RemoteBackend::connection`).
+    kept: HashMap<u64, (Given, u64)>,
     /// Files whose layouts are being asked for: how many asks, and the tick of the file's
     /// last `forget` (0: none since the first of them began).
     asking: HashMap<u64, (u32, u64)>,
@@ -52,11 +57,12 @@ struct State {
 
 impl ReadLayouts {
     /// The layout kept for `ino` and when it was given, if it may serve a read of
-    /// `[offset, end)`: within its size, every block of it mapped.
-    fn serving(&self, ino: u64, offset: u64, end: u64) -> Option<Given> {
+    /// `[offset, end)`: asked for on the connection `now` up (`RemoteBackend::connection`),
+    /// within its size, every block of it mapped.
+    fn serving(&self, ino: u64, (offset, end): (u64, u64), now: Option<u64>) -> Option<Given> {
         let s = lock(&self.state);
-        let (l, given) = s.kept.get(&ino)?;
-        if end > l.size {
+        let ((l, given), on) = s.kept.get(&ino)?;
+        if now != Some(*on) || end > l.size {
             return None;
         }
         let mut at = offset;
@@ -91,9 +97,9 @@ impl ReadLayouts {
         s.tick
     }
 
-    /// The layout asked for at `began` (`asking`) was answered (`got`, if given): kept
-    /// unless `ino`'s layouts were forgotten meanwhile.
-    fn asked(&self, ino: u64, began: u64, got: Option<&Given>) {
+    /// The layout asked for at `began` (`asking`) was answered (`got`, if given, with the
+    /// connection it was asked for on): kept unless `ino`'s layouts were forgotten meanwhile.
+    fn asked(&self, ino: u64, began: u64, got: Option<(&Given, u64)>) {
         let mut s = lock(&self.state);
         let Some((n, forgotten)) = s.asking.get_mut(&ino) else {
             return;
@@ -103,8 +109,8 @@ impl ReadLayouts {
         if *n == 0 {
             s.asking.remove(&ino);
         }
-        if let (true, Some(g)) = (fresh, got) {
-            s.kept.insert(ino, g.clone());
+        if let (true, Some((g, on))) = (fresh, got) {
+            s.kept.insert(ino, (g.clone(), on));
         }
     }
 }
@@ -122,7 +128,8 @@ impl DirectBackend {
         // answer, which forgets it, waits.
         let _using = self.using(ino);
         let end = offset + u64::from(size);
-        let (l, given) = match self.reads.serving(ino, offset, end) {
+        let now = self.remote.connection();
+        let (l, given) = match self.reads.serving(ino, (offset, end), now) {
             Some(kept) => kept,
             None => match self.read_layout(ino, offset, size)? {
                 Some(got) => got,
@@ -163,8 +170,12 @@ impl DirectBackend {
             kill_priv: false,
         };
         let began = self.reads.asking(ino);
+        // Before it is sent: a layout answered on a later connection than this one is
+        // not kept (the server that gave it may be gone by now).
+        let on = self.remote.connection();
         let r = self.server::<Layout>(req).map(|l| (l, given));
-        self.reads.asked(ino, began, r.as_ref().ok());
+        let got = r.as_ref().ok().zip(on);
+        self.reads.asked(ino, began, got);
         match r {
             Ok(got) => Ok(Some(got)),
             Err(FsError::WouldBlock) => Ok(None),

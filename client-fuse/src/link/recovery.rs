@@ -210,6 +210,10 @@ fn resume_calls(
         }
         s.lease_secs = lease_secs as u64;
     }
+    // Up once the session and the server's restarts are as they are on it.
+    shared
+        .up
+        .store(w.epoch, std::sync::atomic::Ordering::SeqCst);
     tracing::info!(
         session,
         resent = frames.len(),

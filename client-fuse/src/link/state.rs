@@ -233,6 +233,9 @@ pub(super) struct Shared {
     /// server cannot have ended this mount's session less than a lease after it.
     pub renewed: AtomicU64,
     pub born: Instant,
+    /// The connection's `Wire::epoch` while it is up (its session and the server's restarts
+    /// as they are on it), 0 while it is broken.
+    pub up: AtomicU64,
 }
 
 impl Shared {
@@ -260,6 +263,7 @@ impl Shared {
             heard: AtomicU64::new(0),
             renewed: AtomicU64::new(0),
             born: Instant::now(),
+            up: AtomicU64::new(1),
         }
     }
 
@@ -403,6 +407,7 @@ impl Shared {
         if let Some(s) = w.stream.take() {
             s.shutdown();
         }
+        self.up.store(0, Ordering::SeqCst);
         w.broken = true;
         self.broken.notify_all();
     }
