@@ -315,3 +315,72 @@ fn a_holder_gets_layouts_while_the_calls_that_recall_them_hold_the_whole_pool() 
     truncate.join().expect("truncate thread").expect("truncate");
     assert_eq!(holder.getattr(ino).expect("getattr").size, 0);
 }
+
+/// However many calls `max_blocking` lets wait at once, they leave threads of the runtime's
+/// blocking pool (here 4 of them) to the calls that answer recalls: four truncates, each
+/// waiting for the holder's answer to its recall, do not keep the holder from committing
+/// and returning its layouts. Before, with `max_blocking` past the pool's size, the
+/// truncates took every thread, and the holder's commit waited for one until the recall
+/// gave up a lease later and took its layouts: refused (Stale), its writes lost.
+#[test]
+fn calls_waiting_for_recalls_never_take_every_thread_of_the_blocking_pool() {
+    const FILES: usize = 4;
+    let place = Place::new();
+    // A lease far longer than the test: the holder's answers must not wait for it.
+    let server = Server::start_config(&place, "127.0.0.1:0", |cfg| {
+        cfg.blocking_threads = FILES;
+        cfg.max_blocking = 512;
+        cfg.lease = Duration::from_secs(60);
+    });
+    let addr = server.addr.to_string();
+    let holder = client(&addr, "holder");
+    let (tx, recalls) = channel();
+    holder.on_recall(move |r| _ = tx.send(r.ino));
+    let other = std::sync::Arc::new(client(&addr, "other"));
+    let files: Vec<u64> = (0..FILES)
+        .map(|k| create(&*other, &format!("f{k}")))
+        .collect();
+    for &ino in &files {
+        let layout = Request::LayoutGet {
+            ino,
+            offset: 0,
+            len: 4096,
+            write: true,
+            kill_priv: false,
+        };
+        let l: Result<Layout, _> = ask(&holder, layout, &[]);
+        l.expect("a layout");
+    }
+    let truncates: Vec<_> = (files.iter())
+        .map(|&ino| {
+            let other = other.clone();
+            std::thread::spawn(move || {
+                let size = protocol::SetAttr {
+                    size: Some(0),
+                    ..Default::default()
+                };
+                other.setattr(ino, size).map(|_| ())
+            })
+        })
+        .collect();
+    // Each recall answered as it comes: what was written committed, then returned.
+    for _ in 0..FILES {
+        let ino = recalls
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a recall");
+        let commit = Request::LayoutCommit {
+            ino,
+            written: vec![(0, 4096)],
+            size: 4096,
+            mtime: None,
+            kill_priv: false,
+        };
+        let committed: Result<(), _> = ask(&holder, commit, &[]);
+        committed.expect("the holder's commit, before its layouts are given back");
+        let returned: Result<(), _> = ask(&holder, Request::LayoutReturn { ino }, &[]);
+        returned.expect("return");
+    }
+    for t in truncates {
+        t.join().expect("truncate thread").expect("truncate");
+    }
+}

@@ -29,7 +29,7 @@ pub mod tls;
 
 pub use export::{AccessMode, Export};
 pub use fencing::Fence;
-pub use listener::{serve, ServerConfig};
+pub use listener::{blocking_pool, serve, ServerConfig};
 pub use owner_gate::OwnerGate;
 
 /// The store a served volume lives on: an image file, or any other `BlockStore` (RADOS).

@@ -51,8 +51,16 @@ pub struct ServerConfig {
     /// Most locks one session holds; past it a lock request gets ENOLCK.
     pub max_locks_per_session: usize,
     /// Most calls running on the blocking pool at once, all connections together; a
-    /// connection's calls past it wait on that connection alone.
+    /// connection's calls past it wait on that connection alone. Held below
+    /// `blocking_threads` (`blocking_calls`).
     pub max_blocking: usize,
+    /// Threads in the blocking pool of the runtime the server runs on (tokio's
+    /// `max_blocking_threads`: 512 unless its builder says otherwise; `blocking_pool` gives
+    /// one for a `max_blocking`). The calls that may wait (for a recall, a lock, the disk)
+    /// take at most all but a few of them: the others are left for the calls that answer
+    /// recalls (layouts given, committed, returned) and for the server's own work
+    /// (commits, sessions' ends), which the waiting calls may be waiting for.
+    pub blocking_threads: usize,
     /// Where clients that read and write file data on the volume themselves (direct
     /// mounts) find it: its image's path as this machine sees it, or its RADOS pool and
     /// name. `None`: no client may.
@@ -81,6 +89,7 @@ impl Default for ServerConfig {
             max_sessions: 4096,
             max_locks_per_session: 4096,
             max_blocking: 256,
+            blocking_threads: 512,
             direct_location: None,
             fence: None,
             owner_gate: None,
@@ -183,6 +192,38 @@ impl Grace {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// The most threads of a blocking pool kept from the calls that may wait.
+const SPARE_THREADS: usize = 64;
+
+/// Threads of a blocking pool (`ServerConfig::blocking_threads`) left to the calls that
+/// answer recalls and to the server's own work: an eighth, at least one, at most
+/// `SPARE_THREADS`.
+fn spare_threads(pool: usize) -> usize {
+    (pool / 8).clamp(1, SPARE_THREADS)
+}
+
+/// A blocking pool in which `max_blocking` calls may wait at once and leave the spare
+/// threads free: tokio's 512, or more. For the runtime's builder (`max_blocking_threads`)
+/// and `ServerConfig::blocking_threads`.
+pub fn blocking_pool(max_blocking: usize) -> usize {
+    max_blocking.saturating_add(SPARE_THREADS).max(512)
+}
+
+/// How many calls may wait on the blocking pool at once: `max_blocking`, held below the
+/// pool's size by its spare threads (a pool of one thread has none to spare: one call).
+fn blocking_calls(cfg: &ServerConfig) -> usize {
+    let pool = cfg.blocking_threads.max(1);
+    let most = pool.saturating_sub(spare_threads(pool)).max(1);
+    if cfg.max_blocking > most {
+        tracing::warn!(
+            "at most {most} calls at once on the {pool} blocking threads (max_blocking {}): \
+             the others are left for the calls that answer recalls",
+            cfg.max_blocking
+        );
+    }
+    cfg.max_blocking.clamp(1, most)
 }
 
 /// Serve the volume on `listener` until `shutdown` is cancelled; then commit everything.
@@ -315,7 +356,7 @@ fn start(mut vol: Volume<Store>, cfg: ServerConfig) -> std::io::Result<Arc<Share
         grace: Grace::new(Instant::now() + cfg.grace, waiting),
         connections: Arc::new(tokio::sync::Semaphore::new(cfg.max_connections)),
         handshakes: Arc::new(tokio::sync::Semaphore::new(cfg.max_handshakes)),
-        blocking: Arc::new(tokio::sync::Semaphore::new(cfg.max_blocking.max(1))),
+        blocking: Arc::new(tokio::sync::Semaphore::new(blocking_calls(&cfg))),
         cfg,
         tracker: TaskTracker::new(),
         admission: std::sync::Mutex::new(()),
@@ -468,4 +509,32 @@ fn first_session_id() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     (t.as_secs() << 20 ^ t.subsec_micros() as u64) | 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{blocking_calls, blocking_pool, ServerConfig};
+
+    fn calls(max_blocking: usize, blocking_threads: usize) -> usize {
+        blocking_calls(&ServerConfig {
+            max_blocking,
+            blocking_threads,
+            ..ServerConfig::default()
+        })
+    }
+
+    #[test]
+    fn calls_that_may_wait_leave_threads_of_the_pool_to_the_others() {
+        assert_eq!(calls(256, 512), 256);
+        assert_eq!(calls(512, 512), 448);
+        assert_eq!(calls(10_000, 512), 448);
+        assert_eq!(calls(512, 4), 3);
+        assert_eq!(calls(512, 1), 1);
+        assert_eq!(calls(0, 512), 1);
+        // The pool made for a `max_blocking` lets that many wait, and spares threads.
+        for n in [1, 256, 448, 449, 512, 5000] {
+            assert_eq!(calls(n, blocking_pool(n)), n, "max_blocking {n}");
+            assert!(blocking_pool(n) > n);
+        }
+    }
 }

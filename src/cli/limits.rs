@@ -17,7 +17,9 @@ pub struct Limits {
     #[arg(long, default_value_t = 4096)]
     pub max_locks_per_session: usize,
     /// Most calls running at once on the server's blocking threads (reads, fsyncs, lock
-    /// waits, listings, allocations), all clients together.
+    /// waits, listings, allocations), all clients together. The server has this many
+    /// blocking threads and 64 more (512 at least), for the calls that answer layout
+    /// recalls and its own work.
     #[arg(long, default_value_t = 256)]
     pub max_blocking: usize,
 }
@@ -31,6 +33,7 @@ impl Limits {
             max_sessions: self.max_sessions.max(1),
             max_locks_per_session: self.max_locks_per_session,
             max_blocking: self.max_blocking.max(1),
+            blocking_threads: server::blocking_pool(self.max_blocking.max(1)),
             ..cfg
         }
     }

@@ -86,6 +86,7 @@ pub fn run(a: Args) -> i32 {
         }
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(cfg.blocking_threads)
         .enable_all()
         .build()
     {

@@ -110,8 +110,19 @@ impl Server {
         addr: &str,
         set: impl FnOnce(&mut server::ServerConfig),
     ) -> Server {
+        let mut cfg = server::ServerConfig {
+            commit_interval: Duration::from_secs(3600),
+            state_log: Some(std::sync::Arc::new(server::state_log::FileLog::new(
+                &place.state_log(),
+            ))),
+            grace: Duration::from_secs(20),
+            lease: Duration::from_secs(15),
+            ..Default::default()
+        };
+        set(&mut cfg);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            .max_blocking_threads(cfg.blocking_threads)
             .enable_all()
             .build()
             .expect("runtime");
@@ -130,16 +141,6 @@ impl Server {
             }
         };
         let addr = listener.local_addr().expect("address");
-        let mut cfg = server::ServerConfig {
-            commit_interval: Duration::from_secs(3600),
-            state_log: Some(std::sync::Arc::new(server::state_log::FileLog::new(
-                &place.state_log(),
-            ))),
-            grace: Duration::from_secs(20),
-            lease: Duration::from_secs(15),
-            ..Default::default()
-        };
-        set(&mut cfg);
         let token = CancellationToken::new();
         let done = rt.spawn(server::serve(vol, listener, cfg, token.clone()));
         Server {
