@@ -107,16 +107,7 @@ pub fn execute<S: BlockStore>(
             }
         }
         req if req.mutates() => mutation(vol, req, bulk, hooks),
-        // It reserves blocks: once more after a commit if freed ones were waiting for it.
-        req @ Request::LayoutGet { write: true, .. } => {
-            let get = || {
-                vol.with(|v| {
-                    hooks.authorize(v, &mut req.clone())?;
-                    table::run(v, req.clone(), bulk, hooks).0
-                })
-            };
-            (with_space(vol, hooks, get), Vec::new())
-        }
+        req @ Request::LayoutGet { .. } => (layout_get(vol, req, hooks), Vec::new()),
         mut req => vol.with(|v| match hooks.authorize(v, &mut req) {
             Ok(()) => {
                 let (r, out) = table::run(v, req, bulk, hooks);
@@ -127,6 +118,39 @@ pub fn execute<S: BlockStore>(
             }
             Err(e) => (Err(e), Vec::new()),
         }),
+    }
+}
+
+/// A layout, given in one hold of the engine and handed out once the engine's own writes to
+/// the blocks it maps (a write through the placement just before) have landed, waited for
+/// after the hold: on a store whose writes land late (RADOS) a read through it would show
+/// the older bytes, and those would land over a write through it. A write layout reserves
+/// blocks: asked once more after a commit if freed ones were waiting for it.
+fn layout_get<S: BlockStore>(
+    vol: &SharedVolume<S>,
+    req: Request,
+    hooks: &dyn Hooks<S>,
+) -> FsResult<Response> {
+    let write = matches!(req, Request::LayoutGet { write: true, .. });
+    let get = || {
+        let (resp, store) = vol.with(|v| {
+            hooks.authorize(v, &mut req.clone())?;
+            let resp = table::run(v, req.clone(), &[], hooks).0?;
+            FsResult::Ok((resp, v.shared_store()))
+        })?;
+        if let Response::Layout(l) = &resp {
+            // Reserved blocks are the holder's alone (their zeros landed in the hold).
+            for e in l.extents.iter().filter(|e| !e.reserved) {
+                if let Some(disk) = e.disk {
+                    store.applied(disk, e.len)?;
+                }
+            }
+        }
+        Ok(resp)
+    };
+    match write {
+        true => with_space(vol, hooks, get),
+        false => get(),
     }
 }
 

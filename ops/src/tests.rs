@@ -233,8 +233,8 @@ fn space_freed_a_moment_ago_is_written_after_one_commit_not_refused() {
 /// Holds layouts as the holder it names.
 struct Holder(u64);
 
-impl Hooks<Arc<MemStore>> for Holder {
-    fn authorize(&self, _: &mut Volume<Arc<MemStore>>, _: &mut Request) -> FsResult<()> {
+impl<S: volume::BlockStore> Hooks<S> for Holder {
+    fn authorize(&self, _: &mut Volume<S>, _: &mut Request) -> FsResult<()> {
         Ok(())
     }
     fn record(&self, _: u64, _: &Response, _: &[u8]) {}
@@ -442,4 +442,101 @@ fn a_commit_of_a_writer_who_must_drop_privileges_drops_those_set_since_its_layou
         size: 100,
     };
     assert_eq!(execute(&vol, read, &[], &Trusted).1, b"hello");
+}
+
+/// A store whose writes land only at a flush, at `applied`, or before a read of its own, as
+/// a RADOS client's asynchronous writes do; `beside` is the volume as another client of it
+/// sees it (a direct mount).
+struct Landing {
+    beside: Arc<MemStore>,
+    queued: Mutex<Vec<(u64, Vec<u8>)>>,
+}
+
+impl Landing {
+    fn land(&self) -> std::io::Result<()> {
+        use volume::BlockStore;
+        let queued = std::mem::take(&mut *self.queued.lock().unwrap());
+        queued
+            .iter()
+            .try_for_each(|(at, d)| self.beside.write_at(d, *at))
+    }
+}
+
+impl volume::BlockStore for Landing {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.land()?;
+        self.beside.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.queued.lock().unwrap().push((offset, buf.to_vec()));
+        Ok(())
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        self.land()
+    }
+    fn len(&self) -> u64 {
+        self.beside.len()
+    }
+    fn applied(&self, _: u64, _: u64) -> std::io::Result<()> {
+        self.land()
+    }
+}
+
+/// A layout is handed out only once the placement's own writes to the blocks it maps have
+/// landed: a write through the server just before it, on a store whose writes land late,
+/// would otherwise show a reader through the layout the older bytes, and land over a
+/// writer's bytes after them.
+#[test]
+fn a_layout_is_handed_out_once_the_writes_through_the_table_to_its_blocks_landed() {
+    use volume::BlockStore;
+    let beside = Arc::new(MemStore::new(16 << 20));
+    mkfs(&beside, &MkfsOptions::default()).unwrap();
+    let store = Arc::new(Landing {
+        beside: beside.clone(),
+        queued: Mutex::default(),
+    });
+    let vol = SharedVolume::new(Volume::open(store.clone()).unwrap());
+    let f = attr(execute(&vol, create(b"f", 0o644), &[], &Trusted).0);
+    let write = |at: u64, byte: u8| {
+        let w = Request::Write {
+            ino: f.ino,
+            offset: at,
+            kill_priv: false,
+        };
+        execute(&vol, w, &[byte; 4096], &Trusted).0.unwrap();
+    };
+    let layout = |at, write| {
+        let get = Request::LayoutGet {
+            ino: f.ino,
+            offset: at,
+            len: 4096,
+            write,
+            kill_priv: false,
+        };
+        match execute(&vol, get, &[], &Holder(1)).0 {
+            Ok(Response::Layout(l)) => l.extents[0].disk.expect("mapped"),
+            r => panic!("not a layout: {r:?}"),
+        }
+    };
+    write(0, 1);
+    write(4096, 1);
+    store.land().unwrap();
+    // Written again through the table: on its way to the store.
+    write(0, 2);
+    let mut seen = vec![0; 4096];
+    beside.read_at(&mut seen, layout(0, false)).unwrap();
+    assert!(
+        seen == [2; 4096],
+        "read through the layout: the older bytes"
+    );
+    write(4096, 3);
+    beside.write_at(b"mine", layout(4096, true)).unwrap();
+    store.land().unwrap();
+    let read = Request::Read {
+        ino: f.ino,
+        offset: 4096,
+        size: 4,
+    };
+    let got = execute(&vol, read, &[], &Trusted).1;
+    assert_eq!(got, b"mine", "written through the layout, then overwritten");
 }

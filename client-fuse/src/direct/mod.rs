@@ -328,6 +328,8 @@ impl DirectBackend {
             kill_priv: p.kill_priv,
             ..WriteHow::default()
         };
+        // As any write through the server: the next read asks for a layout (`write_now`).
+        self.reads.forget(ino);
         for (at, data) in &p.written {
             self.remote.write(ino, *at, &data[..], how)?;
         }

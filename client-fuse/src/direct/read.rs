@@ -16,6 +16,9 @@
 //!   not kept;
 //! - while another mount's call cuts the file's blocks away, the server gives no layout of
 //!   it: the read goes through the server (`WouldBlock`);
+//! - a write this mount sends through the server forgets it: on a store whose writes land
+//!   late (RADOS) the server's may not have landed when the blocks are read; a layout is
+//!   handed out only once they have (`ops`);
 //! - once the connection it was given on has dropped, it is not used: a server restarted
 //!   without a session log knows nothing of it (the mount learns that only once it is
 //!   back), and may have given its blocks to another file.

@@ -44,6 +44,9 @@ impl DirectBackend {
                 kill_priv,
                 ..WriteHow::default()
             };
+            // Made on a store whose writes land late (RADOS), the server's write may not
+            // have landed when this mount reads the blocks: a layout asked for anew waits.
+            self.reads.forget(ino);
             self.remote.write(ino, at, &rest, how)?;
         }
         Ok(())
