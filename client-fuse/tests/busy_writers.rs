@@ -11,8 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use client_fuse::backend::{Backend, WriteHow};
-use client_fuse::DirectBackend;
-use support::{client, Place, Server};
+use support::{client, direct, Place, Server};
 use volume::layout::ROOT_INO;
 
 /// Writers of one file that go on until stopped (or dropped): four, each at `RANGES` MiB
@@ -109,20 +108,13 @@ fn create(c: &impl Backend, name: &str) -> u64 {
         .ino
 }
 
-fn direct(place: &Place, server: &Server) -> Arc<DirectBackend> {
-    let local = Default::default();
-    let addr = server.addr.to_string();
-    DirectBackend::new(client(&addr, "d"), Some(&place.image()), &local, false)
-        .expect("direct backend")
-}
-
 /// Attributes answered while writers keep writing the file are raised to the end of the
 /// writes begun before the answer came, not held back until the writers stop.
 #[test]
 fn a_lookup_is_answered_while_a_writer_keeps_writing_the_file() {
     let place = Place::sized(256 << 20);
     let server = Server::start(&place, "127.0.0.1:0");
-    let d = direct(&place, &server);
+    let d = direct(&place, &server.addr.to_string(), "d");
     let ino = create(&*d, "busy");
     let size = Busy::start(&d, ino).answer(&d, |d| d.lookup(ROOT_INO, b"busy").map(|a| a.size));
     assert!(size.expect("lookup") >= 1 << 20);
@@ -136,7 +128,7 @@ fn a_lookup_is_answered_while_a_writer_keeps_writing_the_file() {
 fn a_flush_and_an_fsync_are_answered_while_writers_keep_writing_the_file() {
     let place = Place::sized(256 << 20);
     let server = Server::start(&place, "127.0.0.1:0");
-    let d = direct(&place, &server);
+    let d = direct(&place, &server.addr.to_string(), "d");
     let other = client(&server.addr.to_string(), "other");
     for (name, fsync) in [("flushed", false), ("fsynced", true)] {
         let ino = create(&*d, name);

@@ -9,8 +9,7 @@ use std::time::Duration;
 use client_fuse::backend::{ask, Backend, WriteHow};
 use client_fuse::DirectBackend;
 use protocol::{Layout, Request};
-use support::proxy::Proxy;
-use support::{client, content, Place, Server};
+use support::{client, content, direct, direct_over_proxy, Place, Server};
 use volume::layout::ROOT_INO;
 
 fn create(c: &impl Backend, name: &str) -> u64 {
@@ -31,15 +30,7 @@ fn pattern(n: usize) -> Vec<u8> {
 fn direct_writes_are_answered_while_the_server_is_out_of_reach_and_land_once_it_is_back() {
     let place = Place::new();
     let server = Server::start(&place, "127.0.0.1:0");
-    let proxy = Proxy::start(&server.addr.to_string()).expect("proxy");
-    let local = Default::default();
-    let d = DirectBackend::new(
-        client(&proxy.addr, "d"),
-        Some(&place.image()),
-        &local,
-        false,
-    )
-    .expect("direct backend");
+    let (d, proxy) = direct_over_proxy(&place, &server);
     let ino = create(&*d, "f");
     let data = pattern(3 << 20);
     proxy.set_down(true);
@@ -71,13 +62,7 @@ fn direct_writes_are_answered_while_the_server_is_out_of_reach_and_land_once_it_
 fn a_direct_write_that_fails_after_its_answer_is_reported_by_every_fsync_and_flush() {
     let place = Place::new();
     let server = Server::start(&place, "127.0.0.1:0");
-    let d = DirectBackend::new(
-        client(&server.addr.to_string(), "d"),
-        Some(&place.image()),
-        &Default::default(),
-        false,
-    )
-    .expect("direct backend");
+    let d = direct(&place, &server.addr.to_string(), "d");
     let ino = create(&*d, "big");
     // More than the 64 MiB image holds; once a write has failed, the next one may say so.
     let chunk = pattern(1 << 20);
@@ -168,9 +153,7 @@ fn a_close_whose_commit_fails_reaches_the_server_and_reports_the_failure() {
     let place = Place::new();
     let server = Server::start(&place, "127.0.0.1:0");
     let addr = server.addr.to_string();
-    let local = Default::default();
-    let d = DirectBackend::new(client(&addr, "d"), Some(&place.image()), &local, false)
-        .expect("direct backend");
+    let d = direct(&place, &addr, "d");
     let owner = client(&addr, "owner");
     let ino = opened_by_user_1000(&d, &owner);
     a_commit_refused(&place, &d, &owner, ino);
@@ -194,9 +177,7 @@ fn an_unlock_whose_commit_fails_lets_the_lock_go_and_reports_the_failure() {
     let place = Place::new();
     let server = Server::start(&place, "127.0.0.1:0");
     let addr = server.addr.to_string();
-    let local = Default::default();
-    let d = DirectBackend::new(client(&addr, "d"), Some(&place.image()), &local, false)
-        .expect("direct backend");
+    let d = direct(&place, &addr, "d");
     let owner = client(&addr, "owner");
     let never = || false;
     let ino = opened_by_user_1000(&d, &owner);
@@ -230,9 +211,7 @@ fn a_users_writes_are_committed_for_them_whoever_asks_for_the_commit() {
     let place = Place::new();
     let server = Server::start(&place, "127.0.0.1:0");
     let addr = server.addr.to_string();
-    let local = Default::default();
-    let d = DirectBackend::new(client(&addr, "d"), Some(&place.image()), &local, false)
-        .expect("direct backend");
+    let d = direct(&place, &addr, "d");
     let data = pattern(8192);
     let ino = {
         let _alice = as_user_1000();

@@ -9,24 +9,14 @@ use std::sync::mpsc::channel;
 use std::time::Duration;
 
 use client_fuse::backend::{Backend, WriteHow};
-use client_fuse::DirectBackend;
-use support::proxy::Proxy;
-use support::{client, content, pattern, write_all, Place, Server, MIB};
+use support::{client, content, direct, direct_over_proxy, pattern, write_all, Place, Server, MIB};
 use volume::layout::ROOT_INO;
 
 #[test]
 fn a_read_within_a_read_layout_already_given_needs_no_call_to_the_server() {
     let place = Place::new();
     let server = Server::start(&place, "127.0.0.1:0");
-    let proxy = Proxy::start(&server.addr.to_string()).expect("proxy");
-    let local = Default::default();
-    let d = DirectBackend::new(
-        client(&proxy.addr, "d"),
-        Some(&place.image()),
-        &local,
-        false,
-    )
-    .expect("direct backend");
+    let (d, proxy) = direct_over_proxy(&place, &server);
     let ino = d.create(ROOT_INO, b"f", 0o644, 0, 0).expect("create").ino;
     let data = pattern(4 * MIB, 0);
     write_all(&*d, ino, &data);
@@ -64,9 +54,7 @@ fn a_read_after_another_mount_cut_and_rewrote_the_file_reads_what_it_has_now() {
     let place = Place::new();
     let server = Server::start(&place, "127.0.0.1:0");
     let addr = server.addr.to_string();
-    let local = Default::default();
-    let d = DirectBackend::new(client(&addr, "d"), Some(&place.image()), &local, false)
-        .expect("direct backend");
+    let d = direct(&place, &addr, "d");
     let ino = d.create(ROOT_INO, b"f", 0o644, 0, 0).expect("create").ino;
     write_all(&*d, ino, &pattern(4 * MIB, 0));
     d.read(ino, 0, 128 << 10).expect("a read, given a layout");
@@ -102,15 +90,7 @@ fn a_read_after_another_mount_cut_and_rewrote_the_file_reads_what_it_has_now() {
 fn a_write_that_goes_through_the_server_is_read_back_not_the_kept_layouts_old_blocks() {
     let place = Place::new();
     let server = Server::start(&place, "127.0.0.1:0");
-    let proxy = Proxy::start(&server.addr.to_string()).expect("proxy");
-    let local = Default::default();
-    let d = DirectBackend::new(
-        client(&proxy.addr, "d"),
-        Some(&place.image()),
-        &local,
-        false,
-    )
-    .expect("direct backend");
+    let (d, proxy) = direct_over_proxy(&place, &server);
     let ino = d.create(ROOT_INO, b"f", 0o4755, 0, 0).expect("create").ino;
     let old = pattern(2 * MIB, 0);
     write_all(&*d, ino, &old);

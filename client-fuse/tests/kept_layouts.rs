@@ -8,25 +8,17 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use client_fuse::backend::Backend;
-use client_fuse::{DirectBackend, RemoteBackend};
+use client_fuse::RemoteBackend;
 use protocol::{Request, SetAttr};
 use support::layout_hold::{Holds, LayoutHold};
 use support::proxy::Proxy;
-use support::{ask, client, link, pattern, write_all, Place, Server, MIB};
+use support::{ask, client, direct, link, pattern, write_all, Place, Server, MIB};
 use volume::layout::ROOT_INO;
 
 const READ: u32 = 128 << 10;
-
-/// A direct mount of `place`'s image reaching the server at `addr`.
-fn direct(place: &Place, addr: &str, node: &str) -> Arc<DirectBackend> {
-    let local = Default::default();
-    DirectBackend::new(client(addr, node), Some(&place.image()), &local, false)
-        .expect("direct backend")
-}
 
 fn truncate(c: &dyn Backend, ino: u64, size: u64) {
     let set = SetAttr {

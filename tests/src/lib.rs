@@ -24,6 +24,7 @@ pub mod rados_server;
 pub mod run;
 pub mod sqlite;
 pub mod stopped;
+pub mod users;
 pub use certs::certificate;
 pub use files::{data, reads_as, statvfs, write_synced};
 pub use lan::Lan;
@@ -33,6 +34,7 @@ pub use netns::Hosts;
 pub use proxy::Proxy;
 pub use run::{command, ok, status, text};
 pub use stopped::Stopped;
+pub use users::sh_as;
 
 /// The `rwxfs` binary under test: `$RWXFS_BIN`, else the one cargo built beside this test
 /// executable. Cargo puts a test in `<target>/<profile>/deps/` and the workspace's binaries in

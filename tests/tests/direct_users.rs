@@ -7,7 +7,7 @@ use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rwxfs_tests::{assert_fsck_clean, harness, Harness, Proxy};
+use rwxfs_tests::{assert_fsck_clean, harness, sh_as, Harness, Proxy};
 
 /// The uid and gid of the user the tests write as.
 const USER: u32 = 1000;
@@ -19,17 +19,7 @@ fn pattern(n: usize) -> Vec<u8> {
 
 /// `sh -c script` as `USER` (no capabilities) in the mount's namespace, `$MNT` the mount.
 fn as_user(h: &Harness, m: &Path, script: &str) {
-    let (mut cmd, inner) = h.command_in(m, "setpriv").unwrap();
-    let out = cmd
-        .args(["--reuid=1000", "--regid=1000", "--clear-groups", "sh", "-c"])
-        .arg(script.replace("$MNT", &inner.to_string_lossy()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sh_as(h, m, USER, script);
 }
 
 /// What `yes abcdefghijklmno | head -c N` writes.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use protocol::codec::{decode_body, encode_frame, read_frame};
 use protocol::{ClientMsg, Cred, Request, Response, ServerMsg, PROTOCOL_VERSION};
-use rwxfs_tests::{assert_fsck_clean, harness, Harness};
+use rwxfs_tests::{assert_fsck_clean, harness, sh_as, Harness};
 
 const ALICE: u32 = 1000;
 
@@ -41,18 +41,7 @@ fn errno<T: std::fmt::Debug>(r: std::io::Result<T>) -> i32 {
 
 /// `sh -c script` as Alice, inside the mount's namespace ($MNT is the mount); its output.
 fn as_alice(h: &Harness, m: &Path, script: &str) -> String {
-    let (mut cmd, inner) = h.command_in(m, "setpriv").unwrap();
-    let out = cmd
-        .args(["--reuid=1000", "--regid=1000", "--clear-groups", "sh", "-c"])
-        .arg(script.replace("$MNT", &inner.to_string_lossy()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    sh_as(h, m, ALICE, script)
 }
 
 #[test]

@@ -187,6 +187,24 @@ pub fn client(addr: &str, node: &str) -> RemoteBackend {
     RemoteBackend::connect(addr, &opts, &|_| {}).expect("connect")
 }
 
+/// A direct mount's backend (without FUSE) of `place`'s image, reaching the server at
+/// `addr` as node `node`.
+pub fn direct(place: &Place, addr: &str, node: &str) -> std::sync::Arc<client_fuse::DirectBackend> {
+    let local = Default::default();
+    client_fuse::DirectBackend::new(client(addr, node), Some(&place.image()), &local, false)
+        .expect("direct backend")
+}
+
+/// A direct mount's backend of `place`'s image reaching `server` through a proxy that can
+/// cut it off, and the proxy.
+pub fn direct_over_proxy(
+    place: &Place,
+    server: &Server,
+) -> (std::sync::Arc<client_fuse::DirectBackend>, proxy::Proxy) {
+    let proxy = proxy::Proxy::start(&server.addr.to_string()).expect("proxy");
+    (direct(place, &proxy.addr, "d"), proxy)
+}
+
 /// Wait until `cond` holds, checking every few milliseconds; panics after a minute.
 pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
