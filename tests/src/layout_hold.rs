@@ -289,9 +289,20 @@ impl LayoutHold {
             s.sending = true;
             s.held.drain(..).collect()
         };
+        // Each connection's in one write, in their order: they come at once, as after a
+        // stall.
+        let mut burst: Vec<(ToMount, Vec<u8>)> = Vec::new();
         for h in held {
-            let mut to = h.to.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = to.write_all(&h.frame);
+            match burst.iter_mut().find(|(to, _)| Arc::ptr_eq(to, &h.to)) {
+                Some((_, bytes)) => bytes.extend_from_slice(&h.frame),
+                None => burst.push((h.to, h.frame)),
+            }
+        }
+        for (to, bytes) in burst {
+            let _ = to
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .write_all(&bytes);
         }
         self.shared.state().sending = false;
         self.shared.changed.notify_all();
