@@ -211,10 +211,7 @@ fn a_preface_refused_on_a_new_session_does_not_keep_the_mount_from_the_server() 
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("address").to_string();
     let script = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().expect("accept");
-        assert!(matches!(next(&mut s), ClientMsg::Hello { .. }));
-        send(&mut s, &welcome(1, &[1u8; 32]));
-        drop(s);
+        drop(session_1(&listener));
         // The session is forgotten: on the new one, the preface is refused.
         let (mut s, _) = listener.accept().expect("accept");
         assert_eq!(resumed(&mut s).0, 1);
@@ -297,12 +294,18 @@ fn answered_to_a_callback(link: &Link, req: Request) -> Result<Response, i32> {
     rx.recv_timeout(wait).expect("answered")
 }
 
-/// The first connection on `listener`: session 1, in which the mount's open of file 5 is
-/// answered.
-fn opened_in_session_1(listener: &TcpListener) -> TcpStream {
+/// The first connection on `listener`: a new session, session 1.
+fn session_1(listener: &TcpListener) -> TcpStream {
     let (mut s, _) = listener.accept().expect("accept");
     assert!(matches!(next(&mut s), ClientMsg::Hello { .. }));
     send(&mut s, &welcome(1, &[1u8; 32]));
+    s
+}
+
+/// The first connection on `listener`: session 1, in which the mount's open of file 5 is
+/// answered.
+fn opened_in_session_1(listener: &TcpListener) -> TcpStream {
+    let mut s = session_1(listener);
     let open = |r: &Request| matches!(r, Request::Open { ino: 5, .. });
     answer(&mut s, open, Ok(Response::Attr(file(5))));
     s
@@ -373,9 +376,7 @@ fn a_created_file_is_opened_again_with_the_create_s_access_mode() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("address").to_string();
     let script = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().expect("accept");
-        assert!(matches!(next(&mut s), ClientMsg::Hello { .. }));
-        send(&mut s, &welcome(1, &[1u8; 32]));
+        let mut s = session_1(&listener);
         let create = |r: &Request| matches!(r, Request::Create { .. });
         answer(&mut s, create, Ok(Response::Attr(file(5))));
         drop(s);
