@@ -14,7 +14,8 @@
 # Environment: RATE (each host's link, each way, in tc's units; default 100mbit; "none" for
 # unlimited links, to see what the CPU and the OSD alone allow), WRITERS (writer hosts, default
 # 8; one more host reads back), REPS (default 3), PATHS (default "server direct"), RWXFS (the
-# binary; default: the release build of this checkout), VOLUME_SIZE (default 4G), OSD_SIZE.
+# binary; default: the release build of this checkout), VOLUME_SIZE (default 4G), OSD_SIZE,
+# OWNER_LEASE_SECS (the server's --owner-lease-secs, default 300: see below).
 # OUT_DIR gets PATH.REP.json (the bench's report), PATH.REP.samples (sample.py's lines),
 # about.txt, report.txt and state/ (the daemons' logs).
 here=$(cd "$(dirname "$0")" && pwd)
@@ -84,8 +85,11 @@ conf=$(ceph_conf)
 image=rados://$CEPH_POOL/bench
 in_hub "$bin" mkfs "$image" --size "${VOLUME_SIZE:-4G}" --ceph-conf "$conf" >&2
 server=$(host_field srv 4):7720
+# The server's ownership lease is renewed through its connection to the OSD, behind the data
+# writes it has in flight there (up to 128): on a slow link those take longer than the default
+# 10 s lease, and the server loses the volume and stops. A long lease keeps it.
 spawn_in "$(host_field srv 2)" "$bin" serve --image "$image" --listen "$server" \
-    --ceph-conf "$conf" 2>"$STATE/serve.log" &
+    --ceph-conf "$conf" --owner-lease-secs "${OWNER_LEASE_SECS:-300}" 2>"$STATE/serve.log" &
 started serve $!
 until_reachable m1 "${server%:*}" "${server#*:}" $!
 declare -A mounts
@@ -106,7 +110,7 @@ done
 {
     echo "$("$bin" --version 2>&1 | head -n 1); kernel $(uname -r), $(nproc) cores"
     echo "links: each host's $rate each way (tc tbf); the hub (the OSD) unlimited"
-    echo "server at $server; $((writers + 1)) hosts with a mount of each path: ${paths[*]}"
+    echo "server at $server, --owner-lease-secs ${OWNER_LEASE_SECS:-300}; $((writers + 1)) hosts with a mount of each path: ${paths[*]}"
     echo "rwxfs bench --mounts M1,...,M$((writers + 1)) --json ${args[*]}"
     cat "$STATE/about"
     echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -86,7 +86,8 @@ teardown() {
     local m name pid ns
     if [ -f "$STATE/mounts" ]; then
         tac "$STATE/mounts" | while read -r m; do
-            mountpoint -q "$m" || continue
+            # From the mount table, not a stat of the mount (which asks its server, maybe gone).
+            awk -v m="$m" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo || continue
             umount "$m" 2>/dev/null || { sleep 1; umount "$m" 2>/dev/null; } || umount -l "$m"
         done
         rm -f "$STATE/mounts"
