@@ -20,6 +20,9 @@ def curves(out):
     runs = {}
     for f in sorted(Path(out).glob("*.*.json")):
         path, rep = f.stem.rsplit(".", 1)
+        if not f.read_text().strip():
+            print(f"{f}: empty (an interrupted repetition): left out", file=sys.stderr)
+            continue
         outcomes = json.loads(f.read_text())["outcomes"]
         wrong = [o["workload"] for o in outcomes if o.get("wrong")]
         if wrong:

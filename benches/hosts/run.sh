@@ -9,9 +9,9 @@
 # (namespaces, links, cluster, server, mounts) is torn down at the end, on error and on
 # Ctrl-C or SIGTERM too.
 #
-#   run.sh OUT_DIR [rwxfs bench options...]    default options: --only scaling --size 512M
+#   run.sh OUT_DIR [rwxfs bench options...]    default options: --only scaling --size 256M
 #
-# Environment: RATE (each host's link, each way, in tc's units; default 100mbit; "none" for
+# Environment: RATE (each host's link, each way, in tc's units; default 50mbit; "none" for
 # unlimited links, to see what the CPU and the OSD alone allow), WRITERS (writer hosts, default
 # 8; one more host reads back), REPS (default 3), PATHS (default "server direct"), RWXFS (the
 # binary; default: the release build of this checkout), VOLUME_SIZE (default 4G), OSD_SIZE,
@@ -26,7 +26,7 @@ PEER=hosts
 out=${1:?usage: $0 OUT_DIR [rwxfs bench options...]}
 shift
 args=("$@")
-[ ${#args[@]} -gt 0 ] || args=(--only scaling --size 512M)
+[ ${#args[@]} -gt 0 ] || args=(--only scaling --size 256M)
 require nsenter util-linux
 require tc iproute2
 require ceph-osd ceph-osd
@@ -34,7 +34,7 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 bin=${RWXFS:-$here/../../target/release/rwxfs}
 [ -x "$bin" ] || fail "$bin is missing (cargo build --release, or set RWXFS)"
-rate=${RATE:-100mbit}
+rate=${RATE:-50mbit}
 writers=${WRITERS:-8}
 paths=(${PATHS:-server direct})
 for p in "${paths[@]}"; do
