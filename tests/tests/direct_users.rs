@@ -7,7 +7,7 @@ use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rwxfs_tests::{assert_fsck_clean, harness, sh_as, Harness, Proxy};
+use rwxfs_tests::{assert_fsck_clean, harness, sh_as, Harness, LayoutHold, Proxy};
 
 /// The uid and gid of the user the tests write as.
 const USER: u32 = 1000;
@@ -55,7 +55,8 @@ fn a_users_private_file_written_directly_is_committed_at_a_recall_and_by_the_com
     let mut h = harness();
     let img = h.mkfs("v.img", "256M").unwrap();
     let addr = h.start_server(&img, &["--no-root-squash"]).unwrap();
-    let a = h.mount_remote_with(&addr, &["--direct"]).unwrap();
+    let hold = LayoutHold::start(&addr).unwrap();
+    let a = h.mount_remote_with(&hold.addr, &["--direct"]).unwrap();
     let b = h.mount_remote(&addr).unwrap();
     let path = a.join("f");
     let f = std::fs::File::create(&path).unwrap();
@@ -63,8 +64,14 @@ fn a_users_private_file_written_directly_is_committed_at_a_recall_and_by_the_com
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
 
     // Answered, not yet made nor committed (nothing on `a` asks about the file, which would
-    // commit it): the recall of a truncate on `b` makes and commits it.
+    // commit it): the recall of a truncate on `b` makes and commits it. The write is
+    // answered before its layout is asked for: the truncate waits until the server has
+    // given it, so that `a` is among the holders it recalls (a write no layout stands for
+    // yet is not ordered before another mount's call; close-to-open is what is promised).
+    hold.hold();
     f.write_all_at(&pattern(4096), 0).unwrap();
+    hold.wait_held();
+    hold.release();
     let cut = std::fs::OpenOptions::new().write(true).open(b.join("f"));
     cut.unwrap().set_len(10).unwrap();
     let synced = f.sync_all();
