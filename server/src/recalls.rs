@@ -158,13 +158,31 @@ pub(crate) fn may_wait(shared: &Shared, req: &Request) -> bool {
     frees(req) && shared.vol.with(|v| v.layouts_out())
 }
 
-/// True if `req` is a kind of call that may free or move a file's blocks.
+/// True if `req` is a kind of call that may free or move a file's blocks, or give it what a
+/// writer without CAP_FSETID must drop (`arms`): the holders of its layouts are recalled first.
 pub(crate) fn frees(req: &Request) -> bool {
     match req {
-        Request::Setattr { set, .. } => set.size.is_some(),
+        Request::Setattr { set, .. } if set.size.is_some() => true,
         Request::Fallocate { mode, .. } => *mode & !libc::FALLOC_FL_KEEP_SIZE as u32 != 0,
         Request::Unlink { .. } | Request::Rename { .. } => true,
-        _ => false,
+        _ => arms(req).is_some(),
+    }
+}
+
+/// The file `req` gives what a write by a caller without CAP_FSETID must drop (setuid,
+/// setgid with group execute, file capabilities). Write layouts given before it may be in
+/// use by such writers, whose data must not be seen under it: they are recalled (and
+/// committed, dropping nothing yet) first, and from then on such writers are refused a
+/// layout and write through the server, which drops it before their data appears.
+fn arms(req: &Request) -> Option<u64> {
+    match req {
+        Request::Setattr { ino, set } => {
+            let m = set.mode?;
+            let setgid_exec = m & libc::S_ISGID != 0 && m & libc::S_IXGRP != 0;
+            (m & libc::S_ISUID != 0 || setgid_exec).then_some(*ino)
+        }
+        Request::Setxattr { ino, name, .. } => (name == b"security.capability").then_some(*ino),
+        _ => None,
     }
 }
 
@@ -187,7 +205,7 @@ fn at_risk(shared: &Shared, req: &Request) -> Vec<u64> {
         Request::Rename {
             newparent, newname, ..
         } => named(*newparent, newname),
-        _ => Vec::new(),
+        _ => arms(req).into_iter().collect(),
     }
 }
 

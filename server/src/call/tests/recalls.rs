@@ -132,6 +132,76 @@ fn a_call_on_a_connections_task_that_would_wait_for_a_recall_comes_back_unrun() 
     assert!(t.join().unwrap().is_ok());
 }
 
+/// A chmod that sets setuid (or setgid with group execute) on a file recalls the write
+/// layouts already given, before it runs: a writer without CAP_FSETID, given one while the
+/// file had neither, must not have its data seen under the bit (Linux drops it first), nor
+/// have its later commit drop a bit set after its writes.
+#[test]
+fn a_chmod_that_sets_setuid_recalls_the_layouts_out_before_it_runs() {
+    let shared = shared("recall-setuid");
+    let alice = session(&shared, 1, ALICE);
+    let holder = session(&shared, 2, ALICE);
+    let mut pushed = pushed_to(&holder);
+    let f = made_f(&shared, &alice);
+    let get = Request::LayoutGet {
+        ino: f,
+        offset: 0,
+        len: 4096,
+        write: true,
+        kill_priv: true,
+    };
+    let held = call(&shared, &holder, 1, get, &[]).0;
+    assert!(matches!(held, Ok(Response::Layout(_))), "{held:?}");
+    for (id, mode) in [(2, 0o4766), (3, 0o2776)] {
+        let chmod = Request::Setattr {
+            ino: f,
+            set: SetAttr {
+                mode: Some(mode),
+                ..SetAttr::default()
+            },
+        };
+        let (sh, al) = (shared.clone(), alice.clone());
+        let t = std::thread::spawn(move || call(&sh, &al, id, chmod, &[]).0);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let ino = loop {
+            if let Ok(frame) = pushed.try_recv() {
+                break recalled(&frame);
+            }
+            assert!(
+                !t.is_finished(),
+                "chmod {mode:o} ran with the write layout still out: {:?}",
+                t.join()
+            );
+            assert!(std::time::Instant::now() < deadline, "no recall, no answer");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(ino, f);
+        let ret = call(&shared, &holder, id, Request::LayoutReturn { ino: f }, &[]).0;
+        assert!(ret.is_ok(), "{ret:?}");
+        assert!(t.join().unwrap().is_ok());
+        if id == 2 {
+            // Given again, for the setgid round, once the bit is off.
+            let clear = Request::Setattr {
+                ino: f,
+                set: SetAttr {
+                    mode: Some(0o766),
+                    ..SetAttr::default()
+                },
+            };
+            assert!(call(&shared, &alice, 10, clear, &[]).0.is_ok());
+            let get = Request::LayoutGet {
+                ino: f,
+                offset: 0,
+                len: 4096,
+                write: true,
+                kill_priv: true,
+            };
+            let held = call(&shared, &holder, 11, get, &[]).0;
+            assert!(matches!(held, Ok(Response::Layout(_))), "{held:?}");
+        }
+    }
+}
+
 /// A recall pushed again, its holder silent, says how long the server has waited for it:
 /// a holder whose first push was dropped on the way times its lease from the recall's
 /// start all the same.
