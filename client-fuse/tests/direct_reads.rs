@@ -128,3 +128,36 @@ fn a_write_that_goes_through_the_server_is_read_back_not_the_kept_layouts_old_bl
         "read after the write through the server: other data"
     );
 }
+
+/// A direct read the volume refuses (as the OSDs refuse a fenced mount, here an image that
+/// ends before the file's blocks) is read through the server, whose answer is the file's
+/// data, not an error; the layout is not kept.
+#[test]
+fn a_direct_read_the_volume_refuses_is_read_through_the_server() {
+    let place = Place::new();
+    let server = Server::start(&place, "127.0.0.1:0");
+    let c = client(&server.addr.to_string(), "c");
+    let ino = c.create(ROOT_INO, b"f", 0o644, 0, 0).expect("create").ino;
+    let data = pattern(256 << 10, 3);
+    write_all(&c, ino, &data);
+    c.fsync(ino).expect("fsync");
+    let short = place.dir.path().join("short.img");
+    std::fs::write(&short, [0u8; 4096]).expect("a short image");
+    let local = Default::default();
+    let d = client_fuse::DirectBackend::new(
+        client(&server.addr.to_string(), "d"),
+        Some(&short),
+        &local,
+        false,
+    )
+    .expect("direct backend");
+    for at in [0u64, 64 << 10] {
+        let got = d.read(ino, at, 64 << 10);
+        let want = &data[at as usize..at as usize + (64 << 10)];
+        assert!(
+            got.as_deref().is_ok_and(|g| g == want),
+            "a read at {at}: {:?}",
+            got.map(|g| g.len())
+        );
+    }
+}

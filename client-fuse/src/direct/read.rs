@@ -120,7 +120,8 @@ impl ReadLayouts {
 
 impl DirectBackend {
     /// A read from the image at the extents of a read layout, kept or asked for now; `None`
-    /// if the layout may no longer be used (`fence`): the server reads it.
+    /// if the layout may no longer be used (`fence`) or the image's read failed: the server
+    /// reads it.
     pub(super) fn read_direct(
         &self,
         ino: u64,
@@ -153,9 +154,13 @@ impl DirectBackend {
                 continue;
             }
             let buf = &mut out[(from - offset) as usize..(to - offset) as usize];
-            self.store
-                .read_at(buf, disk + (from - e.offset))
-                .map_err(FsError::Io)?;
+            if let Err(e) = self.store.read_at(buf, disk + (from - e.offset)) {
+                // The volume refused this mount (a fence: the OSDs blocklist it) or failed
+                // it: the server reads what the file has, and says if it cannot.
+                tracing::warn!("a direct read of file {ino} failed ({e}): read through the server");
+                self.reads.forget(ino);
+                return Ok(None);
+            }
         }
         Ok(Some(out))
     }
