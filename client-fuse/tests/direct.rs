@@ -280,17 +280,7 @@ fn a_holder_gets_layouts_while_the_calls_that_recall_them_hold_the_whole_pool() 
     );
     let through = holder.write(ino, 8192, &[7; 4096], WriteHow::default());
     assert_eq!(through.expect("a write through the server"), 4096);
-    let commit = Request::LayoutCommit {
-        ino,
-        written: vec![(0, 4096)],
-        size: 4096,
-        mtime: None,
-        kill_priv: false,
-    };
-    let committed: Result<(), _> = ask(&holder, commit, &[]);
-    committed.expect("the holder's commit, before its layouts are given back");
-    let returned: Result<(), _> = ask(&holder, Request::LayoutReturn { ino }, &[]);
-    returned.expect("return");
+    commit_and_return(&holder, ino);
     truncate.join().expect("truncate thread").expect("truncate");
     assert_eq!(holder.getattr(ino).expect("getattr").size, 0);
 }
@@ -347,19 +337,25 @@ fn calls_waiting_for_recalls_never_take_every_thread_of_the_blocking_pool() {
         let ino = recalls
             .recv_timeout(Duration::from_secs(60))
             .expect("a recall");
-        let commit = Request::LayoutCommit {
-            ino,
-            written: vec![(0, 4096)],
-            size: 4096,
-            mtime: None,
-            kill_priv: false,
-        };
-        let committed: Result<(), _> = ask(&holder, commit, &[]);
-        committed.expect("the holder's commit, before its layouts are given back");
-        let returned: Result<(), _> = ask(&holder, Request::LayoutReturn { ino }, &[]);
-        returned.expect("return");
+        commit_and_return(&holder, ino);
     }
     for t in truncates {
         t.join().expect("truncate thread").expect("truncate");
     }
+}
+
+/// `holder` commits the first block of `ino`, written through its layout, and gives its
+/// layouts of the file back, as a mount answers a recall.
+fn commit_and_return(holder: &impl Backend, ino: u64) {
+    let commit = Request::LayoutCommit {
+        ino,
+        written: vec![(0, 4096)],
+        size: 4096,
+        mtime: None,
+        kill_priv: false,
+    };
+    let committed: Result<(), _> = ask(holder, commit, &[]);
+    committed.expect("the holder's commit, before its layouts are given back");
+    let returned: Result<(), _> = ask(holder, Request::LayoutReturn { ino }, &[]);
+    returned.expect("return");
 }

@@ -444,44 +444,6 @@ fn a_commit_of_a_writer_who_must_drop_privileges_drops_those_set_since_its_layou
     assert_eq!(execute(&vol, read, &[], &Trusted).1, b"hello");
 }
 
-/// A store whose writes land only at a flush, at `applied`, or before a read of its own, as
-/// a RADOS client's asynchronous writes do; `beside` is the volume as another client of it
-/// sees it (a direct mount).
-struct Landing {
-    beside: Arc<MemStore>,
-    queued: Mutex<Vec<(u64, Vec<u8>)>>,
-}
-
-impl Landing {
-    fn land(&self) -> std::io::Result<()> {
-        use volume::BlockStore;
-        let queued = std::mem::take(&mut *self.queued.lock().unwrap());
-        queued
-            .iter()
-            .try_for_each(|(at, d)| self.beside.write_at(d, *at))
-    }
-}
-
-impl volume::BlockStore for Landing {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-        self.land()?;
-        self.beside.read_at(buf, offset)
-    }
-    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
-        self.queued.lock().unwrap().push((offset, buf.to_vec()));
-        Ok(())
-    }
-    fn flush(&self) -> std::io::Result<()> {
-        self.land()
-    }
-    fn len(&self) -> u64 {
-        self.beside.len()
-    }
-    fn applied(&self, _: u64, _: u64) -> std::io::Result<()> {
-        self.land()
-    }
-}
-
 /// A layout is handed out only once the placement's own writes to the blocks it maps have
 /// landed: a write through the server just before it, on a store whose writes land late,
 /// would otherwise show a reader through the layout the older bytes, and land over a
@@ -491,10 +453,7 @@ fn a_layout_is_handed_out_once_the_writes_through_the_table_to_its_blocks_landed
     use volume::BlockStore;
     let beside = Arc::new(MemStore::new(16 << 20));
     mkfs(&beside, &MkfsOptions::default()).unwrap();
-    let store = Arc::new(Landing {
-        beside: beside.clone(),
-        queued: Mutex::default(),
-    });
+    let store = Arc::new(volume::LateStore::over(beside.clone()));
     let vol = SharedVolume::new(Volume::open(store.clone()).unwrap());
     let f = attr(execute(&vol, create(b"f", 0o644), &[], &Trusted).0);
     let write = |at: u64, byte: u8| {
@@ -520,7 +479,7 @@ fn a_layout_is_handed_out_once_the_writes_through_the_table_to_its_blocks_landed
     };
     write(0, 1);
     write(4096, 1);
-    store.land().unwrap();
+    store.flush().unwrap();
     // Written again through the table: on its way to the store.
     write(0, 2);
     let mut seen = vec![0; 4096];
@@ -531,7 +490,7 @@ fn a_layout_is_handed_out_once_the_writes_through_the_table_to_its_blocks_landed
     );
     write(4096, 3);
     beside.write_at(b"mine", layout(4096, true)).unwrap();
-    store.land().unwrap();
+    store.flush().unwrap();
     let read = Request::Read {
         ino: f.ino,
         offset: 4096,

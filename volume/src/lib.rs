@@ -32,4 +32,4 @@ pub use fs::{
 pub use mkfs::{mkfs, MkfsOptions};
 pub use quota::{Quota, Usage};
 pub use shared::SharedVolume;
-pub use store::{BlockStore, FileStore, MemStore};
+pub use store::{BlockStore, FileStore, LateStore, MemStore};

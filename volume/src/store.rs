@@ -234,6 +234,52 @@ impl BlockStore for MemStore {
     }
 }
 
+/// A store over `beside` whose writes land only later (at a flush, at `applied`, or before
+/// a read of its own), as a RADOS client's asynchronous writes do; `beside` is the disk as
+/// another client sees it meanwhile (a direct mount). For tests of what must wait for them.
+pub struct LateStore {
+    beside: Arc<MemStore>,
+    queued: Mutex<Vec<(u64, Vec<u8>)>>,
+}
+
+impl LateStore {
+    /// Writes to `beside` that land late.
+    pub fn over(beside: Arc<MemStore>) -> LateStore {
+        LateStore {
+            beside,
+            queued: Mutex::default(),
+        }
+    }
+
+    fn land(&self) -> io::Result<()> {
+        let queued = std::mem::take(&mut *self.queued.lock().unwrap_or_else(|e| e.into_inner()));
+        queued
+            .iter()
+            .try_for_each(|(at, d)| self.beside.write_at(d, *at))
+    }
+}
+
+impl BlockStore for LateStore {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.land()?;
+        self.beside.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let mut queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+        queued.push((offset, buf.to_vec()));
+        Ok(())
+    }
+    fn flush(&self) -> io::Result<()> {
+        self.land()
+    }
+    fn len(&self) -> u64 {
+        self.beside.len()
+    }
+    fn applied(&self, _offset: u64, _len: u64) -> io::Result<()> {
+        self.land()
+    }
+}
+
 /// Which of the writes made since the last flush a power cut keeps (`CrashStore`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Survivors {

@@ -540,43 +540,6 @@ fn blocks_reserved_for_layouts_count_against_the_quota_until_committed_or_return
     assert_clean(&store);
 }
 
-/// A store whose writes are applied only later (at a flush, at `applied`, or before a read
-/// of its own), as a RADOS client's asynchronous writes are: another client writing the
-/// same bytes meanwhile (`inner` straight) is overwritten when they land.
-struct Late {
-    inner: std::sync::Arc<volume::MemStore>,
-    queued: std::sync::Mutex<Vec<(u64, Vec<u8>)>>,
-}
-
-impl Late {
-    fn land(&self) -> std::io::Result<()> {
-        for (at, data) in self.queued.lock().unwrap().drain(..) {
-            self.inner.write_at(&data, at)?;
-        }
-        Ok(())
-    }
-}
-
-impl BlockStore for Late {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-        self.land()?;
-        self.inner.read_at(buf, offset)
-    }
-    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
-        self.queued.lock().unwrap().push((offset, buf.to_vec()));
-        Ok(())
-    }
-    fn flush(&self) -> std::io::Result<()> {
-        self.land()
-    }
-    fn len(&self) -> u64 {
-        self.inner.len()
-    }
-    fn applied(&self, _offset: u64, _len: u64) -> std::io::Result<()> {
-        self.land()
-    }
-}
-
 /// The zeros a write layout puts in a block its holder writes only in part, and past the
 /// file's end, have landed before the layout is handed out: a store whose writes land late
 /// (RADOS) would otherwise let them land over the holder's own write. A direct mount's
@@ -584,13 +547,10 @@ impl BlockStore for Late {
 #[test]
 fn the_zeros_a_write_layout_puts_in_place_land_before_the_holders_write() {
     let inner = fresh(16 * MIB);
-    let store = std::sync::Arc::new(Late {
-        inner: inner.clone(),
-        queued: Default::default(),
-    });
+    let store = std::sync::Arc::new(volume::LateStore::over(inner.clone()));
     let mut v = volume::Volume::open(store.clone()).unwrap();
     let ino = v.create(Ino::ROOT, b"f", 0o100644, 0, 0).unwrap().ino;
-    store.land().unwrap();
+    store.flush().unwrap();
     let l = v.layout_get(7, ino, 0, 4, true).unwrap();
     write_through(&*inner, &l, 0, b"kept");
     v.layout_commit(7, ino, &[(0, 4)], 4, None).unwrap();
