@@ -61,6 +61,17 @@ fn give_write_layout(
     assert!(matches!(held, Ok(Response::Layout(_))), "{held:?}");
 }
 
+/// A truncate of `ino` to nothing.
+fn truncate_to_0(ino: u64) -> Request {
+    Request::Setattr {
+        ino,
+        set: SetAttr {
+            size: Some(0),
+            ..SetAttr::default()
+        },
+    }
+}
+
 /// A chmod of `ino` to `mode`.
 fn chmod(ino: u64, mode: u32) -> Request {
     Request::Setattr {
@@ -96,13 +107,7 @@ fn every_holder_is_recalled_before_any_is_waited_for() {
     give_layout(&shared, &h2, f, 0);
     give_layout(&shared, &h3, f, 4096);
     // Neither holder answers: the truncate waits for both, at most a lease in all.
-    let truncate = Request::Setattr {
-        ino: f,
-        set: SetAttr {
-            size: Some(0),
-            ..SetAttr::default()
-        },
-    };
+    let truncate = truncate_to_0(f);
     let s = shared.clone();
     let t = std::thread::spawn(move || call(&s, &alice, 2, truncate, &[]).0);
     let (first, ino) = pushed.recv().unwrap();
@@ -216,13 +221,7 @@ fn each_push_of_a_recall_says_how_long_it_has_waited() {
     let mut pushed = pushed_to(&holder);
     let f = made_f(&shared, &alice);
     give_layout(&shared, &holder, f, 0);
-    let truncate = Request::Setattr {
-        ino: f,
-        set: SetAttr {
-            size: Some(0),
-            ..SetAttr::default()
-        },
-    };
+    let truncate = truncate_to_0(f);
     let s = shared.clone();
     let start = std::time::Instant::now();
     let t = std::thread::spawn(move || call(&s, &alice, 2, truncate, &[]).0);
